@@ -1,0 +1,160 @@
+//! The catalog: schemas, their tables and views, as one immutable value
+//! swapped whole on DDL, plus the DataFusion providers that resolve names
+//! against it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::catalog::{CatalogProvider, SchemaProvider, TableProvider};
+use datafusion::datasource::ViewTable;
+use datafusion::error::Result as DfResult;
+use datafusion::logical_expr::LogicalPlan;
+
+use super::table::Table;
+use super::Database;
+
+/// A schema-qualified relation name, already normalised (unquoted
+/// identifiers lower-cased, as Postgres does).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct QualifiedName {
+    pub schema: String,
+    pub name: String,
+}
+
+impl QualifiedName {
+    pub fn new(schema: impl Into<String>, name: impl Into<String>) -> Self {
+        QualifiedName {
+            schema: schema.into(),
+            name: name.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for QualifiedName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.schema, self.name)
+    }
+}
+
+/// A view: its defining query, planned once at creation.
+#[derive(Debug)]
+pub struct View {
+    pub definition: String,
+    pub plan: LogicalPlan,
+    /// Relations the view reads; they cannot be dropped without CASCADE.
+    pub depends_on: Vec<QualifiedName>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SchemaEntry {
+    pub tables: BTreeMap<String, Arc<Table>>,
+    pub views: BTreeMap<String, Arc<View>>,
+}
+
+impl SchemaEntry {
+    pub fn has_relation(&self, name: &str) -> bool {
+        self.tables.contains_key(name) || self.views.contains_key(name)
+    }
+}
+
+/// One consistent state of the whole catalog.
+#[derive(Debug, Clone, Default)]
+pub struct CatalogState {
+    pub schemas: BTreeMap<String, SchemaEntry>,
+}
+
+impl CatalogState {
+    pub fn table(&self, name: &QualifiedName) -> Option<&Arc<Table>> {
+        self.schemas.get(&name.schema)?.tables.get(&name.name)
+    }
+
+    pub fn view(&self, name: &QualifiedName) -> Option<&Arc<View>> {
+        self.schemas.get(&name.schema)?.views.get(&name.name)
+    }
+
+    /// Views that read `target`, by name.
+    pub fn views_depending_on(&self, target: &QualifiedName) -> Vec<QualifiedName> {
+        let mut found = Vec::new();
+        for (schema, entry) in &self.schemas {
+            for (name, view) in &entry.views {
+                if view.depends_on.contains(target) {
+                    found.push(QualifiedName::new(schema.clone(), name.clone()));
+                }
+            }
+        }
+        found
+    }
+}
+
+/// DataFusion's view of the database: one catalog whose schemas are ours.
+#[derive(Debug)]
+pub struct QuiverCatalogProvider {
+    db: Arc<Database>,
+}
+
+impl QuiverCatalogProvider {
+    pub fn new(db: Arc<Database>) -> Self {
+        QuiverCatalogProvider { db }
+    }
+}
+
+impl CatalogProvider for QuiverCatalogProvider {
+    fn schema_names(&self) -> Vec<String> {
+        self.db.catalog().schemas.keys().cloned().collect()
+    }
+
+    fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
+        self.db.catalog().schemas.get(name)?;
+        Some(Arc::new(QuiverSchemaProvider {
+            db: self.db.clone(),
+            schema: name.to_string(),
+        }))
+    }
+}
+
+/// Resolves relation names in one schema against the current catalog.
+#[derive(Debug)]
+pub struct QuiverSchemaProvider {
+    db: Arc<Database>,
+    schema: String,
+}
+
+#[async_trait]
+impl SchemaProvider for QuiverSchemaProvider {
+    fn table_names(&self) -> Vec<String> {
+        let catalog = self.db.catalog();
+        let Some(entry) = catalog.schemas.get(&self.schema) else {
+            return Vec::new();
+        };
+        entry
+            .tables
+            .keys()
+            .chain(entry.views.keys())
+            .cloned()
+            .collect()
+    }
+
+    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        let catalog = self.db.catalog();
+        let Some(entry) = catalog.schemas.get(&self.schema) else {
+            return Ok(None);
+        };
+        if let Some(table) = entry.tables.get(name) {
+            return Ok(Some(table.clone() as Arc<dyn TableProvider>));
+        }
+        if let Some(view) = entry.views.get(name) {
+            let view = ViewTable::new(view.plan.clone(), Some(view.definition.clone()));
+            return Ok(Some(Arc::new(view)));
+        }
+        Ok(None)
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.db
+            .catalog()
+            .schemas
+            .get(&self.schema)
+            .is_some_and(|entry| entry.has_relation(name))
+    }
+}

@@ -1,0 +1,332 @@
+//! One error type for the whole database, and its one mapping to a Postgres SQLSTATE.
+
+use datafusion::arrow::error::ArrowError;
+use datafusion::error::DataFusionError;
+use datafusion::sql::sqlparser::parser::ParserError;
+
+pub type Result<T, E = QuiverError> = std::result::Result<T, E>;
+
+/// Everything a statement can fail with. Each variant names one condition a
+/// person can act on; [`QuiverError::sqlstate`] is the only place that maps
+/// them to SQLSTATE codes.
+#[derive(Debug, thiserror::Error)]
+pub enum QuiverError {
+    #[error("syntax error: {0}")]
+    Syntax(String),
+    #[error("relation \"{0}\" does not exist")]
+    UndefinedTable(String),
+    #[error("relation \"{0}\" already exists")]
+    DuplicateTable(String),
+    #[error("schema \"{0}\" does not exist")]
+    UndefinedSchema(String),
+    #[error("schema \"{0}\" already exists")]
+    DuplicateSchema(String),
+    #[error("column \"{0}\" does not exist")]
+    UndefinedColumn(String),
+    #[error("column \"{0}\" specified more than once")]
+    DuplicateColumn(String),
+    #[error("type \"{0}\" does not exist")]
+    UndefinedType(String),
+    #[error("unrecognized configuration parameter \"{0}\"")]
+    UnknownSetting(String),
+    #[error("invalid value for parameter \"{name}\": \"{value}\"")]
+    InvalidSettingValue { name: String, value: String },
+    #[error(
+        "null value in column \"{column}\" of relation \"{table}\" violates not-null constraint"
+    )]
+    NotNullViolation { table: String, column: String },
+    #[error("duplicate key value violates unique constraint \"{constraint}\"")]
+    UniqueViolation { constraint: String, detail: String },
+    #[error("value too long for type {0}")]
+    StringTooLong(String),
+    #[error("invalid input syntax for type {type_name}: \"{value}\"")]
+    InvalidTextRepresentation { type_name: String, value: String },
+    #[error("{0}")]
+    InvalidParameterValue(String),
+    #[error("{0}")]
+    DatatypeMismatch(String),
+    #[error("{0}")]
+    FeatureNotSupported(String),
+    #[error("{0}")]
+    DependentObjectsStillExist(String),
+    #[error("{0}")]
+    WrongObjectType(String),
+    #[error("canceling statement due to user request")]
+    QueryCanceled,
+    #[error("canceling statement due to statement timeout")]
+    StatementTimeout,
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Internal(String),
+    #[error("{}", datafusion_message(.0))]
+    DataFusion(#[from] DataFusionError),
+}
+
+impl From<ParserError> for QuiverError {
+    fn from(e: ParserError) -> Self {
+        QuiverError::Syntax(parser_message(&e))
+    }
+}
+
+impl From<ArrowError> for QuiverError {
+    fn from(e: ArrowError) -> Self {
+        QuiverError::DataFusion(DataFusionError::ArrowError(Box::new(e), None))
+    }
+}
+
+/// The Postgres error codes QuiverDB reports (Appendix A of the Postgres manual).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SqlState {
+    SyntaxError,
+    UndefinedTable,
+    DuplicateTable,
+    UndefinedSchema,
+    DuplicateSchema,
+    UndefinedColumn,
+    DuplicateColumn,
+    UndefinedObject,
+    UndefinedFunction,
+    DatatypeMismatch,
+    InvalidParameterValue,
+    NotNullViolation,
+    UniqueViolation,
+    StringDataRightTruncation,
+    InvalidTextRepresentation,
+    DivisionByZero,
+    NumericValueOutOfRange,
+    FeatureNotSupported,
+    DependentObjectsStillExist,
+    WrongObjectType,
+    QueryCanceled,
+    OutOfMemory,
+    IoError,
+    InternalError,
+}
+
+impl SqlState {
+    pub fn code(self) -> &'static str {
+        match self {
+            SqlState::SyntaxError => "42601",
+            SqlState::UndefinedTable => "42P01",
+            SqlState::DuplicateTable => "42P07",
+            SqlState::UndefinedSchema => "3F000",
+            SqlState::DuplicateSchema => "42P06",
+            SqlState::UndefinedColumn => "42703",
+            SqlState::DuplicateColumn => "42701",
+            SqlState::UndefinedObject => "42704",
+            SqlState::UndefinedFunction => "42883",
+            SqlState::DatatypeMismatch => "42804",
+            SqlState::InvalidParameterValue => "22023",
+            SqlState::NotNullViolation => "23502",
+            SqlState::UniqueViolation => "23505",
+            SqlState::StringDataRightTruncation => "22001",
+            SqlState::InvalidTextRepresentation => "22P02",
+            SqlState::DivisionByZero => "22012",
+            SqlState::NumericValueOutOfRange => "22003",
+            SqlState::FeatureNotSupported => "0A000",
+            SqlState::DependentObjectsStillExist => "2BP01",
+            SqlState::WrongObjectType => "42809",
+            SqlState::QueryCanceled => "57014",
+            SqlState::OutOfMemory => "53200",
+            SqlState::IoError => "58030",
+            SqlState::InternalError => "XX000",
+        }
+    }
+}
+
+impl QuiverError {
+    pub fn sqlstate(&self) -> SqlState {
+        match self {
+            QuiverError::Syntax(_) => SqlState::SyntaxError,
+            QuiverError::UndefinedTable(_) => SqlState::UndefinedTable,
+            QuiverError::DuplicateTable(_) => SqlState::DuplicateTable,
+            QuiverError::UndefinedSchema(_) => SqlState::UndefinedSchema,
+            QuiverError::DuplicateSchema(_) => SqlState::DuplicateSchema,
+            QuiverError::UndefinedColumn(_) => SqlState::UndefinedColumn,
+            QuiverError::DuplicateColumn(_) => SqlState::DuplicateColumn,
+            QuiverError::UndefinedType(_) | QuiverError::UnknownSetting(_) => {
+                SqlState::UndefinedObject
+            }
+            QuiverError::InvalidSettingValue { .. } | QuiverError::InvalidParameterValue(_) => {
+                SqlState::InvalidParameterValue
+            }
+            QuiverError::NotNullViolation { .. } => SqlState::NotNullViolation,
+            QuiverError::UniqueViolation { .. } => SqlState::UniqueViolation,
+            QuiverError::StringTooLong(_) => SqlState::StringDataRightTruncation,
+            QuiverError::InvalidTextRepresentation { .. } => SqlState::InvalidTextRepresentation,
+            QuiverError::DatatypeMismatch(_) => SqlState::DatatypeMismatch,
+            QuiverError::FeatureNotSupported(_) => SqlState::FeatureNotSupported,
+            QuiverError::DependentObjectsStillExist(_) => SqlState::DependentObjectsStillExist,
+            QuiverError::WrongObjectType(_) => SqlState::WrongObjectType,
+            QuiverError::QueryCanceled | QuiverError::StatementTimeout => SqlState::QueryCanceled,
+            QuiverError::Io(_) => SqlState::IoError,
+            QuiverError::Internal(_) => SqlState::InternalError,
+            QuiverError::DataFusion(e) => datafusion_sqlstate(e),
+        }
+    }
+
+    /// Extra detail for the client's DETAIL field, when there is any.
+    pub fn detail(&self) -> Option<String> {
+        match self {
+            QuiverError::UniqueViolation { detail, .. } => Some(detail.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// Shorthand for the common "this statement uses something we do not do" error.
+pub fn not_supported(what: impl std::fmt::Display) -> QuiverError {
+    QuiverError::FeatureNotSupported(format!("{what} is not supported"))
+}
+
+/// DataFusion reports errors as strings inside a handful of variants; the
+/// SQLSTATE is recovered from the variant and, for planning errors, from the
+/// message. Keep this the only place that looks inside DataFusion's messages.
+fn datafusion_sqlstate(e: &DataFusionError) -> SqlState {
+    match e.find_root() {
+        DataFusionError::SQL(..) => SqlState::SyntaxError,
+        DataFusionError::SchemaError(err, _) => {
+            use datafusion::common::SchemaError;
+            match err.as_ref() {
+                SchemaError::FieldNotFound { .. } => SqlState::UndefinedColumn,
+                SchemaError::DuplicateQualifiedField { .. }
+                | SchemaError::DuplicateUnqualifiedField { .. } => SqlState::DuplicateColumn,
+                SchemaError::AmbiguousReference { .. } => SqlState::UndefinedColumn,
+            }
+        }
+        DataFusionError::ArrowError(err, _) => arrow_sqlstate(err),
+        DataFusionError::ResourcesExhausted(_) => SqlState::OutOfMemory,
+        DataFusionError::NotImplemented(_) => SqlState::FeatureNotSupported,
+        DataFusionError::IoError(_) => SqlState::IoError,
+        DataFusionError::Plan(msg) | DataFusionError::Execution(msg) => message_sqlstate(msg),
+        _ => SqlState::InternalError,
+    }
+}
+
+fn arrow_sqlstate(err: &ArrowError) -> SqlState {
+    match err {
+        ArrowError::DivideByZero => SqlState::DivisionByZero,
+        ArrowError::ArithmeticOverflow(_) => SqlState::NumericValueOutOfRange,
+        ArrowError::CastError(msg) | ArrowError::ParseError(msg) => {
+            if msg.contains("overflow") || msg.contains("too large") || msg.contains("out of range")
+            {
+                SqlState::NumericValueOutOfRange
+            } else {
+                SqlState::InvalidTextRepresentation
+            }
+        }
+        ArrowError::InvalidArgumentError(msg) if msg.contains("precision") => {
+            SqlState::NumericValueOutOfRange
+        }
+        ArrowError::ComputeError(msg) if msg.contains("overflow") => {
+            SqlState::NumericValueOutOfRange
+        }
+        _ => SqlState::InternalError,
+    }
+}
+
+fn message_sqlstate(msg: &str) -> SqlState {
+    let lower = msg.to_ascii_lowercase();
+    if lower.contains("table") && lower.contains("not found") {
+        SqlState::UndefinedTable
+    } else if lower.contains("divide by zero") || lower.contains("division by zero") {
+        SqlState::DivisionByZero
+    } else if lower.contains("overflow") || lower.contains("out of range") {
+        SqlState::NumericValueOutOfRange
+    } else if lower.contains("invalid function")
+        || lower.contains("function") && lower.contains("not found")
+        || lower.contains("no function matches")
+    {
+        SqlState::UndefinedFunction
+    } else if lower.contains("cannot infer common")
+        || lower.contains("coerc")
+        || lower.contains("cannot be cast")
+        || lower.contains("mismatch")
+        || lower.contains("does not support")
+        || lower.contains("unsupported") && lower.contains("type")
+        || lower.contains("must be boolean")
+        || lower.contains("expected type")
+    {
+        SqlState::DatatypeMismatch
+    } else if lower.contains("cannot cast") || lower.contains("invalid input") {
+        SqlState::InvalidTextRepresentation
+    } else if lower.contains("not implemented") || lower.contains("unsupported") {
+        SqlState::FeatureNotSupported
+    } else {
+        SqlState::SyntaxError
+    }
+}
+
+/// DataFusion prefixes messages with its own layer names ("Error during
+/// planning: ..."); a Postgres user wants only the sentence.
+fn datafusion_message(e: &DataFusionError) -> String {
+    let root = e.find_root();
+    match root {
+        DataFusionError::SQL(err, _) => parser_message(err),
+        DataFusionError::Plan(msg) | DataFusionError::Execution(msg) => {
+            if let Some(name) = missing_table_name(msg) {
+                return format!("relation \"{name}\" does not exist");
+            }
+            msg.clone()
+        }
+        DataFusionError::ArrowError(err, _) => match err.as_ref() {
+            ArrowError::DivideByZero => "division by zero".to_string(),
+            ArrowError::ArithmeticOverflow(m) => format!("value out of range: {m}"),
+            ArrowError::CastError(m) | ArrowError::ParseError(m) => m.clone(),
+            other => other.to_string(),
+        },
+        DataFusionError::SchemaError(err, _) => {
+            use datafusion::common::SchemaError;
+            match err.as_ref() {
+                SchemaError::FieldNotFound { field, .. } => {
+                    format!("column \"{}\" does not exist", field.name())
+                }
+                other => other.to_string(),
+            }
+        }
+        DataFusionError::NotImplemented(msg) => format!("{msg} is not supported"),
+        DataFusionError::ResourcesExhausted(msg) => format!("out of memory: {msg}"),
+        other => other.to_string(),
+    }
+}
+
+/// DataFusion says `table 'quiver.public.t' not found`; Postgres says
+/// `relation "t" does not exist`.
+fn missing_table_name(msg: &str) -> Option<String> {
+    let rest = msg.strip_prefix("table '")?;
+    let name = rest.strip_suffix("' not found")?;
+    let short = name
+        .strip_prefix(&format!("{}.", crate::engine::CATALOG_NAME))
+        .unwrap_or(name);
+    let short = short.strip_prefix("public.").unwrap_or(short);
+    Some(short.to_string())
+}
+
+fn parser_message(e: &ParserError) -> String {
+    match e {
+        ParserError::ParserError(m) | ParserError::TokenizerError(m) => m.clone(),
+        ParserError::RecursionLimitExceeded => "statement is nested too deeply".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_table_is_42p01_with_postgres_wording() {
+        let e = QuiverError::from(DataFusionError::Plan(
+            "table 'quiver.public.nope' not found".to_string(),
+        ));
+        assert_eq!(e.sqlstate().code(), "42P01");
+        assert_eq!(e.to_string(), "relation \"nope\" does not exist");
+    }
+
+    #[test]
+    fn divide_by_zero_is_22012() {
+        let e = QuiverError::from(ArrowError::DivideByZero);
+        assert_eq!(e.sqlstate().code(), "22012");
+        assert_eq!(e.to_string(), "division by zero");
+    }
+}

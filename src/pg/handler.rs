@@ -1,0 +1,335 @@
+//! The pgwire handlers of one connection: start-up, simple and extended
+//! query, each turning messages into calls on the connection's `Session`.
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::sync::{Arc, LazyLock};
+
+use async_trait::async_trait;
+use futures::{Sink, SinkExt};
+use pgwire::api::auth::{
+    finish_authentication, protocol_negotiation, save_startup_parameters_to_metadata,
+    ServerParameterProvider, StartupHandler,
+};
+use pgwire::api::cancel::DefaultCancelHandler;
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
+use pgwire::api::stmt::QueryParser;
+use pgwire::api::store::PortalStore;
+use pgwire::api::{
+    ClientInfo, ClientPortalStore, ConnectionHandle, ConnectionManager, PgWireServerHandlers,
+    PidSecretKeyGenerator, RandomPidSecretKeyGenerator, Type,
+};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::startup::ParameterStatus;
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use pgwire::types::format::FormatOptions;
+use tokio::sync::Mutex;
+
+use super::params::decode_parameters;
+use super::types::{encode_batches, param_pg_type, row_description};
+use crate::error::QuiverError;
+use crate::session::{settings, Prepared, Session, StatementResult};
+use crate::Database;
+
+static PID_GENERATOR: LazyLock<RandomPidSecretKeyGenerator> =
+    LazyLock::new(RandomPidSecretKeyGenerator::default);
+
+/// Everything pgwire needs to serve one connection.
+pub struct ConnectionHandlers {
+    backend: Arc<Backend>,
+    cancel: Arc<DefaultCancelHandler>,
+}
+
+impl ConnectionHandlers {
+    pub fn new(db: Arc<Database>, manager: Arc<ConnectionManager>) -> Self {
+        let session = Arc::new(Mutex::new(Session::new(db)));
+        ConnectionHandlers {
+            backend: Arc::new(Backend {
+                session: session.clone(),
+                parser: Arc::new(Parser { session }),
+                manager: manager.clone(),
+            }),
+            cancel: Arc::new(DefaultCancelHandler::new(manager)),
+        }
+    }
+}
+
+impl PgWireServerHandlers for ConnectionHandlers {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        self.backend.clone()
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        self.backend.clone()
+    }
+
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        self.backend.clone()
+    }
+
+    fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
+        self.cancel.clone()
+    }
+}
+
+pub struct Backend {
+    session: Arc<Mutex<Session>>,
+    parser: Arc<Parser>,
+    manager: Arc<ConnectionManager>,
+}
+
+/// Turns an error into the ErrorResponse the client sees.
+pub fn error_info(e: &QuiverError) -> ErrorInfo {
+    let mut info = ErrorInfo::new("ERROR".into(), e.sqlstate().code().into(), e.to_string());
+    info.detail = e.detail();
+    info
+}
+
+fn pg_error(e: QuiverError) -> PgWireError {
+    PgWireError::UserError(Box::new(error_info(&e)))
+}
+
+/// The settings that format values on the wire.
+fn format_options(session: &Session) -> Arc<FormatOptions> {
+    let s = session.settings();
+    let mut options = FormatOptions::default();
+    options.date_style = s.get("DateStyle").unwrap_or("ISO, MDY").to_string();
+    options.interval_style = s.get("IntervalStyle").unwrap_or("postgres").to_string();
+    options.bytea_output = s.get("bytea_output").unwrap_or("hex").to_string();
+    options.time_zone = s.get("TimeZone").unwrap_or("UTC").to_string();
+    options.extra_float_digits = s
+        .get("extra_float_digits")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    Arc::new(options)
+}
+
+fn into_response(
+    result: Result<StatementResult, QuiverError>,
+    format: &Format,
+    options: &Arc<FormatOptions>,
+) -> PgWireResult<Response> {
+    match result {
+        Ok(StatementResult::Rows { schema, batches }) => {
+            let fields = Arc::new(row_description(&schema, format, options)?);
+            let rows = encode_batches(fields.clone(), schema, batches);
+            Ok(Response::Query(QueryResponse::new(fields, rows)))
+        }
+        Ok(StatementResult::Command { tag, rows }) => {
+            let mut out = Tag::new(tag);
+            if tag == "INSERT" {
+                out = out.with_oid(0);
+            }
+            if let Some(rows) = rows {
+                out = out.with_rows(rows);
+            }
+            Ok(Response::Execution(out))
+        }
+        Ok(StatementResult::Empty) => Ok(Response::EmptyQuery),
+        Err(e) => Ok(Response::Error(Box::new(error_info(&e)))),
+    }
+}
+
+/// Tells the client about reported settings that a statement changed.
+async fn send_parameter_status<C>(
+    client: &mut C,
+    changed: Vec<(&'static str, String)>,
+) -> PgWireResult<()>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    for (name, value) in changed {
+        client
+            .feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
+                name.to_string(),
+                value,
+            )))
+            .await?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl SimpleQueryHandler for Backend {
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let mut session = self.session.lock().await;
+        let results = session.execute_sql(query).await;
+        let options = format_options(&session);
+        send_parameter_status(client, session.take_changed_settings()).await?;
+        results
+            .into_iter()
+            .map(|r| into_response(r, &Format::UnifiedText, &options))
+            .collect()
+    }
+}
+
+/// Parses and plans statements for the extended protocol.
+pub struct Parser {
+    session: Arc<Mutex<Session>>,
+}
+
+#[async_trait]
+impl QueryParser for Parser {
+    type Statement = Arc<Prepared>;
+
+    async fn parse_sql<C>(
+        &self,
+        _client: &C,
+        sql: &str,
+        _types: &[Option<Type>],
+    ) -> PgWireResult<Option<Self::Statement>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let mut session = self.session.lock().await;
+        let prepared = session.prepare(sql).await.map_err(pg_error)?;
+        Ok(Some(Arc::new(prepared)))
+    }
+
+    fn get_parameter_types(&self, stmt: &Self::Statement) -> PgWireResult<Vec<Type>> {
+        Ok(stmt
+            .param_fields
+            .iter()
+            .map(|f| param_pg_type(f.as_ref()))
+            .collect())
+    }
+
+    fn get_result_schema(
+        &self,
+        stmt: &Self::Statement,
+        column_format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
+        let Some(schema) = &stmt.result_schema else {
+            return Ok(Vec::new());
+        };
+        // Describe of a statement happens before Bind chooses formats: text.
+        let format = column_format.cloned().unwrap_or(Format::UnifiedText);
+        let options = Arc::new(FormatOptions::default());
+        row_description(schema, &format, &options)
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for Backend {
+    type Statement = Arc<Prepared>;
+    type QueryParser = Parser;
+
+    fn query_parser(&self) -> Arc<Self::QueryParser> {
+        self.parser.clone()
+    }
+
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Self::Statement>,
+        _max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let params = decode_parameters(portal)?;
+        let mut session = self.session.lock().await;
+        let result = session
+            .execute_prepared(&portal.statement.statement, Some(params))
+            .await;
+        let options = format_options(&session);
+        send_parameter_status(client, session.take_changed_settings()).await?;
+        match into_response(result, &portal.result_column_format, &options)? {
+            // pgwire sends ErrorResponse for a returned error, which in the
+            // extended protocol must also skip to Sync: return it as Err.
+            Response::Error(info) => Err(PgWireError::UserError(info)),
+            other => Ok(other),
+        }
+    }
+}
+
+/// The ParameterStatus values sent at start-up.
+struct StartupParameters {
+    values: HashMap<String, String>,
+}
+
+impl ServerParameterProvider for StartupParameters {
+    fn server_parameters<C>(&self, _client: &C) -> Option<HashMap<String, String>>
+    where
+        C: ClientInfo,
+    {
+        Some(self.values.clone())
+    }
+}
+
+#[async_trait]
+impl StartupHandler for Backend {
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let PgWireFrontendMessage::Startup(ref startup) = message else {
+            return Ok(());
+        };
+        protocol_negotiation(client, startup).await?;
+        save_startup_parameters_to_metadata(client, startup);
+        let (pid, secret) = PID_GENERATOR.generate(client);
+        client.set_pid_and_secret_key(pid, secret.clone());
+        let (handle, guard) = self.manager.register(pid, secret);
+        client
+            .session_extensions()
+            .insert::<Arc<ConnectionHandle>>(handle);
+        client.session_extensions().insert(guard);
+
+        let mut session = self.session.lock().await;
+        // Settings a client may pass in the start-up packet. client_encoding
+        // is not among them: we always speak UTF8 and say so.
+        for name in [
+            "application_name",
+            "DateStyle",
+            "TimeZone",
+            "search_path",
+            "extra_float_digits",
+        ] {
+            if let Some(value) = client.metadata().get(name).cloned() {
+                if let Err(e) = session
+                    .execute_sql(&format!("SET {name} = '{}'", value.replace('\'', "''")))
+                    .await
+                    .pop()
+                    .expect("one result")
+                {
+                    tracing::debug!("ignoring start-up parameter {name}={value}: {e}");
+                }
+            }
+        }
+        session.take_changed_settings();
+        let mut values = HashMap::new();
+        for name in settings::REPORTED {
+            values.insert(
+                name.to_string(),
+                session.settings().get(name).unwrap_or_default().to_string(),
+            );
+        }
+        values.insert("is_superuser".into(), "on".into());
+        values.insert(
+            "session_authorization".into(),
+            client.metadata().get("user").cloned().unwrap_or_default(),
+        );
+        drop(session);
+        finish_authentication(client, &StartupParameters { values }).await
+    }
+}

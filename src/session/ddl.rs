@@ -1,0 +1,224 @@
+//! CREATE TABLE / CREATE TABLE AS / CREATE VIEW: turning definitions into
+//! catalog entries.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{Field, Schema};
+use datafusion::common::DFSchema;
+use datafusion::dataframe::DataFrame;
+use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder};
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::{
+    ColumnOption, CreateTable, CreateView, Statement, TableConstraint,
+};
+
+use super::{insert, normalize_ident, Session, StatementResult};
+use crate::engine::types::column_field;
+use crate::engine::{QualifiedName, Table, View};
+use crate::error::{not_supported, QuiverError, Result};
+
+impl Session {
+    pub(super) async fn create_table(&mut self, create: &CreateTable) -> Result<StatementResult> {
+        if create.temporary || create.external {
+            return Err(not_supported("CREATE TEMPORARY/EXTERNAL TABLE"));
+        }
+        let name = self.qualified(&create.name)?;
+        if let Some(query) = &create.query {
+            return self.create_table_as(create, name, query).await;
+        }
+        let mut fields = Vec::with_capacity(create.columns.len());
+        let mut defaults = HashMap::new();
+        let mut seen = HashSet::new();
+        let mut not_null: HashSet<String> = HashSet::new();
+        for constraint in &create.constraints {
+            match constraint {
+                TableConstraint::PrimaryKey(pk) => {
+                    for col in &pk.columns {
+                        not_null.insert(normalize_ident(&col_ident(&col.column.expr)?));
+                    }
+                }
+                other => {
+                    return Err(QuiverError::FeatureNotSupported(format!(
+                        "table constraint \"{other}\" is not supported yet"
+                    )))
+                }
+            }
+        }
+        for column in &create.columns {
+            let col_name = normalize_ident(&column.name);
+            if !seen.insert(col_name.clone()) {
+                return Err(QuiverError::DuplicateColumn(col_name));
+            }
+            let mut nullable = !not_null.contains(&col_name);
+            for option in &column.options {
+                match &option.option {
+                    ColumnOption::Null => {}
+                    ColumnOption::NotNull => nullable = false,
+                    ColumnOption::PrimaryKey(_) => nullable = false,
+                    ColumnOption::Default(expr) => {
+                        let df_schema = DFSchema::empty();
+                        let expr = self
+                            .ctx
+                            .state()
+                            .create_logical_expr(&expr.to_string(), &df_schema)?;
+                        defaults.insert(col_name.clone(), expr);
+                    }
+                    other => {
+                        return Err(QuiverError::FeatureNotSupported(format!(
+                            "column option \"{other}\" is not supported yet"
+                        )))
+                    }
+                }
+            }
+            fields.push(column_field(&col_name, &column.data_type, nullable)?);
+        }
+        if fields.is_empty() {
+            return Err(not_supported("a table without columns"));
+        }
+        let table = Table::new(name.name.clone(), Arc::new(Schema::new(fields)), defaults);
+        self.db
+            .create_table(&name, Arc::new(table), create.if_not_exists)?;
+        Ok(StatementResult::command("CREATE TABLE"))
+    }
+
+    async fn create_table_as(
+        &mut self,
+        create: &CreateTable,
+        name: QualifiedName,
+        query: &datafusion::sql::sqlparser::ast::Query,
+    ) -> Result<StatementResult> {
+        let exists = self
+            .db
+            .catalog()
+            .schemas
+            .get(&name.schema)
+            .is_some_and(|s| s.has_relation(&name.name));
+        if exists && create.if_not_exists {
+            return Ok(StatementResult::command("CREATE TABLE AS"));
+        }
+        let plan = self
+            .plan(DfStatement::Statement(Box::new(Statement::Query(
+                Box::new(query.clone()),
+            ))))
+            .await?;
+        let plan_schema = plan.schema().as_arrow().clone();
+        if !create.columns.is_empty() && create.columns.len() != plan_schema.fields().len() {
+            return Err(QuiverError::Syntax(
+                "CREATE TABLE AS specifies a different number of column names than the query returns".into(),
+            ));
+        }
+        // Column names: the ones given, else the query's. Postgres makes
+        // every column of a CTAS nullable.
+        let mut seen = HashSet::new();
+        let fields: Vec<Field> = plan_schema
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let name = match create.columns.get(i) {
+                    Some(c) => normalize_ident(&c.name),
+                    None => f.name().clone(),
+                };
+                if !seen.insert(name.clone()) {
+                    return Err(QuiverError::DuplicateColumn(name));
+                }
+                Ok(Field::new(name, f.data_type().clone(), true)
+                    .with_metadata(f.metadata().clone()))
+            })
+            .collect::<Result<_>>()?;
+        let schema = Arc::new(Schema::new(fields));
+        let batches = DataFrame::new(self.ctx.state(), plan).collect().await?;
+        let table = Arc::new(Table::new(name.name.clone(), schema, HashMap::new()));
+        let batches = insert::conform_batches(&table, batches)?;
+        let rows = table.append(batches)?;
+        self.db.create_table(&name, table, false)?;
+        Ok(StatementResult::Command {
+            tag: "SELECT",
+            rows: Some(rows),
+        })
+    }
+
+    pub(super) async fn create_view(&mut self, create: &CreateView) -> Result<StatementResult> {
+        if create.materialized {
+            return Err(not_supported("CREATE MATERIALIZED VIEW"));
+        }
+        let name = self.qualified(&create.name)?;
+        if create.if_not_exists
+            && self
+                .db
+                .catalog()
+                .schemas
+                .get(&name.schema)
+                .is_some_and(|s| s.has_relation(&name.name))
+        {
+            return Ok(StatementResult::command("CREATE VIEW"));
+        }
+        let mut plan = self
+            .plan(DfStatement::Statement(Box::new(Statement::Query(
+                create.query.clone(),
+            ))))
+            .await?;
+        if !create.columns.is_empty() {
+            let names: Vec<String> = create
+                .columns
+                .iter()
+                .map(|c| normalize_ident(&c.name))
+                .collect();
+            if names.len() != plan.schema().fields().len() {
+                return Err(QuiverError::Syntax(
+                    "CREATE VIEW specifies a different number of column names than the query returns".into(),
+                ));
+            }
+            let renamed: Vec<Expr> = plan
+                .schema()
+                .columns()
+                .into_iter()
+                .zip(&names)
+                .map(|(column, name)| Expr::Column(column).alias(name))
+                .collect();
+            plan = LogicalPlanBuilder::from(plan).project(renamed)?.build()?;
+        }
+        let depends_on = self.relations_read_by(&plan)?;
+        let view = View {
+            definition: create.query.to_string(),
+            plan,
+            depends_on,
+        };
+        self.db.create_view(&name, view, create.or_replace)?;
+        Ok(StatementResult::command("CREATE VIEW"))
+    }
+
+    /// Every table or view a plan scans, including inside subqueries.
+    fn relations_read_by(&self, plan: &LogicalPlan) -> Result<Vec<QualifiedName>> {
+        use datafusion::common::tree_node::TreeNodeRecursion;
+        let mut found = Vec::new();
+        plan.apply_with_subqueries(|node| {
+            if let LogicalPlan::TableScan(scan) = node {
+                found.push(scan.table_name.clone());
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })?;
+        let default_schema = self.default_schema();
+        Ok(found
+            .into_iter()
+            .map(|r| {
+                QualifiedName::new(
+                    r.schema().unwrap_or(&default_schema).to_string(),
+                    r.table().to_string(),
+                )
+            })
+            .collect())
+    }
+}
+
+fn col_ident(
+    expr: &datafusion::sql::sqlparser::ast::Expr,
+) -> Result<datafusion::sql::sqlparser::ast::Ident> {
+    match expr {
+        datafusion::sql::sqlparser::ast::Expr::Identifier(i) => Ok(i.clone()),
+        other => Err(QuiverError::Syntax(format!(
+            "expected a column name, found \"{other}\""
+        ))),
+    }
+}

@@ -1,0 +1,164 @@
+//! INSERT: DataFusion evaluates the rows (VALUES or a query, with casts and
+//! defaults); we check them against the table's column rules and append.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::dataframe::DataFrame;
+use datafusion::logical_expr::DmlStatement;
+
+use super::{Session, StatementResult};
+use crate::engine::types::{declared_length, TaggedType};
+use crate::engine::Table;
+use crate::error::{QuiverError, Result};
+
+impl Session {
+    pub(super) async fn insert(&mut self, dml: &DmlStatement) -> Result<StatementResult> {
+        let (_, table) = self.table_for_reference(&dml.table_name)?;
+        let input = dml.input.as_ref().clone();
+        let batches = DataFrame::new(self.ctx.state(), input).collect().await?;
+        let batches = conform_batches(&table, batches)?;
+        let rows = table.append(batches)?;
+        Ok(StatementResult::Command {
+            tag: "INSERT",
+            rows: Some(rows),
+        })
+    }
+}
+
+/// Rebuilds `batches` with exactly the table's schema, enforcing NOT NULL,
+/// declared lengths and the text forms of uuid and json.
+pub(crate) fn conform_batches(
+    table: &Table,
+    batches: Vec<RecordBatch>,
+) -> Result<Vec<RecordBatch>> {
+    let schema = table.schema_ref();
+    batches
+        .into_iter()
+        .filter(|b| b.num_rows() > 0)
+        .map(|batch| {
+            if batch.num_columns() != schema.fields().len() {
+                return Err(QuiverError::Syntax(format!(
+                    "INSERT has {} expressions but table \"{}\" has {} columns",
+                    batch.num_columns(),
+                    table.name(),
+                    schema.fields().len()
+                )));
+            }
+            let columns = schema
+                .fields()
+                .iter()
+                .zip(batch.columns())
+                .map(|(field, column)| {
+                    let column = if column.data_type() == field.data_type() {
+                        column.clone()
+                    } else {
+                        cast(column, field.data_type())?
+                    };
+                    if !field.is_nullable() && column.null_count() > 0 {
+                        return Err(QuiverError::NotNullViolation {
+                            table: table.name().to_string(),
+                            column: field.name().clone(),
+                        });
+                    }
+                    match TaggedType::of(field) {
+                        Some(tag) => check_tagged(tag, declared_length(field), &column),
+                        None => Ok(column),
+                    }
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok(RecordBatch::try_new(schema.clone(), columns)?)
+        })
+        .collect()
+}
+
+/// Checks (and normalises) values of the Postgres types kept as text.
+fn check_tagged(tag: TaggedType, length: Option<usize>, column: &ArrayRef) -> Result<ArrayRef> {
+    if column.data_type() != &DataType::Utf8 {
+        return Ok(column.clone());
+    }
+    let strings = column.as_string::<i32>();
+    match tag {
+        TaggedType::Varchar | TaggedType::Bpchar => {
+            if let Some(max) = length {
+                for value in strings.iter().flatten() {
+                    // Postgres lets trailing spaces beyond the limit through.
+                    if value.trim_end_matches(' ').chars().count() > max {
+                        let type_name = if tag == TaggedType::Varchar {
+                            format!("character varying({max})")
+                        } else {
+                            format!("character({max})")
+                        };
+                        return Err(QuiverError::StringTooLong(type_name));
+                    }
+                }
+            }
+            Ok(column.clone())
+        }
+        TaggedType::Uuid => {
+            let normalised: StringArray = strings
+                .iter()
+                .map(|v| v.map(normalise_uuid).transpose())
+                .collect::<Result<_>>()?;
+            Ok(Arc::new(normalised))
+        }
+        TaggedType::Json | TaggedType::Jsonb => {
+            for value in strings.iter().flatten() {
+                if serde_json::from_str::<serde_json::Value>(value).is_err() {
+                    return Err(QuiverError::InvalidTextRepresentation {
+                        type_name: tag.name().to_string(),
+                        value: value.to_string(),
+                    });
+                }
+            }
+            Ok(column.clone())
+        }
+    }
+}
+
+/// Accepts the spellings Postgres accepts (hyphens optional, braces, any
+/// case) and stores the canonical lower-case hyphenated form.
+pub(crate) fn normalise_uuid(text: &str) -> Result<String> {
+    let invalid = || QuiverError::InvalidTextRepresentation {
+        type_name: "uuid".into(),
+        value: text.to_string(),
+    };
+    let trimmed = text.trim();
+    let inner = trimmed
+        .strip_prefix('{')
+        .and_then(|t| t.strip_suffix('}'))
+        .unwrap_or(trimmed);
+    let hex: String = inner.chars().filter(|c| *c != '-').collect();
+    if hex.len() != 32 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(invalid());
+    }
+    let h = hex.to_ascii_lowercase();
+    Ok(format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuid_spellings_normalise() {
+        assert_eq!(
+            normalise_uuid("{A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11}").unwrap(),
+            "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"
+        );
+        assert_eq!(
+            normalise_uuid("a0eebc999c0b4ef8bb6d6bb9bd380a11").unwrap(),
+            "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"
+        );
+        assert!(normalise_uuid("not-a-uuid").is_err());
+    }
+}

@@ -1,0 +1,619 @@
+//! A session: one client's state (settings, the DataFusion context it plans
+//! with) and the dispatch of each statement to DataFusion or to our own code.
+//!
+//! The wire server and the REPL both drive a `Session`; neither touches table
+//! data any other way.
+
+mod ddl;
+mod insert;
+pub mod settings;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
+use datafusion::common::ParamValues;
+use datafusion::common::TableReference;
+use datafusion::dataframe::DataFrame;
+use datafusion::execution::context::{SessionConfig, SessionContext};
+use datafusion::logical_expr::{LogicalPlan, WriteOp};
+use datafusion::sql::parser::{DFParser, Statement as DfStatement};
+use datafusion::sql::sqlparser::ast::{
+    Ident, ObjectName, ObjectType, Set, Statement, Value, ValueWithSpan,
+};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+
+use crate::engine::catalog::QuiverCatalogProvider;
+use crate::engine::{Database, QualifiedName, Table, CATALOG_NAME, DEFAULT_SCHEMA};
+use crate::error::{not_supported, QuiverError, Result};
+use settings::Settings;
+
+/// What one statement produced.
+#[derive(Debug)]
+pub enum StatementResult {
+    /// A result set; `schema` describes the columns (with their Postgres
+    /// type tags), `batches` hold the rows.
+    Rows {
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+    },
+    /// A command without rows, e.g. `CREATE TABLE` or `INSERT 0 3`.
+    Command {
+        tag: &'static str,
+        rows: Option<usize>,
+    },
+    /// The empty query.
+    Empty,
+}
+
+impl StatementResult {
+    fn command(tag: &'static str) -> Self {
+        StatementResult::Command { tag, rows: None }
+    }
+}
+
+/// A statement parsed (and, where DataFusion plans it, planned) once and
+/// executed any number of times with different parameters.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub sql: String,
+    statement: Option<DfStatement>,
+    plan: Option<LogicalPlan>,
+    catalog_version: u64,
+    /// Types of `$1..$n`, as DataFusion inferred them (None: unknown),
+    /// with the Postgres type tags of the columns they are compared with.
+    pub param_fields: Vec<Option<FieldRef>>,
+    /// Columns of the result, when the statement returns rows.
+    pub result_schema: Option<SchemaRef>,
+}
+
+pub struct Session {
+    db: Arc<Database>,
+    ctx: SessionContext,
+    settings: Settings,
+    /// Reported parameters changed by the last statements, for the wire
+    /// layer to announce with ParameterStatus.
+    changed: Vec<(&'static str, String)>,
+}
+
+impl Session {
+    pub fn new(db: Arc<Database>) -> Session {
+        let config = SessionConfig::new()
+            .with_default_catalog_and_schema(CATALOG_NAME, DEFAULT_SCHEMA)
+            .with_create_default_catalog_and_schema(false)
+            .with_information_schema(true)
+            .set_bool("datafusion.sql_parser.map_string_types_to_utf8view", false)
+            .set_str("datafusion.sql_parser.dialect", "PostgreSQL");
+        let ctx = SessionContext::new_with_config(config);
+        ctx.register_catalog(
+            CATALOG_NAME,
+            Arc::new(QuiverCatalogProvider::new(db.clone())),
+        );
+        Session {
+            db,
+            ctx,
+            settings: Settings::default(),
+            changed: Vec::new(),
+        }
+    }
+
+    pub fn database(&self) -> &Arc<Database> {
+        &self.db
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Reported parameters changed since the last call.
+    pub fn take_changed_settings(&mut self) -> Vec<(&'static str, String)> {
+        std::mem::take(&mut self.changed)
+    }
+
+    /// Splits SQL text into statements.
+    pub fn parse(sql: &str) -> Result<VecDeque<DfStatement>> {
+        Ok(DFParser::parse_sql_with_dialect(
+            sql,
+            &PostgreSqlDialect {},
+        )?)
+    }
+
+    /// Runs every statement in `sql` in order, stopping at the first error
+    /// (which is the last element), as the simple query protocol does.
+    pub async fn execute_sql(&mut self, sql: &str) -> Vec<Result<StatementResult>> {
+        let statements = match Session::parse(sql) {
+            Ok(s) => s,
+            Err(e) => return vec![Err(e)],
+        };
+        if statements.is_empty() {
+            return vec![Ok(StatementResult::Empty)];
+        }
+        let mut results = Vec::with_capacity(statements.len());
+        for statement in statements {
+            let result = self
+                .run_with_timeout(|s| Box::pin(s.execute_statement(statement)))
+                .await;
+            let failed = result.is_err();
+            results.push(result);
+            if failed {
+                break;
+            }
+        }
+        results
+    }
+
+    /// Parses and plans one statement for the extended protocol.
+    pub async fn prepare(&mut self, sql: &str) -> Result<Prepared> {
+        let mut statements = Session::parse(sql)?;
+        if statements.len() > 1 {
+            return Err(QuiverError::Syntax(
+                "cannot insert multiple commands into a prepared statement".into(),
+            ));
+        }
+        let catalog_version = self.db.catalog_version();
+        let Some(statement) = statements.pop_front() else {
+            return Ok(Prepared {
+                sql: sql.to_string(),
+                statement: None,
+                plan: None,
+                catalog_version,
+                param_fields: Vec::new(),
+                result_schema: None,
+            });
+        };
+        let mut prepared = Prepared {
+            sql: sql.to_string(),
+            statement: None,
+            plan: None,
+            catalog_version,
+            param_fields: Vec::new(),
+            result_schema: own_statement_schema(&statement),
+        };
+        if is_planned_by_datafusion(&statement) {
+            let plan = self.plan(statement.clone()).await?;
+            prepared.param_fields = parameter_fields(&plan)?;
+            prepared.result_schema = result_schema(&plan);
+            prepared.plan = Some(plan);
+        }
+        prepared.statement = Some(statement);
+        Ok(prepared)
+    }
+
+    /// Executes a prepared statement with bound parameter values.
+    pub async fn execute_prepared(
+        &mut self,
+        prepared: &Prepared,
+        params: Option<ParamValues>,
+    ) -> Result<StatementResult> {
+        let Some(statement) = prepared.statement.clone() else {
+            return Ok(StatementResult::Empty);
+        };
+        let plan = match &prepared.plan {
+            // The catalog changed since Parse: plan again, so the statement
+            // sees tables created or dropped in between.
+            Some(_) if prepared.catalog_version != self.db.catalog_version() => {
+                Some(self.plan(statement.clone()).await?)
+            }
+            other => other.clone(),
+        };
+        match plan {
+            Some(plan) => {
+                let plan = match params {
+                    Some(params) => plan.with_param_values(params)?,
+                    None => plan,
+                };
+                self.run_with_timeout(|s| Box::pin(s.run_plan(plan))).await
+            }
+            None => {
+                if params.is_some_and(|p| !matches!(&p, ParamValues::List(v) if v.is_empty())) {
+                    return Err(QuiverError::FeatureNotSupported(
+                        "parameters are only allowed in queries and INSERT".into(),
+                    ));
+                }
+                self.run_with_timeout(|s| Box::pin(s.execute_statement(statement)))
+                    .await
+            }
+        }
+    }
+
+    /// Runs `f` under the session's `statement_timeout`.
+    async fn run_with_timeout<F>(&mut self, f: F) -> Result<StatementResult>
+    where
+        F: for<'a> FnOnce(
+            &'a mut Session,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<StatementResult>> + Send + 'a>,
+        >,
+    {
+        let timeout_ms: u64 = self
+            .settings
+            .get("statement_timeout")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        if timeout_ms == 0 {
+            return f(self).await;
+        }
+        match tokio::time::timeout(Duration::from_millis(timeout_ms), f(self)).await {
+            Ok(result) => result,
+            Err(_) => Err(QuiverError::StatementTimeout),
+        }
+    }
+
+    async fn plan(&self, statement: DfStatement) -> Result<LogicalPlan> {
+        Ok(self.ctx.state().statement_to_plan(statement).await?)
+    }
+
+    /// Executes one statement that carries no parameters.
+    pub async fn execute_statement(&mut self, statement: DfStatement) -> Result<StatementResult> {
+        let DfStatement::Statement(stmt) = &statement else {
+            return match &statement {
+                DfStatement::Explain(_) => {
+                    let plan = self.plan(statement).await?;
+                    self.run_plan(plan).await
+                }
+                _ => Err(not_supported(format!("the statement \"{statement}\""))),
+            };
+        };
+        match stmt.as_ref() {
+            Statement::Query(_) | Statement::Insert(_) | Statement::Explain { .. } => {
+                let plan = self.plan(statement).await?;
+                self.run_plan(plan).await
+            }
+            Statement::CreateTable(create) => self.create_table(create).await,
+            Statement::CreateView(create) => self.create_view(create).await,
+            Statement::CreateSchema {
+                schema_name,
+                if_not_exists,
+                ..
+            } => {
+                let name = match schema_name {
+                    datafusion::sql::sqlparser::ast::SchemaName::Simple(n)
+                    | datafusion::sql::sqlparser::ast::SchemaName::NamedAuthorization(n, _) => {
+                        object_name_parts(n)?.pop().unwrap_or_default()
+                    }
+                    datafusion::sql::sqlparser::ast::SchemaName::UnnamedAuthorization(_) => {
+                        return Err(not_supported("CREATE SCHEMA AUTHORIZATION without a name"))
+                    }
+                };
+                self.db.create_schema(&name, *if_not_exists)?;
+                Ok(StatementResult::command("CREATE SCHEMA"))
+            }
+            Statement::Drop {
+                object_type,
+                if_exists,
+                names,
+                cascade,
+                ..
+            } => self.drop(*object_type, *if_exists, names, *cascade),
+            Statement::Set(set) => self.set(set),
+            Statement::ShowVariable { variable } => self.show(variable),
+            Statement::Discard { .. } => {
+                self.settings.reset_all();
+                Ok(StatementResult::command("DISCARD ALL"))
+            }
+            Statement::StartTransaction { .. }
+            | Statement::Commit { .. }
+            | Statement::Rollback { .. }
+            | Statement::Savepoint { .. }
+            | Statement::ReleaseSavepoint { .. } => Err(QuiverError::FeatureNotSupported(
+                "transaction blocks are not available yet: every statement commits on its own"
+                    .into(),
+            )),
+            other => Err(not_supported(format!(
+                "the statement \"{}\"",
+                first_words(&other.to_string())
+            ))),
+        }
+    }
+
+    /// Runs a DataFusion plan: INSERT through our commit path, anything
+    /// that returns rows through DataFusion.
+    async fn run_plan(&mut self, plan: LogicalPlan) -> Result<StatementResult> {
+        match &plan {
+            LogicalPlan::Dml(dml) if matches!(dml.op, WriteOp::Insert(_)) => self.insert(dml).await,
+            LogicalPlan::Dml(dml) => Err(not_supported(format!("{}", dml.op))),
+            LogicalPlan::Ddl(ddl) => Err(not_supported(ddl.name())),
+            LogicalPlan::Statement(_) | LogicalPlan::Copy(_) => {
+                Err(not_supported(format!("{}", plan.display())))
+            }
+            _ => {
+                let schema = Arc::new(plan.schema().as_arrow().clone());
+                let df = DataFrame::new(self.ctx.state(), plan);
+                let batches = df.collect().await?;
+                Ok(StatementResult::Rows { schema, batches })
+            }
+        }
+    }
+
+    /// Resolves a table name as DataFusion spelled it in a plan.
+    fn table_for_reference(
+        &self,
+        reference: &TableReference,
+    ) -> Result<(QualifiedName, Arc<Table>)> {
+        let name = match reference {
+            TableReference::Bare { table } => {
+                QualifiedName::new(self.default_schema(), table.as_ref())
+            }
+            TableReference::Partial { schema, table }
+            | TableReference::Full { schema, table, .. } => {
+                QualifiedName::new(schema.as_ref(), table.as_ref())
+            }
+        };
+        let table = self
+            .db
+            .catalog()
+            .table(&name)
+            .cloned()
+            .ok_or_else(|| QuiverError::UndefinedTable(name.name.clone()))?;
+        Ok((name, table))
+    }
+
+    /// The schema new relations go to: the first existing schema on the
+    /// search path.
+    fn default_schema(&self) -> String {
+        let catalog = self.db.catalog();
+        self.settings
+            .search_path()
+            .into_iter()
+            .find(|s| catalog.schemas.contains_key(s))
+            .unwrap_or_else(|| DEFAULT_SCHEMA.to_string())
+    }
+
+    /// Normalises `schema.name` / `name` into a qualified name.
+    fn qualified(&self, name: &ObjectName) -> Result<QualifiedName> {
+        let mut parts = object_name_parts(name)?;
+        let table = parts.pop().unwrap_or_default();
+        let schema = parts.pop().unwrap_or_else(|| self.default_schema());
+        Ok(QualifiedName::new(schema, table))
+    }
+
+    fn set(&mut self, set: &Set) -> Result<StatementResult> {
+        let (variable, values) = match set {
+            Set::SingleAssignment {
+                variable, values, ..
+            } => (object_name_parts(variable)?.join("."), values),
+            Set::SetTimeZone { value, .. } => {
+                let value = setting_value(std::slice::from_ref(value));
+                return self.set_named("TimeZone", &value);
+            }
+            other => return Err(not_supported(format!("\"{other}\""))),
+        };
+        let value = setting_value(values);
+        if let Some(df_key) = variable.strip_prefix("datafusion.") {
+            let key = format!("datafusion.{df_key}");
+            let state = self.ctx.state_ref();
+            let mut state = state.write();
+            state
+                .config_mut()
+                .options_mut()
+                .set(&key, &value)
+                .map_err(|_| QuiverError::InvalidSettingValue { name: key, value })?;
+            return Ok(StatementResult::command("SET"));
+        }
+        if value.eq_ignore_ascii_case("default") {
+            let key = self.settings.reset(&variable)?;
+            self.after_setting_change(key);
+            return Ok(StatementResult::command("SET"));
+        }
+        self.set_named(&variable, &value)
+    }
+
+    fn set_named(&mut self, name: &str, value: &str) -> Result<StatementResult> {
+        let key = self.settings.set(name, value)?;
+        self.after_setting_change(key);
+        Ok(StatementResult::command("SET"))
+    }
+
+    fn after_setting_change(&mut self, key: &'static str) {
+        if key == "search_path" {
+            let schema = self.default_schema();
+            let state = self.ctx.state_ref();
+            state
+                .write()
+                .config_mut()
+                .options_mut()
+                .catalog
+                .default_schema = schema;
+        }
+        if settings::REPORTED.contains(&key) {
+            let value = self.settings.get(key).unwrap_or_default().to_string();
+            self.changed.push((key, value));
+        }
+    }
+
+    fn show(&self, variable: &[Ident]) -> Result<StatementResult> {
+        let name = variable
+            .iter()
+            .map(|i| i.value.clone())
+            .collect::<Vec<_>>()
+            .join(" ");
+        if name.eq_ignore_ascii_case("all") {
+            let rows: Vec<_> = self.settings.all().collect();
+            let schema = Arc::new(Schema::new(vec![
+                Field::new("name", DataType::Utf8, false),
+                Field::new("setting", DataType::Utf8, false),
+                Field::new("description", DataType::Utf8, false),
+            ]));
+            let columns: Vec<ArrayRef> = vec![
+                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))),
+                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1))),
+                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.2))),
+            ];
+            let batch = RecordBatch::try_new(schema.clone(), columns)?;
+            return Ok(StatementResult::Rows {
+                schema,
+                batches: vec![batch],
+            });
+        }
+        let name = match name.to_ascii_lowercase().as_str() {
+            "time zone" => "TimeZone".to_string(),
+            "transaction isolation level" => "transaction_isolation".to_string(),
+            _ => name,
+        };
+        let value = if let Some(key) = name.strip_prefix("datafusion.") {
+            let key = format!("datafusion.{key}");
+            let options = self.ctx.state().config_options().clone();
+            options
+                .entries()
+                .into_iter()
+                .find(|e| e.key == key)
+                .map(|e| e.value.unwrap_or_default())
+                .ok_or(QuiverError::UnknownSetting(key))?
+        } else {
+            self.settings.get(&name)?.to_string()
+        };
+        let column = name.to_lowercase();
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            &column,
+            DataType::Utf8,
+            false,
+        )]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(StringArray::from(vec![value])) as ArrayRef],
+        )?;
+        Ok(StatementResult::Rows {
+            schema,
+            batches: vec![batch],
+        })
+    }
+
+    fn drop(
+        &mut self,
+        object_type: ObjectType,
+        if_exists: bool,
+        names: &[ObjectName],
+        cascade: bool,
+    ) -> Result<StatementResult> {
+        match object_type {
+            ObjectType::Table | ObjectType::View => {
+                let want_view = object_type == ObjectType::View;
+                for name in names {
+                    let name = self.qualified(name)?;
+                    self.db
+                        .drop_relation(&name, want_view, if_exists, cascade)?;
+                }
+                Ok(StatementResult::command(if want_view {
+                    "DROP VIEW"
+                } else {
+                    "DROP TABLE"
+                }))
+            }
+            ObjectType::Schema => {
+                for name in names {
+                    let name = object_name_parts(name)?.pop().unwrap_or_default();
+                    self.db.drop_schema(&name, if_exists, cascade)?;
+                }
+                Ok(StatementResult::command("DROP SCHEMA"))
+            }
+            other => Err(not_supported(format!("DROP {other}"))),
+        }
+    }
+}
+
+/// Postgres folds unquoted identifiers to lower case.
+pub(crate) fn normalize_ident(ident: &Ident) -> String {
+    if ident.quote_style.is_some() {
+        ident.value.clone()
+    } else {
+        ident.value.to_lowercase()
+    }
+}
+
+fn object_name_parts(name: &ObjectName) -> Result<Vec<String>> {
+    name.0
+        .iter()
+        .map(|part| {
+            part.as_ident()
+                .map(normalize_ident)
+                .ok_or_else(|| QuiverError::Syntax(format!("invalid name \"{name}\"")))
+        })
+        .collect()
+}
+
+/// The text of a SET value: identifiers and strings alike, as Postgres
+/// accepts `SET x = foo`, `SET x = 'foo'` and `SET x TO a, b`.
+fn setting_value(values: &[datafusion::sql::sqlparser::ast::Expr]) -> String {
+    use datafusion::sql::sqlparser::ast::Expr;
+    values
+        .iter()
+        .map(|v| match v {
+            Expr::Value(ValueWithSpan {
+                value: Value::SingleQuotedString(s) | Value::DoubleQuotedString(s),
+                ..
+            }) => s.clone(),
+            Expr::Value(ValueWithSpan { value, .. }) => value.to_string(),
+            Expr::Identifier(ident) => ident.value.clone(),
+            other => other.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn first_words(sql: &str) -> String {
+    sql.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+}
+
+fn is_planned_by_datafusion(statement: &DfStatement) -> bool {
+    match statement {
+        DfStatement::Explain(_) => true,
+        DfStatement::Statement(s) => matches!(
+            s.as_ref(),
+            Statement::Query(_) | Statement::Insert(_) | Statement::Explain { .. }
+        ),
+        _ => false,
+    }
+}
+
+/// Columns of statements we execute ourselves that return rows (SHOW).
+fn own_statement_schema(statement: &DfStatement) -> Option<SchemaRef> {
+    let DfStatement::Statement(s) = statement else {
+        return None;
+    };
+    let Statement::ShowVariable { variable } = s.as_ref() else {
+        return None;
+    };
+    let name = variable
+        .iter()
+        .map(|i| i.value.to_lowercase())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let fields = if name == "all" {
+        vec![
+            Field::new("name", DataType::Utf8, false),
+            Field::new("setting", DataType::Utf8, false),
+            Field::new("description", DataType::Utf8, false),
+        ]
+    } else {
+        let name = match name.as_str() {
+            "time zone" => "timezone".to_string(),
+            "transaction isolation level" => "transaction_isolation".to_string(),
+            _ => name,
+        };
+        vec![Field::new(name, DataType::Utf8, false)]
+    };
+    Some(Arc::new(Schema::new(fields)))
+}
+
+fn result_schema(plan: &LogicalPlan) -> Option<SchemaRef> {
+    match plan {
+        LogicalPlan::Dml(_) | LogicalPlan::Ddl(_) | LogicalPlan::Statement(_) => None,
+        _ => Some(Arc::new(plan.schema().as_arrow().clone())),
+    }
+}
+
+/// `$1..$n` in order; a gap (an unused `$k`) is reported as unknown.
+fn parameter_fields(plan: &LogicalPlan) -> Result<Vec<Option<FieldRef>>> {
+    let found = plan.get_parameter_fields()?;
+    let max = found
+        .keys()
+        .filter_map(|k| k.strip_prefix('$')?.parse::<usize>().ok())
+        .max()
+        .unwrap_or(0);
+    Ok((1..=max)
+        .map(|i| found.get(&format!("${i}")).cloned().flatten())
+        .collect())
+}

@@ -1,0 +1,90 @@
+//! Shared test support: a real `quiver serve` process on a free port.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+/// A `quiver serve` child process, killed when dropped.
+pub struct TestServer {
+    child: Child,
+    pub port: u16,
+}
+
+impl TestServer {
+    /// An in-memory server on an OS-chosen port.
+    pub fn start() -> TestServer {
+        TestServer::start_with(&["--memory"])
+    }
+
+    pub fn start_with(extra: &[&str]) -> TestServer {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_quiver"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env("QUIVER_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start quiver serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read the listening line");
+        let addr = line
+            .trim()
+            .strip_prefix("QuiverDB listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line from server: {line:?}"));
+        let port = addr.rsplit(':').next().unwrap().parse().expect("port");
+        TestServer { child, port }
+    }
+
+    pub fn conn_string(&self) -> String {
+        format!(
+            "host=127.0.0.1 port={} user=tester dbname=quiver",
+            self.port
+        )
+    }
+
+    pub async fn connect(&self) -> tokio_postgres::Client {
+        let (client, connection) =
+            tokio_postgres::connect(&self.conn_string(), tokio_postgres::NoTls)
+                .await
+                .expect("connect");
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        client
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal and waits for the process to exit; returns its status.
+    pub fn stop_with(&mut self, signal: &str) -> std::process::ExitStatus {
+        Command::new("kill")
+            .args([format!("-{signal}"), self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        self.child.wait().expect("wait")
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The first line of a tool's output, or None when it is not installed.
+pub fn tool_version(tool: &str) -> Option<String> {
+    let out = Command::new(tool).arg("--version").output().ok()?;
+    out.status.success().then(|| {
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string()
+    })
+}
