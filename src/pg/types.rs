@@ -13,7 +13,7 @@ use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema};
 use futures::stream::{self, Stream};
 use pgwire::api::portal::Format;
-use pgwire::api::results::{DataRowEncoder, FieldInfo};
+use pgwire::api::results::{DataRowEncoder, FieldFormat, FieldInfo};
 use pgwire::api::Type;
 use pgwire::error::PgWireResult;
 use pgwire::messages::data::DataRow;
@@ -100,6 +100,15 @@ pub fn encode_batches(
                             pg_field.format_options(),
                         )?;
                     }
+                    _ if pg_field.format() == FieldFormat::Text && has_own_text(array.data_type()) => {
+                        let value = own_text(array.as_ref(), row).map(TextOnly);
+                        encoder.encode_field_with_type_and_format(
+                            &value,
+                            pg_field.datatype(),
+                            pg_field.format(),
+                            pg_field.format_options(),
+                        )?;
+                    }
                     _ => {
                         let arrow_field = batch.schema_ref().field(col).clone();
                         encode_value(&mut encoder, array, row, &arrow_field, pg_field)?;
@@ -158,6 +167,153 @@ impl ToSqlText for TextBacked<'_> {
         _options: &FormatOptions,
     ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
         out.put_slice(self.text.as_bytes());
+        Ok(IsNull::No)
+    }
+}
+
+/// Types whose Postgres text form we write ourselves rather than through
+/// pgwire, whose output differs from what psql and drivers expect.
+fn has_own_text(data_type: &DataType) -> bool {
+    matches!(
+        data_type,
+        DataType::Timestamp(..) | DataType::Time64(_) | DataType::Time32(_) | DataType::Float32 | DataType::Float64
+    )
+}
+
+fn own_text(array: &dyn Array, row: usize) -> Option<String> {
+    use datafusion::arrow::datatypes::{Float32Type, Float64Type};
+    if array.is_null(row) {
+        return None;
+    }
+    match array.data_type() {
+        DataType::Float64 => Some(float_text(array.as_primitive::<Float64Type>().value(row), 15)),
+        DataType::Float32 => Some(float_text(array.as_primitive::<Float32Type>().value(row) as f64, 6)),
+        _ => temporal_text(array, row),
+    }
+}
+
+/// Postgres' shortest-exact float output (extra_float_digits >= 1):
+/// positional unless the decimal exponent is below -4 or at least
+/// `precision` (15 for float8, 6 for float4), then `1.5e+20` style.
+pub fn float_text(value: f64, precision: i32) -> String {
+    if value.is_nan() {
+        return "NaN".into();
+    }
+    if value.is_infinite() {
+        return if value > 0.0 { "Infinity".into() } else { "-Infinity".into() };
+    }
+    // Shortest round-trip digits, in scientific form: "1.5e20", "-3e-7".
+    let sci = if precision == 6 {
+        format!("{:e}", value as f32)
+    } else {
+        format!("{value:e}")
+    };
+    let (mantissa, exponent) = sci.split_once('e').expect("LowerExp has an exponent");
+    let exponent: i32 = exponent.parse().expect("numeric exponent");
+    if exponent < -4 || exponent >= precision {
+        let sign = if exponent < 0 { '-' } else { '+' };
+        format!("{mantissa}e{sign}{:02}", exponent.abs())
+    } else if precision == 6 {
+        format!("{}", value as f32)
+    } else {
+        format!("{value}")
+    }
+}
+
+/// Postgres' text form of timestamps and times: fractional seconds only
+/// when non-zero, without trailing zeros; `+00` after a timestamptz (we
+/// show every instant in UTC).
+fn temporal_text(array: &dyn Array, row: usize) -> Option<String> {
+    use datafusion::arrow::array::{
+        Time32MillisecondArray, Time32SecondArray, Time64MicrosecondArray, Time64NanosecondArray,
+        TimestampMicrosecondArray, TimestampMillisecondArray, TimestampNanosecondArray,
+        TimestampSecondArray,
+    };
+    use datafusion::arrow::datatypes::TimeUnit;
+    if array.is_null(row) {
+        return None;
+    }
+    let any = array.as_any();
+    let nanos_of = |unit: &TimeUnit, v: i64| -> i128 {
+        let v = v as i128;
+        match unit {
+            TimeUnit::Second => v * 1_000_000_000,
+            TimeUnit::Millisecond => v * 1_000_000,
+            TimeUnit::Microsecond => v * 1_000,
+            TimeUnit::Nanosecond => v,
+        }
+    };
+    match array.data_type() {
+        DataType::Timestamp(unit, tz) => {
+            let v = match unit {
+                TimeUnit::Second => any.downcast_ref::<TimestampSecondArray>()?.value(row),
+                TimeUnit::Millisecond => any.downcast_ref::<TimestampMillisecondArray>()?.value(row),
+                TimeUnit::Microsecond => any.downcast_ref::<TimestampMicrosecondArray>()?.value(row),
+                TimeUnit::Nanosecond => any.downcast_ref::<TimestampNanosecondArray>()?.value(row),
+            };
+            let nanos = nanos_of(unit, v);
+            let secs = nanos.div_euclid(1_000_000_000) as i64;
+            let frac = nanos.rem_euclid(1_000_000_000) as u32;
+            let dt = chrono::DateTime::from_timestamp(secs, 0)?.naive_utc();
+            let mut text = dt.format("%Y-%m-%d %H:%M:%S").to_string();
+            push_fraction(&mut text, frac);
+            if tz.is_some() {
+                text.push_str("+00");
+            }
+            Some(text)
+        }
+        DataType::Time32(unit) | DataType::Time64(unit) => {
+            let v = match unit {
+                TimeUnit::Second => any.downcast_ref::<Time32SecondArray>()?.value(row) as i64,
+                TimeUnit::Millisecond => any.downcast_ref::<Time32MillisecondArray>()?.value(row) as i64,
+                TimeUnit::Microsecond => any.downcast_ref::<Time64MicrosecondArray>()?.value(row),
+                TimeUnit::Nanosecond => any.downcast_ref::<Time64NanosecondArray>()?.value(row),
+            };
+            let nanos = nanos_of(unit, v);
+            let secs = (nanos / 1_000_000_000) as i64;
+            let mut text = format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60);
+            push_fraction(&mut text, (nanos % 1_000_000_000) as u32);
+            Some(text)
+        }
+        _ => None,
+    }
+}
+
+/// Appends `.ffffff` (microseconds, as Postgres keeps) without trailing zeros.
+fn push_fraction(text: &mut String, nanos: u32) {
+    let micros = nanos / 1000;
+    if micros != 0 {
+        let digits = format!("{micros:06}");
+        text.push('.');
+        text.push_str(digits.trim_end_matches('0'));
+    }
+}
+
+/// A value that is only ever sent in text format.
+#[derive(Debug)]
+struct TextOnly(String);
+
+impl ToSql for TextOnly {
+    fn to_sql(&self, _ty: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+        out.put_slice(self.0.as_bytes());
+        Ok(IsNull::No)
+    }
+
+    fn accepts(_ty: &Type) -> bool {
+        true
+    }
+
+    to_sql_checked!();
+}
+
+impl ToSqlText for TextOnly {
+    fn to_sql_text(
+        &self,
+        _ty: &Type,
+        out: &mut BytesMut,
+        _options: &FormatOptions,
+    ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+        out.put_slice(self.0.as_bytes());
         Ok(IsNull::No)
     }
 }
@@ -235,6 +391,18 @@ fn decode_text_row(mut data: &[u8]) -> Vec<Option<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn floats_print_as_postgres_does() {
+        assert_eq!(float_text(1.0, 15), "1");
+        assert_eq!(float_text(0.1, 15), "0.1");
+        assert_eq!(float_text(1e20, 15), "1e+20");
+        assert_eq!(float_text(0.00001, 15), "1e-05");
+        assert_eq!(float_text(-2.5, 15), "-2.5");
+        assert_eq!(float_text(f64::INFINITY, 15), "Infinity");
+        assert_eq!(float_text(1234567.0, 6), "1.234567e+06");
+        assert_eq!(float_text(0.1f32 as f64, 6), "0.1");
+    }
 
     #[test]
     fn uuid_round_trips_through_bytes() {

@@ -4,8 +4,10 @@
 //! The wire server and the REPL both drive a `Session`; neither touches table
 //! data any other way.
 
+mod column_names;
 mod ddl;
 mod insert;
+mod pg_casts;
 pub mod settings;
 
 use std::collections::VecDeque;
@@ -18,7 +20,7 @@ use datafusion::common::ParamValues;
 use datafusion::common::TableReference;
 use datafusion::dataframe::DataFrame;
 use datafusion::execution::context::{SessionConfig, SessionContext};
-use datafusion::logical_expr::{LogicalPlan, WriteOp};
+use datafusion::logical_expr::{LogicalPlan, ScalarUDF, WriteOp};
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
 use datafusion::sql::sqlparser::ast::{
     Ident, ObjectName, ObjectType, Set, Statement, Value, ValueWithSpan,
@@ -67,11 +69,14 @@ pub struct Prepared {
     pub param_fields: Vec<Option<FieldRef>>,
     /// Columns of the result, when the statement returns rows.
     pub result_schema: Option<SchemaRef>,
+    /// Postgres names of the result columns (see `column_names`).
+    column_names: Option<Vec<Option<String>>>,
 }
 
 pub struct Session {
     db: Arc<Database>,
     ctx: SessionContext,
+    bytea_in: Arc<ScalarUDF>,
     settings: Settings,
     /// Reported parameters changed by the last statements, for the wire
     /// layer to announce with ParameterStatus.
@@ -91,9 +96,12 @@ impl Session {
             CATALOG_NAME,
             Arc::new(QuiverCatalogProvider::new(db.clone())),
         );
+        let bytea_in = Arc::new(pg_casts::bytea_in_udf());
+        ctx.register_udf(bytea_in.as_ref().clone());
         Session {
             db,
             ctx,
+            bytea_in,
             settings: Settings::default(),
             changed: Vec::new(),
         }
@@ -161,6 +169,7 @@ impl Session {
                 catalog_version,
                 param_fields: Vec::new(),
                 result_schema: None,
+                column_names: None,
             });
         };
         let mut prepared = Prepared {
@@ -170,11 +179,13 @@ impl Session {
             catalog_version,
             param_fields: Vec::new(),
             result_schema: own_statement_schema(&statement),
+            column_names: column_names::postgres_column_names(&statement),
         };
         if is_planned_by_datafusion(&statement) {
             let plan = self.plan(statement.clone()).await?;
             prepared.param_fields = parameter_fields(&plan)?;
-            prepared.result_schema = result_schema(&plan);
+            prepared.result_schema = result_schema(&plan)
+                .map(|schema| column_names::rename(&schema, &prepared.column_names));
             prepared.plan = Some(plan);
         }
         prepared.statement = Some(statement);
@@ -204,7 +215,8 @@ impl Session {
                     Some(params) => plan.with_param_values(params)?,
                     None => plan,
                 };
-                self.run_with_timeout(|s| Box::pin(s.run_plan(plan))).await
+                let result = self.run_with_timeout(|s| Box::pin(s.run_plan(plan))).await;
+                Ok(rename_columns(result?, &prepared.column_names))
             }
             None => {
                 if params.is_some_and(|p| !matches!(&p, ParamValues::List(v) if v.is_empty())) {
@@ -243,7 +255,8 @@ impl Session {
     }
 
     async fn plan(&self, statement: DfStatement) -> Result<LogicalPlan> {
-        Ok(self.ctx.state().statement_to_plan(statement).await?)
+        let plan = self.ctx.state().statement_to_plan(statement).await?;
+        Ok(pg_casts::rewrite_bytea_casts(plan, &self.bytea_in)?)
     }
 
     /// Executes one statement that carries no parameters.
@@ -259,8 +272,9 @@ impl Session {
         };
         match stmt.as_ref() {
             Statement::Query(_) | Statement::Insert(_) | Statement::Explain { .. } => {
+                let names = column_names::postgres_column_names(&statement);
                 let plan = self.plan(statement).await?;
-                self.run_plan(plan).await
+                Ok(rename_columns(self.run_plan(plan).await?, &names))
             }
             Statement::CreateTable(create) => self.create_table(create).await,
             Statement::CreateView(create) => self.create_view(create).await,
@@ -511,6 +525,16 @@ impl Session {
             }
             other => Err(not_supported(format!("DROP {other}"))),
         }
+    }
+}
+
+fn rename_columns(result: StatementResult, names: &Option<Vec<Option<String>>>) -> StatementResult {
+    match result {
+        StatementResult::Rows { schema, batches } => StatementResult::Rows {
+            schema: column_names::rename(&schema, names),
+            batches,
+        },
+        other => other,
     }
 }
 
