@@ -77,6 +77,7 @@ pub struct Session {
     db: Arc<Database>,
     ctx: SessionContext,
     bytea_in: Arc<ScalarUDF>,
+    interval_in: Arc<ScalarUDF>,
     settings: Settings,
     /// Reported parameters changed by the last statements, for the wire
     /// layer to announce with ParameterStatus.
@@ -97,11 +98,14 @@ impl Session {
             Arc::new(QuiverCatalogProvider::new(db.clone())),
         );
         let bytea_in = Arc::new(pg_casts::bytea_in_udf());
+        let interval_in = Arc::new(pg_casts::interval_in_udf());
         ctx.register_udf(bytea_in.as_ref().clone());
+        ctx.register_udf(interval_in.as_ref().clone());
         Session {
             db,
             ctx,
             bytea_in,
+            interval_in,
             settings: Settings::default(),
             changed: Vec::new(),
         }
@@ -256,7 +260,7 @@ impl Session {
 
     async fn plan(&self, statement: DfStatement) -> Result<LogicalPlan> {
         let plan = self.ctx.state().statement_to_plan(statement).await?;
-        Ok(pg_casts::rewrite_bytea_casts(plan, &self.bytea_in)?)
+        Ok(pg_casts::rewrite_text_casts(plan, &self.bytea_in, &self.interval_in)?)
     }
 
     /// Executes one statement that carries no parameters.

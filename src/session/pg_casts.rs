@@ -1,15 +1,17 @@
 //! Postgres semantics for casts DataFusion does differently.
 //!
 //! DataFusion casts text to bytea by taking the string's bytes; Postgres
-//! parses the text form (`'\x0102'::bytea` is two bytes). We rewrite every
-//! Utf8-to-Binary cast in a plan into `pg_bytea_in`, which reads the hex
-//! (`\x...`) and escape (`\123`, `\\`) formats. Remove when DataFusion can
-//! be told which cast semantics to use.
+//! parses the text form (`'\x0102'::bytea` is two bytes). Arrow's interval
+//! parser does not read `1 day 02:03:04`, which is how Postgres prints
+//! intervals. We rewrite those casts in every plan into `pg_bytea_in` and
+//! `pg_interval_in`. Remove when DataFusion can be told which cast
+//! semantics to use.
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, BinaryBuilder};
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BinaryBuilder, IntervalMonthDayNanoArray};
+use datafusion::arrow::compute::kernels::cast_utils::parse_interval_month_day_nano;
+use datafusion::arrow::datatypes::{DataType, IntervalMonthDayNano, IntervalUnit};
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::DataFusionError;
 use datafusion::logical_expr::{
@@ -17,6 +19,65 @@ use datafusion::logical_expr::{
 };
 
 pub const BYTEA_IN: &str = "pg_bytea_in";
+pub const INTERVAL_IN: &str = "pg_interval_in";
+
+/// The `pg_interval_in(text) -> interval` function.
+pub fn interval_in_udf() -> ScalarUDF {
+    create_udf(
+        INTERVAL_IN,
+        vec![DataType::Utf8],
+        DataType::Interval(IntervalUnit::MonthDayNano),
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let strings = arrays[0].as_string::<i32>();
+            let values = strings
+                .iter()
+                .map(|v| v.map(parse_interval).transpose())
+                .collect::<Result<IntervalMonthDayNanoArray, _>>()?;
+            let array: ArrayRef = Arc::new(values);
+            Ok(ColumnarValue::Array(array))
+        }),
+    )
+}
+
+/// Postgres interval text: Arrow's parser after turning `[-]HH:MM[:SS[.f]]`
+/// into units and Postgres' unit abbreviations into full names.
+fn parse_interval(text: &str) -> datafusion::error::Result<IntervalMonthDayNano> {
+    let mut words = Vec::new();
+    for token in text.split_whitespace() {
+        if token.contains(':') {
+            let (sign, body) = match token.strip_prefix('-') {
+                Some(rest) => ("-", rest),
+                None => ("", token.strip_prefix('+').unwrap_or(token)),
+            };
+            let parts: Vec<&str> = body.split(':').collect();
+            let units = ["hours", "minutes", "seconds"];
+            if parts.len() > 3 || parts.iter().any(|p| p.is_empty()) {
+                return Err(invalid_interval(text));
+            }
+            for (value, unit) in parts.iter().zip(units) {
+                words.push(format!("{sign}{value} {unit}"));
+            }
+        } else {
+            let lower = token.to_ascii_lowercase();
+            let word = match lower.as_str() {
+                "mon" | "mons" => "months",
+                "yr" | "yrs" => "years",
+                "hr" | "hrs" => "hours",
+                "min" | "mins" => "minutes",
+                "sec" | "secs" => "seconds",
+                _ => token,
+            };
+            words.push(word.to_string());
+        }
+    }
+    parse_interval_month_day_nano(&words.join(" ")).map_err(|_| invalid_interval(text))
+}
+
+fn invalid_interval(text: &str) -> DataFusionError {
+    DataFusionError::Execution(format!("invalid input syntax for type interval: \"{text}\""))
+}
 
 /// The `pg_bytea_in(text) -> bytea` function.
 pub fn bytea_in_udf() -> ScalarUDF {
@@ -44,7 +105,11 @@ pub fn bytea_in_udf() -> ScalarUDF {
 }
 
 /// Rewrites text-to-bytea casts in `plan` (and its subqueries).
-pub fn rewrite_bytea_casts(plan: LogicalPlan, bytea_in: &Arc<ScalarUDF>) -> datafusion::error::Result<LogicalPlan> {
+pub fn rewrite_text_casts(
+    plan: LogicalPlan,
+    bytea_in: &Arc<ScalarUDF>,
+    interval_in: &Arc<ScalarUDF>,
+) -> datafusion::error::Result<LogicalPlan> {
     plan.transform_up_with_subqueries(|node| {
         let schemas: Vec<_> = node.inputs().iter().map(|i| i.schema().clone()).collect();
         node.map_expressions(|expr| {
@@ -53,6 +118,12 @@ pub fn rewrite_bytea_casts(plan: LogicalPlan, bytea_in: &Arc<ScalarUDF>) -> data
                     if field.data_type() == &DataType::Binary && is_text(&expr, &schemas) =>
                 {
                     Ok(Transformed::yes(bytea_in.call(vec![*expr])))
+                }
+                Expr::Cast(Cast { expr, field })
+                    if matches!(field.data_type(), DataType::Interval(IntervalUnit::MonthDayNano))
+                        && is_text(&expr, &schemas) =>
+                {
+                    Ok(Transformed::yes(interval_in.call(vec![*expr])))
                 }
                 other => Ok(Transformed::no(other)),
             })
@@ -113,6 +184,17 @@ pub fn parse_bytea(text: &str) -> Result<Vec<u8>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn postgres_interval_output_parses_back() {
+        let v = parse_interval("1 day 02:03:04").unwrap();
+        assert_eq!((v.months, v.days), (0, 1));
+        assert_eq!(v.nanoseconds, ((2 * 3600 + 3 * 60 + 4) as i64) * 1_000_000_000);
+        let v = parse_interval("1 year 2 mons -00:00:01.5").unwrap();
+        assert_eq!(v.months, 14);
+        assert_eq!(v.nanoseconds, -1_500_000_000);
+        assert!(parse_interval("soon").is_err());
+    }
 
     #[test]
     fn hex_and_escape_formats() {
