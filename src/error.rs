@@ -209,7 +209,11 @@ fn arrow_sqlstate(err: &ArrowError) -> SqlState {
         ArrowError::DivideByZero => SqlState::DivisionByZero,
         ArrowError::ArithmeticOverflow(_) => SqlState::NumericValueOutOfRange,
         ArrowError::CastError(msg) | ArrowError::ParseError(msg) => {
-            if msg.contains("overflow") || msg.contains("too large") || msg.contains("out of range")
+            let msg = msg.to_ascii_lowercase();
+            if msg.contains("overflow")
+                || msg.contains("too large")
+                || msg.contains("out of range")
+                || msg.contains("can't cast value")
             {
                 SqlState::NumericValueOutOfRange
             } else {
@@ -232,7 +236,10 @@ fn message_sqlstate(msg: &str) -> SqlState {
         SqlState::UndefinedTable
     } else if lower.contains("divide by zero") || lower.contains("division by zero") {
         SqlState::DivisionByZero
-    } else if lower.contains("overflow") || lower.contains("out of range") {
+    } else if lower.contains("overflow")
+        || lower.contains("out of range")
+        || lower.contains("can't cast value")
+    {
         SqlState::NumericValueOutOfRange
     } else if lower.contains("invalid function")
         || lower.contains("function") && lower.contains("not found")

@@ -100,7 +100,9 @@ pub fn encode_batches(
                             pg_field.format_options(),
                         )?;
                     }
-                    _ if pg_field.format() == FieldFormat::Text && has_own_text(array.data_type()) => {
+                    _ if pg_field.format() == FieldFormat::Text
+                        && has_own_text(array.data_type()) =>
+                    {
                         let value = own_text(array.as_ref(), row).map(TextOnly);
                         encoder.encode_field_with_type_and_format(
                             &value,
@@ -176,7 +178,11 @@ impl ToSqlText for TextBacked<'_> {
 fn has_own_text(data_type: &DataType) -> bool {
     matches!(
         data_type,
-        DataType::Timestamp(..) | DataType::Time64(_) | DataType::Time32(_) | DataType::Float32 | DataType::Float64
+        DataType::Timestamp(..)
+            | DataType::Time64(_)
+            | DataType::Time32(_)
+            | DataType::Float32
+            | DataType::Float64
     )
 }
 
@@ -186,8 +192,14 @@ fn own_text(array: &dyn Array, row: usize) -> Option<String> {
         return None;
     }
     match array.data_type() {
-        DataType::Float64 => Some(float_text(array.as_primitive::<Float64Type>().value(row), 15)),
-        DataType::Float32 => Some(float_text(array.as_primitive::<Float32Type>().value(row) as f64, 6)),
+        DataType::Float64 => Some(float_text(
+            array.as_primitive::<Float64Type>().value(row),
+            15,
+        )),
+        DataType::Float32 => Some(float_text(
+            array.as_primitive::<Float32Type>().value(row) as f64,
+            6,
+        )),
         _ => temporal_text(array, row),
     }
 }
@@ -200,7 +212,11 @@ pub fn float_text(value: f64, precision: i32) -> String {
         return "NaN".into();
     }
     if value.is_infinite() {
-        return if value > 0.0 { "Infinity".into() } else { "-Infinity".into() };
+        return if value > 0.0 {
+            "Infinity".into()
+        } else {
+            "-Infinity".into()
+        };
     }
     // Shortest round-trip digits, in scientific form: "1.5e20", "-3e-7".
     let sci = if precision == 6 {
@@ -247,8 +263,12 @@ fn temporal_text(array: &dyn Array, row: usize) -> Option<String> {
         DataType::Timestamp(unit, tz) => {
             let v = match unit {
                 TimeUnit::Second => any.downcast_ref::<TimestampSecondArray>()?.value(row),
-                TimeUnit::Millisecond => any.downcast_ref::<TimestampMillisecondArray>()?.value(row),
-                TimeUnit::Microsecond => any.downcast_ref::<TimestampMicrosecondArray>()?.value(row),
+                TimeUnit::Millisecond => {
+                    any.downcast_ref::<TimestampMillisecondArray>()?.value(row)
+                }
+                TimeUnit::Microsecond => {
+                    any.downcast_ref::<TimestampMicrosecondArray>()?.value(row)
+                }
                 TimeUnit::Nanosecond => any.downcast_ref::<TimestampNanosecondArray>()?.value(row),
             };
             let nanos = nanos_of(unit, v);
@@ -265,7 +285,9 @@ fn temporal_text(array: &dyn Array, row: usize) -> Option<String> {
         DataType::Time32(unit) | DataType::Time64(unit) => {
             let v = match unit {
                 TimeUnit::Second => any.downcast_ref::<Time32SecondArray>()?.value(row) as i64,
-                TimeUnit::Millisecond => any.downcast_ref::<Time32MillisecondArray>()?.value(row) as i64,
+                TimeUnit::Millisecond => {
+                    any.downcast_ref::<Time32MillisecondArray>()?.value(row) as i64
+                }
                 TimeUnit::Microsecond => any.downcast_ref::<Time64MicrosecondArray>()?.value(row),
                 TimeUnit::Nanosecond => any.downcast_ref::<Time64NanosecondArray>()?.value(row),
             };
@@ -294,7 +316,11 @@ fn push_fraction(text: &mut String, nanos: u32) {
 struct TextOnly(String);
 
 impl ToSql for TextOnly {
-    fn to_sql(&self, _ty: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+    fn to_sql(
+        &self,
+        _ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
         out.put_slice(self.0.as_bytes());
         Ok(IsNull::No)
     }

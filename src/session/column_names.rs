@@ -56,7 +56,9 @@ fn name_of(expr: &Expr) -> Option<String> {
             .last()
             .and_then(|p| p.as_ident())
             .map(|i| i.value.to_lowercase()),
-        Expr::Cast { expr, data_type, .. } => match expr.as_ref() {
+        Expr::Cast {
+            expr, data_type, ..
+        } => match expr.as_ref() {
             Expr::Identifier(i) => Some(i.value.to_lowercase()),
             Expr::CompoundIdentifier(parts) => parts.last().map(|i| i.value.to_lowercase()),
             Expr::Function(_) => name_of(expr),

@@ -260,7 +260,11 @@ impl Session {
 
     async fn plan(&self, statement: DfStatement) -> Result<LogicalPlan> {
         let plan = self.ctx.state().statement_to_plan(statement).await?;
-        Ok(pg_casts::rewrite_text_casts(plan, &self.bytea_in, &self.interval_in)?)
+        Ok(pg_casts::rewrite_text_casts(
+            plan,
+            &self.bytea_in,
+            &self.interval_in,
+        )?)
     }
 
     /// Executes one statement that carries no parameters.

@@ -9,7 +9,9 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, BinaryBuilder, IntervalMonthDayNanoArray};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BinaryBuilder, IntervalMonthDayNanoArray,
+};
 use datafusion::arrow::compute::kernels::cast_utils::parse_interval_month_day_nano;
 use datafusion::arrow::datatypes::{DataType, IntervalMonthDayNano, IntervalUnit};
 use datafusion::common::tree_node::{Transformed, TreeNode};
@@ -76,7 +78,9 @@ fn parse_interval(text: &str) -> datafusion::error::Result<IntervalMonthDayNano>
 }
 
 fn invalid_interval(text: &str) -> DataFusionError {
-    DataFusionError::Execution(format!("invalid input syntax for type interval: \"{text}\""))
+    DataFusionError::Execution(format!(
+        "invalid input syntax for type interval: \"{text}\""
+    ))
 }
 
 /// The `pg_bytea_in(text) -> bytea` function.
@@ -94,7 +98,9 @@ pub fn bytea_in_udf() -> ScalarUDF {
                 match value {
                     None => out.append_null(),
                     Some(text) => out.append_value(parse_bytea(text).map_err(|msg| {
-                        DataFusionError::Execution(format!("invalid input syntax for type bytea: {msg}"))
+                        DataFusionError::Execution(format!(
+                            "invalid input syntax for type bytea: {msg}"
+                        ))
                     })?),
                 }
             }
@@ -120,8 +126,10 @@ pub fn rewrite_text_casts(
                     Ok(Transformed::yes(bytea_in.call(vec![*expr])))
                 }
                 Expr::Cast(Cast { expr, field })
-                    if matches!(field.data_type(), DataType::Interval(IntervalUnit::MonthDayNano))
-                        && is_text(&expr, &schemas) =>
+                    if matches!(
+                        field.data_type(),
+                        DataType::Interval(IntervalUnit::MonthDayNano)
+                    ) && is_text(&expr, &schemas) =>
                 {
                     Ok(Transformed::yes(interval_in.call(vec![*expr])))
                 }
@@ -144,7 +152,10 @@ fn is_text(expr: &Expr, schemas: &[datafusion::common::DFSchemaRef]) -> bool {
 /// Postgres' bytea input: `\x` followed by hex digit pairs, or the escape
 /// format where `\\` is a backslash and `\nnn` an octal byte.
 pub fn parse_bytea(text: &str) -> Result<Vec<u8>, String> {
-    if let Some(hex) = text.strip_prefix("\\x").or_else(|| text.strip_prefix("\\X")) {
+    if let Some(hex) = text
+        .strip_prefix("\\x")
+        .or_else(|| text.strip_prefix("\\X"))
+    {
         let digits: Vec<u8> = hex.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
         if digits.len() % 2 != 0 {
             return Err("odd number of hex digits".into());
@@ -153,7 +164,8 @@ pub fn parse_bytea(text: &str) -> Result<Vec<u8>, String> {
             .chunks(2)
             .map(|pair| {
                 let s = std::str::from_utf8(pair).map_err(|e| e.to_string())?;
-                u8::from_str_radix(s, 16).map_err(|_| format!("invalid hexadecimal digit in \"{s}\""))
+                u8::from_str_radix(s, 16)
+                    .map_err(|_| format!("invalid hexadecimal digit in \"{s}\""))
             })
             .collect();
     }
@@ -167,10 +179,18 @@ pub fn parse_bytea(text: &str) -> Result<Vec<u8>, String> {
         } else if bytes.get(i + 1) == Some(&b'\\') {
             out.push(b'\\');
             i += 2;
-        } else if let Some(octal) = bytes.get(i + 1..i + 4).filter(|o| o.iter().all(|b| (b'0'..=b'7').contains(b))) {
-            let value = (octal[0] - b'0') as u32 * 64 + (octal[1] - b'0') as u32 * 8 + (octal[2] - b'0') as u32;
+        } else if let Some(octal) = bytes
+            .get(i + 1..i + 4)
+            .filter(|o| o.iter().all(|b| (b'0'..=b'7').contains(b)))
+        {
+            let value = (octal[0] - b'0') as u32 * 64
+                + (octal[1] - b'0') as u32 * 8
+                + (octal[2] - b'0') as u32;
             if value > 255 {
-                return Err(format!("octal escape \\{} out of range", std::str::from_utf8(octal).unwrap_or("?")));
+                return Err(format!(
+                    "octal escape \\{} out of range",
+                    std::str::from_utf8(octal).unwrap_or("?")
+                ));
             }
             out.push(value as u8);
             i += 4;
@@ -189,7 +209,10 @@ mod tests {
     fn postgres_interval_output_parses_back() {
         let v = parse_interval("1 day 02:03:04").unwrap();
         assert_eq!((v.months, v.days), (0, 1));
-        assert_eq!(v.nanoseconds, ((2 * 3600 + 3 * 60 + 4) as i64) * 1_000_000_000);
+        assert_eq!(
+            v.nanoseconds,
+            ((2 * 3600 + 3 * 60 + 4) as i64) * 1_000_000_000
+        );
         let v = parse_interval("1 year 2 mons -00:00:01.5").unwrap();
         assert_eq!(v.months, 14);
         assert_eq!(v.nanoseconds, -1_500_000_000);
