@@ -55,6 +55,12 @@ pub fn decode_parameters(portal: &Portal<Arc<Prepared>>) -> PgWireResult<ParamVa
         } else {
             values.push(raw);
             formats.push(if binary { 1 } else { 0 });
+            // Text-like types share text's wire form in both formats;
+            // arrow-pg only knows text and varchar.
+            let wire_type = match wire_type {
+                Type::BPCHAR | Type::NAME | Type::VARCHAR => Type::TEXT,
+                other => other,
+            };
             wire_types.push(Some(wire_type));
         }
     }
@@ -67,7 +73,18 @@ pub fn decode_parameters(portal: &Portal<Arc<Prepared>>) -> PgWireResult<ParamVa
         .iter()
         .map(|f| f.as_ref().map(|f| f.data_type()))
         .collect();
-    arrow_pg::datatypes::df::deserialize_parameters(&shadow, &inferred)
+    let decoded = arrow_pg::datatypes::df::deserialize_parameters(&shadow, &inferred)?;
+    // arrow-pg skips NULLs of types it does not know; refuse rather than
+    // shift the remaining parameters.
+    if let ParamValues::List(list) = &decoded {
+        if list.len() != count {
+            return Err(protocol_error(format!(
+                "could not decode all {count} parameters (decoded {})",
+                list.len()
+            )));
+        }
+    }
+    Ok(decoded)
 }
 
 fn text_backed(ty: &Type, bytes: &[u8], binary: bool) -> PgWireResult<String> {

@@ -1,0 +1,279 @@
+//! tokio-postgres against a real server: simple and extended protocol,
+//! every column type in text and binary, NULLs, errors, many connections.
+
+mod common;
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
+use common::TestServer;
+use rust_decimal::Decimal;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::Type;
+use tokio_postgres::SimpleQueryMessage;
+
+const ALL_TYPES: &str = "CREATE TABLE all_types (
+    i2 SMALLINT, i4 INTEGER, i8 BIGINT, f4 REAL, f8 DOUBLE PRECISION,
+    n NUMERIC(12,3), t TEXT, vc VARCHAR(10), c CHAR(3), b BOOLEAN,
+    d DATE, tm TIME, ts TIMESTAMP, tz TIMESTAMPTZ,
+    by BYTEA, u UUID, j JSON, jb JSONB)";
+
+#[tokio::test]
+async fn simple_query_creates_inserts_and_aggregates_with_a_join() {
+    let server = TestServer::start();
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE dept (id INT NOT NULL, name TEXT);
+             CREATE TABLE emp (id INT, dept_id INT, salary BIGINT);
+             INSERT INTO dept VALUES (1, 'eng'), (2, 'ops');
+             INSERT INTO emp VALUES (1, 1, 100), (2, 1, 150), (3, 2, 80);",
+        )
+        .await
+        .unwrap();
+    let rows = client
+        .query(
+            "SELECT d.name, sum(e.salary) AS total, count(*) FROM emp e JOIN dept d ON d.id = e.dept_id GROUP BY d.name ORDER BY d.name",
+            &[],
+        )
+        .await
+        .unwrap();
+    let got: Vec<(String, i64, i64)> = rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
+    assert_eq!(got, vec![("eng".into(), 250, 2), ("ops".into(), 80, 1)]);
+    // Postgres names: an alias, and a bare aggregate named after its function.
+    assert_eq!(rows[0].columns()[1].name(), "total");
+    assert_eq!(rows[0].columns()[2].name(), "count");
+}
+
+#[tokio::test]
+async fn command_tags_report_row_counts() {
+    let server = TestServer::start();
+    let client = server.connect().await;
+    client.batch_execute("CREATE TABLE t (x INT)").await.unwrap();
+    let n = client.execute("INSERT INTO t VALUES (1), (2), (3)", &[]).await.unwrap();
+    assert_eq!(n, 3);
+    let messages = client.simple_query("INSERT INTO t SELECT x + 10 FROM t").await.unwrap();
+    assert!(messages
+        .iter()
+        .any(|m| matches!(m, SimpleQueryMessage::CommandComplete(3))));
+}
+
+#[tokio::test]
+async fn every_type_round_trips_in_binary_through_parameters() {
+    let server = TestServer::start();
+    let client = server.connect().await;
+    client.batch_execute(ALL_TYPES).await.unwrap();
+    let insert = client
+        .prepare("INSERT INTO all_types VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)")
+        .await
+        .unwrap();
+    // Parameter types are inferred from the target columns.
+    let expected_types = [
+        Type::INT2, Type::INT4, Type::INT8, Type::FLOAT4, Type::FLOAT8, Type::NUMERIC, Type::TEXT,
+        Type::VARCHAR, Type::BPCHAR, Type::BOOL, Type::DATE, Type::TIME, Type::TIMESTAMP,
+        Type::TIMESTAMPTZ, Type::BYTEA, Type::UUID, Type::JSON, Type::JSONB,
+    ];
+    assert_eq!(insert.params(), &expected_types);
+
+    let d = NaiveDate::from_ymd_opt(2024, 2, 29).unwrap();
+    let tm = NaiveTime::from_hms_micro_opt(13, 45, 30, 250_000).unwrap();
+    let ts = NaiveDateTime::new(d, tm);
+    let tz: DateTime<Utc> = DateTime::from_naive_utc_and_offset(ts, Utc);
+    let u = uuid::Uuid::parse_str("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11").unwrap();
+    let j = serde_json::json!({"a": [1, 2]});
+    let jb = serde_json::json!({"k": "v"});
+    let n = Decimal::new(12345678, 3);
+    let by: Vec<u8> = vec![0xde, 0xad, 0x00, 0xef];
+    client
+        .execute(
+            &insert,
+            &[
+                &-32768i16, &2147483647i32, &i64::MAX, &1.5f32, &0.1f64, &n, &"hello", &"varchar",
+                &"abc", &true, &d, &tm, &ts, &tz, &by, &u, &j, &jb,
+            ],
+        )
+        .await
+        .unwrap();
+    // A row of NULLs through the same statement.
+    let nulls: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![
+        &None::<i16>, &None::<i32>, &None::<i64>, &None::<f32>, &None::<f64>, &None::<Decimal>,
+        &None::<&str>, &None::<&str>, &None::<&str>, &None::<bool>, &None::<NaiveDate>,
+        &None::<NaiveTime>, &None::<NaiveDateTime>, &None::<DateTime<Utc>>, &None::<Vec<u8>>,
+        &None::<uuid::Uuid>, &None::<serde_json::Value>, &None::<serde_json::Value>,
+    ];
+    client.execute(&insert, &nulls).await.unwrap();
+
+    // tokio-postgres reads results in binary format.
+    let row = client
+        .query_one("SELECT * FROM all_types WHERE i4 = $1", &[&2147483647i32])
+        .await
+        .unwrap();
+    let column_types: Vec<Type> = row.columns().iter().map(|c| c.type_().clone()).collect();
+    assert_eq!(column_types, expected_types);
+    assert_eq!(row.get::<_, i16>(0), -32768);
+    assert_eq!(row.get::<_, i32>(1), 2147483647);
+    assert_eq!(row.get::<_, i64>(2), i64::MAX);
+    assert_eq!(row.get::<_, f32>(3), 1.5);
+    assert_eq!(row.get::<_, f64>(4), 0.1);
+    assert_eq!(row.get::<_, Decimal>(5), n);
+    assert_eq!(row.get::<_, &str>(6), "hello");
+    assert_eq!(row.get::<_, &str>(7), "varchar");
+    assert_eq!(row.get::<_, &str>(8), "abc");
+    assert!(row.get::<_, bool>(9));
+    assert_eq!(row.get::<_, NaiveDate>(10), d);
+    assert_eq!(row.get::<_, NaiveTime>(11), tm);
+    assert_eq!(row.get::<_, NaiveDateTime>(12), ts);
+    assert_eq!(row.get::<_, DateTime<Utc>>(13), tz);
+    assert_eq!(row.get::<_, Vec<u8>>(14), by);
+    assert_eq!(row.get::<_, uuid::Uuid>(15), u);
+    assert_eq!(row.get::<_, serde_json::Value>(16), j);
+    assert_eq!(row.get::<_, serde_json::Value>(17), jb);
+
+    let row = client
+        .query_one("SELECT * FROM all_types WHERE i4 IS NULL", &[])
+        .await
+        .unwrap();
+    for i in 0..row.len() {
+        assert!(
+            row.try_get::<_, Option<String>>(i).map(|v| v.is_none()).unwrap_or(true),
+            "column {i} is not NULL"
+        );
+    }
+    assert_eq!(row.get::<_, Option<i32>>(1), None);
+    assert_eq!(row.get::<_, Option<uuid::Uuid>>(15), None);
+}
+
+#[tokio::test]
+async fn every_type_reads_back_in_text_format() {
+    let server = TestServer::start();
+    let client = server.connect().await;
+    client.batch_execute(ALL_TYPES).await.unwrap();
+    client
+        .batch_execute(
+            "INSERT INTO all_types VALUES (1, 2, 3, 1.5, 2.25, 12345.678, 'hi', 'vc', 'ab', false,
+             '2024-01-02', '03:04:05', '2024-01-02 03:04:05.5', '2024-01-02 03:04:05+01',
+             '\\x0102', 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11', '[1, 2]', '{\"k\": 1}')",
+        )
+        .await
+        .unwrap();
+    let messages = client.simple_query("SELECT * FROM all_types").await.unwrap();
+    let row = messages
+        .iter()
+        .find_map(|m| match m {
+            SimpleQueryMessage::Row(r) => Some(r),
+            _ => None,
+        })
+        .expect("a row");
+    let values: Vec<&str> = (0..row.len()).map(|i| row.get(i).unwrap()).collect();
+    assert_eq!(
+        values,
+        vec![
+            "1", "2", "3", "1.5", "2.25", "12345.678", "hi", "vc", "ab", "f", "2024-01-02", "03:04:05",
+            "2024-01-02 03:04:05.5", "2024-01-02 02:04:05+00", "\\x0102",
+            "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "[1, 2]", "{\"k\": 1}",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn parameters_are_inferred_in_queries() {
+    let server = TestServer::start();
+    let client = server.connect().await;
+    client
+        .batch_execute("CREATE TABLE p (id BIGINT, name TEXT); INSERT INTO p VALUES (1, 'a'), (2, 'b'), (3, 'c')")
+        .await
+        .unwrap();
+    let stmt = client
+        .prepare("SELECT name FROM p WHERE id > $1 AND name <> $2 ORDER BY id")
+        .await
+        .unwrap();
+    assert_eq!(stmt.params(), &[Type::INT8, Type::TEXT]);
+    assert_eq!(stmt.columns()[0].type_(), &Type::TEXT);
+    let rows = client.query(&stmt, &[&1i64, &"c"]).await.unwrap();
+    let names: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(names, vec!["b"]);
+    // The same statement again, with other values.
+    let rows = client.query(&stmt, &[&0i64, &"z"]).await.unwrap();
+    assert_eq!(rows.len(), 3);
+}
+
+#[tokio::test]
+async fn errors_carry_their_sqlstate_and_the_connection_survives() {
+    let server = TestServer::start();
+    let client = server.connect().await;
+    client
+        .batch_execute("CREATE TABLE e (id INT NOT NULL, name VARCHAR(3))")
+        .await
+        .unwrap();
+    let cases: &[(&str, &SqlState)] = &[
+        ("SELECT * FROM nope", &SqlState::UNDEFINED_TABLE),
+        ("SELEC 1", &SqlState::SYNTAX_ERROR),
+        ("SELECT missing FROM e", &SqlState::UNDEFINED_COLUMN),
+        ("SELECT 1 / 0", &SqlState::DIVISION_BY_ZERO),
+        ("INSERT INTO e (name) VALUES ('a')", &SqlState::NOT_NULL_VIOLATION),
+        ("INSERT INTO e VALUES (1, 'toolong')", &SqlState::STRING_DATA_RIGHT_TRUNCATION),
+        ("SELECT 99999::smallint", &SqlState::NUMERIC_VALUE_OUT_OF_RANGE),
+        ("CREATE TABLE e (x INT)", &SqlState::DUPLICATE_TABLE),
+        ("SELECT 'abc'::int", &SqlState::INVALID_TEXT_REPRESENTATION),
+    ];
+    for (sql, code) in cases {
+        // Both protocols: simple (batch_execute) and extended (query).
+        let err = client.batch_execute(sql).await.unwrap_err();
+        assert_eq!(err.code(), Some(*code), "simple protocol: {sql}: {err:?}");
+        let err = client.query(*sql, &[]).await.unwrap_err();
+        assert_eq!(err.code(), Some(*code), "extended protocol: {sql}: {err:?}");
+    }
+    let one: i64 = client.query_one("SELECT 1::bigint", &[]).await.unwrap().get(0);
+    assert_eq!(one, 1);
+}
+
+#[tokio::test]
+async fn fifty_concurrent_connections_each_see_all_rows() {
+    let server = TestServer::start();
+    let setup = server.connect().await;
+    setup.batch_execute("CREATE TABLE c (conn INT, i INT)").await.unwrap();
+    let mut tasks = Vec::new();
+    for conn in 0..50 {
+        let conn_string = server.conn_string();
+        tasks.push(tokio::spawn(async move {
+            let (client, connection) = tokio_postgres::connect(&conn_string, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(connection);
+            for i in 0..10 {
+                client
+                    .execute("INSERT INTO c VALUES ($1, $2)", &[&conn, &i])
+                    .await
+                    .unwrap();
+            }
+            let mine: i64 = client
+                .query_one("SELECT count(*) FROM c WHERE conn = $1", &[&conn])
+                .await
+                .unwrap()
+                .get(0);
+            assert_eq!(mine, 10);
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let total: i64 = setup.query_one("SELECT count(*) FROM c", &[]).await.unwrap().get(0);
+    assert_eq!(total, 500);
+}
+
+#[tokio::test]
+async fn startup_reports_the_parameters_clients_read() {
+    let server = TestServer::start();
+    let client = server.connect().await;
+    let rows = client.simple_query("SHOW server_version").await.unwrap();
+    let version = rows
+        .iter()
+        .find_map(|m| match m {
+            SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+            _ => None,
+        })
+        .unwrap();
+    assert!(version.starts_with("16"), "{version}");
+    // A client can change a setting and read it back.
+    client.batch_execute("SET application_name = 'wire-test'").await.unwrap();
+    let rows = client.query("SHOW application_name", &[]).await.unwrap();
+    assert_eq!(rows[0].get::<_, &str>(0), "wire-test");
+}
