@@ -36,7 +36,10 @@ async fn simple_query_creates_inserts_and_aggregates_with_a_join() {
         )
         .await
         .unwrap();
-    let got: Vec<(String, i64, i64)> = rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
+    let got: Vec<(String, i64, i64)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
     assert_eq!(got, vec![("eng".into(), 250, 2), ("ops".into(), 80, 1)]);
     // Postgres names: an alias, and a bare aggregate named after its function.
     assert_eq!(rows[0].columns()[1].name(), "total");
@@ -47,10 +50,19 @@ async fn simple_query_creates_inserts_and_aggregates_with_a_join() {
 async fn command_tags_report_row_counts() {
     let server = TestServer::start();
     let client = server.connect().await;
-    client.batch_execute("CREATE TABLE t (x INT)").await.unwrap();
-    let n = client.execute("INSERT INTO t VALUES (1), (2), (3)", &[]).await.unwrap();
+    client
+        .batch_execute("CREATE TABLE t (x INT)")
+        .await
+        .unwrap();
+    let n = client
+        .execute("INSERT INTO t VALUES (1), (2), (3)", &[])
+        .await
+        .unwrap();
     assert_eq!(n, 3);
-    let messages = client.simple_query("INSERT INTO t SELECT x + 10 FROM t").await.unwrap();
+    let messages = client
+        .simple_query("INSERT INTO t SELECT x + 10 FROM t")
+        .await
+        .unwrap();
     assert!(messages
         .iter()
         .any(|m| matches!(m, SimpleQueryMessage::CommandComplete(3))));
@@ -67,9 +79,24 @@ async fn every_type_round_trips_in_binary_through_parameters() {
         .unwrap();
     // Parameter types are inferred from the target columns.
     let expected_types = [
-        Type::INT2, Type::INT4, Type::INT8, Type::FLOAT4, Type::FLOAT8, Type::NUMERIC, Type::TEXT,
-        Type::VARCHAR, Type::BPCHAR, Type::BOOL, Type::DATE, Type::TIME, Type::TIMESTAMP,
-        Type::TIMESTAMPTZ, Type::BYTEA, Type::UUID, Type::JSON, Type::JSONB,
+        Type::INT2,
+        Type::INT4,
+        Type::INT8,
+        Type::FLOAT4,
+        Type::FLOAT8,
+        Type::NUMERIC,
+        Type::TEXT,
+        Type::VARCHAR,
+        Type::BPCHAR,
+        Type::BOOL,
+        Type::DATE,
+        Type::TIME,
+        Type::TIMESTAMP,
+        Type::TIMESTAMPTZ,
+        Type::BYTEA,
+        Type::UUID,
+        Type::JSON,
+        Type::JSONB,
     ];
     assert_eq!(insert.params(), &expected_types);
 
@@ -86,18 +113,48 @@ async fn every_type_round_trips_in_binary_through_parameters() {
         .execute(
             &insert,
             &[
-                &-32768i16, &2147483647i32, &i64::MAX, &1.5f32, &0.1f64, &n, &"hello", &"varchar",
-                &"abc", &true, &d, &tm, &ts, &tz, &by, &u, &j, &jb,
+                &-32768i16,
+                &2147483647i32,
+                &i64::MAX,
+                &1.5f32,
+                &0.1f64,
+                &n,
+                &"hello",
+                &"varchar",
+                &"abc",
+                &true,
+                &d,
+                &tm,
+                &ts,
+                &tz,
+                &by,
+                &u,
+                &j,
+                &jb,
             ],
         )
         .await
         .unwrap();
     // A row of NULLs through the same statement.
     let nulls: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![
-        &None::<i16>, &None::<i32>, &None::<i64>, &None::<f32>, &None::<f64>, &None::<Decimal>,
-        &None::<&str>, &None::<&str>, &None::<&str>, &None::<bool>, &None::<NaiveDate>,
-        &None::<NaiveTime>, &None::<NaiveDateTime>, &None::<DateTime<Utc>>, &None::<Vec<u8>>,
-        &None::<uuid::Uuid>, &None::<serde_json::Value>, &None::<serde_json::Value>,
+        &None::<i16>,
+        &None::<i32>,
+        &None::<i64>,
+        &None::<f32>,
+        &None::<f64>,
+        &None::<Decimal>,
+        &None::<&str>,
+        &None::<&str>,
+        &None::<&str>,
+        &None::<bool>,
+        &None::<NaiveDate>,
+        &None::<NaiveTime>,
+        &None::<NaiveDateTime>,
+        &None::<DateTime<Utc>>,
+        &None::<Vec<u8>>,
+        &None::<uuid::Uuid>,
+        &None::<serde_json::Value>,
+        &None::<serde_json::Value>,
     ];
     client.execute(&insert, &nulls).await.unwrap();
 
@@ -133,7 +190,9 @@ async fn every_type_round_trips_in_binary_through_parameters() {
         .unwrap();
     for i in 0..row.len() {
         assert!(
-            row.try_get::<_, Option<String>>(i).map(|v| v.is_none()).unwrap_or(true),
+            row.try_get::<_, Option<String>>(i)
+                .map(|v| v.is_none())
+                .unwrap_or(true),
             "column {i} is not NULL"
         );
     }
@@ -154,7 +213,10 @@ async fn every_type_reads_back_in_text_format() {
         )
         .await
         .unwrap();
-    let messages = client.simple_query("SELECT * FROM all_types").await.unwrap();
+    let messages = client
+        .simple_query("SELECT * FROM all_types")
+        .await
+        .unwrap();
     let row = messages
         .iter()
         .find_map(|m| match m {
@@ -166,9 +228,24 @@ async fn every_type_reads_back_in_text_format() {
     assert_eq!(
         values,
         vec![
-            "1", "2", "3", "1.5", "2.25", "12345.678", "hi", "vc", "ab", "f", "2024-01-02", "03:04:05",
-            "2024-01-02 03:04:05.5", "2024-01-02 02:04:05+00", "\\x0102",
-            "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "[1, 2]", "{\"k\": 1}",
+            "1",
+            "2",
+            "3",
+            "1.5",
+            "2.25",
+            "12345.678",
+            "hi",
+            "vc",
+            "ab",
+            "f",
+            "2024-01-02",
+            "03:04:05",
+            "2024-01-02 03:04:05.5",
+            "2024-01-02 02:04:05+00",
+            "\\x0102",
+            "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+            "[1, 2]",
+            "{\"k\": 1}",
         ]
     );
 }
@@ -208,9 +285,18 @@ async fn errors_carry_their_sqlstate_and_the_connection_survives() {
         ("SELEC 1", &SqlState::SYNTAX_ERROR),
         ("SELECT missing FROM e", &SqlState::UNDEFINED_COLUMN),
         ("SELECT 1 / 0", &SqlState::DIVISION_BY_ZERO),
-        ("INSERT INTO e (name) VALUES ('a')", &SqlState::NOT_NULL_VIOLATION),
-        ("INSERT INTO e VALUES (1, 'toolong')", &SqlState::STRING_DATA_RIGHT_TRUNCATION),
-        ("SELECT 99999::smallint", &SqlState::NUMERIC_VALUE_OUT_OF_RANGE),
+        (
+            "INSERT INTO e (name) VALUES ('a')",
+            &SqlState::NOT_NULL_VIOLATION,
+        ),
+        (
+            "INSERT INTO e VALUES (1, 'toolong')",
+            &SqlState::STRING_DATA_RIGHT_TRUNCATION,
+        ),
+        (
+            "SELECT 99999::smallint",
+            &SqlState::NUMERIC_VALUE_OUT_OF_RANGE,
+        ),
         ("CREATE TABLE e (x INT)", &SqlState::DUPLICATE_TABLE),
         ("SELECT 'abc'::int", &SqlState::INVALID_TEXT_REPRESENTATION),
     ];
@@ -221,7 +307,11 @@ async fn errors_carry_their_sqlstate_and_the_connection_survives() {
         let err = client.query(*sql, &[]).await.unwrap_err();
         assert_eq!(err.code(), Some(*code), "extended protocol: {sql}: {err:?}");
     }
-    let one: i64 = client.query_one("SELECT 1::bigint", &[]).await.unwrap().get(0);
+    let one: i64 = client
+        .query_one("SELECT 1::bigint", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(one, 1);
 }
 
@@ -229,7 +319,10 @@ async fn errors_carry_their_sqlstate_and_the_connection_survives() {
 async fn fifty_concurrent_connections_each_see_all_rows() {
     let server = TestServer::start();
     let setup = server.connect().await;
-    setup.batch_execute("CREATE TABLE c (conn INT, i INT)").await.unwrap();
+    setup
+        .batch_execute("CREATE TABLE c (conn INT, i INT)")
+        .await
+        .unwrap();
     let mut tasks = Vec::new();
     for conn in 0..50 {
         let conn_string = server.conn_string();
@@ -255,7 +348,11 @@ async fn fifty_concurrent_connections_each_see_all_rows() {
     for task in tasks {
         task.await.unwrap();
     }
-    let total: i64 = setup.query_one("SELECT count(*) FROM c", &[]).await.unwrap().get(0);
+    let total: i64 = setup
+        .query_one("SELECT count(*) FROM c", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(total, 500);
 }
 
@@ -273,7 +370,10 @@ async fn startup_reports_the_parameters_clients_read() {
         .unwrap();
     assert!(version.starts_with("16"), "{version}");
     // A client can change a setting and read it back.
-    client.batch_execute("SET application_name = 'wire-test'").await.unwrap();
+    client
+        .batch_execute("SET application_name = 'wire-test'")
+        .await
+        .unwrap();
     let rows = client.query("SHOW application_name", &[]).await.unwrap();
     assert_eq!(rows[0].get::<_, &str>(0), "wire-test");
 }
