@@ -51,6 +51,8 @@ pub enum QuiverError {
     DependentObjectsStillExist(String),
     #[error("{0}")]
     WrongObjectType(String),
+    #[error("{0}")]
+    InvalidTableDefinition(String),
     #[error("canceling statement due to user request")]
     QueryCanceled,
     #[error("canceling statement due to statement timeout")]
@@ -98,6 +100,7 @@ pub enum SqlState {
     FeatureNotSupported,
     DependentObjectsStillExist,
     WrongObjectType,
+    InvalidTableDefinition,
     QueryCanceled,
     OutOfMemory,
     IoError,
@@ -127,6 +130,7 @@ impl SqlState {
             SqlState::FeatureNotSupported => "0A000",
             SqlState::DependentObjectsStillExist => "2BP01",
             SqlState::WrongObjectType => "42809",
+            SqlState::InvalidTableDefinition => "42P16",
             SqlState::QueryCanceled => "57014",
             SqlState::OutOfMemory => "53200",
             SqlState::IoError => "58030",
@@ -159,6 +163,7 @@ impl QuiverError {
             QuiverError::FeatureNotSupported(_) => SqlState::FeatureNotSupported,
             QuiverError::DependentObjectsStillExist(_) => SqlState::DependentObjectsStillExist,
             QuiverError::WrongObjectType(_) => SqlState::WrongObjectType,
+            QuiverError::InvalidTableDefinition(_) => SqlState::InvalidTableDefinition,
             QuiverError::QueryCanceled | QuiverError::StatementTimeout => SqlState::QueryCanceled,
             QuiverError::Io(_) => SqlState::IoError,
             QuiverError::Internal(_) => SqlState::InternalError,

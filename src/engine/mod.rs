@@ -4,6 +4,7 @@
 pub mod catalog;
 pub mod table;
 pub mod types;
+pub mod unique;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -19,6 +19,7 @@ use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 use parking_lot::Mutex;
 
+use super::unique::{UniqueConstraint, UniqueIndex};
 use crate::error::Result;
 
 /// Batches smaller than this are merged with their neighbours as rows
@@ -70,8 +71,9 @@ pub struct Table {
     schema: SchemaRef,
     defaults: HashMap<String, Expr>,
     data: ArcSwap<TableVersion>,
-    /// Serialises writers; readers never take it.
-    write_lock: Mutex<()>,
+    /// The unique indexes; the lock also serialises writers. Readers never
+    /// take it.
+    writer: Mutex<Vec<UniqueIndex>>,
 }
 
 impl fmt::Debug for Table {
@@ -94,8 +96,32 @@ impl Table {
             schema,
             defaults,
             data: ArcSwap::from_pointee(TableVersion::default()),
-            write_lock: Mutex::new(()),
+            writer: Mutex::new(Vec::new()),
         }
+    }
+
+    /// A table whose rows must satisfy `constraints`.
+    pub fn with_constraints(
+        name: impl Into<String>,
+        schema: SchemaRef,
+        defaults: HashMap<String, Expr>,
+        constraints: Vec<UniqueConstraint>,
+    ) -> Result<Self> {
+        let table = Table::new(name, schema, defaults);
+        let indexes = constraints
+            .into_iter()
+            .map(|c| UniqueIndex::new(c, &table.schema))
+            .collect::<Result<Vec<_>>>()?;
+        *table.writer.lock() = indexes;
+        Ok(table)
+    }
+
+    pub fn unique_constraints(&self) -> Vec<UniqueConstraint> {
+        self.writer
+            .lock()
+            .iter()
+            .map(|i| i.constraint.clone())
+            .collect()
     }
 
     pub fn name(&self) -> &str {
@@ -117,12 +143,21 @@ impl Table {
 
     /// Appends batches that already match the table's schema and returns the
     /// number of rows added.
+    /// Fails without changing anything when a unique constraint would be
+    /// violated.
     pub fn append(&self, batches: Vec<RecordBatch>) -> Result<usize> {
-        let _guard = self.write_lock.lock();
+        let mut indexes = self.writer.lock();
+        let new_keys = indexes
+            .iter()
+            .map(|index| index.check(&self.schema, &batches))
+            .collect::<Result<Vec<_>>>()?;
         let current = self.data.load();
         let next = current.appended(&self.schema, batches)?;
         let added = next.row_count - current.row_count;
         self.data.store(Arc::new(next));
+        for (index, keys) in indexes.iter_mut().zip(new_keys) {
+            index.insert(keys);
+        }
         Ok(added)
     }
 }

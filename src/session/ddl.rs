@@ -15,6 +15,7 @@ use datafusion::sql::sqlparser::ast::{
 
 use super::{insert, normalize_ident, Session, StatementResult};
 use crate::engine::types::column_field;
+use crate::engine::unique::UniqueConstraint;
 use crate::engine::{QualifiedName, Table, View};
 use crate::error::{not_supported, QuiverError, Result};
 
@@ -31,19 +32,26 @@ impl Session {
         let mut defaults = HashMap::new();
         let mut seen = HashSet::new();
         let mut not_null: HashSet<String> = HashSet::new();
+        // (constraint name if given, key column names, primary)
+        let mut keys: Vec<(Option<String>, Vec<String>, bool)> = Vec::new();
         for constraint in &create.constraints {
-            match constraint {
-                TableConstraint::PrimaryKey(pk) => {
-                    for col in &pk.columns {
-                        not_null.insert(normalize_ident(&col_ident(&col.column.expr)?));
-                    }
-                }
+            let (name, columns, primary) = match constraint {
+                TableConstraint::PrimaryKey(pk) => (&pk.name, &pk.columns, true),
+                TableConstraint::Unique(u) => (&u.name, &u.columns, false),
                 other => {
                     return Err(QuiverError::FeatureNotSupported(format!(
                         "table constraint \"{other}\" is not supported yet"
                     )))
                 }
+            };
+            let columns = columns
+                .iter()
+                .map(|c| col_ident(&c.column.expr).map(|i| normalize_ident(&i)))
+                .collect::<Result<Vec<_>>>()?;
+            if primary {
+                not_null.extend(columns.iter().cloned());
             }
+            keys.push((name.as_ref().map(normalize_ident), columns, primary));
         }
         for column in &create.columns {
             let col_name = normalize_ident(&column.name);
@@ -55,7 +63,11 @@ impl Session {
                 match &option.option {
                     ColumnOption::Null => {}
                     ColumnOption::NotNull => nullable = false,
-                    ColumnOption::PrimaryKey(_) => nullable = false,
+                    ColumnOption::PrimaryKey(_) => {
+                        nullable = false;
+                        keys.push((None, vec![col_name.clone()], true));
+                    }
+                    ColumnOption::Unique(_) => keys.push((None, vec![col_name.clone()], false)),
                     ColumnOption::Default(expr) => {
                         let df_schema = DFSchema::empty();
                         let expr = self
@@ -76,7 +88,39 @@ impl Session {
         if fields.is_empty() {
             return Err(not_supported("a table without columns"));
         }
-        let table = Table::new(name.name.clone(), Arc::new(Schema::new(fields)), defaults);
+        let schema = Arc::new(Schema::new(fields));
+        if keys.iter().filter(|k| k.2).count() > 1 {
+            return Err(QuiverError::InvalidTableDefinition(format!(
+                "multiple primary keys for table \"{}\" are not allowed",
+                name.name
+            )));
+        }
+        let constraints = keys
+            .into_iter()
+            .map(|(constraint_name, columns, primary)| {
+                let positions = columns
+                    .iter()
+                    .map(|c| {
+                        schema
+                            .index_of(c)
+                            .map_err(|_| QuiverError::UndefinedColumn(c.clone()))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let name = constraint_name.unwrap_or_else(|| {
+                    if primary {
+                        format!("{}_pkey", name.name)
+                    } else {
+                        format!("{}_{}_key", name.name, columns.join("_"))
+                    }
+                });
+                Ok(UniqueConstraint {
+                    name,
+                    columns: positions,
+                    primary,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let table = Table::with_constraints(name.name.clone(), schema, defaults, constraints)?;
         self.db
             .create_table(&name, Arc::new(table), create.if_not_exists)?;
         Ok(StatementResult::command("CREATE TABLE"))

@@ -275,6 +275,14 @@ impl Session {
                     let plan = self.plan(statement).await?;
                     self.run_plan(plan).await
                 }
+                DfStatement::Reset(datafusion::sql::parser::ResetStatement::Variable(name)) => {
+                    let name = object_name_parts(name)?.join(".");
+                    if name.eq_ignore_ascii_case("all") {
+                        self.reset(None)
+                    } else {
+                        self.reset(Some(name))
+                    }
+                }
                 _ => Err(not_supported(format!("the statement \"{statement}\""))),
             };
         };
@@ -312,6 +320,15 @@ impl Session {
             } => self.drop(*object_type, *if_exists, names, *cascade),
             Statement::Set(set) => self.set(set),
             Statement::ShowVariable { variable } => self.show(variable),
+            Statement::Reset(reset) => {
+                use datafusion::sql::sqlparser::ast::Reset;
+                match &reset.reset {
+                    Reset::ALL => self.reset(None),
+                    Reset::ConfigurationParameter(name) => {
+                        self.reset(Some(object_name_parts(name)?.join(".")))
+                    }
+                }
+            }
             Statement::Discard { .. } => {
                 self.settings.reset_all();
                 Ok(StatementResult::command("DISCARD ALL"))
@@ -421,6 +438,24 @@ impl Session {
             return Ok(StatementResult::command("SET"));
         }
         self.set_named(&variable, &value)
+    }
+
+    /// `RESET name`, or `RESET ALL` for None.
+    fn reset(&mut self, name: Option<String>) -> Result<StatementResult> {
+        match name {
+            None => {
+                self.settings.reset_all();
+                for name in settings::REPORTED {
+                    self.after_setting_change(name);
+                }
+                self.after_setting_change("search_path");
+            }
+            Some(name) => {
+                let key = self.settings.reset(&name)?;
+                self.after_setting_change(key);
+            }
+        }
+        Ok(StatementResult::command("RESET"))
     }
 
     fn set_named(&mut self, name: &str, value: &str) -> Result<StatementResult> {

@@ -1,0 +1,103 @@
+//! PRIMARY KEY and UNIQUE constraints, enforced by an in-memory hash index
+//! of the key columns' row-encoded values.
+
+use std::collections::HashSet;
+
+use datafusion::arrow::array::{Array, ArrayRef, RecordBatch};
+use datafusion::arrow::datatypes::Schema;
+use datafusion::arrow::row::{RowConverter, SortField};
+use datafusion::arrow::util::display::array_value_to_string;
+
+use crate::error::{QuiverError, Result};
+
+/// A unique constraint as declared.
+#[derive(Debug, Clone)]
+pub struct UniqueConstraint {
+    /// Postgres-style name: `t_pkey`, `t_col_key`.
+    pub name: String,
+    /// Column positions in the table schema.
+    pub columns: Vec<usize>,
+    pub primary: bool,
+}
+
+/// The keys present in a table for one constraint.
+pub struct UniqueIndex {
+    pub constraint: UniqueConstraint,
+    converter: RowConverter,
+    keys: HashSet<Box<[u8]>>,
+}
+
+impl std::fmt::Debug for UniqueIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UniqueIndex")
+            .field("constraint", &self.constraint.name)
+            .field("keys", &self.keys.len())
+            .finish()
+    }
+}
+
+impl UniqueIndex {
+    pub fn new(constraint: UniqueConstraint, schema: &Schema) -> Result<Self> {
+        let fields = constraint
+            .columns
+            .iter()
+            .map(|&c| SortField::new(schema.field(c).data_type().clone()))
+            .collect();
+        Ok(UniqueIndex {
+            constraint,
+            converter: RowConverter::new(fields)?,
+            keys: HashSet::new(),
+        })
+    }
+
+    /// The keys `batches` would add, or the violation they cause (against
+    /// existing keys or among themselves). Keys with a NULL never conflict,
+    /// as in Postgres.
+    pub fn check(&self, schema: &Schema, batches: &[RecordBatch]) -> Result<Vec<Box<[u8]>>> {
+        let mut new_keys: HashSet<Box<[u8]>> = HashSet::new();
+        for batch in batches {
+            let columns: Vec<ArrayRef> = self
+                .constraint
+                .columns
+                .iter()
+                .map(|&c| batch.column(c).clone())
+                .collect();
+            let rows = self.converter.convert_columns(&columns)?;
+            for (i, row) in rows.iter().enumerate() {
+                if columns.iter().any(|c| c.is_null(i)) {
+                    continue;
+                }
+                let key: Box<[u8]> = row.as_ref().into();
+                if self.keys.contains(&key) || !new_keys.insert(key) {
+                    return Err(self.violation(schema, &columns, i));
+                }
+            }
+        }
+        Ok(new_keys.into_iter().collect())
+    }
+
+    pub fn insert(&mut self, keys: Vec<Box<[u8]>>) {
+        self.keys.extend(keys);
+    }
+
+    fn violation(&self, schema: &Schema, columns: &[ArrayRef], row: usize) -> QuiverError {
+        let names: Vec<&str> = self
+            .constraint
+            .columns
+            .iter()
+            .map(|&c| schema.field(c).name().as_str())
+            .collect();
+        let values: Vec<String> = columns
+            .iter()
+            .map(|c| array_value_to_string(c, row).unwrap_or_default())
+            .collect();
+        QuiverError::UniqueViolation {
+            constraint: self.constraint.name.clone(),
+            detail: format!(
+                "Key ({})=({}) already exists.",
+                names.join(", "),
+                values.join(", ")
+            ),
+        }
+    }
+}
