@@ -132,7 +132,6 @@ impl AsyncDB for Wire {
             }
         }
         let is_query = sql
-            .trim_start()
             .split_whitespace()
             .next()
             .map(|w| {
