@@ -304,7 +304,32 @@ impl Shell {
         let table = render_table(&out_schema, &[batch])?;
         // Drop the "(N rows)" footer, as psql's \d does.
         let body = table.rsplit_once("(").map(|(b, _)| b).unwrap_or(&table);
-        Ok(format!("{kind} \"{qualified}\"\n{body}"))
+        let mut out = format!("{kind} \"{qualified}\"\n{body}");
+        let constraints = catalog
+            .table(&qualified)
+            .map(|t| t.unique_constraints())
+            .unwrap_or_default();
+        if !constraints.is_empty() {
+            out.push_str("Indexes:\n");
+            for c in constraints {
+                let columns: Vec<&str> = c
+                    .columns
+                    .iter()
+                    .map(|&i| fields[i].name().as_str())
+                    .collect();
+                let kind = if c.primary {
+                    "PRIMARY KEY"
+                } else {
+                    "UNIQUE CONSTRAINT"
+                };
+                out.push_str(&format!(
+                    "    \"{}\" {kind}, hash ({})\n",
+                    c.name,
+                    columns.join(", ")
+                ));
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -58,7 +58,7 @@ fn a_piped_script_stops_at_the_first_error_with_a_failing_status() {
 #[test]
 fn backslash_commands_describe_tables() {
     let out = run_repl(
-        "CREATE TABLE items (id INT NOT NULL, label VARCHAR(20), price NUMERIC(8,2));\n\\dt\n\\d items\n",
+        "CREATE TABLE items (id INT PRIMARY KEY, label VARCHAR(20), price NUMERIC(8,2));\n\\dt\n\\d items\n",
     );
     assert!(
         out.status.success(),
