@@ -122,6 +122,9 @@ fn serve(listen: SocketAddr, storage: StorageArgs) -> anyhow::Result<ExitCode> {
     let _data_dir = open_storage(&storage)?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
+        // Install the signal handlers before announcing the port, so a
+        // signal sent right after start-up still shuts down cleanly.
+        let shutdown = shutdown_signal()?;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|e| anyhow::anyhow!("could not listen on {listen}: {e}"))?;
@@ -130,19 +133,23 @@ fn serve(listen: SocketAddr, storage: StorageArgs) -> anyhow::Result<ExitCode> {
         println!("QuiverDB listening on {local}");
         tracing::info!("listening on {local}");
         let db = Database::new();
-        quiverdb::pg::serve(listener, db, shutdown_signal()).await;
+        quiverdb::pg::serve(listener, db, shutdown).await;
         tracing::info!("server stopped");
         Ok(ExitCode::SUCCESS)
     })
 }
 
-async fn shutdown_signal() {
+/// Completes on SIGINT or SIGTERM; the handlers are in place on return.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("received SIGINT"),
-        _ = term.recv() => tracing::info!("received SIGTERM"),
-    }
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => tracing::info!("received SIGINT"),
+            _ = terminate.recv() => tracing::info!("received SIGTERM"),
+        }
+    })
 }
 
 fn repl(storage: StorageArgs) -> anyhow::Result<ExitCode> {
