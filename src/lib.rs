@@ -1,6 +1,25 @@
 //! QuiverDB: an in-memory analytical SQL database. Tables live in RAM as
 //! Arrow record batches, DataFusion plans and runs the queries, and clients
 //! connect over the PostgreSQL wire protocol or through the embedded REPL.
+//!
+//! Embedded use goes through a [`Session`], exactly as the server does:
+//!
+//! ```
+//! use quiverdb::{Database, Session, StatementResult};
+//!
+//! let runtime = tokio::runtime::Runtime::new().unwrap();
+//! let mut session = Session::new(Database::new());
+//! let results = runtime.block_on(session.execute_sql(
+//!     "CREATE TABLE t (x INT); INSERT INTO t VALUES (1), (2); SELECT sum(x) AS total FROM t",
+//! ));
+//! match results.last() {
+//!     Some(Ok(StatementResult::Rows { schema, batches })) => {
+//!         assert_eq!(schema.field(0).name(), "total");
+//!         assert_eq!(batches[0].num_rows(), 1);
+//!     }
+//!     other => panic!("unexpected {other:?}"),
+//! }
+//! ```
 
 pub mod engine;
 pub mod error;

@@ -306,17 +306,11 @@ impl StartupHandler for Backend {
             "extra_float_digits",
         ] {
             if let Some(value) = client.metadata().get(name).cloned() {
-                if let Err(e) = session
-                    .execute_sql(&format!("SET {name} = '{}'", value.replace('\'', "''")))
-                    .await
-                    .pop()
-                    .expect("one result")
-                {
+                if let Err(e) = session.apply_startup_setting(name, &value) {
                     tracing::debug!("ignoring start-up parameter {name}={value}: {e}");
                 }
             }
         }
-        session.take_changed_settings();
         let mut values = HashMap::new();
         for name in settings::REPORTED {
             values.insert(

@@ -440,6 +440,14 @@ impl Session {
         self.set_named(&variable, &value)
     }
 
+    /// Applies a setting a client sent in its start-up packet.
+    pub fn apply_startup_setting(&mut self, name: &str, value: &str) -> Result<()> {
+        self.set_named(name, value)?;
+        // The client is told every reported value right after start-up.
+        self.changed.clear();
+        Ok(())
+    }
+
     /// `RESET name`, or `RESET ALL` for None.
     fn reset(&mut self, name: Option<String>) -> Result<StatementResult> {
         match name {
