@@ -181,6 +181,19 @@ fn char_length(len: &Option<CharacterLength>) -> Result<Option<u64>> {
     }
 }
 
+/// `8-4-4-4-12` hyphenation of a uuid's 32 hex digits, the one form we
+/// store and show.
+pub fn hyphenated_uuid(hex: &str) -> String {
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
 /// The Postgres name of a column's type, as `\d` and `format_type()` show it.
 pub fn display_type(field: &Field) -> String {
     let len = declared_length(field);

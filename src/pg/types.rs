@@ -21,7 +21,7 @@ use pgwire::types::format::FormatOptions;
 use pgwire::types::ToSqlText;
 use postgres_types::{to_sql_checked, IsNull, ToSql};
 
-use crate::engine::types::TaggedType;
+use crate::engine::types::{hyphenated_uuid, TaggedType};
 
 /// The Postgres type a column is reported as.
 pub fn pg_type(field: &Field) -> PgWireResult<Type> {
@@ -93,23 +93,13 @@ pub fn encode_batches(
                     {
                         let value = (!array.is_null(row))
                             .then(|| TextBacked::new(tag, array.as_string::<i32>().value(row)));
-                        encoder.encode_field_with_type_and_format(
-                            &value,
-                            pg_field.datatype(),
-                            pg_field.format(),
-                            pg_field.format_options(),
-                        )?;
+                        encode_as_field(&mut encoder, &value, pg_field)?;
                     }
                     _ if pg_field.format() == FieldFormat::Text
                         && has_own_text(array.data_type()) =>
                     {
                         let value = own_text(array.as_ref(), row).map(TextOnly);
-                        encoder.encode_field_with_type_and_format(
-                            &value,
-                            pg_field.datatype(),
-                            pg_field.format(),
-                            pg_field.format_options(),
-                        )?;
+                        encode_as_field(&mut encoder, &value, pg_field)?;
                     }
                     _ => {
                         let arrow_field = batch.schema_ref().field(col).clone();
@@ -121,6 +111,20 @@ pub fn encode_batches(
         })
     });
     stream::iter(rows)
+}
+
+/// Encodes one value with the column's type, format and format options.
+fn encode_as_field<T: ToSql + ToSqlText>(
+    encoder: &mut DataRowEncoder,
+    value: &Option<T>,
+    field: &FieldInfo,
+) -> PgWireResult<()> {
+    encoder.encode_field_with_type_and_format(
+        value,
+        field.datatype(),
+        field.format(),
+        field.format_options(),
+    )
 }
 
 /// A value stored as text whose binary wire form differs from its text
@@ -363,15 +367,8 @@ pub fn uuid_text(bytes: &[u8]) -> Option<String> {
     if bytes.len() != 16 {
         return None;
     }
-    let h: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    Some(format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    ))
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    Some(hyphenated_uuid(&hex))
 }
 
 /// Rows in Postgres text format, exactly as a client would receive them

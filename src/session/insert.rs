@@ -10,7 +10,7 @@ use datafusion::dataframe::DataFrame;
 use datafusion::logical_expr::DmlStatement;
 
 use super::{Session, StatementResult};
-use crate::engine::types::{declared_length, TaggedType};
+use crate::engine::types::{declared_length, hyphenated_uuid, TaggedType};
 use crate::engine::Table;
 use crate::error::{QuiverError, Result};
 
@@ -134,15 +134,7 @@ pub(crate) fn normalise_uuid(text: &str) -> Result<String> {
     if hex.len() != 32 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
         return Err(invalid());
     }
-    let h = hex.to_ascii_lowercase();
-    Ok(format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    ))
+    Ok(hyphenated_uuid(&hex.to_ascii_lowercase()))
 }
 
 #[cfg(test)]
