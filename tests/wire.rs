@@ -377,3 +377,26 @@ async fn startup_reports_the_parameters_clients_read() {
     let rows = client.query("SHOW application_name", &[]).await.unwrap();
     assert_eq!(rows[0].get::<_, &str>(0), "wire-test");
 }
+
+#[tokio::test]
+async fn casts_to_uuid_and_jsonb_report_their_types() {
+    let server = TestServer::start();
+    let client = server.connect().await;
+    let row = client
+        .query_one(
+            "SELECT 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11'::uuid AS u, '{\"a\": 1}'::jsonb AS j",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.columns()[0].type_(), &Type::UUID);
+    assert_eq!(row.columns()[1].type_(), &Type::JSONB);
+    assert_eq!(
+        row.get::<_, uuid::Uuid>(0),
+        uuid::Uuid::parse_str("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11").unwrap()
+    );
+    assert_eq!(
+        row.get::<_, serde_json::Value>(1),
+        serde_json::json!({"a": 1})
+    );
+}

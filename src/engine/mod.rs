@@ -141,57 +141,67 @@ impl Database {
         })
     }
 
-    /// Drops a table or a view (`want_view` says which the statement named).
-    /// Returns false when it did not exist and `if_exists` was given.
-    pub fn drop_relation(
+    /// Drops tables or views (`want_view` says which the statement named),
+    /// all or none: a missing name without `if_exists` drops nothing.
+    pub fn drop_relations(
         &self,
-        name: &QualifiedName,
+        names: &[QualifiedName],
         want_view: bool,
         if_exists: bool,
         cascade: bool,
-    ) -> Result<bool> {
+    ) -> Result<()> {
         self.change_catalog(|c| {
-            let kind = if want_view { "view" } else { "table" };
-            let exists = match c.schemas.get(&name.schema) {
-                None => false,
-                Some(entry) => {
-                    let (is_table, is_view) =
-                        (entry.tables.contains_key(&name.name), entry.views.contains_key(&name.name));
-                    if (want_view && is_table) || (!want_view && is_view) {
-                        return Err(QuiverError::WrongObjectType(format!(
-                            "\"{}\" is not a {kind}",
-                            name.name
-                        )));
-                    }
-                    is_table || is_view
-                }
-            };
-            if !exists {
-                return if if_exists {
-                    Ok(false)
-                } else {
-                    Err(QuiverError::UndefinedTable(name.name.clone()))
-                };
+            for name in names {
+                drop_relation(c, name, want_view, if_exists, cascade)?;
             }
-            let dependents = c.views_depending_on(name);
-            if !dependents.is_empty() && !cascade {
-                return Err(QuiverError::DependentObjectsStillExist(format!(
-                    "cannot drop {kind} {} because other objects depend on it (view {}); use DROP ... CASCADE to drop the dependent objects too",
-                    name.name, dependents[0].name
-                )));
-            }
-            let mut doomed = vec![name.clone()];
-            // CASCADE: drop views that depend, transitively.
-            while let Some(target) = doomed.pop() {
-                for dep in c.views_depending_on(&target) {
-                    doomed.push(dep);
-                }
-                if let Some(entry) = c.schemas.get_mut(&target.schema) {
-                    entry.tables.remove(&target.name);
-                    entry.views.remove(&target.name);
-                }
-            }
-            Ok(true)
+            Ok(())
         })
     }
+}
+
+fn drop_relation(
+    c: &mut CatalogState,
+    name: &QualifiedName,
+    want_view: bool,
+    if_exists: bool,
+    cascade: bool,
+) -> Result<()> {
+    let kind = if want_view { "view" } else { "table" };
+    let (is_table, is_view) = match c.schemas.get(&name.schema) {
+        None => (false, false),
+        Some(entry) => (
+            entry.tables.contains_key(&name.name),
+            entry.views.contains_key(&name.name),
+        ),
+    };
+    if (want_view && is_table) || (!want_view && is_view) {
+        return Err(QuiverError::WrongObjectType(format!(
+            "\"{}\" is not a {kind}",
+            name.name
+        )));
+    }
+    if !is_table && !is_view {
+        return if if_exists {
+            Ok(())
+        } else {
+            Err(QuiverError::UndefinedTable(name.name.clone()))
+        };
+    }
+    let dependents = c.views_depending_on(name);
+    if !dependents.is_empty() && !cascade {
+        return Err(QuiverError::DependentObjectsStillExist(format!(
+            "cannot drop {kind} {} because other objects depend on it (view {}); use DROP ... CASCADE to drop the dependent objects too",
+            name.name, dependents[0].name
+        )));
+    }
+    // CASCADE: drop the views that depend on it, transitively.
+    let mut doomed = vec![name.clone()];
+    while let Some(target) = doomed.pop() {
+        doomed.extend(c.views_depending_on(&target));
+        if let Some(entry) = c.schemas.get_mut(&target.schema) {
+            entry.tables.remove(&target.name);
+            entry.views.remove(&target.name);
+        }
+    }
+    Ok(())
 }

@@ -27,7 +27,7 @@ pub const TIMESTAMP_UNIT: TimeUnit = TimeUnit::Microsecond;
 pub const UTC: &str = "UTC";
 
 /// The Postgres types whose Arrow representation needs a metadata tag.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TaggedType {
     Uuid,
     Json,

@@ -69,6 +69,15 @@ fn name_of(expr: &Expr) -> Option<String> {
             _ => None,
         }),
         Expr::Case { .. } => Some("case".into()),
+        Expr::Substring { shorthand, .. } => {
+            Some(if *shorthand { "substr" } else { "substring" }.into())
+        }
+        Expr::Extract { .. } => Some("extract".into()),
+        Expr::Trim { .. } => Some("btrim".into()),
+        Expr::Position { .. } => Some("position".into()),
+        Expr::Ceil { .. } => Some("ceil".into()),
+        Expr::Floor { .. } => Some("floor".into()),
+        Expr::Overlay { .. } => Some("overlay".into()),
         Expr::Exists { .. } => Some("exists".into()),
         Expr::Array(_) => Some("array".into()),
         Expr::Subquery(q) => names_of_query(q)
@@ -132,14 +141,15 @@ mod tests {
     #[test]
     fn functions_literals_and_casts_get_postgres_names() {
         assert_eq!(
-            names("select count(*), 1 + 1, a, x::int, 'a'::text, sum(b) as total from t"),
+            names("select count(*), 1 + 1, a, x::int, 'a'::text, sum(b) as total, substr(a, 1) from t"),
             Some(vec![
                 Some("count".into()),
                 Some("?column?".into()),
                 None,
                 Some("x".into()),
                 Some("text".into()),
-                None
+                None,
+                Some("substr".into()),
             ])
         );
     }

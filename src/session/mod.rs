@@ -8,6 +8,7 @@ mod column_names;
 mod ddl;
 mod insert;
 mod pg_casts;
+mod pg_types_in;
 pub mod settings;
 
 use std::collections::VecDeque;
@@ -101,6 +102,9 @@ impl Session {
         let interval_in = Arc::new(pg_casts::interval_in_udf());
         ctx.register_udf(bytea_in.as_ref().clone());
         ctx.register_udf(interval_in.as_ref().clone());
+        for udf in pg_types_in::text_type_udfs() {
+            ctx.register_udf(udf);
+        }
         Session {
             db,
             ctx,
@@ -258,7 +262,8 @@ impl Session {
         }
     }
 
-    async fn plan(&self, statement: DfStatement) -> Result<LogicalPlan> {
+    async fn plan(&self, mut statement: DfStatement) -> Result<LogicalPlan> {
+        pg_types_in::rewrite_casts(&mut statement);
         let plan = self.ctx.state().statement_to_plan(statement).await?;
         Ok(pg_casts::rewrite_text_casts(
             plan,
@@ -556,11 +561,12 @@ impl Session {
         match object_type {
             ObjectType::Table | ObjectType::View => {
                 let want_view = object_type == ObjectType::View;
-                for name in names {
-                    let name = self.qualified(name)?;
-                    self.db
-                        .drop_relation(&name, want_view, if_exists, cascade)?;
-                }
+                let names = names
+                    .iter()
+                    .map(|n| self.qualified(n))
+                    .collect::<Result<Vec<_>>>()?;
+                self.db
+                    .drop_relations(&names, want_view, if_exists, cascade)?;
                 Ok(StatementResult::command(if want_view {
                     "DROP VIEW"
                 } else {

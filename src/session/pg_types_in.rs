@@ -1,0 +1,149 @@
+//! Casts to the Postgres types DataFusion's planner does not know (`uuid`,
+//! `json`, `jsonb`): `x::uuid` becomes `pg_uuid_in(x)`, which checks the
+//! text, normalises it and tags the result so clients see the right type.
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, AsArray, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
+use datafusion::common::DataFusionError;
+use datafusion::error::Result as DfResult;
+use datafusion::logical_expr::{
+    ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    Volatility,
+};
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::{
+    visit_expressions_mut, DataType as SqlType, Expr, Function, FunctionArg, FunctionArgExpr,
+    FunctionArgumentList, FunctionArguments, Ident, ObjectName, Value,
+};
+
+use super::insert::{check_json, normalise_uuid};
+use crate::engine::types::{TaggedType, PG_TYPE_KEY};
+
+/// `pg_uuid_in`, `pg_json_in`, `pg_jsonb_in`.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct TextTypeIn {
+    tag: TaggedType,
+    name: String,
+    signature: Signature,
+}
+
+impl TextTypeIn {
+    fn new(tag: TaggedType) -> Self {
+        TextTypeIn {
+            tag,
+            name: function_name(tag).to_string(),
+            signature: Signature::exact(vec![DataType::Utf8], Volatility::Immutable),
+        }
+    }
+}
+
+fn function_name(tag: TaggedType) -> &'static str {
+    match tag {
+        TaggedType::Uuid => "pg_uuid_in",
+        TaggedType::Json => "pg_json_in",
+        _ => "pg_jsonb_in",
+    }
+}
+
+/// The three cast functions, for registering with a session.
+pub fn text_type_udfs() -> Vec<ScalarUDF> {
+    [TaggedType::Uuid, TaggedType::Json, TaggedType::Jsonb]
+        .into_iter()
+        .map(|tag| ScalarUDF::from(TextTypeIn::new(tag)))
+        .collect()
+}
+
+impl ScalarUDFImpl for TextTypeIn {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn return_field_from_args(&self, _args: ReturnFieldArgs) -> DfResult<FieldRef> {
+        let meta = [(PG_TYPE_KEY.to_string(), self.tag.name().to_string())].into();
+        Ok(Arc::new(
+            Field::new(self.tag.name(), DataType::Utf8, true).with_metadata(meta),
+        ))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let input = arrays[0].as_string::<i32>();
+        let output: StringArray = input
+            .iter()
+            .map(|value| {
+                value
+                    .map(|text| match self.tag {
+                        TaggedType::Uuid => normalise_uuid(text),
+                        tag => check_json(tag, text).map(|()| text.to_string()),
+                    })
+                    .transpose()
+                    .map_err(|e| DataFusionError::Execution(e.to_string()))
+            })
+            .collect::<DfResult<_>>()?;
+        let array: ArrayRef = Arc::new(output);
+        Ok(ColumnarValue::Array(array))
+    }
+}
+
+/// Rewrites casts to uuid/json/jsonb in a statement into the functions.
+pub fn rewrite_casts(statement: &mut DfStatement) {
+    match statement {
+        DfStatement::Statement(s) => {
+            let _ = visit_expressions_mut(s.as_mut(), |expr| {
+                rewrite_cast(expr);
+                ControlFlow::<()>::Continue(())
+            });
+        }
+        DfStatement::Explain(explain) => rewrite_casts(explain.statement.as_mut()),
+        _ => {}
+    }
+}
+
+fn rewrite_cast(expr: &mut Expr) {
+    let Expr::Cast {
+        expr: inner,
+        data_type,
+        ..
+    } = expr
+    else {
+        return;
+    };
+    let tag = match data_type {
+        SqlType::Uuid => TaggedType::Uuid,
+        SqlType::JSON => TaggedType::Json,
+        SqlType::JSONB => TaggedType::Jsonb,
+        SqlType::Custom(name, _) => match name.to_string().to_ascii_lowercase().as_str() {
+            "uuid" => TaggedType::Uuid,
+            "json" => TaggedType::Json,
+            "jsonb" => TaggedType::Jsonb,
+            _ => return,
+        },
+        _ => return,
+    };
+    let argument = std::mem::replace(inner.as_mut(), Expr::Value(Value::Null.into()));
+    *expr = Expr::Function(Function {
+        name: ObjectName::from(vec![Ident::new(function_name(tag))]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(FunctionArgumentList {
+            duplicate_treatment: None,
+            args: vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(argument))],
+            clauses: vec![],
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: vec![],
+    });
+}
