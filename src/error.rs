@@ -59,6 +59,12 @@ pub enum QuiverError {
     StatementTimeout,
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error("{path} is damaged at byte {offset}: {reason}")]
+    Corrupt {
+        path: String,
+        offset: u64,
+        reason: String,
+    },
     #[error("{0}")]
     Internal(String),
     #[error("{}", datafusion_message(.0))]
@@ -68,6 +74,12 @@ pub enum QuiverError {
 impl From<ParserError> for QuiverError {
     fn from(e: ParserError) -> Self {
         QuiverError::Syntax(parser_message(&e))
+    }
+}
+
+impl From<datafusion::sql::sqlparser::tokenizer::TokenizerError> for QuiverError {
+    fn from(e: datafusion::sql::sqlparser::tokenizer::TokenizerError) -> Self {
+        QuiverError::Syntax(e.message)
     }
 }
 
@@ -104,6 +116,7 @@ pub enum SqlState {
     QueryCanceled,
     OutOfMemory,
     IoError,
+    DataCorrupted,
     InternalError,
 }
 
@@ -134,6 +147,7 @@ impl SqlState {
             SqlState::QueryCanceled => "57014",
             SqlState::OutOfMemory => "53200",
             SqlState::IoError => "58030",
+            SqlState::DataCorrupted => "XX001",
             SqlState::InternalError => "XX000",
         }
     }
@@ -166,6 +180,7 @@ impl QuiverError {
             QuiverError::InvalidTableDefinition(_) => SqlState::InvalidTableDefinition,
             QuiverError::QueryCanceled | QuiverError::StatementTimeout => SqlState::QueryCanceled,
             QuiverError::Io(_) => SqlState::IoError,
+            QuiverError::Corrupt { .. } => SqlState::DataCorrupted,
             QuiverError::Internal(_) => SqlState::InternalError,
             QuiverError::DataFusion(e) => datafusion_sqlstate(e),
         }

@@ -26,6 +26,7 @@ pub mod error;
 pub mod pg;
 pub mod repl;
 pub mod session;
+pub mod storage;
 
 pub use engine::Database;
 pub use error::{QuiverError, Result};

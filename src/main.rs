@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use quiverdb::Database;
@@ -37,6 +39,13 @@ enum Command {
         #[command(flatten)]
         storage: StorageArgs,
     },
+    /// Write a checkpoint of a data directory (the server must not be
+    /// running on it) and exit.
+    Checkpoint {
+        /// Data directory.
+        #[arg(long, env = "QUIVER_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+        data_dir: PathBuf,
+    },
 }
 
 #[derive(Args, Clone, Default)]
@@ -48,6 +57,9 @@ struct StorageArgs {
     /// Run purely in memory, with no data directory.
     #[arg(long)]
     memory: bool,
+    /// Checkpoint automatically when the WAL grows past this many MiB.
+    #[arg(long, default_value_t = 64, env = "QUIVER_CHECKPOINT_WAL_MB")]
+    checkpoint_wal_mb: u64,
 }
 
 const DEFAULT_DATA_DIR: &str = "quiver-data";
@@ -57,15 +69,35 @@ struct DataDir {
     _lock: std::fs::File,
 }
 
-fn open_storage(args: &StorageArgs) -> anyhow::Result<Option<DataDir>> {
-    if args.memory {
-        return Ok(None);
+/// The database: in memory, or opened (recovered) from its data directory.
+async fn open_database(
+    data_dir: Option<PathBuf>,
+    args: &StorageArgs,
+) -> anyhow::Result<(Arc<Database>, Option<DataDir>)> {
+    let Some(dir) = data_dir else {
+        return Ok((Database::new(), None));
+    };
+    let lock = lock_data_dir(&dir)?;
+    let db = quiverdb::storage::open(&dir)
+        .await
+        .with_context(|| format!("could not open data directory {}", dir.display()))?;
+    if let Some(storage) = db.storage() {
+        storage.set_checkpoint_wal_bytes(args.checkpoint_wal_mb.max(1) * 1024 * 1024);
     }
-    let dir = args
-        .data_dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
-    lock_data_dir(&dir).map(Some)
+    Ok((db, Some(lock)))
+}
+
+/// A checkpoint on the way out, so the next start has little WAL to replay.
+async fn checkpoint_on_exit(db: &Arc<Database>) {
+    if db.storage().is_none() {
+        return;
+    }
+    let db = db.clone();
+    match tokio::task::spawn_blocking(move || quiverdb::storage::checkpoint(&db)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::error!("checkpoint at shutdown failed: {e}"),
+        Err(e) => tracing::error!("checkpoint at shutdown failed: {e}"),
+    }
 }
 
 fn lock_data_dir(dir: &Path) -> anyhow::Result<DataDir> {
@@ -88,10 +120,6 @@ fn lock_data_dir(dir: &Path) -> anyhow::Result<DataDir> {
             return Err(e).with_context(|| format!("could not lock {}", path.display()))
         }
     }
-    tracing::warn!(
-        "data directory {}: tables are kept in memory only for now; they are lost when the process exits",
-        dir.display()
-    );
     Ok(DataDir { _lock: file })
 }
 
@@ -107,6 +135,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Serve { listen, storage }) => serve(listen, storage),
         Some(Command::Repl { storage }) => repl(storage),
+        Some(Command::Checkpoint { data_dir }) => offline_checkpoint(data_dir),
         None => repl(cli.storage),
     };
     match result {
@@ -119,7 +148,16 @@ fn main() -> ExitCode {
 }
 
 fn serve(listen: SocketAddr, storage: StorageArgs) -> anyhow::Result<ExitCode> {
-    let _data_dir = open_storage(&storage)?;
+    let data_dir = if storage.memory {
+        None
+    } else {
+        Some(
+            storage
+                .data_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+        )
+    };
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         // Install the signal handlers before announcing the port, so a
@@ -129,11 +167,12 @@ fn serve(listen: SocketAddr, storage: StorageArgs) -> anyhow::Result<ExitCode> {
             .await
             .map_err(|e| anyhow::anyhow!("could not listen on {listen}: {e}"))?;
         let local = listener.local_addr()?;
+        let (db, _lock) = open_database(data_dir, &storage).await?;
         // Tests and scripts read this line to learn the port when given :0.
         println!("QuiverDB listening on {local}");
         tracing::info!("listening on {local}");
-        let db = Database::new();
-        quiverdb::pg::serve(listener, db, shutdown).await;
+        quiverdb::pg::serve(listener, db.clone(), shutdown).await;
+        checkpoint_on_exit(&db).await;
         tracing::info!("server stopped");
         Ok(ExitCode::SUCCESS)
     })
@@ -155,9 +194,21 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
 fn repl(storage: StorageArgs) -> anyhow::Result<ExitCode> {
     // Like the sqlite3 and duckdb shells, the REPL is in-memory unless
     // given a data directory.
-    let _data_dir = match &storage.data_dir {
-        Some(dir) => Some(lock_data_dir(dir)?),
-        None => None,
-    };
-    quiverdb::repl::run(Database::new())
+    let runtime = tokio::runtime::Runtime::new()?;
+    let (db, _lock) = runtime.block_on(open_database(storage.data_dir.clone(), &storage))?;
+    let code = quiverdb::repl::run(db.clone(), &runtime)?;
+    runtime.block_on(checkpoint_on_exit(&db));
+    Ok(code)
+}
+
+fn offline_checkpoint(data_dir: PathBuf) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    let args = StorageArgs::default();
+    let (db, _lock) = runtime.block_on(open_database(Some(data_dir), &args))?;
+    let stats = quiverdb::storage::checkpoint(&db)?;
+    println!(
+        "checkpoint: {} table(s) written, {} unchanged, {} rows, {} bytes, {} ms",
+        stats.tables_written, stats.tables_reused, stats.rows, stats.bytes_written, stats.millis
+    );
+    Ok(ExitCode::SUCCESS)
 }

@@ -24,8 +24,7 @@ pub use format::render_table;
 
 /// Runs the shell on `db` until `\q`, end of input, or (for scripts) the
 /// first error.
-pub fn run(db: Arc<Database>) -> anyhow::Result<ExitCode> {
-    let runtime = tokio::runtime::Runtime::new()?;
+pub fn run(db: Arc<Database>, runtime: &tokio::runtime::Runtime) -> anyhow::Result<ExitCode> {
     let mut shell = Shell {
         session: Session::new(db.clone()),
         runtime,
@@ -45,9 +44,9 @@ pub fn run(db: Arc<Database>) -> anyhow::Result<ExitCode> {
     }
 }
 
-struct Shell {
+struct Shell<'r> {
     session: Session,
-    runtime: tokio::runtime::Runtime,
+    runtime: &'r tokio::runtime::Runtime,
     timing: bool,
     interactive: bool,
 }
@@ -58,7 +57,7 @@ enum Flow {
     Quit,
 }
 
-impl Shell {
+impl Shell<'_> {
     fn interactive_loop(&mut self, db: Arc<Database>) -> anyhow::Result<ExitCode> {
         let mut editor: Editor<ShellHelper, DefaultHistory> = Editor::new()?;
         editor.set_helper(Some(ShellHelper { db }));

@@ -13,6 +13,7 @@ use datafusion::logical_expr::LogicalPlan;
 
 use super::table::Table;
 use super::Database;
+use crate::storage::record::ViewDef;
 
 /// A schema-qualified relation name, already normalised (unquoted
 /// identifiers lower-cased, as Postgres does).
@@ -40,7 +41,10 @@ impl std::fmt::Display for QualifiedName {
 /// A view: its defining query, planned once at creation.
 #[derive(Debug)]
 pub struct View {
-    pub definition: String,
+    /// The definition as logged and checkpointed.
+    pub def: ViewDef,
+    /// Creation order: views are recreated in this order on recovery.
+    pub seq: u64,
     pub plan: LogicalPlan,
     /// Relations the view reads; they cannot be dropped without CASCADE.
     pub depends_on: Vec<QualifiedName>,
@@ -144,7 +148,7 @@ impl SchemaProvider for QuiverSchemaProvider {
             return Ok(Some(table.clone() as Arc<dyn TableProvider>));
         }
         if let Some(view) = entry.views.get(name) {
-            let view = ViewTable::new(view.plan.clone(), Some(view.definition.clone()));
+            let view = ViewTable::new(view.plan.clone(), Some(view.def.query.clone()));
             return Ok(Some(Arc::new(view)));
         }
         Ok(None)

@@ -7,15 +7,36 @@ pub mod types;
 pub mod unique;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
-use parking_lot::Mutex;
+use datafusion::arrow::record_batch::RecordBatch;
+use parking_lot::{Mutex, RwLock, RwLockWriteGuard};
 
 pub use catalog::{CatalogState, QualifiedName, View};
 pub use table::{Table, TableVersion};
 
 use crate::error::{QuiverError, Result};
+use crate::storage::record::{encode_batches, Commit, Effect};
+use crate::storage::wal::Durable;
+use crate::storage::Storage;
+
+/// What a writer waits for before acknowledging a commit: its WAL record
+/// on disk (nothing to wait for without a WAL).
+#[must_use = "a commit is acknowledged only after its Ack resolves"]
+pub struct Ack(Option<Durable>);
+
+impl Ack {
+    pub fn none() -> Ack {
+        Ack(None)
+    }
+
+    pub async fn wait(self) {
+        if let Some(durable) = self.0 {
+            durable.wait().await;
+        }
+    }
+}
 
 /// Name of the one DataFusion catalog that holds every schema.
 pub const CATALOG_NAME: &str = "quiver";
@@ -30,6 +51,15 @@ pub struct Database {
     ddl_lock: Mutex<()>,
     /// Increases with every catalog change, so prepared plans know to re-plan.
     catalog_version: AtomicU64,
+    /// Commits hold it shared while they log and install; a checkpoint holds
+    /// it exclusively for the instant it switches WAL files and takes its
+    /// snapshot, so every commit is either in the snapshot or in the new WAL.
+    commit_gate: RwLock<()>,
+    /// The data directory and WAL commits are logged to; unset for an
+    /// in-memory database and while recovery replays.
+    storage: OnceLock<Storage>,
+    next_table_id: AtomicU64,
+    next_view_seq: AtomicU64,
 }
 
 impl Database {
@@ -43,6 +73,86 @@ impl Database {
             catalog: ArcSwap::from_pointee(state),
             ddl_lock: Mutex::new(()),
             catalog_version: AtomicU64::new(1),
+            commit_gate: RwLock::new(()),
+            storage: OnceLock::new(),
+            next_table_id: AtomicU64::new(1),
+            next_view_seq: AtomicU64::new(1),
+        })
+    }
+
+    /// From now on every commit is logged to the storage's WAL before it is
+    /// acknowledged.
+    pub fn attach_storage(&self, storage: Storage) {
+        if self.storage.set(storage).is_err() {
+            panic!("storage is already attached");
+        }
+    }
+
+    pub fn storage(&self) -> Option<&Storage> {
+        self.storage.get()
+    }
+
+    pub fn next_table_id(&self) -> u64 {
+        self.next_table_id.load(Ordering::Relaxed)
+    }
+
+    pub fn next_view_seq(&self) -> u64 {
+        self.next_view_seq.load(Ordering::Relaxed)
+    }
+
+    /// Stops commits for as long as the guard lives (checkpoint snapshots).
+    pub fn block_commits(&self) -> RwLockWriteGuard<'_, ()> {
+        self.commit_gate.write()
+    }
+
+    pub fn allocate_table_id(&self) -> u64 {
+        self.next_table_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Recovery: ids below `next` are taken.
+    pub fn reserve_table_ids(&self, next: u64) {
+        self.next_table_id.fetch_max(next, Ordering::Relaxed);
+    }
+
+    pub fn allocate_view_seq(&self) -> u64 {
+        self.next_view_seq.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub fn reserve_view_seqs(&self, next: u64) {
+        self.next_view_seq.fetch_max(next, Ordering::Relaxed);
+    }
+
+    fn log(&self, commit: &Commit, sync: bool) -> Result<Ack> {
+        match self.storage.get() {
+            Some(storage) => Ok(Ack(Some(storage.wal.append(commit, sync)?))),
+            None => Ok(Ack(None)),
+        }
+    }
+
+    /// Appends rows to a table: checks its constraints, logs the rows and
+    /// installs the new version. The caller acknowledges after the Ack.
+    pub fn append(
+        &self,
+        table: &Table,
+        batches: Vec<RecordBatch>,
+        sync: bool,
+    ) -> Result<(usize, Ack)> {
+        let commit = match self.storage.get() {
+            Some(_) => {
+                let mut commit = Commit::new();
+                let data = commit.add_blob(encode_batches(&table.schema_ref(), &batches)?);
+                commit.effects.push(Effect::Insert {
+                    table_id: table.id(),
+                    data,
+                });
+                Some(commit)
+            }
+            None => None,
+        };
+        let _gate = self.commit_gate.read();
+        table.append(batches, || match &commit {
+            Some(commit) => self.log(commit, sync),
+            None => Ok(Ack::none()),
         })
     }
 
@@ -55,20 +165,30 @@ impl Database {
         self.catalog_version.load(Ordering::Acquire)
     }
 
-    /// Applies `change` to a copy of the catalog and installs the copy, so a
-    /// failed change leaves the catalog untouched.
-    fn change_catalog<T>(&self, change: impl FnOnce(&mut CatalogState) -> Result<T>) -> Result<T> {
+    /// Applies `change` to a copy of the catalog, logs `effect` and installs
+    /// the copy; a failed change leaves the catalog untouched and logs
+    /// nothing.
+    fn change_catalog<T>(
+        &self,
+        effect: Commit,
+        change: impl FnOnce(&mut CatalogState) -> Result<T>,
+    ) -> Result<(T, Ack)> {
+        let _gate = self.commit_gate.read();
         let _guard = self.ddl_lock.lock();
         let mut next = CatalogState::clone(&self.catalog.load());
         let out = change(&mut next)?;
+        let ack = self.log(&effect, true)?;
         self.catalog.store(Arc::new(next));
         self.catalog_version.fetch_add(1, Ordering::AcqRel);
-        Ok(out)
+        Ok((out, ack))
     }
 
     /// Returns false when the schema existed and `if_not_exists` was given.
-    pub fn create_schema(&self, name: &str, if_not_exists: bool) -> Result<bool> {
-        self.change_catalog(|c| {
+    pub fn create_schema(&self, name: &str, if_not_exists: bool) -> Result<(bool, Ack)> {
+        let effect = Effect::CreateSchema {
+            name: name.to_string(),
+        };
+        self.change_catalog(Commit::of(effect), |c| {
             if c.schemas.contains_key(name) {
                 return if if_not_exists {
                     Ok(false)
@@ -81,8 +201,12 @@ impl Database {
         })
     }
 
-    pub fn drop_schema(&self, name: &str, if_exists: bool, cascade: bool) -> Result<()> {
-        self.change_catalog(|c| {
+    pub fn drop_schema(&self, name: &str, if_exists: bool, cascade: bool) -> Result<((), Ack)> {
+        let effect = Effect::DropSchema {
+            name: name.to_string(),
+            cascade,
+        };
+        self.change_catalog(Commit::of(effect), |c| {
             let Some(entry) = c.schemas.get(name) else {
                 return if if_exists {
                     Ok(())
@@ -107,8 +231,9 @@ impl Database {
         name: &QualifiedName,
         table: Arc<Table>,
         if_not_exists: bool,
-    ) -> Result<bool> {
-        self.change_catalog(|c| {
+    ) -> Result<(bool, Ack)> {
+        let effect = table.definition_commit(&name.schema)?;
+        self.change_catalog(effect, |c| {
             let entry = c
                 .schemas
                 .get_mut(&name.schema)
@@ -125,8 +250,14 @@ impl Database {
         })
     }
 
-    pub fn create_view(&self, name: &QualifiedName, view: View, or_replace: bool) -> Result<()> {
-        self.change_catalog(|c| {
+    pub fn create_view(
+        &self,
+        name: &QualifiedName,
+        view: View,
+        or_replace: bool,
+    ) -> Result<((), Ack)> {
+        let effect = Commit::of(Effect::CreateView(view.def.clone()));
+        self.change_catalog(effect, |c| {
             let entry = c
                 .schemas
                 .get_mut(&name.schema)
@@ -149,8 +280,17 @@ impl Database {
         want_view: bool,
         if_exists: bool,
         cascade: bool,
-    ) -> Result<()> {
-        self.change_catalog(|c| {
+    ) -> Result<((), Ack)> {
+        let effect = Effect::DropRelations {
+            names: names
+                .iter()
+                .map(|n| (n.schema.clone(), n.name.clone()))
+                .collect(),
+            views: want_view,
+            if_exists,
+            cascade,
+        };
+        self.change_catalog(Commit::of(effect), |c| {
             for name in names {
                 drop_relation(c, name, want_view, if_exists, cascade)?;
             }

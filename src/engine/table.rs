@@ -20,7 +20,9 @@ use datafusion::physical_plan::ExecutionPlan;
 use parking_lot::Mutex;
 
 use super::unique::{UniqueConstraint, UniqueIndex};
+use super::Ack;
 use crate::error::Result;
+use crate::storage::record::{encode_schema, Commit, ConstraintDef, Effect, TableDef};
 
 /// Batches smaller than this are merged with their neighbours as rows
 /// arrive, so that many small INSERTs still leave scan-friendly batches.
@@ -67,7 +69,11 @@ impl TableVersion {
 
 /// A table: its definition and its current rows.
 pub struct Table {
+    /// Stable identity: the WAL refers to tables by id, not by name.
+    id: u64,
     name: String,
+    /// DEFAULT expressions as SQL text, for the log and checkpoints.
+    defaults_sql: Vec<(String, String)>,
     schema: SchemaRef,
     defaults: HashMap<String, Expr>,
     data: ArcSwap<TableVersion>,
@@ -92,6 +98,8 @@ impl Table {
         defaults: HashMap<String, Expr>,
     ) -> Self {
         Table {
+            id: 0,
+            defaults_sql: Vec::new(),
             name: name.into(),
             schema,
             defaults,
@@ -100,14 +108,18 @@ impl Table {
         }
     }
 
-    /// A table whose rows must satisfy `constraints`.
+    /// A table with its id, DEFAULTs (planned and as SQL) and the unique
+    /// constraints its rows must satisfy.
     pub fn with_constraints(
+        id: u64,
         name: impl Into<String>,
         schema: SchemaRef,
-        defaults: HashMap<String, Expr>,
+        defaults: (HashMap<String, Expr>, Vec<(String, String)>),
         constraints: Vec<UniqueConstraint>,
     ) -> Result<Self> {
-        let table = Table::new(name, schema, defaults);
+        let mut table = Table::new(name, schema, defaults.0);
+        table.id = id;
+        table.defaults_sql = defaults.1;
         let indexes = constraints
             .into_iter()
             .map(|c| UniqueIndex::new(c, &table.schema))
@@ -128,6 +140,62 @@ impl Table {
         &self.name
     }
 
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    pub fn defaults_sql(&self) -> &[(String, String)] {
+        &self.defaults_sql
+    }
+
+    /// The definition as logged: everything needed to create it again.
+    pub fn definition(&self, schema_name: &str, commit: &mut Commit) -> Result<TableDef> {
+        let arrow_schema = commit.add_blob(encode_schema(&self.schema)?);
+        let constraints = self
+            .unique_constraints()
+            .into_iter()
+            .map(|c| ConstraintDef {
+                columns: c
+                    .columns
+                    .iter()
+                    .map(|&i| self.schema.field(i).name().clone())
+                    .collect(),
+                name: c.name,
+                primary: c.primary,
+            })
+            .collect();
+        Ok(TableDef {
+            id: self.id,
+            schema: schema_name.to_string(),
+            name: self.name.clone(),
+            arrow_schema,
+            defaults: self.defaults_sql.clone(),
+            constraints,
+        })
+    }
+
+    /// A commit that creates this table.
+    pub fn definition_commit(&self, schema_name: &str) -> Result<Commit> {
+        let mut commit = Commit::new();
+        let def = self.definition(schema_name, &mut commit)?;
+        commit.effects.push(Effect::CreateTable(def));
+        Ok(commit)
+    }
+
+    /// Recovery: installs rows loaded from a checkpoint as `version`,
+    /// rebuilding the unique indexes.
+    pub fn restore(&self, batches: Vec<RecordBatch>, version: u64) -> Result<()> {
+        let (_, ack) = self.append(batches, || Ok(Ack::none()))?;
+        drop(ack);
+        let current = self.data.load_full();
+        self.data.store(Arc::new(TableVersion {
+            batches: current.batches.clone(),
+            row_count: current.row_count,
+            version,
+        }));
+        Ok(())
+    }
+
     pub fn schema_ref(&self) -> SchemaRef {
         self.schema.clone()
     }
@@ -144,8 +212,14 @@ impl Table {
     /// Appends batches that already match the table's schema and returns the
     /// number of rows added.
     /// Fails without changing anything when a unique constraint would be
-    /// violated.
-    pub fn append(&self, batches: Vec<RecordBatch>) -> Result<usize> {
+    /// violated; otherwise calls `log` (which queues the WAL record) and
+    /// installs the new version, both under the table's write lock so the
+    /// log order is the install order.
+    pub fn append(
+        &self,
+        batches: Vec<RecordBatch>,
+        log: impl FnOnce() -> Result<Ack>,
+    ) -> Result<(usize, Ack)> {
         let mut indexes = self.writer.lock();
         let new_keys = indexes
             .iter()
@@ -154,11 +228,12 @@ impl Table {
         let current = self.data.load();
         let next = current.appended(&self.schema, batches)?;
         let added = next.row_count - current.row_count;
+        let ack = log()?;
         self.data.store(Arc::new(next));
         for (index, keys) in indexes.iter_mut().zip(new_keys) {
             index.insert(keys);
         }
-        Ok(added)
+        Ok((added, ack))
     }
 }
 
@@ -214,7 +289,9 @@ mod tests {
         let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int32, true)]));
         let table = Table::new("t", schema.clone(), HashMap::new());
         for i in 0..10_000 {
-            table.append(vec![one_row(&schema, i)]).unwrap();
+            let _ = table
+                .append(vec![one_row(&schema, i)], || Ok(Ack::none()))
+                .unwrap();
         }
         let snap = table.snapshot();
         assert_eq!(snap.row_count, 10_000);
@@ -227,9 +304,13 @@ mod tests {
     fn a_snapshot_does_not_see_later_appends() {
         let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int32, true)]));
         let table = Table::new("t", schema.clone(), HashMap::new());
-        table.append(vec![one_row(&schema, 1)]).unwrap();
+        let _ = table
+            .append(vec![one_row(&schema, 1)], || Ok(Ack::none()))
+            .unwrap();
         let before = table.snapshot();
-        table.append(vec![one_row(&schema, 2)]).unwrap();
+        let _ = table
+            .append(vec![one_row(&schema, 2)], || Ok(Ack::none()))
+            .unwrap();
         assert_eq!(before.row_count, 1);
         assert_eq!(table.snapshot().row_count, 2);
     }

@@ -87,6 +87,12 @@ pub fn encode_batches(
         let mut encoder = DataRowEncoder::new(fields.clone());
         (0..batch.num_rows()).map(move |row| {
             for (col, (array, pg_field)) in batch.columns().iter().zip(fields.iter()).enumerate() {
+                // NULL is NULL whatever the type (arrow-pg forgets to check
+                // for some, e.g. intervals).
+                if array.is_null(row) {
+                    encode_as_field(&mut encoder, &None::<TextOnly>, pg_field)?;
+                    continue;
+                }
                 match tags[col] {
                     Some(tag @ (TaggedType::Uuid | TaggedType::Json | TaggedType::Jsonb))
                         if array.data_type() == &DataType::Utf8 =>

@@ -1,16 +1,17 @@
 //! CREATE TABLE / CREATE TABLE AS / CREATE VIEW: turning definitions into
-//! catalog entries.
+//! catalog entries. The same builders recreate tables and views from their
+//! logged definitions during recovery.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{Field, Schema};
+use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::common::DFSchema;
 use datafusion::dataframe::DataFrame;
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder};
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{
-    ColumnOption, CreateTable, CreateView, Statement, TableConstraint,
+    ColumnOption, CreateTable, CreateView, Query, Statement, TableConstraint,
 };
 
 use super::{insert, normalize_ident, Session, StatementResult};
@@ -18,6 +19,7 @@ use crate::engine::types::column_field;
 use crate::engine::unique::UniqueConstraint;
 use crate::engine::{QualifiedName, Table, View};
 use crate::error::{not_supported, QuiverError, Result};
+use crate::storage::record::{ConstraintDef, ViewDef};
 
 impl Session {
     pub(super) async fn create_table(&mut self, create: &CreateTable) -> Result<StatementResult> {
@@ -29,7 +31,7 @@ impl Session {
             return self.create_table_as(create, name, query).await;
         }
         let mut fields = Vec::with_capacity(create.columns.len());
-        let mut defaults = HashMap::new();
+        let mut defaults_sql = Vec::new();
         let mut seen = HashSet::new();
         let mut not_null: HashSet<String> = HashSet::new();
         // (constraint name if given, key column names, primary)
@@ -69,12 +71,7 @@ impl Session {
                     }
                     ColumnOption::Unique(_) => keys.push((None, vec![col_name.clone()], false)),
                     ColumnOption::Default(expr) => {
-                        let df_schema = DFSchema::empty();
-                        let expr = self
-                            .ctx
-                            .state()
-                            .create_logical_expr(&expr.to_string(), &df_schema)?;
-                        defaults.insert(col_name.clone(), expr);
+                        defaults_sql.push((col_name.clone(), expr.to_string()));
                     }
                     other => {
                         return Err(QuiverError::FeatureNotSupported(format!(
@@ -88,7 +85,6 @@ impl Session {
         if fields.is_empty() {
             return Err(not_supported("a table without columns"));
         }
-        let schema = Arc::new(Schema::new(fields));
         if keys.iter().filter(|k| k.2).count() > 1 {
             return Err(QuiverError::InvalidTableDefinition(format!(
                 "multiple primary keys for table \"{}\" are not allowed",
@@ -97,40 +93,78 @@ impl Session {
         }
         let constraints = keys
             .into_iter()
-            .map(|(constraint_name, columns, primary)| {
-                let positions = columns
-                    .iter()
-                    .map(|c| {
-                        schema
-                            .index_of(c)
-                            .map_err(|_| QuiverError::UndefinedColumn(c.clone()))
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                let name = constraint_name.unwrap_or_else(|| {
+            .map(|(constraint_name, columns, primary)| ConstraintDef {
+                name: constraint_name.unwrap_or_else(|| {
                     if primary {
                         format!("{}_pkey", name.name)
                     } else {
                         format!("{}_{}_key", name.name, columns.join("_"))
                     }
-                });
+                }),
+                columns,
+                primary,
+            })
+            .collect();
+        let id = self.db.allocate_table_id();
+        let table = self.build_table(
+            id,
+            &name.name,
+            Arc::new(Schema::new(fields)),
+            defaults_sql,
+            constraints,
+        )?;
+        let (_, ack) = self
+            .db
+            .create_table(&name, Arc::new(table), create.if_not_exists)?;
+        ack.wait().await;
+        Ok(StatementResult::command("CREATE TABLE"))
+    }
+
+    /// A table from its parts: plans the DEFAULT expressions and resolves
+    /// the constraint columns. Shared by CREATE TABLE and recovery.
+    pub(crate) fn build_table(
+        &self,
+        id: u64,
+        name: &str,
+        schema: SchemaRef,
+        defaults_sql: Vec<(String, String)>,
+        constraints: Vec<ConstraintDef>,
+    ) -> Result<Table> {
+        let mut defaults = HashMap::new();
+        for (column, sql) in &defaults_sql {
+            let expr = self
+                .ctx
+                .state()
+                .create_logical_expr(sql, &DFSchema::empty())?;
+            defaults.insert(column.clone(), expr);
+        }
+        let constraints = constraints
+            .into_iter()
+            .map(|c| {
+                let columns = c
+                    .columns
+                    .iter()
+                    .map(|col| {
+                        schema
+                            .index_of(col)
+                            .map_err(|_| QuiverError::UndefinedColumn(col.clone()))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
                 Ok(UniqueConstraint {
-                    name,
-                    columns: positions,
-                    primary,
+                    name: c.name,
+                    columns,
+                    primary: c.primary,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let table = Table::with_constraints(name.name.clone(), schema, defaults, constraints)?;
-        self.db
-            .create_table(&name, Arc::new(table), create.if_not_exists)?;
-        Ok(StatementResult::command("CREATE TABLE"))
+        Table::with_constraints(id, name, schema, (defaults, defaults_sql), constraints)
     }
 
     async fn create_table_as(
         &mut self,
         create: &CreateTable,
         name: QualifiedName,
-        query: &datafusion::sql::sqlparser::ast::Query,
+        query: &Query,
     ) -> Result<StatementResult> {
         let exists = self
             .db
@@ -173,10 +207,15 @@ impl Session {
             .collect::<Result<_>>()?;
         let schema = Arc::new(Schema::new(fields));
         let batches = DataFrame::new(self.ctx.state(), plan).collect().await?;
-        let table = Arc::new(Table::new(name.name.clone(), schema, HashMap::new()));
+        let id = self.db.allocate_table_id();
+        let table = Arc::new(self.build_table(id, &name.name, schema, Vec::new(), Vec::new())?);
         let batches = insert::conform_batches(&table, batches)?;
-        let rows = table.append(batches)?;
-        self.db.create_table(&name, table, false)?;
+        // Two commits: the table, then its rows (replay needs the table
+        // before rows that refer to it).
+        let (_, ack) = self.db.create_table(&name, table.clone(), false)?;
+        ack.wait().await;
+        let (rows, ack) = self.db.append(&table, batches, self.synchronous_commit())?;
+        ack.wait().await;
         Ok(StatementResult::Command {
             tag: "SELECT",
             rows: Some(rows),
@@ -198,18 +237,35 @@ impl Session {
         {
             return Ok(StatementResult::command("CREATE VIEW"));
         }
-        let mut plan = self
-            .plan(DfStatement::Statement(Box::new(Statement::Query(
-                create.query.clone(),
-            ))))
-            .await?;
-        if !create.columns.is_empty() {
-            let names: Vec<String> = create
+        let def = ViewDef {
+            schema: name.schema.clone(),
+            name: name.name.clone(),
+            query: create.query.to_string(),
+            columns: create
                 .columns
                 .iter()
                 .map(|c| normalize_ident(&c.name))
-                .collect();
-            if names.len() != plan.schema().fields().len() {
+                .collect(),
+            default_schema: self.default_schema(),
+            or_replace: create.or_replace,
+        };
+        let view = self.build_view(def, &create.query).await?;
+        let (_, ack) = self.db.create_view(&name, view, create.or_replace)?;
+        ack.wait().await;
+        Ok(StatementResult::command("CREATE VIEW"))
+    }
+
+    /// A view from its definition: plans the query (unqualified names as
+    /// the creator saw them) and renames the columns.
+    pub(crate) async fn build_view(&self, def: ViewDef, query: &Query) -> Result<View> {
+        let mut plan = self
+            .plan_in_schema(
+                DfStatement::Statement(Box::new(Statement::Query(Box::new(query.clone())))),
+                &def.default_schema,
+            )
+            .await?;
+        if !def.columns.is_empty() {
+            if def.columns.len() != plan.schema().fields().len() {
                 return Err(QuiverError::Syntax(
                     "CREATE VIEW specifies a different number of column names than the query returns".into(),
                 ));
@@ -218,42 +274,40 @@ impl Session {
                 .schema()
                 .columns()
                 .into_iter()
-                .zip(&names)
+                .zip(&def.columns)
                 .map(|(column, name)| Expr::Column(column).alias(name))
                 .collect();
             plan = LogicalPlanBuilder::from(plan).project(renamed)?.build()?;
         }
-        let depends_on = self.relations_read_by(&plan)?;
-        let view = View {
-            definition: create.query.to_string(),
+        let depends_on = relations_read_by(&plan, &def.default_schema)?;
+        Ok(View {
+            def,
+            seq: self.db.allocate_view_seq(),
             plan,
             depends_on,
-        };
-        self.db.create_view(&name, view, create.or_replace)?;
-        Ok(StatementResult::command("CREATE VIEW"))
+        })
     }
+}
 
-    /// Every table or view a plan scans, including inside subqueries.
-    fn relations_read_by(&self, plan: &LogicalPlan) -> Result<Vec<QualifiedName>> {
-        use datafusion::common::tree_node::TreeNodeRecursion;
-        let mut found = Vec::new();
-        plan.apply_with_subqueries(|node| {
-            if let LogicalPlan::TableScan(scan) = node {
-                found.push(scan.table_name.clone());
-            }
-            Ok(TreeNodeRecursion::Continue)
-        })?;
-        let default_schema = self.default_schema();
-        Ok(found
-            .into_iter()
-            .map(|r| {
-                QualifiedName::new(
-                    r.schema().unwrap_or(&default_schema).to_string(),
-                    r.table().to_string(),
-                )
-            })
-            .collect())
-    }
+/// Every table or view a plan scans, including inside subqueries.
+fn relations_read_by(plan: &LogicalPlan, default_schema: &str) -> Result<Vec<QualifiedName>> {
+    use datafusion::common::tree_node::TreeNodeRecursion;
+    let mut found = Vec::new();
+    plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            found.push(scan.table_name.clone());
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    Ok(found
+        .into_iter()
+        .map(|r| {
+            QualifiedName::new(
+                r.schema().unwrap_or(default_schema).to_string(),
+                r.table().to_string(),
+            )
+        })
+        .collect())
 }
 
 fn col_ident(

@@ -20,7 +20,8 @@ impl Session {
         let input = dml.input.as_ref().clone();
         let batches = DataFrame::new(self.ctx.state(), input).collect().await?;
         let batches = conform_batches(&table, batches)?;
-        let rows = table.append(batches)?;
+        let (rows, ack) = self.db.append(&table, batches, self.synchronous_commit())?;
+        ack.wait().await;
         Ok(StatementResult::Command {
             tag: "INSERT",
             rows: Some(rows),

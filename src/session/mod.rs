@@ -9,6 +9,7 @@ mod ddl;
 mod insert;
 mod pg_casts;
 mod pg_types_in;
+mod replay;
 pub mod settings;
 
 use std::collections::VecDeque;
@@ -72,6 +73,8 @@ pub struct Prepared {
     pub result_schema: Option<SchemaRef>,
     /// Postgres names of the result columns (see `column_names`).
     column_names: Option<Vec<Option<String>>>,
+    /// The statement is CHECKPOINT (which the SQL parser does not know).
+    checkpoint: bool,
 }
 
 pub struct Session {
@@ -139,7 +142,7 @@ impl Session {
     /// Runs every statement in `sql` in order, stopping at the first error
     /// (which is the last element), as the simple query protocol does.
     pub async fn execute_sql(&mut self, sql: &str) -> Vec<Result<StatementResult>> {
-        let statements = match Session::parse(sql) {
+        let statements = match parse_script(sql) {
             Ok(s) => s,
             Err(e) => return vec![Err(e)],
         };
@@ -148,9 +151,13 @@ impl Session {
         }
         let mut results = Vec::with_capacity(statements.len());
         for statement in statements {
-            let result = self
-                .run_with_timeout(|s| Box::pin(s.execute_statement(statement)))
-                .await;
+            let result = match statement {
+                Parsed::Checkpoint => self.checkpoint().await,
+                Parsed::Statement(statement) => {
+                    self.run_with_timeout(|s| Box::pin(s.execute_statement(statement)))
+                        .await
+                }
+            };
             let failed = result.is_err();
             results.push(result);
             if failed {
@@ -162,6 +169,18 @@ impl Session {
 
     /// Parses and plans one statement for the extended protocol.
     pub async fn prepare(&mut self, sql: &str) -> Result<Prepared> {
+        if is_checkpoint(sql) {
+            return Ok(Prepared {
+                sql: sql.to_string(),
+                statement: None,
+                plan: None,
+                catalog_version: self.db.catalog_version(),
+                param_fields: Vec::new(),
+                result_schema: None,
+                column_names: None,
+                checkpoint: true,
+            });
+        }
         let mut statements = Session::parse(sql)?;
         if statements.len() > 1 {
             return Err(QuiverError::Syntax(
@@ -178,6 +197,7 @@ impl Session {
                 param_fields: Vec::new(),
                 result_schema: None,
                 column_names: None,
+                checkpoint: false,
             });
         };
         let mut prepared = Prepared {
@@ -188,6 +208,7 @@ impl Session {
             param_fields: Vec::new(),
             result_schema: own_statement_schema(&statement),
             column_names: column_names::postgres_column_names(&statement),
+            checkpoint: false,
         };
         if is_planned_by_datafusion(&statement) {
             let plan = self.plan(statement.clone()).await?;
@@ -206,6 +227,9 @@ impl Session {
         prepared: &Prepared,
         params: Option<ParamValues>,
     ) -> Result<StatementResult> {
+        if prepared.checkpoint {
+            return self.checkpoint().await;
+        }
         let Some(statement) = prepared.statement.clone() else {
             return Ok(StatementResult::Empty);
         };
@@ -238,6 +262,15 @@ impl Session {
         }
     }
 
+    /// CHECKPOINT: writes the tables to Parquet off the async runtime.
+    async fn checkpoint(&mut self) -> Result<StatementResult> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || crate::storage::checkpoint(&db))
+            .await
+            .map_err(|e| QuiverError::Internal(format!("checkpoint failed: {e}")))??;
+        Ok(StatementResult::command("CHECKPOINT"))
+    }
+
     /// Runs `f` under the session's `statement_timeout`.
     async fn run_with_timeout<F>(&mut self, f: F) -> Result<StatementResult>
     where
@@ -253,13 +286,47 @@ impl Session {
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
-        if timeout_ms == 0 {
-            return f(self).await;
-        }
-        match tokio::time::timeout(Duration::from_millis(timeout_ms), f(self)).await {
-            Ok(result) => result,
-            Err(_) => Err(QuiverError::StatementTimeout),
-        }
+        let result = if timeout_ms == 0 {
+            f(self).await
+        } else {
+            match tokio::time::timeout(Duration::from_millis(timeout_ms), f(self)).await {
+                Ok(result) => result,
+                Err(_) => Err(QuiverError::StatementTimeout),
+            }
+        };
+        crate::storage::maybe_checkpoint(&self.db);
+        result
+    }
+
+    /// Plans with unqualified names resolving in `schema` (view bodies are
+    /// planned as their creator saw them).
+    async fn plan_in_schema(&self, statement: DfStatement, schema: &str) -> Result<LogicalPlan> {
+        let state = self.ctx.state_ref();
+        let previous = std::mem::replace(
+            &mut state
+                .write()
+                .config_mut()
+                .options_mut()
+                .catalog
+                .default_schema,
+            schema.to_string(),
+        );
+        let planned = self.plan(statement).await;
+        state
+            .write()
+            .config_mut()
+            .options_mut()
+            .catalog
+            .default_schema = previous;
+        planned
+    }
+
+    /// Whether commits wait for the WAL sync (`synchronous_commit`).
+    fn synchronous_commit(&self) -> bool {
+        !self
+            .settings
+            .get("synchronous_commit")
+            .is_ok_and(|v| v.eq_ignore_ascii_case("off"))
     }
 
     async fn plan(&self, mut statement: DfStatement) -> Result<LogicalPlan> {
@@ -313,7 +380,8 @@ impl Session {
                         return Err(not_supported("CREATE SCHEMA AUTHORIZATION without a name"))
                     }
                 };
-                self.db.create_schema(&name, *if_not_exists)?;
+                let (_, ack) = self.db.create_schema(&name, *if_not_exists)?;
+                ack.wait().await;
                 Ok(StatementResult::command("CREATE SCHEMA"))
             }
             Statement::Drop {
@@ -322,7 +390,7 @@ impl Session {
                 names,
                 cascade,
                 ..
-            } => self.drop(*object_type, *if_exists, names, *cascade),
+            } => self.drop(*object_type, *if_exists, names, *cascade).await,
             Statement::Set(set) => self.set(set),
             Statement::ShowVariable { variable } => self.show(variable),
             Statement::Reset(reset) => {
@@ -551,7 +619,7 @@ impl Session {
         })
     }
 
-    fn drop(
+    async fn drop(
         &mut self,
         object_type: ObjectType,
         if_exists: bool,
@@ -565,8 +633,10 @@ impl Session {
                     .iter()
                     .map(|n| self.qualified(n))
                     .collect::<Result<Vec<_>>>()?;
-                self.db
+                let (_, ack) = self
+                    .db
                     .drop_relations(&names, want_view, if_exists, cascade)?;
+                ack.wait().await;
                 Ok(StatementResult::command(if want_view {
                     "DROP VIEW"
                 } else {
@@ -576,7 +646,8 @@ impl Session {
             ObjectType::Schema => {
                 for name in names {
                     let name = object_name_parts(name)?.pop().unwrap_or_default();
-                    self.db.drop_schema(&name, if_exists, cascade)?;
+                    let (_, ack) = self.db.drop_schema(&name, if_exists, cascade)?;
+                    ack.wait().await;
                 }
                 Ok(StatementResult::command("DROP SCHEMA"))
             }
@@ -632,6 +703,61 @@ fn setting_value(values: &[datafusion::sql::sqlparser::ast::Expr]) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// A statement of a script: one DataFusion parses, or CHECKPOINT, which
+/// its parser does not know.
+enum Parsed {
+    Checkpoint,
+    Statement(DfStatement),
+}
+
+/// Parses every statement of `sql` before any runs, as Postgres does.
+fn parse_script(sql: &str) -> Result<Vec<Parsed>> {
+    if !sql.to_ascii_lowercase().contains("checkpoint") {
+        return Ok(Session::parse(sql)?
+            .into_iter()
+            .map(Parsed::Statement)
+            .collect());
+    }
+    let mut parsed = Vec::new();
+    for piece in split_statements(sql)? {
+        if is_checkpoint(&piece) {
+            parsed.push(Parsed::Checkpoint);
+        } else {
+            parsed.extend(Session::parse(&piece)?.into_iter().map(Parsed::Statement));
+        }
+    }
+    Ok(parsed)
+}
+
+/// Splits SQL text at the semicolons between statements (not those in
+/// strings or comments).
+fn split_statements(sql: &str) -> Result<Vec<String>> {
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    let tokens = Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize()?;
+    let mut pieces = vec![String::new()];
+    for token in tokens {
+        if token == Token::SemiColon {
+            pieces.push(String::new());
+        } else {
+            pieces
+                .last_mut()
+                .expect("one piece")
+                .push_str(&token.to_string());
+        }
+    }
+    Ok(pieces
+        .into_iter()
+        .filter(|p| !p.trim().is_empty())
+        .collect())
+}
+
+fn is_checkpoint(sql: &str) -> bool {
+    sql.trim()
+        .trim_end_matches(';')
+        .trim()
+        .eq_ignore_ascii_case("checkpoint")
 }
 
 fn first_words(sql: &str) -> String {

@@ -1,0 +1,113 @@
+//! Recovery replays logged commits through the same catalog and table
+//! operations that made them (with no WAL attached, so nothing is logged
+//! twice).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::Statement;
+
+use super::Session;
+use crate::engine::{Ack, QualifiedName, Table};
+use crate::error::{QuiverError, Result};
+use crate::storage::record::{decode_batches, Commit, Effect, ViewDef};
+
+impl Session {
+    /// Applies one logged commit. `tables` maps table ids to tables,
+    /// including ones dropped since (rows logged for them are discarded
+    /// with them).
+    pub async fn replay(
+        &mut self,
+        commit: Commit,
+        tables: &mut HashMap<u64, Arc<Table>>,
+    ) -> Result<()> {
+        let blob = |i: usize| {
+            commit.blobs.get(i).ok_or_else(|| {
+                QuiverError::Internal(format!("WAL record refers to missing blob {i}"))
+            })
+        };
+        for effect in &commit.effects {
+            match effect {
+                Effect::CreateSchema { name } => {
+                    let (_, ack) = self.db.create_schema(name, true)?;
+                    ack.wait().await;
+                }
+                Effect::DropSchema { name, cascade } => {
+                    let (_, ack) = self.db.drop_schema(name, true, *cascade)?;
+                    ack.wait().await;
+                }
+                Effect::CreateTable(def) => {
+                    let (schema, _) = decode_batches(blob(def.arrow_schema)?)?;
+                    let table = Arc::new(self.build_table(
+                        def.id,
+                        &def.name,
+                        schema,
+                        def.defaults.clone(),
+                        def.constraints.clone(),
+                    )?);
+                    let name = QualifiedName::new(&def.schema, &def.name);
+                    let (_, ack) = self.db.create_table(&name, table.clone(), false)?;
+                    ack.wait().await;
+                    self.db.reserve_table_ids(def.id + 1);
+                    tables.insert(def.id, table);
+                }
+                Effect::CreateView(def) => self.replay_view(def.clone()).await?,
+                Effect::DropRelations {
+                    names,
+                    views,
+                    if_exists,
+                    cascade,
+                } => {
+                    let names: Vec<_> = names
+                        .iter()
+                        .map(|(s, n)| QualifiedName::new(s, n))
+                        .collect();
+                    let (_, ack) = self
+                        .db
+                        .drop_relations(&names, *views, *if_exists, *cascade)?;
+                    ack.wait().await;
+                }
+                Effect::Insert { table_id, data } => {
+                    let table = tables.get(table_id).ok_or_else(|| {
+                        QuiverError::Internal(format!(
+                            "WAL inserts into unknown table id {table_id}"
+                        ))
+                    })?;
+                    let (_, batches) = decode_batches(blob(*data)?)?;
+                    let (_, ack) = table.append(batches, || Ok(Ack::none()))?;
+                    ack.wait().await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates a view again from its definition.
+    pub(crate) async fn replay_view(&mut self, def: ViewDef) -> Result<()> {
+        let mut statements = Session::parse(&def.query)?;
+        let query = match statements.pop_front() {
+            Some(DfStatement::Statement(s)) => match *s {
+                Statement::Query(q) => q,
+                other => {
+                    return Err(QuiverError::Internal(format!(
+                        "view {} is defined by a non-query: {other}",
+                        def.name
+                    )))
+                }
+            },
+            _ => {
+                return Err(QuiverError::Internal(format!(
+                    "view {} has an unreadable definition",
+                    def.name
+                )))
+            }
+        };
+        let name = QualifiedName::new(&def.schema, &def.name);
+        let or_replace = def.or_replace;
+        let view = self.build_view(def, &query).await?;
+        let (_, ack) = self.db.create_view(&name, view, or_replace)?;
+        ack.wait().await;
+        Ok(())
+    }
+}

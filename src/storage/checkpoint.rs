@@ -1,0 +1,352 @@
+//! Checkpoints: every table changed since the last checkpoint is written to
+//! Parquet from a snapshot, then a new manifest replaces the old one, then
+//! the files no manifest needs are removed. Commits are held back only for
+//! the instant it takes to switch WAL files and take the snapshot.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, Int32Array, Int64Array, IntervalMonthDayNanoArray, RecordBatch,
+    StructArray,
+};
+use datafusion::arrow::datatypes::{
+    DataType, Field, Fields, IntervalMonthDayNano, IntervalUnit, Schema, SchemaRef,
+};
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::file::properties::WriterProperties;
+
+use super::manifest::{Manifest, ManifestTable};
+use super::record::{encode_schema, Commit};
+use super::wal::{sync_dir, wal_epochs, wal_path};
+use crate::engine::Database;
+use crate::error::{QuiverError, Result};
+
+pub const TABLES_DIR: &str = "tables";
+const ROW_GROUP_ROWS: usize = 128 * 1024;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals_and_nulls_round_trip_through_parquet() {
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "iv",
+            DataType::Interval(IntervalUnit::MonthDayNano),
+            true,
+        )]));
+        let values: IntervalMonthDayNanoArray =
+            vec![Some(IntervalMonthDayNano::new(1, 2, 3)), None]
+                .into_iter()
+                .collect();
+        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(values)]).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.parquet");
+        write_parquet(&path, &schema, std::slice::from_ref(&batch)).unwrap();
+        assert_eq!(read_parquet(&path, &schema).unwrap(), vec![batch]);
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct CheckpointStats {
+    pub tables_written: usize,
+    pub tables_reused: usize,
+    pub bytes_written: u64,
+    pub rows: u64,
+    pub millis: u128,
+}
+
+/// Starts a checkpoint in the background when the WAL has grown past the
+/// configured size and none is running.
+pub fn maybe_checkpoint(db: &Arc<Database>) {
+    let Some(storage) = db.storage() else {
+        return;
+    };
+    if storage.wal.size() < storage.checkpoint_wal_bytes() {
+        return;
+    }
+    if storage
+        .checkpoint_running
+        .swap(true, std::sync::atomic::Ordering::AcqRel)
+    {
+        return;
+    }
+    let db = db.clone();
+    std::thread::spawn(move || {
+        if let Err(e) = checkpoint(&db) {
+            tracing::error!("automatic checkpoint failed: {e}");
+        }
+        if let Some(storage) = db.storage() {
+            storage
+                .checkpoint_running
+                .store(false, std::sync::atomic::Ordering::Release);
+        }
+    });
+}
+
+/// Writes a checkpoint of `db`. Blocking: run it off the async runtime.
+pub fn checkpoint(db: &Database) -> Result<CheckpointStats> {
+    let storage = db.storage().ok_or_else(|| {
+        QuiverError::FeatureNotSupported(
+            "CHECKPOINT needs a data directory; this database is in memory".into(),
+        )
+    })?;
+    let _one_at_a_time = storage.checkpoint_lock.lock();
+    let started = Instant::now();
+    let dir = storage.dir();
+    let epoch = storage.epoch() + 1;
+
+    // The cut: every commit before it is in the snapshot, every commit
+    // after it is in the new WAL file.
+    let (catalog, tables) = {
+        let _gate = db.block_commits();
+        storage.wal.rotate(epoch)?;
+        storage
+            .epoch
+            .store(epoch, std::sync::atomic::Ordering::Release);
+        let catalog = db.catalog();
+        let mut tables = Vec::new();
+        for (schema, entry) in &catalog.schemas {
+            for table in entry.tables.values() {
+                tables.push((schema.clone(), table.clone(), table.snapshot()));
+            }
+        }
+        (catalog, tables)
+    };
+
+    let previous: HashMap<u64, ManifestTable> = storage
+        .last_manifest
+        .lock()
+        .as_ref()
+        .map(|m| m.tables.iter().map(|t| (t.def.id, t.clone())).collect())
+        .unwrap_or_default();
+    std::fs::create_dir_all(dir.join(TABLES_DIR))?;
+    let mut stats = CheckpointStats::default();
+    let mut manifest = Manifest::new(epoch);
+    manifest.schemas = catalog.schemas.keys().cloned().collect();
+    for (schema_name, table, version) in &tables {
+        let mut scratch = Commit::new();
+        let mut def = table.definition(schema_name, &mut scratch)?;
+        def.arrow_schema = 0;
+        let file = match previous.get(&table.id()) {
+            Some(prev) if prev.version == version.version && dir.join(&prev.file).exists() => {
+                stats.tables_reused += 1;
+                prev.file.clone()
+            }
+            _ => {
+                let file = format!("{TABLES_DIR}/{}-{}.parquet", table.id(), version.version);
+                stats.bytes_written +=
+                    write_parquet(&dir.join(&file), &table.schema_ref(), &version.batches)?;
+                stats.tables_written += 1;
+                file
+            }
+        };
+        stats.rows += version.row_count as u64;
+        manifest.tables.push(ManifestTable {
+            def,
+            arrow_schema: ManifestTable::encode_schema(&encode_schema(&table.schema_ref())?),
+            file,
+            version: version.version,
+            rows: version.row_count as u64,
+        });
+    }
+    let mut views: Vec<_> = catalog
+        .schemas
+        .values()
+        .flat_map(|entry| entry.views.values().cloned())
+        .collect();
+    views.sort_by_key(|v| v.seq);
+    manifest.views = views.iter().map(|v| v.def.clone()).collect();
+    manifest.next_table_id = db.next_table_id();
+    manifest.next_view_seq = db.next_view_seq();
+    sync_dir(&dir.join(TABLES_DIR))?;
+    manifest.write(dir)?;
+
+    // Only now is the old state unneeded.
+    for old in wal_epochs(dir)?.into_iter().filter(|e| *e < epoch) {
+        remove_quietly(&wal_path(dir, old));
+    }
+    let referenced: HashSet<&str> = manifest.tables.iter().map(|t| t.file.as_str()).collect();
+    for entry in std::fs::read_dir(dir.join(TABLES_DIR))? {
+        let name = format!("{TABLES_DIR}/{}", entry?.file_name().to_string_lossy());
+        if !referenced.contains(name.as_str()) {
+            remove_quietly(&dir.join(&name));
+        }
+    }
+    *storage.last_manifest.lock() = Some(manifest);
+    stats.millis = started.elapsed().as_millis();
+    tracing::info!(
+        "checkpoint: {} table(s) written ({} bytes), {} unchanged, {} rows, {} ms",
+        stats.tables_written,
+        stats.bytes_written,
+        stats.tables_reused,
+        stats.rows,
+        stats.millis
+    );
+    Ok(stats)
+}
+
+fn remove_quietly(path: &Path) {
+    if let Err(e) = std::fs::remove_file(path) {
+        tracing::warn!("could not remove {}: {e}", path.display());
+    }
+}
+
+/// Writes batches as a zstd Parquet file (temp file, fsync, rename);
+/// returns its size.
+fn write_parquet(path: &Path, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<u64> {
+    let file_schema = parquet_schema(schema);
+    let tmp = path.with_extension("parquet.tmp");
+    let file = File::create(&tmp)?;
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(3).expect("valid level"),
+        ))
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .build();
+    let mut writer = ArrowWriter::try_new(file, file_schema.clone(), Some(props))
+        .map_err(|e| QuiverError::Internal(format!("writing {}: {e}", path.display())))?;
+    for batch in batches {
+        let batch = to_parquet_batch(&file_schema, batch)?;
+        writer
+            .write(&batch)
+            .map_err(|e| QuiverError::Internal(format!("writing {}: {e}", path.display())))?;
+    }
+    let file = writer
+        .into_inner()
+        .map_err(|e| QuiverError::Internal(format!("writing {}: {e}", path.display())))?;
+    file.sync_all()?;
+    let size = file.metadata()?.len();
+    std::fs::rename(&tmp, path)?;
+    Ok(size)
+}
+
+/// Reads a checkpoint file back into batches of the table's schema.
+pub fn read_parquet(path: &Path, schema: &SchemaRef) -> Result<Vec<RecordBatch>> {
+    let damaged = |reason: String| QuiverError::Corrupt {
+        path: path.display().to_string(),
+        offset: 0,
+        reason,
+    };
+    let file = File::open(path).map_err(|e| damaged(format!("cannot open: {e}")))?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| damaged(e.to_string()))?
+        .with_batch_size(64 * 1024)
+        .build()
+        .map_err(|e| damaged(e.to_string()))?;
+    let mut batches = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(|e| damaged(e.to_string()))?;
+        batches.push(from_parquet_batch(schema, &batch).map_err(|e| damaged(e.to_string()))?);
+    }
+    Ok(batches)
+}
+
+/// Parquet cannot hold Arrow's month-day-nanosecond intervals; they are
+/// stored as a struct of their three parts.
+fn interval_struct_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("months", DataType::Int32, true),
+        Field::new("days", DataType::Int32, true),
+        Field::new("nanoseconds", DataType::Int64, true),
+    ])
+}
+
+fn is_interval(data_type: &DataType) -> bool {
+    matches!(data_type, DataType::Interval(IntervalUnit::MonthDayNano))
+}
+
+fn parquet_schema(schema: &SchemaRef) -> SchemaRef {
+    if !schema.fields().iter().any(|f| is_interval(f.data_type())) {
+        return schema.clone();
+    }
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            if is_interval(f.data_type()) {
+                Field::new(
+                    f.name(),
+                    DataType::Struct(interval_struct_fields()),
+                    f.is_nullable(),
+                )
+                .with_metadata(f.metadata().clone())
+            } else {
+                f.as_ref().clone()
+            }
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
+fn to_parquet_batch(file_schema: &SchemaRef, batch: &RecordBatch) -> Result<RecordBatch> {
+    let columns = batch
+        .columns()
+        .iter()
+        .map(|column| {
+            if !is_interval(column.data_type()) {
+                return Ok(column.clone());
+            }
+            let intervals = column
+                .as_any()
+                .downcast_ref::<IntervalMonthDayNanoArray>()
+                .expect("interval array");
+            let months: Int32Array = intervals.iter().map(|v| v.map(|v| v.months)).collect();
+            let days: Int32Array = intervals.iter().map(|v| v.map(|v| v.days)).collect();
+            let nanos: Int64Array = intervals.iter().map(|v| v.map(|v| v.nanoseconds)).collect();
+            let parts: Vec<ArrayRef> = vec![Arc::new(months), Arc::new(days), Arc::new(nanos)];
+            Ok(Arc::new(StructArray::try_new(
+                interval_struct_fields(),
+                parts,
+                intervals.nulls().cloned(),
+            )?) as ArrayRef)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(RecordBatch::try_new(file_schema.clone(), columns)?)
+}
+
+fn from_parquet_batch(schema: &SchemaRef, batch: &RecordBatch) -> Result<RecordBatch> {
+    if batch.num_columns() != schema.fields().len() {
+        return Err(QuiverError::Internal(format!(
+            "has {} columns, the table has {}",
+            batch.num_columns(),
+            schema.fields().len()
+        )));
+    }
+    let columns = schema
+        .fields()
+        .iter()
+        .zip(batch.columns())
+        .map(|(field, column)| {
+            if !is_interval(field.data_type()) {
+                return Ok(column.clone());
+            }
+            let parts = column.as_struct();
+            let months = parts
+                .column(0)
+                .as_primitive::<datafusion::arrow::datatypes::Int32Type>();
+            let days = parts
+                .column(1)
+                .as_primitive::<datafusion::arrow::datatypes::Int32Type>();
+            let nanos = parts
+                .column(2)
+                .as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+            let values: IntervalMonthDayNanoArray = (0..parts.len())
+                .map(|i| {
+                    (!parts.is_null(i) && !months.is_null(i)).then(|| {
+                        IntervalMonthDayNano::new(months.value(i), days.value(i), nanos.value(i))
+                    })
+                })
+                .collect();
+            Ok(Arc::new(values) as ArrayRef)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    // The table's schema (with its type tags), not the file's.
+    Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}

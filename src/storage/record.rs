@@ -1,0 +1,197 @@
+//! What the WAL records: the effects of one committed change, never SQL to
+//! re-run. Row data travels as Arrow IPC; definitions as JSON.
+//!
+//! Payload layout: `u32` header length, the JSON header, then each blob as
+//! `u64` length + bytes. The header refers to blobs by index.
+
+use std::io::Cursor;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::arrow::ipc::reader::StreamReader;
+use datafusion::arrow::ipc::writer::StreamWriter;
+use datafusion::arrow::record_batch::RecordBatch;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{QuiverError, Result};
+
+/// A unique constraint as logged: name, key column names, primary or not.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ConstraintDef {
+    pub name: String,
+    pub columns: Vec<String>,
+    pub primary: bool,
+}
+
+/// Everything needed to create a table again.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TableDef {
+    pub id: u64,
+    pub schema: String,
+    pub name: String,
+    /// Index of the blob holding the Arrow schema (IPC, no batches).
+    pub arrow_schema: usize,
+    /// Column name and the SQL text of its DEFAULT expression.
+    pub defaults: Vec<(String, String)>,
+    pub constraints: Vec<ConstraintDef>,
+}
+
+/// Everything needed to create a view again.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ViewDef {
+    pub schema: String,
+    pub name: String,
+    /// The defining query, as SQL.
+    pub query: String,
+    /// Column names given in `CREATE VIEW v (a, b)`, if any.
+    pub columns: Vec<String>,
+    /// The schema unqualified names in `query` resolved to.
+    pub default_schema: String,
+    pub or_replace: bool,
+}
+
+/// One logged change.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub enum Effect {
+    CreateSchema {
+        name: String,
+    },
+    DropSchema {
+        name: String,
+        cascade: bool,
+    },
+    CreateTable(TableDef),
+    CreateView(ViewDef),
+    DropRelations {
+        names: Vec<(String, String)>,
+        views: bool,
+        if_exists: bool,
+        cascade: bool,
+    },
+    /// Rows appended to the table with this id; the blob is an IPC stream.
+    Insert {
+        table_id: u64,
+        data: usize,
+    },
+}
+
+/// A committed change as it sits in the WAL: effects plus their blobs.
+#[derive(Debug, Clone, Default)]
+pub struct Commit {
+    pub effects: Vec<Effect>,
+    pub blobs: Vec<Vec<u8>>,
+}
+
+impl Commit {
+    pub fn new() -> Self {
+        Commit::default()
+    }
+
+    /// A commit of one effect without blobs.
+    pub fn of(effect: Effect) -> Self {
+        Commit {
+            effects: vec![effect],
+            blobs: Vec::new(),
+        }
+    }
+
+    /// Adds a blob and returns its index for an effect to refer to.
+    pub fn add_blob(&mut self, bytes: Vec<u8>) -> usize {
+        self.blobs.push(bytes);
+        self.blobs.len() - 1
+    }
+
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        let header = serde_json::to_vec(&self.effects)
+            .map_err(|e| QuiverError::Internal(format!("encoding a WAL record: {e}")))?;
+        let blob_bytes: usize = self.blobs.iter().map(|b| b.len() + 8).sum();
+        let mut out = Vec::with_capacity(4 + header.len() + blob_bytes);
+        out.extend_from_slice(&(header.len() as u32).to_le_bytes());
+        out.extend_from_slice(&header);
+        for blob in &self.blobs {
+            out.extend_from_slice(&(blob.len() as u64).to_le_bytes());
+            out.extend_from_slice(blob);
+        }
+        Ok(out)
+    }
+
+    pub fn decode(payload: &[u8]) -> std::result::Result<Commit, String> {
+        let take = |bytes: &[u8], at: usize, n: usize| -> std::result::Result<(), String> {
+            if at + n > bytes.len() {
+                Err(format!("record truncated at byte {at}"))
+            } else {
+                Ok(())
+            }
+        };
+        take(payload, 0, 4)?;
+        let header_len = u32::from_le_bytes(payload[0..4].try_into().unwrap()) as usize;
+        take(payload, 4, header_len)?;
+        let effects: Vec<Effect> = serde_json::from_slice(&payload[4..4 + header_len])
+            .map_err(|e| format!("bad record header: {e}"))?;
+        let mut at = 4 + header_len;
+        let mut blobs = Vec::new();
+        while at < payload.len() {
+            take(payload, at, 8)?;
+            let len = u64::from_le_bytes(payload[at..at + 8].try_into().unwrap()) as usize;
+            at += 8;
+            take(payload, at, len)?;
+            blobs.push(payload[at..at + len].to_vec());
+            at += len;
+        }
+        Ok(Commit { effects, blobs })
+    }
+}
+
+/// Batches as an Arrow IPC stream (the schema, with its metadata, first).
+pub fn encode_batches(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    {
+        let mut writer = StreamWriter::try_new(&mut out, schema)?;
+        for batch in batches {
+            writer.write(batch)?;
+        }
+        writer.finish()?;
+    }
+    Ok(out)
+}
+
+/// The schema and batches of an IPC stream.
+pub fn decode_batches(bytes: &[u8]) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    let reader = StreamReader::try_new(Cursor::new(bytes), None)?;
+    let schema = reader.schema();
+    let batches = reader.collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok((schema, batches))
+}
+
+/// A schema alone, as an IPC stream with no batches.
+pub fn encode_schema(schema: &Schema) -> Result<Vec<u8>> {
+    encode_batches(&Arc::new(schema.clone()), &[])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::Int32Array;
+    use datafusion::arrow::datatypes::{DataType, Field};
+    use std::collections::HashMap;
+
+    #[test]
+    fn a_commit_round_trips_with_its_batches() {
+        let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int32, false)
+            .with_metadata(HashMap::from([(
+                "quiver.pg_type".to_string(),
+                "uuid".to_string(),
+            )]))]));
+        let batch =
+            RecordBatch::try_new(schema.clone(), vec![Arc::new(Int32Array::from(vec![1, 2]))])
+                .unwrap();
+        let mut commit = Commit::new();
+        let data = commit.add_blob(encode_batches(&schema, &[batch.clone()]).unwrap());
+        commit.effects.push(Effect::Insert { table_id: 7, data });
+        let decoded = Commit::decode(&commit.encode().unwrap()).unwrap();
+        assert_eq!(decoded.effects, commit.effects);
+        let (got_schema, got) = decode_batches(&decoded.blobs[0]).unwrap();
+        assert_eq!(got_schema, schema);
+        assert_eq!(got, vec![batch]);
+    }
+}

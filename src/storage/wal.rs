@@ -1,0 +1,368 @@
+//! The write-ahead log: framed, checksummed records appended by one writer
+//! thread that shares each fsync among every commit waiting for it (group
+//! commit).
+//!
+//! Frame: `u32` payload length, `u32` CRC32C of the payload, payload (all
+//! little-endian). Files are `wal/<epoch>.wal`; a checkpoint starts a new
+//! epoch and deletes the files before it.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+use super::record::Commit;
+use crate::error::{QuiverError, Result};
+
+/// With `synchronous_commit = off`, how long an acknowledged commit may stay
+/// unsynced.
+const ASYNC_FLUSH_INTERVAL: Duration = Duration::from_millis(200);
+const FRAME_HEADER: usize = 8;
+
+pub fn wal_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("wal")
+}
+
+pub fn wal_path(data_dir: &Path, epoch: u64) -> PathBuf {
+    wal_dir(data_dir).join(format!("{epoch:016}.wal"))
+}
+
+/// Epochs of the WAL files present, in order.
+pub fn wal_epochs(data_dir: &Path) -> Result<Vec<u64>> {
+    let mut epochs = Vec::new();
+    let dir = wal_dir(data_dir);
+    if !dir.exists() {
+        return Ok(epochs);
+    }
+    for entry in std::fs::read_dir(&dir)? {
+        let name = entry?.file_name();
+        let name = name.to_string_lossy();
+        if let Some(epoch) = name.strip_suffix(".wal").and_then(|n| n.parse().ok()) {
+            epochs.push(epoch);
+        }
+    }
+    epochs.sort_unstable();
+    Ok(epochs)
+}
+
+enum Request {
+    Append {
+        frame: Vec<u8>,
+        sync: bool,
+        done: oneshot::Sender<()>,
+    },
+    Rotate {
+        epoch: u64,
+        done: mpsc::Sender<io::Result<()>>,
+    },
+    Flush {
+        done: mpsc::Sender<io::Result<()>>,
+    },
+}
+
+/// Handle to the WAL writer thread.
+#[derive(Debug)]
+pub struct Wal {
+    tx: mpsc::Sender<Request>,
+    /// Bytes in the current epoch's file.
+    size: Arc<AtomicU64>,
+}
+
+/// Resolves when a commit's record is on disk (or, with synchronous commit
+/// off, written to the file).
+pub struct Durable(oneshot::Receiver<()>);
+
+impl Durable {
+    pub async fn wait(self) {
+        // The writer aborts the process rather than drop a request.
+        let _ = self.0.await;
+    }
+}
+
+impl Wal {
+    /// Starts the writer on `wal/<epoch>.wal`, appending to it if it exists.
+    pub fn open(data_dir: &Path, epoch: u64) -> Result<Wal> {
+        std::fs::create_dir_all(wal_dir(data_dir))?;
+        let path = wal_path(data_dir, epoch);
+        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        sync_dir(&wal_dir(data_dir))?;
+        let size = Arc::new(AtomicU64::new(file.metadata()?.len()));
+        let (tx, rx) = mpsc::channel();
+        let writer = Writer {
+            data_dir: data_dir.to_path_buf(),
+            file,
+            size: size.clone(),
+            dirty: false,
+        };
+        std::thread::Builder::new()
+            .name("quiver-wal".into())
+            .spawn(move || writer.run(rx))?;
+        Ok(Wal { tx, size })
+    }
+
+    /// Queues a commit's record. Records are written in the order they are
+    /// queued, so callers queue while holding the lock that orders them.
+    pub fn append(&self, commit: &Commit, sync: bool) -> Result<Durable> {
+        let payload = commit.encode()?;
+        let mut frame = Vec::with_capacity(FRAME_HEADER + payload.len());
+        frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        frame.extend_from_slice(&crc32c::crc32c(&payload).to_le_bytes());
+        frame.extend_from_slice(&payload);
+        let (done, rx) = oneshot::channel();
+        self.tx
+            .send(Request::Append { frame, sync, done })
+            .map_err(|_| QuiverError::Internal("the WAL writer has stopped".into()))?;
+        Ok(Durable(rx))
+    }
+
+    /// Syncs what was written so far and continues in `wal/<epoch>.wal`.
+    pub fn rotate(&self, epoch: u64) -> Result<()> {
+        let (done, rx) = mpsc::channel();
+        self.tx
+            .send(Request::Rotate { epoch, done })
+            .map_err(|_| QuiverError::Internal("the WAL writer has stopped".into()))?;
+        Ok(rx
+            .recv()
+            .map_err(|_| QuiverError::Internal("the WAL writer has stopped".into()))??)
+    }
+
+    /// Syncs everything written so far.
+    pub fn flush(&self) -> Result<()> {
+        let (done, rx) = mpsc::channel();
+        self.tx
+            .send(Request::Flush { done })
+            .map_err(|_| QuiverError::Internal("the WAL writer has stopped".into()))?;
+        Ok(rx
+            .recv()
+            .map_err(|_| QuiverError::Internal("the WAL writer has stopped".into()))??)
+    }
+
+    /// Bytes written to the current epoch's file.
+    pub fn size(&self) -> u64 {
+        self.size.load(Ordering::Relaxed)
+    }
+}
+
+struct Writer {
+    data_dir: PathBuf,
+    file: File,
+    size: Arc<AtomicU64>,
+    /// Written but not yet synced.
+    dirty: bool,
+}
+
+impl Writer {
+    fn run(mut self, rx: mpsc::Receiver<Request>) {
+        loop {
+            let first = if self.dirty {
+                match rx.recv_timeout(ASYNC_FLUSH_INTERVAL) {
+                    Ok(request) => request,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        self.sync_or_die();
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+            } else {
+                match rx.recv() {
+                    Ok(request) => request,
+                    Err(_) => break,
+                }
+            };
+            // Take everything already waiting: one write and one sync for all.
+            let mut batch = vec![first];
+            while let Ok(more) = rx.try_recv() {
+                batch.push(more);
+                if batch.len() >= 1024 {
+                    break;
+                }
+            }
+            self.handle(batch);
+        }
+        if self.dirty {
+            self.sync_or_die();
+        }
+    }
+
+    fn handle(&mut self, batch: Vec<Request>) {
+        let mut waiting_for_sync = Vec::new();
+        for request in batch {
+            match request {
+                Request::Append { frame, sync, done } => {
+                    self.write_or_die(&frame);
+                    if sync {
+                        waiting_for_sync.push(done);
+                    } else {
+                        let _ = done.send(());
+                    }
+                }
+                Request::Rotate { epoch, done } => {
+                    self.sync_or_die();
+                    let _ = done.send(self.rotate(epoch));
+                }
+                Request::Flush { done } => {
+                    self.sync_or_die();
+                    let _ = done.send(Ok(()));
+                }
+            }
+        }
+        if !waiting_for_sync.is_empty() {
+            self.sync_or_die();
+            for done in waiting_for_sync {
+                let _ = done.send(());
+            }
+        }
+    }
+
+    fn rotate(&mut self, epoch: u64) -> io::Result<()> {
+        let path = wal_path(&self.data_dir, epoch);
+        self.file = OpenOptions::new().create(true).append(true).open(path)?;
+        sync_dir(&wal_dir(&self.data_dir))?;
+        self.size.store(0, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn write_or_die(&mut self, frame: &[u8]) {
+        if let Err(e) = self.file.write_all(frame) {
+            die(&e);
+        }
+        self.size.fetch_add(frame.len() as u64, Ordering::Relaxed);
+        self.dirty = true;
+    }
+
+    fn sync_or_die(&mut self) {
+        if self.dirty {
+            if let Err(e) = self.file.sync_data() {
+                die(&e);
+            }
+            self.dirty = false;
+        }
+    }
+}
+
+/// A failed WAL write or sync leaves memory ahead of the disk: continuing
+/// could acknowledge commits that are not durable. Stop, as Postgres does;
+/// recovery replays what reached the disk.
+fn die(e: &io::Error) -> ! {
+    tracing::error!("WAL write failed, stopping to protect committed data: {e}");
+    eprintln!("quiver: WAL write failed: {e}; stopping");
+    std::process::abort();
+}
+
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// What reading one WAL file found.
+pub struct WalContents {
+    pub commits: Vec<Commit>,
+    /// Length of the valid prefix.
+    pub valid_len: u64,
+    /// Bytes after the valid prefix: a record cut short by a crash.
+    pub torn_bytes: u64,
+}
+
+/// Reads every record of a WAL file. A record cut short at the end is a torn
+/// tail (reported, not an error); a bad record followed by more data is
+/// corruption and an error naming the file and offset.
+pub fn read_wal(path: &Path) -> Result<WalContents> {
+    let mut bytes = Vec::new();
+    File::open(path)?.read_to_end(&mut bytes)?;
+    let mut commits = Vec::new();
+    let mut at = 0usize;
+    let corrupt = |offset: usize, reason: String| QuiverError::Corrupt {
+        path: path.display().to_string(),
+        offset: offset as u64,
+        reason,
+    };
+    while at < bytes.len() {
+        let rest = bytes.len() - at;
+        if rest < FRAME_HEADER {
+            break;
+        }
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        let crc = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap());
+        if FRAME_HEADER + len > rest {
+            break;
+        }
+        let payload = &bytes[at + FRAME_HEADER..at + FRAME_HEADER + len];
+        let end = at + FRAME_HEADER + len;
+        if crc32c::crc32c(payload) != crc {
+            if end == bytes.len() || bytes[end..].iter().all(|b| *b == 0) {
+                // The last record, half written when the process died.
+                break;
+            }
+            return Err(corrupt(at, "checksum mismatch".into()));
+        }
+        let commit = Commit::decode(payload).map_err(|reason| corrupt(at, reason))?;
+        commits.push(commit);
+        at = end;
+    }
+    Ok(WalContents {
+        commits,
+        valid_len: at as u64,
+        torn_bytes: (bytes.len() - at) as u64,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::record::Effect;
+
+    fn commit(name: &str) -> Commit {
+        Commit {
+            effects: vec![Effect::CreateSchema { name: name.into() }],
+            blobs: vec![],
+        }
+    }
+
+    fn names(contents: &WalContents) -> Vec<String> {
+        contents
+            .commits
+            .iter()
+            .map(|c| match &c.effects[0] {
+                Effect::CreateSchema { name } => name.clone(),
+                _ => unreachable!(),
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn records_survive_and_a_torn_tail_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = Wal::open(dir.path(), 1).unwrap();
+        for name in ["a", "b", "c"] {
+            wal.append(&commit(name), true).unwrap().wait().await;
+        }
+        drop(wal);
+        let path = wal_path(dir.path(), 1);
+        let full = std::fs::metadata(&path).unwrap().len();
+        // Cut the last record short, as a crash mid-write would.
+        let file = OpenOptions::new().write(true).open(&path).unwrap();
+        file.set_len(full - 3).unwrap();
+        let contents = read_wal(&path).unwrap();
+        assert_eq!(names(&contents), vec!["a", "b"]);
+        assert!(contents.torn_bytes > 0);
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_record_in_the_middle_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = Wal::open(dir.path(), 1).unwrap();
+        for name in ["a", "b", "c"] {
+            wal.append(&commit(name), true).unwrap().wait().await;
+        }
+        drop(wal);
+        let path = wal_path(dir.path(), 1);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[FRAME_HEADER + 2] ^= 0xff;
+        std::fs::write(&path, bytes).unwrap();
+        let err = read_wal(&path).err().expect("corruption detected");
+        assert!(err.to_string().contains("0000000000000001.wal"), "{err}");
+    }
+}
