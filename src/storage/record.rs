@@ -186,7 +186,7 @@ mod tests {
             RecordBatch::try_new(schema.clone(), vec![Arc::new(Int32Array::from(vec![1, 2]))])
                 .unwrap();
         let mut commit = Commit::new();
-        let data = commit.add_blob(encode_batches(&schema, &[batch.clone()]).unwrap());
+        let data = commit.add_blob(encode_batches(&schema, std::slice::from_ref(&batch)).unwrap());
         commit.effects.push(Effect::Insert { table_id: 7, data });
         let decoded = Commit::decode(&commit.encode().unwrap()).unwrap();
         assert_eq!(decoded.effects, commit.effects);

@@ -4,9 +4,9 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
-/// A `quiver serve` child process, killed when dropped.
+/// A `quiver serve` child process, killed (SIGKILL) when dropped.
 pub struct TestServer {
-    child: Child,
+    child: Option<Child>,
     pub port: u16,
 }
 
@@ -35,7 +35,18 @@ impl TestServer {
             .strip_prefix("QuiverDB listening on ")
             .unwrap_or_else(|| panic!("unexpected first line from server: {line:?}"));
         let port = addr.rsplit(':').next().unwrap().parse().expect("port");
-        TestServer { child, port }
+        TestServer {
+            child: Some(child),
+            port,
+        }
+    }
+
+    /// A placeholder for a server that has been killed.
+    pub fn dead() -> TestServer {
+        TestServer {
+            child: None,
+            port: 0,
+        }
     }
 
     pub fn conn_string(&self) -> String {
@@ -56,24 +67,23 @@ impl TestServer {
         client
     }
 
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
     /// Sends a signal and waits for the process to exit; returns its status.
     pub fn stop_with(&mut self, signal: &str) -> std::process::ExitStatus {
+        let child = self.child.as_mut().expect("a running server");
         Command::new("kill")
-            .args([format!("-{signal}"), self.child.id().to_string()])
+            .args([format!("-{signal}"), child.id().to_string()])
             .status()
             .expect("kill");
-        self.child.wait().expect("wait")
+        child.wait().expect("wait")
     }
 }
 
 impl Drop for TestServer {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 

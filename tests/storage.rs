@@ -1,0 +1,301 @@
+//! Recovery from what is on disk: exact round trips through the WAL and
+//! through checkpoints, torn tails, and damaged files reported by name.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::TestServer;
+use tokio_postgres::SimpleQueryMessage;
+
+const SETUP: &str = "
+    CREATE SCHEMA sales;
+    CREATE TABLE sales.typed (
+        i2 SMALLINT, i4 INTEGER NOT NULL, i8 BIGINT, f4 REAL, f8 DOUBLE PRECISION,
+        n NUMERIC(12,3), t TEXT DEFAULT 'dflt', vc VARCHAR(5), c CHAR(3), b BOOLEAN,
+        d DATE, tm TIME, ts TIMESTAMP, tz TIMESTAMPTZ, iv INTERVAL,
+        by BYTEA, u UUID, j JSON, jb JSONB, PRIMARY KEY (i4));
+    INSERT INTO sales.typed VALUES
+        (1, 1, 10000000000, 1.5, 0.25, 12.345, 'x', 'abc', 'ab', true, '2024-02-29', '10:11:12.5',
+         '2024-02-29 10:11:12', '2024-02-29 10:11:12+03', '1 year 2 mons 3 days 04:05:06',
+         '\\x00ff', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '[1, {\"a\": null}]', '{\"k\": [true]}');
+    INSERT INTO sales.typed (i4) VALUES (2);
+    CREATE VIEW sales.summary (n_rows, max_key) AS SELECT count(*), max(i4) FROM sales.typed;
+    CREATE TABLE public.later AS SELECT i4 * 10 AS k FROM sales.typed;
+    DROP TABLE IF EXISTS never_existed;";
+
+/// Every row of every relation, as text, in a stable order.
+async fn dump(client: &tokio_postgres::Client) -> Vec<String> {
+    let mut out = Vec::new();
+    for sql in [
+        "SELECT * FROM sales.typed ORDER BY i4",
+        "SELECT * FROM sales.summary",
+        "SELECT * FROM public.later ORDER BY k",
+    ] {
+        for message in client.simple_query(sql).await.unwrap() {
+            match message {
+                SimpleQueryMessage::RowDescription(cols) => out.push(
+                    cols.iter()
+                        .map(|c| c.name().to_string())
+                        .collect::<Vec<_>>()
+                        .join("|"),
+                ),
+                SimpleQueryMessage::Row(row) => out.push(
+                    (0..row.len())
+                        .map(|i| row.get(i).unwrap_or("NULL").to_string())
+                        .collect::<Vec<_>>()
+                        .join("|"),
+                ),
+                _ => {}
+            }
+        }
+    }
+    // Column types as clients see them.
+    let stmt = client.prepare("SELECT * FROM sales.typed").await.unwrap();
+    out.push(format!(
+        "{:?}",
+        stmt.columns()
+            .iter()
+            .map(|c| c.type_().name())
+            .collect::<Vec<_>>()
+    ));
+    out
+}
+
+async fn setup_and_dump(dir: &str) -> Vec<String> {
+    let server = TestServer::start_with(&["--data-dir", dir]);
+    let client = server.connect().await;
+    client.batch_execute(SETUP).await.unwrap();
+    dump(&client).await
+}
+
+#[tokio::test]
+async fn data_and_schema_come_back_exactly_from_the_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap();
+    let before = setup_and_dump(path).await; // killed: recovery replays the WAL
+    let server = TestServer::start_with(&["--data-dir", path]);
+    let after = dump(&server.connect().await).await;
+    assert_eq!(before, after);
+}
+
+#[tokio::test]
+async fn data_and_schema_come_back_exactly_from_a_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap();
+    let before = {
+        let server = TestServer::start_with(&["--data-dir", path]);
+        let client = server.connect().await;
+        client.batch_execute(SETUP).await.unwrap();
+        client.batch_execute("CHECKPOINT").await.unwrap();
+        dump(&client).await
+    };
+    assert!(
+        wal_files(dir.path()).len() == 1,
+        "the checkpoint removed the old WAL"
+    );
+    let server = TestServer::start_with(&["--data-dir", path]);
+    let client = server.connect().await;
+    assert_eq!(before, dump(&client).await);
+    // Constraints are enforced again after recovery.
+    let err = client
+        .batch_execute("INSERT INTO sales.typed (i4) VALUES (1)")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code().unwrap().code(), "23505");
+}
+
+#[tokio::test]
+async fn a_clean_shutdown_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap();
+    let mut server = TestServer::start_with(&["--data-dir", path]);
+    server.connect().await.batch_execute(SETUP).await.unwrap();
+    assert!(server.stop_with("TERM").success());
+    assert!(dir.path().join("MANIFEST").exists());
+    let parquet = std::fs::read_dir(dir.path().join("tables"))
+        .unwrap()
+        .count();
+    assert_eq!(parquet, 2, "one Parquet file per table");
+}
+
+fn wal_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("wal"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files
+}
+
+/// Opens the directory offline (`quiver checkpoint`) and returns stderr.
+fn open_offline(dir: &Path) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_quiver"))
+        .args(["checkpoint", "--data-dir", dir.to_str().unwrap()])
+        .env("QUIVER_LOG", "warn")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_torn_tail_is_dropped_with_a_log_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap();
+    let before = setup_and_dump(path).await;
+    let wal = wal_files(dir.path()).pop().unwrap();
+    // Half a record: a length promising more bytes than follow.
+    let mut bytes = std::fs::read(&wal).unwrap();
+    bytes.extend_from_slice(&500u32.to_le_bytes());
+    bytes.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7]);
+    std::fs::write(&wal, bytes).unwrap();
+    let (ok, stderr) = open_offline(dir.path());
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("dropped 11 byte(s)"), "{stderr}");
+    let server = TestServer::start_with(&["--data-dir", path]);
+    assert_eq!(before, dump(&server.connect().await).await);
+}
+
+#[tokio::test]
+async fn a_corrupt_wal_record_is_an_error_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap();
+    setup_and_dump(path).await;
+    let wal = wal_files(dir.path()).pop().unwrap();
+    let mut bytes = std::fs::read(&wal).unwrap();
+    bytes[20] ^= 0x55; // inside the first record, with more after it
+    std::fs::write(&wal, bytes).unwrap();
+    let (ok, stderr) = open_offline(dir.path());
+    assert!(!ok);
+    assert!(
+        stderr.contains(wal.file_name().unwrap().to_str().unwrap())
+            && stderr.contains("damaged at byte 0"),
+        "{stderr}"
+    );
+}
+
+async fn checkpointed(path: &str) {
+    let server = TestServer::start_with(&["--data-dir", path]);
+    let client = server.connect().await;
+    client.batch_execute(SETUP).await.unwrap();
+    client.batch_execute("CHECKPOINT").await.unwrap();
+}
+
+fn parquet_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("tables"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files
+}
+
+#[tokio::test]
+async fn a_missing_or_damaged_parquet_file_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap();
+    checkpointed(path).await;
+    let files = parquet_files(dir.path());
+    // Damaged: cut in half.
+    let bytes = std::fs::read(&files[0]).unwrap();
+    std::fs::write(&files[0], &bytes[..bytes.len() / 2]).unwrap();
+    let (ok, stderr) = open_offline(dir.path());
+    assert!(!ok);
+    assert!(
+        stderr.contains(files[0].file_name().unwrap().to_str().unwrap()),
+        "{stderr}"
+    );
+    // Missing.
+    std::fs::remove_file(&files[0]).unwrap();
+    let (ok, stderr) = open_offline(dir.path());
+    assert!(!ok);
+    assert!(
+        stderr.contains(files[0].file_name().unwrap().to_str().unwrap()),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn a_damaged_manifest_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap();
+    checkpointed(path).await;
+    std::fs::write(dir.path().join("MANIFEST"), b"{ not json").unwrap();
+    let (ok, stderr) = open_offline(dir.path());
+    assert!(!ok);
+    assert!(stderr.contains("MANIFEST is damaged"), "{stderr}");
+}
+
+#[tokio::test]
+async fn checkpoint_files_are_ordinary_parquet() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap();
+    checkpointed(path).await;
+    let ctx = datafusion::prelude::SessionContext::new();
+    let mut seen = Vec::new();
+    for file in parquet_files(dir.path()) {
+        let df = ctx
+            .read_parquet(file.to_str().unwrap(), Default::default())
+            .await
+            .unwrap();
+        let names: Vec<String> = df
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        let rows = df.count().await.unwrap();
+        seen.push((names, rows));
+    }
+    seen.sort();
+    assert_eq!(
+        seen[0].0,
+        vec![
+            "i2", "i4", "i8", "f4", "f8", "n", "t", "vc", "c", "b", "d", "tm", "ts", "tz", "iv",
+            "by", "u", "j", "jb"
+        ]
+    );
+    assert_eq!(seen[0].1, 2);
+    assert_eq!(seen[1], (vec!["k".to_string()], 2));
+}
+
+#[tokio::test]
+async fn many_small_inserts_survive_a_restart_after_an_automatic_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap();
+    {
+        // A 1 MiB WAL limit makes the server checkpoint on its own.
+        let server = TestServer::start_with(&["--data-dir", path, "--checkpoint-wal-mb", "1"]);
+        let client = server.connect().await;
+        client
+            .batch_execute("CREATE TABLE small (i INT, pad TEXT)")
+            .await
+            .unwrap();
+        let insert = client
+            .prepare("INSERT INTO small VALUES ($1, $2)")
+            .await
+            .unwrap();
+        let pad = "x".repeat(500);
+        for i in 0..3000i32 {
+            client.execute(&insert, &[&i, &pad]).await.unwrap();
+        }
+        // Give the background checkpoint a moment; correctness does not
+        // depend on it having finished.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    assert!(
+        dir.path().join("MANIFEST").exists(),
+        "an automatic checkpoint ran"
+    );
+    let server = TestServer::start_with(&["--data-dir", path]);
+    let client = server.connect().await;
+    let row = client
+        .query_one("SELECT count(*), count(DISTINCT i) FROM small", &[])
+        .await
+        .unwrap();
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (3000, 3000));
+}
