@@ -53,6 +53,14 @@ pub enum QuiverError {
     WrongObjectType(String),
     #[error("{0}")]
     InvalidTableDefinition(String),
+    #[error("{0}")]
+    SerializationFailure(String),
+    #[error("current transaction is aborted, commands ignored until end of transaction block")]
+    InFailedTransaction,
+    #[error("{0}")]
+    NoActiveTransaction(String),
+    #[error("savepoint \"{0}\" does not exist")]
+    UndefinedSavepoint(String),
     #[error("canceling statement due to user request")]
     QueryCanceled,
     #[error("canceling statement due to statement timeout")]
@@ -114,6 +122,10 @@ pub enum SqlState {
     WrongObjectType,
     InvalidTableDefinition,
     QueryCanceled,
+    SerializationFailure,
+    InFailedSqlTransaction,
+    NoActiveSqlTransaction,
+    SavepointException,
     OutOfMemory,
     IoError,
     DataCorrupted,
@@ -145,6 +157,10 @@ impl SqlState {
             SqlState::WrongObjectType => "42809",
             SqlState::InvalidTableDefinition => "42P16",
             SqlState::QueryCanceled => "57014",
+            SqlState::SerializationFailure => "40001",
+            SqlState::InFailedSqlTransaction => "25P02",
+            SqlState::NoActiveSqlTransaction => "25P01",
+            SqlState::SavepointException => "3B001",
             SqlState::OutOfMemory => "53200",
             SqlState::IoError => "58030",
             SqlState::DataCorrupted => "XX001",
@@ -179,6 +195,10 @@ impl QuiverError {
             QuiverError::WrongObjectType(_) => SqlState::WrongObjectType,
             QuiverError::InvalidTableDefinition(_) => SqlState::InvalidTableDefinition,
             QuiverError::QueryCanceled | QuiverError::StatementTimeout => SqlState::QueryCanceled,
+            QuiverError::SerializationFailure(_) => SqlState::SerializationFailure,
+            QuiverError::InFailedTransaction => SqlState::InFailedSqlTransaction,
+            QuiverError::NoActiveTransaction(_) => SqlState::NoActiveSqlTransaction,
+            QuiverError::UndefinedSavepoint(_) => SqlState::SavepointException,
             QuiverError::Io(_) => SqlState::IoError,
             QuiverError::Corrupt { .. } => SqlState::DataCorrupted,
             QuiverError::Internal(_) => SqlState::InternalError,

@@ -351,6 +351,7 @@ fn print_result(result: &StatementResult) {
             (tag, Some(n)) => println!("{tag} {n}"),
             (tag, None) => println!("{tag}"),
         },
+        StatementResult::TransactionControl { tag, .. } => println!("{tag}"),
         StatementResult::Empty => {}
     }
     let _ = std::io::stdout().flush();

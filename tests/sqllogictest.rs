@@ -79,7 +79,9 @@ impl AsyncDB for Embedded {
             StatementResult::Command { rows, .. } => {
                 Ok(DBOutput::StatementComplete(rows.unwrap_or(0) as u64))
             }
-            StatementResult::Empty => Ok(DBOutput::StatementComplete(0)),
+            StatementResult::TransactionControl { .. } | StatementResult::Empty => {
+                Ok(DBOutput::StatementComplete(0))
+            }
         }
     }
 

@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod table;
+pub mod txn;
 pub mod types;
 pub mod unique;
 
@@ -15,6 +16,7 @@ use parking_lot::{Mutex, RwLock, RwLockWriteGuard};
 
 pub use catalog::{CatalogState, QualifiedName, View};
 pub use table::{Table, TableVersion};
+pub use txn::{Transaction, TxnSlot};
 
 use crate::error::{QuiverError, Result};
 use crate::storage::record::{encode_batches, Commit, Effect};
@@ -55,6 +57,10 @@ pub struct Database {
     /// it exclusively for the instant it switches WAL files and takes its
     /// snapshot, so every commit is either in the snapshot or in the new WAL.
     commit_gate: RwLock<()>,
+    /// Orders commits that change table rows: their WAL records and their
+    /// installs happen in the same order, and a snapshot of all tables
+    /// never sees half of a multi-table commit.
+    commit_lock: Mutex<()>,
     /// The data directory and WAL commits are logged to; unset for an
     /// in-memory database and while recovery replays.
     storage: OnceLock<Storage>,
@@ -74,6 +80,7 @@ impl Database {
             ddl_lock: Mutex::new(()),
             catalog_version: AtomicU64::new(1),
             commit_gate: RwLock::new(()),
+            commit_lock: Mutex::new(()),
             storage: OnceLock::new(),
             next_table_id: AtomicU64::new(1),
             next_view_seq: AtomicU64::new(1),
@@ -150,10 +157,69 @@ impl Database {
             None => None,
         };
         let _gate = self.commit_gate.read();
+        let _order = self.commit_lock.lock();
         table.append(batches, || match &commit {
             Some(commit) => self.log(commit, sync),
             None => Ok(Ack::none()),
         })
+    }
+
+    /// Starts a transaction: a consistent snapshot of every table's rows.
+    pub fn begin(&self) -> Transaction {
+        let _order = self.commit_lock.lock();
+        let catalog = self.catalog();
+        let snapshot = catalog
+            .schemas
+            .values()
+            .flat_map(|entry| entry.tables.values())
+            .map(|table| (table.id(), table.snapshot()))
+            .collect();
+        Transaction::new(snapshot)
+    }
+
+    /// Commits a transaction's writes atomically: one WAL record, all
+    /// tables installed together. A table someone else changed since the
+    /// transaction's snapshot makes it fail with a serialization error.
+    pub fn commit(&self, txn: &Transaction, sync: bool) -> Result<Ack> {
+        let writes = txn.writes();
+        if writes.is_empty() {
+            return Ok(Ack::none());
+        }
+        let mut commit = Commit::new();
+        if self.storage.get().is_some() {
+            for (id, write) in &writes {
+                let data =
+                    commit.add_blob(encode_batches(&write.table.schema_ref(), &write.batches)?);
+                commit.effects.push(Effect::Insert {
+                    table_id: *id,
+                    data,
+                });
+            }
+        }
+        let _gate = self.commit_gate.read();
+        let _order = self.commit_lock.lock();
+        let mut prepared = Vec::with_capacity(writes.len());
+        for write in writes.values() {
+            if write.table.snapshot().version != txn.base_version(&write.table).version {
+                return Err(QuiverError::SerializationFailure(format!(
+                    "could not serialize access due to concurrent update of table \"{}\"",
+                    write.table.name()
+                )));
+            }
+            prepared.push((
+                write.table.clone(),
+                write.table.prepare_append(write.batches.clone())?,
+            ));
+        }
+        let ack = if commit.effects.is_empty() {
+            Ack::none()
+        } else {
+            self.log(&commit, sync)?
+        };
+        for (table, append) in prepared {
+            table.install(append);
+        }
+        Ok(ack)
     }
 
     /// The catalog as it is now.

@@ -19,6 +19,7 @@ use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 use parking_lot::Mutex;
 
+use super::txn::TxnSlot;
 use super::unique::{UniqueConstraint, UniqueIndex};
 use super::Ack;
 use crate::error::Result;
@@ -65,6 +66,14 @@ impl TableVersion {
             version: self.version + 1,
         })
     }
+}
+
+/// An append checked and computed, waiting to be installed.
+pub struct PreparedAppend {
+    pub added: usize,
+    base_version: u64,
+    next: TableVersion,
+    keys: Vec<Vec<Box<[u8]>>>,
 }
 
 /// A table: its definition and its current rows.
@@ -213,27 +222,57 @@ impl Table {
     /// number of rows added.
     /// Fails without changing anything when a unique constraint would be
     /// violated; otherwise calls `log` (which queues the WAL record) and
-    /// installs the new version, both under the table's write lock so the
-    /// log order is the install order.
+    /// installs the new version. Callers hold the database's commit lock,
+    /// so the log order is the install order.
     pub fn append(
         &self,
         batches: Vec<RecordBatch>,
         log: impl FnOnce() -> Result<Ack>,
     ) -> Result<(usize, Ack)> {
-        let mut indexes = self.writer.lock();
-        let new_keys = indexes
+        let prepared = self.prepare_append(batches)?;
+        let added = prepared.added;
+        let ack = log()?;
+        self.install(prepared);
+        Ok((added, ack))
+    }
+
+    /// Checks `batches` against the unique constraints (committed keys and
+    /// each other) without changing anything.
+    pub fn check_unique(&self, batches: &[RecordBatch]) -> Result<()> {
+        let indexes = self.writer.lock();
+        for index in indexes.iter() {
+            index.check(&self.schema, batches)?;
+        }
+        Ok(())
+    }
+
+    /// The version `batches` would produce, checked against the unique
+    /// constraints; nothing changes until [`Table::install`].
+    pub fn prepare_append(&self, batches: Vec<RecordBatch>) -> Result<PreparedAppend> {
+        let indexes = self.writer.lock();
+        let keys = indexes
             .iter()
             .map(|index| index.check(&self.schema, &batches))
             .collect::<Result<Vec<_>>>()?;
         let current = self.data.load();
         let next = current.appended(&self.schema, batches)?;
-        let added = next.row_count - current.row_count;
-        let ack = log()?;
-        self.data.store(Arc::new(next));
-        for (index, keys) in indexes.iter_mut().zip(new_keys) {
+        Ok(PreparedAppend {
+            added: next.row_count - current.row_count,
+            base_version: current.version,
+            next,
+            keys,
+        })
+    }
+
+    /// Installs a prepared append (no other append may have happened since
+    /// it was prepared: callers hold the commit lock across both).
+    pub fn install(&self, prepared: PreparedAppend) {
+        let mut indexes = self.writer.lock();
+        debug_assert_eq!(self.data.load().version, prepared.base_version);
+        self.data.store(Arc::new(prepared.next));
+        for (index, keys) in indexes.iter_mut().zip(prepared.keys) {
             index.insert(keys);
         }
-        Ok((added, ack))
     }
 }
 
@@ -258,15 +297,24 @@ impl TableProvider for Table {
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let snapshot = self.snapshot();
+        // Inside a transaction: its snapshot plus its own uncommitted rows.
+        let txn = state
+            .config()
+            .get_extension::<TxnSlot>()
+            .and_then(|slot| slot.get());
+        let (snapshot, pending) = match txn {
+            Some(txn) => txn.visible(self),
+            None => (self.snapshot(), Vec::new()),
+        };
+        let batches: Vec<&RecordBatch> = snapshot.batches.iter().chain(pending.iter()).collect();
         // Spread whole batches over the configured partitions so that scans
         // of large tables use every core.
         let partitions = state
             .config()
             .target_partitions()
-            .clamp(1, snapshot.batches.len().max(1));
+            .clamp(1, batches.len().max(1));
         let mut parts: Vec<Vec<RecordBatch>> = vec![Vec::new(); partitions];
-        for (i, batch) in snapshot.batches.iter().enumerate() {
+        for (i, batch) in batches.into_iter().enumerate() {
             parts[i % partitions].push(batch.clone());
         }
         let source = MemorySourceConfig::try_new(&parts, self.schema.clone(), projection.cloned())?;

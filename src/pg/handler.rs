@@ -22,6 +22,9 @@ use pgwire::api::{
     PidSecretKeyGenerator, RandomPidSecretKeyGenerator, Type,
 };
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::extendedquery::Sync as SyncMessage;
+use pgwire::messages::response::{ReadyForQuery, TransactionStatus};
+use pgwire::messages::simplequery::Query;
 use pgwire::messages::startup::ParameterStatus;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use pgwire::types::format::FormatOptions;
@@ -30,7 +33,7 @@ use tokio::sync::Mutex;
 use super::params::decode_parameters;
 use super::types::{encode_batches, param_pg_type, row_description};
 use crate::error::QuiverError;
-use crate::session::{settings, Prepared, Session, StatementResult};
+use crate::session::{settings, Prepared, Session, StatementResult, TxnState};
 use crate::Database;
 
 static PID_GENERATOR: LazyLock<RandomPidSecretKeyGenerator> =
@@ -128,6 +131,12 @@ fn into_response(
             }
             Ok(Response::Execution(out))
         }
+        Ok(StatementResult::TransactionControl { tag, starts: true }) => {
+            Ok(Response::TransactionStart(Tag::new(tag)))
+        }
+        Ok(StatementResult::TransactionControl { tag, starts: false }) => {
+            Ok(Response::TransactionEnd(Tag::new(tag)))
+        }
         Ok(StatementResult::Empty) => Ok(Response::EmptyQuery),
         Err(e) => Ok(Response::Error(Box::new(error_info(&e)))),
     }
@@ -153,8 +162,38 @@ where
     Ok(())
 }
 
+/// ReadyForQuery's status from the session, which knows it best.
+fn wire_status(state: TxnState) -> TransactionStatus {
+    match state {
+        TxnState::Idle => TransactionStatus::Idle,
+        TxnState::InTransaction => TransactionStatus::Transaction,
+        TxnState::Failed => TransactionStatus::Error,
+    }
+}
+
 #[async_trait]
 impl SimpleQueryHandler for Backend {
+    /// pgwire derives the status it reports from the status before the
+    /// query and the responses; start it from the session's own state (a
+    /// failed block counts as open, so that an error marks it failed again
+    /// and ROLLBACK TO SAVEPOINT can clear it).
+    async fn on_query<C>(&self, client: &mut C, query: Query) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let state = self.session.lock().await.transaction_state();
+        let empty = query.query.chars().all(|c| c == ';' || c.is_whitespace());
+        let start = match state {
+            TxnState::Failed if !empty => TransactionStatus::Transaction,
+            other => wire_status(other),
+        };
+        client.set_transaction_status(start);
+        self._on_query(client, query).await
+    }
+
     async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
@@ -226,6 +265,26 @@ impl ExtendedQueryHandler for Backend {
 
     fn query_parser(&self) -> Arc<Self::QueryParser> {
         self.parser.clone()
+    }
+
+    /// ReadyForQuery after Sync reports the session's transaction state.
+    async fn on_sync<C>(&self, client: &mut C, _message: SyncMessage) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let status = wire_status(self.session.lock().await.transaction_state());
+        client.set_transaction_status(status);
+        client.portal_store().rm_portal(pgwire::api::DEFAULT_NAME);
+        client
+            .send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(
+                status,
+            )))
+            .await?;
+        client.flush().await?;
+        Ok(())
     }
 
     async fn do_query<C>(

@@ -20,8 +20,20 @@ impl Session {
         let input = dml.input.as_ref().clone();
         let batches = DataFrame::new(self.ctx.state(), input).collect().await?;
         let batches = conform_batches(&table, batches)?;
-        let (rows, ack) = self.db.append(&table, batches, self.synchronous_commit())?;
-        ack.wait().await;
+        let rows = if let Some(txn) = self.current_txn() {
+            // Inside a block: checked now against committed keys and the
+            // block's own rows, checked again and applied at COMMIT.
+            let mut all = txn.pending_for(&table);
+            all.extend(batches.iter().cloned());
+            table.check_unique(&all)?;
+            let rows = batches.iter().map(|b| b.num_rows()).sum();
+            txn.add(&table, batches);
+            rows
+        } else {
+            let (rows, ack) = self.db.append(&table, batches, self.synchronous_commit())?;
+            ack.wait().await;
+            rows
+        };
         Ok(StatementResult::Command {
             tag: "INSERT",
             rows: Some(rows),

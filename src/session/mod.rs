@@ -11,6 +11,7 @@ mod pg_casts;
 mod pg_types_in;
 mod replay;
 pub mod settings;
+mod transaction;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -33,6 +34,8 @@ use crate::engine::catalog::QuiverCatalogProvider;
 use crate::engine::{Database, QualifiedName, Table, CATALOG_NAME, DEFAULT_SCHEMA};
 use crate::error::{not_supported, QuiverError, Result};
 use settings::Settings;
+use transaction::OpenTransaction;
+pub use transaction::TxnState;
 
 /// What one statement produced.
 #[derive(Debug)]
@@ -48,6 +51,8 @@ pub enum StatementResult {
         tag: &'static str,
         rows: Option<usize>,
     },
+    /// BEGIN (`starts`), COMMIT or ROLLBACK of a transaction block.
+    TransactionControl { tag: &'static str, starts: bool },
     /// The empty query.
     Empty,
 }
@@ -86,6 +91,8 @@ pub struct Session {
     /// Reported parameters changed by the last statements, for the wire
     /// layer to announce with ParameterStatus.
     changed: Vec<(&'static str, String)>,
+    /// The open transaction block, if any.
+    txn: Option<OpenTransaction>,
 }
 
 impl Session {
@@ -95,7 +102,8 @@ impl Session {
             .with_create_default_catalog_and_schema(false)
             .with_information_schema(true)
             .set_bool("datafusion.sql_parser.map_string_types_to_utf8view", false)
-            .set_str("datafusion.sql_parser.dialect", "PostgreSQL");
+            .set_str("datafusion.sql_parser.dialect", "PostgreSQL")
+            .with_extension(Arc::new(crate::engine::TxnSlot::default()));
         let ctx = SessionContext::new_with_config(config);
         ctx.register_catalog(
             CATALOG_NAME,
@@ -115,6 +123,7 @@ impl Session {
             interval_in,
             settings: Settings::default(),
             changed: Vec::new(),
+            txn: None,
         }
     }
 
@@ -152,12 +161,21 @@ impl Session {
         let mut results = Vec::with_capacity(statements.len());
         for statement in statements {
             let result = match statement {
-                Parsed::Checkpoint => self.checkpoint().await,
-                Parsed::Statement(statement) => {
-                    self.run_with_timeout(|s| Box::pin(s.execute_statement(statement)))
-                        .await
-                }
+                Parsed::Checkpoint => match self.admit(None) {
+                    Ok(()) => self.checkpoint().await,
+                    Err(e) => Err(e),
+                },
+                Parsed::Statement(statement) => match self.admit(Some(&statement)) {
+                    Ok(()) => {
+                        self.run_with_timeout(|s| Box::pin(s.execute_statement(statement)))
+                            .await
+                    }
+                    Err(e) => Err(e),
+                },
             };
+            if result.is_err() {
+                self.note_failure();
+            }
             let failed = result.is_err();
             results.push(result);
             if failed {
@@ -227,6 +245,19 @@ impl Session {
         prepared: &Prepared,
         params: Option<ParamValues>,
     ) -> Result<StatementResult> {
+        let result = self.execute_prepared_inner(prepared, params).await;
+        if result.is_err() {
+            self.note_failure();
+        }
+        result
+    }
+
+    async fn execute_prepared_inner(
+        &mut self,
+        prepared: &Prepared,
+        params: Option<ParamValues>,
+    ) -> Result<StatementResult> {
+        self.admit(prepared.statement.as_ref())?;
         if prepared.checkpoint {
             return self.checkpoint().await;
         }
@@ -406,14 +437,17 @@ impl Session {
                 self.settings.reset_all();
                 Ok(StatementResult::command("DISCARD ALL"))
             }
-            Statement::StartTransaction { .. }
-            | Statement::Commit { .. }
-            | Statement::Rollback { .. }
-            | Statement::Savepoint { .. }
-            | Statement::ReleaseSavepoint { .. } => Err(QuiverError::FeatureNotSupported(
-                "transaction blocks are not available yet: every statement commits on its own"
-                    .into(),
-            )),
+            Statement::StartTransaction { .. } => self.begin(),
+            Statement::Commit { .. } => self.commit().await,
+            Statement::Rollback {
+                savepoint: None, ..
+            } => Ok(self.rollback()),
+            Statement::Rollback {
+                savepoint: Some(name),
+                ..
+            } => self.rollback_to_savepoint(normalize_ident(name)),
+            Statement::Savepoint { name } => self.savepoint(normalize_ident(name)),
+            Statement::ReleaseSavepoint { name } => self.release_savepoint(normalize_ident(name)),
             other => Err(not_supported(format!(
                 "the statement \"{}\"",
                 first_words(&other.to_string())

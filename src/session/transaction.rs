@@ -1,0 +1,175 @@
+//! Transaction blocks: BEGIN, COMMIT, ROLLBACK and savepoints, the failed
+//! state (25P02) after an error, and what may run inside a block.
+
+use std::sync::Arc;
+
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::Statement;
+
+use super::{Session, StatementResult};
+use crate::engine::txn::Writes;
+use crate::engine::{Transaction, TxnSlot};
+use crate::error::{QuiverError, Result};
+
+/// Where a session stands, as ReadyForQuery reports it (I, T, E).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxnState {
+    Idle,
+    InTransaction,
+    Failed,
+}
+
+/// An open transaction block.
+pub(super) struct OpenTransaction {
+    txn: Arc<Transaction>,
+    failed: bool,
+    savepoints: Vec<(String, Writes)>,
+}
+
+impl Session {
+    pub fn transaction_state(&self) -> TxnState {
+        match &self.txn {
+            None => TxnState::Idle,
+            Some(open) if open.failed => TxnState::Failed,
+            Some(_) => TxnState::InTransaction,
+        }
+    }
+
+    /// The transaction reads and writes go through, if a block is open.
+    pub(super) fn current_txn(&self) -> Option<Arc<Transaction>> {
+        self.txn.as_ref().map(|open| open.txn.clone())
+    }
+
+    fn txn_slot(&self) -> Arc<TxnSlot> {
+        self.ctx
+            .state()
+            .config()
+            .get_extension::<TxnSlot>()
+            .expect("sessions are created with a transaction slot")
+    }
+
+    /// Refuses what may not run now: anything but the end of the block in
+    /// a failed transaction, and DDL inside a block.
+    pub(super) fn admit(&self, statement: Option<&DfStatement>) -> Result<()> {
+        let Some(open) = &self.txn else {
+            return Ok(());
+        };
+        let inner = match statement {
+            Some(DfStatement::Statement(s)) => Some(s.as_ref()),
+            _ => None,
+        };
+        if open.failed {
+            return match inner {
+                Some(Statement::Commit { .. } | Statement::Rollback { .. }) => Ok(()),
+                _ => Err(QuiverError::InFailedTransaction),
+            };
+        }
+        match inner {
+            Some(
+                Statement::CreateTable(_)
+                | Statement::CreateView(_)
+                | Statement::CreateSchema { .. }
+                | Statement::Drop { .. },
+            ) => Err(QuiverError::FeatureNotSupported(
+                "DDL inside a transaction block is not supported yet; run it outside BEGIN ... COMMIT".into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// An error inside a block fails the whole transaction.
+    pub(super) fn note_failure(&mut self) {
+        if let Some(open) = &mut self.txn {
+            open.failed = true;
+        }
+    }
+
+    pub(super) fn begin(&mut self) -> Result<StatementResult> {
+        if self.txn.is_none() {
+            let txn = Arc::new(self.db.begin());
+            self.txn_slot().set(Some(txn.clone()));
+            self.txn = Some(OpenTransaction {
+                txn,
+                failed: false,
+                savepoints: Vec::new(),
+            });
+        }
+        // Postgres only warns about a BEGIN inside a block.
+        Ok(StatementResult::TransactionControl {
+            tag: "BEGIN",
+            starts: true,
+        })
+    }
+
+    /// COMMIT: a failed block rolls back instead, and says so.
+    pub(super) async fn commit(&mut self) -> Result<StatementResult> {
+        let Some(open) = self.txn.take() else {
+            return Ok(StatementResult::TransactionControl {
+                tag: "COMMIT",
+                starts: false,
+            });
+        };
+        self.txn_slot().set(None);
+        if open.failed {
+            return Ok(StatementResult::TransactionControl {
+                tag: "ROLLBACK",
+                starts: false,
+            });
+        }
+        let ack = self.db.commit(&open.txn, self.synchronous_commit())?;
+        ack.wait().await;
+        Ok(StatementResult::TransactionControl {
+            tag: "COMMIT",
+            starts: false,
+        })
+    }
+
+    pub(super) fn rollback(&mut self) -> StatementResult {
+        self.txn = None;
+        self.txn_slot().set(None);
+        StatementResult::TransactionControl {
+            tag: "ROLLBACK",
+            starts: false,
+        }
+    }
+
+    fn open_block(&mut self, what: &str) -> Result<&mut OpenTransaction> {
+        self.txn.as_mut().ok_or_else(|| {
+            QuiverError::NoActiveTransaction(format!(
+                "{what} can only be used in transaction blocks"
+            ))
+        })
+    }
+
+    pub(super) fn savepoint(&mut self, name: String) -> Result<StatementResult> {
+        let open = self.open_block("SAVEPOINT")?;
+        let writes = open.txn.writes();
+        open.savepoints.push((name, writes));
+        Ok(StatementResult::command("SAVEPOINT"))
+    }
+
+    pub(super) fn release_savepoint(&mut self, name: String) -> Result<StatementResult> {
+        let open = self.open_block("RELEASE SAVEPOINT")?;
+        let at = position(&open.savepoints, &name)?;
+        open.savepoints.truncate(at);
+        Ok(StatementResult::command("RELEASE"))
+    }
+
+    /// Undoes the writes since the savepoint and clears a failure.
+    pub(super) fn rollback_to_savepoint(&mut self, name: String) -> Result<StatementResult> {
+        let open = self.open_block("ROLLBACK TO SAVEPOINT")?;
+        let at = position(&open.savepoints, &name)?;
+        open.txn.restore_writes(open.savepoints[at].1.clone());
+        open.savepoints.truncate(at + 1);
+        open.failed = false;
+        Ok(StatementResult::command("ROLLBACK"))
+    }
+}
+
+/// The most recent savepoint of that name.
+fn position(savepoints: &[(String, Writes)], name: &str) -> Result<usize> {
+    savepoints
+        .iter()
+        .rposition(|(n, _)| n == name)
+        .ok_or_else(|| QuiverError::UndefinedSavepoint(name.to_string()))
+}
