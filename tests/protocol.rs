@@ -264,3 +264,43 @@ fn an_error_skips_to_sync_and_the_connection_goes_on() {
     assert_eq!(tags(&messages), "12DCZ");
     assert_eq!(messages[2].data_row(), vec![Some("7".to_string())]);
 }
+
+/// The status byte of the last ReadyForQuery.
+fn status_after(conn: &mut Conn, sql: &str) -> char {
+    conn.send(|b| frontend::query(sql, b).unwrap());
+    let messages = conn.until_ready();
+    messages.last().unwrap().body[0] as char
+}
+
+#[test]
+fn ready_for_query_reports_idle_in_transaction_and_failed() {
+    let server = TestServer::start();
+    let mut conn = Conn::connect(&server);
+    conn.until_ready();
+    assert_eq!(status_after(&mut conn, "CREATE TABLE t (x INT)"), 'I');
+    assert_eq!(status_after(&mut conn, "BEGIN"), 'T');
+    assert_eq!(status_after(&mut conn, "INSERT INTO t VALUES (1)"), 'T');
+    assert_eq!(status_after(&mut conn, "SAVEPOINT a"), 'T');
+    assert_eq!(status_after(&mut conn, "SELECT * FROM nope"), 'E');
+    assert_eq!(status_after(&mut conn, "SELECT 1"), 'E');
+    assert_eq!(status_after(&mut conn, "ROLLBACK TO SAVEPOINT a"), 'T');
+    assert_eq!(status_after(&mut conn, "COMMIT"), 'I');
+    assert_eq!(status_after(&mut conn, "SELECT * FROM nope"), 'I');
+
+    // The extended protocol reports the same at Sync.
+    conn.send(|b| {
+        frontend::parse("", "BEGIN", [], b).unwrap();
+        bind_without_parameters("", "", b);
+        frontend::execute("", 0, b).unwrap();
+        frontend::sync(b);
+    });
+    assert_eq!(conn.until_ready().last().unwrap().body[0], b'T');
+    conn.send(|b| {
+        frontend::parse("", "SELECT * FROM nope", [], b).unwrap();
+        bind_without_parameters("", "", b);
+        frontend::execute("", 0, b).unwrap();
+        frontend::sync(b);
+    });
+    assert_eq!(conn.until_ready().last().unwrap().body[0], b'E');
+    assert_eq!(status_after(&mut conn, "ROLLBACK"), 'I');
+}

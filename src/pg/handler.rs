@@ -231,8 +231,13 @@ impl QueryParser for Parser {
         C: ClientInfo + Unpin + Send + Sync,
     {
         let mut session = self.session.lock().await;
-        let prepared = session.prepare(sql).await.map_err(pg_error)?;
-        Ok(Some(Arc::new(prepared)))
+        match session.prepare(sql).await {
+            Ok(prepared) => Ok(Some(Arc::new(prepared))),
+            Err(e) => {
+                session.note_failure();
+                Err(pg_error(e))
+            }
+        }
     }
 
     fn get_parameter_types(&self, stmt: &Self::Statement) -> PgWireResult<Vec<Type>> {
@@ -299,8 +304,14 @@ impl ExtendedQueryHandler for Backend {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let params = decode_parameters(portal)?;
         let mut session = self.session.lock().await;
+        let params = match decode_parameters(portal) {
+            Ok(params) => params,
+            Err(e) => {
+                session.note_failure();
+                return Err(e);
+            }
+        };
         let result = session
             .execute_prepared(&portal.statement.statement, Some(params))
             .await;

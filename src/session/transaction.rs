@@ -77,8 +77,9 @@ impl Session {
         }
     }
 
-    /// An error inside a block fails the whole transaction.
-    pub(super) fn note_failure(&mut self) {
+    /// An error inside a block fails the whole transaction (the wire layer
+    /// calls this for errors in Parse and Bind, too).
+    pub fn note_failure(&mut self) {
         if let Some(open) = &mut self.txn {
             open.failed = true;
         }
