@@ -69,6 +69,63 @@ async fn writer(conn: String, writer_id: i64, round: i64, seed: u64, acked: Acke
     }
 }
 
+/// Rows a transactional writer must never leave behind (rolled back or
+/// refused at COMMIT).
+type Never = Arc<Mutex<HashSet<i64>>>;
+
+/// Multi-statement transactions over two tables: a group's rows go to
+/// `tx_events` and `tx_audit` together or not at all; one in four is rolled
+/// back on purpose.
+async fn transactional_writer(
+    conn: String,
+    writer_id: i64,
+    round: i64,
+    seed: u64,
+    acked: Acked,
+    never: Never,
+) {
+    let Ok((client, connection)) = tokio_postgres::connect(&conn, tokio_postgres::NoTls).await
+    else {
+        return;
+    };
+    tokio::spawn(connection);
+    let mut rng = Rng(seed);
+    let mut next = 0i64;
+    loop {
+        let statements = 1 + rng.below(3) as i64;
+        let group = (round * 100 + 50 + writer_id) * 1_000_000 + next;
+        let size = statements * 2;
+        let ids: Vec<i64> = (0..size).map(|i| group + i).collect();
+        next += size;
+        if client.batch_execute("BEGIN").await.is_err() {
+            return;
+        }
+        for pair in ids.chunks(2) {
+            let sql = format!(
+                "INSERT INTO tx_events VALUES ({a}, {group}, {size}); INSERT INTO tx_audit VALUES ({b}, {group}, {size})",
+                a = pair[0],
+                b = pair[1]
+            );
+            if client.batch_execute(&sql).await.is_err() {
+                return;
+            }
+        }
+        let roll_back = rng.below(4) == 0;
+        let end = if roll_back { "ROLLBACK" } else { "COMMIT" };
+        match client.batch_execute(end).await {
+            Ok(()) if !roll_back => {
+                let mut acked = acked.lock().unwrap();
+                for id in ids {
+                    acked.insert(id, group);
+                }
+            }
+            Ok(()) => never.lock().unwrap().extend(ids),
+            Err(e) if e.code().is_some() => never.lock().unwrap().extend(ids), // 40001
+            Err(_) => return, // the server died under us: either outcome is allowed
+        }
+    }
+}
+
 async fn checkpointer(conn: String, seed: u64) {
     let Ok((client, connection)) = tokio_postgres::connect(&conn, tokio_postgres::NoTls).await
     else {
@@ -89,6 +146,7 @@ async fn acknowledged_rows_survive_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().to_str().unwrap().to_string();
     let acked: Acked = Arc::new(Mutex::new(HashMap::new()));
+    let never: Never = Arc::new(Mutex::new(HashSet::new()));
     let mut rng = Rng(0x5eed_cafe_f00d);
     {
         let server = TestServer::start_with(&["--data-dir", &data_dir]);
@@ -98,6 +156,8 @@ async fn acknowledged_rows_survive_kill_9() {
                 "CREATE SCHEMA app;
                  CREATE TABLE events (id BIGINT PRIMARY KEY, grp BIGINT NOT NULL, grp_size INT, who TEXT, at TIMESTAMPTZ);
                  CREATE TABLE app.notes (n INT, note VARCHAR(20));
+                 CREATE TABLE tx_events (id BIGINT PRIMARY KEY, grp BIGINT, grp_size INT);
+                 CREATE TABLE tx_audit (id BIGINT PRIMARY KEY, grp BIGINT, grp_size INT);
                  INSERT INTO app.notes VALUES (1, 'kept');
                  CREATE VIEW app.big_groups AS SELECT grp, count(*) AS n FROM events GROUP BY grp HAVING count(*) > 3;",
             )
@@ -117,6 +177,16 @@ async fn acknowledged_rows_survive_kill_9() {
                 acked.clone(),
             )));
         }
+        for writer_id in 0..2 {
+            tasks.push(tokio::spawn(transactional_writer(
+                conn.clone(),
+                writer_id,
+                round,
+                rng.next() | 1,
+                acked.clone(),
+                never.clone(),
+            )));
+        }
         let with_checkpoints = round % 2 == 1;
         if with_checkpoints {
             tasks.push(tokio::spawn(checkpointer(conn.clone(), rng.next() | 1)));
@@ -131,7 +201,10 @@ async fn acknowledged_rows_survive_kill_9() {
         let server = TestServer::start_with(&["--data-dir", &data_dir]);
         let client = server.connect().await;
         let rows = client
-            .query("SELECT id, grp, grp_size FROM events", &[])
+            .query(
+                "SELECT id, grp, grp_size FROM events UNION ALL SELECT id, grp, grp_size FROM tx_events UNION ALL SELECT id, grp, grp_size FROM tx_audit",
+                &[],
+            )
             .await
             .unwrap();
         let mut present: HashSet<i64> = HashSet::new();

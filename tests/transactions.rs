@@ -15,18 +15,30 @@ async fn no_dirty_reads_and_no_non_repeatable_reads() {
     let server = TestServer::start();
     let a = server.connect().await;
     let b = server.connect().await;
-    a.batch_execute("CREATE TABLE t (x INT); INSERT INTO t VALUES (1)").await.unwrap();
+    a.batch_execute("CREATE TABLE t (x INT); INSERT INTO t VALUES (1)")
+        .await
+        .unwrap();
 
     // B's uncommitted rows are invisible to A.
-    b.batch_execute("BEGIN; INSERT INTO t VALUES (2), (3)").await.unwrap();
+    b.batch_execute("BEGIN; INSERT INTO t VALUES (2), (3)")
+        .await
+        .unwrap();
     assert_eq!(count(&a, "SELECT count(*) FROM t").await, 1);
-    assert_eq!(count(&b, "SELECT count(*) FROM t").await, 3, "B sees its own rows");
+    assert_eq!(
+        count(&b, "SELECT count(*) FROM t").await,
+        3,
+        "B sees its own rows"
+    );
 
     // A's transaction keeps its snapshot while B commits.
     a.batch_execute("BEGIN").await.unwrap();
     assert_eq!(count(&a, "SELECT count(*) FROM t").await, 1);
     b.batch_execute("COMMIT").await.unwrap();
-    assert_eq!(count(&a, "SELECT count(*) FROM t").await, 1, "repeatable read");
+    assert_eq!(
+        count(&a, "SELECT count(*) FROM t").await,
+        1,
+        "repeatable read"
+    );
     a.batch_execute("COMMIT").await.unwrap();
     assert_eq!(count(&a, "SELECT count(*) FROM t").await, 3);
 }
@@ -37,11 +49,19 @@ async fn the_second_writer_of_a_table_gets_a_serialization_failure() {
     let a = server.connect().await;
     let b = server.connect().await;
     a.batch_execute("CREATE TABLE t (x INT)").await.unwrap();
-    a.batch_execute("BEGIN; INSERT INTO t VALUES (1)").await.unwrap();
-    b.batch_execute("BEGIN; INSERT INTO t VALUES (2)").await.unwrap();
+    a.batch_execute("BEGIN; INSERT INTO t VALUES (1)")
+        .await
+        .unwrap();
+    b.batch_execute("BEGIN; INSERT INTO t VALUES (2)")
+        .await
+        .unwrap();
     a.batch_execute("COMMIT").await.unwrap();
     let err = b.batch_execute("COMMIT").await.unwrap_err();
-    assert_eq!(err.code(), Some(&SqlState::T_R_SERIALIZATION_FAILURE), "{err:?}");
+    assert_eq!(
+        err.code(),
+        Some(&SqlState::T_R_SERIALIZATION_FAILURE),
+        "{err:?}"
+    );
     // B's transaction is gone, none of it applied; B can go on.
     assert_eq!(count(&b, "SELECT count(*) FROM t").await, 1);
     assert_eq!(count(&b, "SELECT count(*) FROM t WHERE x = 2").await, 0);
@@ -52,33 +72,58 @@ async fn writers_of_different_tables_both_commit() {
     let server = TestServer::start();
     let a = server.connect().await;
     let b = server.connect().await;
-    a.batch_execute("CREATE TABLE t1 (x INT); CREATE TABLE t2 (x INT)").await.unwrap();
-    a.batch_execute("BEGIN; INSERT INTO t1 VALUES (1)").await.unwrap();
-    b.batch_execute("BEGIN; INSERT INTO t2 VALUES (2)").await.unwrap();
+    a.batch_execute("CREATE TABLE t1 (x INT); CREATE TABLE t2 (x INT)")
+        .await
+        .unwrap();
+    a.batch_execute("BEGIN; INSERT INTO t1 VALUES (1)")
+        .await
+        .unwrap();
+    b.batch_execute("BEGIN; INSERT INTO t2 VALUES (2)")
+        .await
+        .unwrap();
     a.batch_execute("COMMIT").await.unwrap();
     b.batch_execute("COMMIT").await.unwrap();
-    assert_eq!(count(&a, "SELECT (SELECT count(*) FROM t1) + (SELECT count(*) FROM t2)").await, 2);
+    assert_eq!(
+        count(
+            &a,
+            "SELECT (SELECT count(*) FROM t1) + (SELECT count(*) FROM t2)"
+        )
+        .await,
+        2
+    );
 }
 
 #[tokio::test]
 async fn client_transaction_helpers_commit_and_roll_back() {
     let server = TestServer::start();
     let mut client = server.connect().await;
-    client.batch_execute("CREATE TABLE t (x INT PRIMARY KEY)").await.unwrap();
+    client
+        .batch_execute("CREATE TABLE t (x INT PRIMARY KEY)")
+        .await
+        .unwrap();
     {
         let tx = client.transaction().await.unwrap();
-        tx.execute("INSERT INTO t VALUES ($1)", &[&1i32]).await.unwrap();
-        tx.execute("INSERT INTO t VALUES ($1)", &[&2i32]).await.unwrap();
+        tx.execute("INSERT INTO t VALUES ($1)", &[&1i32])
+            .await
+            .unwrap();
+        tx.execute("INSERT INTO t VALUES ($1)", &[&2i32])
+            .await
+            .unwrap();
         tx.commit().await.unwrap();
     }
     {
         let tx = client.transaction().await.unwrap();
-        tx.execute("INSERT INTO t VALUES ($1)", &[&3i32]).await.unwrap();
+        tx.execute("INSERT INTO t VALUES ($1)", &[&3i32])
+            .await
+            .unwrap();
         // Dropped without commit: rolled back.
     }
     {
         let tx = client.transaction().await.unwrap();
-        let err = tx.execute("INSERT INTO t VALUES ($1)", &[&1i32]).await.unwrap_err();
+        let err = tx
+            .execute("INSERT INTO t VALUES ($1)", &[&1i32])
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), Some(&SqlState::UNIQUE_VIOLATION));
         let err = tx.query("SELECT 1", &[]).await.unwrap_err();
         assert_eq!(err.code(), Some(&SqlState::IN_FAILED_SQL_TRANSACTION));
