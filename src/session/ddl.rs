@@ -120,6 +120,82 @@ impl Session {
         Ok(StatementResult::command("CREATE TABLE"))
     }
 
+    /// Creates table `name` (optionally `schema.name`) with the columns and
+    /// rows of Arrow batches: the embedding and bulk-load API. String and
+    /// binary views are stored as plain text and bytea.
+    pub async fn create_table_from_batches(
+        &mut self,
+        name: &str,
+        schema: SchemaRef,
+        batches: Vec<datafusion::arrow::record_batch::RecordBatch>,
+    ) -> Result<usize> {
+        use datafusion::arrow::datatypes::DataType;
+        let statement = Session::parse(&format!("SELECT * FROM {name}"))?
+            .pop_front()
+            .ok_or_else(|| QuiverError::Syntax(format!("invalid table name \"{name}\"")))?;
+        let object_name = match &statement {
+            DfStatement::Statement(s) => match s.as_ref() {
+                Statement::Query(q) => match q.body.as_ref() {
+                    datafusion::sql::sqlparser::ast::SetExpr::Select(select) => {
+                        match select.from.first().map(|f| &f.relation) {
+                            Some(datafusion::sql::sqlparser::ast::TableFactor::Table {
+                                name,
+                                ..
+                            }) => name.clone(),
+                            _ => {
+                                return Err(QuiverError::Syntax(format!(
+                                    "invalid table name \"{name}\""
+                                )))
+                            }
+                        }
+                    }
+                    _ => {
+                        return Err(QuiverError::Syntax(format!(
+                            "invalid table name \"{name}\""
+                        )))
+                    }
+                },
+                _ => {
+                    return Err(QuiverError::Syntax(format!(
+                        "invalid table name \"{name}\""
+                    )))
+                }
+            },
+            _ => {
+                return Err(QuiverError::Syntax(format!(
+                    "invalid table name \"{name}\""
+                )))
+            }
+        };
+        let name = self.qualified(&object_name)?;
+        let fields: Vec<Field> = schema
+            .fields()
+            .iter()
+            .map(|f| {
+                let data_type = match f.data_type() {
+                    DataType::Utf8View | DataType::LargeUtf8 => DataType::Utf8,
+                    DataType::BinaryView | DataType::LargeBinary => DataType::Binary,
+                    other => other.clone(),
+                };
+                Field::new(f.name(), data_type, f.is_nullable()).with_metadata(f.metadata().clone())
+            })
+            .collect();
+        let id = self.db.allocate_table_id();
+        let table = Arc::new(self.build_table(
+            id,
+            &name.name,
+            Arc::new(Schema::new(fields)),
+            Vec::new(),
+            Vec::new(),
+        )?);
+        let batches = insert::conform_batches(&table, batches)?;
+        let (_, ack) = self.db.create_table(&name, table.clone(), false)?;
+        ack.wait().await;
+        let (rows, ack) = self.db.append(&table, batches, self.synchronous_commit())?;
+        ack.wait().await;
+        Ok(rows)
+    }
+
     /// A table from its parts: plans the DEFAULT expressions and resolves
     /// the constraint columns. Shared by CREATE TABLE and recovery.
     pub(crate) fn build_table(
