@@ -199,6 +199,7 @@ async fn insert_rates(conn: &str, seconds: u64) -> anyhow::Result<Vec<f64>> {
         .await?;
     let mut rates = Vec::new();
     for clients in [1usize, 16] {
+        println!("inserting with {clients} client(s) for {seconds} s into {conn}");
         let done = Arc::new(AtomicU64::new(0));
         let deadline = Instant::now() + Duration::from_secs(seconds);
         let mut tasks = Vec::new();
@@ -242,7 +243,7 @@ fn duckdb_reference(parquet: &Path, work: &Path) -> Option<(f64, f64)> {
 import time, duckdb
 con = duckdb.connect({db:?})
 con.execute("SET checkpoint_threshold = '1TB'")
-con.execute("CREATE TABLE lineitem AS SELECT * FROM read_parquet({parquet:?})")
+con.execute("CREATE TABLE lineitem AS SELECT * FROM read_parquet('{parquet}')")
 t = time.time(); con.execute("CHECKPOINT"); ckpt = time.time() - t
 con.close()
 t = time.time()
@@ -286,12 +287,20 @@ print(ckpt, reopen, n)
 struct Postgres {
     child: Child,
     port: u16,
+    pg_ctl: PathBuf,
+    data: PathBuf,
 }
 
 impl Postgres {
+    /// `runuser` does not pass signals on; pg_ctl stops the server itself.
     fn stop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
+        let _ = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(&self.pg_ctl)
+            .arg("-D")
+            .arg(&self.data)
+            .args(["stop", "-m", "fast"])
+            .stdout(Stdio::null())
             .status();
         let _ = self.child.wait();
     }
@@ -347,7 +356,12 @@ fn postgres_reference(work: &Path) -> Result<Postgres, String> {
     for _ in 0..100 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
             std::thread::sleep(Duration::from_millis(500));
-            return Ok(Postgres { child, port });
+            return Ok(Postgres {
+                child,
+                port,
+                pg_ctl: bin.join("pg_ctl"),
+                data,
+            });
         }
         std::thread::sleep(Duration::from_millis(100));
     }

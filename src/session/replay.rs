@@ -69,11 +69,13 @@ impl Session {
                     ack.wait().await;
                 }
                 Effect::Insert { table_id, data } => {
-                    let table = tables.get(table_id).ok_or_else(|| {
-                        QuiverError::Internal(format!(
-                            "WAL inserts into unknown table id {table_id}"
-                        ))
-                    })?;
+                    // Rows for a table dropped before the last checkpoint:
+                    // an INSERT that raced with its DROP TABLE. They went
+                    // with the table.
+                    let Some(table) = tables.get(table_id) else {
+                        tracing::warn!("skipping logged rows for dropped table id {table_id}");
+                        continue;
+                    };
                     let (_, batches) = decode_batches(blob(*data)?)?;
                     let (_, ack) = table.append(batches, || Ok(Ack::none()))?;
                     ack.wait().await;

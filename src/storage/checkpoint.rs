@@ -227,23 +227,58 @@ fn write_parquet(path: &Path, schema: &SchemaRef, batches: &[RecordBatch]) -> Re
     Ok(size)
 }
 
-/// Reads a checkpoint file back into batches of the table's schema.
+/// Reads a checkpoint file back into batches of the table's schema, its
+/// row groups decoded in parallel.
 pub fn read_parquet(path: &Path, schema: &SchemaRef) -> Result<Vec<RecordBatch>> {
     let damaged = |reason: String| QuiverError::Corrupt {
         path: path.display().to_string(),
         offset: 0,
         reason,
     };
-    let file = File::open(path).map_err(|e| damaged(format!("cannot open: {e}")))?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(|e| damaged(e.to_string()))?
-        .with_batch_size(64 * 1024)
-        .build()
-        .map_err(|e| damaged(e.to_string()))?;
+    let open = || -> Result<ParquetRecordBatchReaderBuilder<File>> {
+        let file = File::open(path).map_err(|e| damaged(format!("cannot open: {e}")))?;
+        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| damaged(e.to_string()))
+    };
+    let row_groups = open()?.metadata().num_row_groups();
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, row_groups.max(1));
+    let chunk = row_groups.div_ceil(threads).max(1);
+    let groups: Vec<Vec<usize>> = (0..row_groups)
+        .collect::<Vec<_>>()
+        .chunks(chunk)
+        .map(|c| c.to_vec())
+        .collect();
+    let read_groups = |groups: Vec<usize>| -> Result<Vec<RecordBatch>> {
+        let reader = open()?
+            .with_row_groups(groups)
+            .with_batch_size(64 * 1024)
+            .build()
+            .map_err(|e| damaged(e.to_string()))?;
+        let mut batches = Vec::new();
+        for batch in reader {
+            let batch = batch.map_err(|e| damaged(e.to_string()))?;
+            batches.push(from_parquet_batch(schema, &batch).map_err(|e| damaged(e.to_string()))?);
+        }
+        Ok(batches)
+    };
+    if groups.len() <= 1 {
+        return read_groups((0..row_groups).collect());
+    }
+    let parts: Vec<Result<Vec<RecordBatch>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = groups
+            .into_iter()
+            .map(|g| scope.spawn(move || read_groups(g)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("parquet reader panicked"))
+            .collect()
+    });
     let mut batches = Vec::new();
-    for batch in reader {
-        let batch = batch.map_err(|e| damaged(e.to_string()))?;
-        batches.push(from_parquet_batch(schema, &batch).map_err(|e| damaged(e.to_string()))?);
+    for part in parts {
+        batches.extend(part?);
     }
     Ok(batches)
 }
