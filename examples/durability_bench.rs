@@ -253,7 +253,7 @@ reopen = time.time() - t
 print(ckpt, reopen, n)
 "#,
         db = db.display().to_string(),
-        parquet = parquet.display().to_string()
+        parquet = parquet.display()
     );
     let out = match Command::new("python3").args(["-c", &script]).output() {
         Ok(out) if out.status.success() => out,
