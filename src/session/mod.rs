@@ -10,32 +10,34 @@ mod insert;
 mod pg_casts;
 mod pg_types_in;
 mod replay;
+mod script;
 pub mod settings;
 mod transaction;
+mod variables;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::{FieldRef, SchemaRef};
 use datafusion::common::ParamValues;
 use datafusion::common::TableReference;
 use datafusion::dataframe::DataFrame;
 use datafusion::execution::context::{SessionConfig, SessionContext};
 use datafusion::logical_expr::{LogicalPlan, ScalarUDF, WriteOp};
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
-use datafusion::sql::sqlparser::ast::{
-    Ident, ObjectName, ObjectType, Set, Statement, Value, ValueWithSpan,
-};
+use datafusion::sql::sqlparser::ast::{Ident, ObjectName, ObjectType, Statement};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 
 use crate::engine::catalog::QuiverCatalogProvider;
 use crate::engine::{Database, QualifiedName, Table, CATALOG_NAME, DEFAULT_SCHEMA};
 use crate::error::{not_supported, QuiverError, Result};
+use script::{is_checkpoint, parse_script, Parsed};
 use settings::Settings;
 use transaction::OpenTransaction;
 pub use transaction::TxnState;
+use variables::own_statement_schema;
 
 /// What one statement produced.
 #[derive(Debug)]
@@ -516,143 +518,6 @@ impl Session {
         Ok(QualifiedName::new(schema, table))
     }
 
-    fn set(&mut self, set: &Set) -> Result<StatementResult> {
-        let (variable, values) = match set {
-            Set::SingleAssignment {
-                variable, values, ..
-            } => (object_name_parts(variable)?.join("."), values),
-            Set::SetTimeZone { value, .. } => {
-                let value = setting_value(std::slice::from_ref(value));
-                return self.set_named("TimeZone", &value);
-            }
-            other => return Err(not_supported(format!("\"{other}\""))),
-        };
-        let value = setting_value(values);
-        if let Some(df_key) = variable.strip_prefix("datafusion.") {
-            let key = format!("datafusion.{df_key}");
-            let state = self.ctx.state_ref();
-            let mut state = state.write();
-            state
-                .config_mut()
-                .options_mut()
-                .set(&key, &value)
-                .map_err(|_| QuiverError::InvalidSettingValue { name: key, value })?;
-            return Ok(StatementResult::command("SET"));
-        }
-        if value.eq_ignore_ascii_case("default") {
-            let key = self.settings.reset(&variable)?;
-            self.after_setting_change(key);
-            return Ok(StatementResult::command("SET"));
-        }
-        self.set_named(&variable, &value)
-    }
-
-    /// Applies a setting a client sent in its start-up packet.
-    pub fn apply_startup_setting(&mut self, name: &str, value: &str) -> Result<()> {
-        self.set_named(name, value)?;
-        // The client is told every reported value right after start-up.
-        self.changed.clear();
-        Ok(())
-    }
-
-    /// `RESET name`, or `RESET ALL` for None.
-    fn reset(&mut self, name: Option<String>) -> Result<StatementResult> {
-        match name {
-            None => {
-                self.settings.reset_all();
-                for name in settings::REPORTED {
-                    self.after_setting_change(name);
-                }
-                self.after_setting_change("search_path");
-            }
-            Some(name) => {
-                let key = self.settings.reset(&name)?;
-                self.after_setting_change(key);
-            }
-        }
-        Ok(StatementResult::command("RESET"))
-    }
-
-    fn set_named(&mut self, name: &str, value: &str) -> Result<StatementResult> {
-        let key = self.settings.set(name, value)?;
-        self.after_setting_change(key);
-        Ok(StatementResult::command("SET"))
-    }
-
-    fn after_setting_change(&mut self, key: &'static str) {
-        if key == "search_path" {
-            let schema = self.default_schema();
-            let state = self.ctx.state_ref();
-            state
-                .write()
-                .config_mut()
-                .options_mut()
-                .catalog
-                .default_schema = schema;
-        }
-        if settings::REPORTED.contains(&key) {
-            let value = self.settings.get(key).unwrap_or_default().to_string();
-            self.changed.push((key, value));
-        }
-    }
-
-    fn show(&self, variable: &[Ident]) -> Result<StatementResult> {
-        let name = variable
-            .iter()
-            .map(|i| i.value.clone())
-            .collect::<Vec<_>>()
-            .join(" ");
-        if name.eq_ignore_ascii_case("all") {
-            let rows: Vec<_> = self.settings.all().collect();
-            let schema = Arc::new(Schema::new(vec![
-                Field::new("name", DataType::Utf8, false),
-                Field::new("setting", DataType::Utf8, false),
-                Field::new("description", DataType::Utf8, false),
-            ]));
-            let columns: Vec<ArrayRef> = vec![
-                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))),
-                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1))),
-                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.2))),
-            ];
-            let batch = RecordBatch::try_new(schema.clone(), columns)?;
-            return Ok(StatementResult::Rows {
-                schema,
-                batches: vec![batch],
-            });
-        }
-        let name = match name.to_ascii_lowercase().as_str() {
-            "time zone" => "TimeZone".to_string(),
-            "transaction isolation level" => "transaction_isolation".to_string(),
-            _ => name,
-        };
-        let value = if let Some(key) = name.strip_prefix("datafusion.") {
-            let key = format!("datafusion.{key}");
-            let options = self.ctx.state().config_options().clone();
-            options
-                .entries()
-                .into_iter()
-                .find(|e| e.key == key)
-                .map(|e| e.value.unwrap_or_default())
-                .ok_or(QuiverError::UnknownSetting(key))?
-        } else {
-            self.settings.get(&name)?.to_string()
-        };
-        let column = name.to_lowercase();
-        let schema = Arc::new(Schema::new(vec![Field::new(
-            &column,
-            DataType::Utf8,
-            false,
-        )]));
-        let batch = RecordBatch::try_new(
-            schema.clone(),
-            vec![Arc::new(StringArray::from(vec![value])) as ArrayRef],
-        )?;
-        Ok(StatementResult::Rows {
-            schema,
-            batches: vec![batch],
-        })
-    }
-
     async fn drop(
         &mut self,
         object_type: ObjectType,
@@ -720,80 +585,6 @@ fn object_name_parts(name: &ObjectName) -> Result<Vec<String>> {
         .collect()
 }
 
-/// The text of a SET value: identifiers and strings alike, as Postgres
-/// accepts `SET x = foo`, `SET x = 'foo'` and `SET x TO a, b`.
-fn setting_value(values: &[datafusion::sql::sqlparser::ast::Expr]) -> String {
-    use datafusion::sql::sqlparser::ast::Expr;
-    values
-        .iter()
-        .map(|v| match v {
-            Expr::Value(ValueWithSpan {
-                value: Value::SingleQuotedString(s) | Value::DoubleQuotedString(s),
-                ..
-            }) => s.clone(),
-            Expr::Value(ValueWithSpan { value, .. }) => value.to_string(),
-            Expr::Identifier(ident) => ident.value.clone(),
-            other => other.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// A statement of a script: one DataFusion parses, or CHECKPOINT, which
-/// its parser does not know.
-enum Parsed {
-    Checkpoint,
-    Statement(DfStatement),
-}
-
-/// Parses every statement of `sql` before any runs, as Postgres does.
-fn parse_script(sql: &str) -> Result<Vec<Parsed>> {
-    if !sql.to_ascii_lowercase().contains("checkpoint") {
-        return Ok(Session::parse(sql)?
-            .into_iter()
-            .map(Parsed::Statement)
-            .collect());
-    }
-    let mut parsed = Vec::new();
-    for piece in split_statements(sql)? {
-        if is_checkpoint(&piece) {
-            parsed.push(Parsed::Checkpoint);
-        } else {
-            parsed.extend(Session::parse(&piece)?.into_iter().map(Parsed::Statement));
-        }
-    }
-    Ok(parsed)
-}
-
-/// Splits SQL text at the semicolons between statements (not those in
-/// strings or comments).
-fn split_statements(sql: &str) -> Result<Vec<String>> {
-    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
-    let tokens = Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize()?;
-    let mut pieces = vec![String::new()];
-    for token in tokens {
-        if token == Token::SemiColon {
-            pieces.push(String::new());
-        } else {
-            pieces
-                .last_mut()
-                .expect("one piece")
-                .push_str(&token.to_string());
-        }
-    }
-    Ok(pieces
-        .into_iter()
-        .filter(|p| !p.trim().is_empty())
-        .collect())
-}
-
-fn is_checkpoint(sql: &str) -> bool {
-    sql.trim()
-        .trim_end_matches(';')
-        .trim()
-        .eq_ignore_ascii_case("checkpoint")
-}
-
 fn first_words(sql: &str) -> String {
     sql.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
 }
@@ -807,36 +598,6 @@ fn is_planned_by_datafusion(statement: &DfStatement) -> bool {
         ),
         _ => false,
     }
-}
-
-/// Columns of statements we execute ourselves that return rows (SHOW).
-fn own_statement_schema(statement: &DfStatement) -> Option<SchemaRef> {
-    let DfStatement::Statement(s) = statement else {
-        return None;
-    };
-    let Statement::ShowVariable { variable } = s.as_ref() else {
-        return None;
-    };
-    let name = variable
-        .iter()
-        .map(|i| i.value.to_lowercase())
-        .collect::<Vec<_>>()
-        .join(" ");
-    let fields = if name == "all" {
-        vec![
-            Field::new("name", DataType::Utf8, false),
-            Field::new("setting", DataType::Utf8, false),
-            Field::new("description", DataType::Utf8, false),
-        ]
-    } else {
-        let name = match name.as_str() {
-            "time zone" => "timezone".to_string(),
-            "transaction isolation level" => "transaction_isolation".to_string(),
-            _ => name,
-        };
-        vec![Field::new(name, DataType::Utf8, false)]
-    };
-    Some(Arc::new(Schema::new(fields)))
 }
 
 fn result_schema(plan: &LogicalPlan) -> Option<SchemaRef> {

@@ -1,0 +1,200 @@
+//! SET, SHOW and RESET: Postgres session parameters, and DataFusion's own
+//! options under `datafusion.*`.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::{Ident, Set, Statement, Value, ValueWithSpan};
+
+use super::{object_name_parts, settings, Session, StatementResult};
+use crate::error::{not_supported, QuiverError, Result};
+
+impl Session {
+    pub(super) fn set(&mut self, set: &Set) -> Result<StatementResult> {
+        let (variable, values) = match set {
+            Set::SingleAssignment {
+                variable, values, ..
+            } => (object_name_parts(variable)?.join("."), values),
+            Set::SetTimeZone { value, .. } => {
+                let value = setting_value(std::slice::from_ref(value));
+                return self.set_named("TimeZone", &value);
+            }
+            other => return Err(not_supported(format!("\"{other}\""))),
+        };
+        let value = setting_value(values);
+        if let Some(df_key) = variable.strip_prefix("datafusion.") {
+            let key = format!("datafusion.{df_key}");
+            let state = self.ctx.state_ref();
+            let mut state = state.write();
+            state
+                .config_mut()
+                .options_mut()
+                .set(&key, &value)
+                .map_err(|_| QuiverError::InvalidSettingValue { name: key, value })?;
+            return Ok(StatementResult::command("SET"));
+        }
+        if value.eq_ignore_ascii_case("default") {
+            let key = self.settings.reset(&variable)?;
+            self.after_setting_change(key);
+            return Ok(StatementResult::command("SET"));
+        }
+        self.set_named(&variable, &value)
+    }
+
+    /// Applies a setting a client sent in its start-up packet.
+    pub fn apply_startup_setting(&mut self, name: &str, value: &str) -> Result<()> {
+        self.set_named(name, value)?;
+        // The client is told every reported value right after start-up.
+        self.changed.clear();
+        Ok(())
+    }
+
+    /// `RESET name`, or `RESET ALL` for None.
+    pub(super) fn reset(&mut self, name: Option<String>) -> Result<StatementResult> {
+        match name {
+            None => {
+                self.settings.reset_all();
+                for name in settings::REPORTED {
+                    self.after_setting_change(name);
+                }
+                self.after_setting_change("search_path");
+            }
+            Some(name) => {
+                let key = self.settings.reset(&name)?;
+                self.after_setting_change(key);
+            }
+        }
+        Ok(StatementResult::command("RESET"))
+    }
+
+    pub(super) fn set_named(&mut self, name: &str, value: &str) -> Result<StatementResult> {
+        let key = self.settings.set(name, value)?;
+        self.after_setting_change(key);
+        Ok(StatementResult::command("SET"))
+    }
+
+    pub(super) fn after_setting_change(&mut self, key: &'static str) {
+        if key == "search_path" {
+            let schema = self.default_schema();
+            let state = self.ctx.state_ref();
+            state
+                .write()
+                .config_mut()
+                .options_mut()
+                .catalog
+                .default_schema = schema;
+        }
+        if settings::REPORTED.contains(&key) {
+            let value = self.settings.get(key).unwrap_or_default().to_string();
+            self.changed.push((key, value));
+        }
+    }
+
+    pub(super) fn show(&self, variable: &[Ident]) -> Result<StatementResult> {
+        let name = variable
+            .iter()
+            .map(|i| i.value.clone())
+            .collect::<Vec<_>>()
+            .join(" ");
+        if name.eq_ignore_ascii_case("all") {
+            let rows: Vec<_> = self.settings.all().collect();
+            let schema = Arc::new(Schema::new(vec![
+                Field::new("name", DataType::Utf8, false),
+                Field::new("setting", DataType::Utf8, false),
+                Field::new("description", DataType::Utf8, false),
+            ]));
+            let columns: Vec<ArrayRef> = vec![
+                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))),
+                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1))),
+                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.2))),
+            ];
+            let batch = RecordBatch::try_new(schema.clone(), columns)?;
+            return Ok(StatementResult::Rows {
+                schema,
+                batches: vec![batch],
+            });
+        }
+        let name = match name.to_ascii_lowercase().as_str() {
+            "time zone" => "TimeZone".to_string(),
+            "transaction isolation level" => "transaction_isolation".to_string(),
+            _ => name,
+        };
+        let value = if let Some(key) = name.strip_prefix("datafusion.") {
+            let key = format!("datafusion.{key}");
+            let options = self.ctx.state().config_options().clone();
+            options
+                .entries()
+                .into_iter()
+                .find(|e| e.key == key)
+                .map(|e| e.value.unwrap_or_default())
+                .ok_or(QuiverError::UnknownSetting(key))?
+        } else {
+            self.settings.get(&name)?.to_string()
+        };
+        let column = name.to_lowercase();
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            &column,
+            DataType::Utf8,
+            false,
+        )]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(StringArray::from(vec![value])) as ArrayRef],
+        )?;
+        Ok(StatementResult::Rows {
+            schema,
+            batches: vec![batch],
+        })
+    }
+}
+
+/// The text of a SET value: identifiers and strings alike, as Postgres
+/// accepts `SET x = foo`, `SET x = 'foo'` and `SET x TO a, b`.
+fn setting_value(values: &[datafusion::sql::sqlparser::ast::Expr]) -> String {
+    use datafusion::sql::sqlparser::ast::Expr;
+    values
+        .iter()
+        .map(|v| match v {
+            Expr::Value(ValueWithSpan {
+                value: Value::SingleQuotedString(s) | Value::DoubleQuotedString(s),
+                ..
+            }) => s.clone(),
+            Expr::Value(ValueWithSpan { value, .. }) => value.to_string(),
+            Expr::Identifier(ident) => ident.value.clone(),
+            other => other.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Columns of statements we execute ourselves that return rows (SHOW).
+pub(super) fn own_statement_schema(statement: &DfStatement) -> Option<SchemaRef> {
+    let DfStatement::Statement(s) = statement else {
+        return None;
+    };
+    let Statement::ShowVariable { variable } = s.as_ref() else {
+        return None;
+    };
+    let name = variable
+        .iter()
+        .map(|i| i.value.to_lowercase())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let fields = if name == "all" {
+        vec![
+            Field::new("name", DataType::Utf8, false),
+            Field::new("setting", DataType::Utf8, false),
+            Field::new("description", DataType::Utf8, false),
+        ]
+    } else {
+        let name = match name.as_str() {
+            "time zone" => "timezone".to_string(),
+            "transaction isolation level" => "transaction_isolation".to_string(),
+            _ => name,
+        };
+        vec![Field::new(name, DataType::Utf8, false)]
+    };
+    Some(Arc::new(Schema::new(fields)))
+}
