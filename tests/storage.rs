@@ -299,3 +299,35 @@ async fn many_small_inserts_survive_a_restart_after_an_automatic_checkpoint() {
         .unwrap();
     assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (3000, 3000));
 }
+
+#[tokio::test]
+async fn synchronous_commit_off_still_keeps_rows_across_a_clean_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap();
+    {
+        let mut server = TestServer::start_with(&["--data-dir", path]);
+        let client = server.connect().await;
+        client
+            .batch_execute("SET synchronous_commit = off; CREATE TABLE fast (i INT)")
+            .await
+            .unwrap();
+        for i in 0..200i32 {
+            client
+                .execute("INSERT INTO fast VALUES ($1)", &[&i])
+                .await
+                .unwrap();
+        }
+        // Unsynced commits may be lost in a crash; a clean stop syncs the
+        // WAL (and checkpoints), so all of them are kept.
+        assert!(server.stop_with("TERM").success());
+    }
+    let server = TestServer::start_with(&["--data-dir", path]);
+    let n: i64 = server
+        .connect()
+        .await
+        .query_one("SELECT count(*) FROM fast", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 200);
+}
