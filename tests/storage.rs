@@ -23,6 +23,10 @@ const SETUP: &str = "
     INSERT INTO sales.typed (i4) VALUES (2);
     CREATE VIEW sales.summary (n_rows, max_key) AS SELECT count(*), max(i4) FROM sales.typed;
     CREATE TABLE public.later AS SELECT i4 * 10 AS k FROM sales.typed;
+    CREATE TABLE public.emptied (x INT PRIMARY KEY);
+    INSERT INTO public.emptied VALUES (1), (2);
+    TRUNCATE public.emptied;
+    INSERT INTO public.emptied VALUES (2);
     DROP TABLE IF EXISTS never_existed;";
 
 /// Every row of every relation, as text, in a stable order.
@@ -32,6 +36,7 @@ async fn dump(client: &tokio_postgres::Client) -> Vec<String> {
         "SELECT * FROM sales.typed ORDER BY i4",
         "SELECT * FROM sales.summary",
         "SELECT * FROM public.later ORDER BY k",
+        "SELECT * FROM public.emptied ORDER BY x",
     ] {
         for message in client.simple_query(sql).await.unwrap() {
             match message {
@@ -117,7 +122,7 @@ async fn a_clean_shutdown_checkpoints() {
     let parquet = std::fs::read_dir(dir.path().join("tables"))
         .unwrap()
         .count();
-    assert_eq!(parquet, 2, "one Parquet file per table");
+    assert_eq!(parquet, 3, "one Parquet file per table");
 }
 
 fn wal_files(dir: &Path) -> Vec<PathBuf> {

@@ -164,6 +164,20 @@ impl Database {
         })
     }
 
+    /// Empties tables, all together, in one logged commit.
+    pub fn truncate(&self, tables: &[Arc<Table>]) -> Result<Ack> {
+        let commit = Commit::of(Effect::Truncate {
+            table_ids: tables.iter().map(|t| t.id()).collect(),
+        });
+        let _gate = self.commit_gate.read();
+        let _order = self.commit_lock.lock();
+        let ack = self.log(&commit, true)?;
+        for table in tables {
+            table.truncate();
+        }
+        Ok(ack)
+    }
+
     /// Starts a transaction: a consistent snapshot of every table's rows.
     pub fn begin(&self) -> Transaction {
         let _order = self.commit_lock.lock();

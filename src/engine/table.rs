@@ -236,6 +236,21 @@ impl Table {
         Ok((added, ack))
     }
 
+    /// Removes every row (a new, empty version; the unique indexes are
+    /// emptied too). Callers hold the commit lock.
+    pub fn truncate(&self) {
+        let mut indexes = self.writer.lock();
+        let version = self.data.load().version + 1;
+        self.data.store(Arc::new(TableVersion {
+            batches: Vec::new(),
+            row_count: 0,
+            version,
+        }));
+        for index in indexes.iter_mut() {
+            index.clear();
+        }
+    }
+
     /// Checks `batches` against the unique constraints (committed keys and
     /// each other) without changing anything.
     pub fn check_unique(&self, batches: &[RecordBatch]) -> Result<()> {

@@ -76,6 +76,10 @@ impl UniqueIndex {
         Ok(new_keys.into_iter().collect())
     }
 
+    pub fn clear(&mut self) {
+        self.keys.clear();
+    }
+
     pub fn insert(&mut self, keys: Vec<Box<[u8]>>) {
         self.keys.extend(keys);
     }

@@ -424,6 +424,26 @@ impl Session {
                 cascade,
                 ..
             } => self.drop(*object_type, *if_exists, names, *cascade).await,
+            Statement::Truncate(truncate) => {
+                let catalog = self.db.catalog();
+                let mut tables = Vec::new();
+                for target in &truncate.table_names {
+                    let name = self.qualified(&target.name)?;
+                    match catalog.table(&name) {
+                        Some(table) => tables.push(table.clone()),
+                        None if catalog.view(&name).is_some() => {
+                            return Err(QuiverError::WrongObjectType(format!(
+                                "\"{}\" is not a table",
+                                name.name
+                            )))
+                        }
+                        None => return Err(QuiverError::UndefinedTable(name.name)),
+                    }
+                }
+                let ack = self.db.truncate(&tables)?;
+                ack.wait().await;
+                Ok(StatementResult::command("TRUNCATE TABLE"))
+            }
             Statement::Set(set) => self.set(set),
             Statement::ShowVariable { variable } => self.show(variable),
             Statement::Reset(reset) => {

@@ -68,6 +68,13 @@ impl Session {
                         .drop_relations(&names, *views, *if_exists, *cascade)?;
                     ack.wait().await;
                 }
+                Effect::Truncate { table_ids } => {
+                    for id in table_ids {
+                        if let Some(table) = tables.get(id) {
+                            table.truncate();
+                        }
+                    }
+                }
                 Effect::Insert { table_id, data } => {
                     // Rows for a table dropped before the last checkpoint:
                     // an INSERT that raced with its DROP TABLE. They went

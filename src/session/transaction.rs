@@ -69,9 +69,10 @@ impl Session {
                 Statement::CreateTable(_)
                 | Statement::CreateView(_)
                 | Statement::CreateSchema { .. }
-                | Statement::Drop { .. },
+                | Statement::Drop { .. }
+                | Statement::Truncate(_),
             ) => Err(QuiverError::FeatureNotSupported(
-                "DDL inside a transaction block is not supported yet; run it outside BEGIN ... COMMIT".into(),
+                "DDL and TRUNCATE inside a transaction block are not supported yet; run them outside BEGIN ... COMMIT".into(),
             )),
             _ => Ok(()),
         }

@@ -73,6 +73,10 @@ pub enum Effect {
         table_id: u64,
         data: usize,
     },
+    /// Every row of these tables removed.
+    Truncate {
+        table_ids: Vec<u64>,
+    },
 }
 
 /// A committed change as it sits in the WAL: effects plus their blobs.
