@@ -19,7 +19,9 @@ use crate::engine::types::column_field;
 use crate::engine::unique::UniqueConstraint;
 use crate::engine::{QualifiedName, Table, View};
 use crate::error::{not_supported, QuiverError, Result};
-use crate::storage::record::{ConstraintDef, ViewDef};
+use crate::storage::record::{ConstraintDef, TableDef, ViewDef};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser;
 
 impl Session {
     pub(super) async fn create_table(&mut self, create: &CreateTable) -> Result<StatementResult> {
@@ -130,43 +132,16 @@ impl Session {
         batches: Vec<datafusion::arrow::record_batch::RecordBatch>,
     ) -> Result<usize> {
         use datafusion::arrow::datatypes::DataType;
-        let statement = Session::parse(&format!("SELECT * FROM {name}"))?
-            .pop_front()
-            .ok_or_else(|| QuiverError::Syntax(format!("invalid table name \"{name}\"")))?;
-        let object_name = match &statement {
-            DfStatement::Statement(s) => match s.as_ref() {
-                Statement::Query(q) => match q.body.as_ref() {
-                    datafusion::sql::sqlparser::ast::SetExpr::Select(select) => {
-                        match select.from.first().map(|f| &f.relation) {
-                            Some(datafusion::sql::sqlparser::ast::TableFactor::Table {
-                                name,
-                                ..
-                            }) => name.clone(),
-                            _ => {
-                                return Err(QuiverError::Syntax(format!(
-                                    "invalid table name \"{name}\""
-                                )))
-                            }
-                        }
-                    }
-                    _ => {
-                        return Err(QuiverError::Syntax(format!(
-                            "invalid table name \"{name}\""
-                        )))
-                    }
-                },
-                _ => {
-                    return Err(QuiverError::Syntax(format!(
-                        "invalid table name \"{name}\""
-                    )))
-                }
-            },
-            _ => {
-                return Err(QuiverError::Syntax(format!(
-                    "invalid table name \"{name}\""
-                )))
-            }
-        };
+        let mut parser = Parser::new(&PostgreSqlDialect {}).try_with_sql(name)?;
+        let object_name = parser.parse_object_name(false)?;
+        if parser.peek_token().token != datafusion::sql::sqlparser::tokenizer::Token::EOF {
+            return Err(QuiverError::Syntax(format!(
+                "invalid table name \"{name}\""
+            )));
+        }
+        if schema.fields().is_empty() {
+            return Err(not_supported("a table without columns"));
+        }
         let name = self.qualified(&object_name)?;
         let fields: Vec<Field> = schema
             .fields()
@@ -194,6 +169,17 @@ impl Session {
         let (rows, ack) = self.db.append(&table, batches, self.synchronous_commit())?;
         ack.wait().await;
         Ok(rows)
+    }
+
+    /// A table from its logged definition (recovery).
+    pub(crate) fn build_table_from_def(&self, def: &TableDef, schema: SchemaRef) -> Result<Table> {
+        self.build_table(
+            def.id,
+            &def.name,
+            schema,
+            def.defaults.clone(),
+            def.constraints.clone(),
+        )
     }
 
     /// A table from its parts: plans the DEFAULT expressions and resolves

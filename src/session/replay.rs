@@ -39,13 +39,7 @@ impl Session {
                 }
                 Effect::CreateTable(def) => {
                     let (schema, _) = decode_batches(blob(def.arrow_schema)?)?;
-                    let table = Arc::new(self.build_table(
-                        def.id,
-                        &def.name,
-                        schema,
-                        def.defaults.clone(),
-                        def.constraints.clone(),
-                    )?);
+                    let table = Arc::new(self.build_table_from_def(def, schema)?);
                     let name = QualifiedName::new(&def.schema, &def.name);
                     let (_, ack) = self.db.create_table(&name, table.clone(), false)?;
                     ack.wait().await;

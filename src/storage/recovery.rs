@@ -122,13 +122,7 @@ async fn restore_checkpoint(
     for result in loaded {
         let (entry, schema, batches) = result?;
         let def = &entry.def;
-        let table = Arc::new(session.build_table(
-            def.id,
-            &def.name,
-            schema,
-            def.defaults.clone(),
-            def.constraints.clone(),
-        )?);
+        let table = Arc::new(session.build_table_from_def(def, schema)?);
         table.restore(batches, entry.version)?;
         let (_, ack) = db.create_table(
             &QualifiedName::new(&def.schema, &def.name),
