@@ -35,15 +35,22 @@ impl Rng {
     }
 }
 
+/// A client, or None when the server is already gone (killed by the test).
+async fn connect_or_give_up(conn: &str) -> Option<tokio_postgres::Client> {
+    let (client, connection) = tokio_postgres::connect(conn, tokio_postgres::NoTls)
+        .await
+        .ok()?;
+    tokio::spawn(connection);
+    Some(client)
+}
+
 /// Rows acknowledged to a client: id -> the statement (group) that wrote it.
 type Acked = Arc<Mutex<HashMap<i64, i64>>>;
 
 async fn writer(conn: String, writer_id: i64, round: i64, seed: u64, acked: Acked) {
-    let Ok((client, connection)) = tokio_postgres::connect(&conn, tokio_postgres::NoTls).await
-    else {
+    let Some(client) = connect_or_give_up(&conn).await else {
         return;
     };
-    tokio::spawn(connection);
     let mut rng = Rng(seed);
     let mut next = 0i64;
     loop {
@@ -84,11 +91,9 @@ async fn transactional_writer(
     acked: Acked,
     never: Never,
 ) {
-    let Ok((client, connection)) = tokio_postgres::connect(&conn, tokio_postgres::NoTls).await
-    else {
+    let Some(client) = connect_or_give_up(&conn).await else {
         return;
     };
-    tokio::spawn(connection);
     let mut rng = Rng(seed);
     let mut next = 0i64;
     loop {
@@ -127,11 +132,9 @@ async fn transactional_writer(
 }
 
 async fn checkpointer(conn: String, seed: u64) {
-    let Ok((client, connection)) = tokio_postgres::connect(&conn, tokio_postgres::NoTls).await
-    else {
+    let Some(client) = connect_or_give_up(&conn).await else {
         return;
     };
-    tokio::spawn(connection);
     let mut rng = Rng(seed);
     loop {
         tokio::time::sleep(Duration::from_millis(20 + rng.below(150))).await;
