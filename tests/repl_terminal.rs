@@ -122,14 +122,18 @@ fn interactive_shell_completes_cancels_and_keeps_history() {
     );
 
     term.line("\\q");
+    // The file appears before rustyline has finished writing it: wait for
+    // the content, not the name.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !history.exists() {
-        assert!(Instant::now() < deadline, "history was not saved");
+    loop {
+        let saved = std::fs::read_to_string(&history).unwrap_or_default();
+        if saved.contains("create table t (id int, name text);") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "history was not saved; the file holds:\n{saved}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let saved = std::fs::read_to_string(&history).unwrap();
-    assert!(
-        saved.contains("create table t (id int, name text);"),
-        "{saved}"
-    );
 }
