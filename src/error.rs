@@ -23,6 +23,18 @@ pub enum QuiverError {
     DuplicateSchema(String),
     #[error("column \"{0}\" does not exist")]
     UndefinedColumn(String),
+    #[error("column \"{column}\" of relation \"{table}\" does not exist")]
+    UndefinedColumnOf { column: String, table: String },
+    #[error("column \"{column}\" of relation \"{table}\" already exists")]
+    DuplicateColumnOf { column: String, table: String },
+    #[error("{0}")]
+    UndefinedObject(String),
+    #[error("{0}")]
+    CheckViolation(String),
+    #[error("{0}")]
+    CardinalityViolation(String),
+    #[error("{0}")]
+    InvalidColumnReference(String),
     #[error("column \"{0}\" specified more than once")]
     DuplicateColumn(String),
     #[error("type \"{0}\" does not exist")]
@@ -108,6 +120,10 @@ pub enum SqlState {
     UndefinedColumn,
     DuplicateColumn,
     UndefinedObject,
+    AmbiguousColumn,
+    InvalidColumnReference,
+    CheckViolation,
+    CardinalityViolation,
     UndefinedFunction,
     DatatypeMismatch,
     InvalidParameterValue,
@@ -143,6 +159,10 @@ impl SqlState {
             SqlState::UndefinedColumn => "42703",
             SqlState::DuplicateColumn => "42701",
             SqlState::UndefinedObject => "42704",
+            SqlState::AmbiguousColumn => "42702",
+            SqlState::InvalidColumnReference => "42P10",
+            SqlState::CheckViolation => "23514",
+            SqlState::CardinalityViolation => "21000",
             SqlState::UndefinedFunction => "42883",
             SqlState::DatatypeMismatch => "42804",
             SqlState::InvalidParameterValue => "22023",
@@ -178,7 +198,14 @@ impl QuiverError {
             QuiverError::UndefinedSchema(_) => SqlState::UndefinedSchema,
             QuiverError::DuplicateSchema(_) => SqlState::DuplicateSchema,
             QuiverError::UndefinedColumn(_) => SqlState::UndefinedColumn,
-            QuiverError::DuplicateColumn(_) => SqlState::DuplicateColumn,
+            QuiverError::DuplicateColumn(_) | QuiverError::DuplicateColumnOf { .. } => {
+                SqlState::DuplicateColumn
+            }
+            QuiverError::UndefinedColumnOf { .. } => SqlState::UndefinedColumn,
+            QuiverError::UndefinedObject(_) => SqlState::UndefinedObject,
+            QuiverError::CheckViolation(_) => SqlState::CheckViolation,
+            QuiverError::CardinalityViolation(_) => SqlState::CardinalityViolation,
+            QuiverError::InvalidColumnReference(_) => SqlState::InvalidColumnReference,
             QuiverError::UndefinedType(_) | QuiverError::UnknownSetting(_) => {
                 SqlState::UndefinedObject
             }
@@ -232,7 +259,7 @@ fn datafusion_sqlstate(e: &DataFusionError) -> SqlState {
                 SchemaError::FieldNotFound { .. } => SqlState::UndefinedColumn,
                 SchemaError::DuplicateQualifiedField { .. }
                 | SchemaError::DuplicateUnqualifiedField { .. } => SqlState::DuplicateColumn,
-                SchemaError::AmbiguousReference { .. } => SqlState::UndefinedColumn,
+                SchemaError::AmbiguousReference { .. } => SqlState::AmbiguousColumn,
             }
         }
         DataFusionError::ArrowError(err, _) => arrow_sqlstate(err),

@@ -13,7 +13,7 @@
 //!     "CREATE TABLE t (x INT); INSERT INTO t VALUES (1), (2); SELECT sum(x) AS total FROM t",
 //! ));
 //! match results.last() {
-//!     Some(Ok(StatementResult::Rows { schema, batches })) => {
+//!     Some(Ok(StatementResult::Rows { schema, batches, .. })) => {
 //!         assert_eq!(schema.field(0).name(), "total");
 //!         assert_eq!(batches[0].num_rows(), 1);
 //!     }

@@ -342,7 +342,9 @@ End each SQL statement with ';'. Ctrl-C cancels a running query.";
 
 fn print_result(result: &StatementResult) {
     match result {
-        StatementResult::Rows { schema, batches } => match render_table(schema, batches) {
+        StatementResult::Rows {
+            schema, batches, ..
+        } => match render_table(schema, batches) {
             Ok(text) => println!("{text}"),
             Err(e) => print_error(&e),
         },

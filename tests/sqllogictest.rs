@@ -66,7 +66,9 @@ impl AsyncDB for Embedded {
             return Err(error(e));
         }
         match last.map_err(error)? {
-            StatementResult::Rows { schema, batches } => {
+            StatementResult::Rows {
+                schema, batches, ..
+            } => {
                 let rows = text_rows(&schema, batches).map_err(|e| SqlError(e.to_string()))?;
                 Ok(DBOutput::Rows {
                     types: column_types(&schema),

@@ -15,11 +15,11 @@ use datafusion::arrow::record_batch::RecordBatch;
 use parking_lot::{Mutex, RwLock, RwLockWriteGuard};
 
 pub use catalog::{CatalogState, QualifiedName, View};
-pub use table::{Table, TableVersion};
+pub use table::{Change, Conflict, Table, TableVersion};
 pub use txn::{Transaction, TxnSlot};
 
 use crate::error::{QuiverError, Result};
-use crate::storage::record::{encode_batches, Commit, Effect};
+use crate::storage::record::{encode_batches, encode_positions, Commit, Effect};
 use crate::storage::wal::Durable;
 use crate::storage::Storage;
 
@@ -196,23 +196,44 @@ impl Database {
     /// transaction's snapshot makes it fail with a serialization error.
     pub fn commit(&self, txn: &Transaction, sync: bool) -> Result<Ack> {
         let writes = txn.writes();
-        if writes.is_empty() {
+        if writes.values().all(|w| w.changes.is_empty()) {
             return Ok(Ack::none());
         }
         let mut commit = Commit::new();
         if self.storage.get().is_some() {
             for (id, write) in &writes {
-                let data =
-                    commit.add_blob(encode_batches(&write.table.schema_ref(), &write.batches)?);
-                commit.effects.push(Effect::Insert {
-                    table_id: *id,
-                    data,
-                });
+                let schema = write.table.schema_ref();
+                for change in &write.changes {
+                    let (deleted, inserted) = match change {
+                        Change::Insert(rows) => (None, Some(rows)),
+                        Change::Delete(positions) => (Some(positions), None),
+                        Change::Update { positions, rows } => (Some(positions), Some(rows)),
+                        Change::Truncate => {
+                            commit.effects.push(Effect::Truncate {
+                                table_ids: vec![*id],
+                            });
+                            continue;
+                        }
+                    };
+                    if let Some(positions) = deleted {
+                        let positions = commit.add_blob(encode_positions(positions));
+                        commit.effects.push(Effect::Delete {
+                            table_id: *id,
+                            positions,
+                        });
+                    }
+                    if let Some(rows) = inserted {
+                        let data = commit.add_blob(encode_batches(&schema, rows)?);
+                        commit.effects.push(Effect::Insert {
+                            table_id: *id,
+                            data,
+                        });
+                    }
+                }
             }
         }
         let _gate = self.commit_gate.read();
         let _order = self.commit_lock.lock();
-        let mut prepared = Vec::with_capacity(writes.len());
         for write in writes.values() {
             if write.table.snapshot().version != txn.base_version(&write.table).version {
                 return Err(QuiverError::SerializationFailure(format!(
@@ -220,18 +241,15 @@ impl Database {
                     write.table.name()
                 )));
             }
-            prepared.push((
-                write.table.clone(),
-                write.table.prepare_append(write.batches.clone())?,
-            ));
         }
         let ack = if commit.effects.is_empty() {
             Ack::none()
         } else {
             self.log(&commit, sync)?
         };
-        for (table, append) in prepared {
-            table.install(append);
+        for write in writes.into_values() {
+            let version = TableVersion::clone(&write.version);
+            write.table.install_version(version, &write.delta);
         }
         Ok(ack)
     }

@@ -2,13 +2,16 @@
 //! an `ArcSwap`, so readers clone an `Arc` and scan without locks while a
 //! writer installs the next version.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
-use datafusion::arrow::compute::concat_batches;
+use datafusion::arrow::array::{BooleanArray, UInt32Array};
+use datafusion::arrow::array::BooleanBufferBuilder;
+use datafusion::arrow::buffer::BooleanBuffer;
+use datafusion::arrow::compute::{concat_batches, filter_record_batch, take_record_batch};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{Session as DfSession, TableProvider};
@@ -22,49 +25,236 @@ use parking_lot::Mutex;
 use super::txn::TxnSlot;
 use super::unique::{UniqueConstraint, UniqueIndex};
 use super::Ack;
-use crate::error::Result;
+use crate::error::{QuiverError, Result};
 use crate::storage::record::{encode_schema, Commit, ConstraintDef, Effect, TableDef};
 
 /// Batches smaller than this are merged with their neighbours as rows
 /// arrive, so that many small INSERTs still leave scan-friendly batches.
 pub const TARGET_BATCH_ROWS: usize = 64 * 1024;
 
-/// One immutable state of a table's rows.
-#[derive(Debug, Default)]
+/// One batch of a table and which of its rows are still there.
+#[derive(Debug, Clone)]
+pub struct Segment {
+    batch: RecordBatch,
+    /// Set bits are live rows; `None` when no row was deleted.
+    keep: Option<BooleanBuffer>,
+    live: usize,
+}
+
+impl Segment {
+    fn new(batch: RecordBatch) -> Segment {
+        Segment {
+            live: batch.num_rows(),
+            keep: None,
+            batch,
+        }
+    }
+
+    /// The live rows as one batch.
+    fn live_batch(&self) -> Result<RecordBatch> {
+        Ok(match &self.keep {
+            None => self.batch.clone(),
+            Some(keep) => filter_record_batch(&self.batch, &BooleanArray::new(keep.clone(), None))?,
+        })
+    }
+}
+
+/// One immutable state of a table's rows. Deleted rows stay in their batch,
+/// masked out, until the batch is compacted.
+#[derive(Debug, Default, Clone)]
 pub struct TableVersion {
-    pub batches: Vec<RecordBatch>,
+    segments: Vec<Segment>,
+    /// Live rows.
     pub row_count: usize,
     /// Increases by one with every change installed.
     pub version: u64,
 }
 
+/// A segment is rewritten without its deleted rows once this share of it
+/// is gone (1/4), so scans do not filter the same dead rows forever.
+fn needs_compaction(segment: &Segment) -> bool {
+    segment.live * 4 < segment.batch.num_rows() * 3
+}
+
 impl TableVersion {
+    /// The live rows, batch by batch, in table order.
+    pub fn live_batches(&self) -> Result<Vec<RecordBatch>> {
+        self.segments.iter().map(Segment::live_batch).collect()
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// An empty version that follows this one.
+    fn emptied(&self) -> TableVersion {
+        TableVersion {
+            segments: Vec::new(),
+            row_count: 0,
+            version: self.version + 1,
+        }
+    }
+
     /// The version after appending `new` rows. Small trailing batches are
     /// merged pairwise while the older one is no larger than the newer one
     /// (the binary-counter rule), which keeps each row's copy count
     /// logarithmic and the batch count small.
     fn appended(&self, schema: &SchemaRef, new: Vec<RecordBatch>) -> Result<TableVersion> {
-        let mut batches = self.batches.clone();
+        let mut segments = self.segments.clone();
         let mut added = 0;
         for batch in new.into_iter().filter(|b| b.num_rows() > 0) {
             added += batch.num_rows();
-            batches.push(batch);
-            while batches.len() >= 2 {
-                let last = batches[batches.len() - 1].num_rows();
-                let prev = batches[batches.len() - 2].num_rows();
-                if prev > last || prev + last > TARGET_BATCH_ROWS {
-                    break;
-                }
-                let b = batches.pop().expect("two batches");
-                let a = batches.pop().expect("two batches");
-                batches.push(concat_batches(schema, [&a, &b])?);
-            }
+            segments.push(Segment::new(batch));
+            merge_tail(schema, &mut segments)?;
         }
         Ok(TableVersion {
-            batches,
+            segments,
             row_count: self.row_count + added,
             version: self.version + 1,
         })
+    }
+
+    /// The version without the rows at `positions` (sorted, distinct,
+    /// counted among live rows in table order), and those rows.
+    fn deleted(
+        &self,
+        schema: &SchemaRef,
+        positions: &[u64],
+        want_rows: bool,
+    ) -> Result<(TableVersion, Vec<RecordBatch>)> {
+        let mut segments = Vec::with_capacity(self.segments.len());
+        let mut removed_rows = Vec::new();
+        let mut removed = 0;
+        let mut base = 0u64;
+        let mut rest = positions;
+        for segment in &self.segments {
+            let end = base + segment.live as u64;
+            let here = rest.partition_point(|&p| p < end);
+            let (mine, later) = rest.split_at(here);
+            rest = later;
+            if mine.is_empty() {
+                segments.push(segment.clone());
+                base = end;
+                continue;
+            }
+            let rows = segment.batch.num_rows();
+            // Live ordinal -> physical row.
+            let physical: Vec<usize> = match &segment.keep {
+                None => mine.iter().map(|&p| (p - base) as usize).collect(),
+                Some(keep) => {
+                    let live: Vec<usize> = keep.set_indices().collect();
+                    mine.iter().map(|&p| live[(p - base) as usize]).collect()
+                }
+            };
+            let mut keep = BooleanBufferBuilder::new(rows);
+            match &segment.keep {
+                Some(old) => keep.append_buffer(old),
+                None => keep.append_n(rows, true),
+            }
+            for &row in &physical {
+                keep.set_bit(row, false);
+            }
+            if want_rows {
+                let indices = UInt32Array::from_iter_values(physical.iter().map(|&r| r as u32));
+                removed_rows.push(take_record_batch(&segment.batch, &indices)?);
+            }
+            removed += physical.len();
+            let next = Segment {
+                batch: segment.batch.clone(),
+                keep: Some(keep.finish()),
+                live: segment.live - physical.len(),
+            };
+            if next.live == 0 {
+                // Gone entirely.
+            } else if needs_compaction(&next) {
+                segments.push(Segment::new(next.live_batch()?));
+            } else {
+                segments.push(next);
+            }
+            base = end;
+        }
+        if !rest.is_empty() {
+            return Err(QuiverError::Internal(format!(
+                "row position {} is past the end of the table ({} rows)",
+                rest[0], self.row_count
+            )));
+        }
+        let mut merged = Vec::with_capacity(segments.len());
+        for segment in segments {
+            merged.push(segment);
+            merge_tail(schema, &mut merged)?;
+        }
+        Ok((
+            TableVersion {
+                segments: merged,
+                row_count: self.row_count - removed,
+                version: self.version + 1,
+            },
+            removed_rows,
+        ))
+    }
+}
+
+/// Merges the last two segments while the binary-counter rule allows:
+/// the older is no larger than the newer and together they fit a target
+/// batch. Merging drops deleted rows.
+fn merge_tail(schema: &SchemaRef, segments: &mut Vec<Segment>) -> Result<()> {
+    while segments.len() >= 2 {
+        let last = segments[segments.len() - 1].live;
+        let prev = segments[segments.len() - 2].live;
+        if prev > last || prev + last > TARGET_BATCH_ROWS {
+            break;
+        }
+        let b = segments.pop().expect("two segments");
+        let a = segments.pop().expect("two segments");
+        let merged = concat_batches(schema, [&a.live_batch()?, &b.live_batch()?])?;
+        segments.push(Segment::new(merged));
+    }
+    Ok(())
+}
+
+/// Whether a proposed row's key is already taken (ON CONFLICT).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conflict {
+    None,
+    /// By a row already in the table.
+    Existing,
+    /// By an earlier row of the same statement.
+    Repeated,
+}
+
+/// One change a statement makes to a table.
+#[derive(Debug, Clone)]
+pub enum Change {
+    Insert(Vec<RecordBatch>),
+    /// Live-row positions (sorted, distinct) in the version it applies to.
+    Delete(Arc<Vec<u64>>),
+    /// Rows replaced by new ones (UPDATE): logged as a delete followed by
+    /// an insert, checked as one step, so keys may move between rows.
+    Update {
+        positions: Arc<Vec<u64>>,
+        rows: Vec<RecordBatch>,
+    },
+    Truncate,
+}
+
+/// How a transaction's changes move the unique indexes: keys it removed
+/// from the committed ones, keys it added, or (after TRUNCATE) that the
+/// committed keys no longer count.
+#[derive(Debug, Clone, Default)]
+pub struct KeyDelta {
+    truncated: bool,
+    removed: Vec<HashSet<Box<[u8]>>>,
+    added: Vec<HashSet<Box<[u8]>>>,
+}
+
+impl KeyDelta {
+    fn for_indexes(n: usize) -> KeyDelta {
+        KeyDelta {
+            truncated: false,
+            removed: vec![HashSet::new(); n],
+            added: vec![HashSet::new(); n],
+        }
     }
 }
 
@@ -196,12 +386,9 @@ impl Table {
     pub fn restore(&self, batches: Vec<RecordBatch>, version: u64) -> Result<()> {
         let (_, ack) = self.append(batches, || Ok(Ack::none()))?;
         drop(ack);
-        let current = self.data.load_full();
-        self.data.store(Arc::new(TableVersion {
-            batches: current.batches.clone(),
-            row_count: current.row_count,
-            version,
-        }));
+        let mut current = TableVersion::clone(&self.data.load());
+        current.version = version;
+        self.data.store(Arc::new(current));
         Ok(())
     }
 
@@ -240,25 +427,10 @@ impl Table {
     /// emptied too). Callers hold the commit lock.
     pub fn truncate(&self) {
         let mut indexes = self.writer.lock();
-        let version = self.data.load().version + 1;
-        self.data.store(Arc::new(TableVersion {
-            batches: Vec::new(),
-            row_count: 0,
-            version,
-        }));
+        self.data.store(Arc::new(self.data.load().emptied()));
         for index in indexes.iter_mut() {
             index.clear();
         }
-    }
-
-    /// Checks `batches` against the unique constraints (committed keys and
-    /// each other) without changing anything.
-    pub fn check_unique(&self, batches: &[RecordBatch]) -> Result<()> {
-        let indexes = self.writer.lock();
-        for index in indexes.iter() {
-            index.check(&self.schema, batches)?;
-        }
-        Ok(())
     }
 
     /// The version `batches` would produce, checked against the unique
@@ -289,6 +461,165 @@ impl Table {
             index.insert(keys);
         }
     }
+
+    /// An empty key delta for this table's indexes.
+    pub fn key_delta(&self) -> KeyDelta {
+        KeyDelta::for_indexes(self.writer.lock().len())
+    }
+
+    /// `base` with `change` applied, checking unique constraints against
+    /// the committed keys as `delta` changes them and recording the key
+    /// changes in `delta`. Nothing is installed.
+    pub fn apply(
+        &self,
+        base: &TableVersion,
+        change: &Change,
+        delta: &mut KeyDelta,
+    ) -> Result<TableVersion> {
+        let indexes = self.writer.lock();
+        match change {
+            Change::Truncate => {
+                delta.truncated = true;
+                for set in delta.removed.iter_mut().chain(delta.added.iter_mut()) {
+                    set.clear();
+                }
+                Ok(base.emptied())
+            }
+            Change::Delete(positions) => self.apply_rows(&indexes, base, Some(positions), &[], delta),
+            Change::Insert(rows) => self.apply_rows(&indexes, base, None, rows, delta),
+            Change::Update { positions, rows } => {
+                self.apply_rows(&indexes, base, Some(positions), rows, delta)
+            }
+        }
+    }
+
+    /// Deletes the rows at `positions` and appends `rows`, as one step: a
+    /// new key may be one a deleted row had. `delta` is left as it was on
+    /// error.
+    fn apply_rows(
+        &self,
+        indexes: &[UniqueIndex],
+        base: &TableVersion,
+        positions: Option<&Arc<Vec<u64>>>,
+        rows: &[RecordBatch],
+        delta: &mut KeyDelta,
+    ) -> Result<TableVersion> {
+        let (mut next, old_rows) = match positions {
+            Some(positions) => base.deleted(&self.schema, positions, !indexes.is_empty())?,
+            None => (base.clone(), Vec::new()),
+        };
+        let mut moves = Vec::with_capacity(indexes.len());
+        for (i, index) in indexes.iter().enumerate() {
+            let gone: HashSet<Box<[u8]>> = index
+                .keys(&old_rows)?
+                .into_iter()
+                .map(|(key, _, _)| key)
+                .collect();
+            let new = index.keys(rows)?;
+            let mut mine: HashSet<&[u8]> = HashSet::with_capacity(new.len());
+            for (key, b, row) in &new {
+                let taken = !gone.contains(key)
+                    && (delta.added[i].contains(key)
+                        || (!delta.truncated
+                            && index.contains(key)
+                            && !delta.removed[i].contains(key)));
+                if taken || !mine.insert(key) {
+                    return Err(index.violation(&self.schema, &rows[*b], *row));
+                }
+            }
+            moves.push((gone, new));
+        }
+        for (i, (gone, new)) in moves.into_iter().enumerate() {
+            for key in gone {
+                if !delta.added[i].remove(&key) {
+                    delta.removed[i].insert(key);
+                }
+            }
+            delta.added[i].extend(new.into_iter().map(|(key, _, _)| key));
+        }
+        if !rows.is_empty() {
+            next = next.appended(&self.schema, rows.to_vec())?;
+        }
+        Ok(next)
+    }
+
+    /// The unique constraints by position, for ON CONFLICT targets.
+    pub fn constraint_index(&self, pick: impl Fn(&UniqueConstraint) -> bool) -> Vec<usize> {
+        self.writer
+            .lock()
+            .iter()
+            .enumerate()
+            .filter(|(_, index)| pick(&index.constraint))
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// The column names of the unique constraint at `index`.
+    pub fn constraint_columns(&self, index: usize) -> Vec<String> {
+        self.writer.lock()[index]
+            .constraint
+            .columns
+            .iter()
+            .map(|&c| self.schema.field(c).name().clone())
+            .collect()
+    }
+
+    /// For each row of `batch`, whether its key under one of the
+    /// constraints `only` is taken: by a row the transaction sees
+    /// (committed keys as `delta` changes them) or by an earlier row of
+    /// `batch`.
+    pub fn conflicts(
+        &self,
+        delta: Option<&KeyDelta>,
+        batch: &RecordBatch,
+        only: &[usize],
+    ) -> Result<Vec<Conflict>> {
+        let indexes = self.writer.lock();
+        let mut out = vec![Conflict::None; batch.num_rows()];
+        for &i in only {
+            let index = &indexes[i];
+            let mut seen: HashSet<Box<[u8]>> = HashSet::new();
+            for (key, _, row) in index.keys(std::slice::from_ref(batch))? {
+                let existing = match delta {
+                    Some(d) => {
+                        d.added[i].contains(&key)
+                            || (!d.truncated && index.contains(&key) && !d.removed[i].contains(&key))
+                    }
+                    None => index.contains(&key),
+                };
+                if !seen.insert(key) {
+                    out[row] = Conflict::Repeated;
+                } else if existing && out[row] == Conflict::None {
+                    out[row] = Conflict::Existing;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Applies `change` to the current version and installs the result
+    /// (recovery, which has the database to itself).
+    pub fn apply_now(&self, change: &Change) -> Result<()> {
+        let mut delta = self.key_delta();
+        let next = self.apply(&self.snapshot(), change, &mut delta)?;
+        self.install_version(next, &delta);
+        Ok(())
+    }
+
+    /// Installs a version computed by [`Table::apply`] from the current
+    /// one, with its key changes. Callers hold the commit lock and have
+    /// checked that the current version is the one `next` was built on.
+    pub fn install_version(&self, next: TableVersion, delta: &KeyDelta) {
+        let mut indexes = self.writer.lock();
+        for (i, index) in indexes.iter_mut().enumerate() {
+            if delta.truncated {
+                index.clear();
+            }
+            index.remove(&delta.removed[i]);
+            index.insert(delta.added[i].iter().cloned());
+        }
+        self.data.store(Arc::new(next));
+    }
 }
 
 #[async_trait]
@@ -317,11 +648,13 @@ impl TableProvider for Table {
             .config()
             .get_extension::<TxnSlot>()
             .and_then(|slot| slot.get());
-        let (snapshot, pending) = match txn {
+        let version = match txn {
             Some(txn) => txn.visible(self),
-            None => (self.snapshot(), Vec::new()),
+            None => self.snapshot(),
         };
-        let batches: Vec<&RecordBatch> = snapshot.batches.iter().chain(pending.iter()).collect();
+        let batches = version
+            .live_batches()
+            .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
         // Spread whole batches over the configured partitions so that scans
         // of large tables use every core.
         let partitions = state
@@ -330,7 +663,7 @@ impl TableProvider for Table {
             .clamp(1, batches.len().max(1));
         let mut parts: Vec<Vec<RecordBatch>> = vec![Vec::new(); partitions];
         for (i, batch) in batches.into_iter().enumerate() {
-            parts[i % partitions].push(batch.clone());
+            parts[i % partitions].push(batch);
         }
         let source = MemorySourceConfig::try_new(&parts, self.schema.clone(), projection.cloned())?;
         Ok(datafusion::datasource::source::DataSourceExec::from_data_source(source))

@@ -6,10 +6,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use datafusion::arrow::record_batch::RecordBatch;
 use parking_lot::Mutex;
 
-use super::table::{Table, TableVersion};
+use datafusion::arrow::record_batch::RecordBatch;
+
+use super::table::{Change, Conflict, KeyDelta, Table, TableVersion};
+use crate::error::Result;
 
 /// The current transaction of a session, if any (a DataFusion config
 /// extension, so `TableProvider::scan` can find it).
@@ -26,14 +28,19 @@ impl TxnSlot {
     }
 }
 
-/// Rows a transaction added to one table.
+/// What a transaction did to one table: the version it sees (its base
+/// with its own changes applied), the changes in order (for the WAL) and
+/// how they move the unique keys.
 #[derive(Debug, Clone)]
 pub struct PendingWrite {
     pub table: Arc<Table>,
-    pub batches: Vec<RecordBatch>,
+    pub version: Arc<TableVersion>,
+    pub changes: Vec<Change>,
+    pub delta: KeyDelta,
 }
 
-/// Pending writes by table id; cloned whole for savepoints.
+/// Pending writes by table id; cloned whole for savepoints (the versions
+/// are shared, so that is cheap).
 pub type Writes = BTreeMap<u64, PendingWrite>;
 
 #[derive(Debug)]
@@ -60,37 +67,63 @@ impl Transaction {
             .unwrap_or_else(|| table.snapshot())
     }
 
-    /// What the transaction sees of `table`: its base version plus its own
-    /// uncommitted rows.
-    pub fn visible(&self, table: &Table) -> (Arc<TableVersion>, Vec<RecordBatch>) {
-        let pending = self
-            .writes
-            .lock()
-            .get(&table.id())
-            .map(|w| w.batches.clone())
-            .unwrap_or_default();
-        (self.base_version(table), pending)
+    /// What the transaction sees of `table`: its base version with its own
+    /// changes applied.
+    pub fn visible(&self, table: &Table) -> Arc<TableVersion> {
+        match self.writes.lock().get(&table.id()) {
+            Some(write) => write.version.clone(),
+            None => self.base_version(table),
+        }
     }
 
-    /// The rows this transaction has already added to `table`.
-    pub fn pending_for(&self, table: &Table) -> Vec<RecordBatch> {
-        self.writes
-            .lock()
-            .get(&table.id())
-            .map(|w| w.batches.clone())
-            .unwrap_or_default()
-    }
-
-    pub fn add(&self, table: &Arc<Table>, batches: Vec<RecordBatch>) {
+    /// Applies `change` to what the transaction sees of `table`, checking
+    /// unique constraints; on error nothing changes.
+    pub fn apply(&self, table: &Arc<Table>, change: Change) -> Result<()> {
         let mut writes = self.writes.lock();
-        writes
+        let (base, mut delta) = match writes.get_mut(&table.id()) {
+            Some(write) => (write.version.clone(), std::mem::take(&mut write.delta)),
+            None => (self.base_version(table), table.key_delta()),
+        };
+        // `apply` leaves the delta as it was when it fails.
+        let next = match table.apply(&base, &change, &mut delta) {
+            Ok(next) => next,
+            Err(e) => {
+                if let Some(write) = writes.get_mut(&table.id()) {
+                    write.delta = delta;
+                }
+                return Err(e);
+            }
+        };
+        let write = writes
             .entry(table.id())
             .or_insert_with(|| PendingWrite {
                 table: table.clone(),
-                batches: Vec::new(),
-            })
-            .batches
-            .extend(batches);
+                version: base,
+                changes: Vec::new(),
+                delta: KeyDelta::default(),
+            });
+        write.delta = delta;
+        write.version = Arc::new(next);
+        write.changes.push(change);
+        Ok(())
+    }
+
+    /// ON CONFLICT: which rows of `batch` have a key (under the constraints
+    /// `only`) that the transaction already sees.
+    pub fn conflicts(
+        &self,
+        table: &Table,
+        batch: &RecordBatch,
+        only: &[usize],
+    ) -> Result<Vec<Conflict>> {
+        let writes = self.writes.lock();
+        let delta = writes.get(&table.id()).map(|w| &w.delta);
+        table.conflicts(delta, batch, only)
+    }
+
+    /// Whether the transaction has changed anything.
+    pub fn has_writes(&self) -> bool {
+        !self.writes.lock().is_empty()
     }
 
     pub fn writes(&self) -> Writes {

@@ -50,12 +50,11 @@ impl UniqueIndex {
         })
     }
 
-    /// The keys `batches` would add, or the violation they cause (against
-    /// existing keys or among themselves). Keys with a NULL never conflict,
-    /// as in Postgres.
-    pub fn check(&self, schema: &Schema, batches: &[RecordBatch]) -> Result<Vec<Box<[u8]>>> {
-        let mut new_keys: HashSet<Box<[u8]>> = HashSet::new();
-        for batch in batches {
+    /// The non-NULL keys of `batches`, each with the batch and row it came
+    /// from. Keys with a NULL never conflict, as in Postgres.
+    pub fn keys(&self, batches: &[RecordBatch]) -> Result<Vec<(Box<[u8]>, usize, usize)>> {
+        let mut out = Vec::new();
+        for (b, batch) in batches.iter().enumerate() {
             let columns: Vec<ArrayRef> = self
                 .constraint
                 .columns
@@ -67,24 +66,55 @@ impl UniqueIndex {
                 if columns.iter().any(|c| c.is_null(i)) {
                     continue;
                 }
-                let key: Box<[u8]> = row.as_ref().into();
-                if self.keys.contains(&key) || !new_keys.insert(key) {
-                    return Err(self.violation(schema, &columns, i));
-                }
+                out.push((row.as_ref().into(), b, i));
             }
         }
+        Ok(out)
+    }
+
+    /// The keys `batches` would add, or the violation they cause (against
+    /// existing keys or among themselves).
+    pub fn check(&self, schema: &Schema, batches: &[RecordBatch]) -> Result<Vec<Box<[u8]>>> {
+        let mut new_keys: HashSet<Box<[u8]>> = HashSet::new();
+        for (key, b, i) in self.keys(batches)? {
+            if self.keys.contains(&key) || new_keys.contains(&key) {
+                return Err(self.violation(schema, &batches[b], i));
+            }
+            new_keys.insert(key);
+        }
         Ok(new_keys.into_iter().collect())
+    }
+
+    pub fn contains(&self, key: &[u8]) -> bool {
+        self.keys.contains(key)
     }
 
     pub fn clear(&mut self) {
         self.keys.clear();
     }
 
-    pub fn insert(&mut self, keys: Vec<Box<[u8]>>) {
+    pub fn insert(&mut self, keys: impl IntoIterator<Item = Box<[u8]>>) {
         self.keys.extend(keys);
     }
 
-    fn violation(&self, schema: &Schema, columns: &[ArrayRef], row: usize) -> QuiverError {
+    pub fn remove<'a>(&mut self, keys: impl IntoIterator<Item = &'a Box<[u8]>>) {
+        for key in keys {
+            self.keys.remove(key);
+        }
+    }
+
+    /// The error for a duplicate of the key in `batch` at `row`.
+    pub fn violation(&self, schema: &Schema, batch: &RecordBatch, row: usize) -> QuiverError {
+        let columns: Vec<ArrayRef> = self
+            .constraint
+            .columns
+            .iter()
+            .map(|&c| batch.column(c).clone())
+            .collect();
+        self.violation_in(schema, &columns, row)
+    }
+
+    fn violation_in(&self, schema: &Schema, columns: &[ArrayRef], row: usize) -> QuiverError {
         let names: Vec<&str> = self
             .constraint
             .columns

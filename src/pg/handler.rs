@@ -116,10 +116,17 @@ fn into_response(
     options: &Arc<FormatOptions>,
 ) -> PgWireResult<Response> {
     match result {
-        Ok(StatementResult::Rows { schema, batches }) => {
+        Ok(StatementResult::Rows {
+            schema,
+            batches,
+            tag,
+        }) => {
             let fields = Arc::new(row_description(&schema, format, options)?);
             let rows = encode_batches(fields.clone(), schema, batches);
-            Ok(Response::Query(QueryResponse::new(fields, rows)))
+            let mut response = QueryResponse::new(fields, rows);
+            // pgwire appends the row count: `INSERT 0 3`, `UPDATE 3`.
+            response.set_command_tag(if tag == "INSERT" { "INSERT 0" } else { tag });
+            Ok(Response::Query(response))
         }
         Ok(StatementResult::Command { tag, rows }) => {
             let mut out = Tag::new(tag);

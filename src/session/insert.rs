@@ -11,7 +11,7 @@ use datafusion::logical_expr::DmlStatement;
 
 use super::{Session, StatementResult};
 use crate::engine::types::{declared_length, hyphenated_uuid, TaggedType};
-use crate::engine::Table;
+use crate::engine::{Change, Table};
 use crate::error::{QuiverError, Result};
 
 impl Session {
@@ -21,13 +21,10 @@ impl Session {
         let batches = DataFrame::new(self.ctx.state(), input).collect().await?;
         let batches = conform_batches(&table, batches)?;
         let rows = if let Some(txn) = self.current_txn() {
-            // Inside a block: checked now against committed keys and the
-            // block's own rows, checked again and applied at COMMIT.
-            let mut all = txn.pending_for(&table);
-            all.extend(batches.iter().cloned());
-            table.check_unique(&all)?;
+            // Inside a block: checked against the committed keys as the
+            // block has changed them; applied at COMMIT.
             let rows = batches.iter().map(|b| b.num_rows()).sum();
-            txn.add(&table, batches);
+            txn.apply(&table, Change::Insert(batches))?;
             rows
         } else {
             let (rows, ack) = self.db.append(&table, batches, self.synchronous_commit())?;

@@ -6,6 +6,7 @@
 
 mod column_names;
 mod ddl;
+mod dml;
 mod insert;
 mod pg_casts;
 mod pg_types_in;
@@ -21,6 +22,7 @@ use std::time::Duration;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{FieldRef, SchemaRef};
+use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider};
 use datafusion::common::ParamValues;
 use datafusion::common::TableReference;
 use datafusion::dataframe::DataFrame;
@@ -47,6 +49,9 @@ pub enum StatementResult {
     Rows {
         schema: SchemaRef,
         batches: Vec<RecordBatch>,
+        /// The command's tag, to which the row count is appended:
+        /// `SELECT`, or `UPDATE` etc. for RETURNING.
+        tag: &'static str,
     },
     /// A command without rows, e.g. `CREATE TABLE` or `INSERT 0 3`.
     Command {
@@ -95,6 +100,8 @@ pub struct Session {
     changed: Vec<(&'static str, String)>,
     /// The open transaction block, if any.
     txn: Option<OpenTransaction>,
+    /// Where per-statement tables of UPDATE/DELETE/RETURNING live.
+    scratch_schema: Arc<MemorySchemaProvider>,
 }
 
 impl Session {
@@ -111,6 +118,12 @@ impl Session {
             CATALOG_NAME,
             Arc::new(QuiverCatalogProvider::new(db.clone())),
         );
+        let scratch_schema = Arc::new(MemorySchemaProvider::new());
+        let scratch = MemoryCatalogProvider::new();
+        scratch
+            .register_schema("s", scratch_schema.clone())
+            .expect("a fresh catalog takes a schema");
+        ctx.register_catalog(dml::SCRATCH_CATALOG, Arc::new(scratch));
         let bytea_in = Arc::new(pg_casts::bytea_in_udf());
         let interval_in = Arc::new(pg_casts::interval_in_udf());
         ctx.register_udf(bytea_in.as_ref().clone());
@@ -126,6 +139,7 @@ impl Session {
             settings: Settings::default(),
             changed: Vec::new(),
             txn: None,
+            scratch_schema,
         }
     }
 
@@ -230,6 +244,14 @@ impl Session {
             column_names: column_names::postgres_column_names(&statement),
             checkpoint: false,
         };
+        if let DfStatement::Statement(s) = &statement {
+            if dml::is_dml(s) {
+                prepared.param_fields = self.dml_parameter_types(s).await?;
+                prepared.result_schema = None;
+                prepared.statement = Some(statement);
+                return Ok(prepared);
+            }
+        }
         if is_planned_by_datafusion(&statement) {
             let plan = self.plan(statement.clone()).await?;
             prepared.param_fields = parameter_fields(&plan)?;
@@ -266,6 +288,14 @@ impl Session {
         let Some(statement) = prepared.statement.clone() else {
             return Ok(StatementResult::Empty);
         };
+        if let DfStatement::Statement(s) = &statement {
+            if dml::is_dml(s) {
+                let result = self
+                    .run_with_timeout(|s| Box::pin(s.execute_dml_owned(statement, params)))
+                    .await;
+                return result;
+            }
+        }
         let plan = match &prepared.plan {
             // The catalog changed since Parse: plan again, so the statement
             // sees tables created or dropped in between.
@@ -392,6 +422,7 @@ impl Session {
             };
         };
         match stmt.as_ref() {
+            s if dml::is_dml(s) => self.execute_dml(s, None).await,
             Statement::Query(_) | Statement::Insert(_) | Statement::Explain { .. } => {
                 let names = column_names::postgres_column_names(&statement);
                 let plan = self.plan(statement).await?;
@@ -440,8 +471,14 @@ impl Session {
                         None => return Err(QuiverError::UndefinedTable(name.name)),
                     }
                 }
-                let ack = self.db.truncate(&tables)?;
-                ack.wait().await;
+                if let Some(txn) = self.current_txn() {
+                    for table in &tables {
+                        txn.apply(table, crate::engine::Change::Truncate)?;
+                    }
+                } else {
+                    let ack = self.db.truncate(&tables)?;
+                    ack.wait().await;
+                }
                 Ok(StatementResult::command("TRUNCATE TABLE"))
             }
             Statement::Set(set) => self.set(set),
@@ -477,6 +514,17 @@ impl Session {
         }
     }
 
+    async fn execute_dml_owned(
+        &mut self,
+        statement: DfStatement,
+        params: Option<ParamValues>,
+    ) -> Result<StatementResult> {
+        let DfStatement::Statement(s) = statement else {
+            return Err(QuiverError::Internal("not a DML statement".into()));
+        };
+        self.execute_dml(&s, params.as_ref()).await
+    }
+
     /// Runs a DataFusion plan: INSERT through our commit path, anything
     /// that returns rows through DataFusion.
     async fn run_plan(&mut self, plan: LogicalPlan) -> Result<StatementResult> {
@@ -491,7 +539,11 @@ impl Session {
                 let schema = Arc::new(plan.schema().as_arrow().clone());
                 let df = DataFrame::new(self.ctx.state(), plan);
                 let batches = df.collect().await?;
-                Ok(StatementResult::Rows { schema, batches })
+                Ok(StatementResult::Rows {
+                    schema,
+                    batches,
+                    tag: "SELECT",
+                })
             }
         }
     }
@@ -577,9 +629,14 @@ impl Session {
 
 fn rename_columns(result: StatementResult, names: &Option<Vec<Option<String>>>) -> StatementResult {
     match result {
-        StatementResult::Rows { schema, batches } => StatementResult::Rows {
+        StatementResult::Rows {
+            schema,
+            batches,
+            tag,
+        } => StatementResult::Rows {
             schema: column_names::rename(&schema, names),
             batches,
+            tag,
         },
         other => other,
     }

@@ -9,9 +9,9 @@ use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::Statement;
 
 use super::Session;
-use crate::engine::{Ack, QualifiedName, Table};
+use crate::engine::{Ack, Change, QualifiedName, Table};
 use crate::error::{QuiverError, Result};
-use crate::storage::record::{decode_batches, Commit, Effect, ViewDef};
+use crate::storage::record::{decode_batches, decode_positions, Commit, Effect, ViewDef};
 
 impl Session {
     /// Applies one logged commit. `tables` maps table ids to tables,
@@ -68,6 +68,17 @@ impl Session {
                             table.truncate();
                         }
                     }
+                }
+                Effect::Delete {
+                    table_id,
+                    positions,
+                } => {
+                    let Some(table) = tables.get(table_id) else {
+                        tracing::warn!("skipping logged delete for dropped table id {table_id}");
+                        continue;
+                    };
+                    let positions = decode_positions(blob(*positions)?)?;
+                    table.apply_now(&Change::Delete(Arc::new(positions)))?;
                 }
                 Effect::Insert { table_id, data } => {
                     // Rows for a table dropped before the last checkpoint:

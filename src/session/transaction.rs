@@ -40,7 +40,7 @@ impl Session {
         self.txn.as_ref().map(|open| open.txn.clone())
     }
 
-    fn txn_slot(&self) -> Arc<TxnSlot> {
+    pub(super) fn txn_slot(&self) -> Arc<TxnSlot> {
         self.ctx
             .state()
             .config()
@@ -69,10 +69,9 @@ impl Session {
                 Statement::CreateTable(_)
                 | Statement::CreateView(_)
                 | Statement::CreateSchema { .. }
-                | Statement::Drop { .. }
-                | Statement::Truncate(_),
+                | Statement::Drop { .. },
             ) => Err(QuiverError::FeatureNotSupported(
-                "DDL and TRUNCATE inside a transaction block are not supported yet; run them outside BEGIN ... COMMIT".into(),
+                "DDL inside a transaction block is not supported yet; run it outside BEGIN ... COMMIT".into(),
             )),
             _ => Ok(()),
         }

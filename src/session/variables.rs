@@ -114,6 +114,7 @@ impl Session {
             return Ok(StatementResult::Rows {
                 schema,
                 batches: vec![batch],
+                tag: "SELECT",
             });
         }
         let name = match name.to_ascii_lowercase().as_str() {
@@ -146,6 +147,7 @@ impl Session {
         Ok(StatementResult::Rows {
             schema,
             batches: vec![batch],
+            tag: "SELECT",
         })
     }
 }

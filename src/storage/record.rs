@@ -73,6 +73,12 @@ pub enum Effect {
         table_id: u64,
         data: usize,
     },
+    /// Rows removed from the table with this id: the blob holds their
+    /// positions among its live rows (see [`encode_positions`]).
+    Delete {
+        table_id: u64,
+        positions: usize,
+    },
     /// Every row of these tables removed.
     Truncate {
         table_ids: Vec<u64>,
@@ -146,6 +152,39 @@ impl Commit {
     }
 }
 
+/// Sorted row positions as runs: pairs of little-endian `u64` (first
+/// position, run length), so a range delete of a million rows is 16 bytes.
+pub fn encode_positions(positions: &[u64]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < positions.len() {
+        let start = positions[i];
+        let mut len = 1;
+        while i + (len as usize) < positions.len() && positions[i + len as usize] == start + len {
+            len += 1;
+        }
+        out.extend_from_slice(&start.to_le_bytes());
+        out.extend_from_slice(&len.to_le_bytes());
+        i += len as usize;
+    }
+    out
+}
+
+pub fn decode_positions(bytes: &[u8]) -> Result<Vec<u64>> {
+    if bytes.len() % 16 != 0 {
+        return Err(QuiverError::Internal(
+            "WAL record has a malformed list of row positions".into(),
+        ));
+    }
+    let mut out = Vec::new();
+    for run in bytes.chunks_exact(16) {
+        let start = u64::from_le_bytes(run[..8].try_into().expect("8 bytes"));
+        let len = u64::from_le_bytes(run[8..].try_into().expect("8 bytes"));
+        out.extend(start..start + len);
+    }
+    Ok(out)
+}
+
 /// Batches as an Arrow IPC stream (the schema, with its metadata, first).
 pub fn encode_batches(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Vec<u8>> {
     let mut out = Vec::new();
@@ -174,6 +213,15 @@ pub fn encode_schema(schema: &Schema) -> Result<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn positions_round_trip_as_runs() {
+        let positions = vec![0, 1, 2, 7, 9, 10, 1_000_000];
+        let bytes = super::encode_positions(&positions);
+        assert_eq!(bytes.len(), 4 * 16);
+        assert_eq!(super::decode_positions(&bytes).unwrap(), positions);
+        assert!(super::decode_positions(&[]).unwrap().is_empty());
+    }
+
     use super::*;
     use datafusion::arrow::array::Int32Array;
     use datafusion::arrow::datatypes::{DataType, Field};

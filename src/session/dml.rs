@@ -1,0 +1,850 @@
+//! UPDATE, DELETE, and INSERT with ON CONFLICT or RETURNING: statements
+//! that read the table they change.
+//!
+//! The rows to change are found by DataFusion: the statement becomes a
+//! SELECT over the table's visible rows with a hidden row-id column (and
+//! the new values, for UPDATE). The row ids become a delete and the new
+//! values an insert, applied together to the transaction's view of the
+//! table; COMMIT logs and installs them.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use datafusion::arrow::array::{AsArray, RecordBatch, UInt64Array};
+use datafusion::arrow::compute::{concat_batches, sort_to_indices, take_record_batch};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt64Type};
+use datafusion::catalog::{MemorySchemaProvider, SchemaProvider};
+use datafusion::common::ParamValues;
+use datafusion::dataframe::DataFrame;
+use datafusion::datasource::MemTable;
+use datafusion::logical_expr::{col, ExprSchemable, LogicalPlan, LogicalPlanBuilder};
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::{
+    Assignment, AssignmentTarget, ConflictTarget, Delete, Expr as SqlExpr, FromTable, Insert,
+    OnConflictAction, OnInsert, SelectItem, Statement, TableFactor, TableWithJoins, Update,
+    UpdateTableFromKind,
+};
+
+use super::insert::conform_batches;
+use super::{column_names, normalize_ident, Session, StatementResult};
+use crate::engine::{Change, Conflict, QualifiedName, Table, Transaction};
+use crate::error::{not_supported, QuiverError, Result};
+
+/// The hidden column that numbers a table's visible rows for UPDATE and
+/// DELETE.
+const ROW_ID: &str = "__quiver_rowid";
+/// The DataFusion catalog and schema of the per-statement tables.
+pub(super) const SCRATCH_CATALOG: &str = "__quiver_dml";
+const SCRATCH_SCHEMA: &str = "s";
+/// An autocommit statement that loses a race with another writer is run
+/// again on the newer rows (what Postgres's READ COMMITTED does), this
+/// many times before giving up with 40001.
+const AUTOCOMMIT_RETRIES: usize = 20;
+
+static SCRATCH_SEQ: AtomicU64 = AtomicU64::new(1);
+
+/// Tables that exist for one statement (the target with row ids,
+/// EXCLUDED, the rows RETURNING reads); gone when this is dropped.
+struct Scratch {
+    schema: Arc<MemorySchemaProvider>,
+    names: Vec<String>,
+    partitions: usize,
+}
+
+impl Scratch {
+    /// Registers `batches` and returns the SQL that names them.
+    fn add(&mut self, schema: SchemaRef, batches: Vec<RecordBatch>) -> Result<String> {
+        let name = format!("t{}", SCRATCH_SEQ.fetch_add(1, Ordering::Relaxed));
+        let mut parts: Vec<Vec<RecordBatch>> = vec![Vec::new(); self.partitions];
+        for (i, batch) in batches.into_iter().enumerate() {
+            parts[i % self.partitions].push(batch);
+        }
+        let table = MemTable::try_new(schema, parts)?;
+        self.schema.register_table(name.clone(), Arc::new(table))?;
+        self.names.push(name.clone());
+        Ok(format!("{SCRATCH_CATALOG}.{SCRATCH_SCHEMA}.{name}"))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        for name in &self.names {
+            let _ = self.schema.deregister_table(name);
+        }
+    }
+}
+
+/// Clears the session's transaction slot when an autocommit statement's
+/// own transaction ends, however it ends (errors, timeouts, cancels).
+struct SlotGuard(Arc<crate::engine::TxnSlot>);
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        self.0.set(None);
+    }
+}
+
+/// Whether a statement goes through this module rather than the plain
+/// INSERT path.
+pub(super) fn is_dml(statement: &Statement) -> bool {
+    match statement {
+        Statement::Update(_) | Statement::Delete(_) => true,
+        Statement::Insert(insert) => insert.on.is_some() || insert.returning.is_some(),
+        _ => false,
+    }
+}
+
+/// The table a statement changes, as named and aliased in it.
+struct Target {
+    table: Arc<Table>,
+    /// What the statement's expressions call the table (alias or name),
+    /// as SQL.
+    alias: String,
+}
+
+impl Session {
+    fn scratch(&self) -> Scratch {
+        Scratch {
+            schema: self.scratch_schema.clone(),
+            names: Vec::new(),
+            partitions: self.ctx.state().config().target_partitions().max(1),
+        }
+    }
+
+    /// Runs a DML statement in the open transaction block, or in a
+    /// transaction of its own that commits at the end (and is run again
+    /// on the newer rows if another writer got there first).
+    pub(super) async fn execute_dml(
+        &mut self,
+        statement: &Statement,
+        params: Option<&ParamValues>,
+    ) -> Result<StatementResult> {
+        if let Some(txn) = self.current_txn() {
+            return self.dml_in(statement, params, &txn).await;
+        }
+        let mut attempt = 0;
+        loop {
+            let txn = Arc::new(self.db.begin());
+            let slot = self.txn_slot();
+            slot.set(Some(txn.clone()));
+            let guard = SlotGuard(slot);
+            let result = self.dml_in(statement, params, &txn).await;
+            drop(guard);
+            let result = result?;
+            match self.db.commit(&txn, self.synchronous_commit()) {
+                Ok(ack) => {
+                    ack.wait().await;
+                    return Ok(result);
+                }
+                Err(QuiverError::SerializationFailure(_)) if attempt < AUTOCOMMIT_RETRIES => {
+                    attempt += 1;
+                    tokio::task::yield_now().await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn dml_in(
+        &mut self,
+        statement: &Statement,
+        params: Option<&ParamValues>,
+        txn: &Arc<Transaction>,
+    ) -> Result<StatementResult> {
+        match statement {
+            Statement::Update(update) => self.update(update, params, txn).await,
+            Statement::Delete(delete) => self.delete(delete, params, txn).await,
+            Statement::Insert(insert) => self.insert_returning(insert, params, txn).await,
+            other => Err(QuiverError::Internal(format!(
+                "not a DML statement: {other}"
+            ))),
+        }
+    }
+
+    /// Resolves the table an UPDATE or DELETE names.
+    fn target(&self, relation: &TableWithJoins) -> Result<Target> {
+        if !relation.joins.is_empty() {
+            return Err(not_supported("JOIN in the target of UPDATE or DELETE; use FROM or USING"));
+        }
+        let TableFactor::Table { name, alias, .. } = &relation.relation else {
+            return Err(not_supported(format!(
+                "\"{}\" as the target of UPDATE or DELETE",
+                relation.relation
+            )));
+        };
+        let qualified = self.qualified(name)?;
+        let table = self.table_named(&qualified)?;
+        let alias = match alias {
+            Some(alias) => alias.name.to_string(),
+            None => name.0.last().map(|p| p.to_string()).unwrap_or_default(),
+        };
+        Ok(Target { table, alias })
+    }
+
+    fn table_named(&self, name: &QualifiedName) -> Result<Arc<Table>> {
+        let catalog = self.db.catalog();
+        match catalog.table(name) {
+            Some(table) => Ok(table.clone()),
+            None if catalog.view(name).is_some() => Err(QuiverError::WrongObjectType(format!(
+                "cannot change view \"{}\"",
+                name.name
+            ))),
+            None => Err(QuiverError::UndefinedTable(name.name.clone())),
+        }
+    }
+
+    /// The rows of `table` the transaction sees, with their row ids, as a
+    /// scratch table.
+    fn register_with_row_ids(
+        &self,
+        scratch: &mut Scratch,
+        table: &Table,
+        txn: &Transaction,
+    ) -> Result<String> {
+        let table_schema = table.schema_ref();
+        let mut fields: Vec<Field> = table_schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        fields.push(Field::new(ROW_ID, DataType::UInt64, false));
+        let schema = Arc::new(Schema::new(fields));
+        let mut next = 0u64;
+        let batches = txn
+            .visible(table)
+            .live_batches()?
+            .into_iter()
+            .map(|batch| {
+                let n = batch.num_rows() as u64;
+                let ids = Arc::new(UInt64Array::from_iter_values(next..next + n));
+                next += n;
+                let mut columns = batch.columns().to_vec();
+                columns.push(ids);
+                RecordBatch::try_new(schema.clone(), columns)
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        scratch.add(schema, batches)
+    }
+
+    /// Plans generated SQL (one SELECT) with the session's rewrites.
+    async fn plan_generated(&self, sql: &str) -> Result<LogicalPlan> {
+        let mut statements = Session::parse(sql)?;
+        let statement = statements
+            .pop_front()
+            .ok_or_else(|| QuiverError::Internal(format!("empty generated SQL: {sql}")))?;
+        self.plan(statement).await
+    }
+
+    async fn collect(&self, plan: LogicalPlan, params: Option<&ParamValues>) -> Result<Vec<RecordBatch>> {
+        let plan = match params {
+            Some(params) => plan.with_param_values(params.clone())?,
+            None => plan,
+        };
+        Ok(DataFrame::new(self.ctx.state(), plan).collect().await?)
+    }
+
+    async fn update(
+        &mut self,
+        update: &Update,
+        params: Option<&ParamValues>,
+        txn: &Arc<Transaction>,
+    ) -> Result<StatementResult> {
+        if update.limit.is_some() || !update.order_by.is_empty() {
+            return Err(not_supported("UPDATE with ORDER BY or LIMIT"));
+        }
+        let target = self.target(&update.table)?;
+        let from: Vec<String> = match &update.from {
+            None => Vec::new(),
+            Some(UpdateTableFromKind::AfterSet(t) | UpdateTableFromKind::BeforeSet(t)) => {
+                t.iter().map(|t| t.to_string()).collect()
+            }
+        };
+        let selection = update.selection.as_ref().map(|e| e.to_string());
+        let mut scratch = self.scratch();
+        let new_rows = self
+            .update_rows(
+                &mut scratch,
+                &target,
+                &update.assignments,
+                &from,
+                selection.as_deref(),
+                params,
+                txn,
+            )
+            .await?;
+        let count = new_rows.iter().map(|b| b.num_rows()).sum();
+        self.finish(
+            &mut scratch,
+            &target,
+            "UPDATE",
+            count,
+            new_rows,
+            update.returning.as_deref(),
+            params,
+        )
+        .await
+    }
+
+    /// The core of UPDATE (and of ON CONFLICT DO UPDATE): finds the rows,
+    /// computes their new values, and replaces them in the transaction.
+    /// Returns the new rows.
+    #[allow(clippy::too_many_arguments)]
+    async fn update_rows(
+        &self,
+        scratch: &mut Scratch,
+        target: &Target,
+        assignments: &[Assignment],
+        from: &[String],
+        selection: Option<&str>,
+        params: Option<&ParamValues>,
+        txn: &Arc<Transaction>,
+    ) -> Result<Vec<RecordBatch>> {
+        let table = &target.table;
+        let schema = table.schema_ref();
+        let values = self.assigned_values(table, assignments)?;
+        let source = self.register_with_row_ids(scratch, table, txn)?;
+        let alias = &target.alias;
+        let mut select = format!("SELECT {alias}.{}", quote_ident(ROW_ID));
+        for (field, value) in schema.fields().iter().zip(&values) {
+            match value {
+                Some(value) => select.push_str(&format!(", ({value})")),
+                None => select.push_str(&format!(", {alias}.{}", quote_ident(field.name()))),
+            }
+        }
+        select.push_str(&format!(" FROM {source} AS {alias}"));
+        for table in from {
+            select.push_str(&format!(", {table}"));
+        }
+        if let Some(selection) = selection {
+            select.push_str(&format!(" WHERE {selection}"));
+        }
+        let plan = self.plan_generated(&select).await?;
+        let plan = cast_to_table(plan, &schema, 1)?;
+        let batches = self.collect(plan, params).await?;
+        let Some((positions, rows)) = row_ids_and_rest(batches)? else {
+            return Ok(Vec::new());
+        };
+        let rows = RecordBatch::try_new(schema.clone(), rows.columns().to_vec())?;
+        let rows = conform_batches(table, vec![rows])?;
+        txn.apply(
+            table,
+            Change::Update {
+                positions: Arc::new(positions),
+                rows: rows.clone(),
+            },
+        )?;
+        Ok(rows)
+    }
+
+    /// The new value's SQL for each column (None: unchanged), with
+    /// `DEFAULT` replaced by the column's default.
+    fn assigned_values(
+        &self,
+        table: &Table,
+        assignments: &[Assignment],
+    ) -> Result<Vec<Option<String>>> {
+        let schema = table.schema_ref();
+        let mut values: Vec<Option<String>> = vec![None; schema.fields().len()];
+        let mut assign = |column: &datafusion::sql::sqlparser::ast::ObjectName,
+                          value: &SqlExpr|
+         -> Result<()> {
+            let name = column
+                .0
+                .last()
+                .and_then(|p| p.as_ident())
+                .map(normalize_ident)
+                .unwrap_or_default();
+            let index = schema.index_of(&name).map_err(|_| {
+                QuiverError::UndefinedColumnOf {
+                    column: name.clone(),
+                    table: table.name().to_string(),
+                }
+            })?;
+            if values[index].is_some() {
+                return Err(QuiverError::Syntax(format!(
+                    "multiple assignments to same column \"{name}\""
+                )));
+            }
+            values[index] = Some(match value {
+                SqlExpr::Identifier(ident)
+                    if ident.quote_style.is_none() && ident.value.eq_ignore_ascii_case("default") =>
+                {
+                    table
+                        .defaults_sql()
+                        .iter()
+                        .find(|(c, _)| *c == name)
+                        .map(|(_, sql)| sql.clone())
+                        .unwrap_or_else(|| "NULL".to_string())
+                }
+                other => other.to_string(),
+            });
+            Ok(())
+        };
+        for assignment in assignments {
+            match (&assignment.target, &assignment.value) {
+                (AssignmentTarget::ColumnName(column), value) => assign(column, value)?,
+                (AssignmentTarget::Tuple(columns), SqlExpr::Tuple(items))
+                    if columns.len() == items.len() =>
+                {
+                    for (column, value) in columns.iter().zip(items) {
+                        assign(column, value)?;
+                    }
+                }
+                (AssignmentTarget::Tuple(_), _) => {
+                    return Err(not_supported(
+                        "assigning a sub-SELECT to several columns; list one value per column",
+                    ))
+                }
+            }
+        }
+        Ok(values)
+    }
+
+    async fn delete(
+        &mut self,
+        delete: &Delete,
+        params: Option<&ParamValues>,
+        txn: &Arc<Transaction>,
+    ) -> Result<StatementResult> {
+        if delete.limit.is_some() || !delete.order_by.is_empty() || !delete.tables.is_empty() {
+            return Err(not_supported("DELETE with ORDER BY, LIMIT or several tables"));
+        }
+        let (FromTable::WithFromKeyword(from) | FromTable::WithoutKeyword(from)) = &delete.from;
+        let [relation] = from.as_slice() else {
+            return Err(not_supported("DELETE from several tables; use USING"));
+        };
+        let target = self.target(relation)?;
+        let table = &target.table;
+        let schema = table.schema_ref();
+        let mut scratch = self.scratch();
+        let source = self.register_with_row_ids(&mut scratch, table, txn)?;
+        let alias = &target.alias;
+        let mut select = format!("SELECT {alias}.{}", quote_ident(ROW_ID));
+        if delete.returning.is_some() {
+            for field in schema.fields() {
+                select.push_str(&format!(", {alias}.{}", quote_ident(field.name())));
+            }
+        }
+        select.push_str(&format!(" FROM {source} AS {alias}"));
+        for using in delete.using.iter().flatten() {
+            select.push_str(&format!(", {using}"));
+        }
+        if let Some(selection) = &delete.selection {
+            select.push_str(&format!(" WHERE {selection}"));
+        }
+        let plan = self.plan_generated(&select).await?;
+        let batches = self.collect(plan, params).await?;
+        let Some((positions, rows)) = row_ids_and_rest(batches)? else {
+            return self
+                .finish(&mut scratch, &target, "DELETE", 0, Vec::new(), delete.returning.as_deref(), params)
+                .await;
+        };
+        let count = positions.len();
+        txn.apply(table, Change::Delete(Arc::new(positions)))?;
+        let old_rows = if delete.returning.is_some() {
+            vec![RecordBatch::try_new(schema.clone(), rows.columns().to_vec())?]
+        } else {
+            Vec::new()
+        };
+        self.finish(
+            &mut scratch,
+            &target,
+            "DELETE",
+            count,
+            old_rows,
+            delete.returning.as_deref(),
+            params,
+        )
+        .await
+    }
+
+    /// INSERT with ON CONFLICT and/or RETURNING.
+    async fn insert_returning(
+        &mut self,
+        insert: &Insert,
+        params: Option<&ParamValues>,
+        txn: &Arc<Transaction>,
+    ) -> Result<StatementResult> {
+        // DataFusion evaluates the rows (VALUES or a query, defaults and
+        // casts) from the statement without the clauses it does not know.
+        let mut plain = insert.clone();
+        plain.on = None;
+        plain.returning = None;
+        let plan = self
+            .plan(DfStatement::Statement(Box::new(Statement::Insert(plain))))
+            .await?;
+        let LogicalPlan::Dml(dml) = plan else {
+            return Err(QuiverError::Internal("INSERT did not plan as DML".into()));
+        };
+        let (_, table) = self.table_for_reference(&dml.table_name)?;
+        let batches = self.collect(dml.input.as_ref().clone(), params).await?;
+        let batches = conform_batches(&table, batches)?;
+        let schema = table.schema_ref();
+        let proposed = concat_batches(&schema, &batches)?;
+        let alias = match &insert.table_alias {
+            Some(alias) => alias.alias.to_string(),
+            None => match &insert.table {
+                datafusion::sql::sqlparser::ast::TableObject::TableName(name) => {
+                    name.0.last().map(|p| p.to_string()).unwrap_or_default()
+                }
+                other => other.to_string(),
+            },
+        };
+        let target = Target {
+            table: table.clone(),
+            alias,
+        };
+        let mut scratch = self.scratch();
+        let mut out_rows = Vec::new();
+        let mut count = 0;
+        let on_conflict = match &insert.on {
+            None => None,
+            Some(OnInsert::OnConflict(on_conflict)) => Some(on_conflict),
+            Some(_) => return Err(not_supported("this INSERT ... ON clause; use ON CONFLICT")),
+        };
+        let to_insert = match on_conflict {
+            None => proposed,
+            Some(on_conflict) => {
+                let indexes = self.conflict_indexes(&table, on_conflict.conflict_target.as_ref())?;
+                let conflicts = txn.conflicts(&table, &proposed, &indexes)?;
+                match &on_conflict.action {
+                    OnConflictAction::DoNothing => {
+                        keep_rows(&proposed, |i| conflicts[i] == Conflict::None)?
+                    }
+                    OnConflictAction::DoUpdate(action) => {
+                        if on_conflict.conflict_target.is_none() {
+                            return Err(QuiverError::Syntax(
+                                "ON CONFLICT DO UPDATE requires inference specification or constraint name".into(),
+                            ));
+                        }
+                        if conflicts.contains(&Conflict::Repeated) {
+                            return Err(QuiverError::CardinalityViolation(
+                                "ON CONFLICT DO UPDATE command cannot affect row a second time"
+                                    .into(),
+                            ));
+                        }
+                        let existing = keep_rows(&proposed, |i| conflicts[i] == Conflict::Existing)?;
+                        if existing.num_rows() > 0 {
+                            let excluded = scratch.add(schema.clone(), vec![existing])?;
+                            let key_columns = table.constraint_columns(indexes[0]);
+                            let mut condition: Vec<String> = key_columns
+                                .iter()
+                                .map(|c| {
+                                    let c = quote_ident(c);
+                                    format!("{}.{c} = excluded.{c}", target.alias)
+                                })
+                                .collect();
+                            if let Some(selection) = &action.selection {
+                                condition.push(format!("({selection})"));
+                            }
+                            let updated = self
+                                .update_rows(
+                                    &mut scratch,
+                                    &target,
+                                    &action.assignments,
+                                    &[format!("{excluded} AS excluded")],
+                                    Some(&condition.join(" AND ")),
+                                    params,
+                                    txn,
+                                )
+                                .await?;
+                            count += updated.iter().map(|b| b.num_rows()).sum::<usize>();
+                            out_rows.extend(updated);
+                        }
+                        keep_rows(&proposed, |i| conflicts[i] == Conflict::None)?
+                    }
+                }
+            }
+        };
+        if to_insert.num_rows() > 0 {
+            count += to_insert.num_rows();
+            txn.apply(&table, Change::Insert(vec![to_insert.clone()]))?;
+            out_rows.insert(0, to_insert);
+        }
+        self.finish(
+            &mut scratch,
+            &target,
+            "INSERT",
+            count,
+            out_rows,
+            insert.returning.as_deref(),
+            params,
+        )
+        .await
+    }
+
+    /// The unique constraints an ON CONFLICT target names (all of them
+    /// when it names none).
+    fn conflict_indexes(&self, table: &Table, target: Option<&ConflictTarget>) -> Result<Vec<usize>> {
+        let schema = table.schema_ref();
+        let found = match target {
+            None => table.constraint_index(|_| true),
+            Some(ConflictTarget::Columns(columns)) => {
+                let mut wanted = Vec::new();
+                for column in columns {
+                    let name = normalize_ident(column);
+                    let index = schema.index_of(&name).map_err(|_| {
+                        QuiverError::UndefinedColumn(name.clone())
+                    })?;
+                    wanted.push(index);
+                }
+                wanted.sort_unstable();
+                wanted.dedup();
+                table.constraint_index(|c| {
+                    let mut have = c.columns.clone();
+                    have.sort_unstable();
+                    have == wanted
+                })
+            }
+            Some(ConflictTarget::OnConstraint(name)) => {
+                let name = name
+                    .0
+                    .last()
+                    .and_then(|p| p.as_ident())
+                    .map(normalize_ident)
+                    .unwrap_or_default();
+                let found = table.constraint_index(|c| c.name == name);
+                if found.is_empty() {
+                    return Err(QuiverError::UndefinedObject(format!(
+                        "constraint \"{name}\" for table \"{}\" does not exist",
+                        table.name()
+                    )));
+                }
+                found
+            }
+        };
+        if found.is_empty() && target.is_some() {
+            return Err(QuiverError::InvalidColumnReference(
+                "there is no unique or exclusion constraint matching the ON CONFLICT specification"
+                    .into(),
+            ));
+        }
+        Ok(found)
+    }
+
+    /// The command's result: the row count, or with RETURNING the rows it
+    /// asks for, computed over `rows` (new rows for INSERT and UPDATE, old
+    /// ones for DELETE).
+    #[allow(clippy::too_many_arguments)]
+    async fn finish(
+        &self,
+        scratch: &mut Scratch,
+        target: &Target,
+        tag: &'static str,
+        count: usize,
+        rows: Vec<RecordBatch>,
+        returning: Option<&[SelectItem]>,
+        params: Option<&ParamValues>,
+    ) -> Result<StatementResult> {
+        let Some(items) = returning else {
+            return Ok(StatementResult::Command {
+                tag,
+                rows: Some(count),
+            });
+        };
+        let source = scratch.add(target.table.schema_ref(), rows)?;
+        let items: Vec<String> = items.iter().map(|i| i.to_string()).collect();
+        let sql = format!(
+            "SELECT {} FROM {source} AS {}",
+            items.join(", "),
+            target.alias
+        );
+        let statement = Session::parse(&sql)?
+            .pop_front()
+            .ok_or_else(|| QuiverError::Internal("empty RETURNING query".into()))?;
+        let names = column_names::postgres_column_names(&statement);
+        let plan = self.plan(statement).await?;
+        let schema = Arc::new(plan.schema().as_arrow().clone());
+        let batches = self.collect(plan, params).await?;
+        Ok(StatementResult::Rows {
+            schema: column_names::rename(&schema, &names),
+            batches,
+            tag,
+        })
+    }
+
+    /// Parameter types for UPDATE, DELETE and INSERT with ON CONFLICT or
+    /// RETURNING, at Parse: the statement's SELECT is planned (not run)
+    /// over an empty stand-in for the table.
+    pub(super) async fn dml_parameter_types(
+        &self,
+        statement: &Statement,
+    ) -> Result<Vec<Option<datafusion::arrow::datatypes::FieldRef>>> {
+        let mut scratch = self.scratch();
+        let mut stand_in = |table: &Table| -> Result<String> {
+            let mut fields: Vec<Field> = table
+                .schema_ref()
+                .fields()
+                .iter()
+                .map(|f| f.as_ref().clone())
+                .collect();
+            fields.push(Field::new(ROW_ID, DataType::UInt64, false));
+            scratch.add(Arc::new(Schema::new(fields)), Vec::new())
+        };
+        let (select, assigned) = match statement {
+            Statement::Update(update) => {
+                let target = self.target(&update.table)?;
+                let table = &target.table;
+                let values = self.assigned_values(table, &update.assignments)?;
+                let source = stand_in(table)?;
+                let alias = &target.alias;
+                let mut select = format!("SELECT {alias}.{}", quote_ident(ROW_ID));
+                let mut assigned = Vec::new();
+                for (field, value) in table.schema_ref().fields().iter().zip(&values) {
+                    if let Some(value) = value {
+                        select.push_str(&format!(", ({value})"));
+                        assigned.push((value.clone(), field.clone()));
+                    }
+                }
+                select.push_str(&format!(" FROM {source} AS {alias}"));
+                if let Some(UpdateTableFromKind::AfterSet(t) | UpdateTableFromKind::BeforeSet(t)) =
+                    &update.from
+                {
+                    for t in t {
+                        select.push_str(&format!(", {t}"));
+                    }
+                }
+                if let Some(selection) = &update.selection {
+                    select.push_str(&format!(" WHERE {selection}"));
+                }
+                (select, assigned)
+            }
+            Statement::Delete(delete) => {
+                let (FromTable::WithFromKeyword(from) | FromTable::WithoutKeyword(from)) =
+                    &delete.from;
+                let Some(relation) = from.first() else {
+                    return Ok(Vec::new());
+                };
+                let target = self.target(relation)?;
+                let source = stand_in(&target.table)?;
+                let alias = &target.alias;
+                let mut select = format!("SELECT 1 FROM {source} AS {alias}");
+                for using in delete.using.iter().flatten() {
+                    select.push_str(&format!(", {using}"));
+                }
+                if let Some(selection) = &delete.selection {
+                    select.push_str(&format!(" WHERE {selection}"));
+                }
+                (select, Vec::new())
+            }
+            Statement::Insert(insert) => {
+                let mut plain = insert.clone();
+                plain.on = None;
+                plain.returning = None;
+                let plan = self
+                    .plan(DfStatement::Statement(Box::new(Statement::Insert(plain))))
+                    .await?;
+                return super::parameter_fields(&plan);
+            }
+            _ => return Ok(Vec::new()),
+        };
+        let plan = self.plan_generated(&select).await?;
+        let mut fields = super::parameter_fields(&plan)?;
+        // `SET c = $1`: the parameter has the column's type, as in Postgres.
+        for (value, field) in assigned {
+            if let Some(n) = value.strip_prefix('$').and_then(|n| n.parse::<usize>().ok()) {
+                if n == 0 {
+                    continue;
+                }
+                if fields.len() < n {
+                    fields.resize(n, None);
+                }
+                if fields[n - 1].is_none() {
+                    fields[n - 1] = Some(field.clone());
+                }
+            }
+        }
+        Ok(fields)
+    }
+}
+
+/// Wraps `plan` in casts of its columns from `skip` on to the table's
+/// column types (assignment casts, as INSERT has).
+fn cast_to_table(plan: LogicalPlan, schema: &SchemaRef, skip: usize) -> Result<LogicalPlan> {
+    let input_schema = plan.schema().clone();
+    let mut exprs = Vec::with_capacity(input_schema.fields().len());
+    for (i, (qualifier, field)) in input_schema.iter().enumerate() {
+        let column = col(datafusion::common::Column::new(qualifier.cloned(), field.name()));
+        if i < skip {
+            exprs.push(column);
+        } else {
+            let target = schema.field(i - skip);
+            exprs.push(
+                column
+                    .cast_to(target.data_type(), input_schema.as_ref())?
+                    .alias(format!("c{i}")),
+            );
+        }
+    }
+    Ok(LogicalPlanBuilder::from(plan).project(exprs)?.build()?)
+}
+
+/// Splits query output whose first column is the row id into sorted,
+/// distinct positions and the remaining columns of the same rows (the
+/// first of each row id, when a join produced several).
+fn row_ids_and_rest(batches: Vec<RecordBatch>) -> Result<Option<(Vec<u64>, RecordBatch)>> {
+    let Some(first) = batches.first() else {
+        return Ok(None);
+    };
+    let all = concat_batches(&first.schema(), &batches)?;
+    if all.num_rows() == 0 {
+        return Ok(None);
+    }
+    let order = sort_to_indices(all.column(0), None, None)?;
+    let sorted = take_record_batch(&all, &order)?;
+    let ids = sorted.column(0).as_primitive::<UInt64Type>();
+    let mut keep = Vec::with_capacity(ids.len());
+    let mut positions = Vec::with_capacity(ids.len());
+    for i in 0..ids.len() {
+        let id = ids.value(i);
+        if positions.last() != Some(&id) {
+            positions.push(id);
+            keep.push(i as u32);
+        }
+    }
+    let sorted = if keep.len() == sorted.num_rows() {
+        sorted
+    } else {
+        take_record_batch(&sorted, &datafusion::arrow::array::UInt32Array::from(keep))?
+    };
+    let rest = sorted.project(&(1..sorted.num_columns()).collect::<Vec<_>>())?;
+    Ok(Some((positions, rest)))
+}
+
+/// The rows of `batch` for which `keep` says yes.
+fn keep_rows(batch: &RecordBatch, keep: impl Fn(usize) -> bool) -> Result<RecordBatch> {
+    let mask: datafusion::arrow::array::BooleanArray =
+        (0..batch.num_rows()).map(|i| Some(keep(i))).collect();
+    Ok(datafusion::arrow::compute::filter_record_batch(batch, &mask)?)
+}
+
+/// An identifier as SQL, quoted.
+pub(crate) fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn row_ids_come_back_sorted_and_distinct() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::UInt64, false),
+            Field::new("v", DataType::UInt64, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(UInt64Array::from(vec![5, 2, 5, 9])),
+                Arc::new(UInt64Array::from(vec![50, 20, 51, 90])),
+            ],
+        )
+        .unwrap();
+        let (positions, rest) = row_ids_and_rest(vec![batch]).unwrap().unwrap();
+        assert_eq!(positions, vec![2, 5, 9]);
+        assert_eq!(rest.num_rows(), 3);
+        assert_eq!(rest.num_columns(), 1);
+        assert!(row_ids_and_rest(Vec::new()).unwrap().is_none());
+    }
+}
