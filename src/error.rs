@@ -13,6 +13,9 @@ pub type Result<T, E = QuiverError> = std::result::Result<T, E>;
 pub enum QuiverError {
     #[error("syntax error: {0}")]
     Syntax(String),
+    /// A 42601 whose message is a whole sentence of its own.
+    #[error("{0}")]
+    InvalidStatement(String),
     #[error("relation \"{0}\" does not exist")]
     UndefinedTable(String),
     #[error("relation \"{0}\" already exists")]
@@ -192,7 +195,7 @@ impl SqlState {
 impl QuiverError {
     pub fn sqlstate(&self) -> SqlState {
         match self {
-            QuiverError::Syntax(_) => SqlState::SyntaxError,
+            QuiverError::Syntax(_) | QuiverError::InvalidStatement(_) => SqlState::SyntaxError,
             QuiverError::UndefinedTable(_) => SqlState::UndefinedTable,
             QuiverError::DuplicateTable(_) => SqlState::DuplicateTable,
             QuiverError::UndefinedSchema(_) => SqlState::UndefinedSchema,
@@ -314,6 +317,7 @@ fn message_sqlstate(msg: &str) -> SqlState {
     {
         SqlState::UndefinedFunction
     } else if lower.contains("cannot infer common")
+        || lower.contains("non-boolean predicate")
         || lower.contains("coerc")
         || lower.contains("cannot be cast")
         || lower.contains("mismatch")
@@ -342,12 +346,14 @@ fn datafusion_message(e: &DataFusionError) -> String {
             if let Some(name) = missing_table_name(msg) {
                 return format!("relation \"{name}\" does not exist");
             }
-            msg.clone()
+            postgres_cast_message(msg).unwrap_or_else(|| msg.clone())
         }
         DataFusionError::ArrowError(err, _) => match err.as_ref() {
             ArrowError::DivideByZero => "division by zero".to_string(),
             ArrowError::ArithmeticOverflow(m) => format!("value out of range: {m}"),
-            ArrowError::CastError(m) | ArrowError::ParseError(m) => m.clone(),
+            ArrowError::CastError(m) | ArrowError::ParseError(m) => {
+                postgres_cast_message(m).unwrap_or_else(|| m.clone())
+            }
             other => other.to_string(),
         },
         DataFusionError::SchemaError(err, _) => {
@@ -356,6 +362,9 @@ fn datafusion_message(e: &DataFusionError) -> String {
                 SchemaError::FieldNotFound { field, .. } => {
                     format!("column \"{}\" does not exist", field.name())
                 }
+                SchemaError::AmbiguousReference { field } => {
+                    format!("column reference \"{}\" is ambiguous", field.name())
+                }
                 other => other.to_string(),
             }
         }
@@ -363,6 +372,52 @@ fn datafusion_message(e: &DataFusionError) -> String {
         DataFusionError::ResourcesExhausted(msg) => format!("out of memory: {msg}"),
         other => other.to_string(),
     }
+}
+
+/// Arrow says `Cannot cast string 'abc' to value of Int32 type`; Postgres
+/// says `invalid input syntax for type integer: "abc"`.
+fn postgres_cast_message(msg: &str) -> Option<String> {
+    if let Some(rest) = msg.strip_prefix("Can't cast value ") {
+        let (_, arrow_type) = rest.rsplit_once(" to type ")?;
+        return match arrow_type {
+            "Int16" | "Int32" | "Int64" => {
+                Some(format!("{} out of range", postgres_type_name(arrow_type)?))
+            }
+            _ => None,
+        };
+    }
+    if let Some(rest) = msg.strip_prefix("Cannot create filter with non-boolean predicate '") {
+        let (_, arrow_type) = rest.rsplit_once("' returning ")?;
+        return Some(format!(
+            "argument of WHERE must be type boolean, not type {}",
+            postgres_type_name(arrow_type)?
+        ));
+    }
+    let rest = msg.strip_prefix("Cannot cast string '")?;
+    let (value, rest) = rest.rsplit_once("' to value of ")?;
+    let arrow_type = rest.strip_suffix(" type")?;
+    Some(format!(
+        "invalid input syntax for type {}: \"{value}\"",
+        postgres_type_name(arrow_type)?
+    ))
+}
+
+/// The Postgres name of an Arrow type as Arrow spells it in messages.
+fn postgres_type_name(arrow_type: &str) -> Option<&'static str> {
+    Some(match arrow_type {
+        "Int16" => "smallint",
+        "Int32" => "integer",
+        "Int64" => "bigint",
+        "Float32" => "real",
+        "Float64" => "double precision",
+        "Boolean" => "boolean",
+        "Date32" => "date",
+        "Utf8" | "Utf8View" | "LargeUtf8" => "text",
+        t if t.starts_with("Decimal") => "numeric",
+        t if t.starts_with("Timestamp") => "timestamp",
+        t if t.starts_with("Time64") => "time",
+        _ => return None,
+    })
 }
 
 /// DataFusion says `table 'quiver.public.t' not found`; Postgres says
@@ -395,6 +450,18 @@ mod tests {
         ));
         assert_eq!(e.sqlstate().code(), "42P01");
         assert_eq!(e.to_string(), "relation \"nope\" does not exist");
+    }
+
+    #[test]
+    fn cast_errors_read_like_postgres() {
+        let e = QuiverError::from(ArrowError::CastError(
+            "Cannot cast string 'abc' to value of Int32 type".into(),
+        ));
+        assert_eq!(e.sqlstate().code(), "22P02");
+        assert_eq!(
+            e.to_string(),
+            "invalid input syntax for type integer: \"abc\""
+        );
     }
 
     #[test]

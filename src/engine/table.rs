@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
-use datafusion::arrow::array::{BooleanArray, UInt32Array};
+use datafusion::arrow::array::{Array, AsArray, BooleanArray, UInt32Array};
+use datafusion::physical_expr::PhysicalExpr;
 use datafusion::arrow::array::BooleanBufferBuilder;
 use datafusion::arrow::buffer::BooleanBuffer;
 use datafusion::arrow::compute::{concat_batches, filter_record_batch, take_record_batch};
@@ -26,7 +27,7 @@ use super::txn::TxnSlot;
 use super::unique::{UniqueConstraint, UniqueIndex};
 use super::Ack;
 use crate::error::{QuiverError, Result};
-use crate::storage::record::{encode_schema, Commit, ConstraintDef, Effect, TableDef};
+use crate::storage::record::{encode_schema, CheckDef, Commit, ConstraintDef, Effect, TableDef};
 
 /// Batches smaller than this are merged with their neighbours as rows
 /// arrive, so that many small INSERTs still leave scan-friendly batches.
@@ -258,6 +259,28 @@ impl KeyDelta {
     }
 }
 
+/// A CHECK constraint, planned against the table's columns.
+#[derive(Debug, Clone)]
+pub struct Check {
+    pub name: String,
+    pub sql: String,
+    pub expr: Arc<dyn PhysicalExpr>,
+}
+
+impl Check {
+    /// The first row of `batch` for which the expression is false.
+    pub fn first_violation(&self, batch: &RecordBatch) -> Result<Option<usize>> {
+        let value = self.expr.evaluate(batch)?.into_array(batch.num_rows())?;
+        let Some(result) = value.as_boolean_opt() else {
+            return Err(QuiverError::Internal(format!(
+                "check constraint \"{}\" did not evaluate to boolean",
+                self.name
+            )));
+        };
+        Ok((0..result.len()).find(|&i| result.is_valid(i) && !result.value(i)))
+    }
+}
+
 /// An append checked and computed, waiting to be installed.
 pub struct PreparedAppend {
     pub added: usize,
@@ -276,6 +299,9 @@ pub struct Table {
     schema: SchemaRef,
     defaults: HashMap<String, Expr>,
     data: ArcSwap<TableVersion>,
+    /// CHECK constraints, in name order (the order Postgres reports
+    /// violations in).
+    checks: Vec<Check>,
     /// The unique indexes; the lock also serialises writers. Readers never
     /// take it.
     writer: Mutex<Vec<UniqueIndex>>,
@@ -303,6 +329,7 @@ impl Table {
             schema,
             defaults,
             data: ArcSwap::from_pointee(TableVersion::default()),
+            checks: Vec::new(),
             writer: Mutex::new(Vec::new()),
         }
     }
@@ -325,6 +352,31 @@ impl Table {
             .collect::<Result<Vec<_>>>()?;
         *table.writer.lock() = indexes;
         Ok(table)
+    }
+
+    /// Adds CHECK constraints (before the table is shared).
+    pub fn with_checks(mut self, mut checks: Vec<Check>) -> Self {
+        checks.sort_by(|a, b| a.name.cmp(&b.name));
+        self.checks = checks;
+        self
+    }
+
+    pub fn checks(&self) -> &[Check] {
+        &self.checks
+    }
+
+    /// Fails with the first CHECK constraint (by name) that a row of
+    /// `batch` violates; NULL results pass, as in Postgres.
+    pub fn check_rows(&self, batch: &RecordBatch) -> Result<()> {
+        for check in &self.checks {
+            if check.first_violation(batch)?.is_some() {
+                return Err(QuiverError::CheckViolation(format!(
+                    "new row for relation \"{}\" violates check constraint \"{}\"",
+                    self.name, check.name
+                )));
+            }
+        }
+        Ok(())
     }
 
     pub fn unique_constraints(&self) -> Vec<UniqueConstraint> {
@@ -370,6 +422,14 @@ impl Table {
             arrow_schema,
             defaults: self.defaults_sql.clone(),
             constraints,
+            checks: self
+                .checks
+                .iter()
+                .map(|c| CheckDef {
+                    name: c.name.clone(),
+                    sql: c.sql.clone(),
+                })
+                .collect(),
         })
     }
 

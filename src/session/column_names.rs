@@ -108,21 +108,93 @@ fn type_column_name(sql_type: &str) -> String {
     .to_string()
 }
 
-/// Renames the fields of `schema` where `names` says so.
+/// Marks an alias given only to keep a repeated output name apart for
+/// DataFusion (which wants distinct names); [`rename`] removes it, so the
+/// client sees the repeated name, as in Postgres.
+const REPEAT_MARK: char = '\u{1}';
+
+/// `SELECT a, a` and `SELECT count(*), count(*)`: DataFusion refuses
+/// repeated output names, Postgres allows them. Gives every repeat in
+/// every select list of the statement a marked alias.
+pub fn separate_repeated_names(statement: &mut Statement) {
+    use datafusion::sql::sqlparser::ast::{Ident, Query as AstQuery, VisitMut, VisitorMut};
+    use std::collections::HashMap;
+    use std::ops::ControlFlow;
+
+    fn separate(body: &mut SetExpr) {
+        match body {
+            SetExpr::Select(select) => {
+                let mut seen: HashMap<String, usize> = HashMap::new();
+                for item in select.projection.iter_mut() {
+                    let key = match &*item {
+                        SelectItem::UnnamedExpr(Expr::Identifier(i)) => {
+                            super::normalize_ident(i)
+                        }
+                        SelectItem::UnnamedExpr(Expr::CompoundIdentifier(parts)) => {
+                            parts.last().map(super::normalize_ident).unwrap_or_default()
+                        }
+                        SelectItem::UnnamedExpr(e) => e.to_string(),
+                        SelectItem::ExprWithAlias { alias, .. } => super::normalize_ident(alias),
+                        _ => continue,
+                    };
+                    let n = seen.entry(key.clone()).or_insert(0);
+                    *n += 1;
+                    if *n == 1 {
+                        continue;
+                    }
+                    let shown = match &*item {
+                        SelectItem::UnnamedExpr(e) => name_of(e).unwrap_or(key),
+                        _ => key,
+                    };
+                    let alias = Ident::with_quote('"', format!("{shown}{REPEAT_MARK}{n}"));
+                    *item = match std::mem::replace(item, SelectItem::Wildcard(Default::default()))
+                    {
+                        SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. } => {
+                            SelectItem::ExprWithAlias { expr, alias }
+                        }
+                        other => other,
+                    };
+                }
+            }
+            SetExpr::SetOperation { left, right, .. } => {
+                separate(left);
+                separate(right);
+            }
+            _ => {}
+        }
+    }
+
+    struct Visitor;
+    impl VisitorMut for Visitor {
+        type Break = ();
+        fn pre_visit_query(&mut self, query: &mut AstQuery) -> ControlFlow<()> {
+            separate(&mut query.body);
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = statement.visit(&mut Visitor);
+}
+
+/// Renames the fields of `schema` where `names` says so, and drops the
+/// marks [`separate_repeated_names`] added.
 pub fn rename(schema: &SchemaRef, names: &Option<Vec<Option<String>>>) -> SchemaRef {
-    let Some(names) = names else {
-        return schema.clone();
-    };
-    if names.len() != schema.fields().len() {
+    let names = names
+        .as_ref()
+        .filter(|names| names.len() == schema.fields().len());
+    let marked = schema.fields().iter().any(|f| f.name().contains(REPEAT_MARK));
+    if names.is_none() && !marked {
         return schema.clone();
     }
     let fields: Vec<Field> = schema
         .fields()
         .iter()
-        .zip(names)
-        .map(|(f, name)| match name {
+        .enumerate()
+        .map(|(i, f)| match names.and_then(|n| n[i].as_ref()) {
             Some(n) => f.as_ref().clone().with_name(n),
-            None => f.as_ref().clone(),
+            None => match f.name().split_once(REPEAT_MARK) {
+                Some((shown, _)) => f.as_ref().clone().with_name(shown),
+                None => f.as_ref().clone(),
+            },
         })
         .collect();
     Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))

@@ -5,10 +5,10 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::DFSchema;
 use datafusion::dataframe::DataFrame;
-use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder};
+use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan, LogicalPlanBuilder};
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{
     ColumnOption, CreateTable, CreateView, Query, Statement, TableConstraint,
@@ -17,9 +17,10 @@ use datafusion::sql::sqlparser::ast::{
 use super::{insert, normalize_ident, Session, StatementResult};
 use crate::engine::types::column_field;
 use crate::engine::unique::UniqueConstraint;
+use crate::engine::table::Check;
 use crate::engine::{QualifiedName, Table, View};
 use crate::error::{not_supported, QuiverError, Result};
-use crate::storage::record::{ConstraintDef, TableDef, ViewDef};
+use crate::storage::record::{CheckDef, ConstraintDef, TableDef, ViewDef};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
@@ -38,10 +39,20 @@ impl Session {
         let mut not_null: HashSet<String> = HashSet::new();
         // (constraint name if given, key column names, primary)
         let mut keys: Vec<(Option<String>, Vec<String>, bool)> = Vec::new();
+        // (constraint name if given, the column it is declared on, SQL)
+        let mut checks: Vec<(Option<String>, Option<String>, String)> = Vec::new();
         for constraint in &create.constraints {
             let (name, columns, primary) = match constraint {
                 TableConstraint::PrimaryKey(pk) => (&pk.name, &pk.columns, true),
                 TableConstraint::Unique(u) => (&u.name, &u.columns, false),
+                TableConstraint::Check(check) => {
+                    checks.push((
+                        check.name.as_ref().map(normalize_ident),
+                        None,
+                        check.expr.to_string(),
+                    ));
+                    continue;
+                }
                 other => {
                     return Err(QuiverError::FeatureNotSupported(format!(
                         "table constraint \"{other}\" is not supported yet"
@@ -69,12 +80,29 @@ impl Session {
                     ColumnOption::NotNull => nullable = false,
                     ColumnOption::PrimaryKey(_) => {
                         nullable = false;
-                        keys.push((None, vec![col_name.clone()], true));
+                        keys.push((
+                            option.name.as_ref().map(normalize_ident),
+                            vec![col_name.clone()],
+                            true,
+                        ));
                     }
-                    ColumnOption::Unique(_) => keys.push((None, vec![col_name.clone()], false)),
+                    ColumnOption::Unique(_) => keys.push((
+                        option.name.as_ref().map(normalize_ident),
+                        vec![col_name.clone()],
+                        false,
+                    )),
                     ColumnOption::Default(expr) => {
                         defaults_sql.push((col_name.clone(), expr.to_string()));
                     }
+                    ColumnOption::Check(check) => checks.push((
+                        check
+                            .name
+                            .as_ref()
+                            .or(option.name.as_ref())
+                            .map(normalize_ident),
+                        Some(col_name.clone()),
+                        check.expr.to_string(),
+                    )),
                     other => {
                         return Err(QuiverError::FeatureNotSupported(format!(
                             "column option \"{other}\" is not supported yet"
@@ -107,13 +135,16 @@ impl Session {
                 primary,
             })
             .collect();
+        let schema = Arc::new(Schema::new(fields));
+        let checks = name_checks(&name.name, &schema, checks)?;
         let id = self.db.allocate_table_id();
         let table = self.build_table(
             id,
             &name.name,
-            Arc::new(Schema::new(fields)),
+            schema,
             defaults_sql,
             constraints,
+            checks,
         )?;
         let (_, ack) = self
             .db
@@ -162,6 +193,7 @@ impl Session {
             Arc::new(Schema::new(fields)),
             Vec::new(),
             Vec::new(),
+            Vec::new(),
         )?);
         let batches = insert::conform_batches(&table, batches)?;
         let (_, ack) = self.db.create_table(&name, table.clone(), false)?;
@@ -179,6 +211,7 @@ impl Session {
             schema,
             def.defaults.clone(),
             def.constraints.clone(),
+            def.checks.clone(),
         )
     }
 
@@ -191,7 +224,28 @@ impl Session {
         schema: SchemaRef,
         defaults_sql: Vec<(String, String)>,
         constraints: Vec<ConstraintDef>,
+        checks: Vec<CheckDef>,
     ) -> Result<Table> {
+        let df_schema = DFSchema::try_from(schema.as_ref().clone())?;
+        let checks = checks
+            .into_iter()
+            .map(|c| {
+                let expr = self.ctx.parse_sql_expr(&c.sql, &df_schema)?;
+                let data_type = expr.get_type(&df_schema)?;
+                if data_type != DataType::Boolean && data_type != DataType::Null {
+                    return Err(QuiverError::DatatypeMismatch(format!(
+                        "argument of CHECK must be type boolean, not type {}",
+                        crate::engine::types::display_type(&Field::new("", data_type, true))
+                    )));
+                }
+                let expr = self.ctx.create_physical_expr(expr, &df_schema)?;
+                Ok(Check {
+                    name: c.name,
+                    sql: c.sql,
+                    expr,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
         let mut defaults = HashMap::new();
         for (column, sql) in &defaults_sql {
             let expr = self
@@ -219,7 +273,10 @@ impl Session {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        Table::with_constraints(id, name, schema, (defaults, defaults_sql), constraints)
+        Ok(
+            Table::with_constraints(id, name, schema, (defaults, defaults_sql), constraints)?
+                .with_checks(checks),
+        )
     }
 
     async fn create_table_as(
@@ -270,7 +327,14 @@ impl Session {
         let schema = Arc::new(Schema::new(fields));
         let batches = DataFrame::new(self.ctx.state(), plan).collect().await?;
         let id = self.db.allocate_table_id();
-        let table = Arc::new(self.build_table(id, &name.name, schema, Vec::new(), Vec::new())?);
+        let table = Arc::new(self.build_table(
+            id,
+            &name.name,
+            schema,
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+        )?);
         let batches = insert::conform_batches(&table, batches)?;
         // Two commits: the table, then its rows (replay needs the table
         // before rows that refer to it).
@@ -349,6 +413,70 @@ impl Session {
             depends_on,
         })
     }
+}
+
+/// Names CHECK constraints as Postgres does: the given name, else
+/// `<table>_<column>_check` when the expression reads one column (or was
+/// declared on one), else `<table>_check`; repeats get 1, 2, ...
+pub(super) fn name_checks(
+    table: &str,
+    schema: &SchemaRef,
+    checks: Vec<(Option<String>, Option<String>, String)>,
+) -> Result<Vec<CheckDef>> {
+    let mut taken: HashSet<String> = HashSet::new();
+    let mut out = Vec::with_capacity(checks.len());
+    for (given, column, sql) in checks {
+        let name = match given {
+            Some(name) => name,
+            None => {
+                let column = column.or_else(|| {
+                    let read = columns_read(&sql, schema);
+                    (read.len() == 1).then(|| read[0].clone())
+                });
+                let base = match column {
+                    Some(column) => format!("{table}_{column}_check"),
+                    None => format!("{table}_check"),
+                };
+                let mut name = base.clone();
+                let mut n = 1;
+                while taken.contains(&name) {
+                    name = format!("{base}{n}");
+                    n += 1;
+                }
+                name
+            }
+        };
+        taken.insert(name.clone());
+        out.push(CheckDef { name, sql });
+    }
+    Ok(out)
+}
+
+/// The table's columns an expression mentions (by identifier).
+fn columns_read(sql: &str, schema: &SchemaRef) -> Vec<String> {
+    use datafusion::sql::sqlparser::ast::{visit_expressions, Expr as SqlExpr};
+    use std::ops::ControlFlow;
+    let Ok(expr) = Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(sql)
+        .and_then(|mut p| p.parse_expr())
+    else {
+        return Vec::new();
+    };
+    let mut found: Vec<String> = Vec::new();
+    let _ = visit_expressions(&expr, |e| {
+        let name = match e {
+            SqlExpr::Identifier(i) => Some(normalize_ident(i)),
+            SqlExpr::CompoundIdentifier(parts) => parts.last().map(normalize_ident),
+            _ => None,
+        };
+        if let Some(name) = name {
+            if schema.index_of(&name).is_ok() && !found.contains(&name) {
+                found.push(name);
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    found
 }
 
 /// Every table or view a plan scans, including inside subqueries.

@@ -27,6 +27,7 @@ use datafusion::sql::sqlparser::ast::{
 
 use super::insert::conform_batches;
 use super::{column_names, normalize_ident, Session, StatementResult};
+use crate::engine::types::display_type;
 use crate::engine::{Change, Conflict, QualifiedName, Table, Transaction};
 use crate::error::{not_supported, QuiverError, Result};
 
@@ -305,9 +306,9 @@ impl Session {
         let source = self.register_with_row_ids(scratch, table, txn)?;
         let alias = &target.alias;
         let mut select = format!("SELECT {alias}.{}", quote_ident(ROW_ID));
-        for (field, value) in schema.fields().iter().zip(&values) {
+        for (i, (field, value)) in schema.fields().iter().zip(&values).enumerate() {
             match value {
-                Some(value) => select.push_str(&format!(", ({value})")),
+                Some(value) => select.push_str(&format!(", ({value}) AS \"c{i}\"")),
                 None => select.push_str(&format!(", {alias}.{}", quote_ident(field.name()))),
             }
         }
@@ -324,7 +325,9 @@ impl Session {
         let Some((positions, rows)) = row_ids_and_rest(batches)? else {
             return Ok(Vec::new());
         };
-        let rows = RecordBatch::try_new(schema.clone(), rows.columns().to_vec())?;
+        // Checked against the table's column rules (NOT NULL among them) by
+        // conform_batches, so not yet labelled with the table's schema.
+        let rows = RecordBatch::try_new(nullable(&schema), rows.columns().to_vec())?;
         let rows = conform_batches(table, vec![rows])?;
         txn.apply(
             table,
@@ -361,7 +364,7 @@ impl Session {
                 }
             })?;
             if values[index].is_some() {
-                return Err(QuiverError::Syntax(format!(
+                return Err(QuiverError::InvalidStatement(format!(
                     "multiple assignments to same column \"{name}\""
                 )));
             }
@@ -470,6 +473,7 @@ impl Session {
         let mut plain = insert.clone();
         plain.on = None;
         plain.returning = None;
+        plain.table_alias = None;
         let plan = self
             .plan(DfStatement::Statement(Box::new(Statement::Insert(plain))))
             .await?;
@@ -477,7 +481,11 @@ impl Session {
             return Err(QuiverError::Internal("INSERT did not plan as DML".into()));
         };
         let (_, table) = self.table_for_reference(&dml.table_name)?;
-        let batches = self.collect(dml.input.as_ref().clone(), params).await?;
+        let input = match params {
+            Some(params) => dml.input.as_ref().clone().with_param_values(params.clone())?,
+            None => dml.input.as_ref().clone(),
+        };
+        let batches = self.insert_rows(&table, input).await?;
         let batches = conform_batches(&table, batches)?;
         let schema = table.schema_ref();
         let proposed = concat_batches(&schema, &batches)?;
@@ -513,7 +521,7 @@ impl Session {
                     }
                     OnConflictAction::DoUpdate(action) => {
                         if on_conflict.conflict_target.is_none() {
-                            return Err(QuiverError::Syntax(
+                            return Err(QuiverError::InvalidStatement(
                                 "ON CONFLICT DO UPDATE requires inference specification or constraint name".into(),
                             ));
                         }
@@ -692,7 +700,7 @@ impl Session {
                 let mut assigned = Vec::new();
                 for (field, value) in table.schema_ref().fields().iter().zip(&values) {
                     if let Some(value) = value {
-                        select.push_str(&format!(", ({value})"));
+                        select.push_str(&format!(", ({value}) AS \"c{}\"", assigned.len()));
                         assigned.push((value.clone(), field.clone()));
                     }
                 }
@@ -731,6 +739,7 @@ impl Session {
                 let mut plain = insert.clone();
                 plain.on = None;
                 plain.returning = None;
+                plain.table_alias = None;
                 let plan = self
                     .plan(DfStatement::Statement(Box::new(Statement::Insert(plain))))
                     .await?;
@@ -769,6 +778,14 @@ fn cast_to_table(plan: LogicalPlan, schema: &SchemaRef, skip: usize) -> Result<L
             exprs.push(column);
         } else {
             let target = schema.field(i - skip);
+            if !assignable(field.data_type(), target.data_type()) {
+                return Err(QuiverError::DatatypeMismatch(format!(
+                    "column \"{}\" is of type {} but expression is of type {}",
+                    target.name(),
+                    display_type(target),
+                    display_type(field)
+                )));
+            }
             exprs.push(
                 column
                     .cast_to(target.data_type(), input_schema.as_ref())?
@@ -777,6 +794,40 @@ fn cast_to_table(plan: LogicalPlan, schema: &SchemaRef, skip: usize) -> Result<L
         }
     }
     Ok(LogicalPlanBuilder::from(plan).project(exprs)?.build()?)
+}
+
+/// Whether Postgres would store a value of type `from` in a column of type
+/// `to` (an assignment cast exists). Text goes anywhere (a quoted literal
+/// is of unknown type in Postgres and converts on assignment) and anything
+/// goes into text; otherwise the kinds must match.
+fn assignable(from: &DataType, to: &DataType) -> bool {
+    #[derive(PartialEq)]
+    enum Kind {
+        Bool,
+        Number,
+        Text,
+        Temporal,
+        Interval,
+        Binary,
+        Other,
+    }
+    fn kind(t: &DataType) -> Kind {
+        match t {
+            DataType::Boolean => Kind::Bool,
+            t if t.is_numeric() => Kind::Number,
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Kind::Text,
+            DataType::Date32
+            | DataType::Date64
+            | DataType::Timestamp(..)
+            | DataType::Time32(_)
+            | DataType::Time64(_) => Kind::Temporal,
+            DataType::Interval(_) | DataType::Duration(_) => Kind::Interval,
+            DataType::Binary | DataType::LargeBinary | DataType::BinaryView => Kind::Binary,
+            _ => Kind::Other,
+        }
+    }
+    let (from, to) = (kind(from), kind(to));
+    from == to || from == Kind::Text || to == Kind::Text || from == Kind::Other || to == Kind::Other
 }
 
 /// Splits query output whose first column is the row id into sorted,
@@ -809,6 +860,17 @@ fn row_ids_and_rest(batches: Vec<RecordBatch>) -> Result<Option<(Vec<u64>, Recor
     };
     let rest = sorted.project(&(1..sorted.num_columns()).collect::<Vec<_>>())?;
     Ok(Some((positions, rest)))
+}
+
+/// `schema` with every column nullable.
+fn nullable(schema: &SchemaRef) -> SchemaRef {
+    Arc::new(Schema::new(
+        schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect::<Vec<_>>(),
+    ))
 }
 
 /// The rows of `batch` for which `keep` says yes.

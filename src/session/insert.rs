@@ -7,7 +7,7 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArra
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::dataframe::DataFrame;
-use datafusion::logical_expr::DmlStatement;
+use datafusion::logical_expr::{DmlStatement, LogicalPlan};
 
 use super::{Session, StatementResult};
 use crate::engine::types::{declared_length, hyphenated_uuid, TaggedType};
@@ -17,8 +17,7 @@ use crate::error::{QuiverError, Result};
 impl Session {
     pub(super) async fn insert(&mut self, dml: &DmlStatement) -> Result<StatementResult> {
         let (_, table) = self.table_for_reference(&dml.table_name)?;
-        let input = dml.input.as_ref().clone();
-        let batches = DataFrame::new(self.ctx.state(), input).collect().await?;
+        let batches = self.insert_rows(&table, dml.input.as_ref().clone()).await?;
         let batches = conform_batches(&table, batches)?;
         let rows = if let Some(txn) = self.current_txn() {
             // Inside a block: checked against the committed keys as the
@@ -35,6 +34,65 @@ impl Session {
             tag: "INSERT",
             rows: Some(rows),
         })
+    }
+}
+
+impl Session {
+    /// Evaluates the rows an INSERT proposes.
+    pub(super) async fn insert_rows(
+        &self,
+        table: &Table,
+        input: LogicalPlan,
+    ) -> Result<Vec<RecordBatch>> {
+        let names = input.schema().as_arrow().clone();
+        let top = input.expressions();
+        match DataFrame::new(self.ctx.state(), input).collect().await {
+            Ok(batches) => Ok(batches),
+            Err(e) => Err(values_not_null(e.into(), table, &names, &top)),
+        }
+    }
+}
+
+/// DataFusion types a VALUES list with the table's nullability and then
+/// fails on a NULL for a NOT NULL column with an Arrow message naming the
+/// VALUES column (`column3`); say what Postgres says instead.
+fn values_not_null(
+    e: QuiverError,
+    table: &Table,
+    names: &datafusion::arrow::datatypes::Schema,
+    top: &[datafusion::logical_expr::Expr],
+) -> QuiverError {
+    let message = e.to_string();
+    let Some(values_column) = message
+        .split_once("Column '")
+        .and_then(|(_, rest)| rest.split_once("' is declared as non-nullable"))
+        .map(|(name, _)| name.to_string())
+    else {
+        return e;
+    };
+    let column = top
+        .iter()
+        .position(|expr| {
+            expr.column_refs()
+                .iter()
+                .any(|c| c.name() == values_column)
+        })
+        .and_then(|i| names.fields().get(i))
+        .map(|f| f.name().clone())
+        .or_else(|| {
+            table
+                .schema_ref()
+                .fields()
+                .iter()
+                .find(|f| !f.is_nullable())
+                .map(|f| f.name().clone())
+        });
+    match column {
+        Some(column) => QuiverError::NotNullViolation {
+            table: table.name().to_string(),
+            column,
+        },
+        None => e,
     }
 }
 
@@ -79,7 +137,9 @@ pub(crate) fn conform_batches(
                     }
                 })
                 .collect::<Result<Vec<_>>>()?;
-            Ok(RecordBatch::try_new(schema.clone(), columns)?)
+            let batch = RecordBatch::try_new(schema.clone(), columns)?;
+            table.check_rows(&batch)?;
+            Ok(batch)
         })
         .collect()
 }

@@ -394,6 +394,15 @@ impl Session {
 
     async fn plan(&self, mut statement: DfStatement) -> Result<LogicalPlan> {
         pg_types_in::rewrite_casts(&mut statement);
+        match &mut statement {
+            DfStatement::Statement(s) => column_names::separate_repeated_names(s),
+            DfStatement::Explain(e) => {
+                if let DfStatement::Statement(s) = e.statement.as_mut() {
+                    column_names::separate_repeated_names(s)
+                }
+            }
+            _ => {}
+        }
         let plan = self.ctx.state().statement_to_plan(statement).await?;
         Ok(pg_casts::rewrite_text_casts(
             plan,

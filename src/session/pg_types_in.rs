@@ -16,7 +16,7 @@ use datafusion::logical_expr::{
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{
     visit_expressions_mut, DataType as SqlType, Expr, Function, FunctionArg, FunctionArgExpr,
-    FunctionArgumentList, FunctionArguments, Ident, ObjectName, Value,
+    FunctionArgumentList, FunctionArguments, Ident, ObjectName, Value, VisitMut,
 };
 
 use super::insert::{check_json, normalise_uuid};
@@ -104,9 +104,50 @@ pub fn rewrite_casts(statement: &mut DfStatement) {
                 rewrite_cast(expr);
                 ControlFlow::<()>::Continue(())
             });
+            let _ = s.visit(&mut ScalarFunctionAlias);
         }
         DfStatement::Explain(explain) => rewrite_casts(explain.statement.as_mut()),
         _ => {}
+    }
+}
+
+/// `FROM generate_series(1, 3) AS g`: in Postgres a function returning one
+/// column names that column after the alias; DataFusion keeps the
+/// function's own column name. Give the alias a column list.
+struct ScalarFunctionAlias;
+
+impl datafusion::sql::sqlparser::ast::VisitorMut for ScalarFunctionAlias {
+    type Break = ();
+
+    fn pre_visit_table_factor(
+        &mut self,
+        factor: &mut datafusion::sql::sqlparser::ast::TableFactor,
+    ) -> ControlFlow<()> {
+        use datafusion::sql::sqlparser::ast::{TableAliasColumnDef, TableFactor};
+        if let TableFactor::Table {
+            name,
+            args: Some(_),
+            alias: Some(alias),
+            ..
+        } = factor
+        {
+            let function = name
+                .0
+                .last()
+                .and_then(|p| p.as_ident())
+                .map(|i| i.value.to_ascii_lowercase());
+            let one_column = matches!(
+                function.as_deref(),
+                Some("generate_series" | "range" | "unnest")
+            );
+            if one_column && alias.columns.is_empty() {
+                alias.columns.push(TableAliasColumnDef {
+                    name: alias.name.clone(),
+                    data_type: None,
+                });
+            }
+        }
+        ControlFlow::Continue(())
     }
 }
 

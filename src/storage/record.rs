@@ -23,6 +23,13 @@ pub struct ConstraintDef {
     pub primary: bool,
 }
 
+/// A CHECK constraint as logged: its name and boolean SQL expression.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CheckDef {
+    pub name: String,
+    pub sql: String,
+}
+
 /// Everything needed to create a table again.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TableDef {
@@ -34,6 +41,8 @@ pub struct TableDef {
     /// Column name and the SQL text of its DEFAULT expression.
     pub defaults: Vec<(String, String)>,
     pub constraints: Vec<ConstraintDef>,
+    #[serde(default)]
+    pub checks: Vec<CheckDef>,
 }
 
 /// Everything needed to create a view again.
