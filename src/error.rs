@@ -33,6 +33,10 @@ pub enum QuiverError {
     #[error("{0}")]
     UndefinedObject(String),
     #[error("{0}")]
+    DuplicateObject(String),
+    #[error("column \"{column}\" of relation \"{table}\" contains null values")]
+    NotNullExisting { table: String, column: String },
+    #[error("{0}")]
     CheckViolation(String),
     #[error("{0}")]
     CardinalityViolation(String),
@@ -123,6 +127,7 @@ pub enum SqlState {
     UndefinedColumn,
     DuplicateColumn,
     UndefinedObject,
+    DuplicateObject,
     AmbiguousColumn,
     InvalidColumnReference,
     CheckViolation,
@@ -162,6 +167,7 @@ impl SqlState {
             SqlState::UndefinedColumn => "42703",
             SqlState::DuplicateColumn => "42701",
             SqlState::UndefinedObject => "42704",
+            SqlState::DuplicateObject => "42710",
             SqlState::AmbiguousColumn => "42702",
             SqlState::InvalidColumnReference => "42P10",
             SqlState::CheckViolation => "23514",
@@ -206,6 +212,8 @@ impl QuiverError {
             }
             QuiverError::UndefinedColumnOf { .. } => SqlState::UndefinedColumn,
             QuiverError::UndefinedObject(_) => SqlState::UndefinedObject,
+            QuiverError::DuplicateObject(_) => SqlState::DuplicateObject,
+            QuiverError::NotNullExisting { .. } => SqlState::NotNullViolation,
             QuiverError::CheckViolation(_) => SqlState::CheckViolation,
             QuiverError::CardinalityViolation(_) => SqlState::CardinalityViolation,
             QuiverError::InvalidColumnReference(_) => SqlState::InvalidColumnReference,
@@ -377,6 +385,19 @@ fn datafusion_message(e: &DataFusionError) -> String {
 /// Arrow says `Cannot cast string 'abc' to value of Int32 type`; Postgres
 /// says `invalid input syntax for type integer: "abc"`.
 fn postgres_cast_message(msg: &str) -> Option<String> {
+    if let Some(rest) = msg.strip_prefix("Inconsistent data length across values list: got ") {
+        let numbers: Vec<usize> = rest
+            .split(|c: char| !c.is_ascii_digit())
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        // [got, row, expected]
+        return Some(match numbers.as_slice() {
+            [got, 0, expected] if got > expected => {
+                "INSERT has more expressions than target columns".to_string()
+            }
+            _ => "VALUES lists must all be the same length".to_string(),
+        });
+    }
     if let Some(rest) = msg.strip_prefix("Can't cast value ") {
         let (_, arrow_type) = rest.rsplit_once(" to type ")?;
         return match arrow_type {

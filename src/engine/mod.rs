@@ -158,6 +158,7 @@ impl Database {
         };
         let _gate = self.commit_gate.read();
         let _order = self.commit_lock.lock();
+        table.check_current()?;
         table.append(batches, || match &commit {
             Some(commit) => self.log(commit, sync),
             None => Ok(Ack::none()),
@@ -171,6 +172,9 @@ impl Database {
         });
         let _gate = self.commit_gate.read();
         let _order = self.commit_lock.lock();
+        for table in tables {
+            table.check_current()?;
+        }
         let ack = self.log(&commit, true)?;
         for table in tables {
             table.truncate();
@@ -235,6 +239,7 @@ impl Database {
         let _gate = self.commit_gate.read();
         let _order = self.commit_lock.lock();
         for write in writes.values() {
+            write.table.check_current()?;
             if write.table.snapshot().version != txn.base_version(&write.table).version {
                 return Err(QuiverError::SerializationFailure(format!(
                     "could not serialize access due to concurrent update of table \"{}\"",
@@ -279,6 +284,55 @@ impl Database {
         self.catalog.store(Arc::new(next));
         self.catalog_version.fetch_add(1, Ordering::AcqRel);
         Ok((out, ack))
+    }
+
+    /// ALTER TABLE: replaces `old` (named `name`) with the table `build`
+    /// makes from its current rows, under `new_name`. No commit runs while
+    /// the rows are rebuilt; `build` returns the new table and the commit
+    /// to log. Views that read the table are re-planned by the caller.
+    pub fn replace_table(
+        &self,
+        name: &QualifiedName,
+        old: &Arc<Table>,
+        new_name: &QualifiedName,
+        build: impl FnOnce(&TableVersion) -> Result<(Arc<Table>, Commit)>,
+    ) -> Result<Ack> {
+        let _gate = self.commit_gate.read();
+        let _guard = self.ddl_lock.lock();
+        let _order = self.commit_lock.lock();
+        let current = self.catalog.load_full();
+        match current.table(name) {
+            Some(t) if Arc::ptr_eq(t, old) => {}
+            _ => {
+                return Err(QuiverError::SerializationFailure(format!(
+                    "could not serialize access due to a concurrent change of \"{}\"",
+                    name.name
+                )))
+            }
+        }
+        if new_name != name
+            && current
+                .schemas
+                .get(&new_name.schema)
+                .is_some_and(|s| s.has_relation(&new_name.name))
+        {
+            return Err(QuiverError::DuplicateTable(new_name.name.clone()));
+        }
+        let (table, commit) = build(&old.snapshot())?;
+        let ack = self.log(&commit, true)?;
+        let mut next = CatalogState::clone(&current);
+        if let Some(entry) = next.schemas.get_mut(&name.schema) {
+            entry.tables.remove(&name.name);
+        }
+        next.schemas
+            .get_mut(&new_name.schema)
+            .ok_or_else(|| QuiverError::UndefinedSchema(new_name.schema.clone()))?
+            .tables
+            .insert(new_name.name.clone(), table);
+        old.retire();
+        self.catalog.store(Arc::new(next));
+        self.catalog_version.fetch_add(1, Ordering::AcqRel);
+        Ok(ack)
     }
 
     /// Returns false when the schema existed and `if_not_exists` was given.

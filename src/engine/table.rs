@@ -299,6 +299,9 @@ pub struct Table {
     schema: SchemaRef,
     defaults: HashMap<String, Expr>,
     data: ArcSwap<TableVersion>,
+    /// Set when ALTER TABLE replaced this table: writes that still hold it
+    /// must not commit.
+    retired: std::sync::atomic::AtomicBool,
     /// CHECK constraints, in name order (the order Postgres reports
     /// violations in).
     checks: Vec<Check>,
@@ -330,6 +333,7 @@ impl Table {
             defaults,
             data: ArcSwap::from_pointee(TableVersion::default()),
             checks: Vec::new(),
+            retired: Default::default(),
             writer: Mutex::new(Vec::new()),
         }
     }
@@ -359,6 +363,24 @@ impl Table {
         checks.sort_by(|a, b| a.name.cmp(&b.name));
         self.checks = checks;
         self
+    }
+
+    /// Marks the table as replaced (callers hold the commit lock).
+    pub fn retire(&self) {
+        self.retired
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Fails when ALTER TABLE replaced this table since the caller looked
+    /// it up.
+    pub fn check_current(&self) -> Result<()> {
+        if self.retired.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(QuiverError::SerializationFailure(format!(
+                "could not serialize access due to a concurrent ALTER TABLE of \"{}\"",
+                self.name
+            )));
+        }
+        Ok(())
     }
 
     pub fn checks(&self) -> &[Check] {

@@ -453,7 +453,7 @@ pub(super) fn name_checks(
 }
 
 /// The table's columns an expression mentions (by identifier).
-fn columns_read(sql: &str, schema: &SchemaRef) -> Vec<String> {
+pub(super) fn columns_read(sql: &str, schema: &SchemaRef) -> Vec<String> {
     use datafusion::sql::sqlparser::ast::{visit_expressions, Expr as SqlExpr};
     use std::ops::ControlFlow;
     let Ok(expr) = Parser::new(&PostgreSqlDialect {})

@@ -228,7 +228,7 @@ impl Session {
     }
 
     /// Plans generated SQL (one SELECT) with the session's rewrites.
-    async fn plan_generated(&self, sql: &str) -> Result<LogicalPlan> {
+    pub(super) async fn plan_generated(&self, sql: &str) -> Result<LogicalPlan> {
         let mut statements = Session::parse(sql)?;
         let statement = statements
             .pop_front()
@@ -800,7 +800,7 @@ fn cast_to_table(plan: LogicalPlan, schema: &SchemaRef, skip: usize) -> Result<L
 /// `to` (an assignment cast exists). Text goes anywhere (a quoted literal
 /// is of unknown type in Postgres and converts on assignment) and anything
 /// goes into text; otherwise the kinds must match.
-fn assignable(from: &DataType, to: &DataType) -> bool {
+pub(super) fn assignable(from: &DataType, to: &DataType) -> bool {
     #[derive(PartialEq)]
     enum Kind {
         Bool,

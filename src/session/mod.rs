@@ -5,6 +5,7 @@
 //! data any other way.
 
 mod column_names;
+mod alter;
 mod ddl;
 mod dml;
 mod insert;
@@ -394,6 +395,11 @@ impl Session {
 
     async fn plan(&self, mut statement: DfStatement) -> Result<LogicalPlan> {
         pg_types_in::rewrite_casts(&mut statement);
+        if let DfStatement::Statement(s) = &mut statement {
+            if let Statement::Insert(insert) = s.as_mut() {
+                self.fill_values_defaults(insert)?;
+            }
+        }
         match &mut statement {
             DfStatement::Statement(s) => column_names::separate_repeated_names(s),
             DfStatement::Explain(e) => {
@@ -438,6 +444,7 @@ impl Session {
                 Ok(rename_columns(self.run_plan(plan).await?, &names))
             }
             Statement::CreateTable(create) => self.create_table(create).await,
+            Statement::AlterTable(alter) => self.alter_table(alter).await,
             Statement::CreateView(create) => self.create_view(create).await,
             Statement::CreateSchema {
                 schema_name,
@@ -555,6 +562,60 @@ impl Session {
                 })
             }
         }
+    }
+
+    /// `INSERT ... VALUES (1, DEFAULT)`: replaces each DEFAULT with the
+    /// column's default expression (or NULL), which DataFusion then plans.
+    fn fill_values_defaults(&self, insert: &mut datafusion::sql::sqlparser::ast::Insert) -> Result<()> {
+        use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, SetExpr, TableObject};
+        let is_default = |e: &SqlExpr| {
+            matches!(e, SqlExpr::Identifier(i)
+                if i.quote_style.is_none() && i.value.eq_ignore_ascii_case("default"))
+        };
+        let Some(source) = insert.source.as_mut() else {
+            return Ok(());
+        };
+        let SetExpr::Values(values) = source.body.as_mut() else {
+            return Ok(());
+        };
+        if !values.rows.iter().flat_map(|r| r.content.iter()).any(is_default) {
+            return Ok(());
+        }
+        let TableObject::TableName(name) = &insert.table else {
+            return Ok(());
+        };
+        let table = self
+            .db
+            .catalog()
+            .table(&self.qualified(name)?)
+            .cloned()
+            .ok_or_else(|| QuiverError::UndefinedTable(name.to_string()))?;
+        let schema = table.schema_ref();
+        let columns: Vec<String> = if insert.columns.is_empty() {
+            schema.fields().iter().map(|f| f.name().clone()).collect()
+        } else {
+            insert
+                .columns
+                .iter()
+                .map(|c| object_name_parts(c).map(|mut p| p.pop().unwrap_or_default()))
+                .collect::<Result<_>>()?
+        };
+        for row in values.rows.iter_mut() {
+            for (i, value) in row.content.iter_mut().enumerate() {
+                if !is_default(value) {
+                    continue;
+                }
+                let sql = columns
+                    .get(i)
+                    .and_then(|c| table.defaults_sql().iter().find(|(d, _)| d == c))
+                    .map(|(_, sql)| sql.as_str())
+                    .unwrap_or("NULL");
+                *value = datafusion::sql::sqlparser::parser::Parser::new(&PostgreSqlDialect {})
+                    .try_with_sql(sql)?
+                    .parse_expr()?;
+            }
+        }
+        Ok(())
     }
 
     /// Resolves a table name as DataFusion spelled it in a plan.

@@ -80,6 +80,33 @@ impl Session {
                     let positions = decode_positions(blob(*positions)?)?;
                     table.apply_now(&Change::Delete(Arc::new(positions)))?;
                 }
+                Effect::AlterTable {
+                    old_id,
+                    old_schema,
+                    old_name,
+                    def,
+                    columns,
+                } => {
+                    let Some(old) = tables.get(old_id).cloned() else {
+                        return Err(QuiverError::Internal(format!(
+                            "WAL alters table id {old_id}, which does not exist"
+                        )));
+                    };
+                    let (schema, _) = decode_batches(blob(def.arrow_schema)?)?;
+                    let table = Arc::new(self.build_table_from_def(def, schema.clone())?);
+                    let fills = super::alter::logged_fills(&commit.blobs, columns)?;
+                    let name = QualifiedName::new(old_schema, old_name);
+                    let new_name = QualifiedName::new(&def.schema, &def.name);
+                    let ack = self.db.replace_table(&name, &old, &new_name, |version| {
+                        let rows = super::alter::rebuild_rows(version, &schema, columns, &fills)?;
+                        let rows = super::insert::conform_batches(&table, rows)?;
+                        table.restore(rows, 1)?;
+                        Ok((table.clone(), Commit::new()))
+                    })?;
+                    ack.wait().await;
+                    self.db.reserve_table_ids(def.id + 1);
+                    tables.insert(def.id, table);
+                }
                 Effect::Insert { table_id, data } => {
                     // Rows for a table dropped before the last checkpoint:
                     // an INSERT that raced with its DROP TABLE. They went

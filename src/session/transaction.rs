@@ -69,7 +69,8 @@ impl Session {
                 Statement::CreateTable(_)
                 | Statement::CreateView(_)
                 | Statement::CreateSchema { .. }
-                | Statement::Drop { .. },
+                | Statement::Drop { .. }
+                | Statement::AlterTable(_),
             ) => Err(QuiverError::FeatureNotSupported(
                 "DDL inside a transaction block is not supported yet; run it outside BEGIN ... COMMIT".into(),
             )),

@@ -59,6 +59,17 @@ pub struct ViewDef {
     pub or_replace: bool,
 }
 
+/// Where a column of an altered table gets its values.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub enum ColumnSource {
+    /// The old table's column at this position, unchanged.
+    Old(usize),
+    /// The old table's column at this position, cast to the new type.
+    Cast(usize),
+    /// One value for every row: a one-row IPC batch in this blob, or NULL.
+    Fill(Option<usize>),
+}
+
 /// One logged change.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub enum Effect {
@@ -87,6 +98,16 @@ pub enum Effect {
     Delete {
         table_id: u64,
         positions: usize,
+    },
+    /// ALTER TABLE: the table with id `old_id` (named `old_name` in
+    /// `old_schema`) is replaced by the table `def` describes, whose
+    /// columns come from the old rows as `columns` says.
+    AlterTable {
+        old_id: u64,
+        old_schema: String,
+        old_name: String,
+        def: TableDef,
+        columns: Vec<ColumnSource>,
     },
     /// Every row of these tables removed.
     Truncate {

@@ -1,0 +1,692 @@
+//! ALTER TABLE: the statement's actions are applied in order to a draft of
+//! the table's definition, then the table is rebuilt from its current rows
+//! in one step (and logged as the new definition plus where each column
+//! comes from, so recovery rebuilds it the same way).
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{new_null_array, Array, ArrayRef, RecordBatch};
+use datafusion::arrow::compute::{cast_with_options, CastOptions};
+use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::common::ScalarValue;
+use datafusion::sql::sqlparser::ast::{
+    visit_expressions_mut, AlterColumnOperation, AlterTable, AlterTableOperation, ColumnDef,
+    ColumnOption, Expr as SqlExpr, RenameTableNameKind, TableConstraint,
+};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+
+use super::ddl::name_checks;
+use super::dml::assignable;
+use super::insert::conform_batches;
+use super::{normalize_ident, Session, StatementResult};
+use crate::engine::types::{column_field, display_type};
+use crate::engine::{QualifiedName, Table, TableVersion};
+use crate::error::{not_supported, QuiverError, Result};
+use crate::storage::record::{
+    decode_batches, encode_batches, CheckDef, ColumnSource, Commit, ConstraintDef, Effect,
+};
+
+/// The definition being built by one ALTER TABLE.
+struct Draft {
+    name: String,
+    fields: Vec<Field>,
+    sources: Vec<Source>,
+    defaults: Vec<(String, String)>,
+    constraints: Vec<ConstraintDef>,
+    checks: Vec<CheckDef>,
+    /// CHECKs added by this statement: existing rows must pass them.
+    new_checks: Vec<String>,
+}
+
+/// Where a new column's values come from, before logging.
+#[derive(Clone)]
+enum Source {
+    Old(usize),
+    Cast(usize),
+    /// The DEFAULT's SQL, evaluated once for every existing row.
+    Fill(Option<String>),
+}
+
+impl Draft {
+    fn index_of(&self, column: &str) -> Option<usize> {
+        self.fields.iter().position(|f| f.name() == column)
+    }
+
+    fn require(&self, column: &str) -> Result<usize> {
+        self.index_of(column)
+            .ok_or_else(|| QuiverError::UndefinedColumnOf {
+                column: column.to_string(),
+                table: self.name.clone(),
+            })
+    }
+
+    fn in_primary_key(&self, column: &str) -> bool {
+        self.constraints
+            .iter()
+            .any(|c| c.primary && c.columns.iter().any(|k| k == column))
+    }
+}
+
+impl Session {
+    pub(super) async fn alter_table(&mut self, alter: &AlterTable) -> Result<StatementResult> {
+        let name = self.qualified(&alter.name)?;
+        let catalog = self.db.catalog();
+        let Some(table) = catalog.table(&name).cloned() else {
+            if catalog.view(&name).is_some() {
+                return Err(QuiverError::WrongObjectType(format!(
+                    "\"{}\" is not a table",
+                    name.name
+                )));
+            }
+            if alter.if_exists {
+                return Ok(StatementResult::command("ALTER TABLE"));
+            }
+            return Err(QuiverError::UndefinedTable(name.name));
+        };
+        if let Some(view) = catalog.views_depending_on(&name).first() {
+            return Err(not_supported(format!(
+                "ALTER TABLE of a table that view \"{}\" reads (drop the view first, then create it again)",
+                view.name
+            )));
+        }
+        let schema = table.schema_ref();
+        let mut draft = Draft {
+            name: table.name().to_string(),
+            fields: schema.fields().iter().map(|f| f.as_ref().clone()).collect(),
+            sources: (0..schema.fields().len()).map(Source::Old).collect(),
+            defaults: table.defaults_sql().to_vec(),
+            constraints: {
+                let mut commit = Commit::new();
+                table.definition(&name.schema, &mut commit)?.constraints
+            },
+            checks: table
+                .checks()
+                .iter()
+                .map(|c| CheckDef {
+                    name: c.name.clone(),
+                    sql: c.sql.clone(),
+                })
+                .collect(),
+            new_checks: Vec::new(),
+        };
+        let mut new_name = name.clone();
+        for operation in &alter.operations {
+            self.apply_operation(&mut draft, &mut new_name, operation)
+                .await?;
+        }
+        if draft.fields.is_empty() {
+            return Err(not_supported("a table without columns"));
+        }
+        // DEFAULT values for added columns, computed once.
+        let mut fills: Vec<Option<ArrayRef>> = Vec::with_capacity(draft.sources.len());
+        for (field, source) in draft.fields.iter().zip(&draft.sources) {
+            fills.push(match source {
+                Source::Fill(Some(sql)) => Some(self.evaluate_default(sql, field).await?),
+                _ => None,
+            });
+        }
+        let id = self.db.allocate_table_id();
+        let def_schema = Arc::new(Schema::new(draft.fields.clone()));
+        let new_table = Arc::new(self.build_table(
+            id,
+            &draft.name,
+            def_schema.clone(),
+            draft.defaults.clone(),
+            draft.constraints.clone(),
+            draft.checks.clone(),
+        )?);
+        let mut commit = Commit::new();
+        let def = new_table.definition(&new_name.schema, &mut commit)?;
+        let columns = draft
+            .sources
+            .iter()
+            .zip(&fills)
+            .map(|(source, fill)| {
+                Ok(match (source, fill) {
+                    (Source::Old(i), _) => ColumnSource::Old(*i),
+                    (Source::Cast(i), _) => ColumnSource::Cast(*i),
+                    (Source::Fill(_), None) => ColumnSource::Fill(None),
+                    (Source::Fill(_), Some(value)) => {
+                        let field = Field::new("v", value.data_type().clone(), true);
+                        let batch = RecordBatch::try_new(
+                            Arc::new(Schema::new(vec![field])),
+                            vec![value.clone()],
+                        )?;
+                        ColumnSource::Fill(Some(
+                            commit.add_blob(encode_batches(&batch.schema(), &[batch])?),
+                        ))
+                    }
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        commit.effects.push(Effect::AlterTable {
+            old_id: table.id(),
+            old_schema: name.schema.clone(),
+            old_name: name.name.clone(),
+            def,
+            columns: columns.clone(),
+        });
+        let new_checks = draft.new_checks.clone();
+        let ack = self.db.replace_table(&name, &table, &new_name, |version| {
+            let rows = rebuild_rows(version, &def_schema, &columns, &fills)?;
+            check_existing_rows(&new_table, &rows, &new_checks)?;
+            let rows = conform_batches(&new_table, rows)?;
+            new_table.restore(rows, 1)?;
+            Ok((new_table.clone(), commit))
+        })?;
+        ack.wait().await;
+        Ok(StatementResult::command("ALTER TABLE"))
+    }
+
+    async fn apply_operation(
+        &self,
+        draft: &mut Draft,
+        new_name: &mut QualifiedName,
+        operation: &AlterTableOperation,
+    ) -> Result<()> {
+        match operation {
+            AlterTableOperation::AddColumn {
+                if_not_exists,
+                column_def,
+                column_position: None,
+                ..
+            } => self.add_column(draft, column_def, *if_not_exists).await,
+            AlterTableOperation::DropColumn {
+                column_names,
+                if_exists,
+                ..
+            } => {
+                for column in column_names {
+                    let column = normalize_ident(column);
+                    let Some(index) = draft.index_of(&column) else {
+                        if *if_exists {
+                            continue;
+                        }
+                        return Err(QuiverError::UndefinedColumnOf {
+                            column,
+                            table: draft.name.clone(),
+                        });
+                    };
+                    draft.fields.remove(index);
+                    draft.sources.remove(index);
+                    draft.defaults.retain(|(c, _)| *c != column);
+                    // Constraints on the column go with it, as in Postgres.
+                    draft
+                        .constraints
+                        .retain(|c| !c.columns.iter().any(|k| *k == column));
+                    let schema = Arc::new(Schema::new(vec![Field::new(
+                        &column,
+                        datafusion::arrow::datatypes::DataType::Null,
+                        true,
+                    )]));
+                    draft
+                        .checks
+                        .retain(|c| !super::ddl::columns_read(&c.sql, &schema).contains(&column));
+                }
+                Ok(())
+            }
+            AlterTableOperation::RenameColumn {
+                old_column_name,
+                new_column_name,
+            } => {
+                let old = normalize_ident(old_column_name);
+                let new = normalize_ident(new_column_name);
+                let index = draft
+                    .index_of(&old)
+                    .ok_or_else(|| QuiverError::UndefinedColumn(old.clone()))?;
+                if draft.index_of(&new).is_some() {
+                    return Err(QuiverError::DuplicateColumnOf {
+                        column: new,
+                        table: draft.name.clone(),
+                    });
+                }
+                draft.fields[index] = draft.fields[index].clone().with_name(&new);
+                for (column, _) in draft.defaults.iter_mut() {
+                    if *column == old {
+                        column.clone_from(&new);
+                    }
+                }
+                for constraint in draft.constraints.iter_mut() {
+                    for column in constraint.columns.iter_mut() {
+                        if *column == old {
+                            column.clone_from(&new);
+                        }
+                    }
+                }
+                for check in draft.checks.iter_mut() {
+                    check.sql = rename_in_sql(&check.sql, &old, &new)?;
+                }
+                Ok(())
+            }
+            AlterTableOperation::RenameTable { table_name } => {
+                let (RenameTableNameKind::As(target) | RenameTableNameKind::To(target)) =
+                    table_name;
+                let parts = super::object_name_parts(target)?;
+                let table = parts.last().cloned().unwrap_or_default();
+                *new_name = QualifiedName::new(new_name.schema.clone(), table.clone());
+                draft.name = table;
+                Ok(())
+            }
+            AlterTableOperation::AlterColumn { column_name, op } => {
+                let column = normalize_ident(column_name);
+                let index = draft.require(&column)?;
+                match op {
+                    AlterColumnOperation::SetNotNull => {
+                        draft.fields[index] = draft.fields[index].clone().with_nullable(false);
+                    }
+                    AlterColumnOperation::DropNotNull => {
+                        if draft.in_primary_key(&column) {
+                            return Err(QuiverError::InvalidTableDefinition(format!(
+                                "column \"{column}\" is in a primary key"
+                            )));
+                        }
+                        draft.fields[index] = draft.fields[index].clone().with_nullable(true);
+                    }
+                    AlterColumnOperation::SetDefault { value } => {
+                        let sql = value.to_string();
+                        self.check_default_type(&sql, &draft.fields[index]).await?;
+                        draft.defaults.retain(|(c, _)| *c != column);
+                        draft.defaults.push((column, sql));
+                    }
+                    AlterColumnOperation::DropDefault => {
+                        draft.defaults.retain(|(c, _)| *c != column);
+                    }
+                    AlterColumnOperation::SetDataType {
+                        data_type,
+                        using: None,
+                        ..
+                    } => {
+                        let old = &draft.fields[index];
+                        let new = column_field(&column, data_type, old.is_nullable())?;
+                        if !castable(old, &new) {
+                            return Err(QuiverError::DatatypeMismatch(format!(
+                                "column \"{column}\" cannot be cast automatically to type {}",
+                                display_type(&new)
+                            )));
+                        }
+                        draft.sources[index] = match &draft.sources[index] {
+                            Source::Old(i) | Source::Cast(i) => Source::Cast(*i),
+                            fill => fill.clone(),
+                        };
+                        draft.fields[index] = new;
+                    }
+                    other => return Err(not_supported(format!("ALTER COLUMN ... {other}"))),
+                }
+                Ok(())
+            }
+            AlterTableOperation::AddConstraint { constraint, .. } => {
+                self.add_constraint(draft, constraint)
+            }
+            AlterTableOperation::DropConstraint {
+                if_exists, name, ..
+            } => {
+                let constraint = normalize_ident(name);
+                let before = draft.constraints.len() + draft.checks.len();
+                draft.constraints.retain(|c| c.name != constraint);
+                draft.checks.retain(|c| c.name != constraint);
+                if before == draft.constraints.len() + draft.checks.len() && !if_exists {
+                    return Err(QuiverError::UndefinedObject(format!(
+                        "constraint \"{constraint}\" of relation \"{}\" does not exist",
+                        draft.name
+                    )));
+                }
+                Ok(())
+            }
+            other => Err(not_supported(format!("ALTER TABLE ... {other}"))),
+        }
+    }
+
+    async fn add_column(
+        &self,
+        draft: &mut Draft,
+        column: &ColumnDef,
+        if_not_exists: bool,
+    ) -> Result<()> {
+        let name = normalize_ident(&column.name);
+        if draft.index_of(&name).is_some() {
+            if if_not_exists {
+                return Ok(());
+            }
+            return Err(QuiverError::DuplicateColumnOf {
+                column: name,
+                table: draft.name.clone(),
+            });
+        }
+        let mut nullable = true;
+        let mut default = None;
+        let mut keys = Vec::new();
+        let mut checks = Vec::new();
+        for option in &column.options {
+            match &option.option {
+                ColumnOption::Null => {}
+                ColumnOption::NotNull => nullable = false,
+                ColumnOption::Default(expr) => default = Some(expr.to_string()),
+                ColumnOption::PrimaryKey(_) => {
+                    nullable = false;
+                    keys.push((option.name.as_ref().map(normalize_ident), true));
+                }
+                ColumnOption::Unique(_) => {
+                    keys.push((option.name.as_ref().map(normalize_ident), false))
+                }
+                ColumnOption::Check(check) => checks.push((
+                    check
+                        .name
+                        .as_ref()
+                        .or(option.name.as_ref())
+                        .map(normalize_ident),
+                    Some(name.clone()),
+                    check.expr.to_string(),
+                )),
+                other => {
+                    return Err(QuiverError::FeatureNotSupported(format!(
+                        "column option \"{other}\" is not supported"
+                    )))
+                }
+            }
+        }
+        let field = column_field(&name, &column.data_type, nullable)?;
+        if let Some(sql) = &default {
+            self.check_default_type(sql, &field).await?;
+            draft.defaults.push((name.clone(), sql.clone()));
+        }
+        draft.fields.push(field);
+        draft.sources.push(Source::Fill(default));
+        for (constraint, primary) in keys {
+            if primary && draft.constraints.iter().any(|c| c.primary) {
+                return Err(QuiverError::InvalidTableDefinition(format!(
+                    "multiple primary keys for table \"{}\" are not allowed",
+                    draft.name
+                )));
+            }
+            draft.constraints.push(ConstraintDef {
+                name: constraint.unwrap_or_else(|| {
+                    if primary {
+                        format!("{}_pkey", draft.name)
+                    } else {
+                        format!("{}_{name}_key", draft.name)
+                    }
+                }),
+                columns: vec![name.clone()],
+                primary,
+            });
+        }
+        self.add_checks(draft, checks)
+    }
+
+    fn add_constraint(&self, draft: &mut Draft, constraint: &TableConstraint) -> Result<()> {
+        let (given, columns, primary) = match constraint {
+            TableConstraint::Check(check) => {
+                return self.add_checks(
+                    draft,
+                    vec![(
+                        check.name.as_ref().map(normalize_ident),
+                        None,
+                        check.expr.to_string(),
+                    )],
+                )
+            }
+            TableConstraint::PrimaryKey(pk) => (&pk.name, &pk.columns, true),
+            TableConstraint::Unique(u) => (&u.name, &u.columns, false),
+            other => {
+                return Err(QuiverError::FeatureNotSupported(format!(
+                    "constraint \"{other}\" is not supported"
+                )))
+            }
+        };
+        let columns = columns
+            .iter()
+            .map(|c| match &c.column.expr {
+                SqlExpr::Identifier(i) => {
+                    let name = normalize_ident(i);
+                    draft.require(&name).map(|_| name)
+                }
+                other => Err(QuiverError::Syntax(format!(
+                    "expected a column name, found \"{other}\""
+                ))),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if primary {
+            if draft.constraints.iter().any(|c| c.primary) {
+                return Err(QuiverError::InvalidTableDefinition(format!(
+                    "multiple primary keys for table \"{}\" are not allowed",
+                    draft.name
+                )));
+            }
+            for column in &columns {
+                let i = draft.require(column)?;
+                draft.fields[i] = draft.fields[i].clone().with_nullable(false);
+            }
+        }
+        let name = given.as_ref().map(normalize_ident).unwrap_or_else(|| {
+            if primary {
+                format!("{}_pkey", draft.name)
+            } else {
+                format!("{}_{}_key", draft.name, columns.join("_"))
+            }
+        });
+        if draft.constraints.iter().any(|c| c.name == name)
+            || draft.checks.iter().any(|c| c.name == name)
+        {
+            return Err(QuiverError::DuplicateTable(name));
+        }
+        draft.constraints.push(ConstraintDef {
+            name,
+            columns,
+            primary,
+        });
+        Ok(())
+    }
+
+    fn add_checks(
+        &self,
+        draft: &mut Draft,
+        checks: Vec<(Option<String>, Option<String>, String)>,
+    ) -> Result<()> {
+        if checks.is_empty() {
+            return Ok(());
+        }
+        let schema: SchemaRef = Arc::new(Schema::new(draft.fields.clone()));
+        let mut all: Vec<(Option<String>, Option<String>, String)> = draft
+            .checks
+            .iter()
+            .map(|c| (Some(c.name.clone()), None, c.sql.clone()))
+            .collect();
+        let existing = all.len();
+        for (given, column, sql) in checks {
+            if let Some(given) = &given {
+                if all.iter().any(|(n, _, _)| n.as_ref() == Some(given))
+                    || draft.constraints.iter().any(|c| c.name == *given)
+                {
+                    return Err(QuiverError::DuplicateObject(format!(
+                        "constraint \"{given}\" for relation \"{}\" already exists",
+                        draft.name
+                    )));
+                }
+            }
+            all.push((given, column, sql));
+        }
+        let named = name_checks(&draft.name, &schema, all)?;
+        draft
+            .new_checks
+            .extend(named[existing..].iter().map(|c| c.name.clone()));
+        draft.checks = named;
+        Ok(())
+    }
+
+    /// 42804 when a DEFAULT's type cannot be stored in the column.
+    async fn check_default_type(&self, sql: &str, field: &Field) -> Result<()> {
+        let plan = self
+            .plan_generated(&format!("SELECT ({sql})"))
+            .await?;
+        let from = plan.schema().field(0).data_type().clone();
+        if !assignable(&from, field.data_type()) {
+            return Err(QuiverError::DatatypeMismatch(format!(
+                "column \"{}\" is of type {} but default expression is of type {}",
+                field.name(),
+                display_type(field),
+                display_type(&Field::new("", from, true))
+            )));
+        }
+        Ok(())
+    }
+
+    /// A DEFAULT's value, as a one-element array of the column's type.
+    async fn evaluate_default(&self, sql: &str, field: &Field) -> Result<ArrayRef> {
+        let plan = self
+            .plan_generated(&format!("SELECT ({sql})"))
+            .await?;
+        let batches = datafusion::dataframe::DataFrame::new(self.ctx.state(), plan)
+            .collect()
+            .await?;
+        let value = batches
+            .iter()
+            .find(|b| b.num_rows() > 0)
+            .map(|b| b.column(0).slice(0, 1))
+            .ok_or_else(|| QuiverError::Internal(format!("DEFAULT {sql} gave no value")))?;
+        Ok(cast_with_options(
+            &value,
+            field.data_type(),
+            &CastOptions {
+                safe: false,
+                ..Default::default()
+            },
+        )?)
+    }
+}
+
+/// The altered table's rows from the old ones (also used by recovery).
+pub(crate) fn rebuild_rows(
+    version: &TableVersion,
+    schema: &SchemaRef,
+    columns: &[ColumnSource],
+    fills: &[Option<ArrayRef>],
+) -> Result<Vec<RecordBatch>> {
+    let strict = CastOptions {
+        safe: false,
+        ..Default::default()
+    };
+    // Build with nullable fields: NOT NULL is checked afterwards, with
+    // Postgres's message.
+    let loose = Arc::new(Schema::new(
+        schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect::<Vec<_>>(),
+    ));
+    version
+        .live_batches()?
+        .into_iter()
+        .map(|batch| {
+            let n = batch.num_rows();
+            let arrays = columns
+                .iter()
+                .zip(schema.fields())
+                .zip(fills)
+                .map(|((source, field), fill)| {
+                    Ok(match source {
+                        ColumnSource::Old(i) => batch.column(*i).clone(),
+                        ColumnSource::Cast(i) => {
+                            cast_with_options(batch.column(*i), field.data_type(), &strict)?
+                        }
+                        ColumnSource::Fill(_) => match fill {
+                            Some(value) => {
+                                ScalarValue::try_from_array(value, 0)?.to_array_of_size(n)?
+                            }
+                            None => new_null_array(field.data_type(), n),
+                        },
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok(RecordBatch::try_new(loose.clone(), arrays)?)
+        })
+        .collect()
+}
+
+/// NOT NULL and the newly added CHECKs against the rows a table already
+/// has, with the messages Postgres gives for existing rows.
+fn check_existing_rows(table: &Table, rows: &[RecordBatch], new_checks: &[String]) -> Result<()> {
+    let schema = table.schema_ref();
+    for batch in rows {
+        for (i, field) in schema.fields().iter().enumerate() {
+            if !field.is_nullable() && batch.column(i).null_count() > 0 {
+                return Err(QuiverError::NotNullExisting {
+                    table: table.name().to_string(),
+                    column: field.name().clone(),
+                });
+            }
+        }
+        for check in table.checks().iter().filter(|c| new_checks.contains(&c.name)) {
+            let batch = RecordBatch::try_new(schema.clone(), batch.columns().to_vec())?;
+            if check.first_violation(&batch)?.is_some() {
+                return Err(QuiverError::CheckViolation(format!(
+                    "check constraint \"{}\" of relation \"{}\" is violated by some row",
+                    check.name,
+                    table.name()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether ALTER COLUMN TYPE may convert `from` to `to` without USING:
+/// within numbers, within date/time types, and anything to text.
+fn castable(from: &Field, to: &Field) -> bool {
+    use datafusion::arrow::datatypes::DataType as D;
+    let text = |t: &D| matches!(t, D::Utf8 | D::LargeUtf8 | D::Utf8View);
+    if text(to.data_type()) {
+        return true;
+    }
+    if text(from.data_type()) {
+        // Between the text-like types (varchar, char, ...) only.
+        return text(to.data_type());
+    }
+    assignable(from.data_type(), to.data_type())
+}
+
+/// A CHECK's SQL with column `old` renamed to `new`.
+fn rename_in_sql(sql: &str, old: &str, new: &str) -> Result<String> {
+    let mut expr = Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(sql)?
+        .parse_expr()?;
+    let _ = visit_expressions_mut(&mut expr, |e| {
+        match e {
+            SqlExpr::Identifier(i) if normalize_ident(i) == old => {
+                *i = datafusion::sql::sqlparser::ast::Ident::with_quote('"', new);
+            }
+            SqlExpr::CompoundIdentifier(parts) => {
+                if let Some(last) = parts.last_mut() {
+                    if normalize_ident(last) == old {
+                        *last = datafusion::sql::sqlparser::ast::Ident::with_quote('"', new);
+                    }
+                }
+            }
+            _ => {}
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    Ok(expr.to_string())
+}
+
+/// Recovery: the fill values of a logged ALTER TABLE.
+pub(crate) fn logged_fills(
+    commit_blobs: &[Vec<u8>],
+    columns: &[ColumnSource],
+) -> Result<Vec<Option<ArrayRef>>> {
+    columns
+        .iter()
+        .map(|c| match c {
+            ColumnSource::Fill(Some(blob)) => {
+                let bytes = commit_blobs.get(*blob).ok_or_else(|| {
+                    QuiverError::Internal(format!("WAL record refers to missing blob {blob}"))
+                })?;
+                let (_, batches) = decode_batches(bytes)?;
+                Ok(batches.first().map(|b| b.column(0).clone()))
+            }
+            _ => Ok(None),
+        })
+        .collect()
+}
