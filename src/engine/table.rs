@@ -773,8 +773,13 @@ mod tests {
         }
         let snap = table.snapshot();
         assert_eq!(snap.row_count, 10_000);
-        assert!(snap.batches.len() <= 16, "{} batches", snap.batches.len());
-        let total: usize = snap.batches.iter().map(|b| b.num_rows()).sum();
+        assert!(snap.segment_count() <= 16, "{} batches", snap.segment_count());
+        let total: usize = snap
+            .live_batches()
+            .unwrap()
+            .iter()
+            .map(|b| b.num_rows())
+            .sum();
         assert_eq!(total, 10_000);
     }
 
@@ -791,5 +796,136 @@ mod tests {
             .unwrap();
         assert_eq!(before.row_count, 1);
         assert_eq!(table.snapshot().row_count, 2);
+    }
+
+    fn values(table: &Table, txn_version: Option<&TableVersion>) -> Vec<i32> {
+        let version = match txn_version {
+            Some(v) => v.clone(),
+            None => TableVersion::clone(&table.snapshot()),
+        };
+        version
+            .live_batches()
+            .unwrap()
+            .iter()
+            .flat_map(|b| {
+                b.column(0)
+                    .as_primitive::<datafusion::arrow::datatypes::Int32Type>()
+                    .values()
+                    .to_vec()
+            })
+            .collect()
+    }
+
+    fn keyed_table() -> (SchemaRef, Table) {
+        let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int32, false)]));
+        let table = Table::with_constraints(
+            1,
+            "t",
+            schema.clone(),
+            (HashMap::new(), Vec::new()),
+            vec![UniqueConstraint {
+                name: "t_pkey".into(),
+                columns: vec![0],
+                primary: true,
+            }],
+        )
+        .unwrap();
+        (schema, table)
+    }
+
+    fn rows(schema: &SchemaRef, values: Vec<i32>) -> RecordBatch {
+        RecordBatch::try_new(schema.clone(), vec![Arc::new(Int32Array::from(values))]).unwrap()
+    }
+
+    #[test]
+    fn deletes_mask_rows_and_positions_count_live_rows() {
+        let (schema, table) = keyed_table();
+        table
+            .apply_now(&Change::Insert(vec![rows(&schema, (0..10).collect())]))
+            .unwrap();
+        table
+            .apply_now(&Change::Delete(Arc::new(vec![1, 3])))
+            .unwrap();
+        assert_eq!(values(&table, None), vec![0, 2, 4, 5, 6, 7, 8, 9]);
+        // Position 1 is now the value 2: positions are among live rows.
+        table
+            .apply_now(&Change::Delete(Arc::new(vec![1])))
+            .unwrap();
+        assert_eq!(values(&table, None), vec![0, 4, 5, 6, 7, 8, 9]);
+        assert_eq!(table.snapshot().row_count, 7);
+        // The deleted keys are free again.
+        table
+            .apply_now(&Change::Insert(vec![rows(&schema, vec![1, 2, 3])]))
+            .unwrap();
+        assert!(table
+            .apply_now(&Change::Insert(vec![rows(&schema, vec![4])]))
+            .is_err());
+    }
+
+    #[test]
+    fn heavily_deleted_segments_are_compacted() {
+        let (schema, table) = keyed_table();
+        table
+            .apply_now(&Change::Insert(vec![rows(&schema, (0..1000).collect())]))
+            .unwrap();
+        let half: Vec<u64> = (0..500).collect();
+        table.apply_now(&Change::Delete(Arc::new(half))).unwrap();
+        let snap = table.snapshot();
+        assert_eq!(snap.row_count, 500);
+        assert!(snap.segments.iter().all(|s| s.keep.is_none()));
+        assert_eq!(values(&table, None)[0], 500);
+    }
+
+    #[test]
+    fn an_update_may_move_keys_between_rows() {
+        let (schema, table) = keyed_table();
+        table
+            .apply_now(&Change::Insert(vec![rows(&schema, vec![1, 2, 3])]))
+            .unwrap();
+        // SET x = x + 1 over every row: 2 and 3 are taken by rows that are
+        // being replaced, so it succeeds.
+        table
+            .apply_now(&Change::Update {
+                positions: Arc::new(vec![0, 1, 2]),
+                rows: vec![rows(&schema, vec![2, 3, 4])],
+            })
+            .unwrap();
+        assert_eq!(values(&table, None), vec![2, 3, 4]);
+        // Moving one row onto a key another row keeps fails, and changes
+        // nothing.
+        let before = table.snapshot().version;
+        assert!(table
+            .apply_now(&Change::Update {
+                positions: Arc::new(vec![0]),
+                rows: vec![rows(&schema, vec![3])],
+            })
+            .is_err());
+        assert_eq!(table.snapshot().version, before);
+    }
+
+    #[test]
+    fn a_key_delta_tracks_a_transactions_changes() {
+        let (schema, table) = keyed_table();
+        table
+            .apply_now(&Change::Insert(vec![rows(&schema, vec![1, 2])]))
+            .unwrap();
+        let base = table.snapshot();
+        let mut delta = table.key_delta();
+        // Delete key 1 and insert it again within the transaction.
+        let v1 = table
+            .apply(&base, &Change::Delete(Arc::new(vec![0])), &mut delta)
+            .unwrap();
+        let v2 = table
+            .apply(&v1, &Change::Insert(vec![rows(&schema, vec![1])]), &mut delta)
+            .unwrap();
+        assert!(table
+            .apply(&v2, &Change::Insert(vec![rows(&schema, vec![2])]), &mut delta)
+            .is_err());
+        assert_eq!(values(&table, Some(&v2)), vec![2, 1]);
+        table.install_version(v2, &delta);
+        assert!(table
+            .apply_now(&Change::Insert(vec![rows(&schema, vec![1])]))
+            .is_err());
+        assert_eq!(values(&table, None), vec![2, 1]);
     }
 }
