@@ -186,7 +186,7 @@ async fn conflicting_updates_in_transactions_and_savepoints() {
         .await
         .unwrap();
     let err = a
-        .batch_execute("UPDATE acct SET id = 2 WHERE id = 1 OR id = 2")
+        .batch_execute("INSERT INTO acct VALUES (2, 5)")
         .await
         .unwrap_err();
     assert_eq!(err.code(), Some(&SqlState::UNIQUE_VIOLATION));

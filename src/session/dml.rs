@@ -671,10 +671,55 @@ impl Session {
         })
     }
 
+    /// What Parse/Describe report for a DML statement: its parameter types
+    /// and, with RETURNING, the columns it returns. Planned (not run) over
+    /// empty stand-ins for the table.
+    pub(super) async fn describe_dml(
+        &self,
+        statement: &Statement,
+    ) -> Result<(Vec<Option<datafusion::arrow::datatypes::FieldRef>>, Option<SchemaRef>)> {
+        let params = self.dml_parameters(statement).await?;
+        let (target, returning) = match statement {
+            Statement::Update(u) => (self.target(&u.table)?, u.returning.as_deref()),
+            Statement::Delete(d) => {
+                let (FromTable::WithFromKeyword(from) | FromTable::WithoutKeyword(from)) = &d.from;
+                match (from.first(), d.returning.as_deref()) {
+                    (Some(relation), Some(items)) => (self.target(relation)?, Some(items)),
+                    _ => return Ok((params, None)),
+                }
+            }
+            Statement::Insert(i) => match (&i.table, i.returning.as_deref()) {
+                (datafusion::sql::sqlparser::ast::TableObject::TableName(name), Some(items)) => {
+                    let table = self.table_named(&self.qualified(name)?)?;
+                    let alias = match &i.table_alias {
+                        Some(alias) => alias.alias.to_string(),
+                        None => name.0.last().map(|p| p.to_string()).unwrap_or_default(),
+                    };
+                    (Target { table, alias }, Some(items))
+                }
+                _ => return Ok((params, None)),
+            },
+            _ => return Ok((params, None)),
+        };
+        let Some(items) = returning else {
+            return Ok((params, None));
+        };
+        let mut scratch = self.scratch();
+        let source = scratch.add(target.table.schema_ref(), Vec::new())?;
+        let items: Vec<String> = items.iter().map(|i| i.to_string()).collect();
+        let sql = format!("SELECT {} FROM {source} AS {}", items.join(", "), target.alias);
+        let statement = Session::parse(&sql)?
+            .pop_front()
+            .ok_or_else(|| QuiverError::Internal("empty RETURNING query".into()))?;
+        let names = column_names::postgres_column_names(&statement);
+        let plan = self.plan(statement).await?;
+        let schema = Arc::new(plan.schema().as_arrow().clone());
+        Ok((params, Some(column_names::rename(&schema, &names))))
+    }
+
     /// Parameter types for UPDATE, DELETE and INSERT with ON CONFLICT or
-    /// RETURNING, at Parse: the statement's SELECT is planned (not run)
-    /// over an empty stand-in for the table.
-    pub(super) async fn dml_parameter_types(
+    /// RETURNING: the statement's SELECT is planned over an empty stand-in.
+    async fn dml_parameters(
         &self,
         statement: &Statement,
     ) -> Result<Vec<Option<datafusion::arrow::datatypes::FieldRef>>> {

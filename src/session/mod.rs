@@ -247,8 +247,9 @@ impl Session {
         };
         if let DfStatement::Statement(s) = &statement {
             if dml::is_dml(s) {
-                prepared.param_fields = self.dml_parameter_types(s).await?;
-                prepared.result_schema = None;
+                let (params, returns) = self.describe_dml(s).await?;
+                prepared.param_fields = params;
+                prepared.result_schema = returns;
                 prepared.statement = Some(statement);
                 return Ok(prepared);
             }
@@ -566,6 +567,8 @@ impl Session {
 
     /// `INSERT ... VALUES (1, DEFAULT)`: replaces each DEFAULT with the
     /// column's default expression (or NULL), which DataFusion then plans.
+    /// `INSERT INTO t VALUES (1)` into a wider table names the leading
+    /// columns, as Postgres does (the rest get their defaults).
     fn fill_values_defaults(&self, insert: &mut datafusion::sql::sqlparser::ast::Insert) -> Result<()> {
         use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, SetExpr, TableObject};
         let is_default = |e: &SqlExpr| {
@@ -578,7 +581,14 @@ impl Session {
         let SetExpr::Values(values) = source.body.as_mut() else {
             return Ok(());
         };
-        if !values.rows.iter().flat_map(|r| r.content.iter()).any(is_default) {
+        let width = values.rows.first().map_or(0, |r| r.content.len());
+        let uniform = values.rows.iter().all(|r| r.content.len() == width);
+        let has_default = values
+            .rows
+            .iter()
+            .flat_map(|r| r.content.iter())
+            .any(is_default);
+        if !has_default && !(insert.columns.is_empty() && uniform) {
             return Ok(());
         }
         let TableObject::TableName(name) = &insert.table else {
@@ -591,6 +601,12 @@ impl Session {
             .cloned()
             .ok_or_else(|| QuiverError::UndefinedTable(name.to_string()))?;
         let schema = table.schema_ref();
+        if insert.columns.is_empty() && uniform && width < schema.fields().len() {
+            insert.columns = schema.fields()[..width]
+                .iter()
+                .map(|f| ObjectName::from(vec![Ident::with_quote('"', f.name())]))
+                .collect();
+        }
         let columns: Vec<String> = if insert.columns.is_empty() {
             schema.fields().iter().map(|f| f.name().clone()).collect()
         } else {
