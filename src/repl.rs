@@ -267,9 +267,9 @@ impl Shell<'_> {
         } else {
             return Err(QuiverError::UndefinedTable(name.to_string()));
         };
-        let defaults = catalog
+        let defaults: std::collections::HashMap<String, String> = catalog
             .table(&qualified)
-            .map(|t| t.defaults().clone())
+            .map(|t| t.defaults_sql().iter().cloned().collect())
             .unwrap_or_default();
         let fields = table_schema.fields();
         let out_schema = Arc::new(Schema::new(vec![
@@ -293,10 +293,7 @@ impl Shell<'_> {
                 }
             }))),
             Arc::new(StringArray::from_iter_values(fields.iter().map(|f| {
-                defaults
-                    .get(f.name())
-                    .map(|e| e.to_string())
-                    .unwrap_or_default()
+                defaults.get(f.name()).cloned().unwrap_or_default()
             }))),
         ];
         let batch = RecordBatch::try_new(out_schema.clone(), columns)?;
@@ -326,6 +323,14 @@ impl Shell<'_> {
                     c.name,
                     columns.join(", ")
                 ));
+            }
+        }
+        if let Some(table) = catalog.table(&qualified) {
+            if !table.checks().is_empty() {
+                out.push_str("Check constraints:\n");
+                for check in table.checks() {
+                    out.push_str(&format!("    \"{}\" CHECK ({})\n", check.name, check.sql));
+                }
             }
         }
         Ok(out)

@@ -309,7 +309,7 @@ async fn contents(client: &tokio_postgres::Client) -> Model {
 fn random_statement(rng: &mut Rng, model: &mut Model) -> String {
     let lo = rng.below(60) as i32;
     let hi = lo + rng.below(15) as i32;
-    match rng.below(6) {
+    match rng.below(8) {
         0 | 1 => {
             let id = rng.below(80) as i32;
             let a = rng.below(1000);
@@ -340,6 +340,20 @@ fn random_statement(rng: &mut Rng, model: &mut Model) -> String {
                 }
             }
             format!("UPDATE r SET b = NULL WHERE b = '{s}'")
+        }
+        6 => {
+            // By key: found through the key lookup, not a scan.
+            let id = rng.below(80) as i32;
+            let d = rng.below(50);
+            if let Some(row) = model.get_mut(&id) {
+                row.0 += d;
+            }
+            format!("UPDATE r SET a = a + {d} WHERE id = {id}")
+        }
+        7 => {
+            let id = rng.below(80) as i32;
+            model.remove(&id);
+            format!("DELETE FROM r WHERE id = {id} AND a >= 0")
         }
         4 => {
             model.retain(|id, _| !(lo..=hi).contains(id));

@@ -44,17 +44,15 @@ async fn no_dirty_reads_and_no_non_repeatable_reads() {
 }
 
 #[tokio::test]
-async fn the_second_writer_of_a_table_gets_a_serialization_failure() {
+async fn the_second_to_change_rows_of_a_table_gets_a_serialization_failure() {
     let server = TestServer::start();
     let a = server.connect().await;
     let b = server.connect().await;
-    a.batch_execute("CREATE TABLE t (x INT)").await.unwrap();
-    a.batch_execute("BEGIN; INSERT INTO t VALUES (1)")
+    a.batch_execute("CREATE TABLE t (x INT); INSERT INTO t VALUES (1)")
         .await
         .unwrap();
-    b.batch_execute("BEGIN; INSERT INTO t VALUES (2)")
-        .await
-        .unwrap();
+    a.batch_execute("BEGIN; UPDATE t SET x = x + 1").await.unwrap();
+    b.batch_execute("BEGIN; DELETE FROM t").await.unwrap();
     a.batch_execute("COMMIT").await.unwrap();
     let err = b.batch_execute("COMMIT").await.unwrap_err();
     assert_eq!(
@@ -63,8 +61,60 @@ async fn the_second_writer_of_a_table_gets_a_serialization_failure() {
         "{err:?}"
     );
     // B's transaction is gone, none of it applied; B can go on.
-    assert_eq!(count(&b, "SELECT count(*) FROM t").await, 1);
-    assert_eq!(count(&b, "SELECT count(*) FROM t WHERE x = 2").await, 0);
+    assert_eq!(count(&b, "SELECT count(*) FROM t WHERE x = 2").await, 1);
+}
+
+#[tokio::test]
+async fn concurrent_inserters_of_a_table_both_commit_unless_keys_collide() {
+    let server = TestServer::start();
+    let a = server.connect().await;
+    let b = server.connect().await;
+    a.batch_execute("CREATE TABLE t (x INT PRIMARY KEY)")
+        .await
+        .unwrap();
+    a.batch_execute("BEGIN; INSERT INTO t VALUES (1)")
+        .await
+        .unwrap();
+    b.batch_execute("BEGIN; INSERT INTO t VALUES (2)")
+        .await
+        .unwrap();
+    a.batch_execute("COMMIT").await.unwrap();
+    b.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(count(&a, "SELECT count(*) FROM t").await, 2);
+
+    // The same key from both: the second COMMIT fails and applies nothing.
+    a.batch_execute("BEGIN; INSERT INTO t VALUES (3), (4)")
+        .await
+        .unwrap();
+    b.batch_execute("BEGIN; INSERT INTO t VALUES (5), (3)")
+        .await
+        .unwrap();
+    a.batch_execute("COMMIT").await.unwrap();
+    let err = b.batch_execute("COMMIT").await.unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::UNIQUE_VIOLATION), "{err:?}");
+    assert_eq!(count(&b, "SELECT count(*) FROM t").await, 4);
+}
+
+#[tokio::test]
+async fn a_multi_statement_message_is_one_transaction() {
+    let server = TestServer::start();
+    let client = server.connect().await;
+    client
+        .batch_execute("CREATE TABLE t (x INT PRIMARY KEY)")
+        .await
+        .unwrap();
+    // The third statement fails: the first two are undone with it.
+    let err = client
+        .batch_execute("INSERT INTO t VALUES (1); UPDATE t SET x = 10; INSERT INTO t VALUES (10)")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::UNIQUE_VIOLATION));
+    assert_eq!(count(&client, "SELECT count(*) FROM t").await, 0);
+    client
+        .batch_execute("INSERT INTO t VALUES (1); UPDATE t SET x = 10; INSERT INTO t VALUES (2)")
+        .await
+        .unwrap();
+    assert_eq!(count(&client, "SELECT sum(x) FROM t").await, 12);
 }
 
 #[tokio::test]

@@ -196,8 +196,11 @@ impl Database {
     }
 
     /// Commits a transaction's writes atomically: one WAL record, all
-    /// tables installed together. A table someone else changed since the
-    /// transaction's snapshot makes it fail with a serialization error.
+    /// tables installed together. Rows a transaction only added to a table
+    /// are added to whatever the table holds now (inserts commute; unique
+    /// keys are checked again); a table the transaction deleted from or
+    /// updated must be as it was in the snapshot, else the commit fails
+    /// with a serialization error.
     pub fn commit(&self, txn: &Transaction, sync: bool) -> Result<Ack> {
         let writes = txn.writes();
         if writes.values().all(|w| w.changes.is_empty()) {
@@ -238,23 +241,35 @@ impl Database {
         }
         let _gate = self.commit_gate.read();
         let _order = self.commit_lock.lock();
-        for write in writes.values() {
+        let mut installs = Vec::with_capacity(writes.len());
+        for write in writes.into_values() {
             write.table.check_current()?;
-            if write.table.snapshot().version != txn.base_version(&write.table).version {
+            let current = write.table.snapshot();
+            if current.version == txn.base_version(&write.table).version {
+                installs.push((write.table, TableVersion::clone(&write.version), write.delta));
+                continue;
+            }
+            if !write.changes.iter().all(|c| matches!(c, Change::Insert(_))) {
                 return Err(QuiverError::SerializationFailure(format!(
                     "could not serialize access due to concurrent update of table \"{}\"",
                     write.table.name()
                 )));
             }
+            // Only inserts: replay them on the table as it is now.
+            let mut delta = write.table.key_delta();
+            let mut version = TableVersion::clone(&current);
+            for change in &write.changes {
+                version = write.table.apply(&version, change, &mut delta)?;
+            }
+            installs.push((write.table, version, delta));
         }
         let ack = if commit.effects.is_empty() {
             Ack::none()
         } else {
             self.log(&commit, sync)?
         };
-        for write in writes.into_values() {
-            let version = TableVersion::clone(&write.version);
-            write.table.install_version(version, &write.delta);
+        for (table, version, delta) in installs {
+            table.install_version(version, &delta);
         }
         Ok(ack)
     }

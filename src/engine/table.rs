@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
-use datafusion::arrow::array::{Array, AsArray, BooleanArray, UInt32Array};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, UInt32Array};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::arrow::array::BooleanBufferBuilder;
 use datafusion::arrow::buffer::BooleanBuffer;
@@ -33,6 +33,9 @@ use crate::storage::record::{encode_schema, CheckDef, Commit, ConstraintDef, Eff
 /// arrive, so that many small INSERTs still leave scan-friendly batches.
 pub const TARGET_BATCH_ROWS: usize = 64 * 1024;
 
+/// Unique-key value -> row of one segment's batch.
+type KeyMap = HashMap<Box<[u8]>, u32>;
+
 /// One batch of a table and which of its rows are still there.
 #[derive(Debug, Clone)]
 pub struct Segment {
@@ -40,6 +43,10 @@ pub struct Segment {
     /// Set bits are live rows; `None` when no row was deleted.
     keep: Option<BooleanBuffer>,
     live: usize,
+    /// Per unique constraint, the batch's keys, built on first lookup and
+    /// shared by every version that keeps this batch (the batch never
+    /// changes; the live mask says which rows still count).
+    keys: Arc<Mutex<Vec<Option<Arc<KeyMap>>>>>,
 }
 
 impl Segment {
@@ -48,15 +55,57 @@ impl Segment {
             live: batch.num_rows(),
             keep: None,
             batch,
+            keys: Default::default(),
         }
     }
 
     /// The live rows as one batch.
     fn live_batch(&self) -> Result<RecordBatch> {
-        Ok(match &self.keep {
+        self.live_projected(None)
+    }
+
+    /// The live rows of the projected columns (projecting first, so a
+    /// masked segment filters only the columns a scan reads).
+    fn live_projected(&self, projection: Option<&[usize]>) -> Result<RecordBatch> {
+        let batch = match projection {
+            Some(columns) => self.batch.project(columns)?,
             None => self.batch.clone(),
-            Some(keep) => filter_record_batch(&self.batch, &BooleanArray::new(keep.clone(), None))?,
+        };
+        Ok(match &self.keep {
+            None => batch,
+            Some(keep) => filter_record_batch(&batch, &BooleanArray::new(keep.clone(), None))?,
         })
+    }
+
+    fn is_live(&self, row: usize) -> bool {
+        self.keep.as_ref().is_none_or(|keep| keep.value(row))
+    }
+
+    /// Position of a live row among the segment's live rows.
+    fn rank(&self, row: usize) -> usize {
+        match &self.keep {
+            None => row,
+            Some(keep) => keep.slice(0, row).count_set_bits(),
+        }
+    }
+
+    /// The key map of unique constraint `c`, built on first use.
+    fn key_map(&self, c: usize, index: &UniqueIndex) -> Result<Arc<KeyMap>> {
+        let mut maps = self.keys.lock();
+        if maps.len() <= c {
+            maps.resize(c + 1, None);
+        }
+        if let Some(map) = &maps[c] {
+            return Ok(map.clone());
+        }
+        let map: KeyMap = index
+            .keys(std::slice::from_ref(&self.batch))?
+            .into_iter()
+            .map(|(key, _, row)| (key, row as u32))
+            .collect();
+        let map = Arc::new(map);
+        maps[c] = Some(map.clone());
+        Ok(map)
     }
 }
 
@@ -80,7 +129,32 @@ fn needs_compaction(segment: &Segment) -> bool {
 impl TableVersion {
     /// The live rows, batch by batch, in table order.
     pub fn live_batches(&self) -> Result<Vec<RecordBatch>> {
-        self.segments.iter().map(Segment::live_batch).collect()
+        self.live_batches_projected(None)
+    }
+
+    /// The live rows of some columns, batch by batch, in table order.
+    pub fn live_batches_projected(&self, projection: Option<&[usize]>) -> Result<Vec<RecordBatch>> {
+        self.segments
+            .iter()
+            .map(|s| s.live_projected(projection))
+            .collect()
+    }
+
+    /// Like [`TableVersion::live_batches_projected`], each batch paired
+    /// with the position of its first row among the live rows.
+    pub fn live_batches_with_positions(
+        &self,
+        projection: Option<&[usize]>,
+    ) -> Result<Vec<(u64, RecordBatch)>> {
+        let mut base = 0u64;
+        let mut out = Vec::with_capacity(self.segments.len());
+        for segment in &self.segments {
+            if segment.live > 0 {
+                out.push((base, segment.live_projected(projection)?));
+            }
+            base += segment.live as u64;
+        }
+        Ok(out)
     }
 
     pub fn segment_count(&self) -> usize {
@@ -164,6 +238,7 @@ impl TableVersion {
                 batch: segment.batch.clone(),
                 keep: Some(keep.finish()),
                 live: segment.live - physical.len(),
+                keys: segment.keys.clone(),
             };
             if next.live == 0 {
                 // Gone entirely.
@@ -636,6 +711,38 @@ impl Table {
             .collect()
     }
 
+    /// The live row whose key under unique constraint `c` is `key` (as
+    /// [`UniqueIndex::encode`] makes it), with its position among the live
+    /// rows of `version`: a hash probe per segment instead of a scan.
+    pub fn find_by_key(
+        &self,
+        version: &TableVersion,
+        c: usize,
+        key: &[u8],
+    ) -> Result<Option<(u64, RecordBatch)>> {
+        let indexes = self.writer.lock();
+        let index = &indexes[c];
+        let mut base = 0u64;
+        for segment in &version.segments {
+            let map = segment.key_map(c, index)?;
+            if let Some(&row) = map.get(key) {
+                let row = row as usize;
+                if segment.is_live(row) {
+                    let position = base + segment.rank(row) as u64;
+                    return Ok(Some((position, segment.batch.slice(row, 1))));
+                }
+            }
+            base += segment.live as u64;
+        }
+        Ok(None)
+    }
+
+    /// The key of one row given as its key columns' values (None when one
+    /// is NULL), encoded as unique constraint `c` encodes keys.
+    pub fn encode_key(&self, c: usize, columns: &[ArrayRef]) -> Result<Option<Box<[u8]>>> {
+        self.writer.lock()[c].encode(columns)
+    }
+
     /// The column names of the unique constraint at `index`.
     pub fn constraint_columns(&self, index: usize) -> Vec<String> {
         self.writer.lock()[index]
@@ -735,8 +842,12 @@ impl TableProvider for Table {
             None => self.snapshot(),
         };
         let batches = version
-            .live_batches()
+            .live_batches_projected(projection.map(|p| p.as_slice()))
             .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
+        let schema = match projection {
+            Some(columns) => Arc::new(self.schema.project(columns)?),
+            None => self.schema.clone(),
+        };
         // Spread whole batches over the configured partitions so that scans
         // of large tables use every core.
         let partitions = state
@@ -747,7 +858,7 @@ impl TableProvider for Table {
         for (i, batch) in batches.into_iter().enumerate() {
             parts[i % partitions].push(batch);
         }
-        let source = MemorySourceConfig::try_new(&parts, self.schema.clone(), projection.cloned())?;
+        let source = MemorySourceConfig::try_new(&parts, schema, None)?;
         Ok(datafusion::datasource::source::DataSourceExec::from_data_source(source))
     }
 }

@@ -85,6 +85,16 @@ impl UniqueIndex {
         Ok(new_keys.into_iter().collect())
     }
 
+    /// One key from its columns' values (one row each, in constraint
+    /// order); None when a value is NULL.
+    pub fn encode(&self, columns: &[ArrayRef]) -> Result<Option<Box<[u8]>>> {
+        if columns.iter().any(|c| c.is_null(0)) {
+            return Ok(None);
+        }
+        let rows = self.converter.convert_columns(columns)?;
+        Ok(Some(rows.row(0).as_ref().into()))
+    }
+
     pub fn contains(&self, key: &[u8]) -> bool {
         self.keys.contains(key)
     }

@@ -14,7 +14,7 @@ use datafusion::arrow::array::{AsArray, RecordBatch, UInt64Array};
 use datafusion::arrow::compute::{concat_batches, sort_to_indices, take_record_batch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt64Type};
 use datafusion::catalog::{MemorySchemaProvider, SchemaProvider};
-use datafusion::common::ParamValues;
+use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::dataframe::DataFrame;
 use datafusion::datasource::MemTable;
 use datafusion::logical_expr::{col, ExprSchemable, LogicalPlan, LogicalPlanBuilder};
@@ -28,7 +28,7 @@ use datafusion::sql::sqlparser::ast::{
 use super::insert::conform_batches;
 use super::{column_names, normalize_ident, Session, StatementResult};
 use crate::engine::types::display_type;
-use crate::engine::{Change, Conflict, QualifiedName, Table, Transaction};
+use crate::engine::{Change, Conflict, QualifiedName, Table, TableVersion, Transaction};
 use crate::error::{not_supported, QuiverError, Result};
 
 /// The hidden column that numbers a table's visible rows for UPDATE and
@@ -53,6 +53,14 @@ struct Scratch {
 }
 
 impl Scratch {
+    /// Registers a table provider and returns the SQL that names it.
+    fn add_provider(&mut self, table: Arc<dyn datafusion::catalog::TableProvider>) -> Result<String> {
+        let name = format!("t{}", SCRATCH_SEQ.fetch_add(1, Ordering::Relaxed));
+        self.schema.register_table(name.clone(), table)?;
+        self.names.push(name.clone());
+        Ok(format!("{SCRATCH_CATALOG}.{SCRATCH_SCHEMA}.{name}"))
+    }
+
     /// Registers `batches` and returns the SQL that names them.
     fn add(&mut self, schema: SchemaRef, batches: Vec<RecordBatch>) -> Result<String> {
         let name = format!("t{}", SCRATCH_SEQ.fetch_add(1, Ordering::Relaxed));
@@ -194,37 +202,90 @@ impl Session {
         }
     }
 
-    /// The rows of `table` the transaction sees, with their row ids, as a
-    /// scratch table.
+    /// The rows of `table` the transaction sees (or only `candidates`,
+    /// when a key lookup found the rows the statement can touch), with
+    /// their row ids, as a scratch table.
     fn register_with_row_ids(
         &self,
         scratch: &mut Scratch,
         table: &Table,
         txn: &Transaction,
+        candidates: Option<Vec<(u64, RecordBatch)>>,
     ) -> Result<String> {
-        let table_schema = table.schema_ref();
-        let mut fields: Vec<Field> = table_schema
-            .fields()
-            .iter()
-            .map(|f| f.as_ref().clone())
-            .collect();
-        fields.push(Field::new(ROW_ID, DataType::UInt64, false));
-        let schema = Arc::new(Schema::new(fields));
-        let mut next = 0u64;
-        let batches = txn
-            .visible(table)
-            .live_batches()?
-            .into_iter()
-            .map(|batch| {
-                let n = batch.num_rows() as u64;
-                let ids = Arc::new(UInt64Array::from_iter_values(next..next + n));
-                next += n;
-                let mut columns = batch.columns().to_vec();
-                columns.push(ids);
-                RecordBatch::try_new(schema.clone(), columns)
-            })
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        scratch.add(schema, batches)
+        let source = RowIdTable {
+            schema: with_row_id(&table.schema_ref()),
+            version: txn.visible(table),
+            candidates,
+        };
+        scratch.add_provider(Arc::new(source))
+    }
+
+    /// UPDATE/DELETE whose WHERE pins every column of a unique constraint
+    /// with `=` to a constant or parameter (`WHERE id = $1 AND ...`): the
+    /// only row it can touch, found by key instead of by a scan. None when
+    /// the WHERE is not of that form.
+    fn point_candidates(
+        &self,
+        table: &Table,
+        txn: &Transaction,
+        selection: Option<&SqlExpr>,
+        params: Option<&ParamValues>,
+    ) -> Result<Option<Vec<(u64, RecordBatch)>>> {
+        let Some(selection) = selection else {
+            return Ok(None);
+        };
+        let mut pinned: Vec<(String, &SqlExpr)> = Vec::new();
+        collect_equalities(selection, &mut pinned);
+        if pinned.is_empty() {
+            return Ok(None);
+        }
+        let schema = table.schema_ref();
+        let constraints = table.unique_constraints();
+        let Some((c, constraint)) = constraints.iter().enumerate().find(|(_, c)| {
+            c.columns
+                .iter()
+                .all(|&i| pinned.iter().any(|(name, _)| name == schema.field(i).name()))
+        }) else {
+            return Ok(None);
+        };
+        let mut key = Vec::with_capacity(constraint.columns.len());
+        for &i in &constraint.columns {
+            let field = schema.field(i);
+            // Exact types only: a cast of `1.555` to numeric(10,2) would
+            // round and find a row `=` does not match.
+            let exact = field.data_type().is_integer()
+                || matches!(field.data_type(), DataType::Utf8 | DataType::Date32);
+            if !exact || crate::engine::types::TaggedType::of(field).is_some() {
+                return Ok(None);
+            }
+            let value = pinned
+                .iter()
+                .find(|(name, _)| name == field.name())
+                .map(|(_, v)| *v)
+                .expect("checked above");
+            let Some(scalar) = constant_value(value, params) else {
+                return Ok(None);
+            };
+            // A bare number compared with a text column is not a key lookup.
+            if field.data_type() == &DataType::Utf8
+                && matches!(value, SqlExpr::Value(v) if matches!(v.value, datafusion::sql::sqlparser::ast::Value::Number(..)))
+            {
+                return Ok(None);
+            }
+            if scalar.is_null() {
+                // `key = NULL` is never true.
+                return Ok(Some(Vec::new()));
+            }
+            match scalar.cast_to(field.data_type()) {
+                Ok(v) => key.push(v.to_array_of_size(1)?),
+                Err(_) => return Ok(None),
+            }
+        }
+        let Some(key) = table.encode_key(c, &key)? else {
+            return Ok(Some(Vec::new()));
+        };
+        let version = txn.visible(table);
+        Ok(Some(table.find_by_key(&version, c, &key)?.into_iter().collect()))
     }
 
     /// Plans generated SQL (one SELECT) with the session's rewrites.
@@ -261,6 +322,11 @@ impl Session {
             }
         };
         let selection = update.selection.as_ref().map(|e| e.to_string());
+        let candidates = if from.is_empty() {
+            self.point_candidates(&target.table, txn, update.selection.as_ref(), params)?
+        } else {
+            None
+        };
         let mut scratch = self.scratch();
         let new_rows = self
             .update_rows(
@@ -271,6 +337,7 @@ impl Session {
                 selection.as_deref(),
                 params,
                 txn,
+                candidates,
             )
             .await?;
         let count = new_rows.iter().map(|b| b.num_rows()).sum();
@@ -299,11 +366,12 @@ impl Session {
         selection: Option<&str>,
         params: Option<&ParamValues>,
         txn: &Arc<Transaction>,
+        candidates: Option<Vec<(u64, RecordBatch)>>,
     ) -> Result<Vec<RecordBatch>> {
         let table = &target.table;
         let schema = table.schema_ref();
         let values = self.assigned_values(table, assignments)?;
-        let source = self.register_with_row_ids(scratch, table, txn)?;
+        let source = self.register_with_row_ids(scratch, table, txn, candidates)?;
         let alias = &target.alias;
         let mut select = format!("SELECT {alias}.{}", quote_ident(ROW_ID));
         for (i, (field, value)) in schema.fields().iter().zip(&values).enumerate() {
@@ -419,8 +487,13 @@ impl Session {
         let target = self.target(relation)?;
         let table = &target.table;
         let schema = table.schema_ref();
+        let candidates = if delete.using.is_none() {
+            self.point_candidates(table, txn, delete.selection.as_ref(), params)?
+        } else {
+            None
+        };
         let mut scratch = self.scratch();
-        let source = self.register_with_row_ids(&mut scratch, table, txn)?;
+        let source = self.register_with_row_ids(&mut scratch, table, txn, candidates)?;
         let alias = &target.alias;
         let mut select = format!("SELECT {alias}.{}", quote_ident(ROW_ID));
         if delete.returning.is_some() {
@@ -533,6 +606,8 @@ impl Session {
                         }
                         let existing = keep_rows(&proposed, |i| conflicts[i] == Conflict::Existing)?;
                         if existing.num_rows() > 0 {
+                            let candidates =
+                                existing_rows(&table, txn, indexes[0], &existing)?;
                             let excluded = scratch.add(schema.clone(), vec![existing])?;
                             let key_columns = table.constraint_columns(indexes[0]);
                             let mut condition: Vec<String> = key_columns
@@ -554,6 +629,7 @@ impl Session {
                                     Some(&condition.join(" AND ")),
                                     params,
                                     txn,
+                                    Some(candidates),
                                 )
                                 .await?;
                             count += updated.iter().map(|b| b.num_rows()).sum::<usize>();
@@ -809,6 +885,180 @@ impl Session {
             }
         }
         Ok(fields)
+    }
+}
+
+/// The rows of the table the transaction sees whose key under unique
+/// constraint `c` equals that of a row of `proposed`, with their positions.
+fn existing_rows(
+    table: &Table,
+    txn: &Transaction,
+    c: usize,
+    proposed: &RecordBatch,
+) -> Result<Vec<(u64, RecordBatch)>> {
+    let version = txn.visible(table);
+    let columns = table.unique_constraints()[c].columns.clone();
+    let mut found = Vec::new();
+    for row in 0..proposed.num_rows() {
+        let key: Vec<datafusion::arrow::array::ArrayRef> = columns
+            .iter()
+            .map(|&i| proposed.column(i).slice(row, 1))
+            .collect();
+        if let Some(key) = table.encode_key(c, &key)? {
+            found.extend(table.find_by_key(&version, c, &key)?);
+        }
+    }
+    Ok(found)
+}
+
+/// `col = value` terms of a conjunction (either side may be the column).
+fn collect_equalities<'a>(expr: &'a SqlExpr, out: &mut Vec<(String, &'a SqlExpr)>) {
+    use datafusion::sql::sqlparser::ast::BinaryOperator;
+    match expr {
+        SqlExpr::Nested(inner) => collect_equalities(inner, out),
+        SqlExpr::BinaryOp {
+            left,
+            op: BinaryOperator::And,
+            right,
+        } => {
+            collect_equalities(left, out);
+            collect_equalities(right, out);
+        }
+        SqlExpr::BinaryOp {
+            left,
+            op: BinaryOperator::Eq,
+            right,
+        } => {
+            let column = |e: &SqlExpr| match e {
+                SqlExpr::Identifier(i) => Some(normalize_ident(i)),
+                SqlExpr::CompoundIdentifier(parts) => parts.last().map(normalize_ident),
+                _ => None,
+            };
+            match (column(left), column(right)) {
+                (Some(c), None) => out.push((c, right)),
+                (None, Some(c)) => out.push((c, left)),
+                _ => {}
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The value of a literal or a bound parameter; None for anything else.
+fn constant_value(expr: &SqlExpr, params: Option<&ParamValues>) -> Option<ScalarValue> {
+    use datafusion::sql::sqlparser::ast::{UnaryOperator, Value};
+    match expr {
+        SqlExpr::Nested(inner) => constant_value(inner, params),
+        SqlExpr::UnaryOp {
+            op: UnaryOperator::Minus,
+            expr,
+        } => match constant_value(expr, params)? {
+            ScalarValue::Utf8(Some(s)) if !s.starts_with('-') => {
+                Some(ScalarValue::Utf8(Some(format!("-{s}"))))
+            }
+            _ => None,
+        },
+        SqlExpr::Value(v) => match &v.value {
+            Value::Number(n, _) => Some(ScalarValue::Utf8(Some(n.clone()))),
+            Value::SingleQuotedString(s) => Some(ScalarValue::Utf8(Some(s.clone()))),
+            Value::Null => Some(ScalarValue::Null),
+            Value::Placeholder(p) => {
+                let n: usize = p.strip_prefix('$')?.parse().ok()?;
+                match params? {
+                    ParamValues::List(values) => values.get(n.checked_sub(1)?).map(|v| v.value.clone()),
+                    ParamValues::Map(_) => None,
+                }
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// `schema` plus the hidden row-id column.
+fn with_row_id(schema: &SchemaRef) -> SchemaRef {
+    let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.push(Field::new(ROW_ID, DataType::UInt64, false));
+    Arc::new(Schema::new(fields))
+}
+
+/// The target of UPDATE/DELETE as DataFusion scans it: the rows the
+/// transaction sees (or only the candidate rows a key lookup found), each
+/// with its position among the live rows as the hidden last column. Built
+/// at scan time for the projected columns only.
+#[derive(Debug)]
+struct RowIdTable {
+    schema: SchemaRef,
+    version: Arc<TableVersion>,
+    candidates: Option<Vec<(u64, RecordBatch)>>,
+}
+
+#[async_trait::async_trait]
+impl datafusion::catalog::TableProvider for RowIdTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> datafusion::datasource::TableType {
+        datafusion::datasource::TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn datafusion::catalog::Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[datafusion::logical_expr::Expr],
+        _limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+        let external = |e: QuiverError| datafusion::error::DataFusionError::External(Box::new(e));
+        let row_id = self.schema.fields().len() - 1;
+        let projection: Vec<usize> = projection
+            .cloned()
+            .unwrap_or_else(|| (0..=row_id).collect());
+        let columns: Vec<usize> = projection.iter().copied().filter(|&i| i < row_id).collect();
+        let chunks: Vec<(u64, RecordBatch)> = match &self.candidates {
+            Some(rows) => rows
+                .iter()
+                .map(|(position, row)| Ok((*position, row.project(&columns)?)))
+                .collect::<datafusion::error::Result<_>>()?,
+            None => self
+                .version
+                .live_batches_with_positions(Some(&columns))
+                .map_err(external)?,
+        };
+        let schema = Arc::new(self.schema.project(&projection)?);
+        let batches = chunks
+            .into_iter()
+            .map(|(base, batch)| {
+                let n = batch.num_rows() as u64;
+                let mut next_column = 0;
+                let arrays = projection
+                    .iter()
+                    .map(|&i| {
+                        if i == row_id {
+                            Arc::new(UInt64Array::from_iter_values(base..base + n))
+                                as datafusion::arrow::array::ArrayRef
+                        } else {
+                            next_column += 1;
+                            batch.column(next_column - 1).clone()
+                        }
+                    })
+                    .collect();
+                RecordBatch::try_new_with_options(
+                    schema.clone(),
+                    arrays,
+                    &datafusion::arrow::array::RecordBatchOptions::new()
+                        .with_row_count(Some(n as usize)),
+                )
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let partitions = state.config().target_partitions().clamp(1, batches.len().max(1));
+        let mut parts: Vec<Vec<RecordBatch>> = vec![Vec::new(); partitions];
+        for (i, batch) in batches.into_iter().enumerate() {
+            parts[i % partitions].push(batch);
+        }
+        let source = datafusion::datasource::memory::MemorySourceConfig::try_new(&parts, schema, None)?;
+        Ok(datafusion::datasource::source::DataSourceExec::from_data_source(source))
     }
 }
 

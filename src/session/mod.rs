@@ -175,6 +175,16 @@ impl Session {
         if statements.is_empty() {
             return vec![Ok(StatementResult::Empty)];
         }
+        // Several statements in one message run as one transaction, as in
+        // Postgres (here: when they only read and change rows).
+        let implicit = statements.len() > 1
+            && self.txn.is_none()
+            && statements.iter().all(runs_in_implicit_block);
+        if implicit {
+            if let Err(e) = self.begin() {
+                return vec![Err(e)];
+            }
+        }
         let mut results = Vec::with_capacity(statements.len());
         for statement in statements {
             let result = match statement {
@@ -197,6 +207,13 @@ impl Session {
             results.push(result);
             if failed {
                 break;
+            }
+        }
+        if implicit {
+            if results.iter().any(|r| r.is_err()) {
+                self.rollback();
+            } else if let Err(e) = self.commit().await {
+                results.push(Err(e));
             }
         }
         results
@@ -750,6 +767,23 @@ fn object_name_parts(name: &ObjectName) -> Result<Vec<String>> {
 
 fn first_words(sql: &str) -> String {
     sql.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+}
+
+/// Whether a statement may be part of the implicit transaction of a
+/// multi-statement message: queries and row changes, not DDL, settings or
+/// transaction control.
+fn runs_in_implicit_block(parsed: &Parsed) -> bool {
+    match parsed {
+        Parsed::Statement(DfStatement::Statement(s)) => matches!(
+            s.as_ref(),
+            Statement::Query(_)
+                | Statement::Insert(_)
+                | Statement::Update(_)
+                | Statement::Delete(_)
+                | Statement::Truncate(_)
+        ),
+        _ => false,
+    }
 }
 
 fn is_planned_by_datafusion(statement: &DfStatement) -> bool {
