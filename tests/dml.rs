@@ -423,3 +423,65 @@ async fn random_dml_matches_a_model() {
     let client = server.connect().await;
     assert_eq!(contents(&client).await, model, "after restart");
 }
+
+/// DDL inside a transaction block commits with the block's rows in one
+/// logged record, and a rolled-back block leaves nothing behind, also after
+/// a restart.
+#[tokio::test]
+async fn transactional_ddl_survives_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap();
+    {
+        let server = TestServer::start_with(&["--data-dir", path]);
+        let client = server.connect().await;
+        client
+            .batch_execute(
+                "BEGIN;
+                 CREATE SCHEMA app;
+                 CREATE TABLE app.a (id INT PRIMARY KEY, v TEXT);
+                 INSERT INTO app.a VALUES (1, 'x'), (2, 'y');
+                 CREATE TABLE app.b AS SELECT id * 10 AS id FROM app.a;
+                 UPDATE app.a SET v = 'z' WHERE id = 2;
+                 COMMIT;
+                 BEGIN;
+                 CREATE TABLE app.gone (x INT);
+                 INSERT INTO app.gone VALUES (1);
+                 DROP TABLE app.b;
+                 ROLLBACK;",
+            )
+            .await
+            .unwrap();
+        // A block's DDL fails at COMMIT when someone else changed the
+        // schema since the block started changing it.
+        let other = server.connect().await;
+        client
+            .batch_execute("BEGIN; CREATE TABLE app.c (x INT)")
+            .await
+            .unwrap();
+        other
+            .batch_execute("CREATE TABLE app.d (x INT)")
+            .await
+            .unwrap();
+        let err = client.batch_execute("COMMIT").await.unwrap_err();
+        assert_eq!(err.code(), Some(&SqlState::T_R_SERIALIZATION_FAILURE));
+    }
+    let server = TestServer::start_with(&["--data-dir", path]);
+    let client = server.connect().await;
+    let rows: Vec<(i32, String)> = client
+        .query("SELECT id, v FROM app.a ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(rows, vec![(1, "x".into()), (2, "z".into())]);
+    assert_eq!(count(&client, "SELECT sum(id)::bigint FROM app.b").await, 30);
+    for missing in ["app.gone", "app.c"] {
+        let err = client
+            .query(&format!("SELECT * FROM {missing}"), &[])
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Some(&SqlState::UNDEFINED_TABLE), "{missing}");
+    }
+    assert_eq!(count(&client, "SELECT count(*) FROM app.d").await, 0);
+}

@@ -12,6 +12,7 @@ use datafusion::error::Result as DfResult;
 use datafusion::logical_expr::LogicalPlan;
 
 use super::table::Table;
+use super::txn::TxnSlot;
 use super::Database;
 use crate::storage::record::ViewDef;
 
@@ -95,23 +96,38 @@ impl CatalogState {
 #[derive(Debug)]
 pub struct QuiverCatalogProvider {
     db: Arc<Database>,
+    /// The session's transaction: DDL inside it is visible here first.
+    slot: Arc<TxnSlot>,
 }
 
 impl QuiverCatalogProvider {
-    pub fn new(db: Arc<Database>) -> Self {
-        QuiverCatalogProvider { db }
+    pub fn new(db: Arc<Database>, slot: Arc<TxnSlot>) -> Self {
+        QuiverCatalogProvider { db, slot }
     }
+}
+
+/// The catalog a session sees: its transaction's, when that has run DDL,
+/// else the database's.
+pub fn visible_catalog(db: &Database, slot: &TxnSlot) -> Arc<CatalogState> {
+    slot.get()
+        .and_then(|txn| txn.catalog())
+        .unwrap_or_else(|| db.catalog())
 }
 
 impl CatalogProvider for QuiverCatalogProvider {
     fn schema_names(&self) -> Vec<String> {
-        self.db.catalog().schemas.keys().cloned().collect()
+        visible_catalog(&self.db, &self.slot)
+            .schemas
+            .keys()
+            .cloned()
+            .collect()
     }
 
     fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
-        self.db.catalog().schemas.get(name)?;
+        visible_catalog(&self.db, &self.slot).schemas.get(name)?;
         Some(Arc::new(QuiverSchemaProvider {
             db: self.db.clone(),
+            slot: self.slot.clone(),
             schema: name.to_string(),
         }))
     }
@@ -121,13 +137,14 @@ impl CatalogProvider for QuiverCatalogProvider {
 #[derive(Debug)]
 pub struct QuiverSchemaProvider {
     db: Arc<Database>,
+    slot: Arc<TxnSlot>,
     schema: String,
 }
 
 #[async_trait]
 impl SchemaProvider for QuiverSchemaProvider {
     fn table_names(&self) -> Vec<String> {
-        let catalog = self.db.catalog();
+        let catalog = visible_catalog(&self.db, &self.slot);
         let Some(entry) = catalog.schemas.get(&self.schema) else {
             return Vec::new();
         };
@@ -140,7 +157,7 @@ impl SchemaProvider for QuiverSchemaProvider {
     }
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
-        let catalog = self.db.catalog();
+        let catalog = visible_catalog(&self.db, &self.slot);
         let Some(entry) = catalog.schemas.get(&self.schema) else {
             return Ok(None);
         };
@@ -155,8 +172,7 @@ impl SchemaProvider for QuiverSchemaProvider {
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        self.db
-            .catalog()
+        visible_catalog(&self.db, &self.slot)
             .schemas
             .get(&self.schema)
             .is_some_and(|entry| entry.has_relation(name))

@@ -203,10 +203,15 @@ impl Database {
     /// with a serialization error.
     pub fn commit(&self, txn: &Transaction, sync: bool) -> Result<Ack> {
         let writes = txn.writes();
-        if writes.values().all(|w| w.changes.is_empty()) {
+        let ddl = txn.ddl().take();
+        if writes.values().all(|w| w.changes.is_empty()) && ddl.is_none() {
             return Ok(Ack::none());
         }
-        let mut commit = Commit::new();
+        // DDL first: rows may go to tables the transaction created.
+        let mut commit = match &ddl {
+            Some(ddl) => ddl.commit.clone(),
+            None => Commit::new(),
+        };
         if self.storage.get().is_some() {
             for (id, write) in &writes {
                 let schema = write.table.schema_ref();
@@ -240,7 +245,15 @@ impl Database {
             }
         }
         let _gate = self.commit_gate.read();
+        let _ddl_order = ddl.as_ref().map(|_| self.ddl_lock.lock());
         let _order = self.commit_lock.lock();
+        if let Some(ddl) = &ddl {
+            if ddl.catalog_version != self.catalog_version() {
+                return Err(QuiverError::SerializationFailure(
+                    "could not serialize access due to a concurrent change of the schema".into(),
+                ));
+            }
+        }
         let mut installs = Vec::with_capacity(writes.len());
         for write in writes.into_values() {
             write.table.check_current()?;
@@ -268,6 +281,10 @@ impl Database {
         } else {
             self.log(&commit, sync)?
         };
+        if let Some(ddl) = ddl {
+            self.catalog.store(ddl.catalog);
+            self.catalog_version.fetch_add(1, Ordering::AcqRel);
+        }
         for (table, version, delta) in installs {
             table.install_version(version, &delta);
         }
@@ -285,12 +302,36 @@ impl Database {
 
     /// Applies `change` to a copy of the catalog, logs `effect` and installs
     /// the copy; a failed change leaves the catalog untouched and logs
-    /// nothing.
+    /// nothing. Inside a transaction the change goes to the transaction's
+    /// own copy of the catalog and is logged and installed at its COMMIT.
     fn change_catalog<T>(
         &self,
+        txn: Option<&Transaction>,
         effect: Commit,
         change: impl FnOnce(&mut CatalogState) -> Result<T>,
     ) -> Result<(T, Ack)> {
+        if let Some(txn) = txn {
+            let mut ddl = txn.ddl();
+            let (base, version, mut commit) = match ddl.take() {
+                Some(d) => (d.catalog, d.catalog_version, d.commit),
+                None => (self.catalog(), self.catalog_version(), Commit::new()),
+            };
+            let mut next = CatalogState::clone(&base);
+            let out = change(&mut next);
+            let catalog = match out {
+                Ok(_) => {
+                    commit.append(effect);
+                    Arc::new(next)
+                }
+                Err(_) => base,
+            };
+            *ddl = Some(txn::DdlState {
+                catalog,
+                catalog_version: version,
+                commit,
+            });
+            return Ok((out?, Ack::none()));
+        }
         let _gate = self.commit_gate.read();
         let _guard = self.ddl_lock.lock();
         let mut next = CatalogState::clone(&self.catalog.load());
@@ -351,11 +392,16 @@ impl Database {
     }
 
     /// Returns false when the schema existed and `if_not_exists` was given.
-    pub fn create_schema(&self, name: &str, if_not_exists: bool) -> Result<(bool, Ack)> {
+    pub fn create_schema(
+        &self,
+        txn: Option<&Transaction>,
+        name: &str,
+        if_not_exists: bool,
+    ) -> Result<(bool, Ack)> {
         let effect = Effect::CreateSchema {
             name: name.to_string(),
         };
-        self.change_catalog(Commit::of(effect), |c| {
+        self.change_catalog(txn, Commit::of(effect), |c| {
             if c.schemas.contains_key(name) {
                 return if if_not_exists {
                     Ok(false)
@@ -368,12 +414,18 @@ impl Database {
         })
     }
 
-    pub fn drop_schema(&self, name: &str, if_exists: bool, cascade: bool) -> Result<((), Ack)> {
+    pub fn drop_schema(
+        &self,
+        txn: Option<&Transaction>,
+        name: &str,
+        if_exists: bool,
+        cascade: bool,
+    ) -> Result<((), Ack)> {
         let effect = Effect::DropSchema {
             name: name.to_string(),
             cascade,
         };
-        self.change_catalog(Commit::of(effect), |c| {
+        self.change_catalog(txn, Commit::of(effect), |c| {
             let Some(entry) = c.schemas.get(name) else {
                 return if if_exists {
                     Ok(())
@@ -395,12 +447,13 @@ impl Database {
     /// `if_not_exists` was given.
     pub fn create_table(
         &self,
+        txn: Option<&Transaction>,
         name: &QualifiedName,
         table: Arc<Table>,
         if_not_exists: bool,
     ) -> Result<(bool, Ack)> {
         let effect = table.definition_commit(&name.schema)?;
-        self.change_catalog(effect, |c| {
+        self.change_catalog(txn, effect, |c| {
             let entry = c
                 .schemas
                 .get_mut(&name.schema)
@@ -419,12 +472,13 @@ impl Database {
 
     pub fn create_view(
         &self,
+        txn: Option<&Transaction>,
         name: &QualifiedName,
         view: View,
         or_replace: bool,
     ) -> Result<((), Ack)> {
         let effect = Commit::of(Effect::CreateView(view.def.clone()));
-        self.change_catalog(effect, |c| {
+        self.change_catalog(txn, effect, |c| {
             let entry = c
                 .schemas
                 .get_mut(&name.schema)
@@ -443,6 +497,7 @@ impl Database {
     /// all or none: a missing name without `if_exists` drops nothing.
     pub fn drop_relations(
         &self,
+        txn: Option<&Transaction>,
         names: &[QualifiedName],
         want_view: bool,
         if_exists: bool,
@@ -457,7 +512,7 @@ impl Database {
             if_exists,
             cascade,
         };
-        self.change_catalog(Commit::of(effect), |c| {
+        self.change_catalog(txn, Commit::of(effect), |c| {
             for name in names {
                 drop_relation(c, name, want_view, if_exists, cascade)?;
             }

@@ -10,7 +10,9 @@ use parking_lot::Mutex;
 
 use datafusion::arrow::record_batch::RecordBatch;
 
+use super::catalog::CatalogState;
 use super::table::{Change, Conflict, KeyDelta, Table, TableVersion};
+use crate::storage::record::Commit;
 use crate::error::Result;
 
 /// The current transaction of a session, if any (a DataFusion config
@@ -43,11 +45,28 @@ pub struct PendingWrite {
 /// are shared, so that is cheap).
 pub type Writes = BTreeMap<u64, PendingWrite>;
 
+/// DDL a transaction has run: the catalog as it sees it, the catalog
+/// version that copy was made from, and the logged effects to commit.
+#[derive(Debug, Clone)]
+pub struct DdlState {
+    pub catalog: Arc<CatalogState>,
+    pub catalog_version: u64,
+    pub commit: Commit,
+}
+
+/// What a savepoint keeps: the writes and the DDL as they were.
+#[derive(Debug, Clone)]
+pub struct Saved {
+    writes: Writes,
+    ddl: Option<DdlState>,
+}
+
 #[derive(Debug)]
 pub struct Transaction {
     /// Every table's version when the transaction began.
     snapshot: HashMap<u64, Arc<TableVersion>>,
     writes: Mutex<Writes>,
+    ddl: Mutex<Option<DdlState>>,
 }
 
 impl Transaction {
@@ -55,6 +74,7 @@ impl Transaction {
         Transaction {
             snapshot,
             writes: Mutex::new(BTreeMap::new()),
+            ddl: Mutex::new(None),
         }
     }
 
@@ -130,7 +150,27 @@ impl Transaction {
         self.writes.lock().clone()
     }
 
-    pub fn restore_writes(&self, writes: Writes) {
-        *self.writes.lock() = writes;
+    /// The catalog as this transaction's DDL left it, if it ran any.
+    pub fn catalog(&self) -> Option<Arc<CatalogState>> {
+        self.ddl.lock().as_ref().map(|d| d.catalog.clone())
+    }
+
+    /// The DDL state, for a change to extend (callers put it back).
+    pub fn ddl(&self) -> parking_lot::MutexGuard<'_, Option<DdlState>> {
+        self.ddl.lock()
+    }
+
+    /// Everything the transaction has done so far (SAVEPOINT).
+    pub fn save(&self) -> Saved {
+        Saved {
+            writes: self.writes(),
+            ddl: self.ddl.lock().clone(),
+        }
+    }
+
+    /// Back to a savepoint.
+    pub fn restore(&self, saved: Saved) {
+        *self.writes.lock() = saved.writes;
+        *self.ddl.lock() = saved.ddl;
     }
 }

@@ -72,7 +72,7 @@ impl Draft {
 impl Session {
     pub(super) async fn alter_table(&mut self, alter: &AlterTable) -> Result<StatementResult> {
         let name = self.qualified(&alter.name)?;
-        let catalog = self.db.catalog();
+        let catalog = self.catalog();
         let Some(table) = catalog.table(&name).cloned() else {
             if catalog.view(&name).is_some() {
                 return Err(QuiverError::WrongObjectType(format!(

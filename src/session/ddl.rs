@@ -148,7 +148,7 @@ impl Session {
         )?;
         let (_, ack) = self
             .db
-            .create_table(&name, Arc::new(table), create.if_not_exists)?;
+            .create_table(self.current_txn().as_deref(), &name, Arc::new(table), create.if_not_exists)?;
         ack.wait().await;
         Ok(StatementResult::command("CREATE TABLE"))
     }
@@ -196,9 +196,24 @@ impl Session {
             Vec::new(),
         )?);
         let batches = insert::conform_batches(&table, batches)?;
-        let (_, ack) = self.db.create_table(&name, table.clone(), false)?;
+        let (_, ack) = self.db.create_table(self.current_txn().as_deref(), &name, table.clone(), false)?;
         ack.wait().await;
-        let (rows, ack) = self.db.append(&table, batches, self.synchronous_commit())?;
+        let rows = self.append_rows(&table, batches).await?;
+        Ok(rows)
+    }
+
+    /// Adds rows to a table: in the open transaction, or committed now.
+    async fn append_rows(
+        &self,
+        table: &Arc<Table>,
+        batches: Vec<datafusion::arrow::record_batch::RecordBatch>,
+    ) -> Result<usize> {
+        if let Some(txn) = self.current_txn() {
+            let rows = batches.iter().map(|b| b.num_rows()).sum();
+            txn.apply(table, crate::engine::Change::Insert(batches))?;
+            return Ok(rows);
+        }
+        let (rows, ack) = self.db.append(table, batches, self.synchronous_commit())?;
         ack.wait().await;
         Ok(rows)
     }
@@ -285,9 +300,7 @@ impl Session {
         name: QualifiedName,
         query: &Query,
     ) -> Result<StatementResult> {
-        let exists = self
-            .db
-            .catalog()
+        let exists = self.catalog()
             .schemas
             .get(&name.schema)
             .is_some_and(|s| s.has_relation(&name.name));
@@ -338,10 +351,9 @@ impl Session {
         let batches = insert::conform_batches(&table, batches)?;
         // Two commits: the table, then its rows (replay needs the table
         // before rows that refer to it).
-        let (_, ack) = self.db.create_table(&name, table.clone(), false)?;
+        let (_, ack) = self.db.create_table(self.current_txn().as_deref(), &name, table.clone(), false)?;
         ack.wait().await;
-        let (rows, ack) = self.db.append(&table, batches, self.synchronous_commit())?;
-        ack.wait().await;
+        let rows = self.append_rows(&table, batches).await?;
         Ok(StatementResult::Command {
             tag: "SELECT",
             rows: Some(rows),
@@ -354,9 +366,7 @@ impl Session {
         }
         let name = self.qualified(&create.name)?;
         if create.if_not_exists
-            && self
-                .db
-                .catalog()
+            && self.catalog()
                 .schemas
                 .get(&name.schema)
                 .is_some_and(|s| s.has_relation(&name.name))
@@ -376,7 +386,7 @@ impl Session {
             or_replace: create.or_replace,
         };
         let view = self.build_view(def, &create.query).await?;
-        let (_, ack) = self.db.create_view(&name, view, create.or_replace)?;
+        let (_, ack) = self.db.create_view(self.current_txn().as_deref(), &name, view, create.or_replace)?;
         ack.wait().await;
         Ok(StatementResult::command("CREATE VIEW"))
     }

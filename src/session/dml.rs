@@ -191,7 +191,7 @@ impl Session {
     }
 
     fn table_named(&self, name: &QualifiedName) -> Result<Arc<Table>> {
-        let catalog = self.db.catalog();
+        let catalog = self.catalog();
         match catalog.table(name) {
             Some(table) => Ok(table.clone()),
             None if catalog.view(name).is_some() => Err(QuiverError::WrongObjectType(format!(

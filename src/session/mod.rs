@@ -107,17 +107,18 @@ pub struct Session {
 
 impl Session {
     pub fn new(db: Arc<Database>) -> Session {
+        let slot = Arc::new(crate::engine::TxnSlot::default());
         let config = SessionConfig::new()
             .with_default_catalog_and_schema(CATALOG_NAME, DEFAULT_SCHEMA)
             .with_create_default_catalog_and_schema(false)
             .with_information_schema(true)
             .set_bool("datafusion.sql_parser.map_string_types_to_utf8view", false)
             .set_str("datafusion.sql_parser.dialect", "PostgreSQL")
-            .with_extension(Arc::new(crate::engine::TxnSlot::default()));
+            .with_extension(slot.clone());
         let ctx = SessionContext::new_with_config(config);
         ctx.register_catalog(
             CATALOG_NAME,
-            Arc::new(QuiverCatalogProvider::new(db.clone())),
+            Arc::new(QuiverCatalogProvider::new(db.clone(), slot)),
         );
         let scratch_schema = Arc::new(MemorySchemaProvider::new());
         let scratch = MemoryCatalogProvider::new();
@@ -478,7 +479,7 @@ impl Session {
                         return Err(not_supported("CREATE SCHEMA AUTHORIZATION without a name"))
                     }
                 };
-                let (_, ack) = self.db.create_schema(&name, *if_not_exists)?;
+                let (_, ack) = self.db.create_schema(self.current_txn().as_deref(), &name, *if_not_exists)?;
                 ack.wait().await;
                 Ok(StatementResult::command("CREATE SCHEMA"))
             }
@@ -490,7 +491,7 @@ impl Session {
                 ..
             } => self.drop(*object_type, *if_exists, names, *cascade).await,
             Statement::Truncate(truncate) => {
-                let catalog = self.db.catalog();
+                let catalog = self.catalog();
                 let mut tables = Vec::new();
                 for target in &truncate.table_names {
                     let name = self.qualified(&target.name)?;
@@ -611,9 +612,7 @@ impl Session {
         let TableObject::TableName(name) = &insert.table else {
             return Ok(());
         };
-        let table = self
-            .db
-            .catalog()
+        let table = self.catalog()
             .table(&self.qualified(name)?)
             .cloned()
             .ok_or_else(|| QuiverError::UndefinedTable(name.to_string()))?;
@@ -651,6 +650,12 @@ impl Session {
         Ok(())
     }
 
+    /// The catalog this session sees: its transaction's, when that has run
+    /// DDL, else the database's.
+    pub(crate) fn catalog(&self) -> Arc<crate::engine::CatalogState> {
+        crate::engine::catalog::visible_catalog(&self.db, &self.txn_slot())
+    }
+
     /// Resolves a table name as DataFusion spelled it in a plan.
     fn table_for_reference(
         &self,
@@ -665,9 +670,7 @@ impl Session {
                 QualifiedName::new(schema.as_ref(), table.as_ref())
             }
         };
-        let table = self
-            .db
-            .catalog()
+        let table = self.catalog()
             .table(&name)
             .cloned()
             .ok_or_else(|| QuiverError::UndefinedTable(name.name.clone()))?;
@@ -677,7 +680,7 @@ impl Session {
     /// The schema new relations go to: the first existing schema on the
     /// search path.
     fn default_schema(&self) -> String {
-        let catalog = self.db.catalog();
+        let catalog = self.catalog();
         self.settings
             .search_path()
             .into_iter()
@@ -709,7 +712,7 @@ impl Session {
                     .collect::<Result<Vec<_>>>()?;
                 let (_, ack) = self
                     .db
-                    .drop_relations(&names, want_view, if_exists, cascade)?;
+                    .drop_relations(self.current_txn().as_deref(), &names, want_view, if_exists, cascade)?;
                 ack.wait().await;
                 Ok(StatementResult::command(if want_view {
                     "DROP VIEW"
@@ -720,7 +723,7 @@ impl Session {
             ObjectType::Schema => {
                 for name in names {
                     let name = object_name_parts(name)?.pop().unwrap_or_default();
-                    let (_, ack) = self.db.drop_schema(&name, if_exists, cascade)?;
+                    let (_, ack) = self.db.drop_schema(self.current_txn().as_deref(), &name, if_exists, cascade)?;
                     ack.wait().await;
                 }
                 Ok(StatementResult::command("DROP SCHEMA"))

@@ -30,18 +30,18 @@ impl Session {
         for effect in &commit.effects {
             match effect {
                 Effect::CreateSchema { name } => {
-                    let (_, ack) = self.db.create_schema(name, true)?;
+                    let (_, ack) = self.db.create_schema(None, name, true)?;
                     ack.wait().await;
                 }
                 Effect::DropSchema { name, cascade } => {
-                    let (_, ack) = self.db.drop_schema(name, true, *cascade)?;
+                    let (_, ack) = self.db.drop_schema(None, name, true, *cascade)?;
                     ack.wait().await;
                 }
                 Effect::CreateTable(def) => {
                     let (schema, _) = decode_batches(blob(def.arrow_schema)?)?;
                     let table = Arc::new(self.build_table_from_def(def, schema)?);
                     let name = QualifiedName::new(&def.schema, &def.name);
-                    let (_, ack) = self.db.create_table(&name, table.clone(), false)?;
+                    let (_, ack) = self.db.create_table(None, &name, table.clone(), false)?;
                     ack.wait().await;
                     self.db.reserve_table_ids(def.id + 1);
                     tables.insert(def.id, table);
@@ -59,7 +59,7 @@ impl Session {
                         .collect();
                     let (_, ack) = self
                         .db
-                        .drop_relations(&names, *views, *if_exists, *cascade)?;
+                        .drop_relations(None, &names, *views, *if_exists, *cascade)?;
                     ack.wait().await;
                 }
                 Effect::Truncate { table_ids } => {
@@ -147,7 +147,7 @@ impl Session {
         let name = QualifiedName::new(&def.schema, &def.name);
         let or_replace = def.or_replace;
         let view = self.build_view(def, &query).await?;
-        let (_, ack) = self.db.create_view(&name, view, or_replace)?;
+        let (_, ack) = self.db.create_view(None, &name, view, or_replace)?;
         ack.wait().await;
         Ok(())
     }

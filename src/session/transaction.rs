@@ -7,7 +7,7 @@ use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::Statement;
 
 use super::{Session, StatementResult};
-use crate::engine::txn::Writes;
+use crate::engine::txn::Saved;
 use crate::engine::{Transaction, TxnSlot};
 use crate::error::{QuiverError, Result};
 
@@ -23,7 +23,7 @@ pub enum TxnState {
 pub(super) struct OpenTransaction {
     txn: Arc<Transaction>,
     failed: bool,
-    savepoints: Vec<(String, Writes)>,
+    savepoints: Vec<(String, Saved)>,
 }
 
 impl Session {
@@ -65,14 +65,8 @@ impl Session {
             };
         }
         match inner {
-            Some(
-                Statement::CreateTable(_)
-                | Statement::CreateView(_)
-                | Statement::CreateSchema { .. }
-                | Statement::Drop { .. }
-                | Statement::AlterTable(_),
-            ) => Err(QuiverError::FeatureNotSupported(
-                "DDL inside a transaction block is not supported yet; run it outside BEGIN ... COMMIT".into(),
+            Some(Statement::AlterTable(_)) => Err(QuiverError::FeatureNotSupported(
+                "ALTER TABLE inside a transaction block is not supported; run it outside BEGIN ... COMMIT".into(),
             )),
             _ => Ok(()),
         }
@@ -145,8 +139,8 @@ impl Session {
 
     pub(super) fn savepoint(&mut self, name: String) -> Result<StatementResult> {
         let open = self.open_block("SAVEPOINT")?;
-        let writes = open.txn.writes();
-        open.savepoints.push((name, writes));
+        let saved = open.txn.save();
+        open.savepoints.push((name, saved));
         Ok(StatementResult::command("SAVEPOINT"))
     }
 
@@ -161,7 +155,7 @@ impl Session {
     pub(super) fn rollback_to_savepoint(&mut self, name: String) -> Result<StatementResult> {
         let open = self.open_block("ROLLBACK TO SAVEPOINT")?;
         let at = position(&open.savepoints, &name)?;
-        open.txn.restore_writes(open.savepoints[at].1.clone());
+        open.txn.restore(open.savepoints[at].1.clone());
         open.savepoints.truncate(at + 1);
         open.failed = false;
         Ok(StatementResult::command("ROLLBACK"))
@@ -169,7 +163,7 @@ impl Session {
 }
 
 /// The most recent savepoint of that name.
-fn position(savepoints: &[(String, Writes)], name: &str) -> Result<usize> {
+fn position(savepoints: &[(String, Saved)], name: &str) -> Result<usize> {
     savepoints
         .iter()
         .rposition(|(n, _)| n == name)

@@ -115,6 +115,30 @@ pub enum Effect {
     },
 }
 
+impl Effect {
+    /// Moves the effect's blob references up by `by`.
+    fn shift_blobs(&mut self, by: usize) {
+        match self {
+            Effect::CreateTable(def) => def.arrow_schema += by,
+            Effect::Insert { data, .. } => *data += by,
+            Effect::Delete { positions, .. } => *positions += by,
+            Effect::AlterTable { def, columns, .. } => {
+                def.arrow_schema += by;
+                for column in columns {
+                    if let ColumnSource::Fill(Some(blob)) = column {
+                        *blob += by;
+                    }
+                }
+            }
+            Effect::CreateSchema { .. }
+            | Effect::DropSchema { .. }
+            | Effect::CreateView(_)
+            | Effect::DropRelations { .. }
+            | Effect::Truncate { .. } => {}
+        }
+    }
+}
+
 /// A committed change as it sits in the WAL: effects plus their blobs.
 #[derive(Debug, Clone, Default)]
 pub struct Commit {
@@ -132,6 +156,17 @@ impl Commit {
         Commit {
             effects: vec![effect],
             blobs: Vec::new(),
+        }
+    }
+
+    /// Appends another commit's effects and blobs (renumbering its blob
+    /// references).
+    pub fn append(&mut self, other: Commit) {
+        let shift = self.blobs.len();
+        self.blobs.extend(other.blobs);
+        for mut effect in other.effects {
+            effect.shift_blobs(shift);
+            self.effects.push(effect);
         }
     }
 

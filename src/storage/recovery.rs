@@ -79,11 +79,11 @@ async fn restore_checkpoint(
     tables: &mut HashMap<u64, Arc<Table>>,
 ) -> Result<()> {
     for schema in &manifest.schemas {
-        let (_, ack) = db.create_schema(schema, true)?;
+        let (_, ack) = db.create_schema(None, schema, true)?;
         ack.wait().await;
     }
     if !manifest.schemas.iter().any(|s| s == DEFAULT_SCHEMA) {
-        let (_, ack) = db.drop_schema(DEFAULT_SCHEMA, true, true)?;
+        let (_, ack) = db.drop_schema(None, DEFAULT_SCHEMA, true, true)?;
         ack.wait().await;
     }
     // Read every table's file in parallel; a missing or damaged file is an
@@ -124,7 +124,7 @@ async fn restore_checkpoint(
         let def = &entry.def;
         let table = Arc::new(session.build_table_from_def(def, schema)?);
         table.restore(batches, entry.version)?;
-        let (_, ack) = db.create_table(
+        let (_, ack) = db.create_table(None, 
             &QualifiedName::new(&def.schema, &def.name),
             table.clone(),
             false,
