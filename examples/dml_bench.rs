@@ -73,8 +73,7 @@ async fn main() -> anyhow::Result<()> {
         std::thread::available_parallelism()?.get()
     );
 
-    let generator =
-        LineItemArrow::new(LineItemGenerator::new(sf, 1, 1)).with_batch_size(64 * 1024);
+    let generator = LineItemArrow::new(LineItemGenerator::new(sf, 1, 1)).with_batch_size(64 * 1024);
     let schema = {
         use datafusion::arrow::record_batch::RecordBatchReader;
         generator.schema()
@@ -195,7 +194,10 @@ async fn small_inserts(n: usize) -> anyhow::Result<(f64, f64)> {
     for i in 0..n {
         run(
             &mut session,
-            &format!("INSERT INTO small VALUES ({i}, {}, 'row {i}')", i as f64 * 0.5),
+            &format!(
+                "INSERT INTO small VALUES ({i}, {}, 'row {i}')",
+                i as f64 * 0.5
+            ),
         )
         .await?;
     }

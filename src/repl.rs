@@ -292,9 +292,11 @@ impl Shell<'_> {
                     "not null"
                 }
             }))),
-            Arc::new(StringArray::from_iter_values(fields.iter().map(|f| {
-                defaults.get(f.name()).cloned().unwrap_or_default()
-            }))),
+            Arc::new(StringArray::from_iter_values(
+                fields
+                    .iter()
+                    .map(|f| defaults.get(f.name()).cloned().unwrap_or_default()),
+            )),
         ];
         let batch = RecordBatch::try_new(out_schema.clone(), columns)?;
         let table = render_table(&out_schema, &[batch])?;

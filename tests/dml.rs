@@ -88,7 +88,10 @@ async fn prepared_dml_with_parameters_and_returning() {
     got.sort();
     assert_eq!(
         got,
-        vec![(1, "a".into(), "3.00".into()), (2, "z".into(), "5.00".into())]
+        vec![
+            (1, "a".into(), "3.00".into()),
+            (2, "z".into(), "5.00".into())
+        ]
     );
 
     let deleted = client
@@ -106,11 +109,17 @@ async fn prepared_dml_with_parameters_and_returning() {
         .unwrap();
     let price: Option<rust_decimal::Decimal> = None;
     assert_eq!(
-        client.execute(&upsert, &[&1i32, &"new", &price]).await.unwrap(),
+        client
+            .execute(&upsert, &[&1i32, &"new", &price])
+            .await
+            .unwrap(),
         1
     );
     assert_eq!(
-        client.execute(&upsert, &[&7i32, &"seven", &price]).await.unwrap(),
+        client
+            .execute(&upsert, &[&7i32, &"seven", &price])
+            .await
+            .unwrap(),
         1
     );
     let names: Vec<String> = client
@@ -149,12 +158,18 @@ async fn conflicting_updates_in_transactions_and_savepoints() {
         .await
         .unwrap();
     b.batch_execute("BEGIN").await.unwrap();
-    assert_eq!(count(&b, "SELECT bal::bigint FROM acct WHERE id = 1").await, 100);
+    assert_eq!(
+        count(&b, "SELECT bal::bigint FROM acct WHERE id = 1").await,
+        100
+    );
     b.batch_execute("UPDATE acct SET bal = bal + 10 WHERE id = 2")
         .await
         .unwrap();
     a.batch_execute("COMMIT").await.unwrap();
-    assert_eq!(count(&b, "SELECT bal::bigint FROM acct WHERE id = 1").await, 100);
+    assert_eq!(
+        count(&b, "SELECT bal::bigint FROM acct WHERE id = 1").await,
+        100
+    );
     let err = b.batch_execute("COMMIT").await.unwrap_err();
     assert_eq!(err.code(), Some(&SqlState::T_R_SERIALIZATION_FAILURE));
     assert_eq!(count(&b, "SELECT sum(bal)::bigint FROM acct").await, 190);
@@ -205,10 +220,7 @@ async fn dml_and_alter_survive_restart() {
     let expected = "1|one|11|t\n3|three|33|t\n4|four|40|f\n";
     let dump = |client: tokio_postgres::Client| async move {
         client
-            .query(
-                "SELECT id, label, n, flag FROM item ORDER BY id",
-                &[],
-            )
+            .query("SELECT id, label, n, flag FROM item ORDER BY id", &[])
             .await
             .unwrap()
             .iter()
@@ -265,7 +277,9 @@ async fn dml_and_alter_survive_restart() {
         let client = server.connect().await;
         client.batch_execute("CHECKPOINT").await.unwrap();
         client
-            .batch_execute("DELETE FROM item WHERE id = 3; INSERT INTO item VALUES (3, 'three', 33)")
+            .batch_execute(
+                "DELETE FROM item WHERE id = 3; INSERT INTO item VALUES (3, 'three', 33)",
+            )
             .await
             .unwrap();
     }
@@ -475,7 +489,10 @@ async fn transactional_ddl_survives_restart() {
         .map(|r| (r.get(0), r.get(1)))
         .collect();
     assert_eq!(rows, vec![(1, "x".into()), (2, "z".into())]);
-    assert_eq!(count(&client, "SELECT sum(id)::bigint FROM app.b").await, 30);
+    assert_eq!(
+        count(&client, "SELECT sum(id)::bigint FROM app.b").await,
+        30
+    );
     for missing in ["app.gone", "app.c"] {
         let err = client
             .query(&format!("SELECT * FROM {missing}"), &[])

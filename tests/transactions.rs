@@ -51,7 +51,9 @@ async fn the_second_to_change_rows_of_a_table_gets_a_serialization_failure() {
     a.batch_execute("CREATE TABLE t (x INT); INSERT INTO t VALUES (1)")
         .await
         .unwrap();
-    a.batch_execute("BEGIN; UPDATE t SET x = x + 1").await.unwrap();
+    a.batch_execute("BEGIN; UPDATE t SET x = x + 1")
+        .await
+        .unwrap();
     b.batch_execute("BEGIN; DELETE FROM t").await.unwrap();
     a.batch_execute("COMMIT").await.unwrap();
     let err = b.batch_execute("COMMIT").await.unwrap_err();

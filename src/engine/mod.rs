@@ -219,7 +219,9 @@ impl Database {
                     let (deleted, inserted) = match change {
                         Change::Insert(rows) => (None, Some(rows)),
                         Change::Delete(positions) => (Some(positions), None),
-                        Change::Update { positions, rows } => (Some(positions), Some(rows)),
+                        Change::Update {
+                            positions, rows, ..
+                        } => (Some(positions), Some(rows)),
                         Change::Truncate => {
                             commit.effects.push(Effect::Truncate {
                                 table_ids: vec![*id],
@@ -259,7 +261,11 @@ impl Database {
             write.table.check_current()?;
             let current = write.table.snapshot();
             if current.version == txn.base_version(&write.table).version {
-                installs.push((write.table, TableVersion::clone(&write.version), write.delta));
+                installs.push((
+                    write.table,
+                    TableVersion::clone(&write.version),
+                    write.delta,
+                ));
                 continue;
             }
             if !write.changes.iter().all(|c| matches!(c, Change::Insert(_))) {

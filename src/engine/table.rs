@@ -8,9 +8,8 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, UInt32Array};
-use datafusion::physical_expr::PhysicalExpr;
 use datafusion::arrow::array::BooleanBufferBuilder;
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, UInt32Array};
 use datafusion::arrow::buffer::BooleanBuffer;
 use datafusion::arrow::compute::{concat_batches, filter_record_batch, take_record_batch};
 use datafusion::arrow::datatypes::SchemaRef;
@@ -20,6 +19,7 @@ use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::TableType;
 use datafusion::error::Result as DfResult;
 use datafusion::logical_expr::Expr;
+use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::ExecutionPlan;
 use parking_lot::Mutex;
 
@@ -310,6 +310,9 @@ pub enum Change {
     Update {
         positions: Arc<Vec<u64>>,
         rows: Vec<RecordBatch>,
+        /// No unique-key column was assigned: the keys stay as they are,
+        /// so the indexes need no work.
+        keys_unchanged: bool,
     },
     Truncate,
 }
@@ -642,11 +645,21 @@ impl Table {
                 }
                 Ok(base.emptied())
             }
-            Change::Delete(positions) => self.apply_rows(&indexes, base, Some(positions), &[], delta),
-            Change::Insert(rows) => self.apply_rows(&indexes, base, None, rows, delta),
-            Change::Update { positions, rows } => {
-                self.apply_rows(&indexes, base, Some(positions), rows, delta)
+            Change::Delete(positions) => {
+                self.apply_rows(&indexes, base, Some(positions), &[], delta)
             }
+            Change::Insert(rows) => self.apply_rows(&indexes, base, None, rows, delta),
+            Change::Update {
+                positions,
+                rows,
+                keys_unchanged: true,
+            } => {
+                let (next, _) = base.deleted(&self.schema, positions, false)?;
+                next.appended(&self.schema, rows.clone())
+            }
+            Change::Update {
+                positions, rows, ..
+            } => self.apply_rows(&indexes, base, Some(positions), rows, delta),
         }
     }
 
@@ -772,7 +785,9 @@ impl Table {
                 let existing = match delta {
                     Some(d) => {
                         d.added[i].contains(&key)
-                            || (!d.truncated && index.contains(&key) && !d.removed[i].contains(&key))
+                            || (!d.truncated
+                                && index.contains(&key)
+                                && !d.removed[i].contains(&key))
                     }
                     None => index.contains(&key),
                 };
@@ -848,19 +863,46 @@ impl TableProvider for Table {
             Some(columns) => Arc::new(self.schema.project(columns)?),
             None => self.schema.clone(),
         };
-        // Spread whole batches over the configured partitions so that scans
-        // of large tables use every core.
-        let partitions = state
-            .config()
-            .target_partitions()
-            .clamp(1, batches.len().max(1));
-        let mut parts: Vec<Vec<RecordBatch>> = vec![Vec::new(); partitions];
-        for (i, batch) in batches.into_iter().enumerate() {
-            parts[i % partitions].push(batch);
-        }
+        // An equal share of rows for every core.
+        let parts = balanced_partitions(batches, state.config().target_partitions());
         let source = MemorySourceConfig::try_new(&parts, schema, None)?;
         Ok(datafusion::datasource::source::DataSourceExec::from_data_source(source))
     }
+}
+
+/// Spreads batches over `partitions` with (nearly) the same number of rows
+/// each, slicing batches where needed (slices share memory), so every core
+/// gets an equal share of a scan whatever the batch sizes are.
+pub fn balanced_partitions(batches: Vec<RecordBatch>, partitions: usize) -> Vec<Vec<RecordBatch>> {
+    let total: usize = batches.iter().map(|b| b.num_rows()).sum();
+    if total == 0 {
+        return vec![Vec::new()];
+    }
+    let share = total.div_ceil(partitions.max(1));
+    let mut parts = Vec::with_capacity(partitions);
+    let mut current = Vec::new();
+    let mut filled = 0;
+    for batch in batches {
+        let mut offset = 0;
+        while offset < batch.num_rows() {
+            let take = (share - filled).min(batch.num_rows() - offset);
+            current.push(if offset == 0 && take == batch.num_rows() {
+                batch.clone()
+            } else {
+                batch.slice(offset, take)
+            });
+            offset += take;
+            filled += take;
+            if filled == share {
+                parts.push(std::mem::take(&mut current));
+                filled = 0;
+            }
+        }
+    }
+    if !current.is_empty() {
+        parts.push(current);
+    }
+    parts
 }
 
 #[cfg(test)]
@@ -884,7 +926,11 @@ mod tests {
         }
         let snap = table.snapshot();
         assert_eq!(snap.row_count, 10_000);
-        assert!(snap.segment_count() <= 16, "{} batches", snap.segment_count());
+        assert!(
+            snap.segment_count() <= 16,
+            "{} batches",
+            snap.segment_count()
+        );
         let total: usize = snap
             .live_batches()
             .unwrap()
@@ -892,6 +938,29 @@ mod tests {
             .map(|b| b.num_rows())
             .sum();
         assert_eq!(total, 10_000);
+    }
+
+    #[test]
+    fn partitions_get_equal_shares_of_rows() {
+        let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int32, true)]));
+        let batches = vec![
+            rows(&schema, (0..65536).collect()),
+            rows(&schema, (0..1024).collect()),
+            rows(&schema, (0..32).collect()),
+        ];
+        let parts = balanced_partitions(batches, 2);
+        let sizes: Vec<usize> = parts
+            .iter()
+            .map(|p| p.iter().map(|b| b.num_rows()).sum())
+            .collect();
+        assert_eq!(sizes, vec![33296, 33296]);
+        let one = balanced_partitions(vec![rows(&schema, vec![1, 2, 3])], 4);
+        let sizes: Vec<usize> = one
+            .iter()
+            .map(|p| p.iter().map(|b| b.num_rows()).sum())
+            .collect();
+        assert_eq!(sizes.iter().sum::<usize>(), 3);
+        assert!(balanced_partitions(Vec::new(), 2).len() == 1);
     }
 
     #[test]
@@ -959,9 +1028,7 @@ mod tests {
             .unwrap();
         assert_eq!(values(&table, None), vec![0, 2, 4, 5, 6, 7, 8, 9]);
         // Position 1 is now the value 2: positions are among live rows.
-        table
-            .apply_now(&Change::Delete(Arc::new(vec![1])))
-            .unwrap();
+        table.apply_now(&Change::Delete(Arc::new(vec![1]))).unwrap();
         assert_eq!(values(&table, None), vec![0, 4, 5, 6, 7, 8, 9]);
         assert_eq!(table.snapshot().row_count, 7);
         // The deleted keys are free again.
@@ -999,6 +1066,7 @@ mod tests {
             .apply_now(&Change::Update {
                 positions: Arc::new(vec![0, 1, 2]),
                 rows: vec![rows(&schema, vec![2, 3, 4])],
+                keys_unchanged: false,
             })
             .unwrap();
         assert_eq!(values(&table, None), vec![2, 3, 4]);
@@ -1009,6 +1077,7 @@ mod tests {
             .apply_now(&Change::Update {
                 positions: Arc::new(vec![0]),
                 rows: vec![rows(&schema, vec![3])],
+                keys_unchanged: false,
             })
             .is_err());
         assert_eq!(table.snapshot().version, before);
@@ -1027,10 +1096,18 @@ mod tests {
             .apply(&base, &Change::Delete(Arc::new(vec![0])), &mut delta)
             .unwrap();
         let v2 = table
-            .apply(&v1, &Change::Insert(vec![rows(&schema, vec![1])]), &mut delta)
+            .apply(
+                &v1,
+                &Change::Insert(vec![rows(&schema, vec![1])]),
+                &mut delta,
+            )
             .unwrap();
         assert!(table
-            .apply(&v2, &Change::Insert(vec![rows(&schema, vec![2])]), &mut delta)
+            .apply(
+                &v2,
+                &Change::Insert(vec![rows(&schema, vec![2])]),
+                &mut delta
+            )
             .is_err());
         assert_eq!(values(&table, Some(&v2)), vec![2, 1]);
         table.install_version(v2, &delta);

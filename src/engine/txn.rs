@@ -12,8 +12,8 @@ use datafusion::arrow::record_batch::RecordBatch;
 
 use super::catalog::CatalogState;
 use super::table::{Change, Conflict, KeyDelta, Table, TableVersion};
-use crate::storage::record::Commit;
 use crate::error::Result;
+use crate::storage::record::Commit;
 
 /// The current transaction of a session, if any (a DataFusion config
 /// extension, so `TableProvider::scan` can find it).
@@ -114,14 +114,12 @@ impl Transaction {
                 return Err(e);
             }
         };
-        let write = writes
-            .entry(table.id())
-            .or_insert_with(|| PendingWrite {
-                table: table.clone(),
-                version: base,
-                changes: Vec::new(),
-                delta: KeyDelta::default(),
-            });
+        let write = writes.entry(table.id()).or_insert_with(|| PendingWrite {
+            table: table.clone(),
+            version: base,
+            changes: Vec::new(),
+            delta: KeyDelta::default(),
+        });
         write.delta = delta;
         write.version = Arc::new(next);
         write.changes.push(change);

@@ -517,9 +517,7 @@ impl Session {
 
     /// 42804 when a DEFAULT's type cannot be stored in the column.
     async fn check_default_type(&self, sql: &str, field: &Field) -> Result<()> {
-        let plan = self
-            .plan_generated(&format!("SELECT ({sql})"))
-            .await?;
+        let plan = self.plan_generated(&format!("SELECT ({sql})")).await?;
         let from = plan.schema().field(0).data_type().clone();
         if !assignable(&from, field.data_type()) {
             return Err(QuiverError::DatatypeMismatch(format!(
@@ -534,9 +532,7 @@ impl Session {
 
     /// A DEFAULT's value, as a one-element array of the column's type.
     async fn evaluate_default(&self, sql: &str, field: &Field) -> Result<ArrayRef> {
-        let plan = self
-            .plan_generated(&format!("SELECT ({sql})"))
-            .await?;
+        let plan = self.plan_generated(&format!("SELECT ({sql})")).await?;
         let batches = datafusion::dataframe::DataFrame::new(self.ctx.state(), plan)
             .collect()
             .await?;
@@ -618,7 +614,11 @@ fn check_existing_rows(table: &Table, rows: &[RecordBatch], new_checks: &[String
                 });
             }
         }
-        for check in table.checks().iter().filter(|c| new_checks.contains(&c.name)) {
+        for check in table
+            .checks()
+            .iter()
+            .filter(|c| new_checks.contains(&c.name))
+        {
             let batch = RecordBatch::try_new(schema.clone(), batch.columns().to_vec())?;
             if check.first_violation(&batch)?.is_some() {
                 return Err(QuiverError::CheckViolation(format!(

@@ -127,9 +127,7 @@ pub fn separate_repeated_names(statement: &mut Statement) {
                 let mut seen: HashMap<String, usize> = HashMap::new();
                 for item in select.projection.iter_mut() {
                     let key = match &*item {
-                        SelectItem::UnnamedExpr(Expr::Identifier(i)) => {
-                            super::normalize_ident(i)
-                        }
+                        SelectItem::UnnamedExpr(Expr::Identifier(i)) => super::normalize_ident(i),
                         SelectItem::UnnamedExpr(Expr::CompoundIdentifier(parts)) => {
                             parts.last().map(super::normalize_ident).unwrap_or_default()
                         }
@@ -181,7 +179,10 @@ pub fn rename(schema: &SchemaRef, names: &Option<Vec<Option<String>>>) -> Schema
     let names = names
         .as_ref()
         .filter(|names| names.len() == schema.fields().len());
-    let marked = schema.fields().iter().any(|f| f.name().contains(REPEAT_MARK));
+    let marked = schema
+        .fields()
+        .iter()
+        .any(|f| f.name().contains(REPEAT_MARK));
     if names.is_none() && !marked {
         return schema.clone();
     }

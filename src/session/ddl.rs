@@ -15,9 +15,9 @@ use datafusion::sql::sqlparser::ast::{
 };
 
 use super::{insert, normalize_ident, Session, StatementResult};
+use crate::engine::table::Check;
 use crate::engine::types::column_field;
 use crate::engine::unique::UniqueConstraint;
-use crate::engine::table::Check;
 use crate::engine::{QualifiedName, Table, View};
 use crate::error::{not_supported, QuiverError, Result};
 use crate::storage::record::{CheckDef, ConstraintDef, TableDef, ViewDef};
@@ -138,17 +138,13 @@ impl Session {
         let schema = Arc::new(Schema::new(fields));
         let checks = name_checks(&name.name, &schema, checks)?;
         let id = self.db.allocate_table_id();
-        let table = self.build_table(
-            id,
-            &name.name,
-            schema,
-            defaults_sql,
-            constraints,
-            checks,
+        let table = self.build_table(id, &name.name, schema, defaults_sql, constraints, checks)?;
+        let (_, ack) = self.db.create_table(
+            self.current_txn().as_deref(),
+            &name,
+            Arc::new(table),
+            create.if_not_exists,
         )?;
-        let (_, ack) = self
-            .db
-            .create_table(self.current_txn().as_deref(), &name, Arc::new(table), create.if_not_exists)?;
         ack.wait().await;
         Ok(StatementResult::command("CREATE TABLE"))
     }
@@ -196,7 +192,9 @@ impl Session {
             Vec::new(),
         )?);
         let batches = insert::conform_batches(&table, batches)?;
-        let (_, ack) = self.db.create_table(self.current_txn().as_deref(), &name, table.clone(), false)?;
+        let (_, ack) =
+            self.db
+                .create_table(self.current_txn().as_deref(), &name, table.clone(), false)?;
         ack.wait().await;
         let rows = self.append_rows(&table, batches).await?;
         Ok(rows)
@@ -300,7 +298,8 @@ impl Session {
         name: QualifiedName,
         query: &Query,
     ) -> Result<StatementResult> {
-        let exists = self.catalog()
+        let exists = self
+            .catalog()
             .schemas
             .get(&name.schema)
             .is_some_and(|s| s.has_relation(&name.name));
@@ -351,7 +350,9 @@ impl Session {
         let batches = insert::conform_batches(&table, batches)?;
         // Two commits: the table, then its rows (replay needs the table
         // before rows that refer to it).
-        let (_, ack) = self.db.create_table(self.current_txn().as_deref(), &name, table.clone(), false)?;
+        let (_, ack) =
+            self.db
+                .create_table(self.current_txn().as_deref(), &name, table.clone(), false)?;
         ack.wait().await;
         let rows = self.append_rows(&table, batches).await?;
         Ok(StatementResult::Command {
@@ -366,7 +367,8 @@ impl Session {
         }
         let name = self.qualified(&create.name)?;
         if create.if_not_exists
-            && self.catalog()
+            && self
+                .catalog()
                 .schemas
                 .get(&name.schema)
                 .is_some_and(|s| s.has_relation(&name.name))
@@ -386,7 +388,12 @@ impl Session {
             or_replace: create.or_replace,
         };
         let view = self.build_view(def, &create.query).await?;
-        let (_, ack) = self.db.create_view(self.current_txn().as_deref(), &name, view, create.or_replace)?;
+        let (_, ack) = self.db.create_view(
+            self.current_txn().as_deref(),
+            &name,
+            view,
+            create.or_replace,
+        )?;
         ack.wait().await;
         Ok(StatementResult::command("CREATE VIEW"))
     }

@@ -54,7 +54,10 @@ struct Scratch {
 
 impl Scratch {
     /// Registers a table provider and returns the SQL that names it.
-    fn add_provider(&mut self, table: Arc<dyn datafusion::catalog::TableProvider>) -> Result<String> {
+    fn add_provider(
+        &mut self,
+        table: Arc<dyn datafusion::catalog::TableProvider>,
+    ) -> Result<String> {
         let name = format!("t{}", SCRATCH_SEQ.fetch_add(1, Ordering::Relaxed));
         self.schema.register_table(name.clone(), table)?;
         self.names.push(name.clone());
@@ -173,7 +176,9 @@ impl Session {
     /// Resolves the table an UPDATE or DELETE names.
     fn target(&self, relation: &TableWithJoins) -> Result<Target> {
         if !relation.joins.is_empty() {
-            return Err(not_supported("JOIN in the target of UPDATE or DELETE; use FROM or USING"));
+            return Err(not_supported(
+                "JOIN in the target of UPDATE or DELETE; use FROM or USING",
+            ));
         }
         let TableFactor::Table { name, alias, .. } = &relation.relation else {
             return Err(not_supported(format!(
@@ -242,9 +247,11 @@ impl Session {
         let schema = table.schema_ref();
         let constraints = table.unique_constraints();
         let Some((c, constraint)) = constraints.iter().enumerate().find(|(_, c)| {
-            c.columns
-                .iter()
-                .all(|&i| pinned.iter().any(|(name, _)| name == schema.field(i).name()))
+            c.columns.iter().all(|&i| {
+                pinned
+                    .iter()
+                    .any(|(name, _)| name == schema.field(i).name())
+            })
         }) else {
             return Ok(None);
         };
@@ -285,7 +292,9 @@ impl Session {
             return Ok(Some(Vec::new()));
         };
         let version = txn.visible(table);
-        Ok(Some(table.find_by_key(&version, c, &key)?.into_iter().collect()))
+        Ok(Some(
+            table.find_by_key(&version, c, &key)?.into_iter().collect(),
+        ))
     }
 
     /// Plans generated SQL (one SELECT) with the session's rewrites.
@@ -297,7 +306,11 @@ impl Session {
         self.plan(statement).await
     }
 
-    async fn collect(&self, plan: LogicalPlan, params: Option<&ParamValues>) -> Result<Vec<RecordBatch>> {
+    async fn collect(
+        &self,
+        plan: LogicalPlan,
+        params: Option<&ParamValues>,
+    ) -> Result<Vec<RecordBatch>> {
         let plan = match params {
             Some(params) => plan.with_param_values(params.clone())?,
             None => plan,
@@ -395,13 +408,22 @@ impl Session {
         };
         // Checked against the table's column rules (NOT NULL among them) by
         // conform_batches, so not yet labelled with the table's schema.
-        let rows = RecordBatch::try_new(nullable(&schema), rows.columns().to_vec())?;
-        let rows = conform_batches(table, vec![rows])?;
+        let loose = nullable(&schema);
+        let rows = rows
+            .into_iter()
+            .map(|b| RecordBatch::try_new(loose.clone(), b.columns().to_vec()))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let rows = conform_batches(table, rows)?;
+        let keys_unchanged = table
+            .unique_constraints()
+            .iter()
+            .all(|c| c.columns.iter().all(|&i| values[i].is_none()));
         txn.apply(
             table,
             Change::Update {
                 positions: Arc::new(positions),
                 rows: rows.clone(),
+                keys_unchanged,
             },
         )?;
         Ok(rows)
@@ -416,41 +438,41 @@ impl Session {
     ) -> Result<Vec<Option<String>>> {
         let schema = table.schema_ref();
         let mut values: Vec<Option<String>> = vec![None; schema.fields().len()];
-        let mut assign = |column: &datafusion::sql::sqlparser::ast::ObjectName,
-                          value: &SqlExpr|
-         -> Result<()> {
-            let name = column
-                .0
-                .last()
-                .and_then(|p| p.as_ident())
-                .map(normalize_ident)
-                .unwrap_or_default();
-            let index = schema.index_of(&name).map_err(|_| {
-                QuiverError::UndefinedColumnOf {
-                    column: name.clone(),
-                    table: table.name().to_string(),
+        let mut assign =
+            |column: &datafusion::sql::sqlparser::ast::ObjectName, value: &SqlExpr| -> Result<()> {
+                let name = column
+                    .0
+                    .last()
+                    .and_then(|p| p.as_ident())
+                    .map(normalize_ident)
+                    .unwrap_or_default();
+                let index = schema
+                    .index_of(&name)
+                    .map_err(|_| QuiverError::UndefinedColumnOf {
+                        column: name.clone(),
+                        table: table.name().to_string(),
+                    })?;
+                if values[index].is_some() {
+                    return Err(QuiverError::InvalidStatement(format!(
+                        "multiple assignments to same column \"{name}\""
+                    )));
                 }
-            })?;
-            if values[index].is_some() {
-                return Err(QuiverError::InvalidStatement(format!(
-                    "multiple assignments to same column \"{name}\""
-                )));
-            }
-            values[index] = Some(match value {
-                SqlExpr::Identifier(ident)
-                    if ident.quote_style.is_none() && ident.value.eq_ignore_ascii_case("default") =>
-                {
-                    table
-                        .defaults_sql()
-                        .iter()
-                        .find(|(c, _)| *c == name)
-                        .map(|(_, sql)| sql.clone())
-                        .unwrap_or_else(|| "NULL".to_string())
-                }
-                other => other.to_string(),
-            });
-            Ok(())
-        };
+                values[index] = Some(match value {
+                    SqlExpr::Identifier(ident)
+                        if ident.quote_style.is_none()
+                            && ident.value.eq_ignore_ascii_case("default") =>
+                    {
+                        table
+                            .defaults_sql()
+                            .iter()
+                            .find(|(c, _)| *c == name)
+                            .map(|(_, sql)| sql.clone())
+                            .unwrap_or_else(|| "NULL".to_string())
+                    }
+                    other => other.to_string(),
+                });
+                Ok(())
+            };
         for assignment in assignments {
             match (&assignment.target, &assignment.value) {
                 (AssignmentTarget::ColumnName(column), value) => assign(column, value)?,
@@ -478,7 +500,9 @@ impl Session {
         txn: &Arc<Transaction>,
     ) -> Result<StatementResult> {
         if delete.limit.is_some() || !delete.order_by.is_empty() || !delete.tables.is_empty() {
-            return Err(not_supported("DELETE with ORDER BY, LIMIT or several tables"));
+            return Err(not_supported(
+                "DELETE with ORDER BY, LIMIT or several tables",
+            ));
         }
         let (FromTable::WithFromKeyword(from) | FromTable::WithoutKeyword(from)) = &delete.from;
         let [relation] = from.as_slice() else {
@@ -512,13 +536,23 @@ impl Session {
         let batches = self.collect(plan, params).await?;
         let Some((positions, rows)) = row_ids_and_rest(batches)? else {
             return self
-                .finish(&mut scratch, &target, "DELETE", 0, Vec::new(), delete.returning.as_deref(), params)
+                .finish(
+                    &mut scratch,
+                    &target,
+                    "DELETE",
+                    0,
+                    Vec::new(),
+                    delete.returning.as_deref(),
+                    params,
+                )
                 .await;
         };
         let count = positions.len();
         txn.apply(table, Change::Delete(Arc::new(positions)))?;
         let old_rows = if delete.returning.is_some() {
-            vec![RecordBatch::try_new(schema.clone(), rows.columns().to_vec())?]
+            rows.into_iter()
+                .map(|b| RecordBatch::try_new(schema.clone(), b.columns().to_vec()))
+                .collect::<std::result::Result<Vec<_>, _>>()?
         } else {
             Vec::new()
         };
@@ -555,7 +589,11 @@ impl Session {
         };
         let (_, table) = self.table_for_reference(&dml.table_name)?;
         let input = match params {
-            Some(params) => dml.input.as_ref().clone().with_param_values(params.clone())?,
+            Some(params) => dml
+                .input
+                .as_ref()
+                .clone()
+                .with_param_values(params.clone())?,
             None => dml.input.as_ref().clone(),
         };
         let batches = self.insert_rows(&table, input).await?;
@@ -586,7 +624,8 @@ impl Session {
         let to_insert = match on_conflict {
             None => proposed,
             Some(on_conflict) => {
-                let indexes = self.conflict_indexes(&table, on_conflict.conflict_target.as_ref())?;
+                let indexes =
+                    self.conflict_indexes(&table, on_conflict.conflict_target.as_ref())?;
                 let conflicts = txn.conflicts(&table, &proposed, &indexes)?;
                 match &on_conflict.action {
                     OnConflictAction::DoNothing => {
@@ -604,10 +643,10 @@ impl Session {
                                     .into(),
                             ));
                         }
-                        let existing = keep_rows(&proposed, |i| conflicts[i] == Conflict::Existing)?;
+                        let existing =
+                            keep_rows(&proposed, |i| conflicts[i] == Conflict::Existing)?;
                         if existing.num_rows() > 0 {
-                            let candidates =
-                                existing_rows(&table, txn, indexes[0], &existing)?;
+                            let candidates = existing_rows(&table, txn, indexes[0], &existing)?;
                             let excluded = scratch.add(schema.clone(), vec![existing])?;
                             let key_columns = table.constraint_columns(indexes[0]);
                             let mut condition: Vec<String> = key_columns
@@ -659,7 +698,11 @@ impl Session {
 
     /// The unique constraints an ON CONFLICT target names (all of them
     /// when it names none).
-    fn conflict_indexes(&self, table: &Table, target: Option<&ConflictTarget>) -> Result<Vec<usize>> {
+    fn conflict_indexes(
+        &self,
+        table: &Table,
+        target: Option<&ConflictTarget>,
+    ) -> Result<Vec<usize>> {
         let schema = table.schema_ref();
         let found = match target {
             None => table.constraint_index(|_| true),
@@ -667,9 +710,9 @@ impl Session {
                 let mut wanted = Vec::new();
                 for column in columns {
                     let name = normalize_ident(column);
-                    let index = schema.index_of(&name).map_err(|_| {
-                        QuiverError::UndefinedColumn(name.clone())
-                    })?;
+                    let index = schema
+                        .index_of(&name)
+                        .map_err(|_| QuiverError::UndefinedColumn(name.clone()))?;
                     wanted.push(index);
                 }
                 wanted.sort_unstable();
@@ -753,7 +796,10 @@ impl Session {
     pub(super) async fn describe_dml(
         &self,
         statement: &Statement,
-    ) -> Result<(Vec<Option<datafusion::arrow::datatypes::FieldRef>>, Option<SchemaRef>)> {
+    ) -> Result<(
+        Vec<Option<datafusion::arrow::datatypes::FieldRef>>,
+        Option<SchemaRef>,
+    )> {
         let params = self.dml_parameters(statement).await?;
         let (target, returning) = match statement {
             Statement::Update(u) => (self.target(&u.table)?, u.returning.as_deref()),
@@ -783,7 +829,11 @@ impl Session {
         let mut scratch = self.scratch();
         let source = scratch.add(target.table.schema_ref(), Vec::new())?;
         let items: Vec<String> = items.iter().map(|i| i.to_string()).collect();
-        let sql = format!("SELECT {} FROM {source} AS {}", items.join(", "), target.alias);
+        let sql = format!(
+            "SELECT {} FROM {source} AS {}",
+            items.join(", "),
+            target.alias
+        );
         let statement = Session::parse(&sql)?
             .pop_front()
             .ok_or_else(|| QuiverError::Internal("empty RETURNING query".into()))?;
@@ -872,7 +922,10 @@ impl Session {
         let mut fields = super::parameter_fields(&plan)?;
         // `SET c = $1`: the parameter has the column's type, as in Postgres.
         for (value, field) in assigned {
-            if let Some(n) = value.strip_prefix('$').and_then(|n| n.parse::<usize>().ok()) {
+            if let Some(n) = value
+                .strip_prefix('$')
+                .and_then(|n| n.parse::<usize>().ok())
+            {
                 if n == 0 {
                     continue;
                 }
@@ -965,7 +1018,9 @@ fn constant_value(expr: &SqlExpr, params: Option<&ParamValues>) -> Option<Scalar
             Value::Placeholder(p) => {
                 let n: usize = p.strip_prefix('$')?.parse().ok()?;
                 match params? {
-                    ParamValues::List(values) => values.get(n.checked_sub(1)?).map(|v| v.value.clone()),
+                    ParamValues::List(values) => {
+                        values.get(n.checked_sub(1)?).map(|v| v.value.clone())
+                    }
                     ParamValues::Map(_) => None,
                 }
             }
@@ -1052,12 +1107,10 @@ impl datafusion::catalog::TableProvider for RowIdTable {
                 )
             })
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        let partitions = state.config().target_partitions().clamp(1, batches.len().max(1));
-        let mut parts: Vec<Vec<RecordBatch>> = vec![Vec::new(); partitions];
-        for (i, batch) in batches.into_iter().enumerate() {
-            parts[i % partitions].push(batch);
-        }
-        let source = datafusion::datasource::memory::MemorySourceConfig::try_new(&parts, schema, None)?;
+        let parts =
+            crate::engine::table::balanced_partitions(batches, state.config().target_partitions());
+        let source =
+            datafusion::datasource::memory::MemorySourceConfig::try_new(&parts, schema, None)?;
         Ok(datafusion::datasource::source::DataSourceExec::from_data_source(source))
     }
 }
@@ -1068,7 +1121,10 @@ fn cast_to_table(plan: LogicalPlan, schema: &SchemaRef, skip: usize) -> Result<L
     let input_schema = plan.schema().clone();
     let mut exprs = Vec::with_capacity(input_schema.fields().len());
     for (i, (qualifier, field)) in input_schema.iter().enumerate() {
-        let column = col(datafusion::common::Column::new(qualifier.cloned(), field.name()));
+        let column = col(datafusion::common::Column::new(
+            qualifier.cloned(),
+            field.name(),
+        ));
         if i < skip {
             exprs.push(column);
         } else {
@@ -1128,10 +1184,29 @@ pub(super) fn assignable(from: &DataType, to: &DataType) -> bool {
 /// Splits query output whose first column is the row id into sorted,
 /// distinct positions and the remaining columns of the same rows (the
 /// first of each row id, when a join produced several).
-fn row_ids_and_rest(batches: Vec<RecordBatch>) -> Result<Option<(Vec<u64>, RecordBatch)>> {
+fn row_ids_and_rest(batches: Vec<RecordBatch>) -> Result<Option<(Vec<u64>, Vec<RecordBatch>)>> {
     let Some(first) = batches.first() else {
         return Ok(None);
     };
+    // Usually every row id comes once: sort the ids, keep the rows as they
+    // are (their order does not matter; they are appended).
+    let mut ids: Vec<u64> = Vec::with_capacity(batches.iter().map(|b| b.num_rows()).sum());
+    for batch in &batches {
+        ids.extend(batch.column(0).as_primitive::<UInt64Type>().values().iter());
+    }
+    if ids.is_empty() {
+        return Ok(None);
+    }
+    ids.sort_unstable();
+    if ids.windows(2).all(|w| w[0] != w[1]) {
+        let rest = batches
+            .iter()
+            .filter(|b| b.num_rows() > 0)
+            .map(|b| b.project(&(1..b.num_columns()).collect::<Vec<_>>()))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        return Ok(Some((ids, rest)));
+    }
+    // A join matched some rows more than once: keep the first of each.
     let all = concat_batches(&first.schema(), &batches)?;
     if all.num_rows() == 0 {
         return Ok(None);
@@ -1154,7 +1229,7 @@ fn row_ids_and_rest(batches: Vec<RecordBatch>) -> Result<Option<(Vec<u64>, Recor
         take_record_batch(&sorted, &datafusion::arrow::array::UInt32Array::from(keep))?
     };
     let rest = sorted.project(&(1..sorted.num_columns()).collect::<Vec<_>>())?;
-    Ok(Some((positions, rest)))
+    Ok(Some((positions, vec![rest])))
 }
 
 /// `schema` with every column nullable.
@@ -1172,7 +1247,9 @@ fn nullable(schema: &SchemaRef) -> SchemaRef {
 fn keep_rows(batch: &RecordBatch, keep: impl Fn(usize) -> bool) -> Result<RecordBatch> {
     let mask: datafusion::arrow::array::BooleanArray =
         (0..batch.num_rows()).map(|i| Some(keep(i))).collect();
-    Ok(datafusion::arrow::compute::filter_record_batch(batch, &mask)?)
+    Ok(datafusion::arrow::compute::filter_record_batch(
+        batch, &mask,
+    )?)
 }
 
 /// An identifier as SQL, quoted.
@@ -1198,10 +1275,15 @@ mod tests {
             ],
         )
         .unwrap();
-        let (positions, rest) = row_ids_and_rest(vec![batch]).unwrap().unwrap();
+        let (positions, rest) = row_ids_and_rest(vec![batch.clone()]).unwrap().unwrap();
         assert_eq!(positions, vec![2, 5, 9]);
-        assert_eq!(rest.num_rows(), 3);
-        assert_eq!(rest.num_columns(), 1);
+        assert_eq!(rest[0].num_rows(), 3);
+        assert_eq!(rest[0].num_columns(), 1);
+        // Distinct ids: the rows stay as they came.
+        let distinct = batch.slice(0, 2);
+        let (positions, rest) = row_ids_and_rest(vec![distinct]).unwrap().unwrap();
+        assert_eq!(positions, vec![2, 5]);
+        assert_eq!(rest[0].num_rows(), 2);
         assert!(row_ids_and_rest(Vec::new()).unwrap().is_none());
     }
 }

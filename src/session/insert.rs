@@ -72,11 +72,7 @@ fn values_not_null(
     };
     let column = top
         .iter()
-        .position(|expr| {
-            expr.column_refs()
-                .iter()
-                .any(|c| c.name() == values_column)
-        })
+        .position(|expr| expr.column_refs().iter().any(|c| c.name() == values_column))
         .and_then(|i| names.fields().get(i))
         .map(|f| f.name().clone())
         .or_else(|| {

@@ -4,8 +4,8 @@
 //! The wire server and the REPL both drive a `Session`; neither touches table
 //! data any other way.
 
-mod column_names;
 mod alter;
+mod column_names;
 mod ddl;
 mod dml;
 mod insert;
@@ -479,7 +479,9 @@ impl Session {
                         return Err(not_supported("CREATE SCHEMA AUTHORIZATION without a name"))
                     }
                 };
-                let (_, ack) = self.db.create_schema(self.current_txn().as_deref(), &name, *if_not_exists)?;
+                let (_, ack) =
+                    self.db
+                        .create_schema(self.current_txn().as_deref(), &name, *if_not_exists)?;
                 ack.wait().await;
                 Ok(StatementResult::command("CREATE SCHEMA"))
             }
@@ -587,7 +589,10 @@ impl Session {
     /// column's default expression (or NULL), which DataFusion then plans.
     /// `INSERT INTO t VALUES (1)` into a wider table names the leading
     /// columns, as Postgres does (the rest get their defaults).
-    fn fill_values_defaults(&self, insert: &mut datafusion::sql::sqlparser::ast::Insert) -> Result<()> {
+    fn fill_values_defaults(
+        &self,
+        insert: &mut datafusion::sql::sqlparser::ast::Insert,
+    ) -> Result<()> {
         use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, SetExpr, TableObject};
         let is_default = |e: &SqlExpr| {
             matches!(e, SqlExpr::Identifier(i)
@@ -612,7 +617,8 @@ impl Session {
         let TableObject::TableName(name) = &insert.table else {
             return Ok(());
         };
-        let table = self.catalog()
+        let table = self
+            .catalog()
             .table(&self.qualified(name)?)
             .cloned()
             .ok_or_else(|| QuiverError::UndefinedTable(name.to_string()))?;
@@ -670,7 +676,8 @@ impl Session {
                 QualifiedName::new(schema.as_ref(), table.as_ref())
             }
         };
-        let table = self.catalog()
+        let table = self
+            .catalog()
             .table(&name)
             .cloned()
             .ok_or_else(|| QuiverError::UndefinedTable(name.name.clone()))?;
@@ -710,9 +717,13 @@ impl Session {
                     .iter()
                     .map(|n| self.qualified(n))
                     .collect::<Result<Vec<_>>>()?;
-                let (_, ack) = self
-                    .db
-                    .drop_relations(self.current_txn().as_deref(), &names, want_view, if_exists, cascade)?;
+                let (_, ack) = self.db.drop_relations(
+                    self.current_txn().as_deref(),
+                    &names,
+                    want_view,
+                    if_exists,
+                    cascade,
+                )?;
                 ack.wait().await;
                 Ok(StatementResult::command(if want_view {
                     "DROP VIEW"
@@ -723,7 +734,12 @@ impl Session {
             ObjectType::Schema => {
                 for name in names {
                     let name = object_name_parts(name)?.pop().unwrap_or_default();
-                    let (_, ack) = self.db.drop_schema(self.current_txn().as_deref(), &name, if_exists, cascade)?;
+                    let (_, ack) = self.db.drop_schema(
+                        self.current_txn().as_deref(),
+                        &name,
+                        if_exists,
+                        cascade,
+                    )?;
                     ack.wait().await;
                 }
                 Ok(StatementResult::command("DROP SCHEMA"))

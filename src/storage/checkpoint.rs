@@ -141,12 +141,11 @@ pub fn checkpoint(db: &Database) -> Result<CheckpointStats> {
             }
             _ => {
                 let file = format!("{TABLES_DIR}/{}-{}.parquet", table.id(), version.version);
-                stats.bytes_written +=
-                    write_parquet(
-                        &dir.join(&file),
-                        &table.schema_ref(),
-                        &version.live_batches()?,
-                    )?;
+                stats.bytes_written += write_parquet(
+                    &dir.join(&file),
+                    &table.schema_ref(),
+                    &version.live_batches()?,
+                )?;
                 stats.tables_written += 1;
                 file
             }

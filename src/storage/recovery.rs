@@ -124,7 +124,8 @@ async fn restore_checkpoint(
         let def = &entry.def;
         let table = Arc::new(session.build_table_from_def(def, schema)?);
         table.restore(batches, entry.version)?;
-        let (_, ack) = db.create_table(None, 
+        let (_, ack) = db.create_table(
+            None,
             &QualifiedName::new(&def.schema, &def.name),
             table.clone(),
             false,
