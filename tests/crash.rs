@@ -131,6 +131,56 @@ async fn transactional_writer(
     }
 }
 
+/// Increments acknowledged per counter, and increments sent whose answer
+/// never came (the server died): after a restart each counter must be at
+/// least the acknowledged count and at most that plus the unanswered ones.
+#[derive(Default)]
+struct Counts {
+    acked: [i64; COUNTERS],
+    unanswered: [i64; COUNTERS],
+}
+
+const COUNTERS: usize = 8;
+
+/// Autocommit UPDATEs: by key (`WHERE id = k`) and of every row, so both
+/// the key lookup and the scan path go through the WAL (as deletes by
+/// position plus the new rows) and through checkpoints.
+async fn updater(conn: String, seed: u64, counts: Arc<Mutex<Counts>>) {
+    let Some(client) = connect_or_give_up(&conn).await else {
+        return;
+    };
+    let mut rng = Rng(seed);
+    loop {
+        let all = rng.below(5) == 0;
+        let k = rng.below(COUNTERS as u64) as usize;
+        let sql = if all {
+            "UPDATE counters SET n = n + 1".to_string()
+        } else {
+            format!("UPDATE counters SET n = n + 1 WHERE id = {k}")
+        };
+        let touched: Vec<usize> = if all {
+            (0..COUNTERS).collect()
+        } else {
+            vec![k]
+        };
+        match client.batch_execute(&sql).await {
+            Ok(()) => {
+                let mut counts = counts.lock().unwrap();
+                for i in touched {
+                    counts.acked[i] += 1;
+                }
+            }
+            Err(_) => {
+                let mut counts = counts.lock().unwrap();
+                for i in touched {
+                    counts.unanswered[i] += 1;
+                }
+                return;
+            }
+        }
+    }
+}
+
 async fn checkpointer(conn: String, seed: u64) {
     let Some(client) = connect_or_give_up(&conn).await else {
         return;
@@ -150,6 +200,7 @@ async fn acknowledged_rows_survive_kill_9() {
     let data_dir = dir.path().to_str().unwrap().to_string();
     let acked: Acked = Arc::new(Mutex::new(HashMap::new()));
     let never: Never = Arc::new(Mutex::new(HashSet::new()));
+    let counts = Arc::new(Mutex::new(Counts::default()));
     let mut rng = Rng(0x5eed_cafe_f00d);
     {
         let server = TestServer::start_with(&["--data-dir", &data_dir]);
@@ -162,6 +213,8 @@ async fn acknowledged_rows_survive_kill_9() {
                  CREATE TABLE tx_events (id BIGINT PRIMARY KEY, grp BIGINT, grp_size INT);
                  CREATE TABLE tx_audit (id BIGINT PRIMARY KEY, grp BIGINT, grp_size INT);
                  INSERT INTO app.notes VALUES (1, 'kept');
+                 CREATE TABLE counters (id INT PRIMARY KEY, n BIGINT NOT NULL);
+                 INSERT INTO counters VALUES (0, 0), (1, 0), (2, 0), (3, 0), (4, 0), (5, 0), (6, 0), (7, 0);
                  CREATE VIEW app.big_groups AS SELECT grp, count(*) AS n FROM events GROUP BY grp HAVING count(*) > 3;",
             )
             .await
@@ -190,6 +243,11 @@ async fn acknowledged_rows_survive_kill_9() {
                 never.clone(),
             )));
         }
+        tasks.push(tokio::spawn(updater(
+            conn.clone(),
+            rng.next() | 1,
+            counts.clone(),
+        )));
         let with_checkpoints = round % 2 == 1;
         if with_checkpoints {
             tasks.push(tokio::spawn(checkpointer(conn.clone(), rng.next() | 1)));
@@ -232,6 +290,28 @@ async fn acknowledged_rows_survive_kill_9() {
             lost.len(),
             &lost[..lost.len().min(5)]
         );
+        let counters: Vec<(i32, i64)> = client
+            .query("SELECT id, n FROM counters ORDER BY id", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        assert_eq!(counters.len(), COUNTERS, "round {round}: counter rows");
+        {
+            let mut counts = counts.lock().unwrap();
+            for (id, n) in counters {
+                let i = id as usize;
+                let (acked, unanswered) = (counts.acked[i], counts.unanswered[i]);
+                assert!(
+                    acked <= n && n <= acked + unanswered,
+                    "round {round}: counter {id} is {n}, acknowledged {acked}, unanswered {unanswered}"
+                );
+                // What came back is the truth from here on.
+                counts.acked[i] = n;
+                counts.unanswered[i] = 0;
+            }
+        }
         // The rest of the catalog came back too.
         let note: String = client
             .query_one("SELECT note FROM app.notes WHERE n = 1", &[])
@@ -256,5 +336,9 @@ async fn acknowledged_rows_survive_kill_9() {
     assert!(
         !acked.lock().unwrap().is_empty(),
         "no writes were acknowledged at all"
+    );
+    assert!(
+        counts.lock().unwrap().acked.iter().sum::<i64>() > 0,
+        "no update was acknowledged at all"
     );
 }
