@@ -329,13 +329,16 @@ fn random_statement(rng: &mut Rng, model: &mut Model) -> String {
             let a = rng.below(1000);
             let b = (rng.below(3) != 0).then(|| format!("s{}", rng.below(10)));
             let sql_b = b.as_ref().map_or("NULL".to_string(), |s| format!("'{s}'"));
-            if model.contains_key(&id) {
-                // Upsert: the conflicting row gets the new a.
-                model.get_mut(&id).unwrap().0 = a;
-                format!("INSERT INTO r VALUES ({id}, {a}, {sql_b}) ON CONFLICT (id) DO UPDATE SET a = EXCLUDED.a")
-            } else {
-                model.insert(id, (a, b));
-                format!("INSERT INTO r VALUES ({id}, {a}, {sql_b})")
+            match model.entry(id) {
+                std::collections::btree_map::Entry::Occupied(mut row) => {
+                    // Upsert: the conflicting row gets the new a.
+                    row.get_mut().0 = a;
+                    format!("INSERT INTO r VALUES ({id}, {a}, {sql_b}) ON CONFLICT (id) DO UPDATE SET a = EXCLUDED.a")
+                }
+                std::collections::btree_map::Entry::Vacant(slot) => {
+                    slot.insert((a, b));
+                    format!("INSERT INTO r VALUES ({id}, {a}, {sql_b})")
+                }
             }
         }
         2 => {

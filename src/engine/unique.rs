@@ -10,6 +10,9 @@ use datafusion::arrow::util::display::array_value_to_string;
 
 use crate::error::{QuiverError, Result};
 
+/// An encoded key with the batch and row it came from.
+pub type KeyAt = (Box<[u8]>, usize, usize);
+
 /// A unique constraint as declared.
 #[derive(Debug, Clone)]
 pub struct UniqueConstraint {
@@ -52,7 +55,7 @@ impl UniqueIndex {
 
     /// The non-NULL keys of `batches`, each with the batch and row it came
     /// from. Keys with a NULL never conflict, as in Postgres.
-    pub fn keys(&self, batches: &[RecordBatch]) -> Result<Vec<(Box<[u8]>, usize, usize)>> {
+    pub fn keys(&self, batches: &[RecordBatch]) -> Result<Vec<KeyAt>> {
         let mut out = Vec::new();
         for (b, batch) in batches.iter().enumerate() {
             let columns: Vec<ArrayRef> = self

@@ -213,9 +213,7 @@ impl Session {
                     draft.sources.remove(index);
                     draft.defaults.retain(|(c, _)| *c != column);
                     // Constraints on the column go with it, as in Postgres.
-                    draft
-                        .constraints
-                        .retain(|c| !c.columns.iter().any(|k| *k == column));
+                    draft.constraints.retain(|c| !c.columns.contains(&column));
                     let schema = Arc::new(Schema::new(vec![Field::new(
                         &column,
                         datafusion::arrow::datatypes::DataType::Null,

@@ -611,7 +611,8 @@ impl Session {
             .iter()
             .flat_map(|r| r.content.iter())
             .any(is_default);
-        if !has_default && !(insert.columns.is_empty() && uniform) {
+        let widens = insert.columns.is_empty() && uniform;
+        if !has_default && !widens {
             return Ok(());
         }
         let TableObject::TableName(name) = &insert.table else {

@@ -236,7 +236,7 @@ pub fn encode_positions(positions: &[u64]) -> Vec<u8> {
 }
 
 pub fn decode_positions(bytes: &[u8]) -> Result<Vec<u64>> {
-    if bytes.len() % 16 != 0 {
+    if !bytes.len().is_multiple_of(16) {
         return Err(QuiverError::Internal(
             "WAL record has a malformed list of row positions".into(),
         ));
