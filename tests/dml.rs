@@ -52,6 +52,46 @@ async fn concurrent_autocommit_increments_are_not_lost() {
     assert_eq!(got, vec![(1, 200), (2, 0)]);
 }
 
+/// The same for messages of several statements (one implicit transaction
+/// each): a message that loses the race is run again, whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_multi_statement_messages_are_all_applied() {
+    let server = TestServer::start();
+    let setup = server.connect().await;
+    setup
+        .batch_execute(
+            "CREATE TABLE counter (id INT PRIMARY KEY, n INT NOT NULL);
+             INSERT INTO counter VALUES (1, 0), (2, 0)",
+        )
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let client = server.connect().await;
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..25 {
+                client
+                    .batch_execute(
+                        "UPDATE counter SET n = n + 1 WHERE id = 1; UPDATE counter SET n = n + 2 WHERE id = 2",
+                    )
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let got: Vec<(i32, i32)> = setup
+        .query("SELECT id, n FROM counter ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(got, vec![(1, 100), (2, 200)]);
+}
+
 #[tokio::test]
 async fn prepared_dml_with_parameters_and_returning() {
     let server = TestServer::start();
@@ -504,4 +544,31 @@ async fn transactional_ddl_survives_restart() {
         assert_eq!(err.code(), Some(&SqlState::UNDEFINED_TABLE), "{missing}");
     }
     assert_eq!(count(&client, "SELECT count(*) FROM app.d").await, 0);
+}
+
+/// A statement prepared against a table that only a rolled-back block had
+/// is planned again, and finds the table gone.
+#[tokio::test]
+async fn statements_prepared_in_a_rolled_back_block_plan_again() {
+    let server = TestServer::start();
+    let client = server.connect().await;
+    client
+        .batch_execute("BEGIN; CREATE TABLE tmp (x INT); INSERT INTO tmp VALUES (1)")
+        .await
+        .unwrap();
+    let select = client.prepare("SELECT count(*) FROM tmp").await.unwrap();
+    let insert = client.prepare("INSERT INTO tmp VALUES ($1)").await.unwrap();
+    assert_eq!(
+        client
+            .query_one(&select, &[])
+            .await
+            .unwrap()
+            .get::<_, i64>(0),
+        1
+    );
+    client.batch_execute("ROLLBACK").await.unwrap();
+    let err = client.query(&select, &[]).await.unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::UNDEFINED_TABLE), "{err:?}");
+    let err = client.execute(&insert, &[&2i32]).await.unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::UNDEFINED_TABLE), "{err:?}");
 }

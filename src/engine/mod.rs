@@ -302,6 +302,12 @@ impl Database {
         self.catalog.load_full()
     }
 
+    /// Makes prepared statements plan again (after a transaction's own
+    /// catalog was thrown away).
+    pub fn invalidate_plans(&self) {
+        self.catalog_version.fetch_add(1, Ordering::AcqRel);
+    }
+
     pub fn catalog_version(&self) -> u64 {
         self.catalog_version.load(Ordering::Acquire)
     }

@@ -42,6 +42,10 @@ use transaction::OpenTransaction;
 pub use transaction::TxnState;
 use variables::own_statement_schema;
 
+/// How often the implicit transaction of a multi-statement message is run
+/// again after losing a write race, before its 40001 goes to the client.
+const IMPLICIT_RETRIES: usize = 20;
+
 /// What one statement produced.
 #[derive(Debug)]
 pub enum StatementResult {
@@ -177,15 +181,41 @@ impl Session {
             return vec![Ok(StatementResult::Empty)];
         }
         // Several statements in one message run as one transaction, as in
-        // Postgres (here: when they only read and change rows).
+        // Postgres (here: when they only read and change rows). Nothing has
+        // been sent yet, so a transaction that loses a write race to
+        // another session is simply run again on the newer rows.
         let implicit = statements.len() > 1
             && self.txn.is_none()
             && statements.iter().all(runs_in_implicit_block);
-        if implicit {
+        if !implicit {
+            return self.run_statements(statements).await;
+        }
+        let mut attempt = 0;
+        loop {
             if let Err(e) = self.begin() {
                 return vec![Err(e)];
             }
+            let mut results = self.run_statements(statements.clone()).await;
+            if results.iter().any(|r| r.is_err()) {
+                self.rollback();
+                return results;
+            }
+            match self.commit().await {
+                Ok(_) => return results,
+                Err(QuiverError::SerializationFailure(_)) if attempt < IMPLICIT_RETRIES => {
+                    attempt += 1;
+                    tokio::task::yield_now().await;
+                }
+                Err(e) => {
+                    results.push(Err(e));
+                    return results;
+                }
+            }
         }
+    }
+
+    /// Runs statements in order, stopping at the first error.
+    async fn run_statements(&mut self, statements: Vec<Parsed>) -> Vec<Result<StatementResult>> {
         let mut results = Vec::with_capacity(statements.len());
         for statement in statements {
             let result = match statement {
@@ -208,13 +238,6 @@ impl Session {
             results.push(result);
             if failed {
                 break;
-            }
-        }
-        if implicit {
-            if results.iter().any(|r| r.is_err()) {
-                self.rollback();
-            } else if let Err(e) = self.commit().await {
-                results.push(Err(e));
             }
         }
         results

@@ -9,6 +9,7 @@ use crate::error::Result;
 
 /// A statement of a script: one DataFusion parses, or CHECKPOINT, which
 /// its parser does not know.
+#[derive(Clone)]
 pub(super) enum Parsed {
     Checkpoint,
     Statement(DfStatement),

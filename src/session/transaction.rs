@@ -121,7 +121,13 @@ impl Session {
     }
 
     pub(super) fn rollback(&mut self) -> StatementResult {
-        self.txn = None;
+        if let Some(open) = self.txn.take() {
+            if open.txn.catalog().is_some() {
+                // Statements prepared against the block's own tables must
+                // be planned again.
+                self.db.invalidate_plans();
+            }
+        }
         self.txn_slot().set(None);
         StatementResult::TransactionControl {
             tag: "ROLLBACK",
@@ -155,7 +161,12 @@ impl Session {
     pub(super) fn rollback_to_savepoint(&mut self, name: String) -> Result<StatementResult> {
         let open = self.open_block("ROLLBACK TO SAVEPOINT")?;
         let at = position(&open.savepoints, &name)?;
+        let had_ddl = open.txn.catalog().is_some();
         open.txn.restore(open.savepoints[at].1.clone());
+        if had_ddl {
+            self.db.invalidate_plans();
+        }
+        let open = self.open_block("ROLLBACK TO SAVEPOINT")?;
         open.savepoints.truncate(at + 1);
         open.failed = false;
         Ok(StatementResult::command("ROLLBACK"))
