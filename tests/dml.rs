@@ -92,6 +92,42 @@ async fn concurrent_multi_statement_messages_are_all_applied() {
     assert_eq!(got, vec![(1, 100), (2, 200)]);
 }
 
+/// Concurrent autocommit upserts of the same keys: every one is applied
+/// once, as an insert or as an update.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_upserts_of_the_same_keys_are_all_applied() {
+    let server = TestServer::start();
+    let setup = server.connect().await;
+    setup
+        .batch_execute("CREATE TABLE kv (k INT PRIMARY KEY, n INT NOT NULL)")
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let client = server.connect().await;
+        tasks.push(tokio::spawn(async move {
+            let upsert = client
+                .prepare("INSERT INTO kv VALUES ($1, 1) ON CONFLICT (k) DO UPDATE SET n = kv.n + 1")
+                .await
+                .unwrap();
+            for i in 0..40 {
+                client.execute(&upsert, &[&(i % 4)]).await.unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let got: Vec<(i32, i32)> = setup
+        .query("SELECT k, n FROM kv ORDER BY k", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(got, vec![(0, 40), (1, 40), (2, 40), (3, 40)]);
+}
+
 #[tokio::test]
 async fn prepared_dml_with_parameters_and_returning() {
     let server = TestServer::start();

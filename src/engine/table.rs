@@ -377,6 +377,10 @@ pub struct Table {
     schema: SchemaRef,
     defaults: HashMap<String, Expr>,
     data: ArcSwap<TableVersion>,
+    /// Taken by autocommit UPDATE/DELETE/upsert for the whole statement,
+    /// so that they queue behind each other instead of failing each other
+    /// (as row locks make them wait in Postgres).
+    turn: Arc<tokio::sync::Mutex<()>>,
     /// Set when ALTER TABLE replaced this table: writes that still hold it
     /// must not commit.
     retired: std::sync::atomic::AtomicBool,
@@ -411,6 +415,7 @@ impl Table {
             defaults,
             data: ArcSwap::from_pointee(TableVersion::default()),
             checks: Vec::new(),
+            turn: Default::default(),
             retired: Default::default(),
             writer: Mutex::new(Vec::new()),
         }
@@ -441,6 +446,11 @@ impl Table {
         checks.sort_by(|a, b| a.name.cmp(&b.name));
         self.checks = checks;
         self
+    }
+
+    /// Waits for this table's turn for an autocommit change of its rows.
+    pub async fn writer_turn(&self) -> tokio::sync::OwnedMutexGuard<()> {
+        self.turn.clone().lock_owned().await
     }
 
     /// Marks the table as replaced (callers hold the commit lock).

@@ -134,6 +134,15 @@ impl Session {
         if let Some(txn) = self.current_txn() {
             return self.dml_in(statement, params, &txn).await;
         }
+        // Losing a race means: another session changed the rows since
+        // this statement's snapshot, or (for an upsert) committed one of
+        // the keys it was about to insert. Either way, run it again.
+        let upsert = matches!(statement, Statement::Insert(i) if i.on.is_some());
+        let lost_race = |e: &QuiverError| {
+            matches!(e, QuiverError::SerializationFailure(_))
+                || (upsert && matches!(e, QuiverError::UniqueViolation { .. }))
+        };
+        let _turn = self.writer_turns(std::iter::once(statement)).await;
         let mut attempt = 0;
         loop {
             let txn = Arc::new(self.db.begin());
@@ -142,18 +151,65 @@ impl Session {
             let guard = SlotGuard(slot);
             let result = self.dml_in(statement, params, &txn).await;
             drop(guard);
-            let result = result?;
-            match self.db.commit(&txn, self.synchronous_commit()) {
-                Ok(ack) => {
+            let outcome = match result {
+                Ok(result) => self
+                    .db
+                    .commit(&txn, self.synchronous_commit())
+                    .map(|ack| (result, ack)),
+                Err(e) => Err(e),
+            };
+            match outcome {
+                Ok((result, ack)) => {
                     ack.wait().await;
                     return Ok(result);
                 }
-                Err(QuiverError::SerializationFailure(_)) if attempt < AUTOCOMMIT_RETRIES => {
+                Err(e) if lost_race(&e) && attempt < AUTOCOMMIT_RETRIES => {
                     attempt += 1;
-                    tokio::task::yield_now().await;
+                    // Back off a little more each time (plain INSERTs and
+                    // transactions do not wait for the turn).
+                    tokio::time::sleep(std::time::Duration::from_micros(50 * attempt as u64)).await;
                 }
                 Err(e) => return Err(e),
             }
+        }
+    }
+
+    /// The turns of the tables that UPDATE/DELETE/upsert statements among
+    /// `statements` change, taken in table-id order (so two messages never
+    /// wait for each other in a circle).
+    pub(super) async fn writer_turns<'a>(
+        &self,
+        statements: impl Iterator<Item = &'a Statement>,
+    ) -> Vec<tokio::sync::OwnedMutexGuard<()>> {
+        let mut tables: Vec<Arc<Table>> = statements
+            .filter(|s| is_dml(s))
+            .filter_map(|s| self.dml_target(s))
+            .collect();
+        tables.sort_by_key(|t| t.id());
+        tables.dedup_by_key(|t| t.id());
+        let mut turns = Vec::with_capacity(tables.len());
+        for table in tables {
+            turns.push(table.writer_turn().await);
+        }
+        turns
+    }
+
+    /// The table a DML statement changes, when it resolves.
+    fn dml_target(&self, statement: &Statement) -> Option<Arc<Table>> {
+        match statement {
+            Statement::Update(update) => self.target(&update.table).ok().map(|t| t.table),
+            Statement::Delete(delete) => {
+                let (FromTable::WithFromKeyword(from) | FromTable::WithoutKeyword(from)) =
+                    &delete.from;
+                self.target(from.first()?).ok().map(|t| t.table)
+            }
+            Statement::Insert(insert) => match &insert.table {
+                datafusion::sql::sqlparser::ast::TableObject::TableName(name) => {
+                    self.table_named(&self.qualified(name).ok()?).ok()
+                }
+                _ => None,
+            },
+            _ => None,
         }
     }
 
@@ -647,6 +703,15 @@ impl Session {
                             keep_rows(&proposed, |i| conflicts[i] == Conflict::Existing)?;
                         if existing.num_rows() > 0 {
                             let candidates = existing_rows(&table, txn, indexes[0], &existing)?;
+                            if candidates.len() < existing.num_rows() {
+                                // Another session committed the key after
+                                // this snapshot: the row to update is not
+                                // visible here. (An autocommit upsert runs
+                                // again on the newer rows.)
+                                return Err(QuiverError::SerializationFailure(
+                                    "could not serialize access due to concurrent insert of a conflicting row".into(),
+                                ));
+                            }
                             let excluded = scratch.add(schema.clone(), vec![existing])?;
                             let key_columns = table.constraint_columns(indexes[0]);
                             let mut condition: Vec<String> = key_columns

@@ -190,6 +190,12 @@ impl Session {
         if !implicit {
             return self.run_statements(statements).await;
         }
+        let _turns = self
+            .writer_turns(statements.iter().filter_map(|p| match p {
+                Parsed::Statement(DfStatement::Statement(s)) => Some(s.as_ref()),
+                _ => None,
+            }))
+            .await;
         let mut attempt = 0;
         loop {
             if let Err(e) = self.begin() {
@@ -204,7 +210,7 @@ impl Session {
                 Ok(_) => return results,
                 Err(QuiverError::SerializationFailure(_)) if attempt < IMPLICIT_RETRIES => {
                     attempt += 1;
-                    tokio::task::yield_now().await;
+                    tokio::time::sleep(Duration::from_micros(50 * attempt as u64)).await;
                 }
                 Err(e) => {
                     results.push(Err(e));
