@@ -106,13 +106,25 @@ impl Session {
             });
         };
         self.txn_slot().set(None);
+        let had_ddl = open.txn.catalog().is_some();
         if open.failed {
+            if had_ddl {
+                self.db.invalidate_plans();
+            }
             return Ok(StatementResult::TransactionControl {
                 tag: "ROLLBACK",
                 starts: false,
             });
         }
-        let ack = self.db.commit(&open.txn, self.synchronous_commit())?;
+        let ack = match self.db.commit(&open.txn, self.synchronous_commit()) {
+            Ok(ack) => ack,
+            Err(e) => {
+                if had_ddl {
+                    self.db.invalidate_plans();
+                }
+                return Err(e);
+            }
+        };
         ack.wait().await;
         Ok(StatementResult::TransactionControl {
             tag: "COMMIT",
