@@ -12,12 +12,12 @@ use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::common::ScalarValue;
 use datafusion::sql::sqlparser::ast::{
     visit_expressions_mut, AlterColumnOperation, AlterTable, AlterTableOperation, ColumnDef,
-    ColumnOption, Expr as SqlExpr, RenameTableNameKind, TableConstraint,
+    Expr as SqlExpr, RenameTableNameKind, TableConstraint,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
-use super::ddl::name_checks;
+use super::ddl::{column_spec, name_checks, ColumnSpec};
 use super::dml::assignable;
 use super::insert::conform_batches;
 use super::{normalize_ident, Session, StatementResult};
@@ -352,38 +352,12 @@ impl Session {
                 table: draft.name.clone(),
             });
         }
-        let mut nullable = true;
-        let mut default = None;
-        let mut keys = Vec::new();
-        let mut checks = Vec::new();
-        for option in &column.options {
-            match &option.option {
-                ColumnOption::Null => {}
-                ColumnOption::NotNull => nullable = false,
-                ColumnOption::Default(expr) => default = Some(expr.to_string()),
-                ColumnOption::PrimaryKey(_) => {
-                    nullable = false;
-                    keys.push((option.name.as_ref().map(normalize_ident), true));
-                }
-                ColumnOption::Unique(_) => {
-                    keys.push((option.name.as_ref().map(normalize_ident), false))
-                }
-                ColumnOption::Check(check) => checks.push((
-                    check
-                        .name
-                        .as_ref()
-                        .or(option.name.as_ref())
-                        .map(normalize_ident),
-                    Some(name.clone()),
-                    check.expr.to_string(),
-                )),
-                other => {
-                    return Err(QuiverError::FeatureNotSupported(format!(
-                        "column option \"{other}\" is not supported"
-                    )))
-                }
-            }
-        }
+        let ColumnSpec {
+            nullable,
+            default,
+            keys,
+            checks,
+        } = column_spec(&name, &column.options)?;
         let field = column_field(&name, &column.data_type, nullable)?;
         if let Some(sql) = &default {
             self.check_default_type(sql, &field).await?;

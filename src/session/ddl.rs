@@ -73,43 +73,17 @@ impl Session {
             if !seen.insert(col_name.clone()) {
                 return Err(QuiverError::DuplicateColumn(col_name));
             }
-            let mut nullable = !not_null.contains(&col_name);
-            for option in &column.options {
-                match &option.option {
-                    ColumnOption::Null => {}
-                    ColumnOption::NotNull => nullable = false,
-                    ColumnOption::PrimaryKey(_) => {
-                        nullable = false;
-                        keys.push((
-                            option.name.as_ref().map(normalize_ident),
-                            vec![col_name.clone()],
-                            true,
-                        ));
-                    }
-                    ColumnOption::Unique(_) => keys.push((
-                        option.name.as_ref().map(normalize_ident),
-                        vec![col_name.clone()],
-                        false,
-                    )),
-                    ColumnOption::Default(expr) => {
-                        defaults_sql.push((col_name.clone(), expr.to_string()));
-                    }
-                    ColumnOption::Check(check) => checks.push((
-                        check
-                            .name
-                            .as_ref()
-                            .or(option.name.as_ref())
-                            .map(normalize_ident),
-                        Some(col_name.clone()),
-                        check.expr.to_string(),
-                    )),
-                    other => {
-                        return Err(QuiverError::FeatureNotSupported(format!(
-                            "column option \"{other}\" is not supported yet"
-                        )))
-                    }
-                }
+            let spec = column_spec(&col_name, &column.options)?;
+            let nullable = spec.nullable && !not_null.contains(&col_name);
+            keys.extend(
+                spec.keys
+                    .into_iter()
+                    .map(|(given, primary)| (given, vec![col_name.clone()], primary)),
+            );
+            if let Some(sql) = spec.default {
+                defaults_sql.push((col_name.clone(), sql));
             }
+            checks.extend(spec.checks);
             fields.push(column_field(&col_name, &column.data_type, nullable)?);
         }
         if fields.is_empty() {
@@ -430,6 +404,56 @@ impl Session {
             depends_on,
         })
     }
+}
+
+/// What the options of one column definition declare.
+pub(super) struct ColumnSpec {
+    pub nullable: bool,
+    /// DEFAULT, as SQL.
+    pub default: Option<String>,
+    /// PRIMARY KEY / UNIQUE on the column: (name if given, primary).
+    pub keys: Vec<(Option<String>, bool)>,
+    /// CHECKs: (name if given, the column, SQL), as [`name_checks`] takes them.
+    pub checks: Vec<(Option<String>, Option<String>, String)>,
+}
+
+/// Reads a column's options (CREATE TABLE and ALTER TABLE ... ADD COLUMN).
+/// Options QuiverDB does not have (REFERENCES, GENERATED, COLLATE, ...)
+/// are refused with 0A000.
+pub(super) fn column_spec(
+    column: &str,
+    options: &[datafusion::sql::sqlparser::ast::ColumnOptionDef],
+) -> Result<ColumnSpec> {
+    let mut spec = ColumnSpec {
+        nullable: true,
+        default: None,
+        keys: Vec::new(),
+        checks: Vec::new(),
+    };
+    for option in options {
+        let given = option.name.as_ref().map(normalize_ident);
+        match &option.option {
+            ColumnOption::Null => {}
+            ColumnOption::NotNull => spec.nullable = false,
+            ColumnOption::PrimaryKey(_) => {
+                spec.nullable = false;
+                spec.keys.push((given, true));
+            }
+            ColumnOption::Unique(_) => spec.keys.push((given, false)),
+            ColumnOption::Default(expr) => spec.default = Some(expr.to_string()),
+            ColumnOption::Check(check) => spec.checks.push((
+                check.name.as_ref().map(normalize_ident).or(given),
+                Some(column.to_string()),
+                check.expr.to_string(),
+            )),
+            other => {
+                return Err(QuiverError::FeatureNotSupported(format!(
+                    "column option \"{other}\" is not supported"
+                )))
+            }
+        }
+    }
+    Ok(spec)
 }
 
 /// Names CHECK constraints as Postgres does: the given name, else

@@ -384,12 +384,7 @@ impl Session {
             return Err(not_supported("UPDATE with ORDER BY or LIMIT"));
         }
         let target = self.target(&update.table)?;
-        let from: Vec<String> = match &update.from {
-            None => Vec::new(),
-            Some(UpdateTableFromKind::AfterSet(t) | UpdateTableFromKind::BeforeSet(t)) => {
-                t.iter().map(|t| t.to_string()).collect()
-            }
-        };
+        let from = update_from(update);
         let selection = update.selection.as_ref().map(|e| e.to_string());
         let candidates = if from.is_empty() {
             self.point_candidates(&target.table, txn, update.selection.as_ref(), params)?
@@ -441,21 +436,7 @@ impl Session {
         let schema = table.schema_ref();
         let values = self.assigned_values(table, assignments)?;
         let source = self.register_with_row_ids(scratch, table, txn, candidates)?;
-        let alias = &target.alias;
-        let mut select = format!("SELECT {alias}.{}", quote_ident(ROW_ID));
-        for (i, (field, value)) in schema.fields().iter().zip(&values).enumerate() {
-            match value {
-                Some(value) => select.push_str(&format!(", ({value}) AS \"c{i}\"")),
-                None => select.push_str(&format!(", {alias}.{}", quote_ident(field.name()))),
-            }
-        }
-        select.push_str(&format!(" FROM {source} AS {alias}"));
-        for table in from {
-            select.push_str(&format!(", {table}"));
-        }
-        if let Some(selection) = selection {
-            select.push_str(&format!(" WHERE {selection}"));
-        }
+        let select = update_select(&target.alias, &source, &schema, &values, from, selection);
         let plan = self.plan_generated(&select).await?;
         let plan = cast_to_table(plan, &schema, 1)?;
         let batches = self.collect(plan, params).await?;
@@ -574,20 +555,13 @@ impl Session {
         };
         let mut scratch = self.scratch();
         let source = self.register_with_row_ids(&mut scratch, table, txn, candidates)?;
-        let alias = &target.alias;
-        let mut select = format!("SELECT {alias}.{}", quote_ident(ROW_ID));
-        if delete.returning.is_some() {
-            for field in schema.fields() {
-                select.push_str(&format!(", {alias}.{}", quote_ident(field.name())));
-            }
-        }
-        select.push_str(&format!(" FROM {source} AS {alias}"));
-        for using in delete.using.iter().flatten() {
-            select.push_str(&format!(", {using}"));
-        }
-        if let Some(selection) = &delete.selection {
-            select.push_str(&format!(" WHERE {selection}"));
-        }
+        let select = delete_select(
+            &target.alias,
+            &source,
+            &schema,
+            delete,
+            delete.returning.is_some(),
+        );
         let plan = self.plan_generated(&select).await?;
         let batches = self.collect(plan, params).await?;
         let Some((positions, rows)) = row_ids_and_rest(batches)? else {
@@ -834,6 +808,24 @@ impl Session {
                 rows: Some(count),
             });
         };
+        let (plan, schema) = self.plan_returning(scratch, target, items, rows).await?;
+        let batches = self.collect(plan, params).await?;
+        Ok(StatementResult::Rows {
+            schema,
+            batches,
+            tag,
+        })
+    }
+
+    /// The query RETURNING runs over `rows` (registered as the target's
+    /// alias), and its result columns with their Postgres names.
+    async fn plan_returning(
+        &self,
+        scratch: &mut Scratch,
+        target: &Target,
+        items: &[SelectItem],
+        rows: Vec<RecordBatch>,
+    ) -> Result<(LogicalPlan, SchemaRef)> {
         let source = scratch.add(target.table.schema_ref(), rows)?;
         let items: Vec<String> = items.iter().map(|i| i.to_string()).collect();
         let sql = format!(
@@ -847,12 +839,7 @@ impl Session {
         let names = column_names::postgres_column_names(&statement);
         let plan = self.plan(statement).await?;
         let schema = Arc::new(plan.schema().as_arrow().clone());
-        let batches = self.collect(plan, params).await?;
-        Ok(StatementResult::Rows {
-            schema: column_names::rename(&schema, &names),
-            batches,
-            tag,
-        })
+        Ok((plan, column_names::rename(&schema, &names)))
     }
 
     /// What Parse/Describe report for a DML statement: its parameter types
@@ -892,20 +879,10 @@ impl Session {
             return Ok((params, None));
         };
         let mut scratch = self.scratch();
-        let source = scratch.add(target.table.schema_ref(), Vec::new())?;
-        let items: Vec<String> = items.iter().map(|i| i.to_string()).collect();
-        let sql = format!(
-            "SELECT {} FROM {source} AS {}",
-            items.join(", "),
-            target.alias
-        );
-        let statement = Session::parse(&sql)?
-            .pop_front()
-            .ok_or_else(|| QuiverError::Internal("empty RETURNING query".into()))?;
-        let names = column_names::postgres_column_names(&statement);
-        let plan = self.plan(statement).await?;
-        let schema = Arc::new(plan.schema().as_arrow().clone());
-        Ok((params, Some(column_names::rename(&schema, &names))))
+        let (_, schema) = self
+            .plan_returning(&mut scratch, &target, items, Vec::new())
+            .await?;
+        Ok((params, Some(schema)))
     }
 
     /// Parameter types for UPDATE, DELETE and INSERT with ON CONFLICT or
@@ -915,42 +892,30 @@ impl Session {
         statement: &Statement,
     ) -> Result<Vec<Option<datafusion::arrow::datatypes::FieldRef>>> {
         let mut scratch = self.scratch();
-        let mut stand_in = |table: &Table| -> Result<String> {
-            let mut fields: Vec<Field> = table
-                .schema_ref()
-                .fields()
-                .iter()
-                .map(|f| f.as_ref().clone())
-                .collect();
-            fields.push(Field::new(ROW_ID, DataType::UInt64, false));
-            scratch.add(Arc::new(Schema::new(fields)), Vec::new())
-        };
+        let mut stand_in =
+            |table: &Table| scratch.add(with_row_id(&table.schema_ref()), Vec::new());
         let (select, assigned) = match statement {
             Statement::Update(update) => {
                 let target = self.target(&update.table)?;
                 let table = &target.table;
+                let schema = table.schema_ref();
                 let values = self.assigned_values(table, &update.assignments)?;
                 let source = stand_in(table)?;
-                let alias = &target.alias;
-                let mut select = format!("SELECT {alias}.{}", quote_ident(ROW_ID));
-                let mut assigned = Vec::new();
-                for (field, value) in table.schema_ref().fields().iter().zip(&values) {
-                    if let Some(value) = value {
-                        select.push_str(&format!(", ({value}) AS \"c{}\"", assigned.len()));
-                        assigned.push((value.clone(), field.clone()));
-                    }
-                }
-                select.push_str(&format!(" FROM {source} AS {alias}"));
-                if let Some(UpdateTableFromKind::AfterSet(t) | UpdateTableFromKind::BeforeSet(t)) =
-                    &update.from
-                {
-                    for t in t {
-                        select.push_str(&format!(", {t}"));
-                    }
-                }
-                if let Some(selection) = &update.selection {
-                    select.push_str(&format!(" WHERE {selection}"));
-                }
+                let selection = update.selection.as_ref().map(|e| e.to_string());
+                let select = update_select(
+                    &target.alias,
+                    &source,
+                    &schema,
+                    &values,
+                    &update_from(update),
+                    selection.as_deref(),
+                );
+                let assigned = schema
+                    .fields()
+                    .iter()
+                    .zip(values)
+                    .filter_map(|(field, value)| Some((value?, field.clone())))
+                    .collect();
                 (select, assigned)
             }
             Statement::Delete(delete) => {
@@ -961,14 +926,8 @@ impl Session {
                 };
                 let target = self.target(relation)?;
                 let source = stand_in(&target.table)?;
-                let alias = &target.alias;
-                let mut select = format!("SELECT 1 FROM {source} AS {alias}");
-                for using in delete.using.iter().flatten() {
-                    select.push_str(&format!(", {using}"));
-                }
-                if let Some(selection) = &delete.selection {
-                    select.push_str(&format!(" WHERE {selection}"));
-                }
+                let schema = target.table.schema_ref();
+                let select = delete_select(&target.alias, &source, &schema, delete, false);
                 (select, Vec::new())
             }
             Statement::Insert(insert) => {
@@ -1178,6 +1137,79 @@ impl datafusion::catalog::TableProvider for RowIdTable {
             datafusion::datasource::memory::MemorySourceConfig::try_new(&parts, schema, None)?;
         Ok(datafusion::datasource::source::DataSourceExec::from_data_source(source))
     }
+}
+
+/// The tables an UPDATE's FROM lists, as SQL.
+fn update_from(update: &Update) -> Vec<String> {
+    match &update.from {
+        None => Vec::new(),
+        Some(UpdateTableFromKind::AfterSet(t) | UpdateTableFromKind::BeforeSet(t)) => {
+            t.iter().map(|t| t.to_string()).collect()
+        }
+    }
+}
+
+/// The SELECT that finds an UPDATE's rows: the row id, then every column's
+/// new value (`values[i]`) or its old one.
+fn update_select(
+    alias: &str,
+    source: &str,
+    schema: &SchemaRef,
+    values: &[Option<String>],
+    from: &[String],
+    selection: Option<&str>,
+) -> String {
+    let mut select = format!("SELECT {alias}.{}", quote_ident(ROW_ID));
+    for (i, (field, value)) in schema.fields().iter().zip(values).enumerate() {
+        match value {
+            Some(value) => select.push_str(&format!(", ({value}) AS \"c{i}\"")),
+            None => select.push_str(&format!(", {alias}.{}", quote_ident(field.name()))),
+        }
+    }
+    finish_select(select, alias, source, from, selection)
+}
+
+/// The SELECT that finds a DELETE's rows: the row id, and with `with_rows`
+/// every column (for RETURNING).
+fn delete_select(
+    alias: &str,
+    source: &str,
+    schema: &SchemaRef,
+    delete: &Delete,
+    with_rows: bool,
+) -> String {
+    let mut select = format!("SELECT {alias}.{}", quote_ident(ROW_ID));
+    if with_rows {
+        for field in schema.fields() {
+            select.push_str(&format!(", {alias}.{}", quote_ident(field.name())));
+        }
+    }
+    let using: Vec<String> = delete
+        .using
+        .iter()
+        .flatten()
+        .map(|t| t.to_string())
+        .collect();
+    let selection = delete.selection.as_ref().map(|e| e.to_string());
+    finish_select(select, alias, source, &using, selection.as_deref())
+}
+
+/// `FROM source AS alias, more... WHERE selection`.
+fn finish_select(
+    mut select: String,
+    alias: &str,
+    source: &str,
+    more: &[String],
+    selection: Option<&str>,
+) -> String {
+    select.push_str(&format!(" FROM {source} AS {alias}"));
+    for table in more {
+        select.push_str(&format!(", {table}"));
+    }
+    if let Some(selection) = selection {
+        select.push_str(&format!(" WHERE {selection}"));
+    }
+    select
 }
 
 /// Wraps `plan` in casts of its columns from `skip` on to the table's
