@@ -161,6 +161,15 @@ impl TableVersion {
         self.segments.len()
     }
 
+    /// Bytes of Arrow memory the rows take, deleted rows included until
+    /// their segment is compacted.
+    pub fn memory_bytes(&self) -> usize {
+        self.segments
+            .iter()
+            .map(|s| s.batch.get_array_memory_size())
+            .sum()
+    }
+
     /// An empty version that follows this one.
     fn emptied(&self) -> TableVersion {
         TableVersion {

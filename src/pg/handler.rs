@@ -373,6 +373,13 @@ impl StartupHandler for Backend {
         client.session_extensions().insert(guard);
 
         let mut session = self.session.lock().await;
+        let user = client.metadata().get("user").cloned().unwrap_or_default();
+        let database = client
+            .metadata()
+            .get("database")
+            .cloned()
+            .unwrap_or_else(|| user.clone());
+        session.set_identity(&user, &database, pid);
         // Settings a client may pass in the start-up packet. client_encoding
         // is not among them: we always speak UTF8 and say so.
         for name in [

@@ -1,6 +1,7 @@
 //! The PostgreSQL wire protocol front end: accepts connections and serves
 //! each with its own `Session` through pgwire.
 
+pub mod catalog;
 mod handler;
 mod params;
 pub mod types;

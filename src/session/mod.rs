@@ -33,9 +33,9 @@ use datafusion::sql::parser::{DFParser, Statement as DfStatement};
 use datafusion::sql::sqlparser::ast::{Ident, ObjectName, ObjectType, Statement};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 
-use crate::engine::catalog::QuiverCatalogProvider;
 use crate::engine::{Database, QualifiedName, Table, CATALOG_NAME, DEFAULT_SCHEMA};
 use crate::error::{not_supported, QuiverError, Result};
+use crate::pg::catalog::{CatalogContext, Identity, SessionInfo};
 use script::{is_checkpoint, parse_script, Parsed};
 use settings::Settings;
 use transaction::OpenTransaction;
@@ -107,6 +107,8 @@ pub struct Session {
     txn: Option<OpenTransaction>,
     /// Where per-statement tables of UPDATE/DELETE/RETURNING live.
     scratch_schema: Arc<MemorySchemaProvider>,
+    /// What the system catalog reports about this session.
+    info: Arc<SessionInfo>,
 }
 
 impl Session {
@@ -115,14 +117,20 @@ impl Session {
         let config = SessionConfig::new()
             .with_default_catalog_and_schema(CATALOG_NAME, DEFAULT_SCHEMA)
             .with_create_default_catalog_and_schema(false)
-            .with_information_schema(true)
+            .with_information_schema(false)
             .set_bool("datafusion.sql_parser.map_string_types_to_utf8view", false)
             .set_str("datafusion.sql_parser.dialect", "PostgreSQL")
             .with_extension(slot.clone());
         let ctx = SessionContext::new_with_config(config);
-        ctx.register_catalog(
+        let info = Arc::new(SessionInfo::default());
+        crate::pg::catalog::install(
+            &ctx,
             CATALOG_NAME,
-            Arc::new(QuiverCatalogProvider::new(db.clone(), slot)),
+            CatalogContext {
+                db: db.clone(),
+                slot,
+                info: info.clone(),
+            },
         );
         let scratch_schema = Arc::new(MemorySchemaProvider::new());
         let scratch = MemoryCatalogProvider::new();
@@ -137,7 +145,7 @@ impl Session {
         for udf in pg_types_in::text_type_udfs() {
             ctx.register_udf(udf);
         }
-        Session {
+        let mut session = Session {
             db,
             ctx,
             bytea_in,
@@ -146,7 +154,20 @@ impl Session {
             changed: Vec::new(),
             txn: None,
             scratch_schema,
-        }
+            info,
+        };
+        session.publish_settings();
+        session
+    }
+
+    /// Who is connected: reported by `current_user`, `current_database()`,
+    /// `pg_backend_pid()` and `pg_stat_activity`.
+    pub fn set_identity(&mut self, user: &str, database: &str, pid: i32) {
+        let mut identity: Identity = self.info.identity();
+        identity.user = user.to_string();
+        identity.database = database.to_string();
+        identity.pid = pid;
+        self.info.set_identity(identity);
     }
 
     pub fn database(&self) -> &Arc<Database> {
@@ -442,6 +463,7 @@ impl Session {
     }
 
     async fn plan(&self, mut statement: DfStatement) -> Result<LogicalPlan> {
+        crate::pg::catalog::rewrite_client_sql(&mut statement);
         pg_types_in::rewrite_casts(&mut statement);
         if let DfStatement::Statement(s) = &mut statement {
             if let Statement::Insert(insert) = s.as_mut() {
@@ -457,7 +479,18 @@ impl Session {
             }
             _ => {}
         }
-        let plan = self.ctx.state().statement_to_plan(statement).await?;
+        let plan = match self.ctx.state().statement_to_plan(statement.clone()).await {
+            Ok(plan) => plan,
+            Err(e) => match crate::pg::catalog::empty_result_fallback(&statement) {
+                Some(mut empty) => {
+                    if let DfStatement::Statement(s) = &mut empty {
+                        column_names::separate_repeated_names(s);
+                    }
+                    self.ctx.state().statement_to_plan(empty).await?
+                }
+                None => return Err(e.into()),
+            },
+        };
         Ok(pg_casts::rewrite_text_casts(
             plan,
             &self.bytea_in,
@@ -559,7 +592,7 @@ impl Session {
                 }
             }
             Statement::Discard { .. } => {
-                self.settings.reset_all();
+                self.reset(None)?;
                 Ok(StatementResult::command("DISCARD ALL"))
             }
             Statement::StartTransaction { .. } => self.begin(),

@@ -90,6 +90,18 @@ impl Session {
             let value = self.settings.get(key).unwrap_or_default().to_string();
             self.changed.push((key, value));
         }
+        self.publish_settings();
+    }
+
+    /// Tells the system catalog (`current_schema()`, `pg_settings`) the
+    /// session's settings.
+    pub(super) fn publish_settings(&mut self) {
+        let all = self
+            .settings
+            .all()
+            .map(|(n, v, d)| (n.to_string(), v.to_string(), d.to_string()))
+            .collect();
+        self.info.set_settings(self.settings.search_path(), all);
     }
 
     pub(super) fn show(&self, variable: &[Ident]) -> Result<StatementResult> {

@@ -1,0 +1,447 @@
+//! The Postgres system functions that clients call in catalog queries.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Int32Array, Int64Array, ListBuilder, StringArray,
+    StringBuilder,
+};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, Int64Type};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::context::SessionContext;
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
+    Volatility,
+};
+use datafusion_pg_catalog::pg_catalog as crate_fns;
+
+use super::pg_tables::{index_definition, role_name, view_definition};
+use super::snapshot::Snapshot;
+use super::CatalogContext;
+use crate::session::settings::SERVER_VERSION;
+
+type Body = dyn Fn(&[ArrayRef], usize) -> Result<ArrayRef> + Send + Sync;
+
+/// A function of any arguments, computed column-wise by `body`.
+struct Function {
+    name: &'static str,
+    signature: Signature,
+    returns: DataType,
+    body: Box<Body>,
+}
+
+impl std::fmt::Debug for Function {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+impl PartialEq for Function {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for Function {}
+
+impl std::hash::Hash for Function {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state)
+    }
+}
+
+impl ScalarUDFImpl for Function {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(self.returns.clone())
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let rows = args.number_rows;
+        let arrays = args
+            .args
+            .iter()
+            .map(|a| a.to_array(rows))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(ColumnarValue::Array((self.body)(&arrays, rows)?))
+    }
+}
+
+fn udf(
+    name: &'static str,
+    returns: DataType,
+    body: impl Fn(&[ArrayRef], usize) -> Result<ArrayRef> + Send + Sync + 'static,
+) -> ScalarUDF {
+    // Volatile: the answer depends on the session and the catalog at the
+    // time of execution, so it must not be folded into a cached plan.
+    let signature = Signature::one_of(
+        vec![TypeSignature::Nullary, TypeSignature::VariadicAny],
+        Volatility::Volatile,
+    );
+    ScalarUDF::new_from_impl(Function {
+        name,
+        signature,
+        returns,
+        body: Box::new(body),
+    })
+}
+
+fn arg_i64(args: &[ArrayRef], i: usize, rows: usize) -> Result<Int64Array> {
+    match args.get(i) {
+        Some(a) => Ok(cast(a, &DataType::Int64)?
+            .as_primitive::<Int64Type>()
+            .clone()),
+        None => Ok(Int64Array::from(vec![None::<i64>; rows])),
+    }
+}
+
+fn constant_text(value: String, rows: usize) -> ArrayRef {
+    Arc::new(StringArray::from(vec![value; rows.max(1)]))
+}
+
+fn nulls(rows: usize) -> ArrayRef {
+    Arc::new(StringArray::from(vec![None::<&str>; rows.max(1)]))
+}
+
+/// Maps each oid argument (column 0) to text through `f` on one snapshot.
+fn by_oid(
+    context: &CatalogContext,
+    f: impl Fn(&Snapshot, i32, &[ArrayRef], usize) -> Option<String> + Send + Sync + 'static,
+) -> impl Fn(&[ArrayRef], usize) -> Result<ArrayRef> + Send + Sync + 'static {
+    let context = context.clone();
+    move |args, rows| {
+        let snap = context.snapshot();
+        let oids = arg_i64(args, 0, rows)?;
+        let out: StringArray = (0..oids.len())
+            .map(|i| {
+                if oids.is_null(i) {
+                    None
+                } else {
+                    f(&snap, oids.value(i) as i32, args, i)
+                }
+            })
+            .collect();
+        Ok(Arc::new(out))
+    }
+}
+
+pub fn register(ctx: &SessionContext, context: &CatalogContext) {
+    let c = context.clone();
+    ctx.register_udf(udf("current_schema", DataType::Utf8, move |_, rows| {
+        let snap = c.snapshot();
+        let path = snap.info.search_path();
+        let first = path
+            .into_iter()
+            .find(|s| snap.catalog.schemas.contains_key(s));
+        Ok(match first {
+            Some(s) => constant_text(s, rows),
+            None => nulls(rows),
+        })
+    }));
+    let c = context.clone();
+    ctx.register_udf(udf(
+        "current_schemas",
+        DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+        move |args, rows| {
+            let snap = c.snapshot();
+            let implicit = args
+                .first()
+                .and_then(|a| a.as_boolean_opt().map(|b| b.clone()))
+                .unwrap_or_else(|| BooleanArray::from(vec![false; rows]));
+            let mut builder = ListBuilder::new(StringBuilder::new());
+            for i in 0..rows.max(1) {
+                if implicit.len() > i && implicit.value(i) {
+                    builder.values().append_value("pg_catalog");
+                }
+                for s in snap.info.search_path() {
+                    if snap.catalog.schemas.contains_key(&s) {
+                        builder.values().append_value(s);
+                    }
+                }
+                builder.append(true);
+            }
+            Ok(Arc::new(builder.finish()))
+        },
+    ));
+    let c = context.clone();
+    ctx.register_udf(udf("current_database", DataType::Utf8, move |_, rows| {
+        Ok(constant_text(c.info.identity().database, rows))
+    }));
+    for name in ["session_user", "current_user", "user"] {
+        let c = context.clone();
+        ctx.register_udf(udf(name, DataType::Utf8, move |_, rows| {
+            Ok(constant_text(c.info.identity().user, rows))
+        }));
+    }
+    let c = context.clone();
+    ctx.register_udf(udf("pg_backend_pid", DataType::Int32, move |_, rows| {
+        Ok(Arc::new(Int32Array::from(vec![
+            c.info.identity().pid;
+            rows.max(1)
+        ])))
+    }));
+    ctx.register_udf(udf("version", DataType::Utf8, move |_, rows| {
+        Ok(constant_text(
+            format!(
+                "PostgreSQL {SERVER_VERSION} (QuiverDB {}) on {}-linux, compiled by rustc, 64-bit",
+                env!("CARGO_PKG_VERSION"),
+                std::env::consts::ARCH
+            ),
+            rows,
+        ))
+    }));
+    ctx.register_udf(udf(
+        "pg_table_is_visible",
+        DataType::Boolean,
+        visibility(context),
+    ));
+    ctx.register_udf(udf(
+        "pg_get_constraintdef",
+        DataType::Utf8,
+        by_oid(context, |snap, oid, _, _| {
+            snap.relations()
+                .iter()
+                .flat_map(|r| r.constraints.iter())
+                .find(|c| c.oid == oid)
+                .map(|c| c.definition())
+        }),
+    ));
+    ctx.register_udf(udf(
+        "pg_get_indexdef",
+        DataType::Utf8,
+        by_oid(context, |snap, oid, args, i| {
+            let column = arg_i64(args, 1, i + 1).ok().and_then(|a| {
+                (a.len() > i && !a.is_null(i) && a.value(i) > 0).then(|| a.value(i) as usize)
+            });
+            snap.relations().iter().find_map(|r| {
+                let key = r
+                    .constraints
+                    .iter()
+                    .find(|c| c.index_oid == oid && c.is_key())?;
+                Some(match column {
+                    Some(n) => key.column_names.get(n - 1).cloned().unwrap_or_default(),
+                    None => index_definition(r, key),
+                })
+            })
+        }),
+    ));
+    ctx.register_udf(udf(
+        "pg_get_viewdef",
+        DataType::Utf8,
+        by_oid(context, |snap, oid, _, _| {
+            snap.relation(oid).as_ref().and_then(view_definition)
+        }),
+    ));
+    ctx.register_udf(udf(
+        "pg_get_userbyid",
+        DataType::Utf8,
+        by_oid(context, |snap, oid, _, _| {
+            Some(role_name(snap, oid).unwrap_or_else(|| format!("unknown (OID={oid})")))
+        }),
+    ));
+    for name in [
+        "pg_table_size",
+        "pg_relation_size",
+        "pg_total_relation_size",
+    ] {
+        ctx.register_udf(udf(name, DataType::Int64, relation_size(context)));
+    }
+    ctx.register_udf(udf("pg_indexes_size", DataType::Int64, |args, rows| {
+        let oids = arg_i64(args, 0, rows)?;
+        Ok(Arc::new(Int64Array::from(vec![Some(0); oids.len()])))
+    }));
+    ctx.register_udf(udf("pg_size_pretty", DataType::Utf8, |args, rows| {
+        let sizes = arg_i64(args, 0, rows)?;
+        let out: StringArray = sizes.iter().map(|s| s.map(size_pretty)).collect();
+        Ok(Arc::new(out))
+    }));
+    ctx.register_udf(udf("to_regclass", DataType::Int32, to_regclass(context)));
+
+    // Comments are not stored: every object has none.
+    for name in ["obj_description", "col_description", "shobj_description"] {
+        ctx.register_udf(udf(name, DataType::Utf8, |_, rows| Ok(nulls(rows))));
+    }
+    // Functions are built in: none has a user-visible definition.
+    for name in [
+        "pg_get_function_result",
+        "pg_get_function_arguments",
+        "pg_get_function_identity_arguments",
+        "pg_get_functiondef",
+        "pg_get_triggerdef",
+        "pg_get_ruledef",
+        "pg_get_partkeydef",
+        "pg_get_statisticsobjdef_columns",
+    ] {
+        ctx.register_udf(udf(name, DataType::Utf8, |_, rows| Ok(nulls(rows))));
+    }
+    // The stored expression text is its own display form.
+    ctx.register_udf(udf("pg_get_expr", DataType::Utf8, |args, rows| {
+        Ok(match args.first() {
+            Some(a) => cast(a, &DataType::Utf8)?,
+            None => nulls(rows),
+        })
+    }));
+    // Until privileges exist (issue: security), everyone may do everything.
+    for name in [
+        "has_table_privilege",
+        "has_schema_privilege",
+        "has_database_privilege",
+        "has_column_privilege",
+        "has_any_column_privilege",
+        "has_function_privilege",
+        "has_sequence_privilege",
+        "pg_type_is_visible",
+        "pg_function_is_visible",
+    ] {
+        ctx.register_udf(udf(name, DataType::Boolean, |_, rows| {
+            Ok(Arc::new(BooleanArray::from(vec![true; rows.max(1)])))
+        }));
+    }
+    ctx.register_udf(udf("pg_is_in_recovery", DataType::Boolean, |_, rows| {
+        Ok(Arc::new(BooleanArray::from(vec![false; rows.max(1)])))
+    }));
+    ctx.register_udf(crate_fns::format_type::create_format_type_udf());
+    ctx.register_udf(udf("pg_encoding_to_char", DataType::Utf8, |args, rows| {
+        let codes = arg_i64(args, 0, rows)?;
+        let out: StringArray = codes
+            .iter()
+            .map(|c| {
+                c.map(|c| match c {
+                    0 => "SQL_ASCII",
+                    6 => "UTF8",
+                    _ => "",
+                })
+            })
+            .collect();
+        Ok(Arc::new(out))
+    }));
+    ctx.register_udf(crate_fns::quote_ident_udf::create_quote_ident_udf());
+    ctx.register_udf(crate_fns::quote_ident_udf::create_parse_ident_udf());
+    ctx.register_udf(crate_fns::array_bounds_udf::create_array_upper_udf());
+    ctx.register_udf(crate_fns::array_bounds_udf::create_array_lower_udf());
+}
+
+fn visibility(
+    context: &CatalogContext,
+) -> impl Fn(&[ArrayRef], usize) -> Result<ArrayRef> + Send + Sync + 'static {
+    let context = context.clone();
+    move |args, rows| {
+        let snap = context.snapshot();
+        let relations = snap.relations();
+        let oids = arg_i64(args, 0, rows)?;
+        let out: BooleanArray = oids
+            .iter()
+            .map(|oid| {
+                let oid = oid? as i32;
+                Some(match relations.iter().find(|r| r.oid == oid) {
+                    Some(r) => snap.is_visible(&r.schema),
+                    // An index is visible with its table.
+                    None => relations
+                        .iter()
+                        .find(|r| r.constraints.iter().any(|c| c.index_oid == oid))
+                        .is_some_and(|r| snap.is_visible(&r.schema)),
+                })
+            })
+            .collect();
+        Ok(Arc::new(out))
+    }
+}
+
+fn relation_size(
+    context: &CatalogContext,
+) -> impl Fn(&[ArrayRef], usize) -> Result<ArrayRef> + Send + Sync + 'static {
+    let context = context.clone();
+    move |args, rows| {
+        let snap = context.snapshot();
+        let relations = snap.relations();
+        let oids = arg_i64(args, 0, rows)?;
+        let out: Int64Array = oids
+            .iter()
+            .map(|oid| {
+                let rel = relations.iter().find(|r| Some(r.oid as i64) == oid)?;
+                Some(rel.table().map_or(0, |t| t.snapshot().memory_bytes()) as i64)
+            })
+            .collect();
+        Ok(Arc::new(out))
+    }
+}
+
+fn to_regclass(
+    context: &CatalogContext,
+) -> impl Fn(&[ArrayRef], usize) -> Result<ArrayRef> + Send + Sync + 'static {
+    let context = context.clone();
+    move |args, rows| {
+        let snap = context.snapshot();
+        let names = match args.first() {
+            Some(a) => cast(a, &DataType::Utf8)?,
+            None => return Err(DataFusionError::Plan("to_regclass needs a name".into())),
+        };
+        let names = names.as_string::<i32>();
+        let relations = snap.relations();
+        let out: Int32Array = (0..names.len().max(rows.min(names.len())))
+            .map(|i| {
+                if names.is_null(i) {
+                    return None;
+                }
+                let name = names.value(i);
+                let (schema, rel) = match name.split_once('.') {
+                    Some((s, r)) => (Some(unquote(s)), unquote(r)),
+                    None => (None, unquote(name)),
+                };
+                let path = snap.info.search_path();
+                relations
+                    .iter()
+                    .filter(|r| r.name == rel)
+                    .filter(|r| match &schema {
+                        Some(s) => &r.schema == s,
+                        None => path.contains(&r.schema),
+                    })
+                    .min_by_key(|r| path.iter().position(|s| *s == r.schema))
+                    .map(|r| r.oid)
+            })
+            .collect();
+        Ok(Arc::new(out))
+    }
+}
+
+fn unquote(s: &str) -> String {
+    if s.len() >= 2 && s.starts_with('"') && s.ends_with('"') {
+        s[1..s.len() - 1].replace("\"\"", "\"")
+    } else {
+        s.to_lowercase()
+    }
+}
+
+/// `pg_size_pretty`: bytes, kB, MB, GB, TB with Postgres' rounding.
+fn size_pretty(bytes: i64) -> String {
+    let units = ["bytes", "kB", "MB", "GB", "TB", "PB"];
+    let mut size = bytes;
+    let mut unit = 0;
+    // Postgres switches unit once the value reaches 10240 of the current one.
+    while size.abs() >= 10 * 1024 && unit + 1 < units.len() {
+        size = (size + if size >= 0 { 512 } else { -512 }) / 1024;
+        unit += 1;
+    }
+    format!("{size} {}", units[unit])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_are_pretty_like_postgres() {
+        assert_eq!(size_pretty(0), "0 bytes");
+        assert_eq!(size_pretty(8192), "8192 bytes");
+        assert_eq!(size_pretty(16384), "16 kB");
+        assert_eq!(size_pretty(10 * 1024 * 1024 * 1024), "10 GB");
+    }
+}

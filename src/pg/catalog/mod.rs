@@ -1,0 +1,165 @@
+//! `pg_catalog` and `information_schema`: the system tables and functions
+//! that psql, JDBC, SQLAlchemy and BI tools query to find tables, columns,
+//! types and keys. Every table is generated at scan time from the catalog
+//! the session sees (its transaction's, when that has run DDL), so a table
+//! created a moment ago is listed with its real columns, types and keys.
+//!
+//! Built-in objects that never change (pg_type, pg_proc, pg_am, ...) come
+//! from `datafusion-pg-catalog`'s export of a real PostgreSQL catalog.
+
+mod functions;
+mod info_schema;
+mod pg_tables;
+mod rewrite;
+mod rows;
+mod snapshot;
+mod system;
+
+use std::sync::Arc;
+
+use datafusion::catalog::{CatalogProvider, SchemaProvider};
+use datafusion::execution::context::SessionContext;
+use datafusion::execution::session_state::SessionStateBuilder;
+use parking_lot::RwLock;
+
+pub use rewrite::{empty_result_fallback, rewrite_client_sql};
+pub use snapshot::{relation_oid, type_oid};
+
+use crate::engine::catalog::QuiverCatalogProvider;
+use crate::engine::{Database, TxnSlot};
+
+pub const PG_CATALOG: &str = "pg_catalog";
+pub const INFORMATION_SCHEMA: &str = "information_schema";
+
+/// Who is connected and how: what `current_user`, `current_schema()`,
+/// `pg_backend_pid()` and `pg_settings` report for this session.
+#[derive(Debug)]
+pub struct SessionInfo {
+    identity: RwLock<Identity>,
+    /// The schemas of `search_path`, in order.
+    search_path: RwLock<Vec<String>>,
+    /// (name, value, description) of every setting.
+    settings: RwLock<Vec<(String, String, String)>>,
+    pub started: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub user: String,
+    pub database: String,
+    pub pid: i32,
+    pub application_name: String,
+}
+
+impl Default for SessionInfo {
+    fn default() -> Self {
+        SessionInfo {
+            identity: RwLock::new(Identity {
+                user: OWNER.into(),
+                database: OWNER.into(),
+                pid: std::process::id() as i32,
+                application_name: String::new(),
+            }),
+            search_path: RwLock::new(vec!["public".into()]),
+            settings: RwLock::new(Vec::new()),
+            started: chrono::Utc::now(),
+        }
+    }
+}
+
+impl SessionInfo {
+    pub fn identity(&self) -> Identity {
+        self.identity.read().clone()
+    }
+
+    pub fn set_identity(&self, identity: Identity) {
+        *self.identity.write() = identity;
+    }
+
+    pub fn search_path(&self) -> Vec<String> {
+        self.search_path.read().clone()
+    }
+
+    /// Called whenever a setting changes.
+    pub fn set_settings(&self, search_path: Vec<String>, settings: Vec<(String, String, String)>) {
+        if let Some((_, app, _)) = settings.iter().find(|(n, _, _)| n == "application_name") {
+            self.identity.write().application_name = app.clone();
+        }
+        *self.search_path.write() = search_path;
+        *self.settings.write() = settings;
+    }
+
+    fn settings(&self) -> Vec<(String, String, String)> {
+        self.settings.read().clone()
+    }
+}
+
+/// The role that owns every object (the bootstrap superuser, oid 10 as in
+/// Postgres) until roles exist.
+pub const OWNER: &str = "quiver";
+pub const OWNER_OID: i32 = 10;
+
+/// What system tables and functions read: the database, the session's
+/// transaction slot and its identity.
+#[derive(Debug, Clone)]
+pub struct CatalogContext {
+    pub db: Arc<Database>,
+    pub slot: Arc<TxnSlot>,
+    pub info: Arc<SessionInfo>,
+}
+
+impl CatalogContext {
+    pub fn snapshot(&self) -> snapshot::Snapshot {
+        snapshot::Snapshot::new(self)
+    }
+}
+
+/// Registers the database's catalog, with `pg_catalog` and
+/// `information_schema` in it, and the Postgres system functions.
+pub fn install(ctx: &SessionContext, catalog_name: &str, context: CatalogContext) {
+    let inner = QuiverCatalogProvider::new(context.db.clone(), context.slot.clone());
+    ctx.register_catalog(
+        catalog_name,
+        Arc::new(ClientCatalog {
+            inner,
+            context: context.clone(),
+        }),
+    );
+    functions::register(ctx, &context);
+    // `regclass`, `regtype`, `oid` and friends as cast targets.
+    let state = ctx.state_ref();
+    let existing = state.read().clone();
+    *state.write() = SessionStateBuilder::new_from_existing(existing)
+        .with_type_planner(Arc::new(
+            datafusion_pg_catalog::pg_catalog::oid_type_planner::PgOidTypePlanner,
+        ))
+        .build();
+}
+
+/// The user schemas plus the two system schemas.
+#[derive(Debug)]
+struct ClientCatalog {
+    inner: QuiverCatalogProvider,
+    context: CatalogContext,
+}
+
+impl CatalogProvider for ClientCatalog {
+    fn schema_names(&self) -> Vec<String> {
+        let mut names = self.inner.schema_names();
+        names.push(PG_CATALOG.into());
+        names.push(INFORMATION_SCHEMA.into());
+        names
+    }
+
+    fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
+        match name {
+            PG_CATALOG => Some(Arc::new(system::SystemSchema::pg_catalog(
+                self.context.clone(),
+            ))),
+            INFORMATION_SCHEMA => Some(Arc::new(system::SystemSchema::information_schema(
+                self.context.clone(),
+            ))),
+            _ => self.inner.schema(name),
+        }
+    }
+}

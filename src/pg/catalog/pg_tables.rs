@@ -1,0 +1,853 @@
+//! The `pg_catalog` tables generated from the live catalog.
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::ScalarValue;
+use datafusion::error::Result;
+
+use super::rows::{boolean, int, int2_list, int4_list, text, Rows};
+use super::snapshot::{namespace_oid, quote_ident, ConstraintKind, Relation, Snapshot};
+use super::system::Generated;
+use super::{INFORMATION_SCHEMA, OWNER, OWNER_OID, PG_CATALOG};
+
+pub static TABLES: &[Generated] = &[
+    Generated {
+        name: "pg_namespace",
+        columns: &[
+            ("oid", "oid"),
+            ("nspname", "name"),
+            ("nspowner", "oid"),
+            ("nspacl", "text[]"),
+        ],
+        build: pg_namespace,
+    },
+    Generated {
+        name: "pg_class",
+        columns: &[
+            ("oid", "oid"),
+            ("relname", "name"),
+            ("relnamespace", "oid"),
+            ("reltype", "oid"),
+            ("reloftype", "oid"),
+            ("relowner", "oid"),
+            ("relam", "oid"),
+            ("relfilenode", "oid"),
+            ("reltablespace", "oid"),
+            ("relpages", "int4"),
+            ("reltuples", "float4"),
+            ("relallvisible", "int4"),
+            ("reltoastrelid", "oid"),
+            ("relhasindex", "bool"),
+            ("relisshared", "bool"),
+            ("relpersistence", "char"),
+            ("relkind", "char"),
+            ("relnatts", "int2"),
+            ("relchecks", "int2"),
+            ("relhasrules", "bool"),
+            ("relhastriggers", "bool"),
+            ("relhassubclass", "bool"),
+            ("relrowsecurity", "bool"),
+            ("relforcerowsecurity", "bool"),
+            ("relispopulated", "bool"),
+            ("relreplident", "char"),
+            ("relispartition", "bool"),
+            ("relrewrite", "oid"),
+            ("relfrozenxid", "xid"),
+            ("relminmxid", "xid"),
+            ("relacl", "text[]"),
+            ("reloptions", "text[]"),
+            ("relpartbound", "text"),
+        ],
+        build: pg_class,
+    },
+    Generated {
+        name: "pg_attribute",
+        columns: &[
+            ("attrelid", "oid"),
+            ("attname", "name"),
+            ("atttypid", "oid"),
+            ("attstattarget", "int4"),
+            ("attlen", "int2"),
+            ("attnum", "int2"),
+            ("attndims", "int4"),
+            ("attcacheoff", "int4"),
+            ("atttypmod", "int4"),
+            ("attbyval", "bool"),
+            ("attalign", "char"),
+            ("attstorage", "char"),
+            ("attcompression", "char"),
+            ("attnotnull", "bool"),
+            ("atthasdef", "bool"),
+            ("atthasmissing", "bool"),
+            ("attidentity", "char"),
+            ("attgenerated", "char"),
+            ("attisdropped", "bool"),
+            ("attislocal", "bool"),
+            ("attinhcount", "int4"),
+            ("attcollation", "oid"),
+            ("attacl", "text[]"),
+            ("attoptions", "text[]"),
+            ("attfdwoptions", "text[]"),
+            ("attmissingval", "text"),
+        ],
+        build: pg_attribute,
+    },
+    Generated {
+        name: "pg_attrdef",
+        columns: &[
+            ("oid", "oid"),
+            ("adrelid", "oid"),
+            ("adnum", "int2"),
+            ("adbin", "text"),
+        ],
+        build: pg_attrdef,
+    },
+    Generated {
+        name: "pg_constraint",
+        columns: &[
+            ("oid", "oid"),
+            ("conname", "name"),
+            ("connamespace", "oid"),
+            ("contype", "char"),
+            ("condeferrable", "bool"),
+            ("condeferred", "bool"),
+            ("convalidated", "bool"),
+            ("conrelid", "oid"),
+            ("contypid", "oid"),
+            ("conindid", "oid"),
+            ("conparentid", "oid"),
+            ("confrelid", "oid"),
+            ("confupdtype", "char"),
+            ("confdeltype", "char"),
+            ("confmatchtype", "char"),
+            ("conislocal", "bool"),
+            ("coninhcount", "int4"),
+            ("connoinherit", "bool"),
+            ("conkey", "int2[]"),
+            ("confkey", "int2[]"),
+            ("conpfeqop", "oid[]"),
+            ("conppeqop", "oid[]"),
+            ("conffeqop", "oid[]"),
+            ("confdelsetcols", "int2[]"),
+            ("conexclop", "oid[]"),
+            ("conbin", "text"),
+        ],
+        build: pg_constraint,
+    },
+    Generated {
+        name: "pg_index",
+        columns: &[
+            ("indexrelid", "oid"),
+            ("indrelid", "oid"),
+            ("indnatts", "int2"),
+            ("indnkeyatts", "int2"),
+            ("indisunique", "bool"),
+            ("indnullsnotdistinct", "bool"),
+            ("indisprimary", "bool"),
+            ("indisexclusion", "bool"),
+            ("indimmediate", "bool"),
+            ("indisclustered", "bool"),
+            ("indisvalid", "bool"),
+            ("indcheckxmin", "bool"),
+            ("indisready", "bool"),
+            ("indislive", "bool"),
+            ("indisreplident", "bool"),
+            ("indkey", "int2vector"),
+            ("indcollation", "oidvector"),
+            ("indclass", "oidvector"),
+            ("indoption", "int2vector"),
+            ("indexprs", "text"),
+            ("indpred", "text"),
+        ],
+        build: pg_index,
+    },
+    Generated {
+        name: "pg_indexes",
+        columns: &[
+            ("schemaname", "name"),
+            ("tablename", "name"),
+            ("indexname", "name"),
+            ("tablespace", "name"),
+            ("indexdef", "text"),
+        ],
+        build: pg_indexes,
+    },
+    Generated {
+        name: "pg_tables",
+        columns: &[
+            ("schemaname", "name"),
+            ("tablename", "name"),
+            ("tableowner", "name"),
+            ("tablespace", "name"),
+            ("hasindexes", "bool"),
+            ("hasrules", "bool"),
+            ("hastriggers", "bool"),
+            ("rowsecurity", "bool"),
+        ],
+        build: pg_tables,
+    },
+    Generated {
+        name: "pg_views",
+        columns: &[
+            ("schemaname", "name"),
+            ("viewname", "name"),
+            ("viewowner", "name"),
+            ("definition", "text"),
+        ],
+        build: pg_views,
+    },
+    Generated {
+        name: "pg_matviews",
+        columns: &[
+            ("schemaname", "name"),
+            ("matviewname", "name"),
+            ("matviewowner", "name"),
+            ("tablespace", "name"),
+            ("hasindexes", "bool"),
+            ("ispopulated", "bool"),
+            ("definition", "text"),
+        ],
+        build: empty,
+    },
+    Generated {
+        name: "pg_description",
+        columns: &[
+            ("objoid", "oid"),
+            ("classoid", "oid"),
+            ("objsubid", "int4"),
+            ("description", "text"),
+        ],
+        build: empty,
+    },
+    Generated {
+        name: "pg_database",
+        columns: &[
+            ("oid", "oid"),
+            ("datname", "name"),
+            ("datdba", "oid"),
+            ("encoding", "int4"),
+            ("datlocprovider", "char"),
+            ("datistemplate", "bool"),
+            ("datallowconn", "bool"),
+            ("datconnlimit", "int4"),
+            ("datfrozenxid", "xid"),
+            ("datminmxid", "xid"),
+            ("dattablespace", "oid"),
+            ("datcollate", "text"),
+            ("datctype", "text"),
+            ("daticulocale", "text"),
+            ("datcollversion", "text"),
+            ("datacl", "text[]"),
+        ],
+        build: pg_database,
+    },
+    Generated {
+        name: "pg_roles",
+        columns: &[
+            ("rolname", "name"),
+            ("rolsuper", "bool"),
+            ("rolinherit", "bool"),
+            ("rolcreaterole", "bool"),
+            ("rolcreatedb", "bool"),
+            ("rolcanlogin", "bool"),
+            ("rolreplication", "bool"),
+            ("rolconnlimit", "int4"),
+            ("rolpassword", "text"),
+            ("rolvaliduntil", "timestamptz"),
+            ("rolbypassrls", "bool"),
+            ("rolconfig", "text[]"),
+            ("oid", "oid"),
+        ],
+        build: pg_roles,
+    },
+    Generated {
+        name: "pg_authid",
+        columns: &[
+            ("oid", "oid"),
+            ("rolname", "name"),
+            ("rolsuper", "bool"),
+            ("rolinherit", "bool"),
+            ("rolcreaterole", "bool"),
+            ("rolcreatedb", "bool"),
+            ("rolcanlogin", "bool"),
+            ("rolreplication", "bool"),
+            ("rolbypassrls", "bool"),
+            ("rolconnlimit", "int4"),
+            ("rolpassword", "text"),
+            ("rolvaliduntil", "timestamptz"),
+        ],
+        build: pg_roles,
+    },
+    Generated {
+        name: "pg_user",
+        columns: &[
+            ("usename", "name"),
+            ("usesysid", "oid"),
+            ("usecreatedb", "bool"),
+            ("usesuper", "bool"),
+            ("userepl", "bool"),
+            ("usebypassrls", "bool"),
+            ("passwd", "text"),
+            ("valuntil", "timestamptz"),
+            ("useconfig", "text[]"),
+        ],
+        build: pg_user,
+    },
+    Generated {
+        name: "pg_settings",
+        columns: &[
+            ("name", "text"),
+            ("setting", "text"),
+            ("unit", "text"),
+            ("category", "text"),
+            ("short_desc", "text"),
+            ("extra_desc", "text"),
+            ("context", "text"),
+            ("vartype", "text"),
+            ("source", "text"),
+            ("min_val", "text"),
+            ("max_val", "text"),
+            ("enumvals", "text[]"),
+            ("boot_val", "text"),
+            ("reset_val", "text"),
+            ("sourcefile", "text"),
+            ("sourceline", "int4"),
+            ("pending_restart", "bool"),
+        ],
+        build: pg_settings,
+    },
+    Generated {
+        name: "pg_stat_activity",
+        columns: &[
+            ("datid", "oid"),
+            ("datname", "name"),
+            ("pid", "int4"),
+            ("leader_pid", "int4"),
+            ("usesysid", "oid"),
+            ("usename", "name"),
+            ("application_name", "text"),
+            ("client_addr", "text"),
+            ("client_hostname", "text"),
+            ("client_port", "int4"),
+            ("backend_start", "timestamptz"),
+            ("xact_start", "timestamptz"),
+            ("query_start", "timestamptz"),
+            ("state_change", "timestamptz"),
+            ("wait_event_type", "text"),
+            ("wait_event", "text"),
+            ("state", "text"),
+            ("backend_xid", "xid"),
+            ("backend_xmin", "xid"),
+            ("query_id", "int8"),
+            ("query", "text"),
+            ("backend_type", "text"),
+        ],
+        build: pg_stat_activity,
+    },
+    Generated {
+        name: "pg_stat_user_tables",
+        columns: &[
+            ("relid", "oid"),
+            ("schemaname", "name"),
+            ("relname", "name"),
+            ("seq_scan", "int8"),
+            ("seq_tup_read", "int8"),
+            ("idx_scan", "int8"),
+            ("idx_tup_fetch", "int8"),
+            ("n_tup_ins", "int8"),
+            ("n_tup_upd", "int8"),
+            ("n_tup_del", "int8"),
+            ("n_tup_hot_upd", "int8"),
+            ("n_live_tup", "int8"),
+            ("n_dead_tup", "int8"),
+        ],
+        build: pg_stat_user_tables,
+    },
+];
+
+fn empty(_: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
+    Rows::new(schema).finish()
+}
+
+fn oid(o: i32) -> ScalarValue {
+    int(o as i64)
+}
+
+fn null() -> ScalarValue {
+    ScalarValue::Null
+}
+
+/// The database's oid: derived from its name like every other.
+pub fn database_oid(name: &str) -> i32 {
+    super::snapshot::relation_oid("", name)
+}
+
+fn pg_namespace(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
+    let mut rows = Rows::new(schema);
+    let mut names = vec![PG_CATALOG.to_string(), INFORMATION_SCHEMA.to_string()];
+    names.extend(snap.schemas());
+    for name in names {
+        rows.push(vec![
+            ("oid", oid(namespace_oid(&name))),
+            ("nspname", text(&name)),
+            ("nspowner", oid(OWNER_OID)),
+        ]);
+    }
+    rows.finish()
+}
+
+fn pg_class(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
+    let mut rows = Rows::new(schema);
+    for rel in snap.relations() {
+        let keys = rel.constraints.iter().filter(|c| c.is_key()).count();
+        let checks = rel.constraints.len() - keys;
+        let tuples = rel.table().map_or(0, |t| t.snapshot().row_count) as f64;
+        rows.push(class_row(
+            rel.oid,
+            &rel.name,
+            rel.namespace_oid,
+            rel.relkind(),
+            rel.columns.len(),
+            vec![
+                ("relhasindex", boolean(keys > 0)),
+                ("relchecks", int(checks as i64)),
+                ("reltuples", ScalarValue::Float64(Some(tuples))),
+                ("relam", oid(if rel.table().is_some() { 2 } else { 0 })),
+            ],
+        ));
+        for key in rel.constraints.iter().filter(|c| c.is_key()) {
+            rows.push(class_row(
+                key.index_oid,
+                &key.name,
+                rel.namespace_oid,
+                "i",
+                key.columns.len(),
+                vec![("relam", oid(403))],
+            ));
+        }
+    }
+    rows.finish()
+}
+
+fn class_row<'a>(
+    rel_oid: i32,
+    name: &str,
+    namespace: i32,
+    kind: &str,
+    natts: usize,
+    extra: Vec<(&'a str, ScalarValue)>,
+) -> Vec<(&'a str, ScalarValue)> {
+    let mut row = vec![
+        ("oid", oid(rel_oid)),
+        ("relname", text(name)),
+        ("relnamespace", oid(namespace)),
+        ("reltype", oid(0)),
+        ("reloftype", oid(0)),
+        ("relowner", oid(OWNER_OID)),
+        ("relfilenode", oid(rel_oid)),
+        ("reltablespace", oid(0)),
+        ("relpages", int(0)),
+        ("relallvisible", int(0)),
+        ("reltoastrelid", oid(0)),
+        ("relisshared", boolean(false)),
+        ("relpersistence", text("p")),
+        ("relkind", text(kind)),
+        ("relnatts", int(natts as i64)),
+        ("relhasrules", boolean(false)),
+        ("relhastriggers", boolean(false)),
+        ("relhassubclass", boolean(false)),
+        ("relrowsecurity", boolean(false)),
+        ("relforcerowsecurity", boolean(false)),
+        ("relispopulated", boolean(true)),
+        ("relreplident", text(if kind == "r" { "d" } else { "n" })),
+        ("relispartition", boolean(false)),
+        ("relrewrite", oid(0)),
+        ("relfrozenxid", int(0)),
+        ("relminmxid", int(0)),
+    ];
+    for (name, value) in extra {
+        row.retain(|(n, _)| *n != name);
+        row.push((name, value));
+    }
+    row
+}
+
+/// (attlen, attbyval, attalign, attstorage) of a type, as pg_type has them.
+fn type_layout(type_oid: i32) -> (i64, bool, &'static str, &'static str) {
+    match type_oid {
+        16 => (1, true, "c", "p"),
+        21 => (2, true, "s", "p"),
+        23 | 26 | 700 | 1082 => (4, true, "i", "p"),
+        20 | 701 | 1083 | 1114 | 1184 => (8, true, "d", "p"),
+        1186 => (16, false, "d", "p"),
+        2950 => (16, false, "c", "p"),
+        1700 => (-1, false, "i", "m"),
+        _ => (-1, false, "i", "x"),
+    }
+}
+
+/// Collation of a column: "default" (100) for text types, none otherwise.
+fn collation(type_oid: i32) -> i32 {
+    match type_oid {
+        25 | 1042 | 1043 | 19 => 100,
+        _ => 0,
+    }
+}
+
+fn pg_attribute(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
+    let mut rows = Rows::new(schema);
+    for rel in snap.relations() {
+        for c in &rel.columns {
+            let (len, byval, align, storage) = type_layout(c.type_oid);
+            rows.push(vec![
+                ("attrelid", oid(rel.oid)),
+                ("attname", text(&c.name)),
+                ("atttypid", oid(c.type_oid)),
+                ("attstattarget", int(-1)),
+                ("attlen", int(len)),
+                ("attnum", int(c.num)),
+                ("attndims", int(0)),
+                ("attcacheoff", int(-1)),
+                ("atttypmod", int(c.typmod as i64)),
+                ("attbyval", boolean(byval)),
+                ("attalign", text(align)),
+                ("attstorage", text(storage)),
+                ("attcompression", text("")),
+                ("attnotnull", boolean(c.not_null)),
+                ("atthasdef", boolean(c.default.is_some())),
+                ("atthasmissing", boolean(false)),
+                ("attidentity", text("")),
+                ("attgenerated", text("")),
+                ("attisdropped", boolean(false)),
+                ("attislocal", boolean(true)),
+                ("attinhcount", int(0)),
+                ("attcollation", oid(collation(c.type_oid))),
+            ]);
+        }
+        // An index's attributes are the key columns it covers.
+        for key in rel.constraints.iter().filter(|c| c.is_key()) {
+            for (i, num) in key.columns.iter().enumerate() {
+                let c = &rel.columns[*num as usize - 1];
+                let (len, byval, align, storage) = type_layout(c.type_oid);
+                rows.push(vec![
+                    ("attrelid", oid(key.index_oid)),
+                    ("attname", text(&c.name)),
+                    ("atttypid", oid(c.type_oid)),
+                    ("attstattarget", int(-1)),
+                    ("attlen", int(len)),
+                    ("attnum", int(i as i64 + 1)),
+                    ("attndims", int(0)),
+                    ("attcacheoff", int(-1)),
+                    ("atttypmod", int(c.typmod as i64)),
+                    ("attbyval", boolean(byval)),
+                    ("attalign", text(align)),
+                    ("attstorage", text(storage)),
+                    ("attcompression", text("")),
+                    ("attnotnull", boolean(false)),
+                    ("atthasdef", boolean(false)),
+                    ("atthasmissing", boolean(false)),
+                    ("attidentity", text("")),
+                    ("attgenerated", text("")),
+                    ("attisdropped", boolean(false)),
+                    ("attislocal", boolean(true)),
+                    ("attinhcount", int(0)),
+                    ("attcollation", oid(collation(c.type_oid))),
+                ]);
+            }
+        }
+    }
+    rows.finish()
+}
+
+fn pg_attrdef(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
+    let mut rows = Rows::new(schema);
+    for rel in snap.relations() {
+        for c in &rel.columns {
+            if let Some(default) = &c.default {
+                rows.push(vec![
+                    ("oid", oid(c.default_oid)),
+                    ("adrelid", oid(rel.oid)),
+                    ("adnum", int(c.num)),
+                    // pg_get_expr() shows an expression's text as is.
+                    ("adbin", text(default)),
+                ]);
+            }
+        }
+    }
+    rows.finish()
+}
+
+fn pg_constraint(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
+    let mut rows = Rows::new(schema);
+    for rel in snap.relations() {
+        for c in &rel.constraints {
+            rows.push(vec![
+                ("oid", oid(c.oid)),
+                ("conname", text(&c.name)),
+                ("connamespace", oid(rel.namespace_oid)),
+                ("contype", text(c.contype())),
+                ("condeferrable", boolean(false)),
+                ("condeferred", boolean(false)),
+                ("convalidated", boolean(true)),
+                ("conrelid", oid(rel.oid)),
+                ("contypid", oid(0)),
+                ("conindid", oid(c.index_oid)),
+                ("conparentid", oid(0)),
+                ("confrelid", oid(0)),
+                ("confupdtype", text(" ")),
+                ("confdeltype", text(" ")),
+                ("confmatchtype", text(" ")),
+                ("conislocal", boolean(true)),
+                ("coninhcount", int(0)),
+                ("connoinherit", boolean(false)),
+                ("conkey", int2_list(&c.columns)),
+                (
+                    "conbin",
+                    c.check_sql.as_deref().map_or(null(), |sql| text(sql)),
+                ),
+            ]);
+        }
+    }
+    rows.finish()
+}
+
+fn pg_index(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
+    let mut rows = Rows::new(schema);
+    for rel in snap.relations() {
+        for key in rel.constraints.iter().filter(|c| c.is_key()) {
+            let n = key.columns.len();
+            rows.push(vec![
+                ("indexrelid", oid(key.index_oid)),
+                ("indrelid", oid(rel.oid)),
+                ("indnatts", int(n as i64)),
+                ("indnkeyatts", int(n as i64)),
+                ("indisunique", boolean(true)),
+                ("indnullsnotdistinct", boolean(false)),
+                ("indisprimary", boolean(key.kind == ConstraintKind::Primary)),
+                ("indisexclusion", boolean(false)),
+                ("indimmediate", boolean(true)),
+                ("indisclustered", boolean(false)),
+                ("indisvalid", boolean(true)),
+                ("indcheckxmin", boolean(false)),
+                ("indisready", boolean(true)),
+                ("indislive", boolean(true)),
+                ("indisreplident", boolean(false)),
+                ("indkey", int2_list(&key.columns)),
+                ("indcollation", int4_list(&vec![0; n])),
+                ("indclass", int4_list(&vec![0; n])),
+                ("indoption", int2_list(&vec![0; n])),
+            ]);
+        }
+    }
+    rows.finish()
+}
+
+/// `pg_get_indexdef()` of a key's index.
+pub fn index_definition(rel: &Relation, key: &super::snapshot::ConstraintInfo) -> String {
+    format!(
+        "CREATE UNIQUE INDEX {} ON {}.{} USING btree ({})",
+        quote_ident(&key.name),
+        quote_ident(&rel.schema),
+        quote_ident(&rel.name),
+        key.column_names
+            .iter()
+            .map(|c| quote_ident(c))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+fn pg_indexes(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
+    let mut rows = Rows::new(schema);
+    for rel in snap.relations() {
+        for key in rel.constraints.iter().filter(|c| c.is_key()) {
+            rows.push(vec![
+                ("schemaname", text(&rel.schema)),
+                ("tablename", text(&rel.name)),
+                ("indexname", text(&key.name)),
+                ("indexdef", text(index_definition(&rel, key))),
+            ]);
+        }
+    }
+    rows.finish()
+}
+
+fn pg_tables(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
+    let mut rows = Rows::new(schema);
+    for rel in snap.relations() {
+        if rel.table().is_some() {
+            rows.push(vec![
+                ("schemaname", text(&rel.schema)),
+                ("tablename", text(&rel.name)),
+                ("tableowner", text(OWNER)),
+                (
+                    "hasindexes",
+                    boolean(rel.constraints.iter().any(|c| c.is_key())),
+                ),
+                ("hasrules", boolean(false)),
+                ("hastriggers", boolean(false)),
+                ("rowsecurity", boolean(false)),
+            ]);
+        }
+    }
+    rows.finish()
+}
+
+/// `pg_get_viewdef()`: the defining query as written.
+pub fn view_definition(rel: &Relation) -> Option<String> {
+    match &rel.kind {
+        super::snapshot::RelationKind::View(view) => Some(view.def.query.clone()),
+        super::snapshot::RelationKind::Table(_) => None,
+    }
+}
+
+fn pg_views(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
+    let mut rows = Rows::new(schema);
+    for rel in snap.relations() {
+        if let Some(definition) = view_definition(&rel) {
+            rows.push(vec![
+                ("schemaname", text(&rel.schema)),
+                ("viewname", text(&rel.name)),
+                ("viewowner", text(OWNER)),
+                ("definition", text(definition)),
+            ]);
+        }
+    }
+    rows.finish()
+}
+
+fn pg_database(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
+    let mut rows = Rows::new(schema);
+    let name = &snap.identity.database;
+    rows.push(vec![
+        ("oid", oid(database_oid(name))),
+        ("datname", text(name)),
+        ("datdba", oid(OWNER_OID)),
+        ("encoding", int(6)),
+        ("datlocprovider", text("c")),
+        ("datistemplate", boolean(false)),
+        ("datallowconn", boolean(true)),
+        ("datconnlimit", int(-1)),
+        ("datfrozenxid", int(0)),
+        ("datminmxid", int(1)),
+        ("dattablespace", oid(1663)),
+        ("datcollate", text("C")),
+        ("datctype", text("C")),
+    ]);
+    rows.finish()
+}
+
+/// The roles: the owner of everything, and the connected user.
+fn roles(snap: &Snapshot) -> Vec<(i32, String)> {
+    let mut roles = vec![(OWNER_OID, OWNER.to_string())];
+    if snap.identity.user != OWNER {
+        roles.push((user_oid(&snap.identity.user), snap.identity.user.clone()));
+    }
+    roles
+}
+
+pub fn user_oid(name: &str) -> i32 {
+    if name == OWNER {
+        OWNER_OID
+    } else {
+        super::snapshot::relation_oid("\0role", name)
+    }
+}
+
+/// The role name for an oid (`pg_get_userbyid`).
+pub fn role_name(snap: &Snapshot, role: i32) -> Option<String> {
+    roles(snap)
+        .into_iter()
+        .find(|(o, _)| *o == role)
+        .map(|(_, n)| n)
+}
+
+fn pg_roles(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
+    let mut rows = Rows::new(schema);
+    for (role, name) in roles(snap) {
+        // Until roles exist, everyone who connects may do everything.
+        rows.push(vec![
+            ("oid", oid(role)),
+            ("rolname", text(name)),
+            ("rolsuper", boolean(true)),
+            ("rolinherit", boolean(true)),
+            ("rolcreaterole", boolean(true)),
+            ("rolcreatedb", boolean(true)),
+            ("rolcanlogin", boolean(true)),
+            ("rolreplication", boolean(false)),
+            ("rolconnlimit", int(-1)),
+            ("rolpassword", text("********")),
+            ("rolbypassrls", boolean(true)),
+        ]);
+    }
+    rows.finish()
+}
+
+fn pg_user(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
+    let mut rows = Rows::new(schema);
+    for (role, name) in roles(snap) {
+        rows.push(vec![
+            ("usename", text(name)),
+            ("usesysid", oid(role)),
+            ("usecreatedb", boolean(true)),
+            ("usesuper", boolean(true)),
+            ("userepl", boolean(false)),
+            ("usebypassrls", boolean(true)),
+            ("passwd", text("********")),
+        ]);
+    }
+    rows.finish()
+}
+
+fn pg_settings(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
+    let mut rows = Rows::new(schema);
+    for (name, value, description) in snap.info.settings() {
+        rows.push(vec![
+            ("name", text(name)),
+            ("setting", text(value)),
+            ("category", text("Client Connection Defaults")),
+            ("short_desc", text(description)),
+            ("context", text("user")),
+            ("vartype", text("string")),
+            ("source", text("session")),
+            ("pending_restart", boolean(false)),
+        ]);
+    }
+    rows.finish()
+}
+
+fn pg_stat_activity(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
+    let mut rows = Rows::new(schema);
+    let id = &snap.identity;
+    let started = ScalarValue::TimestampMicrosecond(
+        Some(snap.info.started.timestamp_micros()),
+        Some("UTC".into()),
+    );
+    rows.push(vec![
+        ("datid", oid(database_oid(&id.database))),
+        ("datname", text(&id.database)),
+        ("pid", int(id.pid as i64)),
+        ("usesysid", oid(user_oid(&id.user))),
+        ("usename", text(&id.user)),
+        ("application_name", text(&id.application_name)),
+        ("backend_start", started),
+        ("state", text("active")),
+        ("backend_type", text("client backend")),
+    ]);
+    rows.finish()
+}
+
+fn pg_stat_user_tables(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
+    let mut rows = Rows::new(schema);
+    for rel in snap.relations() {
+        if let Some(table) = rel.table() {
+            rows.push(vec![
+                ("relid", oid(rel.oid)),
+                ("schemaname", text(&rel.schema)),
+                ("relname", text(&rel.name)),
+                ("n_live_tup", int(table.snapshot().row_count as i64)),
+            ]);
+        }
+    }
+    rows.finish()
+}

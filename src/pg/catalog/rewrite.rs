@@ -1,0 +1,506 @@
+//! Postgres syntax that catalog queries use and DataFusion does not plan,
+//! rewritten into equivalents before planning:
+//!
+//! - `OPERATOR(pg_catalog.~)` and friends become the plain operators;
+//! - `COLLATE "C"` / `COLLATE pg_catalog.default` are dropped (the only
+//!   collation is byte order);
+//! - `'name'::regclass` (and regtype, regnamespace, regproc) become the
+//!   object's oid, looked up in pg_catalog;
+//! - `pg_catalog.f(...)` calls lose the schema, `current_user` and
+//!   `session_user` become function calls;
+//! - `x = ANY('{a,b}')` with an array literal becomes an array test;
+//! - unqualified `pg_class`, `pg_type`, ... resolve in pg_catalog, as it
+//!   is implicitly first on Postgres' search path.
+//!
+//! The rules are `datafusion-pg-catalog`'s; the ones that change results
+//! (replacing unsupported subqueries with NULL) are deliberately not used.
+
+use std::ops::ControlFlow;
+use std::sync::{Arc, LazyLock};
+
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken;
+use datafusion::sql::sqlparser::ast::{
+    visit_expressions_mut, BinaryOperator, CaseWhen, Expr, GroupByExpr, Ident, JoinOperator,
+    ObjectName, ObjectNamePart, Query, SelectItem, SetExpr, SetOperator, Statement, TableFactor,
+    Value, VisitMut, VisitorMut,
+};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+use datafusion_pg_catalog::sql::rules::{
+    CurrentUserVariableToSessionUserFunctionCall, FixArrayLiteral, RewriteArrayAnyAllOperation,
+    RewritePgCatalogOperator, RewriteRegCastToSubquery, SqlStatementRewriteRule,
+    StripCallableQualifier, StripCollate,
+};
+
+static RULES: LazyLock<Vec<Arc<dyn SqlStatementRewriteRule>>> = LazyLock::new(|| {
+    vec![
+        Arc::new(RewriteArrayAnyAllOperation),
+        Arc::new(StripCallableQualifier),
+        Arc::new(FixArrayLiteral),
+        Arc::new(CurrentUserVariableToSessionUserFunctionCall),
+        Arc::new(StripCollate),
+        Arc::new(RewritePgCatalogOperator),
+        Arc::new(RewriteRegCastToSubquery::new()),
+    ]
+});
+
+/// Applies the rewrites to a statement (and the statement an EXPLAIN
+/// wraps).
+pub fn rewrite_client_sql(statement: &mut DfStatement) {
+    match statement {
+        DfStatement::Statement(s) => {
+            if !mentions_catalog_syntax(s) {
+                return;
+            }
+            let mut owned = std::mem::replace(
+                s.as_mut(),
+                Statement::Commit {
+                    chain: false,
+                    end: false,
+                    modifier: None,
+                },
+            );
+            for rule in RULES.iter() {
+                owned = rule.rewrite(owned);
+            }
+            let _ = owned.visit(&mut QualifySystemTables);
+            let _ = owned.visit(&mut AggregateCatalogSubqueries);
+            **s = owned;
+        }
+        DfStatement::Explain(explain) => rewrite_client_sql(explain.statement.as_mut()),
+        _ => {}
+    }
+}
+
+/// Cheap test that a statement may need a rewrite: most user queries do
+/// not, and skip the AST walks.
+fn mentions_catalog_syntax(statement: &Statement) -> bool {
+    let text = statement.to_string().to_ascii_lowercase();
+    [
+        "pg_",
+        "collate",
+        "reg",
+        "any",
+        "current_user",
+        "session_user",
+        "information_schema",
+        "operator",
+    ]
+    .iter()
+    .any(|w| text.contains(w))
+}
+
+/// Unqualified names of pg_catalog tables resolve there, as in Postgres,
+/// where pg_catalog is implicitly searched before the search path. A
+/// quoted name is left alone.
+struct QualifySystemTables;
+
+impl VisitorMut for QualifySystemTables {
+    type Break = ();
+
+    fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+        if let TableFactor::Table {
+            name, args: None, ..
+        } = factor
+        {
+            if let [ObjectNamePart::Identifier(ident)] = name.0.as_slice() {
+                if ident.quote_style.is_none() && is_system_table(&ident.value) {
+                    *name = ObjectName(vec![
+                        ObjectNamePart::Identifier(Ident::new(super::PG_CATALOG)),
+                        ObjectNamePart::Identifier(ident.clone()),
+                    ]);
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// psql's `\d` (and other clients) select a column's default or
+/// collation with a scalar subquery that finds at most one catalog row,
+/// e.g. `(SELECT pg_get_expr(d.adbin, d.adrelid) FROM pg_attrdef d WHERE
+/// d.adrelid = a.attrelid AND d.adnum = a.attnum)`. DataFusion plans a
+/// correlated scalar subquery only when it aggregates, so such a subquery
+/// over system tables is wrapped in `first_value(...)`: the same answer
+/// for zero or one row. User queries are not touched.
+struct AggregateCatalogSubqueries;
+
+impl VisitorMut for AggregateCatalogSubqueries {
+    type Break = ();
+
+    fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        if let Expr::Subquery(query) = expr {
+            if let Some(hoisted) = rewrite_catalog_subquery(query) {
+                // `CASE WHEN <outer-only conditions> THEN (subquery) END`
+                let subquery = std::mem::replace(expr, Expr::value(Value::Null));
+                *expr = Expr::Case {
+                    case_token: AttachedToken::empty(),
+                    end_token: AttachedToken::empty(),
+                    operand: None,
+                    conditions: vec![CaseWhen {
+                        condition: hoisted,
+                        result: subquery,
+                    }],
+                    else_result: None,
+                };
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// Makes a single-row subquery over system tables plannable: aggregates
+/// its one column, rewrites conditions that compare an outer column with
+/// an inner one in terms of the inner column it equals, and returns the
+/// conditions that read only outer columns (to be tested outside).
+fn rewrite_catalog_subquery(query: &mut Query) -> Option<Expr> {
+    if query.limit_clause.is_some() || query.with.is_some() {
+        return None;
+    }
+    let SetExpr::Select(select) = query.body.as_mut() else {
+        return None;
+    };
+    let grouped = !matches!(&select.group_by, GroupByExpr::Expressions(e, _) if e.is_empty());
+    if grouped || select.having.is_some() || select.projection.len() != 1 || select.from.is_empty()
+    {
+        return None;
+    }
+    let mut inner = Vec::new();
+    for t in &select.from {
+        for f in std::iter::once(&t.relation).chain(t.joins.iter().map(|j| &j.relation)) {
+            let TableFactor::Table { name, alias, .. } = f else {
+                return None;
+            };
+            let parts: Vec<String> = name.0.iter().map(|p| p.to_string()).collect();
+            let system = match parts.as_slice() {
+                [schema, _] => schema == super::PG_CATALOG || schema == super::INFORMATION_SCHEMA,
+                [table] => is_system_table(table),
+                _ => false,
+            };
+            if !system {
+                return None;
+            }
+            inner.push(match alias {
+                Some(a) => a.name.value.clone(),
+                None => parts.last().cloned().unwrap_or_default(),
+            });
+        }
+    }
+    let (column, alias) = match &select.projection[0] {
+        SelectItem::UnnamedExpr(e) => (e.clone(), None),
+        SelectItem::ExprWithAlias { expr, alias } => (expr.clone(), Some(alias.clone())),
+        _ => return None,
+    };
+    if !is_aggregate(&column) {
+        let wrapped = Parser::new(&PostgreSqlDialect {})
+            .try_with_sql(&format!("first_value({column})"))
+            .and_then(|mut p| p.parse_expr())
+            .ok()?;
+        let alias = alias.unwrap_or_else(|| Ident::new(inner_name(&column)));
+        select.projection[0] = SelectItem::ExprWithAlias {
+            expr: wrapped,
+            alias,
+        };
+    }
+    let selection = select.selection.take()?;
+    let mut conjuncts = Vec::new();
+    split_and(selection, &mut conjuncts);
+    // outer column -> inner column it is equal to
+    let mut equal = Vec::new();
+    for c in &conjuncts {
+        if let Expr::BinaryOp {
+            left,
+            op: BinaryOperator::Eq,
+            right,
+        } = c
+        {
+            match (side(left, &inner), side(right, &inner)) {
+                (Some(false), Some(true)) => equal.push((left.to_string(), (**right).clone())),
+                (Some(true), Some(false)) => equal.push((right.to_string(), (**left).clone())),
+                _ => {}
+            }
+        }
+    }
+    let mut kept = Vec::new();
+    let mut hoisted = Vec::new();
+    for mut c in conjuncts {
+        let is_correlation = matches!(&c, Expr::BinaryOp { left, op: BinaryOperator::Eq, right }
+            if side(left, &inner).is_some() && side(right, &inner).is_some()
+                && side(left, &inner) != side(right, &inner));
+        if !is_correlation {
+            let _ = visit_expressions_mut(&mut c, |e: &mut Expr| {
+                if side(e, &inner) == Some(false) {
+                    let name = e.to_string();
+                    if let Some((_, with)) = equal.iter().find(|(o, _)| *o == name) {
+                        *e = with.clone();
+                    }
+                }
+                ControlFlow::<()>::Continue(())
+            });
+        }
+        if !is_correlation && reads_only_outer(&c, &inner) {
+            hoisted.push(c);
+        } else {
+            kept.push(c);
+        }
+    }
+    select.selection = join_and(kept);
+    join_and(hoisted)
+}
+
+fn split_and(expr: Expr, out: &mut Vec<Expr>) {
+    match expr {
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::And,
+            right,
+        } => {
+            split_and(*left, out);
+            split_and(*right, out);
+        }
+        Expr::Nested(inner)
+            if matches!(
+                *inner,
+                Expr::BinaryOp {
+                    op: BinaryOperator::And,
+                    ..
+                }
+            ) =>
+        {
+            split_and(*inner, out)
+        }
+        other => out.push(other),
+    }
+}
+
+fn join_and(exprs: Vec<Expr>) -> Option<Expr> {
+    exprs.into_iter().reduce(|a, b| Expr::BinaryOp {
+        left: Box::new(a),
+        op: BinaryOperator::And,
+        right: Box::new(b),
+    })
+}
+
+/// For a qualified column: Some(true) if it belongs to one of `inner`'s
+/// tables, Some(false) if to an outer one; None for anything else.
+fn side(expr: &Expr, inner: &[String]) -> Option<bool> {
+    match expr {
+        Expr::CompoundIdentifier(parts) if parts.len() >= 2 => {
+            let qualifier = &parts[parts.len() - 2].value;
+            Some(inner.iter().any(|t| t.eq_ignore_ascii_case(qualifier)))
+        }
+        _ => None,
+    }
+}
+
+/// True when an expression reads columns, all of them qualified by an
+/// outer table, and no subquery.
+fn reads_only_outer(expr: &Expr, inner: &[String]) -> bool {
+    let mut outer = 0;
+    let mut other = 0;
+    let _ = datafusion::sql::sqlparser::ast::visit_expressions(expr, |e: &Expr| {
+        match e {
+            Expr::Identifier(_)
+            | Expr::Subquery(_)
+            | Expr::Exists { .. }
+            | Expr::InSubquery { .. } => other += 1,
+            Expr::CompoundIdentifier(_) => match side(e, inner) {
+                Some(false) => outer += 1,
+                _ => other += 1,
+            },
+            _ => {}
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    outer > 0 && other == 0
+}
+
+/// The column name Postgres gives an unaliased expression.
+fn inner_name(expr: &Expr) -> String {
+    match expr {
+        Expr::Identifier(i) => i.value.clone(),
+        Expr::CompoundIdentifier(parts) => {
+            parts.last().map(|i| i.value.clone()).unwrap_or_default()
+        }
+        Expr::Function(f) => f.name.0.last().map(|p| p.to_string()).unwrap_or_default(),
+        _ => "?column?".into(),
+    }
+}
+
+fn is_aggregate(expr: &Expr) -> bool {
+    let text = expr.to_string().to_ascii_lowercase();
+    [
+        "count(",
+        "max(",
+        "min(",
+        "sum(",
+        "avg(",
+        "array_agg(",
+        "string_agg(",
+        "bool_and(",
+        "bool_or(",
+        "first_value(",
+    ]
+    .iter()
+    .any(|f| text.contains(f))
+}
+
+/// Catalogs that are empty in every QuiverDB database because the objects
+/// they list (row security policies, extended statistics, publications,
+/// inheritance, triggers, sequences, ...) do not exist here.
+const ALWAYS_EMPTY: &[&str] = &[
+    "pg_policy",
+    "pg_statistic_ext",
+    "pg_statistic_ext_data",
+    "pg_publication",
+    "pg_publication_rel",
+    "pg_publication_namespace",
+    "pg_inherits",
+    "pg_trigger",
+    "pg_event_trigger",
+    "pg_foreign_table",
+    "pg_partitioned_table",
+    "pg_sequence",
+    "pg_subscription",
+    "pg_subscription_rel",
+    "pg_largeobject",
+    "pg_largeobject_metadata",
+    "pg_description",
+];
+
+/// For a query DataFusion cannot plan (psql's `\d` asks about policies
+/// with `array(SELECT ...)`, about extended statistics with `'d' =
+/// any(stxkind)`, ...): when every branch of it inner-joins a catalog
+/// that is always empty here, its answer is no rows, given as a query
+/// with the same number of columns. Anything else stays an error.
+pub fn empty_result_fallback(statement: &DfStatement) -> Option<DfStatement> {
+    let DfStatement::Statement(s) = statement else {
+        return None;
+    };
+    let Statement::Query(query) = s.as_ref() else {
+        return None;
+    };
+    if !branch_is_empty(&query.body) {
+        return None;
+    }
+    let mut first = query.body.as_ref();
+    while let SetExpr::SetOperation { left, .. } = first {
+        first = left.as_ref();
+    }
+    let SetExpr::Select(select) = first else {
+        return None;
+    };
+    let mut columns = Vec::new();
+    for (i, item) in select.projection.iter().enumerate() {
+        let name = match item {
+            SelectItem::ExprWithAlias { alias, .. } => alias.value.clone(),
+            SelectItem::UnnamedExpr(e) => match inner_name(e).as_str() {
+                "?column?" => format!("column{}", i + 1),
+                n => n.to_string(),
+            },
+            _ => return None,
+        };
+        columns.push(format!("NULL AS \"{}\"", name.replace('"', "\"\"")));
+    }
+    let sql = format!("SELECT {} WHERE false", columns.join(", "));
+    Some(DfStatement::Statement(Box::new(
+        Parser::new(&PostgreSqlDialect {})
+            .try_with_sql(&sql)
+            .and_then(|mut p| p.parse_statement())
+            .ok()?,
+    )))
+}
+
+fn branch_is_empty(body: &SetExpr) -> bool {
+    match body {
+        SetExpr::SetOperation {
+            left, right, op, ..
+        } => match op {
+            SetOperator::Union => branch_is_empty(left) && branch_is_empty(right),
+            SetOperator::Intersect => branch_is_empty(left) || branch_is_empty(right),
+            _ => branch_is_empty(left),
+        },
+        SetExpr::Select(select) => select.from.iter().any(|t| {
+            std::iter::once(&t.relation)
+                .chain(t.joins.iter().filter_map(|j| match j.join_operator {
+                    JoinOperator::Inner(_) | JoinOperator::Join(_) | JoinOperator::CrossJoin(_) => {
+                        Some(&j.relation)
+                    }
+                    _ => None,
+                }))
+                .any(|f| match f {
+                    TableFactor::Table { name, .. } => name.0.last().is_some_and(|p| {
+                        ALWAYS_EMPTY.contains(&p.to_string().to_lowercase().as_str())
+                    }),
+                    _ => false,
+                })
+        }),
+        SetExpr::Query(q) => branch_is_empty(&q.body),
+        _ => false,
+    }
+}
+
+fn is_system_table(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower.starts_with("pg_")
+        && (super::pg_tables::TABLES.iter().any(|t| t.name == lower)
+            || datafusion_pg_catalog::pg_catalog::PG_CATALOG_TABLES.contains(&lower.as_str()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::Session;
+
+    fn rewritten(sql: &str) -> String {
+        let mut statements = Session::parse(sql).unwrap();
+        let mut s = statements.pop_front().unwrap();
+        rewrite_client_sql(&mut s);
+        s.to_string()
+    }
+
+    #[test]
+    fn psql_operators_and_collations_become_plain_sql() {
+        let sql = rewritten(
+            "SELECT c.relname FROM pg_catalog.pg_class c \
+             WHERE c.relname OPERATOR(pg_catalog.~) '^(city)$' COLLATE pg_catalog.default",
+        );
+        assert!(sql.contains("c.relname ~ '^(city)$'"), "{sql}");
+        assert!(!sql.to_lowercase().contains("collate"), "{sql}");
+    }
+
+    #[test]
+    fn unqualified_system_tables_resolve_in_pg_catalog() {
+        let sql = rewritten("SELECT oid FROM pg_class");
+        assert!(sql.contains("pg_catalog.pg_class"), "{sql}");
+        let sql = rewritten("SELECT * FROM \"pg_class\"");
+        assert!(!sql.contains("pg_catalog."), "{sql}");
+    }
+
+    #[test]
+    fn single_row_catalog_subqueries_aggregate() {
+        let sql = rewritten(
+            "SELECT a.attname, (SELECT pg_catalog.pg_get_expr(d.adbin, d.adrelid, true) \
+             FROM pg_catalog.pg_attrdef d WHERE d.adrelid = a.attrelid) \
+             FROM pg_catalog.pg_attribute a",
+        );
+        assert!(sql.contains("first_value(pg_get_expr("), "{sql}");
+        let sql = rewritten(
+            "SELECT (SELECT c.collname FROM pg_catalog.pg_collation c, pg_catalog.pg_type t \
+             WHERE c.oid = a.attcollation AND t.oid = a.atttypid \
+             AND a.attcollation <> t.typcollation AND a.atthasdef) FROM pg_catalog.pg_attribute a",
+        );
+        assert!(sql.contains("CASE WHEN a.atthasdef THEN"), "{sql}");
+        assert!(sql.contains("c.oid <> t.typcollation"), "{sql}");
+        // A user query keeps Postgres' meaning.
+        let sql = rewritten("SELECT (SELECT x FROM t WHERE t.y = u.y) FROM u");
+        assert!(!sql.contains("first_value"), "{sql}");
+    }
+
+    #[test]
+    fn regclass_literals_become_lookups() {
+        let sql = rewritten("SELECT 'city'::regclass");
+        assert!(sql.contains("pg_catalog.pg_class"), "{sql}");
+    }
+}

@@ -1,0 +1,372 @@
+//! One consistent look at the catalog, in the terms the system tables
+//! use: object ids, attribute numbers, type ids and modifiers.
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field};
+
+use super::{CatalogContext, Identity, SessionInfo, INFORMATION_SCHEMA, PG_CATALOG};
+use crate::engine::catalog::visible_catalog;
+use crate::engine::types::{declared_length, display_type, TaggedType};
+use crate::engine::{CatalogState, Table, View};
+
+/// Object ids of user objects are derived from their names, so they are
+/// the same in every session and after a restart. They fall in Postgres'
+/// user range (16384 and up) and stay below 2^31 (oids are int4 here).
+fn hashed_oid(kind: &str, parts: &[&str]) -> i32 {
+    let mut key = String::from(kind);
+    for part in parts {
+        key.push('\0');
+        key.push_str(part);
+    }
+    let hash = crc32c::crc32c(key.as_bytes()) as i64;
+    (16384 + hash % (i32::MAX as i64 - 16384)) as i32
+}
+
+pub fn namespace_oid(schema: &str) -> i32 {
+    match schema {
+        PG_CATALOG => 11,
+        "public" => 2200,
+        INFORMATION_SCHEMA => 13000,
+        other => hashed_oid("namespace", &[other]),
+    }
+}
+
+pub fn relation_oid(schema: &str, name: &str) -> i32 {
+    hashed_oid("relation", &[schema, name])
+}
+
+fn constraint_oid(schema: &str, table: &str, name: &str) -> i32 {
+    hashed_oid("constraint", &[schema, table, name])
+}
+
+fn index_oid(schema: &str, name: &str) -> i32 {
+    hashed_oid("index", &[schema, name])
+}
+
+fn default_oid(schema: &str, table: &str, column: &str) -> i32 {
+    hashed_oid("default", &[schema, table, column])
+}
+
+/// The Postgres type oid a column is reported with on the wire.
+pub fn type_oid(field: &Field) -> i32 {
+    crate::pg::types::pg_type(field)
+        .map(|t| t.oid() as i32)
+        .unwrap_or(25)
+}
+
+/// `atttypmod`: declared length + 4 for varchar(n)/char(n),
+/// ((precision << 16) | scale) + 4 for numeric, else -1.
+pub fn type_modifier(field: &Field) -> i32 {
+    match (TaggedType::of(field), field.data_type()) {
+        (Some(TaggedType::Varchar | TaggedType::Bpchar), _) => {
+            declared_length(field).map_or(-1, |n| n as i32 + 4)
+        }
+        (None, DataType::Decimal128(p, s)) => (((*p as i32) << 16) | (*s as i32 & 0xffff)) + 4,
+        _ => -1,
+    }
+}
+
+pub struct ColumnInfo {
+    pub name: String,
+    /// 1-based position (`attnum`).
+    pub num: i64,
+    pub field: Field,
+    pub type_oid: i32,
+    pub typmod: i32,
+    pub not_null: bool,
+    pub default: Option<String>,
+    pub default_oid: i32,
+}
+
+impl ColumnInfo {
+    /// The type as `format_type(atttypid, atttypmod)` shows it.
+    pub fn display_type(&self) -> String {
+        display_type(&self.field)
+    }
+}
+
+pub enum RelationKind {
+    Table(Arc<Table>),
+    View(Arc<View>),
+}
+
+pub struct Relation {
+    pub oid: i32,
+    pub schema: String,
+    pub namespace_oid: i32,
+    pub name: String,
+    pub kind: RelationKind,
+    pub columns: Vec<ColumnInfo>,
+    pub constraints: Vec<ConstraintInfo>,
+}
+
+impl Relation {
+    pub fn relkind(&self) -> &'static str {
+        match self.kind {
+            RelationKind::Table(_) => "r",
+            RelationKind::View(_) => "v",
+        }
+    }
+
+    pub fn table(&self) -> Option<&Arc<Table>> {
+        match &self.kind {
+            RelationKind::Table(t) => Some(t),
+            RelationKind::View(_) => None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum ConstraintKind {
+    Primary,
+    Unique,
+    Check,
+}
+
+pub struct ConstraintInfo {
+    pub oid: i32,
+    pub name: String,
+    pub kind: ConstraintKind,
+    /// Attribute numbers (1-based) of the constrained columns.
+    pub columns: Vec<i64>,
+    pub column_names: Vec<String>,
+    /// The index that enforces a key: (oid, name).
+    pub index_oid: i32,
+    pub check_sql: Option<String>,
+}
+
+impl ConstraintInfo {
+    pub fn contype(&self) -> &'static str {
+        match self.kind {
+            ConstraintKind::Primary => "p",
+            ConstraintKind::Unique => "u",
+            ConstraintKind::Check => "c",
+        }
+    }
+
+    /// `pg_get_constraintdef()`.
+    pub fn definition(&self) -> String {
+        let columns = self
+            .column_names
+            .iter()
+            .map(|c| quote_ident(c))
+            .collect::<Vec<_>>()
+            .join(", ");
+        match self.kind {
+            ConstraintKind::Primary => format!("PRIMARY KEY ({columns})"),
+            ConstraintKind::Unique => format!("UNIQUE ({columns})"),
+            ConstraintKind::Check => {
+                format!("CHECK (({}))", self.check_sql.as_deref().unwrap_or(""))
+            }
+        }
+    }
+
+    pub fn is_key(&self) -> bool {
+        self.kind != ConstraintKind::Check
+    }
+}
+
+/// Quotes an identifier when Postgres would.
+pub fn quote_ident(name: &str) -> String {
+    let plain = !name.is_empty()
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if plain {
+        name.to_string()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
+}
+
+pub struct Snapshot {
+    pub catalog: Arc<CatalogState>,
+    pub identity: Identity,
+    pub info: Arc<SessionInfo>,
+    pub db: Arc<crate::Database>,
+}
+
+impl Snapshot {
+    pub fn new(context: &CatalogContext) -> Snapshot {
+        Snapshot {
+            catalog: visible_catalog(&context.db, &context.slot),
+            identity: context.info.identity(),
+            info: context.info.clone(),
+            db: context.db.clone(),
+        }
+    }
+
+    /// User schemas, in name order.
+    pub fn schemas(&self) -> Vec<String> {
+        self.catalog.schemas.keys().cloned().collect()
+    }
+
+    /// Every table and view, schema by schema, in name order.
+    pub fn relations(&self) -> Vec<Relation> {
+        let mut out = Vec::new();
+        for (schema, entry) in &self.catalog.schemas {
+            let mut names: Vec<&String> = entry.tables.keys().chain(entry.views.keys()).collect();
+            names.sort();
+            for name in names {
+                if let Some(table) = entry.tables.get(name) {
+                    out.push(table_relation(schema, name, table));
+                } else if let Some(view) = entry.views.get(name) {
+                    out.push(view_relation(schema, name, view));
+                }
+            }
+        }
+        out
+    }
+
+    /// The relation with this oid.
+    pub fn relation(&self, oid: i32) -> Option<Relation> {
+        self.relations().into_iter().find(|r| r.oid == oid)
+    }
+
+    /// Whether `schema` is searched for unqualified names.
+    pub fn is_visible(&self, schema: &str) -> bool {
+        schema == PG_CATALOG || self.info.search_path().iter().any(|s| s == schema)
+    }
+}
+
+fn table_relation(schema: &str, name: &str, table: &Arc<Table>) -> Relation {
+    let arrow = table.schema_ref();
+    let defaults = table.defaults_sql();
+    let columns = arrow
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| ColumnInfo {
+            name: f.name().clone(),
+            num: i as i64 + 1,
+            type_oid: type_oid(f),
+            typmod: type_modifier(f),
+            not_null: !f.is_nullable(),
+            default: defaults
+                .iter()
+                .find(|(c, _)| c == f.name())
+                .map(|(_, sql)| sql.clone()),
+            default_oid: default_oid(schema, name, f.name()),
+            field: f.as_ref().clone(),
+        })
+        .collect::<Vec<_>>();
+    let mut constraints = Vec::new();
+    for c in table.unique_constraints() {
+        constraints.push(ConstraintInfo {
+            oid: constraint_oid(schema, name, &c.name),
+            kind: if c.primary {
+                ConstraintKind::Primary
+            } else {
+                ConstraintKind::Unique
+            },
+            columns: c.columns.iter().map(|i| *i as i64 + 1).collect(),
+            column_names: c
+                .columns
+                .iter()
+                .map(|i| arrow.field(*i).name().clone())
+                .collect(),
+            index_oid: index_oid(schema, &c.name),
+            check_sql: None,
+            name: c.name,
+        });
+    }
+    for check in table.checks() {
+        let used: Vec<&ColumnInfo> = columns
+            .iter()
+            .filter(|c| mentions(&check.sql, &c.name))
+            .collect();
+        constraints.push(ConstraintInfo {
+            oid: constraint_oid(schema, name, &check.name),
+            name: check.name.clone(),
+            kind: ConstraintKind::Check,
+            columns: used.iter().map(|c| c.num).collect(),
+            column_names: used.iter().map(|c| c.name.clone()).collect(),
+            index_oid: 0,
+            check_sql: Some(check.sql.clone()),
+        });
+    }
+    Relation {
+        oid: relation_oid(schema, name),
+        schema: schema.to_string(),
+        namespace_oid: namespace_oid(schema),
+        name: name.to_string(),
+        kind: RelationKind::Table(table.clone()),
+        columns,
+        constraints,
+    }
+}
+
+/// Whether an expression's SQL names a column (as a whole word).
+fn mentions(sql: &str, column: &str) -> bool {
+    let lower = sql.to_lowercase();
+    let is_ident = |c: char| c.is_alphanumeric() || c == '_';
+    lower.match_indices(&column.to_lowercase()).any(|(at, m)| {
+        let before = lower[..at].chars().next_back();
+        let after = lower[at + m.len()..].chars().next();
+        !before.is_some_and(is_ident) && !after.is_some_and(is_ident)
+    })
+}
+
+fn view_relation(schema: &str, name: &str, view: &Arc<View>) -> Relation {
+    let columns = view
+        .plan
+        .schema()
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let name = view.def.columns.get(i).cloned().unwrap_or(f.name().clone());
+            ColumnInfo {
+                num: i as i64 + 1,
+                type_oid: type_oid(f),
+                typmod: type_modifier(f),
+                not_null: false,
+                default: None,
+                default_oid: 0,
+                field: f.as_ref().clone().with_name(&name),
+                name,
+            }
+        })
+        .collect();
+    Relation {
+        oid: relation_oid(schema, name),
+        schema: schema.to_string(),
+        namespace_oid: namespace_oid(schema),
+        name: name.to_string(),
+        kind: RelationKind::View(view.clone()),
+        columns,
+        constraints: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oids_are_stable_and_in_the_user_range() {
+        let a = relation_oid("public", "city");
+        assert_eq!(a, relation_oid("public", "city"));
+        assert_ne!(a, relation_oid("sales", "city"));
+        assert!(a >= 16384);
+        assert_eq!(namespace_oid("public"), 2200);
+    }
+
+    #[test]
+    fn identifiers_are_quoted_like_postgres() {
+        assert_eq!(quote_ident("city"), "city");
+        assert_eq!(quote_ident("City"), "\"City\"");
+        assert_eq!(quote_ident("a b"), "\"a b\"");
+    }
+
+    #[test]
+    fn check_columns_are_found_as_whole_words() {
+        assert!(mentions("amount >= 0", "amount"));
+        assert!(!mentions("amount_due >= 0", "amount"));
+    }
+}
