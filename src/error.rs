@@ -60,6 +60,15 @@ pub enum QuiverError {
     StringTooLong(String),
     #[error("invalid input syntax for type {type_name}: \"{value}\"")]
     InvalidTextRepresentation { type_name: String, value: String },
+    /// COPY data that cannot be read: a value of the wrong form
+    /// (`malformed` false, 22P02) or a malformed row (22P04). `context`
+    /// says where, as Postgres' CONTEXT line does.
+    #[error("{message}")]
+    CopyData {
+        message: String,
+        context: String,
+        malformed: bool,
+    },
     #[error("{0}")]
     InvalidParameterValue(String),
     #[error("{0}")]
@@ -138,6 +147,7 @@ pub enum SqlState {
     NotNullViolation,
     UniqueViolation,
     StringDataRightTruncation,
+    BadCopyFileFormat,
     InvalidTextRepresentation,
     DivisionByZero,
     NumericValueOutOfRange,
@@ -178,6 +188,7 @@ impl SqlState {
             SqlState::NotNullViolation => "23502",
             SqlState::UniqueViolation => "23505",
             SqlState::StringDataRightTruncation => "22001",
+            SqlState::BadCopyFileFormat => "22P04",
             SqlState::InvalidTextRepresentation => "22P02",
             SqlState::DivisionByZero => "22012",
             SqlState::NumericValueOutOfRange => "22003",
@@ -226,6 +237,10 @@ impl QuiverError {
             QuiverError::NotNullViolation { .. } => SqlState::NotNullViolation,
             QuiverError::UniqueViolation { .. } => SqlState::UniqueViolation,
             QuiverError::StringTooLong(_) => SqlState::StringDataRightTruncation,
+            QuiverError::CopyData {
+                malformed: true, ..
+            } => SqlState::BadCopyFileFormat,
+            QuiverError::CopyData { .. } => SqlState::InvalidTextRepresentation,
             QuiverError::InvalidTextRepresentation { .. } => SqlState::InvalidTextRepresentation,
             QuiverError::DatatypeMismatch(_) => SqlState::DatatypeMismatch,
             QuiverError::FeatureNotSupported(_) => SqlState::FeatureNotSupported,
@@ -248,6 +263,14 @@ impl QuiverError {
     pub fn detail(&self) -> Option<String> {
         match self {
             QuiverError::UniqueViolation { detail, .. } => Some(detail.clone()),
+            _ => None,
+        }
+    }
+
+    /// Where the error happened, for the client's CONTEXT field.
+    pub fn context(&self) -> Option<String> {
+        match self {
+            QuiverError::CopyData { context, .. } => Some(context.clone()),
             _ => None,
         }
     }

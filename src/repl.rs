@@ -362,6 +362,12 @@ fn print_result(result: &StatementResult) {
         },
         StatementResult::TransactionControl { tag, .. } => println!("{tag}"),
         StatementResult::Empty => {}
+        StatementResult::CopyIn(_) => print_error(&QuiverError::FeatureNotSupported(
+            "COPY FROM STDIN needs a client that sends the data, such as psql's \\copy".into(),
+        )),
+        StatementResult::CopyOut(_) => print_error(&QuiverError::FeatureNotSupported(
+            "COPY TO STDOUT needs a client that receives the data, such as psql's \\copy".into(),
+        )),
     }
     let _ = std::io::stdout().flush();
 }

@@ -6,15 +6,17 @@ use std::fmt::Debug;
 use std::sync::{Arc, LazyLock};
 
 use async_trait::async_trait;
+use futures::stream;
 use futures::{Sink, SinkExt};
 use pgwire::api::auth::{
     finish_authentication, protocol_negotiation, save_startup_parameters_to_metadata,
     ServerParameterProvider, StartupHandler,
 };
 use pgwire::api::cancel::DefaultCancelHandler;
+use pgwire::api::copy::CopyHandler;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
-use pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
+use pgwire::api::results::{CopyResponse, FieldInfo, QueryResponse, Response, Tag};
 use pgwire::api::stmt::QueryParser;
 use pgwire::api::store::PortalStore;
 use pgwire::api::{
@@ -22,6 +24,7 @@ use pgwire::api::{
     PidSecretKeyGenerator, RandomPidSecretKeyGenerator, Type,
 };
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
 use pgwire::messages::extendedquery::Sync as SyncMessage;
 use pgwire::messages::response::{ReadyForQuery, TransactionStatus};
 use pgwire::messages::simplequery::Query;
@@ -30,10 +33,11 @@ use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use pgwire::types::format::FormatOptions;
 use tokio::sync::Mutex;
 
+use super::copy::{encode_copy_out, CopyInProgress};
 use super::params::decode_parameters;
 use super::types::{encode_batches, param_pg_type, row_description};
 use crate::error::QuiverError;
-use crate::session::{settings, Prepared, Session, StatementResult, TxnState};
+use crate::session::{settings, CopyFormat, Prepared, Session, StatementResult, TxnState};
 use crate::Database;
 
 static PID_GENERATOR: LazyLock<RandomPidSecretKeyGenerator> =
@@ -53,6 +57,7 @@ impl ConnectionHandlers {
                 session: session.clone(),
                 parser: Arc::new(Parser { session }),
                 manager: manager.clone(),
+                copy_in: Default::default(),
             }),
             cancel: Arc::new(DefaultCancelHandler::new(manager)),
         }
@@ -75,18 +80,96 @@ impl PgWireServerHandlers for ConnectionHandlers {
     fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
         self.cancel.clone()
     }
+
+    fn copy_handler(&self) -> Arc<impl CopyHandler> {
+        self.backend.clone()
+    }
+}
+
+#[async_trait]
+impl CopyHandler for Backend {
+    async fn on_copy_data<C>(&self, _client: &mut C, data: CopyData) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if let Some(copy) = self.copy_in.lock().as_mut() {
+            copy.push(&data.data);
+        }
+        Ok(())
+    }
+
+    /// All data is in: parse it and store the rows, or fail as a whole.
+    async fn on_copy_done<C>(&self, client: &mut C, _done: CopyDone) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let Some(progress) = self.copy_in.lock().take() else {
+            return Err(pg_error(QuiverError::Internal(
+                "no COPY in progress".into(),
+            )));
+        };
+        let copy = progress.copy.clone();
+        let mut session = self.session.lock().await;
+        let stored = match progress.finish() {
+            Ok(batch) => session.copy_finish(&copy, batch).await,
+            Err(e) => Err(e),
+        };
+        let status = wire_status(session.transaction_state());
+        match stored {
+            Ok(rows) => {
+                client.set_transaction_status(status);
+                client
+                    .send(PgWireBackendMessage::CommandComplete(
+                        Tag::new("COPY").with_rows(rows).into(),
+                    ))
+                    .await?;
+                Ok(())
+            }
+            Err(e) => {
+                session.copy_failed();
+                client.set_transaction_status(wire_status(session.transaction_state()));
+                Err(pg_error(e))
+            }
+        }
+    }
+
+    async fn on_copy_fail<C>(&self, _client: &mut C, fail: CopyFail) -> PgWireError
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        self.copy_in.lock().take();
+        let mut session = self.session.lock().await;
+        session.copy_failed();
+        PgWireError::UserError(Box::new(ErrorInfo::new(
+            "ERROR".into(),
+            "57014".into(),
+            format!("COPY from stdin failed: {}", fail.message),
+        )))
+    }
 }
 
 pub struct Backend {
     session: Arc<Mutex<Session>>,
     parser: Arc<Parser>,
     manager: Arc<ConnectionManager>,
+    /// The COPY FROM STDIN receiving data, between CopyInResponse and
+    /// CopyDone.
+    copy_in: CopySlot,
 }
+
+type CopySlot = parking_lot::Mutex<Option<CopyInProgress>>;
 
 /// Turns an error into the ErrorResponse the client sees.
 pub fn error_info(e: &QuiverError) -> ErrorInfo {
     let mut info = ErrorInfo::new("ERROR".into(), e.sqlstate().code().into(), e.to_string());
     info.detail = e.detail();
+    info.where_context = e.context();
     info
 }
 
@@ -114,6 +197,7 @@ fn into_response(
     result: Result<StatementResult, QuiverError>,
     format: &Format,
     options: &Arc<FormatOptions>,
+    copy_in: &CopySlot,
 ) -> PgWireResult<Response> {
     match result {
         Ok(StatementResult::Rows {
@@ -145,6 +229,26 @@ fn into_response(
             Ok(Response::TransactionEnd(Tag::new(tag)))
         }
         Ok(StatementResult::Empty) => Ok(Response::EmptyQuery),
+        Ok(StatementResult::CopyIn(copy)) => {
+            let format = i8::from(copy.options.format == CopyFormat::Binary);
+            let columns = copy.columns.fields().len();
+            *copy_in.lock() = Some(CopyInProgress::new(copy));
+            Ok(Response::CopyIn(CopyResponse::new(
+                format,
+                columns,
+                stream::empty(),
+            )))
+        }
+        Ok(StatementResult::CopyOut(out)) => {
+            let format = i8::from(out.options.format == CopyFormat::Binary);
+            let columns = out.schema.fields().len();
+            let messages = encode_copy_out(out, options)?;
+            Ok(Response::CopyOut(CopyResponse::new(
+                format,
+                columns,
+                stream::iter(messages.into_iter().map(|m| Ok(CopyData::new(m)))),
+            )))
+        }
         Err(e) => Ok(Response::Error(Box::new(error_info(&e)))),
     }
 }
@@ -214,7 +318,7 @@ impl SimpleQueryHandler for Backend {
         send_parameter_status(client, session.take_changed_settings()).await?;
         results
             .into_iter()
-            .map(|r| into_response(r, &Format::UnifiedText, &options))
+            .map(|r| into_response(r, &Format::UnifiedText, &options, &self.copy_in))
             .collect()
     }
 }
@@ -324,7 +428,12 @@ impl ExtendedQueryHandler for Backend {
             .await;
         let options = format_options(&session);
         send_parameter_status(client, session.take_changed_settings()).await?;
-        match into_response(result, &portal.result_column_format, &options)? {
+        match into_response(
+            result,
+            &portal.result_column_format,
+            &options,
+            &self.copy_in,
+        )? {
             // pgwire sends ErrorResponse for a returned error, which in the
             // extended protocol must also skip to Sync: return it as Err.
             Response::Error(info) => Err(PgWireError::UserError(info)),

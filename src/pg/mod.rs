@@ -2,6 +2,7 @@
 //! each with its own `Session` through pgwire.
 
 pub mod catalog;
+mod copy;
 mod handler;
 mod params;
 pub mod types;

@@ -6,6 +6,7 @@
 
 mod alter;
 mod column_names;
+mod copy;
 mod ddl;
 mod dml;
 mod insert;
@@ -36,6 +37,7 @@ use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use crate::engine::{Database, QualifiedName, Table, CATALOG_NAME, DEFAULT_SCHEMA};
 use crate::error::{not_supported, QuiverError, Result};
 use crate::pg::catalog::{CatalogContext, Identity, SessionInfo};
+pub use copy::{column_from_text, BadValue, CopyFormat, CopyIn, CopyOptions, CopyOut};
 use script::{is_checkpoint, parse_script, Parsed};
 use settings::Settings;
 use transaction::OpenTransaction;
@@ -67,6 +69,10 @@ pub enum StatementResult {
     TransactionControl { tag: &'static str, starts: bool },
     /// The empty query.
     Empty,
+    /// `COPY ... FROM STDIN`: the client sends the rows next.
+    CopyIn(copy::CopyIn),
+    /// `COPY ... TO STDOUT`: rows to send in COPY format.
+    CopyOut(copy::CopyOut),
 }
 
 impl StatementResult {
@@ -524,6 +530,7 @@ impl Session {
                 let plan = self.plan(statement).await?;
                 Ok(rename_columns(self.run_plan(plan).await?, &names))
             }
+            Statement::Copy { .. } => self.copy(stmt).await,
             Statement::CreateTable(create) => self.create_table(create).await,
             Statement::AlterTable(alter) => self.alter_table(alter).await,
             Statement::CreateView(create) => self.create_view(create).await,

@@ -45,7 +45,7 @@ pub fn interval_in_udf() -> ScalarUDF {
 
 /// Postgres interval text: Arrow's parser after turning `[-]HH:MM[:SS[.f]]`
 /// into units and Postgres' unit abbreviations into full names.
-fn parse_interval(text: &str) -> datafusion::error::Result<IntervalMonthDayNano> {
+pub(crate) fn parse_interval(text: &str) -> datafusion::error::Result<IntervalMonthDayNano> {
     let mut words = Vec::new();
     for token in text.split_whitespace() {
         if token.contains(':') {

@@ -1,5 +1,6 @@
 //! Splitting SQL text into statements: DataFusion's parser for everything
-//! it knows, and CHECKPOINT, which it does not.
+//! it knows, and CHECKPOINT and COPY, which it does not (or not as
+//! Postgres has them).
 
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
@@ -17,7 +18,8 @@ pub(super) enum Parsed {
 
 /// Parses every statement of `sql` before any runs, as Postgres does.
 pub(super) fn parse_script(sql: &str) -> Result<Vec<Parsed>> {
-    if !sql.to_ascii_lowercase().contains("checkpoint") {
+    let lower = sql.to_ascii_lowercase();
+    if !lower.contains("checkpoint") && !lower.contains("copy") {
         return Ok(Session::parse(sql)?
             .into_iter()
             .map(Parsed::Statement)
@@ -27,6 +29,8 @@ pub(super) fn parse_script(sql: &str) -> Result<Vec<Parsed>> {
     for piece in split_statements(sql)? {
         if is_checkpoint(&piece) {
             parsed.push(Parsed::Checkpoint);
+        } else if super::copy::is_copy(&piece) {
+            parsed.push(Parsed::Statement(super::copy::parse_copy(&piece)?));
         } else {
             parsed.extend(Session::parse(&piece)?.into_iter().map(Parsed::Statement));
         }
