@@ -18,6 +18,7 @@ use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{CopyResponse, FieldInfo, QueryResponse, Response, Tag};
 use pgwire::api::stmt::QueryParser;
+use pgwire::api::store::Entry;
 use pgwire::api::store::PortalStore;
 use pgwire::api::{
     ClientInfo, ClientPortalStore, ConnectionHandle, ConnectionManager, PgWireServerHandlers,
@@ -25,7 +26,8 @@ use pgwire::api::{
 };
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
-use pgwire::messages::extendedquery::Sync as SyncMessage;
+use pgwire::messages::data::{NoData, ParameterDescription, RowDescription};
+use pgwire::messages::extendedquery::{Describe, Sync as SyncMessage, TARGET_TYPE_BYTE_STATEMENT};
 use pgwire::messages::response::{ReadyForQuery, TransactionStatus};
 use pgwire::messages::simplequery::Query;
 use pgwire::messages::startup::ParameterStatus;
@@ -316,6 +318,9 @@ impl SimpleQueryHandler for Backend {
         let results = session.execute_sql(query).await;
         let options = format_options(&session);
         send_parameter_status(client, session.take_changed_settings()).await?;
+        for name in session.take_deallocated() {
+            client.portal_store().rm_statement(&name);
+        }
         results
             .into_iter()
             .map(|r| into_response(r, &Format::UnifiedText, &options, &self.copy_in))
@@ -381,6 +386,44 @@ impl ExtendedQueryHandler for Backend {
 
     fn query_parser(&self) -> Arc<Self::QueryParser> {
         self.parser.clone()
+    }
+
+    /// Describe of a statement: ParameterDescription, then NoData for a
+    /// statement without result rows (pgwire would send an empty
+    /// RowDescription when there are parameters, which pgjdbc takes for a
+    /// query returning rows).
+    async fn on_describe<C>(&self, client: &mut C, message: Describe) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if message.target_type != TARGET_TYPE_BYTE_STATEMENT {
+            return self._on_describe(client, message).await;
+        }
+        let name = message.name.as_deref().unwrap_or(pgwire::api::DEFAULT_NAME);
+        let Some(Entry::Value(stmt)) = client.portal_store().get_statement(name) else {
+            return self._on_describe(client, message).await;
+        };
+        let described = self.do_describe_statement(client, &stmt).await?;
+        client
+            .send(PgWireBackendMessage::ParameterDescription(
+                ParameterDescription::new(described.parameters.iter().map(|t| t.oid()).collect()),
+            ))
+            .await?;
+        if described.fields.is_empty() {
+            client
+                .send(PgWireBackendMessage::NoData(NoData::new()))
+                .await?;
+        } else {
+            client
+                .send(PgWireBackendMessage::RowDescription(RowDescription::new(
+                    described.fields.iter().map(Into::into).collect(),
+                )))
+                .await?;
+        }
+        Ok(())
     }
 
     /// ReadyForQuery after Sync reports the session's transaction state.

@@ -53,6 +53,12 @@ pub fn decode_parameters(portal: &Portal<Arc<Prepared>>) -> PgWireResult<ParamVa
             formats.push(0);
             wire_types.push(Some(Type::TEXT));
         } else {
+            // pgjdbc sends time values with a zone offset (`13:14:15+00`);
+            // a time without time zone ignores it, as in Postgres.
+            let raw = match (&wire_type, binary, raw) {
+                (&Type::TIME, false, Some(bytes)) => Some(strip_zone(bytes)),
+                (_, _, raw) => raw,
+            };
             values.push(raw);
             formats.push(if binary { 1 } else { 0 });
             // Text-like types share text's wire form in both formats;
@@ -85,6 +91,17 @@ pub fn decode_parameters(portal: &Portal<Arc<Prepared>>) -> PgWireResult<ParamVa
         }
     }
     Ok(decoded)
+}
+
+/// `13:14:15.5+05:30` -> `13:14:15.5`.
+fn strip_zone(bytes: Bytes) -> Bytes {
+    let text = String::from_utf8_lossy(&bytes);
+    match text.rfind(['+', '-']) {
+        Some(at) if at > 0 && text[..at].contains(':') => {
+            Bytes::from(text[..at].trim().to_string())
+        }
+        _ => bytes,
+    }
 }
 
 fn text_backed(ty: &Type, bytes: &[u8], binary: bool) -> PgWireResult<String> {

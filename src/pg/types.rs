@@ -67,6 +67,7 @@ pub fn row_description(
                 pg_type(field)?,
                 format.format_for(idx),
             )
+            .with_type_modifier(super::catalog::type_modifier(field))
             .with_format_options(options.clone()))
         })
         .collect()

@@ -25,11 +25,12 @@ use std::time::Duration;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{FieldRef, SchemaRef};
 use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider};
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::ParamValues;
 use datafusion::common::TableReference;
 use datafusion::dataframe::DataFrame;
 use datafusion::execution::context::{SessionConfig, SessionContext};
-use datafusion::logical_expr::{LogicalPlan, ScalarUDF, WriteOp};
+use datafusion::logical_expr::{Cast, Expr, LogicalPlan, ScalarUDF, TryCast, WriteOp};
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
 use datafusion::sql::sqlparser::ast::{Ident, ObjectName, ObjectType, Statement};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
@@ -115,6 +116,8 @@ pub struct Session {
     scratch_schema: Arc<MemorySchemaProvider>,
     /// What the system catalog reports about this session.
     info: Arc<SessionInfo>,
+    /// Prepared statements named in DEALLOCATE, for the wire layer to drop.
+    deallocated: Vec<String>,
 }
 
 impl Session {
@@ -161,6 +164,7 @@ impl Session {
             txn: None,
             scratch_schema,
             info,
+            deallocated: Vec::new(),
         };
         session.publish_settings();
         session
@@ -187,6 +191,11 @@ impl Session {
     /// Reported parameters changed since the last call.
     pub fn take_changed_settings(&mut self) -> Vec<(&'static str, String)> {
         std::mem::take(&mut self.changed)
+    }
+
+    /// Prepared statements named in DEALLOCATE since the last call.
+    pub fn take_deallocated(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.deallocated)
     }
 
     /// Splits SQL text into statements.
@@ -469,6 +478,7 @@ impl Session {
     }
 
     async fn plan(&self, mut statement: DfStatement) -> Result<LogicalPlan> {
+        let is_query = matches!(&statement, DfStatement::Statement(s) if matches!(s.as_ref(), Statement::Query(_)));
         crate::pg::catalog::rewrite_client_sql(&mut statement);
         pg_types_in::rewrite_casts(&mut statement);
         if let DfStatement::Statement(s) = &mut statement {
@@ -496,6 +506,11 @@ impl Session {
                 }
                 None => return Err(e.into()),
             },
+        };
+        let plan = if is_query {
+            pg_casts::narrow_integer_literals(plan)?
+        } else {
+            plan
         };
         Ok(pg_casts::rewrite_text_casts(
             plan,
@@ -596,6 +611,17 @@ impl Session {
                     Reset::ConfigurationParameter(name) => {
                         self.reset(Some(object_name_parts(name)?.join(".")))
                     }
+                }
+            }
+            Statement::Deallocate { name, .. } => {
+                if name.value.eq_ignore_ascii_case("all") && name.quote_style.is_none() {
+                    // The wire layer's statements are not listed here; a
+                    // client that deallocates all of them re-prepares
+                    // under the same names, which replaces them.
+                    Ok(StatementResult::command("DEALLOCATE ALL"))
+                } else {
+                    self.deallocated.push(name.value.clone());
+                    Ok(StatementResult::command("DEALLOCATE"))
                 }
             }
             Statement::Discard { .. } => {
@@ -895,7 +921,27 @@ fn result_schema(plan: &LogicalPlan) -> Option<SchemaRef> {
 
 /// `$1..$n` in order; a gap (an unused `$k`) is reported as unknown.
 fn parameter_fields(plan: &LogicalPlan) -> Result<Vec<Option<FieldRef>>> {
-    let found = plan.get_parameter_fields()?;
+    let mut found = plan.get_parameter_fields()?;
+    // `$1::int`: DataFusion leaves a parameter that is only cast untyped;
+    // Postgres gives it the cast's type, and clients send it as such.
+    let _ = plan.apply_with_subqueries(|node| {
+        for expr in node.expressions() {
+            let _ = expr.apply(|e| {
+                if let Expr::Cast(Cast { expr, field, .. })
+                | Expr::TryCast(TryCast { expr, field, .. }) = e
+                {
+                    if let Expr::Placeholder(p) = expr.as_ref() {
+                        let slot = found.entry(p.id.clone()).or_insert(None);
+                        if slot.is_none() {
+                            *slot = Some(field.clone());
+                        }
+                    }
+                }
+                Ok(TreeNodeRecursion::Continue)
+            });
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
     let max = found
         .keys()
         .filter_map(|k| k.strip_prefix('$')?.parse::<usize>().ok())

@@ -264,6 +264,21 @@ pub fn register(ctx: &SessionContext, context: &CatalogContext) {
         Ok(Arc::new(out))
     }));
     ctx.register_udf(udf("to_regclass", DataType::Int32, to_regclass(context)));
+    ctx.register_udf(udf("to_regtype", DataType::Int32, |args, rows| {
+        let names = match args.first() {
+            Some(a) => cast(a, &DataType::Utf8)?,
+            None => return Err(DataFusionError::Plan("to_regtype needs a name".into())),
+        };
+        let names = names.as_string::<i32>();
+        let out: Int32Array = (0..names.len().max(rows.min(names.len())))
+            .map(|i| {
+                (!names.is_null(i))
+                    .then(|| builtin_type_oid(names.value(i)))
+                    .flatten()
+            })
+            .collect();
+        Ok(Arc::new(out))
+    }));
 
     // Comments are not stored: every object has none.
     for name in ["obj_description", "col_description", "shobj_description"] {
@@ -303,6 +318,24 @@ pub fn register(ctx: &SessionContext, context: &CatalogContext) {
     ] {
         ctx.register_udf(udf(name, DataType::Boolean, |_, rows| {
             Ok(Arc::new(BooleanArray::from(vec![true; rows.max(1)])))
+        }));
+    }
+    for (name, nullable) in [("quote_literal", false), ("quote_nullable", true)] {
+        ctx.register_udf(udf(name, DataType::Utf8, move |args, rows| {
+            let values = match args.first() {
+                Some(a) => cast(a, &DataType::Utf8)?,
+                None => return Ok(nulls(rows)),
+            };
+            let out: StringArray = values
+                .as_string::<i32>()
+                .iter()
+                .map(|v| match v {
+                    Some(v) => Some(quote_literal(v)),
+                    None if nullable => Some("NULL".to_string()),
+                    None => None,
+                })
+                .collect();
+            Ok(Arc::new(out))
         }));
     }
     ctx.register_udf(udf("pg_is_in_recovery", DataType::Boolean, |_, rows| {
@@ -412,6 +445,49 @@ fn to_regclass(
     }
 }
 
+/// `'text'` with quotes doubled; `E'...'` when it holds a backslash.
+fn quote_literal(value: &str) -> String {
+    let quoted = value.replace('\'', "''");
+    if value.contains('\\') {
+        format!("E'{}'", quoted.replace('\\', "\\\\"))
+    } else {
+        format!("'{quoted}'")
+    }
+}
+
+/// The oid of a built-in type by any of its names.
+fn builtin_type_oid(name: &str) -> Option<i32> {
+    let name = name
+        .trim()
+        .trim_start_matches("pg_catalog.")
+        .to_ascii_lowercase();
+    Some(match name.as_str() {
+        "bool" | "boolean" => 16,
+        "bytea" => 17,
+        "\"char\"" | "char" => 18,
+        "name" => 19,
+        "int8" | "bigint" => 20,
+        "int2" | "smallint" => 21,
+        "int4" | "integer" | "int" => 23,
+        "text" => 25,
+        "oid" => 26,
+        "json" => 114,
+        "float4" | "real" => 700,
+        "float8" | "double precision" => 701,
+        "bpchar" | "character" => 1042,
+        "varchar" | "character varying" => 1043,
+        "date" => 1082,
+        "time" | "time without time zone" => 1083,
+        "timestamp" | "timestamp without time zone" => 1114,
+        "timestamptz" | "timestamp with time zone" => 1184,
+        "interval" => 1186,
+        "numeric" | "decimal" => 1700,
+        "uuid" => 2950,
+        "jsonb" => 3802,
+        _ => return None,
+    })
+}
+
 fn unquote(s: &str) -> String {
     if s.len() >= 2 && s.starts_with('"') && s.ends_with('"') {
         s[1..s.len() - 1].replace("\"\"", "\"")
@@ -436,6 +512,12 @@ fn size_pretty(bytes: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn literals_are_quoted_like_postgres() {
+        assert_eq!(quote_literal("it's"), "'it''s'");
+        assert_eq!(quote_literal("a\\b"), "E'a\\\\b'");
+    }
 
     #[test]
     fn sizes_are_pretty_like_postgres() {

@@ -23,7 +23,7 @@ use datafusion::execution::session_state::SessionStateBuilder;
 use parking_lot::RwLock;
 
 pub use rewrite::{empty_result_fallback, rewrite_client_sql};
-pub use snapshot::{relation_oid, type_oid};
+pub use snapshot::{relation_oid, type_modifier, type_oid};
 
 use crate::engine::catalog::QuiverCatalogProvider;
 use crate::engine::{Database, TxnSlot};

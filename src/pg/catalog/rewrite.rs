@@ -21,9 +21,9 @@ use std::sync::{Arc, LazyLock};
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken;
 use datafusion::sql::sqlparser::ast::{
-    visit_expressions_mut, BinaryOperator, CaseWhen, Expr, GroupByExpr, Ident, JoinOperator,
-    ObjectName, ObjectNamePart, Query, SelectItem, SetExpr, SetOperator, Statement, TableFactor,
-    Value, VisitMut, VisitorMut,
+    visit_expressions_mut, AccessExpr, BinaryOperator, CaseWhen, Expr, GroupByExpr, Ident,
+    JoinOperator, ObjectName, ObjectNamePart, Query, SelectItem, SetExpr, SetOperator, Statement,
+    Subscript, TableFactor, Value, VisitMut, VisitorMut,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -66,6 +66,8 @@ pub fn rewrite_client_sql(statement: &mut DfStatement) {
             }
             let _ = owned.visit(&mut QualifySystemTables);
             let _ = owned.visit(&mut AggregateCatalogSubqueries);
+            let _ = owned.visit(&mut ZeroBasedVectors);
+            let _ = owned.visit(&mut LikeEscapes);
             **s = owned;
         }
         DfStatement::Explain(explain) => rewrite_client_sql(explain.statement.as_mut()),
@@ -86,6 +88,8 @@ fn mentions_catalog_syntax(statement: &Statement) -> bool {
         "session_user",
         "information_schema",
         "operator",
+        "escape",
+        "indkey",
     ]
     .iter()
     .any(|w| text.contains(w))
@@ -110,6 +114,101 @@ impl VisitorMut for QualifySystemTables {
                         ObjectNamePart::Identifier(Ident::new(super::PG_CATALOG)),
                         ObjectNamePart::Identifier(ident.clone()),
                     ]);
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// `LIKE 'pg/_%' ESCAPE '/'` (SQLAlchemy's schema filter): DataFusion
+/// takes only the backslash as escape character, so a literal pattern
+/// with another one is rewritten to use the backslash.
+struct LikeEscapes;
+
+impl VisitorMut for LikeEscapes {
+    type Break = ();
+
+    fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        if let Expr::Like {
+            pattern,
+            escape_char,
+            ..
+        }
+        | Expr::ILike {
+            pattern,
+            escape_char,
+            ..
+        } = expr
+        {
+            let escape = match escape_char.as_ref().map(|v| &v.value) {
+                Some(Value::SingleQuotedString(e)) if e.chars().count() == 1 && e != "\\" => {
+                    e.chars().next()
+                }
+                _ => None,
+            };
+            if let (Some(escape), Expr::Value(v)) = (escape, pattern.as_mut()) {
+                if let Value::SingleQuotedString(p) = &v.value {
+                    v.value = Value::SingleQuotedString(backslash_escapes(p, escape));
+                    *escape_char = None;
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+fn backslash_escapes(pattern: &str, escape: char) -> String {
+    let mut out = String::with_capacity(pattern.len());
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        if c == escape {
+            if let Some(next) = chars.next() {
+                out.push('\\');
+                out.push(next);
+            }
+        } else if c == '\\' {
+            out.push_str("\\\\");
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `int2vector` and `oidvector` columns (`pg_index.indkey`, ...) are
+/// subscripted from 0 in Postgres; they are lists here, subscripted from
+/// 1. psqlODBC reads primary keys with `i.indkey[ia.attnum-1]`.
+struct ZeroBasedVectors;
+
+const VECTOR_COLUMNS: &[&str] = &[
+    "indkey",
+    "indclass",
+    "indcollation",
+    "indoption",
+    "proargtypes",
+];
+
+impl VisitorMut for ZeroBasedVectors {
+    type Break = ();
+
+    fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        if let Expr::CompoundFieldAccess { root, access_chain } = expr {
+            let column = match root.as_ref() {
+                Expr::Identifier(i) => Some(&i.value),
+                Expr::CompoundIdentifier(parts) => parts.last().map(|i| &i.value),
+                _ => None,
+            };
+            if column.is_some_and(|c| VECTOR_COLUMNS.contains(&c.to_ascii_lowercase().as_str())) {
+                if let Some(AccessExpr::Subscript(Subscript::Index { index })) =
+                    access_chain.first_mut()
+                {
+                    let zero_based = std::mem::replace(index, Expr::value(Value::Null));
+                    *index = Expr::BinaryOp {
+                        left: Box::new(Expr::Nested(Box::new(zero_based))),
+                        op: BinaryOperator::Plus,
+                        right: Box::new(Expr::value(Value::Number("1".into(), false))),
+                    };
                 }
             }
         }
@@ -496,6 +595,13 @@ mod tests {
         // A user query keeps Postgres' meaning.
         let sql = rewritten("SELECT (SELECT x FROM t WHERE t.y = u.y) FROM u");
         assert!(!sql.contains("first_value"), "{sql}");
+    }
+
+    #[test]
+    fn like_escapes_other_than_backslash_are_rewritten() {
+        assert_eq!(backslash_escapes("pg/_%", '/'), "pg\\_%");
+        let sql = rewritten("SELECT 1 FROM pg_namespace WHERE nspname NOT LIKE 'pg/_%' ESCAPE '/'");
+        assert!(sql.contains("NOT LIKE 'pg\\_%'"), "{sql}");
     }
 
     #[test]
