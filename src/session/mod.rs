@@ -670,7 +670,11 @@ impl Session {
             _ => {
                 let schema = Arc::new(plan.schema().as_arrow().clone());
                 let df = DataFrame::new(self.ctx.state(), plan);
-                let batches = df.collect().await?;
+                // Partition by partition, in order: a scan's partitions
+                // are consecutive slices of the table, so rows come back
+                // in table order when the query does not reorder them
+                // (as a Postgres sequential scan returns them).
+                let batches = df.collect_partitioned().await?.into_iter().flatten().collect();
                 Ok(StatementResult::Rows {
                     schema,
                     batches,

@@ -18,8 +18,8 @@ use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::DataFusionError;
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::{
-    create_udf, Cast, ColumnarValue, Expr, ExprSchemable, Limit, LogicalPlan, Projection,
-    ScalarUDF, Sort, Volatility,
+    create_udf, BinaryExpr, Cast, ColumnarValue, Expr, ExprSchemable, Limit, LogicalPlan, Projection,
+    Operator, ScalarUDF, Sort, Volatility,
 };
 
 pub const BYTEA_IN: &str = "pg_bytea_in";
@@ -135,11 +135,47 @@ pub fn rewrite_text_casts(
                 {
                     Ok(Transformed::yes(interval_in.call(vec![*expr])))
                 }
+                // `indisprimary = 't'`: a quoted literal takes the type of
+                // the boolean it is compared with, as Postgres' unknown
+                // literals do.
+                Expr::BinaryExpr(BinaryExpr { left, op, right })
+                    if matches!(op, Operator::Eq | Operator::NotEq)
+                        && (is_bool(&left, &schemas) && bool_literal(&right).is_some()
+                            || is_bool(&right, &schemas) && bool_literal(&left).is_some()) =>
+                {
+                    let fix = |e: Box<Expr>| match bool_literal(&e) {
+                        Some(b) => Box::new(Expr::Literal(ScalarValue::Boolean(Some(b)), None)),
+                        None => e,
+                    };
+                    Ok(Transformed::yes(Expr::BinaryExpr(BinaryExpr {
+                        left: fix(left),
+                        op,
+                        right: fix(right),
+                    })))
+                }
                 other => Ok(Transformed::no(other)),
             })
         })
     })
     .map(|t| t.data)
+}
+
+fn is_bool(expr: &Expr, schemas: &[datafusion::common::DFSchemaRef]) -> bool {
+    schemas
+        .iter()
+        .any(|s| expr.get_type(s.as_ref()).is_ok_and(|t| t == DataType::Boolean))
+}
+
+/// A string literal that spells a boolean the way Postgres reads one.
+fn bool_literal(expr: &Expr) -> Option<bool> {
+    let Expr::Literal(ScalarValue::Utf8(Some(s)), _) = expr else {
+        return None;
+    };
+    match s.trim().to_ascii_lowercase().as_str() {
+        "t" | "true" | "y" | "yes" | "on" | "1" => Some(true),
+        "f" | "false" | "n" | "no" | "off" | "0" => Some(false),
+        _ => None,
+    }
 }
 
 fn is_text(expr: &Expr, schemas: &[datafusion::common::DFSchemaRef]) -> bool {

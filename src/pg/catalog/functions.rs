@@ -3,11 +3,12 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Int32Array, Int64Array, ListBuilder, StringArray,
-    StringBuilder,
+    Array, ArrayRef, AsArray, BooleanArray, Int32Array, Int32Builder, Int64Array, ListBuilder,
+    StringArray, StringBuilder, StructBuilder,
 };
+use datafusion::common::ScalarValue;
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Field, Int64Type};
+use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Int64Type};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::context::SessionContext;
 use datafusion::logical_expr::{
@@ -294,6 +295,8 @@ pub fn register(ctx: &SessionContext, context: &CatalogContext) {
         "pg_get_ruledef",
         "pg_get_partkeydef",
         "pg_get_statisticsobjdef_columns",
+        // No sequences: no column has one.
+        "pg_get_serial_sequence",
     ] {
         ctx.register_udf(udf(name, DataType::Utf8, |_, rows| Ok(nulls(rows))));
     }
@@ -315,6 +318,7 @@ pub fn register(ctx: &SessionContext, context: &CatalogContext) {
         "has_sequence_privilege",
         "pg_type_is_visible",
         "pg_function_is_visible",
+        "pg_collation_is_visible",
     ] {
         ctx.register_udf(udf(name, DataType::Boolean, |_, rows| {
             Ok(Arc::new(BooleanArray::from(vec![true; rows.max(1)])))
@@ -338,6 +342,91 @@ pub fn register(ctx: &SessionContext, context: &CatalogContext) {
             Ok(Arc::new(out))
         }));
     }
+    // LIKE ... ESCAPE 'c' with a pattern that is a parameter.
+    ctx.register_udf(udf("pg_like_escape", DataType::Utf8, |args, rows| {
+        let (Some(patterns), Some(escapes)) = (args.first(), args.get(1)) else {
+            return Ok(nulls(rows));
+        };
+        let patterns = cast(patterns, &DataType::Utf8)?;
+        let escapes = cast(escapes, &DataType::Utf8)?;
+        let (patterns, escapes) = (patterns.as_string::<i32>(), escapes.as_string::<i32>());
+        let out: StringArray = (0..patterns.len())
+            .map(|i| {
+                if patterns.is_null(i) {
+                    return None;
+                }
+                let escape = escapes.value(i.min(escapes.len() - 1)).chars().next();
+                Some(match escape {
+                    Some(e) => super::rewrite::backslash_escapes(patterns.value(i), e),
+                    None => patterns.value(i).to_string(),
+                })
+            })
+            .collect();
+        Ok(Arc::new(out))
+    }));
+    ctx.register_udf(udf("json_build_object", DataType::Utf8, |args, rows| {
+        if args.len() % 2 != 0 {
+            return Err(DataFusionError::Plan(
+                "argument list must have even number of elements".into(),
+            ));
+        }
+        let len = args.first().map_or(rows.max(1), |a| a.len());
+        let out: StringArray = (0..len)
+            .map(|row| {
+                let mut object = serde_json::Map::new();
+                for pair in args.chunks(2) {
+                    let key = ScalarValue::try_from_array(&pair[0], row)?;
+                    let value = ScalarValue::try_from_array(&pair[1], row)?;
+                    object.insert(key.to_string(), json_value(&value));
+                }
+                Ok(Some(serde_json::Value::Object(object).to_string()))
+            })
+            .collect::<Result<_>>()?;
+        Ok(Arc::new(out))
+    }));
+    // pgjdbc's getPrimaryKeys: `information_schema._pg_expandarray(a)`
+    // gives (x, n) pairs; the rewrite unnests this list of them.
+    ctx.register_udf(udf(
+        "pg_expandarray",
+        DataType::List(Arc::new(Field::new(
+            "item",
+            DataType::Struct(expand_fields()),
+            true,
+        ))),
+        |args, rows| {
+            let Some(lists) = args.first() else {
+                return Ok(nulls(rows));
+            };
+            let lists = cast(
+                lists,
+                &DataType::List(Arc::new(Field::new("item", DataType::Int32, true))),
+            )?;
+            let lists = lists.as_list::<i32>();
+            let mut builder = ListBuilder::new(StructBuilder::from_fields(expand_fields(), 0));
+            for i in 0..lists.len() {
+                if lists.is_null(i) {
+                    builder.append(false);
+                    continue;
+                }
+                let items = lists.value(i);
+                let items = items.as_primitive::<Int32Type>();
+                for (n, x) in items.iter().enumerate() {
+                    let entry = builder.values();
+                    entry
+                        .field_builder::<Int32Builder>(0)
+                        .expect("x")
+                        .append_option(x);
+                    entry
+                        .field_builder::<Int32Builder>(1)
+                        .expect("n")
+                        .append_value(n as i32 + 1);
+                    entry.append(true);
+                }
+                builder.append(true);
+            }
+            Ok(Arc::new(builder.finish()))
+        },
+    ));
     ctx.register_udf(udf("pg_is_in_recovery", DataType::Boolean, |_, rows| {
         Ok(Arc::new(BooleanArray::from(vec![false; rows.max(1)])))
     }));
@@ -452,6 +541,30 @@ fn quote_literal(value: &str) -> String {
         format!("E'{}'", quoted.replace('\\', "\\\\"))
     } else {
         format!("'{quoted}'")
+    }
+}
+
+fn expand_fields() -> datafusion::arrow::datatypes::Fields {
+    vec![
+        Field::new("x", DataType::Int32, true),
+        Field::new("n", DataType::Int32, true),
+    ]
+    .into()
+}
+
+fn json_value(value: &ScalarValue) -> serde_json::Value {
+    use serde_json::Value as J;
+    match value {
+        v if v.is_null() => J::Null,
+        ScalarValue::Boolean(Some(b)) => J::Bool(*b),
+        ScalarValue::Int8(Some(v)) => J::from(*v),
+        ScalarValue::Int16(Some(v)) => J::from(*v),
+        ScalarValue::Int32(Some(v)) => J::from(*v),
+        ScalarValue::Int64(Some(v)) => J::from(*v),
+        ScalarValue::UInt32(Some(v)) => J::from(*v),
+        ScalarValue::Float32(Some(v)) => J::from(*v),
+        ScalarValue::Float64(Some(v)) => J::from(*v),
+        other => J::String(other.to_string()),
     }
 }
 

@@ -68,6 +68,8 @@ pub fn rewrite_client_sql(statement: &mut DfStatement) {
             let _ = owned.visit(&mut AggregateCatalogSubqueries);
             let _ = owned.visit(&mut ZeroBasedVectors);
             let _ = owned.visit(&mut LikeEscapes);
+            let _ = owned.visit(&mut ExpandArray);
+            let _ = owned.visit(&mut FieldSelection);
             **s = owned;
         }
         DfStatement::Explain(explain) => rewrite_client_sql(explain.statement.as_mut()),
@@ -90,6 +92,7 @@ fn mentions_catalog_syntax(statement: &Statement) -> bool {
         "operator",
         "escape",
         "indkey",
+        "_pg_expandarray",
     ]
     .iter()
     .any(|w| text.contains(w))
@@ -147,18 +150,33 @@ impl VisitorMut for LikeEscapes {
                 }
                 _ => None,
             };
-            if let (Some(escape), Expr::Value(v)) = (escape, pattern.as_mut()) {
-                if let Value::SingleQuotedString(p) = &v.value {
-                    v.value = Value::SingleQuotedString(backslash_escapes(p, escape));
-                    *escape_char = None;
+            if let Some(escape) = escape {
+                match pattern.as_mut() {
+                    Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_)) => {
+                        if let Value::SingleQuotedString(p) = &v.value {
+                            v.value = Value::SingleQuotedString(backslash_escapes(p, escape));
+                        }
+                    }
+                    // A parameter: converted when it is known.
+                    other => {
+                        let inner = std::mem::replace(other, Expr::value(Value::Null));
+                        *other = Parser::new(&PostgreSqlDialect {})
+                            .try_with_sql(&format!(
+                                "pg_like_escape({inner}, '{}')",
+                                escape.to_string().replace('\'', "''")
+                            ))
+                            .and_then(|mut p| p.parse_expr())
+                            .unwrap_or(inner);
+                    }
                 }
+                *escape_char = None;
             }
         }
         ControlFlow::Continue(())
     }
 }
 
-fn backslash_escapes(pattern: &str, escape: char) -> String {
+pub fn backslash_escapes(pattern: &str, escape: char) -> String {
     let mut out = String::with_capacity(pattern.len());
     let mut chars = pattern.chars();
     while let Some(c) = chars.next() {
@@ -174,6 +192,54 @@ fn backslash_escapes(pattern: &str, escape: char) -> String {
         }
     }
     out
+}
+
+/// `information_schema._pg_expandarray(a)`, a set-returning function of
+/// (x, n) pairs, becomes `unnest(pg_expandarray(a))`: one row per element,
+/// as a struct with fields x and n.
+struct ExpandArray;
+
+impl VisitorMut for ExpandArray {
+    type Break = ();
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        if let Expr::Function(f) = expr {
+            let name = f.name.0.last().map(|p| p.to_string().to_ascii_lowercase());
+            if name.as_deref() == Some("_pg_expandarray") {
+                let args = f.args.to_string();
+                if let Ok(e) = Parser::new(&PostgreSqlDialect {})
+                    .try_with_sql(&format!("unnest(pg_expandarray{args})"))
+                    .and_then(|mut p| p.parse_expr())
+                {
+                    *expr = e;
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// `(expr).field`, Postgres' field selection from a composite value,
+/// becomes `(expr)['field']`, DataFusion's struct field access.
+struct FieldSelection;
+
+impl VisitorMut for FieldSelection {
+    type Break = ();
+
+    fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        if let Expr::CompoundFieldAccess { root, access_chain } = expr {
+            if matches!(root.as_ref(), Expr::Nested(_) | Expr::Function(_)) {
+                for access in access_chain.iter_mut() {
+                    if let AccessExpr::Dot(Expr::Identifier(field)) = access {
+                        *access = AccessExpr::Subscript(Subscript::Index {
+                            index: Expr::value(Value::SingleQuotedString(field.value.to_lowercase())),
+                        });
+                    }
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
 }
 
 /// `int2vector` and `oidvector` columns (`pg_index.indkey`, ...) are
@@ -194,15 +260,24 @@ impl VisitorMut for ZeroBasedVectors {
 
     fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
         if let Expr::CompoundFieldAccess { root, access_chain } = expr {
-            let column = match root.as_ref() {
-                Expr::Identifier(i) => Some(&i.value),
-                Expr::CompoundIdentifier(parts) => parts.last().map(|i| &i.value),
-                _ => None,
+            // `i.indkey[n]` arrives as root `i` with `.indkey` then `[n]`.
+            let first_subscript = access_chain
+                .iter()
+                .position(|a| matches!(a, AccessExpr::Subscript(_)));
+            let Some(at) = first_subscript else {
+                return ControlFlow::Continue(());
+            };
+            let column = match at.checked_sub(1).map(|i| &access_chain[i]) {
+                Some(AccessExpr::Dot(Expr::Identifier(i))) => Some(i.value.clone()),
+                Some(_) => None,
+                None => match root.as_ref() {
+                    Expr::Identifier(i) => Some(i.value.clone()),
+                    Expr::CompoundIdentifier(parts) => parts.last().map(|i| i.value.clone()),
+                    _ => None,
+                },
             };
             if column.is_some_and(|c| VECTOR_COLUMNS.contains(&c.to_ascii_lowercase().as_str())) {
-                if let Some(AccessExpr::Subscript(Subscript::Index { index })) =
-                    access_chain.first_mut()
-                {
+                if let AccessExpr::Subscript(Subscript::Index { index }) = &mut access_chain[at] {
                     let zero_based = std::mem::replace(index, Expr::value(Value::Null));
                     *index = Expr::BinaryOp {
                         left: Box::new(Expr::Nested(Box::new(zero_based))),
@@ -595,6 +670,12 @@ mod tests {
         // A user query keeps Postgres' meaning.
         let sql = rewritten("SELECT (SELECT x FROM t WHERE t.y = u.y) FROM u");
         assert!(!sql.contains("first_value"), "{sql}");
+    }
+
+    #[test]
+    fn vector_subscripts_count_from_zero() {
+        let sql = rewritten("SELECT i.indkey[ia.attnum - 1] FROM pg_catalog.pg_index i, pg_catalog.pg_attribute ia");
+        assert!(sql.contains("indkey[(ia.attnum - 1) + 1]"), "{sql}");
     }
 
     #[test]
