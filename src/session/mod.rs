@@ -674,7 +674,12 @@ impl Session {
                 // are consecutive slices of the table, so rows come back
                 // in table order when the query does not reorder them
                 // (as a Postgres sequential scan returns them).
-                let batches = df.collect_partitioned().await?.into_iter().flatten().collect();
+                let batches = df
+                    .collect_partitioned()
+                    .await?
+                    .into_iter()
+                    .flatten()
+                    .collect();
                 Ok(StatementResult::Rows {
                     schema,
                     batches,

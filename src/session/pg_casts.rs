@@ -18,8 +18,8 @@ use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::DataFusionError;
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::{
-    create_udf, BinaryExpr, Cast, ColumnarValue, Expr, ExprSchemable, Limit, LogicalPlan, Projection,
-    Operator, ScalarUDF, Sort, Volatility,
+    create_udf, BinaryExpr, Cast, ColumnarValue, Expr, ExprSchemable, Limit, LogicalPlan, Operator,
+    Projection, ScalarUDF, Sort, Volatility,
 };
 
 pub const BYTEA_IN: &str = "pg_bytea_in";
@@ -161,9 +161,10 @@ pub fn rewrite_text_casts(
 }
 
 fn is_bool(expr: &Expr, schemas: &[datafusion::common::DFSchemaRef]) -> bool {
-    schemas
-        .iter()
-        .any(|s| expr.get_type(s.as_ref()).is_ok_and(|t| t == DataType::Boolean))
+    schemas.iter().any(|s| {
+        expr.get_type(s.as_ref())
+            .is_ok_and(|t| t == DataType::Boolean)
+    })
 }
 
 /// A string literal that spells a boolean the way Postgres reads one.

@@ -6,9 +6,9 @@ use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Int32Array, Int32Builder, Int64Array, ListBuilder,
     StringArray, StringBuilder, StructBuilder,
 };
-use datafusion::common::ScalarValue;
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Int64Type};
+use datafusion::common::ScalarValue;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::context::SessionContext;
 use datafusion::logical_expr::{
@@ -427,6 +427,43 @@ pub fn register(ctx: &SessionContext, context: &CatalogContext) {
             Ok(Arc::new(builder.finish()))
         },
     ));
+    let c = context.clone();
+    ctx.register_udf(udf("current_setting", DataType::Utf8, move |args, rows| {
+        let names = match args.first() {
+            Some(a) => cast(a, &DataType::Utf8)?,
+            None => return Err(DataFusionError::Plan("current_setting needs a name".into())),
+        };
+        let missing_ok = args
+            .get(1)
+            .and_then(|a| a.as_boolean_opt().map(|b| b.len() > 0 && b.value(0)))
+            .unwrap_or(false);
+        let settings = c.info.settings();
+        let names = names.as_string::<i32>();
+        let out: StringArray = (0..names.len().max(rows.min(names.len())))
+            .map(|i| {
+                if names.is_null(i) {
+                    return Ok(None);
+                }
+                let name = names.value(i);
+                if let Some((_, v, _)) = settings
+                    .iter()
+                    .find(|(n, _, _)| n.eq_ignore_ascii_case(name))
+                {
+                    return Ok(Some(v.clone()));
+                }
+                match name.to_ascii_lowercase().as_str() {
+                    "server_version" => Ok(Some(SERVER_VERSION.to_string())),
+                    "default_table_access_method" => Ok(Some("heap".to_string())),
+                    "jit" => Ok(Some("off".to_string())),
+                    _ if missing_ok => Ok(None),
+                    _ => Err(DataFusionError::Plan(format!(
+                        "unrecognized configuration parameter \"{name}\""
+                    ))),
+                }
+            })
+            .collect::<Result<_>>()?;
+        Ok(Arc::new(out))
+    }));
     ctx.register_udf(udf("pg_is_in_recovery", DataType::Boolean, |_, rows| {
         Ok(Arc::new(BooleanArray::from(vec![false; rows.max(1)])))
     }));

@@ -89,7 +89,7 @@ impl SessionInfo {
         *self.settings.write() = settings;
     }
 
-    fn settings(&self) -> Vec<(String, String, String)> {
+    pub fn settings(&self) -> Vec<(String, String, String)> {
         self.settings.read().clone()
     }
 }

@@ -21,9 +21,9 @@ use std::sync::{Arc, LazyLock};
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken;
 use datafusion::sql::sqlparser::ast::{
-    visit_expressions_mut, AccessExpr, BinaryOperator, CaseWhen, Expr, GroupByExpr, Ident,
-    JoinOperator, ObjectName, ObjectNamePart, Query, SelectItem, SetExpr, SetOperator, Statement,
-    Subscript, TableFactor, Value, VisitMut, VisitorMut,
+    visit_expressions_mut, AccessExpr, BinaryOperator, CaseWhen, Expr, FunctionArguments,
+    GroupByExpr, Ident, JoinOperator, ObjectName, ObjectNamePart, Query, SelectItem, SetExpr,
+    SetOperator, Statement, Subscript, TableFactor, Value, VisitMut, VisitorMut,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -93,6 +93,7 @@ fn mentions_catalog_syntax(statement: &Statement) -> bool {
         "escape",
         "indkey",
         "_pg_expandarray",
+        "generate_subscripts",
     ]
     .iter()
     .any(|w| text.contains(w))
@@ -205,6 +206,22 @@ impl VisitorMut for ExpandArray {
     fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
         if let Expr::Function(f) = expr {
             let name = f.name.0.last().map(|p| p.to_string().to_ascii_lowercase());
+            if name.as_deref() == Some("generate_subscripts") {
+                // The subscripts of a one-dimensional array, as rows.
+                if let FunctionArguments::List(list) = &f.args {
+                    if let Some(first) = list.args.first() {
+                        if let Ok(e) = Parser::new(&PostgreSqlDialect {})
+                            .try_with_sql(&format!(
+                                "unnest(range(1, CAST(coalesce(array_length({first}), 0) AS BIGINT) + 1))"
+                            ))
+                            .and_then(|mut p| p.parse_expr())
+                        {
+                            *expr = e;
+                            return ControlFlow::Continue(());
+                        }
+                    }
+                }
+            }
             if name.as_deref() == Some("_pg_expandarray") {
                 let args = f.args.to_string();
                 if let Ok(e) = Parser::new(&PostgreSqlDialect {})
@@ -232,7 +249,9 @@ impl VisitorMut for FieldSelection {
                 for access in access_chain.iter_mut() {
                     if let AccessExpr::Dot(Expr::Identifier(field)) = access {
                         *access = AccessExpr::Subscript(Subscript::Index {
-                            index: Expr::value(Value::SingleQuotedString(field.value.to_lowercase())),
+                            index: Expr::value(Value::SingleQuotedString(
+                                field.value.to_lowercase(),
+                            )),
                         });
                     }
                 }
@@ -305,6 +324,11 @@ impl VisitorMut for AggregateCatalogSubqueries {
 
     fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
         if let Expr::Subquery(query) = expr {
+            // Over a catalog that is always empty here: always NULL.
+            if branch_is_empty(&query.body) {
+                *expr = Expr::value(Value::Null);
+                return ControlFlow::Continue(());
+            }
             if let Some(hoisted) = rewrite_catalog_subquery(query) {
                 // `CASE WHEN <outer-only conditions> THEN (subquery) END`
                 let subquery = std::mem::replace(expr, Expr::value(Value::Null));
@@ -674,7 +698,9 @@ mod tests {
 
     #[test]
     fn vector_subscripts_count_from_zero() {
-        let sql = rewritten("SELECT i.indkey[ia.attnum - 1] FROM pg_catalog.pg_index i, pg_catalog.pg_attribute ia");
+        let sql = rewritten(
+            "SELECT i.indkey[ia.attnum - 1] FROM pg_catalog.pg_index i, pg_catalog.pg_attribute ia",
+        );
         assert!(sql.contains("indkey[(ia.attnum - 1) + 1]"), "{sql}");
     }
 

@@ -250,7 +250,7 @@ fn table_relation(schema: &str, name: &str, table: &Arc<Table>) -> Relation {
             default: defaults
                 .iter()
                 .find(|(c, _)| c == f.name())
-                .map(|(_, sql)| sql.clone()),
+                .map(|(_, sql)| deparsed_default(sql, f)),
             default_oid: default_oid(schema, name, f.name()),
             field: f.as_ref().clone(),
         })
@@ -299,6 +299,21 @@ fn table_relation(schema: &str, name: &str, table: &Arc<Table>) -> Relation {
         columns,
         constraints,
     }
+}
+
+/// A default as `pg_get_expr()` shows it: Postgres adds the column's type
+/// to a string literal (`'new'::text`).
+fn deparsed_default(sql: &str, field: &Field) -> String {
+    let quoted = sql.len() >= 2
+        && sql.starts_with('\'')
+        && sql.ends_with('\'')
+        && !sql[1..sql.len() - 1].replace("''", "").contains('\'');
+    if !quoted {
+        return sql.to_string();
+    }
+    let type_name = display_type(field);
+    let base = type_name.split('(').next().unwrap_or(&type_name).trim();
+    format!("{sql}::{base}")
 }
 
 /// Whether an expression's SQL names a column (as a whole word).
@@ -362,6 +377,14 @@ mod tests {
         assert_eq!(quote_ident("city"), "city");
         assert_eq!(quote_ident("City"), "\"City\"");
         assert_eq!(quote_ident("a b"), "\"a b\"");
+    }
+
+    #[test]
+    fn string_defaults_show_their_type() {
+        let text = Field::new("s", DataType::Utf8, true);
+        assert_eq!(deparsed_default("'new'", &text), "'new'::text");
+        assert_eq!(deparsed_default("0", &text), "0");
+        assert_eq!(deparsed_default("'a' || 'b'", &text), "'a' || 'b'");
     }
 
     #[test]
