@@ -84,6 +84,9 @@ impl AsyncDB for Embedded {
             StatementResult::TransactionControl { .. } | StatementResult::Empty => {
                 Ok(DBOutput::StatementComplete(0))
             }
+            StatementResult::CopyIn(_) | StatementResult::CopyOut(_) => Err(SqlError(
+                "COPY ... STDIN/STDOUT needs a wire client; test it in tests/copy.rs".into(),
+            )),
         }
     }
 

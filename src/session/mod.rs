@@ -299,7 +299,11 @@ impl Session {
                 checkpoint: true,
             });
         }
-        let mut statements = Session::parse(sql)?;
+        let mut statements = if copy::is_copy(sql) {
+            VecDeque::from([copy::parse_copy(sql)?])
+        } else {
+            Session::parse(sql)?
+        };
         if statements.len() > 1 {
             return Err(QuiverError::Syntax(
                 "cannot insert multiple commands into a prepared statement".into(),

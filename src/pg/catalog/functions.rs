@@ -105,11 +105,11 @@ fn arg_i64(args: &[ArrayRef], i: usize, rows: usize) -> Result<Int64Array> {
 }
 
 fn constant_text(value: String, rows: usize) -> ArrayRef {
-    Arc::new(StringArray::from(vec![value; rows.max(1)]))
+    Arc::new(StringArray::from(vec![value; rows]))
 }
 
 fn nulls(rows: usize) -> ArrayRef {
-    Arc::new(StringArray::from(vec![None::<&str>; rows.max(1)]))
+    Arc::new(StringArray::from(vec![None::<&str>; rows]))
 }
 
 /// Maps each oid argument (column 0) to text through `f` on one snapshot.
@@ -158,7 +158,7 @@ pub fn register(ctx: &SessionContext, context: &CatalogContext) {
                 .and_then(|a| a.as_boolean_opt().map(|b| b.clone()))
                 .unwrap_or_else(|| BooleanArray::from(vec![false; rows]));
             let mut builder = ListBuilder::new(StringBuilder::new());
-            for i in 0..rows.max(1) {
+            for i in 0..rows {
                 if implicit.len() > i && implicit.value(i) {
                     builder.values().append_value("pg_catalog");
                 }
@@ -186,7 +186,7 @@ pub fn register(ctx: &SessionContext, context: &CatalogContext) {
     ctx.register_udf(udf("pg_backend_pid", DataType::Int32, move |_, rows| {
         Ok(Arc::new(Int32Array::from(vec![
             c.info.identity().pid;
-            rows.max(1)
+            rows
         ])))
     }));
     ctx.register_udf(udf("version", DataType::Utf8, move |_, rows| {
@@ -321,7 +321,7 @@ pub fn register(ctx: &SessionContext, context: &CatalogContext) {
         "pg_collation_is_visible",
     ] {
         ctx.register_udf(udf(name, DataType::Boolean, |_, rows| {
-            Ok(Arc::new(BooleanArray::from(vec![true; rows.max(1)])))
+            Ok(Arc::new(BooleanArray::from(vec![true; rows])))
         }));
     }
     for (name, nullable) in [("quote_literal", false), ("quote_nullable", true)] {
@@ -370,7 +370,7 @@ pub fn register(ctx: &SessionContext, context: &CatalogContext) {
                 "argument list must have even number of elements".into(),
             ));
         }
-        let len = args.first().map_or(rows.max(1), |a| a.len());
+        let len = args.first().map_or(rows, |a| a.len());
         let out: StringArray = (0..len)
             .map(|row| {
                 let mut object = serde_json::Map::new();
@@ -465,7 +465,7 @@ pub fn register(ctx: &SessionContext, context: &CatalogContext) {
         Ok(Arc::new(out))
     }));
     ctx.register_udf(udf("pg_is_in_recovery", DataType::Boolean, |_, rows| {
-        Ok(Arc::new(BooleanArray::from(vec![false; rows.max(1)])))
+        Ok(Arc::new(BooleanArray::from(vec![false; rows])))
     }));
     ctx.register_udf(crate_fns::format_type::create_format_type_udf());
     ctx.register_udf(udf("pg_encoding_to_char", DataType::Utf8, |args, rows| {

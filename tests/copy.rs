@@ -1,0 +1,187 @@
+//! COPY FROM STDIN and COPY TO STDOUT over the wire with tokio-postgres:
+//! text, CSV and binary, errors that name the line and column, and
+//! all-or-nothing loads.
+
+mod common;
+
+use bytes::Bytes;
+use futures::{SinkExt, TryStreamExt};
+
+use common::TestServer;
+
+async fn copy_in(
+    client: &tokio_postgres::Client,
+    sql: &str,
+    data: &str,
+) -> Result<u64, tokio_postgres::Error> {
+    let sink = client.copy_in(sql).await?;
+    futures::pin_mut!(sink);
+    sink.send(Bytes::from(data.to_string())).await?;
+    sink.finish().await
+}
+
+async fn copy_out(client: &tokio_postgres::Client, sql: &str) -> Vec<u8> {
+    let stream = client.copy_out(sql).await.expect("copy out");
+    let chunks: Vec<Bytes> = stream.try_collect().await.expect("copy data");
+    chunks.concat()
+}
+
+async fn setup(client: &tokio_postgres::Client) {
+    client
+        .batch_execute(
+            "CREATE TABLE t (id INT PRIMARY KEY, name TEXT, price NUMERIC(8,2), day DATE, ok BOOLEAN)",
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn text_and_csv_round_trip() {
+    let server = TestServer::start();
+    let client = server.connect().await;
+    setup(&client).await;
+    let rows = copy_in(
+        &client,
+        "COPY t FROM STDIN",
+        "1\tone\t1.50\t2024-01-02\tt\n2\ttab\\there\t\\N\t\\N\tf\n",
+    )
+    .await
+    .unwrap();
+    assert_eq!(rows, 2);
+    let rows = copy_in(
+        &client,
+        "COPY t (id, name) FROM STDIN (FORMAT csv, HEADER true)",
+        "id,name\n3,\"a, \"\"quoted\"\"\nvalue\"\n4,\n",
+    )
+    .await
+    .unwrap();
+    assert_eq!(rows, 2);
+    let text = copy_out(&client, "COPY t TO STDOUT").await;
+    assert_eq!(
+        String::from_utf8(text).unwrap(),
+        "1\tone\t1.50\t2024-01-02\tt\n2\ttab\\there\t\\N\t\\N\tf\n\
+         3\ta, \"quoted\"\\nvalue\t\\N\t\\N\t\\N\n4\t\\N\t\\N\t\\N\t\\N\n"
+    );
+    let csv = copy_out(
+        &client,
+        "COPY (SELECT id, name FROM t WHERE id >= 3 ORDER BY id) TO STDOUT (FORMAT csv, HEADER)",
+    )
+    .await;
+    assert_eq!(
+        String::from_utf8(csv).unwrap(),
+        "id,name\n3,\"a, \"\"quoted\"\"\nvalue\"\n4,\n"
+    );
+}
+
+#[tokio::test]
+async fn binary_round_trip() {
+    let server = TestServer::start();
+    let client = server.connect().await;
+    setup(&client).await;
+    client
+        .batch_execute("INSERT INTO t VALUES (1, 'x', 12345.67, '2000-01-01', true), (2, NULL, -0.5, NULL, NULL)")
+        .await
+        .unwrap();
+    let data = copy_out(&client, "COPY t TO STDOUT (FORMAT binary)").await;
+    assert!(data.starts_with(b"PGCOPY\n\xff\r\n\0"));
+    client
+        .batch_execute("CREATE TABLE u (id INT PRIMARY KEY, name TEXT, price NUMERIC(8,2), day DATE, ok BOOLEAN)")
+        .await
+        .unwrap();
+    let sink = client
+        .copy_in("COPY u FROM STDIN (FORMAT binary)")
+        .await
+        .unwrap();
+    futures::pin_mut!(sink);
+    sink.send(Bytes::from(data)).await.unwrap();
+    assert_eq!(sink.finish().await.unwrap(), 2);
+    let a = client
+        .simple_query("SELECT * FROM t ORDER BY id")
+        .await
+        .unwrap();
+    let b = client
+        .simple_query("SELECT * FROM u ORDER BY id")
+        .await
+        .unwrap();
+    let text = |m: &[tokio_postgres::SimpleQueryMessage]| {
+        m.iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => Some(
+                    (0..r.len())
+                        .map(|i| r.get(i).map(str::to_string))
+                        .collect::<Vec<_>>(),
+                ),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(text(&a), text(&b));
+    assert_eq!(text(&b)[0][2].as_deref(), Some("12345.67"));
+}
+
+#[tokio::test]
+async fn a_bad_row_names_line_and_column_and_keeps_nothing() {
+    let server = TestServer::start();
+    let client = server.connect().await;
+    setup(&client).await;
+    let err = copy_in(
+        &client,
+        "COPY t (id, name) FROM STDIN (FORMAT csv)",
+        "1,a\n2,b\nthree,c\n",
+    )
+    .await
+    .unwrap_err();
+    let db = err.as_db_error().expect("a server error");
+    assert_eq!(db.code().code(), "22P02");
+    assert_eq!(
+        db.message(),
+        "invalid input syntax for type integer: \"three\""
+    );
+    assert_eq!(db.where_(), Some("COPY t, line 3, column id: \"three\""));
+    let err = copy_in(&client, "COPY t (id, name) FROM STDIN", "1\ta\textra\n")
+        .await
+        .unwrap_err();
+    assert_eq!(err.as_db_error().unwrap().code().code(), "22P04");
+    // A duplicate key fails the whole COPY.
+    let err = copy_in(&client, "COPY t (id) FROM STDIN", "7\n7\n")
+        .await
+        .unwrap_err();
+    assert_eq!(err.as_db_error().unwrap().code().code(), "23505");
+    let count: i64 = client
+        .query_one("SELECT count(*) FROM t", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(count, 0);
+    // The connection goes on.
+    assert_eq!(
+        copy_in(&client, "COPY t (id) FROM STDIN", "8\n")
+            .await
+            .unwrap(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn copy_in_a_transaction_rolls_back_with_it() {
+    let server = TestServer::start();
+    let client = server.connect().await;
+    setup(&client).await;
+    client.batch_execute("BEGIN").await.unwrap();
+    copy_in(&client, "COPY t (id) FROM STDIN", "1\n2\n")
+        .await
+        .unwrap();
+    let inside: i64 = client
+        .query_one("SELECT count(*) FROM t", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(inside, 2);
+    client.batch_execute("ROLLBACK").await.unwrap();
+    let after: i64 = client
+        .query_one("SELECT count(*) FROM t", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(after, 0);
+}
