@@ -121,3 +121,50 @@ fn node_postgres() {
     command.arg(dir.join("test_pg.js")).current_dir(&dir);
     run_client(&server, command);
 }
+
+/// Statements of a `tests/clients/bi/*.sql` file: separated by `-- next`,
+/// metadata comments (`-- source:` ...) dropped, comment-only ones kept
+/// out.
+fn bi_statements(file: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(clients_dir().join("bi").join(file)).unwrap();
+    text.split("\n-- next\n")
+        .map(|s| {
+            s.lines()
+                .filter(|l| {
+                    ![
+                        "-- source:",
+                        "-- purpose:",
+                        "-- note:",
+                        "-- tag:",
+                        "-- rows:",
+                    ]
+                    .iter()
+                    .any(|p| l.starts_with(p))
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+                .trim()
+                .to_string()
+        })
+        .filter(|s| !s.is_empty() && !s.lines().all(|l| l.starts_with("--")))
+        .collect()
+}
+
+/// Superset's schema browsing (SQLAlchemy's PostgreSQL inspector, as
+/// captured from its queries against PostgreSQL): every query runs.
+#[tokio::test]
+async fn superset_introspection_queries_run() {
+    let server = TestServer::start();
+    let client = server.connect().await;
+    let setup = std::fs::read_to_string(clients_dir().join("../psql/catalog.sql")).unwrap();
+    client.batch_execute(&setup).await.unwrap();
+    let statements = bi_statements("superset.sql");
+    assert!(statements.len() > 50, "{}", statements.len());
+    let mut failures = Vec::new();
+    for sql in &statements {
+        if let Err(e) = client.simple_query(sql).await {
+            failures.push(format!("{e:?}\n{sql}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
