@@ -23,6 +23,11 @@ use postgres_types::{to_sql_checked, IsNull, ToSql};
 
 use crate::engine::types::{hyphenated_uuid, TaggedType};
 
+/// Field metadata of a result column read straight from a table: the
+/// table's oid and the column's number, for RowDescription.
+pub const SOURCE_TABLE_KEY: &str = "quiver.source_table";
+pub const SOURCE_COLUMN_KEY: &str = "quiver.source_column";
+
 /// The Postgres type a column is reported as.
 pub fn pg_type(field: &Field) -> PgWireResult<Type> {
     Ok(match TaggedType::of(field) {
@@ -60,10 +65,11 @@ pub fn row_description(
         .iter()
         .enumerate()
         .map(|(idx, field)| {
+            let source = |key: &str| field.metadata().get(key).and_then(|v| v.parse().ok());
             Ok(FieldInfo::new(
                 field.name().clone(),
-                None,
-                None,
+                source(SOURCE_TABLE_KEY),
+                source(SOURCE_COLUMN_KEY).map(|n: i32| n as i16),
                 pg_type(field)?,
                 format.format_for(idx),
             )

@@ -124,6 +124,30 @@ pub fn separate_repeated_names(statement: &mut Statement) {
     fn separate(body: &mut SetExpr) {
         match body {
             SetExpr::Select(select) => {
+                // `SELECT c.oid, c.*`: the explicit column and the one from
+                // the wildcard share a name; unqualify the explicit one.
+                let wildcard = select.projection.iter().any(|i| {
+                    matches!(
+                        i,
+                        SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
+                    )
+                });
+                if wildcard {
+                    for item in select.projection.iter_mut() {
+                        let name = match &*item {
+                            SelectItem::UnnamedExpr(Expr::CompoundIdentifier(parts)) => {
+                                parts.last().cloned()
+                            }
+                            _ => None,
+                        };
+                        if let (Some(name), SelectItem::UnnamedExpr(expr)) = (name, &*item) {
+                            *item = SelectItem::ExprWithAlias {
+                                expr: expr.clone(),
+                                alias: name,
+                            };
+                        }
+                    }
+                }
                 let mut seen: HashMap<String, usize> = HashMap::new();
                 for item in select.projection.iter_mut() {
                     let key = match &*item {

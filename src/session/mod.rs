@@ -15,6 +15,7 @@ mod pg_types_in;
 mod replay;
 mod script;
 pub mod settings;
+mod sources;
 mod transaction;
 mod variables;
 
@@ -344,8 +345,10 @@ impl Session {
         if is_planned_by_datafusion(&statement) {
             let plan = self.plan(statement.clone()).await?;
             prepared.param_fields = parameter_fields(&plan)?;
-            prepared.result_schema = result_schema(&plan)
-                .map(|schema| column_names::rename(&schema, &prepared.column_names));
+            prepared.result_schema = result_schema(&plan).map(|schema| {
+                let schema = column_names::rename(&schema, &prepared.column_names);
+                sources::annotate(&plan, schema, &self.catalog(), &self.default_schema())
+            });
             prepared.plan = Some(plan);
         }
         prepared.statement = Some(statement);
@@ -672,7 +675,12 @@ impl Session {
                 Err(not_supported(format!("{}", plan.display())))
             }
             _ => {
-                let schema = Arc::new(plan.schema().as_arrow().clone());
+                let schema = sources::annotate(
+                    &plan,
+                    Arc::new(plan.schema().as_arrow().clone()),
+                    &self.catalog(),
+                    &self.default_schema(),
+                );
                 let df = DataFrame::new(self.ctx.state(), plan);
                 // Partition by partition, in order: a scan's partitions
                 // are consecutive slices of the table, so rows come back

@@ -81,11 +81,13 @@ fn udf(
     returns: DataType,
     body: impl Fn(&[ArrayRef], usize) -> Result<ArrayRef> + Send + Sync + 'static,
 ) -> ScalarUDF {
-    // Volatile: the answer depends on the session and the catalog at the
-    // time of execution, so it must not be folded into a cached plan.
+    // Stable: the answer depends on the session and the catalog, and is
+    // computed when a statement is optimized, which happens at each
+    // execution (prepared statements keep the unoptimized plan). Being
+    // foldable lets `generate_series(array_lower(...), ...)` plan.
     let signature = Signature::one_of(
         vec![TypeSignature::Nullary, TypeSignature::VariadicAny],
-        Volatility::Volatile,
+        Volatility::Stable,
     );
     ScalarUDF::new_from_impl(Function {
         name,

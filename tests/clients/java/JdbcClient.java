@@ -489,13 +489,10 @@ public class JdbcClient {
             check("numeric(12,2) getScale", md.getScale(7), 2);
             check("varchar(20) getPrecision", md.getPrecision(9), 20);
             // isNullable and getBaseTableName make pgjdbc look the columns up in pg_catalog.
-            // Known gap: QuiverDB does not yet send the source table oid and
-            // column number in RowDescription, so pgjdbc cannot look up a
-            // result column's nullability or base table ("unknown" and "").
-            // Reported in the issue note; checked here so a change shows.
-            check("id isNullable (known gap: unknown)", md.isNullable(1), ResultSetMetaData.columnNullableUnknown);
-            check("getBaseTableName (known gap: empty)",
-                    ((org.postgresql.PGResultSetMetaData) md).getBaseTableName(1), "");
+            check("id isNullable", md.isNullable(1), ResultSetMetaData.columnNoNulls);
+            check("c_int isNullable", md.isNullable(3), ResultSetMetaData.columnNullable);
+            check("getBaseTableName",
+                    ((org.postgresql.PGResultSetMetaData) md).getBaseTableName(1), "jdbc_types");
         }
     }
 
