@@ -141,9 +141,14 @@ pub fn separate_repeated_names(statement: &mut Statement) {
                             _ => None,
                         };
                         if let (Some(name), SelectItem::UnnamedExpr(expr)) = (name, &*item) {
+                            // Marked: DataFusion drops an alias equal to the
+                            // column's own name; [`rename`] takes the mark off.
                             *item = SelectItem::ExprWithAlias {
                                 expr: expr.clone(),
-                                alias: name,
+                                alias: Ident::with_quote(
+                                    '"',
+                                    format!("{}{REPEAT_MARK}w", super::normalize_ident(&name)),
+                                ),
                             };
                         }
                     }

@@ -21,6 +21,9 @@ impl Session {
                 let value = setting_value(std::slice::from_ref(value));
                 return self.set_named("TimeZone", &value);
             }
+            Set::SetTransaction { modes, session, .. } => {
+                return self.set_transaction(modes, *session);
+            }
             other => return Err(not_supported(format!("\"{other}\""))),
         };
         let value = setting_value(values);
@@ -41,6 +44,42 @@ impl Session {
             return Ok(StatementResult::command("SET"));
         }
         self.set_named(&variable, &value)
+    }
+
+    /// `SET [SESSION CHARACTERISTICS AS] TRANSACTION ISOLATION LEVEL ...`.
+    /// Every transaction reads one snapshot and fails with 40001 on a
+    /// write conflict, which satisfies each level Postgres offers (as in
+    /// Postgres, READ UNCOMMITTED behaves as READ COMMITTED or better);
+    /// the level is recorded so SHOW reports it.
+    fn set_transaction(
+        &mut self,
+        modes: &[datafusion::sql::sqlparser::ast::TransactionMode],
+        session: bool,
+    ) -> Result<StatementResult> {
+        use datafusion::sql::sqlparser::ast::{
+            TransactionAccessMode, TransactionIsolationLevel as L, TransactionMode,
+        };
+        for mode in modes {
+            match mode {
+                TransactionMode::IsolationLevel(level) => {
+                    let name = match level {
+                        L::ReadUncommitted => "read uncommitted",
+                        L::ReadCommitted => "read committed",
+                        L::RepeatableRead => "repeatable read",
+                        L::Serializable => "serializable",
+                        L::Snapshot => "repeatable read",
+                    };
+                    if session {
+                        self.set_named("default_transaction_isolation", name)?;
+                    }
+                }
+                TransactionMode::AccessMode(TransactionAccessMode::ReadWrite) => {}
+                TransactionMode::AccessMode(TransactionAccessMode::ReadOnly) => {
+                    return Err(not_supported("READ ONLY transactions"));
+                }
+            }
+        }
+        Ok(StatementResult::command("SET"))
     }
 
     /// Applies a setting a client sent in its start-up packet.

@@ -257,6 +257,59 @@ pub fn register(ctx: &SessionContext, context: &CatalogContext) {
     ] {
         ctx.register_udf(udf(name, DataType::Int64, relation_size(context)));
     }
+    ctx.register_udf(udf(
+        "pg_stat_get_numscans",
+        DataType::Int64,
+        |args, rows| {
+            let oids = arg_i64(args, 0, rows)?;
+            Ok(Arc::new(Int64Array::from(vec![Some(0); oids.len()])))
+        },
+    ));
+    let c = context.clone();
+    ctx.register_udf(udf(
+        "pg_database_size",
+        DataType::Int64,
+        move |args, rows| {
+            let snap = c.snapshot();
+            let total: usize = snap
+                .relations()
+                .iter()
+                .filter_map(|r| r.table().map(|t| t.snapshot().memory_bytes()))
+                .sum();
+            let len = args.first().map_or(rows, |a| a.len());
+            Ok(Arc::new(Int64Array::from(vec![Some(total as i64); len])))
+        },
+    ));
+    ctx.register_udf(udf("format", DataType::Utf8, |args, rows| {
+        let Some(formats) = args.first() else {
+            return Err(DataFusionError::Plan("format needs a format string".into()));
+        };
+        let formats = cast(formats, &DataType::Utf8)?;
+        let formats = formats.as_string::<i32>();
+        let len = formats
+            .len()
+            .max(args.iter().map(|a| a.len()).max().unwrap_or(rows));
+        let out: StringArray = (0..len)
+            .map(|row| {
+                let at = row.min(formats.len() - 1);
+                if formats.is_null(at) {
+                    return Ok(None);
+                }
+                let values = args[1..]
+                    .iter()
+                    .map(|a| {
+                        let v = ScalarValue::try_from_array(a, row.min(a.len() - 1))?;
+                        Ok((!v.is_null()).then(|| match v {
+                            ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) => s,
+                            other => other.to_string(),
+                        }))
+                    })
+                    .collect::<Result<Vec<Option<String>>>>()?;
+                format_text(formats.value(at), &values).map(Some)
+            })
+            .collect::<Result<_>>()?;
+        Ok(Arc::new(out))
+    }));
     ctx.register_udf(udf("pg_indexes_size", DataType::Int64, |args, rows| {
         let oids = arg_i64(args, 0, rows)?;
         Ok(Arc::new(Int64Array::from(vec![Some(0); oids.len()])))
@@ -573,6 +626,46 @@ fn to_regclass(
     }
 }
 
+/// Postgres' `format()`: `%s` as text, `%I` as an identifier, `%L` as a
+/// literal, `%%` a percent sign.
+fn format_text(format: &str, values: &[Option<String>]) -> Result<String> {
+    let mut out = String::new();
+    let mut next = values.iter();
+    let mut chars = format.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        let spec = chars.next();
+        if spec == Some('%') {
+            out.push('%');
+            continue;
+        }
+        let value = next
+            .next()
+            .ok_or_else(|| DataFusionError::Execution("too few arguments for format()".into()))?;
+        match (spec, value) {
+            (Some('s'), v) => out.push_str(v.as_deref().unwrap_or("")),
+            (Some('I'), Some(v)) => out.push_str(&super::snapshot::quote_ident(v)),
+            (Some('I'), None) => {
+                return Err(DataFusionError::Execution(
+                    "null values cannot be formatted as an SQL identifier".into(),
+                ))
+            }
+            (Some('L'), Some(v)) => out.push_str(&quote_literal(v)),
+            (Some('L'), None) => out.push_str("NULL"),
+            (other, _) => {
+                return Err(DataFusionError::Execution(format!(
+                    "unrecognized format() type specifier \"{}\"",
+                    other.map(String::from).unwrap_or_default()
+                )))
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// `'text'` with quotes doubled; `E'...'` when it holds a backslash.
 fn quote_literal(value: &str) -> String {
     let quoted = value.replace('\'', "''");
@@ -669,6 +762,19 @@ mod tests {
     fn literals_are_quoted_like_postgres() {
         assert_eq!(quote_literal("it's"), "'it''s'");
         assert_eq!(quote_literal("a\\b"), "E'a\\\\b'");
+    }
+
+    #[test]
+    fn format_fills_in_text_identifiers_and_literals() {
+        let v = |s: &str| Some(s.to_string());
+        assert_eq!(
+            format_text(
+                "%I.%I = %L (%s%%)",
+                &[v("public"), v("My Table"), v("it's"), v("5")]
+            )
+            .unwrap(),
+            "public.\"My Table\" = 'it''s' (5%)"
+        );
     }
 
     #[test]

@@ -17,9 +17,13 @@ mod system;
 
 use std::sync::Arc;
 
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::catalog::{CatalogProvider, SchemaProvider};
+use datafusion::error::Result as DfResult;
 use datafusion::execution::context::SessionContext;
 use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::logical_expr::planner::TypePlanner;
+use datafusion::sql::sqlparser::ast::DataType as SqlDataType;
 use parking_lot::RwLock;
 
 pub use rewrite::{empty_result_fallback, rewrite_client_sql};
@@ -130,10 +134,31 @@ pub fn install(ctx: &SessionContext, catalog_name: &str, context: CatalogContext
     let state = ctx.state_ref();
     let existing = state.read().clone();
     *state.write() = SessionStateBuilder::new_from_existing(existing)
-        .with_type_planner(Arc::new(
-            datafusion_pg_catalog::pg_catalog::oid_type_planner::PgOidTypePlanner,
-        ))
+        .with_type_planner(Arc::new(CatalogTypes))
         .build();
+    // `generate_series(array_lower(a, 1), array_upper(a, 1))`: int4 bounds.
+    datafusion_pg_catalog::pg_catalog::generate_series_arg_coercion::CoerceIntArgsToBigInt::widen(
+        ctx,
+    );
+}
+
+/// Type names of catalog columns that casts use: the oid aliases
+/// (`regclass`, `oid`, ...; as int4) from `datafusion-pg-catalog`, and
+/// `name` and `"char"` (as text).
+#[derive(Debug)]
+struct CatalogTypes;
+
+impl TypePlanner for CatalogTypes {
+    fn plan_type_field(&self, sql_type: &SqlDataType) -> DfResult<Option<FieldRef>> {
+        if let SqlDataType::Custom(name, args) = sql_type {
+            let last = name.0.last().map(|p| p.to_string().to_lowercase());
+            if args.is_empty() && matches!(last.as_deref(), Some("name") | Some("\"char\"")) {
+                return Ok(Some(Arc::new(Field::new("", DataType::Utf8, true))));
+            }
+        }
+        datafusion_pg_catalog::pg_catalog::oid_type_planner::PgOidTypePlanner
+            .plan_type_field(sql_type)
+    }
 }
 
 /// The user schemas plus the two system schemas.

@@ -210,6 +210,20 @@ pub static TABLES: &[Generated] = &[
         build: empty,
     },
     Generated {
+        name: "pg_policies",
+        columns: &[
+            ("schemaname", "name"),
+            ("tablename", "name"),
+            ("policyname", "name"),
+            ("permissive", "text"),
+            ("roles", "text[]"),
+            ("cmd", "text"),
+            ("qual", "text"),
+            ("with_check", "text"),
+        ],
+        build: empty,
+    },
+    Generated {
         name: "pg_description",
         columns: &[
             ("objoid", "oid"),
@@ -384,7 +398,11 @@ pub fn database_oid(name: &str) -> i32 {
 
 fn pg_namespace(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
     let mut rows = Rows::new(schema);
-    let mut names = vec![PG_CATALOG.to_string(), INFORMATION_SCHEMA.to_string()];
+    let mut names = vec![
+        PG_CATALOG.to_string(),
+        "pg_toast".to_string(),
+        INFORMATION_SCHEMA.to_string(),
+    ];
     names.extend(snap.schemas());
     for name in names {
         rows.push(vec![
@@ -472,12 +490,23 @@ fn class_row<'a>(
     row
 }
 
+/// Postgres' system columns: (name, type oid, attnum).
+const SYSTEM_COLUMNS: &[(&str, i32, i64)] = &[
+    ("tableoid", 26, -6),
+    ("cmax", 29, -5),
+    ("xmax", 28, -4),
+    ("cmin", 29, -3),
+    ("xmin", 28, -2),
+    ("ctid", 27, -1),
+];
+
 /// (attlen, attbyval, attalign, attstorage) of a type, as pg_type has them.
 fn type_layout(type_oid: i32) -> (i64, bool, &'static str, &'static str) {
     match type_oid {
         16 => (1, true, "c", "p"),
         21 => (2, true, "s", "p"),
-        23 | 26 | 700 | 1082 => (4, true, "i", "p"),
+        23 | 26 | 28 | 29 | 700 | 1082 => (4, true, "i", "p"),
+        27 => (6, false, "s", "p"),
         20 | 701 | 1083 | 1114 | 1184 => (8, true, "d", "p"),
         1186 => (16, false, "d", "p"),
         2950 => (16, false, "c", "p"),
@@ -523,6 +552,37 @@ fn pg_attribute(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
                 ("attinhcount", int(0)),
                 ("attcollation", oid(collation(c.type_oid))),
             ]);
+        }
+        // Postgres lists a table's system columns too (negative numbers);
+        // clients that show columns skip them with `attnum > 0`.
+        if rel.table().is_some() {
+            for (name, type_oid, num) in SYSTEM_COLUMNS {
+                let (len, byval, align, storage) = type_layout(*type_oid);
+                rows.push(vec![
+                    ("attrelid", oid(rel.oid)),
+                    ("attname", text(*name)),
+                    ("atttypid", oid(*type_oid)),
+                    ("attstattarget", int(0)),
+                    ("attlen", int(len)),
+                    ("attnum", int(*num)),
+                    ("attndims", int(0)),
+                    ("attcacheoff", int(-1)),
+                    ("atttypmod", int(-1)),
+                    ("attbyval", boolean(byval)),
+                    ("attalign", text(align)),
+                    ("attstorage", text(storage)),
+                    ("attcompression", text("")),
+                    ("attnotnull", boolean(true)),
+                    ("atthasdef", boolean(false)),
+                    ("atthasmissing", boolean(false)),
+                    ("attidentity", text("")),
+                    ("attgenerated", text("")),
+                    ("attisdropped", boolean(false)),
+                    ("attislocal", boolean(true)),
+                    ("attinhcount", int(0)),
+                    ("attcollation", oid(0)),
+                ]);
+            }
         }
         // An index's attributes are the key columns it covers.
         for key in rel.constraints.iter().filter(|c| c.is_key()) {
@@ -799,8 +859,40 @@ fn pg_user(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
     rows.finish()
 }
 
+/// Read-only facts of the server, shown in pg_settings as Postgres does.
+const SERVER_FACTS: &[(&str, &str, &str)] = &[
+    ("block_size", "8192", "Shows the size of a disk block."),
+    (
+        "max_identifier_length",
+        "63",
+        "Shows the maximum identifier length.",
+    ),
+    (
+        "max_index_keys",
+        "32",
+        "Shows the maximum number of index keys.",
+    ),
+    (
+        "server_encoding",
+        "UTF8",
+        "Shows the server (database) character set encoding.",
+    ),
+];
+
 fn pg_settings(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
     let mut rows = Rows::new(schema);
+    for (name, value, description) in SERVER_FACTS {
+        rows.push(vec![
+            ("name", text(*name)),
+            ("setting", text(*value)),
+            ("category", text("Preset Options")),
+            ("short_desc", text(*description)),
+            ("context", text("internal")),
+            ("vartype", text("integer")),
+            ("source", text("default")),
+            ("pending_restart", boolean(false)),
+        ]);
+    }
     for (name, value, description) in snap.info.settings() {
         rows.push(vec![
             ("name", text(name)),

@@ -22,8 +22,8 @@ use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken;
 use datafusion::sql::sqlparser::ast::{
     visit_expressions_mut, AccessExpr, BinaryOperator, CaseWhen, Expr, FunctionArguments,
-    GroupByExpr, Ident, JoinOperator, ObjectName, ObjectNamePart, Query, SelectItem, SetExpr,
-    SetOperator, Statement, Subscript, TableFactor, Value, VisitMut, VisitorMut,
+    GroupByExpr, Ident, JoinOperator, ObjectName, ObjectNamePart, OrderByKind, Query, SelectItem,
+    SetExpr, SetOperator, Statement, Subscript, TableFactor, Value, VisitMut, VisitorMut,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -61,6 +61,7 @@ pub fn rewrite_client_sql(statement: &mut DfStatement) {
                     modifier: None,
                 },
             );
+            let _ = owned.visit(&mut NameCasts);
             for rule in RULES.iter() {
                 owned = rule.rewrite(owned);
             }
@@ -70,6 +71,9 @@ pub fn rewrite_client_sql(statement: &mut DfStatement) {
             let _ = owned.visit(&mut LikeEscapes);
             let _ = owned.visit(&mut ExpandArray);
             let _ = owned.visit(&mut FieldSelection);
+            let _ = owned.visit(&mut SqlValueFunctions);
+            let _ = owned.visit(&mut OrderBySelected);
+            let _ = owned.visit(&mut InSubqueryOutsideFilters);
             **s = owned;
         }
         DfStatement::Explain(explain) => rewrite_client_sql(explain.statement.as_mut()),
@@ -94,6 +98,8 @@ fn mentions_catalog_syntax(statement: &Statement) -> bool {
         "indkey",
         "_pg_expandarray",
         "generate_subscripts",
+        "current_catalog",
+        "current_schema",
     ]
     .iter()
     .any(|w| text.contains(w))
@@ -108,15 +114,22 @@ impl VisitorMut for QualifySystemTables {
     type Break = ();
 
     fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+        scalar_function_in_from(factor);
         if let TableFactor::Table {
             name, args: None, ..
         } = factor
         {
             if let [ObjectNamePart::Identifier(ident)] = name.0.as_slice() {
-                if ident.quote_style.is_none() && is_system_table(&ident.value) {
+                // `"pg_class"` names the same table when it is spelled in
+                // lower case.
+                let spelled = match ident.quote_style {
+                    None => ident.value.to_ascii_lowercase(),
+                    Some(_) => ident.value.clone(),
+                };
+                if is_system_table(&spelled) && spelled.starts_with("pg_") {
                     *name = ObjectName(vec![
                         ObjectNamePart::Identifier(Ident::new(super::PG_CATALOG)),
-                        ObjectNamePart::Identifier(ident.clone()),
+                        ObjectNamePart::Identifier(Ident::new(spelled)),
                     ]);
                 }
             }
@@ -230,6 +243,262 @@ impl VisitorMut for ExpandArray {
                 {
                     *expr = e;
                 }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// Casts to oid-alias types that the lookup rewrite does not cover:
+/// `'pg_catalog.array_in'::regproc` compares with pg_type's regproc
+/// columns, which hold function names here, so it becomes the name;
+/// `CAST(format('%I.%I', s, t) AS regclass)`, a name computed per row,
+/// becomes `to_regclass(...)`.
+struct NameCasts;
+
+impl VisitorMut for NameCasts {
+    type Break = ();
+
+    fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        let Expr::Cast {
+            expr: operand,
+            data_type,
+            ..
+        } = expr
+        else {
+            return ControlFlow::Continue(());
+        };
+        let type_name = data_type.to_string().to_ascii_lowercase();
+        let type_name = type_name.trim_start_matches("pg_catalog.");
+        match (type_name, operand.as_ref()) {
+            ("regproc", Expr::Value(v)) => {
+                if let Value::SingleQuotedString(name) = &v.value {
+                    let short = name.rsplit('.').next().unwrap_or(name).to_string();
+                    *expr = Expr::value(Value::SingleQuotedString(short));
+                }
+            }
+            ("regclass", Expr::Function(_) | Expr::BinaryOp { .. })
+            | ("regclass", Expr::Cast { .. }) => {
+                let call = format!("to_regclass({operand})");
+                if let Ok(e) = Parser::new(&PostgreSqlDialect {})
+                    .try_with_sql(&call)
+                    .and_then(|mut p| p.parse_expr())
+                {
+                    *expr = e;
+                }
+            }
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// `ORDER BY <expression that is also selected>`: ordered by its output
+/// position instead, which plans even when the expression holds a
+/// subquery (Grafana sorts by a `CASE ... IN (SELECT ...)` it selects).
+struct OrderBySelected;
+
+impl VisitorMut for OrderBySelected {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        let (Some(order_by), SetExpr::Select(select)) =
+            (query.order_by.as_mut(), query.body.as_ref())
+        else {
+            return ControlFlow::Continue(());
+        };
+        let OrderByKind::Expressions(exprs) = &mut order_by.kind else {
+            return ControlFlow::Continue(());
+        };
+        for ordering in exprs.iter_mut() {
+            if !matches!(
+                ordering.expr,
+                Expr::Subquery(_)
+                    | Expr::InSubquery { .. }
+                    | Expr::Case { .. }
+                    | Expr::Exists { .. }
+            ) {
+                continue;
+            }
+            let text = ordering.expr.to_string();
+            let position = select.projection.iter().position(|item| match item {
+                SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
+                    e.to_string() == text
+                }
+                _ => false,
+            });
+            if let Some(at) = position {
+                ordering.expr = Expr::value(Value::Number((at + 1).to_string(), false));
+            }
+        }
+        sort_outside(query);
+        ControlFlow::Continue(())
+    }
+}
+
+/// `x IN (SELECT ...)` in a select list (Grafana's `CASE WHEN
+/// quote_ident(table_schema) IN (SELECT ... search_path ...)`): DataFusion
+/// plans IN subqueries only in filters; elsewhere an uncorrelated one
+/// becomes a test against the array of its values.
+struct InSubqueryOutsideFilters;
+
+impl VisitorMut for InSubqueryOutsideFilters {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        if let SetExpr::Select(select) = query.body.as_mut() {
+            for item in select.projection.iter_mut() {
+                if let SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } = item
+                {
+                    let _ = visit_expressions_mut(e, |e: &mut Expr| {
+                        in_subquery_as_array(e);
+                        ControlFlow::<()>::Continue(())
+                    });
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+fn in_subquery_as_array(expr: &mut Expr) {
+    let Expr::InSubquery {
+        expr: value,
+        subquery,
+        negated,
+    } = expr
+    else {
+        return;
+    };
+    let sql = format!(
+        "{}coalesce(array_has((SELECT array_agg(\"?v\") FROM ({subquery}) AS \"?in\"(\"?v\")), {value}), false)",
+        if *negated { "NOT " } else { "" }
+    );
+    if let Ok(e) = Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(&sql)
+        .and_then(|mut p| p.parse_expr())
+    {
+        *expr = e;
+    }
+}
+
+fn has_subquery(expr: &Expr) -> bool {
+    let mut found = false;
+    let _ = datafusion::sql::sqlparser::ast::visit_expressions(expr, |e: &Expr| {
+        if matches!(
+            e,
+            Expr::Subquery(_) | Expr::InSubquery { .. } | Expr::Exists { .. }
+        ) {
+            found = true;
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    found
+}
+
+/// `SELECT a AS x FROM t ORDER BY <expr with a subquery>, 1`: DataFusion
+/// plans subqueries only in projections and filters, so the sort key is
+/// computed as a hidden column of a derived table, sorted on outside:
+/// `SELECT x FROM (SELECT a AS x, <expr> AS "?sort1" FROM t) ORDER BY
+/// "?sort1", 1`. Done only when every output column has a known name and
+/// the other sort keys are output positions or names.
+fn sort_outside(query: &mut Query) {
+    let Some(order_by) = &query.order_by else {
+        return;
+    };
+    let OrderByKind::Expressions(keys) = &order_by.kind else {
+        return;
+    };
+    if !keys.iter().any(|k| has_subquery(&k.expr)) || query.with.is_some() {
+        return;
+    }
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return;
+    };
+    let mut names = Vec::new();
+    for item in &select.projection {
+        match item {
+            SelectItem::ExprWithAlias { alias, .. } => names.push(alias.value.clone()),
+            SelectItem::UnnamedExpr(Expr::Identifier(i)) => names.push(i.value.clone()),
+            SelectItem::UnnamedExpr(Expr::CompoundIdentifier(p)) => {
+                names.push(p.last().map(|i| i.value.clone()).unwrap_or_default())
+            }
+            _ => return,
+        }
+    }
+    let simple = keys.iter().all(|k| {
+        has_subquery(&k.expr)
+            || matches!(&k.expr, Expr::Value(v) if matches!(v.value, Value::Number(..)))
+            || matches!(&k.expr, Expr::Identifier(i) if names.contains(&i.value))
+    });
+    if !simple {
+        return;
+    }
+    let mut inner = select.as_ref().clone();
+    let mut outer_keys = Vec::new();
+    for (n, key) in keys.iter().enumerate() {
+        let mut key = key.clone();
+        if has_subquery(&key.expr) {
+            let hidden = Ident::with_quote('"', format!("?sort{n}"));
+            inner.projection.push(SelectItem::ExprWithAlias {
+                expr: key.expr.clone(),
+                alias: hidden.clone(),
+            });
+            key.expr = Expr::Identifier(hidden);
+        }
+        outer_keys.push(key);
+    }
+    let columns = names
+        .iter()
+        .map(|n| format!("\"{}\"", n.replace('"', "\"\"")))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!("SELECT {columns} FROM (SELECT 1) AS \"?sorted\"");
+    let Ok(Statement::Query(mut outer)) = Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(&sql)
+        .and_then(|mut p| p.parse_statement())
+    else {
+        return;
+    };
+    let inner_query = Query {
+        body: Box::new(SetExpr::Select(Box::new(inner))),
+        order_by: None,
+        limit_clause: None,
+        ..(*outer).clone()
+    };
+    let SetExpr::Select(outer_select) = outer.body.as_mut() else {
+        return;
+    };
+    if let Some(from) = outer_select.from.first_mut() {
+        if let TableFactor::Derived { subquery, .. } = &mut from.relation {
+            *subquery = Box::new(inner_query);
+        }
+    }
+    query.body = outer.body;
+    if let Some(order_by) = &mut query.order_by {
+        order_by.kind = OrderByKind::Expressions(outer_keys);
+    }
+}
+
+/// `current_catalog` and a bare `current_schema` are SQL value functions
+/// (no parentheses) in Postgres.
+struct SqlValueFunctions;
+
+impl VisitorMut for SqlValueFunctions {
+    type Break = ();
+
+    fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        if let Expr::Identifier(ident) = expr {
+            let function = match ident.value.to_ascii_lowercase().as_str() {
+                "current_catalog" if ident.quote_style.is_none() => "current_database()",
+                "current_schema" if ident.quote_style.is_none() => "current_schema()",
+                _ => return ControlFlow::Continue(()),
+            };
+            if let Ok(call) = Parser::new(&PostgreSqlDialect {})
+                .try_with_sql(function)
+                .and_then(|mut p| p.parse_expr())
+            {
+                *expr = call;
             }
         }
         ControlFlow::Continue(())
@@ -639,6 +908,71 @@ fn branch_is_empty(body: &SetExpr) -> bool {
     }
 }
 
+/// Table functions DataFusion knows; any other function in FROM returns
+/// one value, which Postgres treats as a one-row table.
+const TABLE_FUNCTIONS: &[&str] = &[
+    "generate_series",
+    "range",
+    "unnest",
+    "pg_get_keywords",
+    "read_parquet",
+    "read_csv",
+    "read_json",
+    "read_avro",
+];
+
+/// `FROM string_to_array(x, ',') s` (Grafana): a scalar function in FROM
+/// becomes `FROM (SELECT string_to_array(x, ',') AS s) s`.
+fn scalar_function_in_from(factor: &mut TableFactor) {
+    let TableFactor::Table {
+        name,
+        args: Some(args),
+        alias,
+        ..
+    } = factor
+    else {
+        return;
+    };
+    let function = name.to_string();
+    let short = function
+        .rsplit('.')
+        .next()
+        .unwrap_or(&function)
+        .to_ascii_lowercase();
+    if TABLE_FUNCTIONS.contains(&short.as_str()) {
+        return;
+    }
+    let Some(alias) = alias.clone() else {
+        return;
+    };
+    let column = alias
+        .columns
+        .first()
+        .map(|c| c.name.clone())
+        .unwrap_or_else(|| alias.name.clone());
+    let args = args
+        .args
+        .iter()
+        .map(|a| a.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!("SELECT {function}({args}) AS {column}");
+    let Ok(Statement::Query(subquery)) = Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(&sql)
+        .and_then(|mut p| p.parse_statement())
+    else {
+        return;
+    };
+    let mut alias = alias;
+    alias.columns.clear();
+    *factor = TableFactor::Derived {
+        lateral: false,
+        subquery,
+        alias: Some(alias),
+        sample: None,
+    };
+}
+
 fn is_system_table(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
     lower.starts_with("pg_")
@@ -673,6 +1007,8 @@ mod tests {
         let sql = rewritten("SELECT oid FROM pg_class");
         assert!(sql.contains("pg_catalog.pg_class"), "{sql}");
         let sql = rewritten("SELECT * FROM \"pg_class\"");
+        assert!(sql.contains("pg_catalog.pg_class"), "{sql}");
+        let sql = rewritten("SELECT * FROM \"PG_CLASS\"");
         assert!(!sql.contains("pg_catalog."), "{sql}");
     }
 

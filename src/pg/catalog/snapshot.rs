@@ -26,6 +26,7 @@ fn hashed_oid(kind: &str, parts: &[&str]) -> i32 {
 pub fn namespace_oid(schema: &str) -> i32 {
     match schema {
         PG_CATALOG => 11,
+        "pg_toast" => 99,
         "public" => 2200,
         INFORMATION_SCHEMA => 13000,
         other => hashed_oid("namespace", &[other]),
