@@ -130,6 +130,9 @@ impl Session {
             .with_information_schema(false)
             .set_bool("datafusion.sql_parser.map_string_types_to_utf8view", false)
             .set_str("datafusion.sql_parser.dialect", "PostgreSQL")
+            // now() and `::timestamptz` give instants (timestamptz), shown
+            // in the session's TimeZone, which is UTC.
+            .set_str("datafusion.execution.time_zone", "UTC")
             .with_extension(slot.clone());
         let ctx = SessionContext::new_with_config(config);
         let info = Arc::new(SessionInfo::default());
