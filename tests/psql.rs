@@ -143,3 +143,40 @@ fn psql_meta_commands_describe_the_catalog() {
         assert_eq!(stdout, expected, "psql {line}");
     }
 }
+
+/// psql's `\copy` in both directions, CSV with a header.
+#[test]
+fn psql_copy_round_trips_a_csv_file() {
+    if !psql_available() {
+        return;
+    }
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    let output = dir.path().join("out.csv");
+    std::fs::write(&input, "id,name\n1,\"Oslo, NO\"\n2,\n3,\"line\nbreak\"\n").unwrap();
+    let out = psql(
+        &server,
+        &[
+            "-c",
+            "CREATE TABLE c (id INT PRIMARY KEY, name TEXT)",
+            "-c",
+            &format!("\\copy c FROM '{}' (FORMAT csv, HEADER)", input.display()),
+            "-c",
+            &format!(
+                "\\copy (SELECT * FROM c ORDER BY id) TO '{}' (FORMAT csv, HEADER)",
+                output.display()
+            ),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("COPY 3"));
+    assert_eq!(
+        std::fs::read_to_string(&output).unwrap(),
+        std::fs::read_to_string(&input).unwrap()
+    );
+}

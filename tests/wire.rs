@@ -400,3 +400,47 @@ async fn casts_to_uuid_and_jsonb_report_their_types() {
         serde_json::json!({"a": 1})
     );
 }
+
+/// pg_stat_activity lists every connected session with what it is doing;
+/// pg_backend_pid() and current_user are the asking session's own.
+#[tokio::test]
+async fn pg_stat_activity_shows_every_session() {
+    let server = TestServer::start();
+    let watcher = server.connect().await;
+    let other = server.connect().await;
+    other
+        .batch_execute("SET application_name = 'loader'; BEGIN; SELECT 1")
+        .await
+        .unwrap();
+    let rows = watcher
+        .query(
+            "SELECT pid, usename, application_name, state, query, pid = pg_backend_pid() AS me \
+             FROM pg_stat_activity ORDER BY application_name",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let loader = &rows[1];
+    assert_eq!(loader.get::<_, &str>("application_name"), "loader");
+    assert_eq!(loader.get::<_, &str>("state"), "idle in transaction");
+    assert_eq!(loader.get::<_, &str>("usename"), "tester");
+    assert!(!loader.get::<_, bool>("me"));
+    let me = &rows[0];
+    assert_eq!(me.get::<_, &str>("state"), "active");
+    assert!(me.get::<_, bool>("me"));
+    drop(other);
+    // A closed connection leaves the list.
+    for _ in 0..50 {
+        let n: i64 = watcher
+            .query_one("SELECT count(*) FROM pg_stat_activity", &[])
+            .await
+            .unwrap()
+            .get(0);
+        if n == 1 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the closed session stayed in pg_stat_activity");
+}

@@ -2,6 +2,7 @@
 //! that change it. Nothing here knows about the wire protocol.
 
 pub mod catalog;
+pub mod sessions;
 pub mod table;
 pub mod txn;
 pub mod types;
@@ -66,6 +67,8 @@ pub struct Database {
     storage: OnceLock<Storage>,
     next_table_id: AtomicU64,
     next_view_seq: AtomicU64,
+    /// The connected sessions, for pg_stat_activity.
+    pub sessions: sessions::SessionRegistry,
 }
 
 impl Database {
@@ -84,6 +87,7 @@ impl Database {
             storage: OnceLock::new(),
             next_table_id: AtomicU64::new(1),
             next_view_seq: AtomicU64::new(1),
+            sessions: Default::default(),
         })
     }
 

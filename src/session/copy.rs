@@ -218,8 +218,7 @@ impl Session {
                         .map(|c| {
                             let c = normalize_ident(c);
                             schema
-                                .field_with_name(&c)
-                                .map(|f| f.clone())
+                                .field_with_name(&c).cloned()
                                 .map_err(|_| QuiverError::UndefinedColumnOf {
                                     column: c.clone(),
                                     table: name.name.clone(),

@@ -136,6 +136,7 @@ impl Session {
             .with_extension(slot.clone());
         let ctx = SessionContext::new_with_config(config);
         let info = Arc::new(SessionInfo::default());
+        db.sessions.register(&info);
         crate::pg::catalog::install(
             &ctx,
             CATALOG_NAME,
@@ -213,6 +214,22 @@ impl Session {
     /// Runs every statement in `sql` in order, stopping at the first error
     /// (which is the last element), as the simple query protocol does.
     pub async fn execute_sql(&mut self, sql: &str) -> Vec<Result<StatementResult>> {
+        self.info.start_query(sql);
+        let results = self.execute_sql_inner(sql).await;
+        self.publish_state();
+        results
+    }
+
+    /// Tells pg_stat_activity whether the session is idle, and in a block.
+    fn publish_state(&self) {
+        let state = self.transaction_state();
+        self.info.end_query(
+            !matches!(state, TxnState::Idle),
+            matches!(state, TxnState::Failed),
+        );
+    }
+
+    async fn execute_sql_inner(&mut self, sql: &str) -> Vec<Result<StatementResult>> {
         let statements = match parse_script(sql) {
             Ok(s) => s,
             Err(e) => return vec![Err(e)],
@@ -364,10 +381,12 @@ impl Session {
         prepared: &Prepared,
         params: Option<ParamValues>,
     ) -> Result<StatementResult> {
+        self.info.start_query(&prepared.sql);
         let result = self.execute_prepared_inner(prepared, params).await;
         if result.is_err() {
             self.note_failure();
         }
+        self.publish_state();
         result
     }
 

@@ -240,34 +240,6 @@ pub fn parse_bytea(text: &str) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn postgres_interval_output_parses_back() {
-        let v = parse_interval("1 day 02:03:04").unwrap();
-        assert_eq!((v.months, v.days), (0, 1));
-        assert_eq!(
-            v.nanoseconds,
-            ((2 * 3600 + 3 * 60 + 4) as i64) * 1_000_000_000
-        );
-        let v = parse_interval("1 year 2 mons -00:00:01.5").unwrap();
-        assert_eq!(v.months, 14);
-        assert_eq!(v.nanoseconds, -1_500_000_000);
-        assert!(parse_interval("soon").is_err());
-    }
-
-    #[test]
-    fn hex_and_escape_formats() {
-        assert_eq!(parse_bytea("\\x0102ff").unwrap(), vec![1, 2, 255]);
-        assert_eq!(parse_bytea("ab\\\\c\\001").unwrap(), b"ab\\c\x01".to_vec());
-        assert_eq!(parse_bytea("plain").unwrap(), b"plain".to_vec());
-        assert!(parse_bytea("\\x0").is_err());
-        assert!(parse_bytea("bad\\q").is_err());
-    }
-}
-
 /// `SELECT 1` answers an int4 in Postgres (an integer literal that fits
 /// is int4), and clients read int8 differently (node-postgres returns it
 /// as a string). DataFusion types every integer literal int8; narrow the
@@ -317,5 +289,33 @@ fn narrow_literal(expr: &Expr) -> Option<Expr> {
             Some(inner.alias_qualified(alias.relation.clone(), alias.name.clone()))
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_interval_output_parses_back() {
+        let v = parse_interval("1 day 02:03:04").unwrap();
+        assert_eq!((v.months, v.days), (0, 1));
+        assert_eq!(
+            v.nanoseconds,
+            ((2 * 3600 + 3 * 60 + 4) as i64) * 1_000_000_000
+        );
+        let v = parse_interval("1 year 2 mons -00:00:01.5").unwrap();
+        assert_eq!(v.months, 14);
+        assert_eq!(v.nanoseconds, -1_500_000_000);
+        assert!(parse_interval("soon").is_err());
+    }
+
+    #[test]
+    fn hex_and_escape_formats() {
+        assert_eq!(parse_bytea("\\x0102ff").unwrap(), vec![1, 2, 255]);
+        assert_eq!(parse_bytea("ab\\\\c\\001").unwrap(), b"ab\\c\x01".to_vec());
+        assert_eq!(parse_bytea("plain").unwrap(), b"plain".to_vec());
+        assert!(parse_bytea("\\x0").is_err());
+        assert!(parse_bytea("bad\\q").is_err());
     }
 }

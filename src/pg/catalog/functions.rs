@@ -157,7 +157,7 @@ pub fn register(ctx: &SessionContext, context: &CatalogContext) {
             let snap = c.snapshot();
             let implicit = args
                 .first()
-                .and_then(|a| a.as_boolean_opt().map(|b| b.clone()))
+                .and_then(|a| a.as_boolean_opt().cloned())
                 .unwrap_or_else(|| BooleanArray::from(vec![false; rows]));
             let mut builder = ListBuilder::new(StringBuilder::new());
             for i in 0..rows {
@@ -490,7 +490,7 @@ pub fn register(ctx: &SessionContext, context: &CatalogContext) {
         };
         let missing_ok = args
             .get(1)
-            .and_then(|a| a.as_boolean_opt().map(|b| b.len() > 0 && b.value(0)))
+            .and_then(|a| a.as_boolean_opt().map(|b| !b.is_empty() && b.value(0)))
             .unwrap_or(false);
         let settings = c.info.settings();
         let names = names.as_string::<i32>();

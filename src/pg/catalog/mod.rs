@@ -24,8 +24,8 @@ use datafusion::execution::context::SessionContext;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::planner::TypePlanner;
 use datafusion::sql::sqlparser::ast::DataType as SqlDataType;
-use parking_lot::RwLock;
 
+pub use crate::engine::sessions::{Identity, SessionInfo};
 pub use rewrite::{empty_result_fallback, rewrite_client_sql};
 pub use snapshot::{relation_oid, type_modifier, type_oid};
 
@@ -34,69 +34,6 @@ use crate::engine::{Database, TxnSlot};
 
 pub const PG_CATALOG: &str = "pg_catalog";
 pub const INFORMATION_SCHEMA: &str = "information_schema";
-
-/// Who is connected and how: what `current_user`, `current_schema()`,
-/// `pg_backend_pid()` and `pg_settings` report for this session.
-#[derive(Debug)]
-pub struct SessionInfo {
-    identity: RwLock<Identity>,
-    /// The schemas of `search_path`, in order.
-    search_path: RwLock<Vec<String>>,
-    /// (name, value, description) of every setting.
-    settings: RwLock<Vec<(String, String, String)>>,
-    pub started: chrono::DateTime<chrono::Utc>,
-}
-
-#[derive(Debug, Clone)]
-pub struct Identity {
-    pub user: String,
-    pub database: String,
-    pub pid: i32,
-    pub application_name: String,
-}
-
-impl Default for SessionInfo {
-    fn default() -> Self {
-        SessionInfo {
-            identity: RwLock::new(Identity {
-                user: OWNER.into(),
-                database: OWNER.into(),
-                pid: std::process::id() as i32,
-                application_name: String::new(),
-            }),
-            search_path: RwLock::new(vec!["public".into()]),
-            settings: RwLock::new(Vec::new()),
-            started: chrono::Utc::now(),
-        }
-    }
-}
-
-impl SessionInfo {
-    pub fn identity(&self) -> Identity {
-        self.identity.read().clone()
-    }
-
-    pub fn set_identity(&self, identity: Identity) {
-        *self.identity.write() = identity;
-    }
-
-    pub fn search_path(&self) -> Vec<String> {
-        self.search_path.read().clone()
-    }
-
-    /// Called whenever a setting changes.
-    pub fn set_settings(&self, search_path: Vec<String>, settings: Vec<(String, String, String)>) {
-        if let Some((_, app, _)) = settings.iter().find(|(n, _, _)| n == "application_name") {
-            self.identity.write().application_name = app.clone();
-        }
-        *self.search_path.write() = search_path;
-        *self.settings.write() = settings;
-    }
-
-    pub fn settings(&self) -> Vec<(String, String, String)> {
-        self.settings.read().clone()
-    }
-}
 
 /// The role that owns every object (the bootstrap superuser, oid 10 as in
 /// Postgres) until roles exist.

@@ -661,10 +661,7 @@ fn pg_constraint(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
                 ("coninhcount", int(0)),
                 ("connoinherit", boolean(false)),
                 ("conkey", int2_list(&c.columns)),
-                (
-                    "conbin",
-                    c.check_sql.as_deref().map_or(null(), |sql| text(sql)),
-                ),
+                ("conbin", c.check_sql.as_deref().map_or(null(), text)),
             ]);
         }
     }
@@ -910,22 +907,28 @@ fn pg_settings(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
 
 fn pg_stat_activity(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
     let mut rows = Rows::new(schema);
-    let id = &snap.identity;
-    let started = ScalarValue::TimestampMicrosecond(
-        Some(snap.info.started.timestamp_micros()),
-        Some("UTC".into()),
-    );
-    rows.push(vec![
-        ("datid", oid(database_oid(&id.database))),
-        ("datname", text(&id.database)),
-        ("pid", int(id.pid as i64)),
-        ("usesysid", oid(user_oid(&id.user))),
-        ("usename", text(&id.user)),
-        ("application_name", text(&id.application_name)),
-        ("backend_start", started),
-        ("state", text("active")),
-        ("backend_type", text("client backend")),
-    ]);
+    let time = |t: chrono::DateTime<chrono::Utc>| {
+        ScalarValue::TimestampMicrosecond(Some(t.timestamp_micros()), Some("UTC".into()))
+    };
+    for session in snap.db.sessions.live() {
+        let id = session.identity();
+        let activity = session.activity();
+        rows.push(vec![
+            ("datid", oid(database_oid(&id.database))),
+            ("datname", text(&id.database)),
+            ("pid", int(id.pid as i64)),
+            ("usesysid", oid(user_oid(&id.user))),
+            ("usename", text(&id.user)),
+            ("application_name", text(&id.application_name)),
+            ("backend_start", time(session.started)),
+            ("xact_start", activity.xact_start.map_or(null(), time)),
+            ("query_start", activity.query_start.map_or(null(), time)),
+            ("state_change", time(activity.state_change)),
+            ("state", text(activity.state)),
+            ("query", text(activity.query)),
+            ("backend_type", text("client backend")),
+        ]);
+    }
     rows.finish()
 }
 

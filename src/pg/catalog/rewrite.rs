@@ -471,7 +471,7 @@ fn sort_outside(query: &mut Query) {
     };
     if let Some(from) = outer_select.from.first_mut() {
         if let TableFactor::Derived { subquery, .. } = &mut from.relation {
-            *subquery = Box::new(inner_query);
+            **subquery = inner_query;
         }
     }
     query.body = outer.body;
