@@ -524,9 +524,15 @@ impl Session {
             }
             _ => {}
         }
-        let plan = match self.ctx.state().statement_to_plan(statement.clone()).await {
+        // Only a query can fall back to an empty answer; an INSERT with a
+        // large VALUES list is not copied for nothing.
+        let kept = is_query.then(|| statement.clone());
+        let plan = match self.ctx.state().statement_to_plan(statement).await {
             Ok(plan) => plan,
-            Err(e) => match crate::pg::catalog::empty_result_fallback(&statement) {
+            Err(e) => match kept
+                .as_ref()
+                .and_then(crate::pg::catalog::empty_result_fallback)
+            {
                 Some(mut empty) => {
                     if let DfStatement::Statement(s) = &mut empty {
                         column_names::separate_repeated_names(s);
