@@ -352,6 +352,8 @@ pub fn register(ctx: &SessionContext, context: &CatalogContext) {
         "pg_get_statisticsobjdef_columns",
         // No sequences: no column has one.
         "pg_get_serial_sequence",
+        // No tablespaces of our own.
+        "pg_tablespace_location",
     ] {
         ctx.register_udf(udf(name, DataType::Utf8, |_, rows| Ok(nulls(rows))));
     }
@@ -374,6 +376,14 @@ pub fn register(ctx: &SessionContext, context: &CatalogContext) {
         "pg_type_is_visible",
         "pg_function_is_visible",
         "pg_collation_is_visible",
+        "pg_conversion_is_visible",
+        "pg_operator_is_visible",
+        "pg_opclass_is_visible",
+        "pg_opfamily_is_visible",
+        "pg_ts_config_is_visible",
+        "pg_ts_dict_is_visible",
+        "pg_ts_parser_is_visible",
+        "pg_ts_template_is_visible",
     ] {
         ctx.register_udf(udf(name, DataType::Boolean, |_, rows| {
             Ok(Arc::new(BooleanArray::from(vec![true; rows])))

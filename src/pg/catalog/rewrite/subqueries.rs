@@ -8,9 +8,9 @@ use std::ops::ControlFlow;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken;
 use datafusion::sql::sqlparser::ast::{
-    visit_expressions_mut, BinaryOperator, CaseWhen, Expr, GroupByExpr, Ident, JoinOperator,
-    OrderByKind, Query, SelectItem, SetExpr, SetOperator, Statement, TableFactor, Value,
-    VisitorMut,
+    visit_expressions_mut, BinaryOperator, CaseWhen, Expr, FunctionArguments, GroupByExpr, Ident,
+    JoinOperator, OrderByKind, Query, SelectItem, SetExpr, SetOperator, Statement, TableFactor,
+    Value, VisitorMut,
 };
 
 use super::{is_system_table, parse_expr, parse_statement};
@@ -210,6 +210,7 @@ impl VisitorMut for AggregateCatalogSubqueries {
     type Break = ();
 
     fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        array_constructor(expr);
         if let Expr::Subquery(query) = expr {
             // Over a catalog that is always empty here: always NULL.
             if branch_is_empty(&query.body) {
@@ -233,6 +234,45 @@ impl VisitorMut for AggregateCatalogSubqueries {
         }
         ControlFlow::Continue(())
     }
+}
+
+/// `ARRAY(SELECT x FROM ... ORDER BY y)` (psql's `\\du`, `\\d+`):
+/// DataFusion has no array constructor over a subquery; the aggregate
+/// `(SELECT array_agg(x ORDER BY y) FROM ...)` gives the same array (NULL
+/// rather than `{}` when there are no rows).
+fn array_constructor(expr: &mut Expr) {
+    let Expr::Function(f) = expr else {
+        return;
+    };
+    let is_array = f
+        .name
+        .0
+        .last()
+        .is_some_and(|p| p.to_string().eq_ignore_ascii_case("array"));
+    let FunctionArguments::Subquery(query) = &f.args else {
+        return;
+    };
+    if !is_array || query.with.is_some() || query.limit_clause.is_some() {
+        return;
+    }
+    let mut query = query.as_ref().clone();
+    let SetExpr::Select(select) = query.body.as_mut() else {
+        return;
+    };
+    let [SelectItem::UnnamedExpr(item) | SelectItem::ExprWithAlias { expr: item, .. }] =
+        select.projection.as_slice()
+    else {
+        return;
+    };
+    let order = match query.order_by.take() {
+        Some(order_by) => format!(" {order_by}"),
+        None => String::new(),
+    };
+    let Some(aggregate) = parse_expr(&format!("array_agg({item}{order})")) else {
+        return;
+    };
+    select.projection = vec![SelectItem::UnnamedExpr(aggregate)];
+    *expr = Expr::Subquery(Box::new(query));
 }
 
 /// Makes a single-row subquery over system tables plannable: aggregates
