@@ -524,23 +524,34 @@ impl Session {
             }
             _ => {}
         }
-        // Only a query can fall back to an empty answer; an INSERT with a
-        // large VALUES list is not copied for nothing.
-        let kept = is_query.then(|| statement.clone());
-        let plan = match self.ctx.state().statement_to_plan(statement).await {
-            Ok(plan) => plan,
-            Err(e) => match kept
-                .as_ref()
-                .and_then(crate::pg::catalog::empty_result_fallback)
-            {
-                Some(mut empty) => {
-                    if let DfStatement::Statement(s) = &mut empty {
-                        column_names::separate_repeated_names(s);
-                    }
+        // A query over a catalog that is always empty here (psql asks for
+        // row security policies, statistics objects, ...) answers no rows;
+        // when DataFusion cannot plan or run it as written, the answer is
+        // given by an equivalent empty query.
+        let fallback = if is_query {
+            crate::pg::catalog::empty_result_fallback(&statement).map(|mut empty| {
+                if let DfStatement::Statement(s) = &mut empty {
+                    column_names::separate_repeated_names(s);
+                }
+                empty
+            })
+        } else {
+            None
+        };
+        let plan = match (
+            self.ctx.state().statement_to_plan(statement).await,
+            fallback,
+        ) {
+            (Ok(plan), None) => plan,
+            (Ok(plan), Some(empty)) => {
+                if self.ctx.state().create_physical_plan(&plan).await.is_ok() {
+                    plan
+                } else {
                     self.ctx.state().statement_to_plan(empty).await?
                 }
-                None => return Err(e.into()),
-            },
+            }
+            (Err(_), Some(empty)) => self.ctx.state().statement_to_plan(empty).await?,
+            (Err(e), None) => return Err(e.into()),
         };
         let plan = if is_query {
             pg_casts::narrow_integer_literals(plan)?
