@@ -185,3 +185,29 @@ async fn copy_in_a_transaction_rolls_back_with_it() {
         .get(0);
     assert_eq!(after, 0);
 }
+
+#[tokio::test]
+async fn copy_from_stdin_must_end_the_query_string() {
+    let server = TestServer::start();
+    let client = server.connect().await;
+    setup(&client).await;
+    let err = client
+        .simple_query("COPY t (id) FROM STDIN; SELECT 1")
+        .await
+        .unwrap_err();
+    assert_eq!(err.as_db_error().unwrap().code().code(), "0A000");
+    // Binary data with a negative field size other than -1 is refused.
+    let mut data = b"PGCOPY\n\xff\r\n\0".to_vec();
+    data.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0]);
+    data.extend_from_slice(&1i16.to_be_bytes());
+    data.extend_from_slice(&(-7i32).to_be_bytes());
+    data.extend_from_slice(&(-1i16).to_be_bytes());
+    let sink = client
+        .copy_in("COPY t (id) FROM STDIN (FORMAT binary)")
+        .await
+        .unwrap();
+    futures::pin_mut!(sink);
+    sink.send(Bytes::from(data)).await.unwrap();
+    let err = sink.finish().await.unwrap_err();
+    assert_eq!(err.as_db_error().unwrap().code().code(), "22P04");
+}

@@ -330,7 +330,10 @@ fn read_binary(copy: &CopyIn, data: &[u8]) -> Result<RecordBatch> {
         }
         for (i, field) in fields.iter().enumerate() {
             let len = i32::from_be_bytes(take(&mut at, 4)?.try_into().expect("4 bytes"));
-            let value = if len < 0 {
+            if len < -1 {
+                return Err(bad_data(copy, row, format!("invalid field size {len}")));
+            }
+            let value = if len == -1 {
                 ScalarValue::try_from(field.data_type())?
             } else {
                 let bytes = take(&mut at, len as usize)?;

@@ -93,6 +93,17 @@ pub fn is_copy(sql: &str) -> bool {
         && rest[4..].starts_with(|c: char| c.is_whitespace() || c == '(')
 }
 
+/// Whether a parsed statement is a `COPY ... FROM STDIN`.
+pub fn is_copy_from_stdin(statement: &DfStatement) -> bool {
+    matches!(
+        statement,
+        DfStatement::Statement(s) if matches!(
+            s.as_ref(),
+            Statement::Copy { to: false, target: CopyTarget::Stdin, .. }
+        )
+    )
+}
+
 fn options_of(options: &[CopyOption], legacy: &[CopyLegacyOption]) -> Result<CopyOptions> {
     let mut format = CopyFormat::Text;
     for o in options {

@@ -237,6 +237,17 @@ impl Session {
         if statements.is_empty() {
             return vec![Ok(StatementResult::Empty)];
         }
+        // The rows of a COPY FROM STDIN arrive after the query string has
+        // been read; statements after it would run before them.
+        if statements.len() > 1
+            && statements[..statements.len() - 1]
+                .iter()
+                .any(|p| matches!(p, Parsed::Statement(s) if copy::is_copy_from_stdin(s)))
+        {
+            return vec![Err(QuiverError::FeatureNotSupported(
+                "COPY FROM STDIN must be the last statement of a query string".into(),
+            ))];
+        }
         // Several statements in one message run as one transaction, as in
         // Postgres (here: when they only read and change rows). Nothing has
         // been sent yet, so a transaction that loses a write race to
