@@ -80,12 +80,14 @@ fn bad_data(copy: &CopyIn, line: usize, message: String) -> QuiverError {
 fn split_text(text: &str, options: &CopyOptions) -> Result<(Vec<Vec<Option<String>>>, Lines)> {
     let mut rows = Vec::new();
     let mut lines = Vec::new();
+    // The data ends with a newline: nothing follows the last one.
+    let last = text.split('\n').count() - 1;
     for (n, line) in text.split('\n').enumerate() {
         let line = line.strip_suffix('\r').unwrap_or(line);
         if line == "\\." {
             break;
         }
-        if line.is_empty() && n + 1 == text.split('\n').count() {
+        if line.is_empty() && n == last {
             break;
         }
         let mut fields = Vec::new();

@@ -471,6 +471,9 @@ impl ExtendedQueryHandler for Backend {
             .await;
         let options = format_options(&session);
         send_parameter_status(client, session.take_changed_settings()).await?;
+        for name in session.take_deallocated() {
+            client.portal_store().rm_statement(&name);
+        }
         match into_response(
             result,
             &portal.result_column_format,
