@@ -12,7 +12,7 @@ use pgwire::api::portal::Format;
 use pgwire::error::PgWireResult;
 use pgwire::types::format::FormatOptions;
 
-use super::types::{encode_batches, row_description, uuid_text};
+use super::types::{decode_text_row, encode_batches, row_description, uuid_text};
 use crate::engine::types::TaggedType;
 use crate::error::{QuiverError, Result};
 use crate::session::{column_from_text, CopyFormat, CopyIn, CopyOptions, CopyOut};
@@ -524,7 +524,7 @@ pub fn encode_copy_out(out: CopyOut, format: &FormatOptions) -> PgWireResult<Vec
             header.put_i16(columns as i16);
             header.put_slice(&row.data);
         } else {
-            header.put_slice(format_row(&split_data_row(&row.data), &out.options).as_bytes());
+            header.put_slice(format_row(&decode_text_row(&row.data), &out.options).as_bytes());
         }
         messages.push(header.split().freeze());
     }
@@ -533,23 +533,6 @@ pub fn encode_copy_out(out: CopyOut, format: &FormatOptions) -> PgWireResult<Vec
         messages.push(header.freeze());
     }
     Ok(messages)
-}
-
-/// Splits a DataRow body (length-prefixed fields, -1 for NULL).
-fn split_data_row(mut data: &[u8]) -> Vec<Option<String>> {
-    let mut values = Vec::new();
-    while data.len() >= 4 {
-        let len = i32::from_be_bytes([data[0], data[1], data[2], data[3]]);
-        data = &data[4..];
-        if len < 0 {
-            values.push(None);
-        } else {
-            let (value, rest) = data.split_at(len as usize);
-            values.push(Some(String::from_utf8_lossy(value).into_owned()));
-            data = rest;
-        }
-    }
-    values
 }
 
 /// One line of text or CSV COPY output, newline included.
@@ -611,15 +594,7 @@ mod tests {
     use crate::session::CopyFormat;
 
     fn options(format: CopyFormat) -> CopyOptions {
-        let csv = format == CopyFormat::Csv;
-        CopyOptions {
-            format,
-            delimiter: if csv { ',' } else { '\t' },
-            null: if csv { String::new() } else { "\\N".into() },
-            quote: '"',
-            escape: '"',
-            header: false,
-        }
+        CopyOptions::new(format)
     }
 
     #[test]

@@ -408,7 +408,7 @@ pub fn text_rows(
 }
 
 /// Splits a DataRow body (length-prefixed fields, -1 for NULL) into strings.
-fn decode_text_row(mut data: &[u8]) -> Vec<Option<String>> {
+pub fn decode_text_row(mut data: &[u8]) -> Vec<Option<String>> {
     let mut values = Vec::new();
     while data.len() >= 4 {
         let len = i32::from_be_bytes([data[0], data[1], data[2], data[3]]);

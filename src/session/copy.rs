@@ -40,7 +40,8 @@ pub struct CopyOptions {
 }
 
 impl CopyOptions {
-    fn new(format: CopyFormat) -> Self {
+    /// Postgres' defaults for a format.
+    pub fn new(format: CopyFormat) -> Self {
         let csv = format == CopyFormat::Csv;
         CopyOptions {
             format,

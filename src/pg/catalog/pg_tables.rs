@@ -523,96 +523,104 @@ fn collation(type_oid: i32) -> i32 {
     }
 }
 
+/// One pg_attribute row.
+struct Attribute<'a> {
+    relation: i32,
+    name: &'a str,
+    type_oid: i32,
+    num: i64,
+    typmod: i32,
+    not_null: bool,
+    has_default: bool,
+    /// Whether the type's default collation applies (user columns).
+    collated: bool,
+}
+
+impl Attribute<'_> {
+    fn push(&self, rows: &mut Rows) {
+        let (len, byval, align, storage) = type_layout(self.type_oid);
+        rows.push(vec![
+            ("attrelid", oid(self.relation)),
+            ("attname", text(self.name)),
+            ("atttypid", oid(self.type_oid)),
+            ("attstattarget", int(if self.num > 0 { -1 } else { 0 })),
+            ("attlen", int(len)),
+            ("attnum", int(self.num)),
+            ("attndims", int(0)),
+            ("attcacheoff", int(-1)),
+            ("atttypmod", int(self.typmod as i64)),
+            ("attbyval", boolean(byval)),
+            ("attalign", text(align)),
+            ("attstorage", text(storage)),
+            ("attcompression", text("")),
+            ("attnotnull", boolean(self.not_null)),
+            ("atthasdef", boolean(self.has_default)),
+            ("atthasmissing", boolean(false)),
+            ("attidentity", text("")),
+            ("attgenerated", text("")),
+            ("attisdropped", boolean(false)),
+            ("attislocal", boolean(true)),
+            ("attinhcount", int(0)),
+            (
+                "attcollation",
+                oid(if self.collated {
+                    collation(self.type_oid)
+                } else {
+                    0
+                }),
+            ),
+        ]);
+    }
+}
+
 fn pg_attribute(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
     let mut rows = Rows::new(schema);
     for rel in snap.relations() {
         for c in &rel.columns {
-            let (len, byval, align, storage) = type_layout(c.type_oid);
-            rows.push(vec![
-                ("attrelid", oid(rel.oid)),
-                ("attname", text(&c.name)),
-                ("atttypid", oid(c.type_oid)),
-                ("attstattarget", int(-1)),
-                ("attlen", int(len)),
-                ("attnum", int(c.num)),
-                ("attndims", int(0)),
-                ("attcacheoff", int(-1)),
-                ("atttypmod", int(c.typmod as i64)),
-                ("attbyval", boolean(byval)),
-                ("attalign", text(align)),
-                ("attstorage", text(storage)),
-                ("attcompression", text("")),
-                ("attnotnull", boolean(c.not_null)),
-                ("atthasdef", boolean(c.default.is_some())),
-                ("atthasmissing", boolean(false)),
-                ("attidentity", text("")),
-                ("attgenerated", text("")),
-                ("attisdropped", boolean(false)),
-                ("attislocal", boolean(true)),
-                ("attinhcount", int(0)),
-                ("attcollation", oid(collation(c.type_oid))),
-            ]);
+            Attribute {
+                relation: rel.oid,
+                name: &c.name,
+                type_oid: c.type_oid,
+                num: c.num,
+                typmod: c.typmod,
+                not_null: c.not_null,
+                has_default: c.default.is_some(),
+                collated: true,
+            }
+            .push(&mut rows);
         }
         // Postgres lists a table's system columns too (negative numbers);
         // clients that show columns skip them with `attnum > 0`.
         if rel.table().is_some() {
             for (name, type_oid, num) in SYSTEM_COLUMNS {
-                let (len, byval, align, storage) = type_layout(*type_oid);
-                rows.push(vec![
-                    ("attrelid", oid(rel.oid)),
-                    ("attname", text(*name)),
-                    ("atttypid", oid(*type_oid)),
-                    ("attstattarget", int(0)),
-                    ("attlen", int(len)),
-                    ("attnum", int(*num)),
-                    ("attndims", int(0)),
-                    ("attcacheoff", int(-1)),
-                    ("atttypmod", int(-1)),
-                    ("attbyval", boolean(byval)),
-                    ("attalign", text(align)),
-                    ("attstorage", text(storage)),
-                    ("attcompression", text("")),
-                    ("attnotnull", boolean(true)),
-                    ("atthasdef", boolean(false)),
-                    ("atthasmissing", boolean(false)),
-                    ("attidentity", text("")),
-                    ("attgenerated", text("")),
-                    ("attisdropped", boolean(false)),
-                    ("attislocal", boolean(true)),
-                    ("attinhcount", int(0)),
-                    ("attcollation", oid(0)),
-                ]);
+                Attribute {
+                    relation: rel.oid,
+                    name,
+                    type_oid: *type_oid,
+                    num: *num,
+                    typmod: -1,
+                    not_null: true,
+                    has_default: false,
+                    collated: false,
+                }
+                .push(&mut rows);
             }
         }
         // An index's attributes are the key columns it covers.
         for key in rel.constraints.iter().filter(|c| c.is_key()) {
             for (i, num) in key.columns.iter().enumerate() {
                 let c = &rel.columns[*num as usize - 1];
-                let (len, byval, align, storage) = type_layout(c.type_oid);
-                rows.push(vec![
-                    ("attrelid", oid(key.index_oid)),
-                    ("attname", text(&c.name)),
-                    ("atttypid", oid(c.type_oid)),
-                    ("attstattarget", int(-1)),
-                    ("attlen", int(len)),
-                    ("attnum", int(i as i64 + 1)),
-                    ("attndims", int(0)),
-                    ("attcacheoff", int(-1)),
-                    ("atttypmod", int(c.typmod as i64)),
-                    ("attbyval", boolean(byval)),
-                    ("attalign", text(align)),
-                    ("attstorage", text(storage)),
-                    ("attcompression", text("")),
-                    ("attnotnull", boolean(false)),
-                    ("atthasdef", boolean(false)),
-                    ("atthasmissing", boolean(false)),
-                    ("attidentity", text("")),
-                    ("attgenerated", text("")),
-                    ("attisdropped", boolean(false)),
-                    ("attislocal", boolean(true)),
-                    ("attinhcount", int(0)),
-                    ("attcollation", oid(collation(c.type_oid))),
-                ]);
+                Attribute {
+                    relation: key.index_oid,
+                    name: &c.name,
+                    type_oid: c.type_oid,
+                    num: i as i64 + 1,
+                    typmod: c.typmod,
+                    not_null: false,
+                    has_default: false,
+                    collated: true,
+                }
+                .push(&mut rows);
             }
         }
     }
