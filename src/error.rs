@@ -69,6 +69,9 @@ pub enum QuiverError {
         context: String,
         malformed: bool,
     },
+    /// A name Postgres keeps for system objects (42939).
+    #[error("{0}")]
+    ReservedName(String),
     #[error("{0}")]
     InvalidParameterValue(String),
     #[error("{0}")]
@@ -148,6 +151,7 @@ pub enum SqlState {
     UniqueViolation,
     StringDataRightTruncation,
     BadCopyFileFormat,
+    ReservedName,
     InvalidTextRepresentation,
     DivisionByZero,
     NumericValueOutOfRange,
@@ -189,6 +193,7 @@ impl SqlState {
             SqlState::UniqueViolation => "23505",
             SqlState::StringDataRightTruncation => "22001",
             SqlState::BadCopyFileFormat => "22P04",
+            SqlState::ReservedName => "42939",
             SqlState::InvalidTextRepresentation => "22P02",
             SqlState::DivisionByZero => "22012",
             SqlState::NumericValueOutOfRange => "22003",
@@ -241,6 +246,7 @@ impl QuiverError {
                 malformed: true, ..
             } => SqlState::BadCopyFileFormat,
             QuiverError::CopyData { .. } => SqlState::InvalidTextRepresentation,
+            QuiverError::ReservedName(_) => SqlState::ReservedName,
             QuiverError::InvalidTextRepresentation { .. } => SqlState::InvalidTextRepresentation,
             QuiverError::DatatypeMismatch(_) => SqlState::DatatypeMismatch,
             QuiverError::FeatureNotSupported(_) => SqlState::FeatureNotSupported,

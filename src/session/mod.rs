@@ -620,6 +620,16 @@ impl Session {
                         return Err(not_supported("CREATE SCHEMA AUTHORIZATION without a name"))
                     }
                 };
+                if name == crate::pg::catalog::PG_CATALOG
+                    || name == crate::pg::catalog::INFORMATION_SCHEMA
+                {
+                    return Err(QuiverError::DuplicateSchema(name));
+                }
+                if name.starts_with("pg_") {
+                    return Err(QuiverError::ReservedName(format!(
+                        "unacceptable schema name \"{name}\": the prefix \"pg_\" is reserved for system schemas"
+                    )));
+                }
                 let (_, ack) =
                     self.db
                         .create_schema(self.current_txn().as_deref(), &name, *if_not_exists)?;
