@@ -214,7 +214,14 @@ impl VisitorMut for AggregateCatalogSubqueries {
         if let Expr::Subquery(query) = expr {
             // Over a catalog that is always empty here: always NULL.
             if branch_is_empty(&query.body) {
-                *expr = Expr::value(Value::Null);
+                // An array (from ARRAY(SELECT ...)) stays typed as one.
+                let array = matches!(query.body.as_ref(), SetExpr::Select(s)
+                    if s.projection.len() == 1
+                        && s.projection[0].to_string().to_ascii_lowercase().starts_with("array_agg("));
+                *expr = match array.then(|| parse_expr("CAST(NULL AS TEXT[])")).flatten() {
+                    Some(null_array) => null_array,
+                    None => Expr::value(Value::Null),
+                };
                 return ControlFlow::Continue(());
             }
             if let Some(hoisted) = rewrite_catalog_subquery(query) {
@@ -255,6 +262,12 @@ fn array_constructor(expr: &mut Expr) {
     if !is_array || query.with.is_some() || query.limit_clause.is_some() {
         return;
     }
+    if unnests_an_always_null_array(query) {
+        if let Some(null) = parse_expr("CAST(NULL AS TEXT[])") {
+            *expr = null;
+        }
+        return;
+    }
     let mut query = query.as_ref().clone();
     let SetExpr::Select(select) = query.body.as_mut() else {
         return;
@@ -273,6 +286,51 @@ fn array_constructor(expr: &mut Expr) {
     };
     select.projection = vec![SelectItem::UnnamedExpr(aggregate)];
     *expr = Expr::Subquery(Box::new(query));
+}
+
+/// Catalog array columns that are NULL in every row here: there are no
+/// storage options and no ACLs (everyone may do everything).
+const ALWAYS_NULL_ARRAYS: &[&str] = &[
+    "reloptions",
+    "relacl",
+    "attacl",
+    "attoptions",
+    "datacl",
+    "nspacl",
+    "proacl",
+];
+
+/// `ARRAY(SELECT 'toast.' || x FROM unnest(tc.reloptions) x)` (psql's
+/// `\\d+`): a correlated unnest DataFusion cannot plan, over a column that
+/// is NULL here, so the array is empty.
+fn unnests_an_always_null_array(query: &Query) -> bool {
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return false;
+    };
+    let [from] = select.from.as_slice() else {
+        return false;
+    };
+    let TableFactor::Table {
+        name,
+        args: Some(args),
+        ..
+    } = &from.relation
+    else {
+        return false;
+    };
+    let is_unnest = name
+        .0
+        .last()
+        .is_some_and(|p| p.to_string().eq_ignore_ascii_case("unnest"));
+    let column = args
+        .args
+        .first()
+        .map(|a| a.to_string().to_ascii_lowercase());
+    is_unnest
+        && column.is_some_and(|c| {
+            let last = c.rsplit('.').next().unwrap_or(&c).to_string();
+            ALWAYS_NULL_ARRAYS.contains(&last.as_str())
+        })
 }
 
 /// Makes a single-row subquery over system tables plannable: aggregates
