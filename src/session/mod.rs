@@ -623,6 +623,9 @@ impl Session {
                 if name == crate::pg::catalog::PG_CATALOG
                     || name == crate::pg::catalog::INFORMATION_SCHEMA
                 {
+                    if *if_not_exists {
+                        return Ok(StatementResult::command("CREATE SCHEMA"));
+                    }
                     return Err(QuiverError::DuplicateSchema(name));
                 }
                 if name.starts_with("pg_") {
