@@ -886,7 +886,11 @@ const SERVER_FACTS: &[(&str, &str, &str)] = &[
 
 fn pg_settings(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
     let mut rows = Rows::new(schema);
-    for (name, value, description) in SERVER_FACTS {
+    let settings = snap.info.settings();
+    let facts = SERVER_FACTS
+        .iter()
+        .filter(|(name, _, _)| !settings.iter().any(|(n, _, _)| n == name));
+    for (name, value, description) in facts {
         rows.push(vec![
             ("name", text(*name)),
             ("setting", text(*value)),
@@ -898,7 +902,7 @@ fn pg_settings(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
             ("pending_restart", boolean(false)),
         ]);
     }
-    for (name, value, description) in snap.info.settings() {
+    for (name, value, description) in settings {
         rows.push(vec![
             ("name", text(name)),
             ("setting", text(value)),
