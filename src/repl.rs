@@ -19,8 +19,11 @@ use rustyline::{Editor, Helper, Highlighter, Hinter, Validator};
 use crate::engine::types::display_type;
 use crate::engine::{Database, QualifiedName};
 use crate::error::{QuiverError, Result};
+use pgwire::types::format::FormatOptions;
+
+use crate::pg::types::format_options;
 use crate::session::{Session, StatementResult};
-pub use format::render_table;
+pub use format::{render_table, render_table_with};
 
 /// Runs the shell on `db` until `\q`, end of input, or (for scripts) the
 /// first error.
@@ -159,7 +162,7 @@ impl Shell<'_> {
         let mut ok = true;
         for result in results {
             match result {
-                Ok(result) => print_result(&result),
+                Ok(result) => print_result(&result, &format_options(session.settings())),
                 Err(e) => {
                     print_error(&e);
                     ok = false;
@@ -347,11 +350,11 @@ const HELP: &str = r"Backslash commands:
   \q               quit
 End each SQL statement with ';'. Ctrl-C cancels a running query.";
 
-fn print_result(result: &StatementResult) {
+fn print_result(result: &StatementResult, options: &Arc<FormatOptions>) {
     match result {
         StatementResult::Rows {
             schema, batches, ..
-        } => match render_table(schema, batches) {
+        } => match render_table_with(schema, batches, options) {
             Ok(text) => println!("{text}"),
             Err(e) => print_error(&e),
         },

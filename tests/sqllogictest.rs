@@ -6,7 +6,7 @@ mod common;
 use std::path::PathBuf;
 
 use async_trait::async_trait;
-use quiverdb::pg::types::text_rows;
+use quiverdb::pg::types::{format_options, text_rows_with};
 use quiverdb::{Database, QuiverError, Session, StatementResult};
 use sqllogictest::{AsyncDB, DBOutput, DefaultColumnType, Runner};
 
@@ -69,7 +69,9 @@ impl AsyncDB for Embedded {
             StatementResult::Rows {
                 schema, batches, ..
             } => {
-                let rows = text_rows(&schema, batches).map_err(|e| SqlError(e.to_string()))?;
+                let options = format_options(self.session.settings());
+                let rows = text_rows_with(&schema, batches, &options)
+                    .map_err(|e| SqlError(e.to_string()))?;
                 Ok(DBOutput::Rows {
                     types: column_types(&schema),
                     rows: rows

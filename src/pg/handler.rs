@@ -181,18 +181,7 @@ fn pg_error(e: QuiverError) -> PgWireError {
 
 /// The settings that format values on the wire.
 fn format_options(session: &Session) -> Arc<FormatOptions> {
-    let s = session.settings();
-    let mut options = FormatOptions::default();
-    options.date_style = s.get("DateStyle").unwrap_or("ISO, MDY").to_string();
-    options.interval_style = s.get("IntervalStyle").unwrap_or("postgres").to_string();
-    options.bytea_output = s.get("bytea_output").unwrap_or("hex").to_string();
-    options.time_zone = s.get("TimeZone").unwrap_or("UTC").to_string();
-    options.extra_float_digits = s
-        .get("extra_float_digits")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1);
-    Arc::new(options)
+    super::types::format_options(session.settings())
 }
 
 fn into_response(

@@ -22,6 +22,7 @@ use pgwire::types::ToSqlText;
 use postgres_types::{to_sql_checked, IsNull, ToSql};
 
 use crate::engine::types::{hyphenated_uuid, TaggedType};
+use crate::session::settings::Settings;
 
 /// Field metadata of a result column read straight from a table: the
 /// table's oid and the column's number, for RowDescription.
@@ -111,7 +112,8 @@ pub fn encode_batches(
                     _ if pg_field.format() == FieldFormat::Text
                         && has_own_text(array.data_type()) =>
                     {
-                        let value = own_text(array.as_ref(), row).map(TextOnly);
+                        let digits = pg_field.format_options().extra_float_digits;
+                        let value = own_text(array.as_ref(), row, digits).map(TextOnly);
                         encode_as_field(&mut encoder, &value, pg_field)?;
                     }
                     _ => {
@@ -203,17 +205,24 @@ fn has_own_text(data_type: &DataType) -> bool {
     )
 }
 
-fn own_text(array: &dyn Array, row: usize) -> Option<String> {
+/// `extra_float_digits`: above 0 floats print exactly (shortest
+/// round-trip), at 0 or below with 15 (float8) or 6 (float4) significant
+/// digits plus the setting, as Postgres does.
+fn own_text(array: &dyn Array, row: usize, extra_float_digits: i8) -> Option<String> {
     use datafusion::arrow::datatypes::{Float32Type, Float64Type};
     if array.is_null(row) {
         return None;
     }
+    let float = |value: f64, precision: i32| {
+        if extra_float_digits > 0 {
+            float_text(value, precision)
+        } else {
+            float_text_rounded(value, (precision + extra_float_digits as i32).max(1))
+        }
+    };
     match array.data_type() {
-        DataType::Float64 => Some(float_text(
-            array.as_primitive::<Float64Type>().value(row),
-            15,
-        )),
-        DataType::Float32 => Some(float_text(
+        DataType::Float64 => Some(float(array.as_primitive::<Float64Type>().value(row), 15)),
+        DataType::Float32 => Some(float(
             array.as_primitive::<Float32Type>().value(row) as f64,
             6,
         )),
@@ -250,6 +259,32 @@ pub fn float_text(value: f64, precision: i32) -> String {
         format!("{}", value as f32)
     } else {
         format!("{value}")
+    }
+}
+
+/// C's `%.{digits}g`, as Postgres prints floats when extra_float_digits
+/// is 0 or less: `digits` significant digits, trailing zeros dropped,
+/// scientific notation below 1e-4 or from 1e{digits} on.
+pub fn float_text_rounded(value: f64, digits: i32) -> String {
+    if value.is_nan() || value.is_infinite() {
+        return float_text(value, 15);
+    }
+    let sci = format!("{:.*e}", (digits - 1) as usize, value);
+    let (mantissa, exponent) = sci.split_once('e').expect("LowerExp has an exponent");
+    let exponent: i32 = exponent.parse().expect("numeric exponent");
+    let trim = |s: String| {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s
+        }
+    };
+    if exponent < -4 || exponent >= digits {
+        let sign = if exponent < 0 { '-' } else { '+' };
+        format!("{}e{sign}{:02}", trim(mantissa.to_string()), exponent.abs())
+    } else {
+        let decimals = (digits - 1 - exponent).max(0) as usize;
+        trim(format!("{value:.decimals$}"))
     }
 }
 
@@ -391,10 +426,32 @@ pub fn text_rows(
     schema: &Arc<Schema>,
     batches: Vec<RecordBatch>,
 ) -> PgWireResult<Vec<Vec<Option<String>>>> {
+    text_rows_with(schema, batches, &format_options(&Settings::default()))
+}
+
+/// The settings that format values as text (DateStyle, IntervalStyle,
+/// bytea_output, TimeZone, extra_float_digits).
+pub fn format_options(s: &Settings) -> Arc<FormatOptions> {
     let mut options = FormatOptions::default();
-    options.date_style = "ISO, MDY".into();
-    options.time_zone = "UTC".into();
-    let options = Arc::new(options);
+    options.date_style = s.get("DateStyle").unwrap_or("ISO, MDY").to_string();
+    options.interval_style = s.get("IntervalStyle").unwrap_or("postgres").to_string();
+    options.bytea_output = s.get("bytea_output").unwrap_or("hex").to_string();
+    options.time_zone = s.get("TimeZone").unwrap_or("UTC").to_string();
+    options.extra_float_digits = s
+        .get("extra_float_digits")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    Arc::new(options)
+}
+
+/// [`text_rows`] with a session's format settings.
+pub fn text_rows_with(
+    schema: &Arc<Schema>,
+    batches: Vec<RecordBatch>,
+    options: &Arc<FormatOptions>,
+) -> PgWireResult<Vec<Vec<Option<String>>>> {
+    let options = options.clone();
     let fields = Arc::new(row_description(schema, &Format::UnifiedText, &options)?);
     let mut rows = Vec::new();
     for row in futures::executor::block_on_stream(Box::pin(encode_batches(
@@ -435,6 +492,11 @@ mod tests {
         assert_eq!(float_text(1e20, 15), "1e+20");
         assert_eq!(float_text(0.00001, 15), "1e-05");
         assert_eq!(float_text(-2.5, 15), "-2.5");
+        assert_eq!(float_text_rounded(0.1 + 0.2, 15), "0.3");
+        assert_eq!(float_text_rounded(1.0 / 3.0, 15), "0.333333333333333");
+        assert_eq!(float_text_rounded(1e20, 15), "1e+20");
+        assert_eq!(float_text_rounded(123456.7, 6), "123457");
+        assert_eq!(float_text_rounded(0.00001234, 15), "1.234e-05");
         assert_eq!(float_text(f64::INFINITY, 15), "Infinity");
         assert_eq!(float_text(1234567.0, 6), "1.234567e+06");
         assert_eq!(float_text(0.1f32 as f64, 6), "0.1");

@@ -6,13 +6,25 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::Schema;
 
 use crate::error::{QuiverError, Result};
-use crate::pg::types::text_rows;
+use pgwire::types::format::FormatOptions;
+
+use crate::pg::types::{format_options, text_rows_with};
 
 /// Renders rows like psql's aligned format, with the `(N rows)` footer.
 /// Values are in Postgres text format, as psql would show them.
 pub fn render_table(schema: &Arc<Schema>, batches: &[RecordBatch]) -> Result<String> {
-    let rows =
-        text_rows(schema, batches.to_vec()).map_err(|e| QuiverError::Internal(e.to_string()))?;
+    render_table_with(schema, batches, &format_options(&Default::default()))
+}
+
+/// [`render_table`] with a session's format settings (extra_float_digits,
+/// bytea_output, IntervalStyle).
+pub fn render_table_with(
+    schema: &Arc<Schema>,
+    batches: &[RecordBatch],
+    options: &Arc<FormatOptions>,
+) -> Result<String> {
+    let rows = text_rows_with(schema, batches.to_vec(), options)
+        .map_err(|e| QuiverError::Internal(e.to_string()))?;
     let headers: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in &rows {

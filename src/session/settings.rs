@@ -298,10 +298,10 @@ fn normalise(key: &'static str, value: &str) -> Result<String> {
             }
         }
         "IntervalStyle" => match value.to_ascii_lowercase().as_str() {
-            "postgres" => Ok("postgres".into()),
-            _ => Err(QuiverError::FeatureNotSupported(format!(
-                "IntervalStyle \"{value}\" is not supported"
-            ))),
+            style @ ("postgres" | "postgres_verbose" | "sql_standard" | "iso_8601") => {
+                Ok(style.into())
+            }
+            _ => Err(invalid(key, value)),
         },
         "extra_float_digits" => match value.parse::<i32>() {
             Ok(n) if (-15..=3).contains(&n) => Ok(n.to_string()),
@@ -319,10 +319,8 @@ fn normalise(key: &'static str, value: &str) -> Result<String> {
             )),
         },
         "bytea_output" => match value.to_ascii_lowercase().as_str() {
-            "hex" => Ok("hex".into()),
-            _ => Err(QuiverError::FeatureNotSupported(format!(
-                "bytea_output \"{value}\" is not supported; bytea is shown in hex"
-            ))),
+            format @ ("hex" | "escape") => Ok(format.into()),
+            _ => Err(invalid(key, value)),
         },
         "default_transaction_read_only" | "transaction_read_only" => {
             match value.to_ascii_lowercase().as_str() {
