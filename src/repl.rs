@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
+use pgwire::types::format::FormatOptions;
 use rustyline::completion::{Completer, Pair};
 use rustyline::error::ReadlineError;
 use rustyline::history::DefaultHistory;
@@ -19,8 +20,6 @@ use rustyline::{Editor, Helper, Highlighter, Hinter, Validator};
 use crate::engine::types::display_type;
 use crate::engine::{Database, QualifiedName};
 use crate::error::{QuiverError, Result};
-use pgwire::types::format::FormatOptions;
-
 use crate::pg::types::format_options;
 use crate::session::{Session, StatementResult};
 pub use format::{render_table, render_table_with};
