@@ -167,12 +167,12 @@ fn options_of(options: &[CopyOption], legacy: &[CopyLegacyOption]) -> Result<Cop
         }
     }
     out.escape = escape.unwrap_or(out.quote);
-    if out.format != CopyFormat::Csv && (out.header && out.format == CopyFormat::Binary) {
+    if out.header && out.format == CopyFormat::Binary {
         return Err(QuiverError::FeatureNotSupported(
             "cannot specify HEADER in BINARY mode".into(),
         ));
     }
-    if out.format == CopyFormat::Text && (out.delimiter == '\\' || out.delimiter == '\n') {
+    if out.format == CopyFormat::Text && matches!(out.delimiter, '\\' | '\n' | '\r') {
         return Err(QuiverError::InvalidParameterValue(
             "COPY delimiter cannot be newline, carriage return or backslash".into(),
         ));
