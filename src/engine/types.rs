@@ -130,7 +130,13 @@ fn arrow_type(sql_type: &SqlType) -> Result<ArrowType> {
 fn custom_type(name: &str) -> Result<ArrowType> {
     let plain = |t: DataType| Ok((t, None, None));
     match name.trim_matches('"') {
-        "serial4" | "int4" => plain(DataType::Int32),
+        "serial" | "serial2" | "serial4" | "serial8" | "smallserial" | "bigserial" => {
+            Err(QuiverError::FeatureNotSupported(format!(
+                "{name} columns need sequences, which QuiverDB does not have yet; \
+                 use an integer column and give its values"
+            )))
+        }
+        "int4" => plain(DataType::Int32),
         "int2" => plain(DataType::Int16),
         "int8" => plain(DataType::Int64),
         "float4" => plain(DataType::Float32),
