@@ -106,6 +106,14 @@ fn arg_i64(args: &[ArrayRef], i: usize, rows: usize) -> Result<Int64Array> {
     }
 }
 
+/// The first argument as text; an error naming the function without one.
+fn required_text(args: &[ArrayRef], function: &str) -> Result<ArrayRef> {
+    match args.first() {
+        Some(a) => Ok(cast(a, &DataType::Utf8)?),
+        None => Err(DataFusionError::Plan(format!("{function} needs a name"))),
+    }
+}
+
 fn constant_text(value: String, rows: usize) -> ArrayRef {
     Arc::new(StringArray::from(vec![value; rows]))
 }
@@ -321,10 +329,7 @@ pub fn register(ctx: &SessionContext, context: &CatalogContext) {
     }));
     ctx.register_udf(udf("to_regclass", DataType::Int32, to_regclass(context)));
     ctx.register_udf(udf("to_regtype", DataType::Int32, |args, rows| {
-        let names = match args.first() {
-            Some(a) => cast(a, &DataType::Utf8)?,
-            None => return Err(DataFusionError::Plan("to_regtype needs a name".into())),
-        };
+        let names = required_text(args, "to_regtype")?;
         let names = names.as_string::<i32>();
         let out: Int32Array = (0..names.len().max(rows.min(names.len())))
             .map(|i| {
@@ -494,10 +499,7 @@ pub fn register(ctx: &SessionContext, context: &CatalogContext) {
     ));
     let c = context.clone();
     ctx.register_udf(udf("current_setting", DataType::Utf8, move |args, rows| {
-        let names = match args.first() {
-            Some(a) => cast(a, &DataType::Utf8)?,
-            None => return Err(DataFusionError::Plan("current_setting needs a name".into())),
-        };
+        let names = required_text(args, "current_setting")?;
         let missing_ok = args
             .get(1)
             .and_then(|a| a.as_boolean_opt().map(|b| !b.is_empty() && b.value(0)))
@@ -604,10 +606,7 @@ fn to_regclass(
     let context = context.clone();
     move |args, rows| {
         let snap = context.snapshot();
-        let names = match args.first() {
-            Some(a) => cast(a, &DataType::Utf8)?,
-            None => return Err(DataFusionError::Plan("to_regclass needs a name".into())),
-        };
+        let names = required_text(args, "to_regclass")?;
         let names = names.as_string::<i32>();
         let relations = snap.relations();
         let out: Int32Array = (0..names.len().max(rows.min(names.len())))
