@@ -92,6 +92,17 @@ pub enum QuiverError {
     NoActiveTransaction(String),
     #[error("savepoint \"{0}\" does not exist")]
     UndefinedSavepoint(String),
+    #[error("role \"{0}\" does not exist")]
+    UndefinedRole(String),
+    /// 42501: the current role may not do this.
+    #[error("{0}")]
+    InsufficientPrivilege(String),
+    /// 53200: a query or a table would not fit in its memory limit.
+    #[error("{0}")]
+    OutOfMemory(String),
+    /// 54001: a statement nested or chained beyond what we evaluate safely.
+    #[error("{0}")]
+    StatementTooComplex(String),
     #[error("canceling statement due to user request")]
     QueryCanceled,
     #[error("canceling statement due to statement timeout")]
@@ -165,6 +176,8 @@ pub enum SqlState {
     NoActiveSqlTransaction,
     SavepointException,
     OutOfMemory,
+    InsufficientPrivilege,
+    StatementTooComplex,
     IoError,
     DataCorrupted,
     InternalError,
@@ -207,6 +220,8 @@ impl SqlState {
             SqlState::NoActiveSqlTransaction => "25P01",
             SqlState::SavepointException => "3B001",
             SqlState::OutOfMemory => "53200",
+            SqlState::InsufficientPrivilege => "42501",
+            SqlState::StatementTooComplex => "54001",
             SqlState::IoError => "58030",
             SqlState::DataCorrupted => "XX001",
             SqlState::InternalError => "XX000",
@@ -254,6 +269,10 @@ impl QuiverError {
             QuiverError::WrongObjectType(_) => SqlState::WrongObjectType,
             QuiverError::InvalidTableDefinition(_) => SqlState::InvalidTableDefinition,
             QuiverError::QueryCanceled | QuiverError::StatementTimeout => SqlState::QueryCanceled,
+            QuiverError::UndefinedRole(_) => SqlState::UndefinedObject,
+            QuiverError::InsufficientPrivilege(_) => SqlState::InsufficientPrivilege,
+            QuiverError::OutOfMemory(_) => SqlState::OutOfMemory,
+            QuiverError::StatementTooComplex(_) => SqlState::StatementTooComplex,
             QuiverError::SerializationFailure(_) => SqlState::SerializationFailure,
             QuiverError::InFailedTransaction => SqlState::InFailedSqlTransaction,
             QuiverError::NoActiveTransaction(_) => SqlState::NoActiveSqlTransaction,

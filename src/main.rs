@@ -33,6 +33,14 @@ enum Command {
         listen: SocketAddr,
         #[command(flatten)]
         storage: StorageArgs,
+        #[command(flatten)]
+        security: SecurityArgs,
+    },
+    /// Manage the roles of a data directory (the server must not be
+    /// running on it).
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
     },
     /// Open the interactive SQL shell on an embedded database (the default).
     Repl {
@@ -46,6 +54,56 @@ enum Command {
         #[arg(long, env = "QUIVER_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
         data_dir: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a role that can log in. The password is read from the
+    /// terminal, or from QUIVER_PASSWORD when set (never from the command
+    /// line).
+    Add {
+        /// The role's name.
+        name: String,
+        /// Make the role a superuser.
+        #[arg(long)]
+        superuser: bool,
+        /// Data directory.
+        #[arg(long, env = "QUIVER_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+        data_dir: PathBuf,
+    },
+}
+
+/// Who may connect, over what, and the limits that keep the server up.
+#[derive(Args, Clone)]
+struct SecurityArgs {
+    /// TLS certificate chain (PEM). With --tls-key, clients may use TLS.
+    #[arg(long, env = "QUIVER_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, env = "QUIVER_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Refuse logins that do not use TLS.
+    #[arg(long, env = "QUIVER_REQUIRE_TLS", requires = "tls_cert")]
+    require_tls: bool,
+    /// Accept every login without a password, from any address. Only for
+    /// trusted networks.
+    #[arg(long)]
+    insecure_no_auth: bool,
+    /// Memory for query execution (sorts, joins and aggregations spill to
+    /// disk past it); default a quarter of the machine's memory. Sizes
+    /// take KB/MB/GB or KiB/MiB/GiB.
+    #[arg(long, env = "QUIVER_MEMORY_LIMIT", value_parser = quiverdb::config::parse_size)]
+    memory_limit: Option<usize>,
+    /// Memory all tables' rows together may take; default half of the
+    /// machine's memory.
+    #[arg(long, env = "QUIVER_MAX_TABLE_MEMORY", value_parser = quiverdb::config::parse_size)]
+    max_table_memory: Option<usize>,
+    /// Connections at once (3 of them are kept for superusers).
+    #[arg(long, default_value_t = 100, env = "QUIVER_MAX_CONNECTIONS")]
+    max_connections: usize,
+    /// The largest message a client may send.
+    #[arg(long, default_value = "64MiB", env = "QUIVER_MAX_MESSAGE_SIZE", value_parser = quiverdb::config::parse_size)]
+    max_message_size: usize,
 }
 
 #[derive(Args, Clone, Default)]
@@ -133,7 +191,19 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Some(Command::Serve { listen, storage }) => serve(listen, storage),
+        Some(Command::Serve {
+            listen,
+            storage,
+            security,
+        }) => serve(listen, storage, security),
+        Some(Command::User {
+            command:
+                UserCommand::Add {
+                    name,
+                    superuser,
+                    data_dir,
+                },
+        }) => add_user(name, superuser, data_dir),
         Some(Command::Repl { storage }) => repl(storage),
         Some(Command::Checkpoint { data_dir }) => offline_checkpoint(data_dir),
         None => repl(cli.storage),
@@ -147,7 +217,39 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(listen: SocketAddr, storage: StorageArgs) -> anyhow::Result<ExitCode> {
+/// The tokio runtime of the server and the shell. Worker threads get
+/// large stacks: planning deep expressions recurses.
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(64 << 20)
+        .build()
+}
+
+fn serve(
+    listen: SocketAddr,
+    storage: StorageArgs,
+    security: SecurityArgs,
+) -> anyhow::Result<ExitCode> {
+    let tls = match (&security.tls_cert, &security.tls_key) {
+        (Some(cert), Some(key)) => Some(tls_acceptor(cert, key)?),
+        _ => None,
+    };
+    if !listen.ip().is_loopback() && !security.insecure_no_auth {
+        // Checked again once the data directory is open (roles live there).
+        tracing::debug!("listening beyond loopback: logins will need passwords");
+    }
+    let options = quiverdb::pg::ServerOptions {
+        tls,
+        require_tls: security.require_tls,
+        no_auth: security.insecure_no_auth,
+        max_message_size: security.max_message_size,
+        max_connections: security.max_connections.max(1),
+        reserved_connections: 3.min(security.max_connections.saturating_sub(1)),
+    };
+    let memory = quiverdb::config::available_memory();
+    let query_memory = security.memory_limit.unwrap_or(memory / 4);
+    let table_memory = security.max_table_memory.unwrap_or(memory / 2);
     let data_dir = if storage.memory {
         None
     } else {
@@ -158,20 +260,32 @@ fn serve(listen: SocketAddr, storage: StorageArgs) -> anyhow::Result<ExitCode> {
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
         )
     };
-    let runtime = tokio::runtime::Runtime::new()?;
+    let runtime = runtime()?;
     runtime.block_on(async move {
         // Install the signal handlers before announcing the port, so a
         // signal sent right after start-up still shuts down cleanly.
         let shutdown = shutdown_signal()?;
+        let (db, _lock) = open_database(data_dir, &storage).await?;
+        if !listen.ip().is_loopback()
+            && !options.no_auth
+            && !db.catalog().has_passwords()
+        {
+            anyhow::bail!(
+                "refusing to listen on {listen}: no role has a password, so anyone who can reach \
+                 this address could connect. Add a superuser first (quiver user add NAME \
+                 --superuser --data-dir DIR), listen on 127.0.0.1, or pass --insecure-no-auth \
+                 on a network you trust"
+            );
+        }
+        db.limit_memory(query_memory, table_memory)?;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|e| anyhow::anyhow!("could not listen on {listen}: {e}"))?;
         let local = listener.local_addr()?;
-        let (db, _lock) = open_database(data_dir, &storage).await?;
         // Tests and scripts read this line to learn the port when given :0.
         println!("QuiverDB listening on {local}");
         tracing::info!("listening on {local}");
-        quiverdb::pg::serve(listener, db.clone(), shutdown).await;
+        quiverdb::pg::serve(listener, db.clone(), options, shutdown).await;
         checkpoint_on_exit(&db).await;
         tracing::info!("server stopped");
         Ok(ExitCode::SUCCESS)
@@ -191,10 +305,71 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     })
 }
 
+/// Loads the certificate chain and key into a TLS acceptor.
+fn tls_acceptor(cert: &Path, key: &Path) -> anyhow::Result<pgwire::tokio::TlsAcceptor> {
+    use pgwire::tokio::tokio_rustls::rustls;
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .with_context(|| format!("could not read the TLS certificate {}", cert.display()))?;
+    if certs.is_empty() {
+        anyhow::bail!("{} holds no PEM certificate", cert.display());
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .with_context(|| format!("could not read the TLS key {}", key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .context("the TLS certificate and key do not make a usable pair")?;
+    // PostgreSQL 17 clients may start TLS directly, naming this protocol.
+    config.alpn_protocols = vec![b"postgresql".to_vec()];
+    Ok(pgwire::tokio::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// `quiver user add`: creates a login role in a data directory.
+fn add_user(name: String, superuser: bool, data_dir: PathBuf) -> anyhow::Result<ExitCode> {
+    let password = match std::env::var("QUIVER_PASSWORD") {
+        Ok(p) => p,
+        Err(_) => {
+            let first = rpassword::prompt_password(format!("Password for {name}: "))?;
+            let again = rpassword::prompt_password("Again: ")?;
+            if first != again {
+                anyhow::bail!("the passwords do not match");
+            }
+            first
+        }
+    };
+    let runtime = runtime()?;
+    let args = StorageArgs::default();
+    let (db, _lock) = runtime.block_on(open_database(Some(data_dir.clone()), &args))?;
+    let exists = db.catalog().roles.contains_key(&name);
+    let role = quiverdb::engine::roles::Role {
+        name: name.clone(),
+        superuser,
+        login: true,
+        password: Some(quiverdb::engine::roles::password_verifier(&password)?),
+    };
+    if role.password.is_some() && !superuser && !db.catalog().has_passwords() {
+        anyhow::bail!(
+            "the first user with a password must be a superuser (add --superuser): once a \
+             password exists, every login needs one"
+        );
+    }
+    let (_, ack) = db.put_role(None, role, !exists)?;
+    runtime.block_on(ack.wait());
+    runtime.block_on(checkpoint_on_exit(&db));
+    let what = if exists { "updated" } else { "added" };
+    println!("user {name} {what} in {}", data_dir.display());
+    Ok(ExitCode::SUCCESS)
+}
+
 fn repl(storage: StorageArgs) -> anyhow::Result<ExitCode> {
     // Like the sqlite3 and duckdb shells, the REPL is in-memory unless
     // given a data directory.
-    let runtime = tokio::runtime::Runtime::new()?;
+    let runtime = runtime()?;
     let (db, _lock) = runtime.block_on(open_database(storage.data_dir.clone(), &storage))?;
     let code = quiverdb::repl::run(db.clone(), &runtime)?;
     runtime.block_on(checkpoint_on_exit(&db));
@@ -202,7 +377,7 @@ fn repl(storage: StorageArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn offline_checkpoint(data_dir: PathBuf) -> anyhow::Result<ExitCode> {
-    let runtime = tokio::runtime::Runtime::new()?;
+    let runtime = runtime()?;
     let args = StorageArgs::default();
     let (db, _lock) = runtime.block_on(open_database(Some(data_dir), &args))?;
     let stats = quiverdb::storage::checkpoint(&db)?;

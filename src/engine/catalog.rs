@@ -11,6 +11,7 @@ use datafusion::datasource::ViewTable;
 use datafusion::error::Result as DfResult;
 use datafusion::logical_expr::LogicalPlan;
 
+use super::roles::{Acl, AclObject, Role};
 use super::table::Table;
 use super::txn::TxnSlot;
 use super::Database;
@@ -67,6 +68,10 @@ impl SchemaEntry {
 #[derive(Debug, Clone, Default)]
 pub struct CatalogState {
     pub schemas: BTreeMap<String, SchemaEntry>,
+    pub roles: BTreeMap<String, Role>,
+    /// Owners and grants of schemas and relations. An object without an
+    /// entry belongs to no role: only superusers may use it.
+    pub acls: BTreeMap<AclObject, Acl>,
 }
 
 impl CatalogState {
@@ -76,6 +81,20 @@ impl CatalogState {
 
     pub fn view(&self, name: &QualifiedName) -> Option<&Arc<View>> {
         self.schemas.get(&name.schema)?.views.get(&name.name)
+    }
+
+    /// Whether any role has a password: then every login needs one.
+    pub fn has_passwords(&self) -> bool {
+        self.roles.values().any(|r| r.password.is_some())
+    }
+
+    pub fn acl(&self, object: &AclObject) -> Option<&Acl> {
+        self.acls.get(object)
+    }
+
+    /// Forgets the owner and grants of a relation that is gone.
+    pub fn forget_relation(&mut self, name: &QualifiedName) {
+        self.acls.remove(&AclObject::relation(name));
     }
 
     /// Views that read `target`, by name.

@@ -2,16 +2,19 @@
 //! that change it. Nothing here knows about the wire protocol.
 
 pub mod catalog;
+pub mod roles;
 pub mod sessions;
 pub mod table;
 pub mod txn;
 pub mod types;
 pub mod unique;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
+use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::arrow::record_batch::RecordBatch;
 use parking_lot::{Mutex, RwLock, RwLockWriteGuard};
 
@@ -69,6 +72,11 @@ pub struct Database {
     next_view_seq: AtomicU64,
     /// The connected sessions, for pg_stat_activity.
     pub sessions: sessions::SessionRegistry,
+    /// DataFusion's runtime every session shares: the query memory pool
+    /// and the spill files.
+    runtime: OnceLock<Arc<RuntimeEnv>>,
+    /// Bytes all tables together may hold (`usize::MAX`: no limit).
+    table_memory_limit: AtomicUsize,
 }
 
 impl Database {
@@ -88,6 +96,8 @@ impl Database {
             next_table_id: AtomicU64::new(1),
             next_view_seq: AtomicU64::new(1),
             sessions: Default::default(),
+            runtime: OnceLock::new(),
+            table_memory_limit: AtomicUsize::new(usize::MAX),
         })
     }
 
@@ -101,6 +111,64 @@ impl Database {
 
     pub fn storage(&self) -> Option<&Storage> {
         self.storage.get()
+    }
+
+    /// Limits memory: `query_bytes` for query execution (sorts, joins and
+    /// aggregations spill to disk, or fail with 53200, past it) and
+    /// `table_bytes` for the rows of all tables. Call before the first
+    /// session starts.
+    pub fn limit_memory(&self, query_bytes: usize, table_bytes: usize) -> Result<()> {
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(FairSpillPool::new(query_bytes)))
+            .build_arc()?;
+        if self.runtime.set(runtime).is_err() {
+            return Err(QuiverError::Internal(
+                "memory limits are set once, before sessions start".into(),
+            ));
+        }
+        self.table_memory_limit.store(table_bytes, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The runtime sessions execute queries in.
+    pub fn runtime(&self) -> Arc<RuntimeEnv> {
+        self.runtime
+            .get_or_init(|| Arc::new(RuntimeEnv::default()))
+            .clone()
+    }
+
+    /// Bytes the tables hold, as `txn` sees them (its pending rows count).
+    pub fn table_memory(&self, txn: Option<&Transaction>) -> usize {
+        let pending = txn.map(|t| t.writes()).unwrap_or_default();
+        self.catalog()
+            .schemas
+            .values()
+            .flat_map(|entry| entry.tables.values())
+            .map(|table| match pending.get(&table.id()) {
+                Some(write) => write.version.memory_bytes(),
+                None => table.snapshot().memory_bytes(),
+            })
+            .sum()
+    }
+
+    /// Fails with 53200 when adding `extra` bytes of rows would take the
+    /// tables past their memory limit.
+    pub fn check_table_memory(&self, txn: Option<&Transaction>, extra: usize) -> Result<()> {
+        let limit = self.table_memory_limit.load(Ordering::Relaxed);
+        if limit == usize::MAX {
+            return Ok(());
+        }
+        let held = self.table_memory(txn);
+        if held.saturating_add(extra) > limit {
+            let mib = |b: usize| b.div_ceil(1 << 20);
+            return Err(QuiverError::OutOfMemory(format!(
+                "out of table memory: the tables hold {} MiB and this change adds {} MiB, over the limit of {} MiB (--max-table-memory)",
+                mib(held),
+                mib(extra),
+                mib(limit)
+            )));
+        }
+        Ok(())
     }
 
     pub fn next_table_id(&self) -> u64 {
@@ -160,6 +228,8 @@ impl Database {
             }
             None => None,
         };
+        let bytes = batches.iter().map(|b| b.get_array_memory_size()).sum();
+        self.check_table_memory(None, bytes)?;
         let _gate = self.commit_gate.read();
         let _order = self.commit_lock.lock();
         table.check_current()?;
@@ -396,6 +466,9 @@ impl Database {
         if let Some(entry) = next.schemas.get_mut(&name.schema) {
             entry.tables.remove(&name.name);
         }
+        if let Some(acl) = next.acls.remove(&roles::AclObject::relation(name)) {
+            next.acls.insert(roles::AclObject::relation(new_name), acl);
+        }
         next.schemas
             .get_mut(&new_name.schema)
             .ok_or_else(|| QuiverError::UndefinedSchema(new_name.schema.clone()))?
@@ -413,11 +486,19 @@ impl Database {
         txn: Option<&Transaction>,
         name: &str,
         if_not_exists: bool,
+        owner: Option<&str>,
     ) -> Result<(bool, Ack)> {
-        let effect = Effect::CreateSchema {
+        let object = roles::AclObject::Schema(name.to_string());
+        let mut effect = Commit::of(Effect::CreateSchema {
             name: name.to_string(),
-        };
-        self.change_catalog(txn, Commit::of(effect), |c| {
+        });
+        if let Some(owner) = owner {
+            effect.effects.push(Effect::SetAcl {
+                object: object.clone(),
+                acl: Some(roles::Acl::owned_by(owner)),
+            });
+        }
+        self.change_catalog(txn, effect, |c| {
             if c.schemas.contains_key(name) {
                 return if if_not_exists {
                     Ok(false)
@@ -426,6 +507,9 @@ impl Database {
                 };
             }
             c.schemas.insert(name.to_string(), Default::default());
+            if let Some(owner) = owner {
+                c.acls.insert(object, roles::Acl::owned_by(owner));
+            }
             Ok(true)
         })
     }
@@ -455,6 +539,10 @@ impl Database {
                 )));
             }
             c.schemas.remove(name);
+            c.acls.retain(|object, _| match object {
+                roles::AclObject::Schema(s) => s != name,
+                roles::AclObject::Relation { schema, .. } => schema != name,
+            });
             Ok(())
         })
     }
@@ -467,8 +555,16 @@ impl Database {
         name: &QualifiedName,
         table: Arc<Table>,
         if_not_exists: bool,
+        owner: Option<&str>,
     ) -> Result<(bool, Ack)> {
-        let effect = table.definition_commit(&name.schema)?;
+        let mut effect = table.definition_commit(&name.schema)?;
+        let object = roles::AclObject::relation(name);
+        if let Some(owner) = owner {
+            effect.effects.push(Effect::SetAcl {
+                object: object.clone(),
+                acl: Some(roles::Acl::owned_by(owner)),
+            });
+        }
         self.change_catalog(txn, effect, |c| {
             let entry = c
                 .schemas
@@ -482,6 +578,9 @@ impl Database {
                 };
             }
             entry.tables.insert(name.name.clone(), table);
+            if let Some(owner) = owner {
+                c.acls.insert(object, roles::Acl::owned_by(owner));
+            }
             Ok(true)
         })
     }
@@ -492,8 +591,16 @@ impl Database {
         name: &QualifiedName,
         view: View,
         or_replace: bool,
+        owner: Option<&str>,
     ) -> Result<((), Ack)> {
-        let effect = Commit::of(Effect::CreateView(view.def.clone()));
+        let mut effect = Commit::of(Effect::CreateView(view.def.clone()));
+        let object = roles::AclObject::relation(name);
+        if let Some(owner) = owner {
+            effect.effects.push(Effect::SetAcl {
+                object: object.clone(),
+                acl: Some(roles::Acl::owned_by(owner)),
+            });
+        }
         self.change_catalog(txn, effect, |c| {
             let entry = c
                 .schemas
@@ -504,7 +611,11 @@ impl Database {
             {
                 return Err(QuiverError::DuplicateTable(name.name.clone()));
             }
-            entry.views.insert(name.name.clone(), Arc::new(view));
+            let replaced = entry.views.insert(name.name.clone(), Arc::new(view)).is_some();
+            // CREATE OR REPLACE keeps the view's owner and grants.
+            if let (Some(owner), false) = (owner, replaced) {
+                c.acls.insert(object, roles::Acl::owned_by(owner));
+            }
             Ok(())
         })
     }
@@ -534,6 +645,110 @@ impl Database {
             }
             Ok(())
         })
+    }
+
+    /// CREATE ROLE (`create`) or ALTER ROLE: stores the role whole.
+    pub fn put_role(
+        &self,
+        txn: Option<&Transaction>,
+        role: roles::Role,
+        create: bool,
+    ) -> Result<((), Ack)> {
+        let effect = Commit::of(Effect::PutRole(role.clone()));
+        self.change_catalog(txn, effect, |c| {
+            match (c.roles.contains_key(&role.name), create) {
+                (true, true) => {
+                    return Err(QuiverError::DuplicateObject(format!(
+                        "role \"{}\" already exists",
+                        role.name
+                    )))
+                }
+                (false, false) => return Err(QuiverError::UndefinedRole(role.name.clone())),
+                _ => {}
+            }
+            c.roles.insert(role.name.clone(), role);
+            Ok(())
+        })
+    }
+
+    /// DROP ROLE: refused while the role owns objects; its grants go with it.
+    pub fn drop_role(
+        &self,
+        txn: Option<&Transaction>,
+        name: &str,
+        if_exists: bool,
+    ) -> Result<(bool, Ack)> {
+        let effect = Commit::of(Effect::DropRole {
+            name: name.to_string(),
+        });
+        self.change_catalog(txn, effect, |c| {
+            if c.roles.remove(name).is_none() {
+                return if if_exists {
+                    Ok(false)
+                } else {
+                    Err(QuiverError::UndefinedRole(name.to_string()))
+                };
+            }
+            if let Some((object, _)) = c.acls.iter().find(|(_, acl)| acl.owner == name) {
+                let what = match object {
+                    roles::AclObject::Schema(s) => format!("schema {s}"),
+                    roles::AclObject::Relation { schema, name } => format!("relation {schema}.{name}"),
+                };
+                return Err(QuiverError::DependentObjectsStillExist(format!(
+                    "role \"{name}\" cannot be dropped because some objects depend on it: it owns {what}"
+                )));
+            }
+            for acl in c.acls.values_mut() {
+                acl.grants.remove(name);
+            }
+            Ok(true)
+        })
+    }
+
+    /// GRANT, REVOKE, OWNER TO: replaces the access-control lists given.
+    pub fn set_acls(
+        &self,
+        txn: Option<&Transaction>,
+        acls: Vec<(roles::AclObject, roles::Acl)>,
+    ) -> Result<((), Ack)> {
+        let mut effect = Commit::new();
+        for (object, acl) in &acls {
+            effect.effects.push(Effect::SetAcl {
+                object: object.clone(),
+                acl: Some(acl.clone()),
+            });
+        }
+        self.change_catalog(txn, effect, |c| {
+            for (object, acl) in acls {
+                c.acls.insert(object, acl);
+            }
+            Ok(())
+        })
+    }
+
+    /// Replay of a logged access-control list.
+    pub fn replay_acl(&self, object: roles::AclObject, acl: Option<roles::Acl>) -> Result<()> {
+        // Recovery runs with no WAL attached: nothing is logged again.
+        let (_, _logged) = self.change_catalog(None, Commit::new(), |c| {
+            match acl {
+                Some(acl) => c.acls.insert(object, acl),
+                None => c.acls.remove(&object),
+            };
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// Replay of a logged role change.
+    pub fn replay_role(&self, role: Option<roles::Role>, drop: &str) -> Result<()> {
+        let (_, _logged) = self.change_catalog(None, Commit::new(), |c| {
+            match role {
+                Some(role) => c.roles.insert(role.name.clone(), role),
+                None => c.roles.remove(drop),
+            };
+            Ok(())
+        })?;
+        Ok(())
     }
 }
 
@@ -580,6 +795,7 @@ fn drop_relation(
             entry.tables.remove(&target.name);
             entry.views.remove(&target.name);
         }
+        c.forget_relation(&target);
     }
     Ok(())
 }

@@ -25,6 +25,19 @@ pub struct Identity {
     pub database: String,
     pub pid: i32,
     pub application_name: String,
+    /// Logged in without authentication under a name that is no role: a
+    /// superuser (the REPL, and every session of a database without
+    /// passwords).
+    pub implicit_superuser: bool,
+}
+
+impl Identity {
+    pub fn actor(&self) -> super::roles::Actor<'_> {
+        super::roles::Actor {
+            name: &self.user,
+            implicit_superuser: self.implicit_superuser,
+        }
+    }
 }
 
 impl Default for SessionInfo {
@@ -35,6 +48,7 @@ impl Default for SessionInfo {
                 database: "quiver".into(),
                 pid: std::process::id() as i32,
                 application_name: String::new(),
+                implicit_superuser: true,
             }),
             search_path: RwLock::new(vec!["public".into()]),
             settings: RwLock::new(Vec::new()),

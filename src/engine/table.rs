@@ -47,6 +47,8 @@ pub struct Segment {
     /// shared by every version that keeps this batch (the batch never
     /// changes; the live mask says which rows still count).
     keys: Arc<Mutex<Vec<Option<Arc<KeyMap>>>>>,
+    /// Arrow memory of `batch`, measured once.
+    bytes: usize,
 }
 
 impl Segment {
@@ -54,6 +56,7 @@ impl Segment {
         Segment {
             live: batch.num_rows(),
             keep: None,
+            bytes: batch.get_array_memory_size(),
             batch,
             keys: Default::default(),
         }
@@ -164,10 +167,7 @@ impl TableVersion {
     /// Bytes of Arrow memory the rows take, deleted rows included until
     /// their segment is compacted.
     pub fn memory_bytes(&self) -> usize {
-        self.segments
-            .iter()
-            .map(|s| s.batch.get_array_memory_size())
-            .sum()
+        self.segments.iter().map(|s| s.bytes).sum()
     }
 
     /// An empty version that follows this one.
@@ -248,6 +248,7 @@ impl TableVersion {
                 keep: Some(keep.finish()),
                 live: segment.live - physical.len(),
                 keys: segment.keys.clone(),
+                bytes: segment.bytes,
             };
             if next.live == 0 {
                 // Gone entirely.

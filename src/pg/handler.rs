@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Debug;
+use std::net::SocketAddr;
 use std::sync::{Arc, LazyLock};
 
 use async_trait::async_trait;
@@ -21,8 +22,8 @@ use pgwire::api::stmt::QueryParser;
 use pgwire::api::store::Entry;
 use pgwire::api::store::PortalStore;
 use pgwire::api::{
-    ClientInfo, ClientPortalStore, ConnectionHandle, ConnectionManager, PgWireServerHandlers,
-    PidSecretKeyGenerator, RandomPidSecretKeyGenerator, Type,
+    ClientInfo, ClientPortalStore, ConnectionHandle, ConnectionManager, PgWireConnectionState,
+    PgWireServerHandlers, PidSecretKeyGenerator, RandomPidSecretKeyGenerator, Type,
 };
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
@@ -30,17 +31,23 @@ use pgwire::messages::data::{NoData, ParameterDescription, RowDescription};
 use pgwire::messages::extendedquery::{Describe, Sync as SyncMessage, TARGET_TYPE_BYTE_STATEMENT};
 use pgwire::messages::response::{ReadyForQuery, TransactionStatus};
 use pgwire::messages::simplequery::Query;
-use pgwire::messages::startup::ParameterStatus;
+use pgwire::messages::startup::{Authentication, ParameterStatus};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use pgwire::types::format::FormatOptions;
 use tokio::sync::Mutex;
 
+use super::auth::{ScramError, ScramExchange, SCRAM_SHA_256};
 use super::copy::{encode_copy_out, CopyInProgress};
+use super::ServerContext;
+use crate::engine::roles::ScramVerifier;
 use super::params::decode_parameters;
 use super::types::{encode_batches, param_pg_type, row_description};
 use crate::error::QuiverError;
 use crate::session::{settings, CopyFormat, Prepared, Session, StatementResult, TxnState};
 use crate::Database;
+
+/// How long a failed login waits before it is answered.
+const AUTH_FAILURE_DELAY: std::time::Duration = std::time::Duration::from_millis(500);
 
 static PID_GENERATOR: LazyLock<RandomPidSecretKeyGenerator> =
     LazyLock::new(RandomPidSecretKeyGenerator::default);
@@ -52,17 +59,41 @@ pub struct ConnectionHandlers {
 }
 
 impl ConnectionHandlers {
-    pub fn new(db: Arc<Database>, manager: Arc<ConnectionManager>) -> Self {
-        let session = Arc::new(Mutex::new(Session::new(db)));
+    pub fn new(
+        db: Arc<Database>,
+        manager: Arc<ConnectionManager>,
+        server: Arc<ServerContext>,
+        peer: SocketAddr,
+    ) -> Self {
+        let session = Arc::new(Mutex::new(Session::new(db.clone())));
         ConnectionHandlers {
             backend: Arc::new(Backend {
                 session: session.clone(),
                 parser: Arc::new(Parser { session }),
                 manager: manager.clone(),
                 copy_in: Default::default(),
+                db,
+                server,
+                peer,
+                login: Default::default(),
             }),
             cancel: Arc::new(DefaultCancelHandler::new(manager)),
         }
+    }
+
+    /// How long the session may sit idle in an open transaction block.
+    pub async fn idle_in_transaction_timeout(&self) -> Option<std::time::Duration> {
+        let session = self.backend.session.lock().await;
+        if session.transaction_state() == TxnState::Idle {
+            return None;
+        }
+        let millis: u64 = session
+            .settings()
+            .get("idle_in_transaction_session_timeout")
+            .ok()?
+            .parse()
+            .ok()?;
+        (millis > 0).then(|| std::time::Duration::from_millis(millis))
     }
 }
 
@@ -163,6 +194,27 @@ pub struct Backend {
     /// The COPY FROM STDIN receiving data, between CopyInResponse and
     /// CopyDone.
     copy_in: CopySlot,
+    db: Arc<Database>,
+    server: Arc<ServerContext>,
+    peer: SocketAddr,
+    /// Where the login is, between the start-up packet and AuthenticationOk.
+    login: parking_lot::Mutex<Login>,
+}
+
+/// The state of a login.
+#[derive(Debug, Default)]
+enum Login {
+    #[default]
+    Started,
+    /// AuthenticationSASL sent; waiting for client-first.
+    AwaitingClientFirst,
+    /// server-first sent; waiting for client-final.
+    AwaitingClientFinal(Box<ScramExchange>),
+}
+
+/// A FATAL error: the connection ends after it.
+fn fatal(code: &str, message: String) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new("FATAL".into(), code.into(), message)))
 }
 
 type CopySlot = parking_lot::Mutex<Option<CopyInProgress>>;
@@ -493,6 +545,8 @@ impl ServerParameterProvider for StartupParameters {
 
 #[async_trait]
 impl StartupHandler for Backend {
+    /// The start-up packet, then (when passwords are in use) the SCRAM
+    /// exchange; every failure is FATAL and ends the connection.
     async fn on_startup<C>(
         &self,
         client: &mut C,
@@ -503,11 +557,183 @@ impl StartupHandler for Backend {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let PgWireFrontendMessage::Startup(ref startup) = message else {
-            return Ok(());
+        match message {
+            PgWireFrontendMessage::Startup(ref startup) => {
+                protocol_negotiation(client, startup).await?;
+                save_startup_parameters_to_metadata(client, startup);
+                self.begin_login(client).await
+            }
+            PgWireFrontendMessage::PasswordMessageFamily(message) => {
+                let state = std::mem::take(&mut *self.login.lock());
+                match state {
+                    Login::AwaitingClientFirst => {
+                        let initial = message.into_sasl_initial_response()?;
+                        if initial.auth_method != SCRAM_SHA_256 {
+                            return Err(fatal(
+                                "28000",
+                                format!(
+                                    "SASL authentication mechanism \"{}\" is not supported; use SCRAM-SHA-256",
+                                    initial.auth_method
+                                ),
+                            ));
+                        }
+                        let user = login_user(client);
+                        let verifier = self
+                            .db
+                            .catalog()
+                            .roles
+                            .get(&user)
+                            .and_then(|r| r.password.as_deref())
+                            .and_then(ScramVerifier::parse);
+                        let data = initial.data.unwrap_or_default();
+                        match ScramExchange::start(&user, verifier, &self.server.secret, &data) {
+                            Ok((exchange, server_first)) => {
+                                *self.login.lock() = Login::AwaitingClientFinal(Box::new(exchange));
+                                client
+                                    .send(PgWireBackendMessage::Authentication(
+                                        Authentication::SASLContinue(server_first.into()),
+                                    ))
+                                    .await?;
+                                Ok(())
+                            }
+                            Err(e) => Err(self.login_failed(&user, e).await),
+                        }
+                    }
+                    Login::AwaitingClientFinal(exchange) => {
+                        let response = message.into_sasl_response()?;
+                        let user = login_user(client);
+                        match exchange.finish(&response.data) {
+                            Ok(server_final) => {
+                                client
+                                    .send(PgWireBackendMessage::Authentication(
+                                        Authentication::SASLFinal(server_final.into()),
+                                    ))
+                                    .await?;
+                                self.finish_login(client, false).await
+                            }
+                            Err(e) => Err(self.login_failed(&user, e).await),
+                        }
+                    }
+                    Login::Started => Err(fatal(
+                        "08P01",
+                        "unexpected password message: no authentication was requested".into(),
+                    )),
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The user named in the start-up packet.
+fn login_user<C: ClientInfo>(client: &C) -> String {
+    client.metadata().get("user").cloned().unwrap_or_default()
+}
+
+impl Backend {
+    /// Decides how this login proves who it is: no proof (trust), or SCRAM.
+    async fn begin_login<C>(&self, client: &mut C) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let user = login_user(client);
+        if user.is_empty() {
+            return Err(fatal(
+                "28000",
+                "no PostgreSQL user name specified in startup packet".into(),
+            ));
+        }
+        if self.server.require_tls && !client.is_secure() {
+            return Err(fatal(
+                "28000",
+                format!(
+                    "connection for user \"{user}\" refused: this server requires TLS (connect with sslmode=require)"
+                ),
+            ));
+        }
+        let catalog = self.db.catalog();
+        if self.server.no_auth {
+            let implicit = !catalog.roles.contains_key(&user);
+            return self.finish_login(client, implicit).await;
+        }
+        if !catalog.has_passwords() {
+            if !self.peer.ip().is_loopback() {
+                return Err(fatal(
+                    "28000",
+                    format!(
+                        "connection from {} refused: no role has a password yet, so only connections from this machine are accepted; create a superuser with a password first (quiver user add NAME --superuser)",
+                        self.peer.ip()
+                    ),
+                ));
+            }
+            let implicit = !catalog.roles.contains_key(&user);
+            return self.finish_login(client, implicit).await;
+        }
+        *self.login.lock() = Login::AwaitingClientFirst;
+        client.set_state(PgWireConnectionState::AuthenticationInProgress);
+        client
+            .send(PgWireBackendMessage::Authentication(Authentication::SASL(
+                vec![SCRAM_SHA_256.to_string()],
+            )))
+            .await?;
+        Ok(())
+    }
+
+    /// A failed login: the same answer for every reason, after a pause
+    /// that makes guessing passwords slow.
+    async fn login_failed(&self, user: &str, error: ScramError) -> PgWireError {
+        match error {
+            ScramError::Protocol(message) => fatal("08P01", message),
+            ScramError::Failed => {
+                tracing::info!(%user, peer = %self.peer, "password authentication failed");
+                tokio::time::sleep(AUTH_FAILURE_DELAY).await;
+                fatal(
+                    "28P01",
+                    format!("password authentication failed for user \"{user}\""),
+                )
+            }
+        }
+    }
+
+    /// The login is proven: check the role may log in and a connection
+    /// slot is free, then start the session.
+    async fn finish_login<C>(&self, client: &mut C, implicit_superuser: bool) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let user = login_user(client);
+        let catalog = self.db.catalog();
+        let role = catalog.roles.get(&user);
+        if role.is_some_and(|r| !r.login) {
+            return Err(fatal(
+                "28000",
+                format!("role \"{user}\" is not permitted to log in"),
+            ));
+        }
+        let superuser = implicit_superuser || role.is_some_and(|r| r.superuser);
+        // This session is among the live ones already.
+        let sessions = self.db.sessions.live().len();
+        let limit = if superuser {
+            self.server.max_connections
+        } else {
+            self.server
+                .max_connections
+                .saturating_sub(self.server.reserved_connections)
         };
-        protocol_negotiation(client, startup).await?;
-        save_startup_parameters_to_metadata(client, startup);
+        if sessions > limit {
+            let message = if superuser {
+                "sorry, too many clients already".to_string()
+            } else {
+                "remaining connection slots are reserved for roles with the SUPERUSER attribute"
+                    .to_string()
+            };
+            return Err(fatal("53300", message));
+        }
+
         let (pid, secret) = PID_GENERATOR.generate(client);
         client.set_pid_and_secret_key(pid, secret.clone());
         let (handle, guard) = self.manager.register(pid, secret);
@@ -517,13 +743,12 @@ impl StartupHandler for Backend {
         client.session_extensions().insert(guard);
 
         let mut session = self.session.lock().await;
-        let user = client.metadata().get("user").cloned().unwrap_or_default();
         let database = client
             .metadata()
             .get("database")
             .cloned()
             .unwrap_or_else(|| user.clone());
-        session.set_identity(&user, &database, pid);
+        session.set_identity(&user, &database, pid, implicit_superuser);
         // Settings a client may pass in the start-up packet. client_encoding
         // is not among them: we always speak UTF8 and say so.
         for name in [
@@ -546,11 +771,11 @@ impl StartupHandler for Backend {
                 session.settings().get(name).unwrap_or_default().to_string(),
             );
         }
-        values.insert("is_superuser".into(), "on".into());
         values.insert(
-            "session_authorization".into(),
-            client.metadata().get("user").cloned().unwrap_or_default(),
+            "is_superuser".into(),
+            if superuser { "on" } else { "off" }.into(),
         );
+        values.insert("session_authorization".into(), user);
         drop(session);
         finish_authentication(client, &StartupParameters { values }).await
     }

@@ -12,7 +12,7 @@ use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::common::ScalarValue;
 use datafusion::sql::sqlparser::ast::{
     visit_expressions_mut, AlterColumnOperation, AlterTable, AlterTableOperation, ColumnDef,
-    Expr as SqlExpr, RenameTableNameKind, TableConstraint,
+    Expr as SqlExpr, Owner, RenameTableNameKind, TableConstraint,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -71,6 +71,13 @@ impl Draft {
 
 impl Session {
     pub(super) async fn alter_table(&mut self, alter: &AlterTable) -> Result<StatementResult> {
+        if let [AlterTableOperation::OwnerTo { new_owner }] = alter.operations.as_slice() {
+            let owner = match new_owner {
+                Owner::Ident(ident) => ident.value.clone(),
+                Owner::CurrentRole | Owner::CurrentUser | Owner::SessionUser => self.current_role(),
+            };
+            return self.set_owner(&alter.name, &owner).await;
+        }
         let name = self.qualified(&alter.name)?;
         let catalog = self.catalog();
         let Some(table) = catalog.table(&name).cloned() else {

@@ -118,6 +118,7 @@ impl Session {
             &name,
             Arc::new(table),
             create.if_not_exists,
+            Some(&self.current_role()),
         )?;
         ack.wait().await;
         Ok(StatementResult::command("CREATE TABLE"))
@@ -168,7 +169,13 @@ impl Session {
         let batches = insert::conform_batches(&table, batches)?;
         let (_, ack) =
             self.db
-                .create_table(self.current_txn().as_deref(), &name, table.clone(), false)?;
+                .create_table(
+                    self.current_txn().as_deref(),
+                    &name,
+                    table.clone(),
+                    false,
+                    Some(&self.current_role()),
+                )?;
         ack.wait().await;
         let rows = self.append_rows(&table, batches).await?;
         Ok(rows)
@@ -182,6 +189,8 @@ impl Session {
     ) -> Result<usize> {
         if let Some(txn) = self.current_txn() {
             let rows = batches.iter().map(|b| b.num_rows()).sum();
+            let bytes = batches.iter().map(|b| b.get_array_memory_size()).sum();
+            self.db.check_table_memory(Some(&txn), bytes)?;
             txn.apply(table, crate::engine::Change::Insert(batches))?;
             return Ok(rows);
         }
@@ -326,7 +335,13 @@ impl Session {
         // before rows that refer to it).
         let (_, ack) =
             self.db
-                .create_table(self.current_txn().as_deref(), &name, table.clone(), false)?;
+                .create_table(
+                    self.current_txn().as_deref(),
+                    &name,
+                    table.clone(),
+                    false,
+                    Some(&self.current_role()),
+                )?;
         ack.wait().await;
         let rows = self.append_rows(&table, batches).await?;
         Ok(StatementResult::Command {
@@ -367,6 +382,7 @@ impl Session {
             &name,
             view,
             create.or_replace,
+            Some(&self.current_role()),
         )?;
         ack.wait().await;
         Ok(StatementResult::command("CREATE VIEW"))

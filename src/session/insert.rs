@@ -23,6 +23,8 @@ impl Session {
             // Inside a block: checked against the committed keys as the
             // block has changed them; applied at COMMIT.
             let rows = batches.iter().map(|b| b.num_rows()).sum();
+            let bytes = batches.iter().map(|b| b.get_array_memory_size()).sum();
+            self.db.check_table_memory(Some(&txn), bytes)?;
             txn.apply(&table, Change::Insert(batches))?;
             rows
         } else {

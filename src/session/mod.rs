@@ -14,6 +14,7 @@ mod pg_casts;
 mod pg_types_in;
 mod replay;
 mod script;
+mod security;
 pub mod settings;
 mod sources;
 mod transaction;
@@ -134,7 +135,7 @@ impl Session {
             // in the session's TimeZone, which is UTC.
             .set_str("datafusion.execution.time_zone", "UTC")
             .with_extension(slot.clone());
-        let ctx = SessionContext::new_with_config(config);
+        let ctx = SessionContext::new_with_config_rt(config, db.runtime());
         let info = Arc::new(SessionInfo::default());
         db.sessions.register(&info);
         crate::pg::catalog::install(
@@ -177,11 +178,14 @@ impl Session {
 
     /// Who is connected: reported by `current_user`, `current_database()`,
     /// `pg_backend_pid()` and `pg_stat_activity`.
-    pub fn set_identity(&mut self, user: &str, database: &str, pid: i32) {
+    /// Who logged in: `implicit_superuser` when no authentication was
+    /// asked and `user` is no role.
+    pub fn set_identity(&mut self, user: &str, database: &str, pid: i32, implicit_superuser: bool) {
         let mut identity: Identity = self.info.identity();
         identity.user = user.to_string();
         identity.database = database.to_string();
         identity.pid = pid;
+        identity.implicit_superuser = implicit_superuser;
         self.info.set_identity(identity);
     }
 
@@ -205,8 +209,9 @@ impl Session {
 
     /// Splits SQL text into statements.
     pub fn parse(sql: &str) -> Result<VecDeque<DfStatement>> {
+        let sql = script::check_and_rewrite(sql)?;
         Ok(DFParser::parse_sql_with_dialect(
-            sql,
+            &sql,
             &PostgreSqlDialect {},
         )?)
     }
@@ -293,11 +298,14 @@ impl Session {
         let mut results = Vec::with_capacity(statements.len());
         for statement in statements {
             let result = match statement {
-                Parsed::Checkpoint => match self.admit(None) {
+                Parsed::Checkpoint => match self.admit(None).and_then(|_| self.authorize_checkpoint()) {
                     Ok(()) => self.checkpoint().await,
                     Err(e) => Err(e),
                 },
-                Parsed::Statement(statement) => match self.admit(Some(&statement)) {
+                Parsed::Statement(statement) => match self
+                    .admit(Some(&statement))
+                    .and_then(|_| self.authorize(&statement))
+                {
                     Ok(()) => {
                         self.run_with_timeout(|s| Box::pin(s.execute_statement(statement)))
                             .await
@@ -408,7 +416,11 @@ impl Session {
     ) -> Result<StatementResult> {
         self.admit(prepared.statement.as_ref())?;
         if prepared.checkpoint {
+            self.authorize_checkpoint()?;
             return self.checkpoint().await;
+        }
+        if let Some(statement) = &prepared.statement {
+            self.authorize(statement)?;
         }
         let Some(statement) = prepared.statement.clone() else {
             return Ok(StatementResult::Empty);
@@ -603,6 +615,27 @@ impl Session {
                 Ok(rename_columns(self.run_plan(plan).await?, &names))
             }
             Statement::Copy { .. } => self.copy(stmt).await,
+            Statement::CreateRole(create) => self.create_role(create, false).await,
+            Statement::AlterRole { name, operation } => self.alter_role(name, operation).await,
+            Statement::Drop {
+                object_type: ObjectType::Role,
+                if_exists,
+                names,
+                ..
+            } => self.drop_roles(names, *if_exists).await,
+            Statement::Grant(grant) => {
+                self.grant_or_revoke(&grant.privileges, grant.objects.as_ref(), &grant.grantees, true)
+                    .await
+            }
+            Statement::Revoke(revoke) => {
+                self.grant_or_revoke(
+                    &revoke.privileges,
+                    revoke.objects.as_ref(),
+                    &revoke.grantees,
+                    false,
+                )
+                .await
+            }
             Statement::CreateTable(create) => self.create_table(create).await,
             Statement::AlterTable(alter) => self.alter_table(alter).await,
             Statement::CreateView(create) => self.create_view(create).await,
@@ -635,7 +668,12 @@ impl Session {
                 }
                 let (_, ack) =
                     self.db
-                        .create_schema(self.current_txn().as_deref(), &name, *if_not_exists)?;
+                        .create_schema(
+                            self.current_txn().as_deref(),
+                            &name,
+                            *if_not_exists,
+                            Some(&self.current_role()),
+                        )?;
                 ack.wait().await;
                 Ok(StatementResult::command("CREATE SCHEMA"))
             }

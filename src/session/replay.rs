@@ -30,7 +30,7 @@ impl Session {
         for effect in &commit.effects {
             match effect {
                 Effect::CreateSchema { name } => {
-                    let (_, ack) = self.db.create_schema(None, name, true)?;
+                    let (_, ack) = self.db.create_schema(None, name, true, None)?;
                     ack.wait().await;
                 }
                 Effect::DropSchema { name, cascade } => {
@@ -41,7 +41,7 @@ impl Session {
                     let (schema, _) = decode_batches(blob(def.arrow_schema)?)?;
                     let table = Arc::new(self.build_table_from_def(def, schema)?);
                     let name = QualifiedName::new(&def.schema, &def.name);
-                    let (_, ack) = self.db.create_table(None, &name, table.clone(), false)?;
+                    let (_, ack) = self.db.create_table(None, &name, table.clone(), false, None)?;
                     ack.wait().await;
                     self.db.reserve_table_ids(def.id + 1);
                     tables.insert(def.id, table);
@@ -61,6 +61,11 @@ impl Session {
                         .db
                         .drop_relations(None, &names, *views, *if_exists, *cascade)?;
                     ack.wait().await;
+                }
+                Effect::PutRole(role) => self.db.replay_role(Some(role.clone()), "")?,
+                Effect::DropRole { name } => self.db.replay_role(None, name)?,
+                Effect::SetAcl { object, acl } => {
+                    self.db.replay_acl(object.clone(), acl.clone())?
                 }
                 Effect::Truncate { table_ids } => {
                     for id in table_ids {
@@ -147,7 +152,7 @@ impl Session {
         let name = QualifiedName::new(&def.schema, &def.name);
         let or_replace = def.or_replace;
         let view = self.build_view(def, &query).await?;
-        let (_, ack) = self.db.create_view(None, &name, view, or_replace)?;
+        let (_, ack) = self.db.create_view(None, &name, view, or_replace, None)?;
         ack.wait().await;
         Ok(())
     }

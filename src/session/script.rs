@@ -66,3 +66,152 @@ pub(super) fn is_checkpoint(sql: &str) -> bool {
         .trim()
         .eq_ignore_ascii_case("checkpoint")
 }
+
+/// The most operators one expression may chain at one nesting level. A
+/// chain like `1+1+...+1` parses into a tree as deep as it is long, and
+/// every later pass over the tree recurses; beyond this, the statement is
+/// refused (54001) instead of risking the server's stack.
+pub(super) const MAX_OPERATOR_CHAIN: usize = 10_000;
+
+/// Checks that `sql` is not too complex to handle, and spells the
+/// PostgreSQL forms the parser does not know (`CREATE USER`, `ALTER USER`,
+/// `DROP USER`) as the `ROLE` forms it does.
+pub(super) fn check_and_rewrite(sql: &str) -> Result<std::borrow::Cow<'_, str>> {
+    use datafusion::sql::sqlparser::keywords::Keyword;
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    use std::borrow::Cow;
+
+    // Fewer characters than a too-long chain needs, and no USER: nothing
+    // to do.
+    let mentions_user = sql.len() >= 4 && sql.to_ascii_lowercase().contains("user");
+    if sql.len() < 2 * MAX_OPERATOR_CHAIN && !mentions_user {
+        return Ok(Cow::Borrowed(sql));
+    }
+    let tokens = Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize()?;
+    // Operators at each open parenthesis level since the last separator.
+    let mut chains: Vec<usize> = vec![0];
+    for token in &tokens {
+        match token {
+            Token::LParen | Token::LBracket => chains.push(0),
+            Token::RParen | Token::RBracket => {
+                chains.pop();
+                if chains.is_empty() {
+                    chains.push(0);
+                }
+            }
+            Token::Comma | Token::SemiColon => *chains.last_mut().expect("a level") = 0,
+            Token::Whitespace(_) | Token::Word(_) | Token::Number(..) => {}
+            Token::SingleQuotedString(_) | Token::DoubleQuotedString(_) => {}
+            _ => *chains.last_mut().expect("a level") += 1,
+        }
+        if let Token::Word(w) = token {
+            if matches!(w.keyword, Keyword::AND | Keyword::OR) {
+                *chains.last_mut().expect("a level") += 1;
+            }
+        }
+        if chains.last().copied().unwrap_or(0) > MAX_OPERATOR_CHAIN {
+            return Err(crate::error::QuiverError::StatementTooComplex(format!(
+                "statement is too complex: more than {MAX_OPERATOR_CHAIN} operators chained in one expression"
+            )));
+        }
+    }
+    if !mentions_user {
+        return Ok(Cow::Borrowed(sql));
+    }
+    // Rewrite `CREATE|ALTER|DROP USER` at the start of a statement.
+    let significant = |t: &Token| !matches!(t, Token::Whitespace(_));
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut previous: Vec<Keyword> = Vec::new();
+    let mut pending_login = false;
+    let mut i = 0;
+    while i < tokens.len() {
+        let token = &tokens[i];
+        i += 1;
+        if !significant(token) {
+            out.push_str(&token.to_string());
+            continue;
+        }
+        let keyword = match token {
+            Token::Word(w) => Some(w.keyword),
+            _ => None,
+        };
+        let at_start = previous.len() == 1
+            && matches!(previous[0], Keyword::CREATE | Keyword::ALTER | Keyword::DROP);
+        if at_start && keyword == Some(Keyword::USER) {
+            out.push_str("ROLE");
+            pending_login = previous[0] == Keyword::CREATE;
+            previous.push(Keyword::ROLE);
+            continue;
+        }
+        out.push_str(&token.to_string());
+        if *token == Token::SemiColon {
+            previous.clear();
+            continue;
+        }
+        previous.push(keyword.unwrap_or(Keyword::NoKeyword));
+        // CREATE USER name: LOGIN is the default. Insert it after the name
+        // (skipping IF NOT EXISTS), folding a WITH that follows.
+        if pending_login
+            && !matches!(keyword, Some(Keyword::IF | Keyword::NOT | Keyword::EXISTS))
+            && previous.len() > 3
+        {
+            pending_login = false;
+            let mentions_nologin = tokens[i..]
+                .iter()
+                .take_while(|t| **t != Token::SemiColon)
+                .any(|t| matches!(t, Token::Word(w) if w.keyword == Keyword::NOLOGIN));
+            if mentions_nologin {
+                continue;
+            }
+            out.push_str(" WITH LOGIN");
+            let next = tokens[i..].iter().position(significant).map(|p| p + i);
+            if let Some(n) = next {
+                if matches!(&tokens[n], Token::Word(w) if w.keyword == Keyword::WITH) {
+                    for t in &tokens[i..n] {
+                        out.push_str(&t.to_string());
+                    }
+                    i = n + 1;
+                }
+            }
+        }
+    }
+    Ok(Cow::Owned(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_statements_become_role_statements() {
+        let cases = [
+            ("CREATE USER bob", "CREATE ROLE bob WITH LOGIN"),
+            (
+                "create user bob with password 'x' superuser",
+                "create ROLE bob WITH LOGIN password 'x' superuser",
+            ),
+            (
+                "CREATE USER IF NOT EXISTS \"Bob\" PASSWORD 'x'",
+                "CREATE ROLE IF NOT EXISTS \"Bob\" WITH LOGIN PASSWORD 'x'",
+            ),
+            ("CREATE USER bob NOLOGIN", "CREATE ROLE bob NOLOGIN"),
+            ("ALTER USER bob PASSWORD 'y'", "ALTER ROLE bob PASSWORD 'y'"),
+            ("DROP USER IF EXISTS bob", "DROP ROLE IF EXISTS bob"),
+            ("SELECT current_user", "SELECT current_user"),
+            ("SELECT 1; DROP USER a", "SELECT 1; DROP ROLE a"),
+        ];
+        for (sql, want) in cases {
+            assert_eq!(check_and_rewrite(sql).unwrap(), want, "{sql}");
+        }
+    }
+
+    #[test]
+    fn long_operator_chains_are_refused() {
+        let ok = format!("SELECT {}1", "1+".repeat(MAX_OPERATOR_CHAIN - 1));
+        assert!(check_and_rewrite(&ok).is_ok());
+        let chained = format!("SELECT {}1", "1+".repeat(MAX_OPERATOR_CHAIN + 1));
+        assert!(check_and_rewrite(&chained).is_err());
+        let listed = format!("SELECT {}1", "1, ".repeat(3 * MAX_OPERATOR_CHAIN));
+        assert!(check_and_rewrite(&listed).is_ok());
+    }
+}

@@ -166,6 +166,12 @@ pub fn checkpoint(db: &Database) -> Result<CheckpointStats> {
         .collect();
     views.sort_by_key(|v| v.seq);
     manifest.views = views.iter().map(|v| v.def.clone()).collect();
+    manifest.roles = catalog.roles.values().cloned().collect();
+    manifest.acls = catalog
+        .acls
+        .iter()
+        .map(|(object, acl)| (object.clone(), acl.clone()))
+        .collect();
     manifest.next_table_id = db.next_table_id();
     manifest.next_view_seq = db.next_view_seq();
     sync_dir(&dir.join(TABLES_DIR))?;

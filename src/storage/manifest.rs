@@ -10,6 +10,7 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 use super::record::{TableDef, ViewDef};
+use crate::engine::roles::{Acl, AclObject, Role};
 use super::wal::sync_dir;
 use crate::error::{QuiverError, Result};
 
@@ -28,6 +29,11 @@ pub struct Manifest {
     pub tables: Vec<ManifestTable>,
     /// In creation order, so each view's dependencies exist before it.
     pub views: Vec<ViewDef>,
+    #[serde(default)]
+    pub roles: Vec<Role>,
+    /// Owners and grants of schemas and relations.
+    #[serde(default)]
+    pub acls: Vec<(AclObject, Acl)>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -64,6 +70,8 @@ impl Manifest {
             schemas: Vec::new(),
             tables: Vec::new(),
             views: Vec::new(),
+            roles: Vec::new(),
+            acls: Vec::new(),
         }
     }
 

@@ -13,6 +13,7 @@ use datafusion::arrow::ipc::writer::StreamWriter;
 use datafusion::arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 
+use crate::engine::roles::{Acl, AclObject, Role};
 use crate::error::{QuiverError, Result};
 
 /// A unique constraint as logged: name, key column names, primary or not.
@@ -113,6 +114,16 @@ pub enum Effect {
     Truncate {
         table_ids: Vec<u64>,
     },
+    /// A role created or altered: its whole new definition.
+    PutRole(Role),
+    DropRole {
+        name: String,
+    },
+    /// The owner and grants of a schema or relation, replaced whole.
+    SetAcl {
+        object: AclObject,
+        acl: Option<Acl>,
+    },
 }
 
 impl Effect {
@@ -134,7 +145,10 @@ impl Effect {
             | Effect::DropSchema { .. }
             | Effect::CreateView(_)
             | Effect::DropRelations { .. }
-            | Effect::Truncate { .. } => {}
+            | Effect::Truncate { .. }
+            | Effect::PutRole(_)
+            | Effect::DropRole { .. }
+            | Effect::SetAcl { .. } => {}
         }
     }
 }

@@ -79,7 +79,7 @@ async fn restore_checkpoint(
     tables: &mut HashMap<u64, Arc<Table>>,
 ) -> Result<()> {
     for schema in &manifest.schemas {
-        let (_, ack) = db.create_schema(None, schema, true)?;
+        let (_, ack) = db.create_schema(None, schema, true, None)?;
         ack.wait().await;
     }
     if !manifest.schemas.iter().any(|s| s == DEFAULT_SCHEMA) {
@@ -129,12 +129,19 @@ async fn restore_checkpoint(
             &QualifiedName::new(&def.schema, &def.name),
             table.clone(),
             false,
+            None,
         )?;
         ack.wait().await;
         tables.insert(def.id, table);
     }
     for view in &manifest.views {
         session.replay_view(view.clone()).await?;
+    }
+    for role in &manifest.roles {
+        db.replay_role(Some(role.clone()), "")?;
+    }
+    for (object, acl) in &manifest.acls {
+        db.replay_acl(object.clone(), Some(acl.clone()))?;
     }
     db.reserve_table_ids(manifest.next_table_id);
     db.reserve_view_seqs(manifest.next_view_seq);
