@@ -74,7 +74,7 @@ pub struct Database {
     pub sessions: sessions::SessionRegistry,
     /// DataFusion's runtime every session shares: the query memory pool
     /// and the spill files.
-    runtime: OnceLock<Arc<RuntimeEnv>>,
+    runtime: ArcSwap<RuntimeEnv>,
     /// Bytes all tables together may hold (`usize::MAX`: no limit).
     table_memory_limit: AtomicUsize,
 }
@@ -96,7 +96,7 @@ impl Database {
             next_table_id: AtomicU64::new(1),
             next_view_seq: AtomicU64::new(1),
             sessions: Default::default(),
-            runtime: OnceLock::new(),
+            runtime: ArcSwap::from_pointee(RuntimeEnv::default()),
             table_memory_limit: AtomicUsize::new(usize::MAX),
         })
     }
@@ -115,26 +115,20 @@ impl Database {
 
     /// Limits memory: `query_bytes` for query execution (sorts, joins and
     /// aggregations spill to disk, or fail with 53200, past it) and
-    /// `table_bytes` for the rows of all tables. Call before the first
-    /// session starts.
+    /// `table_bytes` for the rows of all tables. Sessions started before
+    /// keep the runtime they had.
     pub fn limit_memory(&self, query_bytes: usize, table_bytes: usize) -> Result<()> {
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_pool(Arc::new(FairSpillPool::new(query_bytes)))
             .build_arc()?;
-        if self.runtime.set(runtime).is_err() {
-            return Err(QuiverError::Internal(
-                "memory limits are set once, before sessions start".into(),
-            ));
-        }
+        self.runtime.store(runtime);
         self.table_memory_limit.store(table_bytes, Ordering::Relaxed);
         Ok(())
     }
 
     /// The runtime sessions execute queries in.
     pub fn runtime(&self) -> Arc<RuntimeEnv> {
-        self.runtime
-            .get_or_init(|| Arc::new(RuntimeEnv::default()))
-            .clone()
+        self.runtime.load_full()
     }
 
     /// Bytes the tables hold, as `txn` sees them (its pending rows count).

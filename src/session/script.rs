@@ -153,7 +153,7 @@ pub(super) fn check_and_rewrite(sql: &str) -> Result<std::borrow::Cow<'_, str>> 
         // (skipping IF NOT EXISTS), folding a WITH that follows.
         if pending_login
             && !matches!(keyword, Some(Keyword::IF | Keyword::NOT | Keyword::EXISTS))
-            && previous.len() > 3
+            && previous.len() >= 3
         {
             pending_login = false;
             let mentions_nologin = tokens[i..]

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{
+use datafusion::arrow::array::{BooleanBuilder, 
     Array, ArrayRef, AsArray, BooleanArray, Int32Array, Int32Builder, Int64Array, ListBuilder,
     StringArray, StringBuilder, StructBuilder,
 };
@@ -369,10 +369,20 @@ pub fn register(ctx: &SessionContext, context: &CatalogContext) {
             None => nulls(rows),
         })
     }));
-    // Until privileges exist (issue: security), everyone may do everything.
-    for name in [
+    ctx.register_udf(udf(
         "has_table_privilege",
+        DataType::Boolean,
+        privilege_check(context, false),
+    ));
+    ctx.register_udf(udf(
         "has_schema_privilege",
+        DataType::Boolean,
+        privilege_check(context, true),
+    ));
+    // Every role may connect, use every function and type; column
+    // privileges are those of the table (has_column_privilege answers for
+    // the column as a whole, permissively).
+    for name in [
         "has_database_privilege",
         "has_column_privilege",
         "has_any_column_privilege",
@@ -578,6 +588,107 @@ fn visibility(
             })
             .collect();
         Ok(Arc::new(out))
+    }
+}
+
+/// `has_table_privilege([role,] table, privileges)` and
+/// `has_schema_privilege([role,] schema, privileges)`: whether the role
+/// holds any of the comma-separated privileges.
+fn privilege_check(
+    context: &CatalogContext,
+    on_schema: bool,
+) -> impl Fn(&[ArrayRef], usize) -> Result<ArrayRef> + Send + Sync + 'static {
+    use crate::engine::roles::{Actor, AclObject, PRIVILEGE_NAMES};
+    let context = context.clone();
+    move |args, rows| {
+        let snap = context.snapshot();
+        let (role_arg, object_arg, privilege_arg) = match args.len() {
+            2 => (None, &args[0], &args[1]),
+            3 => (Some(&args[0]), &args[1], &args[2]),
+            _ => {
+                return Err(DataFusionError::Plan(
+                    "has_*_privilege takes ([role,] object, privilege)".into(),
+                ))
+            }
+        };
+        let text_of = |a: &ArrayRef| -> Result<ArrayRef> { Ok(cast(a, &DataType::Utf8)?) };
+        let roles = role_arg.map(text_of).transpose()?;
+        let objects = text_of(object_arg)?;
+        let privileges = text_of(privilege_arg)?;
+        let relations = snap.relations();
+        let mut out = BooleanBuilder::with_capacity(rows);
+        for i in 0..rows {
+            let value = |a: &ArrayRef| {
+                let a = a.as_string::<i32>();
+                let i = if a.len() == 1 { 0 } else { i };
+                (!a.is_null(i)).then(|| a.value(i).to_string())
+            };
+            let (Some(object), Some(wanted)) = (value(&objects), value(&privileges)) else {
+                out.append_null();
+                continue;
+            };
+            let role = match &roles {
+                Some(r) => match value(r) {
+                    Some(name) => name,
+                    None => {
+                        out.append_null();
+                        continue;
+                    }
+                },
+                None => snap.identity.user.clone(),
+            };
+            // A role given by oid.
+            let role = match role.parse::<i32>() {
+                Ok(oid) => super::pg_tables::role_name(&snap, oid).unwrap_or(role),
+                Err(_) => role,
+            };
+            let actor = Actor {
+                name: &role,
+                implicit_superuser: role == snap.identity.user && snap.identity.implicit_superuser,
+            };
+            let target = if on_schema {
+                Some(AclObject::Schema(object.clone()))
+            } else {
+                // An oid (regclass) or a name, qualified or found on the
+                // search path.
+                let found = match object.parse::<i32>() {
+                    Ok(oid) => relations.iter().find(|r| r.oid == oid),
+                    Err(_) => match object.split_once('.') {
+                        Some((schema, name)) => relations
+                            .iter()
+                            .find(|r| r.schema == schema && r.name == name),
+                        None => relations
+                            .iter()
+                            .find(|r| r.name == object && snap.is_visible(&r.schema)),
+                    },
+                };
+                found.map(|r| AclObject::Relation {
+                    schema: r.schema.clone(),
+                    name: r.name.clone(),
+                })
+            };
+            let Some(target) = target else {
+                // System catalogs, and objects that do not exist.
+                out.append_value(true);
+                continue;
+            };
+            let held = snap.catalog.privileges_on(actor, &target);
+            let mut any = false;
+            for name in wanted.split(',') {
+                let name = name.trim().to_ascii_uppercase();
+                let name = name.trim_end_matches(" WITH GRANT OPTION").trim();
+                let bit = PRIVILEGE_NAMES
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, b)| *b)
+                    .ok_or_else(|| {
+                        DataFusionError::Plan(format!("unrecognized privilege type: \"{name}\""))
+                    })?;
+                any |= held & bit != 0;
+            }
+            out.append_value(any);
+        }
+        Ok(Arc::new(out.finish()))
     }
 }
 

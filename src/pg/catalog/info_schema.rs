@@ -241,7 +241,7 @@ fn schemata(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
 
 fn tables(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
     let mut rows = Rows::new(schema);
-    for rel in snap.relations() {
+    for rel in snap.relations().into_iter().filter(|r| snap.may_see(r)) {
         let is_table = rel.table().is_some();
         rows.push(vec![
             ("table_catalog", text(&snap.identity.database)),
@@ -260,7 +260,7 @@ fn tables(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
 
 fn views(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
     let mut rows = Rows::new(schema);
-    for rel in snap.relations() {
+    for rel in snap.relations().into_iter().filter(|r| snap.may_see(r)) {
         if let Some(definition) = super::pg_tables::view_definition(&rel) {
             rows.push(vec![
                 ("table_catalog", text(&snap.identity.database)),
@@ -322,7 +322,7 @@ fn udt_name(c: &ColumnInfo) -> String {
 
 fn columns(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
     let mut rows = Rows::new(schema);
-    for rel in snap.relations() {
+    for rel in snap.relations().into_iter().filter(|r| snap.may_see(r)) {
         for c in &rel.columns {
             let mut row = vec![
                 ("table_catalog", text(&snap.identity.database)),
@@ -393,7 +393,7 @@ fn constraint_type(kind: ConstraintKind) -> &'static str {
 fn table_constraints(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
     let mut rows = Rows::new(schema);
     let db = &snap.identity.database;
-    for rel in snap.relations() {
+    for rel in snap.relations().into_iter().filter(|r| snap.may_see(r)) {
         for c in &rel.constraints {
             rows.push(vec![
                 ("constraint_catalog", text(db)),
@@ -419,7 +419,7 @@ fn table_constraints(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> 
 fn key_column_usage(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
     let mut rows = Rows::new(schema);
     let db = &snap.identity.database;
-    for rel in snap.relations() {
+    for rel in snap.relations().into_iter().filter(|r| snap.may_see(r)) {
         for c in rel.constraints.iter().filter(|c| c.is_key()) {
             for (i, column) in c.column_names.iter().enumerate() {
                 rows.push(vec![
@@ -441,7 +441,7 @@ fn key_column_usage(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
 fn constraint_column_usage(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
     let mut rows = Rows::new(schema);
     let db = &snap.identity.database;
-    for rel in snap.relations() {
+    for rel in snap.relations().into_iter().filter(|r| snap.may_see(r)) {
         for c in &rel.constraints {
             for column in &c.column_names {
                 rows.push(vec![
@@ -462,7 +462,7 @@ fn constraint_column_usage(snap: &Snapshot, schema: SchemaRef) -> Result<RecordB
 fn check_constraints(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
     let mut rows = Rows::new(schema);
     let db = &snap.identity.database;
-    for rel in snap.relations() {
+    for rel in snap.relations().into_iter().filter(|r| snap.may_see(r)) {
         for c in &rel.constraints {
             if let Some(sql) = &c.check_sql {
                 rows.push(vec![

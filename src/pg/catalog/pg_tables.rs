@@ -9,6 +9,7 @@ use super::rows::{boolean, int, int2_list, int4_list, text, Rows};
 use super::snapshot::{namespace_oid, quote_ident, ConstraintKind, Relation, Snapshot};
 use super::system::Generated;
 use super::{INFORMATION_SCHEMA, OWNER, OWNER_OID, PG_CATALOG};
+use crate::engine::roles::AclObject;
 
 pub static TABLES: &[Generated] = &[
     Generated {
@@ -408,7 +409,7 @@ fn pg_namespace(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
         rows.push(vec![
             ("oid", oid(namespace_oid(&name))),
             ("nspname", text(&name)),
-            ("nspowner", oid(OWNER_OID)),
+            ("nspowner", oid(user_oid(&owner_of(snap, &AclObject::Schema(name.clone()))))),
         ]);
     }
     rows.finish()
@@ -420,12 +421,14 @@ fn pg_class(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
         let keys = rel.constraints.iter().filter(|c| c.is_key()).count();
         let checks = rel.constraints.len() - keys;
         let tuples = rel.table().map_or(0, |t| t.snapshot().row_count) as f64;
+        let owner = user_oid(&owner_of(snap, &relation_object(&rel)));
         rows.push(class_row(
             rel.oid,
             &rel.name,
             rel.namespace_oid,
             rel.relkind(),
             rel.columns.len(),
+            owner,
             vec![
                 ("relhasindex", boolean(keys > 0)),
                 ("relchecks", int(checks as i64)),
@@ -440,6 +443,7 @@ fn pg_class(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
                 rel.namespace_oid,
                 "i",
                 key.columns.len(),
+                owner,
                 vec![("relam", oid(403))],
             ));
         }
@@ -453,6 +457,7 @@ fn class_row<'a>(
     namespace: i32,
     kind: &str,
     natts: usize,
+    owner: i32,
     extra: Vec<(&'a str, ScalarValue)>,
 ) -> Vec<(&'a str, ScalarValue)> {
     let mut row = vec![
@@ -461,7 +466,7 @@ fn class_row<'a>(
         ("relnamespace", oid(namespace)),
         ("reltype", oid(0)),
         ("reloftype", oid(0)),
-        ("relowner", oid(OWNER_OID)),
+        ("relowner", oid(owner)),
         ("relfilenode", oid(rel_oid)),
         ("reltablespace", oid(0)),
         ("relpages", int(0)),
@@ -744,7 +749,7 @@ fn pg_tables(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
             rows.push(vec![
                 ("schemaname", text(&rel.schema)),
                 ("tablename", text(&rel.name)),
-                ("tableowner", text(OWNER)),
+                ("tableowner", text(owner_of(snap, &relation_object(&rel)))),
                 (
                     "hasindexes",
                     boolean(rel.constraints.iter().any(|c| c.is_key())),
@@ -773,7 +778,7 @@ fn pg_views(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
             rows.push(vec![
                 ("schemaname", text(&rel.schema)),
                 ("viewname", text(&rel.name)),
-                ("viewowner", text(OWNER)),
+                ("viewowner", text(owner_of(snap, &relation_object(&rel)))),
                 ("definition", text(definition)),
             ]);
         }
@@ -802,13 +807,55 @@ fn pg_database(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
     rows.finish()
 }
 
-/// The roles: the owner of everything, and the connected user.
-fn roles(snap: &Snapshot) -> Vec<(i32, String)> {
-    let mut roles = vec![(OWNER_OID, OWNER.to_string())];
-    if snap.identity.user != OWNER {
-        roles.push((user_oid(&snap.identity.user), snap.identity.user.clone()));
+/// A role as the catalogs show it.
+struct RoleRow {
+    oid: i32,
+    name: String,
+    superuser: bool,
+    login: bool,
+    /// The stored SCRAM verifier.
+    password: Option<String>,
+}
+
+/// The roles: the bootstrap owner of objects nobody else owns, every
+/// defined role, and the connected user when it is no role.
+fn roles(snap: &Snapshot) -> Vec<RoleRow> {
+    let mut roles = vec![RoleRow {
+        oid: OWNER_OID,
+        name: OWNER.to_string(),
+        superuser: true,
+        login: false,
+        password: None,
+    }];
+    for role in snap.catalog.roles.values() {
+        if role.name != OWNER {
+            roles.push(RoleRow {
+                oid: user_oid(&role.name),
+                name: role.name.clone(),
+                superuser: role.superuser,
+                login: role.login,
+                password: role.password.clone(),
+            });
+        }
+    }
+    let user = &snap.identity.user;
+    if !roles.iter().any(|r| &r.name == user) {
+        roles.push(RoleRow {
+            oid: user_oid(user),
+            name: user.clone(),
+            superuser: snap.identity.implicit_superuser,
+            login: true,
+            password: None,
+        });
     }
     roles
+}
+
+fn relation_object(rel: &super::snapshot::Relation) -> AclObject {
+    AclObject::Relation {
+        schema: rel.schema.clone(),
+        name: rel.name.clone(),
+    }
 }
 
 pub fn user_oid(name: &str) -> i32 {
@@ -819,30 +866,52 @@ pub fn user_oid(name: &str) -> i32 {
     }
 }
 
-/// The role name for an oid (`pg_get_userbyid`).
-pub fn role_name(snap: &Snapshot, role: i32) -> Option<String> {
-    roles(snap)
-        .into_iter()
-        .find(|(o, _)| *o == role)
-        .map(|(_, n)| n)
+/// The owner of a schema or relation: its owning role, or the bootstrap
+/// owner for objects made before roles existed.
+pub fn owner_of(snap: &Snapshot, object: &AclObject) -> String {
+    match snap.catalog.acl(object) {
+        Some(acl) if !acl.owner.is_empty() => acl.owner.clone(),
+        _ => OWNER.to_string(),
+    }
 }
 
+/// The role name for an oid (`pg_get_userbyid`).
+pub fn role_name(snap: &Snapshot, role: i32) -> Option<String> {
+    if let Some(found) = roles(snap).into_iter().find(|r| r.oid == role) {
+        return Some(found.name);
+    }
+    // Owners that are no role (sessions of a database without passwords).
+    snap.catalog
+        .acls
+        .values()
+        .map(|acl| &acl.owner)
+        .find(|owner| user_oid(owner) == role)
+        .cloned()
+}
+
+/// pg_roles hides passwords; pg_authid shows the verifiers, to superusers.
 fn pg_roles(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
+    let show_verifiers = schema.field_with_name("rolconfig").is_err()
+        && snap.catalog.is_superuser(snap.identity.actor());
     let mut rows = Rows::new(schema);
-    for (role, name) in roles(snap) {
-        // Until roles exist, everyone who connects may do everything.
+    for role in roles(snap) {
+        let password = match (&role.password, show_verifiers) {
+            (Some(verifier), true) => text(verifier),
+            (Some(_), false) => text("********"),
+            (None, _) => ScalarValue::Utf8(None),
+        };
         rows.push(vec![
-            ("oid", oid(role)),
-            ("rolname", text(name)),
-            ("rolsuper", boolean(true)),
+            ("oid", oid(role.oid)),
+            ("rolname", text(role.name)),
+            ("rolsuper", boolean(role.superuser)),
             ("rolinherit", boolean(true)),
-            ("rolcreaterole", boolean(true)),
-            ("rolcreatedb", boolean(true)),
-            ("rolcanlogin", boolean(true)),
+            ("rolcreaterole", boolean(role.superuser)),
+            ("rolcreatedb", boolean(role.superuser)),
+            ("rolcanlogin", boolean(role.login)),
             ("rolreplication", boolean(false)),
             ("rolconnlimit", int(-1)),
-            ("rolpassword", text("********")),
-            ("rolbypassrls", boolean(true)),
+            ("rolpassword", password),
+            ("rolbypassrls", boolean(role.superuser)),
         ]);
     }
     rows.finish()
@@ -850,14 +919,14 @@ fn pg_roles(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
 
 fn pg_user(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
     let mut rows = Rows::new(schema);
-    for (role, name) in roles(snap) {
+    for role in roles(snap).into_iter().filter(|r| r.login) {
         rows.push(vec![
-            ("usename", text(name)),
-            ("usesysid", oid(role)),
-            ("usecreatedb", boolean(true)),
-            ("usesuper", boolean(true)),
+            ("usename", text(role.name)),
+            ("usesysid", oid(role.oid)),
+            ("usecreatedb", boolean(role.superuser)),
+            ("usesuper", boolean(role.superuser)),
             ("userepl", boolean(false)),
-            ("usebypassrls", boolean(true)),
+            ("usebypassrls", boolean(role.superuser)),
             ("passwd", text("********")),
         ]);
     }

@@ -225,6 +225,16 @@ impl Snapshot {
     }
 
     /// The relation with this oid.
+    /// Whether the session's role holds any privilege on `rel` (what
+    /// information_schema shows, as in PostgreSQL).
+    pub fn may_see(&self, rel: &Relation) -> bool {
+        let object = crate::engine::roles::AclObject::Relation {
+            schema: rel.schema.clone(),
+            name: rel.name.clone(),
+        };
+        self.catalog.privileges_on(self.identity.actor(), &object) != 0
+    }
+
     pub fn relation(&self, oid: i32) -> Option<Relation> {
         self.relations().into_iter().find(|r| r.oid == oid)
     }
