@@ -25,8 +25,8 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
         "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
         other => {
             return Err(format!(
-                "invalid size \"{text}\": unknown unit \"{other}\" (use KB, MB, GB, KiB, MiB or GiB)"
-            ))
+            "invalid size \"{text}\": unknown unit \"{other}\" (use KB, MB, GB, KiB, MiB or GiB)"
+        ))
         }
     };
     let bytes = number * multiplier;
@@ -39,11 +39,13 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
 /// The memory this process may use: the machine's RAM, or the container's
 /// limit when that is lower. Falls back to 4 GiB when neither is known.
 pub fn available_memory() -> usize {
-    let ram = std::fs::read_to_string("/proc/meminfo").ok().and_then(|info| {
-        let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
-        let kib: usize = line.split_whitespace().nth(1)?.parse().ok()?;
-        Some(kib * 1024)
-    });
+    let ram = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|info| {
+            let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+            let kib: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib * 1024)
+        });
     let cgroup = std::fs::read_to_string("/sys/fs/cgroup/memory.max")
         .ok()
         .and_then(|v| v.trim().parse::<usize>().ok());

@@ -266,10 +266,7 @@ fn serve(
         // signal sent right after start-up still shuts down cleanly.
         let shutdown = shutdown_signal()?;
         let (db, _lock) = open_database(data_dir, &storage).await?;
-        if !listen.ip().is_loopback()
-            && !options.no_auth
-            && !db.catalog().has_passwords()
-        {
+        if !listen.ip().is_loopback() && !options.no_auth && !db.catalog().has_passwords() {
             anyhow::bail!(
                 "refusing to listen on {listen}: no role has a password, so anyone who can reach \
                  this address could connect. Add a superuser first (quiver user add NAME \

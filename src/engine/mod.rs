@@ -13,9 +13,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
+use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
-use datafusion::arrow::record_batch::RecordBatch;
 use parking_lot::{Mutex, RwLock, RwLockWriteGuard};
 
 pub use catalog::{CatalogState, QualifiedName, View};
@@ -122,7 +122,8 @@ impl Database {
             .with_memory_pool(Arc::new(FairSpillPool::new(query_bytes)))
             .build_arc()?;
         self.runtime.store(runtime);
-        self.table_memory_limit.store(table_bytes, Ordering::Relaxed);
+        self.table_memory_limit
+            .store(table_bytes, Ordering::Relaxed);
         Ok(())
     }
 
@@ -605,7 +606,10 @@ impl Database {
             {
                 return Err(QuiverError::DuplicateTable(name.name.clone()));
             }
-            let replaced = entry.views.insert(name.name.clone(), Arc::new(view)).is_some();
+            let replaced = entry
+                .views
+                .insert(name.name.clone(), Arc::new(view))
+                .is_some();
             // CREATE OR REPLACE keeps the view's owner and grants.
             if let (Some(owner), false) = (owner, replaced) {
                 c.acls.insert(object, roles::Acl::owned_by(owner));

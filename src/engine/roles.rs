@@ -227,7 +227,9 @@ impl ScramVerifier {
             &mut salted,
         );
         let client_key = hmac_sha256(&salted, b"Client Key");
-        let stored_key = digest::digest(&digest::SHA256, &client_key).as_ref().to_vec();
+        let stored_key = digest::digest(&digest::SHA256, &client_key)
+            .as_ref()
+            .to_vec();
         let server_key = hmac_sha256(&salted, b"Server Key");
         ScramVerifier {
             iterations,
@@ -365,6 +367,9 @@ mod tests {
         assert_eq!(acl.allowed("bob", TABLE_ALL), SELECT | INSERT | UPDATE);
         acl.revoke("bob", INSERT);
         assert_eq!(acl.allowed("bob", TABLE_ALL), SELECT | UPDATE);
-        assert_eq!(acl.to_aclitems(TABLE_ALL), "{alice=arwdD/alice,bob=r/alice,=w/alice}");
+        assert_eq!(
+            acl.to_aclitems(TABLE_ALL),
+            "{alice=arwdD/alice,bob=r/alice,=w/alice}"
+        );
     }
 }

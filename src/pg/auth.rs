@@ -73,8 +73,13 @@ impl ScramExchange {
             Some(a) if a.starts_with("r=") && a.len() > 2 => &a[2..],
             _ => return Err(protocol("client-first-message lacks the nonce")),
         };
-        if !client_nonce.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b',') {
-            return Err(protocol("the client nonce has characters SCRAM does not allow"));
+        if !client_nonce
+            .bytes()
+            .all(|b| (0x21..=0x7e).contains(&b) && b != b',')
+        {
+            return Err(protocol(
+                "the client nonce has characters SCRAM does not allow",
+            ));
         }
         let (salt, iterations) = match &verifier {
             Some(v) => (v.salt.clone(), v.iterations),
@@ -156,7 +161,11 @@ mod tests {
         let without_proof = format!("c=biws,r={nonce}");
         let auth = format!("{client_first_bare},{server_first},{without_proof}");
         let signature = hmac_sha256(stored.as_ref(), auth.as_bytes());
-        let proof: Vec<u8> = client_key.iter().zip(&signature).map(|(a, b)| a ^ b).collect();
+        let proof: Vec<u8> = client_key
+            .iter()
+            .zip(&signature)
+            .map(|(a, b)| a ^ b)
+            .collect();
         format!("{without_proof},p={}", BASE64.encode(proof))
     }
 
@@ -205,7 +214,11 @@ mod tests {
             ));
         }
         let (exchange, _) = ScramExchange::start("u", None, b"k", b"n,,n=,r=a").unwrap();
-        for bad in [&b"c=biws,r=a"[..], b"c=eSws,r=zz,p=AA==", b"c=biws,r=a,p=%%%"] {
+        for bad in [
+            &b"c=biws,r=a"[..],
+            b"c=eSws,r=zz,p=AA==",
+            b"c=biws,r=a,p=%%%",
+        ] {
             assert!(matches!(exchange.finish(bad), Err(ScramError::Protocol(_))));
         }
     }

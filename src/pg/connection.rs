@@ -136,8 +136,12 @@ pub async fn serve_connection(
         if let Err(e) = outcome {
             let info = ErrorInfo::from(e);
             let is_fatal = info.is_fatal();
-            process_error(&mut socket, PgWireError::UserError(Box::new(info)), is_extended)
-                .await?;
+            process_error(
+                &mut socket,
+                PgWireError::UserError(Box::new(info)),
+                is_extended,
+            )
+            .await?;
             // pgwire would go on reading after a FATAL error; a login that
             // failed must never reach the query handlers.
             if is_fatal {

@@ -38,10 +38,10 @@ use tokio::sync::Mutex;
 
 use super::auth::{ScramError, ScramExchange, SCRAM_SHA_256};
 use super::copy::{encode_copy_out, CopyInProgress};
-use super::ServerContext;
-use crate::engine::roles::ScramVerifier;
 use super::params::decode_parameters;
 use super::types::{encode_batches, param_pg_type, row_description};
+use super::ServerContext;
+use crate::engine::roles::ScramVerifier;
 use crate::error::QuiverError;
 use crate::session::{settings, CopyFormat, Prepared, Session, StatementResult, TxnState};
 use crate::Database;
@@ -214,7 +214,11 @@ enum Login {
 
 /// A FATAL error: the connection ends after it.
 fn fatal(code: &str, message: String) -> PgWireError {
-    PgWireError::UserError(Box::new(ErrorInfo::new("FATAL".into(), code.into(), message)))
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "FATAL".into(),
+        code.into(),
+        message,
+    )))
 }
 
 type CopySlot = parking_lot::Mutex<Option<CopyInProgress>>;

@@ -167,15 +167,13 @@ impl Session {
             Vec::new(),
         )?);
         let batches = insert::conform_batches(&table, batches)?;
-        let (_, ack) =
-            self.db
-                .create_table(
-                    self.current_txn().as_deref(),
-                    &name,
-                    table.clone(),
-                    false,
-                    Some(&self.current_role()),
-                )?;
+        let (_, ack) = self.db.create_table(
+            self.current_txn().as_deref(),
+            &name,
+            table.clone(),
+            false,
+            Some(&self.current_role()),
+        )?;
         ack.wait().await;
         let rows = self.append_rows(&table, batches).await?;
         Ok(rows)
@@ -333,15 +331,13 @@ impl Session {
         let batches = insert::conform_batches(&table, batches)?;
         // Two commits: the table, then its rows (replay needs the table
         // before rows that refer to it).
-        let (_, ack) =
-            self.db
-                .create_table(
-                    self.current_txn().as_deref(),
-                    &name,
-                    table.clone(),
-                    false,
-                    Some(&self.current_role()),
-                )?;
+        let (_, ack) = self.db.create_table(
+            self.current_txn().as_deref(),
+            &name,
+            table.clone(),
+            false,
+            Some(&self.current_role()),
+        )?;
         ack.wait().await;
         let rows = self.append_rows(&table, batches).await?;
         Ok(StatementResult::Command {

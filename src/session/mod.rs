@@ -298,10 +298,12 @@ impl Session {
         let mut results = Vec::with_capacity(statements.len());
         for statement in statements {
             let result = match statement {
-                Parsed::Checkpoint => match self.admit(None).and_then(|_| self.authorize_checkpoint()) {
-                    Ok(()) => self.checkpoint().await,
-                    Err(e) => Err(e),
-                },
+                Parsed::Checkpoint => {
+                    match self.admit(None).and_then(|_| self.authorize_checkpoint()) {
+                        Ok(()) => self.checkpoint().await,
+                        Err(e) => Err(e),
+                    }
+                }
                 Parsed::Statement(statement) => match self
                     .admit(Some(&statement))
                     .and_then(|_| self.authorize(&statement))
@@ -624,8 +626,13 @@ impl Session {
                 ..
             } => self.drop_roles(names, *if_exists).await,
             Statement::Grant(grant) => {
-                self.grant_or_revoke(&grant.privileges, grant.objects.as_ref(), &grant.grantees, true)
-                    .await
+                self.grant_or_revoke(
+                    &grant.privileges,
+                    grant.objects.as_ref(),
+                    &grant.grantees,
+                    true,
+                )
+                .await
             }
             Statement::Revoke(revoke) => {
                 self.grant_or_revoke(
@@ -666,14 +673,12 @@ impl Session {
                         "unacceptable schema name \"{name}\": the prefix \"pg_\" is reserved for system schemas"
                     )));
                 }
-                let (_, ack) =
-                    self.db
-                        .create_schema(
-                            self.current_txn().as_deref(),
-                            &name,
-                            *if_not_exists,
-                            Some(&self.current_role()),
-                        )?;
+                let (_, ack) = self.db.create_schema(
+                    self.current_txn().as_deref(),
+                    &name,
+                    *if_not_exists,
+                    Some(&self.current_role()),
+                )?;
                 ack.wait().await;
                 Ok(StatementResult::command("CREATE SCHEMA"))
             }

@@ -41,7 +41,9 @@ impl Session {
                     let (schema, _) = decode_batches(blob(def.arrow_schema)?)?;
                     let table = Arc::new(self.build_table_from_def(def, schema)?);
                     let name = QualifiedName::new(&def.schema, &def.name);
-                    let (_, ack) = self.db.create_table(None, &name, table.clone(), false, None)?;
+                    let (_, ack) = self
+                        .db
+                        .create_table(None, &name, table.clone(), false, None)?;
                     ack.wait().await;
                     self.db.reserve_table_ids(def.id + 1);
                     tables.insert(def.id, table);

@@ -136,7 +136,10 @@ pub(super) fn check_and_rewrite(sql: &str) -> Result<std::borrow::Cow<'_, str>> 
             _ => None,
         };
         let at_start = previous.len() == 1
-            && matches!(previous[0], Keyword::CREATE | Keyword::ALTER | Keyword::DROP);
+            && matches!(
+                previous[0],
+                Keyword::CREATE | Keyword::ALTER | Keyword::DROP
+            );
         if at_start && keyword == Some(Keyword::USER) {
             out.push_str("ROLE");
             pending_login = previous[0] == Keyword::CREATE;

@@ -164,7 +164,10 @@ impl Session {
         for object in objects {
             let (bits, kind) = privilege_bits(privileges, &object)?;
             if !catalog.owns(identity.actor(), &object) {
-                return Err(denied(format!("must be owner of {kind} {}", object_label(&object))));
+                return Err(denied(format!(
+                    "must be owner of {kind} {}",
+                    object_label(&object)
+                )));
             }
             let mut acl = catalog.effective_acl(&object);
             if acl.owner.is_empty() {
@@ -181,7 +184,11 @@ impl Session {
         }
         let (_, ack) = self.db.set_acls(self.current_txn().as_deref(), acls)?;
         ack.wait().await;
-        Ok(StatementResult::command(if grant { "GRANT" } else { "REVOKE" }))
+        Ok(StatementResult::command(if grant {
+            "GRANT"
+        } else {
+            "REVOKE"
+        }))
     }
 
     fn grant_objects(
@@ -464,12 +471,18 @@ fn check_relation(
     }
     let schema = AclObject::Schema(name.schema.clone());
     if catalog.privileges_on(actor, &schema) & USAGE == 0 {
-        return Err(denied(format!("permission denied for schema {}", name.schema)));
+        return Err(denied(format!(
+            "permission denied for schema {}",
+            name.schema
+        )));
     }
     let object = AclObject::relation(name);
     if catalog.privileges_on(actor, &object) & privilege == 0 {
         let kind = if view.is_some() { "view" } else { "table" };
-        return Err(denied(format!("permission denied for {kind} {}", name.name)));
+        return Err(denied(format!(
+            "permission denied for {kind} {}",
+            name.name
+        )));
     }
     if let Some(view) = view {
         let owner = catalog.effective_acl(&object).owner;

@@ -10,8 +10,8 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 use super::record::{TableDef, ViewDef};
-use crate::engine::roles::{Acl, AclObject, Role};
 use super::wal::sync_dir;
+use crate::engine::roles::{Acl, AclObject, Role};
 use crate::error::{QuiverError, Result};
 
 pub const MANIFEST_FILE: &str = "MANIFEST";

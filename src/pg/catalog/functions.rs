@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{BooleanBuilder, 
-    Array, ArrayRef, AsArray, BooleanArray, Int32Array, Int32Builder, Int64Array, ListBuilder,
-    StringArray, StringBuilder, StructBuilder,
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, BooleanBuilder, Int32Array, Int32Builder, Int64Array,
+    ListBuilder, StringArray, StringBuilder, StructBuilder,
 };
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Int64Type};
@@ -598,7 +598,7 @@ fn privilege_check(
     context: &CatalogContext,
     on_schema: bool,
 ) -> impl Fn(&[ArrayRef], usize) -> Result<ArrayRef> + Send + Sync + 'static {
-    use crate::engine::roles::{Actor, AclObject, PRIVILEGE_NAMES};
+    use crate::engine::roles::{AclObject, Actor, PRIVILEGE_NAMES};
     let context = context.clone();
     move |args, rows| {
         let snap = context.snapshot();

@@ -409,7 +409,10 @@ fn pg_namespace(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
         rows.push(vec![
             ("oid", oid(namespace_oid(&name))),
             ("nspname", text(&name)),
-            ("nspowner", oid(user_oid(&owner_of(snap, &AclObject::Schema(name.clone()))))),
+            (
+                "nspowner",
+                oid(user_oid(&owner_of(snap, &AclObject::Schema(name.clone())))),
+            ),
         ]);
     }
     rows.finish()

@@ -1,0 +1,491 @@
+//! Who gets in and what they may do: SCRAM logins (tokio-postgres, psql),
+//! roles that survive a restart, `quiver user add`, privileges, TLS, and
+//! the limits that keep the server up (memory, connections, idle
+//! transactions).
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::{tool_version, TestServer};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{Client, NoTls};
+
+async fn login(
+    server: &TestServer,
+    user: &str,
+    password: &str,
+) -> Result<Client, tokio_postgres::Error> {
+    let conn = format!(
+        "host=127.0.0.1 port={} user={user} password={password} dbname=quiver",
+        server.port
+    );
+    let (client, connection) = tokio_postgres::connect(&conn, NoTls).await?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(client)
+}
+
+/// A data directory with a superuser `admin` (password `adminpw`), made by
+/// `quiver user add`.
+fn data_dir_with_admin() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_quiver"))
+        .args(["user", "add", "admin", "--superuser", "--data-dir"])
+        .arg(dir.path())
+        .env("QUIVER_PASSWORD", "adminpw")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir
+}
+
+fn serve(dir: &tempfile::TempDir, extra: &[&str]) -> TestServer {
+    let mut args = vec!["--data-dir", dir.path().to_str().unwrap()];
+    args.extend_from_slice(extra);
+    TestServer::start_with(&args)
+}
+
+fn code(e: &tokio_postgres::Error) -> Option<&SqlState> {
+    e.code()
+}
+
+fn message(e: &tokio_postgres::Error) -> String {
+    e.as_db_error()
+        .map(|d| d.message().to_string())
+        .unwrap_or_else(|| e.to_string())
+}
+
+#[tokio::test]
+async fn scram_logins_and_failures_look_alike() {
+    let dir = data_dir_with_admin();
+    let server = serve(&dir, &[]);
+    let admin = login(&server, "admin", "adminpw").await.unwrap();
+    let me: String = admin
+        .query_one("SELECT current_user", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(me, "admin");
+    admin
+        .batch_execute("CREATE USER dash PASSWORD 'dashpw'")
+        .await
+        .unwrap();
+
+    let wrong = login(&server, "dash", "nope").await.unwrap_err();
+    let unknown = login(&server, "nobody", "nope").await.unwrap_err();
+    let conn = format!(
+        "host=127.0.0.1 port={} user=dash dbname=quiver",
+        server.port
+    );
+    let Err(without) = tokio_postgres::connect(&conn, NoTls).await else {
+        panic!("a login without a password was accepted");
+    };
+    assert_eq!(code(&wrong), Some(&SqlState::INVALID_PASSWORD), "{wrong:?}");
+    assert_eq!(
+        code(&unknown),
+        Some(&SqlState::INVALID_PASSWORD),
+        "{unknown:?}"
+    );
+    // Same message shape for a wrong password and an unknown user.
+    let text = |e: &tokio_postgres::Error, user: &str| {
+        e.as_db_error()
+            .unwrap()
+            .message()
+            .replace(&format!("\"{user}\""), "\"?\"")
+    };
+    assert_eq!(text(&wrong, "dash"), text(&unknown, "nobody"));
+    // tokio-postgres refuses to go on without a password once asked.
+    drop(without);
+
+    let dash = login(&server, "dash", "dashpw").await.unwrap();
+    let super_: String = dash
+        .query_one(
+            "SELECT setting FROM pg_settings WHERE name = 'is_superuser'",
+            &[],
+        )
+        .await
+        .map(|r| r.get(0))
+        .unwrap_or_else(|_| "off".into());
+    assert_eq!(super_, "off");
+    // Changing one's own password is allowed; it takes effect at once.
+    dash.batch_execute("ALTER USER dash PASSWORD 'newpw'")
+        .await
+        .unwrap();
+    assert!(login(&server, "dash", "dashpw").await.is_err());
+    login(&server, "dash", "newpw").await.unwrap();
+    // The verifier is stored, never the password.
+    let stored: String = admin
+        .query_one(
+            "SELECT rolpassword FROM pg_authid WHERE rolname = 'dash'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(stored.starts_with("SCRAM-SHA-256$4096:"), "{stored}");
+    assert!(!stored.contains("newpw"));
+}
+
+#[tokio::test]
+async fn a_read_only_role_reads_what_it_was_granted_and_nothing_else() {
+    let dir = data_dir_with_admin();
+    let server = serve(&dir, &[]);
+    let admin = login(&server, "admin", "adminpw").await.unwrap();
+    admin
+        .batch_execute(
+            "CREATE TABLE sales (id INT PRIMARY KEY, amount INT);
+             INSERT INTO sales VALUES (1, 10), (2, 20);
+             CREATE TABLE salaries (who TEXT, pay INT);
+             CREATE VIEW big_sales AS SELECT * FROM sales WHERE amount > 15;
+             CREATE USER dash PASSWORD 'pw';
+             GRANT SELECT ON sales, big_sales TO dash;",
+        )
+        .await
+        .unwrap();
+    let dash = login(&server, "dash", "pw").await.unwrap();
+    let n: i64 = dash
+        .query_one("SELECT count(*) FROM sales", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 2);
+    let n: i64 = dash
+        .query_one("SELECT count(*) FROM big_sales", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1);
+    for statement in [
+        "SELECT * FROM salaries",
+        "SELECT * FROM sales JOIN salaries ON true",
+        "INSERT INTO sales VALUES (3, 30)",
+        "UPDATE sales SET amount = 0",
+        "DELETE FROM sales",
+        "TRUNCATE sales",
+        "CREATE TABLE mine (x INT)",
+        "DROP TABLE sales",
+        "ALTER TABLE sales ADD COLUMN note TEXT",
+        "CREATE SCHEMA own",
+        "GRANT SELECT ON salaries TO dash",
+        "CREATE USER intruder SUPERUSER PASSWORD 'x'",
+        "CHECKPOINT",
+        "COPY sales FROM STDIN",
+    ] {
+        let err = dash.batch_execute(statement).await.unwrap_err();
+        assert_eq!(
+            code(&err),
+            Some(&SqlState::INSUFFICIENT_PRIVILEGE),
+            "{statement}: {err:?}"
+        );
+    }
+    // Prepared statements are checked when they run, too.
+    let err = dash.prepare("SELECT * FROM salaries").await;
+    if let Ok(statement) = err {
+        let err = dash.query(&statement, &[]).await.unwrap_err();
+        assert_eq!(code(&err), Some(&SqlState::INSUFFICIENT_PRIVILEGE));
+    }
+    // The catalog answers truthfully.
+    let row = dash
+        .query_one(
+            "SELECT has_table_privilege('sales', 'SELECT'), has_table_privilege('sales', 'INSERT'),
+                    has_table_privilege('salaries', 'SELECT')",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!((row.get(0), row.get(1), row.get(2)), (true, false, false));
+    let visible: Vec<String> = dash
+        .query(
+            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(visible, ["big_sales", "sales"]);
+
+    // Revoked: gone at once. Write access granted: works.
+    admin
+        .batch_execute("REVOKE SELECT ON sales FROM dash; GRANT INSERT ON sales TO dash")
+        .await
+        .unwrap();
+    let err = dash.batch_execute("SELECT * FROM sales").await.unwrap_err();
+    assert_eq!(code(&err), Some(&SqlState::INSUFFICIENT_PRIVILEGE));
+    dash.batch_execute("INSERT INTO sales VALUES (3, 30)")
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn roles_and_grants_survive_a_restart() {
+    let dir = data_dir_with_admin();
+    {
+        let server = serve(&dir, &[]);
+        let admin = login(&server, "admin", "adminpw").await.unwrap();
+        admin
+            .batch_execute(
+                "CREATE TABLE t (x INT); INSERT INTO t VALUES (1);
+                 CREATE USER reader PASSWORD 'r';
+                 CREATE SCHEMA s; CREATE TABLE s.u (y INT);
+                 GRANT USAGE ON SCHEMA s TO reader;
+                 GRANT SELECT ON ALL TABLES IN SCHEMA s TO reader;
+                 GRANT SELECT ON t TO reader;",
+            )
+            .await
+            .unwrap();
+        // No clean shutdown: the WAL alone must bring them back.
+        drop(server);
+    }
+    let server = serve(&dir, &[]);
+    let reader = login(&server, "reader", "r").await.unwrap();
+    let n: i64 = reader
+        .query_one("SELECT count(*) FROM t", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1);
+    reader.batch_execute("SELECT * FROM s.u").await.unwrap();
+    let admin = login(&server, "admin", "adminpw").await.unwrap();
+    admin.batch_execute("CHECKPOINT").await.unwrap();
+    drop(server);
+    // And from the checkpoint.
+    let server = serve(&dir, &[]);
+    let reader = login(&server, "reader", "r").await.unwrap();
+    reader.batch_execute("SELECT * FROM s.u").await.unwrap();
+    let err = reader.batch_execute("DROP TABLE t").await.unwrap_err();
+    assert_eq!(code(&err), Some(&SqlState::INSUFFICIENT_PRIVILEGE));
+}
+
+#[tokio::test]
+async fn the_first_password_must_belong_to_a_superuser() {
+    let server = TestServer::start();
+    let client = server.connect().await;
+    let err = client
+        .batch_execute("CREATE USER dash PASSWORD 'pw'")
+        .await
+        .unwrap_err();
+    assert!(
+        message(&err).contains("first role with a password"),
+        "{err:?}"
+    );
+    // Without passwords, loopback logins need none.
+    client
+        .batch_execute("CREATE USER admin SUPERUSER PASSWORD 'a'")
+        .await
+        .unwrap();
+    // Now a login without one fails (tokio-postgres stops when asked
+    // for a password it was not given).
+    assert!(tokio_postgres::connect(&server.conn_string(), NoTls)
+        .await
+        .is_err());
+}
+
+#[test]
+fn a_public_address_without_users_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_quiver"))
+        .args(["serve", "--listen", "0.0.0.0:0", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--insecure-no-auth"), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_query_over_the_memory_limit_fails_and_others_go_on() {
+    let server = TestServer::start_with(&["--memory", "--memory-limit", "20MB"]);
+    let client = server.connect().await;
+    let err = client
+        .query(
+            "SELECT a, count(*) FROM (SELECT a, repeat('x', 100) AS pad FROM generate_series(1, 3000000) AS t(a)) s
+             GROUP BY a ORDER BY a DESC LIMIT 1",
+            &[],
+        )
+        .await;
+    // Either it spilled and finished, or it failed with 53200.
+    if let Err(e) = err {
+        assert_eq!(code(&e), Some(&SqlState::OUT_OF_MEMORY), "{e:?}");
+    }
+    let other = server.connect().await;
+    let one: i32 = other.query_one("SELECT 1::int", &[]).await.unwrap().get(0);
+    assert_eq!(one, 1);
+    let again: i32 = client.query_one("SELECT 2::int", &[]).await.unwrap().get(0);
+    assert_eq!(again, 2);
+}
+
+#[tokio::test]
+async fn inserts_past_the_table_memory_limit_fail_with_53200() {
+    let server = TestServer::start_with(&["--memory", "--max-table-memory", "4MB"]);
+    let client = server.connect().await;
+    client
+        .batch_execute("CREATE TABLE big (s TEXT)")
+        .await
+        .unwrap();
+    let err = client
+        .batch_execute("INSERT INTO big SELECT repeat('x', 1000) FROM generate_series(1, 20000)")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), Some(&SqlState::OUT_OF_MEMORY), "{err:?}");
+    assert!(message(&err).contains("--max-table-memory"), "{err:?}");
+    client
+        .batch_execute("INSERT INTO big SELECT 'small' FROM generate_series(1, 10)")
+        .await
+        .unwrap();
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM big", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 10);
+}
+
+#[tokio::test]
+async fn connections_beyond_the_limit_get_53300_and_superusers_keep_a_slot() {
+    let dir = data_dir_with_admin();
+    let server = serve(&dir, &["--max-connections", "5"]);
+    let admin = login(&server, "admin", "adminpw").await.unwrap();
+    admin
+        .batch_execute("CREATE USER app PASSWORD 'p'")
+        .await
+        .unwrap();
+    let mut held = Vec::new();
+    // 5 slots, 3 reserved for superusers, one taken by admin: one left.
+    held.push(login(&server, "app", "p").await.unwrap());
+    let err = login(&server, "app", "p").await.unwrap_err();
+    assert_eq!(code(&err), Some(&SqlState::TOO_MANY_CONNECTIONS), "{err:?}");
+    // A superuser still gets in.
+    held.push(login(&server, "admin", "adminpw").await.unwrap());
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    login(&server, "app", "p").await.unwrap();
+}
+
+#[tokio::test]
+async fn an_idle_transaction_times_out() {
+    let server = TestServer::start();
+    let client = server.connect().await;
+    client
+        .batch_execute("SET idle_in_transaction_session_timeout = 300; BEGIN")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(client.batch_execute("SELECT 1").await.is_err());
+    let other = server.connect().await;
+    other.batch_execute("SELECT 1").await.unwrap();
+}
+
+/// A CA and a server certificate for localhost, written to `dir`.
+fn certificates(dir: &std::path::Path) -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "QuiverDB test CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let params =
+        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+    let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
+    let write = |name: &str, pem: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, pem).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    (
+        write("ca.pem", ca.pem()),
+        write("server.pem", cert.pem()),
+        write("server.key", key.serialize_pem()),
+    )
+}
+
+fn psql(port: u16, user: &str, password: &str, options: &str, sql: &str) -> std::process::Output {
+    Command::new("psql")
+        .arg(format!(
+            "host=localhost port={port} user={user} dbname=quiver {options}"
+        ))
+        .args(["-XAtc", sql])
+        .env("PGPASSWORD", password)
+        .env("PGCONNECT_TIMEOUT", "10")
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn psql_logs_in_over_tls_and_plaintext_is_refused_when_tls_is_required() {
+    if tool_version("psql").is_none() {
+        println!("SKIPPED: psql is not installed (apt-get install postgresql-client); .ci/run installs it");
+        return;
+    }
+    let dir = data_dir_with_admin();
+    let (ca, cert, key) = certificates(dir.path());
+    let server = serve(
+        &dir,
+        &["--tls-cert", &cert, "--tls-key", &key, "--require-tls"],
+    );
+    let port = server.port;
+    let run = move |options: &'static str, password: &'static str| {
+        let out = psql(port, "admin", password, options, "\\conninfo");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let verify_full: &'static str =
+        Box::leak(format!("sslmode=verify-full sslrootcert={ca}").into_boxed_str());
+    for options in ["sslmode=require", verify_full] {
+        let (ok, out) = tokio::task::spawn_blocking(move || run(options, "adminpw"))
+            .await
+            .unwrap();
+        assert!(ok, "{options}: {out}");
+        assert!(out.contains("SSL connection"), "{options}: {out}");
+    }
+    let (ok, out) = tokio::task::spawn_blocking(move || run("sslmode=disable", "adminpw"))
+        .await
+        .unwrap();
+    assert!(!ok, "plaintext login was accepted: {out}");
+    assert!(out.contains("requires TLS"), "{out}");
+    let (ok, out) = tokio::task::spawn_blocking(move || run("sslmode=require", "wrong"))
+        .await
+        .unwrap();
+    assert!(!ok);
+    assert!(out.contains("password authentication failed"), "{out}");
+}
+
+#[tokio::test]
+async fn without_tls_the_ssl_request_is_declined_and_plaintext_works() {
+    if tool_version("psql").is_none() {
+        println!("SKIPPED: psql is not installed (apt-get install postgresql-client); .ci/run installs it");
+        return;
+    }
+    let server = TestServer::start();
+    let port = server.port;
+    let out =
+        tokio::task::spawn_blocking(move || psql(port, "tester", "", "sslmode=prefer", "SELECT 1"))
+            .await
+            .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = tokio::task::spawn_blocking(move || {
+        psql(port, "tester", "", "sslmode=require", "SELECT 1")
+    })
+    .await
+    .unwrap();
+    assert!(!out.status.success());
+}
