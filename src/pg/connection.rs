@@ -11,7 +11,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures::{SinkExt, StreamExt};
+use std::panic::AssertUnwindSafe;
+
+use futures::{FutureExt, SinkExt, StreamExt};
 use pgwire::api::{ClientInfo, PgWireConnectionState, PgWireServerHandlers};
 use pgwire::error::{ErrorInfo, PgWireError};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
@@ -78,7 +80,15 @@ pub async fn serve_connection(
                 );
                 return end_with(&mut socket, error).await;
             }
-            next = socket.next() => next,
+            // pgwire's decoders panic on some malformed messages: that
+            // ends this connection, with an error, and nothing else.
+            next = AssertUnwindSafe(socket.next()).catch_unwind() => match next {
+                Ok(next) => next,
+                Err(_) => {
+                    let error = fatal("08P01", "invalid frontend message: malformed contents");
+                    return end_with(&mut socket, error).await;
+                }
+            },
         };
         let message = match next {
             None => return Ok(()),
@@ -121,7 +131,14 @@ pub async fn serve_connection(
                 cancel.clone(),
             );
             tokio::select! {
-                outcome = work => outcome,
+                outcome = AssertUnwindSafe(work).catch_unwind() => match outcome {
+                    Ok(outcome) => outcome,
+                    Err(_) => {
+                        tracing::error!("a statement panicked; closing its connection");
+                        let error = fatal("XX000", "internal error: the statement failed unexpectedly; the connection is closed");
+                        return end_with(&mut socket, error).await;
+                    }
+                },
                 // Dropping the statement's future stops its work, as a
                 // CancelRequest or statement_timeout does.
                 _ = client_gone(fd) => {

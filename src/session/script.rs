@@ -191,7 +191,7 @@ mod tests {
             ("CREATE USER bob", "CREATE ROLE bob WITH LOGIN"),
             (
                 "create user bob with password 'x' superuser",
-                "create ROLE bob WITH LOGIN password 'x' superuser",
+                "create ROLE bob WITH LOGIN  password 'x' superuser",
             ),
             (
                 "CREATE USER IF NOT EXISTS \"Bob\" PASSWORD 'x'",

@@ -827,7 +827,7 @@ fn roles(snap: &Snapshot) -> Vec<RoleRow> {
         oid: OWNER_OID,
         name: OWNER.to_string(),
         superuser: true,
-        login: false,
+        login: true,
         password: None,
     }];
     for role in snap.catalog.roles.values() {
