@@ -721,7 +721,7 @@ impl Session {
         if to_insert.num_rows() > 0 {
             count += to_insert.num_rows();
             self.db
-                .check_table_memory(Some(&txn), to_insert.get_array_memory_size())?;
+                .check_table_memory(Some(txn), to_insert.get_array_memory_size())?;
             txn.apply(&table, Change::Insert(vec![to_insert.clone()]))?;
             out_rows.insert(0, to_insert);
         }
