@@ -489,3 +489,45 @@ async fn without_tls_the_ssl_request_is_declined_and_plaintext_works() {
     .unwrap();
     assert!(!out.status.success());
 }
+
+const JDBC_JAR: &str = "/usr/share/java/postgresql.jar";
+
+#[test]
+fn pgjdbc_logs_in_over_tls() {
+    if Command::new("javac").arg("-version").output().is_err() {
+        println!("SKIPPED: javac is not installed (a JDK); .ci/run uses the machine's");
+        return;
+    }
+    if !std::path::Path::new(JDBC_JAR).exists() {
+        println!("SKIPPED: pgjdbc is not installed (apt-get install libpostgresql-jdbc-java); .ci/run installs it");
+        return;
+    }
+    let dir = data_dir_with_admin();
+    let (ca, cert, key) = certificates(dir.path());
+    let classes = tempfile::tempdir().unwrap();
+    let status = Command::new("javac")
+        .args(["-d", classes.path().to_str().unwrap(), "-cp", JDBC_JAR])
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/clients/java/JdbcTls.java"
+        ))
+        .status()
+        .unwrap();
+    assert!(status.success(), "javac failed");
+    let server = serve(
+        &dir,
+        &["--tls-cert", &cert, "--tls-key", &key, "--require-tls"],
+    );
+    let out = Command::new("java")
+        .arg("-cp")
+        .arg(format!("{}:{JDBC_JAR}", classes.path().display()))
+        .arg("JdbcTls")
+        .arg(server.port.to_string())
+        .arg(&ca)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("ok: sslmode=verify-full"), "{text}");
+}
