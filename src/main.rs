@@ -247,6 +247,9 @@ fn serve(
         max_connections: security.max_connections.max(1),
         reserved_connections: 3.min(security.max_connections.saturating_sub(1)),
     };
+    // A panic ends only the connection it happened in (the connection
+    // loop catches it); log it in one line rather than a backtrace.
+    std::panic::set_hook(Box::new(|info| tracing::error!("panic: {info}")));
     let memory = quiverdb::config::available_memory();
     let query_memory = security.memory_limit.unwrap_or(memory / 4);
     let table_memory = security.max_table_memory.unwrap_or(memory / 2);

@@ -531,3 +531,150 @@ fn pgjdbc_logs_in_over_tls() {
     assert!(out.status.success(), "{text}");
     assert!(text.contains("ok: sslmode=verify-full"), "{text}");
 }
+
+/// Reads backend messages until the server closes; returns their types
+/// and, for an ErrorResponse, its severity.
+fn read_until_closed(stream: &mut std::net::TcpStream) -> Vec<(u8, String)> {
+    use std::io::Read;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut messages = Vec::new();
+    loop {
+        let mut header = [0u8; 5];
+        if stream.read_exact(&mut header).is_err() {
+            return messages;
+        }
+        let len = i32::from_be_bytes(header[1..5].try_into().unwrap()) as usize;
+        let mut body = vec![0u8; len - 4];
+        if stream.read_exact(&mut body).is_err() {
+            return messages;
+        }
+        let severity = if header[0] == b'E' {
+            String::from_utf8_lossy(&body[1..body.iter().position(|b| *b == 0).unwrap()])
+                .to_string()
+        } else {
+            String::new()
+        };
+        messages.push((header[0], severity));
+    }
+}
+
+#[test]
+fn a_broken_login_never_reaches_a_query() {
+    use std::io::Write;
+    let dir = data_dir_with_admin();
+    let server = serve(&dir, &[]);
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    let mut startup = Vec::new();
+    let params = b"\0\x03\0\0user\0admin\0database\0quiver\0\0";
+    startup.extend_from_slice(&(params.len() as i32 + 4).to_be_bytes());
+    startup.extend_from_slice(params);
+    // A password message that is no SASLInitialResponse, then a query.
+    let bad = [b'p', 0, 0, 0, 6, b'x', b'y'];
+    let mut query = vec![b'Q'];
+    let sql = b"CREATE TABLE pwned (x INT)\0";
+    query.extend_from_slice(&(sql.len() as i32 + 4).to_be_bytes());
+    query.extend_from_slice(sql);
+    stream.write_all(&startup).unwrap();
+    stream.write_all(&bad).unwrap();
+    stream.write_all(&query).unwrap();
+    let messages = read_until_closed(&mut stream);
+    assert!(
+        messages.iter().any(|(t, s)| *t == b'E' && s == "FATAL"),
+        "{messages:?}"
+    );
+    assert!(
+        !messages.iter().any(|(t, _)| *t == b'C' || *t == b'Z'),
+        "{messages:?}"
+    );
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let admin = login(&server, "admin", "adminpw").await.unwrap();
+        let n: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM information_schema.tables WHERE table_name = 'pwned'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(n, 0);
+    });
+}
+
+#[tokio::test]
+async fn upserts_need_update_and_others_activity_is_hidden() {
+    let dir = data_dir_with_admin();
+    let server = serve(&dir, &[]);
+    let admin = login(&server, "admin", "adminpw").await.unwrap();
+    admin
+        .batch_execute(
+            "CREATE TABLE kv (k INT PRIMARY KEY, v INT);
+             CREATE USER app PASSWORD 'p';
+             GRANT INSERT ON kv TO app;",
+        )
+        .await
+        .unwrap();
+    let app = login(&server, "app", "p").await.unwrap();
+    app.batch_execute("INSERT INTO kv VALUES (1, 1)")
+        .await
+        .unwrap();
+    let err = app
+        .batch_execute("INSERT INTO kv VALUES (1, 2) ON CONFLICT (k) DO UPDATE SET v = excluded.v")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        code(&err),
+        Some(&SqlState::INSUFFICIENT_PRIVILEGE),
+        "{err:?}"
+    );
+    let queries: Vec<String> = app
+        .query(
+            "SELECT query FROM pg_stat_activity WHERE usename = 'admin'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(queries, ["<insufficient privilege>"]);
+}
+
+#[tokio::test]
+async fn copy_data_past_the_table_memory_limit_is_refused() {
+    use futures::SinkExt;
+    let server = TestServer::start_with(&["--memory", "--max-table-memory", "2MB"]);
+    let client = server.connect().await;
+    client
+        .batch_execute("CREATE TABLE lines (s TEXT)")
+        .await
+        .unwrap();
+    let sink = client.copy_in("COPY lines FROM STDIN").await.unwrap();
+    futures::pin_mut!(sink);
+    let line = format!("{}\n", "x".repeat(1000));
+    let mut failed = false;
+    for _ in 0..5000 {
+        if sink.send(bytes::Bytes::from(line.clone())).await.is_err() {
+            failed = true;
+            break;
+        }
+    }
+    let outcome = if failed {
+        Err(())
+    } else {
+        sink.finish().await.map_err(|_| ())
+    };
+    assert!(
+        outcome.is_err(),
+        "5 MB of COPY data went into a 2 MB table budget"
+    );
+    // The connection and the server go on.
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM lines", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 0);
+}

@@ -132,6 +132,11 @@ impl Database {
         self.runtime.load_full()
     }
 
+    /// Bytes all tables together may hold.
+    pub fn table_memory_limit(&self) -> usize {
+        self.table_memory_limit.load(Ordering::Relaxed)
+    }
+
     /// Bytes the tables hold, as `txn` sees them (its pending rows count).
     pub fn table_memory(&self, txn: Option<&Transaction>) -> usize {
         let pending = txn.map(|t| t.writes()).unwrap_or_default();

@@ -151,7 +151,13 @@ pub async fn serve_connection(
             return Ok(());
         }
         if let Err(e) = outcome {
-            let info = ErrorInfo::from(e);
+            let mut info = ErrorInfo::from(e);
+            // Any error before the login completes ends the connection:
+            // pgwire would otherwise mark it ready for queries.
+            if logging_in {
+                info.severity = "FATAL".into();
+                info.severity_nonlocalized = Some("FATAL".into());
+            }
             let is_fatal = info.is_fatal();
             process_error(
                 &mut socket,

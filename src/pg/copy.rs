@@ -37,6 +37,11 @@ impl CopyInProgress {
         self.data.extend_from_slice(bytes);
     }
 
+    /// Bytes received so far.
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
     /// Parses all the data into one batch of the COPY's columns.
     pub fn finish(self) -> Result<RecordBatch> {
         let copy = &self.copy;

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};
 
 use async_trait::async_trait;
@@ -66,10 +67,15 @@ impl ConnectionHandlers {
         peer: SocketAddr,
     ) -> Self {
         let session = Arc::new(Mutex::new(Session::new(db.clone())));
+        let logged_in = Arc::new(AtomicBool::new(false));
         ConnectionHandlers {
             backend: Arc::new(Backend {
                 session: session.clone(),
-                parser: Arc::new(Parser { session }),
+                parser: Arc::new(Parser {
+                    session,
+                    logged_in: logged_in.clone(),
+                }),
+                logged_in,
                 manager: manager.clone(),
                 copy_in: Default::default(),
                 db,
@@ -127,8 +133,28 @@ impl CopyHandler for Backend {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        if let Some(copy) = self.copy_in.lock().as_mut() {
-            copy.push(&data.data);
+        // The data is held until CopyDone: it may not outgrow what the
+        // tables may hold.
+        let limit = self.db.table_memory_limit();
+        let too_much = {
+            let mut slot = self.copy_in.lock();
+            let Some(copy) = slot.as_mut() else {
+                return Ok(());
+            };
+            if copy.len().saturating_add(data.data.len()) > limit {
+                slot.take();
+                true
+            } else {
+                copy.push(&data.data);
+                false
+            }
+        };
+        if too_much {
+            self.session.lock().await.copy_failed();
+            return Err(pg_error(QuiverError::OutOfMemory(format!(
+                "COPY data exceeds the table memory limit of {} MiB (--max-table-memory)",
+                limit >> 20
+            ))));
         }
         Ok(())
     }
@@ -199,6 +225,16 @@ pub struct Backend {
     peer: SocketAddr,
     /// Where the login is, between the start-up packet and AuthenticationOk.
     login: parking_lot::Mutex<Login>,
+    /// Set once the login succeeded; no statement runs before.
+    logged_in: Arc<AtomicBool>,
+}
+
+/// The error for a statement that arrives before the login completed.
+fn not_logged_in() -> PgWireError {
+    fatal(
+        "08P01",
+        "no statement may run before the login completes".into(),
+    )
 }
 
 /// The state of a login.
@@ -342,6 +378,9 @@ impl SimpleQueryHandler for Backend {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        if !self.logged_in.load(Ordering::Acquire) {
+            return Err(not_logged_in());
+        }
         let state = self.session.lock().await.transaction_state();
         let empty = query.query.chars().all(|c| c == ';' || c.is_whitespace());
         let start = match state {
@@ -376,6 +415,7 @@ impl SimpleQueryHandler for Backend {
 /// Parses and plans statements for the extended protocol.
 pub struct Parser {
     session: Arc<Mutex<Session>>,
+    logged_in: Arc<AtomicBool>,
 }
 
 #[async_trait]
@@ -391,6 +431,9 @@ impl QueryParser for Parser {
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
+        if !self.logged_in.load(Ordering::Acquire) {
+            return Err(not_logged_in());
+        }
         let mut session = self.session.lock().await;
         match session.prepare(sql).await {
             Ok(prepared) => Ok(Some(Arc::new(prepared))),
@@ -503,6 +546,9 @@ impl ExtendedQueryHandler for Backend {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        if !self.logged_in.load(Ordering::Acquire) {
+            return Err(not_logged_in());
+        }
         let mut session = self.session.lock().await;
         let params = match decode_parameters(portal) {
             Ok(params) => params,
@@ -781,6 +827,8 @@ impl Backend {
         );
         values.insert("session_authorization".into(), user);
         drop(session);
-        finish_authentication(client, &StartupParameters { values }).await
+        finish_authentication(client, &StartupParameters { values }).await?;
+        self.logged_in.store(true, Ordering::Release);
+        Ok(())
     }
 }

@@ -5,8 +5,8 @@
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{
     Action, AlterRoleOperation, CopySource, CopyTarget, CreateRole, FromTable, GrantObjects,
-    Grantee, GranteeName, GranteesType, ObjectName, ObjectType, Password, Privileges, RoleOption,
-    Statement, TableFactor, TableObject,
+    Grantee, GranteeName, GranteesType, ObjectName, ObjectType, OnConflict, OnConflictAction,
+    OnInsert, Password, Privileges, RoleOption, Statement, TableFactor, TableObject,
 };
 
 use super::{object_name_parts, Session, StatementResult};
@@ -304,6 +304,16 @@ impl Check<'_> {
                 };
                 let target = self.session.qualified(target)?;
                 self.need(&target, INSERT)?;
+                if let Some(OnInsert::OnConflict(OnConflict {
+                    action: OnConflictAction::DoUpdate(_),
+                    ..
+                })) = &insert.on
+                {
+                    self.need(&target, UPDATE | SELECT)?;
+                }
+                if insert.returning.is_some() {
+                    self.need(&target, SELECT)?;
+                }
                 self.reads(s, Some(&target))
             }
             Statement::Update(update) => {

@@ -994,9 +994,15 @@ fn pg_stat_activity(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
     let time = |t: chrono::DateTime<chrono::Utc>| {
         ScalarValue::TimestampMicrosecond(Some(t.timestamp_micros()), Some("UTC".into()))
     };
+    // As in PostgreSQL, what other roles' sessions are doing is for
+    // superusers to see.
+    let sees_all = snap.catalog.is_superuser(snap.identity.actor());
     for session in snap.db.sessions.live() {
         let id = session.identity();
-        let activity = session.activity();
+        let mut activity = session.activity();
+        if !sees_all && id.user != snap.identity.user {
+            activity.query = "<insufficient privilege>".into();
+        }
         rows.push(vec![
             ("datid", oid(database_oid(&id.database))),
             ("datname", text(&id.database)),
