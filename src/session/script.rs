@@ -68,10 +68,11 @@ pub(super) fn is_checkpoint(sql: &str) -> bool {
 }
 
 /// The most operators one expression may chain at one nesting level. A
-/// chain like `1+1+...+1` parses into a tree as deep as it is long, and
-/// every later pass over the tree recurses; beyond this, the statement is
-/// refused (54001) instead of risking the server's stack.
-pub(super) const MAX_OPERATOR_CHAIN: usize = 10_000;
+/// chain like `1+1+...+1` parses into a tree as deep as it is long; every
+/// later pass over the tree recurses, and DataFusion's planning of it takes
+/// time quadratic in its depth. Beyond this the statement is refused
+/// (54001) instead of risking the server's stack or a core for minutes.
+pub(super) const MAX_OPERATOR_CHAIN: usize = 2_000;
 
 /// Checks that `sql` is not too complex to handle, and spells the
 /// PostgreSQL forms the parser does not know (`CREATE USER`, `ALTER USER`,
