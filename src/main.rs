@@ -89,9 +89,9 @@ struct SecurityArgs {
     /// trusted networks.
     #[arg(long)]
     insecure_no_auth: bool,
-    /// Memory for query execution (sorts, joins and aggregations spill to
-    /// disk past it); default a quarter of the machine's memory. Sizes
-    /// take KB/MB/GB or KiB/MiB/GiB.
+    /// Memory for query execution (operators that can spill do so past it;
+    /// a query that cannot fits fails with 53200); default a quarter of
+    /// the machine's memory. Sizes take KB/MB/GB or KiB/MiB/GiB.
     #[arg(long, env = "QUIVER_MEMORY_LIMIT", value_parser = quiverdb::config::parse_size)]
     memory_limit: Option<usize>,
     /// Memory all tables' rows together may take; default half of the
