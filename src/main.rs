@@ -90,7 +90,7 @@ struct SecurityArgs {
     #[arg(long)]
     insecure_no_auth: bool,
     /// Memory for query execution (operators that can spill do so past it;
-    /// a query that cannot fits fails with 53200); default a quarter of
+    /// a query that still does not fit fails with 53200); default a quarter of
     /// the machine's memory. Sizes take KB/MB/GB or KiB/MiB/GiB.
     #[arg(long, env = "QUIVER_MEMORY_LIMIT", value_parser = quiverdb::config::parse_size)]
     memory_limit: Option<usize>,
