@@ -678,3 +678,45 @@ async fn copy_data_past_the_table_memory_limit_is_refused() {
         .get(0);
     assert_eq!(n, 0);
 }
+
+#[tokio::test]
+async fn role_features_we_lack_are_refused_not_ignored() {
+    let server = TestServer::start();
+    let client = server.connect().await;
+    for statement in [
+        "CREATE ROLE r CREATEROLE",
+        "CREATE ROLE r CREATEDB",
+        "CREATE ROLE r CONNECTION LIMIT 5",
+        "CREATE ROLE r IN ROLE other",
+    ] {
+        let err = client.batch_execute(statement).await.unwrap_err();
+        assert_eq!(
+            code(&err),
+            Some(&SqlState::FEATURE_NOT_SUPPORTED),
+            "{statement}: {err:?}"
+        );
+    }
+    client
+        .batch_execute("CREATE TABLE t (x INT); CREATE ROLE r")
+        .await
+        .unwrap();
+    let err = client
+        .batch_execute("GRANT SELECT ON t TO r WITH GRANT OPTION")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        code(&err),
+        Some(&SqlState::FEATURE_NOT_SUPPORTED),
+        "{err:?}"
+    );
+    // A role without LOGIN cannot log in, even without passwords.
+    let conn = format!("host=127.0.0.1 port={} user=r dbname=quiver", server.port);
+    let Err(err) = tokio_postgres::connect(&conn, NoTls).await else {
+        panic!("a NOLOGIN role logged in");
+    };
+    assert_eq!(
+        code(&err),
+        Some(&SqlState::INVALID_AUTHORIZATION_SPECIFICATION),
+        "{err:?}"
+    );
+}

@@ -133,6 +133,10 @@ pub async fn serve_connection(
             tokio::select! {
                 outcome = AssertUnwindSafe(work).catch_unwind() => match outcome {
                     Ok(outcome) => outcome,
+                    Err(_) if logging_in => {
+                        let error = fatal("08P01", "invalid authentication message");
+                        return end_with(&mut socket, error).await;
+                    }
                     Err(_) => {
                         tracing::error!("a statement panicked; closing its connection");
                         let error = fatal("XX000", "internal error: the statement failed unexpectedly; the connection is closed");

@@ -631,6 +631,7 @@ impl Session {
                     grant.objects.as_ref(),
                     &grant.grantees,
                     true,
+                    grant.with_grant_option,
                 )
                 .await
             }
@@ -639,6 +640,7 @@ impl Session {
                     &revoke.privileges,
                     revoke.objects.as_ref(),
                     &revoke.grantees,
+                    false,
                     false,
                 )
                 .await

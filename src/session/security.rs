@@ -44,6 +44,14 @@ impl Session {
         login: bool,
     ) -> Result<StatementResult> {
         self.require_superuser("create role")?;
+        refuse_role_options(
+            create.create_db == Some(true),
+            create.create_role == Some(true),
+            create.connection_limit.is_some() || create.valid_until.is_some(),
+        )?;
+        if !create.in_role.is_empty() || !create.role.is_empty() || !create.admin.is_empty() {
+            return Err(not_supported("role membership (IN ROLE, ROLE, ADMIN)"));
+        }
         for name in &create.names {
             let name = role_name(name)?;
             let mut role = Role {
@@ -109,7 +117,9 @@ impl Session {
                 RoleOption::Password(p) => role.password = password_of(p)?,
                 RoleOption::SuperUser(on) => role.superuser = *on,
                 RoleOption::Login(on) => role.login = *on,
-                RoleOption::Inherit(_) | RoleOption::CreateDB(_) | RoleOption::CreateRole(_) => {}
+                RoleOption::Inherit(_) => {}
+                RoleOption::CreateDB(on) => refuse_role_options(*on, false, false)?,
+                RoleOption::CreateRole(on) => refuse_role_options(false, *on, false)?,
                 other => return Err(not_supported(format!("the role option {other}"))),
             }
         }
@@ -149,7 +159,13 @@ impl Session {
         objects: Option<&GrantObjects>,
         grantees: &[Grantee],
         grant: bool,
+        with_grant_option: bool,
     ) -> Result<StatementResult> {
+        if with_grant_option {
+            return Err(not_supported(
+                "WITH GRANT OPTION (owners and superusers grant)",
+            ));
+        }
         let catalog = self.catalog();
         let identity = self.info.identity();
         let objects = match objects {
@@ -505,6 +521,20 @@ fn check_relation(
                 check_relation(catalog, owner_actor, read, SELECT, depth + 1)?;
             }
         }
+    }
+    Ok(())
+}
+
+/// Role attributes we do not have: only superusers create roles and
+/// databases, and roles have no connection limit or expiry.
+fn refuse_role_options(create_db: bool, create_role: bool, limits: bool) -> Result<()> {
+    if create_db || create_role {
+        return Err(not_supported(
+            "CREATEDB and CREATEROLE (only superusers create roles)",
+        ));
+    }
+    if limits {
+        return Err(not_supported("CONNECTION LIMIT and VALID UNTIL on roles"));
     }
     Ok(())
 }
