@@ -185,10 +185,8 @@ impl Session {
                     object_label(&object)
                 )));
             }
+            // Objects from before roles existed keep having no owner.
             let mut acl = catalog.effective_acl(&object);
-            if acl.owner.is_empty() {
-                acl.owner = identity.user.clone();
-            }
             for grantee in &grantees {
                 if grant {
                     acl.grant(grantee, bits);
