@@ -323,6 +323,11 @@ fn datafusion_sqlstate(e: &DataFusionError) -> SqlState {
         }
         DataFusionError::ArrowError(err, _) => arrow_sqlstate(err),
         DataFusionError::ResourcesExhausted(_) => SqlState::OutOfMemory,
+        // Our own errors raised inside functions DataFusion runs.
+        DataFusionError::External(inner) => match inner.downcast_ref::<QuiverError>() {
+            Some(ours) => ours.sqlstate(),
+            None => SqlState::InternalError,
+        },
         DataFusionError::NotImplemented(_) => SqlState::FeatureNotSupported,
         DataFusionError::IoError(_) => SqlState::IoError,
         DataFusionError::Plan(msg) | DataFusionError::Execution(msg) => message_sqlstate(msg),
@@ -425,6 +430,10 @@ fn datafusion_message(e: &DataFusionError) -> String {
             }
         }
         DataFusionError::NotImplemented(msg) => format!("{msg} is not supported"),
+        DataFusionError::External(inner) => match inner.downcast_ref::<QuiverError>() {
+            Some(ours) => ours.to_string(),
+            None => inner.to_string(),
+        },
         DataFusionError::ResourcesExhausted(msg) => format!("out of memory: {msg}"),
         other => other.to_string(),
     }

@@ -93,3 +93,77 @@ async fn statement_timeout_cancels_a_long_query() {
     let message = err.as_db_error().unwrap().message();
     assert_eq!(message, "canceling statement due to statement timeout");
 }
+
+/// The pid of the other session running a statement that mentions `marker`.
+async fn pid_running(observer: &tokio_postgres::Client, marker: &str) -> i32 {
+    for _ in 0..100 {
+        let rows = observer
+            .query(
+                "SELECT pid FROM pg_stat_activity WHERE state = 'active' AND pid <> pg_backend_pid() AND query LIKE '%' || $1 || '%'",
+                &[&marker],
+            )
+            .await
+            .unwrap();
+        if let Some(row) = rows.first() {
+            return row.get(0);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no session is running {marker}");
+}
+
+#[tokio::test]
+async fn pg_cancel_backend_and_pg_terminate_backend_signal_another_session() {
+    let server = TestServer::start();
+    let worker = server.connect().await;
+    let admin = server.connect().await;
+    let long = "SELECT count(*) FROM generate_series(1, 5000000000) a /* cancel-me */";
+    let running = tokio::spawn(async move {
+        let err = worker.query(long, &[]).await.unwrap_err();
+        assert_eq!(err.code(), Some(&SqlState::QUERY_CANCELED), "{err:?}");
+        // Still connected after a cancel.
+        worker.batch_execute("SELECT 1").await.unwrap();
+        worker
+    });
+    let pid = pid_running(&admin, "cancel-me").await;
+    let cancelled: bool = admin
+        .query_one("SELECT pg_cancel_backend($1::int)", &[&pid])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(cancelled);
+    let worker = running.await.unwrap();
+
+    let long = "SELECT count(*) FROM generate_series(1, 5000000000) a /* end-me */";
+    let running = tokio::spawn(async move { worker.query(long, &[]).await });
+    let pid = pid_running(&admin, "end-me").await;
+    let ended: bool = admin
+        .query_one("SELECT pg_terminate_backend($1::int)", &[&pid])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(ended);
+    let err = running.await.unwrap().unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::ADMIN_SHUTDOWN), "{err:?}");
+    // Gone from pg_stat_activity; an unknown pid gives false.
+    for _ in 0..50 {
+        let n: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = $1",
+                &[&pid],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if n == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let unknown: bool = admin
+        .query_one("SELECT pg_cancel_backend(1)", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(!unknown);
+}

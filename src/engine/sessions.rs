@@ -17,6 +17,21 @@ pub struct SessionInfo {
     settings: RwLock<Vec<(String, String, String)>>,
     pub started: chrono::DateTime<chrono::Utc>,
     activity: Mutex<Activity>,
+    /// Cancels the statement the session is running (set by the wire
+    /// layer; the REPL has none).
+    canceller: Mutex<Option<Canceller>>,
+    /// Set when another session asks this one to end.
+    terminated: std::sync::atomic::AtomicBool,
+    terminate: tokio::sync::Notify,
+}
+
+/// What cancels a session's running statement.
+pub struct Canceller(pub Box<dyn Fn() + Send + Sync>);
+
+impl std::fmt::Debug for Canceller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Canceller")
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -60,6 +75,46 @@ impl Default for SessionInfo {
                 state_change: chrono::Utc::now(),
                 xact_start: None,
             }),
+            canceller: Mutex::new(None),
+            terminated: Default::default(),
+            terminate: tokio::sync::Notify::new(),
+        }
+    }
+}
+
+impl SessionInfo {
+    pub fn set_canceller(&self, canceller: Canceller) {
+        *self.canceller.lock() = Some(canceller);
+    }
+
+    /// pg_cancel_backend: cancels the running statement, if any. False
+    /// for a session that cannot be signalled.
+    pub fn cancel(&self) -> bool {
+        match self.canceller.lock().as_ref() {
+            Some(cancel) => {
+                (cancel.0)();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// pg_terminate_backend: the session ends, cancelling what it runs.
+    pub fn terminate(&self) {
+        self.terminated
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.terminate.notify_waiters();
+        self.cancel();
+    }
+
+    /// Completes once the session was told to end.
+    pub async fn terminated(&self) {
+        loop {
+            let notified = self.terminate.notified();
+            if self.terminated.load(std::sync::atomic::Ordering::Acquire) {
+                return;
+            }
+            notified.await;
         }
     }
 }

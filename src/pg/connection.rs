@@ -73,6 +73,9 @@ pub async fn serve_connection(
                 let error = fatal("08006", "timeout expired while logging in");
                 return end_with(&mut socket, error).await;
             }
+            _ = handlers.terminated() => {
+                return end_with(&mut socket, terminated()).await;
+            }
             _ = sleep_or_forever(idle_timeout) => {
                 let error = fatal(
                     "25P03",
@@ -143,6 +146,9 @@ pub async fn serve_connection(
                         return end_with(&mut socket, error).await;
                     }
                 },
+                _ = handlers.terminated() => {
+                    return end_with(&mut socket, terminated()).await;
+                }
                 // Dropping the statement's future stops its work, as a
                 // CancelRequest or statement_timeout does.
                 _ = client_gone(fd) => {
@@ -197,6 +203,14 @@ fn guard_frames<S>(
 
 fn fatal(code: &str, message: &str) -> ErrorInfo {
     ErrorInfo::new("FATAL".into(), code.into(), message.into())
+}
+
+/// pg_terminate_backend ended this session.
+fn terminated() -> ErrorInfo {
+    fatal(
+        "57P01",
+        "terminating connection due to administrator command",
+    )
 }
 
 fn protocol_violation(e: PgWireError) -> ErrorInfo {

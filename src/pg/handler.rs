@@ -55,6 +55,8 @@ static PID_GENERATOR: LazyLock<RandomPidSecretKeyGenerator> =
 
 /// Everything pgwire needs to serve one connection.
 pub struct ConnectionHandlers {
+    /// The session as other sessions see and signal it.
+    info: Arc<crate::engine::sessions::SessionInfo>,
     backend: Arc<Backend>,
     cancel: Arc<DefaultCancelHandler>,
 }
@@ -66,9 +68,12 @@ impl ConnectionHandlers {
         server: Arc<ServerContext>,
         peer: SocketAddr,
     ) -> Self {
-        let session = Arc::new(Mutex::new(Session::new(db.clone())));
+        let session = Session::new(db.clone());
+        let info = session.info().clone();
+        let session = Arc::new(Mutex::new(session));
         let logged_in = Arc::new(AtomicBool::new(false));
         ConnectionHandlers {
+            info,
             backend: Arc::new(Backend {
                 session: session.clone(),
                 parser: Arc::new(Parser {
@@ -85,6 +90,11 @@ impl ConnectionHandlers {
             }),
             cancel: Arc::new(DefaultCancelHandler::new(manager)),
         }
+    }
+
+    /// Completes when another session terminated this one.
+    pub async fn terminated(&self) {
+        self.info.terminated().await
     }
 
     /// How long the session may sit idle in an open transaction block.
@@ -789,10 +799,20 @@ impl Backend {
         let (handle, guard) = self.manager.register(pid, secret);
         client
             .session_extensions()
-            .insert::<Arc<ConnectionHandle>>(handle);
+            .insert::<Arc<ConnectionHandle>>(handle.clone());
         client.session_extensions().insert(guard);
 
         let mut session = self.session.lock().await;
+        // pg_cancel_backend from another session cancels as a
+        // CancelRequest does.
+        session
+            .info()
+            .set_canceller(crate::engine::sessions::Canceller(Box::new(move || {
+                let handle = handle.clone();
+                tokio::spawn(async move {
+                    handle.cancel().await;
+                });
+            })));
         let database = client
             .metadata()
             .get("database")

@@ -189,6 +189,12 @@ impl Session {
         self.info.set_identity(identity);
     }
 
+    /// What pg_stat_activity shows of this session, and how other
+    /// sessions signal it.
+    pub fn info(&self) -> &Arc<SessionInfo> {
+        &self.info
+    }
+
     pub fn database(&self) -> &Arc<Database> {
         &self.db
     }

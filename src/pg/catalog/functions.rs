@@ -370,6 +370,16 @@ pub fn register(ctx: &SessionContext, context: &CatalogContext) {
         })
     }));
     ctx.register_udf(udf(
+        "pg_cancel_backend",
+        DataType::Boolean,
+        signal_backend(context, false),
+    ));
+    ctx.register_udf(udf(
+        "pg_terminate_backend",
+        DataType::Boolean,
+        signal_backend(context, true),
+    ));
+    ctx.register_udf(udf(
         "has_table_privilege",
         DataType::Boolean,
         privilege_check(context, false),
@@ -588,6 +598,60 @@ fn visibility(
             })
             .collect();
         Ok(Arc::new(out))
+    }
+}
+
+/// `pg_cancel_backend(pid)` and `pg_terminate_backend(pid [, timeout])`:
+/// signal another session. A role may signal its own sessions; a superuser
+/// any. False for a pid that is no session.
+fn signal_backend(
+    context: &CatalogContext,
+    terminate: bool,
+) -> impl Fn(&[ArrayRef], usize) -> Result<ArrayRef> + Send + Sync + 'static {
+    let context = context.clone();
+    move |args, rows| {
+        let me = context.info.identity();
+        let catalog = crate::engine::catalog::visible_catalog(&context.db, &context.slot);
+        let superuser = catalog.is_superuser(me.actor());
+        let pids = arg_i64(args, 0, rows)?;
+        let sessions = context.db.sessions.live();
+        let mut out = BooleanBuilder::with_capacity(rows);
+        for pid in pids.iter() {
+            let Some(pid) = pid else {
+                out.append_null();
+                continue;
+            };
+            let Some(target) = sessions.iter().find(|s| s.identity().pid as i64 == pid) else {
+                tracing::warn!("PID {pid} is not a QuiverDB session");
+                out.append_value(false);
+                continue;
+            };
+            let them = target.identity();
+            if !superuser {
+                let denied = if catalog.is_superuser(them.actor()) {
+                    Some("only superusers may signal a superuser's session")
+                } else if them.user != me.user {
+                    Some("only superusers may signal another role's session")
+                } else {
+                    None
+                };
+                if let Some(message) = denied {
+                    return Err(DataFusionError::External(Box::new(
+                        crate::error::QuiverError::InsufficientPrivilege(format!(
+                            "permission denied to {} session {pid}: {message}",
+                            if terminate { "terminate" } else { "cancel" }
+                        )),
+                    )));
+                }
+            }
+            if terminate {
+                target.terminate();
+                out.append_value(true);
+            } else {
+                out.append_value(target.cancel());
+            }
+        }
+        Ok(Arc::new(out.finish()))
     }
 }
 
