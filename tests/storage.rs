@@ -336,3 +336,41 @@ async fn synchronous_commit_off_still_keeps_rows_across_a_clean_restart() {
         .get(0);
     assert_eq!(n, 200);
 }
+
+#[tokio::test]
+async fn quiver_tables_shows_rows_memory_and_the_last_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with(&["--data-dir", dir.path().to_str().unwrap()]);
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE SCHEMA s; CREATE TABLE s.t (x INT);
+             INSERT INTO s.t SELECT * FROM generate_series(1, 1000);
+             INSERT INTO s.t VALUES (0);",
+        )
+        .await
+        .unwrap();
+    let query = "SELECT rows, batches, memory_bytes, last_checkpoint IS NULL
+                 FROM quiver_tables WHERE schema_name = 's' AND table_name = 't'";
+    let row = client.query_one(query, &[]).await.unwrap();
+    let (rows, batches, memory, never): (i64, i64, i64, bool) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
+    assert_eq!(rows, 1001);
+    assert!(batches >= 1, "{batches}");
+    assert!(memory >= 4000, "{memory}");
+    assert!(never, "not checkpointed yet");
+    client.batch_execute("CHECKPOINT").await.unwrap();
+    let row = client.query_one(query, &[]).await.unwrap();
+    assert!(!row.get::<_, bool>(3), "checkpointed now");
+    // Qualified, and from another schema on the search path, too.
+    client
+        .batch_execute("SET search_path = s; SELECT count(*) FROM pg_catalog.quiver_tables")
+        .await
+        .unwrap();
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM quiver_tables", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1);
+}

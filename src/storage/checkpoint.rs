@@ -189,6 +189,7 @@ pub fn checkpoint(db: &Database) -> Result<CheckpointStats> {
         }
     }
     *storage.last_manifest.lock() = Some(manifest);
+    *storage.last_checkpoint_at.lock() = Some(chrono::Utc::now());
     stats.millis = started.elapsed().as_millis();
     tracing::info!(
         "checkpoint: {} table(s) written ({} bytes), {} unchanged, {} rows, {} ms",

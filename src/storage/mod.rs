@@ -37,6 +37,8 @@ pub struct Storage {
     epoch: AtomicU64,
     /// The manifest of the last checkpoint, to reuse unchanged files.
     last_manifest: Mutex<Option<Manifest>>,
+    /// When the last checkpoint completed.
+    last_checkpoint_at: Mutex<Option<chrono::DateTime<chrono::Utc>>>,
     /// One checkpoint at a time.
     checkpoint_lock: Mutex<()>,
     checkpoint_running: AtomicBool,
@@ -44,8 +46,27 @@ pub struct Storage {
 }
 
 impl Storage {
+    /// When the last checkpoint completed, and the ids of the tables it
+    /// holds (None before the first checkpoint).
+    pub fn last_checkpoint(&self) -> Option<(chrono::DateTime<chrono::Utc>, Vec<u64>)> {
+        let at = (*self.last_checkpoint_at.lock())?;
+        let ids = self
+            .last_manifest
+            .lock()
+            .as_ref()
+            .map(|m| m.tables.iter().map(|t| t.def.id).collect())
+            .unwrap_or_default();
+        Some((at, ids))
+    }
+
     pub fn new(dir: &Path, wal: Wal, epoch: u64, manifest: Option<Manifest>) -> Storage {
+        // The manifest file was written when that checkpoint completed.
+        let last_checkpoint_at = manifest.as_ref().and_then(|_| {
+            let modified = std::fs::metadata(Manifest::path(dir)).ok()?.modified().ok()?;
+            Some(chrono::DateTime::<chrono::Utc>::from(modified))
+        });
         Storage {
+            last_checkpoint_at: Mutex::new(last_checkpoint_at),
             dir: dir.to_path_buf(),
             wal,
             epoch: AtomicU64::new(epoch),

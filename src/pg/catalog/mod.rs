@@ -121,7 +121,13 @@ impl CatalogProvider for ClientCatalog {
             INFORMATION_SCHEMA => Some(Arc::new(system::SystemSchema::information_schema(
                 self.context.clone(),
             ))),
-            _ => self.inner.schema(name),
+            _ => {
+                let inner = self.inner.schema(name)?;
+                Some(Arc::new(system::WithQuiverTables::new(
+                    inner,
+                    self.context.clone(),
+                )))
+            }
         }
     }
 }

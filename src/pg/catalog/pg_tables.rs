@@ -360,6 +360,18 @@ pub static TABLES: &[Generated] = &[
         build: pg_stat_activity,
     },
     Generated {
+        name: QUIVER_TABLES,
+        columns: &[
+            ("schema_name", "name"),
+            ("table_name", "name"),
+            ("rows", "int8"),
+            ("batches", "int8"),
+            ("memory_bytes", "int8"),
+            ("last_checkpoint", "timestamptz"),
+        ],
+        build: quiver_tables,
+    },
+    Generated {
         name: "pg_stat_user_tables",
         columns: &[
             ("relid", "oid"),
@@ -1017,6 +1029,38 @@ fn pg_stat_activity(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
             ("state", text(activity.state)),
             ("query", text(activity.query)),
             ("backend_type", text("client backend")),
+        ]);
+    }
+    rows.finish()
+}
+
+/// The name of QuiverDB's own view of its tables (found from any schema).
+pub const QUIVER_TABLES: &str = "quiver_tables";
+
+/// One row per table: its rows, Arrow batches and memory, and when a
+/// checkpoint last wrote it to disk (NULL: never, or no data directory).
+fn quiver_tables(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
+    let checkpoint = snap.db.storage().and_then(|s| s.last_checkpoint());
+    let mut rows = Rows::new(schema);
+    for rel in snap.relations() {
+        let Some(table) = rel.table() else {
+            continue;
+        };
+        let version = table.snapshot();
+        let checkpointed = checkpoint
+            .as_ref()
+            .filter(|(_, ids)| ids.contains(&table.id()))
+            .map(|(at, _)| {
+                ScalarValue::TimestampMicrosecond(Some(at.timestamp_micros()), Some("UTC".into()))
+            })
+            .unwrap_or(ScalarValue::TimestampMicrosecond(None, Some("UTC".into())));
+        rows.push(vec![
+            ("schema_name", text(&rel.schema)),
+            ("table_name", text(&rel.name)),
+            ("rows", int(version.row_count as i64)),
+            ("batches", int(version.segment_count() as i64)),
+            ("memory_bytes", int(version.memory_bytes() as i64)),
+            ("last_checkpoint", checkpointed),
         ]);
     }
     rows.finish()

@@ -126,6 +126,41 @@ impl SchemaProvider for SystemSchema {
     }
 }
 
+/// A user schema in which `quiver_tables` also resolves (unless a
+/// relation of that name exists there), so the view needs no qualifier.
+#[derive(Debug)]
+pub struct WithQuiverTables {
+    inner: Arc<dyn SchemaProvider>,
+    context: CatalogContext,
+}
+
+impl WithQuiverTables {
+    pub fn new(inner: Arc<dyn SchemaProvider>, context: CatalogContext) -> Self {
+        WithQuiverTables { inner, context }
+    }
+}
+
+#[async_trait]
+impl SchemaProvider for WithQuiverTables {
+    fn table_names(&self) -> Vec<String> {
+        self.inner.table_names()
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        if let Some(found) = self.inner.table(name).await? {
+            return Ok(Some(found));
+        }
+        if name == pg_tables::QUIVER_TABLES {
+            return SystemSchema::pg_catalog(self.context.clone()).table(name).await;
+        }
+        Ok(None)
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.inner.table_exist(name) || name == pg_tables::QUIVER_TABLES
+    }
+}
+
 struct SystemTable {
     schema: SchemaRef,
     build: Build,
