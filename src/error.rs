@@ -94,6 +94,9 @@ pub enum QuiverError {
     UndefinedSavepoint(String),
     #[error("role \"{0}\" does not exist")]
     UndefinedRole(String),
+    /// 58P01: a server file that is not there.
+    #[error("{0}")]
+    UndefinedFile(String),
     /// 42501: the current role may not do this.
     #[error("{0}")]
     InsufficientPrivilege(String),
@@ -176,6 +179,7 @@ pub enum SqlState {
     NoActiveSqlTransaction,
     SavepointException,
     OutOfMemory,
+    UndefinedFile,
     InsufficientPrivilege,
     StatementTooComplex,
     IoError,
@@ -221,6 +225,7 @@ impl SqlState {
             SqlState::SavepointException => "3B001",
             SqlState::OutOfMemory => "53200",
             SqlState::InsufficientPrivilege => "42501",
+            SqlState::UndefinedFile => "58P01",
             SqlState::StatementTooComplex => "54001",
             SqlState::IoError => "58030",
             SqlState::DataCorrupted => "XX001",
@@ -270,6 +275,7 @@ impl QuiverError {
             QuiverError::InvalidTableDefinition(_) => SqlState::InvalidTableDefinition,
             QuiverError::QueryCanceled | QuiverError::StatementTimeout => SqlState::QueryCanceled,
             QuiverError::UndefinedRole(_) => SqlState::UndefinedObject,
+            QuiverError::UndefinedFile(_) => SqlState::UndefinedFile,
             QuiverError::InsufficientPrivilege(_) => SqlState::InsufficientPrivilege,
             QuiverError::OutOfMemory(_) => SqlState::OutOfMemory,
             QuiverError::StatementTooComplex(_) => SqlState::StatementTooComplex,

@@ -46,6 +46,9 @@ impl CopyInProgress {
     pub fn finish(self) -> Result<RecordBatch> {
         let copy = &self.copy;
         match copy.options.format {
+            CopyFormat::Parquet | CopyFormat::Json => Err(QuiverError::Internal(
+                "Parquet and JSON are read by DataFusion, not as COPY data".into(),
+            )),
             CopyFormat::Binary => read_binary(copy, &self.data),
             CopyFormat::Text | CopyFormat::Csv => {
                 let text = std::str::from_utf8(&self.data).map_err(|e| QuiverError::CopyData {

@@ -4,7 +4,7 @@
 mod auth;
 pub mod catalog;
 mod connection;
-mod copy;
+pub(crate) mod copy;
 mod handler;
 mod params;
 pub mod types;

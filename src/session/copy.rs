@@ -25,6 +25,20 @@ pub enum CopyFormat {
     Text,
     Csv,
     Binary,
+    /// Files only (`COPY t FROM '/path/*.parquet' (FORMAT parquet)`).
+    Parquet,
+    /// JSON lines, one object per row; files only.
+    Json,
+}
+
+impl CopyFormat {
+    /// Whether the wire protocol can carry it (COPY FROM STDIN, TO STDOUT).
+    pub fn is_stream_format(self) -> bool {
+        matches!(
+            self,
+            CopyFormat::Text | CopyFormat::Csv | CopyFormat::Binary
+        )
+    }
 }
 
 /// How rows are written in the data of a COPY.
@@ -54,7 +68,7 @@ impl CopyOptions {
     }
 }
 
-/// A `COPY table FROM STDIN` waiting for its data.
+/// A `COPY table FROM STDIN` waiting for its data (or from files).
 #[derive(Debug, Clone)]
 pub struct CopyIn {
     /// The table as the statement named it (for messages).
@@ -113,6 +127,8 @@ fn options_of(options: &[CopyOption], legacy: &[CopyLegacyOption]) -> Result<Cop
                 "text" => CopyFormat::Text,
                 "csv" => CopyFormat::Csv,
                 "binary" => CopyFormat::Binary,
+                "parquet" => CopyFormat::Parquet,
+                "json" | "ndjson" | "jsonl" => CopyFormat::Json,
                 other => {
                     return Err(QuiverError::InvalidParameterValue(format!(
                         "COPY format \"{other}\" not recognized"
@@ -196,8 +212,16 @@ impl Session {
             return Err(QuiverError::Internal("not a COPY statement".into()));
         };
         let options = options_of(options, legacy_options)?;
+        if !options.format.is_stream_format()
+            && matches!(target, CopyTarget::Stdin | CopyTarget::Stdout)
+        {
+            let name = format!("{:?}", options.format).to_lowercase();
+            return Err(QuiverError::FeatureNotSupported(format!(
+                "COPY FORMAT {name} reads and writes server files only; use FORMAT csv, text or binary with STDIN/STDOUT"
+            )));
+        }
         match (to, target) {
-            (false, CopyTarget::Stdin) => {
+            (false, CopyTarget::Stdin | CopyTarget::File { .. }) => {
                 if !values.is_empty() {
                     return Err(not_supported("COPY data inline in the statement text"));
                 }
@@ -229,23 +253,27 @@ impl Session {
                         .iter()
                         .map(|c| {
                             let c = normalize_ident(c);
-                            schema
-                                .field_with_name(&c).cloned()
-                                .map_err(|_| QuiverError::UndefinedColumnOf {
+                            schema.field_with_name(&c).cloned().map_err(|_| {
+                                QuiverError::UndefinedColumnOf {
                                     column: c.clone(),
                                     table: name.name.clone(),
-                                })
+                                }
+                            })
                         })
                         .collect::<Result<_>>()?
                 };
-                Ok(StatementResult::CopyIn(CopyIn {
+                let copy = CopyIn {
                     table_name: name.name.clone(),
                     qualified: format!("{}.{}", quote(&name.schema), quote(&name.name)),
                     columns: Arc::new(Schema::new(fields)),
                     options,
-                }))
+                };
+                match target {
+                    CopyTarget::File { filename } => self.copy_from_files(copy, filename).await,
+                    _ => Ok(StatementResult::CopyIn(copy)),
+                }
             }
-            (true, CopyTarget::Stdout) => {
+            (true, CopyTarget::Stdout | CopyTarget::File { .. }) => {
                 let query = match source {
                     CopySource::Query(q) => q.to_string(),
                     CopySource::Table {
@@ -265,9 +293,17 @@ impl Session {
                         let list = if columns.is_empty() {
                             "*".to_string()
                         } else {
-                            columns.iter().map(|c| quote(&normalize_ident(c))).collect::<Vec<_>>().join(", ")
+                            columns
+                                .iter()
+                                .map(|c| quote(&normalize_ident(c)))
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         };
-                        format!("SELECT {list} FROM {}.{}", quote(&name.schema), quote(&name.name))
+                        format!(
+                            "SELECT {list} FROM {}.{}",
+                            quote(&name.schema),
+                            quote(&name.name)
+                        )
                     }
                 };
                 let mut statements = Session::parse(&query)?;
@@ -277,18 +313,25 @@ impl Session {
                 match Box::pin(self.execute_statement(statement)).await? {
                     StatementResult::Rows {
                         schema, batches, ..
-                    } => Ok(StatementResult::CopyOut(CopyOut {
-                        schema,
-                        batches,
-                        options,
-                    })),
+                    } => {
+                        let out = CopyOut {
+                            schema,
+                            batches,
+                            options,
+                        };
+                        match target {
+                            CopyTarget::File { filename } => self.copy_to_file(out, filename),
+                            _ => Ok(StatementResult::CopyOut(out)),
+                        }
+                    }
                     _ => Err(QuiverError::InvalidStatement(
                         "COPY query must return rows".into(),
                     )),
                 }
             }
-            (false, _) | (true, _) => Err(QuiverError::FeatureNotSupported(
-                "COPY with a file or program is not supported; use COPY ... FROM STDIN / TO STDOUT (psql's \\copy)".into(),
+            (_, _) => Err(QuiverError::FeatureNotSupported(
+                "COPY with a program is not supported; use a file, or STDIN/STDOUT (psql's \\copy)"
+                    .into(),
             )),
         }
     }
@@ -296,31 +339,40 @@ impl Session {
     /// Stores the rows of a COPY FROM STDIN, as one INSERT: in the open
     /// transaction block, else committed on its own. Nothing is kept if
     /// any row fails.
-    pub async fn copy_finish(&mut self, copy: &CopyIn, batch: RecordBatch) -> Result<usize> {
-        let name = format!("copy_{}", COPY_SEQ.fetch_add(1, Ordering::Relaxed));
-        let provider = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
-        self.scratch_schema
-            .register_table(name.clone(), Arc::new(provider))?;
-        let columns = copy
-            .columns
-            .fields()
-            .iter()
-            .map(|f| quote(f.name()))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!(
-            "INSERT INTO {} ({columns}) SELECT * FROM {}.s.{}",
-            copy.qualified,
-            super::dml::SCRATCH_CATALOG,
-            quote(&name)
-        );
-        let result = self.execute_sql(&sql).await.pop();
-        let _ = self.scratch_schema.deregister_table(&name);
-        match result {
-            Some(Ok(StatementResult::Command { rows, .. })) => Ok(rows.unwrap_or(0)),
-            Some(Err(e)) => Err(e),
-            _ => Err(QuiverError::Internal("COPY stored no rows".into())),
-        }
+    ///
+    /// A boxed future: COPY FROM a file runs this INSERT from inside a
+    /// statement, and the box (declared Send) ends that recursion.
+    pub fn copy_finish<'a>(
+        &'a mut self,
+        copy: &'a CopyIn,
+        batch: RecordBatch,
+    ) -> futures::future::BoxFuture<'a, Result<usize>> {
+        Box::pin(async move {
+            let name = format!("copy_{}", COPY_SEQ.fetch_add(1, Ordering::Relaxed));
+            let provider = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
+            self.scratch_schema
+                .register_table(name.clone(), Arc::new(provider))?;
+            let columns = copy
+                .columns
+                .fields()
+                .iter()
+                .map(|f| quote(f.name()))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "INSERT INTO {} ({columns}) SELECT * FROM {}.s.{}",
+                copy.qualified,
+                super::dml::SCRATCH_CATALOG,
+                quote(&name)
+            );
+            let result = self.execute_sql(&sql).await.pop();
+            let _ = self.scratch_schema.deregister_table(&name);
+            match result {
+                Some(Ok(StatementResult::Command { rows, .. })) => Ok(rows.unwrap_or(0)),
+                Some(Err(e)) => Err(e),
+                _ => Err(QuiverError::Internal("COPY stored no rows".into())),
+            }
+        })
     }
 
     /// Marks the open transaction block failed after a COPY that failed

@@ -7,8 +7,10 @@
 mod alter;
 mod column_names;
 mod copy;
+mod copy_files;
 mod ddl;
 mod dml;
+mod file_functions;
 mod insert;
 mod pg_casts;
 mod pg_types_in;
@@ -155,6 +157,7 @@ impl Session {
         ctx.register_catalog(dml::SCRATCH_CATALOG, Arc::new(scratch));
         let bytea_in = Arc::new(pg_casts::bytea_in_udf());
         let interval_in = Arc::new(pg_casts::interval_in_udf());
+        file_functions::register(&ctx);
         ctx.register_udf(bytea_in.as_ref().clone());
         ctx.register_udf(interval_in.as_ref().clone());
         for udf in pg_types_in::text_type_udfs() {

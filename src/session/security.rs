@@ -438,6 +438,14 @@ impl Check<'_> {
             let Ok(name) = self.session.qualified(name) else {
                 continue;
             };
+            let is_table =
+                self.catalog.table(&name).is_some() || self.catalog.view(&name).is_some();
+            if !is_table && super::file_functions::FILE_FUNCTIONS.contains(&name.name.as_str()) {
+                return Err(denied(format!(
+                    "permission denied for function {}: only superusers may read server files",
+                    name.name
+                )));
+            }
             if Some(&name) == target && !skipped_target {
                 skipped_target = true;
                 continue;

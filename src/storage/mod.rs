@@ -62,7 +62,10 @@ impl Storage {
     pub fn new(dir: &Path, wal: Wal, epoch: u64, manifest: Option<Manifest>) -> Storage {
         // The manifest file was written when that checkpoint completed.
         let last_checkpoint_at = manifest.as_ref().and_then(|_| {
-            let modified = std::fs::metadata(Manifest::path(dir)).ok()?.modified().ok()?;
+            let modified = std::fs::metadata(Manifest::path(dir))
+                .ok()?
+                .modified()
+                .ok()?;
             Some(chrono::DateTime::<chrono::Utc>::from(modified))
         });
         Storage {

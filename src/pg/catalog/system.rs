@@ -151,7 +151,9 @@ impl SchemaProvider for WithQuiverTables {
             return Ok(Some(found));
         }
         if name == pg_tables::QUIVER_TABLES {
-            return SystemSchema::pg_catalog(self.context.clone()).table(name).await;
+            return SystemSchema::pg_catalog(self.context.clone())
+                .table(name)
+                .await;
         }
         Ok(None)
     }
