@@ -22,6 +22,16 @@ struct Cli {
     command: Option<Command>,
     #[command(flatten)]
     storage: StorageArgs,
+    /// Log lines for people (human) or one JSON object per line (json).
+    /// QUIVER_LOG sets the level (e.g. debug, or quiverdb=debug).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human, env = "QUIVER_LOG_FORMAT")]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -101,6 +111,11 @@ struct SecurityArgs {
     /// Connections at once (3 of them are kept for superusers).
     #[arg(long, default_value_t = 100, env = "QUIVER_MAX_CONNECTIONS")]
     max_connections: usize,
+    /// Log every statement that runs at least this many milliseconds
+    /// (with its duration and text), as PostgreSQL's
+    /// log_min_duration_statement; off when not given.
+    #[arg(long, env = "QUIVER_LOG_MIN_DURATION_STATEMENT")]
+    log_min_duration_statement: Option<u64>,
     /// The largest message a client may send.
     #[arg(long, default_value = "64MiB", env = "QUIVER_MAX_MESSAGE_SIZE", value_parser = quiverdb::config::parse_size)]
     max_message_size: usize,
@@ -182,14 +197,16 @@ fn lock_data_dir(dir: &Path) -> anyhow::Result<DataDir> {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("QUIVER_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("QUIVER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Human => logs.init(),
+        LogFormat::Json => logs.json().with_current_span(true).init(),
+    }
     let result = match cli.command {
         Some(Command::Serve {
             listen,
@@ -250,6 +267,7 @@ fn serve(
     // A panic ends only the connection it happened in (the connection
     // loop catches it); log it in one line rather than a backtrace.
     std::panic::set_hook(Box::new(|info| tracing::error!("panic: {info}")));
+    let log_slow = security.log_min_duration_statement;
     let memory = quiverdb::config::available_memory();
     let query_memory = security.memory_limit.unwrap_or(memory / 4);
     let table_memory = security.max_table_memory.unwrap_or(memory / 2);
@@ -278,6 +296,9 @@ fn serve(
             );
         }
         db.limit_memory(query_memory, table_memory)?;
+        if let Some(ms) = log_slow {
+            db.log_statements_slower_than(std::time::Duration::from_millis(ms));
+        }
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|e| anyhow::anyhow!("could not listen on {listen}: {e}"))?;

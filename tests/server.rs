@@ -167,3 +167,60 @@ async fn pg_cancel_backend_and_pg_terminate_backend_signal_another_session() {
         .get(0);
     assert!(!unknown);
 }
+
+#[tokio::test]
+async fn json_logs_carry_slow_statements_with_their_user() {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_quiver"))
+        .args([
+            "serve",
+            "--memory",
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+        ])
+        .args(["--log-min-duration-statement", "0"])
+        .env("QUIVER_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port: u16 = line.trim().rsplit(':').next().unwrap().parse().unwrap();
+    let conn = format!("host=127.0.0.1 port={port} user=logger dbname=quiver");
+    let (client, connection) = tokio_postgres::connect(&conn, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client.batch_execute("SELECT 42 AS marker").await.unwrap();
+    drop(client);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    child.wait().unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let events: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let slow = events
+        .iter()
+        .find(|e| e["fields"]["message"] == "slow statement")
+        .unwrap_or_else(|| panic!("no slow statement in {stderr}"));
+    assert_eq!(slow["fields"]["statement"], "SELECT 42 AS marker");
+    assert_eq!(slow["fields"]["user"], "logger");
+    assert!(slow["fields"]["duration_ms"].is_number());
+}

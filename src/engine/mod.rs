@@ -77,6 +77,9 @@ pub struct Database {
     runtime: ArcSwap<RuntimeEnv>,
     /// Bytes all tables together may hold (`usize::MAX`: no limit).
     table_memory_limit: AtomicUsize,
+    /// Statements that run this many milliseconds or more are logged
+    /// (`u64::MAX`: none).
+    slow_statement_ms: AtomicU64,
 }
 
 impl Database {
@@ -98,6 +101,7 @@ impl Database {
             sessions: Default::default(),
             runtime: ArcSwap::from_pointee(RuntimeEnv::default()),
             table_memory_limit: AtomicUsize::new(usize::MAX),
+            slow_statement_ms: AtomicU64::new(u64::MAX),
         })
     }
 
@@ -130,6 +134,18 @@ impl Database {
     /// The runtime sessions execute queries in.
     pub fn runtime(&self) -> Arc<RuntimeEnv> {
         self.runtime.load_full()
+    }
+
+    /// Logs statements that take `threshold` or longer.
+    pub fn log_statements_slower_than(&self, threshold: std::time::Duration) {
+        let ms = u64::try_from(threshold.as_millis()).unwrap_or(u64::MAX);
+        self.slow_statement_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Whether a statement that took `elapsed` is slow enough to log.
+    pub fn is_slow(&self, elapsed: std::time::Duration) -> bool {
+        let ms = self.slow_statement_ms.load(Ordering::Relaxed);
+        ms != u64::MAX && elapsed.as_millis() >= u128::from(ms)
     }
 
     /// Bytes all tables together may hold.

@@ -766,6 +766,7 @@ impl Backend {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let user = login_user(client);
+        tracing::Span::current().record("user", user.as_str());
         let catalog = self.db.catalog();
         let role = catalog.roles.get(&user);
         if role.is_some_and(|r| !r.login) {

@@ -98,7 +98,7 @@ pub async fn serve(
                 let handlers = ConnectionHandlers::new(db.clone(), manager.clone(), server.clone(), peer);
                 let tls = options.tls.clone();
                 let max_message_size = options.max_message_size;
-                let span = tracing::info_span!("connection", %peer);
+                let span = tracing::info_span!("connection", %peer, user = tracing::field::Empty);
                 connections.spawn(
                     async move {
                         tracing::debug!("connected");

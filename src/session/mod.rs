@@ -229,9 +229,23 @@ impl Session {
     /// (which is the last element), as the simple query protocol does.
     pub async fn execute_sql(&mut self, sql: &str) -> Vec<Result<StatementResult>> {
         self.info.start_query(sql);
+        let started = std::time::Instant::now();
         let results = self.execute_sql_inner(sql).await;
+        let failed = results.iter().any(|r| r.is_err());
+        self.log_statement(sql, started.elapsed(), failed);
         self.publish_state();
         results
+    }
+
+    /// One DEBUG line per statement; an INFO line for a slow one.
+    fn log_statement(&self, sql: &str, elapsed: Duration, failed: bool) {
+        let ms = elapsed.as_secs_f64() * 1000.0;
+        if self.db.is_slow(elapsed) {
+            let user = self.info.identity().user;
+            tracing::info!(%user, duration_ms = ms, failed, statement = sql, "slow statement");
+        } else {
+            tracing::debug!(duration_ms = ms, failed, statement = sql, "statement");
+        }
     }
 
     /// Tells pg_stat_activity whether the session is idle, and in a block.
@@ -412,10 +426,12 @@ impl Session {
         params: Option<ParamValues>,
     ) -> Result<StatementResult> {
         self.info.start_query(&prepared.sql);
+        let started = std::time::Instant::now();
         let result = self.execute_prepared_inner(prepared, params).await;
         if result.is_err() {
             self.note_failure();
         }
+        self.log_statement(&prepared.sql, started.elapsed(), result.is_err());
         self.publish_state();
         result
     }
