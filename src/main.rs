@@ -38,6 +38,11 @@ enum LogFormat {
 enum Command {
     /// Serve clients over the PostgreSQL wire protocol.
     Serve {
+        /// A TOML file of settings, named as the flags are
+        /// (`memory_limit = "2GB"`, `max_connections = 50`, ...). Flags and
+        /// QUIVER_* environment variables override it.
+        #[arg(long, env = "QUIVER_CONFIG")]
+        config: Option<PathBuf>,
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:5432", env = "QUIVER_LISTEN")]
         listen: SocketAddr,
@@ -197,7 +202,13 @@ fn lock_data_dir(dir: &Path) -> anyhow::Result<DataDir> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse_command_line() {
+        Ok(cli) => cli,
+        Err(e) => {
+            eprintln!("quiver: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("QUIVER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let logs = tracing_subscriber::fmt()
@@ -212,6 +223,7 @@ fn main() -> ExitCode {
             listen,
             storage,
             security,
+            ..
         }) => serve(listen, storage, security),
         Some(Command::User {
             command:
@@ -232,6 +244,70 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The command line, with `serve --config FILE` settings filled in where
+/// neither a flag nor an environment variable gave one.
+fn parse_command_line() -> anyhow::Result<Cli> {
+    use clap::parser::ValueSource;
+    use clap::{CommandFactory, FromArgMatches};
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let matches = Cli::command().get_matches_from(&args);
+    let config = match matches.subcommand() {
+        Some(("serve", serve)) => serve
+            .get_one::<PathBuf>("config")
+            .cloned()
+            .map(|path| (path, serve.clone())),
+        _ => None,
+    };
+    let Some((path, serve)) = config else {
+        return Ok(Cli::from_arg_matches(&matches)?);
+    };
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("could not read the configuration file {}", path.display()))?;
+    let table: toml::Table = text
+        .parse()
+        .with_context(|| format!("{} is not valid TOML", path.display()))?;
+    let command = Cli::command();
+    let serve_command = command
+        .find_subcommand("serve")
+        .expect("serve is a subcommand");
+    let known: Vec<String> = serve_command
+        .get_arguments()
+        .map(|a| a.get_id().to_string())
+        .filter(|id| id != "config" && id != "help")
+        .collect();
+    for (key, value) in table {
+        let id = key.replace('-', "_");
+        if !known.contains(&id) {
+            anyhow::bail!(
+                "unknown setting \"{key}\" in {}; `quiver serve --help` lists the settings",
+                path.display()
+            );
+        }
+        if matches!(
+            serve.value_source(&id),
+            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+        ) {
+            continue;
+        }
+        let flag = format!("--{}", id.replace('_', "-"));
+        match value {
+            toml::Value::Boolean(true) => args.push(flag.into()),
+            toml::Value::Boolean(false) => {}
+            toml::Value::String(v) => args.extend([flag.into(), v.into()]),
+            toml::Value::Integer(v) => args.extend([flag.into(), v.to_string().into()]),
+            toml::Value::Float(v) => args.extend([flag.into(), v.to_string().into()]),
+            _ => anyhow::bail!(
+                "setting \"{key}\" in {} must be a string, a number or a boolean",
+                path.display()
+            ),
+        }
+    }
+    let matches = Cli::command()
+        .try_get_matches_from(&args)
+        .map_err(|e| anyhow::anyhow!("in {}: {}", path.display(), e.render()))?;
+    Ok(Cli::from_arg_matches(&matches)?)
 }
 
 /// The tokio runtime of the server and the shell. Worker threads get
@@ -296,6 +372,13 @@ fn serve(
             );
         }
         db.limit_memory(query_memory, table_memory)?;
+        db.set_server_settings(server_settings(
+            listen,
+            &storage,
+            &security,
+            query_memory,
+            table_memory,
+        ));
         if let Some(ms) = log_slow {
             db.log_statements_slower_than(std::time::Duration::from_millis(ms));
         }
@@ -311,6 +394,91 @@ fn serve(
         tracing::info!("server stopped");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// The effective server configuration, for SHOW ALL.
+fn server_settings(
+    listen: SocketAddr,
+    storage: &StorageArgs,
+    security: &SecurityArgs,
+    query_memory: usize,
+    table_memory: usize,
+) -> Vec<(String, String, String)> {
+    let path = |p: &Option<PathBuf>| {
+        p.as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
+    };
+    let on = |b: bool| if b { "on" } else { "off" }.to_string();
+    let data_dir = if storage.memory {
+        String::new()
+    } else {
+        storage
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
+            .display()
+            .to_string()
+    };
+    [
+        (
+            "listen",
+            listen.to_string(),
+            "Address the server listens on.",
+        ),
+        ("data_dir", data_dir, "Data directory (empty: in memory)."),
+        (
+            "checkpoint_wal_mb",
+            storage.checkpoint_wal_mb.to_string(),
+            "WAL size, in MiB, that starts a checkpoint.",
+        ),
+        (
+            "memory_limit",
+            query_memory.to_string(),
+            "Bytes of memory for query execution.",
+        ),
+        (
+            "max_table_memory",
+            table_memory.to_string(),
+            "Bytes all tables together may hold.",
+        ),
+        (
+            "max_connections",
+            security.max_connections.to_string(),
+            "Connections at once (3 kept for superusers).",
+        ),
+        (
+            "max_message_size",
+            security.max_message_size.to_string(),
+            "Largest message a client may send, in bytes.",
+        ),
+        (
+            "tls_cert",
+            path(&security.tls_cert),
+            "TLS certificate chain (PEM).",
+        ),
+        (
+            "require_tls",
+            on(security.require_tls),
+            "Whether plaintext logins are refused.",
+        ),
+        (
+            "insecure_no_auth",
+            on(security.insecure_no_auth),
+            "Whether logins skip authentication.",
+        ),
+        (
+            "log_min_duration_statement",
+            security
+                .log_min_duration_statement
+                .map(|m| m.to_string())
+                .unwrap_or_else(|| "-1".into()),
+            "Statements running at least this many ms are logged (-1: none).",
+        ),
+    ]
+    .into_iter()
+    .map(|(n, v, d)| (n.to_string(), v, d.to_string()))
+    .collect()
 }
 
 /// Completes on SIGINT or SIGTERM; the handlers are in place on return.

@@ -224,3 +224,110 @@ async fn json_logs_carry_slow_statements_with_their_user() {
     assert_eq!(slow["fields"]["user"], "logger");
     assert!(slow["fields"]["duration_ms"].is_number());
 }
+
+/// Starts `quiver serve` with extra arguments and environment; returns the
+/// child and its port, or the failed run's stderr.
+fn serve_with(args: &[&str], env: &[(&str, &str)]) -> Result<(std::process::Child, u16), String> {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_quiver"))
+        .args(["serve", "--memory", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .envs(env.iter().copied())
+        .env("QUIVER_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    match line.trim().rsplit(':').next().and_then(|p| p.parse().ok()) {
+        Some(port) => Ok((child, port)),
+        None => {
+            let mut stderr = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut stderr)
+                .unwrap();
+            child.wait().unwrap();
+            Err(stderr)
+        }
+    }
+}
+
+#[tokio::test]
+async fn settings_come_from_flags_then_environment_then_the_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("quiver.toml");
+    std::fs::write(
+        &config,
+        "max_connections = 7\nmemory_limit = \"100MB\"\nmax-message-size = \"2MiB\"\nlog_min_duration_statement = 250\n",
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let (mut child, port) = serve_with(
+        &["--config", config, "--max-message-size", "3MiB"],
+        &[("QUIVER_MAX_CONNECTIONS", "9")],
+    )
+    .unwrap();
+    let conn = format!("host=127.0.0.1 port={port} user=u dbname=quiver");
+    let (client, connection) = tokio_postgres::connect(&conn, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let show = |name: &'static str| {
+        let client = &client;
+        async move {
+            let rows = client.simple_query(&format!("SHOW {name}")).await.unwrap();
+            match &rows[1] {
+                tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).unwrap().to_string(),
+                other => panic!("{other:?}"),
+            }
+        }
+    };
+    assert_eq!(
+        show("max_connections").await,
+        "9",
+        "environment beats the file"
+    );
+    assert_eq!(
+        show("memory_limit").await,
+        "100000000",
+        "the file beats the default"
+    );
+    assert_eq!(
+        show("max_message_size").await,
+        (3 << 20).to_string(),
+        "a flag beats the file"
+    );
+    assert_eq!(show("log_min_duration_statement").await, "250");
+    let all = client.simple_query("SHOW ALL").await.unwrap();
+    let names: Vec<String> = all
+        .iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => Some(r.get(0).unwrap().to_string()),
+            _ => None,
+        })
+        .collect();
+    for name in ["max_table_memory", "listen", "statement_timeout"] {
+        assert!(names.iter().any(|n| n == name), "SHOW ALL lacks {name}");
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // Unknown and invalid settings stop the start with a clear error.
+    std::fs::write(dir.path().join("bad.toml"), "max_conections = 5\n").unwrap();
+    let bad = dir.path().join("bad.toml");
+    let err = serve_with(&["--config", bad.to_str().unwrap()], &[]).unwrap_err();
+    assert!(err.contains("unknown setting \"max_conections\""), "{err}");
+    std::fs::write(&bad, "memory_limit = \"lots\"\n").unwrap();
+    let err = serve_with(&["--config", bad.to_str().unwrap()], &[]).unwrap_err();
+    assert!(
+        err.contains("memory-limit") && err.contains("lots"),
+        "{err}"
+    );
+}

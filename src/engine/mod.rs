@@ -80,6 +80,9 @@ pub struct Database {
     /// Statements that run this many milliseconds or more are logged
     /// (`u64::MAX`: none).
     slow_statement_ms: AtomicU64,
+    /// The server's effective configuration, as SHOW ALL lists it:
+    /// (name, value, description).
+    server_settings: RwLock<Vec<(String, String, String)>>,
 }
 
 impl Database {
@@ -102,6 +105,7 @@ impl Database {
             runtime: ArcSwap::from_pointee(RuntimeEnv::default()),
             table_memory_limit: AtomicUsize::new(usize::MAX),
             slow_statement_ms: AtomicU64::new(u64::MAX),
+            server_settings: RwLock::new(Vec::new()),
         })
     }
 
@@ -134,6 +138,15 @@ impl Database {
     /// The runtime sessions execute queries in.
     pub fn runtime(&self) -> Arc<RuntimeEnv> {
         self.runtime.load_full()
+    }
+
+    /// Records the server's effective configuration (for SHOW).
+    pub fn set_server_settings(&self, settings: Vec<(String, String, String)>) {
+        *self.server_settings.write() = settings;
+    }
+
+    pub fn server_settings(&self) -> Vec<(String, String, String)> {
+        self.server_settings.read().clone()
     }
 
     /// Logs statements that take `threshold` or longer.

@@ -150,7 +150,13 @@ impl Session {
             .collect::<Vec<_>>()
             .join(" ");
         if name.eq_ignore_ascii_case("all") {
-            let rows: Vec<_> = self.settings.all().collect();
+            let server = self.db.server_settings();
+            let mut rows: Vec<(&str, &str, &str)> = self.settings.all().collect();
+            rows.extend(
+                server
+                    .iter()
+                    .map(|(n, v, d)| (n.as_str(), v.as_str(), d.as_str())),
+            );
             let schema = Arc::new(Schema::new(vec![
                 Field::new("name", DataType::Utf8, false),
                 Field::new("setting", DataType::Utf8, false),
@@ -183,7 +189,16 @@ impl Session {
                 .map(|e| e.value.unwrap_or_default())
                 .ok_or(QuiverError::UnknownSetting(key))?
         } else {
-            self.settings.get(&name)?.to_string()
+            match self.settings.get(&name) {
+                Ok(value) => value.to_string(),
+                Err(e) => self
+                    .db
+                    .server_settings()
+                    .into_iter()
+                    .find(|(n, _, _)| n.eq_ignore_ascii_case(&name))
+                    .map(|(_, v, _)| v)
+                    .ok_or(e)?,
+            }
         };
         let column = name.to_lowercase();
         let schema = Arc::new(Schema::new(vec![Field::new(
