@@ -99,12 +99,12 @@ impl SessionInfo {
         }
     }
 
-    /// pg_terminate_backend: the session ends, cancelling what it runs.
+    /// pg_terminate_backend: the session ends; its connection stops what
+    /// it runs (a cancel here would race it and report 57014 instead).
     pub fn terminate(&self) {
         self.terminated
             .store(true, std::sync::atomic::Ordering::Release);
         self.terminate.notify_waiters();
-        self.cancel();
     }
 
     /// Completes once the session was told to end.
