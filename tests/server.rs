@@ -170,28 +170,12 @@ async fn pg_cancel_backend_and_pg_terminate_backend_signal_another_session() {
 
 #[tokio::test]
 async fn json_logs_carry_slow_statements_with_their_user() {
-    use std::io::{BufRead, BufReader, Read};
-    use std::process::Stdio;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_quiver"))
-        .args([
-            "serve",
-            "--memory",
-            "--listen",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-        ])
-        .args(["--log-min-duration-statement", "0"])
-        .env("QUIVER_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port: u16 = line.trim().rsplit(':').next().unwrap().parse().unwrap();
+    use std::io::Read;
+    let (mut child, port) = serve_with(
+        &["--log-format", "json", "--log-min-duration-statement", "0"],
+        &[("QUIVER_LOG", "info")],
+    )
+    .unwrap();
     let conn = format!("host=127.0.0.1 port={port} user=logger dbname=quiver");
     let (client, connection) = tokio_postgres::connect(&conn, tokio_postgres::NoTls)
         .await
@@ -233,8 +217,8 @@ fn serve_with(args: &[&str], env: &[(&str, &str)]) -> Result<(std::process::Chil
     let mut child = Command::new(env!("CARGO_BIN_EXE_quiver"))
         .args(["serve", "--memory", "--listen", "127.0.0.1:0"])
         .args(args)
-        .envs(env.iter().copied())
         .env("QUIVER_LOG", "warn")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
