@@ -168,13 +168,13 @@ impl Database {
 
     /// Bytes the tables hold, as `txn` sees them (its pending rows count).
     pub fn table_memory(&self, txn: Option<&Transaction>) -> usize {
-        let pending = txn.map(|t| t.writes()).unwrap_or_default();
+        let pending = txn.map(|t| t.written_bytes()).unwrap_or_default();
         self.catalog()
             .schemas
             .values()
             .flat_map(|entry| entry.tables.values())
             .map(|table| match pending.get(&table.id()) {
-                Some(write) => write.version.memory_bytes(),
+                Some(bytes) => *bytes,
                 None => table.snapshot().memory_bytes(),
             })
             .sum()

@@ -144,6 +144,15 @@ impl Transaction {
         !self.writes.lock().is_empty()
     }
 
+    /// Arrow bytes of the version the transaction sees, per table it wrote.
+    pub fn written_bytes(&self) -> BTreeMap<u64, usize> {
+        self.writes
+            .lock()
+            .iter()
+            .map(|(id, write)| (*id, write.version.memory_bytes()))
+            .collect()
+    }
+
     pub fn writes(&self) -> Writes {
         self.writes.lock().clone()
     }

@@ -157,11 +157,24 @@ impl Session {
                 Field::new(f.name(), data_type, f.is_nullable()).with_metadata(f.metadata().clone())
             })
             .collect();
+        self.store_new_table(&name, Arc::new(Schema::new(fields)), batches)
+            .await
+    }
+
+    /// Creates a plain table (no constraints or defaults) owned by the
+    /// current role and stores `batches` in it. Two commits: the table,
+    /// then its rows (replay needs the table before rows that refer to it).
+    async fn store_new_table(
+        &mut self,
+        name: &QualifiedName,
+        schema: SchemaRef,
+        batches: Vec<datafusion::arrow::record_batch::RecordBatch>,
+    ) -> Result<usize> {
         let id = self.db.allocate_table_id();
         let table = Arc::new(self.build_table(
             id,
             &name.name,
-            Arc::new(Schema::new(fields)),
+            schema,
             Vec::new(),
             Vec::new(),
             Vec::new(),
@@ -169,14 +182,13 @@ impl Session {
         let batches = insert::conform_batches(&table, batches)?;
         let (_, ack) = self.db.create_table(
             self.current_txn().as_deref(),
-            &name,
+            name,
             table.clone(),
             false,
             Some(&self.current_role()),
         )?;
         ack.wait().await;
-        let rows = self.append_rows(&table, batches).await?;
-        Ok(rows)
+        self.append_rows(&table, batches).await
     }
 
     /// Adds rows to a table: in the open transaction, or committed now.
@@ -319,27 +331,7 @@ impl Session {
             .collect::<Result<_>>()?;
         let schema = Arc::new(Schema::new(fields));
         let batches = DataFrame::new(self.ctx.state(), plan).collect().await?;
-        let id = self.db.allocate_table_id();
-        let table = Arc::new(self.build_table(
-            id,
-            &name.name,
-            schema,
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-        )?);
-        let batches = insert::conform_batches(&table, batches)?;
-        // Two commits: the table, then its rows (replay needs the table
-        // before rows that refer to it).
-        let (_, ack) = self.db.create_table(
-            self.current_txn().as_deref(),
-            &name,
-            table.clone(),
-            false,
-            Some(&self.current_role()),
-        )?;
-        ack.wait().await;
-        let rows = self.append_rows(&table, batches).await?;
+        let rows = self.store_new_table(&name, schema, batches).await?;
         Ok(StatementResult::Command {
             tag: "SELECT",
             rows: Some(rows),
