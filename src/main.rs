@@ -49,7 +49,7 @@ enum Command {
         #[command(flatten)]
         storage: StorageArgs,
         #[command(flatten)]
-        security: SecurityArgs,
+        security: ServerArgs,
     },
     /// Manage the roles of a data directory (the server must not be
     /// running on it).
@@ -90,7 +90,7 @@ enum UserCommand {
 
 /// Who may connect, over what, and the limits that keep the server up.
 #[derive(Args, Clone)]
-struct SecurityArgs {
+struct ServerArgs {
     /// TLS certificate chain (PEM). With --tls-key, clients may use TLS.
     #[arg(long, env = "QUIVER_TLS_CERT", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -124,6 +124,19 @@ struct SecurityArgs {
     /// The largest message a client may send.
     #[arg(long, default_value = "64MiB", env = "QUIVER_MAX_MESSAGE_SIZE", value_parser = quiverdb::config::parse_size)]
     max_message_size: usize,
+    /// Serve Prometheus metrics at http://ADDR/metrics (off when not given),
+    /// e.g. 127.0.0.1:9187.
+    #[arg(long, env = "QUIVER_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
+    /// Default statement_timeout of every session (e.g. 30s, 5min, 1500 for
+    /// milliseconds; 0: none). Sessions may SET their own.
+    #[arg(long, env = "QUIVER_STATEMENT_TIMEOUT")]
+    statement_timeout: Option<String>,
+    /// Default synchronous_commit of every session: on (a commit is
+    /// acknowledged once its WAL record is on disk) or off (up to 200 ms of
+    /// acknowledged commits may be lost in a crash, never corrupted).
+    #[arg(long, env = "QUIVER_SYNCHRONOUS_COMMIT", value_parser = ["on", "off"])]
+    synchronous_commit: Option<String>,
 }
 
 #[derive(Args, Clone, Default)]
@@ -138,6 +151,10 @@ struct StorageArgs {
     /// Checkpoint automatically when the WAL grows past this many MiB.
     #[arg(long, default_value_t = 64, env = "QUIVER_CHECKPOINT_WAL_MB")]
     checkpoint_wal_mb: u64,
+    /// Checkpoint every this many seconds when anything was committed
+    /// since the last one (0: only by WAL size, CHECKPOINT and shutdown).
+    #[arg(long, default_value_t = 300, env = "QUIVER_CHECKPOINT_INTERVAL")]
+    checkpoint_interval: u64,
 }
 
 const DEFAULT_DATA_DIR: &str = "quiver-data";
@@ -161,6 +178,12 @@ async fn open_database(
         .with_context(|| format!("could not open data directory {}", dir.display()))?;
     if let Some(storage) = db.storage() {
         storage.set_checkpoint_wal_bytes(args.checkpoint_wal_mb.max(1) * 1024 * 1024);
+        if args.checkpoint_interval > 0 {
+            quiverdb::storage::checkpoint_every(
+                &db,
+                std::time::Duration::from_secs(args.checkpoint_interval),
+            );
+        }
     }
     Ok((db, Some(lock)))
 }
@@ -322,7 +345,7 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 fn serve(
     listen: SocketAddr,
     storage: StorageArgs,
-    security: SecurityArgs,
+    security: ServerArgs,
 ) -> anyhow::Result<ExitCode> {
     let tls = match (&security.tls_cert, &security.tls_key) {
         (Some(cert), Some(key)) => Some(tls_acceptor(cert, key)?),
@@ -372,6 +395,15 @@ fn serve(
             );
         }
         db.limit_memory(query_memory, table_memory)?;
+        let session_defaults: Vec<(String, String)> = [
+            ("statement_timeout", &security.statement_timeout),
+            ("synchronous_commit", &security.synchronous_commit),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| Some((name.to_string(), value.clone()?)))
+        .collect();
+        db.set_session_defaults(session_defaults)
+            .map_err(|e| anyhow::anyhow!("invalid setting: {e}"))?;
         db.set_server_settings(server_settings(
             listen,
             &storage,
@@ -385,6 +417,15 @@ fn serve(
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|e| anyhow::anyhow!("could not listen on {listen}: {e}"))?;
+        if let Some(addr) = security.metrics_listen {
+            let metrics = quiverdb::metrics::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("could not listen for metrics on {addr}: {e}"))?;
+            let local = metrics.local_addr()?;
+            println!("QuiverDB metrics on http://{local}/metrics");
+            tracing::info!("metrics on http://{local}/metrics");
+            tokio::spawn(quiverdb::metrics::serve(metrics, db.clone()));
+        }
         let local = listener.local_addr()?;
         // Tests and scripts read this line to learn the port when given :0.
         println!("QuiverDB listening on {local}");
@@ -400,7 +441,7 @@ fn serve(
 fn server_settings(
     listen: SocketAddr,
     storage: &StorageArgs,
-    security: &SecurityArgs,
+    security: &ServerArgs,
     query_memory: usize,
     table_memory: usize,
 ) -> Vec<(String, String, String)> {
@@ -451,6 +492,19 @@ fn server_settings(
             "max_message_size",
             security.max_message_size.to_string(),
             "Largest message a client may send, in bytes.",
+        ),
+        (
+            "checkpoint_interval",
+            storage.checkpoint_interval.to_string(),
+            "Seconds between timed checkpoints (0: none).",
+        ),
+        (
+            "metrics_listen",
+            security
+                .metrics_listen
+                .map(|a| a.to_string())
+                .unwrap_or_default(),
+            "Address of the Prometheus endpoint (empty: off).",
         ),
         (
             "tls_cert",

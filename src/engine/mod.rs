@@ -83,6 +83,9 @@ pub struct Database {
     /// The server's effective configuration, as SHOW ALL lists it:
     /// (name, value, description).
     server_settings: RwLock<Vec<(String, String, String)>>,
+    /// Session parameters whose defaults the server sets (name, value),
+    /// already checked.
+    session_defaults: RwLock<Vec<(String, String)>>,
 }
 
 impl Database {
@@ -106,6 +109,7 @@ impl Database {
             table_memory_limit: AtomicUsize::new(usize::MAX),
             slow_statement_ms: AtomicU64::new(u64::MAX),
             server_settings: RwLock::new(Vec::new()),
+            session_defaults: RwLock::new(Vec::new()),
         })
     }
 
@@ -147,6 +151,19 @@ impl Database {
 
     pub fn server_settings(&self) -> Vec<(String, String, String)> {
         self.server_settings.read().clone()
+    }
+
+    /// Sets the defaults new sessions start with for these parameters
+    /// (as `statement_timeout` in postgresql.conf); each value is checked
+    /// as SET checks it.
+    pub fn set_session_defaults(&self, defaults: Vec<(String, String)>) -> Result<()> {
+        crate::session::settings::Settings::with_defaults(&defaults)?;
+        *self.session_defaults.write() = defaults;
+        Ok(())
+    }
+
+    pub fn session_defaults(&self) -> Vec<(String, String)> {
+        self.session_defaults.read().clone()
     }
 
     /// Logs statements that take `threshold` or longer.

@@ -748,6 +748,7 @@ impl Backend {
             ScramError::Protocol(message) => fatal("08P01", message),
             ScramError::Failed => {
                 tracing::info!(%user, peer = %self.peer, "password authentication failed");
+                crate::metrics::metrics().login_failed();
                 tokio::time::sleep(AUTH_FAILURE_DELAY).await;
                 fatal(
                     "28P01",

@@ -95,6 +95,7 @@ pub async fn serve(
                     }
                 };
                 let _ = socket.set_nodelay(true);
+                crate::metrics::metrics().connection_accepted();
                 let handlers = ConnectionHandlers::new(db.clone(), manager.clone(), server.clone(), peer);
                 let tls = options.tls.clone();
                 let max_message_size = options.max_message_size;

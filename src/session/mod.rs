@@ -41,6 +41,7 @@ use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 
 use crate::engine::{Database, QualifiedName, Table, CATALOG_NAME, DEFAULT_SCHEMA};
 use crate::error::{not_supported, QuiverError, Result};
+use crate::metrics;
 use crate::pg::catalog::{CatalogContext, Identity, SessionInfo};
 pub use copy::{column_from_text, BadValue, CopyFormat, CopyIn, CopyOptions, CopyOut};
 use script::{is_checkpoint, parse_script, Parsed};
@@ -163,12 +164,14 @@ impl Session {
         for udf in pg_types_in::text_type_udfs() {
             ctx.register_udf(udf);
         }
+        let db_defaults = db.session_defaults();
         let mut session = Session {
             db,
             ctx,
             bytea_in,
             interval_in,
-            settings: Settings::default(),
+            // Checked when the server set them.
+            settings: Settings::with_defaults(&db_defaults).unwrap_or_default(),
             changed: Vec::new(),
             txn: None,
             scratch_schema,
@@ -327,16 +330,26 @@ impl Session {
                         Err(e) => Err(e),
                     }
                 }
-                Parsed::Statement(statement) => match self
-                    .admit(Some(&statement))
-                    .and_then(|_| self.authorize(&statement))
-                {
-                    Ok(()) => {
-                        self.run_with_timeout(|s| Box::pin(s.execute_statement(statement)))
-                            .await
-                    }
-                    Err(e) => Err(e),
-                },
+                Parsed::Statement(statement) => {
+                    let kind = metrics::Kind::of(&statement);
+                    let started = std::time::Instant::now();
+                    let result = match self
+                        .admit(Some(&statement))
+                        .and_then(|_| self.authorize(&statement))
+                    {
+                        Ok(()) => {
+                            self.run_with_timeout(|s| Box::pin(s.execute_statement(statement)))
+                                .await
+                        }
+                        Err(e) => Err(e),
+                    };
+                    metrics::metrics().statement(
+                        kind,
+                        metrics::Outcome::of(&result),
+                        started.elapsed(),
+                    );
+                    result
+                }
             };
             if result.is_err() {
                 self.note_failure();
@@ -431,6 +444,11 @@ impl Session {
         if result.is_err() {
             self.note_failure();
         }
+        let kind = match &prepared.statement {
+            Some(statement) => metrics::Kind::of(statement),
+            None => metrics::Kind::Utility,
+        };
+        metrics::metrics().statement(kind, metrics::Outcome::of(&result), started.elapsed());
         self.log_statement(&prepared.sql, started.elapsed(), result.is_err());
         self.publish_state();
         result

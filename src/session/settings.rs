@@ -176,15 +176,20 @@ pub const REPORTED: &[&str] = &[
 #[derive(Debug, Clone)]
 pub struct Settings {
     values: BTreeMap<&'static str, String>,
+    /// What RESET returns to: the built-in defaults, or the server's
+    /// (`quiver serve --statement-timeout ...`).
+    defaults: BTreeMap<&'static str, String>,
 }
 
 impl Default for Settings {
     fn default() -> Self {
+        let values: BTreeMap<_, _> = PARAMETERS
+            .iter()
+            .map(|(name, default, _)| (*name, default.to_string()))
+            .collect();
         Settings {
-            values: PARAMETERS
-                .iter()
-                .map(|(name, default, _)| (*name, default.to_string()))
-                .collect(),
+            defaults: values.clone(),
+            values,
         }
     }
 }
@@ -217,17 +222,23 @@ impl Settings {
 
     pub fn reset(&mut self, name: &str) -> Result<&'static str> {
         let key = canonical(name).ok_or_else(|| QuiverError::UnknownSetting(name.to_string()))?;
-        let default = PARAMETERS
-            .iter()
-            .find(|(n, ..)| *n == key)
-            .expect("known")
-            .1;
-        self.values.insert(key, default.to_string());
+        self.values.insert(key, self.defaults[key].clone());
         Ok(key)
     }
 
     pub fn reset_all(&mut self) {
-        *self = Settings::default();
+        self.values = self.defaults.clone();
+    }
+
+    /// Settings whose defaults the server changed: each (name, value) is
+    /// checked as SET would check it, and becomes what RESET returns to.
+    pub fn with_defaults(defaults: &[(String, String)]) -> Result<Settings> {
+        let mut settings = Settings::default();
+        for (name, value) in defaults {
+            let key = settings.set(name, value)?;
+            settings.defaults.insert(key, settings.values[key].clone());
+        }
+        Ok(settings)
     }
 
     /// (name, value, description) of every parameter, for `SHOW ALL`.

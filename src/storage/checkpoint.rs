@@ -90,6 +90,40 @@ pub fn maybe_checkpoint(db: &Arc<Database>) {
     });
 }
 
+/// Checkpoints every `interval` while commits have been logged since the
+/// last checkpoint (PostgreSQL's checkpoint_timeout), on a thread of its
+/// own, for as long as the process runs.
+pub fn checkpoint_every(db: &Arc<Database>, interval: std::time::Duration) {
+    let db = Arc::downgrade(db);
+    let spawned = std::thread::Builder::new()
+        .name("quiver-checkpointer".into())
+        .spawn(move || loop {
+            std::thread::sleep(interval);
+            let Some(db) = db.upgrade() else {
+                return;
+            };
+            let Some(storage) = db.storage() else {
+                return;
+            };
+            if storage.wal.size() == 0
+                || storage
+                    .checkpoint_running
+                    .swap(true, std::sync::atomic::Ordering::AcqRel)
+            {
+                continue;
+            }
+            if let Err(e) = checkpoint(&db) {
+                tracing::error!("timed checkpoint failed: {e}");
+            }
+            storage
+                .checkpoint_running
+                .store(false, std::sync::atomic::Ordering::Release);
+        });
+    if let Err(e) = spawned {
+        tracing::error!("could not start the checkpoint timer: {e}");
+    }
+}
+
 /// Writes a checkpoint of `db`. Blocking: run it off the async runtime.
 pub fn checkpoint(db: &Database) -> Result<CheckpointStats> {
     let storage = db.storage().ok_or_else(|| {
@@ -191,6 +225,7 @@ pub fn checkpoint(db: &Database) -> Result<CheckpointStats> {
     *storage.last_manifest.lock() = Some(manifest);
     *storage.last_checkpoint_at.lock() = Some(chrono::Utc::now());
     stats.millis = started.elapsed().as_millis();
+    crate::metrics::metrics().checkpoint(started.elapsed());
     tracing::info!(
         "checkpoint: {} table(s) written ({} bytes), {} unchanged, {} rows, {} ms",
         stats.tables_written,

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
-pub use checkpoint::{checkpoint, maybe_checkpoint, CheckpointStats};
+pub use checkpoint::{checkpoint, checkpoint_every, maybe_checkpoint, CheckpointStats};
 use manifest::Manifest;
 pub use recovery::open;
 use wal::Wal;
@@ -91,6 +91,11 @@ impl Storage {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Bytes in the current WAL file.
+    pub fn wal_size(&self) -> u64 {
+        self.wal.size()
     }
 
     fn epoch(&self) -> u64 {

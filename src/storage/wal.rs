@@ -231,14 +231,17 @@ impl Writer {
             die(&e);
         }
         self.size.fetch_add(frame.len() as u64, Ordering::Relaxed);
+        crate::metrics::metrics().wal_written(frame.len());
         self.dirty = true;
     }
 
     fn sync_or_die(&mut self) {
         if self.dirty {
+            let started = std::time::Instant::now();
             if let Err(e) = self.file.sync_data() {
                 die(&e);
             }
+            crate::metrics::metrics().wal_fsync(started.elapsed());
             self.dirty = false;
         }
     }

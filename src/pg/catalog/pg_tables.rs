@@ -986,6 +986,20 @@ fn pg_settings(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
             ("pending_restart", boolean(false)),
         ]);
     }
+    // The server's own configuration (flags, QUIVER_* or quiver.toml):
+    // fixed until restart, as PostgreSQL's postmaster settings are.
+    for (name, value, description) in snap.db.server_settings() {
+        rows.push(vec![
+            ("name", text(&name)),
+            ("setting", text(&value)),
+            ("category", text("QuiverDB Server")),
+            ("short_desc", text(&description)),
+            ("context", text("postmaster")),
+            ("vartype", text("string")),
+            ("source", text("configuration file")),
+            ("pending_restart", boolean(false)),
+        ]);
+    }
     for (name, value, description) in settings {
         rows.push(vec![
             ("name", text(name)),
