@@ -417,19 +417,24 @@ fn serve(
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|e| anyhow::anyhow!("could not listen on {listen}: {e}"))?;
-        if let Some(addr) = security.metrics_listen {
-            let metrics = quiverdb::metrics::bind(addr)
-                .await
-                .map_err(|e| anyhow::anyhow!("could not listen for metrics on {addr}: {e}"))?;
-            let local = metrics.local_addr()?;
-            println!("QuiverDB metrics on http://{local}/metrics");
-            tracing::info!("metrics on http://{local}/metrics");
-            tokio::spawn(quiverdb::metrics::serve(metrics, db.clone()));
-        }
+        let metrics = match security.metrics_listen {
+            Some(addr) => Some(
+                quiverdb::metrics::bind(addr)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("could not listen for metrics on {addr}: {e}"))?,
+            ),
+            None => None,
+        };
         let local = listener.local_addr()?;
         // Tests and scripts read this line to learn the port when given :0.
         println!("QuiverDB listening on {local}");
         tracing::info!("listening on {local}");
+        if let Some(metrics) = metrics {
+            let metrics_addr = metrics.local_addr()?;
+            println!("QuiverDB metrics on http://{metrics_addr}/metrics");
+            tracing::info!("metrics on http://{metrics_addr}/metrics");
+            tokio::spawn(quiverdb::metrics::serve(metrics, db.clone()));
+        }
         quiverdb::pg::serve(listener, db.clone(), options, shutdown).await;
         checkpoint_on_exit(&db).await;
         tracing::info!("server stopped");

@@ -249,7 +249,7 @@ async fn settings_come_from_flags_then_environment_then_the_config_file() {
     let config = dir.path().join("quiver.toml");
     std::fs::write(
         &config,
-        "max_connections = 7\nmemory_limit = \"100MB\"\nmax-message-size = \"2MiB\"\nlog_min_duration_statement = 250\n",
+        "max_connections = 7\nmemory_limit = \"100MB\"\nmax-message-size = \"2MiB\"\nlog_min_duration_statement = 250\nstatement_timeout = \"2s\"\nsynchronous_commit = \"off\"\n",
     )
     .unwrap();
     let config = config.to_str().unwrap();
@@ -289,6 +289,30 @@ async fn settings_come_from_flags_then_environment_then_the_config_file() {
         "a flag beats the file"
     );
     assert_eq!(show("log_min_duration_statement").await, "250");
+    // Session parameters the server sets: the new default, which a
+    // session may change and RESET brings back.
+    assert_eq!(show("statement_timeout").await, "2000");
+    assert_eq!(show("synchronous_commit").await, "off");
+    client
+        .batch_execute("SET statement_timeout = 0")
+        .await
+        .unwrap();
+    assert_eq!(show("statement_timeout").await, "0");
+    client
+        .batch_execute("RESET statement_timeout")
+        .await
+        .unwrap();
+    assert_eq!(show("statement_timeout").await, "2000");
+    let server_rows = client
+        .simple_query(
+            "SELECT setting FROM pg_settings WHERE name = 'max_connections' AND context = 'postmaster'",
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(&server_rows[1], tokio_postgres::SimpleQueryMessage::Row(r) if r.get(0) == Some("9")),
+        "{server_rows:?}"
+    );
     let all = client.simple_query("SHOW ALL").await.unwrap();
     let names: Vec<String> = all
         .iter()
@@ -314,4 +338,169 @@ async fn settings_come_from_flags_then_environment_then_the_config_file() {
         err.contains("memory-limit") && err.contains("lots"),
         "{err}"
     );
+    std::fs::write(&bad, "statement_timeout = \"soon\"\n").unwrap();
+    let err = serve_with(&["--config", bad.to_str().unwrap()], &[]).unwrap_err();
+    assert!(
+        err.contains("statement_timeout") && err.contains("soon"),
+        "{err}"
+    );
+}
+
+/// GET `path` from `addr` over plain HTTP/1.1; returns (status, body).
+fn http_get(addr: &str, method: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, body.to_string())
+}
+
+/// The value of the sample `name{labels}` (labels exactly as written).
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map(|v| v.trim().parse().unwrap())
+}
+
+#[tokio::test]
+async fn the_metrics_endpoint_reports_statements_connections_tables_and_the_wal() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_quiver"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env("QUIVER_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let listening = lines.next().unwrap().unwrap();
+    let port: u16 = listening.rsplit(':').next().unwrap().parse().unwrap();
+    let metrics_line = lines.next().unwrap().unwrap();
+    let addr = metrics_line
+        .strip_prefix("QuiverDB metrics on http://")
+        .and_then(|rest| rest.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("{metrics_line}"))
+        .to_string();
+
+    let conn = format!("host=127.0.0.1 port={port} user=watcher dbname=quiver");
+    let (client, connection) = tokio_postgres::connect(&conn, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(
+            "CREATE TABLE m (x INT); INSERT INTO m SELECT * FROM generate_series(1, 1000); \
+             CHECKPOINT",
+        )
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        client.simple_query("SELECT count(*) FROM m").await.unwrap();
+    }
+    assert!(client.simple_query("SELECT * FROM missing").await.is_err());
+    let prepared = client
+        .prepare("SELECT x FROM m WHERE x = $1")
+        .await
+        .unwrap();
+    client.query(&prepared, &[&7i32]).await.unwrap();
+
+    let (status, text) = tokio::task::spawn_blocking({
+        let addr = addr.clone();
+        move || http_get(&addr, "GET", "/metrics")
+    })
+    .await
+    .unwrap();
+    assert_eq!(status, 200);
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        assert!(line.starts_with("quiver_"), "unprefixed sample: {line}");
+    }
+    let ok_selects = sample(
+        &text,
+        "quiver_statements_total{kind=\"select\",outcome=\"ok\"}",
+    )
+    .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        ok_selects >= 4.0,
+        "{ok_selects}: three simple and one prepared"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "quiver_statements_total{kind=\"select\",outcome=\"error\"}"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "quiver_statement_duration_seconds_count{kind=\"select\"}"
+        ),
+        Some(ok_selects + 1.0)
+    );
+    assert_eq!(sample(&text, "quiver_connections_active"), Some(1.0));
+    assert_eq!(
+        sample(&text, "quiver_table_rows{schema=\"public\",table=\"m\"}"),
+        Some(1000.0)
+    );
+    assert!(
+        sample(
+            &text,
+            "quiver_table_memory_bytes{schema=\"public\",table=\"m\"}"
+        )
+        .unwrap()
+            >= 4000.0
+    );
+    assert!(sample(&text, "quiver_wal_written_bytes_total").unwrap() > 4000.0);
+    assert!(sample(&text, "quiver_wal_fsync_duration_seconds_count").unwrap() >= 2.0);
+    assert_eq!(
+        sample(&text, "quiver_checkpoint_duration_seconds_count"),
+        Some(1.0)
+    );
+    assert!(sample(&text, "quiver_query_memory_limit_bytes").unwrap() > 0.0);
+    assert!(
+        text.contains("quiver_statement_duration_seconds_bucket{le=\"+Inf\",kind=\"select\"}")
+            || text
+                .contains("quiver_statement_duration_seconds_bucket{kind=\"select\",le=\"+Inf\"}")
+    );
+
+    // Other paths and methods get errors, and the endpoint keeps serving.
+    let (status, _) = tokio::task::spawn_blocking({
+        let addr = addr.clone();
+        move || http_get(&addr, "GET", "/nope")
+    })
+    .await
+    .unwrap();
+    assert_eq!(status, 404);
+    let (status, _) = tokio::task::spawn_blocking({
+        let addr = addr.clone();
+        move || http_get(&addr, "POST", "/metrics")
+    })
+    .await
+    .unwrap();
+    assert_eq!(status, 405);
+    drop(client);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, text) = tokio::task::spawn_blocking(move || http_get(&addr, "GET", "/metrics"))
+        .await
+        .unwrap();
+    assert_eq!(sample(&text, "quiver_connections_active"), Some(0.0));
+    child.kill().unwrap();
+    child.wait().unwrap();
 }
