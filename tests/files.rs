@@ -314,6 +314,7 @@ async fn only_superusers_touch_server_files() {
         format!("COPY t TO '{}' (FORMAT csv)", path(&dir, "leak.csv")),
         format!("SELECT * FROM read_csv('{file}')"),
         "SELECT * FROM read_csv('/etc/passwd')".to_string(),
+        "CREATE EXTERNAL TABLE pw STORED AS CSV LOCATION '/etc/passwd'".to_string(),
     ] {
         let err = analyst.batch_execute(&statement).await.unwrap_err();
         assert_eq!(
@@ -323,4 +324,133 @@ async fn only_superusers_touch_server_files() {
         );
     }
     assert!(!dir.path().join("leak.csv").exists());
+}
+
+#[tokio::test]
+async fn external_tables_read_their_files_in_place_and_survive_a_restart() {
+    let files = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(
+        path(&files, "people.csv"),
+        "id,name\n1,ann\n2,\"b, c\"\n3,\n",
+    )
+    .unwrap();
+    std::fs::write(path(&files, "semi.csv"), "id;name\n7;x\n").unwrap();
+    std::fs::create_dir(files.path().join("pq")).unwrap();
+    let data_dir = data.path().to_str().unwrap().to_string();
+    let mut server = TestServer::start_with(&["--data-dir", &data_dir]);
+    let client = server.connect().await;
+    let people = path(&files, "people.csv");
+    let pq = format!("{}/", path(&files, "pq"));
+    client
+        .batch_execute(&format!(
+            "CREATE EXTERNAL TABLE people STORED AS CSV OPTIONS ('format.has_header' 'true') \
+             LOCATION '{people}'; \
+             CREATE EXTERNAL TABLE typed (id BIGINT, name VARCHAR) STORED AS CSV \
+             OPTIONS ('has_header' 'true', 'delimiter' ';') LOCATION '{}'; \
+             COPY (SELECT * FROM people) TO '{pq}part-1.parquet' (FORMAT parquet); \
+             CREATE EXTERNAL TABLE facts STORED AS PARQUET LOCATION '{pq}'; \
+             CREATE VIEW named AS SELECT name FROM people WHERE id < 3",
+            path(&files, "semi.csv")
+        ))
+        .await
+        .unwrap();
+    let rows = client
+        .query("SELECT id, name FROM people ORDER BY id", &[])
+        .await
+        .unwrap();
+    let names: Vec<Option<String>> = rows.iter().map(|r| r.get(1)).collect();
+    assert_eq!(names, [Some("ann".into()), Some("b, c".into()), None]);
+    let typed = client
+        .query_one("SELECT id, name FROM typed", &[])
+        .await
+        .unwrap();
+    assert_eq!(typed.get::<_, i64>(0), 7);
+    assert_eq!(typed.get::<_, String>(1), "x");
+    // A new file in the directory shows up in the next query: nothing is
+    // loaded.
+    client
+        .batch_execute(&format!(
+            "COPY (SELECT id + 10 AS id, name FROM people) TO '{pq}part-2.parquet' (FORMAT parquet)"
+        ))
+        .await
+        .unwrap();
+    let total: i64 = client
+        .query_one("SELECT sum(id) FROM facts", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(total, 6 + 36);
+    // Missing files and relative paths are refused when the table is made.
+    let err = client
+        .batch_execute(&format!(
+            "CREATE EXTERNAL TABLE nothing STORED AS CSV LOCATION '{}'",
+            path(&files, "none-*.csv")
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::UNDEFINED_FILE), "{err:?}");
+    let err = client
+        .batch_execute("CREATE EXTERNAL TABLE rel STORED AS CSV LOCATION 'people.csv'")
+        .await
+        .unwrap_err();
+    let message = err.as_db_error().unwrap().message();
+    assert!(message.contains("absolute"), "{message}");
+
+    // After a crash, the definitions come back from the WAL, and after a
+    // checkpoint from the manifest.
+    drop(client);
+    server.stop_with("KILL");
+    let mut server = TestServer::start_with(&["--data-dir", &data_dir]);
+    let client = server.connect().await;
+    let total: i64 = client
+        .query_one("SELECT sum(id) FROM facts", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(total, 42);
+    client.batch_execute("CHECKPOINT").await.unwrap();
+    drop(client);
+    server.stop_with("KILL");
+    let server = TestServer::start_with(&["--data-dir", &data_dir]);
+    let client = server.connect().await;
+    let named: Vec<String> = client
+        .query("SELECT name FROM named ORDER BY 1", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(named, ["ann", "b, c"]);
+    let (schema_rows, type_rows) = (
+        client
+            .query_one("SELECT count(*) FROM people", &[])
+            .await
+            .unwrap()
+            .get::<_, i64>(0),
+        client
+            .query_one("SELECT count(*) FROM typed", &[])
+            .await
+            .unwrap()
+            .get::<_, i64>(0),
+    );
+    assert_eq!((schema_rows, type_rows), (3, 1));
+    // DROP TABLE drops an external table (a view depending on it needs
+    // CASCADE); the files stay.
+    let err = client.batch_execute("DROP TABLE people").await.unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::DEPENDENT_OBJECTS_STILL_EXIST));
+    client
+        .batch_execute("DROP TABLE people CASCADE; DROP TABLE typed, facts")
+        .await
+        .unwrap();
+    let left: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_class WHERE relname IN ('people', 'typed', 'facts', 'named')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0);
+    assert!(files.path().join("people.csv").exists());
 }

@@ -52,6 +52,14 @@ pub struct View {
     pub depends_on: Vec<QualifiedName>,
 }
 
+impl View {
+    /// Whether this is an external table (CREATE EXTERNAL TABLE): a view
+    /// over files, which records their schema.
+    pub fn is_external(&self) -> bool {
+        self.def.file_schema.is_some()
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct SchemaEntry {
     pub tables: BTreeMap<String, Arc<Table>>,

@@ -105,7 +105,11 @@ impl Database {
             next_table_id: AtomicU64::new(1),
             next_view_seq: AtomicU64::new(1),
             sessions: Default::default(),
-            runtime: ArcSwap::from_pointee(RuntimeEnv::default()),
+            runtime: ArcSwap::from(
+                runtime_builder()
+                    .build_arc()
+                    .expect("the default runtime builds"),
+            ),
             table_memory_limit: AtomicUsize::new(usize::MAX),
             slow_statement_ms: AtomicU64::new(u64::MAX),
             server_settings: RwLock::new(Vec::new()),
@@ -130,7 +134,7 @@ impl Database {
     /// `table_bytes` for the rows of all tables. Sessions started before
     /// keep the runtime they had.
     pub fn limit_memory(&self, query_bytes: usize, table_bytes: usize) -> Result<()> {
-        let runtime = RuntimeEnvBuilder::new()
+        let runtime = runtime_builder()
             .with_memory_pool(Arc::new(FairSpillPool::new(query_bytes)))
             .build_arc()?;
         self.runtime.store(runtime);
@@ -801,6 +805,16 @@ impl Database {
     }
 }
 
+/// DataFusion's runtime as QuiverDB uses it. File listings are not
+/// cached: files queried in place (external tables, read_parquet) are
+/// listed again by every query, so new files show up.
+fn runtime_builder() -> RuntimeEnvBuilder {
+    RuntimeEnvBuilder::new().with_cache_manager(
+        datafusion::execution::cache::cache_manager::CacheManagerConfig::default()
+            .with_list_files_cache_limit(0),
+    )
+}
+
 fn drop_relation(
     c: &mut CatalogState,
     name: &QualifiedName,
@@ -809,14 +823,16 @@ fn drop_relation(
     cascade: bool,
 ) -> Result<()> {
     let kind = if want_view { "view" } else { "table" };
-    let (is_table, is_view) = match c.schemas.get(&name.schema) {
-        None => (false, false),
+    let (is_table, is_view, is_external) = match c.schemas.get(&name.schema) {
+        None => (false, false, false),
         Some(entry) => (
             entry.tables.contains_key(&name.name),
             entry.views.contains_key(&name.name),
+            entry.views.get(&name.name).is_some_and(|v| v.is_external()),
         ),
     };
-    if (want_view && is_table) || (!want_view && is_view) {
+    // An external table is kept as a view; DROP TABLE drops it too.
+    if (want_view && is_table) || (!want_view && is_view && !is_external) {
         return Err(QuiverError::WrongObjectType(format!(
             "\"{}\" is not a {kind}",
             name.name

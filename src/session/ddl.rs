@@ -363,6 +363,7 @@ impl Session {
                 .collect(),
             default_schema: self.default_schema(),
             or_replace: create.or_replace,
+            file_schema: None,
         };
         let view = self.build_view(def, &create.query).await?;
         let (_, ack) = self.db.create_view(

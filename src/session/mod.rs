@@ -10,6 +10,7 @@ mod copy;
 mod copy_files;
 mod ddl;
 mod dml;
+mod external;
 mod file_functions;
 mod insert;
 mod pg_casts;
@@ -648,6 +649,9 @@ impl Session {
                     } else {
                         self.reset(Some(name))
                     }
+                }
+                DfStatement::CreateExternalTable(create) => {
+                    self.create_external_table(create).await
                 }
                 _ => Err(not_supported(format!("the statement \"{statement}\""))),
             };

@@ -58,6 +58,10 @@ pub struct ViewDef {
     /// The schema unqualified names in `query` resolved to.
     pub default_schema: String,
     pub or_replace: bool,
+    /// For an external table: the schema of its files when it was created
+    /// (base64 Arrow IPC), so it comes back even if the files have gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_schema: Option<String>,
 }
 
 /// Where a column of an altered table gets its values.
