@@ -57,10 +57,17 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
-    /// Open the interactive SQL shell on an embedded database (the default).
+    /// Open the interactive SQL shell on an embedded database (the default),
+    /// or on a running server given its URL.
     Repl {
+        /// A server to connect to instead, e.g.
+        /// postgres://user@127.0.0.1:5432/quiver (password from the URL,
+        /// PGPASSWORD, or asked for).
+        url: Option<String>,
         #[command(flatten)]
         storage: StorageArgs,
+        #[command(flatten)]
+        output: OutputArgs,
     },
     /// Write a checkpoint of a data directory (the server must not be
     /// running on it) and exit.
@@ -137,6 +144,30 @@ struct ServerArgs {
     /// acknowledged commits may be lost in a crash, never corrupted).
     #[arg(long, env = "QUIVER_SYNCHRONOUS_COMMIT", value_parser = ["on", "off"])]
     synchronous_commit: Option<String>,
+}
+
+/// How the shell prints results.
+#[derive(Args, Clone, Default)]
+struct OutputArgs {
+    /// Result format: aligned (psql's), csv or json.
+    #[arg(long, value_parser = ["aligned", "csv", "json"])]
+    format: Option<String>,
+    /// Expanded display (psql's \x): one line per column.
+    #[arg(long, short = 'x')]
+    expanded: bool,
+}
+
+impl OutputArgs {
+    fn options(&self) -> quiverdb::repl::Options {
+        quiverdb::repl::Options {
+            mode: self
+                .format
+                .as_deref()
+                .and_then(quiverdb::repl::Mode::parse)
+                .unwrap_or(quiverdb::repl::Mode::Aligned),
+            expanded: self.expanded,
+        }
+    }
 }
 
 #[derive(Args, Clone, Default)]
@@ -256,9 +287,18 @@ fn main() -> ExitCode {
                     data_dir,
                 },
         }) => add_user(name, superuser, data_dir),
-        Some(Command::Repl { storage }) => repl(storage),
+        Some(Command::Repl {
+            url: Some(url),
+            output,
+            ..
+        }) => repl_remote(&url, &output),
+        Some(Command::Repl {
+            url: None,
+            storage,
+            output,
+        }) => repl(storage, &output),
         Some(Command::Checkpoint { data_dir }) => offline_checkpoint(data_dir),
-        None => repl(cli.storage),
+        None => repl(cli.storage, &OutputArgs::default()),
     };
     match result {
         Ok(code) => code,
@@ -614,14 +654,19 @@ fn add_user(name: String, superuser: bool, data_dir: PathBuf) -> anyhow::Result<
     Ok(ExitCode::SUCCESS)
 }
 
-fn repl(storage: StorageArgs) -> anyhow::Result<ExitCode> {
+fn repl(storage: StorageArgs, output: &OutputArgs) -> anyhow::Result<ExitCode> {
     // Like the sqlite3 and duckdb shells, the REPL is in-memory unless
     // given a data directory.
     let runtime = runtime()?;
     let (db, _lock) = runtime.block_on(open_database(storage.data_dir.clone(), &storage))?;
-    let code = quiverdb::repl::run(db.clone(), &runtime)?;
+    let code = quiverdb::repl::run(db.clone(), &runtime, output.options())?;
     runtime.block_on(checkpoint_on_exit(&db));
     Ok(code)
+}
+
+fn repl_remote(url: &str, output: &OutputArgs) -> anyhow::Result<ExitCode> {
+    let runtime = runtime()?;
+    quiverdb::repl::run_remote(url, &runtime, output.options())
 }
 
 fn offline_checkpoint(data_dir: PathBuf) -> anyhow::Result<ExitCode> {

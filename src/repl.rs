@@ -5,13 +5,13 @@
 //! input runs as a script and stops at the first error with exit status 1.
 
 mod format;
+mod remote;
 
 use std::io::{IsTerminal, Read, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use pgwire::types::format::FormatOptions;
 use rustyline::completion::{Completer, Pair};
 use rustyline::error::ReadlineError;
 use rustyline::history::DefaultHistory;
@@ -22,35 +22,82 @@ use crate::engine::{Database, QualifiedName};
 use crate::error::{QuiverError, Result};
 use crate::pg::types::format_options;
 use crate::session::{Session, StatementResult};
-pub use format::{render_table, render_table_with};
+pub use format::{render_table, render_table_with, Mode, ResultSet};
 
-/// Runs the shell on `db` until `\q`, end of input, or (for scripts) the
-/// first error.
-pub fn run(db: Arc<Database>, runtime: &tokio::runtime::Runtime) -> anyhow::Result<ExitCode> {
-    let mut shell = Shell {
-        session: Session::new(db.clone()),
-        runtime,
-        timing: false,
-        interactive: std::io::stdin().is_terminal(),
-    };
-    if shell.interactive {
-        shell.interactive_loop(db)
-    } else {
-        let mut script = String::new();
-        std::io::stdin().read_to_string(&mut script)?;
-        Ok(if shell.run_script(&script) {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        })
+/// How the shell starts: output format (`--format`, `\pset format`).
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    pub mode: Mode,
+    pub expanded: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            mode: Mode::Aligned,
+            expanded: false,
+        }
     }
 }
 
+/// Runs the shell on `db` until `\q`, end of input, or (for scripts) the
+/// first error.
+pub fn run(
+    db: Arc<Database>,
+    runtime: &tokio::runtime::Runtime,
+    options: Options,
+) -> anyhow::Result<ExitCode> {
+    let backend = Backend::Embedded(Box::new(Session::new(db.clone())));
+    Shell::new(backend, runtime, options).start(Some(db))
+}
+
+/// Runs the shell against a running server (`quiver repl postgres://...`).
+pub fn run_remote(
+    url: &str,
+    runtime: &tokio::runtime::Runtime,
+    options: Options,
+) -> anyhow::Result<ExitCode> {
+    let interactive = std::io::stdin().is_terminal();
+    let ask = |prompt: &str| {
+        if interactive {
+            rpassword::prompt_password(prompt).ok()
+        } else {
+            None
+        }
+    };
+    let remote = runtime
+        .block_on(remote::Remote::connect(url, ask))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let backend = Backend::Remote(Box::new(remote));
+    Shell::new(backend, runtime, options).start(None)
+}
+
+/// Where statements run: an embedded session, or a server over the wire.
+enum Backend {
+    Embedded(Box<Session>),
+    Remote(Box<remote::Remote>),
+}
+
+/// What a statement gives the shell to print.
+pub enum Output {
+    Rows(ResultSet),
+    /// A command tag, e.g. "INSERT 0 2".
+    Command(String),
+    /// Text printed as is (COPY ... TO STDOUT data).
+    Text(String),
+    Notice(String),
+    /// "ERROR:  ..." as psql prints it.
+    Error(String),
+}
+
 struct Shell<'r> {
-    session: Session,
+    backend: Backend,
     runtime: &'r tokio::runtime::Runtime,
     timing: bool,
     interactive: bool,
+    options: Options,
+    /// `\o FILE`: query output goes there instead of stdout.
+    output_file: Option<std::fs::File>,
 }
 
 /// What a complete input (a statement or a backslash command) asks for.
@@ -59,16 +106,45 @@ enum Flow {
     Quit,
 }
 
-impl Shell<'_> {
-    fn interactive_loop(&mut self, db: Arc<Database>) -> anyhow::Result<ExitCode> {
+impl<'r> Shell<'r> {
+    fn new(backend: Backend, runtime: &'r tokio::runtime::Runtime, options: Options) -> Self {
+        Shell {
+            backend,
+            runtime,
+            timing: false,
+            interactive: std::io::stdin().is_terminal(),
+            options,
+            output_file: None,
+        }
+    }
+
+    fn start(mut self, db: Option<Arc<Database>>) -> anyhow::Result<ExitCode> {
+        if self.interactive {
+            self.interactive_loop(db)
+        } else {
+            let mut script = String::new();
+            std::io::stdin().read_to_string(&mut script)?;
+            Ok(if self.run_script(&script) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+    }
+
+    fn interactive_loop(&mut self, db: Option<Arc<Database>>) -> anyhow::Result<ExitCode> {
         let mut editor: Editor<ShellHelper, DefaultHistory> = Editor::new()?;
         editor.set_helper(Some(ShellHelper { db }));
         let history = history_path();
         if let Some(path) = &history {
             let _ = editor.load_history(path);
         }
+        let target = match &self.backend {
+            Backend::Embedded(_) => String::new(),
+            Backend::Remote(remote) => format!(" connected to {}", remote.describe),
+        };
         println!(
-            "QuiverDB {} shell. End statements with ';'. \\? for help, \\q to quit.",
+            "QuiverDB {} shell{target}. End statements with ';'. \\? for help, \\q to quit.",
             env!("CARGO_PKG_VERSION")
         );
         let mut buffer = String::new();
@@ -142,28 +218,25 @@ impl Shell<'_> {
     /// Executes SQL text and prints its results; returns false on error.
     fn execute(&mut self, sql: &str) -> bool {
         let started = Instant::now();
-        let session = &mut self.session;
-        let interactive = self.interactive;
-        let results = self.runtime.block_on(async {
-            if !interactive {
-                return Some(session.execute_sql(sql).await);
-            }
-            // Ctrl-C while a query runs cancels it and returns to the prompt.
-            tokio::select! {
-                results = session.execute_sql(sql) => Some(results),
-                _ = tokio::signal::ctrl_c() => None,
-            }
-        });
-        let Some(results) = results else {
-            print_error(&QuiverError::QueryCanceled);
-            return false;
-        };
+        let outputs = self.run_sql(sql);
         let mut ok = true;
-        for result in results {
-            match result {
-                Ok(result) => print_result(&result, &format_options(session.settings())),
-                Err(e) => {
-                    print_error(&e);
+        for output in outputs {
+            match output {
+                Output::Rows(set) => {
+                    let text = format::render(&set, self.options.mode, self.options.expanded);
+                    // psql separates an aligned table from what follows.
+                    let gap = if self.options.mode == Mode::Aligned {
+                        "\n"
+                    } else {
+                        ""
+                    };
+                    self.write_output(&format!("{text}{gap}"));
+                }
+                Output::Command(tag) => self.write_output(&format!("{tag}\n")),
+                Output::Text(text) => self.write_output(&text),
+                Output::Notice(text) => eprintln!("{text}"),
+                Output::Error(text) => {
+                    eprintln!("{text}");
                     ok = false;
                 }
             }
@@ -174,23 +247,168 @@ impl Shell<'_> {
         ok
     }
 
+    /// Runs SQL on the backend. Interactively, Ctrl-C cancels it, and a
+    /// spinner shows on stderr once it has run for a second.
+    fn run_sql(&mut self, sql: &str) -> Vec<Output> {
+        let interactive = self.interactive;
+        let spinner = indicatif::ProgressBar::hidden();
+        let show_spinner = async {
+            if !interactive || !std::io::stderr().is_terminal() {
+                return std::future::pending().await;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            spinner.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            spinner.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} running for {elapsed} (Ctrl-C cancels)",
+                )
+                .expect("a valid template"),
+            );
+            spinner.enable_steady_tick(Duration::from_millis(120));
+            std::future::pending::<()>().await
+        };
+        let outputs = match &mut self.backend {
+            Backend::Embedded(session) => {
+                let session = session.as_mut();
+                let results = self.runtime.block_on(async {
+                    tokio::select! {
+                        results = session.execute_sql(sql) => Some(results),
+                        _ = show_spinner => None,
+                        _ = ctrl_c(interactive) => None,
+                    }
+                });
+                match results {
+                    Some(results) => {
+                        let options = format_options(session.settings());
+                        results
+                            .into_iter()
+                            .map(|r| embedded_output(r, &options))
+                            .collect()
+                    }
+                    None => vec![Output::Error(format!(
+                        "ERROR:  {}",
+                        QuiverError::QueryCanceled
+                    ))],
+                }
+            }
+            Backend::Remote(remote) => {
+                let remote = remote.as_mut();
+                let cancel = remote.cancel_handle();
+                self.runtime.block_on(async {
+                    let query = remote.query(sql);
+                    tokio::pin!(query);
+                    let outcome = tokio::select! {
+                        outcome = &mut query => Some(outcome),
+                        _ = show_spinner => None,
+                        _ = ctrl_c(interactive) => None,
+                    };
+                    let outcome = match outcome {
+                        Some(outcome) => outcome,
+                        // Ask the server to cancel, then read its answer
+                        // (57014) so the connection stays in step.
+                        None => {
+                            cancel.send().await;
+                            query.await
+                        }
+                    };
+                    outcome.unwrap_or_else(|e| vec![Output::Error(format!("ERROR:  {e}"))])
+                })
+            }
+        };
+        spinner.finish_and_clear();
+        outputs
+    }
+
+    /// Query output: to the `\o` file when one is open, else stdout.
+    fn write_output(&mut self, text: &str) {
+        let written = match &mut self.output_file {
+            Some(file) => file.write_all(text.as_bytes()),
+            None => {
+                let mut stdout = std::io::stdout().lock();
+                stdout
+                    .write_all(text.as_bytes())
+                    .and_then(|_| stdout.flush())
+            }
+        };
+        if let Err(e) = written {
+            eprintln!("could not write output: {e}");
+        }
+    }
+
     fn meta_command(&mut self, line: &str) -> Result<Flow> {
         let mut parts = line.splitn(2, char::is_whitespace);
         let command = parts.next().unwrap_or_default();
         let arg = parts.next().map(str::trim).unwrap_or_default();
+        let on_off = |arg: &str, current: bool| match arg {
+            "on" => Ok(true),
+            "off" => Ok(false),
+            "" => Ok(!current),
+            other => Err(QuiverError::Syntax(format!(
+                "unrecognized value \"{other}\": expected on or off"
+            ))),
+        };
         match command {
             "\\q" | "\\quit" => return Ok(Flow::Quit),
             "\\timing" => {
-                self.timing = match arg {
-                    "on" => true,
-                    "off" => false,
-                    _ => !self.timing,
-                };
+                self.timing = on_off(arg, self.timing)?;
                 println!("Timing is {}.", if self.timing { "on" } else { "off" });
             }
-            "\\dt" => print!("{}", self.list_tables()?),
-            "\\d" if arg.is_empty() => print!("{}", self.list_tables()?),
-            "\\d" => print!("{}", self.describe_table(arg)?),
+            "\\x" => {
+                self.options.expanded = on_off(arg, self.options.expanded)?;
+                println!(
+                    "Expanded display is {}.",
+                    if self.options.expanded { "on" } else { "off" }
+                );
+            }
+            "\\pset" => {
+                let mut words = arg.split_whitespace();
+                match (words.next(), words.next()) {
+                    (Some("format"), Some(name)) => {
+                        self.options.mode = Mode::parse(name).ok_or_else(|| {
+                            QuiverError::Syntax(format!(
+                                "\\pset: allowed formats are aligned, csv, json (not \"{name}\")"
+                            ))
+                        })?;
+                        println!("Output format is {}.", self.options.mode.name());
+                    }
+                    (Some("format"), None) => {
+                        println!("Output format is {}.", self.options.mode.name())
+                    }
+                    (Some("expanded"), value) => {
+                        self.options.expanded =
+                            on_off(value.unwrap_or_default(), self.options.expanded)?;
+                        println!(
+                            "Expanded display is {}.",
+                            if self.options.expanded { "on" } else { "off" }
+                        );
+                    }
+                    _ => {
+                        return Err(QuiverError::Syntax(
+                            "\\pset takes format [aligned|csv|json] or expanded [on|off]".into(),
+                        ))
+                    }
+                }
+            }
+            "\\csv" => {
+                self.options.mode = Mode::Csv;
+                println!("Output format is csv.");
+            }
+            "\\json" => {
+                self.options.mode = Mode::Json;
+                println!("Output format is json.");
+            }
+            "\\o" | "\\out" => {
+                self.output_file = if arg.is_empty() {
+                    None
+                } else {
+                    Some(std::fs::File::create(arg).map_err(|e| {
+                        QuiverError::Io(std::io::Error::new(e.kind(), format!("{arg}: {e}")))
+                    })?)
+                };
+            }
+            "\\dt" => self.list_relations()?,
+            "\\d" if arg.is_empty() => self.list_relations()?,
+            "\\d" => self.describe(arg)?,
             "\\i" => {
                 let script = std::fs::read_to_string(arg)?;
                 if !self.run_script(&script) {
@@ -209,170 +427,245 @@ impl Shell<'_> {
         Ok(Flow::Continue)
     }
 
-    fn list_tables(&self) -> Result<String> {
-        use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
-        use datafusion::arrow::datatypes::{DataType, Field, Schema};
-        let catalog = self.session.database().catalog();
-        let mut rows: Vec<(String, String, &str)> = Vec::new();
-        for (schema, entry) in &catalog.schemas {
-            rows.extend(
-                entry
-                    .tables
-                    .keys()
-                    .map(|t| (schema.clone(), t.clone(), "table")),
-            );
-            rows.extend(
-                entry
-                    .views
-                    .keys()
-                    .map(|v| (schema.clone(), v.clone(), "view")),
-            );
+    /// `\dt`: embedded, from the catalog; remote, from information_schema.
+    fn list_relations(&mut self) -> Result<()> {
+        match &self.backend {
+            Backend::Embedded(session) => {
+                let text = list_tables(session)?;
+                print!("{text}");
+                Ok(())
+            }
+            Backend::Remote(_) => {
+                self.execute(
+                    "SELECT table_schema AS \"Schema\", table_name AS \"Name\", \
+                     CASE table_type WHEN 'BASE TABLE' THEN 'table' ELSE 'view' END AS \"Type\" \
+                     FROM information_schema.tables \
+                     WHERE table_schema NOT IN ('pg_catalog', 'information_schema') \
+                     ORDER BY 1, 2;",
+                );
+                Ok(())
+            }
         }
-        if rows.is_empty() {
-            return Ok("Did not find any relations.\n".into());
-        }
-        rows.sort();
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("Schema", DataType::Utf8, false),
-            Field::new("Name", DataType::Utf8, false),
-            Field::new("Type", DataType::Utf8, false),
-        ]));
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(StringArray::from_iter_values(
-                rows.iter().map(|r| r.0.as_str()),
-            )),
-            Arc::new(StringArray::from_iter_values(
-                rows.iter().map(|r| r.1.as_str()),
-            )),
-            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.2))),
-        ];
-        let batch = RecordBatch::try_new(schema.clone(), columns)?;
-        Ok(format!(
-            "List of relations\n{}",
-            render_table(&schema, &[batch])?
-        ))
     }
 
-    fn describe_table(&self, name: &str) -> Result<String> {
-        use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
-        use datafusion::arrow::datatypes::{DataType, Field, Schema};
-        let (schema_name, table_name) = match name.split_once('.') {
-            Some((s, t)) => (s.to_lowercase(), t.to_lowercase()),
-            None => ("public".to_string(), name.to_lowercase()),
-        };
-        let qualified = QualifiedName::new(schema_name, table_name);
-        let catalog = self.session.database().catalog();
-        let (kind, table_schema) = if let Some(t) = catalog.table(&qualified) {
-            ("Table", t.schema_ref())
-        } else if let Some(v) = catalog.view(&qualified) {
-            ("View", Arc::new(v.plan.schema().as_arrow().clone()))
-        } else {
-            return Err(QuiverError::UndefinedTable(name.to_string()));
-        };
-        let defaults: std::collections::HashMap<String, String> = catalog
-            .table(&qualified)
-            .map(|t| t.defaults_sql().iter().cloned().collect())
-            .unwrap_or_default();
-        let fields = table_schema.fields();
-        let out_schema = Arc::new(Schema::new(vec![
-            Field::new("Column", DataType::Utf8, false),
-            Field::new("Type", DataType::Utf8, false),
-            Field::new("Nullable", DataType::Utf8, false),
-            Field::new("Default", DataType::Utf8, false),
-        ]));
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(StringArray::from_iter_values(
-                fields.iter().map(|f| f.name().clone()),
-            )),
-            Arc::new(StringArray::from_iter_values(
-                fields.iter().map(|f| display_type(f)),
-            )),
-            Arc::new(StringArray::from_iter_values(fields.iter().map(|f| {
-                if f.is_nullable() {
-                    ""
-                } else {
-                    "not null"
-                }
-            }))),
-            Arc::new(StringArray::from_iter_values(
-                fields
-                    .iter()
-                    .map(|f| defaults.get(f.name()).cloned().unwrap_or_default()),
-            )),
-        ];
-        let batch = RecordBatch::try_new(out_schema.clone(), columns)?;
-        let table = render_table(&out_schema, &[batch])?;
-        // Drop the "(N rows)" footer, as psql's \d does.
-        let body = table.rsplit_once("(").map(|(b, _)| b).unwrap_or(&table);
-        let mut out = format!("{kind} \"{qualified}\"\n{body}");
-        let constraints = catalog
-            .table(&qualified)
-            .map(|t| t.unique_constraints())
-            .unwrap_or_default();
-        if !constraints.is_empty() {
-            out.push_str("Indexes:\n");
-            for c in constraints {
-                let columns: Vec<&str> = c
-                    .columns
-                    .iter()
-                    .map(|&i| fields[i].name().as_str())
-                    .collect();
-                let kind = if c.primary {
-                    "PRIMARY KEY"
-                } else {
-                    "UNIQUE CONSTRAINT"
+    /// `\d NAME`.
+    fn describe(&mut self, name: &str) -> Result<()> {
+        match &self.backend {
+            Backend::Embedded(session) => {
+                let text = describe_table(session, name)?;
+                print!("{text}");
+                Ok(())
+            }
+            Backend::Remote(_) => {
+                let (schema, table) = match name.split_once('.') {
+                    Some((s, t)) => (s.to_lowercase(), t.to_lowercase()),
+                    None => ("public".to_string(), name.to_lowercase()),
                 };
-                out.push_str(&format!(
-                    "    \"{}\" {kind}, hash ({})\n",
-                    c.name,
-                    columns.join(", ")
+                let quote = |s: &str| s.replace('\'', "''");
+                self.execute(&format!(
+                    "SELECT column_name AS \"Column\", data_type AS \"Type\", \
+                     CASE is_nullable WHEN 'NO' THEN 'not null' ELSE '' END AS \"Nullable\", \
+                     coalesce(column_default, '') AS \"Default\" \
+                     FROM information_schema.columns \
+                     WHERE table_schema = '{}' AND table_name = '{}' ORDER BY ordinal_position;",
+                    quote(&schema),
+                    quote(&table)
                 ));
+                Ok(())
             }
         }
-        if let Some(table) = catalog.table(&qualified) {
-            if !table.checks().is_empty() {
-                out.push_str("Check constraints:\n");
-                for check in table.checks() {
-                    out.push_str(&format!("    \"{}\" CHECK ({})\n", check.name, check.sql));
-                }
-            }
-        }
-        Ok(out)
     }
+}
+
+/// Completes when Ctrl-C is pressed (interactive shells only).
+async fn ctrl_c(interactive: bool) {
+    if !interactive {
+        return std::future::pending().await;
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// An embedded statement's result, as the shell prints it.
+fn embedded_output(
+    result: Result<StatementResult>,
+    options: &Arc<pgwire::types::format::FormatOptions>,
+) -> Output {
+    match result {
+        Ok(StatementResult::Rows {
+            schema, batches, ..
+        }) => match ResultSet::from_batches(&schema, &batches, options) {
+            Ok(set) => Output::Rows(set),
+            Err(e) => Output::Error(format!("ERROR:  {e}")),
+        },
+        Ok(StatementResult::Command { tag, rows }) => Output::Command(match (tag, rows) {
+            ("INSERT", Some(n)) => format!("INSERT 0 {n}"),
+            (tag, Some(n)) => format!("{tag} {n}"),
+            (tag, None) => tag.to_string(),
+        }),
+        Ok(StatementResult::TransactionControl { tag, .. }) => Output::Command(tag.to_string()),
+        Ok(StatementResult::Empty) => Output::Text(String::new()),
+        Ok(StatementResult::CopyIn(_)) => Output::Error(format!(
+            "ERROR:  {}",
+            QuiverError::FeatureNotSupported(
+                "COPY FROM STDIN needs a client that sends the data, such as psql's \\copy; \
+                 the shell can COPY from a server file"
+                    .into()
+            )
+        )),
+        Ok(StatementResult::CopyOut(_)) => Output::Error(format!(
+            "ERROR:  {}",
+            QuiverError::FeatureNotSupported(
+                "COPY TO STDOUT needs a client that receives the data, such as psql's \\copy; \
+                 the shell can COPY to a server file"
+                    .into()
+            )
+        )),
+        Err(e) => Output::Error(format!("ERROR:  {e}")),
+    }
+}
+
+fn list_tables(session: &Session) -> Result<String> {
+    use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    let catalog = session.database().catalog();
+    let mut rows: Vec<(String, String, &str)> = Vec::new();
+    for (schema, entry) in &catalog.schemas {
+        rows.extend(
+            entry
+                .tables
+                .keys()
+                .map(|t| (schema.clone(), t.clone(), "table")),
+        );
+        rows.extend(
+            entry
+                .views
+                .keys()
+                .map(|v| (schema.clone(), v.clone(), "view")),
+        );
+    }
+    if rows.is_empty() {
+        return Ok("Did not find any relations.\n".into());
+    }
+    rows.sort();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("Schema", DataType::Utf8, false),
+        Field::new("Name", DataType::Utf8, false),
+        Field::new("Type", DataType::Utf8, false),
+    ]));
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| r.0.as_str()),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| r.1.as_str()),
+        )),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.2))),
+    ];
+    let batch = RecordBatch::try_new(schema.clone(), columns)?;
+    Ok(format!(
+        "List of relations\n{}",
+        render_table(&schema, &[batch])?
+    ))
+}
+
+fn describe_table(session: &Session, name: &str) -> Result<String> {
+    use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    let (schema_name, table_name) = match name.split_once('.') {
+        Some((s, t)) => (s.to_lowercase(), t.to_lowercase()),
+        None => ("public".to_string(), name.to_lowercase()),
+    };
+    let qualified = QualifiedName::new(schema_name, table_name);
+    let catalog = session.database().catalog();
+    let (kind, table_schema) = if let Some(t) = catalog.table(&qualified) {
+        ("Table", t.schema_ref())
+    } else if let Some(v) = catalog.view(&qualified) {
+        ("View", Arc::new(v.plan.schema().as_arrow().clone()))
+    } else {
+        return Err(QuiverError::UndefinedTable(name.to_string()));
+    };
+    let defaults: std::collections::HashMap<String, String> = catalog
+        .table(&qualified)
+        .map(|t| t.defaults_sql().iter().cloned().collect())
+        .unwrap_or_default();
+    let fields = table_schema.fields();
+    let out_schema = Arc::new(Schema::new(vec![
+        Field::new("Column", DataType::Utf8, false),
+        Field::new("Type", DataType::Utf8, false),
+        Field::new("Nullable", DataType::Utf8, false),
+        Field::new("Default", DataType::Utf8, false),
+    ]));
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(
+            fields.iter().map(|f| f.name().clone()),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            fields.iter().map(|f| display_type(f)),
+        )),
+        Arc::new(StringArray::from_iter_values(fields.iter().map(|f| {
+            if f.is_nullable() {
+                ""
+            } else {
+                "not null"
+            }
+        }))),
+        Arc::new(StringArray::from_iter_values(
+            fields
+                .iter()
+                .map(|f| defaults.get(f.name()).cloned().unwrap_or_default()),
+        )),
+    ];
+    let batch = RecordBatch::try_new(out_schema.clone(), columns)?;
+    let table = render_table(&out_schema, &[batch])?;
+    // Drop the "(N rows)" footer, as psql's \d does.
+    let body = table.rsplit_once("(").map(|(b, _)| b).unwrap_or(&table);
+    let mut out = format!("{kind} \"{qualified}\"\n{body}");
+    let constraints = catalog
+        .table(&qualified)
+        .map(|t| t.unique_constraints())
+        .unwrap_or_default();
+    if !constraints.is_empty() {
+        out.push_str("Indexes:\n");
+        for c in constraints {
+            let columns: Vec<&str> = c
+                .columns
+                .iter()
+                .map(|&i| fields[i].name().as_str())
+                .collect();
+            let kind = if c.primary {
+                "PRIMARY KEY"
+            } else {
+                "UNIQUE CONSTRAINT"
+            };
+            out.push_str(&format!(
+                "    \"{}\" {kind}, hash ({})\n",
+                c.name,
+                columns.join(", ")
+            ));
+        }
+    }
+    if let Some(table) = catalog.table(&qualified) {
+        if !table.checks().is_empty() {
+            out.push_str("Check constraints:\n");
+            for check in table.checks() {
+                out.push_str(&format!("    \"{}\" CHECK ({})\n", check.name, check.sql));
+            }
+        }
+    }
+    Ok(out)
 }
 
 const HELP: &str = r"Backslash commands:
-  \dt, \d          list tables and views
-  \d NAME          describe a table or view
-  \timing [on|off] show how long each statement takes
-  \i FILE          run the SQL in FILE
-  \q               quit
+  \dt, \d              list tables and views
+  \d NAME              describe a table or view
+  \x [on|off]          expanded display: one line per column
+  \pset format FORMAT  aligned (default), csv or json output
+  \csv, \json          shorthands for \pset format csv / json
+  \o [FILE]            send query output to FILE (no FILE: back to stdout)
+  \timing [on|off]     show how long each statement takes
+  \i FILE              run the SQL in FILE
+  \q                   quit
 End each SQL statement with ';'. Ctrl-C cancels a running query.";
-
-fn print_result(result: &StatementResult, options: &Arc<FormatOptions>) {
-    match result {
-        StatementResult::Rows {
-            schema, batches, ..
-        } => match render_table_with(schema, batches, options) {
-            Ok(text) => println!("{text}"),
-            Err(e) => print_error(&e),
-        },
-        StatementResult::Command { tag, rows } => match (tag, rows) {
-            (&"INSERT", Some(n)) => println!("INSERT 0 {n}"),
-            (tag, Some(n)) => println!("{tag} {n}"),
-            (tag, None) => println!("{tag}"),
-        },
-        StatementResult::TransactionControl { tag, .. } => println!("{tag}"),
-        StatementResult::Empty => {}
-        StatementResult::CopyIn(_) => print_error(&QuiverError::FeatureNotSupported(
-            "COPY FROM STDIN needs a client that sends the data, such as psql's \\copy".into(),
-        )),
-        StatementResult::CopyOut(_) => print_error(&QuiverError::FeatureNotSupported(
-            "COPY TO STDOUT needs a client that receives the data, such as psql's \\copy".into(),
-        )),
-    }
-    let _ = std::io::stdout().flush();
-}
 
 fn print_error(e: &QuiverError) {
     eprintln!("ERROR:  {e}");
@@ -504,7 +797,8 @@ const KEYWORDS: &[&str] = &[
 /// Completes SQL keywords and relation names.
 #[derive(Helper, Hinter, Highlighter, Validator)]
 struct ShellHelper {
-    db: Arc<Database>,
+    /// Relation names complete from it (embedded shells only).
+    db: Option<Arc<Database>>,
 }
 
 impl Completer for ShellHelper {
@@ -527,14 +821,16 @@ impl Completer for ShellHelper {
         let lower = word.to_lowercase();
         let upper = word.to_uppercase();
         let mut candidates: Vec<Pair> = Vec::new();
-        let catalog = self.db.catalog();
-        for entry in catalog.schemas.values() {
-            for name in entry.tables.keys().chain(entry.views.keys()) {
-                if name.starts_with(&lower) {
-                    candidates.push(Pair {
-                        display: name.clone(),
-                        replacement: name.clone(),
-                    });
+        if let Some(db) = &self.db {
+            let catalog = db.catalog();
+            for entry in catalog.schemas.values() {
+                for name in entry.tables.keys().chain(entry.views.keys()) {
+                    if name.starts_with(&lower) {
+                        candidates.push(Pair {
+                            display: name.clone(),
+                            replacement: name.clone(),
+                        });
+                    }
                 }
             }
         }
