@@ -29,6 +29,7 @@ pub mod pg;
 pub mod repl;
 pub mod session;
 pub mod storage;
+pub mod transfer;
 
 pub use engine::Database;
 pub use error::{QuiverError, Result};

@@ -69,6 +69,44 @@ enum Command {
         #[command(flatten)]
         output: OutputArgs,
     },
+    /// Load CSV, Parquet or JSON-lines files into a table, in one
+    /// transaction (a failed import leaves the table as it was). A missing
+    /// table is created from the first file's columns.
+    Import {
+        /// The files (the format comes from their extension, or --format).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The table to load (schema.table or table).
+        #[arg(long)]
+        table: String,
+        #[command(flatten)]
+        target: TransferTarget,
+        #[arg(long, value_enum)]
+        format: Option<quiverdb::transfer::Format>,
+        /// CSV files have no header line (columns are then filled in order).
+        #[arg(long)]
+        no_header: bool,
+        /// CSV field delimiter.
+        #[arg(long, default_value_t = ',')]
+        delimiter: char,
+    },
+    /// Write a table or a query's rows to a CSV, Parquet or JSON-lines
+    /// file (written whole or not at all).
+    Export {
+        /// The file to write (the format comes from its extension, or
+        /// --format).
+        file: PathBuf,
+        /// The table to export.
+        #[arg(long, conflicts_with = "query", required_unless_present = "query")]
+        table: Option<String>,
+        /// A query whose rows to export.
+        #[arg(long)]
+        query: Option<String>,
+        #[command(flatten)]
+        target: TransferTarget,
+        #[arg(long, value_enum)]
+        format: Option<quiverdb::transfer::Format>,
+    },
     /// Write a checkpoint of a data directory (the server must not be
     /// running on it) and exit.
     Checkpoint {
@@ -144,6 +182,18 @@ struct ServerArgs {
     /// acknowledged commits may be lost in a crash, never corrupted).
     #[arg(long, env = "QUIVER_SYNCHRONOUS_COMMIT", value_parser = ["on", "off"])]
     synchronous_commit: Option<String>,
+}
+
+/// Where import and export work: a data directory (the server stopped)
+/// or a running server.
+#[derive(Args, Clone)]
+struct TransferTarget {
+    /// Data directory (default ./quiver-data, as the server's).
+    #[arg(long, env = "QUIVER_DATA_DIR", conflicts_with = "url")]
+    data_dir: Option<PathBuf>,
+    /// A running server instead, e.g. postgres://user@127.0.0.1:5432/quiver.
+    #[arg(long)]
+    url: Option<String>,
 }
 
 /// How the shell prints results.
@@ -298,6 +348,39 @@ fn main() -> ExitCode {
             output,
         }) => repl(storage, &output),
         Some(Command::Checkpoint { data_dir }) => offline_checkpoint(data_dir),
+        Some(Command::Import {
+            files,
+            table,
+            target,
+            format,
+            no_header,
+            delimiter,
+        }) => transfer(&target, |mut t| async move {
+            if !delimiter.is_ascii() {
+                anyhow::bail!("the delimiter must be one ASCII character");
+            }
+            let csv = quiverdb::transfer::CsvOptions {
+                header: !no_header,
+                delimiter: delimiter as u8,
+            };
+            quiverdb::transfer::import(&mut t, &files, &table, format, &csv).await?;
+            Ok(t)
+        }),
+        Some(Command::Export {
+            file,
+            table,
+            query,
+            target,
+            format,
+        }) => transfer(&target, |mut t| async move {
+            let query = match (query, table) {
+                (Some(query), _) => query,
+                (None, Some(table)) => format!("SELECT * FROM {table}"),
+                (None, None) => anyhow::bail!("give --table or --query"),
+            };
+            quiverdb::transfer::export(&mut t, &query, &file, format).await?;
+            Ok(t)
+        }),
         None => repl(cli.storage, &OutputArgs::default()),
     };
     match result {
@@ -667,6 +750,34 @@ fn repl(storage: StorageArgs, output: &OutputArgs) -> anyhow::Result<ExitCode> {
 fn repl_remote(url: &str, output: &OutputArgs) -> anyhow::Result<ExitCode> {
     let runtime = runtime()?;
     quiverdb::repl::run_remote(url, &runtime, output.options())
+}
+
+/// Runs an import or export on a data directory or through a server.
+fn transfer<F, Fut>(target: &TransferTarget, work: F) -> anyhow::Result<ExitCode>
+where
+    F: FnOnce(quiverdb::transfer::Target) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<quiverdb::transfer::Target>>,
+{
+    let runtime = runtime()?;
+    if let Some(url) = &target.url {
+        runtime.block_on(async {
+            let t = quiverdb::transfer::Target::remote(url).await?;
+            work(t).await
+        })?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let dir = target
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+    let args = StorageArgs::default();
+    let (db, _lock) = runtime.block_on(open_database(Some(dir), &args))?;
+    runtime.block_on(async {
+        work(quiverdb::transfer::Target::embedded(db.clone())).await?;
+        checkpoint_on_exit(&db).await;
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn offline_checkpoint(data_dir: PathBuf) -> anyhow::Result<ExitCode> {
