@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use datafusion::arrow::array::{ArrayRef, RecordBatch};
+use datafusion::arrow::array::{ArrayRef, RecordBatch, StringBuilder};
 use datafusion::arrow::datatypes::{DataType, Field, TimeUnit};
 use datafusion::common::ScalarValue;
 use pgwire::api::portal::Format;
@@ -56,20 +56,23 @@ impl CopyInProgress {
                     context: format!("COPY {}", copy.table_name),
                     malformed: false,
                 })?;
-                let (rows, lines) = if copy.options.format == CopyFormat::Csv {
-                    split_csv(text, &copy.options)?
+                let names = copy
+                    .columns
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().clone())
+                    .collect();
+                let fields = if copy.options.format == CopyFormat::Csv {
+                    split_csv(text, &copy.options, names)
                 } else {
-                    split_text(text, &copy.options)?
-                };
-                to_batch(copy, rows, &lines)
+                    split_text(text, &copy.options, names)
+                }
+                .map_err(|e| e.into_error(copy))?;
+                to_batch(copy, fields)
             }
         }
     }
 }
-
-/// The data row starting each line of a COPY (1-based, as Postgres counts
-/// them in error messages).
-type Lines = Vec<usize>;
 
 fn context(copy: &CopyIn, line: usize) -> String {
     format!("COPY {}, line {line}", copy.table_name)
@@ -83,43 +86,104 @@ fn bad_data(copy: &CopyIn, line: usize, message: String) -> QuiverError {
     }
 }
 
+/// The fields of COPY rows, column by column, with the line each row
+/// starts on (1-based, as Postgres counts them in error messages).
+struct Fields {
+    names: Vec<String>,
+    columns: Vec<StringBuilder>,
+    lines: Vec<usize>,
+    /// Fields of the row being read.
+    in_row: usize,
+    /// The header line is read and dropped.
+    skipping: bool,
+}
+
+/// A row with the wrong number of fields, or malformed data.
+struct Malformed {
+    line: usize,
+    message: String,
+}
+
+impl Malformed {
+    fn into_error(self, copy: &CopyIn) -> QuiverError {
+        bad_data(copy, self.line, self.message)
+    }
+}
+
+impl Fields {
+    fn new(names: Vec<String>, header: bool) -> Fields {
+        Fields {
+            columns: (0..names.len()).map(|_| StringBuilder::new()).collect(),
+            names,
+            lines: Vec::new(),
+            in_row: 0,
+            skipping: header,
+        }
+    }
+
+    fn push(&mut self, value: Option<&str>, line: usize) -> std::result::Result<(), Malformed> {
+        if !self.skipping {
+            let Some(column) = self.columns.get_mut(self.in_row) else {
+                return Err(Malformed {
+                    line,
+                    message: "extra data after last expected column".into(),
+                });
+            };
+            column.append_option(value);
+        }
+        self.in_row += 1;
+        Ok(())
+    }
+
+    fn end_row(&mut self, line: usize) -> std::result::Result<(), Malformed> {
+        let fields = std::mem::take(&mut self.in_row);
+        if std::mem::take(&mut self.skipping) {
+            return Ok(());
+        }
+        if fields < self.columns.len() {
+            return Err(Malformed {
+                line,
+                message: format!("missing data for column \"{}\"", self.names[fields]),
+            });
+        }
+        self.lines.push(line);
+        Ok(())
+    }
+}
+
 /// Text format: one row per line, fields split at the delimiter,
 /// backslash escapes, `\N` (or the NULL option) for NULL, `\.` ends.
-fn split_text(text: &str, options: &CopyOptions) -> Result<(Vec<Vec<Option<String>>>, Lines)> {
-    let mut rows = Vec::new();
-    let mut lines = Vec::new();
+fn split_text(
+    text: &str,
+    options: &CopyOptions,
+    names: Vec<String>,
+) -> std::result::Result<Fields, Malformed> {
+    let mut fields = Fields::new(names, options.header);
+    let mut unescaped = String::new();
     // The data ends with a newline: nothing follows the last one.
     let last = text.split('\n').count() - 1;
     for (n, line) in text.split('\n').enumerate() {
         let line = line.strip_suffix('\r').unwrap_or(line);
-        if line == "\\." {
+        if line == "\\." || (line.is_empty() && n == last) {
             break;
         }
-        if line.is_empty() && n == last {
-            break;
-        }
-        let mut fields = Vec::new();
         for raw in line.split(options.delimiter) {
             if raw == options.null {
-                fields.push(None);
+                fields.push(None, n + 1)?;
+            } else if raw.contains('\\') {
+                unescaped.clear();
+                unescape_text(raw, &mut unescaped);
+                fields.push(Some(&unescaped), n + 1)?;
             } else {
-                fields.push(Some(unescape_text(raw)));
+                fields.push(Some(raw), n + 1)?;
             }
         }
-        let header = options.header && n == 0;
-        if !header {
-            rows.push(fields);
-            lines.push(n + 1);
-        }
+        fields.end_row(n + 1)?;
     }
-    Ok((rows, lines))
+    Ok(fields)
 }
 
-fn unescape_text(raw: &str) -> String {
-    if !raw.contains('\\') {
-        return raw.to_string();
-    }
-    let mut out = String::with_capacity(raw.len());
+fn unescape_text(raw: &str, out: &mut String) {
     let mut chars = raw.chars().peekable();
     while let Some(c) = chars.next() {
         if c != '\\' {
@@ -171,117 +235,128 @@ fn unescape_text(raw: &str) -> String {
             None => {}
         }
     }
-    out
 }
 
 /// CSV: fields split at the delimiter, quoted fields may hold the
 /// delimiter, quotes (escaped) and newlines; an unquoted field equal to
-/// the NULL string is NULL, a quoted one never is.
-fn split_csv(text: &str, options: &CopyOptions) -> Result<(Vec<Vec<Option<String>>>, Lines)> {
-    let (delim, quote, escape) = (options.delimiter, options.quote, options.escape);
-    let mut rows = Vec::new();
-    let mut lines = Vec::new();
-    let mut chars = text.chars().peekable();
+/// the NULL string is NULL, a quoted one never is. Unquoted fields are
+/// sliced from the data as they are.
+fn split_csv(
+    text: &str,
+    options: &CopyOptions,
+    names: Vec<String>,
+) -> std::result::Result<Fields, Malformed> {
+    let one_byte = |c: char, what: &str| {
+        u8::try_from(c).ok().filter(u8::is_ascii).ok_or(Malformed {
+            line: 1,
+            message: format!("COPY {what} must be a single one-byte character"),
+        })
+    };
+    let delim = one_byte(options.delimiter, "delimiter")?;
+    let quote = one_byte(options.quote, "quote")?;
+    let escape = one_byte(options.escape, "escape")?;
+    let bytes = text.as_bytes();
+    let mut fields = Fields::new(names, options.header);
+    let mut quoted_value = String::new();
+    let mut at = 0;
     let mut line = 1;
-    let mut first = true;
-    while chars.peek().is_some() {
+    while at < bytes.len() {
         let start_line = line;
-        let mut fields = Vec::new();
-        let mut field = String::new();
-        let mut quoted = false;
-        let mut in_quotes = false;
-        let mut end_of_data = false;
-        loop {
-            let Some(c) = chars.next() else {
-                if in_quotes {
-                    return Err(QuiverError::CopyData {
-                        message: "unterminated CSV quoted field".into(),
-                        context: format!("line {start_line}"),
-                        malformed: true,
-                    });
-                }
-                break;
-            };
-            if in_quotes {
-                if c == escape && escape != quote && chars.peek() == Some(&quote) {
-                    field.push(quote);
-                    chars.next();
-                } else if c == quote {
-                    if escape == quote && chars.peek() == Some(&quote) {
-                        field.push(quote);
-                        chars.next();
-                    } else {
-                        in_quotes = false;
-                    }
-                } else {
-                    if c == '\n' {
-                        line += 1;
-                    }
-                    field.push(c);
-                }
-            } else if c == quote {
-                in_quotes = true;
-                quoted = true;
-            } else if c == delim {
-                fields.push(csv_value(std::mem::take(&mut field), quoted, options));
-                quoted = false;
-            } else if c == '\n' {
-                line += 1;
-                break;
-            } else if c == '\r' && chars.peek() == Some(&'\n') {
-                continue;
-            } else {
-                field.push(c);
-            }
-        }
-        if fields.is_empty() && !quoted && field == "\\." {
-            end_of_data = true;
-        }
-        if end_of_data {
+        if bytes[at..].starts_with(b"\\.")
+            && matches!(bytes.get(at + 2), None | Some(b'\n' | b'\r'))
+        {
             break;
         }
-        fields.push(csv_value(field, quoted, options));
-        if options.header && first {
-            first = false;
-            continue;
+        loop {
+            // One field, starting at `at`.
+            let value: Option<&str> = if bytes.get(at) == Some(&quote) {
+                at += 1;
+                quoted_value.clear();
+                let mut run = at;
+                loop {
+                    let Some(&c) = bytes.get(at) else {
+                        return Err(Malformed {
+                            line: start_line,
+                            message: "unterminated CSV quoted field".into(),
+                        });
+                    };
+                    if c == escape && escape != quote && bytes.get(at + 1) == Some(&quote) {
+                        quoted_value.push_str(&text[run..at]);
+                        quoted_value.push(quote as char);
+                        at += 2;
+                        run = at;
+                    } else if c == quote {
+                        quoted_value.push_str(&text[run..at]);
+                        at += 1;
+                        if escape == quote && bytes.get(at) == Some(&quote) {
+                            quoted_value.push(quote as char);
+                            at += 1;
+                            run = at;
+                        } else {
+                            break;
+                        }
+                    } else {
+                        if c == b'\n' {
+                            line += 1;
+                        }
+                        at += 1;
+                    }
+                }
+                // Anything up to the delimiter after the closing quote
+                // belongs to the value, as Postgres reads it.
+                let rest = at;
+                at = field_end(bytes, at, delim);
+                quoted_value.push_str(without_cr(bytes, &text[rest..at], at));
+                Some(quoted_value.as_str())
+            } else {
+                let start = at;
+                at = field_end(bytes, at, delim);
+                let raw = without_cr(bytes, &text[start..at], at);
+                (raw != options.null).then_some(raw)
+            };
+            fields.push(value, start_line)?;
+            match bytes.get(at) {
+                Some(b'\n') => {
+                    at += 1;
+                    line += 1;
+                    break;
+                }
+                Some(_) => at += 1, // the delimiter
+                None => break,
+            }
         }
-        first = false;
-        rows.push(fields);
-        lines.push(start_line);
+        fields.end_row(start_line)?;
     }
-    Ok((rows, lines))
+    Ok(fields)
 }
 
-fn csv_value(field: String, quoted: bool, options: &CopyOptions) -> Option<String> {
-    if !quoted && field == options.null {
-        None
-    } else {
-        Some(field)
+/// Where an unquoted field (or the rest after a closing quote) ends: at
+/// the delimiter, the end of the line or the end of the data.
+fn field_end(bytes: &[u8], mut at: usize, delim: u8) -> usize {
+    while at < bytes.len() && bytes[at] != b'\n' && bytes[at] != delim {
+        at += 1;
+    }
+    at
+}
+
+/// A field that ends a `\r\n` line, without the `\r`.
+fn without_cr<'a>(bytes: &[u8], field: &'a str, end: usize) -> &'a str {
+    match bytes.get(end) {
+        Some(b'\n') | None => field.strip_suffix('\r').unwrap_or(field),
+        _ => field,
     }
 }
 
 /// Rows of text fields into a batch of the COPY's columns.
-fn to_batch(copy: &CopyIn, rows: Vec<Vec<Option<String>>>, lines: &Lines) -> Result<RecordBatch> {
-    let fields = copy.columns.fields();
-    let mut columns: Vec<Vec<Option<String>>> = vec![Vec::with_capacity(rows.len()); fields.len()];
-    for (i, row) in rows.into_iter().enumerate() {
-        if row.len() != fields.len() {
-            let message = if row.len() < fields.len() {
-                format!("missing data for column \"{}\"", fields[row.len()].name())
-            } else {
-                "extra data after last expected column".to_string()
-            };
-            return Err(bad_data(copy, lines[i], message));
-        }
-        for (column, value) in columns.iter_mut().zip(row) {
-            column.push(value);
-        }
-    }
-    let arrays = fields
+fn to_batch(copy: &CopyIn, mut fields: Fields) -> Result<RecordBatch> {
+    let lines = std::mem::take(&mut fields.lines);
+    let arrays = copy
+        .columns
+        .fields()
         .iter()
-        .zip(&columns)
+        .zip(fields.columns.iter_mut())
         .map(|(field, values)| {
-            column_from_text(field, values).map_err(|bad| QuiverError::CopyData {
+            column_from_text(field, &values.finish()).map_err(|bad| QuiverError::CopyData {
                 message: bad.message,
                 context: format!(
                     "{}, column {}: \"{}\"",
@@ -600,37 +675,76 @@ fn format_row(values: &[Option<String>], options: &CopyOptions) -> String {
 mod tests {
     use super::*;
     use crate::session::CopyFormat;
+    use datafusion::arrow::array::Array;
 
     fn options(format: CopyFormat) -> CopyOptions {
         CopyOptions::new(format)
     }
 
+    fn names(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("c{i}")).collect()
+    }
+
+    /// The fields as rows of strings.
+    fn rows(mut fields: Fields) -> Vec<Vec<Option<String>>> {
+        let columns: Vec<_> = fields.columns.iter_mut().map(|c| c.finish()).collect();
+        (0..fields.lines.len())
+            .map(|row| {
+                columns
+                    .iter()
+                    .map(|c| c.is_valid(row).then(|| c.value(row).to_string()))
+                    .collect()
+            })
+            .collect()
+    }
+
     #[test]
     fn text_rows_unescape_and_stop_at_end_marker() {
-        let (rows, lines) = split_text(
+        let fields = split_text(
             "1\ta\\tb\n2\t\\N\n\\.\nignored\n",
             &options(CopyFormat::Text),
+            names(2),
         )
+        .ok()
         .unwrap();
+        assert_eq!(fields.lines, vec![1, 2]);
+        let rows = rows(fields);
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0][1].as_deref(), Some("a\tb"));
         assert_eq!(rows[1][1], None);
-        assert_eq!(lines, vec![1, 2]);
     }
 
     #[test]
     fn csv_quotes_hold_delimiters_newlines_and_quotes() {
-        let (rows, lines) = split_csv(
-            "1,\"a,b\"\n2,\"line\nbreak\"\n3,\"say \"\"hi\"\"\"\n4,\n5,\"\"\n",
+        let fields = split_csv(
+            "1,\"a,b\"\n2,\"line\nbreak\"\n3,\"say \"\"hi\"\"\"\n4,\n5,\"\"\r\n6,x\"y\n",
             &options(CopyFormat::Csv),
+            names(2),
         )
+        .ok()
         .unwrap();
+        assert_eq!(fields.lines, vec![1, 2, 4, 5, 6, 7]);
+        let rows = rows(fields);
         assert_eq!(rows[0][1].as_deref(), Some("a,b"));
         assert_eq!(rows[1][1].as_deref(), Some("line\nbreak"));
         assert_eq!(rows[2][1].as_deref(), Some("say \"hi\""));
         assert_eq!(rows[3][1], None);
         assert_eq!(rows[4][1].as_deref(), Some(""));
-        assert_eq!(lines, vec![1, 2, 4, 5, 6]);
+        assert_eq!(rows[5][1].as_deref(), Some("x\"y"));
+    }
+
+    #[test]
+    fn csv_rows_with_too_few_or_too_many_fields_name_their_line() {
+        let options = options(CopyFormat::Csv);
+        let short = split_csv("1,a\n2\n", &options, names(2)).err().unwrap();
+        assert_eq!(
+            (short.line, short.message.as_str()),
+            (2, "missing data for column \"c1\"")
+        );
+        let long = split_csv("1,a,b\n", &options, names(2)).err().unwrap();
+        assert_eq!(long.message, "extra data after last expected column");
+        let open = split_csv("1,\"a\n", &options, names(2)).err().unwrap();
+        assert_eq!(open.message, "unterminated CSV quoted field");
     }
 
     #[test]

@@ -320,7 +320,7 @@ impl Session {
                             options,
                         };
                         match target {
-                            CopyTarget::File { filename } => self.copy_to_file(out, filename),
+                            CopyTarget::File { filename } => self.copy_to_file(out, filename).await,
                             _ => Ok(StatementResult::CopyOut(out)),
                         }
                     }
@@ -397,17 +397,17 @@ pub struct BadValue {
 /// first value that does not convert.
 pub fn column_from_text(
     field: &Field,
-    values: &[Option<String>],
+    values: &StringArray,
 ) -> std::result::Result<ArrayRef, BadValue> {
     let bad = |row: usize, message: String| BadValue {
         row,
         column: field.name().clone(),
-        value: values[row].clone().unwrap_or_default(),
+        value: values.value(row).to_string(),
         message,
     };
     let type_name = crate::engine::types::display_type(field);
     match field.data_type() {
-        DataType::Utf8 => Ok(Arc::new(StringArray::from(values.to_vec()))),
+        DataType::Utf8 => Ok(Arc::new(values.clone())),
         DataType::Binary => {
             let mut out = Vec::with_capacity(values.len());
             for (row, v) in values.iter().enumerate() {
@@ -436,22 +436,31 @@ pub fn column_from_text(
             Ok(Arc::new(IntervalMonthDayNanoArray::from(out)))
         }
         target => {
-            let trimmed: StringArray = values
+            // Postgres ignores spaces around numbers, dates and the like.
+            let padded = values
                 .iter()
-                .map(|v| v.as_deref().map(|s| s.trim()))
-                .collect();
-            let converted = cast(&trimmed, target).map_err(|e| bad(0, e.to_string()))?;
+                .flatten()
+                .any(|v| v.starts_with(char::is_whitespace) || v.ends_with(char::is_whitespace));
+            let converted = if padded {
+                let trimmed: StringArray = values.iter().map(|v| v.map(str::trim)).collect();
+                cast(&trimmed, target)
+            } else {
+                cast(values, target)
+            }
+            .map_err(|e| bad(0, e.to_string()))?;
             // Safe casts give NULL for what does not parse: find the first.
-            if let Some(row) =
-                (0..values.len()).find(|&i| values[i].is_some() && converted.is_null(i))
-            {
-                return Err(bad(
-                    row,
-                    format!(
-                        "invalid input syntax for type {type_name}: \"{}\"",
-                        values[row].as_deref().unwrap_or_default()
-                    ),
-                ));
+            if converted.null_count() > values.null_count() {
+                if let Some(row) =
+                    (0..values.len()).find(|&i| values.is_valid(i) && converted.is_null(i))
+                {
+                    return Err(bad(
+                        row,
+                        format!(
+                            "invalid input syntax for type {type_name}: \"{}\"",
+                            values.value(row)
+                        ),
+                    ));
+                }
             }
             Ok(converted)
         }

@@ -24,6 +24,7 @@ impl Session {
         copy: CopyIn,
         pattern: &str,
     ) -> Result<StatementResult> {
+        let started = std::time::Instant::now();
         let paths = matching_files(pattern)?;
         let batch = match copy.options.format {
             CopyFormat::Parquet | CopyFormat::Json => {
@@ -44,76 +45,104 @@ impl Session {
                 conform(&copy, batches)?
             }
             _ => {
-                let mut batches = Vec::with_capacity(paths.len());
-                for path in &paths {
-                    let data = std::fs::read(path).map_err(|e| cannot_open(path, e))?;
-                    let mut progress = crate::pg::copy::CopyInProgress::new(copy.clone());
-                    progress.push(&data);
-                    batches.push(progress.finish().map_err(|e| in_file(path, e))?);
-                }
-                concat_batches(&copy.columns, &batches)?
+                // Reading and parsing block: off the async workers.
+                let copy = copy.clone();
+                tokio::task::spawn_blocking(move || {
+                    let mut batches = Vec::with_capacity(paths.len());
+                    for path in &paths {
+                        let data = std::fs::read(path).map_err(|e| cannot_open(path, e))?;
+                        let mut progress = crate::pg::copy::CopyInProgress::new(copy.clone());
+                        progress.push(&data);
+                        batches.push(progress.finish().map_err(|e| in_file(path, e))?);
+                    }
+                    Ok::<_, QuiverError>(concat_batches(&copy.columns, &batches)?)
+                })
+                .await
+                .map_err(|e| QuiverError::Internal(format!("reading COPY files: {e}")))??
             }
         };
+        let parsed = started.elapsed();
         let rows = self.copy_finish(&copy, batch).await?;
+        tracing::debug!(
+            rows,
+            read_ms = parsed.as_millis() as u64,
+            store_ms = (started.elapsed() - parsed).as_millis() as u64,
+            "COPY FROM files"
+        );
         Ok(StatementResult::Command {
             tag: "COPY",
             rows: Some(rows),
         })
     }
 
-    /// `COPY ... TO 'path'`: writes the rows to a new or replaced file.
-    pub(super) fn copy_to_file(&mut self, out: CopyOut, path: &str) -> Result<StatementResult> {
+    /// `COPY ... TO 'path'`: writes the rows to a new or replaced file
+    /// (off the async workers: encoding and writing block).
+    pub(super) async fn copy_to_file(
+        &mut self,
+        out: CopyOut,
+        path: &str,
+    ) -> Result<StatementResult> {
         let path = absolute(path)?;
-        let rows: usize = out.batches.iter().map(|b| b.num_rows()).sum();
-        let file = std::fs::File::create(&path).map_err(|e| cannot_open(&path, e))?;
-        let failed = |e: &dyn std::fmt::Display| {
-            QuiverError::Io(std::io::Error::other(format!(
-                "could not write file \"{}\": {e}",
-                path.display()
-            )))
-        };
-        match out.options.format {
-            CopyFormat::Parquet => {
-                use datafusion::parquet::arrow::ArrowWriter;
-                let mut writer =
-                    ArrowWriter::try_new(file, out.schema.clone(), None).map_err(|e| failed(&e))?;
-                for batch in &out.batches {
-                    writer.write(batch).map_err(|e| failed(&e))?;
-                }
-                writer.close().map_err(|e| failed(&e))?;
-            }
-            CopyFormat::Json => {
-                use datafusion::arrow::json::LineDelimitedWriter;
-                let mut writer = LineDelimitedWriter::new(std::io::BufWriter::new(file));
-                for batch in &out.batches {
-                    writer.write(batch).map_err(|e| failed(&e))?;
-                }
-                writer.finish().map_err(|e| failed(&e))?;
-            }
-            _ => {
-                use std::io::Write;
-                let options = crate::pg::types::format_options(self.settings());
-                let binary = out.options.format == CopyFormat::Binary;
-                let chunks = crate::pg::copy::encode_copy_out(out, &options)
-                    .map_err(|e| QuiverError::Internal(format!("encoding COPY data: {e}")))?;
-                let mut writer = std::io::BufWriter::new(file);
-                for chunk in chunks {
-                    writer.write_all(&chunk).map_err(|e| failed(&e))?;
-                }
-                // The binary trailer (on the wire, pgwire sends it).
-                if binary {
-                    writer
-                        .write_all(&(-1i16).to_be_bytes())
-                        .map_err(|e| failed(&e))?;
-                }
-                writer.flush().map_err(|e| failed(&e))?;
-            }
-        }
-        Ok(StatementResult::Command {
-            tag: "COPY",
-            rows: Some(rows),
-        })
+        let options = crate::pg::types::format_options(self.settings());
+        tokio::task::spawn_blocking(move || write_file(out, &path, &options))
+            .await
+            .map_err(|e| QuiverError::Internal(format!("writing the COPY file: {e}")))?
     }
+}
+
+fn write_file(
+    out: CopyOut,
+    path: &Path,
+    options: &std::sync::Arc<pgwire::types::format::FormatOptions>,
+) -> Result<StatementResult> {
+    let rows: usize = out.batches.iter().map(|b| b.num_rows()).sum();
+    let file = std::fs::File::create(path).map_err(|e| cannot_open(path, e))?;
+    let failed = |e: &dyn std::fmt::Display| {
+        QuiverError::Io(std::io::Error::other(format!(
+            "could not write file \"{}\": {e}",
+            path.display()
+        )))
+    };
+    match out.options.format {
+        CopyFormat::Parquet => {
+            use datafusion::parquet::arrow::ArrowWriter;
+            let mut writer =
+                ArrowWriter::try_new(file, out.schema.clone(), None).map_err(|e| failed(&e))?;
+            for batch in &out.batches {
+                writer.write(batch).map_err(|e| failed(&e))?;
+            }
+            writer.close().map_err(|e| failed(&e))?;
+        }
+        CopyFormat::Json => {
+            use datafusion::arrow::json::LineDelimitedWriter;
+            let mut writer = LineDelimitedWriter::new(std::io::BufWriter::new(file));
+            for batch in &out.batches {
+                writer.write(batch).map_err(|e| failed(&e))?;
+            }
+            writer.finish().map_err(|e| failed(&e))?;
+        }
+        _ => {
+            use std::io::Write;
+            let binary = out.options.format == CopyFormat::Binary;
+            let chunks = crate::pg::copy::encode_copy_out(out, options)
+                .map_err(|e| QuiverError::Internal(format!("encoding COPY data: {e}")))?;
+            let mut writer = std::io::BufWriter::new(file);
+            for chunk in chunks {
+                writer.write_all(&chunk).map_err(|e| failed(&e))?;
+            }
+            // The binary trailer (on the wire, pgwire sends it).
+            if binary {
+                writer
+                    .write_all(&(-1i16).to_be_bytes())
+                    .map_err(|e| failed(&e))?;
+            }
+            writer.flush().map_err(|e| failed(&e))?;
+        }
+    }
+    Ok(StatementResult::Command {
+        tag: "COPY",
+        rows: Some(rows),
+    })
 }
 
 /// Server file names must be absolute: the server's working directory is
