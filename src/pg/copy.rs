@@ -348,26 +348,53 @@ fn without_cr<'a>(bytes: &[u8], field: &'a str, end: usize) -> &'a str {
 }
 
 /// Rows of text fields into a batch of the COPY's columns.
+/// Columns are converted in parallel, one thread per core.
 fn to_batch(copy: &CopyIn, mut fields: Fields) -> Result<RecordBatch> {
     let lines = std::mem::take(&mut fields.lines);
-    let arrays = copy
+    let convert = |field: &Arc<Field>, values: &mut StringBuilder| {
+        column_from_text(field, &values.finish()).map_err(|bad| QuiverError::CopyData {
+            message: bad.message,
+            context: format!(
+                "{}, column {}: \"{}\"",
+                context(copy, lines[bad.row]),
+                bad.column,
+                bad.value
+            ),
+            malformed: false,
+        })
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per_thread = fields.columns.len().div_ceil(threads).max(1);
+    let mut work: Vec<(&Arc<Field>, &mut StringBuilder)> = copy
         .columns
         .fields()
         .iter()
         .zip(fields.columns.iter_mut())
-        .map(|(field, values)| {
-            column_from_text(field, &values.finish()).map_err(|bad| QuiverError::CopyData {
-                message: bad.message,
-                context: format!(
-                    "{}, column {}: \"{}\"",
-                    context(copy, lines[bad.row]),
-                    bad.column,
-                    bad.value
-                ),
-                malformed: false,
-            })
-        })
-        .collect::<Result<Vec<ArrayRef>>>()?;
+        .collect();
+    let arrays = if lines.len() < 10_000 || threads == 1 {
+        work.into_iter()
+            .map(|(field, values)| convert(field, values))
+            .collect::<Result<Vec<ArrayRef>>>()?
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = work
+                .chunks_mut(per_thread)
+                .map(|chunk| {
+                    scope.spawn(|| {
+                        chunk
+                            .iter_mut()
+                            .map(|(field, values)| convert(field, values))
+                            .collect::<Result<Vec<ArrayRef>>>()
+                    })
+                })
+                .collect();
+            let mut arrays = Vec::new();
+            for handle in handles {
+                arrays.extend(handle.join().expect("a column conversion panicked")?);
+            }
+            Ok::<_, QuiverError>(arrays)
+        })?
+    };
     Ok(RecordBatch::try_new_with_options(
         copy.columns.clone(),
         arrays,
