@@ -14,6 +14,9 @@
 //! target/release/examples/dml_bench [SCALE_FACTOR] [POINT_UPDATES] [SMALL_INSERTS]
 //! ```
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -308,28 +311,7 @@ print(update, delete, len(keys) / points, n, m)
         delete = BULK_DELETE,
         keys = keys_file.display().to_string(),
     );
-    let out = match Command::new("python3").args(["-c", &script]).output() {
-        Ok(out) if out.status.success() => out,
-        Ok(out) => {
-            println!(
-                "DuckDB reference skipped: {} (pip install duckdb)",
-                String::from_utf8_lossy(&out.stderr)
-                    .lines()
-                    .last()
-                    .unwrap_or("")
-            );
-            return None;
-        }
-        Err(e) => {
-            println!("DuckDB reference skipped: {e} (pip install duckdb)");
-            return None;
-        }
-    };
-    let text = String::from_utf8_lossy(&out.stdout);
-    let parts: Vec<f64> = text
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .collect();
+    let parts = common::duckdb_numbers(&script)?;
     println!(
         "duckdb: update {:.3} s ({} rows), delete {:.3} s ({} rows), {:.0} point updates/s",
         parts[0], parts[3], parts[1], parts[4], parts[2]

@@ -10,6 +10,9 @@
 //! A reference that is not installed is reported as skipped, with the
 //! command that installs it.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -255,28 +258,7 @@ print(ckpt, reopen, n)
         db = db.display().to_string(),
         parquet = parquet.display()
     );
-    let out = match Command::new("python3").args(["-c", &script]).output() {
-        Ok(out) if out.status.success() => out,
-        Ok(out) => {
-            println!(
-                "DuckDB reference skipped: {} (pip install duckdb)",
-                String::from_utf8_lossy(&out.stderr)
-                    .lines()
-                    .last()
-                    .unwrap_or("")
-            );
-            return None;
-        }
-        Err(e) => {
-            println!("DuckDB reference skipped: {e} (pip install duckdb)");
-            return None;
-        }
-    };
-    let text = String::from_utf8_lossy(&out.stdout);
-    let parts: Vec<f64> = text
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .collect();
+    let parts = common::duckdb_numbers(&script)?;
     println!(
         "duckdb checkpoint: {:.3} s, reopen + first scan: {:.3} s",
         parts[0], parts[1]

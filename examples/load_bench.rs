@@ -15,8 +15,10 @@
 //! target/release/examples/load_bench [SCALE_FACTOR]
 //! ```
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::path::Path;
-use std::process::Command;
 use std::time::Instant;
 
 use datafusion::arrow::datatypes::SchemaRef;
@@ -169,27 +171,7 @@ print(a, b, c)
         csv = csv.display(),
         parquet = parquet.display(),
     );
-    let out = match Command::new("python3").args(["-c", &script]).output() {
-        Ok(out) if out.status.success() => out,
-        Ok(out) => {
-            println!(
-                "DuckDB reference skipped: {} (pip install duckdb)",
-                String::from_utf8_lossy(&out.stderr)
-                    .lines()
-                    .last()
-                    .unwrap_or("")
-            );
-            return None;
-        }
-        Err(e) => {
-            println!("DuckDB reference skipped: {e} (pip install duckdb)");
-            return None;
-        }
-    };
-    let times: Vec<f64> = String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .collect();
+    let times = common::duckdb_numbers(&script)?;
     println!(
         "duckdb: insert from read_csv {:.3} s, CTAS read_csv {:.3} s, CTAS read_parquet {:.3} s",
         times[0], times[1], times[2]

@@ -6,14 +6,22 @@ use std::process::{Command, Output, Stdio};
 mod common;
 
 fn run_repl(script: &str) -> Output {
+    run_quiver(&["repl"], script, &[])
+}
+
+/// `quiver ARGS` with `script` on stdin and `env` set (PGPASSWORD unset
+/// unless given).
+fn run_quiver(args: &[&str], script: &str, env: &[(&str, &str)]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_quiver"))
-        .arg("repl")
+        .args(args)
         .env("QUIVER_LOG", "warn")
+        .env_remove("PGPASSWORD")
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("start quiver repl");
+        .expect("start quiver");
     child
         .stdin
         .take()
@@ -156,42 +164,17 @@ fn output_formats_expanded_display_and_output_files() {
     assert!(stdout.contains(" here\n------\n back\n"), "{stdout}");
 
     // --format csv from the command line, for scripts.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_quiver"))
-        .args(["repl", "--format", "csv"])
-        .env("QUIVER_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"SELECT 1 AS a, 'x' AS b;\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = run_quiver(
+        &["repl", "--format", "csv"],
+        "SELECT 1 AS a, 'x' AS b;\n",
+        &[],
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "a,b\n1,x\n");
 }
 
 /// `quiver repl URL` with `script` on stdin.
 fn run_remote(url: &str, script: &str, env: &[(&str, &str)]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_quiver"))
-        .args(["repl", url])
-        .env("QUIVER_LOG", "warn")
-        .env_remove("PGPASSWORD")
-        .envs(env.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    run_quiver(&["repl", url], script, env)
 }
 
 #[test]

@@ -291,12 +291,7 @@ impl Session {
         name: QualifiedName,
         query: &Query,
     ) -> Result<StatementResult> {
-        let exists = self
-            .catalog()
-            .schemas
-            .get(&name.schema)
-            .is_some_and(|s| s.has_relation(&name.name));
-        if exists && create.if_not_exists {
+        if create.if_not_exists && self.relation_exists(&name) {
             return Ok(StatementResult::command("CREATE TABLE AS"));
         }
         let plan = self
@@ -343,13 +338,7 @@ impl Session {
             return Err(not_supported("CREATE MATERIALIZED VIEW"));
         }
         let name = self.qualified(&create.name)?;
-        if create.if_not_exists
-            && self
-                .catalog()
-                .schemas
-                .get(&name.schema)
-                .is_some_and(|s| s.has_relation(&name.name))
-        {
+        if create.if_not_exists && self.relation_exists(&name) {
             return Ok(StatementResult::command("CREATE VIEW"));
         }
         let def = ViewDef {
@@ -375,6 +364,14 @@ impl Session {
         )?;
         ack.wait().await;
         Ok(StatementResult::command("CREATE VIEW"))
+    }
+
+    /// Whether a table or view of this name exists (for IF NOT EXISTS).
+    pub(super) fn relation_exists(&self, name: &QualifiedName) -> bool {
+        self.catalog()
+            .schemas
+            .get(&name.schema)
+            .is_some_and(|s| s.has_relation(&name.name))
     }
 
     /// A view from its definition: plans the query (unqualified names as

@@ -46,13 +46,7 @@ impl Session {
             check_location(location)?;
         }
         let name = self.qualified(&create.name)?;
-        if create.if_not_exists
-            && self
-                .catalog()
-                .schemas
-                .get(&name.schema)
-                .is_some_and(|s| s.has_relation(&name.name))
-        {
+        if create.if_not_exists && self.relation_exists(&name) {
             return Ok(StatementResult::command("CREATE EXTERNAL TABLE"));
         }
         let def = ViewDef {

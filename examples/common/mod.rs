@@ -1,0 +1,32 @@
+//! What the benchmark programs share.
+
+use std::process::Command;
+
+/// Runs a DuckDB reference script with python3 and returns the numbers it
+/// prints, or None (saying why) when python or its duckdb package is
+/// missing or the script fails.
+pub fn duckdb_numbers(script: &str) -> Option<Vec<f64>> {
+    let out = match Command::new("python3").args(["-c", script]).output() {
+        Ok(out) if out.status.success() => out,
+        Ok(out) => {
+            println!(
+                "DuckDB reference skipped: {} (pip install duckdb)",
+                String::from_utf8_lossy(&out.stderr)
+                    .lines()
+                    .last()
+                    .unwrap_or("")
+            );
+            return None;
+        }
+        Err(e) => {
+            println!("DuckDB reference skipped: {e} (pip install duckdb)");
+            return None;
+        }
+    };
+    Some(
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect(),
+    )
+}
