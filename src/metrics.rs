@@ -371,7 +371,10 @@ pub async fn serve(listener: tokio::net::TcpListener, db: Arc<Database>) {
                 async move { Ok::<_, Infallible>(respond(&request, &db)) }
             });
             let io = hyper_util::rt::TokioIo::new(stream);
+            // A client that never finishes its request headers is cut off.
             if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10))
                 .serve_connection(io, service)
                 .await
             {
