@@ -25,8 +25,6 @@ use std::time::Instant;
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{Int32Type, Int64Type};
 use quiverdb::{Session, StatementResult};
-use tpchgen::generators::LineItemGenerator;
-use tpchgen_arrow::LineItemArrow;
 
 const BULK_UPDATE: &str =
     "UPDATE lineitem SET l_discount = l_discount + 0.01 WHERE l_shipdate < date '1993-01-01'";
@@ -76,12 +74,7 @@ async fn main() -> anyhow::Result<()> {
         std::thread::available_parallelism()?.get()
     );
 
-    let generator = LineItemArrow::new(LineItemGenerator::new(sf, 1, 1)).with_batch_size(64 * 1024);
-    let schema = {
-        use datafusion::arrow::record_batch::RecordBatchReader;
-        generator.schema()
-    };
-    let batches = generator.collect::<Result<Vec<_>, _>>()?;
+    let (schema, batches) = common::lineitem(sf)?;
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
     let keys = sample_keys(&batches, points);
     let parquet = work.path().join("lineitem.parquet");

@@ -21,8 +21,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use quiverdb::Session;
-use tpchgen::generators::LineItemGenerator;
-use tpchgen_arrow::LineItemArrow;
 
 fn quiver_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
@@ -56,12 +54,7 @@ async fn main() -> anyhow::Result<()> {
 
     // --- generate lineitem ------------------------------------------------
     let started = Instant::now();
-    let generator = LineItemArrow::new(LineItemGenerator::new(sf, 1, 1)).with_batch_size(64 * 1024);
-    let schema = {
-        use datafusion::arrow::record_batch::RecordBatchReader;
-        generator.schema()
-    };
-    let batches = generator.collect::<Result<Vec<_>, _>>()?;
+    let (schema, batches) = common::lineitem(sf)?;
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
     println!(
         "generated lineitem: {rows} rows in {}",

@@ -23,8 +23,6 @@ use std::time::Instant;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use quiverdb::{Database, Session, StatementResult};
-use tpchgen::generators::LineItemGenerator;
-use tpchgen_arrow::LineItemArrow;
 
 async fn timed(session: &mut Session, sql: &str) -> anyhow::Result<(f64, usize)> {
     let started = Instant::now();
@@ -64,12 +62,7 @@ async fn main() -> anyhow::Result<()> {
         "# QuiverDB load benchmark, TPC-H SF {sf}, {} cores",
         std::thread::available_parallelism()?.get()
     );
-    let generator = LineItemArrow::new(LineItemGenerator::new(sf, 1, 1)).with_batch_size(64 * 1024);
-    let schema = {
-        use datafusion::arrow::record_batch::RecordBatchReader;
-        generator.schema()
-    };
-    let batches = generator.collect::<Result<Vec<_>, _>>()?;
+    let (schema, batches) = common::lineitem(sf)?;
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
     let csv = work.path().join("lineitem.csv");
     let parquet = work.path().join("lineitem.parquet");

@@ -176,11 +176,7 @@ async fn json_logs_carry_slow_statements_with_their_user() {
         &[("QUIVER_LOG", "info")],
     )
     .unwrap();
-    let conn = format!("host=127.0.0.1 port={port} user=logger dbname=quiver");
-    let (client, connection) = tokio_postgres::connect(&conn, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let client = connect_as(port, "logger").await;
     client.batch_execute("SELECT 42 AS marker").await.unwrap();
     drop(client);
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -207,6 +203,16 @@ async fn json_logs_carry_slow_statements_with_their_user() {
     assert_eq!(slow["fields"]["statement"], "SELECT 42 AS marker");
     assert_eq!(slow["fields"]["user"], "logger");
     assert!(slow["fields"]["duration_ms"].is_number());
+}
+
+/// A connection to the server on `port` as `user`.
+async fn connect_as(port: u16, user: &str) -> tokio_postgres::Client {
+    let conn = format!("host=127.0.0.1 port={port} user={user} dbname=quiver");
+    let (client, connection) = tokio_postgres::connect(&conn, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
 }
 
 /// Starts `quiver serve` with extra arguments and environment; returns the
@@ -258,11 +264,7 @@ async fn settings_come_from_flags_then_environment_then_the_config_file() {
         &[("QUIVER_MAX_CONNECTIONS", "9")],
     )
     .unwrap();
-    let conn = format!("host=127.0.0.1 port={port} user=u dbname=quiver");
-    let (client, connection) = tokio_postgres::connect(&conn, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let client = connect_as(port, "u").await;
     let show = |name: &'static str| {
         let client = &client;
         async move {
@@ -398,11 +400,7 @@ async fn the_metrics_endpoint_reports_statements_connections_tables_and_the_wal(
         .unwrap_or_else(|| panic!("{metrics_line}"))
         .to_string();
 
-    let conn = format!("host=127.0.0.1 port={port} user=watcher dbname=quiver");
-    let (client, connection) = tokio_postgres::connect(&conn, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let client = connect_as(port, "watcher").await;
     client
         .batch_execute(
             "CREATE TABLE m (x INT); INSERT INTO m SELECT * FROM generate_series(1, 1000); \

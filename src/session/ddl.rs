@@ -355,15 +355,27 @@ impl Session {
             file_schema: None,
         };
         let view = self.build_view(def, &create.query).await?;
+        self.install_view(&name, view, create.or_replace).await?;
+        Ok(StatementResult::command("CREATE VIEW"))
+    }
+
+    /// Adds a view (or external table) this session created, owned by
+    /// its role, in the open transaction if any.
+    pub(super) async fn install_view(
+        &mut self,
+        name: &QualifiedName,
+        view: View,
+        or_replace: bool,
+    ) -> Result<()> {
         let (_, ack) = self.db.create_view(
             self.current_txn().as_deref(),
-            &name,
+            name,
             view,
-            create.or_replace,
+            or_replace,
             Some(&self.current_role()),
         )?;
         ack.wait().await;
-        Ok(StatementResult::command("CREATE VIEW"))
+        Ok(())
     }
 
     /// Whether a table or view of this name exists (for IF NOT EXISTS).

@@ -59,14 +59,7 @@ impl Session {
             file_schema: None,
         };
         let view = self.build_external_table(def, create).await?;
-        let (_, ack) = self.db.create_view(
-            self.current_txn().as_deref(),
-            &name,
-            view,
-            create.or_replace,
-            Some(&self.current_role()),
-        )?;
-        ack.wait().await;
+        self.install_view(&name, view, create.or_replace).await?;
         Ok(StatementResult::command("CREATE EXTERNAL TABLE"))
     }
 
@@ -120,22 +113,6 @@ impl Session {
             depends_on: Vec::new(),
         })
     }
-}
-
-/// Whether a view definition is an external table's.
-pub(crate) fn is_external_definition(sql: &str) -> bool {
-    let words: Vec<String> = sql
-        .split_whitespace()
-        .take(4)
-        .map(str::to_ascii_uppercase)
-        .collect();
-    words.starts_with(&["CREATE".into(), "EXTERNAL".into()])
-        || words.starts_with(&[
-            "CREATE".into(),
-            "OR".into(),
-            "REPLACE".into(),
-            "EXTERNAL".into(),
-        ])
 }
 
 /// Locations are absolute paths (a file, a glob or a directory) that exist
@@ -229,7 +206,5 @@ mod tests {
         let again = definition_sql(&create);
         let reparsed = Session::parse(&again).unwrap().pop_front().unwrap();
         assert_eq!(reparsed, DfStatement::CreateExternalTable(create));
-        assert!(is_external_definition(&again));
-        assert!(!is_external_definition("SELECT 1"));
     }
 }

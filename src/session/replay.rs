@@ -131,45 +131,24 @@ impl Session {
         Ok(())
     }
 
-    /// Creates a view again from its definition.
+    /// Creates a view (or an external table) again from its definition.
     pub(crate) async fn replay_view(&mut self, def: ViewDef) -> Result<()> {
-        let mut statements = Session::parse(&def.query)?;
         let name = QualifiedName::new(&def.schema, &def.name);
         let or_replace = def.or_replace;
-        if super::external::is_external_definition(&def.query) {
-            let Some(DfStatement::CreateExternalTable(create)) = statements.pop_front() else {
-                return Err(QuiverError::Internal(format!(
-                    "external table {} has an unreadable definition",
-                    def.name
-                )));
-            };
-            // The files may have gone while the server was down: the table
-            // comes back, and queries report the missing files.
+        let unreadable =
+            || QuiverError::Internal(format!("view {} has an unreadable definition", def.name));
+        let view = match Session::parse(&def.query)?.pop_front() {
             // Built from the schema recorded at creation: the files may
-            // have gone while the server was down, and queries say so.
-            let view = self.build_external_table(def, &create).await?;
-            let (_, ack) = self.db.create_view(None, &name, view, or_replace, None)?;
-            ack.wait().await;
-            return Ok(());
-        }
-        let query = match statements.pop_front() {
-            Some(DfStatement::Statement(s)) => match *s {
-                Statement::Query(q) => q,
-                other => {
-                    return Err(QuiverError::Internal(format!(
-                        "view {} is defined by a non-query: {other}",
-                        def.name
-                    )))
-                }
-            },
-            _ => {
-                return Err(QuiverError::Internal(format!(
-                    "view {} has an unreadable definition",
-                    def.name
-                )))
+            // have gone while the server was down.
+            Some(DfStatement::CreateExternalTable(create)) => {
+                self.build_external_table(def, &create).await?
             }
+            Some(DfStatement::Statement(s)) => match *s {
+                Statement::Query(query) => self.build_view(def, &query).await?,
+                _ => return Err(unreadable()),
+            },
+            _ => return Err(unreadable()),
         };
-        let view = self.build_view(def, &query).await?;
         let (_, ack) = self.db.create_view(None, &name, view, or_replace, None)?;
         ack.wait().await;
         Ok(())
