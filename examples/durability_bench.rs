@@ -13,22 +13,13 @@
 #[path = "common/mod.rs"]
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use quiverdb::Session;
-
-fn quiver_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("current exe");
-    exe.parent()
-        .and_then(|p| p.parent())
-        .expect("target dir")
-        .join("quiver")
-}
 
 fn secs(d: Duration) -> String {
     format!("{:.3} s", d.as_secs_f64())
@@ -87,13 +78,13 @@ async fn main() -> anyhow::Result<()> {
 
     // --- QuiverDB: restart to first scan ------------------------------------
     let started = Instant::now();
-    let mut child = Command::new(quiver_binary())
+    let mut child = Command::new(common::quiver_binary())
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(&data_dir)
         .env("QUIVER_LOG", "warn")
         .stdout(Stdio::piped())
         .spawn()?;
-    let port = read_port(&mut child)?;
+    let port = common::read_port(&mut child)?;
     let (client, conn) = tokio_postgres::connect(
         &format!("host=127.0.0.1 port={port} user=bench"),
         tokio_postgres::NoTls,
@@ -115,20 +106,20 @@ async fn main() -> anyhow::Result<()> {
     let duck = duckdb_reference(&parquet, work.path());
     // --- insert throughput -----------------------------------------------------
     let quiver_inserts = {
-        let mut child = Command::new(quiver_binary())
+        let mut child = Command::new(common::quiver_binary())
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(work.path().join("insert-data"))
             .env("QUIVER_LOG", "warn")
             .stdout(Stdio::piped())
             .spawn()?;
-        let port = read_port(&mut child)?;
+        let port = common::read_port(&mut child)?;
         let conn = format!("host=127.0.0.1 port={port} user=bench");
         let result = insert_rates(&conn, insert_secs).await?;
         let _ = child.kill();
         let _ = child.wait();
         result
     };
-    let pg_inserts = match postgres_reference(work.path()) {
+    let pg_inserts = match common::postgres_reference(work.path(), &[]) {
         Ok(mut pg) => {
             let conn = format!(
                 "host=127.0.0.1 port={} user=postgres dbname=postgres",
@@ -171,16 +162,6 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-fn read_port(child: &mut Child) -> anyhow::Result<u16> {
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line)?;
-    let addr = line
-        .trim()
-        .strip_prefix("QuiverDB listening on ")
-        .ok_or_else(|| anyhow::anyhow!("server did not start: {line:?}"))?;
-    Ok(addr.rsplit(':').next().unwrap().parse()?)
 }
 
 /// Rows per second of single-row autocommit INSERTs with 1 and 16 clients.
@@ -257,88 +238,4 @@ print(ckpt, reopen, n)
         parts[0], parts[1]
     );
     Some((parts[0], parts[1]))
-}
-
-struct Postgres {
-    child: Child,
-    port: u16,
-    pg_ctl: PathBuf,
-    data: PathBuf,
-}
-
-impl Postgres {
-    /// `runuser` does not pass signals on; pg_ctl stops the server itself.
-    fn stop(&mut self) {
-        let _ = Command::new("runuser")
-            .args(["-u", "postgres", "--"])
-            .arg(&self.pg_ctl)
-            .arg("-D")
-            .arg(&self.data)
-            .args(["stop", "-m", "fast"])
-            .stdout(Stdio::null())
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
-/// A throwaway PostgreSQL on loopback with default durability (fsync on,
-/// synchronous_commit on).
-fn postgres_reference(work: &Path) -> Result<Postgres, String> {
-    let bin = std::fs::read_dir("/usr/lib/postgresql")
-        .map_err(|e| format!("no /usr/lib/postgresql: {e}"))?
-        .filter_map(|e| e.ok())
-        .map(|e| e.path().join("bin"))
-        .find(|p| p.join("initdb").exists())
-        .ok_or("initdb not found")?;
-    let data = work.join("pgdata");
-    std::fs::create_dir_all(&data).map_err(|e| e.to_string())?;
-    let chown = |path: &Path| {
-        Command::new("chown")
-            .args(["-R", "postgres:postgres"])
-            .arg(path)
-            .status()
-    };
-    chown(work).map_err(|e| e.to_string())?;
-    let status = Command::new("runuser")
-        .args(["-u", "postgres", "--"])
-        .arg(bin.join("initdb"))
-        .args(["-A", "trust", "-U", "postgres", "-D"])
-        .arg(&data)
-        .stdout(Stdio::null())
-        .status()
-        .map_err(|e| e.to_string())?;
-    if !status.success() {
-        return Err("initdb failed".into());
-    }
-    let port = 54329;
-    let child = Command::new("runuser")
-        .args(["-u", "postgres", "--"])
-        .arg(bin.join("postgres"))
-        .arg("-D")
-        .arg(&data)
-        .args([
-            "-p",
-            &port.to_string(),
-            "-c",
-            "listen_addresses=127.0.0.1",
-            "-k",
-        ])
-        .arg(work)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| e.to_string())?;
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            std::thread::sleep(Duration::from_millis(500));
-            return Ok(Postgres {
-                child,
-                port,
-                pg_ctl: bin.join("pg_ctl"),
-                data,
-            });
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Err("PostgreSQL did not start".into())
 }
