@@ -112,8 +112,12 @@ impl Dataset {
 fn batches_of(table: &str, sf: f64) -> Box<dyn RecordBatchReader + Send> {
     const BATCH: usize = 64 * 1024;
     match table {
-        "nation" => Box::new(NationArrow::new(NationGenerator::new(sf, 1, 1)).with_batch_size(BATCH)),
-        "region" => Box::new(RegionArrow::new(RegionGenerator::new(sf, 1, 1)).with_batch_size(BATCH)),
+        "nation" => {
+            Box::new(NationArrow::new(NationGenerator::new(sf, 1, 1)).with_batch_size(BATCH))
+        }
+        "region" => {
+            Box::new(RegionArrow::new(RegionGenerator::new(sf, 1, 1)).with_batch_size(BATCH))
+        }
         "part" => Box::new(PartArrow::new(PartGenerator::new(sf, 1, 1)).with_batch_size(BATCH)),
         "supplier" => {
             Box::new(SupplierArrow::new(SupplierGenerator::new(sf, 1, 1)).with_batch_size(BATCH))
@@ -136,7 +140,10 @@ fn batches_of(table: &str, sf: f64) -> Box<dyn RecordBatchReader + Send> {
 fn generate(root: &Path, sf: f64) -> anyhow::Result<Dataset> {
     let dir = root.join(format!("sf{sf}"));
     let done = dir.join("rows.txt");
-    let schemas: Vec<SchemaRef> = TABLES.iter().map(|t| batches_of(t, 0.01).schema()).collect();
+    let schemas: Vec<SchemaRef> = TABLES
+        .iter()
+        .map(|t| batches_of(t, 0.01).schema())
+        .collect();
     if !done.exists() {
         std::fs::create_dir_all(&dir)?;
         let started = Instant::now();
@@ -505,7 +512,10 @@ async fn run_quiver(data: &Dataset, args: &Args, full: bool) -> anyhow::Result<Q
         client.batch_execute(&data.ddl(table)).await?;
         let started = Instant::now();
         let rows = copy_csv(&client, table, &data.csv(table)).await?;
-        anyhow::ensure!(rows == data.rows(table), "{table}: COPY reported {rows} rows");
+        anyhow::ensure!(
+            rows == data.rows(table),
+            "{table}: COPY reported {rows} rows"
+        );
         if table == "lineitem" {
             run.load_secs = started.elapsed().as_secs_f64();
         }
@@ -676,13 +686,7 @@ fn rate(rows: u64, secs: f64) -> String {
     format!("{:.2}M rows/s", rows as f64 / secs / 1e6)
 }
 
-fn report(
-    data: &Dataset,
-    sf: f64,
-    q: &QuiverRun,
-    d: Option<&DuckRun>,
-    p: Option<&PostgresRun>,
-) {
+fn report(data: &Dataset, sf: f64, q: &QuiverRun, d: Option<&DuckRun>, p: Option<&PostgresRun>) {
     let lineitem = data.rows("lineitem");
     println!();
     println!("## TPC-H SF {sf}: the 22 queries through the wire (median of runs)");
@@ -730,13 +734,23 @@ fn report(
     );
     if q.text_secs > 0.0 {
         for (label, ours, theirs) in [
-            ("`SELECT * FROM lineitem`, text (rate)", q.text_secs, pr(|p| p.text_secs)),
-            ("`SELECT * FROM lineitem`, binary (rate)", q.binary_secs, pr(|p| p.binary_secs)),
+            (
+                "`SELECT * FROM lineitem`, text (rate)",
+                q.text_secs,
+                pr(|p| p.text_secs),
+            ),
+            (
+                "`SELECT * FROM lineitem`, binary (rate)",
+                q.binary_secs,
+                pr(|p| p.binary_secs),
+            ),
         ] {
             println!(
                 "| {label} | {} | {} | | {} | |",
                 rate(lineitem, ours),
-                theirs.map(|s| rate(lineitem, s)).unwrap_or("skipped".into()),
+                theirs
+                    .map(|s| rate(lineitem, s))
+                    .unwrap_or("skipped".into()),
                 ratio(1.0 / ours, theirs.map(|s| 1.0 / s)),
             );
         }
@@ -768,7 +782,13 @@ fn report(
     let mut theirs16 = p.map(|p| p.lookup16.0.clone());
     for (clients, ours, ours_rate, theirs, theirs_rate) in [
         (1, &mut ours1, ours1_rate, theirs1.as_mut(), theirs1_rate),
-        (16, &mut ours16, q.lookup16.1, theirs16.as_mut(), p.map(|p| p.lookup16.1)),
+        (
+            16,
+            &mut ours16,
+            q.lookup16.1,
+            theirs16.as_mut(),
+            p.map(|p| p.lookup16.1),
+        ),
     ] {
         let o50 = percentile(ours, 0.5);
         let o99 = percentile(ours, 0.99);
@@ -780,7 +800,9 @@ fn report(
             ours_rate,
             t.map(|t| us(t.0)).unwrap_or("skipped".into()),
             t.map(|t| us(t.1)).unwrap_or("skipped".into()),
-            theirs_rate.map(|r| format!("{r:.0}")).unwrap_or("skipped".into()),
+            theirs_rate
+                .map(|r| format!("{r:.0}"))
+                .unwrap_or("skipped".into()),
             ratio(o50, t.map(|t| t.0)),
         );
     }
@@ -788,13 +810,16 @@ fn report(
     println!();
     println!("## 16 clients running Q1, Q6, Q14 in turn");
     println!();
-    println!("| | QuiverDB (16 connections) | DuckDB (16 threads, one database) | QuiverDB / DuckDB |");
+    println!(
+        "| | QuiverDB (16 connections) | DuckDB (16 threads, one database) | QuiverDB / DuckDB |"
+    );
     println!("|---|---|---|---|");
     let dm = d.and_then(|d| d.mix.as_ref());
     println!(
         "| queries/s | {:.2} | {} | {} |",
         q.mix.0,
-        dm.map(|m| format!("{:.2}", m.qps)).unwrap_or("skipped".into()),
+        dm.map(|m| format!("{:.2}", m.qps))
+            .unwrap_or("skipped".into()),
         ratio(q.mix.0, dm.map(|m| m.qps))
     );
     println!(
@@ -849,7 +874,11 @@ async fn main() -> anyhow::Result<()> {
                 d.tpch.iter().map(|q| q.median).sum::<f64>()
             );
         }
-        let postgres = if full { run_postgres(&data, &args).await } else { None };
+        let postgres = if full {
+            run_postgres(&data, &args).await
+        } else {
+            None
+        };
         if let Some(p) = &postgres {
             println!("postgres {}: done", p.version);
         }

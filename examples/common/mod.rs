@@ -114,10 +114,7 @@ impl Drop for Postgres {
 /// Starts PostgreSQL in `work/pgdata` with its default durability (fsync
 /// on, synchronous_commit on) and the extra `-c` settings given.
 #[allow(dead_code)]
-pub fn postgres_reference(
-    work: &std::path::Path,
-    settings: &[&str],
-) -> Result<Postgres, String> {
+pub fn postgres_reference(work: &std::path::Path, settings: &[&str]) -> Result<Postgres, String> {
     use std::process::Stdio;
     use std::time::Duration;
     let bin = std::fs::read_dir("/usr/lib/postgresql")

@@ -299,6 +299,74 @@ fn merge_tail(schema: &SchemaRef, segments: &mut Vec<Segment>) -> Result<()> {
     Ok(())
 }
 
+/// Rows as they will be kept: batches of at most [`TARGET_BATCH_ROWS`]
+/// that own their memory. Query results are often slices of larger
+/// buffers (a COPY parses everything into one batch that a projection
+/// hands back 8192 rows at a time); kept as they are, every slice would
+/// pin, and be counted as, the whole buffer. Batches that are already
+/// compact pass through untouched.
+pub fn densify(schema: &SchemaRef, batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>> {
+    if batches
+        .iter()
+        .all(|b| b.num_rows() <= TARGET_BATCH_ROWS && !pins_more_than_it_holds(b))
+    {
+        return Ok(batches);
+    }
+    let mut out = Vec::new();
+    let mut pieces: Vec<RecordBatch> = Vec::new();
+    let mut filled = 0;
+    for batch in batches {
+        let mut offset = 0;
+        while offset < batch.num_rows() {
+            let take = (TARGET_BATCH_ROWS - filled).min(batch.num_rows() - offset);
+            pieces.push(batch.slice(offset, take));
+            offset += take;
+            filled += take;
+            if filled == TARGET_BATCH_ROWS {
+                out.push(copy_rows(schema, &pieces, filled)?);
+                pieces.clear();
+                filled = 0;
+            }
+        }
+    }
+    if filled > 0 {
+        out.push(copy_rows(schema, &pieces, filled)?);
+    }
+    Ok(out)
+}
+
+/// Whether a batch's buffers are much larger than its rows need (it is a
+/// slice of something bigger).
+fn pins_more_than_it_holds(batch: &RecordBatch) -> bool {
+    let pinned = batch.get_array_memory_size();
+    let used: usize = batch
+        .columns()
+        .iter()
+        .map(|c| c.to_data().get_slice_memory_size().unwrap_or(pinned))
+        .sum();
+    pinned > used + used / 2 + 64 * 1024
+}
+
+/// The rows of `pieces` copied into one batch with buffers of their own.
+fn copy_rows(schema: &SchemaRef, pieces: &[RecordBatch], rows: usize) -> Result<RecordBatch> {
+    use datafusion::arrow::array::{make_array, MutableArrayData};
+    let columns = (0..schema.fields().len())
+        .map(|c| {
+            let data: Vec<_> = pieces.iter().map(|p| p.column(c).to_data()).collect();
+            let mut out = MutableArrayData::new(data.iter().collect(), false, rows);
+            for (i, d) in data.iter().enumerate() {
+                out.extend(i, 0, d.len());
+            }
+            make_array(out.freeze())
+        })
+        .collect();
+    Ok(RecordBatch::try_new_with_options(
+        schema.clone(),
+        columns,
+        &datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(rows)),
+    )?)
+}
+
 /// Whether a proposed row's key is already taken (ON CONFLICT).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Conflict {
@@ -958,6 +1026,37 @@ mod tests {
             .map(|b| b.num_rows())
             .sum();
         assert_eq!(total, 10_000);
+    }
+
+    #[test]
+    fn slices_of_a_big_batch_are_copied_into_compact_batches() {
+        let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int32, true)]));
+        let big = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(Int32Array::from_iter_values(0..204_800))],
+        )
+        .unwrap();
+        let slices: Vec<RecordBatch> = (0..25).map(|i| big.slice(i * 8192, 8192)).collect();
+        let pinned: usize = slices.iter().map(|b| b.get_array_memory_size()).sum();
+        let dense = densify(&schema, slices).unwrap();
+        let rows: Vec<usize> = dense.iter().map(|b| b.num_rows()).collect();
+        assert_eq!(rows, vec![65536, 65536, 65536, 8192]);
+        let held: usize = dense.iter().map(|b| b.get_array_memory_size()).sum();
+        assert!(held <= 204_800 * 4 * 11 / 10, "{held} bytes");
+        assert!(held * 10 < pinned, "{held} vs {pinned}");
+        let values: Vec<i32> = dense
+            .iter()
+            .flat_map(|b| {
+                b.column(0)
+                    .as_primitive::<datafusion::arrow::datatypes::Int32Type>()
+                    .values()
+                    .to_vec()
+            })
+            .collect();
+        assert_eq!(values, (0..204_800).collect::<Vec<_>>());
+        // Compact batches pass through as they are.
+        let small = vec![one_row(&schema, 7)];
+        assert_eq!(densify(&schema, small.clone()).unwrap(), small);
     }
 
     #[test]

@@ -101,7 +101,7 @@ pub(crate) fn conform_batches(
     batches: Vec<RecordBatch>,
 ) -> Result<Vec<RecordBatch>> {
     let schema = table.schema_ref();
-    batches
+    let batches = batches
         .into_iter()
         .filter(|b| b.num_rows() > 0)
         .map(|batch| {
@@ -139,7 +139,8 @@ pub(crate) fn conform_batches(
             table.check_rows(&batch)?;
             Ok(batch)
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    crate::engine::table::densify(&schema, batches)
 }
 
 /// Checks (and normalises) values of the Postgres types kept as text.
