@@ -1,6 +1,12 @@
 //! The `quiver` command: `quiver serve` runs the Postgres-protocol server,
 //! `quiver` or `quiver repl` opens the interactive shell.
 
+/// mimalloc instead of the system allocator: DataFusion allocates and
+/// frees many short-lived buffers per batch, and glibc's malloc spent a
+/// tenth of a point lookup's time in malloc/free (perf).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

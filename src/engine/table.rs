@@ -12,13 +12,14 @@ use datafusion::arrow::array::BooleanBufferBuilder;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, UInt32Array};
 use datafusion::arrow::buffer::BooleanBuffer;
 use datafusion::arrow::compute::{concat_batches, filter_record_batch, take_record_batch};
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{Session as DfSession, TableProvider};
+use datafusion::common::ScalarValue;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::TableType;
 use datafusion::error::Result as DfResult;
-use datafusion::logical_expr::Expr;
+use datafusion::logical_expr::{Expr, Operator, TableProviderFilterPushDown};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::ExecutionPlan;
 use parking_lot::Mutex;
@@ -355,11 +356,11 @@ fn copy_rows(schema: &SchemaRef, pieces: &[RecordBatch], rows: usize) -> Result<
             let data: Vec<_> = pieces.iter().map(|p| p.column(c).to_data()).collect();
             let mut out = MutableArrayData::new(data.iter().collect(), false, rows);
             for (i, d) in data.iter().enumerate() {
-                out.extend(i, 0, d.len());
+                out.try_extend(i, 0, d.len())?;
             }
-            make_array(out.freeze())
+            Ok(make_array(out.freeze()))
         })
-        .collect();
+        .collect::<Result<Vec<_>>>()?;
     Ok(RecordBatch::try_new_with_options(
         schema.clone(),
         columns,
@@ -914,6 +915,74 @@ impl Table {
     }
 }
 
+impl Table {
+    /// `column = constant` (either way round) on a bare column of this
+    /// table: the column and the constant.
+    fn pinned_column(&self, filter: &Expr) -> Option<(usize, ScalarValue)> {
+        let Expr::BinaryExpr(binary) = filter else {
+            return None;
+        };
+        if binary.op != Operator::Eq {
+            return None;
+        }
+        let (column, value) = match (binary.left.as_ref(), binary.right.as_ref()) {
+            (Expr::Column(c), Expr::Literal(v, _)) | (Expr::Literal(v, _), Expr::Column(c)) => {
+                (c, v)
+            }
+            _ => return None,
+        };
+        let index = self.schema.index_of(&column.name).ok()?;
+        let field = self.schema.field(index);
+        // Only types whose `=` is the key's byte equality: a numeric or
+        // float compare could match a key spelled differently.
+        let exact = field.data_type().is_integer()
+            || matches!(field.data_type(), DataType::Utf8 | DataType::Date32);
+        if !exact || super::types::TaggedType::of(field).is_some() {
+            return None;
+        }
+        if value.data_type() != *field.data_type() && !value.is_null() {
+            return None;
+        }
+        Some((index, value.clone()))
+    }
+
+    /// When `filters` pin every column of a unique constraint to a
+    /// constant: Some(the live row with that key, if any), found by a hash
+    /// probe per batch instead of a scan. None when they do not.
+    fn key_lookup(
+        &self,
+        version: &TableVersion,
+        filters: &[Expr],
+    ) -> Result<Option<Option<RecordBatch>>> {
+        let pinned: HashMap<usize, ScalarValue> = filters
+            .iter()
+            .filter_map(|f| self.pinned_column(f))
+            .collect();
+        if pinned.is_empty() {
+            return Ok(None);
+        }
+        let constraints = self.unique_constraints();
+        let Some((c, constraint)) = constraints
+            .iter()
+            .enumerate()
+            .find(|(_, c)| c.columns.iter().all(|i| pinned.contains_key(i)))
+        else {
+            return Ok(None);
+        };
+        let mut key = Vec::with_capacity(constraint.columns.len());
+        for i in &constraint.columns {
+            key.push(pinned[i].to_array_of_size(1)?);
+        }
+        // A NULL key column matches nothing.
+        let Some(key) = self.encode_key(c, &key)? else {
+            return Ok(Some(None));
+        };
+        Ok(Some(
+            self.find_by_key(version, c, &key)?.map(|(_, row)| row),
+        ))
+    }
+}
+
 #[async_trait]
 impl TableProvider for Table {
     fn schema(&self) -> SchemaRef {
@@ -928,13 +997,39 @@ impl TableProvider for Table {
         self.defaults.get(column)
     }
 
+    /// `key = constant` on a column of a unique constraint is offered to
+    /// [`TableProvider::scan`], which answers it from the key maps when
+    /// every column of the constraint is pinned. DataFusion still applies
+    /// the filter (Inexact), so a scan that cannot use it stays correct.
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        let key_columns: HashSet<usize> = self
+            .writer
+            .lock()
+            .iter()
+            .flat_map(|index| index.constraint.columns.clone())
+            .collect();
+        Ok(filters
+            .iter()
+            .map(|filter| match self.pinned_column(filter) {
+                Some((column, _)) if key_columns.contains(&column) => {
+                    TableProviderFilterPushDown::Inexact
+                }
+                _ => TableProviderFilterPushDown::Unsupported,
+            })
+            .collect())
+    }
+
     async fn scan(
         &self,
         state: &dyn DfSession,
         projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
+        filters: &[Expr],
         _limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let external = |e: QuiverError| datafusion::error::DataFusionError::External(Box::new(e));
         // Inside a transaction: its snapshot plus its own uncommitted rows.
         let txn = state
             .config()
@@ -944,13 +1039,22 @@ impl TableProvider for Table {
             Some(txn) => txn.visible(self),
             None => self.snapshot(),
         };
-        let batches = version
-            .live_batches_projected(projection.map(|p| p.as_slice()))
-            .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
         let schema = match projection {
             Some(columns) => Arc::new(self.schema.project(columns)?),
             None => self.schema.clone(),
         };
+        if let Some(row) = self.key_lookup(&version, filters).map_err(external)? {
+            let batches = match (row, projection) {
+                (Some(row), Some(columns)) => vec![row.project(columns)?],
+                (Some(row), None) => vec![row],
+                (None, _) => Vec::new(),
+            };
+            let source = MemorySourceConfig::try_new(&[batches], schema, None)?;
+            return Ok(datafusion::datasource::source::DataSourceExec::from_data_source(source));
+        }
+        let batches = version
+            .live_batches_projected(projection.map(|p| p.as_slice()))
+            .map_err(external)?;
         // An equal share of rows for every core.
         let parts = balanced_partitions(batches, state.config().target_partitions());
         let source = MemorySourceConfig::try_new(&parts, schema, None)?;

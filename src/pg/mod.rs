@@ -7,6 +7,7 @@ mod connection;
 pub(crate) mod copy;
 mod handler;
 mod params;
+mod rows;
 pub mod types;
 
 use std::future::Future;

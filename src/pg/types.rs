@@ -82,50 +82,76 @@ pub fn row_description(
 
 /// Encodes result batches as a stream of DataRows, column values read
 /// straight from the Arrow arrays. `schema` is the logical result schema
-/// (it carries the Postgres type tags).
+/// (it carries the Postgres type tags). Batches whose columns all have a
+/// fast writer ([`super::rows`]) skip the per-value encoder.
 pub fn encode_batches(
     fields: Arc<Vec<FieldInfo>>,
     schema: Arc<Schema>,
     batches: Vec<RecordBatch>,
 ) -> impl Stream<Item = PgWireResult<DataRow>> + Send + 'static {
     let tags: Vec<Option<TaggedType>> = schema.fields().iter().map(|f| TaggedType::of(f)).collect();
-    let rows = batches.into_iter().flat_map(move |batch| {
-        let fields = fields.clone();
-        let tags = tags.clone();
-        let mut encoder = DataRowEncoder::new(fields.clone());
-        (0..batch.num_rows()).map(move |row| {
-            for (col, (array, pg_field)) in batch.columns().iter().zip(fields.iter()).enumerate() {
-                // NULL is NULL whatever the type (arrow-pg forgets to check
-                // for some, e.g. intervals).
-                if array.is_null(row) {
-                    encode_as_field(&mut encoder, &None::<TextOnly>, pg_field)?;
-                    continue;
+    let rows = batches.into_iter().flat_map(
+        move |batch| -> Box<dyn Iterator<Item = PgWireResult<DataRow>> + Send> {
+            match super::rows::encode_batch(&batch, &fields, &tags) {
+                Some(rows) => Box::new(rows.into_iter().map(Ok)),
+                None => Box::new(general_rows(fields.clone(), tags.clone(), batch)),
+            }
+        },
+    );
+    stream::iter(rows)
+}
+
+/// [`encode_batches`] without the fast path (to check the two agree).
+#[cfg(test)]
+pub fn encode_general(
+    fields: Arc<Vec<FieldInfo>>,
+    schema: Arc<Schema>,
+    batches: Vec<RecordBatch>,
+) -> impl Stream<Item = PgWireResult<DataRow>> + Send + 'static {
+    let tags: Vec<Option<TaggedType>> = schema.fields().iter().map(|f| TaggedType::of(f)).collect();
+    stream::iter(
+        batches
+            .into_iter()
+            .flat_map(move |batch| general_rows(fields.clone(), tags.clone(), batch)),
+    )
+}
+
+/// One batch's rows, each value through its type's encoder.
+fn general_rows(
+    fields: Arc<Vec<FieldInfo>>,
+    tags: Vec<Option<TaggedType>>,
+    batch: RecordBatch,
+) -> impl Iterator<Item = PgWireResult<DataRow>> + Send {
+    let mut encoder = DataRowEncoder::new(fields.clone());
+    (0..batch.num_rows()).map(move |row| {
+        for (col, (array, pg_field)) in batch.columns().iter().zip(fields.iter()).enumerate() {
+            // NULL is NULL whatever the type (arrow-pg forgets to check
+            // for some, e.g. intervals).
+            if array.is_null(row) {
+                encode_as_field(&mut encoder, &None::<TextOnly>, pg_field)?;
+                continue;
+            }
+            match tags[col] {
+                Some(tag @ (TaggedType::Uuid | TaggedType::Json | TaggedType::Jsonb))
+                    if array.data_type() == &DataType::Utf8 =>
+                {
+                    let value = (!array.is_null(row))
+                        .then(|| TextBacked::new(tag, array.as_string::<i32>().value(row)));
+                    encode_as_field(&mut encoder, &value, pg_field)?;
                 }
-                match tags[col] {
-                    Some(tag @ (TaggedType::Uuid | TaggedType::Json | TaggedType::Jsonb))
-                        if array.data_type() == &DataType::Utf8 =>
-                    {
-                        let value = (!array.is_null(row))
-                            .then(|| TextBacked::new(tag, array.as_string::<i32>().value(row)));
-                        encode_as_field(&mut encoder, &value, pg_field)?;
-                    }
-                    _ if pg_field.format() == FieldFormat::Text
-                        && has_own_text(array.data_type()) =>
-                    {
-                        let digits = pg_field.format_options().extra_float_digits;
-                        let value = own_text(array.as_ref(), row, digits).map(TextOnly);
-                        encode_as_field(&mut encoder, &value, pg_field)?;
-                    }
-                    _ => {
-                        let arrow_field = batch.schema_ref().field(col).clone();
-                        encode_value(&mut encoder, array, row, &arrow_field, pg_field)?;
-                    }
+                _ if pg_field.format() == FieldFormat::Text && has_own_text(array.data_type()) => {
+                    let digits = pg_field.format_options().extra_float_digits;
+                    let value = own_text(array.as_ref(), row, digits).map(TextOnly);
+                    encode_as_field(&mut encoder, &value, pg_field)?;
+                }
+                _ => {
+                    let arrow_field = batch.schema_ref().field(col).clone();
+                    encode_value(&mut encoder, array, row, &arrow_field, pg_field)?;
                 }
             }
-            Ok(encoder.take_row())
-        })
-    });
-    stream::iter(rows)
+        }
+        Ok(encoder.take_row())
+    })
 }
 
 /// Encodes one value with the column's type, format and format options.
