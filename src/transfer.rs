@@ -146,17 +146,20 @@ impl Target {
                     _ => bail!("COPY did not ask for data"),
                 };
                 let mut progress = crate::pg::copy::CopyInProgress::new(copy.clone());
-                for chunk in &chunks {
-                    progress.push(chunk);
-                }
-                let batch = match progress.finish() {
-                    Ok(batch) => batch,
+                let parsed = tokio::task::block_in_place(|| {
+                    for chunk in &chunks {
+                        progress.push(chunk)?;
+                    }
+                    progress.finish()
+                });
+                let batches = match parsed {
+                    Ok(batches) => batches,
                     Err(e) => {
                         session.copy_failed();
                         bail!("{e}")
                     }
                 };
-                match session.copy_finish(&copy, batch).await {
+                match session.copy_finish(&copy, batches).await {
                     Ok(rows) => Ok(rows as u64),
                     Err(e) => {
                         session.copy_failed();

@@ -2,6 +2,7 @@
 //! into Arrow columns, and writing result rows in those formats. The
 //! values themselves are encoded by `pg::types`, as in DataRows.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -19,10 +20,50 @@ use crate::session::{column_from_text, CopyFormat, CopyIn, CopyOptions, CopyOut}
 
 const BINARY_SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
 
-/// A COPY FROM STDIN in progress: the data received so far.
+/// Data is parsed in pieces of about this size, on other threads, while
+/// more arrives.
+const CHUNK_BYTES: usize = if cfg!(test) { 64 << 10 } else { 8 << 20 };
+
+/// A COPY FROM STDIN (or from a file) in progress. Text and CSV data is cut
+/// at row ends into chunks that are parsed on their own threads as the data
+/// arrives (at most one per core at a time), so parsing overlaps receiving
+/// and uses every core; binary data is parsed at the end.
 pub struct CopyInProgress {
     pub copy: CopyIn,
+    /// Data not yet handed to a parser; it starts at a row boundary.
     data: Vec<u8>,
+    /// How much of `data` has been scanned for row ends, where in a row
+    /// the scan stopped, and where the last complete row ends.
+    scanned: usize,
+    scan: Scan,
+    row_end: Option<usize>,
+    /// Line number of the first line of `data`.
+    first_line: usize,
+    /// Chunks being parsed, in order.
+    parsing: VecDeque<std::thread::JoinHandle<Result<Parsed>>>,
+    /// Chunks parsed, in order.
+    parsed: Vec<Parsed>,
+    received: usize,
+}
+
+/// Where the scan for row ends is within a CSV row.
+#[derive(Clone, Copy)]
+enum Scan {
+    /// At the start of a field.
+    Start,
+    /// In an unquoted field (or after a quoted one's closing quote).
+    Plain,
+    /// In a quoted field.
+    Quoted,
+    /// Just after a quote in a quoted field: it closed the field, unless
+    /// another quote follows.
+    QuotedQuote,
+}
+
+/// One chunk's rows, and whether it held the end-of-data marker `\.`.
+struct Parsed {
+    batch: RecordBatch,
+    ended: bool,
 }
 
 impl CopyInProgress {
@@ -30,48 +71,162 @@ impl CopyInProgress {
         CopyInProgress {
             copy,
             data: Vec::new(),
+            scanned: 0,
+            scan: Scan::Start,
+            row_end: None,
+            first_line: 1,
+            parsing: VecDeque::new(),
+            parsed: Vec::new(),
+            received: 0,
         }
     }
 
-    pub fn push(&mut self, bytes: &[u8]) {
+    /// Whether rows can be found without parsing: text format, or CSV
+    /// whose escape is its quote (so quotes simply pair up).
+    fn chunked(&self) -> bool {
+        match self.copy.options.format {
+            CopyFormat::Text => true,
+            CopyFormat::Csv => self.copy.options.escape == self.copy.options.quote,
+            _ => false,
+        }
+    }
+
+    pub fn push(&mut self, bytes: &[u8]) -> Result<()> {
+        self.received += bytes.len();
         self.data.extend_from_slice(bytes);
+        if !self.chunked() || self.data.len() < CHUNK_BYTES {
+            return Ok(());
+        }
+        let csv = self.copy.options.format == CopyFormat::Csv;
+        let quote = self.copy.options.quote as u32 as u8;
+        let delim = self.copy.options.delimiter as u32 as u8;
+        // Where rows end, read as split_csv reads them: a quote opens a
+        // quoted field only at the start of a field; in one, a doubled
+        // quote is a quote and newlines are data.
+        for (i, &b) in self.data.iter().enumerate().skip(self.scanned) {
+            self.scan = match self.scan {
+                Scan::Quoted if b == quote => Scan::QuotedQuote,
+                Scan::Quoted => Scan::Quoted,
+                Scan::QuotedQuote if b == quote => Scan::Quoted,
+                Scan::Start if csv && b == quote => Scan::Quoted,
+                _ if b == b'\n' => {
+                    self.row_end = Some(i + 1);
+                    Scan::Start
+                }
+                _ if b == delim => Scan::Start,
+                _ => Scan::Plain,
+            };
+        }
+        self.scanned = self.data.len();
+        let Some(end) = self.row_end.take() else {
+            return Ok(());
+        };
+        let rest = self.data.split_off(end);
+        let chunk = std::mem::replace(&mut self.data, rest);
+        self.scanned -= end;
+        let first_line = self.first_line;
+        self.first_line += chunk.iter().filter(|&&b| b == b'\n').count();
+        // One chunk in flight per core: wait for the oldest beyond that
+        // (which also slows the client down to the parsing rate).
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        while self.parsing.len() >= threads {
+            self.join_oldest()?;
+        }
+        let copy = self.copy.clone();
+        self.parsing.push_back(std::thread::spawn(move || {
+            parse_text(&copy, &chunk, first_line, first_line == 1, false)
+        }));
+        Ok(())
+    }
+
+    fn join_oldest(&mut self) -> Result<()> {
+        if let Some(handle) = self.parsing.pop_front() {
+            let parsed = handle
+                .join()
+                .map_err(|_| QuiverError::Internal("a COPY parser thread panicked".into()))??;
+            self.parsed.push(parsed);
+        }
+        Ok(())
     }
 
     /// Bytes received so far.
     pub fn len(&self) -> usize {
-        self.data.len()
+        self.received
     }
 
-    /// Parses all the data into one batch of the COPY's columns.
-    pub fn finish(self) -> Result<RecordBatch> {
-        let copy = &self.copy;
-        match copy.options.format {
-            CopyFormat::Parquet | CopyFormat::Json => Err(QuiverError::Internal(
-                "Parquet and JSON are read by DataFusion, not as COPY data".into(),
-            )),
-            CopyFormat::Binary => read_binary(copy, &self.data),
+    /// Parses the rest of the data and returns every row, in order, as
+    /// batches of the COPY's columns. Blocks while parsing: call it off
+    /// the async workers.
+    pub fn finish(mut self) -> Result<Vec<RecordBatch>> {
+        let copy = self.copy.clone();
+        let last = match copy.options.format {
+            CopyFormat::Parquet | CopyFormat::Json => {
+                return Err(QuiverError::Internal(
+                    "Parquet and JSON are read by DataFusion, not as COPY data".into(),
+                ))
+            }
+            CopyFormat::Binary => Parsed {
+                batch: read_binary(&copy, &self.data)?,
+                ended: true,
+            },
             CopyFormat::Text | CopyFormat::Csv => {
-                let text = std::str::from_utf8(&self.data).map_err(|e| QuiverError::CopyData {
-                    message: format!("invalid byte sequence for encoding \"UTF8\": {e}"),
-                    context: format!("COPY {}", copy.table_name),
-                    malformed: false,
-                })?;
-                let names = copy
-                    .columns
-                    .fields()
-                    .iter()
-                    .map(|f| f.name().clone())
-                    .collect();
-                let fields = if copy.options.format == CopyFormat::Csv {
-                    split_csv(text, &copy.options, names)
-                } else {
-                    split_text(text, &copy.options, names)
-                }
-                .map_err(|e| e.into_error(copy))?;
-                to_batch(copy, fields)
+                // Alone, the last chunk converts its columns in parallel.
+                let alone = self.parsing.is_empty() && self.parsed.is_empty();
+                parse_text(
+                    &copy,
+                    &self.data,
+                    self.first_line,
+                    self.first_line == 1,
+                    alone,
+                )?
+            }
+        };
+        while !self.parsing.is_empty() {
+            self.join_oldest()?;
+        }
+        self.parsed.push(last);
+        let mut batches = Vec::with_capacity(self.parsed.len());
+        for parsed in self.parsed {
+            batches.push(parsed.batch);
+            // Nothing after `\.` counts.
+            if parsed.ended {
+                break;
             }
         }
+        Ok(batches)
     }
+}
+
+/// Text or CSV rows (a whole number of them) starting at `first_line`.
+fn parse_text(
+    copy: &CopyIn,
+    data: &[u8],
+    first_line: usize,
+    header: bool,
+    parallel: bool,
+) -> Result<Parsed> {
+    let text = std::str::from_utf8(data).map_err(|e| QuiverError::CopyData {
+        message: format!("invalid byte sequence for encoding \"UTF8\": {e}"),
+        context: format!("COPY {}", copy.table_name),
+        malformed: false,
+    })?;
+    let names = copy
+        .columns
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let fields = if copy.options.format == CopyFormat::Csv {
+        split_csv(text, &copy.options, names, first_line, header)
+    } else {
+        split_text(text, &copy.options, names, first_line, header)
+    }
+    .map_err(|e| e.into_error(copy))?;
+    let ended = fields.ended;
+    Ok(Parsed {
+        batch: to_batch(copy, fields, parallel)?,
+        ended,
+    })
 }
 
 fn context(copy: &CopyIn, line: usize) -> String {
@@ -96,6 +251,8 @@ struct Fields {
     in_row: usize,
     /// The header line is read and dropped.
     skipping: bool,
+    /// The data ended with `\.`.
+    ended: bool,
 }
 
 /// A row with the wrong number of fields, or malformed data.
@@ -118,6 +275,7 @@ impl Fields {
             lines: Vec::new(),
             in_row: 0,
             skipping: header,
+            ended: false,
         }
     }
 
@@ -157,14 +315,21 @@ fn split_text(
     text: &str,
     options: &CopyOptions,
     names: Vec<String>,
+    first_line: usize,
+    header: bool,
 ) -> std::result::Result<Fields, Malformed> {
-    let mut fields = Fields::new(names, options.header);
+    let mut fields = Fields::new(names, header && options.header);
     let mut unescaped = String::new();
     // The data ends with a newline: nothing follows the last one.
     let last = text.split('\n').count() - 1;
-    for (n, line) in text.split('\n').enumerate() {
+    for (i, line) in text.split('\n').enumerate() {
+        let n = first_line - 1 + i;
         let line = line.strip_suffix('\r').unwrap_or(line);
-        if line == "\\." || (line.is_empty() && n == last) {
+        if line == "\\." {
+            fields.ended = true;
+            break;
+        }
+        if line.is_empty() && i == last {
             break;
         }
         for raw in line.split(options.delimiter) {
@@ -245,6 +410,8 @@ fn split_csv(
     text: &str,
     options: &CopyOptions,
     names: Vec<String>,
+    first_line: usize,
+    header: bool,
 ) -> std::result::Result<Fields, Malformed> {
     let one_byte = |c: char, what: &str| {
         u8::try_from(c).ok().filter(u8::is_ascii).ok_or(Malformed {
@@ -256,15 +423,16 @@ fn split_csv(
     let quote = one_byte(options.quote, "quote")?;
     let escape = one_byte(options.escape, "escape")?;
     let bytes = text.as_bytes();
-    let mut fields = Fields::new(names, options.header);
+    let mut fields = Fields::new(names, header && options.header);
     let mut quoted_value = String::new();
     let mut at = 0;
-    let mut line = 1;
+    let mut line = first_line;
     while at < bytes.len() {
         let start_line = line;
         if bytes[at..].starts_with(b"\\.")
             && matches!(bytes.get(at + 2), None | Some(b'\n' | b'\r'))
         {
+            fields.ended = true;
             break;
         }
         loop {
@@ -349,7 +517,7 @@ fn without_cr<'a>(bytes: &[u8], field: &'a str, end: usize) -> &'a str {
 
 /// Rows of text fields into a batch of the COPY's columns.
 /// Columns are converted in parallel, one thread per core.
-fn to_batch(copy: &CopyIn, mut fields: Fields) -> Result<RecordBatch> {
+fn to_batch(copy: &CopyIn, mut fields: Fields, parallel: bool) -> Result<RecordBatch> {
     let lines = std::mem::take(&mut fields.lines);
     let convert = |field: &Arc<Field>, values: &mut StringBuilder| {
         column_from_text(field, &values.finish()).map_err(|bad| QuiverError::CopyData {
@@ -371,7 +539,7 @@ fn to_batch(copy: &CopyIn, mut fields: Fields) -> Result<RecordBatch> {
         .iter()
         .zip(fields.columns.iter_mut())
         .collect();
-    let arrays = if lines.len() < 10_000 || threads == 1 {
+    let arrays = if !parallel || lines.len() < 10_000 || threads == 1 {
         work.into_iter()
             .map(|(field, values)| convert(field, values))
             .collect::<Result<Vec<ArrayRef>>>()?
@@ -704,6 +872,110 @@ mod tests {
     use crate::session::CopyFormat;
     use datafusion::arrow::array::Array;
 
+    /// CSV rows with quoted newlines, doubled quotes and quotes inside
+    /// unquoted fields, and the line each row starts on.
+    fn tricky_csv(rows: usize) -> (String, Vec<usize>) {
+        let mut data = String::new();
+        let mut lines = Vec::new();
+        let mut line = 1;
+        for i in 0..rows {
+            lines.push(line);
+            let text = match i % 10 {
+                0 => "\"two\nlines, \"\"quoted\"\"\"".to_string(),
+                3 => "5'6\" tall".to_string(),
+                6 => "\"\"".to_string(),
+                _ => format!("plain {i}"),
+            };
+            line += 1 + text.matches('\n').count();
+            data.push_str(&format!("{i},{text}\n"));
+        }
+        (data, lines)
+    }
+
+    fn chunked_copy(format: CopyFormat) -> CopyInProgress {
+        use datafusion::arrow::datatypes::Schema;
+        let columns = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("t", DataType::Utf8, true),
+        ]));
+        CopyInProgress::new(CopyIn::for_test(columns, options(format)))
+    }
+
+    #[test]
+    fn data_parsed_in_chunks_gives_every_row_in_order() {
+        use datafusion::arrow::array::AsArray;
+        use datafusion::arrow::datatypes::Int64Type;
+        let (data, _) = tricky_csv(20_000);
+        assert!(data.len() > 4 * CHUNK_BYTES);
+        let mut copy = chunked_copy(CopyFormat::Csv);
+        for piece in data.as_bytes().chunks(7_000) {
+            copy.push(piece).unwrap();
+        }
+        assert!(!copy.parsed.is_empty() || !copy.parsing.is_empty());
+        let batches = copy.finish().unwrap();
+        assert!(batches.len() > 4);
+        let mut next = 0;
+        for batch in &batches {
+            let ids = batch.column(0).as_primitive::<Int64Type>();
+            let texts = batch.column(1).as_string::<i32>();
+            for r in 0..batch.num_rows() {
+                assert_eq!(ids.value(r), next);
+                let expected = match next % 10 {
+                    0 => "two\nlines, \"quoted\"".to_string(),
+                    3 => "5'6\" tall".to_string(),
+                    6 => "".to_string(),
+                    _ => format!("plain {next}"),
+                };
+                assert_eq!(texts.value(r), expected);
+                next += 1;
+            }
+        }
+        assert_eq!(next, 20_000);
+    }
+
+    #[test]
+    fn a_bad_row_in_a_late_chunk_names_its_line() {
+        let (mut data, lines) = tricky_csv(20_000);
+        // Row 15000 gets a third field.
+        let at = data.find("15000,").unwrap();
+        data.insert_str(at + 6, "x,");
+        let mut copy = chunked_copy(CopyFormat::Csv);
+        let mut failed = None;
+        for piece in data.as_bytes().chunks(7_000) {
+            if let Err(e) = copy.push(piece) {
+                failed = Some(e);
+                break;
+            }
+        }
+        let e = match failed {
+            Some(e) => e,
+            None => copy.finish().err().unwrap(),
+        };
+        let message = format!("{e:?}");
+        assert!(
+            message.contains(&format!("line {}", lines[15_000])),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn text_data_stops_at_the_end_marker_in_any_chunk() {
+        let mut data = String::new();
+        for i in 0..20_000 {
+            data.push_str(&format!("{i}\trow {i}\n"));
+        }
+        data.push_str("\\.\n");
+        for i in 0..20_000 {
+            data.push_str(&format!("{i}\tafter the end\n"));
+        }
+        let mut copy = chunked_copy(CopyFormat::Text);
+        for piece in data.as_bytes().chunks(10_000) {
+            copy.push(piece).unwrap();
+        }
+        let rows: usize = copy.finish().unwrap().iter().map(|b| b.num_rows()).sum();
+        assert_eq!(rows, 20_000);
+    }
+
     fn options(format: CopyFormat) -> CopyOptions {
         CopyOptions::new(format)
     }
@@ -731,6 +1003,8 @@ mod tests {
             "1\ta\\tb\n2\t\\N\n\\.\nignored\n",
             &options(CopyFormat::Text),
             names(2),
+            1,
+            true,
         )
         .ok()
         .unwrap();
@@ -747,6 +1021,8 @@ mod tests {
             "1,\"a,b\"\n2,\"line\nbreak\"\n3,\"say \"\"hi\"\"\"\n4,\n5,\"\"\r\n6,x\"y\n",
             &options(CopyFormat::Csv),
             names(2),
+            1,
+            true,
         )
         .ok()
         .unwrap();
@@ -763,14 +1039,20 @@ mod tests {
     #[test]
     fn csv_rows_with_too_few_or_too_many_fields_name_their_line() {
         let options = options(CopyFormat::Csv);
-        let short = split_csv("1,a\n2\n", &options, names(2)).err().unwrap();
+        let short = split_csv("1,a\n2\n", &options, names(2), 1, true)
+            .err()
+            .unwrap();
         assert_eq!(
             (short.line, short.message.as_str()),
             (2, "missing data for column \"c1\"")
         );
-        let long = split_csv("1,a,b\n", &options, names(2)).err().unwrap();
+        let long = split_csv("1,a,b\n", &options, names(2), 1, true)
+            .err()
+            .unwrap();
         assert_eq!(long.message, "extra data after last expected column");
-        let open = split_csv("1,\"a\n", &options, names(2)).err().unwrap();
+        let open = split_csv("1,\"a\n", &options, names(2), 1, true)
+            .err()
+            .unwrap();
         assert_eq!(open.message, "unterminated CSV quoted field");
     }
 

@@ -146,25 +146,28 @@ impl CopyHandler for Backend {
         // The data is held until CopyDone: it may not outgrow what the
         // tables may hold.
         let limit = self.db.table_memory_limit();
-        let too_much = {
+        let failed = {
             let mut slot = self.copy_in.lock();
             let Some(copy) = slot.as_mut() else {
                 return Ok(());
             };
-            if copy.len().saturating_add(data.data.len()) > limit {
-                slot.take();
-                true
+            let pushed = if copy.len().saturating_add(data.data.len()) > limit {
+                Err(QuiverError::OutOfMemory(format!(
+                    "COPY data exceeds the table memory limit of {} MiB (--max-table-memory)",
+                    limit >> 20
+                )))
             } else {
-                copy.push(&data.data);
-                false
-            }
+                // Whole chunks are parsed as they fill up: a malformed row
+                // fails the COPY now rather than at CopyDone.
+                copy.push(&data.data)
+            };
+            pushed.err().inspect(|_| {
+                slot.take();
+            })
         };
-        if too_much {
+        if let Some(e) = failed {
             self.session.lock().await.copy_failed();
-            return Err(pg_error(QuiverError::OutOfMemory(format!(
-                "COPY data exceeds the table memory limit of {} MiB (--max-table-memory)",
-                limit >> 20
-            ))));
+            return Err(pg_error(e));
         }
         Ok(())
     }
@@ -183,8 +186,11 @@ impl CopyHandler for Backend {
         };
         let copy = progress.copy.clone();
         let mut session = self.session.lock().await;
-        let stored = match progress.finish() {
-            Ok(batch) => session.copy_finish(&copy, batch).await,
+        let parsed = tokio::task::spawn_blocking(move || progress.finish())
+            .await
+            .unwrap_or_else(|e| Err(QuiverError::Internal(format!("COPY parsing failed: {e}"))));
+        let stored = match parsed {
+            Ok(batches) => session.copy_finish(&copy, batches).await,
             Err(e) => Err(e),
         };
         let status = wire_status(session.transaction_state());

@@ -80,6 +80,19 @@ pub struct CopyIn {
     pub options: CopyOptions,
 }
 
+impl CopyIn {
+    /// A COPY into a table `t` with `columns` (unit tests of the parser).
+    #[cfg(test)]
+    pub(crate) fn for_test(columns: SchemaRef, options: CopyOptions) -> CopyIn {
+        CopyIn {
+            table_name: "t".into(),
+            qualified: "public.t".into(),
+            columns,
+            options,
+        }
+    }
+}
+
 /// Rows to send for `COPY ... TO STDOUT`.
 #[derive(Debug)]
 pub struct CopyOut {
@@ -345,11 +358,16 @@ impl Session {
     pub fn copy_finish<'a>(
         &'a mut self,
         copy: &'a CopyIn,
-        batch: RecordBatch,
+        batches: Vec<RecordBatch>,
     ) -> futures::future::BoxFuture<'a, Result<usize>> {
         Box::pin(async move {
             let name = format!("copy_{}", COPY_SEQ.fetch_add(1, Ordering::Relaxed));
-            let provider = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
+            // Files in Parquet or JSON bring their own column types.
+            let schema = batches
+                .first()
+                .map(|b| b.schema())
+                .unwrap_or_else(|| copy.columns.clone());
+            let provider = MemTable::try_new(schema, vec![batches])?;
             self.scratch_schema
                 .register_table(name.clone(), Arc::new(provider))?;
             let columns = copy

@@ -26,7 +26,7 @@ impl Session {
     ) -> Result<StatementResult> {
         let started = std::time::Instant::now();
         let paths = matching_files(pattern)?;
-        let batch = match copy.options.format {
+        let batches = match copy.options.format {
             CopyFormat::Parquet | CopyFormat::Json => {
                 let urls: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
                 let frame = if copy.options.format == CopyFormat::Parquet {
@@ -42,7 +42,7 @@ impl Session {
                 }
                 .map_err(|e| unreadable(pattern, e))?;
                 let batches = frame.collect().await.map_err(|e| unreadable(pattern, e))?;
-                conform(&copy, batches)?
+                vec![conform(&copy, batches)?]
             }
             _ => {
                 // Reading and parsing block: off the async workers.
@@ -52,17 +52,17 @@ impl Session {
                     for path in &paths {
                         let data = std::fs::read(path).map_err(|e| cannot_open(path, e))?;
                         let mut progress = crate::pg::copy::CopyInProgress::new(copy.clone());
-                        progress.push(&data);
-                        batches.push(progress.finish().map_err(|e| in_file(path, e))?);
+                        progress.push(&data).map_err(|e| in_file(path, e))?;
+                        batches.extend(progress.finish().map_err(|e| in_file(path, e))?);
                     }
-                    Ok::<_, QuiverError>(concat_batches(&copy.columns, &batches)?)
+                    Ok::<_, QuiverError>(batches)
                 })
                 .await
                 .map_err(|e| QuiverError::Internal(format!("reading COPY files: {e}")))??
             }
         };
         let parsed = started.elapsed();
-        let rows = self.copy_finish(&copy, batch).await?;
+        let rows = self.copy_finish(&copy, batches).await?;
         tracing::debug!(
             rows,
             read_ms = parsed.as_millis() as u64,
