@@ -106,6 +106,9 @@ pub enum QuiverError {
     /// 54001: a statement nested or chained beyond what we evaluate safely.
     #[error("{0}")]
     StatementTooComplex(String),
+    /// 54000: beyond a fixed limit of the implementation.
+    #[error("{0}")]
+    ProgramLimitExceeded(String),
     #[error("canceling statement due to user request")]
     QueryCanceled,
     #[error("canceling statement due to statement timeout")]
@@ -182,6 +185,7 @@ pub enum SqlState {
     UndefinedFile,
     InsufficientPrivilege,
     StatementTooComplex,
+    ProgramLimitExceeded,
     IoError,
     DataCorrupted,
     InternalError,
@@ -227,6 +231,7 @@ impl SqlState {
             SqlState::InsufficientPrivilege => "42501",
             SqlState::UndefinedFile => "58P01",
             SqlState::StatementTooComplex => "54001",
+            SqlState::ProgramLimitExceeded => "54000",
             SqlState::IoError => "58030",
             SqlState::DataCorrupted => "XX001",
             SqlState::InternalError => "XX000",
@@ -279,6 +284,7 @@ impl QuiverError {
             QuiverError::InsufficientPrivilege(_) => SqlState::InsufficientPrivilege,
             QuiverError::OutOfMemory(_) => SqlState::OutOfMemory,
             QuiverError::StatementTooComplex(_) => SqlState::StatementTooComplex,
+            QuiverError::ProgramLimitExceeded(_) => SqlState::ProgramLimitExceeded,
             QuiverError::SerializationFailure(_) => SqlState::SerializationFailure,
             QuiverError::InFailedTransaction => SqlState::InFailedSqlTransaction,
             QuiverError::NoActiveTransaction(_) => SqlState::NoActiveSqlTransaction,

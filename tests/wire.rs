@@ -444,3 +444,112 @@ async fn pg_stat_activity_shows_every_session() {
     }
     panic!("the closed session stayed in pg_stat_activity");
 }
+
+/// Prepared lookups on a unique key are answered by a key probe: the
+/// answers must be a scan's, inside and outside transactions, for missing
+/// keys and NULL, for text and two-column keys, and after the table is
+/// replaced under the prepared statement.
+#[tokio::test]
+async fn prepared_key_lookups_answer_as_a_scan_would() {
+    let server = TestServer::start();
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE acct (id BIGINT PRIMARY KEY, code TEXT UNIQUE, region INT, n INT,
+                                balance NUMERIC(12,2), opened DATE, UNIQUE (region, n));
+             INSERT INTO acct SELECT x, 'c' || x, x % 10, x / 10, x * 1.5, DATE '2020-01-01' + x::int
+               FROM generate_series(1, 5000) t(x);",
+        )
+        .await
+        .unwrap();
+    let by_id = client
+        .prepare("SELECT id, code, balance, opened FROM acct WHERE id = $1")
+        .await
+        .unwrap();
+    let row = client.query_one(&by_id, &[&42i64]).await.unwrap();
+    assert_eq!(row.get::<_, i64>(0), 42);
+    assert_eq!(row.get::<_, String>(1), "c42");
+    assert_eq!(row.get::<_, Decimal>(2), Decimal::new(6300, 2));
+    assert_eq!(
+        row.get::<_, NaiveDate>(3),
+        NaiveDate::from_ymd_opt(2020, 2, 12).unwrap()
+    );
+    assert!(client.query(&by_id, &[&9999i64]).await.unwrap().is_empty());
+    assert!(client
+        .query(&by_id, &[&None::<i64>])
+        .await
+        .unwrap()
+        .is_empty());
+    // Column names and order as written, reversed comparison.
+    let reversed = client
+        .prepare("SELECT balance AS b, id FROM acct WHERE $1 = id")
+        .await
+        .unwrap();
+    let row = client.query_one(&reversed, &[&7i64]).await.unwrap();
+    assert_eq!(row.columns()[0].name(), "b");
+    assert_eq!(row.get::<_, i64>(1), 7);
+    // A text key and a two-column key.
+    let by_code = client
+        .prepare("SELECT id FROM acct WHERE code = $1")
+        .await
+        .unwrap();
+    let row = client.query_one(&by_code, &[&"c77"]).await.unwrap();
+    assert_eq!(row.get::<_, i64>(0), 77);
+    let by_pair = client
+        .prepare("SELECT id FROM acct WHERE region = $1 AND n = $2")
+        .await
+        .unwrap();
+    let row = client.query_one(&by_pair, &[&3i32, &12i32]).await.unwrap();
+    assert_eq!(row.get::<_, i64>(0), 123);
+    // A transaction sees its own changes; others do not until COMMIT.
+    let other = server.connect().await;
+    let other_by_id = other
+        .prepare("SELECT code FROM acct WHERE id = $1")
+        .await
+        .unwrap();
+    client
+        .batch_execute(
+            "BEGIN; INSERT INTO acct VALUES (6000, 'new', NULL, NULL, 0, NULL); DELETE FROM acct WHERE id = 5;",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        client
+            .query_one(&by_id, &[&6000i64])
+            .await
+            .unwrap()
+            .get::<_, String>(1),
+        "new"
+    );
+    assert!(client.query(&by_id, &[&5i64]).await.unwrap().is_empty());
+    assert!(other
+        .query(&other_by_id, &[&6000i64])
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(other.query(&other_by_id, &[&5i64]).await.unwrap().len(), 1);
+    client.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(
+        other
+            .query_one(&other_by_id, &[&6000i64])
+            .await
+            .unwrap()
+            .get::<_, String>(0),
+        "new"
+    );
+    assert!(other
+        .query(&other_by_id, &[&5i64])
+        .await
+        .unwrap()
+        .is_empty());
+    // The table replaced under the prepared statement: the new one answers.
+    other
+        .batch_execute(
+            "DROP TABLE acct; CREATE TABLE acct (id BIGINT PRIMARY KEY, code TEXT);
+             INSERT INTO acct VALUES (1, 'replaced');",
+        )
+        .await
+        .unwrap();
+    let row = other.query_one(&other_by_id, &[&1i64]).await.unwrap();
+    assert_eq!(row.get::<_, String>(0), "replaced");
+}

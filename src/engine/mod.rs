@@ -266,10 +266,15 @@ impl Database {
         batches: Vec<RecordBatch>,
         sync: bool,
     ) -> Result<(usize, Ack)> {
+        let started = std::time::Instant::now();
         let commit = match self.storage.get() {
             Some(_) => {
                 let mut commit = Commit::new();
                 let data = commit.add_blob(encode_batches(&table.schema_ref(), &batches)?);
+                tracing::debug!(
+                    encode_ms = started.elapsed().as_millis() as u64,
+                    "append: rows encoded for the WAL"
+                );
                 commit.effects.push(Effect::Insert {
                     table_id: table.id(),
                     data,
@@ -283,10 +288,15 @@ impl Database {
         let _gate = self.commit_gate.read();
         let _order = self.commit_lock.lock();
         table.check_current()?;
-        table.append(batches, || match &commit {
+        let appended = table.append(batches, || match &commit {
             Some(commit) => self.log(commit, sync),
             None => Ok(Ack::none()),
-        })
+        });
+        tracing::debug!(
+            total_ms = started.elapsed().as_millis() as u64,
+            "append: logged and installed"
+        );
+        appended
     }
 
     /// Empties tables, all together, in one logged commit.

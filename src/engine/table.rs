@@ -300,8 +300,8 @@ fn merge_tail(schema: &SchemaRef, segments: &mut Vec<Segment>) -> Result<()> {
     Ok(())
 }
 
-/// Rows as they will be kept: batches of at most [`TARGET_BATCH_ROWS`]
-/// that own their memory. Query results are often slices of larger
+/// Rows as they will be kept: batches of at most twice
+/// [`TARGET_BATCH_ROWS`] that own their memory. Query results are often slices of larger
 /// buffers (a COPY parses everything into one batch that a projection
 /// hands back 8192 rows at a time); kept as they are, every slice would
 /// pin, and be counted as, the whole buffer. Batches that are already
@@ -309,7 +309,7 @@ fn merge_tail(schema: &SchemaRef, segments: &mut Vec<Segment>) -> Result<()> {
 pub fn densify(schema: &SchemaRef, batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>> {
     if batches
         .iter()
-        .all(|b| b.num_rows() <= TARGET_BATCH_ROWS && !pins_more_than_it_holds(b))
+        .all(|b| b.num_rows() <= 2 * TARGET_BATCH_ROWS && !pins_more_than_it_holds(b))
     {
         return Ok(batches);
     }
@@ -915,6 +915,16 @@ impl Table {
     }
 }
 
+/// Whether `=` on values of this column is equality of their key bytes
+/// (integers, text, dates), so a key probe finds exactly the rows `=`
+/// matches. A numeric or float compare could match a key spelled
+/// differently.
+pub fn is_exact_key_type(field: &datafusion::arrow::datatypes::Field) -> bool {
+    let exact = field.data_type().is_integer()
+        || matches!(field.data_type(), DataType::Utf8 | DataType::Date32);
+    exact && super::types::TaggedType::of(field).is_none()
+}
+
 impl Table {
     /// `column = constant` (either way round) on a bare column of this
     /// table: the column and the constant.
@@ -933,11 +943,7 @@ impl Table {
         };
         let index = self.schema.index_of(&column.name).ok()?;
         let field = self.schema.field(index);
-        // Only types whose `=` is the key's byte equality: a numeric or
-        // float compare could match a key spelled differently.
-        let exact = field.data_type().is_integer()
-            || matches!(field.data_type(), DataType::Utf8 | DataType::Date32);
-        if !exact || super::types::TaggedType::of(field).is_some() {
+        if !is_exact_key_type(field) {
             return None;
         }
         if value.data_type() != *field.data_type() && !value.is_null() {
@@ -958,6 +964,17 @@ impl Table {
             .iter()
             .filter_map(|f| self.pinned_column(f))
             .collect();
+        self.lookup(version, &pinned)
+    }
+
+    /// When `pinned` (column -> value, of the column's type) covers every
+    /// column of a unique constraint: Some(the live row with that key, if
+    /// any). None when it covers no constraint.
+    pub fn lookup(
+        &self,
+        version: &TableVersion,
+        pinned: &HashMap<usize, ScalarValue>,
+    ) -> Result<Option<Option<RecordBatch>>> {
         if pinned.is_empty() {
             return Ok(None);
         }

@@ -32,10 +32,10 @@ pub struct CopyInProgress {
     pub copy: CopyIn,
     /// Data not yet handed to a parser; it starts at a row boundary.
     data: Vec<u8>,
-    /// How much of `data` has been scanned for row ends, where in a row
-    /// the scan stopped, and where the last complete row ends.
+    /// How much of `data` has been scanned for row ends, whether the scan
+    /// stopped in a quoted CSV field, and where the last complete row ends.
     scanned: usize,
-    scan: Scan,
+    in_quote: bool,
     row_end: Option<usize>,
     /// Line number of the first line of `data`.
     first_line: usize,
@@ -44,20 +44,6 @@ pub struct CopyInProgress {
     /// Chunks parsed, in order.
     parsed: Vec<Parsed>,
     received: usize,
-}
-
-/// Where the scan for row ends is within a CSV row.
-#[derive(Clone, Copy)]
-enum Scan {
-    /// At the start of a field.
-    Start,
-    /// In an unquoted field (or after a quoted one's closing quote).
-    Plain,
-    /// In a quoted field.
-    Quoted,
-    /// Just after a quote in a quoted field: it closed the field, unless
-    /// another quote follows.
-    QuotedQuote,
 }
 
 /// One chunk's rows, and whether it held the end-of-data marker `\.`.
@@ -72,7 +58,7 @@ impl CopyInProgress {
             copy,
             data: Vec::new(),
             scanned: 0,
-            scan: Scan::Start,
+            in_quote: false,
             row_end: None,
             first_line: 1,
             parsing: VecDeque::new(),
@@ -97,31 +83,14 @@ impl CopyInProgress {
         if !self.chunked() || self.data.len() < CHUNK_BYTES {
             return Ok(());
         }
-        let csv = self.copy.options.format == CopyFormat::Csv;
-        let quote = self.copy.options.quote as u32 as u8;
-        let delim = self.copy.options.delimiter as u32 as u8;
-        // Where rows end, read as split_csv reads them: a quote opens a
-        // quoted field only at the start of a field; in one, a doubled
-        // quote is a quote and newlines are data.
-        for (i, &b) in self.data.iter().enumerate().skip(self.scanned) {
-            self.scan = match self.scan {
-                Scan::Quoted if b == quote => Scan::QuotedQuote,
-                Scan::Quoted => Scan::Quoted,
-                Scan::QuotedQuote if b == quote => Scan::Quoted,
-                Scan::Start if csv && b == quote => Scan::Quoted,
-                _ if b == b'\n' => {
-                    self.row_end = Some(i + 1);
-                    Scan::Start
-                }
-                _ if b == delim => Scan::Start,
-                _ => Scan::Plain,
-            };
-        }
-        self.scanned = self.data.len();
+        self.scan_rows();
         let Some(end) = self.row_end.take() else {
             return Ok(());
         };
-        let rest = self.data.split_off(end);
+        // The rest goes into a buffer that will hold the next chunk.
+        let mut rest = Vec::with_capacity(CHUNK_BYTES + (CHUNK_BYTES >> 2));
+        rest.extend_from_slice(&self.data[end..]);
+        self.data.truncate(end);
         let chunk = std::mem::replace(&mut self.data, rest);
         self.scanned -= end;
         let first_line = self.first_line;
@@ -137,6 +106,58 @@ impl CopyInProgress {
             parse_text(&copy, &chunk, first_line, first_line == 1, false)
         }));
         Ok(())
+    }
+
+    /// Moves `scanned` on through the data, noting where the last
+    /// complete row ends. CSV is read as split_csv reads it: a quote opens
+    /// a quoted field only at the start of a field; inside one, a doubled
+    /// quote is a quote and newlines are data.
+    fn scan_rows(&mut self) {
+        let data = &self.data;
+        let mut at = self.scanned;
+        if self.copy.options.format != CopyFormat::Csv {
+            if let Some(p) = memchr::memrchr(b'\n', &data[at..]) {
+                self.row_end = Some(at + p + 1);
+            }
+            self.scanned = data.len();
+            return;
+        }
+        let quote = self.copy.options.quote as u32 as u8;
+        let delim = self.copy.options.delimiter as u32 as u8;
+        while at < data.len() {
+            if self.in_quote {
+                let Some(p) = memchr::memchr(quote, &data[at..]) else {
+                    at = data.len();
+                    break;
+                };
+                let q = at + p;
+                match data.get(q + 1) {
+                    // Whether it closes the field depends on what follows.
+                    None => {
+                        at = q;
+                        break;
+                    }
+                    Some(&next) if next == quote => at = q + 2,
+                    Some(_) => {
+                        self.in_quote = false;
+                        at = q + 1;
+                    }
+                }
+            } else {
+                let Some(p) = memchr::memchr2(b'\n', quote, &data[at..]) else {
+                    at = data.len();
+                    break;
+                };
+                let q = at + p;
+                if data[q] == b'\n' {
+                    self.row_end = Some(q + 1);
+                } else if q == 0 || data[q - 1] == delim || data[q - 1] == b'\n' {
+                    self.in_quote = true;
+                }
+                at = q + 1;
+            }
+        }
+        self.scanned = at;
     }
 
     fn join_oldest(&mut self) -> Result<()> {
@@ -268,9 +289,13 @@ impl Malformed {
 }
 
 impl Fields {
-    fn new(names: Vec<String>, header: bool) -> Fields {
+    /// Room for about `rows` rows of `bytes` bytes of data.
+    fn new(names: Vec<String>, header: bool, rows: usize, bytes: usize) -> Fields {
+        let per_column = bytes / names.len().max(1);
         Fields {
-            columns: (0..names.len()).map(|_| StringBuilder::new()).collect(),
+            columns: (0..names.len())
+                .map(|_| StringBuilder::with_capacity(rows, per_column))
+                .collect(),
             names,
             lines: Vec::new(),
             in_row: 0,
@@ -318,7 +343,8 @@ fn split_text(
     first_line: usize,
     header: bool,
 ) -> std::result::Result<Fields, Malformed> {
-    let mut fields = Fields::new(names, header && options.header);
+    let rows = memchr::memchr_iter(b'\n', text.as_bytes()).count();
+    let mut fields = Fields::new(names, header && options.header, rows, text.len());
     let mut unescaped = String::new();
     // The data ends with a newline: nothing follows the last one.
     let last = text.split('\n').count() - 1;
@@ -423,7 +449,8 @@ fn split_csv(
     let quote = one_byte(options.quote, "quote")?;
     let escape = one_byte(options.escape, "escape")?;
     let bytes = text.as_bytes();
-    let mut fields = Fields::new(names, header && options.header);
+    let rows = memchr::memchr_iter(b'\n', bytes).count();
+    let mut fields = Fields::new(names, header && options.header, rows, bytes.len());
     let mut quoted_value = String::new();
     let mut at = 0;
     let mut line = first_line;

@@ -186,13 +186,20 @@ impl CopyHandler for Backend {
         };
         let copy = progress.copy.clone();
         let mut session = self.session.lock().await;
+        let started = std::time::Instant::now();
         let parsed = tokio::task::spawn_blocking(move || progress.finish())
             .await
             .unwrap_or_else(|e| Err(QuiverError::Internal(format!("COPY parsing failed: {e}"))));
+        let parse_ms = started.elapsed().as_millis() as u64;
         let stored = match parsed {
             Ok(batches) => session.copy_finish(&copy, batches).await,
             Err(e) => Err(e),
         };
+        tracing::debug!(
+            parse_ms,
+            store_ms = started.elapsed().as_millis() as u64 - parse_ms,
+            "COPY FROM STDIN done"
+        );
         let status = wire_status(session.transaction_state());
         match stored {
             Ok(rows) => {

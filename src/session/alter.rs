@@ -652,7 +652,7 @@ fn rename_in_sql(sql: &str, old: &str, new: &str) -> Result<String> {
 
 /// Recovery: the fill values of a logged ALTER TABLE.
 pub(crate) fn logged_fills(
-    commit_blobs: &[Vec<u8>],
+    commit_blobs: &[bytes::Bytes],
     columns: &[ColumnSource],
 ) -> Result<Vec<Option<ArrayRef>>> {
     columns

@@ -11,6 +11,7 @@ use datafusion::arrow::array::{
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{MemTable, SchemaProvider};
+use datafusion::common::TableReference;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{
     CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget, Statement,
@@ -75,6 +76,8 @@ pub struct CopyIn {
     pub table_name: String,
     /// Quoted, schema-qualified name for the INSERT that stores the rows.
     qualified: String,
+    /// The table's schema.
+    schema_name: String,
     /// The columns the data has, in order, with their types.
     pub columns: SchemaRef,
     pub options: CopyOptions,
@@ -87,6 +90,7 @@ impl CopyIn {
         CopyIn {
             table_name: "t".into(),
             qualified: "public.t".into(),
+            schema_name: "public".into(),
             columns,
             options,
         }
@@ -278,6 +282,7 @@ impl Session {
                 let copy = CopyIn {
                     table_name: name.name.clone(),
                     qualified: format!("{}.{}", quote(&name.schema), quote(&name.name)),
+                    schema_name: name.schema.clone(),
                     columns: Arc::new(Schema::new(fields)),
                     options,
                 };
@@ -361,6 +366,19 @@ impl Session {
         batches: Vec<RecordBatch>,
     ) -> futures::future::BoxFuture<'a, Result<usize>> {
         Box::pin(async move {
+            // Every column of the table, in order, parsed to its type: the
+            // rows go in as they are.
+            let reference =
+                TableReference::partial(copy.schema_name.as_str(), copy.table_name.as_str());
+            let (_, table) = self.table_for_reference(&reference)?;
+            if table.schema_ref().fields() == copy.columns.fields()
+                && batches
+                    .iter()
+                    .all(|b| b.schema().fields() == copy.columns.fields())
+            {
+                return self.store_rows(&table, batches).await;
+            }
+            // Otherwise an INSERT fills in defaults and converts types.
             let name = format!("copy_{}", COPY_SEQ.fetch_add(1, Ordering::Relaxed));
             // Files in Parquet or JSON bring their own column types.
             let schema = batches

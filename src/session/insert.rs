@@ -18,24 +18,35 @@ impl Session {
     pub(super) async fn insert(&mut self, dml: &DmlStatement) -> Result<StatementResult> {
         let (_, table) = self.table_for_reference(&dml.table_name)?;
         let batches = self.insert_rows(&table, dml.input.as_ref().clone()).await?;
-        let batches = conform_batches(&table, batches)?;
-        let rows = if let Some(txn) = self.current_txn() {
+        let rows = self.store_rows(&table, batches).await?;
+        Ok(StatementResult::Command {
+            tag: "INSERT",
+            rows: Some(rows),
+        })
+    }
+
+    /// Checks new rows against the table's column rules and adds them: in
+    /// a transaction block to the block, else committed (and acknowledged
+    /// by the log) before this returns. Returns how many were added.
+    pub(super) async fn store_rows(
+        &mut self,
+        table: &Arc<Table>,
+        batches: Vec<RecordBatch>,
+    ) -> Result<usize> {
+        let batches = conform_batches(table, batches)?;
+        if let Some(txn) = self.current_txn() {
             // Inside a block: checked against the committed keys as the
             // block has changed them; applied at COMMIT.
             let rows = batches.iter().map(|b| b.num_rows()).sum();
             let bytes = batches.iter().map(|b| b.get_array_memory_size()).sum();
             self.db.check_table_memory(Some(&txn), bytes)?;
-            txn.apply(&table, Change::Insert(batches))?;
-            rows
+            txn.apply(table, Change::Insert(batches))?;
+            Ok(rows)
         } else {
-            let (rows, ack) = self.db.append(&table, batches, self.synchronous_commit())?;
+            let (rows, ack) = self.db.append(table, batches, self.synchronous_commit())?;
             ack.wait().await;
-            rows
-        };
-        Ok(StatementResult::Command {
-            tag: "INSERT",
-            rows: Some(rows),
-        })
+            Ok(rows)
+        }
     }
 }
 

@@ -13,6 +13,7 @@ mod dml;
 mod external;
 mod file_functions;
 mod insert;
+mod lookup;
 mod pg_casts;
 mod pg_types_in;
 mod replay;
@@ -105,6 +106,8 @@ pub struct Prepared {
     column_names: Option<Vec<Option<String>>>,
     /// The statement is CHECKPOINT (which the SQL parser does not know).
     checkpoint: bool,
+    /// The statement is a point lookup by key, run without planning.
+    lookup: Option<lookup::KeyLookup>,
 }
 
 pub struct Session {
@@ -376,6 +379,7 @@ impl Session {
                 result_schema: None,
                 column_names: None,
                 checkpoint: true,
+                lookup: None,
             });
         }
         let mut statements = if copy::is_copy(sql) {
@@ -399,6 +403,7 @@ impl Session {
                 result_schema: None,
                 column_names: None,
                 checkpoint: false,
+                lookup: None,
             });
         };
         let mut prepared = Prepared {
@@ -410,6 +415,7 @@ impl Session {
             result_schema: own_statement_schema(&statement),
             column_names: column_names::postgres_column_names(&statement),
             checkpoint: false,
+            lookup: None,
         };
         if let DfStatement::Statement(s) = &statement {
             if dml::is_dml(s) {
@@ -427,6 +433,14 @@ impl Session {
                 let schema = column_names::rename(&schema, &prepared.column_names);
                 sources::annotate(&plan, schema, &self.catalog(), &self.default_schema())
             });
+            // The schema run_plan would report for the rows.
+            let rows_schema = sources::annotate(
+                &plan,
+                Arc::new(plan.schema().as_arrow().clone()),
+                &self.catalog(),
+                &self.default_schema(),
+            );
+            prepared.lookup = lookup::KeyLookup::of(self, &plan, rows_schema);
             prepared.plan = Some(plan);
         }
         prepared.statement = Some(statement);
@@ -487,6 +501,13 @@ impl Session {
             }
             other => other.clone(),
         };
+        if let Some(lookup) = &prepared.lookup {
+            if prepared.catalog_version == self.db.catalog_version() {
+                if let Some(result) = self.run_lookup(lookup, params.as_ref())? {
+                    return Ok(rename_columns(result, &prepared.column_names));
+                }
+            }
+        }
         match plan {
             Some(plan) => {
                 let plan = match params {

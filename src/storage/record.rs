@@ -161,7 +161,8 @@ impl Effect {
 #[derive(Debug, Clone, Default)]
 pub struct Commit {
     pub effects: Vec<Effect>,
-    pub blobs: Vec<Vec<u8>>,
+    /// Shared, not copied, on their way to the log.
+    pub blobs: Vec<bytes::Bytes>,
 }
 
 impl Commit {
@@ -190,22 +191,33 @@ impl Commit {
 
     /// Adds a blob and returns its index for an effect to refer to.
     pub fn add_blob(&mut self, bytes: Vec<u8>) -> usize {
-        self.blobs.push(bytes);
+        self.blobs.push(bytes.into());
         self.blobs.len() - 1
     }
 
     pub fn encode(&self) -> Result<Vec<u8>> {
+        Ok(self.encode_parts()?.concat())
+    }
+
+    /// The encoded record as consecutive parts: the header (with the first
+    /// blob's length), then each blob (followed by the next one's length).
+    /// The blobs are shared, not copied.
+    pub fn encode_parts(&self) -> Result<Vec<bytes::Bytes>> {
         let header = serde_json::to_vec(&self.effects)
             .map_err(|e| QuiverError::Internal(format!("encoding a WAL record: {e}")))?;
-        let blob_bytes: usize = self.blobs.iter().map(|b| b.len() + 8).sum();
-        let mut out = Vec::with_capacity(4 + header.len() + blob_bytes);
-        out.extend_from_slice(&(header.len() as u32).to_le_bytes());
-        out.extend_from_slice(&header);
+        let mut head = Vec::with_capacity(4 + header.len() + 8);
+        head.extend_from_slice(&(header.len() as u32).to_le_bytes());
+        head.extend_from_slice(&header);
+        let mut parts = Vec::with_capacity(1 + 2 * self.blobs.len());
         for blob in &self.blobs {
-            out.extend_from_slice(&(blob.len() as u64).to_le_bytes());
-            out.extend_from_slice(blob);
+            head.extend_from_slice(&(blob.len() as u64).to_le_bytes());
+            parts.push(bytes::Bytes::from(std::mem::take(&mut head)));
+            parts.push(blob.clone());
         }
-        Ok(out)
+        if !head.is_empty() {
+            parts.push(head.into());
+        }
+        Ok(parts)
     }
 
     pub fn decode(payload: &[u8]) -> std::result::Result<Commit, String> {
@@ -228,7 +240,7 @@ impl Commit {
             let len = u64::from_le_bytes(payload[at..at + 8].try_into().unwrap()) as usize;
             at += 8;
             take(payload, at, len)?;
-            blobs.push(payload[at..at + len].to_vec());
+            blobs.push(bytes::Bytes::copy_from_slice(&payload[at..at + len]));
             at += len;
         }
         Ok(Commit { effects, blobs })
@@ -270,7 +282,9 @@ pub fn decode_positions(bytes: &[u8]) -> Result<Vec<u64>> {
 
 /// Batches as an Arrow IPC stream (the schema, with its metadata, first).
 pub fn encode_batches(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
+    // About the size of the arrays (the stream pads each buffer a little).
+    let size: usize = batches.iter().map(|b| b.get_array_memory_size()).sum();
+    let mut out = Vec::with_capacity(size + size / 16 + 4096);
     {
         let mut writer = StreamWriter::try_new(&mut out, schema)?;
         for batch in batches {

@@ -51,7 +51,8 @@ pub fn wal_epochs(data_dir: &Path) -> Result<Vec<u64>> {
 
 enum Request {
     Append {
-        frame: Vec<u8>,
+        /// The frame's bytes, in consecutive parts.
+        frame: Vec<bytes::Bytes>,
         sync: bool,
         done: oneshot::Sender<()>,
     },
@@ -107,11 +108,25 @@ impl Wal {
     /// Queues a commit's record. Records are written in the order they are
     /// queued, so callers queue while holding the lock that orders them.
     pub fn append(&self, commit: &Commit, sync: bool) -> Result<Durable> {
-        let payload = commit.encode()?;
-        let mut frame = Vec::with_capacity(FRAME_HEADER + payload.len());
-        frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-        frame.extend_from_slice(&crc32c::crc32c(&payload).to_le_bytes());
-        frame.extend_from_slice(&payload);
+        // The frame is written in parts (the rows' blobs are not copied
+        // into one buffer): length and checksum, then the record.
+        let parts = commit.encode_parts()?;
+        let payload: usize = parts.iter().map(|p| p.len()).sum();
+        let len = u32::try_from(payload).map_err(|_| {
+            QuiverError::ProgramLimitExceeded(format!(
+                "a transaction may write at most 4 GiB of rows to the log; this one writes {} MiB (load the data in several transactions)",
+                payload >> 20
+            ))
+        })?;
+        let crc = parts
+            .iter()
+            .fold(0, |crc, part| crc32c::crc32c_append(crc, part));
+        let mut header = Vec::with_capacity(FRAME_HEADER);
+        header.extend_from_slice(&len.to_le_bytes());
+        header.extend_from_slice(&crc.to_le_bytes());
+        let mut frame = Vec::with_capacity(1 + parts.len());
+        frame.push(bytes::Bytes::from(header));
+        frame.extend(parts);
         let (done, rx) = oneshot::channel();
         self.tx
             .send(Request::Append { frame, sync, done })
@@ -226,12 +241,16 @@ impl Writer {
         Ok(())
     }
 
-    fn write_or_die(&mut self, frame: &[u8]) {
-        if let Err(e) = self.file.write_all(frame) {
-            die(&e);
+    fn write_or_die(&mut self, frame: &[bytes::Bytes]) {
+        let mut written = 0;
+        for part in frame {
+            if let Err(e) = self.file.write_all(part) {
+                die(&e);
+            }
+            written += part.len();
         }
-        self.size.fetch_add(frame.len() as u64, Ordering::Relaxed);
-        crate::metrics::metrics().wal_written(frame.len());
+        self.size.fetch_add(written as u64, Ordering::Relaxed);
+        crate::metrics::metrics().wal_written(written);
         self.dirty = true;
     }
 
