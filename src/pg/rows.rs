@@ -162,29 +162,26 @@ fn iso_date(days: i32, out: &mut BytesMut) -> bool {
     true
 }
 
-/// The decimal digits of `value`'s magnitude, at least `scale + 1` of them
-/// (leading zeros added), so the point goes `scale` digits from the end.
-fn magnitude_digits(value: i128, scale: u16) -> Vec<u8> {
-    let mut buffer = itoa::Buffer::new();
-    let digits = buffer.format(value.unsigned_abs()).as_bytes();
-    let width = digits.len().max(scale as usize + 1);
-    let mut out = vec![b'0'; width - digits.len()];
-    out.extend_from_slice(digits);
-    out
-}
-
 /// Postgres' text form of a numeric with `scale` digits after the point
 /// (`-0.50`, `12.00`).
 fn numeric_text(value: i128, scale: u16, out: &mut BytesMut) {
-    let digits = magnitude_digits(value, scale);
+    let mut buffer = itoa::Buffer::new();
+    let digits = buffer.format(value.unsigned_abs()).as_bytes();
+    let scale = scale as usize;
     if value < 0 {
         out.put_u8(b'-');
     }
-    let point = digits.len() - scale as usize;
-    out.put_slice(&digits[..point]);
-    if scale > 0 {
-        out.put_u8(b'.');
-        out.put_slice(&digits[point..]);
+    if digits.len() > scale {
+        let point = digits.len() - scale;
+        out.put_slice(&digits[..point]);
+        if scale > 0 {
+            out.put_u8(b'.');
+            out.put_slice(&digits[point..]);
+        }
+    } else {
+        out.put_slice(b"0.");
+        out.put_bytes(b'0', scale - digits.len());
+        out.put_slice(digits);
     }
 }
 
@@ -192,7 +189,42 @@ fn numeric_text(value: i128, scale: u16, out: &mut BytesMut) {
 /// digit), sign, display scale, then the base-10000 digits without
 /// leading or trailing zero digits.
 fn numeric_binary(value: i128, scale: u16, out: &mut BytesMut) {
-    let digits = magnitude_digits(value, scale);
+    // Scaled up so that the point falls between base-10000 digits.
+    let pad = (4 - scale % 4) % 4;
+    let Some(mut rest) = value.unsigned_abs().checked_mul(10u128.pow(pad as u32)) else {
+        return numeric_binary_wide(value, scale, out);
+    };
+    let fraction_groups = ((scale + pad) / 4) as i16;
+    // Base-10000 digits, least significant first.
+    let mut groups = [0i16; 12];
+    let mut n = 0;
+    while rest > 0 {
+        groups[n] = (rest % 10_000) as i16;
+        rest /= 10_000;
+        n += 1;
+    }
+    let trailing = groups[..n].iter().take_while(|&&g| g == 0).count();
+    let weight = if n == 0 {
+        0
+    } else {
+        n as i16 - fraction_groups - 1
+    };
+    out.put_i16((n - trailing) as i16);
+    out.put_i16(weight);
+    out.put_u16(if value < 0 { 0x4000 } else { 0 });
+    out.put_u16(scale);
+    for g in groups[trailing..n].iter().rev() {
+        out.put_i16(*g);
+    }
+}
+
+/// [`numeric_binary`] for magnitudes too large to scale up in 128 bits,
+/// through the decimal digits.
+fn numeric_binary_wide(value: i128, scale: u16, out: &mut BytesMut) {
+    let mut buffer = itoa::Buffer::new();
+    let magnitude = buffer.format(value.unsigned_abs()).as_bytes();
+    let mut digits = vec![b'0'; (scale as usize + 1).saturating_sub(magnitude.len())];
+    digits.extend_from_slice(magnitude);
     let point = digits.len() - scale as usize;
     // Pad the integer part on the left and the fraction on the right to
     // whole groups of four.
@@ -376,6 +408,30 @@ mod tests {
     }
 
     #[test]
+    fn numeric_binary_agrees_with_the_digit_by_digit_encoding() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for i in 0..20_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let value = match i % 4 {
+                0 => (seed % 1000) as i128 - 500,
+                1 => seed as i64 as i128,
+                2 => (seed as i128) * 1_000_000_000_007,
+                _ => (seed % 100_000_000) as i128 * 10_000,
+            };
+            let scale = (i % 13) as u16;
+            let (mut fast, mut wide) = (BytesMut::new(), BytesMut::new());
+            numeric_binary(value, scale, &mut fast);
+            numeric_binary_wide(value, scale, &mut wide);
+            assert_eq!(fast, wide, "{value} scale {scale}");
+        }
+        let mut out = BytesMut::new();
+        numeric_binary(i128::MAX, 3, &mut out);
+        assert_eq!(i16::from_be_bytes([out[0], out[1]]), 10);
+    }
+
+    #[test]
     fn numerics_in_text() {
         let text = |v: i128, s: u16| {
             let mut out = BytesMut::new();
@@ -386,6 +442,8 @@ mod tests {
         assert_eq!(text(-5, 2), "-0.05");
         assert_eq!(text(12_345, 2), "123.45");
         assert_eq!(text(-7, 0), "-7");
+        assert_eq!(text(7, 4), "0.0007");
+        assert_eq!(text(-70, 2), "-0.70");
         assert_eq!(text(i128::MIN + 1, 0).len(), 40);
     }
 }
