@@ -17,9 +17,8 @@
 #[path = "common/mod.rs"]
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use datafusion::arrow::array::{AsArray, RecordBatch};
@@ -29,14 +28,6 @@ use quiverdb::{Session, StatementResult};
 const BULK_UPDATE: &str =
     "UPDATE lineitem SET l_discount = l_discount + 0.01 WHERE l_shipdate < date '1993-01-01'";
 const BULK_DELETE: &str = "DELETE FROM lineitem WHERE l_quantity <= 5";
-
-fn quiver_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("current exe");
-    exe.parent()
-        .and_then(|p| p.parent())
-        .expect("target dir")
-        .join("quiver")
-}
 
 fn ratio(ours: f64, theirs: Option<f64>) -> String {
     match theirs {
@@ -105,13 +96,13 @@ async fn main() -> anyhow::Result<()> {
 
     // --- QuiverDB point updates over the wire --------------------------------
     let point_rate = {
-        let mut child = Command::new(quiver_binary())
+        let mut child = Command::new(common::quiver_binary())
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(&data_dir)
             .env("QUIVER_LOG", "warn")
             .stdout(Stdio::piped())
             .spawn()?;
-        let port = read_port(&mut child)?;
+        let port = common::read_port(&mut child)?;
         let (client, conn) = tokio_postgres::connect(
             &format!("host=127.0.0.1 port={port} user=bench"),
             tokio_postgres::NoTls,
@@ -258,16 +249,6 @@ fn write_parquet(path: &Path, batches: &[RecordBatch]) -> anyhow::Result<()> {
     }
     writer.close()?;
     Ok(())
-}
-
-fn read_port(child: &mut Child) -> anyhow::Result<u16> {
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line)?;
-    let addr = line
-        .trim()
-        .strip_prefix("QuiverDB listening on ")
-        .ok_or_else(|| anyhow::anyhow!("server did not start: {line:?}"))?;
-    Ok(addr.rsplit(':').next().unwrap().parse()?)
 }
 
 struct Duck {

@@ -77,7 +77,17 @@ impl CopyInProgress {
         }
     }
 
+    /// Takes more data; whole chunks of it start parsing on their own
+    /// threads (a malformed row may fail here).
     pub fn push(&mut self, bytes: &[u8]) -> Result<()> {
+        // A whole file arrives at once: cut it as if it came in pieces.
+        for piece in bytes.chunks(CHUNK_BYTES / 8) {
+            self.push_piece(piece)?;
+        }
+        Ok(())
+    }
+
+    fn push_piece(&mut self, bytes: &[u8]) -> Result<()> {
         self.received += bytes.len();
         self.data.extend_from_slice(bytes);
         if !self.chunked() || self.data.len() < CHUNK_BYTES {
@@ -958,6 +968,16 @@ mod tests {
             }
         }
         assert_eq!(next, 20_000);
+    }
+
+    #[test]
+    fn a_whole_file_pushed_at_once_is_parsed_in_chunks() {
+        let (data, _) = tricky_csv(20_000);
+        let mut copy = chunked_copy(CopyFormat::Csv);
+        copy.push(data.as_bytes()).unwrap();
+        let batches = copy.finish().unwrap();
+        assert!(batches.len() > 4);
+        assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 20_000);
     }
 
     #[test]
