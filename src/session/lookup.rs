@@ -102,7 +102,11 @@ impl KeyLookup {
         let projection = projection
             .expr
             .iter()
-            .map(column_of)
+            .map(|e| match e {
+                // The result schema carries the alias; the values are the column's.
+                Expr::Alias(alias) => column_of(&alias.expr),
+                e => column_of(e),
+            })
             .collect::<Option<Vec<usize>>>()?;
         Some(KeyLookup {
             table,
@@ -186,6 +190,7 @@ mod tests {
         for (sql, lookup) in [
             ("SELECT v, id FROM t WHERE id = $1", true),
             ("SELECT * FROM t WHERE $1 = id", true),
+            ("SELECT v AS name, id AS key FROM t WHERE id = $1", true),
             ("SELECT id FROM t WHERE b = $2 AND a = $1", true),
             ("SELECT id FROM t WHERE a = $1", false),
             ("SELECT id FROM t WHERE id = $1 AND v = 'one'", false),
