@@ -299,9 +299,10 @@ impl Malformed {
 }
 
 impl Fields {
-    /// Room for about `rows` rows of `bytes` bytes of data.
-    fn new(names: Vec<String>, header: bool, rows: usize, bytes: usize) -> Fields {
-        let per_column = bytes / names.len().max(1);
+    /// Room for the rows of `data` (one per line, about).
+    fn new(names: Vec<String>, header: bool, data: &[u8]) -> Fields {
+        let rows = memchr::memchr_iter(b'\n', data).count();
+        let per_column = data.len() / names.len().max(1);
         Fields {
             columns: (0..names.len())
                 .map(|_| StringBuilder::with_capacity(rows, per_column))
@@ -353,8 +354,7 @@ fn split_text(
     first_line: usize,
     header: bool,
 ) -> std::result::Result<Fields, Malformed> {
-    let rows = memchr::memchr_iter(b'\n', text.as_bytes()).count();
-    let mut fields = Fields::new(names, header && options.header, rows, text.len());
+    let mut fields = Fields::new(names, header && options.header, text.as_bytes());
     let mut unescaped = String::new();
     // The data ends with a newline: nothing follows the last one.
     let last = text.split('\n').count() - 1;
@@ -459,8 +459,7 @@ fn split_csv(
     let quote = one_byte(options.quote, "quote")?;
     let escape = one_byte(options.escape, "escape")?;
     let bytes = text.as_bytes();
-    let rows = memchr::memchr_iter(b'\n', bytes).count();
-    let mut fields = Fields::new(names, header && options.header, rows, bytes.len());
+    let mut fields = Fields::new(names, header && options.header, bytes);
     let mut quoted_value = String::new();
     let mut at = 0;
     let mut line = first_line;

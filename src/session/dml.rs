@@ -316,9 +316,7 @@ impl Session {
             let field = schema.field(i);
             // Exact types only: a cast of `1.555` to numeric(10,2) would
             // round and find a row `=` does not match.
-            let exact = field.data_type().is_integer()
-                || matches!(field.data_type(), DataType::Utf8 | DataType::Date32);
-            if !exact || crate::engine::types::TaggedType::of(field).is_some() {
+            if !crate::engine::table::is_exact_key_type(field) {
                 return Ok(None);
             }
             let value = pinned

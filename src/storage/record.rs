@@ -195,10 +195,6 @@ impl Commit {
         self.blobs.len() - 1
     }
 
-    pub fn encode(&self) -> Result<Vec<u8>> {
-        Ok(self.encode_parts()?.concat())
-    }
-
     /// The encoded record as consecutive parts: the header (with the first
     /// blob's length), then each blob (followed by the next one's length).
     /// The blobs are shared, not copied.
@@ -337,7 +333,7 @@ mod tests {
         let mut commit = Commit::new();
         let data = commit.add_blob(encode_batches(&schema, std::slice::from_ref(&batch)).unwrap());
         commit.effects.push(Effect::Insert { table_id: 7, data });
-        let decoded = Commit::decode(&commit.encode().unwrap()).unwrap();
+        let decoded = Commit::decode(&commit.encode_parts().unwrap().concat()).unwrap();
         assert_eq!(decoded.effects, commit.effects);
         let (got_schema, got) = decode_batches(&decoded.blobs[0]).unwrap();
         assert_eq!(got_schema, schema);
