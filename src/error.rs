@@ -90,6 +90,9 @@ pub enum QuiverError {
     InFailedTransaction,
     #[error("{0}")]
     NoActiveTransaction(String),
+    /// 25006: a change in a read-only transaction or database.
+    #[error("{0}")]
+    ReadOnly(String),
     #[error("savepoint \"{0}\" does not exist")]
     UndefinedSavepoint(String),
     #[error("role \"{0}\" does not exist")]
@@ -180,6 +183,7 @@ pub enum SqlState {
     SerializationFailure,
     InFailedSqlTransaction,
     NoActiveSqlTransaction,
+    ReadOnlySqlTransaction,
     SavepointException,
     OutOfMemory,
     UndefinedFile,
@@ -226,6 +230,7 @@ impl SqlState {
             SqlState::SerializationFailure => "40001",
             SqlState::InFailedSqlTransaction => "25P02",
             SqlState::NoActiveSqlTransaction => "25P01",
+            SqlState::ReadOnlySqlTransaction => "25006",
             SqlState::SavepointException => "3B001",
             SqlState::OutOfMemory => "53200",
             SqlState::InsufficientPrivilege => "42501",
@@ -288,6 +293,7 @@ impl QuiverError {
             QuiverError::SerializationFailure(_) => SqlState::SerializationFailure,
             QuiverError::InFailedTransaction => SqlState::InFailedSqlTransaction,
             QuiverError::NoActiveTransaction(_) => SqlState::NoActiveSqlTransaction,
+            QuiverError::ReadOnly(_) => SqlState::ReadOnlySqlTransaction,
             QuiverError::UndefinedSavepoint(_) => SqlState::SavepointException,
             QuiverError::Io(_) => SqlState::IoError,
             QuiverError::Corrupt { .. } => SqlState::DataCorrupted,

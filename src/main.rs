@@ -113,6 +113,28 @@ enum Command {
         #[arg(long, value_enum)]
         format: Option<quiverdb::transfer::Format>,
     },
+    /// Open a damaged data directory (the server must not be running on
+    /// it) as far as it can be read, without changing it. Says what cannot
+    /// be brought back; --serve serves the rest read-only, --salvage-to
+    /// copies it into a new data directory.
+    Recover {
+        /// The damaged data directory.
+        #[arg(long, env = "QUIVER_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+        data_dir: PathBuf,
+        /// Write what can be read into this new data directory (it must be
+        /// missing or empty); `quiver serve --data-dir` it afterwards.
+        #[arg(long, conflicts_with = "serve")]
+        salvage_to: Option<PathBuf>,
+        /// Serve what can be read, read-only (every change fails with
+        /// 25006), until stopped.
+        #[arg(long)]
+        serve: bool,
+        /// Address to listen on with --serve.
+        #[arg(long, default_value = "127.0.0.1:5432", requires = "serve")]
+        listen: SocketAddr,
+        #[command(flatten)]
+        security: ServerArgs,
+    },
     /// Write a checkpoint of a data directory (the server must not be
     /// running on it) and exit.
     Checkpoint {
@@ -354,6 +376,13 @@ fn main() -> ExitCode {
             output,
         }) => repl(storage, &output),
         Some(Command::Checkpoint { data_dir }) => offline_checkpoint(data_dir),
+        Some(Command::Recover {
+            data_dir,
+            salvage_to,
+            serve,
+            listen,
+            security,
+        }) => recover(data_dir, salvage_to, serve.then_some((listen, security))),
         Some(Command::Import {
             files,
             table,
@@ -476,29 +505,6 @@ fn serve(
     storage: StorageArgs,
     security: ServerArgs,
 ) -> anyhow::Result<ExitCode> {
-    let tls = match (&security.tls_cert, &security.tls_key) {
-        (Some(cert), Some(key)) => Some(tls_acceptor(cert, key)?),
-        _ => None,
-    };
-    if !listen.ip().is_loopback() && !security.insecure_no_auth {
-        // Checked again once the data directory is open (roles live there).
-        tracing::debug!("listening beyond loopback: logins will need passwords");
-    }
-    let options = quiverdb::pg::ServerOptions {
-        tls,
-        require_tls: security.require_tls,
-        no_auth: security.insecure_no_auth,
-        max_message_size: security.max_message_size,
-        max_connections: security.max_connections.max(1),
-        reserved_connections: 3.min(security.max_connections.saturating_sub(1)),
-    };
-    // A panic ends only the connection it happened in (the connection
-    // loop catches it); log it in one line rather than a backtrace.
-    std::panic::set_hook(Box::new(|info| tracing::error!("panic: {info}")));
-    let log_slow = security.log_min_duration_statement;
-    let memory = quiverdb::config::available_memory();
-    let query_memory = security.memory_limit.unwrap_or(memory / 4);
-    let table_memory = security.max_table_memory.unwrap_or(memory / 2);
     let data_dir = if storage.memory {
         None
     } else {
@@ -515,59 +521,145 @@ fn serve(
         // signal sent right after start-up still shuts down cleanly.
         let shutdown = shutdown_signal()?;
         let (db, _lock) = open_database(data_dir, &storage).await?;
-        if !listen.ip().is_loopback() && !options.no_auth && !db.catalog().has_passwords() {
-            anyhow::bail!(
-                "refusing to listen on {listen}: no role has a password, so anyone who can reach \
-                 this address could connect. Add a superuser first (quiver user add NAME \
-                 --superuser --data-dir DIR), listen on 127.0.0.1, or pass --insecure-no-auth \
-                 on a network you trust"
-            );
-        }
-        db.limit_memory(query_memory, table_memory)?;
-        let session_defaults: Vec<(String, String)> = [
-            ("statement_timeout", &security.statement_timeout),
-            ("synchronous_commit", &security.synchronous_commit),
-        ]
-        .into_iter()
-        .filter_map(|(name, value)| Some((name.to_string(), value.clone()?)))
-        .collect();
-        db.set_session_defaults(session_defaults)
-            .map_err(|e| anyhow::anyhow!("invalid setting: {e}"))?;
-        db.set_server_settings(server_settings(
-            listen,
-            &storage,
-            &security,
-            query_memory,
-            table_memory,
-        ));
-        if let Some(ms) = log_slow {
-            db.log_statements_slower_than(std::time::Duration::from_millis(ms));
-        }
-        let listener = tokio::net::TcpListener::bind(listen)
+        run_server(db, listen, &storage, &security, shutdown).await
+    })
+}
+
+/// Serves `db` until `shutdown`, then checkpoints it.
+async fn run_server(
+    db: Arc<Database>,
+    listen: SocketAddr,
+    storage: &StorageArgs,
+    security: &ServerArgs,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<ExitCode> {
+    let tls = match (&security.tls_cert, &security.tls_key) {
+        (Some(cert), Some(key)) => Some(tls_acceptor(cert, key)?),
+        _ => None,
+    };
+    let options = quiverdb::pg::ServerOptions {
+        tls,
+        require_tls: security.require_tls,
+        no_auth: security.insecure_no_auth,
+        max_message_size: security.max_message_size,
+        max_connections: security.max_connections.max(1),
+        reserved_connections: 3.min(security.max_connections.saturating_sub(1)),
+    };
+    // A panic ends only the connection it happened in (the connection
+    // loop catches it); log it in one line rather than a backtrace.
+    std::panic::set_hook(Box::new(|info| tracing::error!("panic: {info}")));
+    let memory = quiverdb::config::available_memory();
+    let query_memory = security.memory_limit.unwrap_or(memory / 4);
+    let table_memory = security.max_table_memory.unwrap_or(memory / 2);
+    if !listen.ip().is_loopback() && !options.no_auth && !db.catalog().has_passwords() {
+        anyhow::bail!(
+            "refusing to listen on {listen}: no role has a password, so anyone who can reach \
+             this address could connect. Add a superuser first (quiver user add NAME \
+             --superuser --data-dir DIR), listen on 127.0.0.1, or pass --insecure-no-auth \
+             on a network you trust"
+        );
+    }
+    db.limit_memory(query_memory, table_memory)?;
+    let session_defaults: Vec<(String, String)> = [
+        ("statement_timeout", &security.statement_timeout),
+        ("synchronous_commit", &security.synchronous_commit),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| Some((name.to_string(), value.clone()?)))
+    .collect();
+    db.set_session_defaults(session_defaults)
+        .map_err(|e| anyhow::anyhow!("invalid setting: {e}"))?;
+    db.set_server_settings(server_settings(
+        listen,
+        storage,
+        security,
+        query_memory,
+        table_memory,
+    ));
+    if let Some(ms) = security.log_min_duration_statement {
+        db.log_statements_slower_than(std::time::Duration::from_millis(ms));
+    }
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("could not listen on {listen}: {e}"))?;
+    let metrics = match security.metrics_listen {
+        Some(addr) => Some(
+            quiverdb::metrics::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("could not listen for metrics on {addr}: {e}"))?,
+        ),
+        None => None,
+    };
+    let local = listener.local_addr()?;
+    // Tests and scripts read this line to learn the port when given :0.
+    println!("QuiverDB listening on {local}");
+    tracing::info!("listening on {local}");
+    if let Some(metrics) = metrics {
+        let metrics_addr = metrics.local_addr()?;
+        println!("QuiverDB metrics on http://{metrics_addr}/metrics");
+        tracing::info!("metrics on http://{metrics_addr}/metrics");
+        tokio::spawn(quiverdb::metrics::serve(metrics, db.clone()));
+    }
+    quiverdb::pg::serve(listener, db.clone(), options, shutdown).await;
+    checkpoint_on_exit(&db).await;
+    tracing::info!("server stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `quiver recover`: reads a damaged data directory as far as it can and
+/// reports the rest; then serves it read-only or salvages it.
+fn recover(
+    data_dir: PathBuf,
+    salvage_to: Option<PathBuf>,
+    serve: Option<(SocketAddr, ServerArgs)>,
+) -> anyhow::Result<ExitCode> {
+    let runtime = runtime()?;
+    runtime.block_on(async move {
+        let shutdown = shutdown_signal()?;
+        let _lock = lock_data_dir(&data_dir)?;
+        let (db, report) = quiverdb::storage::recovery::open_damaged(&data_dir)
             .await
-            .map_err(|e| anyhow::anyhow!("could not listen on {listen}: {e}"))?;
-        let metrics = match security.metrics_listen {
-            Some(addr) => Some(
-                quiverdb::metrics::bind(addr)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("could not listen for metrics on {addr}: {e}"))?,
-            ),
-            None => None,
-        };
-        let local = listener.local_addr()?;
-        // Tests and scripts read this line to learn the port when given :0.
-        println!("QuiverDB listening on {local}");
-        tracing::info!("listening on {local}");
-        if let Some(metrics) = metrics {
-            let metrics_addr = metrics.local_addr()?;
-            println!("QuiverDB metrics on http://{metrics_addr}/metrics");
-            tracing::info!("metrics on http://{metrics_addr}/metrics");
-            tokio::spawn(quiverdb::metrics::serve(metrics, db.clone()));
+            .with_context(|| format!("could not read data directory {}", data_dir.display()))?;
+        let catalog = db.catalog();
+        let tables: usize = catalog.schemas.values().map(|s| s.tables.len()).sum();
+        println!(
+            "read {}: {tables} table(s), {} WAL record(s) replayed",
+            data_dir.display(),
+            report.records_replayed
+        );
+        if report.is_clean() {
+            println!("no damage found: everything was read");
+        } else {
+            println!("could not be brought back:");
+            for problem in &report.problems {
+                println!("  - {problem}");
+            }
         }
-        quiverdb::pg::serve(listener, db.clone(), options, shutdown).await;
-        checkpoint_on_exit(&db).await;
-        tracing::info!("server stopped");
-        Ok(ExitCode::SUCCESS)
+        if let Some(target) = salvage_to {
+            let stats = quiverdb::storage::salvage_into(&db, &target)?;
+            println!(
+                "salvaged into {}: {} table(s), {} row(s); serve it with: quiver serve --data-dir {}",
+                target.display(),
+                stats.tables_written,
+                stats.rows,
+                target.display()
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        if let Some((listen, security)) = serve {
+            db.set_read_only();
+            let storage = StorageArgs {
+                data_dir: Some(data_dir.clone()),
+                ..StorageArgs::default()
+            };
+            println!("serving read-only: every change fails with 25006");
+            return run_server(db, listen, &storage, &security, shutdown).await;
+        }
+        Ok(if report.is_clean() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(3)
+        })
     })
 }
 

@@ -3,6 +3,8 @@
 //! is half applied, and the catalog came back.
 
 mod common;
+#[path = "crash/corpus.rs"]
+mod corpus;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -181,6 +183,38 @@ async fn updater(conn: String, seed: u64, counts: Arc<Mutex<Counts>>) {
     }
 }
 
+/// What migrations and application start-ups run, at random and often
+/// on objects that already exist (or are already gone): none of it may
+/// leave a data directory that does not reopen.
+async fn ddl_writer(conn: String, seed: u64) {
+    let Some(client) = connect_or_give_up(&conn).await else {
+        return;
+    };
+    let mut rng = Rng(seed);
+    loop {
+        let n = rng.below(3);
+        let sql = match rng.below(9) {
+            0 => format!("CREATE TABLE IF NOT EXISTS scratch_{n} (id INT PRIMARY KEY, note TEXT)"),
+            1 => format!("CREATE SCHEMA IF NOT EXISTS extra_{n}"),
+            2 => format!(
+                "CREATE OR REPLACE VIEW scratch_view_{n} AS SELECT id, note FROM scratch_{n} WHERE id > {}",
+                rng.below(10)
+            ),
+            3 => format!("ALTER TABLE IF EXISTS scratch_{n} ALTER COLUMN note SET DEFAULT 'x{}'", rng.below(10)),
+            4 => format!("DROP VIEW IF EXISTS scratch_view_{n}"),
+            5 => format!("DROP TABLE IF EXISTS scratch_{n} CASCADE"),
+            6 => format!("DROP SCHEMA IF EXISTS extra_{n} CASCADE"),
+            7 => format!("CREATE TABLE IF NOT EXISTS extra_{n}.t (a INT); INSERT INTO extra_{n}.t VALUES ({n})"),
+            _ => format!("INSERT INTO scratch_{n} VALUES ({}, 'row')", rng.below(1_000_000)),
+        };
+        if let Err(e) = client.batch_execute(&sql).await {
+            if e.code().is_none() {
+                return; // the server died under us
+            }
+        }
+    }
+}
+
 async fn checkpointer(conn: String, seed: u64) {
     let Some(client) = connect_or_give_up(&conn).await else {
         return;
@@ -248,6 +282,7 @@ async fn acknowledged_rows_survive_kill_9() {
             rng.next() | 1,
             counts.clone(),
         )));
+        tasks.push(tokio::spawn(ddl_writer(conn.clone(), rng.next() | 1)));
         let with_checkpoints = round % 2 == 1;
         if with_checkpoints {
             tasks.push(tokio::spawn(checkpointer(conn.clone(), rng.next() | 1)));

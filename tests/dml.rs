@@ -246,6 +246,17 @@ async fn conflicting_updates_in_transactions_and_savepoints() {
         count(&b, "SELECT bal::bigint FROM acct WHERE id = 1").await,
         100
     );
+    // Different rows: both commit (conflicts are per row).
+    b.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(count(&b, "SELECT sum(bal)::bigint FROM acct").await, 200);
+    // The same row: the second to commit gets 40001 and changes nothing.
+    a.batch_execute("BEGIN; UPDATE acct SET bal = bal - 10 WHERE id = 1")
+        .await
+        .unwrap();
+    b.batch_execute("BEGIN; UPDATE acct SET bal = bal + 5 WHERE id = 1")
+        .await
+        .unwrap();
+    a.batch_execute("COMMIT").await.unwrap();
     let err = b.batch_execute("COMMIT").await.unwrap_err();
     assert_eq!(err.code(), Some(&SqlState::T_R_SERIALIZATION_FAILURE));
     assert_eq!(count(&b, "SELECT sum(bal)::bigint FROM acct").await, 190);
@@ -270,7 +281,7 @@ async fn conflicting_updates_in_transactions_and_savepoints() {
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
-    assert_eq!(rows, vec![(1, 0), (2, 101)]);
+    assert_eq!(rows, vec![(1, 0), (2, 111)]);
 
     // An error fails the block; everything in it is undone.
     a.batch_execute("BEGIN; DELETE FROM acct WHERE id = 1")

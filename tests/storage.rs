@@ -374,3 +374,183 @@ async fn quiver_tables_shows_rows_memory_and_the_last_checkpoint() {
         .get(0);
     assert_eq!(n, 1);
 }
+
+/// `quiver recover ARGS` run to completion: (exit code, stdout, stderr).
+fn recover(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_quiver"))
+        .arg("recover")
+        .args(args)
+        .env("QUIVER_LOG", "warn")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Five commits of one row each, all in the WAL; returns the WAL file.
+async fn five_logged_commits(path: &str) -> PathBuf {
+    let server = TestServer::start_with(&["--data-dir", path, "--checkpoint-interval", "0"]);
+    let client = server.connect().await;
+    client
+        .batch_execute("CREATE TABLE t (id INT PRIMARY KEY, v TEXT)")
+        .await
+        .unwrap();
+    for i in 1..=5 {
+        client
+            .batch_execute(&format!("INSERT INTO t VALUES ({i}, 'row {i}')"))
+            .await
+            .unwrap();
+    }
+    drop(client);
+    drop(server); // kill -9: everything stays in the WAL
+    wal_files(Path::new(path)).pop().unwrap()
+}
+
+/// Byte offsets of the records in a WAL file.
+fn record_offsets(wal: &Path) -> Vec<usize> {
+    let bytes = std::fs::read(wal).unwrap();
+    let mut offsets = Vec::new();
+    let mut at = 0;
+    while at + 8 <= bytes.len() {
+        offsets.push(at);
+        at += 8 + u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+    }
+    offsets
+}
+
+#[tokio::test]
+async fn recover_salvages_every_record_before_a_damaged_one_and_says_what_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap();
+    let wal = five_logged_commits(path).await;
+    // Damage the fourth record (the third INSERT): a checksum mismatch
+    // with valid records after it.
+    let offsets = record_offsets(&wal);
+    assert_eq!(offsets.len(), 6, "CREATE TABLE and five INSERTs");
+    let mut bytes = std::fs::read(&wal).unwrap();
+    bytes[offsets[3] + 12] ^= 0x55;
+    std::fs::write(&wal, &bytes).unwrap();
+
+    // The server refuses, naming the file and offset.
+    let (ok, stderr) = open_offline(dir.path());
+    assert!(!ok);
+    assert!(
+        stderr.contains(&format!("damaged at byte {}", offsets[3])),
+        "{stderr}"
+    );
+
+    // recover reports it, and exits 3 (damage found).
+    let (code, stdout, stderr) = recover(&["--data-dir", path]);
+    assert_eq!(code, 3, "{stdout}{stderr}");
+    assert!(stdout.contains("3 WAL record(s) replayed"), "{stdout}");
+    assert!(
+        stdout.contains(wal.file_name().unwrap().to_str().unwrap())
+            && stdout.contains(&format!("damaged at byte {}", offsets[3]))
+            && stdout.contains("not replayed"),
+        "{stdout}"
+    );
+    // Nothing in the damaged directory changed.
+    assert_eq!(std::fs::read(&wal).unwrap(), bytes);
+
+    // Salvage into a new directory, which then serves normally.
+    let salvaged = tempfile::tempdir().unwrap();
+    let target = salvaged.path().join("new");
+    let (code, stdout, stderr) =
+        recover(&["--data-dir", path, "--salvage-to", target.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let server = TestServer::start_with(&["--data-dir", target.to_str().unwrap()]);
+    let client = server.connect().await;
+    let ids: Vec<i32> = client
+        .query("SELECT id FROM t ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(ids, vec![1, 2]);
+    client
+        .batch_execute("INSERT INTO t VALUES (3, 'again')")
+        .await
+        .unwrap();
+
+    // Salvaging into a directory that is not empty is refused.
+    let (code, _, stderr) =
+        recover(&["--data-dir", path, "--salvage-to", target.to_str().unwrap()]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("not empty"), "{stderr}");
+}
+
+#[tokio::test]
+async fn recover_serves_what_can_be_read_and_refuses_every_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap();
+    {
+        let server = TestServer::start_with(&["--data-dir", path]);
+        let client = server.connect().await;
+        client
+            .batch_execute(
+                "CREATE TABLE kept (id INT); INSERT INTO kept VALUES (1), (2);
+                 CREATE TABLE lost (id INT); INSERT INTO lost VALUES (7);
+                 CHECKPOINT;
+                 INSERT INTO kept VALUES (3); INSERT INTO lost VALUES (8);",
+            )
+            .await
+            .unwrap();
+    }
+    // The checkpoint file of `lost` (the second table created) is gone.
+    let files = parquet_files(dir.path());
+    assert_eq!(files.len(), 2);
+    std::fs::remove_file(&files[1]).unwrap();
+
+    let server = TestServer::start_command(&[
+        "recover",
+        "--data-dir",
+        path,
+        "--serve",
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    let client = server.connect().await;
+    let kept: Vec<i32> = client
+        .query("SELECT id FROM kept ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(kept, vec![1, 2, 3]);
+    let lost: i64 = client
+        .query_one("SELECT count(*) FROM lost", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(lost, 0, "the unreadable table comes back empty, not wrong");
+    for change in [
+        "INSERT INTO kept VALUES (4)",
+        "UPDATE kept SET id = 5",
+        "DELETE FROM kept",
+        "CREATE TABLE more (x INT)",
+        "DROP TABLE kept",
+        "TRUNCATE kept",
+    ] {
+        let err = client.batch_execute(change).await.unwrap_err();
+        assert_eq!(
+            err.code().map(|c| c.code()),
+            Some("25006"),
+            "{change}: {err}"
+        );
+    }
+    let (code, stdout, _) = {
+        drop(client);
+        drop(server);
+        recover(&["--data-dir", path])
+    };
+    assert_eq!(code, 3);
+    assert!(
+        stdout.contains("table public.lost") && stdout.contains("comes back empty"),
+        "{stdout}"
+    );
+}

@@ -105,6 +105,23 @@ impl CatalogState {
         self.acls.remove(&AclObject::relation(name));
     }
 
+    /// The views that read `target`, directly or through other views, in
+    /// creation order (each after the views it reads).
+    pub fn views_depending_on_transitively(&self, target: &QualifiedName) -> Vec<QualifiedName> {
+        let mut found: Vec<QualifiedName> = Vec::new();
+        let mut queue = vec![target.clone()];
+        while let Some(next) = queue.pop() {
+            for dependent in self.views_depending_on(&next) {
+                if !found.contains(&dependent) {
+                    found.push(dependent.clone());
+                    queue.push(dependent);
+                }
+            }
+        }
+        found.sort_by_key(|name| self.view(name).map_or(0, |v| v.seq));
+        found
+    }
+
     /// Views that read `target`, by name.
     pub fn views_depending_on(&self, target: &QualifiedName) -> Vec<QualifiedName> {
         let mut found = Vec::new();

@@ -2,6 +2,7 @@
 //! that change it. Nothing here knows about the wire protocol.
 
 pub mod catalog;
+mod ddl;
 pub mod roles;
 pub mod sessions;
 pub mod table;
@@ -9,6 +10,7 @@ pub mod txn;
 pub mod types;
 pub mod unique;
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -86,6 +88,9 @@ pub struct Database {
     /// Session parameters whose defaults the server sets (name, value),
     /// already checked.
     session_defaults: RwLock<Vec<(String, String)>>,
+    /// Set for a database opened read-only (`quiver recover --serve`):
+    /// every change fails with 25006.
+    read_only: std::sync::atomic::AtomicBool,
 }
 
 impl Database {
@@ -114,6 +119,7 @@ impl Database {
             slow_statement_ms: AtomicU64::new(u64::MAX),
             server_settings: RwLock::new(Vec::new()),
             session_defaults: RwLock::new(Vec::new()),
+            read_only: Default::default(),
         })
     }
 
@@ -127,6 +133,25 @@ impl Database {
 
     pub fn storage(&self) -> Option<&Storage> {
         self.storage.get()
+    }
+
+    /// From now on every change fails with 25006 (read_only_sql_transaction).
+    pub fn set_read_only(&self) {
+        self.read_only.store(true, Ordering::Release);
+    }
+
+    pub fn is_read_only(&self) -> bool {
+        self.read_only.load(Ordering::Acquire)
+    }
+
+    /// Fails when the database may not change.
+    pub fn check_writable(&self) -> Result<()> {
+        if self.is_read_only() {
+            return Err(QuiverError::ReadOnly(
+                "cannot change anything: the database is open read-only".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// Limits memory: `query_bytes` for query execution (sorts, joins and
@@ -283,6 +308,7 @@ impl Database {
             }
             None => None,
         };
+        self.check_writable()?;
         let bytes = batches.iter().map(|b| b.get_array_memory_size()).sum();
         self.check_table_memory(None, bytes)?;
         let _gate = self.commit_gate.read();
@@ -301,6 +327,7 @@ impl Database {
 
     /// Empties tables, all together, in one logged commit.
     pub fn truncate(&self, tables: &[Arc<Table>]) -> Result<Ack> {
+        self.check_writable()?;
         let commit = Commit::of(Effect::Truncate {
             table_ids: tables.iter().map(|t| t.id()).collect(),
         });
@@ -330,54 +357,26 @@ impl Database {
     }
 
     /// Commits a transaction's writes atomically: one WAL record, all
-    /// tables installed together. Rows a transaction only added to a table
-    /// are added to whatever the table holds now (inserts commute; unique
-    /// keys are checked again); a table the transaction deleted from or
-    /// updated must be as it was in the snapshot, else the commit fails
-    /// with a serialization error.
+    /// tables installed together. Conflicts are decided per row: rows the
+    /// transaction deleted or updated must still be there, unchanged, in
+    /// the current version (another transaction that removed one of them
+    /// committed first: 40001, first committer wins); rows it added are
+    /// added to whatever the table holds now, with unique keys checked
+    /// again (23505 when another transaction took one).
     pub fn commit(&self, txn: &Transaction, sync: bool) -> Result<Ack> {
         let writes = txn.writes();
         let ddl = txn.ddl().take();
         if writes.values().all(|w| w.changes.is_empty()) && ddl.is_none() {
             return Ok(Ack::none());
         }
-        // DDL first: rows may go to tables the transaction created.
-        let mut commit = match &ddl {
-            Some(ddl) => ddl.commit.clone(),
-            None => Commit::new(),
-        };
-        if self.storage.get().is_some() {
+        self.check_writable()?;
+        let logging = self.storage.get().is_some();
+        // Each table's log fragment is encoded before taking the lock; one
+        // whose rows moved under it is encoded again inside.
+        let mut fragments = BTreeMap::new();
+        if logging {
             for (id, write) in &writes {
-                let schema = write.table.schema_ref();
-                for change in &write.changes {
-                    let (deleted, inserted) = match change {
-                        Change::Insert(rows) => (None, Some(rows)),
-                        Change::Delete(positions) => (Some(positions), None),
-                        Change::Update {
-                            positions, rows, ..
-                        } => (Some(positions), Some(rows)),
-                        Change::Truncate => {
-                            commit.effects.push(Effect::Truncate {
-                                table_ids: vec![*id],
-                            });
-                            continue;
-                        }
-                    };
-                    if let Some(positions) = deleted {
-                        let positions = commit.add_blob(encode_positions(positions));
-                        commit.effects.push(Effect::Delete {
-                            table_id: *id,
-                            positions,
-                        });
-                    }
-                    if let Some(rows) = inserted {
-                        let data = commit.add_blob(encode_batches(&schema, rows)?);
-                        commit.effects.push(Effect::Insert {
-                            table_id: *id,
-                            data,
-                        });
-                    }
-                }
+                fragments.insert(*id, log_changes(*id, &write.table, &write.changes)?);
             }
         }
         let _gate = self.commit_gate.read();
@@ -391,30 +390,71 @@ impl Database {
             }
         }
         let mut installs = Vec::with_capacity(writes.len());
-        for write in writes.into_values() {
+        for (id, write) in writes {
             write.table.check_current()?;
             let current = write.table.snapshot();
-            if current.version == txn.base_version(&write.table).version {
+            if current.version == write.base_version {
+                let removed = match (write.net.truncated, write.net.removed.is_empty()) {
+                    (true, _) => table::Removed::All,
+                    (false, true) => table::Removed::Nothing,
+                    (false, false) => table::Removed::Rows(Arc::new(write.net.removed.clone())),
+                };
                 installs.push((
                     write.table,
                     TableVersion::clone(&write.version),
                     write.delta,
+                    removed,
                 ));
                 continue;
             }
-            if !write.changes.iter().all(|c| matches!(c, Change::Insert(_))) {
-                return Err(QuiverError::SerializationFailure(format!(
+            let concurrent = || {
+                QuiverError::SerializationFailure(format!(
                     "could not serialize access due to concurrent update of table \"{}\"",
                     write.table.name()
-                )));
+                ))
+            };
+            if write.net.only_added() {
+                // Only inserts: replay them on the table as it is now.
+                let mut delta = write.table.key_delta();
+                let mut version = TableVersion::clone(&current);
+                for change in &write.changes {
+                    version = write.table.apply(&version, change, &mut delta)?;
+                }
+                installs.push((write.table, version, delta, table::Removed::Nothing));
+                continue;
             }
-            // Only inserts: replay them on the table as it is now.
+            if write.net.truncated {
+                return Err(concurrent());
+            }
+            // Rows were deleted or updated: find them in the current version.
+            let positions = write
+                .table
+                .rebase_positions(write.base_version, &write.net.removed)
+                .ok_or_else(concurrent)?;
+            let added = table::densify(
+                &write.table.schema_ref(),
+                write.version.live_rows_from(write.net.base_rows_left())?,
+            )?;
+            let positions = Arc::new(positions);
+            let change = Change::Update {
+                positions: positions.clone(),
+                rows: added,
+                keys_unchanged: false,
+            };
             let mut delta = write.table.key_delta();
-            let mut version = TableVersion::clone(&current);
-            for change in &write.changes {
-                version = write.table.apply(&version, change, &mut delta)?;
+            let version = write.table.apply(&current, &change, &mut delta)?;
+            if logging {
+                fragments.insert(id, log_changes(id, &write.table, &[change])?);
             }
-            installs.push((write.table, version, delta));
+            installs.push((write.table, version, delta, table::Removed::Rows(positions)));
+        }
+        // DDL first: rows may go to tables the transaction created.
+        let mut commit = match &ddl {
+            Some(ddl) => ddl.commit.clone(),
+            None => Commit::new(),
+        };
+        for fragment in fragments.into_values() {
+            commit.append(fragment);
         }
         let ack = if commit.effects.is_empty() {
             Ack::none()
@@ -425,8 +465,8 @@ impl Database {
             self.catalog.store(ddl.catalog);
             self.catalog_version.fetch_add(1, Ordering::AcqRel);
         }
-        for (table, version, delta) in installs {
-            table.install_version(version, &delta);
+        for (table, version, delta, removed) in installs {
+            table.install_version(version, &delta, removed);
         }
         Ok(ack)
     }
@@ -445,374 +485,6 @@ impl Database {
     pub fn catalog_version(&self) -> u64 {
         self.catalog_version.load(Ordering::Acquire)
     }
-
-    /// Applies `change` to a copy of the catalog, logs `effect` and installs
-    /// the copy; a failed change leaves the catalog untouched and logs
-    /// nothing. Inside a transaction the change goes to the transaction's
-    /// own copy of the catalog and is logged and installed at its COMMIT.
-    fn change_catalog<T>(
-        &self,
-        txn: Option<&Transaction>,
-        effect: Commit,
-        change: impl FnOnce(&mut CatalogState) -> Result<T>,
-    ) -> Result<(T, Ack)> {
-        if let Some(txn) = txn {
-            let mut ddl = txn.ddl();
-            let (base, version, mut commit) = match ddl.take() {
-                Some(d) => (d.catalog, d.catalog_version, d.commit),
-                None => (self.catalog(), self.catalog_version(), Commit::new()),
-            };
-            let mut next = CatalogState::clone(&base);
-            let out = change(&mut next);
-            let catalog = match out {
-                Ok(_) => {
-                    commit.append(effect);
-                    Arc::new(next)
-                }
-                Err(_) => base,
-            };
-            *ddl = Some(txn::DdlState {
-                catalog,
-                catalog_version: version,
-                commit,
-            });
-            return Ok((out?, Ack::none()));
-        }
-        let _gate = self.commit_gate.read();
-        let _guard = self.ddl_lock.lock();
-        let mut next = CatalogState::clone(&self.catalog.load());
-        let out = change(&mut next)?;
-        let ack = self.log(&effect, true)?;
-        self.catalog.store(Arc::new(next));
-        self.catalog_version.fetch_add(1, Ordering::AcqRel);
-        Ok((out, ack))
-    }
-
-    /// ALTER TABLE: replaces `old` (named `name`) with the table `build`
-    /// makes from its current rows, under `new_name`. No commit runs while
-    /// the rows are rebuilt; `build` returns the new table and the commit
-    /// to log. Views that read the table are re-planned by the caller.
-    pub fn replace_table(
-        &self,
-        name: &QualifiedName,
-        old: &Arc<Table>,
-        new_name: &QualifiedName,
-        build: impl FnOnce(&TableVersion) -> Result<(Arc<Table>, Commit)>,
-    ) -> Result<Ack> {
-        let _gate = self.commit_gate.read();
-        let _guard = self.ddl_lock.lock();
-        let _order = self.commit_lock.lock();
-        let current = self.catalog.load_full();
-        match current.table(name) {
-            Some(t) if Arc::ptr_eq(t, old) => {}
-            _ => {
-                return Err(QuiverError::SerializationFailure(format!(
-                    "could not serialize access due to a concurrent change of \"{}\"",
-                    name.name
-                )))
-            }
-        }
-        if new_name != name
-            && current
-                .schemas
-                .get(&new_name.schema)
-                .is_some_and(|s| s.has_relation(&new_name.name))
-        {
-            return Err(QuiverError::DuplicateTable(new_name.name.clone()));
-        }
-        let (table, commit) = build(&old.snapshot())?;
-        let ack = self.log(&commit, true)?;
-        let mut next = CatalogState::clone(&current);
-        if let Some(entry) = next.schemas.get_mut(&name.schema) {
-            entry.tables.remove(&name.name);
-        }
-        if let Some(acl) = next.acls.remove(&roles::AclObject::relation(name)) {
-            next.acls.insert(roles::AclObject::relation(new_name), acl);
-        }
-        next.schemas
-            .get_mut(&new_name.schema)
-            .ok_or_else(|| QuiverError::UndefinedSchema(new_name.schema.clone()))?
-            .tables
-            .insert(new_name.name.clone(), table);
-        old.retire();
-        self.catalog.store(Arc::new(next));
-        self.catalog_version.fetch_add(1, Ordering::AcqRel);
-        Ok(ack)
-    }
-
-    /// Returns false when the schema existed and `if_not_exists` was given.
-    pub fn create_schema(
-        &self,
-        txn: Option<&Transaction>,
-        name: &str,
-        if_not_exists: bool,
-        owner: Option<&str>,
-    ) -> Result<(bool, Ack)> {
-        let object = roles::AclObject::Schema(name.to_string());
-        let mut effect = Commit::of(Effect::CreateSchema {
-            name: name.to_string(),
-        });
-        if let Some(owner) = owner {
-            effect.effects.push(Effect::SetAcl {
-                object: object.clone(),
-                acl: Some(roles::Acl::owned_by(owner)),
-            });
-        }
-        self.change_catalog(txn, effect, |c| {
-            if c.schemas.contains_key(name) {
-                return if if_not_exists {
-                    Ok(false)
-                } else {
-                    Err(QuiverError::DuplicateSchema(name.to_string()))
-                };
-            }
-            c.schemas.insert(name.to_string(), Default::default());
-            if let Some(owner) = owner {
-                c.acls.insert(object, roles::Acl::owned_by(owner));
-            }
-            Ok(true)
-        })
-    }
-
-    pub fn drop_schema(
-        &self,
-        txn: Option<&Transaction>,
-        name: &str,
-        if_exists: bool,
-        cascade: bool,
-    ) -> Result<((), Ack)> {
-        let effect = Effect::DropSchema {
-            name: name.to_string(),
-            cascade,
-        };
-        self.change_catalog(txn, Commit::of(effect), |c| {
-            let Some(entry) = c.schemas.get(name) else {
-                return if if_exists {
-                    Ok(())
-                } else {
-                    Err(QuiverError::UndefinedSchema(name.to_string()))
-                };
-            };
-            if !cascade && (!entry.tables.is_empty() || !entry.views.is_empty()) {
-                return Err(QuiverError::DependentObjectsStillExist(format!(
-                    "cannot drop schema {name} because other objects depend on it"
-                )));
-            }
-            c.schemas.remove(name);
-            c.acls.retain(|object, _| match object {
-                roles::AclObject::Schema(s) => s != name,
-                roles::AclObject::Relation { schema, .. } => schema != name,
-            });
-            Ok(())
-        })
-    }
-
-    /// Adds a table. Returns false when a relation of that name existed and
-    /// `if_not_exists` was given.
-    pub fn create_table(
-        &self,
-        txn: Option<&Transaction>,
-        name: &QualifiedName,
-        table: Arc<Table>,
-        if_not_exists: bool,
-        owner: Option<&str>,
-    ) -> Result<(bool, Ack)> {
-        let mut effect = table.definition_commit(&name.schema)?;
-        let object = roles::AclObject::relation(name);
-        if let Some(owner) = owner {
-            effect.effects.push(Effect::SetAcl {
-                object: object.clone(),
-                acl: Some(roles::Acl::owned_by(owner)),
-            });
-        }
-        self.change_catalog(txn, effect, |c| {
-            let entry = c
-                .schemas
-                .get_mut(&name.schema)
-                .ok_or_else(|| QuiverError::UndefinedSchema(name.schema.clone()))?;
-            if entry.has_relation(&name.name) {
-                return if if_not_exists {
-                    Ok(false)
-                } else {
-                    Err(QuiverError::DuplicateTable(name.name.clone()))
-                };
-            }
-            entry.tables.insert(name.name.clone(), table);
-            if let Some(owner) = owner {
-                c.acls.insert(object, roles::Acl::owned_by(owner));
-            }
-            Ok(true)
-        })
-    }
-
-    pub fn create_view(
-        &self,
-        txn: Option<&Transaction>,
-        name: &QualifiedName,
-        view: View,
-        or_replace: bool,
-        owner: Option<&str>,
-    ) -> Result<((), Ack)> {
-        let mut effect = Commit::of(Effect::CreateView(view.def.clone()));
-        let object = roles::AclObject::relation(name);
-        if let Some(owner) = owner {
-            effect.effects.push(Effect::SetAcl {
-                object: object.clone(),
-                acl: Some(roles::Acl::owned_by(owner)),
-            });
-        }
-        self.change_catalog(txn, effect, |c| {
-            let entry = c
-                .schemas
-                .get_mut(&name.schema)
-                .ok_or_else(|| QuiverError::UndefinedSchema(name.schema.clone()))?;
-            if entry.tables.contains_key(&name.name)
-                || (entry.views.contains_key(&name.name) && !or_replace)
-            {
-                return Err(QuiverError::DuplicateTable(name.name.clone()));
-            }
-            let replaced = entry
-                .views
-                .insert(name.name.clone(), Arc::new(view))
-                .is_some();
-            // CREATE OR REPLACE keeps the view's owner and grants.
-            if let (Some(owner), false) = (owner, replaced) {
-                c.acls.insert(object, roles::Acl::owned_by(owner));
-            }
-            Ok(())
-        })
-    }
-
-    /// Drops tables or views (`want_view` says which the statement named),
-    /// all or none: a missing name without `if_exists` drops nothing.
-    pub fn drop_relations(
-        &self,
-        txn: Option<&Transaction>,
-        names: &[QualifiedName],
-        want_view: bool,
-        if_exists: bool,
-        cascade: bool,
-    ) -> Result<((), Ack)> {
-        let effect = Effect::DropRelations {
-            names: names
-                .iter()
-                .map(|n| (n.schema.clone(), n.name.clone()))
-                .collect(),
-            views: want_view,
-            if_exists,
-            cascade,
-        };
-        self.change_catalog(txn, Commit::of(effect), |c| {
-            for name in names {
-                drop_relation(c, name, want_view, if_exists, cascade)?;
-            }
-            Ok(())
-        })
-    }
-
-    /// CREATE ROLE (`create`) or ALTER ROLE: stores the role whole.
-    pub fn put_role(
-        &self,
-        txn: Option<&Transaction>,
-        role: roles::Role,
-        create: bool,
-    ) -> Result<((), Ack)> {
-        let effect = Commit::of(Effect::PutRole(role.clone()));
-        self.change_catalog(txn, effect, |c| {
-            match (c.roles.contains_key(&role.name), create) {
-                (true, true) => {
-                    return Err(QuiverError::DuplicateObject(format!(
-                        "role \"{}\" already exists",
-                        role.name
-                    )))
-                }
-                (false, false) => return Err(QuiverError::UndefinedRole(role.name.clone())),
-                _ => {}
-            }
-            c.roles.insert(role.name.clone(), role);
-            Ok(())
-        })
-    }
-
-    /// DROP ROLE: refused while the role owns objects; its grants go with it.
-    pub fn drop_role(
-        &self,
-        txn: Option<&Transaction>,
-        name: &str,
-        if_exists: bool,
-    ) -> Result<(bool, Ack)> {
-        let effect = Commit::of(Effect::DropRole {
-            name: name.to_string(),
-        });
-        self.change_catalog(txn, effect, |c| {
-            if c.roles.remove(name).is_none() {
-                return if if_exists {
-                    Ok(false)
-                } else {
-                    Err(QuiverError::UndefinedRole(name.to_string()))
-                };
-            }
-            if let Some((object, _)) = c.acls.iter().find(|(_, acl)| acl.owner == name) {
-                let what = match object {
-                    roles::AclObject::Schema(s) => format!("schema {s}"),
-                    roles::AclObject::Relation { schema, name } => format!("relation {schema}.{name}"),
-                };
-                return Err(QuiverError::DependentObjectsStillExist(format!(
-                    "role \"{name}\" cannot be dropped because some objects depend on it: it owns {what}"
-                )));
-            }
-            for acl in c.acls.values_mut() {
-                acl.grants.remove(name);
-            }
-            Ok(true)
-        })
-    }
-
-    /// GRANT, REVOKE, OWNER TO: replaces the access-control lists given.
-    pub fn set_acls(
-        &self,
-        txn: Option<&Transaction>,
-        acls: Vec<(roles::AclObject, roles::Acl)>,
-    ) -> Result<((), Ack)> {
-        let mut effect = Commit::new();
-        for (object, acl) in &acls {
-            effect.effects.push(Effect::SetAcl {
-                object: object.clone(),
-                acl: Some(acl.clone()),
-            });
-        }
-        self.change_catalog(txn, effect, |c| {
-            for (object, acl) in acls {
-                c.acls.insert(object, acl);
-            }
-            Ok(())
-        })
-    }
-
-    /// Replay of a logged access-control list.
-    pub fn replay_acl(&self, object: roles::AclObject, acl: Option<roles::Acl>) -> Result<()> {
-        // Recovery runs with no WAL attached: nothing is logged again.
-        let (_, _logged) = self.change_catalog(None, Commit::new(), |c| {
-            match acl {
-                Some(acl) => c.acls.insert(object, acl),
-                None => c.acls.remove(&object),
-            };
-            Ok(())
-        })?;
-        Ok(())
-    }
-
-    /// Replay of a logged role change.
-    pub fn replay_role(&self, role: Option<roles::Role>, drop: &str) -> Result<()> {
-        let (_, _logged) = self.change_catalog(None, Commit::new(), |c| {
-            match role {
-                Some(role) => c.roles.insert(role.name.clone(), role),
-                None => c.roles.remove(drop),
-            };
-            Ok(())
-        })?;
-        Ok(())
-    }
 }
 
 /// DataFusion's runtime as QuiverDB uses it. File listings are not
@@ -825,52 +497,36 @@ fn runtime_builder() -> RuntimeEnvBuilder {
     )
 }
 
-fn drop_relation(
-    c: &mut CatalogState,
-    name: &QualifiedName,
-    want_view: bool,
-    if_exists: bool,
-    cascade: bool,
-) -> Result<()> {
-    let kind = if want_view { "view" } else { "table" };
-    let (is_table, is_view, is_external) = match c.schemas.get(&name.schema) {
-        None => (false, false, false),
-        Some(entry) => (
-            entry.tables.contains_key(&name.name),
-            entry.views.contains_key(&name.name),
-            entry.views.get(&name.name).is_some_and(|v| v.is_external()),
-        ),
-    };
-    // An external table is kept as a view; DROP TABLE drops it too.
-    if (want_view && is_table) || (!want_view && is_view && !is_external) {
-        return Err(QuiverError::WrongObjectType(format!(
-            "\"{}\" is not a {kind}",
-            name.name
-        )));
-    }
-    if !is_table && !is_view {
-        return if if_exists {
-            Ok(())
-        } else {
-            Err(QuiverError::UndefinedTable(name.name.clone()))
+/// The WAL effects of a table's changes, in order: a delete is logged as
+/// the positions it removed, an update as those and the new rows.
+fn log_changes(id: u64, table: &Table, changes: &[Change]) -> Result<Commit> {
+    let schema = table.schema_ref();
+    let mut commit = Commit::new();
+    for change in changes {
+        let (deleted, inserted) = match change {
+            Change::Insert(rows) => (None, Some(rows)),
+            Change::Delete(positions) => (Some(positions), None),
+            Change::Update {
+                positions, rows, ..
+            } => (Some(positions), Some(rows)),
+            Change::Truncate => {
+                commit.effects.push(Effect::Truncate {
+                    table_ids: vec![id],
+                });
+                continue;
+            }
         };
-    }
-    let dependents = c.views_depending_on(name);
-    if !dependents.is_empty() && !cascade {
-        return Err(QuiverError::DependentObjectsStillExist(format!(
-            "cannot drop {kind} {} because other objects depend on it (view {}); use DROP ... CASCADE to drop the dependent objects too",
-            name.name, dependents[0].name
-        )));
-    }
-    // CASCADE: drop the views that depend on it, transitively.
-    let mut doomed = vec![name.clone()];
-    while let Some(target) = doomed.pop() {
-        doomed.extend(c.views_depending_on(&target));
-        if let Some(entry) = c.schemas.get_mut(&target.schema) {
-            entry.tables.remove(&target.name);
-            entry.views.remove(&target.name);
+        if let Some(positions) = deleted {
+            let positions = commit.add_blob(encode_positions(positions));
+            commit.effects.push(Effect::Delete {
+                table_id: id,
+                positions,
+            });
         }
-        c.forget_relation(&target);
+        if let Some(rows) = inserted {
+            let data = commit.add_blob(encode_batches(&schema, rows)?);
+            commit.effects.push(Effect::Insert { table_id: id, data });
+        }
     }
-    Ok(())
+    Ok(commit)
 }

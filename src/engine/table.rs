@@ -161,6 +161,22 @@ impl TableVersion {
         Ok(out)
     }
 
+    /// The live rows from the `first`-th one on, in table order.
+    pub fn live_rows_from(&self, first: usize) -> Result<Vec<RecordBatch>> {
+        let mut out = Vec::new();
+        let mut base = 0;
+        for segment in &self.segments {
+            let end = base + segment.live;
+            if end > first && segment.live > 0 {
+                let batch = segment.live_batch()?;
+                let skip = first.saturating_sub(base);
+                out.push(batch.slice(skip, batch.num_rows() - skip));
+            }
+            base = end;
+        }
+        Ok(out)
+    }
+
     pub fn segment_count(&self) -> usize {
         self.segments.len()
     }
@@ -396,6 +412,19 @@ pub enum Change {
     Truncate,
 }
 
+impl Change {
+    /// The rows of the version it applies to that the change removes.
+    pub fn removed(&self) -> Removed {
+        match self {
+            Change::Insert(_) => Removed::Nothing,
+            Change::Delete(positions) | Change::Update { positions, .. } => {
+                Removed::Rows(positions.clone())
+            }
+            Change::Truncate => Removed::All,
+        }
+    }
+}
+
 /// How a transaction's changes move the unique indexes: keys it removed
 /// from the committed ones, keys it added, or (after TRUNCATE) that the
 /// committed keys no longer count.
@@ -414,6 +443,103 @@ impl KeyDelta {
             added: vec![HashSet::new(); n],
         }
     }
+}
+
+/// Which rows of the version before it a new version no longer has.
+#[derive(Debug, Clone)]
+pub enum Removed {
+    /// None: rows were only added (at the end).
+    Nothing,
+    /// The rows at these positions among the earlier version's live rows
+    /// (sorted, distinct).
+    Rows(Arc<Vec<u64>>),
+    /// Every row (TRUNCATE).
+    All,
+}
+
+/// The recent versions of a table, each with the rows it removed from the
+/// one before: how a transaction that read an older version finds its
+/// rows in the current one (row-level conflict checks at COMMIT). Bounded;
+/// a transaction older than what is kept conflicts at table level.
+#[derive(Debug, Default)]
+struct History {
+    /// (version before, version after, what it removed), oldest first.
+    steps: std::collections::VecDeque<(u64, u64, Removed)>,
+    /// Positions held in `steps`, to bound its memory.
+    positions: usize,
+}
+
+/// How many installed versions a table remembers for row-level conflict
+/// checks, and how many removed positions at most.
+const HISTORY_STEPS: usize = 4096;
+const HISTORY_POSITIONS: usize = 4 << 20;
+
+impl History {
+    fn record(&mut self, from: u64, to: u64, removed: Removed) {
+        if let Removed::Rows(rows) = &removed {
+            self.positions += rows.len();
+        }
+        self.steps.push_back((from, to, removed));
+        while self.steps.len() > HISTORY_STEPS || self.positions > HISTORY_POSITIONS {
+            match self.steps.pop_front() {
+                Some((_, _, Removed::Rows(rows))) => self.positions -= rows.len(),
+                Some(_) => {}
+                None => break,
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        self.steps.clear();
+        self.positions = 0;
+    }
+
+    /// Where the rows at `positions` (sorted, among the live rows of
+    /// version `from`) are in version `to`: None when a version in between
+    /// removed one of them, or when the history does not reach back to
+    /// `from`.
+    fn rebase(&self, from: u64, to: u64, positions: &[u64]) -> Option<Vec<u64>> {
+        if from == to {
+            return Some(positions.to_vec());
+        }
+        let start = self.steps.iter().position(|(f, _, _)| *f == from)?;
+        let mut at = from;
+        let mut moved = positions.to_vec();
+        for (before, after, removed) in self.steps.iter().skip(start) {
+            if at == to {
+                break;
+            }
+            if *before != at {
+                return None;
+            }
+            match removed {
+                Removed::Nothing => {}
+                Removed::All if moved.is_empty() => {}
+                Removed::All => return None,
+                Removed::Rows(gone) => moved = shift_past(&moved, gone)?,
+            }
+            at = *after;
+        }
+        (at == to).then_some(moved)
+    }
+}
+
+/// `positions` after the rows at `gone` were removed (both sorted): each
+/// moves down by the removed rows before it; None if one of them was
+/// removed.
+fn shift_past(positions: &[u64], gone: &[u64]) -> Option<Vec<u64>> {
+    let mut out = Vec::with_capacity(positions.len());
+    let mut below = 0usize;
+    for &p in positions {
+        while below < gone.len() && gone[below] < p {
+            below += 1;
+        }
+        if gone.get(below) == Some(&p) {
+            return None;
+        }
+        out.push(p - below as u64);
+    }
+    Some(out)
 }
 
 /// A CHECK constraint, planned against the table's columns.
@@ -469,6 +595,8 @@ pub struct Table {
     /// The unique indexes; the lock also serialises writers. Readers never
     /// take it.
     writer: Mutex<Vec<UniqueIndex>>,
+    /// What recent versions removed, for row-level conflict checks.
+    history: Mutex<History>,
 }
 
 impl fmt::Debug for Table {
@@ -497,6 +625,7 @@ impl Table {
             turn: Default::default(),
             retired: Default::default(),
             writer: Mutex::new(Vec::new()),
+            history: Default::default(),
         }
     }
 
@@ -638,6 +767,7 @@ impl Table {
         let mut current = TableVersion::clone(&self.data.load());
         current.version = version;
         self.data.store(Arc::new(current));
+        self.history.lock().clear();
         Ok(())
     }
 
@@ -676,7 +806,12 @@ impl Table {
     /// emptied too). Callers hold the commit lock.
     pub fn truncate(&self) {
         let mut indexes = self.writer.lock();
-        self.data.store(Arc::new(self.data.load().emptied()));
+        let current = self.data.load_full();
+        let next = current.emptied();
+        self.history
+            .lock()
+            .record(current.version, next.version, Removed::All);
+        self.data.store(Arc::new(next));
         for index in indexes.iter_mut() {
             index.clear();
         }
@@ -705,6 +840,11 @@ impl Table {
     pub fn install(&self, prepared: PreparedAppend) {
         let mut indexes = self.writer.lock();
         debug_assert_eq!(self.data.load().version, prepared.base_version);
+        self.history.lock().record(
+            prepared.base_version,
+            prepared.next.version,
+            Removed::Nothing,
+        );
         self.data.store(Arc::new(prepared.next));
         for (index, keys) in indexes.iter_mut().zip(prepared.keys) {
             index.insert(keys);
@@ -895,15 +1035,27 @@ impl Table {
     pub fn apply_now(&self, change: &Change) -> Result<()> {
         let mut delta = self.key_delta();
         let next = self.apply(&self.snapshot(), change, &mut delta)?;
-        self.install_version(next, &delta);
+        self.install_version(next, &delta, change.removed());
         Ok(())
+    }
+
+    /// Where the rows at `positions` among the live rows of version
+    /// `from` are in the current version; None when another change since
+    /// removed (deleted or updated) one of them, or when `from` is older
+    /// than the versions the table remembers.
+    pub fn rebase_positions(&self, from: u64, positions: &[u64]) -> Option<Vec<u64>> {
+        let current = self.data.load().version;
+        self.history.lock().rebase(from, current, positions)
     }
 
     /// Installs a version computed by [`Table::apply`] from the current
     /// one, with its key changes. Callers hold the commit lock and have
     /// checked that the current version is the one `next` was built on.
-    pub fn install_version(&self, next: TableVersion, delta: &KeyDelta) {
+    pub fn install_version(&self, next: TableVersion, delta: &KeyDelta, removed: Removed) {
         let mut indexes = self.writer.lock();
+        self.history
+            .lock()
+            .record(self.data.load().version, next.version, removed);
         for (i, index) in indexes.iter_mut().enumerate() {
             if delta.truncated {
                 index.clear();
@@ -1350,7 +1502,7 @@ mod tests {
             )
             .is_err());
         assert_eq!(values(&table, Some(&v2)), vec![2, 1]);
-        table.install_version(v2, &delta);
+        table.install_version(v2, &delta, Removed::Rows(Arc::new(vec![0])));
         assert!(table
             .apply_now(&Change::Insert(vec![rows(&schema, vec![1])]))
             .is_err());

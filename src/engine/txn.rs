@@ -39,6 +39,102 @@ pub struct PendingWrite {
     pub version: Arc<TableVersion>,
     pub changes: Vec<Change>,
     pub delta: KeyDelta,
+    /// The committed version the first change applied to.
+    pub base_version: u64,
+    /// The changes' net effect on the base version: which of its rows
+    /// are gone. `version` is the base's other rows, in order, followed by
+    /// the rows the transaction added.
+    pub net: NetEffect,
+}
+
+/// What a transaction did to the rows it read, whatever the order of its
+/// statements: the base rows it removed (deleted or updated).
+#[derive(Debug, Clone, Default)]
+pub struct NetEffect {
+    /// Live rows of the base version.
+    pub base_rows: usize,
+    /// Positions among the base's live rows that are gone (sorted).
+    pub removed: Vec<u64>,
+    /// TRUNCATE: every base row is gone.
+    pub truncated: bool,
+}
+
+impl NetEffect {
+    fn new(base_rows: usize) -> NetEffect {
+        NetEffect {
+            base_rows,
+            ..NetEffect::default()
+        }
+    }
+
+    /// Base rows still in the transaction's version (they come first).
+    pub fn base_rows_left(&self) -> usize {
+        if self.truncated {
+            0
+        } else {
+            self.base_rows - self.removed.len()
+        }
+    }
+
+    /// Whether the transaction only added rows.
+    pub fn only_added(&self) -> bool {
+        !self.truncated && self.removed.is_empty()
+    }
+
+    /// Records `change`, applied to the transaction's version as it was.
+    fn record(&mut self, change: &Change) {
+        let positions = match change {
+            Change::Insert(_) => return,
+            Change::Truncate => {
+                self.truncated = true;
+                self.removed.clear();
+                return;
+            }
+            Change::Delete(positions) | Change::Update { positions, .. } => positions,
+        };
+        // Positions past the base's remaining rows are rows the
+        // transaction added itself.
+        let left = self.base_rows_left() as u64;
+        let ranks = &positions[..positions.partition_point(|&p| p < left)];
+        if ranks.is_empty() {
+            return;
+        }
+        let gone = base_positions(&self.removed, ranks);
+        self.removed = merge_sorted(&self.removed, &gone);
+    }
+}
+
+/// The base positions of the rows at `ranks` among the rows `removed`
+/// left (both sorted).
+fn base_positions(removed: &[u64], ranks: &[u64]) -> Vec<u64> {
+    let mut out = Vec::with_capacity(ranks.len());
+    let mut below = 0usize;
+    for &rank in ranks {
+        let mut p = rank + below as u64;
+        while below < removed.len() && removed[below] <= p {
+            below += 1;
+            p = rank + below as u64;
+        }
+        out.push(p);
+    }
+    out
+}
+
+fn merge_sorted(a: &[u64], b: &[u64]) -> Vec<u64> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        if a[i] < b[j] {
+            out.push(a[i]);
+            i += 1;
+        } else {
+            out.push(b[j]);
+            j += 1;
+        }
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+    out
 }
 
 /// Pending writes by table id; cloned whole for savepoints (the versions
@@ -116,12 +212,15 @@ impl Transaction {
         };
         let write = writes.entry(table.id()).or_insert_with(|| PendingWrite {
             table: table.clone(),
+            net: NetEffect::new(base.row_count),
+            base_version: base.version,
             version: base,
             changes: Vec::new(),
             delta: KeyDelta::default(),
         });
         write.delta = delta;
         write.version = Arc::new(next);
+        write.net.record(&change);
         write.changes.push(change);
         Ok(())
     }
@@ -179,5 +278,40 @@ impl Transaction {
     pub fn restore(&self, saved: Saved) {
         *self.writes.lock() = saved.writes;
         *self.ddl.lock() = saved.ddl;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delete(positions: &[u64]) -> Change {
+        Change::Delete(Arc::new(positions.to_vec()))
+    }
+
+    #[test]
+    fn the_net_effect_names_base_rows_whatever_the_order_of_changes() {
+        // Base rows 0..10.
+        let mut net = NetEffect::new(10);
+        net.record(&delete(&[1, 3]));
+        // Now the live rows are 0 2 4 5 6 7 8 9: ranks 1 and 2 are base
+        // rows 2 and 4.
+        net.record(&delete(&[1, 2]));
+        assert_eq!(net.removed, vec![1, 2, 3, 4]);
+        // An insert adds rows after the 6 base rows left; deleting one of
+        // them (rank 6) touches no base row.
+        net.record(&Change::Insert(Vec::new()));
+        net.record(&delete(&[0, 6]));
+        assert_eq!(net.removed, vec![0, 1, 2, 3, 4]);
+        assert_eq!(net.base_rows_left(), 5);
+        net.record(&Change::Truncate);
+        assert!(net.truncated && net.base_rows_left() == 0);
+    }
+
+    #[test]
+    fn base_positions_skip_removed_rows() {
+        assert_eq!(base_positions(&[1, 3], &[0, 1, 2]), vec![0, 2, 4]);
+        assert_eq!(base_positions(&[0, 1, 2], &[0]), vec![3]);
+        assert_eq!(base_positions(&[], &[5]), vec![5]);
     }
 }

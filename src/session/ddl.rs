@@ -355,8 +355,73 @@ impl Session {
             file_schema: None,
         };
         let view = self.build_view(def, &create.query).await?;
-        self.install_view(&name, view, create.or_replace).await?;
+        let dependents = match create.or_replace {
+            true => self.catalog().views_depending_on_transitively(&name),
+            false => Vec::new(),
+        };
+        if dependents.is_empty() {
+            self.install_view(&name, view, create.or_replace).await?;
+        } else {
+            self.replace_view_and_dependents(&name, view, dependents)
+                .await?;
+        }
         Ok(StatementResult::command("CREATE VIEW"))
+    }
+
+    /// CREATE OR REPLACE VIEW of a view other views read: those views are
+    /// planned again over the new definition, in the order they were
+    /// created, all in one change (as Postgres, where a view refers to
+    /// another by identity and so always reads its current definition).
+    async fn replace_view_and_dependents(
+        &mut self,
+        name: &QualifiedName,
+        view: View,
+        dependents: Vec<QualifiedName>,
+    ) -> Result<()> {
+        let own_block = self.current_txn().is_none();
+        if own_block {
+            self.begin()?;
+        }
+        let replaced = self.install_replacement(name, view, &dependents).await;
+        match (replaced, own_block) {
+            (Ok(()), true) => self.commit().await.map(|_| ()),
+            (Ok(()), false) => Ok(()),
+            (Err(e), true) => {
+                self.rollback();
+                Err(e)
+            }
+            (Err(e), false) => Err(e),
+        }
+    }
+
+    async fn install_replacement(
+        &mut self,
+        name: &QualifiedName,
+        view: View,
+        dependents: &[QualifiedName],
+    ) -> Result<()> {
+        self.install_view(name, view, true).await?;
+        for dependent in dependents {
+            let Some(old) = self.catalog().view(dependent).cloned() else {
+                continue;
+            };
+            let rebuilt = match Session::parse(&old.def.query)?.pop_front() {
+                Some(DfStatement::Statement(s)) => match *s {
+                    Statement::Query(query) => self.build_view(old.def.clone(), &query).await,
+                    _ => continue,
+                },
+                // External tables read files, not views.
+                _ => continue,
+            };
+            let rebuilt = rebuilt.map_err(|e| {
+                QuiverError::InvalidTableDefinition(format!(
+                    "cannot change view \"{}\": view \"{}\" depends on it and no longer plans: {e}",
+                    name.name, dependent.name
+                ))
+            })?;
+            self.install_view(dependent, rebuilt, true).await?;
+        }
+        Ok(())
     }
 
     /// Adds a view (or external table) this session created, owned by
@@ -410,13 +475,48 @@ impl Session {
                 .collect();
             plan = LogicalPlanBuilder::from(plan).project(renamed)?.build()?;
         }
-        let depends_on = relations_read_by(&plan, &def.default_schema)?;
+        // The planner inlines views, so the plan names only the tables
+        // under them; the query names the views it reads.
+        let mut depends_on = relations_read_by(&plan, &def.default_schema)?;
+        for name in self.relations_named_in(query, &def.default_schema) {
+            if !depends_on.contains(&name) {
+                depends_on.push(name);
+            }
+        }
         Ok(View {
             def,
             seq: self.db.allocate_view_seq(),
             plan,
             depends_on,
         })
+    }
+}
+
+impl Session {
+    /// The tables and views of ours that `query` names (unqualified
+    /// names as seen from `default_schema`).
+    fn relations_named_in(&self, query: &Query, default_schema: &str) -> Vec<QualifiedName> {
+        let mut names = Vec::new();
+        let _ = datafusion::sql::sqlparser::ast::visit_relations(query, |name| {
+            names.push(name.clone());
+            std::ops::ControlFlow::<()>::Continue(())
+        });
+        let catalog = self.catalog();
+        names
+            .iter()
+            .filter_map(|name| {
+                let mut parts: Vec<String> = name
+                    .0
+                    .iter()
+                    .map(|p| p.as_ident().map(normalize_ident))
+                    .collect::<Option<_>>()?;
+                let relation = parts.pop()?;
+                let schema = parts.pop().unwrap_or_else(|| default_schema.to_string());
+                let name = QualifiedName::new(schema, relation);
+                let ours = catalog.table(&name).is_some() || catalog.view(&name).is_some();
+                ours.then_some(name)
+            })
+            .collect()
     }
 }
 

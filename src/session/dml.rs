@@ -142,7 +142,7 @@ impl Session {
             matches!(e, QuiverError::SerializationFailure(_))
                 || (upsert && matches!(e, QuiverError::UniqueViolation { .. }))
         };
-        let _turn = self.writer_turns(std::iter::once(statement)).await;
+        let turn = self.writer_turns(std::iter::once(statement)).await;
         let mut attempt = 0;
         loop {
             let txn = Arc::new(self.db.begin());
@@ -160,6 +160,9 @@ impl Session {
             };
             match outcome {
                 Ok((result, ack)) => {
+                    // The next writer may go on while this commit's WAL
+                    // record is synced: its own record follows this one.
+                    drop(turn);
                     ack.wait().await;
                     return Ok(result);
                 }

@@ -29,46 +29,27 @@ impl Session {
         };
         for effect in &commit.effects {
             match effect {
-                Effect::CreateSchema { name } => {
-                    let (_, ack) = self.db.create_schema(None, name, true, None)?;
-                    ack.wait().await;
-                }
-                Effect::DropSchema { name, cascade } => {
-                    let (_, ack) = self.db.drop_schema(None, name, true, *cascade)?;
-                    ack.wait().await;
-                }
+                Effect::CreateSchema { name } => self.db.restore_schema(name),
+                Effect::DropSchema { name, .. } => self.db.restore_drop_schema(name),
                 Effect::CreateTable(def) => {
                     let (schema, _) = decode_batches(blob(def.arrow_schema)?)?;
                     let table = Arc::new(self.build_table_from_def(def, schema)?);
                     let name = QualifiedName::new(&def.schema, &def.name);
-                    let (_, ack) = self
-                        .db
-                        .create_table(None, &name, table.clone(), false, None)?;
-                    ack.wait().await;
+                    self.db.restore_table(&name, table.clone());
                     self.db.reserve_table_ids(def.id + 1);
                     tables.insert(def.id, table);
                 }
                 Effect::CreateView(def) => self.replay_view(def.clone()).await?,
-                Effect::DropRelations {
-                    names,
-                    views,
-                    if_exists,
-                    cascade,
-                } => {
+                Effect::DropRelations { names, cascade, .. } => {
                     let names: Vec<_> = names
                         .iter()
                         .map(|(s, n)| QualifiedName::new(s, n))
                         .collect();
-                    let (_, ack) = self
-                        .db
-                        .drop_relations(None, &names, *views, *if_exists, *cascade)?;
-                    ack.wait().await;
+                    self.db.restore_drop_relations(&names, *cascade);
                 }
-                Effect::PutRole(role) => self.db.replay_role(Some(role.clone()), "")?,
-                Effect::DropRole { name } => self.db.replay_role(None, name)?,
-                Effect::SetAcl { object, acl } => {
-                    self.db.replay_acl(object.clone(), acl.clone())?
-                }
+                Effect::PutRole(role) => self.db.restore_role(Some(role.clone()), ""),
+                Effect::DropRole { name } => self.db.restore_role(None, name),
+                Effect::SetAcl { object, acl } => self.db.restore_acl(object.clone(), acl.clone()),
                 Effect::Truncate { table_ids } => {
                     for id in table_ids {
                         if let Some(table) = tables.get(id) {
@@ -104,13 +85,12 @@ impl Session {
                     let fills = super::alter::logged_fills(&commit.blobs, columns)?;
                     let name = QualifiedName::new(old_schema, old_name);
                     let new_name = QualifiedName::new(&def.schema, &def.name);
-                    let ack = self.db.replace_table(&name, &old, &new_name, |version| {
-                        let rows = super::alter::rebuild_rows(version, &schema, columns, &fills)?;
-                        let rows = super::insert::conform_batches(&table, rows)?;
-                        table.restore(rows, 1)?;
-                        Ok((table.clone(), Commit::new()))
-                    })?;
-                    ack.wait().await;
+                    let rows =
+                        super::alter::rebuild_rows(&old.snapshot(), &schema, columns, &fills)?;
+                    let rows = super::insert::conform_batches(&table, rows)?;
+                    table.restore(rows, 1)?;
+                    self.db
+                        .restore_replaced_table(&name, &old, &new_name, table.clone());
                     self.db.reserve_table_ids(def.id + 1);
                     tables.insert(def.id, table);
                 }
@@ -134,7 +114,6 @@ impl Session {
     /// Creates a view (or an external table) again from its definition.
     pub(crate) async fn replay_view(&mut self, def: ViewDef) -> Result<()> {
         let name = QualifiedName::new(&def.schema, &def.name);
-        let or_replace = def.or_replace;
         let unreadable =
             || QuiverError::Internal(format!("view {} has an unreadable definition", def.name));
         let view = match Session::parse(&def.query)?.pop_front() {
@@ -149,8 +128,7 @@ impl Session {
             },
             _ => return Err(unreadable()),
         };
-        let (_, ack) = self.db.create_view(None, &name, view, or_replace, None)?;
-        ack.wait().await;
+        self.db.restore_view(&name, view);
         Ok(())
     }
 }

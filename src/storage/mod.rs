@@ -25,6 +25,25 @@ use manifest::Manifest;
 pub use recovery::open;
 use wal::Wal;
 
+/// Writes a database that has no data directory (one [`recovery::open_damaged`]
+/// read) into `dir` as a checkpoint, making `dir` a data directory that
+/// opens with everything `db` holds. `dir` must be missing or empty.
+pub fn salvage_into(
+    db: &crate::engine::Database,
+    dir: &Path,
+) -> crate::error::Result<CheckpointStats> {
+    if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
+        return Err(crate::error::QuiverError::InvalidParameterValue(format!(
+            "{} is not empty: salvage into a new directory",
+            dir.display()
+        )));
+    }
+    std::fs::create_dir_all(dir)?;
+    let wal = Wal::open(dir, 1)?;
+    db.attach_storage(Storage::new(dir, wal, 1, None));
+    checkpoint(db)
+}
+
 /// WAL size past which a checkpoint starts on its own.
 pub const DEFAULT_CHECKPOINT_WAL_BYTES: u64 = 64 * 1024 * 1024;
 

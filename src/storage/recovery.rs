@@ -1,40 +1,118 @@
 //! Opening a data directory: the last checkpoint's Parquet files (read in
 //! parallel), then the WAL after it, then a fresh WAL file for new commits.
+//!
+//! A damaged directory (a checksum mismatch in the middle of the WAL, a
+//! missing or unreadable Parquet file) is refused with an error naming the
+//! file and offset. [`open_damaged`] is the way out `quiver recover` offers:
+//! it reads what can be read, never writes to the directory, and reports
+//! every record and table it could not bring back.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::OpenOptions;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 
 use super::checkpoint::read_parquet;
 use super::manifest::{Manifest, ManifestTable};
-use super::record::decode_batches;
+use super::record::{decode_batches, Commit, Effect};
 use super::wal::{read_wal, wal_epochs, wal_path, Wal};
 use super::Storage;
 use crate::engine::{Database, QualifiedName, Table, DEFAULT_SCHEMA};
 use crate::error::{QuiverError, Result};
 use crate::session::Session;
 
+/// What recovery does with damage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Refuse to open: the server never starts on a directory it would
+    /// read only partly.
+    Strict,
+    /// Read what can be read, report the rest, write nothing.
+    Salvage,
+}
+
+/// What [`open_damaged`] could not bring back.
+#[derive(Debug, Default)]
+pub struct RecoveryReport {
+    /// One line per problem, naming the file (and offset) and what was
+    /// lost with it.
+    pub problems: Vec<String>,
+    /// WAL records applied.
+    pub records_replayed: usize,
+}
+
+impl RecoveryReport {
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
 /// Opens (creating if needed) the database in `dir`. The caller holds the
 /// directory's lock.
 pub async fn open(dir: &Path) -> Result<Arc<Database>> {
-    let started = Instant::now();
     std::fs::create_dir_all(dir)?;
+    let recovered = recover(dir, Mode::Strict).await?;
+    let epochs = wal_epochs(dir)?;
+    let epoch = epochs
+        .last()
+        .copied()
+        .unwrap_or(0)
+        .max(recovered.replay_from)
+        + 1;
+    let wal = Wal::open(dir, epoch)?;
+    let db = recovered.db;
+    db.attach_storage(Storage::new(dir, wal, epoch, recovered.manifest));
+    Ok(db)
+}
+
+/// Reads a possibly damaged data directory as far as it can be read:
+/// tables whose checkpoint file is missing or unreadable come back empty
+/// (their definitions kept, their logged rows skipped), and WAL replay
+/// stops at the first damaged record. Nothing in `dir` is written. The
+/// database comes back without storage: the caller serves it read-only or
+/// checkpoints it into a new directory.
+pub async fn open_damaged(dir: &Path) -> Result<(Arc<Database>, RecoveryReport)> {
+    if !dir.is_dir() {
+        return Err(QuiverError::UndefinedFile(format!(
+            "data directory {} does not exist",
+            dir.display()
+        )));
+    }
+    let recovered = recover(dir, Mode::Salvage).await?;
+    Ok((recovered.db, recovered.report))
+}
+
+/// A database read back from a data directory.
+struct Recovered {
+    db: Arc<Database>,
+    report: RecoveryReport,
+    manifest: Option<Manifest>,
+    /// The first WAL epoch the manifest did not cover.
+    replay_from: u64,
+}
+
+async fn recover(dir: &Path, mode: Mode) -> Result<Recovered> {
+    let started = Instant::now();
     let db = Database::new();
     let mut session = Session::new(db.clone());
-    let mut tables: HashMap<u64, Arc<Table>> = HashMap::new();
+    let mut report = RecoveryReport::default();
+    let mut recovery = Recovery {
+        tables: HashMap::new(),
+        lost: HashSet::new(),
+    };
     let manifest = Manifest::read(dir)?;
     let mut replay_from = 0;
     if let Some(manifest) = &manifest {
-        restore_checkpoint(&db, &mut session, dir, manifest, &mut tables).await?;
+        recovery
+            .restore_checkpoint(&db, &mut session, dir, manifest, mode, &mut report)
+            .await?;
         replay_from = manifest.wal_epoch;
     }
-    let epochs = wal_epochs(dir)?;
-    let mut replayed = 0usize;
-    for &epoch in epochs.iter().filter(|e| **e >= replay_from) {
+    'files: for epoch in wal_epochs(dir)?.into_iter().filter(|e| *e >= replay_from) {
         let path = wal_path(dir, epoch);
         let contents = read_wal(&path)?;
         if contents.torn_bytes > 0 {
@@ -43,19 +121,42 @@ pub async fn open(dir: &Path) -> Result<Arc<Database>> {
                 path.display(),
                 contents.torn_bytes
             );
-            let file = OpenOptions::new().write(true).open(&path)?;
-            file.set_len(contents.valid_len)?;
-            file.sync_all()?;
+            if mode == Mode::Strict {
+                let file = OpenOptions::new().write(true).open(&path)?;
+                file.set_len(contents.valid_len)?;
+                file.sync_all()?;
+            }
         }
-        for commit in contents.commits {
-            session.replay(commit, &mut tables).await?;
-            replayed += 1;
+        let damage = contents.damage;
+        for (i, commit) in contents.commits.into_iter().enumerate() {
+            match recovery.replay(&mut session, commit).await {
+                Ok(()) => report.records_replayed += 1,
+                Err(e) if mode == Mode::Salvage => {
+                    report.problems.push(format!(
+                        "{}: record {} could not be applied ({e}); it and every later record were not replayed",
+                        path.display(),
+                        i + 1
+                    ));
+                    break 'files;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if let Some(damage) = damage {
+            if mode == Mode::Strict {
+                return Err(damage);
+            }
+            report.problems.push(format!(
+                "{damage}; this record and every later one (including later WAL files) were not replayed"
+            ));
+            break;
         }
     }
-    let epoch = epochs.last().copied().unwrap_or(0).max(replay_from) + 1;
-    let wal = Wal::open(dir, epoch)?;
-    db.attach_storage(Storage::new(dir, wal, epoch, manifest));
-    let rows: usize = tables.values().map(|t| t.snapshot().row_count).sum();
+    let rows: usize = recovery
+        .tables
+        .values()
+        .map(|t| t.snapshot().row_count)
+        .sum();
     tracing::info!(
         "opened {}: {} table(s), {} row(s), {} WAL record(s) replayed, {} ms",
         dir.display(),
@@ -65,85 +166,127 @@ pub async fn open(dir: &Path) -> Result<Arc<Database>> {
             .map(|s| s.tables.len())
             .sum::<usize>(),
         rows,
-        replayed,
+        report.records_replayed,
         started.elapsed().as_millis()
     );
-    Ok(db)
+    Ok(Recovered {
+        db,
+        report,
+        manifest,
+        replay_from,
+    })
 }
 
-async fn restore_checkpoint(
-    db: &Arc<Database>,
-    session: &mut Session,
-    dir: &Path,
-    manifest: &Manifest,
-    tables: &mut HashMap<u64, Arc<Table>>,
-) -> Result<()> {
-    for schema in &manifest.schemas {
-        let (_, ack) = db.create_schema(None, schema, true, None)?;
-        ack.wait().await;
+/// The tables recovery has built, by id (dropped ones too: rows logged
+/// for them are discarded with them), and the ids whose rows could not be
+/// read (salvage).
+struct Recovery {
+    tables: HashMap<u64, Arc<Table>>,
+    lost: HashSet<u64>,
+}
+
+impl Recovery {
+    async fn replay(&mut self, session: &mut Session, mut commit: Commit) -> Result<()> {
+        if !self.lost.is_empty() {
+            // Rows of a table whose checkpoint was lost: positions in its
+            // deletes would point at the wrong rows, so none are applied.
+            commit.effects.retain(|effect| match effect {
+                Effect::Insert { table_id, .. } | Effect::Delete { table_id, .. } => {
+                    !self.lost.contains(table_id)
+                }
+                _ => true,
+            });
+        }
+        session.replay(commit, &mut self.tables).await
     }
-    if !manifest.schemas.iter().any(|s| s == DEFAULT_SCHEMA) {
-        let (_, ack) = db.drop_schema(None, DEFAULT_SCHEMA, true, true)?;
-        ack.wait().await;
+
+    async fn restore_checkpoint(
+        &mut self,
+        db: &Arc<Database>,
+        session: &mut Session,
+        dir: &Path,
+        manifest: &Manifest,
+        mode: Mode,
+        report: &mut RecoveryReport,
+    ) -> Result<()> {
+        for schema in &manifest.schemas {
+            db.restore_schema(schema);
+        }
+        if !manifest.schemas.iter().any(|s| s == DEFAULT_SCHEMA) {
+            db.restore_drop_schema(DEFAULT_SCHEMA);
+        }
+        for (entry, loaded) in read_tables(dir, manifest) {
+            let def = &entry.def;
+            let (schema, batches) = match loaded {
+                Ok(loaded) => loaded,
+                Err(e) if mode == Mode::Salvage => {
+                    report.problems.push(format!(
+                        "table {}.{}: its {} checkpointed row(s) could not be read ({e}); the table comes back empty and its logged changes are skipped",
+                        def.schema, def.name, entry.rows
+                    ));
+                    self.lost.insert(def.id);
+                    let (schema, _) = decode_batches(&entry.schema_bytes()?)?;
+                    (schema, Vec::new())
+                }
+                Err(e) => return Err(e),
+            };
+            let table = Arc::new(session.build_table_from_def(def, schema)?);
+            table.restore(batches, entry.version)?;
+            db.restore_table(&QualifiedName::new(&def.schema, &def.name), table.clone());
+            self.tables.insert(def.id, table);
+        }
+        for view in &manifest.views {
+            match session.replay_view(view.clone()).await {
+                Ok(()) => {}
+                Err(e) if mode == Mode::Salvage => report.problems.push(format!(
+                    "view {}.{} could not be planned again ({e}); it was left out",
+                    view.schema, view.name
+                )),
+                Err(e) => return Err(e),
+            }
+        }
+        for role in &manifest.roles {
+            db.restore_role(Some(role.clone()), "");
+        }
+        for (object, acl) in &manifest.acls {
+            db.restore_acl(object.clone(), Some(acl.clone()));
+        }
+        db.reserve_table_ids(manifest.next_table_id);
+        db.reserve_view_seqs(manifest.next_view_seq);
+        Ok(())
     }
-    // Read every table's file in parallel; a missing or damaged file is an
-    // error naming it, never an empty table.
-    let loaded: Vec<
-        Result<(
-            &ManifestTable,
-            datafusion::arrow::datatypes::SchemaRef,
-            Vec<RecordBatch>,
-        )>,
-    > = std::thread::scope(|scope| {
+}
+
+/// A table's rows as its checkpoint holds them.
+type Loaded = Result<(SchemaRef, Vec<RecordBatch>)>;
+
+/// Every table's checkpoint file, read in parallel; a missing or damaged
+/// file is an error naming it, never an empty table.
+fn read_tables<'m>(dir: &Path, manifest: &'m Manifest) -> Vec<(&'m ManifestTable, Loaded)> {
+    std::thread::scope(|scope| {
         let handles: Vec<_> = manifest
             .tables
             .iter()
-            .map(|t| {
-                scope.spawn(move || {
-                    let (schema, _) = decode_batches(&t.schema_bytes()?)?;
-                    let batches = read_parquet(&dir.join(&t.file), &schema)?;
-                    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-                    if rows as u64 != t.rows {
-                        return Err(QuiverError::Corrupt {
-                            path: dir.join(&t.file).display().to_string(),
-                            offset: 0,
-                            reason: format!("holds {rows} rows, the manifest says {}", t.rows),
-                        });
-                    }
-                    Ok((t, schema, batches))
-                })
-            })
+            .map(|t| (t, scope.spawn(move || read_table(dir, t))))
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().expect("checkpoint reader panicked"))
+            .map(|(t, h)| (t, h.join().expect("checkpoint reader panicked")))
             .collect()
-    });
-    for result in loaded {
-        let (entry, schema, batches) = result?;
-        let def = &entry.def;
-        let table = Arc::new(session.build_table_from_def(def, schema)?);
-        table.restore(batches, entry.version)?;
-        let (_, ack) = db.create_table(
-            None,
-            &QualifiedName::new(&def.schema, &def.name),
-            table.clone(),
-            false,
-            None,
-        )?;
-        ack.wait().await;
-        tables.insert(def.id, table);
+    })
+}
+
+fn read_table(dir: &Path, t: &ManifestTable) -> Loaded {
+    let (schema, _) = decode_batches(&t.schema_bytes()?)?;
+    let path = dir.join(&t.file);
+    let batches = read_parquet(&path, &schema)?;
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    if rows as u64 != t.rows {
+        return Err(QuiverError::Corrupt {
+            path: path.display().to_string(),
+            offset: 0,
+            reason: format!("holds {rows} rows, the manifest says {}", t.rows),
+        });
     }
-    for view in &manifest.views {
-        session.replay_view(view.clone()).await?;
-    }
-    for role in &manifest.roles {
-        db.replay_role(Some(role.clone()), "")?;
-    }
-    for (object, acl) in &manifest.acls {
-        db.replay_acl(object.clone(), Some(acl.clone()))?;
-    }
-    db.reserve_table_ids(manifest.next_table_id);
-    db.reserve_view_seqs(manifest.next_view_seq);
-    Ok(())
+    Ok((schema, batches))
 }

@@ -286,11 +286,24 @@ pub struct WalContents {
     pub valid_len: u64,
     /// Bytes after the valid prefix: a record cut short by a crash.
     pub torn_bytes: u64,
+    /// A damaged record with more data after it: the error that names the
+    /// file and offset. `commits` are the records before it.
+    pub damage: Option<QuiverError>,
 }
 
-/// Reads every record of a WAL file. A record cut short at the end is a torn
-/// tail (reported, not an error); a bad record followed by more data is
-/// corruption and an error naming the file and offset.
+impl WalContents {
+    /// The records, or the damage as an error.
+    pub fn intact(self) -> Result<WalContents> {
+        match self.damage {
+            Some(e) => Err(e),
+            None => Ok(self),
+        }
+    }
+}
+
+/// Reads every record of a WAL file. A record cut short at the end is a
+/// torn tail (reported, not damage); a bad record followed by more data is
+/// damage, reported with the file and offset, and reading stops there.
 pub fn read_wal(path: &Path) -> Result<WalContents> {
     let mut bytes = Vec::new();
     File::open(path)?.read_to_end(&mut bytes)?;
@@ -301,6 +314,7 @@ pub fn read_wal(path: &Path) -> Result<WalContents> {
         offset: offset as u64,
         reason,
     };
+    let mut damage = None;
     while at < bytes.len() {
         let rest = bytes.len() - at;
         if rest < FRAME_HEADER {
@@ -318,16 +332,33 @@ pub fn read_wal(path: &Path) -> Result<WalContents> {
                 // The last record, half written when the process died.
                 break;
             }
-            return Err(corrupt(at, "checksum mismatch".into()));
+            damage = Some(corrupt(
+                at,
+                format!(
+                    "checksum mismatch, with {} more byte(s) of log after this record",
+                    bytes.len() - end
+                ),
+            ));
+            break;
         }
-        let commit = Commit::decode(payload).map_err(|reason| corrupt(at, reason))?;
-        commits.push(commit);
+        match Commit::decode(payload) {
+            Ok(commit) => commits.push(commit),
+            Err(reason) => {
+                damage = Some(corrupt(at, reason));
+                break;
+            }
+        }
         at = end;
     }
+    let torn_bytes = match damage {
+        Some(_) => 0,
+        None => (bytes.len() - at) as u64,
+    };
     Ok(WalContents {
         commits,
         valid_len: at as u64,
-        torn_bytes: (bytes.len() - at) as u64,
+        torn_bytes,
+        damage,
     })
 }
 
@@ -384,7 +415,9 @@ mod tests {
         let mut bytes = std::fs::read(&path).unwrap();
         bytes[FRAME_HEADER + 2] ^= 0xff;
         std::fs::write(&path, bytes).unwrap();
-        let err = read_wal(&path).err().expect("corruption detected");
+        let contents = read_wal(&path).unwrap();
+        assert!(contents.commits.is_empty());
+        let err = contents.intact().err().expect("corruption detected");
         assert!(err.to_string().contains("0000000000000001.wal"), "{err}");
     }
 }

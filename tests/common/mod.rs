@@ -17,24 +17,43 @@ impl TestServer {
     }
 
     pub fn start_with(extra: &[&str]) -> TestServer {
+        let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        TestServer::start_command(&args)
+    }
+
+    /// Runs `quiver ARGS` and waits for it to say where it listens (lines
+    /// printed before that are skipped).
+    pub fn start_command(args: &[&str]) -> TestServer {
         let mut child = Command::new(env!("CARGO_BIN_EXE_quiver"))
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(extra)
+            .args(args)
             .env("QUIVER_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .expect("start quiver serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read the listening line");
-        let addr = line
-            .trim()
-            .strip_prefix("QuiverDB listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line from server: {line:?}"));
-        let port = addr.rsplit(':').next().unwrap().parse().expect("port");
+            .expect("start quiver");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut seen = Vec::new();
+        let port = loop {
+            let mut line = String::new();
+            let n = stdout
+                .read_line(&mut line)
+                .expect("read the listening line");
+            if n == 0 {
+                panic!("quiver {args:?} ended before listening; it printed {seen:?}");
+            }
+            if let Some(addr) = line.trim().strip_prefix("QuiverDB listening on ") {
+                break addr.rsplit(':').next().unwrap().parse().expect("port");
+            }
+            seen.push(line);
+        };
+        // Keep draining stdout so the server never blocks writing to it.
+        std::thread::spawn(move || {
+            let mut sink = String::new();
+            while stdout.read_line(&mut sink).is_ok_and(|n| n > 0) {
+                sink.clear();
+            }
+        });
         TestServer {
             child: Some(child),
             port,
