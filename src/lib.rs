@@ -24,6 +24,7 @@
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod executor;
 pub mod metrics;
 pub mod pg;
 pub mod repl;

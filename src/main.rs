@@ -189,6 +189,16 @@ struct ServerArgs {
     /// Connections at once (3 of them are kept for superusers).
     #[arg(long, default_value_t = 100, env = "QUIVER_MAX_CONNECTIONS")]
     max_connections: usize,
+    /// Queries that read tables executing at once; the rest wait in
+    /// order (pg_stat_activity shows wait_event QueryQueue). Default: the
+    /// number of cores.
+    #[arg(long, env = "QUIVER_MAX_CONCURRENT_QUERIES")]
+    max_concurrent_queries: Option<usize>,
+    /// Threads that execute queries (apart from the ones that accept
+    /// connections and answer cancel requests). Default: the number of
+    /// cores.
+    #[arg(long, env = "QUIVER_QUERY_THREADS")]
+    query_threads: Option<usize>,
     /// Log every statement that runs at least this many milliseconds
     /// (with its duration and text), as PostgreSQL's
     /// log_min_duration_statement; off when not given.
@@ -560,6 +570,14 @@ async fn run_server(
         );
     }
     db.limit_memory(query_memory, table_memory)?;
+    let cores = quiverdb::engine::default_parallelism();
+    db.set_executor(
+        quiverdb::executor::QueryExecutor::dedicated(
+            security.query_threads.unwrap_or(cores).max(1),
+            security.max_concurrent_queries.unwrap_or(cores).max(1),
+        )
+        .context("could not start the query threads")?,
+    );
     let session_defaults: Vec<(String, String)> = [
         ("statement_timeout", &security.statement_timeout),
         ("synchronous_commit", &security.synchronous_commit),
@@ -713,6 +731,22 @@ fn server_settings(
             "max_connections",
             security.max_connections.to_string(),
             "Connections at once (3 kept for superusers).",
+        ),
+        (
+            "max_concurrent_queries",
+            security
+                .max_concurrent_queries
+                .unwrap_or_else(quiverdb::engine::default_parallelism)
+                .to_string(),
+            "Queries that read tables executing at once (the rest wait in order).",
+        ),
+        (
+            "query_threads",
+            security
+                .query_threads
+                .unwrap_or_else(quiverdb::engine::default_parallelism)
+                .to_string(),
+            "Threads that execute queries.",
         ),
         (
             "max_message_size",

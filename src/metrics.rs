@@ -278,6 +278,28 @@ impl prometheus_client::collector::Collector for DatabaseState {
             None,
             db.sessions.live().len() as i64,
         )?;
+        let executor = db.executor();
+        gauge(
+            &mut encoder,
+            "queries_running",
+            "Queries that read tables holding an execution slot now",
+            None,
+            executor.running() as i64,
+        )?;
+        gauge(
+            &mut encoder,
+            "queries_waiting",
+            "Queries waiting for an execution slot now (--max-concurrent-queries)",
+            None,
+            executor.waiting() as i64,
+        )?;
+        gauge(
+            &mut encoder,
+            "query_slots",
+            "Queries that read tables that may execute at once",
+            None,
+            executor.slot_count() as i64,
+        )?;
         let runtime = db.runtime();
         gauge(
             &mut encoder,

@@ -272,7 +272,16 @@ impl<'r> Shell<'r> {
                 let session = session.as_mut();
                 let results = self.runtime.block_on(async {
                     tokio::select! {
-                        results = session.execute_sql(sql) => Some(results),
+                        results = async {
+                            let mut collected = Vec::new();
+                            for result in session.execute_sql(sql).await {
+                                collected.push(match result {
+                                    Ok(result) => result.collected().await,
+                                    Err(e) => Err(e),
+                                });
+                            }
+                            collected
+                        } => Some(results),
                         _ = show_spinner => None,
                         _ = ctrl_c(interactive) => None,
                     }
@@ -497,6 +506,9 @@ fn embedded_output(
             Ok(set) => Output::Rows(set),
             Err(e) => Output::Error(format!("ERROR:  {e}")),
         },
+        Ok(StatementResult::RowStream { .. }) => {
+            unreachable!("the shell collects every result before printing it")
+        }
         Ok(StatementResult::Command { tag, rows }) => Output::Command(match (tag, rows) {
             ("INSERT", Some(n)) => format!("INSERT 0 {n}"),
             (tag, Some(n)) => format!("{tag} {n}"),

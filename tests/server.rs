@@ -1,6 +1,9 @@
-//! The server process: clean shutdown, a taken port, query cancellation.
+//! The server process: clean shutdown, a taken port, query cancellation,
+//! and staying up under pressure.
 
 mod common;
+#[path = "server/pressure.rs"]
+mod pressure;
 
 use std::process::Command;
 use std::time::Duration;
@@ -453,6 +456,9 @@ async fn the_metrics_endpoint_reports_statements_connections_tables_and_the_wal(
         Some(ok_selects + 1.0)
     );
     assert_eq!(sample(&text, "quiver_connections_active"), Some(1.0));
+    assert_eq!(sample(&text, "quiver_queries_waiting"), Some(0.0));
+    assert_eq!(sample(&text, "quiver_queries_running"), Some(0.0));
+    assert!(sample(&text, "quiver_query_slots").unwrap() >= 1.0);
     assert_eq!(
         sample(&text, "quiver_table_rows{schema=\"public\",table=\"m\"}"),
         Some(1000.0)

@@ -65,7 +65,7 @@ impl AsyncDB for Embedded {
         if let Some(Err(e)) = results.into_iter().find(|r| r.is_err()) {
             return Err(error(e));
         }
-        match last.map_err(error)? {
+        match last.map_err(error)?.collected().await.map_err(error)? {
             StatementResult::Rows {
                 schema, batches, ..
             } => {
@@ -86,6 +86,7 @@ impl AsyncDB for Embedded {
             StatementResult::TransactionControl { .. } | StatementResult::Empty => {
                 Ok(DBOutput::StatementComplete(0))
             }
+            StatementResult::RowStream { .. } => unreachable!("collected above"),
             StatementResult::CopyIn(_) | StatementResult::CopyOut(_) => Err(SqlError(
                 "COPY ... STDIN/STDOUT needs a wire client; test it in tests/copy.rs".into(),
             )),

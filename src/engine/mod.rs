@@ -25,6 +25,7 @@ pub use table::{Change, Conflict, Table, TableVersion};
 pub use txn::{Transaction, TxnSlot};
 
 use crate::error::{QuiverError, Result};
+use crate::executor::QueryExecutor;
 use crate::storage::record::{encode_batches, encode_positions, Commit, Effect};
 use crate::storage::wal::Durable;
 use crate::storage::Storage;
@@ -88,6 +89,8 @@ pub struct Database {
     /// Session parameters whose defaults the server sets (name, value),
     /// already checked.
     session_defaults: RwLock<Vec<(String, String)>>,
+    /// Where query work runs and how much at once.
+    executor: ArcSwap<QueryExecutor>,
     /// Set for a database opened read-only (`quiver recover --serve`):
     /// every change fails with 25006.
     read_only: std::sync::atomic::AtomicBool,
@@ -119,6 +122,7 @@ impl Database {
             slow_statement_ms: AtomicU64::new(u64::MAX),
             server_settings: RwLock::new(Vec::new()),
             session_defaults: RwLock::new(Vec::new()),
+            executor: ArcSwap::from_pointee(QueryExecutor::inline(default_parallelism())),
             read_only: Default::default(),
         })
     }
@@ -133,6 +137,17 @@ impl Database {
 
     pub fn storage(&self) -> Option<&Storage> {
         self.storage.get()
+    }
+
+    /// Runs query work on `executor` from now on (statements running
+    /// now finish where they are).
+    pub fn set_executor(&self, executor: QueryExecutor) {
+        self.executor.store(Arc::new(executor));
+    }
+
+    /// Where query work runs.
+    pub fn executor(&self) -> Arc<QueryExecutor> {
+        self.executor.load_full()
     }
 
     /// From now on every change fails with 25006 (read_only_sql_transaction).
@@ -485,6 +500,11 @@ impl Database {
     pub fn catalog_version(&self) -> u64 {
         self.catalog_version.load(Ordering::Acquire)
     }
+}
+
+/// The machine's cores: query threads and slots by default.
+pub fn default_parallelism() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// DataFusion's runtime as QuiverDB uses it. File listings are not

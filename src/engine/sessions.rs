@@ -5,6 +5,7 @@ use std::sync::{Arc, Weak};
 
 use chrono::{DateTime, Utc};
 use parking_lot::{Mutex, RwLock};
+use tokio_util::sync::CancellationToken;
 
 /// Who is connected and how: what `current_user`, `current_schema()`,
 /// `pg_backend_pid()` and `pg_settings` report for this session.
@@ -17,21 +18,19 @@ pub struct SessionInfo {
     settings: RwLock<Vec<(String, String, String)>>,
     pub started: chrono::DateTime<chrono::Utc>,
     activity: Mutex<Activity>,
-    /// Cancels the statement the session is running (set by the wire
-    /// layer; the REPL has none).
-    canceller: Mutex<Option<Canceller>>,
+    /// Cancelled to stop the statement the session runs now (a fresh
+    /// token for every statement, so a cancel that arrives between
+    /// statements stops nothing).
+    statement: Mutex<CancellationToken>,
+    /// The secret a CancelRequest must present with the pid (set at
+    /// login by a front end that offers cancel requests).
+    cancel_secret: Mutex<Option<Vec<u8>>>,
+    /// What the running statement waits for, as pg_stat_activity's
+    /// wait_event shows it.
+    wait_event: Mutex<Option<&'static str>>,
     /// Set when another session asks this one to end.
     terminated: std::sync::atomic::AtomicBool,
     terminate: tokio::sync::Notify,
-}
-
-/// What cancels a session's running statement.
-pub struct Canceller(pub Box<dyn Fn() + Send + Sync>);
-
-impl std::fmt::Debug for Canceller {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Canceller")
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -75,7 +74,9 @@ impl Default for SessionInfo {
                 state_change: chrono::Utc::now(),
                 xact_start: None,
             }),
-            canceller: Mutex::new(None),
+            statement: Mutex::new(CancellationToken::new()),
+            cancel_secret: Mutex::new(None),
+            wait_event: Mutex::new(None),
             terminated: Default::default(),
             terminate: tokio::sync::Notify::new(),
         }
@@ -83,20 +84,39 @@ impl Default for SessionInfo {
 }
 
 impl SessionInfo {
-    pub fn set_canceller(&self, canceller: Canceller) {
-        *self.canceller.lock() = Some(canceller);
+    /// Lets CancelRequests that present this secret (with the pid)
+    /// cancel the session's statements.
+    pub fn set_cancel_secret(&self, secret: Vec<u8>) {
+        *self.cancel_secret.lock() = Some(secret);
     }
 
-    /// pg_cancel_backend: cancels the running statement, if any. False
-    /// for a session that cannot be signalled.
+    /// Whether a CancelRequest with this secret may cancel the session.
+    pub fn cancel_secret_is(&self, secret: &[u8]) -> bool {
+        self.cancel_secret
+            .lock()
+            .as_deref()
+            .is_some_and(|mine| mine == secret)
+    }
+
+    /// pg_cancel_backend or a CancelRequest: stops the running statement,
+    /// if any (false when the session is idle).
     pub fn cancel(&self) -> bool {
-        match self.canceller.lock().as_ref() {
-            Some(cancel) => {
-                (cancel.0)();
-                true
-            }
-            None => false,
-        }
+        self.statement.lock().cancel();
+        self.activity.lock().state == "active"
+    }
+
+    /// What stops the running statement.
+    pub fn statement_token(&self) -> CancellationToken {
+        self.statement.lock().clone()
+    }
+
+    /// What the statement waits for now (None: it runs).
+    pub fn set_wait_event(&self, event: Option<&'static str>) {
+        *self.wait_event.lock() = event;
+    }
+
+    pub fn wait_event(&self) -> Option<&'static str> {
+        *self.wait_event.lock()
     }
 
     /// pg_terminate_backend: the session ends; its connection stops what
@@ -165,6 +185,7 @@ impl SessionInfo {
 
     /// A statement starts.
     pub fn start_query(&self, query: &str) {
+        *self.statement.lock() = CancellationToken::new();
         let now = Utc::now();
         let mut a = self.activity.lock();
         a.state = "active";

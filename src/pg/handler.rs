@@ -9,27 +9,28 @@ use std::sync::{Arc, LazyLock};
 
 use async_trait::async_trait;
 use futures::stream;
-use futures::{Sink, SinkExt};
+use futures::{Sink, SinkExt, StreamExt};
 use pgwire::api::auth::{
     finish_authentication, protocol_negotiation, save_startup_parameters_to_metadata,
     ServerParameterProvider, StartupHandler,
 };
-use pgwire::api::cancel::DefaultCancelHandler;
 use pgwire::api::copy::CopyHandler;
-use pgwire::api::portal::{Format, Portal};
+use pgwire::api::portal::{Format, Portal, PortalExecutionState};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{CopyResponse, FieldInfo, QueryResponse, Response, Tag};
 use pgwire::api::stmt::QueryParser;
 use pgwire::api::store::Entry;
 use pgwire::api::store::PortalStore;
 use pgwire::api::{
-    ClientInfo, ClientPortalStore, ConnectionHandle, ConnectionManager, PgWireConnectionState,
-    PgWireServerHandlers, PidSecretKeyGenerator, RandomPidSecretKeyGenerator, Type,
+    ClientInfo, ClientPortalStore, PgWireConnectionState, PgWireServerHandlers,
+    PidSecretKeyGenerator, RandomPidSecretKeyGenerator, Type,
 };
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
 use pgwire::messages::data::{NoData, ParameterDescription, RowDescription};
-use pgwire::messages::extendedquery::{Describe, Sync as SyncMessage, TARGET_TYPE_BYTE_STATEMENT};
+use pgwire::messages::extendedquery::{
+    Describe, Execute, Sync as SyncMessage, TARGET_TYPE_BYTE_STATEMENT,
+};
 use pgwire::messages::response::{ReadyForQuery, TransactionStatus};
 use pgwire::messages::simplequery::Query;
 use pgwire::messages::startup::{Authentication, ParameterStatus};
@@ -40,7 +41,7 @@ use tokio::sync::Mutex;
 use super::auth::{ScramError, ScramExchange, SCRAM_SHA_256};
 use super::copy::{encode_copy_out, CopyInProgress};
 use super::params::decode_parameters;
-use super::types::{encode_batches, param_pg_type, row_description};
+use super::types::{encode_batches, encode_stream, param_pg_type, row_description};
 use super::ServerContext;
 use crate::engine::roles::ScramVerifier;
 use crate::error::QuiverError;
@@ -58,17 +59,36 @@ pub struct ConnectionHandlers {
     /// The session as other sessions see and signal it.
     info: Arc<crate::engine::sessions::SessionInfo>,
     backend: Arc<Backend>,
-    cancel: Arc<DefaultCancelHandler>,
+    cancel: Arc<CancelRequests>,
+}
+
+/// CancelRequest: finds the session by its pid and secret and cancels
+/// its running statement, wherever that is (planning, waiting for a slot,
+/// executing, or sending rows).
+pub struct CancelRequests {
+    db: Arc<Database>,
+}
+
+#[async_trait]
+impl pgwire::api::cancel::CancelHandler for CancelRequests {
+    async fn on_cancel_request(&self, request: pgwire::messages::cancel::CancelRequest) {
+        let secret = request.secret_key.to_bytes();
+        let target = self.db.sessions.live().into_iter().find(|session| {
+            session.identity().pid == request.pid && session.cancel_secret_is(&secret)
+        });
+        match target {
+            Some(session) => {
+                session.cancel();
+            }
+            None => tracing::debug!(pid = request.pid, "cancel request for no session"),
+        }
+    }
 }
 
 impl ConnectionHandlers {
-    pub fn new(
-        db: Arc<Database>,
-        manager: Arc<ConnectionManager>,
-        server: Arc<ServerContext>,
-        peer: SocketAddr,
-    ) -> Self {
-        let session = Session::new(db.clone());
+    pub fn new(db: Arc<Database>, server: Arc<ServerContext>, peer: SocketAddr) -> Self {
+        let mut session = Session::new(db.clone());
+        session.stream_results(true);
         let info = session.info().clone();
         let session = Arc::new(Mutex::new(session));
         let logged_in = Arc::new(AtomicBool::new(false));
@@ -81,14 +101,13 @@ impl ConnectionHandlers {
                     logged_in: logged_in.clone(),
                 }),
                 logged_in,
-                manager: manager.clone(),
                 copy_in: Default::default(),
-                db,
+                db: db.clone(),
                 server,
                 peer,
                 login: Default::default(),
             }),
-            cancel: Arc::new(DefaultCancelHandler::new(manager)),
+            cancel: Arc::new(CancelRequests { db }),
         }
     }
 
@@ -239,7 +258,6 @@ impl CopyHandler for Backend {
 pub struct Backend {
     session: Arc<Mutex<Session>>,
     parser: Arc<Parser>,
-    manager: Arc<ConnectionManager>,
     /// The COPY FROM STDIN receiving data, between CopyInResponse and
     /// CopyDone.
     copy_in: CopySlot,
@@ -315,6 +333,13 @@ fn into_response(
             let rows = encode_batches(fields.clone(), schema, batches);
             let mut response = QueryResponse::new(fields, rows);
             // pgwire appends the row count: `INSERT 0 3`, `UPDATE 3`.
+            response.set_command_tag(if tag == "INSERT" { "INSERT 0" } else { tag });
+            Ok(Response::Query(response))
+        }
+        Ok(StatementResult::RowStream { schema, rows, tag }) => {
+            let fields = Arc::new(row_description(&schema, format, options)?);
+            let rows = encode_stream(fields.clone(), schema, rows);
+            let mut response = QueryResponse::new(fields, rows);
             response.set_command_tag(if tag == "INSERT" { "INSERT 0" } else { tag });
             Ok(Response::Query(response))
         }
@@ -533,6 +558,117 @@ impl ExtendedQueryHandler for Backend {
                     described.fields.iter().map(Into::into).collect(),
                 )))
                 .await?;
+        }
+        Ok(())
+    }
+
+    /// Execute, as pgwire's, except that rows are sent as the plan
+    /// produces them (pgwire's portal fetch collects them all first):
+    /// with a row limit the portal keeps the rest of the stream for the
+    /// next Execute.
+    async fn on_execute<C>(&self, client: &mut C, message: Execute) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if !matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
+            return Err(PgWireError::NotReadyForQuery);
+        }
+        let portal_name = message.name.as_deref().unwrap_or(pgwire::api::DEFAULT_NAME);
+        let Some(Entry::Value(portal)) = client.portal_store().get_portal(portal_name) else {
+            // Empty or unknown portals: pgwire's answers.
+            return self._on_execute(client, message).await;
+        };
+        let max_rows = usize::try_from(message.max_rows).unwrap_or(0);
+        let state = portal.state();
+        let started = matches!(*state.lock().await, PortalExecutionState::Initial);
+        let mut status = client.transaction_status();
+        client.set_state(PgWireConnectionState::QueryInProgress);
+        if started {
+            let response =
+                ExtendedQueryHandler::do_query(self, client, portal.as_ref(), max_rows).await?;
+            match response {
+                Response::Query(rows) => {
+                    *state.lock().await = PortalExecutionState::Suspended(rows);
+                }
+                Response::EmptyQuery => {
+                    client
+                        .feed(PgWireBackendMessage::EmptyQueryResponse(
+                            pgwire::messages::response::EmptyQueryResponse::new(),
+                        ))
+                        .await?;
+                }
+                Response::Execution(tag) => {
+                    pgwire::api::query::send_execution_response(client, tag).await?
+                }
+                Response::TransactionStart(tag) => {
+                    pgwire::api::query::send_execution_response(client, tag).await?;
+                    status = status.to_in_transaction_state();
+                }
+                Response::TransactionEnd(tag) => {
+                    pgwire::api::query::send_execution_response(client, tag).await?;
+                    status = status.to_idle_state();
+                    client.portal_store().rm_portal(pgwire::api::DEFAULT_NAME);
+                }
+                Response::Error(e) => return Err(PgWireError::UserError(e)),
+                Response::CopyIn(copy) => {
+                    client.set_state(PgWireConnectionState::CopyInProgress(true));
+                    pgwire::api::copy::send_copy_in_response(client, copy).await?;
+                }
+                Response::CopyOut(copy) => {
+                    pgwire::api::copy::send_copy_out_response(client, copy).await?;
+                }
+                Response::CopyBoth(copy) => {
+                    client.set_state(PgWireConnectionState::CopyInProgress(true));
+                    pgwire::api::copy::send_copy_both_response(client, copy).await?;
+                }
+            }
+        }
+        let mut state = state.lock().await;
+        if let PortalExecutionState::Suspended(rows) = &mut *state {
+            let tag = rows.command_tag().to_owned();
+            let mut sent = 0;
+            let mut more = true;
+            while max_rows == 0 || sent < max_rows {
+                match rows.data_rows().next().await {
+                    Some(row) => {
+                        client.feed(PgWireBackendMessage::DataRow(row?)).await?;
+                        sent += 1;
+                    }
+                    None => {
+                        more = false;
+                        break;
+                    }
+                }
+            }
+            if more {
+                client
+                    .send(PgWireBackendMessage::PortalSuspended(
+                        pgwire::messages::extendedquery::PortalSuspended::new(),
+                    ))
+                    .await?;
+            } else {
+                *state = PortalExecutionState::Finished;
+                client
+                    .send(PgWireBackendMessage::CommandComplete(
+                        Tag::new(&tag).with_rows(sent).into(),
+                    ))
+                    .await?;
+            }
+        } else if !started {
+            // Executed to the end already: no more rows.
+            client
+                .send(PgWireBackendMessage::CommandComplete(
+                    Tag::new("SELECT").with_rows(0).into(),
+                ))
+                .await?;
+        }
+        drop(state);
+        if !matches!(client.state(), PgWireConnectionState::CopyInProgress(_)) {
+            client.set_state(PgWireConnectionState::ReadyForQuery);
+            client.set_transaction_status(status);
         }
         Ok(())
     }
@@ -811,23 +947,10 @@ impl Backend {
 
         let (pid, secret) = PID_GENERATOR.generate(client);
         client.set_pid_and_secret_key(pid, secret.clone());
-        let (handle, guard) = self.manager.register(pid, secret);
-        client
-            .session_extensions()
-            .insert::<Arc<ConnectionHandle>>(handle.clone());
-        client.session_extensions().insert(guard);
 
         let mut session = self.session.lock().await;
-        // pg_cancel_backend from another session cancels as a
-        // CancelRequest does.
-        session
-            .info()
-            .set_canceller(crate::engine::sessions::Canceller(Box::new(move || {
-                let handle = handle.clone();
-                tokio::spawn(async move {
-                    handle.cancel().await;
-                });
-            })));
+        // A CancelRequest presents the pid and this secret.
+        session.info().set_cancel_secret(secret.to_bytes().to_vec());
         let database = client
             .metadata()
             .get("database")

@@ -13,7 +13,6 @@ pub mod types;
 use std::future::Future;
 use std::sync::Arc;
 
-use pgwire::api::ConnectionManager;
 use pgwire::tokio::TlsAcceptor;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
@@ -71,7 +70,6 @@ pub async fn serve(
     options: ServerOptions,
     shutdown: impl Future<Output = ()>,
 ) {
-    let manager = Arc::new(ConnectionManager::new());
     let server = Arc::new(ServerContext {
         require_tls: options.require_tls,
         no_auth: options.no_auth,
@@ -97,7 +95,7 @@ pub async fn serve(
                 };
                 let _ = socket.set_nodelay(true);
                 crate::metrics::metrics().connection_accepted();
-                let handlers = ConnectionHandlers::new(db.clone(), manager.clone(), server.clone(), peer);
+                let handlers = ConnectionHandlers::new(db.clone(), server.clone(), peer);
                 let tls = options.tls.clone();
                 let max_message_size = options.max_message_size;
                 let span = tracing::info_span!("connection", %peer, user = tracing::field::Empty);

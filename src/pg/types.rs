@@ -11,11 +11,11 @@ use arrow_pg::encoder::encode_value;
 use bytes::{BufMut, BytesMut};
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema};
-use futures::stream::{self, Stream};
+use futures::stream::{self, Stream, StreamExt};
 use pgwire::api::portal::Format;
 use pgwire::api::results::{DataRowEncoder, FieldFormat, FieldInfo};
 use pgwire::api::Type;
-use pgwire::error::PgWireResult;
+use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::data::DataRow;
 use pgwire::types::format::FormatOptions;
 use pgwire::types::ToSqlText;
@@ -99,6 +99,35 @@ pub fn encode_batches(
         },
     );
     stream::iter(rows)
+}
+
+/// Like [`encode_batches`], for rows still being produced: each batch is
+/// encoded as it arrives; an error in the rows ends the stream with it.
+pub fn encode_stream(
+    fields: Arc<Vec<FieldInfo>>,
+    schema: Arc<Schema>,
+    rows: crate::session::RowStream,
+) -> impl Stream<Item = PgWireResult<DataRow>> + Send + 'static {
+    let tags: Vec<Option<TaggedType>> = schema.fields().iter().map(|f| TaggedType::of(f)).collect();
+    rows.flat_map(
+        move |batch| -> futures::stream::BoxStream<'static, PgWireResult<DataRow>> {
+            let batch = match batch {
+                Ok(batch) => batch,
+                Err(e) => {
+                    let error = PgWireError::UserError(Box::new(super::handler::error_info(&e)));
+                    return Box::pin(stream::once(async move { Err(error) }));
+                }
+            };
+            match super::rows::encode_batch(&batch, &fields, &tags) {
+                Some(rows) => Box::pin(stream::iter(rows.into_iter().map(Ok))),
+                None => Box::pin(stream::iter(general_rows(
+                    fields.clone(),
+                    tags.clone(),
+                    batch,
+                ))),
+            }
+        },
+    )
 }
 
 /// [`encode_batches`] without the fast path (to check the two agree).

@@ -512,9 +512,7 @@ impl Session {
     /// A DEFAULT's value, as a one-element array of the column's type.
     async fn evaluate_default(&self, sql: &str, field: &Field) -> Result<ArrayRef> {
         let plan = self.plan_generated(&format!("SELECT ({sql})")).await?;
-        let batches = datafusion::dataframe::DataFrame::new(self.ctx.state(), plan)
-            .collect()
-            .await?;
+        let batches = self.collect_plan(plan).await?;
         let value = batches
             .iter()
             .find(|b| b.num_rows() > 0)

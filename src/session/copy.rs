@@ -328,7 +328,8 @@ impl Session {
                 let statement = statements
                     .pop_front()
                     .ok_or_else(|| QuiverError::InvalidStatement("COPY needs a query".into()))?;
-                match Box::pin(self.execute_statement(statement)).await? {
+                let result = Box::pin(self.execute_statement(statement)).await?;
+                match result.collected().await? {
                     StatementResult::Rows {
                         schema, batches, ..
                     } => {

@@ -41,7 +41,10 @@ impl Session {
                     self.ctx.read_json(urls, options).await
                 }
                 .map_err(|e| unreadable(pattern, e))?;
-                let batches = frame.collect().await.map_err(|e| unreadable(pattern, e))?;
+                let batches = self
+                    .collect_plan(frame.into_unoptimized_plan())
+                    .await
+                    .map_err(|e| unreadable(pattern, e))?;
                 vec![conform(&copy, batches)?]
             }
             _ => {
@@ -194,11 +197,8 @@ fn cannot_open(path: &Path, e: std::io::Error) -> QuiverError {
     ))
 }
 
-fn unreadable(pattern: &str, e: datafusion::error::DataFusionError) -> QuiverError {
-    QuiverError::InvalidParameterValue(format!(
-        "could not read \"{pattern}\": {}",
-        QuiverError::from(e)
-    ))
+fn unreadable(pattern: &str, e: impl Into<QuiverError>) -> QuiverError {
+    QuiverError::InvalidParameterValue(format!("could not read \"{pattern}\": {}", e.into()))
 }
 
 /// A COPY data error, with the file it is in.

@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::DFSchema;
-use datafusion::dataframe::DataFrame;
 use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan, LogicalPlanBuilder};
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{
@@ -325,7 +324,7 @@ impl Session {
             })
             .collect::<Result<_>>()?;
         let schema = Arc::new(Schema::new(fields));
-        let batches = DataFrame::new(self.ctx.state(), plan).collect().await?;
+        let batches = self.collect_plan(plan).await?;
         let rows = self.store_new_table(&name, schema, batches).await?;
         Ok(StatementResult::Command {
             tag: "SELECT",

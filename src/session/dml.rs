@@ -15,7 +15,6 @@ use datafusion::arrow::compute::{concat_batches, sort_to_indices, take_record_ba
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt64Type};
 use datafusion::catalog::{MemorySchemaProvider, SchemaProvider};
 use datafusion::common::{ParamValues, ScalarValue};
-use datafusion::dataframe::DataFrame;
 use datafusion::datasource::MemTable;
 use datafusion::logical_expr::{col, ExprSchemable, LogicalPlan, LogicalPlanBuilder};
 use datafusion::sql::parser::Statement as DfStatement;
@@ -372,7 +371,7 @@ impl Session {
             Some(params) => plan.with_param_values(params.clone())?,
             None => plan,
         };
-        Ok(DataFrame::new(self.ctx.state(), plan).collect().await?)
+        self.collect_plan(plan).await
     }
 
     async fn update(

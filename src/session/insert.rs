@@ -6,7 +6,6 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
-use datafusion::dataframe::DataFrame;
 use datafusion::logical_expr::{DmlStatement, LogicalPlan};
 
 use super::{Session, StatementResult};
@@ -59,9 +58,9 @@ impl Session {
     ) -> Result<Vec<RecordBatch>> {
         let names = input.schema().as_arrow().clone();
         let top = input.expressions();
-        match DataFrame::new(self.ctx.state(), input).collect().await {
+        match self.collect_plan(input).await {
             Ok(batches) => Ok(batches),
-            Err(e) => Err(values_not_null(e.into(), table, &names, &top)),
+            Err(e) => Err(values_not_null(e, table, &names, &top)),
         }
     }
 }

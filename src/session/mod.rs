@@ -10,6 +10,7 @@ mod copy;
 mod copy_files;
 mod ddl;
 mod dml;
+mod execution;
 mod external;
 mod file_functions;
 mod insert;
@@ -34,7 +35,6 @@ use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider, MemorySchemaPr
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::ParamValues;
 use datafusion::common::TableReference;
-use datafusion::dataframe::DataFrame;
 use datafusion::execution::context::{SessionConfig, SessionContext};
 use datafusion::logical_expr::{Cast, Expr, LogicalPlan, ScalarUDF, TryCast, WriteOp};
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
@@ -46,6 +46,7 @@ use crate::error::{not_supported, QuiverError, Result};
 use crate::metrics;
 use crate::pg::catalog::{CatalogContext, Identity, SessionInfo};
 pub use copy::{column_from_text, BadValue, CopyFormat, CopyIn, CopyOptions, CopyOut};
+pub use execution::{from_datafusion, reads_tables, RowStream, QUERY_QUEUE};
 use script::{is_checkpoint, parse_script, Parsed};
 use settings::Settings;
 use transaction::OpenTransaction;
@@ -68,6 +69,14 @@ pub enum StatementResult {
         /// `SELECT`, or `UPDATE` etc. for RETURNING.
         tag: &'static str,
     },
+    /// A result set still being produced (a session that streams its
+    /// results, see [`Session::stream_results`]): the rows come as the
+    /// plan runs, and the statement ends when the last one is out.
+    RowStream {
+        schema: SchemaRef,
+        rows: RowStream,
+        tag: &'static str,
+    },
     /// A command without rows, e.g. `CREATE TABLE` or `INSERT 0 3`.
     Command {
         tag: &'static str,
@@ -86,6 +95,18 @@ pub enum StatementResult {
 impl StatementResult {
     fn command(tag: &'static str) -> Self {
         StatementResult::Command { tag, rows: None }
+    }
+
+    /// The result with every row computed (a stream collected).
+    pub async fn collected(self) -> Result<StatementResult> {
+        match self {
+            StatementResult::RowStream { schema, rows, tag } => Ok(StatementResult::Rows {
+                schema,
+                batches: rows.collect().await?,
+                tag,
+            }),
+            other => Ok(other),
+        }
     }
 }
 
@@ -127,6 +148,14 @@ pub struct Session {
     info: Arc<SessionInfo>,
     /// Prepared statements named in DEALLOCATE, for the wire layer to drop.
     deallocated: Vec<String>,
+    /// When the running statement times out (statement_timeout).
+    deadline: Option<std::time::Instant>,
+    /// Query results come as [`StatementResult::RowStream`] (a server
+    /// sends rows as they are produced) rather than collected.
+    stream_results: bool,
+    /// Set when the rows of a streamed result failed after its statement
+    /// returned: the open block is failed at the next statement.
+    stream_failed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Session {
@@ -181,6 +210,9 @@ impl Session {
             scratch_schema,
             info,
             deallocated: Vec::new(),
+            deadline: None,
+            stream_results: false,
+            stream_failed: Default::default(),
         };
         session.publish_settings();
         session
@@ -213,6 +245,13 @@ impl Session {
         &self.settings
     }
 
+    /// Query results come as [`StatementResult::RowStream`], produced
+    /// while the caller sends them (a server), when the statement is the
+    /// only one of its message; otherwise they are collected first.
+    pub fn stream_results(&mut self, on: bool) {
+        self.stream_results = on;
+    }
+
     /// Reported parameters changed since the last call.
     pub fn take_changed_settings(&mut self) -> Vec<(&'static str, String)> {
         std::mem::take(&mut self.changed)
@@ -235,13 +274,40 @@ impl Session {
     /// Runs every statement in `sql` in order, stopping at the first error
     /// (which is the last element), as the simple query protocol does.
     pub async fn execute_sql(&mut self, sql: &str) -> Vec<Result<StatementResult>> {
+        self.take_stream_failure();
         self.info.start_query(sql);
         let started = std::time::Instant::now();
-        let results = self.execute_sql_inner(sql).await;
+        let mut results = self.execute_sql_inner(sql).await;
         let failed = results.iter().any(|r| r.is_err());
         self.log_statement(sql, started.elapsed(), failed);
-        self.publish_state();
+        match results.pop() {
+            Some(Ok(last)) => results.push(Ok(self.end_statement(last))),
+            Some(Err(e)) => {
+                self.publish_state();
+                results.push(Err(e));
+            }
+            None => self.publish_state(),
+        }
         results
+    }
+
+    /// The statement returned: it ends now, or when the rows of a streamed
+    /// result are all sent.
+    fn end_statement(&mut self, result: StatementResult) -> StatementResult {
+        match result {
+            StatementResult::RowStream { schema, rows, tag } => {
+                let in_block = self.txn.is_some();
+                StatementResult::RowStream {
+                    schema,
+                    rows: self.finish_when_sent(rows, in_block),
+                    tag,
+                }
+            }
+            other => {
+                self.publish_state();
+                other
+            }
+        }
     }
 
     /// One DEBUG line per statement; an INFO line for a slow one.
@@ -323,8 +389,11 @@ impl Session {
         }
     }
 
-    /// Runs statements in order, stopping at the first error.
+    /// Runs statements in order, stopping at the first error. Of several,
+    /// each one's rows are computed before the next runs (an error among
+    /// them stops the rest, and the implicit transaction).
     async fn run_statements(&mut self, statements: Vec<Parsed>) -> Vec<Result<StatementResult>> {
+        let several = statements.len() > 1;
         let mut results = Vec::with_capacity(statements.len());
         for statement in statements {
             let result = match statement {
@@ -354,6 +423,10 @@ impl Session {
                     );
                     result
                 }
+            };
+            let result = match result {
+                Ok(rows @ StatementResult::RowStream { .. }) if several => rows.collected().await,
+                other => other,
             };
             if result.is_err() {
                 self.note_failure();
@@ -453,6 +526,7 @@ impl Session {
         prepared: &Prepared,
         params: Option<ParamValues>,
     ) -> Result<StatementResult> {
+        self.take_stream_failure();
         self.info.start_query(&prepared.sql);
         let started = std::time::Instant::now();
         let result = self.execute_prepared_inner(prepared, params).await;
@@ -465,8 +539,13 @@ impl Session {
         };
         metrics::metrics().statement(kind, metrics::Outcome::of(&result), started.elapsed());
         self.log_statement(&prepared.sql, started.elapsed(), result.is_err());
-        self.publish_state();
-        result
+        match result {
+            Ok(result) => Ok(self.end_statement(result)),
+            Err(e) => {
+                self.publish_state();
+                Err(e)
+            }
+        }
     }
 
     async fn execute_prepared_inner(
@@ -553,13 +632,26 @@ impl Session {
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
-        let result = if timeout_ms == 0 {
-            f(self).await
-        } else {
-            match tokio::time::timeout(Duration::from_millis(timeout_ms), f(self)).await {
-                Ok(result) => result,
-                Err(_) => Err(QuiverError::StatementTimeout),
+        self.deadline =
+            (timeout_ms > 0).then(|| std::time::Instant::now() + Duration::from_millis(timeout_ms));
+        // A cancel or the timeout stops the statement wherever it is
+        // (rows it streams stop on their own: see `control`).
+        let control = self.control();
+        let stopped = async {
+            match control.deadline {
+                Some(deadline) => tokio::select! {
+                    _ = control.cancel.cancelled() => QuiverError::QueryCanceled,
+                    _ = tokio::time::sleep_until(deadline.into()) => QuiverError::StatementTimeout,
+                },
+                None => {
+                    control.cancel.cancelled().await;
+                    QuiverError::QueryCanceled
+                }
             }
+        };
+        let result = tokio::select! {
+            result = f(self) => result,
+            reason = stopped => Err(reason),
         };
         crate::storage::maybe_checkpoint(&self.db);
         result
@@ -857,20 +949,21 @@ impl Session {
                     &self.catalog(),
                     &self.default_schema(),
                 );
-                let df = DataFrame::new(self.ctx.state(), plan);
                 // Partition by partition, in order: a scan's partitions
                 // are consecutive slices of the table, so rows come back
                 // in table order when the query does not reorder them
                 // (as a Postgres sequential scan returns them).
-                let batches = df
-                    .collect_partitioned()
-                    .await?
-                    .into_iter()
-                    .flatten()
-                    .collect();
+                let rows = self.execute_plan(plan).await?;
+                if self.stream_results {
+                    return Ok(StatementResult::RowStream {
+                        schema,
+                        rows,
+                        tag: "SELECT",
+                    });
+                }
                 Ok(StatementResult::Rows {
                     schema,
-                    batches,
+                    batches: rows.collect().await?,
                     tag: "SELECT",
                 })
             }
@@ -1051,6 +1144,11 @@ fn rename_columns(result: StatementResult, names: &Option<Vec<Option<String>>>) 
         } => StatementResult::Rows {
             schema: column_names::rename(&schema, names),
             batches,
+            tag,
+        },
+        StatementResult::RowStream { schema, rows, tag } => StatementResult::RowStream {
+            schema: column_names::rename(&schema, names),
+            rows,
             tag,
         },
         other => other,

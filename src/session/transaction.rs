@@ -30,7 +30,7 @@ impl Session {
     pub fn transaction_state(&self) -> TxnState {
         match &self.txn {
             None => TxnState::Idle,
-            Some(open) if open.failed => TxnState::Failed,
+            Some(open) if open.failed || self.stream_failed() => TxnState::Failed,
             Some(_) => TxnState::InTransaction,
         }
     }

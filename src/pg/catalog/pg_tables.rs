@@ -1040,6 +1040,12 @@ fn pg_stat_activity(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
             ("xact_start", activity.xact_start.map_or(null(), time)),
             ("query_start", activity.query_start.map_or(null(), time)),
             ("state_change", time(activity.state_change)),
+            // A statement waiting for an execution slot (admission).
+            (
+                "wait_event_type",
+                session.wait_event().map_or(null(), |_| text("Extension")),
+            ),
+            ("wait_event", session.wait_event().map_or(null(), text)),
             ("state", text(activity.state)),
             ("query", text(activity.query)),
             ("backend_type", text("client backend")),

@@ -1,0 +1,223 @@
+//! Running a statement's plan: on the query threads, after waiting for an
+//! execution slot when it reads tables, stopped by a cancel or the
+//! statement timeout; and the rows of a result that is still being
+//! produced while the front end sends it.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::error::DataFusionError;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::SendableRecordBatchStream;
+use futures::{Stream, StreamExt};
+
+use super::Session;
+use crate::engine::sessions::SessionInfo;
+use crate::error::{QuiverError, Result};
+use crate::executor::{Control, Slot};
+use crate::pg::catalog::{INFORMATION_SCHEMA, PG_CATALOG};
+
+/// What pg_stat_activity's wait_event shows while a query waits for an
+/// execution slot.
+pub const QUERY_QUEUE: &str = "QueryQueue";
+
+/// Rows a plan is still producing.
+pub struct RowStream(SendableRecordBatchStream);
+
+impl std::fmt::Debug for RowStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RowStream").finish_non_exhaustive()
+    }
+}
+
+impl RowStream {
+    pub fn new(stream: SendableRecordBatchStream) -> RowStream {
+        RowStream(stream)
+    }
+
+    pub fn schema(&self) -> SchemaRef {
+        self.0.schema()
+    }
+
+    /// Every remaining batch.
+    pub async fn collect(mut self) -> Result<Vec<RecordBatch>> {
+        let mut batches = Vec::new();
+        while let Some(batch) = self.0.next().await {
+            batches.push(batch.map_err(from_datafusion)?);
+        }
+        Ok(batches)
+    }
+}
+
+impl Stream for RowStream {
+    type Item = Result<RecordBatch>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.0
+            .poll_next_unpin(cx)
+            .map(|next| next.map(|batch| batch.map_err(from_datafusion)))
+    }
+}
+
+/// Our own errors come back out of DataFusion's wrapper as they were.
+pub fn from_datafusion(e: DataFusionError) -> QuiverError {
+    match e {
+        DataFusionError::External(inner) => match inner.downcast::<QuiverError>() {
+            Ok(ours) => *ours,
+            Err(other) => QuiverError::DataFusion(DataFusionError::External(other)),
+        },
+        other => QuiverError::DataFusion(other),
+    }
+}
+
+/// Whether a plan reads tables (ours, files, table functions): such a
+/// query runs on the query threads and waits for an execution slot. One
+/// that reads only the system catalogs, or nothing (`SELECT 1`), runs at
+/// once where it was asked: an operator's look at pg_stat_activity never
+/// queues behind the queries it is looking at.
+pub fn reads_tables(plan: &LogicalPlan) -> bool {
+    let mut reads = false;
+    let _ = plan.apply_with_subqueries(|node| {
+        let system = match node {
+            LogicalPlan::TableScan(scan) => matches!(
+                scan.table_name.schema(),
+                Some(PG_CATALOG) | Some(INFORMATION_SCHEMA)
+            ),
+            LogicalPlan::RecursiveQuery(_) => false,
+            _ => return Ok(TreeNodeRecursion::Continue),
+        };
+        if system {
+            Ok(TreeNodeRecursion::Continue)
+        } else {
+            reads = true;
+            Ok(TreeNodeRecursion::Stop)
+        }
+    });
+    reads
+}
+
+impl Session {
+    /// What stops the running statement: a cancel, or its timeout.
+    pub(super) fn control(&self) -> Control {
+        Control::new(self.info.statement_token(), self.deadline)
+    }
+
+    /// Waits for an execution slot, showing the wait in pg_stat_activity.
+    async fn admit_query(&self) -> Arc<Slot> {
+        let executor = self.db.executor();
+        self.info.set_wait_event(Some(QUERY_QUEUE));
+        let slot = executor.admit().await;
+        self.info.set_wait_event(None);
+        slot
+    }
+
+    /// Executes a logical plan and returns its rows as they come.
+    pub(super) async fn execute_plan(&self, plan: LogicalPlan) -> Result<RowStream> {
+        let heavy = reads_tables(&plan);
+        let state = self.ctx.state();
+        let physical = state.create_physical_plan(&plan).await?;
+        let slot = match heavy {
+            true => Some(self.admit_query().await),
+            false => None,
+        };
+        let stream = self
+            .db
+            .executor()
+            .execute(physical, state.task_ctx(), self.control(), slot)
+            .await;
+        Ok(RowStream::new(stream))
+    }
+
+    /// Executes a logical plan to the end.
+    pub(super) async fn collect_plan(&self, plan: LogicalPlan) -> Result<Vec<RecordBatch>> {
+        self.execute_plan(plan).await?.collect().await
+    }
+
+    /// The rows of a result the front end is still sending end the
+    /// statement when they are all out: pg_stat_activity shows it active
+    /// until then, and an error among them fails the open transaction.
+    pub(super) fn finish_when_sent(&self, rows: RowStream, in_block: bool) -> RowStream {
+        let schema = rows.schema();
+        let guarded = Finishing {
+            rows,
+            info: self.info.clone(),
+            failed: self.stream_failed.clone(),
+            in_block,
+            errored: false,
+            finished: false,
+        };
+        RowStream::new(Box::pin(
+            datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
+                schema,
+                guarded.map(|batch| batch.map_err(|e| DataFusionError::External(Box::new(e)))),
+            ),
+        ))
+    }
+
+    /// Whether rows sent after the last statement returned failed (the
+    /// open block is then failed).
+    pub(super) fn take_stream_failure(&mut self) {
+        if self.stream_failed.swap(false, Ordering::AcqRel) {
+            self.note_failure();
+        }
+    }
+
+    /// Whether rows still being sent failed (before the next statement
+    /// notices).
+    pub(super) fn stream_failed(&self) -> bool {
+        self.stream_failed.load(Ordering::Acquire)
+    }
+}
+
+/// A statement's rows with what must happen when they are all sent.
+struct Finishing {
+    rows: RowStream,
+    info: Arc<SessionInfo>,
+    failed: Arc<AtomicBool>,
+    in_block: bool,
+    errored: bool,
+    finished: bool,
+}
+
+impl Finishing {
+    fn finish(&mut self) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        let failed_block = self.in_block && self.errored;
+        if failed_block {
+            self.failed.store(true, Ordering::Release);
+        }
+        self.info.end_query(self.in_block, failed_block);
+    }
+}
+
+impl Stream for Finishing {
+    type Item = Result<RecordBatch>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let next = self.rows.poll_next_unpin(cx);
+        match &next {
+            Poll::Ready(Some(Err(_))) => {
+                self.errored = true;
+                self.finish();
+            }
+            Poll::Ready(None) => self.finish(),
+            _ => {}
+        }
+        next
+    }
+}
+
+impl Drop for Finishing {
+    fn drop(&mut self) {
+        // Not read to the end (the client went away, a portal closed).
+        self.finish();
+    }
+}
