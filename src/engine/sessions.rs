@@ -99,10 +99,10 @@ impl SessionInfo {
     }
 
     /// pg_cancel_backend or a CancelRequest: stops the running statement,
-    /// if any (false when the session is idle).
+    /// if any. True, as PostgreSQL's is once the signal is sent.
     pub fn cancel(&self) -> bool {
         self.statement.lock().cancel();
-        self.activity.lock().state == "active"
+        true
     }
 
     /// What stops the running statement.
