@@ -16,7 +16,8 @@
 //! Rows come back through bounded channels, in partition order (a scan's
 //! partitions are consecutive slices of the table, so rows come in table
 //! order when the plan does not reorder them). A cancel, a deadline, or
-//! the reader going away stops every partition at its next yield point.
+//! the reader going away stops every operator at its next check point
+//! (see [`cancel`]).
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -256,24 +257,6 @@ impl QueryExecutor {
         }
     }
 
-    /// Runs `work` on the query threads and waits for its result; the
-    /// work stops (at its next yield point) if the caller stops waiting.
-    pub async fn run<F, T>(&self, work: F) -> T
-    where
-        F: Future<Output = T> + Send + 'static,
-        T: Send + 'static,
-    {
-        let Some(runtime) = &self.runtime else {
-            return work.await;
-        };
-        let mut task = AbortOnDrop(runtime.spawn(work));
-        match (&mut task.0).await {
-            Ok(out) => out,
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(e) => panic!("query task ended unexpectedly: {e}"),
-        }
-    }
-
     /// Executes `plan` on the query threads. Its rows come back in
     /// partition order through bounded channels; `slot` (None for queries
     /// that read no tables) is held while a partition computes.
@@ -428,15 +411,6 @@ fn ordered(
 
 fn external(e: QuiverError) -> DataFusionError {
     DataFusionError::External(Box::new(e))
-}
-
-/// A task aborted when its handle is dropped.
-struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 #[cfg(test)]
