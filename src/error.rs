@@ -93,6 +93,9 @@ pub enum QuiverError {
     /// 25006: a change in a read-only transaction or database.
     #[error("{0}")]
     ReadOnly(String),
+    /// 55000: an object that exists but cannot be used as it is.
+    #[error("{0}")]
+    BrokenObject(String),
     #[error("savepoint \"{0}\" does not exist")]
     UndefinedSavepoint(String),
     #[error("role \"{0}\" does not exist")]
@@ -184,6 +187,7 @@ pub enum SqlState {
     InFailedSqlTransaction,
     NoActiveSqlTransaction,
     ReadOnlySqlTransaction,
+    ObjectNotInPrerequisiteState,
     SavepointException,
     OutOfMemory,
     UndefinedFile,
@@ -231,6 +235,7 @@ impl SqlState {
             SqlState::InFailedSqlTransaction => "25P02",
             SqlState::NoActiveSqlTransaction => "25P01",
             SqlState::ReadOnlySqlTransaction => "25006",
+            SqlState::ObjectNotInPrerequisiteState => "55000",
             SqlState::SavepointException => "3B001",
             SqlState::OutOfMemory => "53200",
             SqlState::InsufficientPrivilege => "42501",
@@ -294,6 +299,7 @@ impl QuiverError {
             QuiverError::InFailedTransaction => SqlState::InFailedSqlTransaction,
             QuiverError::NoActiveTransaction(_) => SqlState::NoActiveSqlTransaction,
             QuiverError::ReadOnly(_) => SqlState::ReadOnlySqlTransaction,
+            QuiverError::BrokenObject(_) => SqlState::ObjectNotInPrerequisiteState,
             QuiverError::UndefinedSavepoint(_) => SqlState::SavepointException,
             QuiverError::Io(_) => SqlState::IoError,
             QuiverError::Corrupt { .. } => SqlState::DataCorrupted,

@@ -554,3 +554,71 @@ async fn recover_serves_what_can_be_read_and_refuses_every_change() {
         "{stdout}"
     );
 }
+
+#[tokio::test]
+async fn a_view_whose_files_are_gone_comes_back_unusable_not_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let csv = files.path().join("people.csv");
+    std::fs::write(&csv, "id,name\n1,ada\n2,alan\n").unwrap();
+    {
+        let server = TestServer::start_with(&["--data-dir", path]);
+        let client = server.connect().await;
+        client
+            .batch_execute(&format!(
+                "CREATE TABLE kept (x INT); INSERT INTO kept VALUES (1);
+                 CREATE VIEW people AS SELECT * FROM read_csv('{}');",
+                csv.display()
+            ))
+            .await
+            .unwrap();
+        let n: i64 = client
+            .query_one("SELECT count(*) FROM people", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(n, 2);
+    }
+    std::fs::remove_file(&csv).unwrap();
+    // The server starts; the view is there, and says why it cannot be read.
+    let server = TestServer::start_with(&["--data-dir", path]);
+    let client = server.connect().await;
+    let err = client
+        .simple_query("SELECT * FROM people")
+        .await
+        .unwrap_err();
+    let db = err.as_db_error().unwrap();
+    assert_eq!(db.code().code(), "55000", "{db:?}");
+    assert!(
+        db.message().contains("view \"people\" cannot be read"),
+        "{db:?}"
+    );
+    let views: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_views WHERE viewname = 'people'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(views, 1);
+    // Everything else came back.
+    let kept: i64 = client
+        .query_one("SELECT count(*) FROM kept", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(kept, 1);
+    // Replacing it mends it.
+    client
+        .batch_execute("CREATE OR REPLACE VIEW people AS SELECT 1 AS id")
+        .await
+        .unwrap();
+    let id: i32 = client
+        .query_one("SELECT id FROM people", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(id, 1);
+}

@@ -50,9 +50,27 @@ pub struct View {
     pub plan: LogicalPlan,
     /// Relations the view reads; they cannot be dropped without CASCADE.
     pub depends_on: Vec<QualifiedName>,
+    /// Why the view cannot be read, when its definition no longer plans
+    /// (recovery keeps it, so that nothing committed is lost; a query of
+    /// it fails saying why, and CREATE OR REPLACE or DROP mend it).
+    pub broken: Option<String>,
 }
 
 impl View {
+    /// A view whose definition no longer plans, kept as it was logged.
+    pub fn broken(def: ViewDef, seq: u64, depends_on: Vec<QualifiedName>, reason: String) -> View {
+        View {
+            def,
+            seq,
+            plan: LogicalPlan::EmptyRelation(datafusion::logical_expr::EmptyRelation {
+                produce_one_row: false,
+                schema: Arc::new(datafusion::common::DFSchema::empty()),
+            }),
+            depends_on,
+            broken: Some(reason),
+        }
+    }
+
     /// Whether this is an external table (CREATE EXTERNAL TABLE): a view
     /// over files, which records their schema.
     pub fn is_external(&self) -> bool {
@@ -209,6 +227,13 @@ impl SchemaProvider for QuiverSchemaProvider {
             return Ok(Some(table.clone() as Arc<dyn TableProvider>));
         }
         if let Some(view) = entry.views.get(name) {
+            if let Some(reason) = &view.broken {
+                return Err(datafusion::error::DataFusionError::External(Box::new(
+                    crate::error::QuiverError::BrokenObject(format!(
+                        "view \"{name}\" cannot be read: {reason}; CREATE OR REPLACE VIEW or DROP VIEW mends it"
+                    )),
+                )));
+            }
             let view = ViewTable::new(view.plan.clone(), Some(view.def.query.clone()));
             return Ok(Some(Arc::new(view)));
         }

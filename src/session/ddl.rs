@@ -487,6 +487,7 @@ impl Session {
             seq: self.db.allocate_view_seq(),
             plan,
             depends_on,
+            broken: None,
         })
     }
 }
@@ -494,7 +495,11 @@ impl Session {
 impl Session {
     /// The tables and views of ours that `query` names (unqualified
     /// names as seen from `default_schema`).
-    fn relations_named_in(&self, query: &Query, default_schema: &str) -> Vec<QualifiedName> {
+    pub(super) fn relations_named_in(
+        &self,
+        query: &Query,
+        default_schema: &str,
+    ) -> Vec<QualifiedName> {
         let mut names = Vec::new();
         let _ = datafusion::sql::sqlparser::ast::visit_relations(query, |name| {
             names.push(name.clone());

@@ -111,6 +111,7 @@ impl Session {
             seq: self.db.allocate_view_seq(),
             plan,
             depends_on: Vec::new(),
+            broken: None,
         })
     }
 }

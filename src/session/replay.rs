@@ -9,7 +9,7 @@ use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::Statement;
 
 use super::Session;
-use crate::engine::{Ack, Change, QualifiedName, Table};
+use crate::engine::{Ack, Change, QualifiedName, Table, View};
 use crate::error::{QuiverError, Result};
 use crate::storage::record::{decode_batches, decode_positions, Commit, Effect, ViewDef};
 
@@ -39,7 +39,9 @@ impl Session {
                     self.db.reserve_table_ids(def.id + 1);
                     tables.insert(def.id, table);
                 }
-                Effect::CreateView(def) => self.replay_view(def.clone()).await?,
+                Effect::CreateView(def) => {
+                    self.replay_view(def.clone()).await?;
+                }
                 Effect::DropRelations { names, cascade, .. } => {
                     let names: Vec<_> = names
                         .iter()
@@ -112,23 +114,52 @@ impl Session {
     }
 
     /// Creates a view (or an external table) again from its definition.
-    pub(crate) async fn replay_view(&mut self, def: ViewDef) -> Result<()> {
+    /// One that no longer plans (it reads a file that has gone, say) comes
+    /// back broken, with its definition, rather than stopping recovery:
+    /// returns why.
+    pub(crate) async fn replay_view(&mut self, def: ViewDef) -> Result<Option<String>> {
         let name = QualifiedName::new(&def.schema, &def.name);
-        let unreadable =
-            || QuiverError::Internal(format!("view {} has an unreadable definition", def.name));
-        let view = match Session::parse(&def.query)?.pop_front() {
-            // Built from the schema recorded at creation: the files may
-            // have gone while the server was down.
-            Some(DfStatement::CreateExternalTable(create)) => {
-                self.build_external_table(def, &create).await?
-            }
-            Some(DfStatement::Statement(s)) => match *s {
-                Statement::Query(query) => self.build_view(def, &query).await?,
-                _ => return Err(unreadable()),
+        let built = match Session::parse(&def.query) {
+            Ok(mut statements) => match statements.pop_front() {
+                // Built from the schema recorded at creation: the files
+                // may have gone while the server was down.
+                Some(DfStatement::CreateExternalTable(create)) => {
+                    self.build_external_table(def.clone(), &create).await
+                }
+                Some(DfStatement::Statement(s)) => match *s {
+                    Statement::Query(query) => self.build_view(def.clone(), &query).await,
+                    _ => Err(unreadable(&def)),
+                },
+                _ => Err(unreadable(&def)),
             },
-            _ => return Err(unreadable()),
+            Err(e) => Err(e),
         };
-        self.db.restore_view(&name, view);
-        Ok(())
+        match built {
+            Ok(view) => {
+                self.db.restore_view(&name, view);
+                Ok(None)
+            }
+            Err(e) => {
+                let reason = format!("its definition no longer plans ({e})");
+                tracing::warn!("view {name} came back unusable: {reason}");
+                let depends_on = match Session::parse(&def.query).map(|mut s| s.pop_front()) {
+                    Ok(Some(DfStatement::Statement(s))) => match *s {
+                        Statement::Query(query) => {
+                            self.relations_named_in(&query, &def.default_schema)
+                        }
+                        _ => Vec::new(),
+                    },
+                    _ => Vec::new(),
+                };
+                let seq = self.db.allocate_view_seq();
+                self.db
+                    .restore_view(&name, View::broken(def, seq, depends_on, reason.clone()));
+                Ok(Some(reason))
+            }
+        }
     }
+}
+
+fn unreadable(def: &ViewDef) -> QuiverError {
+    QuiverError::Internal(format!("view {} has an unreadable definition", def.name))
 }

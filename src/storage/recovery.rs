@@ -236,13 +236,11 @@ impl Recovery {
             self.tables.insert(def.id, table);
         }
         for view in &manifest.views {
-            match session.replay_view(view.clone()).await {
-                Ok(()) => {}
-                Err(e) if mode == Mode::Salvage => report.problems.push(format!(
-                    "view {}.{} could not be planned again ({e}); it was left out",
+            if let Some(reason) = session.replay_view(view.clone()).await? {
+                report.problems.push(format!(
+                    "view {}.{}: {reason}; it is kept, and a query of it fails until it is replaced or dropped",
                     view.schema, view.name
-                )),
-                Err(e) => return Err(e),
+                ));
             }
         }
         for role in &manifest.roles {
