@@ -93,6 +93,9 @@ pub enum QuiverError {
     /// 25006: a change in a read-only transaction or database.
     #[error("{0}")]
     ReadOnly(String),
+    /// 22003: a number out of its type's range.
+    #[error("{0}")]
+    OutOfRange(String),
     /// 55000: an object that exists but cannot be used as it is.
     #[error("{0}")]
     BrokenObject(String),
@@ -164,6 +167,7 @@ pub enum SqlState {
     UndefinedObject,
     DuplicateObject,
     AmbiguousColumn,
+    GroupingError,
     InvalidColumnReference,
     CheckViolation,
     CardinalityViolation,
@@ -178,6 +182,7 @@ pub enum SqlState {
     InvalidTextRepresentation,
     DivisionByZero,
     NumericValueOutOfRange,
+    DatetimeFieldOverflow,
     FeatureNotSupported,
     DependentObjectsStillExist,
     WrongObjectType,
@@ -212,6 +217,7 @@ impl SqlState {
             SqlState::UndefinedObject => "42704",
             SqlState::DuplicateObject => "42710",
             SqlState::AmbiguousColumn => "42702",
+            SqlState::GroupingError => "42803",
             SqlState::InvalidColumnReference => "42P10",
             SqlState::CheckViolation => "23514",
             SqlState::CardinalityViolation => "21000",
@@ -226,6 +232,7 @@ impl SqlState {
             SqlState::InvalidTextRepresentation => "22P02",
             SqlState::DivisionByZero => "22012",
             SqlState::NumericValueOutOfRange => "22003",
+            SqlState::DatetimeFieldOverflow => "22008",
             SqlState::FeatureNotSupported => "0A000",
             SqlState::DependentObjectsStillExist => "2BP01",
             SqlState::WrongObjectType => "42809",
@@ -300,6 +307,7 @@ impl QuiverError {
             QuiverError::NoActiveTransaction(_) => SqlState::NoActiveSqlTransaction,
             QuiverError::ReadOnly(_) => SqlState::ReadOnlySqlTransaction,
             QuiverError::BrokenObject(_) => SqlState::ObjectNotInPrerequisiteState,
+            QuiverError::OutOfRange(_) => SqlState::NumericValueOutOfRange,
             QuiverError::UndefinedSavepoint(_) => SqlState::SavepointException,
             QuiverError::Io(_) => SqlState::IoError,
             QuiverError::Corrupt { .. } => SqlState::DataCorrupted,
@@ -354,7 +362,11 @@ fn datafusion_sqlstate(e: &DataFusionError) -> SqlState {
         },
         DataFusionError::NotImplemented(_) => SqlState::FeatureNotSupported,
         DataFusionError::IoError(_) => SqlState::IoError,
-        DataFusionError::Plan(msg) | DataFusionError::Execution(msg) => message_sqlstate(msg),
+        // Planning errors are about the query (PostgreSQL's class 42);
+        // execution errors that no rule below names are internal failures,
+        // never syntax errors.
+        DataFusionError::Plan(msg) => message_sqlstate(msg).unwrap_or(SqlState::SyntaxError),
+        DataFusionError::Execution(msg) => message_sqlstate(msg).unwrap_or(SqlState::InternalError),
         _ => SqlState::InternalError,
     }
 }
@@ -378,6 +390,11 @@ fn arrow_sqlstate(err: &ArrowError) -> SqlState {
         ArrowError::InvalidArgumentError(msg) if msg.contains("precision") => {
             SqlState::NumericValueOutOfRange
         }
+        // `date + integer` past the calendar: DataFusion overflows the
+        // interval it adds.
+        ArrowError::ComputeError(msg) if msg.contains("Cannot cast to Interval") => {
+            SqlState::DatetimeFieldOverflow
+        }
         ArrowError::ComputeError(msg) if msg.contains("overflow") => {
             SqlState::NumericValueOutOfRange
         }
@@ -385,9 +402,9 @@ fn arrow_sqlstate(err: &ArrowError) -> SqlState {
     }
 }
 
-fn message_sqlstate(msg: &str) -> SqlState {
+fn message_sqlstate(msg: &str) -> Option<SqlState> {
     let lower = msg.to_ascii_lowercase();
-    if lower.contains("table") && lower.contains("not found") {
+    Some(if lower.contains("table") && lower.contains("not found") {
         SqlState::UndefinedTable
     } else if lower.contains("divide by zero") || lower.contains("division by zero") {
         SqlState::DivisionByZero
@@ -416,9 +433,12 @@ fn message_sqlstate(msg: &str) -> SqlState {
         SqlState::InvalidTextRepresentation
     } else if lower.contains("not implemented") || lower.contains("unsupported") {
         SqlState::FeatureNotSupported
+    } else if lower.contains("must be in group by") || lower.contains("must appear in the group by")
+    {
+        SqlState::GroupingError
     } else {
-        SqlState::SyntaxError
-    }
+        return None;
+    })
 }
 
 /// DataFusion prefixes messages with its own layer names ("Error during
@@ -431,13 +451,22 @@ fn datafusion_message(e: &DataFusionError) -> String {
             if let Some(name) = missing_table_name(msg) {
                 return format!("relation \"{name}\" does not exist");
             }
-            postgres_cast_message(msg).unwrap_or_else(|| msg.clone())
+            match postgres_cast_message(msg) {
+                Some(message) => message,
+                // An execution error may carry a plan dump after its
+                // sentence; the client gets the sentence.
+                None if matches!(root, DataFusionError::Execution(_)) => first_line(msg),
+                None => msg.clone(),
+            }
         }
         DataFusionError::ArrowError(err, _) => match err.as_ref() {
             ArrowError::DivideByZero => "division by zero".to_string(),
             ArrowError::ArithmeticOverflow(m) => format!("value out of range: {m}"),
             ArrowError::CastError(m) | ArrowError::ParseError(m) => {
                 postgres_cast_message(m).unwrap_or_else(|| m.clone())
+            }
+            ArrowError::ComputeError(m) if m.contains("Cannot cast to Interval") => {
+                "date out of range".to_string()
             }
             other => other.to_string(),
         },
@@ -459,8 +488,18 @@ fn datafusion_message(e: &DataFusionError) -> String {
             None => inner.to_string(),
         },
         DataFusionError::ResourcesExhausted(msg) => format!("out of memory: {msg}"),
-        other => other.to_string(),
+        // Internal errors end in a plea to file a DataFusion bug, and some
+        // carry plans: one line is what a person reads.
+        other => first_line(&other.to_string()),
     }
+}
+
+fn first_line(msg: &str) -> String {
+    msg.lines()
+        .next()
+        .unwrap_or_default()
+        .trim_end()
+        .to_string()
 }
 
 /// Arrow says `Cannot cast string 'abc' to value of Int32 type`; Postgres

@@ -224,7 +224,7 @@ async fn files_are_queried_in_place_and_loaded_with_create_table_as() {
     let row = client
         .query_one(
             &format!(
-                "SELECT count(*), count(note), sum(point['x']), max(array_length(tags, 1))::int
+                "SELECT count(*), count(note), sum(point['x'])::bigint, max(array_length(tags, 1))::int
                  FROM read_parquet('{parquet}')"
             ),
             &[],
@@ -237,7 +237,10 @@ async fn files_are_queried_in_place_and_loaded_with_create_table_as() {
 
     let sum: i64 = client
         .query_one(
-            &format!("SELECT sum(v) FROM read_csv('{}')", path(&dir, "p*.csv")),
+            &format!(
+                "SELECT sum(v)::bigint FROM read_csv('{}')",
+                path(&dir, "p*.csv")
+            ),
             &[],
         )
         .await
@@ -376,7 +379,7 @@ async fn external_tables_read_their_files_in_place_and_survive_a_restart() {
         .await
         .unwrap();
     let total: i64 = client
-        .query_one("SELECT sum(id) FROM facts", &[])
+        .query_one("SELECT sum(id)::bigint FROM facts", &[])
         .await
         .unwrap()
         .get(0);
@@ -404,7 +407,7 @@ async fn external_tables_read_their_files_in_place_and_survive_a_restart() {
     let mut server = TestServer::start_with(&["--data-dir", &data_dir]);
     let client = server.connect().await;
     let total: i64 = client
-        .query_one("SELECT sum(id) FROM facts", &[])
+        .query_one("SELECT sum(id)::bigint FROM facts", &[])
         .await
         .unwrap()
         .get(0);

@@ -116,7 +116,7 @@ async fn a_multi_statement_message_is_one_transaction() {
         .batch_execute("INSERT INTO t VALUES (1); UPDATE t SET x = 10; INSERT INTO t VALUES (2)")
         .await
         .unwrap();
-    assert_eq!(count(&client, "SELECT sum(x) FROM t").await, 12);
+    assert_eq!(count(&client, "SELECT sum(x)::bigint FROM t").await, 12);
 }
 
 #[tokio::test]

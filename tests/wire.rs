@@ -2,6 +2,8 @@
 //! every column type in text and binary, NULLs, errors, many connections.
 
 mod common;
+#[path = "wire/differential.rs"]
+mod differential;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use common::TestServer;
@@ -31,7 +33,7 @@ async fn simple_query_creates_inserts_and_aggregates_with_a_join() {
         .unwrap();
     let rows = client
         .query(
-            "SELECT d.name, sum(e.salary) AS total, count(*) FROM emp e JOIN dept d ON d.id = e.dept_id GROUP BY d.name ORDER BY d.name",
+            "SELECT d.name, sum(e.salary)::bigint AS total, count(*) FROM emp e JOIN dept d ON d.id = e.dept_id GROUP BY d.name ORDER BY d.name",
             &[],
         )
         .await

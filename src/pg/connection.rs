@@ -57,6 +57,8 @@ pub async fn serve_connection(
     let extended = handlers.extended_query_handler();
     let copy = handlers.copy_handler();
     let cancel = handlers.cancel_handler();
+    // Messages decoded so far, counted as the frame guard counts them.
+    let mut decoded: u64 = 0;
     loop {
         let logging_in = matches!(
             socket.state(),
@@ -95,7 +97,10 @@ pub async fn serve_connection(
         };
         let message = match next {
             None => return Ok(()),
-            Some(Ok(message)) => message,
+            Some(Ok(message)) => {
+                decoded += 1;
+                message
+            }
             Some(Err(e)) => {
                 let guard = socket.get_ref();
                 let error = match guard.oversized {
@@ -117,6 +122,22 @@ pub async fn serve_connection(
         };
         if matches!(message, PgWireFrontendMessage::Terminate(_)) {
             return Ok(());
+        }
+        if invalid_utf8(&mut socket, decoded, &message) {
+            handlers.note_failure().await;
+            let error = ErrorInfo::new(
+                "ERROR".into(),
+                "22021".into(),
+                "invalid byte sequence for encoding \"UTF8\"".into(),
+            );
+            let is_extended = message.is_extended_query();
+            process_error(
+                &mut socket,
+                PgWireError::UserError(Box::new(error)),
+                is_extended,
+            )
+            .await?;
+            continue;
         }
         let is_extended = match socket.state() {
             PgWireConnectionState::CopyInProgress(extended) => extended,
@@ -199,6 +220,24 @@ fn guard_frames<S>(
     parts.read_buf = old.read_buf;
     parts.write_buf = old.write_buf;
     Framed::from_parts(parts)
+}
+
+/// Whether `message`, the `number`th, is a Query or Parse whose SQL was not
+/// valid UTF-8 on the wire (pgwire has replaced the bad bytes with U+FFFD).
+fn invalid_utf8<S>(socket: &mut Socket<S>, number: u64, message: &PgWireFrontendMessage) -> bool {
+    let queue = &mut socket.get_mut().invalid_utf8;
+    while queue.front().is_some_and(|&n| n < number) {
+        queue.pop_front();
+    }
+    if queue.front() != Some(&number) {
+        return false;
+    }
+    queue.pop_front();
+    match message {
+        PgWireFrontendMessage::Query(q) => q.query.contains('\u{FFFD}'),
+        PgWireFrontendMessage::Parse(p) => p.query.contains('\u{FFFD}'),
+        _ => false,
+    }
 }
 
 fn fatal(code: &str, message: &str) -> ErrorInfo {
@@ -284,6 +323,73 @@ pub struct FrameGuard<T> {
     /// A message whose one string is not NUL-terminated at its end
     /// (pgwire would read the string on into the next message).
     pub malformed: bool,
+    /// Messages whose headers were read (the start-up packet is the first).
+    messages: u64,
+    /// SQL text (of a Query, or a Parse up to its statement's NUL) read so
+    /// far is valid UTF-8, save a sequence cut between two reads (`carry`).
+    text: Utf8Check,
+    /// Numbers (counted as `messages` counts) of the Query and Parse
+    /// messages whose SQL is not valid UTF-8: pgwire decodes it lossily,
+    /// PostgreSQL refuses it with 22021.
+    pub invalid_utf8: std::collections::VecDeque<u64>,
+}
+
+/// UTF-8 validation of a string that arrives in pieces.
+#[derive(Default)]
+struct Utf8Check {
+    /// Whether the current message's text is checked at all.
+    active: bool,
+    /// NULs seen in the current message (a Parse's text ends at its second).
+    nuls: u8,
+    /// The start of a sequence that the last piece cut (at most 3 bytes).
+    carry: Vec<u8>,
+    invalid: bool,
+}
+
+impl Utf8Check {
+    fn start(kind: u8) -> Utf8Check {
+        Utf8Check {
+            active: matches!(kind, b'Q' | b'P'),
+            ..Utf8Check::default()
+        }
+    }
+
+    /// Checks the next piece of a message of `kind`.
+    fn feed(&mut self, kind: u8, mut chunk: &[u8]) {
+        if !self.active || self.invalid {
+            return;
+        }
+        if kind == b'P' {
+            // Statement name and SQL; the parameter types after the
+            // second NUL are binary.
+            let mut end = chunk.len();
+            for (i, byte) in chunk.iter().enumerate() {
+                if *byte == 0 {
+                    self.nuls += 1;
+                    if self.nuls == 2 {
+                        end = i;
+                        self.active = false;
+                        break;
+                    }
+                }
+            }
+            chunk = &chunk[..end];
+        }
+        let mut bytes = std::mem::take(&mut self.carry);
+        bytes.extend_from_slice(chunk);
+        match std::str::from_utf8(&bytes) {
+            Ok(_) => {}
+            Err(e) if e.error_len().is_none() => {
+                self.carry = bytes[e.valid_up_to()..].to_vec();
+            }
+            Err(_) => self.invalid = true,
+        }
+    }
+
+    /// Whether the whole text was valid UTF-8.
+    fn valid(&self) -> bool {
+        !self.invalid && self.carry.is_empty()
+    }
 }
 
 /// Where the one string of a message starts, for messages that are one
@@ -310,6 +416,9 @@ impl<T> FrameGuard<T> {
             early_nul: false,
             oversized: None,
             malformed: false,
+            messages: 0,
+            text: Utf8Check::default(),
+            invalid_utf8: std::collections::VecDeque::new(),
         }
     }
 
@@ -319,8 +428,12 @@ impl<T> FrameGuard<T> {
             if self.body_left > 0 {
                 let n = self.body_left.min(bytes.len());
                 self.check_string(&bytes[..n]);
+                self.text.feed(self.kind, &bytes[..n]);
                 self.body_left -= n;
                 bytes = &bytes[n..];
+                if self.body_left == 0 && !self.text.valid() {
+                    self.invalid_utf8.push_back(self.messages);
+                }
                 continue;
             }
             let wanted = if self.typed { 5 } else { 4 };
@@ -344,6 +457,8 @@ impl<T> FrameGuard<T> {
             }
             self.body_left = length - 4;
             self.kind = if self.typed { self.header[0] } else { 0 };
+            self.messages += 1;
+            self.text = Utf8Check::start(self.kind);
             self.body_seen = 0;
             self.early_nul = false;
             self.header_len = 0;

@@ -116,6 +116,13 @@ impl ConnectionHandlers {
         self.info.terminated().await
     }
 
+    /// A statement failed before it reached the session (the connection
+    /// loop refused it): an open transaction block is failed, as any
+    /// error fails it.
+    pub async fn note_failure(&self) {
+        self.backend.session.lock().await.note_failure();
+    }
+
     /// How long the session may sit idle in an open transaction block.
     pub async fn idle_in_transaction_timeout(&self) -> Option<std::time::Duration> {
         let session = self.backend.session.lock().await;

@@ -28,6 +28,10 @@ use crate::session::settings::Settings;
 /// table's oid and the column's number, for RowDescription.
 pub const SOURCE_TABLE_KEY: &str = "quiver.source_table";
 pub const SOURCE_COLUMN_KEY: &str = "quiver.source_column";
+/// Field metadata of a computed numeric result column whose precision and
+/// scale PostgreSQL would not know (`sum(n)`, `n * 2`, `CAST(x AS
+/// numeric)`): RowDescription reports typmod -1 for it, as PostgreSQL does.
+pub const TYPMOD_UNKNOWN_KEY: &str = "quiver.typmod_unknown";
 
 /// The Postgres type a column is reported as.
 pub fn pg_type(field: &Field) -> PgWireResult<Type> {
@@ -74,7 +78,10 @@ pub fn row_description(
                 pg_type(field)?,
                 format.format_for(idx),
             )
-            .with_type_modifier(super::catalog::type_modifier(field))
+            .with_type_modifier(match field.metadata().contains_key(TYPMOD_UNKNOWN_KEY) {
+                true => -1,
+                false => super::catalog::type_modifier(field),
+            })
             .with_format_options(options.clone()))
         })
         .collect()
@@ -167,6 +174,19 @@ fn general_rows(
                     let value = (!array.is_null(row))
                         .then(|| TextBacked::new(tag, array.as_string::<i32>().value(row)));
                     encode_as_field(&mut encoder, &value, pg_field)?;
+                }
+                // Every digit of a 38-digit numeric (arrow-pg's decimal
+                // holds 28).
+                None if matches!(array.data_type(), DataType::Decimal128(_, 0..))
+                    && pg_field.datatype() == &Type::NUMERIC =>
+                {
+                    let DataType::Decimal128(_, scale) = array.data_type() else {
+                        unreachable!("matched above")
+                    };
+                    let value = array
+                        .as_primitive::<datafusion::arrow::datatypes::Decimal128Type>()
+                        .value(row);
+                    encode_as_field(&mut encoder, &Some(Numeric(value, *scale as u16)), pg_field)?;
                 }
                 _ if pg_field.format() == FieldFormat::Text && has_own_text(array.data_type()) => {
                     let digits = pg_field.format_options().extra_float_digits;
@@ -415,6 +435,39 @@ fn push_fraction(text: &mut String, nanos: u32) {
         let digits = format!("{micros:06}");
         text.push('.');
         text.push_str(digits.trim_end_matches('0'));
+    }
+}
+
+/// A numeric value as a Decimal128 holds it: digits and scale.
+#[derive(Debug)]
+struct Numeric(i128, u16);
+
+impl ToSql for Numeric {
+    fn to_sql(
+        &self,
+        _ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+        super::rows::numeric_binary(self.0, self.1, out);
+        Ok(IsNull::No)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        ty == &Type::NUMERIC
+    }
+
+    to_sql_checked!();
+}
+
+impl ToSqlText for Numeric {
+    fn to_sql_text(
+        &self,
+        _ty: &Type,
+        out: &mut BytesMut,
+        _options: &FormatOptions,
+    ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+        super::rows::numeric_text(self.0, self.1, out);
+        Ok(IsNull::No)
     }
 }
 

@@ -160,7 +160,7 @@ pub fn separate_repeated_names(statement: &mut Statement) {
                         SelectItem::UnnamedExpr(Expr::CompoundIdentifier(parts)) => {
                             parts.last().map(super::normalize_ident).unwrap_or_default()
                         }
-                        SelectItem::UnnamedExpr(e) => e.to_string(),
+                        SelectItem::UnnamedExpr(e) => datafusion_name_key(e),
                         SelectItem::ExprWithAlias { alias, .. } => super::normalize_ident(alias),
                         _ => continue,
                     };
@@ -200,6 +200,39 @@ pub fn separate_repeated_names(statement: &mut Statement) {
         }
     }
     let _ = statement.visit(&mut Visitor);
+}
+
+/// An expression's text as DataFusion would name it, near enough to see
+/// two names collide: DataFusion leaves casts, unary plus and parentheses
+/// out of names (`CAST(ts AS date)` is named like `ts`) and names every
+/// subquery alike.
+fn datafusion_name_key(expr: &Expr) -> String {
+    use datafusion::sql::sqlparser::ast::{UnaryOperator, Value, VisitMut, VisitorMut};
+    use std::ops::ControlFlow;
+
+    struct Strip;
+    impl VisitorMut for Strip {
+        type Break = ();
+        fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+            let placeholder = || Expr::Value(Value::Null.into());
+            *expr = match std::mem::replace(expr, placeholder()) {
+                Expr::Cast { expr, .. } | Expr::Nested(expr) => *expr,
+                Expr::UnaryOp {
+                    op: UnaryOperator::Plus,
+                    expr,
+                } => *expr,
+                Expr::Subquery(_) => Expr::Identifier("<subquery>".into()),
+                Expr::Exists { negated, .. } => {
+                    Expr::Identifier(format!("exists {negated} <subquery>").as_str().into())
+                }
+                other => other,
+            };
+            ControlFlow::Continue(())
+        }
+    }
+    let mut copy = expr.clone();
+    let _ = copy.visit(&mut Strip);
+    copy.to_string()
 }
 
 /// Renames the fields of `schema` where `names` says so, and drops the

@@ -298,7 +298,7 @@ impl Session {
                 Box::new(query.clone()),
             ))))
             .await?;
-        let plan_schema = plan.schema().as_arrow().clone();
+        let plan_schema = self.typed_schema(&plan);
         if !create.columns.is_empty() && create.columns.len() != plan_schema.fields().len() {
             return Err(QuiverError::Syntax(
                 "CREATE TABLE AS specifies a different number of column names than the query returns".into(),

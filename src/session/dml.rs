@@ -16,7 +16,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt64Typ
 use datafusion::catalog::{MemorySchemaProvider, SchemaProvider};
 use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::datasource::MemTable;
-use datafusion::logical_expr::{col, ExprSchemable, LogicalPlan, LogicalPlanBuilder};
+use datafusion::logical_expr::{col, Cast, Expr, LogicalPlan, LogicalPlanBuilder};
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{
     Assignment, AssignmentTarget, ConflictTarget, Delete, Expr as SqlExpr, FromTable, Insert,
@@ -811,7 +811,12 @@ impl Session {
             });
         };
         let (plan, schema) = self.plan_returning(scratch, target, items, rows).await?;
-        let batches = self.collect(plan, params).await?;
+        let batches = self
+            .collect(plan, params)
+            .await?
+            .into_iter()
+            .map(|batch| super::execution::conform_batch(batch, &schema))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
         Ok(StatementResult::Rows {
             schema,
             batches,
@@ -840,7 +845,7 @@ impl Session {
             .ok_or_else(|| QuiverError::Internal("empty RETURNING query".into()))?;
         let names = column_names::postgres_column_names(&statement);
         let plan = self.plan(statement).await?;
-        let schema = Arc::new(plan.schema().as_arrow().clone());
+        let schema = self.typed_schema(&plan);
         Ok((plan, column_names::rename(&schema, &names)))
     }
 
@@ -1236,9 +1241,11 @@ fn cast_to_table(plan: LogicalPlan, schema: &SchemaRef, skip: usize) -> Result<L
                     display_type(field)
                 )));
             }
+            // Always a cast, even to the type the column already has: the
+            // analyzer may still retype it (integer literals become
+            // `integer`), and a same-type cast is simplified away.
             exprs.push(
-                column
-                    .cast_to(target.data_type(), input_schema.as_ref())?
+                Expr::Cast(Cast::new(Box::new(column), target.data_type().clone()))
                     .alias(format!("c{i}")),
             );
         }

@@ -40,6 +40,19 @@ impl RowStream {
         RowStream(stream)
     }
 
+    /// The rows with the column types `schema` declares: a column that
+    /// comes in another type is cast, so what a client is told a column
+    /// is and what it is sent always agree.
+    pub fn conformed(self, schema: SchemaRef) -> RowStream {
+        let declared = schema.clone();
+        let stream = self
+            .0
+            .map(move |batch| Ok(conform_batch(batch?, &declared)?));
+        RowStream::new(Box::pin(
+            datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(schema, stream),
+        ))
+    }
+
     pub fn schema(&self) -> SchemaRef {
         self.0.schema()
     }
@@ -62,6 +75,46 @@ impl Stream for RowStream {
             .poll_next_unpin(cx)
             .map(|next| next.map(|batch| batch.map_err(from_datafusion)))
     }
+}
+
+/// `batch` with the column types `declared` gives (cast where they differ).
+pub fn conform_batch(
+    batch: RecordBatch,
+    declared: &SchemaRef,
+) -> std::result::Result<RecordBatch, datafusion::arrow::error::ArrowError> {
+    if batch
+        .schema()
+        .fields()
+        .iter()
+        .zip(declared.fields())
+        .all(|(have, want)| have.data_type() == want.data_type())
+    {
+        return Ok(batch);
+    }
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(declared.fields())
+        .map(|(column, want)| datafusion::arrow::compute::cast(column, want.data_type()))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    // The batch's own names and nullability, the declared types.
+    let fields: Vec<datafusion::arrow::datatypes::Field> = batch
+        .schema()
+        .fields()
+        .iter()
+        .zip(&columns)
+        .map(|(field, column)| {
+            field
+                .as_ref()
+                .clone()
+                .with_data_type(column.data_type().clone())
+                .with_nullable(true)
+        })
+        .collect();
+    RecordBatch::try_new(
+        Arc::new(datafusion::arrow::datatypes::Schema::new(fields)),
+        columns,
+    )
 }
 
 /// Our own errors come back out of DataFusion's wrapper as they were.
@@ -102,6 +155,20 @@ pub fn reads_tables(plan: &LogicalPlan) -> bool {
 }
 
 impl Session {
+    /// The columns a plan's rows have: DataFusion settles some result
+    /// types only when it analyzes the plan for execution (the common
+    /// type of UNION branches, for one), and the rows come in those.
+    pub(super) fn typed_schema(&self, plan: &LogicalPlan) -> SchemaRef {
+        let state = self.ctx.state();
+        match state
+            .analyzer()
+            .execute_and_check(plan.clone(), state.config_options(), |_, _| {})
+        {
+            Ok(analyzed) => Arc::new(analyzed.schema().as_arrow().clone()),
+            Err(_) => Arc::new(plan.schema().as_arrow().clone()),
+        }
+    }
+
     /// What stops the running statement: a cancel, or its timeout.
     pub(super) fn control(&self) -> Control {
         Control::new(self.info.statement_token(), self.deadline)
@@ -110,10 +177,17 @@ impl Session {
     /// Waits for an execution slot, showing the wait in pg_stat_activity.
     async fn admit_query(&self) -> Arc<Slot> {
         let executor = self.db.executor();
+        /// Clears the wait event however the wait ends: with a slot, or
+        /// dropped by a cancel or a timeout.
+        struct Waiting<'a>(&'a SessionInfo);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.set_wait_event(None);
+            }
+        }
         self.info.set_wait_event(Some(QUERY_QUEUE));
-        let slot = executor.admit().await;
-        self.info.set_wait_event(None);
-        slot
+        let _waiting = Waiting(&self.info);
+        executor.admit().await
     }
 
     /// Executes a logical plan and returns its rows as they come.

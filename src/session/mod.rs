@@ -15,6 +15,7 @@ mod external;
 mod file_functions;
 mod insert;
 mod lookup;
+mod pg_arithmetic;
 mod pg_casts;
 mod pg_types_in;
 mod replay;
@@ -167,11 +168,14 @@ impl Session {
             .with_information_schema(false)
             .set_bool("datafusion.sql_parser.map_string_types_to_utf8view", false)
             .set_str("datafusion.sql_parser.dialect", "PostgreSQL")
+            // `1.5` is a numeric, as in PostgreSQL (DataFusion: a float).
+            .set_bool("datafusion.sql_parser.parse_float_as_decimal", true)
             // now() and `::timestamptz` give instants (timestamptz), shown
             // in the session's TimeZone, which is UTC.
             .set_str("datafusion.execution.time_zone", "UTC")
             .with_extension(slot.clone());
-        let ctx = SessionContext::new_with_config_rt(config, db.runtime());
+        let ctx =
+            SessionContext::new_with_state(pg_arithmetic::session_state(config, db.runtime()));
         let info = Arc::new(SessionInfo::default());
         db.sessions.register(&info);
         crate::pg::catalog::install(
@@ -502,17 +506,14 @@ impl Session {
         if is_planned_by_datafusion(&statement) {
             let plan = self.plan(statement.clone()).await?;
             prepared.param_fields = parameter_fields(&plan)?;
-            prepared.result_schema = result_schema(&plan).map(|schema| {
-                let schema = column_names::rename(&schema, &prepared.column_names);
+            let typed = self.typed_schema(&plan);
+            prepared.result_schema = returns_rows(&plan).then(|| {
+                let schema = column_names::rename(&typed, &prepared.column_names);
                 sources::annotate(&plan, schema, &self.catalog(), &self.default_schema())
             });
             // The schema run_plan would report for the rows.
-            let rows_schema = sources::annotate(
-                &plan,
-                Arc::new(plan.schema().as_arrow().clone()),
-                &self.catalog(),
-                &self.default_schema(),
-            );
+            let rows_schema =
+                sources::annotate(&plan, typed, &self.catalog(), &self.default_schema());
             prepared.lookup = lookup::KeyLookup::of(self, &plan, rows_schema);
             prepared.plan = Some(plan);
         }
@@ -735,11 +736,6 @@ impl Session {
             (Err(_), Some(empty)) => self.ctx.state().statement_to_plan(empty).await?,
             (Err(e), None) => return Err(e.into()),
         };
-        let plan = if is_query {
-            pg_casts::narrow_integer_literals(plan)?
-        } else {
-            plan
-        };
         Ok(pg_casts::rewrite_text_casts(
             plan,
             &self.bytea_in,
@@ -945,7 +941,7 @@ impl Session {
             _ => {
                 let schema = sources::annotate(
                     &plan,
-                    Arc::new(plan.schema().as_arrow().clone()),
+                    self.typed_schema(&plan),
                     &self.catalog(),
                     &self.default_schema(),
                 );
@@ -953,7 +949,7 @@ impl Session {
                 // are consecutive slices of the table, so rows come back
                 // in table order when the query does not reorder them
                 // (as a Postgres sequential scan returns them).
-                let rows = self.execute_plan(plan).await?;
+                let rows = self.execute_plan(plan).await?.conformed(schema.clone());
                 if self.stream_results {
                     return Ok(StatementResult::RowStream {
                         schema,
@@ -1207,11 +1203,11 @@ fn is_planned_by_datafusion(statement: &DfStatement) -> bool {
     }
 }
 
-fn result_schema(plan: &LogicalPlan) -> Option<SchemaRef> {
-    match plan {
-        LogicalPlan::Dml(_) | LogicalPlan::Ddl(_) | LogicalPlan::Statement(_) => None,
-        _ => Some(Arc::new(plan.schema().as_arrow().clone())),
-    }
+fn returns_rows(plan: &LogicalPlan) -> bool {
+    !matches!(
+        plan,
+        LogicalPlan::Dml(_) | LogicalPlan::Ddl(_) | LogicalPlan::Statement(_)
+    )
 }
 
 /// `$1..$n` in order; a gap (an unused `$k`) is reported as unknown.

@@ -18,8 +18,8 @@ use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::DataFusionError;
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::{
-    create_udf, BinaryExpr, Cast, ColumnarValue, Expr, ExprSchemable, Limit, LogicalPlan, Operator,
-    Projection, ScalarUDF, Sort, Volatility,
+    create_udf, BinaryExpr, Cast, ColumnarValue, Expr, ExprSchemable, LogicalPlan, Operator,
+    ScalarUDF, Volatility,
 };
 
 pub const BYTEA_IN: &str = "pg_bytea_in";
@@ -238,58 +238,6 @@ pub fn parse_bytea(text: &str) -> Result<Vec<u8>, String> {
         }
     }
     Ok(out)
-}
-
-/// `SELECT 1` answers an int4 in Postgres (an integer literal that fits
-/// is int4), and clients read int8 differently (node-postgres returns it
-/// as a string). DataFusion types every integer literal int8; narrow the
-/// literal output columns of a query's final projection.
-pub fn narrow_integer_literals(plan: LogicalPlan) -> datafusion::error::Result<LogicalPlan> {
-    match plan {
-        LogicalPlan::Projection(projection) => {
-            let mut changed = false;
-            let exprs = projection
-                .expr
-                .into_iter()
-                .map(|e| {
-                    let narrowed = narrow_literal(&e);
-                    changed |= narrowed.is_some();
-                    narrowed.unwrap_or(e)
-                })
-                .collect();
-            let projection = if changed {
-                Projection::try_new(exprs, projection.input)?
-            } else {
-                Projection::try_new_with_schema(exprs, projection.input, projection.schema)?
-            };
-            Ok(LogicalPlan::Projection(projection))
-        }
-        LogicalPlan::Sort(sort) => Ok(LogicalPlan::Sort(Sort {
-            input: Arc::new(narrow_integer_literals(Arc::unwrap_or_clone(sort.input))?),
-            ..sort
-        })),
-        LogicalPlan::Limit(limit) => Ok(LogicalPlan::Limit(Limit {
-            input: Arc::new(narrow_integer_literals(Arc::unwrap_or_clone(limit.input))?),
-            ..limit
-        })),
-        other => Ok(other),
-    }
-}
-
-fn narrow_literal(expr: &Expr) -> Option<Expr> {
-    match expr {
-        Expr::Literal(ScalarValue::Int64(Some(v)), meta) => {
-            let v = i32::try_from(*v).ok()?;
-            // Keep the name the plan above may refer to.
-            let name = expr.schema_name().to_string();
-            Some(Expr::Literal(ScalarValue::Int32(Some(v)), meta.clone()).alias(name))
-        }
-        Expr::Alias(alias) => {
-            let inner = narrow_literal(&alias.expr)?;
-            Some(inner.alias_qualified(alias.relation.clone(), alias.name.clone()))
-        }
-        _ => None,
-    }
 }
 
 #[cfg(test)]

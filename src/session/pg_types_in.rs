@@ -102,6 +102,7 @@ pub fn rewrite_casts(statement: &mut DfStatement) {
         DfStatement::Statement(s) => {
             let _ = visit_expressions_mut(s.as_mut(), |expr| {
                 rewrite_cast(expr);
+                rewrite_huge_number(expr);
                 ControlFlow::<()>::Continue(())
             });
             let _ = s.visit(&mut ScalarFunctionAlias);
@@ -149,6 +150,79 @@ impl datafusion::sql::sqlparser::ast::VisitorMut for ScalarFunctionAlias {
         }
         ControlFlow::Continue(())
     }
+}
+
+/// A numeric literal beyond what a 38-digit decimal holds (`1e300`,
+/// `1e-200`, 40 digits) is a `double precision`: PostgreSQL's numeric has
+/// room for it, DataFusion's decimals do not and would refuse the
+/// statement.
+fn rewrite_huge_number(expr: &mut Expr) {
+    let Expr::Value(value) = expr else {
+        return;
+    };
+    let Value::Number(text, _) = &value.value else {
+        return;
+    };
+    if fits_decimal128(text) {
+        if let Some(plain) = without_exponent(text) {
+            value.value = Value::Number(plain, false);
+        }
+        return;
+    }
+    *expr = Expr::Cast {
+        kind: datafusion::sql::sqlparser::ast::CastKind::Cast,
+        expr: Box::new(Expr::Value(Value::SingleQuotedString(text.clone()).into())),
+        data_type: SqlType::DoublePrecision,
+        array: false,
+        format: None,
+    };
+}
+
+/// `1.5e3` as `1500.`: the same numeric, written so that DataFusion reads
+/// it with scale 0 (it would give `1e3` a negative scale, which no client
+/// type has) and not as an integer.
+fn without_exponent(text: &str) -> Option<String> {
+    let at = text.find(['e', 'E'])?;
+    let exponent: i64 = text[at + 1..].parse().ok()?;
+    let (whole, fraction) = text[..at].split_once('.').unwrap_or((&text[..at], ""));
+    let digits: String = whole
+        .chars()
+        .chain(fraction.chars())
+        .filter(|c| *c != '_')
+        .collect();
+    // Where the point goes, counted in digits from the left.
+    let point = whole.len() as i64 + exponent;
+    let plain = if point <= 0 {
+        format!("0.{}{digits}", "0".repeat((-point) as usize))
+    } else if point as usize >= digits.len() {
+        format!("{digits}{}.", "0".repeat(point as usize - digits.len()))
+    } else {
+        let (left, right) = digits.split_at(point as usize);
+        format!("{left}.{right}")
+    };
+    Some(plain)
+}
+
+/// Whether the literal `text` (digits, a point, an exponent) is a
+/// decimal of at most 38 digits with a scale DataFusion takes.
+fn fits_decimal128(text: &str) -> bool {
+    let (mantissa, exponent) = match text.find(['e', 'E']) {
+        Some(at) => match text[at + 1..].parse::<i64>() {
+            Ok(e) => (&text[..at], e),
+            Err(_) => return true, // not ours to judge: the planner says
+        },
+        None => (text, 0),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits: String = whole
+        .chars()
+        .chain(fraction.chars())
+        .filter(|c| *c != '_')
+        .collect();
+    let significant = digits.trim_start_matches('0').len().max(1) as i64;
+    let scale = fraction.len() as i64 - exponent;
+    let precision = significant.max(scale);
+    (-128..=38).contains(&scale) && precision <= 38 && significant - scale.min(0) <= 38
 }
 
 fn rewrite_cast(expr: &mut Expr) {

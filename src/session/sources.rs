@@ -5,13 +5,15 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::TableReference;
-use datafusion::logical_expr::{Distinct, Expr, JoinType, LogicalPlan};
+use datafusion::logical_expr::{
+    Cast, Distinct, Expr, ExprSchemable, JoinType, LogicalPlan, TryCast,
+};
 
 use crate::engine::{CatalogState, QualifiedName};
 use crate::pg::catalog::relation_oid;
-use crate::pg::types::{SOURCE_COLUMN_KEY, SOURCE_TABLE_KEY};
+use crate::pg::types::{SOURCE_COLUMN_KEY, SOURCE_TABLE_KEY, TYPMOD_UNKNOWN_KEY};
 
 /// `schema` with each column that reads a table column directly marked
 /// with that table's oid and the column's number.
@@ -28,15 +30,15 @@ pub fn annotate(
         .map(|(i, field)| {
             let source = trace(plan, i)
                 .and_then(|(table, column)| resolve(&table, &column, catalog, default_schema));
-            match source {
-                Some((oid, attnum)) => {
-                    let mut metadata = field.metadata().clone();
-                    metadata.insert(SOURCE_TABLE_KEY.into(), oid.to_string());
-                    metadata.insert(SOURCE_COLUMN_KEY.into(), attnum.to_string());
-                    field.as_ref().clone().with_metadata(metadata)
-                }
-                None => field.as_ref().clone(),
+            let mut metadata = field.metadata().clone();
+            if let Some((oid, attnum)) = source {
+                metadata.insert(SOURCE_TABLE_KEY.into(), oid.to_string());
+                metadata.insert(SOURCE_COLUMN_KEY.into(), attnum.to_string());
             }
+            if matches!(field.data_type(), DataType::Decimal128(..)) && !typmod_known(plan, i) {
+                metadata.insert(TYPMOD_UNKNOWN_KEY.into(), "true".into());
+            }
+            field.as_ref().clone().with_metadata(metadata)
         })
         .collect();
     Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
@@ -80,6 +82,88 @@ fn trace(plan: &LogicalPlan, index: usize) -> Option<(TableReference, String)> {
             Some((scan.table_name.clone(), field.name().clone()))
         }
         _ => None,
+    }
+}
+
+/// Whether PostgreSQL would know the precision and scale of numeric output
+/// column `index` of the (not yet analyzed) `plan`: a table column, an
+/// explicit cast to `numeric(p, s)`, or a UNION of such columns of one
+/// type. A computed numeric (`sum(n)`, `n + 1`, a literal) has none.
+fn typmod_known(plan: &LogicalPlan, index: usize) -> bool {
+    match plan {
+        LogicalPlan::Projection(p) => {
+            let Some(mut expr) = p.expr.get(index) else {
+                return false;
+            };
+            while let Expr::Alias(alias) = expr {
+                expr = &alias.expr;
+            }
+            expr_typmod_known(expr, &p.input)
+        }
+        LogicalPlan::Union(u) => {
+            let types: Vec<_> = u
+                .inputs
+                .iter()
+                .map(|input| {
+                    input
+                        .schema()
+                        .fields()
+                        .get(index)
+                        .map(|f| f.data_type().clone())
+                })
+                .collect();
+            types.windows(2).all(|w| w[0] == w[1])
+                && u.inputs.iter().all(|input| typmod_known(input, index))
+        }
+        LogicalPlan::Filter(f) => typmod_known(&f.input, index),
+        LogicalPlan::Sort(s) => typmod_known(&s.input, index),
+        LogicalPlan::Limit(l) => typmod_known(&l.input, index),
+        LogicalPlan::Distinct(Distinct::All(input)) => typmod_known(input, index),
+        LogicalPlan::SubqueryAlias(s) => typmod_known(&s.input, index),
+        _ => trace(plan, index).is_some(),
+    }
+}
+
+/// [`typmod_known`] for an expression over `input`'s columns.
+fn expr_typmod_known(expr: &Expr, input: &LogicalPlan) -> bool {
+    let alike = |exprs: &[&Expr]| {
+        let types: Vec<_> = exprs
+            .iter()
+            .map(|e| e.get_type(input.schema()).ok())
+            .collect();
+        !exprs.is_empty()
+            && types.windows(2).all(|w| w[0] == w[1])
+            && exprs.iter().all(|e| expr_typmod_known(e, input))
+    };
+    match expr {
+        Expr::Alias(alias) => expr_typmod_known(&alias.expr, input),
+        // Coercions are added later, by the analyzer: a cast here is one
+        // the query wrote. A bare `numeric` is planned as (38, 10) and has
+        // no typmod in PostgreSQL.
+        Expr::Cast(Cast { field, .. }) | Expr::TryCast(TryCast { field, .. }) => {
+            matches!(field.data_type(), DataType::Decimal128(p, s) if (*p, *s) != (38, 10))
+        }
+        Expr::Column(column) => match input.schema().index_of_column(column) {
+            Ok(at) => typmod_known(input, at),
+            Err(_) => false,
+        },
+        // CASE and COALESCE keep a typmod all their branches share.
+        Expr::Case(case) => {
+            let mut branches: Vec<&Expr> = case
+                .when_then_expr
+                .iter()
+                .map(|(_, t)| t.as_ref())
+                .collect();
+            match &case.else_expr {
+                Some(e) => branches.push(e),
+                None => return false,
+            }
+            alike(&branches)
+        }
+        Expr::ScalarFunction(f) if f.name() == "coalesce" => {
+            alike(&f.args.iter().collect::<Vec<_>>())
+        }
+        _ => false,
     }
 }
 

@@ -187,7 +187,7 @@ async fn a_query_past_the_memory_limit_fails_with_53200_and_the_server_goes_on()
     // the limit.)
     for sql in [
         "SELECT cardinality(array_agg(a.id)) FROM p a, p b WHERE b.id <= 100",
-        "WITH x AS (SELECT a.id * 200001 + b.id AS k FROM p a, p b WHERE b.id <= 50)
+        "WITH x AS (SELECT a.id::bigint * 200001 + b.id AS k FROM p a, p b WHERE b.id <= 50)
          SELECT count(*) FROM x JOIN x y ON x.k = y.k",
     ] {
         let err = with_patience(sql, client.simple_query(sql))

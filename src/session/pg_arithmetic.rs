@@ -1,0 +1,665 @@
+//! PostgreSQL's integer arithmetic, as two analyzer rules around
+//! DataFusion's type coercion.
+//!
+//! - Before coercion, an integer literal that fits in 32 bits is an
+//!   `integer` (DataFusion makes every integer literal a `bigint`), one that
+//!   fits in 64 a `bigint`, and a larger one a `numeric`; so `qty * 2` on an
+//!   integer column is an integer, as in PostgreSQL.
+//! - After coercion, `+`, `-`, `*` and unary `-` on integers raise 22003
+//!   (`integer out of range`) where DataFusion would wrap around; a cast of
+//!   a numeric or a float to an integer rounds (half away from zero for
+//!   numeric, half to even for float) where DataFusion truncates; and
+//!   `sum(bigint)` is a `numeric`, so it cannot overflow.
+//!
+//! The rewritten expressions keep their names (the checked operators print
+//! as the operators they replace), so plans and column names read as
+//! before. Remove when DataFusion offers PostgreSQL semantics for these.
+
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array};
+use datafusion::arrow::compute::kernels::numeric;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::error::ArrowError;
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{DFSchema, ScalarValue};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::expr::ScalarFunction;
+use datafusion::logical_expr::expr_rewriter::NamePreserver;
+use datafusion::logical_expr::utils::merge_schema;
+use datafusion::logical_expr::{
+    BinaryExpr, Cast, ColumnarValue, Expr, ExprSchemable, LogicalPlan, Operator,
+    ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature, Values, Volatility,
+};
+use datafusion::optimizer::AnalyzerRule;
+
+use crate::error::QuiverError;
+
+/// DataFusion's session state with these rules around its type coercion.
+pub fn session_state(
+    config: datafusion::execution::context::SessionConfig,
+    runtime: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
+) -> datafusion::execution::session_state::SessionState {
+    use datafusion::execution::session_state::SessionStateBuilder;
+    let state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_runtime_env(runtime)
+        .with_default_features()
+        .build();
+    let mut rules = state.analyzer().rules.clone();
+    rules.insert(0, Arc::new(IntegerLiterals));
+    rules.push(Arc::new(IntegerArithmetic));
+    SessionStateBuilder::new_from_existing(state)
+        .with_analyzer_rules(rules)
+        .build()
+}
+
+/// Integer literals typed as PostgreSQL types them (runs before type
+/// coercion).
+#[derive(Debug, Default)]
+pub struct IntegerLiterals;
+
+impl AnalyzerRule for IntegerLiterals {
+    fn name(&self) -> &str {
+        "pg_integer_literals"
+    }
+
+    fn analyze(&self, plan: LogicalPlan, _: &ConfigOptions) -> Result<LogicalPlan> {
+        Ok(plan
+            .transform_up_with_subqueries(|node| {
+                // LIMIT and OFFSET take bigint counts.
+                if matches!(node, LogicalPlan::Limit(_)) {
+                    return Ok(Transformed::no(node));
+                }
+                if let LogicalPlan::Values(values) = node {
+                    return narrow_values(values).map(|t| t.update_data(LogicalPlan::Values));
+                }
+                if let LogicalPlan::Union(union) = node {
+                    // The planner gave the union its first branch's types
+                    // before literals were narrowed: take them again, so
+                    // that type coercion resolves the branches as they
+                    // are now (`SELECT 1000 UNION SELECT int_col` is an
+                    // integer).
+                    let union = union_floats(union)?.data;
+                    let LogicalPlan::Union(union) = union else {
+                        unreachable!("union_floats returns a union")
+                    };
+                    let retyped =
+                        datafusion::logical_expr::Union::try_new_with_loose_types(union.inputs)?;
+                    return Ok(Transformed::yes(LogicalPlan::Union(union_nullability(
+                        retyped,
+                    )?)));
+                }
+                rewrite_expressions(node, |expr, schema| {
+                    expr.transform_up(|e| match narrow_literal(e) {
+                        Transformed {
+                            data,
+                            transformed: false,
+                            ..
+                        } => bare_numeric(data, schema)?
+                            .transform_data(|e| float_beats_numeric(e, schema))?
+                            .transform_data(|e| numeric_aggregates(e, schema)),
+                        narrowed => Ok(narrowed),
+                    })
+                })
+            })?
+            .data)
+    }
+}
+
+/// A `VALUES` column of bare integer literals (and NULLs) that all fit in
+/// 32 bits is an `integer` column, as in PostgreSQL. Other columns keep
+/// the types DataFusion gave them: its `VALUES` schema is fixed when it is
+/// built, so a type may change here only together with that schema.
+fn narrow_values(values: Values) -> Result<Transformed<Values>> {
+    let Values { schema, mut values } = values;
+    let mut fields: Vec<_> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    let mut changed = false;
+    for (column, field) in fields.iter_mut().enumerate() {
+        if field.data_type() != &DataType::Int64 {
+            continue;
+        }
+        let narrowable = values.iter().all(|row| match &row[column] {
+            Expr::Literal(ScalarValue::Int64(Some(v)), _) => i32::try_from(*v).is_ok(),
+            Expr::Literal(value, _) => value.is_null(),
+            _ => false,
+        });
+        if !narrowable {
+            continue;
+        }
+        for row in values.iter_mut() {
+            let cell = &mut row[column];
+            *cell = match std::mem::replace(cell, Expr::Literal(ScalarValue::Null, None)) {
+                Expr::Literal(ScalarValue::Int64(v), meta) => {
+                    Expr::Literal(ScalarValue::Int32(v.map(|v| v as i32)), meta)
+                }
+                Expr::Literal(_, meta) => Expr::Literal(ScalarValue::Int32(None), meta),
+                other => other,
+            };
+        }
+        *field = field.clone().with_data_type(DataType::Int32);
+        changed = true;
+    }
+    if !changed {
+        return Ok(Transformed::no(Values { schema, values }));
+    }
+    let qualifiers = (0..fields.len()).map(|i| schema.qualified_field(i).0.cloned());
+    let schema = DFSchema::new_with_metadata(
+        qualifiers.zip(fields.into_iter().map(Arc::new)).collect(),
+        schema.metadata().clone(),
+    )?;
+    Ok(Transformed::yes(Values {
+        schema: Arc::new(schema),
+        values,
+    }))
+}
+
+/// `CAST(x AS numeric)` without precision keeps the scale of an integer
+/// or a numeric `x`, as PostgreSQL's unconstrained numeric does (7 stays
+/// `7`, 1.50 stays `1.50`); DataFusion plans the bare type as (38, 10).
+fn bare_numeric(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
+    let Expr::Cast(Cast { expr: inner, field }) = &expr else {
+        return Ok(Transformed::no(expr));
+    };
+    if field.data_type() != &DataType::Decimal128(38, 10) {
+        return Ok(Transformed::no(expr));
+    }
+    let Ok(from) = inner.get_type(schema) else {
+        return Ok(Transformed::no(expr));
+    };
+    let to = match from {
+        DataType::Int8 | DataType::Int16 => DataType::Decimal128(5, 0),
+        DataType::Int32 => DataType::Decimal128(10, 0),
+        DataType::Int64 => DataType::Decimal128(19, 0),
+        DataType::Decimal128(p, s) => DataType::Decimal128(p, s),
+        _ => return Ok(Transformed::no(expr)),
+    };
+    let Expr::Cast(Cast { expr: inner, .. }) = expr else {
+        unreachable!("matched above")
+    };
+    Ok(Transformed::yes(Expr::Cast(Cast::new(inner, to))))
+}
+
+/// `sum(bigint)` and `avg` of integers and numerics are numerics in
+/// PostgreSQL, so they cannot overflow: the argument becomes a decimal
+/// (before type coercion, so the argument's type is the query's own).
+/// Averages show at least 16 decimals, as PostgreSQL shows averages of
+/// moderate values: the sum runs at scale 12 or more and DataFusion's
+/// decimal average adds 4.
+fn numeric_aggregates(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
+    let Expr::AggregateFunction(mut aggregate) = expr else {
+        return Ok(Transformed::no(expr));
+    };
+    let name = aggregate.func.name().to_string();
+    if aggregate.params.args.len() != 1 || !matches!(name.as_str(), "sum" | "avg") {
+        return Ok(Transformed::no(Expr::AggregateFunction(aggregate)));
+    }
+    let input = aggregate.params.args[0].get_type(schema).ok();
+    let target = match (name.as_str(), input) {
+        ("sum", Some(DataType::Int64)) => DataType::Decimal128(38, 0),
+        ("avg", Some(t)) if is_integer(&t) || t == DataType::Int8 => DataType::Decimal128(38, 12),
+        ("avg", Some(DataType::Decimal128(_, s))) => DataType::Decimal128(38, s.max(12)),
+        _ => return Ok(Transformed::no(Expr::AggregateFunction(aggregate))),
+    };
+    let arg = aggregate.params.args.remove(0);
+    aggregate
+        .params
+        .args
+        .push(Expr::Cast(Cast::new(Box::new(arg), target)));
+    Ok(Transformed::yes(Expr::AggregateFunction(aggregate)))
+}
+
+/// A union column is nullable when any branch's is (a rewritten branch
+/// may have become nullable; the union's schema is not recomputed).
+fn union_nullability(
+    mut union: datafusion::logical_expr::Union,
+) -> Result<datafusion::logical_expr::Union> {
+    let fields = union
+        .schema
+        .iter()
+        .enumerate()
+        .map(|(i, (qualifier, field))| {
+            let nullable = union.inputs.iter().any(|input| {
+                input
+                    .schema()
+                    .fields()
+                    .get(i)
+                    .is_some_and(|f| f.is_nullable())
+            });
+            let field = field.as_ref().clone().with_nullable(nullable);
+            (qualifier.cloned(), Arc::new(field))
+        })
+        .collect();
+    union.schema = Arc::new(DFSchema::new_with_metadata(
+        fields,
+        union.schema.metadata().clone(),
+    )?);
+    Ok(union)
+}
+
+fn is_float(t: &DataType) -> bool {
+    matches!(t, DataType::Float32 | DataType::Float64)
+}
+
+/// Where a numeric meets a float (comparison, arithmetic, CASE, COALESCE),
+/// PostgreSQL computes in float8 (its preferred numeric type); DataFusion
+/// would convert the float to a decimal, which fails for large values.
+fn float_beats_numeric(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
+    let type_of = |e: &Expr| e.get_type(schema).ok();
+    let to_float = |e: Expr| -> Expr {
+        match type_of(&e) {
+            Some(DataType::Decimal128(..)) => Expr::Cast(Cast::new(Box::new(e), DataType::Float64)),
+            _ => e,
+        }
+    };
+    let mixed = |types: &[Option<DataType>]| {
+        types.iter().flatten().any(is_float)
+            && types
+                .iter()
+                .flatten()
+                .any(|t| matches!(t, DataType::Decimal128(..)))
+    };
+    match expr {
+        Expr::BinaryExpr(BinaryExpr { left, op, right })
+            if mixed(&[type_of(&left), type_of(&right)]) =>
+        {
+            Ok(Transformed::yes(Expr::BinaryExpr(BinaryExpr::new(
+                Box::new(to_float(*left)),
+                op,
+                Box::new(to_float(*right)),
+            ))))
+        }
+        Expr::Case(mut case) => {
+            let mut types: Vec<_> = case
+                .when_then_expr
+                .iter()
+                .map(|(_, t)| type_of(t))
+                .collect();
+            types.extend(case.else_expr.as_deref().map(type_of));
+            if !mixed(&types) {
+                return Ok(Transformed::no(Expr::Case(case)));
+            }
+            case.when_then_expr = case
+                .when_then_expr
+                .into_iter()
+                .map(|(w, t)| (w, Box::new(to_float(*t))))
+                .collect();
+            case.else_expr = case.else_expr.map(|e| Box::new(to_float(*e)));
+            Ok(Transformed::yes(Expr::Case(case)))
+        }
+        Expr::ScalarFunction(mut f)
+            if matches!(f.name(), "coalesce" | "nullif" | "greatest" | "least")
+                && mixed(&f.args.iter().map(type_of).collect::<Vec<_>>()) =>
+        {
+            f.args = f.args.into_iter().map(to_float).collect();
+            Ok(Transformed::yes(Expr::ScalarFunction(f)))
+        }
+        other => Ok(Transformed::no(other)),
+    }
+}
+
+/// A UNION column that is a float in one branch and a numeric in another
+/// is a float, as in PostgreSQL: the numeric branches are cast.
+fn union_floats(mut union: datafusion::logical_expr::Union) -> Result<Transformed<LogicalPlan>> {
+    let width = union.schema.fields().len();
+    let floats: Vec<bool> = (0..width)
+        .map(|i| {
+            let types: Vec<DataType> = union
+                .inputs
+                .iter()
+                .filter_map(|p| p.schema().fields().get(i).map(|f| f.data_type().clone()))
+                .collect();
+            types.iter().any(is_float)
+                && types.iter().any(|t| matches!(t, DataType::Decimal128(..)))
+        })
+        .collect();
+    if !floats.contains(&true) {
+        return Ok(Transformed::no(LogicalPlan::Union(union)));
+    }
+    union.inputs = union
+        .inputs
+        .into_iter()
+        .map(|input| {
+            let exprs: Vec<Expr> = input
+                .schema()
+                .iter()
+                .enumerate()
+                .map(|(i, (qualifier, field))| {
+                    let column = Expr::Column(datafusion::common::Column::new(
+                        qualifier.cloned(),
+                        field.name(),
+                    ));
+                    match field.data_type() {
+                        DataType::Decimal128(..) if floats[i] => {
+                            Expr::Cast(Cast::new(Box::new(column), DataType::Float64))
+                                .alias(field.name())
+                        }
+                        _ => column,
+                    }
+                })
+                .collect();
+            datafusion::logical_expr::LogicalPlanBuilder::from(Arc::unwrap_or_clone(input))
+                .project(exprs)?
+                .build()
+                .map(Arc::new)
+        })
+        .collect::<Result<_>>()?;
+    let fields: Vec<_> = union
+        .schema
+        .iter()
+        .enumerate()
+        .map(|(i, (qualifier, field))| {
+            let field = match floats[i] {
+                true => Arc::new(field.as_ref().clone().with_data_type(DataType::Float64)),
+                false => field.clone(),
+            };
+            (qualifier.cloned(), field)
+        })
+        .collect();
+    union.schema = Arc::new(DFSchema::new_with_metadata(
+        fields,
+        union.schema.metadata().clone(),
+    )?);
+    Ok(Transformed::yes(LogicalPlan::Union(union)))
+}
+
+fn narrow_literal(expr: Expr) -> Transformed<Expr> {
+    match expr {
+        Expr::Literal(ScalarValue::Int64(Some(v)), meta) => match i32::try_from(v) {
+            Ok(v) => Transformed::yes(Expr::Literal(ScalarValue::Int32(Some(v)), meta)),
+            Err(_) => Transformed::no(Expr::Literal(ScalarValue::Int64(Some(v)), meta)),
+        },
+        Expr::Literal(ScalarValue::UInt64(Some(v)), meta) => Transformed::yes(Expr::Literal(
+            ScalarValue::Decimal128(Some(i128::from(v)), 20, 0),
+            meta,
+        )),
+        other => Transformed::no(other),
+    }
+}
+
+/// Checked integer arithmetic, rounding casts to integers and a numeric
+/// `sum(bigint)` (runs after type coercion).
+#[derive(Debug, Default)]
+pub struct IntegerArithmetic;
+
+impl AnalyzerRule for IntegerArithmetic {
+    fn name(&self) -> &str {
+        "pg_integer_arithmetic"
+    }
+
+    fn analyze(&self, plan: LogicalPlan, _: &ConfigOptions) -> Result<LogicalPlan> {
+        Ok(plan
+            .transform_up_with_subqueries(|node| {
+                if let LogicalPlan::Union(union) = node {
+                    let union = union_nullability(union)?;
+                    return Ok(Transformed::yes(LogicalPlan::Union(union)));
+                }
+                rewrite_expressions(node, |expr, schema| {
+                    expr.transform_up(|e| checked(e, schema))
+                })
+            })?
+            .data)
+    }
+}
+
+/// Rewrites every expression of one plan node, keeping their names, and
+/// recomputes the node's schema.
+fn rewrite_expressions(
+    node: LogicalPlan,
+    mut rewrite: impl FnMut(Expr, &DFSchema) -> Result<Transformed<Expr>>,
+) -> Result<Transformed<LogicalPlan>> {
+    if matches!(node, LogicalPlan::TableScan(_)) {
+        return Ok(Transformed::no(node));
+    }
+    let schema = merge_schema(&node.inputs());
+    let names = NamePreserver::new(&node);
+    let rewritten = node.map_expressions(|expr| {
+        let name = names.save(&expr);
+        Ok(rewrite(expr, &schema)?.update_data(|e| name.restore(e)))
+    })?;
+    // Always recomputed: a child's column may have changed type (a
+    // `sum(bigint)` below a projection) even where this node's own
+    // expressions did not.
+    rewritten.map_data(|plan| plan.recompute_schema())
+}
+
+fn is_integer(t: &DataType) -> bool {
+    matches!(t, DataType::Int16 | DataType::Int32 | DataType::Int64)
+}
+
+fn checked(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
+    let type_of = |e: &Expr| e.get_type(schema).ok();
+    match expr {
+        Expr::BinaryExpr(BinaryExpr { left, op, right })
+            if matches!(op, Operator::Plus | Operator::Minus | Operator::Multiply)
+                && type_of(&left).is_some_and(|t| is_integer(&t))
+                && type_of(&left) == type_of(&right) =>
+        {
+            Ok(Transformed::yes(Expr::ScalarFunction(
+                ScalarFunction::new_udf(checked_udf(Checked::Binary(op)), vec![*left, *right]),
+            )))
+        }
+        Expr::Negative(inner) if type_of(&inner).is_some_and(|t| is_integer(&t)) => {
+            Ok(Transformed::yes(Expr::ScalarFunction(
+                ScalarFunction::new_udf(checked_udf(Checked::Negate), vec![*inner]),
+            )))
+        }
+        Expr::Cast(Cast { expr: inner, field })
+            if is_integer(field.data_type())
+                && type_of(&inner).is_some_and(|t| {
+                    matches!(
+                        t,
+                        DataType::Decimal128(..) | DataType::Float32 | DataType::Float64
+                    )
+                }) =>
+        {
+            let rounded = Expr::ScalarFunction(ScalarFunction::new_udf(
+                checked_udf(Checked::RoundToInt),
+                vec![*inner],
+            ));
+            Ok(Transformed::yes(Expr::Cast(Cast {
+                expr: Box::new(rounded),
+                field,
+            })))
+        }
+        other => Ok(Transformed::no(other)),
+    }
+}
+
+/// What a checked function computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Checked {
+    Binary(Operator),
+    Negate,
+    /// A numeric or float rounded to a bigint.
+    RoundToInt,
+}
+
+fn checked_udf(what: Checked) -> Arc<ScalarUDF> {
+    let name = match what {
+        Checked::Binary(Operator::Plus) => "pg_int_add",
+        Checked::Binary(Operator::Minus) => "pg_int_sub",
+        Checked::Binary(_) => "pg_int_mul",
+        Checked::Negate => "pg_int_neg",
+        Checked::RoundToInt => "pg_round_to_int",
+    };
+    let signature = match what {
+        Checked::Binary(_) | Checked::Negate | Checked::RoundToInt => {
+            Signature::new(TypeSignature::UserDefined, Volatility::Immutable)
+        }
+    };
+    Arc::new(ScalarUDF::new_from_impl(CheckedFunction {
+        what,
+        name,
+        signature,
+    }))
+}
+
+#[derive(Debug)]
+struct CheckedFunction {
+    what: Checked,
+    name: &'static str,
+    signature: Signature,
+}
+
+impl PartialEq for CheckedFunction {
+    fn eq(&self, other: &Self) -> bool {
+        self.what == other.what
+    }
+}
+
+impl Eq for CheckedFunction {}
+
+impl Hash for CheckedFunction {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.what.hash(state);
+    }
+}
+
+/// PostgreSQL's message for an integer result out of range.
+fn out_of_range(t: &DataType) -> DataFusionError {
+    let message = match t {
+        DataType::Int16 => "smallint out of range",
+        DataType::Int32 => "integer out of range",
+        _ => "bigint out of range",
+    };
+    DataFusionError::External(Box::new(QuiverError::OutOfRange(message.into())))
+}
+
+impl ScalarUDFImpl for CheckedFunction {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        Ok(arg_types.to_vec())
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        Ok(match self.what {
+            Checked::RoundToInt => DataType::Int64,
+            _ => arg_types[0].clone(),
+        })
+    }
+
+    /// Always nullable, in the logical and the physical plan alike (they
+    /// must agree), so that the simplifier does not fold `(a * b) IS
+    /// NULL` away and skip the overflow check PostgreSQL would make.
+    fn return_field_from_args(
+        &self,
+        args: datafusion::logical_expr::ReturnFieldArgs,
+    ) -> Result<datafusion::arrow::datatypes::FieldRef> {
+        let types: Vec<DataType> = args
+            .arg_fields
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect();
+        Ok(Arc::new(datafusion::arrow::datatypes::Field::new(
+            self.name(),
+            self.return_type(&types)?,
+            true,
+        )))
+    }
+
+    /// Named as the operator it replaces: `a + b`, `(- a)`.
+    fn schema_name(&self, args: &[Expr]) -> Result<String> {
+        Ok(match self.what {
+            Checked::Binary(op) => {
+                format!("{} {op} {}", args[0].schema_name(), args[1].schema_name())
+            }
+            Checked::Negate => format!("(- {})", args[0].schema_name()),
+            Checked::RoundToInt => args[0].schema_name().to_string(),
+        })
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let scalar = args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let result_type = match self.what {
+            Checked::RoundToInt => DataType::Int64,
+            _ => arrays[0].data_type().clone(),
+        };
+        let overflow = |e: ArrowError| match e {
+            ArrowError::ArithmeticOverflow(_) => out_of_range(&result_type),
+            other => DataFusionError::ArrowError(Box::new(other), None),
+        };
+        let out: ArrayRef = match self.what {
+            Checked::Binary(Operator::Plus) => {
+                numeric::add(&arrays[0], &arrays[1]).map_err(overflow)?
+            }
+            Checked::Binary(Operator::Minus) => {
+                numeric::sub(&arrays[0], &arrays[1]).map_err(overflow)?
+            }
+            Checked::Binary(_) => numeric::mul(&arrays[0], &arrays[1]).map_err(overflow)?,
+            Checked::Negate => numeric::neg(&arrays[0]).map_err(overflow)?,
+            Checked::RoundToInt => round_to_int(&arrays[0])?,
+        };
+        Ok(if scalar {
+            ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
+        } else {
+            ColumnarValue::Array(out)
+        })
+    }
+}
+
+/// Numeric rounds half away from zero, float half to even (`rint`), as
+/// PostgreSQL's casts to integer do; out of bigint's range is 22003.
+fn round_to_int(array: &ArrayRef) -> Result<ArrayRef> {
+    let bigint = |v: f64| -> Result<i64> {
+        // 2^63 is the first float past i64::MAX.
+        if v.is_nan() || !(-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&v) {
+            return Err(out_of_range(&DataType::Int64));
+        }
+        Ok(v as i64)
+    };
+    let values: Result<Int64Array> = match array.data_type() {
+        DataType::Decimal128(_, scale) => {
+            let divisor = 10i128.pow(u32::try_from(*scale).unwrap_or(0));
+            array
+                .as_primitive::<datafusion::arrow::datatypes::Decimal128Type>()
+                .iter()
+                .map(|v| {
+                    v.map(|v| {
+                        let whole = v / divisor;
+                        let rest = (v % divisor).abs();
+                        let rounded = if rest * 2 >= divisor {
+                            whole + v.signum()
+                        } else {
+                            whole
+                        };
+                        i64::try_from(rounded).map_err(|_| out_of_range(&DataType::Int64))
+                    })
+                    .transpose()
+                })
+                .collect()
+        }
+        DataType::Float64 => array
+            .as_primitive::<datafusion::arrow::datatypes::Float64Type>()
+            .iter()
+            .map(|v| v.map(|v| bigint(v.round_ties_even())).transpose())
+            .collect(),
+        DataType::Float32 => array
+            .as_primitive::<datafusion::arrow::datatypes::Float32Type>()
+            .iter()
+            .map(|v| {
+                v.map(|v| bigint(f64::from(v).round_ties_even()))
+                    .transpose()
+            })
+            .collect(),
+        other => {
+            return Err(DataFusionError::Internal(format!(
+                "pg_round_to_int of {other}"
+            )))
+        }
+    };
+    Ok(Arc::new(values?))
+}
