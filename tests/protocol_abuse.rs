@@ -851,3 +851,56 @@ async fn random_bytes_after_startup_do_not_hurt_the_server() {
     let client = connect(&server).await;
     assert_eq!(count(&client, "SELECT count(*) FROM keep").await, 2);
 }
+
+/// Invalid UTF-8 in a query is refused with 22021, as PostgreSQL refuses
+/// it, in a Query and in a Parse (also when a sequence is split across
+/// writes); valid UTF-8, and a real U+FFFD, still run; the session goes on.
+#[tokio::test]
+async fn invalid_utf8_in_a_query_is_22021() {
+    let server = TestServer::start();
+    let mut stream = start_session(&server).await;
+    let mut bad = b"SELECT '".to_vec();
+    bad.extend_from_slice(&[0xff, 0xfe]);
+    bad.extend_from_slice(b"'\0");
+    send_raw(&mut stream, &message(b'Q', &bad)).await;
+    let (messages, closed) = read_until_ready_or_closed(&mut stream).await;
+    assert!(!closed, "{messages:?}");
+    let error = messages
+        .iter()
+        .find(|m| m.tag == b'E')
+        .unwrap_or_else(|| panic!("no ErrorResponse: {messages:?}"));
+    assert_eq!(error.sqlstate(), "22021", "{error:?}");
+
+    // A Parse with invalid UTF-8, then Sync: an error, then ready again.
+    let mut parse = b"\0SELECT '".to_vec();
+    parse.extend_from_slice(&[0xc3]);
+    parse.extend_from_slice(b"'\0\0\0");
+    let mut bytes = message(b'P', &parse);
+    bytes.extend_from_slice(&message(b'S', &[]));
+    send_raw(&mut stream, &bytes).await;
+    let (messages, closed) = read_until_ready_or_closed(&mut stream).await;
+    assert!(!closed, "{messages:?}");
+    let error = messages
+        .iter()
+        .find(|m| m.tag == b'E')
+        .unwrap_or_else(|| panic!("no ErrorResponse for Parse: {messages:?}"));
+    assert_eq!(error.sqlstate(), "22021", "{error:?}");
+
+    // Valid two-byte characters split across two writes, and a real
+    // U+FFFD, run as themselves.
+    let sql = "SELECT 'é\u{FFFD}'";
+    let whole = query_message(sql);
+    let cut = whole.len() - 5; // inside the 3-byte U+FFFD
+    send_raw(&mut stream, &whole[..cut]).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    send_raw(&mut stream, &whole[cut..]).await;
+    let (messages, closed) = read_until_ready_or_closed(&mut stream).await;
+    assert!(!closed, "{messages:?}");
+    assert!(messages.iter().all(|m| m.tag != b'E'), "{messages:?}");
+    let row = messages
+        .iter()
+        .find(|m| m.tag == b'D')
+        .unwrap_or_else(|| panic!("no row: {messages:?}"));
+    assert!(row.body.ends_with("é\u{FFFD}".as_bytes()), "{:?}", row.body);
+    assert_serves(&server).await;
+}
