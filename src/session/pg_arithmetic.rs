@@ -1,15 +1,19 @@
-//! PostgreSQL's integer arithmetic, as two analyzer rules around
-//! DataFusion's type coercion.
+//! PostgreSQL's numeric typing and arithmetic, as two analyzer rules
+//! around DataFusion's type coercion.
 //!
-//! - Before coercion, an integer literal that fits in 32 bits is an
-//!   `integer` (DataFusion makes every integer literal a `bigint`), one that
-//!   fits in 64 a `bigint`, and a larger one a `numeric`; so `qty * 2` on an
-//!   integer column is an integer, as in PostgreSQL.
+//! - Before coercion (the types are still the query's own): an integer
+//!   literal that fits in 32 bits is an `integer` (DataFusion makes every
+//!   integer literal a `bigint`), one that fits in 64 a `bigint`, and a
+//!   larger one a `numeric`, also in VALUES columns and UNION branches, so
+//!   `qty * 2` on an integer column is an integer; `sum(bigint)` and `avg`
+//!   of integers and numerics are numerics; a bare `CAST(x AS numeric)`
+//!   keeps the scale of an integer or numeric `x`; and where a numeric
+//!   meets a float the numeric becomes a float, as PostgreSQL's type
+//!   resolution prefers float8.
 //! - After coercion, `+`, `-`, `*` and unary `-` on integers raise 22003
-//!   (`integer out of range`) where DataFusion would wrap around; a cast of
-//!   a numeric or a float to an integer rounds (half away from zero for
-//!   numeric, half to even for float) where DataFusion truncates; and
-//!   `sum(bigint)` is a `numeric`, so it cannot overflow.
+//!   (`integer out of range`) where DataFusion would wrap around, and a
+//!   cast of a numeric or a float to an integer rounds (half away from
+//!   zero for numeric, half to even for float) where DataFusion truncates.
 //!
 //! The rewritten expressions keep their names (the checked operators print
 //! as the operators they replace), so plans and column names read as
