@@ -375,13 +375,30 @@ impl Utf8Check {
             }
             chunk = &chunk[..end];
         }
-        let mut bytes = std::mem::take(&mut self.carry);
-        bytes.extend_from_slice(chunk);
-        match std::str::from_utf8(&bytes) {
-            Ok(_) => {}
-            Err(e) if e.error_len().is_none() => {
-                self.carry = bytes[e.valid_up_to()..].to_vec();
+        if !self.carry.is_empty() {
+            // Complete the sequence the last piece cut (a sequence is at
+            // most 4 bytes), without copying the rest of this piece.
+            let mut head = std::mem::take(&mut self.carry);
+            let cut = head.len();
+            let taken = chunk.len().min(4 - cut);
+            head.extend_from_slice(&chunk[..taken]);
+            match std::str::from_utf8(&head) {
+                Ok(_) => chunk = &chunk[taken..],
+                Err(e) if e.error_len().is_some() => {
+                    self.invalid = true;
+                    return;
+                }
+                Err(e) if e.valid_up_to() < cut => {
+                    // Still cut: this piece was shorter than the sequence.
+                    self.carry = head;
+                    return;
+                }
+                Err(e) => chunk = &chunk[e.valid_up_to() - cut..],
             }
+        }
+        match std::str::from_utf8(chunk) {
+            Ok(_) => {}
+            Err(e) if e.error_len().is_none() => self.carry = chunk[e.valid_up_to()..].to_vec(),
             Err(_) => self.invalid = true,
         }
     }
@@ -546,6 +563,40 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for FrameGuard<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Whether `text` passes the check fed in pieces of every size.
+    fn utf8_valid_in_pieces(kind: u8, text: &[u8]) -> Vec<bool> {
+        (1..=text.len().max(1))
+            .map(|size| {
+                let mut check = Utf8Check::start(kind);
+                for piece in text.chunks(size) {
+                    check.feed(kind, piece);
+                }
+                check.valid()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn utf8_is_checked_across_pieces() {
+        let valid = "SELECT 'é€😀\u{FFFD}'\0".as_bytes();
+        assert!(utf8_valid_in_pieces(b'Q', valid).iter().all(|v| *v));
+        for bad in [
+            &b"SELECT '\xff'\0"[..],
+            &b"SELECT '\xc3'\0"[..],          // cut before its end
+            &b"SELECT '\xe2\x82'\0"[..],      // cut three-byte sequence
+            &b"SELECT '\xf0\x9f\x98('\0"[..], // bad fourth byte
+        ] {
+            assert!(
+                utf8_valid_in_pieces(b'Q', bad).iter().all(|v| !*v),
+                "{bad:?}"
+            );
+        }
+        // A Parse is checked up to the end of its SQL; the parameter
+        // types after it are binary.
+        let parse = b"s1\0SELECT $1\0\0\x01\x00\x00\xff\xff";
+        assert!(utf8_valid_in_pieces(b'P', parse).iter().all(|v| *v));
+    }
 
     fn message(kind: u8, body: &[u8]) -> Vec<u8> {
         let mut out = vec![kind];

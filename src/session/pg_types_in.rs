@@ -163,9 +163,13 @@ fn rewrite_huge_number(expr: &mut Expr) {
     let Value::Number(text, _) = &value.value else {
         return;
     };
-    if fits_decimal128(text) {
-        if let Some(plain) = without_exponent(text) {
-            value.value = Value::Number(plain, false);
+    // Not ours to judge (the planner says what is wrong with it).
+    let Some(literal) = NumberLiteral::parse(text) else {
+        return;
+    };
+    if literal.fits_decimal128() {
+        if text.contains(['e', 'E']) {
+            value.value = Value::Number(literal.without_exponent(), false);
         }
         return;
     }
@@ -178,51 +182,53 @@ fn rewrite_huge_number(expr: &mut Expr) {
     };
 }
 
-/// `1.5e3` as `1500.`: the same numeric, written so that DataFusion reads
-/// it with scale 0 (it would give `1e3` a negative scale, which no client
-/// type has) and not as an integer.
-fn without_exponent(text: &str) -> Option<String> {
-    let at = text.find(['e', 'E'])?;
-    let exponent: i64 = text[at + 1..].parse().ok()?;
-    let (whole, fraction) = text[..at].split_once('.').unwrap_or((&text[..at], ""));
-    let digits: String = whole
-        .chars()
-        .chain(fraction.chars())
-        .filter(|c| *c != '_')
-        .collect();
-    // Where the point goes, counted in digits from the left.
-    let point = whole.len() as i64 + exponent;
-    let plain = if point <= 0 {
-        format!("0.{}{digits}", "0".repeat((-point) as usize))
-    } else if point as usize >= digits.len() {
-        format!("{digits}{}.", "0".repeat(point as usize - digits.len()))
-    } else {
-        let (left, right) = digits.split_at(point as usize);
-        format!("{left}.{right}")
-    };
-    Some(plain)
+/// A numeric literal (digits, a point, an exponent) as its digits and
+/// where its point falls: `1.5e3` is digits `15`, point 4.
+struct NumberLiteral {
+    digits: String,
+    /// Digits left of the point (negative: zeros after the point first).
+    point: i64,
 }
 
-/// Whether the literal `text` (digits, a point, an exponent) is a
-/// decimal of at most 38 digits with a scale DataFusion takes.
-fn fits_decimal128(text: &str) -> bool {
-    let (mantissa, exponent) = match text.find(['e', 'E']) {
-        Some(at) => match text[at + 1..].parse::<i64>() {
-            Ok(e) => (&text[..at], e),
-            Err(_) => return true, // not ours to judge: the planner says
-        },
-        None => (text, 0),
-    };
-    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    let digits: String = whole
-        .chars()
-        .chain(fraction.chars())
-        .filter(|c| *c != '_')
-        .collect();
-    let significant = digits.trim_start_matches('0').len().max(1) as i64;
-    let scale = fraction.len() as i64 - exponent;
-    let precision = significant.max(scale);
-    (-128..=38).contains(&scale) && precision <= 38 && significant - scale.min(0) <= 38
+impl NumberLiteral {
+    fn parse(text: &str) -> Option<NumberLiteral> {
+        let (mantissa, exponent) = match text.find(['e', 'E']) {
+            Some(at) => (&text[..at], text[at + 1..].parse::<i64>().ok()?),
+            None => (text, 0),
+        };
+        let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+        let count = |s: &str| s.chars().filter(|c| *c != '_').count() as i64;
+        let digits = whole.chars().chain(fraction.chars()).filter(|c| *c != '_');
+        Some(NumberLiteral {
+            digits: digits.collect(),
+            point: count(whole) + exponent,
+        })
+    }
+
+    /// Whether it is a decimal of at most 38 digits with a scale
+    /// DataFusion takes.
+    fn fits_decimal128(&self) -> bool {
+        let significant = self.digits.trim_start_matches('0').len().max(1) as i64;
+        let scale = self.digits.len() as i64 - self.point;
+        (-128..=38).contains(&scale)
+            && significant.max(scale) <= 38
+            && significant - scale.min(0) <= 38
+    }
+
+    /// `1.5e3` as `1500.`: the same numeric, written so that DataFusion
+    /// reads it with scale 0 (it would give `1e3` a negative scale, which
+    /// no client type has) and not as an integer.
+    fn without_exponent(&self) -> String {
+        let (digits, point) = (&self.digits, self.point);
+        if point <= 0 {
+            format!("0.{}{digits}", "0".repeat((-point) as usize))
+        } else if point as usize >= digits.len() {
+            format!("{digits}{}.", "0".repeat(point as usize - digits.len()))
+        } else {
+            let (left, right) = digits.split_at(point as usize);
+            format!("{left}.{right}")
+        }
+    }
 }
 
 fn rewrite_cast(expr: &mut Expr) {
@@ -261,4 +267,24 @@ fn rewrite_cast(expr: &mut Expr) {
         over: None,
         within_group: vec![],
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::NumberLiteral;
+
+    #[test]
+    fn number_literals_as_postgres_reads_them() {
+        let plain = |t: &str| NumberLiteral::parse(t).unwrap().without_exponent();
+        assert_eq!(plain("1e3"), "1000.");
+        assert_eq!(plain("1.5e3"), "1500.");
+        assert_eq!(plain("1.5e-3"), "0.0015");
+        assert_eq!(plain("123.456e1"), "1234.56");
+        assert_eq!(plain("1_000e1"), "10000.");
+        let fits = |t: &str| NumberLiteral::parse(t).unwrap().fits_decimal128();
+        assert!(fits("12345.6789") && fits("1e3") && fits("1e-20"));
+        assert!(!fits("1e300") && !fits("1e-200"));
+        assert!(!fits("12345678901234567890123456789012345678901"));
+        assert!(NumberLiteral::parse("1e").is_none());
+    }
 }

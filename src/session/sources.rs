@@ -47,23 +47,17 @@ pub fn annotate(
 /// The table and column that output column `index` of `plan` reads, when
 /// it is a column passed through unchanged.
 fn trace(plan: &LogicalPlan, index: usize) -> Option<(TableReference, String)> {
+    if let Some(input) = same_columns_input(plan) {
+        return trace(input, index);
+    }
     match plan {
         LogicalPlan::Projection(p) => {
-            let mut expr = p.expr.get(index)?;
-            while let Expr::Alias(alias) = expr {
-                expr = &alias.expr;
-            }
-            let Expr::Column(column) = expr else {
+            let Expr::Column(column) = unaliased(p.expr.get(index)?) else {
                 return None;
             };
             let at = p.input.schema().index_of_column(column).ok()?;
             trace(&p.input, at)
         }
-        LogicalPlan::Filter(f) => trace(&f.input, index),
-        LogicalPlan::Sort(s) => trace(&s.input, index),
-        LogicalPlan::Limit(l) => trace(&l.input, index),
-        LogicalPlan::Distinct(Distinct::All(input)) => trace(input, index),
-        LogicalPlan::SubqueryAlias(s) => trace(&s.input, index),
         LogicalPlan::Join(j) => match j.join_type {
             JoinType::Inner | JoinType::Left | JoinType::Right | JoinType::Full => {
                 let left = j.left.schema().fields().len();
@@ -90,16 +84,14 @@ fn trace(plan: &LogicalPlan, index: usize) -> Option<(TableReference, String)> {
 /// explicit cast to `numeric(p, s)`, or a UNION of such columns of one
 /// type. A computed numeric (`sum(n)`, `n + 1`, a literal) has none.
 fn typmod_known(plan: &LogicalPlan, index: usize) -> bool {
+    if let Some(input) = same_columns_input(plan) {
+        return typmod_known(input, index);
+    }
     match plan {
-        LogicalPlan::Projection(p) => {
-            let Some(mut expr) = p.expr.get(index) else {
-                return false;
-            };
-            while let Expr::Alias(alias) = expr {
-                expr = &alias.expr;
-            }
-            expr_typmod_known(expr, &p.input)
-        }
+        LogicalPlan::Projection(p) => p
+            .expr
+            .get(index)
+            .is_some_and(|expr| expr_typmod_known(expr, &p.input)),
         LogicalPlan::Union(u) => {
             let types: Vec<_> = u
                 .inputs
@@ -115,13 +107,27 @@ fn typmod_known(plan: &LogicalPlan, index: usize) -> bool {
             types.windows(2).all(|w| w[0] == w[1])
                 && u.inputs.iter().all(|input| typmod_known(input, index))
         }
-        LogicalPlan::Filter(f) => typmod_known(&f.input, index),
-        LogicalPlan::Sort(s) => typmod_known(&s.input, index),
-        LogicalPlan::Limit(l) => typmod_known(&l.input, index),
-        LogicalPlan::Distinct(Distinct::All(input)) => typmod_known(input, index),
-        LogicalPlan::SubqueryAlias(s) => typmod_known(&s.input, index),
         _ => trace(plan, index).is_some(),
     }
+}
+
+/// The input of a node whose output columns are its input's, unchanged.
+fn same_columns_input(plan: &LogicalPlan) -> Option<&LogicalPlan> {
+    match plan {
+        LogicalPlan::Filter(f) => Some(&f.input),
+        LogicalPlan::Sort(s) => Some(&s.input),
+        LogicalPlan::Limit(l) => Some(&l.input),
+        LogicalPlan::Distinct(Distinct::All(input)) => Some(input),
+        LogicalPlan::SubqueryAlias(s) => Some(&s.input),
+        _ => None,
+    }
+}
+
+fn unaliased(mut expr: &Expr) -> &Expr {
+    while let Expr::Alias(alias) = expr {
+        expr = &alias.expr;
+    }
+    expr
 }
 
 /// [`typmod_known`] for an expression over `input`'s columns.
@@ -135,8 +141,7 @@ fn expr_typmod_known(expr: &Expr, input: &LogicalPlan) -> bool {
             && types.windows(2).all(|w| w[0] == w[1])
             && exprs.iter().all(|e| expr_typmod_known(e, input))
     };
-    match expr {
-        Expr::Alias(alias) => expr_typmod_known(&alias.expr, input),
+    match unaliased(expr) {
         // Coercions are added later, by the analyzer: a cast here is one
         // the query wrote. A bare `numeric` is planned as (38, 10) and has
         // no typmod in PostgreSQL.
