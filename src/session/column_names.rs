@@ -78,7 +78,7 @@ fn name_of(expr: &Expr) -> Option<String> {
         Expr::Ceil { .. } => Some("ceil".into()),
         Expr::Floor { .. } => Some("floor".into()),
         Expr::Overlay { .. } => Some("overlay".into()),
-        Expr::Exists { .. } => Some("exists".into()),
+        Expr::Exists { negated: false, .. } => Some("exists".into()),
         Expr::Array(_) => Some("array".into()),
         Expr::Subquery(q) => names_of_query(q)
             .and_then(|n| n.into_iter().next())
@@ -222,6 +222,9 @@ fn datafusion_name_key(expr: &Expr) -> String {
                     expr,
                 } => *expr,
                 Expr::Subquery(_) => Expr::Identifier("<subquery>".into()),
+                Expr::InSubquery { negated, .. } => {
+                    Expr::Identifier(format!("in {negated} <subquery>").as_str().into())
+                }
                 Expr::Exists { negated, .. } => {
                     Expr::Identifier(format!("exists {negated} <subquery>").as_str().into())
                 }

@@ -194,7 +194,14 @@ impl Session {
     pub(super) async fn execute_plan(&self, plan: LogicalPlan) -> Result<RowStream> {
         let heavy = reads_tables(&plan);
         let state = self.ctx.state();
-        let physical = state.create_physical_plan(&plan).await?;
+        let physical = match state.create_physical_plan(&plan).await {
+            Ok(physical) => physical,
+            Err(e) if super::init_plans::is_unplanned_subquery(&e) => {
+                let plan = self.run_init_plans(plan).await?;
+                state.create_physical_plan(&plan).await?
+            }
+            Err(e) => return Err(e.into()),
+        };
         let slot = match heavy {
             true => Some(self.admit_query().await),
             false => None,

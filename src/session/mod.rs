@@ -13,6 +13,7 @@ mod dml;
 mod execution;
 mod external;
 mod file_functions;
+mod init_plans;
 mod insert;
 mod lookup;
 mod pg_arithmetic;
