@@ -380,6 +380,55 @@ async fn startup_reports_the_parameters_clients_read() {
     assert_eq!(rows[0].get::<_, &str>(0), "wire-test");
 }
 
+/// Start-up `options` (libpq's PGOPTIONS) set settings for the session;
+/// a bad one fails the login with a FATAL error saying why, as in
+/// PostgreSQL; other start-up parameters are settings too, and win over
+/// `options`.
+#[tokio::test]
+async fn startup_options_set_settings() {
+    let server = TestServer::start();
+    let connect = |options: &'static str, application_name: Option<&'static str>| {
+        let mut config: tokio_postgres::Config = server.conn_string().parse().unwrap();
+        config.options(options);
+        if let Some(name) = application_name {
+            config.application_name(name);
+        }
+        async move { config.connect(tokio_postgres::NoTls).await }
+    };
+    let (client, connection) = connect(
+        r"-c statement_timeout=5000 --search-path=pg_catalog -capplication_name=a\ b",
+        None,
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    for (name, want) in [
+        ("statement_timeout", "5000"),
+        ("search_path", "pg_catalog"),
+        ("application_name", "a b"),
+    ] {
+        let rows = client.query(&format!("SHOW {name}"), &[]).await.unwrap();
+        assert_eq!(rows[0].get::<_, &str>(0), want, "{name}");
+    }
+    let (client, connection) = connect("-c application_name=from_options", Some("param"))
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let rows = client.query("SHOW application_name", &[]).await.unwrap();
+    assert_eq!(rows[0].get::<_, &str>(0), "param");
+    for (options, sqlstate) in [
+        ("-c nosuch=1", SqlState::UNDEFINED_OBJECT),
+        (
+            "-c statement_timeout=abc",
+            SqlState::INVALID_PARAMETER_VALUE,
+        ),
+        ("-X", SqlState::INVALID_PARAMETER_VALUE),
+    ] {
+        let err = connect(options, None).await.err().expect(options);
+        assert_eq!(err.code(), Some(&sqlstate), "{options}: {err}");
+    }
+}
+
 #[tokio::test]
 async fn casts_to_uuid_and_jsonb_report_their_types() {
     let server = TestServer::start();

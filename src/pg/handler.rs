@@ -297,6 +297,50 @@ enum Login {
 }
 
 /// A FATAL error: the connection ends after it.
+/// The settings in a start-up `options` string: words split at
+/// unescaped spaces (a backslash keeps the next character), each `-c
+/// name=value`, `-cname=value` or `--name=value`.
+fn startup_options(options: &str) -> std::result::Result<Vec<(String, String)>, String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut chars = options.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => word.extend(chars.next()),
+            c if c.is_ascii_whitespace() => {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+            }
+            c => word.push(c),
+        }
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    let mut settings = Vec::new();
+    let mut words = words.into_iter();
+    while let Some(word) = words.next() {
+        let assignment = if word == "-c" {
+            words
+                .next()
+                .ok_or_else(|| "invalid command-line argument for server process: -c".to_string())?
+        } else if let Some(rest) = word.strip_prefix("-c").or_else(|| word.strip_prefix("--")) {
+            rest.to_string()
+        } else {
+            return Err(format!(
+                "invalid command-line argument for server process: {word}"
+            ));
+        };
+        let Some((name, value)) = assignment.split_once('=') else {
+            return Err(format!("-c {assignment} requires a value"));
+        };
+        // `--statement-timeout=5s` names statement_timeout.
+        settings.push((name.replace('-', "_"), value.to_string()));
+    }
+    Ok(settings)
+}
+
 fn fatal(code: &str, message: String) -> PgWireError {
     PgWireError::UserError(Box::new(ErrorInfo::new(
         "FATAL".into(),
@@ -964,19 +1008,30 @@ impl Backend {
             .cloned()
             .unwrap_or_else(|| user.clone());
         session.set_identity(&user, &database, pid, implicit_superuser);
-        // Settings a client may pass in the start-up packet. client_encoding
-        // is not among them: we always speak UTF8 and say so.
-        for name in [
-            "application_name",
-            "DateStyle",
-            "TimeZone",
-            "search_path",
-            "extra_float_digits",
-        ] {
-            if let Some(value) = client.metadata().get(name).cloned() {
-                if let Err(e) = session.apply_startup_setting(name, &value) {
-                    tracing::debug!("ignoring start-up parameter {name}={value}: {e}");
-                }
+        // `options` (libpq's PGOPTIONS) first: `-c name=value` and
+        // `--name=value` set what the client asked for, or the login fails
+        // saying why, as in PostgreSQL; the other parameters come after
+        // and win, as there.
+        if let Some(options) = client.metadata().get("options") {
+            for (name, value) in startup_options(options).map_err(|m| fatal("22023", m))? {
+                session
+                    .apply_startup_setting(&name, &value)
+                    .map_err(|e| fatal(e.sqlstate().code(), e.to_string()))?;
+            }
+        }
+        // Every other start-up parameter is a setting, as in PostgreSQL
+        // (client_encoding aside: we always speak UTF8 and say so). A
+        // driver's guess that does not apply (pgjdbc's TimeZone, say) does
+        // not stop the login.
+        for (name, value) in client.metadata() {
+            if matches!(
+                name.as_str(),
+                "user" | "database" | "options" | "replication" | "client_encoding"
+            ) {
+                continue;
+            }
+            if let Err(e) = session.apply_startup_setting(name, value) {
+                tracing::debug!("ignoring start-up parameter {name}={value}: {e}");
             }
         }
         let mut values = HashMap::new();
