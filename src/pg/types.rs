@@ -10,7 +10,9 @@ use std::sync::Arc;
 use arrow_pg::encoder::encode_value;
 use bytes::{BufMut, BytesMut};
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema};
+use datafusion::arrow::datatypes::{
+    DataType, Field, FieldRef, IntervalMonthDayNano, IntervalUnit, Schema,
+};
 use futures::stream::{self, Stream, StreamExt};
 use pgwire::api::portal::Format;
 use pgwire::api::results::{DataRowEncoder, FieldFormat, FieldInfo};
@@ -188,9 +190,11 @@ fn general_rows(
                         .value(row);
                     encode_as_field(&mut encoder, &Some(Numeric(value, *scale as u16)), pg_field)?;
                 }
-                _ if pg_field.format() == FieldFormat::Text && has_own_text(array.data_type()) => {
-                    let digits = pg_field.format_options().extra_float_digits;
-                    let value = own_text(array.as_ref(), row, digits).map(TextOnly);
+                _ if pg_field.format() == FieldFormat::Text
+                    && has_own_text(array.data_type(), pg_field.format_options()) =>
+                {
+                    let value =
+                        own_text(array.as_ref(), row, pg_field.format_options()).map(TextOnly);
                     encode_as_field(&mut encoder, &value, pg_field)?;
                 }
                 _ => {
@@ -269,25 +273,29 @@ impl ToSqlText for TextBacked<'_> {
 
 /// Types whose Postgres text form we write ourselves rather than through
 /// pgwire, whose output differs from what psql and drivers expect.
-fn has_own_text(data_type: &DataType) -> bool {
-    matches!(
-        data_type,
+fn has_own_text(data_type: &DataType, options: &FormatOptions) -> bool {
+    match data_type {
         DataType::Timestamp(..)
-            | DataType::Time64(_)
-            | DataType::Time32(_)
-            | DataType::Float32
-            | DataType::Float64
-    )
+        | DataType::Time64(_)
+        | DataType::Time32(_)
+        | DataType::Float32
+        | DataType::Float64 => true,
+        DataType::Interval(IntervalUnit::MonthDayNano) => {
+            matches!(options.interval_style.as_str(), "postgres" | "iso_8601")
+        }
+        _ => false,
+    }
 }
 
 /// `extra_float_digits`: above 0 floats print exactly (shortest
 /// round-trip), at 0 or below with 15 (float8) or 6 (float4) significant
 /// digits plus the setting, as Postgres does.
-fn own_text(array: &dyn Array, row: usize, extra_float_digits: i8) -> Option<String> {
-    use datafusion::arrow::datatypes::{Float32Type, Float64Type};
+fn own_text(array: &dyn Array, row: usize, options: &FormatOptions) -> Option<String> {
+    use datafusion::arrow::datatypes::{Float32Type, Float64Type, IntervalMonthDayNanoType};
     if array.is_null(row) {
         return None;
     }
+    let extra_float_digits = options.extra_float_digits;
     let float = |value: f64, precision: i32| {
         if extra_float_digits > 0 {
             float_text(value, precision)
@@ -301,8 +309,103 @@ fn own_text(array: &dyn Array, row: usize, extra_float_digits: i8) -> Option<Str
             array.as_primitive::<Float32Type>().value(row) as f64,
             6,
         )),
+        DataType::Interval(IntervalUnit::MonthDayNano) => Some(interval_text(
+            array.as_primitive::<IntervalMonthDayNanoType>().value(row),
+            options.interval_style == "iso_8601",
+        )),
         _ => temporal_text(array, row),
     }
+}
+
+/// An interval as PostgreSQL prints it in IntervalStyle `postgres`
+/// (`1 year 2 mons -3 days +04:05:06.5`) or `iso_8601` (`P1Y2M-3DT4H5M6.5S`):
+/// fractional seconds without trailing zeros, to the microsecond
+/// (EncodeInterval in PostgreSQL's datetime.c).
+pub fn interval_text(value: IntervalMonthDayNano, iso: bool) -> String {
+    let micros = value.nanoseconds / 1_000;
+    let (years, months) = (value.months / 12, value.months % 12);
+    let days = value.days;
+    let hours = micros / 3_600_000_000;
+    let minutes = micros / 60_000_000 % 60;
+    let seconds = micros % 60_000_000;
+    // Seconds and microseconds, signed, trailing zeros dropped.
+    let seconds_text = |seconds: i64| {
+        let sign = if seconds < 0 { "-" } else { "" };
+        let (whole, fraction) = (seconds.abs() / 1_000_000, seconds.abs() % 1_000_000);
+        let mut text = format!("{sign}{whole:02}");
+        if fraction != 0 {
+            let digits = format!("{fraction:06}");
+            text.push('.');
+            text.push_str(digits.trim_end_matches('0'));
+        }
+        text
+    };
+    if iso {
+        if value.months == 0 && days == 0 && micros == 0 {
+            return "PT0S".into();
+        }
+        let mut out = String::from("P");
+        for (part, unit) in [
+            (years as i64, 'Y'),
+            (months as i64, 'M'),
+            (days as i64, 'D'),
+        ] {
+            if part != 0 {
+                out.push_str(&format!("{part}{unit}"));
+            }
+        }
+        if micros != 0 {
+            out.push('T');
+            for (part, unit) in [(hours, 'H'), (minutes, 'M')] {
+                if part != 0 {
+                    out.push_str(&format!("{part}{unit}"));
+                }
+            }
+            if seconds != 0 {
+                // No zero padding here: `PT6.5S`.
+                let text = seconds_text(seconds);
+                let text = match text.strip_prefix('-') {
+                    Some(rest) => format!("-{}", rest.strip_prefix('0').unwrap_or(rest)),
+                    None => text.strip_prefix('0').unwrap_or(&text).to_string(),
+                };
+                out.push_str(&text);
+                out.push('S');
+            }
+        }
+        return out;
+    }
+    let mut out = String::new();
+    // Whether nothing was written yet, and whether the last part written
+    // was negative (a positive part after it shows a `+`).
+    let (mut zero, mut before) = (true, false);
+    for (part, unit) in [(years, "year"), (months, "mon"), (days, "day")] {
+        if part == 0 {
+            continue;
+        }
+        let space = if zero { "" } else { " " };
+        let plus = if before && part > 0 { "+" } else { "" };
+        let plural = if part != 1 { "s" } else { "" };
+        out.push_str(&format!("{space}{plus}{part} {unit}{plural}"));
+        before = part < 0;
+        zero = false;
+    }
+    if zero || micros != 0 {
+        let sign = if micros < 0 {
+            "-"
+        } else if before {
+            "+"
+        } else {
+            ""
+        };
+        let space = if zero { "" } else { " " };
+        out.push_str(&format!(
+            "{space}{sign}{:02}:{:02}:{}",
+            hours.abs(),
+            minutes.abs(),
+            seconds_text(seconds.abs())
+        ));
+    }
+    out
 }
 
 /// Postgres' shortest-exact float output (extra_float_digits >= 1):
@@ -591,6 +694,49 @@ pub fn decode_text_row(mut data: &[u8]) -> Vec<Option<String>> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn intervals_print_as_postgresql_prints_them() {
+        const S: i64 = 1_000_000_000;
+        let time = |h: i64, m: i64, ns: i64| h * 3600 * S + m * 60 * S + ns;
+        // (months, days, nanoseconds), postgres style, iso_8601 style: as
+        // PostgreSQL 15 printed them.
+        let cases = [
+            ((0, 0, 0), "00:00:00", "PT0S"),
+            (
+                (0, 0, time(4, 5, 6_500_000_000)),
+                "04:05:06.5",
+                "PT4H5M6.5S",
+            ),
+            (
+                (0, 1, time(4, 5, 6_500_000_000)),
+                "1 day 04:05:06.5",
+                "P1DT4H5M6.5S",
+            ),
+            ((0, -1, time(2, 0, 0)), "-1 days +02:00:00", "P-1DT2H"),
+            (
+                (14, -3, time(4, 5, 6_000_001_000)),
+                "1 year 2 mons -3 days +04:05:06.000001",
+                "P1Y2M-3DT4H5M6.000001S",
+            ),
+            ((-14, 0, 0), "-1 years -2 mons", "P-1Y-2M"),
+            (
+                (0, 0, -time(4, 5, 6_250_000_000)),
+                "-04:05:06.25",
+                "PT-4H-5M-6.25S",
+            ),
+            ((1, 0, -S), "1 mon -00:00:01", "P1MT-1S"),
+            ((0, 0, time(25, 0, 0)), "25:00:00", "PT25H"),
+            ((0, -1, -1_500_000_000), "-1 days -00:00:01.5", "P-1DT-1.5S"),
+            ((12, 0, 0), "1 year", "P1Y"),
+            ((25, 1, 0), "2 years 1 mon 1 day", "P2Y1M1D"),
+        ];
+        for ((months, days, nanoseconds), postgres, iso) in cases {
+            let value = IntervalMonthDayNano::new(months, days, nanoseconds);
+            assert_eq!(interval_text(value, false), postgres);
+            assert_eq!(interval_text(value, true), iso);
+        }
+    }
     use super::*;
 
     #[test]

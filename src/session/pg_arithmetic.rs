@@ -55,8 +55,11 @@ pub fn session_state(
     let mut rules = state.analyzer().rules.clone();
     rules.insert(0, Arc::new(IntegerLiterals));
     rules.push(Arc::new(IntegerArithmetic));
+    let mut planners = state.expr_planners().to_vec();
+    planners.insert(0, Arc::new(super::pg_interval::IntervalArithmetic));
     SessionStateBuilder::new_from_existing(state)
         .with_analyzer_rules(rules)
+        .with_expr_planners(planners)
         .build()
 }
 
