@@ -60,6 +60,9 @@ pub enum QuiverError {
     StringTooLong(String),
     #[error("invalid input syntax for type {type_name}: \"{value}\"")]
     InvalidTextRepresentation { type_name: String, value: String },
+    /// A date or time PostgreSQL would not read either (22007).
+    #[error("invalid input syntax for type {type_name}: \"{value}\"")]
+    InvalidDatetimeFormat { type_name: String, value: String },
     /// COPY data that cannot be read: a value of the wrong form
     /// (`malformed` false, 22P02) or a malformed row (22P04). `context`
     /// says where, as Postgres' CONTEXT line does.
@@ -180,6 +183,7 @@ pub enum SqlState {
     BadCopyFileFormat,
     ReservedName,
     InvalidTextRepresentation,
+    InvalidDatetimeFormat,
     DivisionByZero,
     NumericValueOutOfRange,
     DatetimeFieldOverflow,
@@ -230,6 +234,7 @@ impl SqlState {
             SqlState::BadCopyFileFormat => "22P04",
             SqlState::ReservedName => "42939",
             SqlState::InvalidTextRepresentation => "22P02",
+            SqlState::InvalidDatetimeFormat => "22007",
             SqlState::DivisionByZero => "22012",
             SqlState::NumericValueOutOfRange => "22003",
             SqlState::DatetimeFieldOverflow => "22008",
@@ -290,6 +295,7 @@ impl QuiverError {
             QuiverError::CopyData { .. } => SqlState::InvalidTextRepresentation,
             QuiverError::ReservedName(_) => SqlState::ReservedName,
             QuiverError::InvalidTextRepresentation { .. } => SqlState::InvalidTextRepresentation,
+            QuiverError::InvalidDatetimeFormat { .. } => SqlState::InvalidDatetimeFormat,
             QuiverError::DatatypeMismatch(_) => SqlState::DatatypeMismatch,
             QuiverError::FeatureNotSupported(_) => SqlState::FeatureNotSupported,
             QuiverError::DependentObjectsStillExist(_) => SqlState::DependentObjectsStillExist,

@@ -18,6 +18,7 @@ mod insert;
 mod lookup;
 mod pg_arithmetic;
 mod pg_casts;
+mod pg_datetime;
 mod pg_interval;
 mod pg_types_in;
 mod replay;

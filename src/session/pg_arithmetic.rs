@@ -13,7 +13,9 @@
 //! - After coercion, `+`, `-`, `*` and unary `-` on integers raise 22003
 //!   (`integer out of range`) where DataFusion would wrap around, and a
 //!   cast of a numeric or a float to an integer rounds (half away from
-//!   zero for numeric, half to even for float) where DataFusion truncates.
+//!   zero for numeric, half to even for float) where DataFusion truncates;
+//!   and a cast of text to a date or timestamp reads PostgreSQL's forms
+//!   ([`super::pg_datetime`]).
 //!
 //! The rewritten expressions keep their names (the checked operators print
 //! as the operators they replace), so plans and column names read as
@@ -439,6 +441,17 @@ fn is_integer(t: &DataType) -> bool {
 fn checked(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
     let type_of = |e: &Expr| e.get_type(schema).ok();
     match expr {
+        // Text to a date or timestamp, written or added by coercion (`ts >
+        // '2024-01-05 10:00'`), reads what PostgreSQL reads.
+        Expr::Cast(Cast { expr: inner, field })
+            if super::pg_datetime::reads(field.data_type())
+                && type_of(&inner) == Some(DataType::Utf8) =>
+        {
+            Ok(Transformed::yes(super::pg_datetime::datetime_in(
+                field.data_type(),
+                *inner,
+            )))
+        }
         Expr::BinaryExpr(BinaryExpr { left, op, right })
             if matches!(op, Operator::Plus | Operator::Minus | Operator::Multiply)
                 && type_of(&left).is_some_and(|t| is_integer(&t))

@@ -112,7 +112,8 @@ pub fn bytea_in_udf() -> ScalarUDF {
     )
 }
 
-/// Rewrites text-to-bytea casts in `plan` (and its subqueries).
+/// Rewrites text-to-bytea and text-to-interval casts in `plan` (and its
+/// subqueries).
 pub fn rewrite_text_casts(
     plan: LogicalPlan,
     bytea_in: &Arc<ScalarUDF>,

@@ -1,0 +1,263 @@
+//! Text to `date`, `timestamp` and `timestamptz` as PostgreSQL reads it.
+//! Arrow's parser reads ISO 8601 (`2024-01-05 10:00:00`, `...T...Z`); a
+//! value it refuses is read again in the other forms PostgreSQL accepts:
+//! without seconds (`2024-01-05 10:00`), with month names (`Jan 5 2024`,
+//! `5 January 2024`), `MM/DD/YYYY` (DateStyle MDY), a zone offset of hours
+//! (`+02`), and the special values `epoch`, `now`, `today`, `tomorrow`,
+//! `yesterday`.
+
+use std::sync::Arc;
+
+use chrono::{Duration, NaiveDate, NaiveDateTime, Utc};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray};
+use datafusion::arrow::compute::{cast_with_options, CastOptions};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::{
+    ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+
+use crate::error::QuiverError;
+
+/// `pg_datetime_in(text)` as the cast of `text` to `target`.
+pub fn datetime_in(target: &DataType, text: Expr) -> Expr {
+    ScalarUDF::new_from_impl(DatetimeIn::new(target.clone())).call(vec![text])
+}
+
+/// Whether [`datetime_in`] reads text into `target`.
+pub fn reads(target: &DataType) -> bool {
+    matches!(target, DataType::Date32 | DataType::Timestamp(..))
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct DatetimeIn {
+    target: DataType,
+    signature: Signature,
+}
+
+impl DatetimeIn {
+    fn new(target: DataType) -> DatetimeIn {
+        DatetimeIn {
+            target,
+            // Immutable, so that a literal folds into a constant when the
+            // statement is planned (as PostgreSQL reads `'now'` when it
+            // parses the statement; now() is the function for later).
+            signature: Signature::exact(vec![DataType::Utf8], Volatility::Immutable),
+        }
+    }
+
+    fn type_name(&self) -> &'static str {
+        match &self.target {
+            DataType::Date32 => "date",
+            DataType::Timestamp(_, Some(_)) => "timestamp with time zone",
+            _ => "timestamp",
+        }
+    }
+}
+
+impl ScalarUDFImpl for DatetimeIn {
+    fn name(&self) -> &str {
+        "pg_datetime_in"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(self.target.clone())
+    }
+
+    /// Named as the cast it replaces.
+    fn schema_name(&self, args: &[Expr]) -> Result<String> {
+        Ok(args[0].schema_name().to_string())
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let texts = arrays[0].as_string::<i32>();
+        let safe = CastOptions {
+            safe: true,
+            ..Default::default()
+        };
+        let mut result = cast_with_options(&arrays[0], &self.target, &safe)?;
+        if result.null_count() != texts.null_count() {
+            // Read again what Arrow refused, in PostgreSQL's other forms.
+            let date = self.target == DataType::Date32;
+            let rewritten: StringArray = texts
+                .iter()
+                .enumerate()
+                .map(|(row, text)| match text {
+                    Some(text) if result.is_null(row) => {
+                        iso_form(text, date).map(Some).ok_or_else(|| {
+                            DataFusionError::External(Box::new(
+                                QuiverError::InvalidDatetimeFormat {
+                                    type_name: self.type_name().into(),
+                                    value: text.into(),
+                                },
+                            ))
+                        })
+                    }
+                    other => Ok(other.map(str::to_string)),
+                })
+                .collect::<Result<_>>()?;
+            let strict = CastOptions {
+                safe: false,
+                ..Default::default()
+            };
+            result = cast_with_options(&rewritten, &self.target, &strict)?;
+        }
+        let result: ArrayRef = Arc::new(result);
+        Ok(match scalar {
+            true => {
+                ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(&result, 0)?)
+            }
+            false => ColumnarValue::Array(result),
+        })
+    }
+}
+
+/// `text` in the ISO form Arrow reads (`2024-01-05T10:00:00+02:00`, or
+/// `2024-01-05` for a date), when PostgreSQL would read it.
+fn iso_form(text: &str, date: bool) -> Option<String> {
+    let trimmed = text.trim();
+    let special = match trimmed.to_ascii_lowercase().as_str() {
+        "epoch" => Some(NaiveDate::from_ymd_opt(1970, 1, 1)?.and_hms_opt(0, 0, 0)?),
+        "now" => Some(Utc::now().naive_utc()),
+        "today" => Some(Utc::now().date_naive().and_hms_opt(0, 0, 0)?),
+        "tomorrow" => Some(
+            (Utc::now() + Duration::days(1))
+                .date_naive()
+                .and_hms_opt(0, 0, 0)?,
+        ),
+        "yesterday" => Some(
+            (Utc::now() - Duration::days(1))
+                .date_naive()
+                .and_hms_opt(0, 0, 0)?,
+        ),
+        _ => None,
+    };
+    let (moment, offset) = match special {
+        Some(moment) => (moment, Some("+00:00".to_string())),
+        None => {
+            let (rest, offset) = split_offset(trimmed);
+            (parse_local(rest)?, offset)
+        }
+    };
+    if date {
+        return Some(moment.format("%Y-%m-%d").to_string());
+    }
+    let mut iso = moment.format("%Y-%m-%dT%H:%M:%S%.f").to_string();
+    if let Some(offset) = offset {
+        iso.push_str(&offset);
+    }
+    Some(iso)
+}
+
+/// The text and its zone offset as `+HH:MM`: `Z`, `UTC`, `GMT`, `+02`,
+/// `-0530`, `+05:30` at the end.
+fn split_offset(text: &str) -> (&str, Option<String>) {
+    for zone in ["Z", " UTC", " GMT", "UTC", "GMT"] {
+        if let Some(rest) = text.strip_suffix(zone) {
+            if rest.ends_with(|c: char| c.is_ascii_digit()) {
+                return (rest.trim_end(), Some("+00:00".into()));
+            }
+        }
+    }
+    // A sign after the time (not the date's hyphens): the last + or -
+    // that follows a colon-separated time.
+    if let Some(at) = text.rfind(['+', '-']) {
+        let (rest, zone) = text.split_at(at);
+        let digits: String = zone[1..].chars().filter(|c| *c != ':').collect();
+        if rest.contains(':') && !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit()) {
+            let (hours, minutes) = match digits.len() {
+                1 | 2 => (digits.as_str(), "00"),
+                4 => digits.split_at(2),
+                _ => return (text, None),
+            };
+            if let Ok(hours @ 0..=15) = hours.parse::<u32>() {
+                return (
+                    rest.trim_end(),
+                    Some(format!("{}{hours:02}:{minutes}", &zone[..1])),
+                );
+            }
+        }
+    }
+    (text, None)
+}
+
+/// A date and time without zone in one of PostgreSQL's other forms.
+fn parse_local(text: &str) -> Option<NaiveDateTime> {
+    const DATES: [&str; 9] = [
+        "%Y-%m-%d",
+        "%b %d %Y",
+        "%B %d %Y",
+        "%b %d, %Y",
+        "%B %d, %Y",
+        "%d %b %Y",
+        "%d %B %Y",
+        "%m/%d/%Y",
+        "%Y%m%d",
+    ];
+    const TIMES: [&str; 4] = ["%H:%M:%S%.f", "%H:%M:%S", "%H:%M", "%I:%M %p"];
+    for date in DATES {
+        if let Ok(day) = NaiveDate::parse_from_str(text, date) {
+            return day.and_hms_opt(0, 0, 0);
+        }
+        for separator in [" ", "T"] {
+            for time in TIMES {
+                let format = format!("{date}{separator}{time}");
+                if let Ok(moment) = NaiveDateTime::parse_from_str(text, &format) {
+                    return Some(moment);
+                }
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_what_postgresql_reads() {
+        let ts = |t: &str| iso_form(t, false);
+        assert_eq!(
+            ts("2024-01-01 10:00").as_deref(),
+            Some("2024-01-01T10:00:00")
+        );
+        assert_eq!(
+            ts("2024-01-01T10:00").as_deref(),
+            Some("2024-01-01T10:00:00")
+        );
+        assert_eq!(ts("Jan 5 2024").as_deref(), Some("2024-01-05T00:00:00"));
+        assert_eq!(
+            ts("January 5, 2024 10:30").as_deref(),
+            Some("2024-01-05T10:30:00")
+        );
+        assert_eq!(ts("5 Jan 2024").as_deref(), Some("2024-01-05T00:00:00"));
+        assert_eq!(ts("01/05/2024").as_deref(), Some("2024-01-05T00:00:00"));
+        assert_eq!(
+            ts("2024-01-01 10:00+02").as_deref(),
+            Some("2024-01-01T10:00:00+02:00")
+        );
+        assert_eq!(
+            ts("2024-01-01 10:00 -0530").as_deref(),
+            Some("2024-01-01T10:00:00-05:30")
+        );
+        assert_eq!(
+            ts("2024-01-01 10:00 UTC").as_deref(),
+            Some("2024-01-01T10:00:00+00:00")
+        );
+        assert_eq!(ts("epoch").as_deref(), Some("1970-01-01T00:00:00+00:00"));
+        assert_eq!(iso_form("Jan 5 2024", true).as_deref(), Some("2024-01-05"));
+        assert_eq!(
+            iso_form("2024-01-05 10:00", true).as_deref(),
+            Some("2024-01-05")
+        );
+        assert_eq!(ts("not a date"), None);
+        assert_eq!(ts("2024-13-01 10:00"), None);
+    }
+}
