@@ -79,6 +79,9 @@ fn name_of(expr: &Expr) -> Option<String> {
         Expr::Floor { .. } => Some("floor".into()),
         Expr::Overlay { .. } => Some("overlay".into()),
         Expr::Exists { negated: false, .. } => Some("exists".into()),
+        // `interval '1 day'`, `DATE '2024-01-05'`: named after the type.
+        Expr::Interval(_) => Some("interval".into()),
+        Expr::TypedString(typed) => Some(type_column_name(&typed.data_type.to_string())),
         Expr::Array(_) => Some("array".into()),
         Expr::Subquery(q) => names_of_query(q)
             .and_then(|n| n.into_iter().next())
@@ -217,6 +220,8 @@ fn datafusion_name_key(expr: &Expr) -> String {
             let placeholder = || Expr::Value(Value::Null.into());
             *expr = match std::mem::replace(expr, placeholder()) {
                 Expr::Cast { expr, .. } | Expr::Nested(expr) => *expr,
+                // `TIMESTAMP '...'` is a cast of the string.
+                Expr::TypedString(typed) => Expr::Value(typed.value),
                 Expr::UnaryOp {
                     op: UnaryOperator::Plus,
                     expr,

@@ -406,7 +406,12 @@ impl AnalyzerRule for IntegerArithmetic {
                     return Ok(Transformed::yes(LogicalPlan::Union(union)));
                 }
                 rewrite_expressions(node, |expr, schema| {
-                    expr.transform_up(|e| checked(e, schema))
+                    // Top down: an operator's operand types are read
+                    // while they are still plain operators. Read from the
+                    // checked functions (bottom up) they would rebuild the
+                    // name of each subtree at every level, which is cubic
+                    // in the depth of `((1 + 1) + 1) ...`.
+                    expr.transform_down(|e| checked(e, schema))
                 })
             })?
             .data)

@@ -103,6 +103,7 @@ pub fn rewrite_casts(statement: &mut DfStatement) {
             let _ = visit_expressions_mut(s.as_mut(), |expr| {
                 rewrite_cast(expr);
                 rewrite_huge_number(expr);
+                rewrite_interval_literal(expr);
                 ControlFlow::<()>::Continue(())
             });
             let _ = s.visit(&mut ScalarFunctionAlias);
@@ -177,6 +178,37 @@ fn rewrite_huge_number(expr: &mut Expr) {
         kind: datafusion::sql::sqlparser::ast::CastKind::Cast,
         expr: Box::new(Expr::Value(Value::SingleQuotedString(text.clone()).into())),
         data_type: SqlType::DoublePrecision,
+        array: false,
+        format: None,
+    };
+}
+
+/// `INTERVAL '04:05:06.5'` (no unit after the string) as `CAST('04:05:06.5'
+/// AS interval)`, which reads every form PostgreSQL prints and reads
+/// (DataFusion's own interval literals do not take `HH:MM:SS`).
+fn rewrite_interval_literal(expr: &mut Expr) {
+    let Expr::Interval(interval) = expr else {
+        return;
+    };
+    let plain = interval.leading_field.is_none()
+        && interval.last_field.is_none()
+        && interval.leading_precision.is_none()
+        && interval.fractional_seconds_precision.is_none();
+    let is_string = matches!(
+        interval.value.as_ref(),
+        Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_))
+    );
+    if !plain || !is_string {
+        return;
+    }
+    let value = std::mem::replace(interval.value.as_mut(), Expr::Value(Value::Null.into()));
+    *expr = Expr::Cast {
+        kind: datafusion::sql::sqlparser::ast::CastKind::Cast,
+        expr: Box::new(value),
+        data_type: SqlType::Interval {
+            fields: None,
+            precision: None,
+        },
         array: false,
         format: None,
     };

@@ -74,6 +74,12 @@ pub(super) fn is_checkpoint(sql: &str) -> bool {
 /// (54001) instead of risking the server's stack or a core for minutes.
 pub(super) const MAX_OPERATOR_CHAIN: usize = 2_000;
 
+/// The most function calls one inside another (`abs(abs(...))`). The
+/// parser reads each call's arguments twice (first trying it as a type
+/// with modifiers), so its time doubles with every level: 30 levels would
+/// hold a core for minutes, beyond any cancel.
+pub(super) const MAX_CALL_NESTING: usize = 20;
+
 /// Checks that `sql` is not too complex to handle, and spells the
 /// PostgreSQL forms the parser does not know (`CREATE USER`, `ALTER USER`,
 /// `DROP USER`) as the `ROLE` forms it does.
@@ -82,23 +88,40 @@ pub(super) fn check_and_rewrite(sql: &str) -> Result<std::borrow::Cow<'_, str>> 
     use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
     use std::borrow::Cow;
 
-    // Fewer characters than a too-long chain needs, and no USER: nothing
-    // to do.
+    // Fewer characters than a too-long chain needs, fewer parentheses than
+    // too deep a nesting of calls, and no USER: nothing to do.
     let mentions_user = sql.len() >= 4 && sql.to_ascii_lowercase().contains("user");
-    if sql.len() < 2 * MAX_OPERATOR_CHAIN && !mentions_user {
+    let parentheses = sql.bytes().filter(|b| *b == b'(').count();
+    if sql.len() < 2 * MAX_OPERATOR_CHAIN && parentheses <= MAX_CALL_NESTING && !mentions_user {
         return Ok(Cow::Borrowed(sql));
     }
     let tokens = Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize()?;
     // Operators at each open parenthesis level since the last separator.
     let mut chains: Vec<usize> = vec![0];
+    // For each open parenthesis, whether it opened a call (it follows a
+    // word), and how many calls are open.
+    let mut calls: Vec<bool> = Vec::new();
+    let mut open_calls = 0;
+    let mut after_word = false;
     for token in &tokens {
         match token {
-            Token::LParen | Token::LBracket => chains.push(0),
+            Token::LParen | Token::LBracket => {
+                chains.push(0);
+                let call = after_word && *token == Token::LParen;
+                calls.push(call);
+                open_calls += usize::from(call);
+                if open_calls > MAX_CALL_NESTING {
+                    return Err(crate::error::QuiverError::StatementTooComplex(format!(
+                        "statement is nested too deeply: more than {MAX_CALL_NESTING} function calls inside one another"
+                    )));
+                }
+            }
             Token::RParen | Token::RBracket => {
                 chains.pop();
                 if chains.is_empty() {
                     chains.push(0);
                 }
+                open_calls -= usize::from(calls.pop().unwrap_or(false));
             }
             Token::Comma | Token::SemiColon => *chains.last_mut().expect("a level") = 0,
             Token::Whitespace(_) | Token::Word(_) | Token::Number(..) => {}
@@ -109,6 +132,9 @@ pub(super) fn check_and_rewrite(sql: &str) -> Result<std::borrow::Cow<'_, str>> 
             if matches!(w.keyword, Keyword::AND | Keyword::OR) {
                 *chains.last_mut().expect("a level") += 1;
             }
+        }
+        if !matches!(token, Token::Whitespace(_)) {
+            after_word = matches!(token, Token::Word(_));
         }
         if chains.last().copied().unwrap_or(0) > MAX_OPERATOR_CHAIN {
             return Err(crate::error::QuiverError::StatementTooComplex(format!(
@@ -185,6 +211,20 @@ pub(super) fn check_and_rewrite(sql: &str) -> Result<std::borrow::Cow<'_, str>> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn calls_nest_twenty_deep() {
+        let nested = |n: usize| format!("SELECT {}1{}", "abs(".repeat(n), ")".repeat(n));
+        assert!(check_and_rewrite(&nested(MAX_CALL_NESTING)).is_ok());
+        let err = check_and_rewrite(&nested(MAX_CALL_NESTING + 1)).unwrap_err();
+        assert_eq!(err.sqlstate().code(), "54001", "{err}");
+        // Parentheses that are not calls, and calls side by side, are not
+        // nesting calls.
+        let parens = format!("SELECT {}1{}", "(".repeat(30), ")".repeat(30));
+        assert!(check_and_rewrite(&parens).is_ok());
+        let side_by_side = format!("SELECT {}", vec!["abs(1)"; 40].join(" + "));
+        assert!(check_and_rewrite(&side_by_side).is_ok());
+    }
 
     #[test]
     fn user_statements_become_role_statements() {
