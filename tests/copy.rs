@@ -211,3 +211,33 @@ async fn copy_from_stdin_must_end_the_query_string() {
     let err = sink.finish().await.unwrap_err();
     assert_eq!(err.as_db_error().unwrap().code().code(), "22P04");
 }
+
+/// COPY reads dates and timestamps in PostgreSQL's forms, not only ISO
+/// 8601, and names the value PostgreSQL would refuse too.
+#[tokio::test]
+async fn copy_reads_postgresql_date_forms() {
+    let server = TestServer::start();
+    let client = server.connect().await;
+    client
+        .batch_execute("CREATE TABLE w (ts TIMESTAMP, d DATE)")
+        .await
+        .unwrap();
+    let rows = copy_in(
+        &client,
+        "COPY w FROM STDIN",
+        "2024-01-01 10:00\tJan 5 2024\n01/31/2024 23:59\t2024-02-02\n",
+    )
+    .await
+    .unwrap();
+    assert_eq!(rows, 2);
+    let out = copy_out(&client, "COPY (SELECT * FROM w ORDER BY ts) TO STDOUT").await;
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "2024-01-01 10:00:00\t2024-01-05\n2024-01-31 23:59:00\t2024-02-02\n"
+    );
+    let err = copy_in(&client, "COPY w FROM STDIN", "garbage\t2024-01-01\n")
+        .await
+        .unwrap_err();
+    let db = err.as_db_error().expect("a database error");
+    assert!(db.message().contains("\"garbage\""), "{db:?}");
+}

@@ -478,13 +478,30 @@ pub fn column_from_text(
                 .iter()
                 .flatten()
                 .any(|v| v.starts_with(char::is_whitespace) || v.ends_with(char::is_whitespace));
-            let converted = if padded {
-                let trimmed: StringArray = values.iter().map(|v| v.map(str::trim)).collect();
-                cast(&trimmed, target)
+            let trimmed: StringArray;
+            let values_read = if padded {
+                trimmed = values.iter().map(|v| v.map(str::trim)).collect();
+                &trimmed
             } else {
-                cast(values, target)
+                values
+            };
+            // Dates and timestamps in PostgreSQL's forms, not only ISO.
+            if super::pg_datetime::reads(target) {
+                use super::pg_datetime::Unread;
+                return super::pg_datetime::read_datetimes(values_read, target).map_err(
+                    |e| match e {
+                        Unread::Row(row) => bad(
+                            row,
+                            format!(
+                                "invalid input syntax for type {type_name}: \"{}\"",
+                                values.value(row)
+                            ),
+                        ),
+                        Unread::Arrow(e) => bad(0, e.to_string()),
+                    },
+                );
             }
-            .map_err(|e| bad(0, e.to_string()))?;
+            let converted = cast(values_read, target).map_err(|e| bad(0, e.to_string()))?;
             // Safe casts give NULL for what does not parse: find the first.
             if converted.null_count() > values.null_count() {
                 if let Some(row) =

@@ -6,8 +6,6 @@
 //! (`+02`), and the special values `epoch`, `now`, `today`, `tomorrow`,
 //! `yesterday`.
 
-use std::sync::Arc;
-
 use chrono::{Duration, NaiveDate, NaiveDateTime, Utc};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray};
 use datafusion::arrow::compute::{cast_with_options, CastOptions};
@@ -77,38 +75,15 @@ impl ScalarUDFImpl for DatetimeIn {
         let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
         let texts = arrays[0].as_string::<i32>();
-        let safe = CastOptions {
-            safe: true,
-            ..Default::default()
-        };
-        let mut result = cast_with_options(&arrays[0], &self.target, &safe)?;
-        if result.null_count() != texts.null_count() {
-            // Read again what Arrow refused, in PostgreSQL's other forms.
-            let date = self.target == DataType::Date32;
-            let rewritten: StringArray = texts
-                .iter()
-                .enumerate()
-                .map(|(row, text)| match text {
-                    Some(text) if result.is_null(row) => {
-                        iso_form(text, date).map(Some).ok_or_else(|| {
-                            DataFusionError::External(Box::new(
-                                QuiverError::InvalidDatetimeFormat {
-                                    type_name: self.type_name().into(),
-                                    value: text.into(),
-                                },
-                            ))
-                        })
-                    }
-                    other => Ok(other.map(str::to_string)),
-                })
-                .collect::<Result<_>>()?;
-            let strict = CastOptions {
-                safe: false,
-                ..Default::default()
-            };
-            result = cast_with_options(&rewritten, &self.target, &strict)?;
-        }
-        let result: ArrayRef = Arc::new(result);
+        let result = read_datetimes(texts, &self.target).map_err(|e| match e {
+            Unread::Row(row) => {
+                DataFusionError::External(Box::new(QuiverError::InvalidDatetimeFormat {
+                    type_name: self.type_name().into(),
+                    value: texts.value(row).into(),
+                }))
+            }
+            Unread::Arrow(e) => e.into(),
+        })?;
         Ok(match scalar {
             true => {
                 ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(&result, 0)?)
@@ -116,6 +91,45 @@ impl ScalarUDFImpl for DatetimeIn {
             false => ColumnarValue::Array(result),
         })
     }
+}
+
+/// Why [`read_datetimes`] could not read a column.
+pub enum Unread {
+    /// The first value PostgreSQL would not read either.
+    Row(usize),
+    Arrow(datafusion::arrow::error::ArrowError),
+}
+
+/// Text values as `target` (a date or a timestamp): by Arrow's parser, and
+/// what it refuses in PostgreSQL's other forms.
+pub fn read_datetimes(
+    texts: &StringArray,
+    target: &DataType,
+) -> std::result::Result<ArrayRef, Unread> {
+    let safe = CastOptions {
+        safe: true,
+        ..Default::default()
+    };
+    let read = cast_with_options(texts, target, &safe).map_err(Unread::Arrow)?;
+    if read.null_count() == texts.null_count() {
+        return Ok(read);
+    }
+    let date = *target == DataType::Date32;
+    let rewritten: StringArray = texts
+        .iter()
+        .enumerate()
+        .map(|(row, text)| match text {
+            Some(text) if read.is_null(row) => {
+                iso_form(text, date).map(Some).ok_or(Unread::Row(row))
+            }
+            other => Ok(other.map(str::to_string)),
+        })
+        .collect::<std::result::Result<_, _>>()?;
+    let strict = CastOptions {
+        safe: false,
+        ..Default::default()
+    };
+    cast_with_options(&rewritten, target, &strict).map_err(Unread::Arrow)
 }
 
 /// `text` in the ISO form Arrow reads (`2024-01-05T10:00:00+02:00`, or
