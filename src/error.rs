@@ -99,6 +99,9 @@ pub enum QuiverError {
     /// 22003: a number out of its type's range.
     #[error("{0}")]
     OutOfRange(String),
+    /// 22008: a date or time past the calendar.
+    #[error("{0}")]
+    DatetimeOverflow(String),
     /// 55000: an object that exists but cannot be used as it is.
     #[error("{0}")]
     BrokenObject(String),
@@ -314,6 +317,7 @@ impl QuiverError {
             QuiverError::ReadOnly(_) => SqlState::ReadOnlySqlTransaction,
             QuiverError::BrokenObject(_) => SqlState::ObjectNotInPrerequisiteState,
             QuiverError::OutOfRange(_) => SqlState::NumericValueOutOfRange,
+            QuiverError::DatetimeOverflow(_) => SqlState::DatetimeFieldOverflow,
             QuiverError::UndefinedSavepoint(_) => SqlState::SavepointException,
             QuiverError::Io(_) => SqlState::IoError,
             QuiverError::Corrupt { .. } => SqlState::DataCorrupted,

@@ -556,7 +556,7 @@ fn without_cr<'a>(bytes: &[u8], field: &'a str, end: usize) -> &'a str {
 fn to_batch(copy: &CopyIn, mut fields: Fields, parallel: bool) -> Result<RecordBatch> {
     let lines = std::mem::take(&mut fields.lines);
     let convert = |field: &Arc<Field>, values: &mut StringBuilder| {
-        column_from_text(field, &values.finish()).map_err(|bad| QuiverError::CopyData {
+        column_from_text(field, &values.finish(), &copy.zone).map_err(|bad| QuiverError::CopyData {
             message: bad.message,
             context: format!(
                 "{}, column {}: \"{}\"",

@@ -25,6 +25,7 @@ use postgres_types::{to_sql_checked, IsNull, ToSql};
 
 use crate::engine::types::{hyphenated_uuid, TaggedType};
 use crate::session::settings::Settings;
+use crate::session::pg_timezone;
 
 /// Field metadata of a result column read straight from a table: the
 /// table's oid and the column's number, for RowDescription.
@@ -313,7 +314,7 @@ fn own_text(array: &dyn Array, row: usize, options: &FormatOptions) -> Option<St
             array.as_primitive::<IntervalMonthDayNanoType>().value(row),
             options.interval_style == "iso_8601",
         )),
-        _ => temporal_text(array, row),
+        _ => temporal_text(array, row, &options.time_zone),
     }
 }
 
@@ -467,9 +468,9 @@ pub fn float_text_rounded(value: f64, digits: i32) -> String {
 }
 
 /// Postgres' text form of timestamps and times: fractional seconds only
-/// when non-zero, without trailing zeros; `+00` after a timestamptz (we
-/// show every instant in UTC).
-fn temporal_text(array: &dyn Array, row: usize) -> Option<String> {
+/// when non-zero, without trailing zeros; a timestamptz as the local time
+/// in the session's zone (`zone`, Arrow's name) and its offset.
+fn temporal_text(array: &dyn Array, row: usize, zone: &str) -> Option<String> {
     use datafusion::arrow::array::{
         Time32MillisecondArray, Time32SecondArray, Time64MicrosecondArray, Time64NanosecondArray,
         TimestampMicrosecondArray, TimestampMillisecondArray, TimestampNanosecondArray,
@@ -501,16 +502,13 @@ fn temporal_text(array: &dyn Array, row: usize) -> Option<String> {
                 }
                 TimeUnit::Nanosecond => any.downcast_ref::<TimestampNanosecondArray>()?.value(row),
             };
-            let nanos = nanos_of(unit, v);
-            let secs = nanos.div_euclid(1_000_000_000) as i64;
-            let frac = nanos.rem_euclid(1_000_000_000) as u32;
-            let dt = chrono::DateTime::from_timestamp(secs, 0)?.naive_utc();
-            let mut text = dt.format("%Y-%m-%d %H:%M:%S").to_string();
-            push_fraction(&mut text, frac);
-            if tz.is_some() {
-                text.push_str("+00");
-            }
-            Some(text)
+            let zone = match tz {
+                Some(_) => Some(
+                    pg_timezone::arrow_tz(zone).or_else(|| pg_timezone::arrow_tz("UTC"))?,
+                ),
+                None => None,
+            };
+            pg_timezone::timestamp_text(v, unit, zone.as_ref())
         }
         DataType::Time32(unit) | DataType::Time64(unit) => {
             let v = match unit {
@@ -647,7 +645,9 @@ pub fn format_options(s: &Settings) -> Arc<FormatOptions> {
     options.date_style = s.get("DateStyle").unwrap_or("ISO, MDY").to_string();
     options.interval_style = s.get("IntervalStyle").unwrap_or("postgres").to_string();
     options.bytea_output = s.get("bytea_output").unwrap_or("hex").to_string();
-    options.time_zone = s.get("TimeZone").unwrap_or("UTC").to_string();
+    options.time_zone = pg_timezone::parse_zone(s.get("TimeZone").unwrap_or("UTC"))
+        .map(|zone| zone.arrow)
+        .unwrap_or_else(|| "UTC".into());
     options.extra_float_digits = s
         .get("extra_float_digits")
         .ok()

@@ -56,6 +56,7 @@ fn name_of(expr: &Expr) -> Option<String> {
             .last()
             .and_then(|p| p.as_ident())
             .map(|i| i.value.to_lowercase()),
+        Expr::AtTimeZone { .. } => Some("timezone".into()),
         Expr::Cast {
             expr, data_type, ..
         } => match expr.as_ref() {

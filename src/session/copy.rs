@@ -81,6 +81,9 @@ pub struct CopyIn {
     /// The columns the data has, in order, with their types.
     pub columns: SchemaRef,
     pub options: CopyOptions,
+    /// The session's time zone (Arrow's form), where a `timestamptz`
+    /// written without an offset is.
+    pub zone: String,
 }
 
 impl CopyIn {
@@ -93,6 +96,7 @@ impl CopyIn {
             schema_name: "public".into(),
             columns,
             options,
+            zone: "UTC".into(),
         }
     }
 }
@@ -285,6 +289,7 @@ impl Session {
                     schema_name: name.schema.clone(),
                     columns: Arc::new(Schema::new(fields)),
                     options,
+                    zone: self.arrow_zone(),
                 };
                 match target {
                     CopyTarget::File { filename } => self.copy_from_files(copy, filename).await,
@@ -435,6 +440,7 @@ pub struct BadValue {
 pub fn column_from_text(
     field: &Field,
     values: &StringArray,
+    zone: &str,
 ) -> std::result::Result<ArrayRef, BadValue> {
     let bad = |row: usize, message: String| BadValue {
         row,
@@ -488,7 +494,7 @@ pub fn column_from_text(
             // Dates and timestamps in PostgreSQL's forms, not only ISO.
             if super::pg_datetime::reads(target) {
                 use super::pg_datetime::Unread;
-                return super::pg_datetime::read_datetimes(values_read, target).map_err(
+                return super::pg_datetime::read_datetimes(values_read, target, Some(zone)).map_err(
                     |e| match e {
                         Unread::Row(row) => bad(
                             row,

@@ -18,8 +18,9 @@ mod insert;
 mod lookup;
 mod pg_arithmetic;
 mod pg_casts;
-mod pg_datetime;
+pub mod pg_datetime;
 mod pg_interval;
+pub mod pg_timezone;
 mod pg_types_in;
 mod replay;
 mod script;
@@ -141,6 +142,8 @@ pub struct Session {
     bytea_in: Arc<ScalarUDF>,
     interval_in: Arc<ScalarUDF>,
     settings: Settings,
+    /// The session's TimeZone as Arrow names it, read by the planner.
+    zone: pg_timezone::ZoneHandle,
     /// Reported parameters changed by the last statements, for the wire
     /// layer to announce with ParameterStatus.
     changed: Vec<(&'static str, String)>,
@@ -177,8 +180,12 @@ impl Session {
             // in the session's TimeZone, which is UTC.
             .set_str("datafusion.execution.time_zone", "UTC")
             .with_extension(slot.clone());
-        let ctx =
-            SessionContext::new_with_state(pg_arithmetic::session_state(config, db.runtime()));
+        let zone: pg_timezone::ZoneHandle = Arc::new(std::sync::RwLock::new("UTC".into()));
+        let ctx = SessionContext::new_with_state(pg_arithmetic::session_state(
+            config,
+            db.runtime(),
+            zone.clone(),
+        ));
         let info = Arc::new(SessionInfo::default());
         db.sessions.register(&info);
         crate::pg::catalog::install(
@@ -201,6 +208,7 @@ impl Session {
         file_functions::register(&ctx);
         ctx.register_udf(bytea_in.as_ref().clone());
         ctx.register_udf(interval_in.as_ref().clone());
+        ctx.register_udf(pg_timezone::at_time_zone_udf());
         for udf in pg_types_in::text_type_udfs() {
             ctx.register_udf(udf);
         }
@@ -212,6 +220,7 @@ impl Session {
             interval_in,
             // Checked when the server set them.
             settings: Settings::with_defaults(&db_defaults).unwrap_or_default(),
+            zone,
             changed: Vec::new(),
             txn: None,
             scratch_schema,
@@ -222,6 +231,7 @@ impl Session {
             stream_failed: Default::default(),
         };
         session.publish_settings();
+        session.apply_time_zone();
         session
     }
 

@@ -47,6 +47,7 @@ use crate::error::QuiverError;
 pub fn session_state(
     config: datafusion::execution::context::SessionConfig,
     runtime: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
+    zone: super::pg_timezone::ZoneHandle,
 ) -> datafusion::execution::session_state::SessionState {
     use datafusion::execution::session_state::SessionStateBuilder;
     let state = SessionStateBuilder::new()
@@ -56,6 +57,9 @@ pub fn session_state(
         .build();
     let mut rules = state.analyzer().rules.clone();
     rules.insert(0, Arc::new(IntegerLiterals));
+    // Before the checked arithmetic, which reads the remaining casts of
+    // text to dates and timestamps.
+    rules.push(Arc::new(super::pg_timezone::SessionTimeZone { zone }));
     rules.push(Arc::new(IntegerArithmetic));
     let mut planners = state.expr_planners().to_vec();
     planners.insert(0, Arc::new(super::pg_interval::IntervalArithmetic));
@@ -420,7 +424,7 @@ impl AnalyzerRule for IntegerArithmetic {
 
 /// Rewrites every expression of one plan node, keeping their names, and
 /// recomputes the node's schema.
-fn rewrite_expressions(
+pub(super) fn rewrite_expressions(
     node: LogicalPlan,
     mut rewrite: impl FnMut(Expr, &DFSchema) -> Result<Transformed<Expr>>,
 ) -> Result<Transformed<LogicalPlan>> {

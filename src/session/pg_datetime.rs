@@ -19,7 +19,14 @@ use crate::error::QuiverError;
 
 /// `pg_datetime_in(text)` as the cast of `text` to `target`.
 pub fn datetime_in(target: &DataType, text: Expr) -> Expr {
-    ScalarUDF::new_from_impl(DatetimeIn::new(target.clone())).call(vec![text])
+    ScalarUDF::new_from_impl(DatetimeIn::new(target.clone(), None)).call(vec![text])
+}
+
+/// [`datetime_in`] to a `timestamptz`, reading a local time (no offset
+/// written) in `zone` (an Arrow zone string).
+pub fn datetime_in_zone(target: &DataType, text: Expr, zone: &str) -> Expr {
+    ScalarUDF::new_from_impl(DatetimeIn::new(target.clone(), Some(zone.to_string())))
+        .call(vec![text])
 }
 
 /// Whether [`datetime_in`] reads text into `target`.
@@ -30,13 +37,16 @@ pub fn reads(target: &DataType) -> bool {
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct DatetimeIn {
     target: DataType,
+    /// Where a local time is, for a `timestamptz` (None: UTC).
+    zone: Option<String>,
     signature: Signature,
 }
 
 impl DatetimeIn {
-    fn new(target: DataType) -> DatetimeIn {
+    fn new(target: DataType, zone: Option<String>) -> DatetimeIn {
         DatetimeIn {
             target,
+            zone,
             // Immutable, so that a literal folds into a constant when the
             // statement is planned (as PostgreSQL reads `'now'` when it
             // parses the statement; now() is the function for later).
@@ -75,7 +85,7 @@ impl ScalarUDFImpl for DatetimeIn {
         let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
         let texts = arrays[0].as_string::<i32>();
-        let result = read_datetimes(texts, &self.target).map_err(|e| match e {
+        let result = read_datetimes(texts, &self.target, self.zone.as_deref()).map_err(|e| match e {
             Unread::Row(row) => {
                 DataFusionError::External(Box::new(QuiverError::InvalidDatetimeFormat {
                     type_name: self.type_name().into(),
@@ -101,11 +111,21 @@ pub enum Unread {
 }
 
 /// Text values as `target` (a date or a timestamp): by Arrow's parser, and
-/// what it refuses in PostgreSQL's other forms.
+/// what it refuses in PostgreSQL's other forms. For a `timestamptz`, a
+/// value without an offset is a local time in `zone` (an Arrow zone
+/// string; None or UTC: in UTC).
 pub fn read_datetimes(
     texts: &StringArray,
     target: &DataType,
+    zone: Option<&str>,
 ) -> std::result::Result<ArrayRef, Unread> {
+    if let DataType::Timestamp(unit, Some(_)) = target {
+        let zone = zone.unwrap_or("UTC");
+        let named = || texts.iter().flatten().any(|t| zone_named(t).is_some());
+        if !matches!(zone, "UTC" | "+00:00") || named() {
+            return read_in_zone(texts, *unit, target, zone);
+        }
+    }
     let safe = CastOptions {
         safe: true,
         ..Default::default()
@@ -130,6 +150,101 @@ pub fn read_datetimes(
         ..Default::default()
     };
     cast_with_options(&rewritten, target, &strict).map_err(Unread::Arrow)
+}
+
+/// [`read_datetimes`] of instants whose local times are in `zone`: values
+/// with an offset read as written, those that name a zone
+/// (`2024-01-05 10:00 America/New_York`) as local times there, the others
+/// as local times in `zone`.
+fn read_in_zone(
+    texts: &StringArray,
+    unit: datafusion::arrow::datatypes::TimeUnit,
+    target: &DataType,
+    zone: &str,
+) -> std::result::Result<ArrayRef, Unread> {
+    use datafusion::arrow::array::Int64Array;
+    use datafusion::arrow::datatypes::Int64Type;
+    let tz = super::pg_timezone::arrow_tz(zone).ok_or_else(|| {
+        Unread::Arrow(datafusion::arrow::error::ArrowError::ParseError(format!(
+            "time zone \"{zone}\" not recognized"
+        )))
+    })?;
+    // Those that name a zone are read one by one below.
+    let plain: StringArray = texts
+        .iter()
+        .map(|t| t.filter(|t| zone_named(t).is_none()))
+        .collect();
+    let instants = read_datetimes(&plain, target, None)?;
+    let locals = read_datetimes(&plain, &DataType::Timestamp(unit, None), None)?;
+    let as_values = |a: &ArrayRef| cast_with_options(a, &DataType::Int64, &CastOptions::default());
+    let instants = as_values(&instants).map_err(Unread::Arrow)?;
+    let locals = as_values(&locals).map_err(Unread::Arrow)?;
+    let (instants, locals) = (
+        instants.as_primitive::<Int64Type>(),
+        locals.as_primitive::<Int64Type>(),
+    );
+    let values: Int64Array = (0..texts.len())
+        .map(|row| {
+            if texts.is_null(row) {
+                return Ok(None);
+            }
+            let text = texts.value(row);
+            if let Some((rest, named)) = zone_named(text) {
+                let rest = StringArray::from(vec![rest]);
+                let local = read_datetimes(&rest, &DataType::Timestamp(unit, None), None)
+                    .map_err(|_| Unread::Row(row))?;
+                let local = as_values(&local).map_err(Unread::Arrow)?;
+                let local = super::pg_timezone::naive_of(
+                    local.as_primitive::<Int64Type>().value(0),
+                    &unit,
+                )
+                .ok_or(Unread::Row(row))?;
+                let utc = super::pg_timezone::local_to_utc(&named, &local);
+                return super::pg_timezone::value_of(&utc, &unit)
+                    .map(Some)
+                    .ok_or(Unread::Row(row));
+            }
+            if instants.is_valid(row) && has_zone(text) {
+                return Ok(Some(instants.value(row)));
+            }
+            let local = super::pg_timezone::naive_of(locals.value(row), &unit)
+                .ok_or(Unread::Row(row))?;
+            let utc = super::pg_timezone::local_to_utc(&tz, &local);
+            super::pg_timezone::value_of(&utc, &unit)
+                .map(Some)
+                .ok_or(Unread::Row(row))
+        })
+        .collect::<std::result::Result<_, _>>()?;
+    cast_with_options(&values, target, &CastOptions::default()).map_err(Unread::Arrow)
+}
+
+/// A date and time followed by a zone's name (`... America/New_York`,
+/// `... EST`): the text before it and the zone.
+fn zone_named(text: &str) -> Option<(&str, datafusion::arrow::array::timezone::Tz)> {
+    let (rest, name) = text.trim().rsplit_once(' ')?;
+    if !name.starts_with(|c: char| c.is_ascii_alphabetic())
+        || ["AM", "PM", "UTC", "GMT", "Z"].iter().any(|w| name.eq_ignore_ascii_case(w))
+        || !rest.contains(':') && !rest.contains('-') && !rest.contains('/')
+    {
+        return None;
+    }
+    let zone = super::pg_timezone::parse_at_zone(name)?;
+    Some((rest.trim_end(), super::pg_timezone::arrow_tz(&zone.arrow)?))
+}
+
+/// Whether a date/time text names its instant by itself: an offset or a
+/// zone written after the time, or `now`/`epoch`.
+fn has_zone(text: &str) -> bool {
+    let trimmed = text.trim();
+    if trimmed.eq_ignore_ascii_case("now") || trimmed.eq_ignore_ascii_case("epoch") {
+        return true;
+    }
+    let upper = trimmed.to_ascii_uppercase();
+    if upper.ends_with('Z') && upper[..upper.len() - 1].ends_with(|c: char| c.is_ascii_digit())
+    {
+        return true;
+    }
+    split_offset(trimmed).1.is_some()
 }
 
 /// `text` in the ISO form Arrow reads (`2024-01-05T10:00:00+02:00`, or

@@ -104,6 +104,7 @@ pub fn rewrite_casts(statement: &mut DfStatement) {
                 rewrite_cast(expr);
                 rewrite_huge_number(expr);
                 rewrite_interval_literal(expr);
+                rewrite_at_time_zone(expr);
                 ControlFlow::<()>::Continue(())
             });
             let _ = s.visit(&mut ScalarFunctionAlias);
@@ -285,20 +286,46 @@ fn rewrite_cast(expr: &mut Expr) {
         _ => return,
     };
     let argument = std::mem::replace(inner.as_mut(), Expr::Value(Value::Null.into()));
-    *expr = Expr::Function(Function {
-        name: ObjectName::from(vec![Ident::new(function_name(tag))]),
+    *expr = call(function_name(tag), vec![argument]);
+}
+
+/// `x AT TIME ZONE z` is PostgreSQL's `timezone(z, x)` (and named so):
+/// DataFusion's own reading casts `x` to a zone label, which neither
+/// changes a `timestamptz` into a local time nor tells `AT TIME ZONE
+/// 'UTC'` from a cast to `timestamptz`.
+fn rewrite_at_time_zone(expr: &mut Expr) {
+    let Expr::AtTimeZone {
+        timestamp,
+        time_zone,
+    } = expr
+    else {
+        return;
+    };
+    let null = || Expr::Value(Value::Null.into());
+    let timestamp = std::mem::replace(timestamp.as_mut(), null());
+    let zone = std::mem::replace(time_zone.as_mut(), null());
+    *expr = call("timezone", vec![zone, timestamp]);
+}
+
+/// A call of the function `name`.
+fn call(name: &str, args: Vec<Expr>) -> Expr {
+    Expr::Function(Function {
+        name: ObjectName::from(vec![Ident::new(name)]),
         uses_odbc_syntax: false,
         parameters: FunctionArguments::None,
         args: FunctionArguments::List(FunctionArgumentList {
             duplicate_treatment: None,
-            args: vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(argument))],
+            args: args
+                .into_iter()
+                .map(|a| FunctionArg::Unnamed(FunctionArgExpr::Expr(a)))
+                .collect(),
             clauses: vec![],
         }),
         filter: None,
         null_treatment: None,
         over: None,
         within_group: vec![],
-    });
+    })
 }
 
 #[cfg(test)]

@@ -194,6 +194,12 @@ impl Default for Settings {
     }
 }
 
+/// The name `SHOW` heads its column with: the parameter's own spelling
+/// (`TimeZone`, `DateStyle`), else the name as lower case.
+pub fn show_name(name: &str) -> String {
+    canonical(name).map_or_else(|| name.to_lowercase(), str::to_string)
+}
+
 fn canonical(name: &str) -> Option<&'static str> {
     PARAMETERS
         .iter()
@@ -285,19 +291,11 @@ fn normalise(key: &'static str, value: &str) -> Result<String> {
                 )))
             }
         }
-        "TimeZone" => {
-            let upper = value.to_ascii_uppercase();
-            if matches!(
-                upper.as_str(),
-                "UTC" | "GMT" | "Z" | "ZULU" | "ETC/UTC" | "UCT"
-            ) {
-                Ok("UTC".into())
-            } else {
-                Err(QuiverError::FeatureNotSupported(format!(
-                    "time zone \"{value}\" is not supported: QuiverDB shows timestamps in UTC"
-                )))
-            }
-        }
+        // An IANA name in any case, hours east (`-7`, `+05:30`), or a
+        // POSIX zone (`UTC+3`: hours west), shown as PostgreSQL shows it.
+        "TimeZone" => super::pg_timezone::parse_zone(value)
+            .map(|zone| zone.name)
+            .ok_or_else(|| invalid(key, value)),
         "DateStyle" => {
             let upper = value.to_ascii_uppercase();
             if upper.contains("ISO") || upper == "MDY" || upper == "YMD" {

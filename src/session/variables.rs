@@ -19,6 +19,12 @@ impl Session {
             } => (object_name_parts(variable)?.join("."), values),
             Set::SetTimeZone { value, .. } => {
                 let value = setting_value(std::slice::from_ref(value));
+                // SET TIME ZONE LOCAL | DEFAULT: the server's zone.
+                if value.eq_ignore_ascii_case("local") || value.eq_ignore_ascii_case("default") {
+                    let key = self.settings.reset("TimeZone")?;
+                    self.after_setting_change(key);
+                    return Ok(StatementResult::command("SET"));
+                }
                 return self.set_named("TimeZone", &value);
             }
             Set::SetTransaction { modes, session, .. } => {
@@ -125,11 +131,30 @@ impl Session {
                 .catalog
                 .default_schema = schema;
         }
+        if key == "TimeZone" {
+            self.apply_time_zone();
+        }
         if settings::REPORTED.contains(&key) {
             let value = self.settings.get(key).unwrap_or_default().to_string();
             self.changed.push((key, value));
         }
         self.publish_settings();
+    }
+
+    /// Gives the planner the zone of the TimeZone setting.
+    pub(super) fn apply_time_zone(&mut self) {
+        let name = self.settings.get("TimeZone").unwrap_or("UTC");
+        let arrow = super::pg_timezone::parse_zone(name)
+            .map(|zone| zone.arrow)
+            .unwrap_or_else(|| "UTC".into());
+        if let Ok(mut zone) = self.zone.write() {
+            *zone = arrow;
+        }
+    }
+
+    /// The session's time zone as Arrow names it.
+    pub(super) fn arrow_zone(&self) -> String {
+        self.zone.read().map(|z| z.clone()).unwrap_or_else(|_| "UTC".into())
     }
 
     /// Tells the system catalog (`current_schema()`, `pg_settings`) the
@@ -200,7 +225,7 @@ impl Session {
                     .ok_or(e)?,
             }
         };
-        let column = name.to_lowercase();
+        let column = settings::show_name(&name);
         let schema = Arc::new(Schema::new(vec![Field::new(
             &column,
             DataType::Utf8,
@@ -262,7 +287,7 @@ pub(super) fn own_statement_schema(statement: &DfStatement) -> Option<SchemaRef>
             "transaction isolation level" => "transaction_isolation".to_string(),
             _ => name,
         };
-        vec![Field::new(name, DataType::Utf8, false)]
+        vec![Field::new(settings::show_name(&name), DataType::Utf8, false)]
     };
     Some(Arc::new(Schema::new(fields)))
 }
