@@ -21,6 +21,8 @@ mod pg_casts;
 pub mod pg_datetime;
 mod pg_interval;
 pub mod pg_timezone;
+mod pg_to_char;
+mod pg_extract;
 mod pg_types_in;
 mod replay;
 mod script;
@@ -209,6 +211,9 @@ impl Session {
         ctx.register_udf(bytea_in.as_ref().clone());
         ctx.register_udf(interval_in.as_ref().clone());
         ctx.register_udf(pg_timezone::at_time_zone_udf());
+        ctx.register_udf(pg_to_char::to_char_udf("UTC"));
+        ctx.register_udf(pg_extract::date_part_udf("UTC"));
+        ctx.register_udf(pg_casts::pg_typeof_udf());
         for udf in pg_types_in::text_type_udfs() {
             ctx.register_udf(udf);
         }

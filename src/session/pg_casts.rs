@@ -19,7 +19,7 @@ use datafusion::common::DataFusionError;
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::{
     create_udf, BinaryExpr, Cast, ColumnarValue, Expr, ExprSchemable, LogicalPlan, Operator,
-    ScalarUDF, Volatility,
+    ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 
 pub const BYTEA_IN: &str = "pg_bytea_in";
@@ -266,5 +266,54 @@ mod tests {
         assert_eq!(parse_bytea("plain").unwrap(), b"plain".to_vec());
         assert!(parse_bytea("\\x0").is_err());
         assert!(parse_bytea("bad\\q").is_err());
+    }
+}
+
+/// `pg_typeof(x)`: the name of the type of `x` (`integer`, `numeric`,
+/// `timestamp with time zone`), as PostgreSQL's regtype shows it.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct TypeOf {
+    signature: Signature,
+}
+
+pub fn pg_typeof_udf() -> ScalarUDF {
+    ScalarUDF::new_from_impl(TypeOf {
+        signature: Signature::any(1, Volatility::Immutable),
+    })
+}
+
+impl ScalarUDFImpl for TypeOf {
+    fn name(&self) -> &str {
+        "pg_typeof"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> datafusion::error::Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(
+        &self,
+        args: ScalarFunctionArgs,
+    ) -> datafusion::error::Result<ColumnarValue> {
+        let field = &args.arg_fields[0];
+        let name = match field.data_type() {
+            DataType::Null => "unknown".to_string(),
+            _ => {
+                let name = crate::engine::types::display_type(field);
+                // The type without its modifier: numeric(12,2) is numeric.
+                match name.split_once('(') {
+                    Some((base, rest)) => match rest.split_once(')') {
+                        Some((_, after)) => format!("{base}{after}"),
+                        None => base.to_string(),
+                    },
+                    None => name,
+                }
+            }
+        };
+        Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(name))))
     }
 }

@@ -670,20 +670,28 @@ fn zoned(expr: Expr, schema: &DFSchema, zone: &str, now: &Expr) -> Result<Transf
                     local.args[1] = to_local(zone, args[1].clone());
                     Some(to_instant(zone, Expr::ScalarFunction(local)))
                 }
-                "date_part" | "datepart" | "extract"
-                    if args.len() == 2
-                        && instant_type(&args[1])
-                        && !matches!(&args[0], Expr::Literal(ScalarValue::Utf8(Some(f)), _)
-                            if f.eq_ignore_ascii_case("epoch")) =>
-                {
-                    let mut local = call.clone();
-                    local.args[1] = to_local(zone, args[1].clone());
-                    Some(Expr::ScalarFunction(local))
+                // Fields of the local time (the functions read instants
+                // in the zone they are given).
+                "date_part" | "extract" if args.len() == 2 && instant_type(&args[1]) => {
+                    let udf = match name.as_str() {
+                        "extract" => super::pg_extract::extract_udf(zone),
+                        _ => super::pg_extract::date_part_udf(zone),
+                    };
+                    Some(Expr::ScalarFunction(
+                        datafusion::logical_expr::expr::ScalarFunction::new_udf(
+                            Arc::new(udf),
+                            args.clone(),
+                        ),
+                    ))
                 }
-                "to_char" | "date_format" if !args.is_empty() && instant_type(&args[0]) => {
-                    let mut local = call.clone();
-                    local.args[0] = to_local(zone, args[0].clone());
-                    Some(Expr::ScalarFunction(local))
+                // The instant in the zone, which `TZ` and `OF` name.
+                "to_char" if !args.is_empty() && instant_type(&args[0]) => {
+                    Some(Expr::ScalarFunction(
+                        datafusion::logical_expr::expr::ScalarFunction::new_udf(
+                            Arc::new(super::pg_to_char::to_char_udf(zone)),
+                            args.clone(),
+                        ),
+                    ))
                 }
                 "current_date" | "today" if args.is_empty() => {
                     Some(cast_to(to_local(zone, now.clone()), DataType::Date32))
