@@ -24,8 +24,8 @@ use pgwire::types::ToSqlText;
 use postgres_types::{to_sql_checked, IsNull, ToSql};
 
 use crate::engine::types::{hyphenated_uuid, TaggedType};
-use crate::session::settings::Settings;
 use crate::session::pg_timezone;
+use crate::session::settings::Settings;
 
 /// Field metadata of a result column read straight from a table: the
 /// table's oid and the column's number, for RowDescription.
@@ -503,9 +503,9 @@ fn temporal_text(array: &dyn Array, row: usize, zone: &str) -> Option<String> {
                 TimeUnit::Nanosecond => any.downcast_ref::<TimestampNanosecondArray>()?.value(row),
             };
             let zone = match tz {
-                Some(_) => Some(
-                    pg_timezone::arrow_tz(zone).or_else(|| pg_timezone::arrow_tz("UTC"))?,
-                ),
+                Some(_) => {
+                    Some(pg_timezone::arrow_tz(zone).or_else(|| pg_timezone::arrow_tz("UTC"))?)
+                }
                 None => None,
             };
             pg_timezone::timestamp_text(v, unit, zone.as_ref())

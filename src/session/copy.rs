@@ -494,8 +494,8 @@ pub fn column_from_text(
             // Dates and timestamps in PostgreSQL's forms, not only ISO.
             if super::pg_datetime::reads(target) {
                 use super::pg_datetime::Unread;
-                return super::pg_datetime::read_datetimes(values_read, target, Some(zone)).map_err(
-                    |e| match e {
+                return super::pg_datetime::read_datetimes(values_read, target, Some(zone))
+                    .map_err(|e| match e {
                         Unread::Row(row) => bad(
                             row,
                             format!(
@@ -504,8 +504,7 @@ pub fn column_from_text(
                             ),
                         ),
                         Unread::Arrow(e) => bad(0, e.to_string()),
-                    },
-                );
+                    });
             }
             let converted = cast(values_read, target).map_err(|e| bad(0, e.to_string()))?;
             // Safe casts give NULL for what does not parse: find the first.

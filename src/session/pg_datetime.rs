@@ -85,15 +85,16 @@ impl ScalarUDFImpl for DatetimeIn {
         let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
         let texts = arrays[0].as_string::<i32>();
-        let result = read_datetimes(texts, &self.target, self.zone.as_deref()).map_err(|e| match e {
-            Unread::Row(row) => {
-                DataFusionError::External(Box::new(QuiverError::InvalidDatetimeFormat {
-                    type_name: self.type_name().into(),
-                    value: texts.value(row).into(),
-                }))
-            }
-            Unread::Arrow(e) => e.into(),
-        })?;
+        let result =
+            read_datetimes(texts, &self.target, self.zone.as_deref()).map_err(|e| match e {
+                Unread::Row(row) => {
+                    DataFusionError::External(Box::new(QuiverError::InvalidDatetimeFormat {
+                        type_name: self.type_name().into(),
+                        value: texts.value(row).into(),
+                    }))
+                }
+                Unread::Arrow(e) => e.into(),
+            })?;
         Ok(match scalar {
             true => {
                 ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(&result, 0)?)
@@ -194,11 +195,9 @@ fn read_in_zone(
                 let local = read_datetimes(&rest, &DataType::Timestamp(unit, None), None)
                     .map_err(|_| Unread::Row(row))?;
                 let local = as_values(&local).map_err(Unread::Arrow)?;
-                let local = super::pg_timezone::naive_of(
-                    local.as_primitive::<Int64Type>().value(0),
-                    &unit,
-                )
-                .ok_or(Unread::Row(row))?;
+                let local =
+                    super::pg_timezone::naive_of(local.as_primitive::<Int64Type>().value(0), &unit)
+                        .ok_or(Unread::Row(row))?;
                 let utc = super::pg_timezone::local_to_utc(&named, &local);
                 return super::pg_timezone::value_of(&utc, &unit)
                     .map(Some)
@@ -207,8 +206,8 @@ fn read_in_zone(
             if instants.is_valid(row) && has_zone(text) {
                 return Ok(Some(instants.value(row)));
             }
-            let local = super::pg_timezone::naive_of(locals.value(row), &unit)
-                .ok_or(Unread::Row(row))?;
+            let local =
+                super::pg_timezone::naive_of(locals.value(row), &unit).ok_or(Unread::Row(row))?;
             let utc = super::pg_timezone::local_to_utc(&tz, &local);
             super::pg_timezone::value_of(&utc, &unit)
                 .map(Some)
@@ -223,7 +222,9 @@ fn read_in_zone(
 fn zone_named(text: &str) -> Option<(&str, datafusion::arrow::array::timezone::Tz)> {
     let (rest, name) = text.trim().rsplit_once(' ')?;
     if !name.starts_with(|c: char| c.is_ascii_alphabetic())
-        || ["AM", "PM", "UTC", "GMT", "Z"].iter().any(|w| name.eq_ignore_ascii_case(w))
+        || ["AM", "PM", "UTC", "GMT", "Z"]
+            .iter()
+            .any(|w| name.eq_ignore_ascii_case(w))
         || !rest.contains(':') && !rest.contains('-') && !rest.contains('/')
     {
         return None;
@@ -240,8 +241,7 @@ fn has_zone(text: &str) -> bool {
         return true;
     }
     let upper = trimmed.to_ascii_uppercase();
-    if upper.ends_with('Z') && upper[..upper.len() - 1].ends_with(|c: char| c.is_ascii_digit())
-    {
+    if upper.ends_with('Z') && upper[..upper.len() - 1].ends_with(|c: char| c.is_ascii_digit()) {
         return true;
     }
     split_offset(trimmed).1.is_some()

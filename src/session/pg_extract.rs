@@ -233,8 +233,7 @@ impl ScalarUDFImpl for DatePart {
                         return Ok(None);
                     }
                     let name = fields.value(row);
-                    let field =
-                        canonical_field(name).ok_or_else(|| unknown_field(name, source))?;
+                    let field = canonical_field(name).ok_or_else(|| unknown_field(name, source))?;
                     let (units, scale) = part(field, source, &values, row, zone.as_ref())?;
                     Ok(Some(units as f64 / 10f64.powi(scale as i32)))
                 })
@@ -355,9 +354,7 @@ fn part(
             match (field, source) {
                 ("timezone", Source::Instant) => return Ok((offset as i128, 0)),
                 ("timezone_hour", Source::Instant) => return Ok((offset as i128 / 3600, 0)),
-                ("timezone_minute", Source::Instant) => {
-                    return Ok((offset as i128 / 60 % 60, 0))
-                }
+                ("timezone_minute", Source::Instant) => return Ok((offset as i128 / 60 % 60, 0)),
                 ("timezone" | "timezone_hour" | "timezone_minute", _) => {
                     return Err(unsupported(field, source))
                 }
@@ -406,8 +403,7 @@ fn part(
         }
         Source::Interval => {
             let intervals: &IntervalMonthDayNanoArray = values.as_primitive();
-            let (months, days, nanos) =
-                IntervalMonthDayNanoType::to_parts(intervals.value(row));
+            let (months, days, nanos) = IntervalMonthDayNanoType::to_parts(intervals.value(row));
             let (months, days, micros) = (months as i128, days as i128, nanos as i128 / 1000);
             let years = months / 12;
             Ok(match field {
@@ -415,9 +411,8 @@ fn part(
                     // A year is 365.25 days, a month 30, as in PostgreSQL.
                     let seconds_of_years = years * 36_525 * 864; // 365.25 days
                     let seconds_of_months = (months % 12) * 30 * 86_400;
-                    let micros_total = (seconds_of_years + seconds_of_months + days * 86_400)
-                        * 1_000_000
-                        + micros;
+                    let micros_total =
+                        (seconds_of_years + seconds_of_months + days * 86_400) * 1_000_000 + micros;
                     (micros_total, 6)
                 }
                 "year" => (years, 0),
@@ -439,8 +434,7 @@ fn part(
 }
 
 fn day_micros(moment: &NaiveDateTime) -> i128 {
-    moment.num_seconds_from_midnight() as i128 * 1_000_000
-        + (moment.nanosecond() / 1000) as i128
+    moment.num_seconds_from_midnight() as i128 * 1_000_000 + (moment.nanosecond() / 1000) as i128
 }
 
 fn micros_since_epoch(moment: &NaiveDateTime) -> i128 {

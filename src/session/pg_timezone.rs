@@ -469,7 +469,10 @@ impl ScalarUDFImpl for AtTimeZone {
                 }
             })
             .collect::<Result<_>>()?;
-        let result = cast(&moved, &self.return_type(&[DataType::Utf8, input.data_type().clone()])?)?;
+        let result = cast(
+            &moved,
+            &self.return_type(&[DataType::Utf8, input.data_type().clone()])?,
+        )?;
         Ok(match scalar {
             true => ColumnarValue::Scalar(ScalarValue::try_from_array(&result, 0)?),
             false => ColumnarValue::Array(result),
@@ -566,7 +569,11 @@ impl AnalyzerRule for SessionTimeZone {
 
     fn analyze(&self, plan: LogicalPlan, config: &ConfigOptions) -> Result<LogicalPlan> {
         let now = datafusion::functions::datetime::now(config).call(vec![]);
-        let zone = self.zone.read().map(|z| z.clone()).unwrap_or_else(|_| UTC.into());
+        let zone = self
+            .zone
+            .read()
+            .map(|z| z.clone())
+            .unwrap_or_else(|_| UTC.into());
         Ok(plan
             .transform_up_with_subqueries(|node| {
                 super::pg_arithmetic::rewrite_expressions(node, |expr, schema| {
@@ -685,14 +692,12 @@ fn zoned(expr: Expr, schema: &DFSchema, zone: &str, now: &Expr) -> Result<Transf
                     ))
                 }
                 // The instant in the zone, which `TZ` and `OF` name.
-                "to_char" if !args.is_empty() && instant_type(&args[0]) => {
-                    Some(Expr::ScalarFunction(
-                        datafusion::logical_expr::expr::ScalarFunction::new_udf(
-                            Arc::new(super::pg_to_char::to_char_udf(zone)),
-                            args.clone(),
-                        ),
-                    ))
-                }
+                "to_char" if !args.is_empty() && instant_type(&args[0]) => Some(
+                    Expr::ScalarFunction(datafusion::logical_expr::expr::ScalarFunction::new_udf(
+                        Arc::new(super::pg_to_char::to_char_udf(zone)),
+                        args.clone(),
+                    )),
+                ),
                 "current_date" | "today" if args.is_empty() => {
                     Some(cast_to(to_local(zone, now.clone()), DataType::Date32))
                 }
@@ -713,13 +718,22 @@ fn zoned(expr: Expr, schema: &DFSchema, zone: &str, now: &Expr) -> Result<Transf
                     .iter()
                     .any(|e| matches!(type_of(e), Some(DataType::Interval(_)))) =>
         {
-            let Some(Timestamp(unit, _)) = type_of(&left).filter(|t| matches!(t, Timestamp(..)))
-                .or_else(|| type_of(&right)) else {
-                return Ok(Transformed::no(Expr::BinaryExpr(BinaryExpr { left, op, right })));
+            let Some(Timestamp(unit, _)) = type_of(&left)
+                .filter(|t| matches!(t, Timestamp(..)))
+                .or_else(|| type_of(&right))
+            else {
+                return Ok(Transformed::no(Expr::BinaryExpr(BinaryExpr {
+                    left,
+                    op,
+                    right,
+                })));
             };
             let relabel = |e: Box<Expr>, label: &str| -> Box<Expr> {
                 if instant_type(&e) {
-                    Box::new(Expr::TryCast(TryCast::new(e, Timestamp(unit, Some(label.into())))))
+                    Box::new(Expr::TryCast(TryCast::new(
+                        e,
+                        Timestamp(unit, Some(label.into())),
+                    )))
                 } else {
                     e
                 }
@@ -760,7 +774,10 @@ mod tests {
         assert_eq!(z("<-07>+07"), pair("<-07>+07", "-07:00"));
         assert_eq!(z("PST"), None);
         assert_eq!(z("Mars/Olympus"), None);
-        assert_eq!(parse_at_zone("pst").map(|z| z.arrow).as_deref(), Some("-08:00"));
+        assert_eq!(
+            parse_at_zone("pst").map(|z| z.arrow).as_deref(),
+            Some("-08:00")
+        );
     }
 
     #[test]

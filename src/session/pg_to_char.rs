@@ -549,9 +549,7 @@ fn format_items(items: &[Item], local: &NaiveDateTime, zone: Option<&(i32, Strin
             Pattern::Ss => number(local.second() as i64, 2),
             Pattern::Ms => number((local.nanosecond() / 1_000_000) as i64, 3),
             Pattern::Us => number((local.nanosecond() / 1_000) as i64, 6),
-            Pattern::Sssss | Pattern::Ssss => {
-                (local.num_seconds_from_midnight().to_string(), None)
-            }
+            Pattern::Sssss | Pattern::Ssss => (local.num_seconds_from_midnight().to_string(), None),
             Pattern::Meridiem { upper, dots } => {
                 let pm = local.hour() >= 12;
                 let text = match (pm, dots) {
@@ -647,7 +645,9 @@ fn format_items(items: &[Item], local: &NaiveDateTime, zone: Option<&(i32, Strin
                 }
             }
             Pattern::Tz { upper } => {
-                let text = zone.map(|(_, abbreviation)| abbreviation.clone()).unwrap_or_default();
+                let text = zone
+                    .map(|(_, abbreviation)| abbreviation.clone())
+                    .unwrap_or_default();
                 let text = if upper { text } else { text.to_lowercase() };
                 (text, None)
             }

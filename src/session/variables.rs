@@ -154,7 +154,10 @@ impl Session {
 
     /// The session's time zone as Arrow names it.
     pub(super) fn arrow_zone(&self) -> String {
-        self.zone.read().map(|z| z.clone()).unwrap_or_else(|_| "UTC".into())
+        self.zone
+            .read()
+            .map(|z| z.clone())
+            .unwrap_or_else(|_| "UTC".into())
     }
 
     /// Tells the system catalog (`current_schema()`, `pg_settings`) the
@@ -287,7 +290,11 @@ pub(super) fn own_statement_schema(statement: &DfStatement) -> Option<SchemaRef>
             "transaction isolation level" => "transaction_isolation".to_string(),
             _ => name,
         };
-        vec![Field::new(settings::show_name(&name), DataType::Utf8, false)]
+        vec![Field::new(
+            settings::show_name(&name),
+            DataType::Utf8,
+            false,
+        )]
     };
     Some(Arc::new(Schema::new(fields)))
 }
