@@ -173,7 +173,7 @@ impl ScalarUDFImpl for DatePart {
             DataType::Time64(_) | DataType::Time32(_) => DataType::Time64(TimeUnit::Microsecond),
             DataType::Interval(_) => DataType::Interval(IntervalUnit::MonthDayNano),
             DataType::Date64 | DataType::Null => DataType::Timestamp(TimeUnit::Microsecond, None),
-            t if matches!(t, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8) => {
+            DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 => {
                 DataType::Timestamp(TimeUnit::Microsecond, None)
             }
             other => {

@@ -193,9 +193,9 @@ pub fn offset_text(seconds: i32) -> String {
     let sign = if seconds < 0 { '-' } else { '+' };
     let s = seconds.unsigned_abs();
     let mut text = format!("{sign}{:02}", s / 3600);
-    if s % 3600 != 0 {
+    if !s.is_multiple_of(3600) {
         text.push_str(&format!(":{:02}", s / 60 % 60));
-        if s % 60 != 0 {
+        if !s.is_multiple_of(60) {
             text.push_str(&format!(":{:02}", s % 60));
         }
     }
