@@ -182,7 +182,7 @@ impl Session {
             // in the session's TimeZone, which is UTC.
             .set_str("datafusion.execution.time_zone", "UTC")
             .with_extension(slot.clone());
-        let zone: pg_timezone::ZoneHandle = Arc::new(std::sync::RwLock::new("UTC".into()));
+        let zone: pg_timezone::ZoneHandle = Arc::new(std::sync::RwLock::new(pg_timezone::utc()));
         let ctx = SessionContext::new_with_state(pg_arithmetic::session_state(
             config,
             db.runtime(),
@@ -211,7 +211,7 @@ impl Session {
         ctx.register_udf(bytea_in.as_ref().clone());
         ctx.register_udf(interval_in.as_ref().clone());
         ctx.register_udf(pg_timezone::at_time_zone_udf());
-        ctx.register_udf(pg_to_char::to_char_udf("UTC"));
+        ctx.register_udf(pg_to_char::to_char_udf("UTC", None));
         ctx.register_udf(pg_extract::date_part_udf("UTC"));
         ctx.register_udf(pg_casts::pg_typeof_udf());
         for udf in pg_types_in::text_type_udfs() {

@@ -180,20 +180,61 @@ fn bare_numeric(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
     if field.data_type() != &DataType::Decimal128(38, 10) {
         return Ok(Transformed::no(expr));
     }
-    let Ok(from) = inner.get_type(schema) else {
+    let Some(to) = exact_numeric_type(inner, schema) else {
         return Ok(Transformed::no(expr));
-    };
-    let to = match from {
-        DataType::Int8 | DataType::Int16 => DataType::Decimal128(5, 0),
-        DataType::Int32 => DataType::Decimal128(10, 0),
-        DataType::Int64 => DataType::Decimal128(19, 0),
-        DataType::Decimal128(p, s) => DataType::Decimal128(p, s),
-        _ => return Ok(Transformed::no(expr)),
     };
     let Expr::Cast(Cast { expr: inner, .. }) = expr else {
         unreachable!("matched above")
     };
     Ok(Transformed::yes(Expr::Cast(Cast::new(inner, to))))
+}
+
+/// The decimal type that holds every value of an integer or numeric
+/// expression, as type coercion will resolve it. (Before coercion
+/// DataFusion gives a CASE the type of its first branch: `CASE WHEN c THEN
+/// 1.5 ELSE 0.01 END` would be numeric(2,1), and the cast would round 0.01
+/// to 0.0.)
+fn exact_numeric_type(expr: &Expr, schema: &DFSchema) -> Option<DataType> {
+    let branches: Vec<&Expr> = match expr {
+        Expr::Case(case) => case
+            .when_then_expr
+            .iter()
+            .map(|(_, then)| then.as_ref())
+            .chain(case.else_expr.as_deref())
+            .collect(),
+        Expr::ScalarFunction(call)
+            if matches!(
+                call.func.name(),
+                "coalesce" | "nullif" | "greatest" | "least"
+            ) =>
+        {
+            call.args.iter().collect()
+        }
+        Expr::Alias(alias) => return exact_numeric_type(&alias.expr, schema),
+        other => {
+            return match other.get_type(schema).ok()? {
+                DataType::Int8 | DataType::Int16 => Some(DataType::Decimal128(5, 0)),
+                DataType::Int32 => Some(DataType::Decimal128(10, 0)),
+                DataType::Int64 => Some(DataType::Decimal128(19, 0)),
+                DataType::Decimal128(p, s) => Some(DataType::Decimal128(p, s)),
+                DataType::Null => Some(DataType::Null),
+                _ => None,
+            }
+        }
+    };
+    let (mut digits, mut scale) = (0i16, 0i8);
+    for branch in branches {
+        match exact_numeric_type(branch, schema)? {
+            DataType::Decimal128(p, s) => {
+                digits = digits.max(p as i16 - s as i16);
+                scale = scale.max(s);
+            }
+            DataType::Null => {}
+            _ => return None,
+        }
+    }
+    let precision = (digits + scale as i16).clamp(1, 38) as u8;
+    Some(DataType::Decimal128(precision, scale.min(precision as i8)))
 }
 
 /// `sum(bigint)` and `avg` of integers and numerics are numerics in
@@ -214,7 +255,12 @@ fn numeric_aggregates(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>
     let target = match (name.as_str(), input) {
         ("sum", Some(DataType::Int64)) => DataType::Decimal128(38, 0),
         ("avg", Some(t)) if is_integer(&t) || t == DataType::Int8 => DataType::Decimal128(38, 12),
-        ("avg", Some(DataType::Decimal128(_, s))) => DataType::Decimal128(38, s.max(12)),
+        // At least 12 decimals, fewer where the integer digits need the
+        // room (the average adds 4).
+        ("avg", Some(DataType::Decimal128(p, s))) => {
+            let digits = p as i8 - s;
+            DataType::Decimal128(38, s.max(12.min(34 - digits)))
+        }
         _ => return Ok(Transformed::no(Expr::AggregateFunction(aggregate))),
     };
     let arg = aggregate.params.args.remove(0);

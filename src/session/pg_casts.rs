@@ -121,8 +121,12 @@ pub fn rewrite_text_casts(
 ) -> datafusion::error::Result<LogicalPlan> {
     plan.transform_up_with_subqueries(|node| {
         let schemas: Vec<_> = node.inputs().iter().map(|i| i.schema().clone()).collect();
+        // The rewritten expressions keep their names: a node above refers
+        // to `count(CAST(...))` by name.
+        let names = datafusion::logical_expr::expr_rewriter::NamePreserver::new(&node);
         node.map_expressions(|expr| {
-            expr.transform_up(|e| match e {
+            let name = names.save(&expr);
+            let rewritten = expr.transform_up(|e| match e {
                 Expr::Cast(Cast { expr, field })
                     if field.data_type() == &DataType::Binary && is_text(&expr, &schemas) =>
                 {
@@ -155,7 +159,8 @@ pub fn rewrite_text_casts(
                     })))
                 }
                 other => Ok(Transformed::no(other)),
-            })
+            })?;
+            Ok(rewritten.update_data(|e| name.restore(e)))
         })
     })
     .map(|t| t.data)

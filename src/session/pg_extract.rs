@@ -200,7 +200,9 @@ impl ScalarUDFImpl for DatePart {
                 (Some(field), Some(source)) => scale(field, source),
                 _ => 6,
             };
-            DataType::Decimal128(38, scale as i8)
+            // 20 integer digits hold every field (an epoch in
+            // microseconds has 19).
+            DataType::Decimal128(20 + scale, scale as i8)
         } else {
             DataType::Float64
         };
@@ -258,7 +260,10 @@ impl ScalarUDFImpl for DatePart {
                 }))
             })
             .collect::<Result<_>>()?;
-        let numbers = numbers.with_precision_and_scale(38, out_scale)?;
+        let DataType::Decimal128(precision, _) = args.return_field.data_type() else {
+            unreachable!("matched above")
+        };
+        let numbers = numbers.with_precision_and_scale(*precision, out_scale)?;
         finish(Arc::new(numbers), scalar)
     }
 }

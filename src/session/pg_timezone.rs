@@ -22,7 +22,9 @@
 
 use std::sync::{Arc, RwLock};
 
-use chrono::{DateTime, Duration, LocalResult, NaiveDateTime, Offset, TimeZone};
+use chrono::{
+    DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, Offset, TimeZone,
+};
 use datafusion::arrow::array::timezone::Tz;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, StringArray};
 use datafusion::arrow::compute::cast;
@@ -49,6 +51,26 @@ pub struct Zone {
     pub name: String,
     /// An IANA name or a fixed offset `+05:30`.
     pub arrow: String,
+}
+
+impl Zone {
+    /// The abbreviation a POSIX zone names itself by (`UTC` of `UTC+3`,
+    /// `-07` of `<-07>+07`), which `to_char`'s `TZ` prints; None for an
+    /// IANA zone, whose abbreviation depends on the date.
+    pub fn abbreviation(&self) -> Option<String> {
+        if let Some(inner) = self.name.strip_prefix('<') {
+            return inner.split_once('>').map(|(a, _)| a.to_string());
+        }
+        if self.name == self.arrow {
+            return None;
+        }
+        let letters: String = self
+            .name
+            .chars()
+            .take_while(|c| c.is_ascii_alphabetic())
+            .collect();
+        (!letters.is_empty()).then_some(letters)
+    }
 }
 
 /// A zone as PostgreSQL's `TimeZone` setting reads it: an IANA name in any
@@ -214,7 +236,30 @@ fn is_utc(zone: &str) -> bool {
 
 /// The offset east of UTC, in seconds, in force at an instant.
 pub fn offset_at(tz: &Tz, utc: &NaiveDateTime) -> i32 {
-    tz.offset_from_utc_datetime(utc).fix().local_minus_utc()
+    let utc = in_known_years(utc);
+    tz.offset_from_utc_datetime(&utc).fix().local_minus_utc()
+}
+
+/// The last year whose transitions the zone tables hold.
+const LAST_KNOWN_YEAR: i32 = 2037;
+
+/// The zone tables stop at 2037, after which their last offset would hold
+/// forever (London in summer 2179 would be on GMT). PostgreSQL applies the
+/// zone's last rule to every later year; so do we, by reading a later
+/// date in the equivalent year before 2038 (the same weekday on January 1
+/// and the same leap year-ness, so DST starts on the same dates).
+fn in_known_years(moment: &NaiveDateTime) -> NaiveDateTime {
+    let year = moment.year();
+    if year <= LAST_KNOWN_YEAR {
+        return *moment;
+    }
+    let leap = |y: i32| NaiveDate::from_ymd_opt(y, 2, 29).is_some();
+    let weekday = |y: i32| NaiveDate::from_ymd_opt(y, 1, 1).map(|d| d.weekday());
+    (LAST_KNOWN_YEAR - 27..=LAST_KNOWN_YEAR)
+        .rev()
+        .find(|y| leap(*y) == leap(year) && weekday(*y) == weekday(year))
+        .and_then(|y| moment.with_year(y))
+        .unwrap_or(*moment)
 }
 
 /// The instant a local time is in a zone, as PostgreSQL decides it: a time
@@ -222,14 +267,17 @@ pub fn offset_at(tz: &Tz, utc: &NaiveDateTime) -> i32 {
 /// never occurs (clocks turned forward) is read with the offset in force
 /// before the change.
 pub fn local_to_utc(tz: &Tz, local: &NaiveDateTime) -> NaiveDateTime {
-    match tz.from_local_datetime(local) {
+    let known = in_known_years(local);
+    let utc = match tz.from_local_datetime(&known) {
         LocalResult::Single(t) => t.naive_utc(),
         LocalResult::Ambiguous(_, later) => later.naive_utc(),
         LocalResult::None => {
-            let before = offset_at(tz, &(*local - Duration::hours(12)));
-            *local - Duration::seconds(before as i64)
+            let before = offset_at(tz, &(known - Duration::hours(12)));
+            known - Duration::seconds(before as i64)
         }
-    }
+    };
+    // The offset found, applied to the date itself.
+    *local - (known - utc)
 }
 
 fn units_per_second(unit: &TimeUnit) -> i64 {
@@ -268,6 +316,10 @@ enum Direction {
     /// A local time in the zone to the instant (`timestamp` to
     /// `timestamptz`).
     ToInstant,
+    /// A local time (first argument) to an instant with the offset in
+    /// force at the second argument (an instant): `date_trunc` to hours
+    /// or less keeps the offset of the value it truncates.
+    WithOffsetOf,
 }
 
 /// Moves timestamps between instants and local times of one zone.
@@ -297,11 +349,22 @@ fn to_instant(zone: &str, value: Expr) -> Expr {
     shift(Direction::ToInstant, zone, value)
 }
 
+/// `local` (a `timestamp`) as an instant with the offset `reference` (an
+/// instant) has in `zone`.
+fn with_offset_of(zone: &str, local: Expr, reference: Expr) -> Expr {
+    ScalarUDF::new_from_impl(Shift {
+        direction: Direction::WithOffsetOf,
+        zone: zone.to_string(),
+        signature: Signature::new(TypeSignature::Any(2), Volatility::Immutable),
+    })
+    .call(vec![local, reference])
+}
+
 impl ScalarUDFImpl for Shift {
     fn name(&self) -> &str {
         match self.direction {
             Direction::ToLocal => "pg_local_time",
-            Direction::ToInstant => "pg_instant",
+            Direction::ToInstant | Direction::WithOffsetOf => "pg_instant",
         }
     }
 
@@ -314,7 +377,7 @@ impl ScalarUDFImpl for Shift {
             (DataType::Timestamp(unit, _), Direction::ToLocal) => {
                 Ok(DataType::Timestamp(*unit, None))
             }
-            (DataType::Timestamp(unit, _), Direction::ToInstant) => {
+            (DataType::Timestamp(unit, _), Direction::ToInstant | Direction::WithOffsetOf) => {
                 Ok(DataType::Timestamp(*unit, Some(UTC.into())))
             }
             (other, _) => Err(DataFusionError::Plan(format!(
@@ -336,11 +399,26 @@ impl ScalarUDFImpl for Shift {
         };
         let tz = arrow_tz(&self.zone).ok_or_else(|| unknown_zone(&self.zone))?;
         let values = cast(&input, &DataType::Int64)?;
+        let references = match args.args.get(1) {
+            Some(reference) => {
+                let reference = reference.to_array(args.number_rows)?;
+                let DataType::Timestamp(reference_unit, _) = reference.data_type().clone() else {
+                    return Err(DataFusionError::Internal(format!(
+                        "{} got {}",
+                        self.name(),
+                        reference.data_type()
+                    )));
+                };
+                Some((cast(&reference, &DataType::Int64)?, reference_unit))
+            }
+            None => None,
+        };
         let per = units_per_second(&unit);
         let moved: Int64Array = values
             .as_primitive::<Int64Type>()
             .iter()
-            .map(|v| {
+            .enumerate()
+            .map(|(row, v)| {
                 let Some(v) = v else { return Ok(None) };
                 let moment = naive_of(v, &unit).ok_or_else(out_of_range)?;
                 let moved = match self.direction {
@@ -348,6 +426,17 @@ impl ScalarUDFImpl for Shift {
                         return Ok(Some(v + offset_at(&tz, &moment) as i64 * per));
                     }
                     Direction::ToInstant => local_to_utc(&tz, &moment),
+                    Direction::WithOffsetOf => {
+                        let (references, reference_unit) =
+                            references.as_ref().expect("two arguments");
+                        let references = references.as_primitive::<Int64Type>();
+                        if references.is_null(row) {
+                            return Ok(None);
+                        }
+                        let reference = naive_of(references.value(row), reference_unit)
+                            .ok_or_else(out_of_range)?;
+                        return Ok(Some(v - offset_at(&tz, &reference) as i64 * per));
+                    }
                 };
                 value_of(&moved, &unit).map(Some).ok_or_else(out_of_range)
             })
@@ -553,8 +642,16 @@ pub fn timestamp_text(value: i64, unit: &TimeUnit, zone: Option<&Tz>) -> Option<
 }
 
 /// The session's zone, as the analyzer rule reads it and `SET TIME ZONE`
-/// changes it (an Arrow zone string).
-pub type ZoneHandle = Arc<RwLock<String>>;
+/// changes it.
+pub type ZoneHandle = Arc<RwLock<Zone>>;
+
+/// UTC, the zone a session starts in.
+pub fn utc() -> Zone {
+    Zone {
+        name: UTC.into(),
+        arrow: UTC.into(),
+    }
+}
 
 /// The rule that applies the session's zone (see the module comment).
 #[derive(Debug)]
@@ -569,15 +666,17 @@ impl AnalyzerRule for SessionTimeZone {
 
     fn analyze(&self, plan: LogicalPlan, config: &ConfigOptions) -> Result<LogicalPlan> {
         let now = datafusion::functions::datetime::now(config).call(vec![]);
-        let zone = self
+        let session = self
             .zone
             .read()
             .map(|z| z.clone())
-            .unwrap_or_else(|_| UTC.into());
+            .unwrap_or_else(|_| utc());
+        let zone = session.arrow.clone();
+        let abbreviation = session.abbreviation();
         Ok(plan
             .transform_up_with_subqueries(|node| {
                 super::pg_arithmetic::rewrite_expressions(node, |expr, schema| {
-                    expr.transform_up(|e| zoned(e, schema, &zone, &now))
+                    expr.transform_up(|e| zoned(e, schema, &zone, abbreviation.as_deref(), &now))
                 })
             })?
             .data)
@@ -593,7 +692,13 @@ fn cast_to(value: Expr, to: DataType) -> Expr {
 }
 
 /// One expression with the session's zone (`zone`) applied.
-fn zoned(expr: Expr, schema: &DFSchema, zone: &str, now: &Expr) -> Result<Transformed<Expr>> {
+fn zoned(
+    expr: Expr,
+    schema: &DFSchema,
+    zone: &str,
+    abbreviation: Option<&str>,
+    now: &Expr,
+) -> Result<Transformed<Expr>> {
     use DataType::Timestamp;
     let type_of = |e: &Expr| e.get_type(schema).ok();
     let utc_session = is_utc(zone);
@@ -672,10 +777,21 @@ fn zoned(expr: Expr, schema: &DFSchema, zone: &str, now: &Expr) -> Result<Transf
                     })
                 }
                 _ if utc_session => None,
+                // Truncated in local time. To a day or more, the result is
+                // read in the zone again (midnight may have another
+                // offset); to an hour or less it keeps the offset of the
+                // value, as PostgreSQL does (an hour that occurs twice is
+                // truncated within its own occurrence).
                 "date_trunc" if args.len() == 2 && instant_type(&args[1]) => {
                     let mut local = call.clone();
                     local.args[1] = to_local(zone, args[1].clone());
-                    Some(to_instant(zone, Expr::ScalarFunction(local)))
+                    let sub_day = matches!(&args[0], Expr::Literal(ScalarValue::Utf8(Some(u)), _)
+                        if matches!(u.to_ascii_lowercase().as_str(),
+                            "hour" | "minute" | "second" | "milliseconds" | "microseconds"));
+                    Some(match sub_day {
+                        true => with_offset_of(zone, Expr::ScalarFunction(local), args[1].clone()),
+                        false => to_instant(zone, Expr::ScalarFunction(local)),
+                    })
                 }
                 // Fields of the local time (the functions read instants
                 // in the zone they are given).
@@ -694,7 +810,7 @@ fn zoned(expr: Expr, schema: &DFSchema, zone: &str, now: &Expr) -> Result<Transf
                 // The instant in the zone, which `TZ` and `OF` name.
                 "to_char" if !args.is_empty() && instant_type(&args[0]) => Some(
                     Expr::ScalarFunction(datafusion::logical_expr::expr::ScalarFunction::new_udf(
-                        Arc::new(super::pg_to_char::to_char_udf(zone)),
+                        Arc::new(super::pg_to_char::to_char_udf(zone, abbreviation)),
                         args.clone(),
                     )),
                 ),
@@ -810,6 +926,14 @@ mod tests {
         assert_eq!(
             timestamp_text(micros + 500_000, &TimeUnit::Microsecond, None).as_deref(),
             Some("2024-03-30 23:30:00.5")
+        );
+        // After 2037 the zone's last rules still apply (BST in summer).
+        let london = arrow_tz("Europe/London").unwrap();
+        assert_eq!(offset_at(&london, &at("2179-06-05 23:00")), 3600);
+        assert_eq!(offset_at(&london, &at("2179-12-05 23:00")), 0);
+        assert_eq!(
+            local_to_utc(&london, &at("2179-06-06 00:00")),
+            at("2179-06-05 23:00")
         );
     }
 }

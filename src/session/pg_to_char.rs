@@ -22,13 +22,17 @@ use super::pg_timezone::{arrow_tz, naive_of, offset_at, offset_text};
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct ToChar {
     zone: String,
+    /// What `TZ` prints for a POSIX zone (`UTC` of `UTC+3`).
+    abbreviation: Option<String>,
     signature: Signature,
 }
 
-/// The `to_char` function, showing instants in `zone`.
-pub fn to_char_udf(zone: &str) -> ScalarUDF {
+/// The `to_char` function, showing instants in `zone` (an Arrow zone
+/// string; `abbreviation` is its name for a POSIX zone).
+pub fn to_char_udf(zone: &str, abbreviation: Option<&str>) -> ScalarUDF {
     ScalarUDF::new_from_impl(ToChar {
         zone: zone.to_string(),
+        abbreviation: abbreviation.map(str::to_string),
         signature: Signature::user_defined(Volatility::Stable),
     })
 }
@@ -106,7 +110,12 @@ impl ScalarUDFImpl for ToChar {
                         let offset = offset_at(tz, &utc);
                         (
                             utc + chrono::Duration::seconds(offset as i64),
-                            Some((offset, tz_abbreviation(&self.zone, &utc, offset))),
+                            Some((
+                                offset,
+                                self.abbreviation
+                                    .clone()
+                                    .unwrap_or_else(|| tz_abbreviation(&self.zone, &utc, offset)),
+                            )),
                         )
                     }
                     None => (utc, None),

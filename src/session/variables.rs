@@ -144,11 +144,9 @@ impl Session {
     /// Gives the planner the zone of the TimeZone setting.
     pub(super) fn apply_time_zone(&mut self) {
         let name = self.settings.get("TimeZone").unwrap_or("UTC");
-        let arrow = super::pg_timezone::parse_zone(name)
-            .map(|zone| zone.arrow)
-            .unwrap_or_else(|| "UTC".into());
-        if let Ok(mut zone) = self.zone.write() {
-            *zone = arrow;
+        let zone = super::pg_timezone::parse_zone(name).unwrap_or_else(super::pg_timezone::utc);
+        if let Ok(mut handle) = self.zone.write() {
+            *handle = zone;
         }
     }
 
@@ -156,7 +154,7 @@ impl Session {
     pub(super) fn arrow_zone(&self) -> String {
         self.zone
             .read()
-            .map(|z| z.clone())
+            .map(|z| z.arrow.clone())
             .unwrap_or_else(|_| "UTC".into())
     }
 

@@ -13,10 +13,11 @@ pub enum Ty {
     Bool,
     Date,
     Timestamp,
+    Timestamptz,
 }
 
 const NUMBERS: [Ty; 5] = [Ty::Int2, Ty::Int4, Ty::Int8, Ty::Numeric, Ty::Float];
-const ALL: [Ty; 9] = [
+const ALL: [Ty; 10] = [
     Ty::Int2,
     Ty::Int4,
     Ty::Int8,
@@ -26,6 +27,19 @@ const ALL: [Ty; 9] = [
     Ty::Bool,
     Ty::Date,
     Ty::Timestamp,
+    Ty::Timestamptz,
+];
+
+/// The session time zones queries run in: DST in both hemispheres, a
+/// half-hour offset, fixed offsets and a POSIX zone (hours west).
+pub const ZONES: [&str; 7] = [
+    "UTC",
+    "Europe/Berlin",
+    "America/New_York",
+    "Asia/Kolkata",
+    "Australia/Sydney",
+    "-7",
+    "UTC+3",
 ];
 
 impl Ty {
@@ -48,6 +62,7 @@ impl Ty {
             Ty::Bool => "flag",
             Ty::Date => "d",
             Ty::Timestamp => "ts",
+            Ty::Timestamptz => "tz",
         }
     }
 
@@ -62,6 +77,7 @@ impl Ty {
             Ty::Bool => "boolean",
             Ty::Date => "date",
             Ty::Timestamp => "timestamp",
+            Ty::Timestamptz => "timestamptz",
         }
     }
 
@@ -92,6 +108,8 @@ pub enum Expr {
     Case(Box<Expr>, Box<Expr>, Box<Expr>, Ty),
     Cast(Box<Expr>, Ty),
     IsNull(Box<Expr>),
+    /// SQL with a `{}` for each argument (`EXTRACT(hour FROM {})`).
+    Template(&'static str, Vec<Expr>, Ty),
 }
 
 impl Expr {
@@ -102,7 +120,8 @@ impl Expr {
             | Expr::Prefix(_, _, t)
             | Expr::Call(_, _, t)
             | Expr::Case(_, _, _, t)
-            | Expr::Cast(_, t) => *t,
+            | Expr::Cast(_, t)
+            | Expr::Template(_, _, t) => *t,
             Expr::IsNull(_) => Ty::Bool,
         }
     }
@@ -124,6 +143,16 @@ impl Expr {
             ),
             Expr::Cast(e, t) => format!("CAST({} AS {})", e.sql(), t.sql_name()),
             Expr::IsNull(e) => format!("({} IS NULL)", e.sql()),
+            Expr::Template(template, args, _) => {
+                let mut out = String::new();
+                let mut pieces = template.split("{}");
+                out.push_str(pieces.next().unwrap_or(""));
+                for (arg, piece) in args.iter().zip(pieces) {
+                    out.push_str(&arg.sql());
+                    out.push_str(piece);
+                }
+                out
+            }
         }
     }
 
@@ -132,7 +161,7 @@ impl Expr {
             Expr::Leaf(..) => Vec::new(),
             Expr::Binary(l, _, r, _) => vec![l, r],
             Expr::Prefix(_, e, _) | Expr::Cast(e, _) | Expr::IsNull(e) => vec![e],
-            Expr::Call(_, args, _) => args.iter().collect(),
+            Expr::Call(_, args, _) | Expr::Template(_, args, _) => args.iter().collect(),
             Expr::Case(c, a, b, _) => vec![c, a, b],
         }
     }
@@ -164,7 +193,7 @@ impl Expr {
             Expr::Leaf(..) => {}
             Expr::Binary(l, _, r, _) => **[l, r][i] = child,
             Expr::Prefix(_, e, _) | Expr::Cast(e, _) | Expr::IsNull(e) => **e = child,
-            Expr::Call(_, args, _) => args[i] = child,
+            Expr::Call(_, args, _) | Expr::Template(_, args, _) => args[i] = child,
             Expr::Case(c, a, b, _) => **[c, a, b][i] = child,
         }
         copy
@@ -377,6 +406,15 @@ impl Generator {
         items[self.below(items.len())]
     }
 
+    /// The session time zone for the next query.
+    pub fn zone(&mut self) -> &'static str {
+        if self.chance(40) {
+            "UTC"
+        } else {
+            self.pick(&ZONES)
+        }
+    }
+
     pub fn query(&mut self) -> Query {
         match self.below(10) {
             0..=5 => {
@@ -482,6 +520,18 @@ impl Generator {
                 .pick(&[
                     "TIMESTAMP '2024-01-01 10:00:00'",
                     "TIMESTAMP '2000-02-29 23:59:59.25'",
+                    "TIMESTAMP '2024-03-31 02:30:00'",
+                ])
+                .to_string(),
+            // With and without an offset (the latter read in the
+            // session's zone, at and around DST changes).
+            Ty::Timestamptz => self
+                .pick(&[
+                    "TIMESTAMPTZ '2024-03-10 07:30:00+00'",
+                    "TIMESTAMPTZ '2024-11-03 01:30:00'",
+                    "TIMESTAMPTZ '2024-03-31 02:30:00'",
+                    "TIMESTAMPTZ '2000-02-29 23:59:59.25+05:30'",
+                    "TIMESTAMPTZ '2024-10-06 02:30:00'",
                 ])
                 .to_string(),
         };
@@ -503,6 +553,24 @@ impl Generator {
         let d = depth - 1;
         match ty {
             t if t.is_number() => self.number(t, d),
+            Ty::Date if self.chance(20) => {
+                Expr::Cast(Box::new(self.expr(Ty::Timestamptz, d)), Ty::Date)
+            }
+            Ty::Text if self.chance(15) => {
+                if self.chance(50) {
+                    Expr::Cast(Box::new(self.expr(Ty::Timestamptz, d)), Ty::Text)
+                } else {
+                    let (template, ty) = self.pick(&[
+                        ("to_char({}, 'YYYY-MM-DD HH24:MI:SS TZ')", Ty::Timestamptz),
+                        (
+                            "to_char({}, 'FMDay DDth Mon YYYY HH12 AM OF')",
+                            Ty::Timestamptz,
+                        ),
+                        ("to_char({}, 'IYYY-IW-ID Q DDD')", Ty::Timestamp),
+                    ]);
+                    Expr::Template(template, vec![self.expr(ty, d)], Ty::Text)
+                }
+            }
             Ty::Text => match self.below(5) {
                 0 => Expr::Binary(
                     Box::new(self.expr(Ty::Text, d)),
@@ -569,6 +637,50 @@ impl Generator {
                 1 => self.case(Ty::Date, d),
                 _ => Expr::Cast(Box::new(self.expr(Ty::Timestamp, d)), Ty::Date),
             },
+            Ty::Timestamp if self.chance(30) => {
+                if self.chance(50) {
+                    let zone = self.pick(&[
+                        "({} AT TIME ZONE 'UTC')",
+                        "({} AT TIME ZONE 'America/Los_Angeles')",
+                        "({} AT TIME ZONE 'Asia/Tokyo')",
+                    ]);
+                    Expr::Template(zone, vec![self.expr(Ty::Timestamptz, d)], Ty::Timestamp)
+                } else {
+                    Expr::Cast(Box::new(self.expr(Ty::Timestamptz, d)), Ty::Timestamp)
+                }
+            }
+            Ty::Timestamptz => match self.below(7) {
+                0 => Expr::Call(
+                    "date_trunc",
+                    vec![
+                        Expr::Leaf(
+                            self.pick(&["'day'", "'month'", "'hour'", "'week'", "'year'"])
+                                .into(),
+                            Ty::Text,
+                        ),
+                        self.expr(Ty::Timestamptz, d),
+                    ],
+                    Ty::Timestamptz,
+                ),
+                1 => {
+                    let shift = self.pick(&[
+                        "({} + interval '1 day')",
+                        "({} - interval '1 month')",
+                        "({} + interval '2 hours')",
+                        "({} - interval '3 days 04:00:00')",
+                    ]);
+                    Expr::Template(shift, vec![self.expr(Ty::Timestamptz, d)], Ty::Timestamptz)
+                }
+                2 => self.case(Ty::Timestamptz, d),
+                3 => self.coalesce(Ty::Timestamptz, d),
+                4 => Expr::Cast(Box::new(self.expr(Ty::Timestamp, d)), Ty::Timestamptz),
+                5 => Expr::Cast(Box::new(self.expr(Ty::Date, d)), Ty::Timestamptz),
+                _ => Expr::Template(
+                    "({} AT TIME ZONE 'Europe/London')",
+                    vec![self.expr(Ty::Timestamp, d)],
+                    Ty::Timestamptz,
+                ),
+            },
             Ty::Timestamp => match self.below(3) {
                 0 => Expr::Call(
                     "date_trunc",
@@ -589,6 +701,18 @@ impl Generator {
     }
 
     fn number(&mut self, ty: Ty, d: u32) -> Expr {
+        if ty == Ty::Numeric && self.chance(10) {
+            let (template, from) = self.pick(&[
+                ("EXTRACT(hour FROM {})", Ty::Timestamptz),
+                ("EXTRACT(day FROM {})", Ty::Timestamptz),
+                ("EXTRACT(epoch FROM {})", Ty::Timestamptz),
+                ("EXTRACT(dow FROM {})", Ty::Timestamptz),
+                ("EXTRACT(second FROM {})", Ty::Timestamp),
+                ("EXTRACT(week FROM {})", Ty::Date),
+                ("EXTRACT(timezone FROM {})", Ty::Timestamptz),
+            ]);
+            return Expr::Template(template, vec![self.expr(from, d)], Ty::Numeric);
+        }
         match self.below(8) {
             0..=2 => {
                 // Operands whose PostgreSQL result type is `ty`.

@@ -81,12 +81,27 @@ pub fn install(ctx: &SessionContext, catalog_name: &str, context: CatalogContext
 
 /// Type names of catalog columns that casts use: the oid aliases
 /// (`regclass`, `oid`, ...; as int4) from `datafusion-pg-catalog`, and
-/// `name` and `"char"` (as text).
+/// `name` and `"char"` (as text). Also `timestamp` and `timestamptz`
+/// without a precision: microseconds, as PostgreSQL (and table columns)
+/// keep them; DataFusion's nanoseconds cannot hold dates before 1677 or
+/// after 2262.
 #[derive(Debug)]
 struct CatalogTypes;
 
 impl TypePlanner for CatalogTypes {
     fn plan_type_field(&self, sql_type: &SqlDataType) -> DfResult<Option<FieldRef>> {
+        use datafusion::sql::sqlparser::ast::TimezoneInfo;
+        if let SqlDataType::Timestamp(None, zone) = sql_type {
+            let zone = match zone {
+                TimezoneInfo::WithTimeZone | TimezoneInfo::Tz => {
+                    Some(crate::engine::types::UTC.into())
+                }
+                _ => None,
+            };
+            let timestamp =
+                DataType::Timestamp(datafusion::arrow::datatypes::TimeUnit::Microsecond, zone);
+            return Ok(Some(Arc::new(Field::new("", timestamp, true))));
+        }
         if let SqlDataType::Custom(name, args) = sql_type {
             let last = name.0.last().map(|p| p.to_string().to_lowercase());
             if args.is_empty() && matches!(last.as_deref(), Some("name") | Some("\"char\"")) {
