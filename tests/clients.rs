@@ -77,6 +77,17 @@ const JDBC_JAR: &str = "/usr/share/java/postgresql.jar";
 
 #[test]
 fn jdbc() {
+    jdbc_in_zone(None);
+}
+
+/// pgjdbc in a JVM whose zone is not UTC: it sends that zone as the
+/// session's TimeZone, and java.sql.Timestamp values are local times there.
+#[test]
+fn jdbc_in_new_york() {
+    jdbc_in_zone(Some("America/New_York"));
+}
+
+fn jdbc_in_zone(zone: Option<&str>) {
     if Command::new("javac").arg("-version").output().is_err() {
         println!("SKIPPED: javac is not installed (a JDK); .ci/run uses the machine's");
         return;
@@ -97,6 +108,7 @@ fn jdbc() {
     let server = TestServer::start();
     let mut command = Command::new("java");
     command
+        .args(zone.map(|z| format!("-Djdbc.zone={z}")))
         .arg("-cp")
         .arg(format!("{}:{JDBC_JAR}", out.path().display()))
         .arg("JdbcClient");

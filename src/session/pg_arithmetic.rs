@@ -180,7 +180,8 @@ fn bare_numeric(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
     if field.data_type() != &DataType::Decimal128(38, 10) {
         return Ok(Transformed::no(expr));
     }
-    let Some(to) = exact_numeric_type(inner, schema) else {
+    // (Not a NULL or a parameter: those stay numeric(38,10).)
+    let Some(to @ DataType::Decimal128(..)) = exact_numeric_type(inner, schema) else {
         return Ok(Transformed::no(expr));
     };
     let Expr::Cast(Cast { expr: inner, .. }) = expr else {
@@ -232,6 +233,10 @@ fn exact_numeric_type(expr: &Expr, schema: &DFSchema) -> Option<DataType> {
             DataType::Null => {}
             _ => return None,
         }
+    }
+    if digits == 0 && scale == 0 {
+        // Every branch NULL.
+        return Some(DataType::Null);
     }
     let precision = (digits + scale as i16).clamp(1, 38) as u8;
     Some(DataType::Decimal128(precision, scale.min(precision as i8)))

@@ -40,6 +40,14 @@ import org.postgresql.PGConnection;
 import org.postgresql.copy.CopyManager;
 
 public class JdbcClient {
+    // A fixed JVM time zone, set before the expected values below are built,
+    // so java.sql.Date/Time/Timestamp round trips do not depend on the
+    // machine: UTC, or the zone of -Djdbc.zone=... (pgjdbc sends it as the
+    // session's TimeZone, as applications in other zones do).
+    static {
+        TimeZone.setDefault(TimeZone.getTimeZone(System.getProperty("jdbc.zone", "UTC")));
+    }
+
 
     // ---------------------------------------------------------------- helpers
 
@@ -634,9 +642,43 @@ public class JdbcClient {
         });
     }
 
+    /** The JVM's zone is the session's: instants and local times convert through it. */
+    static void checkSessionTimeZone() throws Exception {
+        String zone = TimeZone.getDefault().getID();
+        try (Statement st = conn.createStatement();
+                ResultSet rs = st.executeQuery("SHOW TimeZone")) {
+            rs.next();
+            check("TimeZone is the JVM's", rs.getString(1), zone);
+        }
+        exec(conn, "CREATE TABLE jdbc_zone (id integer PRIMARY KEY, at timestamptz, local timestamp)");
+        Timestamp noon = Timestamp.valueOf("2024-07-15 12:00:00");
+        try (PreparedStatement ps = conn.prepareStatement("INSERT INTO jdbc_zone VALUES (?, ?, ?)")) {
+            ps.setInt(1, 1);
+            ps.setTimestamp(2, noon);
+            ps.setTimestamp(3, noon);
+            ps.executeUpdate();
+        }
+        exec(conn, "INSERT INTO jdbc_zone VALUES (2, '2024-07-15 12:00', '2024-07-15 12:00')");
+        for (int id = 1; id <= 2; id++) {
+            try (PreparedStatement ps = conn.prepareStatement(
+                    "SELECT at, local, at::timestamp, local::timestamptz = at, extract(hour FROM at)"
+                            + " FROM jdbc_zone WHERE id = ?")) {
+                ps.setInt(1, id);
+                try (ResultSet rs = ps.executeQuery()) {
+                    rs.next();
+                    check("row " + id + " timestamptz read back", rs.getTimestamp(1), noon);
+                    check("row " + id + " timestamp read back", rs.getTimestamp(2), noon);
+                    check("row " + id + " timestamptz as local time", rs.getTimestamp(3), noon);
+                    check("row " + id + " local time is the instant", rs.getBoolean(4), true);
+                    check("row " + id + " hour in the session zone", rs.getInt(5), 12);
+                    OffsetDateTime odt = rs.getObject(1, OffsetDateTime.class);
+                    check("row " + id + " OffsetDateTime instant", odt.toInstant(), noon.toInstant());
+                }
+            }
+        }
+    }
+
     public static void main(String[] args) throws Exception {
-        // Fixed JVM time zone so java.sql.Date/Time/Timestamp round trips do not depend on the machine.
-        TimeZone.setDefault(TimeZone.getTimeZone("UTC"));
         Class.forName("org.postgresql.Driver");
         System.out.println("jdbc: " + baseUrl() + " as " + env("PGUSER", "postgres"));
 
@@ -663,6 +705,7 @@ public class JdbcClient {
         step("transactions", JdbcClient::checkTransactions);
         step("errors", JdbcClient::checkErrors);
         step("CopyManager", JdbcClient::checkCopy);
+        step("session time zone", JdbcClient::checkSessionTimeZone);
 
         if (conn != null) conn.close();
         System.out.println("jdbc: " + passed + " passed, " + failed + " failed");

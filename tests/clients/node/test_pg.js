@@ -234,6 +234,45 @@ async function checkRowModeArray() {
   check('rowMode array', res.rows, [[1, 'label 1'], [2, 'label 2']]);
 }
 
+// node-postgres maps int2/int4 (and float8) to JS numbers and int8/numeric
+// to strings, by the column's type OID: an integer expression must come
+// back as an integer, as in PostgreSQL (QuiverDB once typed `qty * 2` as
+// bigint, and applications got strings).
+async function checkExpressionTypes() {
+  await client.query('CREATE TABLE node_qty (qty INT, price NUMERIC(10,2))');
+  await client.query('INSERT INTO node_qty VALUES (21, 1.50), (-4, 2.25)');
+  const res = await client.query(
+    'SELECT qty * 2 AS doubled, qty + 1 AS plus, -qty AS neg, abs(qty) AS a, ' +
+    'sum(qty) OVER () AS total, count(*) OVER () AS n, price * 2 AS p ' +
+    'FROM node_qty ORDER BY qty');
+  check('int4 expression is a number', res.rows[1].doubled, 42);
+  check('int4 + literal is a number', res.rows[1].plus, 22);
+  check('negated int4 is a number', res.rows[0].neg, 4);
+  check('abs(int4) is a number', res.rows[0].a, 4);
+  check('sum(int4) is bigint (a string)', res.rows[0].total, '17');
+  check('count(*) is bigint (a string)', res.rows[0].n, '2');
+  check('numeric * 2 keeps its scale', res.rows[1].p, '3.00');
+  check('field types', res.fields.map((f) => f.dataTypeID), [23, 23, 23, 23, 20, 20, 1700]);
+  const simple = await client.query('SELECT 2147483647 AS big_int, 2147483648 AS bigger, 1.5 * 2 AS num');
+  check('int4 literal', simple.rows[0].big_int, 2147483647);
+  check('int8 literal', simple.rows[0].bigger, '2147483648');
+  check('numeric literal arithmetic', simple.rows[0].num, '3.0');
+}
+
+// A session zone: timestamptz values come back as the same instants, and
+// text output carries the zone's offset.
+async function checkSessionTimeZone() {
+  await client.query("SET TIME ZONE 'Asia/Kolkata'");
+  const res = await client.query(
+    "SELECT '2024-03-30 12:00'::timestamptz AS local_noon, " +
+    "'2024-03-30 12:00+00'::timestamptz::text AS shown, " +
+    "extract(hour FROM '2024-03-30 12:00+00'::timestamptz) AS h");
+  check('local time read in the session zone', res.rows[0].local_noon.toISOString(), '2024-03-30T06:30:00.000Z');
+  check('text shows the offset', res.rows[0].shown, '2024-03-30 17:30:00+05:30');
+  check('extract is numeric, in local time', res.rows[0].h, '17');
+  await client.query('RESET timezone');
+}
+
 async function main() {
   console.log(`node: pg ${require('pg/package.json').version}, ` +
     `${process.env.PGHOST}:${process.env.PGPORT} as ${process.env.PGUSER}`);
@@ -248,6 +287,8 @@ async function main() {
     ['errors', checkErrors],
     ['named prepared statements', checkNamedPrepared],
     ['rowMode array', checkRowModeArray],
+    ['expression types', checkExpressionTypes],
+    ['session time zone', checkSessionTimeZone],
   ];
   for (const [name, fn] of steps) {
     step = name;

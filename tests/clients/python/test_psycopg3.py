@@ -435,6 +435,44 @@ def test_transactions(conn):
     other.close()
 
 
+def test_session_time_zone(conn):
+    """psycopg reads timestamptz in the session's zone (text and binary)
+    and sends aware datetimes with their offset; the zone is also taken
+    from the connection's `options`."""
+    zoned = connect(options="-c TimeZone=Europe/Berlin")
+    try:
+        berlin = dt.timezone(dt.timedelta(hours=1))
+        summer = dt.timezone(dt.timedelta(hours=2))
+        row = zoned.execute("SHOW TimeZone").fetchone()
+        check("TimeZone from options", row[0], "Europe/Berlin")
+        for binary in (False, True):
+            cur = zoned.cursor(binary=binary)
+            got = cur.execute(
+                "SELECT '2024-01-15 10:00'::timestamptz, '2024-07-15 10:00'::timestamptz,"
+                " '2024-01-15 10:00+00'::timestamptz::timestamp").fetchone()
+            label = "binary" if binary else "text"
+            check(f"winter local time ({label})", got[0],
+                  dt.datetime(2024, 1, 15, 10, 0, tzinfo=berlin))
+            check(f"summer local time ({label})", got[1],
+                  dt.datetime(2024, 7, 15, 10, 0, tzinfo=summer))
+            check(f"timestamptz::timestamp is local ({label})", got[2],
+                  dt.datetime(2024, 1, 15, 11, 0))
+        # An aware datetime parameter is the instant it names.
+        instant = dt.datetime(2024, 3, 31, 1, 30, tzinfo=dt.timezone.utc)
+        got = zoned.execute(
+            "SELECT %s::timestamptz::text, date_trunc('day', %s::timestamptz)",
+            (instant, instant)).fetchone()
+        check("parameter shown in the zone", got[0], "2024-03-31 03:30:00+02")
+        check("day truncated in the zone", got[1],
+              dt.datetime(2024, 3, 31, 0, 0, tzinfo=berlin))
+        zoned.execute("SET TIME ZONE 'America/New_York'")
+        got = zoned.execute("SELECT %s::timestamptz", (instant,)).fetchone()[0]
+        check("same instant after SET TIME ZONE", got, instant)
+        check("shown in the new zone", got.utcoffset(), dt.timedelta(hours=-4))
+    finally:
+        zoned.close()
+
+
 def main():
     try:
         conn = connect()
@@ -444,7 +482,8 @@ def main():
     print(f"ok - connect (server_version {conn.info.server_version})")
     for test in (test_types, test_literals, test_prepared, test_executemany,
                  test_copy_from_text, test_copy_to_text, test_copy_to_csv,
-                 test_copy_from_binary, test_copy_to_binary, test_errors, test_transactions):
+                 test_copy_from_binary, test_copy_to_binary, test_errors, test_transactions,
+                 test_session_time_zone):
         try:
             test(conn)
         except Exception as e:
