@@ -64,6 +64,16 @@ pub fn declared_length(field: &Field) -> Option<usize> {
     field.metadata().get(PG_TYPMOD_KEY)?.parse().ok()
 }
 
+/// The field of a `char(n)` or `varchar(n)` value (`tag`; `length` None:
+/// `bpchar`, `varchar`), as casts to them are typed.
+pub fn character_field(tag: TaggedType, length: Option<usize>) -> Field {
+    let mut metadata = HashMap::from([(PG_TYPE_KEY.to_string(), tag.name().to_string())]);
+    if let Some(n) = length {
+        metadata.insert(PG_TYPMOD_KEY.to_string(), n.to_string());
+    }
+    Field::new("", DataType::Utf8, true).with_metadata(metadata)
+}
+
 /// The Arrow field for a column declared as `name sql_type`.
 pub fn column_field(name: &str, sql_type: &SqlType, nullable: bool) -> Result<Field> {
     let (data_type, tag, typmod) = arrow_type(sql_type)?;
@@ -80,7 +90,7 @@ pub fn column_field(name: &str, sql_type: &SqlType, nullable: bool) -> Result<Fi
 
 type ArrowType = (DataType, Option<TaggedType>, Option<u64>);
 
-fn arrow_type(sql_type: &SqlType) -> Result<ArrowType> {
+pub fn arrow_type(sql_type: &SqlType) -> Result<ArrowType> {
     use SqlType as S;
     let plain = |t: DataType| Ok((t, None, None));
     match sql_type {

@@ -104,6 +104,7 @@ fn type_column_name(sql_type: &str) -> String {
         "double precision" | "float" => "float8",
         "boolean" => "bool",
         "character varying" => "varchar",
+        "char" | "character" => "bpchar",
         "decimal" => "numeric",
         "timestamp with time zone" => "timestamptz",
         "timestamp" | "timestamp without time zone" => "timestamp",

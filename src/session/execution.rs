@@ -89,7 +89,7 @@ pub fn conform_batch(
         .zip(declared.fields())
         .all(|(have, want)| have.data_type() == want.data_type())
     {
-        return Ok(batch);
+        return super::pg_bpchar::pad_batch(batch, declared);
     }
     let columns = batch
         .columns()
@@ -111,10 +111,11 @@ pub fn conform_batch(
                 .with_nullable(true)
         })
         .collect();
-    RecordBatch::try_new(
+    let batch = RecordBatch::try_new(
         Arc::new(datafusion::arrow::datatypes::Schema::new(fields)),
         columns,
-    )
+    )?;
+    super::pg_bpchar::pad_batch(batch, declared)
 }
 
 /// Our own errors come back out of DataFusion's wrapper as they were.
@@ -197,8 +198,21 @@ impl Session {
         let physical = match state.create_physical_plan(&plan).await {
             Ok(physical) => physical,
             Err(e) if super::init_plans::is_unplanned_subquery(&e) => {
-                let plan = self.run_init_plans(plan).await?;
-                state.create_physical_plan(&plan).await?
+                // Uncorrelated ones run once first; correlated ones row by
+                // row, the lowest node first.
+                let mut plan = self.run_init_plans(plan).await?;
+                loop {
+                    match state.create_physical_plan(&plan).await {
+                        Ok(physical) => break physical,
+                        Err(e) if super::init_plans::is_unplanned_subquery(&e) => {
+                            match self.run_one_sub_plan(plan).await? {
+                                Some(computed) => plan = computed,
+                                None => return Err(e.into()),
+                            }
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
             }
             Err(e) => return Err(e.into()),
         };

@@ -23,7 +23,9 @@ use crate::error::Result;
 pub(super) fn is_unplanned_subquery(e: &DataFusionError) -> bool {
     let message = e.find_root().to_string();
     message.contains("Physical plan does not support logical expression")
-        && (message.contains("InSubquery") || message.contains("Exists"))
+        && (message.contains("InSubquery")
+            || message.contains("Exists")
+            || message.contains("ScalarSubquery"))
 }
 
 /// What a subquery answered: its distinct first-column values, or whether

@@ -174,6 +174,14 @@ fn check_tagged(tag: TaggedType, length: Option<usize>, column: &ArrayRef) -> Re
                     }
                 }
             }
+            // A char(n) is kept without its padding (shown padded).
+            if tag == TaggedType::Bpchar && strings.iter().flatten().any(|v| v.ends_with(' ')) {
+                let trimmed: StringArray = strings
+                    .iter()
+                    .map(|v| v.map(|v| v.trim_end_matches(' ')))
+                    .collect();
+                return Ok(Arc::new(trimmed));
+            }
             Ok(column.clone())
         }
         TaggedType::Uuid => {

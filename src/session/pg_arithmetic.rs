@@ -60,6 +60,7 @@ pub fn session_state(
     // Before the checked arithmetic, which reads the remaining casts of
     // text to dates and timestamps.
     rules.push(Arc::new(super::pg_timezone::SessionTimeZone { zone }));
+    rules.push(Arc::new(super::pg_bpchar::Bpchar));
     rules.push(Arc::new(IntegerArithmetic));
     let mut planners = state.expr_planners().to_vec();
     planners.insert(0, Arc::new(super::pg_interval::IntervalArithmetic));

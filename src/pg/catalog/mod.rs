@@ -102,8 +102,30 @@ impl TypePlanner for CatalogTypes {
                 DataType::Timestamp(datafusion::arrow::datatypes::TimeUnit::Microsecond, zone);
             return Ok(Some(Arc::new(Field::new("", timestamp, true))));
         }
+        // char(n) and varchar(n) carry their type and length: the cast
+        // truncates, and a char(n) is padded when shown.
+        if matches!(
+            sql_type,
+            SqlDataType::Char(_)
+                | SqlDataType::Character(_)
+                | SqlDataType::Varchar(Some(_))
+                | SqlDataType::CharacterVarying(Some(_))
+                | SqlDataType::CharVarying(Some(_))
+        ) {
+            if let Ok((_, Some(tag), length)) = crate::engine::types::arrow_type(sql_type) {
+                let field = crate::engine::types::character_field(tag, length.map(|n| n as usize));
+                return Ok(Some(Arc::new(field)));
+            }
+        }
         if let SqlDataType::Custom(name, args) = sql_type {
             let last = name.0.last().map(|p| p.to_string().to_lowercase());
+            if args.is_empty() && last.as_deref() == Some("bpchar") {
+                let field = crate::engine::types::character_field(
+                    crate::engine::types::TaggedType::Bpchar,
+                    None,
+                );
+                return Ok(Some(Arc::new(field)));
+            }
             if args.is_empty() && matches!(last.as_deref(), Some("name") | Some("\"char\"")) {
                 return Ok(Some(Arc::new(Field::new("", DataType::Utf8, true))));
             }
