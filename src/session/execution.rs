@@ -200,22 +200,63 @@ impl Session {
             Err(e) if super::init_plans::is_unplanned_subquery(&e) => {
                 // Uncorrelated ones run once first; correlated ones row by
                 // row, the lowest node first.
-                let mut plan = self.run_init_plans(plan).await?;
-                loop {
-                    match state.create_physical_plan(&plan).await {
-                        Ok(physical) => break physical,
-                        Err(e) if super::init_plans::is_unplanned_subquery(&e) => {
-                            match self.run_one_sub_plan(plan).await? {
-                                Some(computed) => plan = computed,
-                                None => return Err(e.into()),
-                            }
-                        }
-                        Err(e) => return Err(e.into()),
-                    }
-                }
+                let plan = self.run_init_plans(plan).await?;
+                let analyzed =
+                    state
+                        .analyzer()
+                        .execute_and_check(plan, state.config_options(), |_, _| {})?;
+                self.physical_of_analyzed(analyzed).await?
             }
             Err(e) => return Err(e.into()),
         };
+        Ok(self.execute_physical(physical, heavy).await)
+    }
+
+    /// The physical plan of a plan whose types are settled (analyzed), not
+    /// analyzed again: our analyzer rules are not idempotent (a second
+    /// pass would make `sum(bigint)`, coerced from `sum(int)`, a numeric).
+    /// Correlated subqueries DataFusion leaves in place are computed row
+    /// by row ([`super::sub_plans`]).
+    async fn physical_of_analyzed(
+        &self,
+        plan: LogicalPlan,
+    ) -> Result<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+        let state = self.ctx.state();
+        let mut plan = plan;
+        loop {
+            let optimized = state.optimizer().optimize(plan, &state, |_, _| {})?;
+            match state
+                .query_planner()
+                .create_physical_plan(&optimized, &state)
+                .await
+            {
+                Ok(physical) => return Ok(physical),
+                Err(e) if super::init_plans::is_unplanned_subquery(&e) => {
+                    match Box::pin(self.run_one_sub_plan(optimized)).await? {
+                        Some(computed) => plan = computed,
+                        None => return Err(e.into()),
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Executes a plan whose types are settled (see
+    /// [`Self::physical_of_analyzed`]) to the end.
+    pub(super) async fn collect_analyzed(&self, plan: LogicalPlan) -> Result<Vec<RecordBatch>> {
+        let heavy = reads_tables(&plan);
+        let physical = self.physical_of_analyzed(plan).await?;
+        self.execute_physical(physical, heavy).await.collect().await
+    }
+
+    /// Runs a physical plan (a heavy one in an execution slot).
+    async fn execute_physical(
+        &self,
+        physical: Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+        heavy: bool,
+    ) -> RowStream {
+        let state = self.ctx.state();
         let slot = match heavy {
             true => Some(self.admit_query().await),
             false => None,
@@ -225,7 +266,7 @@ impl Session {
             .executor()
             .execute(physical, state.task_ctx(), self.control(), slot)
             .await;
-        Ok(RowStream::new(stream))
+        RowStream::new(stream)
     }
 
     /// Executes a logical plan to the end.

@@ -27,10 +27,10 @@ mod pg_to_char;
 mod pg_types_in;
 mod replay;
 mod script;
-mod sub_plans;
 mod security;
 pub mod settings;
 mod sources;
+mod sub_plans;
 mod transaction;
 mod variables;
 

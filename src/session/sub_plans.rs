@@ -31,8 +31,24 @@ use crate::error::{QuiverError, Result};
 /// The table the computed rows are read from.
 const ROWS: &str = "__subplan_rows";
 
+/// Whether a subquery reads outer columns, also from a subquery inside it.
 fn correlated(subquery: &Subquery) -> bool {
-    !subquery.outer_ref_columns.is_empty() || subquery.subquery.contains_outer_reference()
+    if !subquery.outer_ref_columns.is_empty() {
+        return true;
+    }
+    let mut found = false;
+    let _ = subquery.subquery.apply_with_subqueries(|node| {
+        node.apply_expressions(|e| {
+            e.apply(|e| {
+                found |= matches!(e, Expr::OuterReferenceColumn(..));
+                Ok(match found {
+                    true => TreeNodeRecursion::Stop,
+                    false => TreeNodeRecursion::Continue,
+                })
+            })
+        })
+    });
+    found
 }
 
 /// A correlated subquery expression of one node.
@@ -63,11 +79,10 @@ fn subqueries_of(node: &LogicalPlan) -> Vec<Expr> {
 }
 
 impl Session {
-    /// `plan` with the lowest Projection or Filter that holds a correlated
-    /// subquery DataFusion left in place computed row by row; None when
-    /// there is none.
+    /// `plan` (optimized) with the lowest Projection or Filter that holds
+    /// a correlated subquery DataFusion left in place computed row by row;
+    /// None when there is none.
     pub(super) async fn run_one_sub_plan(&self, plan: LogicalPlan) -> Result<Option<LogicalPlan>> {
-        let plan = self.ctx.state().optimize(&plan)?;
         // The lowest such node: the first one met going up.
         let mut target: Option<LogicalPlan> = None;
         plan.apply(|node| {
@@ -100,7 +115,7 @@ impl Session {
     async fn computed(&self, node: &LogicalPlan) -> Result<LogicalPlan> {
         let input = node.inputs()[0].clone();
         let input_schema = input.schema().clone();
-        let batches = Box::pin(self.collect_plan(input.clone())).await?;
+        let batches = Box::pin(self.collect_analyzed(input.clone())).await?;
         let arrow_schema = Arc::new(input_schema.as_arrow().clone());
         let rows = concat_batches(&arrow_schema, &batches)?;
         let subqueries = subqueries_of(node);
@@ -119,14 +134,18 @@ impl Session {
             .collect();
         let mut columns = rows.columns().to_vec();
         for (k, answer) in answers.iter().enumerate() {
-            fields.push(Field::new(format!("s{k}"), answer.data_type().clone(), true));
+            fields.push(Field::new(
+                format!("s{k}"),
+                answer.data_type().clone(),
+                true,
+            ));
             columns.push(answer.clone());
         }
         let table_schema = Arc::new(Schema::new(fields));
         let batch = RecordBatch::try_new(table_schema.clone(), columns)?;
         let table = MemTable::try_new(table_schema, vec![vec![batch]])?;
-        let scan = LogicalPlanBuilder::scan(ROWS, provider_as_source(Arc::new(table)), None)?
-            .build()?;
+        let scan =
+            LogicalPlanBuilder::scan(ROWS, provider_as_source(Arc::new(table)), None)?.build()?;
         // The input's columns under their own names again, and the answers.
         let mut exprs: Vec<Expr> = input_schema
             .iter()
@@ -136,7 +155,9 @@ impl Session {
                     .alias_qualified(qualifier.cloned(), field.name())
             })
             .collect();
-        let answer_names: Vec<String> = (0..subqueries.len()).map(|k| format!("__subplan_{k}")).collect();
+        let answer_names: Vec<String> = (0..subqueries.len())
+            .map(|k| format!("__subplan_{k}"))
+            .collect();
         for (k, name) in answer_names.iter().enumerate() {
             exprs.push(Expr::Column(Column::new(Some(ROWS), format!("s{k}"))).alias(name));
         }
@@ -147,11 +168,9 @@ impl Session {
         let answered = |expr: Expr| -> datafusion::error::Result<Transformed<Expr>> {
             let names = answer_names.clone();
             let subqueries = subqueries.clone();
-            expr.transform_up(move |e| {
-                match subqueries.iter().position(|s| *s == e) {
-                    Some(k) => Ok(Transformed::yes(Expr::Column(Column::from_name(&names[k])))),
-                    None => Ok(Transformed::no(e)),
-                }
+            expr.transform_up(move |e| match subqueries.iter().position(|s| *s == e) {
+                Some(k) => Ok(Transformed::yes(Expr::Column(Column::from_name(&names[k])))),
+                None => Ok(Transformed::no(e)),
             })
         };
         Ok(match node {
@@ -208,15 +227,18 @@ impl Session {
             }) => (subquery, Some(expr.as_ref()), *negated),
             _ => unreachable!("a subquery expression"),
         };
-        // The outer columns the subquery reads, by their place in the rows.
+        // The outer columns the subquery reads from these rows, by their
+        // place in them (a subquery inside it may also read the
+        // subquery's own columns: those stay).
         let mut outer: Vec<(Column, usize)> = Vec::new();
         subquery.subquery.apply_with_subqueries(|node| {
             node.apply_expressions(|e| {
                 e.apply(|e| {
                     if let Expr::OuterReferenceColumn(_, column) = e {
                         if !outer.iter().any(|(c, _)| c == column) {
-                            let at = schema.index_of_column(column)?;
-                            outer.push((column.clone(), at));
+                            if let Ok(at) = schema.index_of_column(column) {
+                                outer.push((column.clone(), at));
+                            }
                         }
                     }
                     Ok(TreeNodeRecursion::Continue)
@@ -259,7 +281,9 @@ impl Session {
                 .transform_up_with_subqueries(|node| {
                     node.map_expressions(|e| {
                         e.transform_up(|e| match e {
-                            Expr::OuterReferenceColumn(field, column) => {
+                            Expr::OuterReferenceColumn(field, column)
+                                if values.contains_key(&column) =>
+                            {
                                 let value = values[&column].clone();
                                 let value = match value.data_type() == *field.data_type() {
                                     true => value,
@@ -272,7 +296,7 @@ impl Session {
                     })
                 })?
                 .data;
-            let batches = Box::pin(self.collect_plan(bound)).await?;
+            let batches = Box::pin(self.collect_analyzed(bound)).await?;
             let answer = match expr {
                 Expr::ScalarSubquery(_) => {
                     let total: usize = batches.iter().map(|b| b.num_rows()).sum();
