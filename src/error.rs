@@ -144,6 +144,9 @@ pub enum QuiverError {
 
 impl From<ParserError> for QuiverError {
     fn from(e: ParserError) -> Self {
+        if matches!(e, ParserError::RecursionLimitExceeded) {
+            return QuiverError::StatementTooComplex(parser_message(&e));
+        }
         QuiverError::Syntax(parser_message(&e))
     }
 }
@@ -353,6 +356,13 @@ pub fn not_supported(what: impl std::fmt::Display) -> QuiverError {
 /// message. Keep this the only place that looks inside DataFusion's messages.
 fn datafusion_sqlstate(e: &DataFusionError) -> SqlState {
     match e.find_root() {
+        // Nested past the parser's limit: 54001, as PostgreSQL's "stack
+        // depth limit exceeded".
+        DataFusionError::SQL(err, _)
+            if matches!(err.as_ref(), ParserError::RecursionLimitExceeded) =>
+        {
+            SqlState::StatementTooComplex
+        }
         DataFusionError::SQL(..) => SqlState::SyntaxError,
         DataFusionError::SchemaError(err, _) => {
             use datafusion::common::SchemaError;

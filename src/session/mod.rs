@@ -46,7 +46,7 @@ use datafusion::common::ParamValues;
 use datafusion::common::TableReference;
 use datafusion::execution::context::{SessionConfig, SessionContext};
 use datafusion::logical_expr::{Cast, Expr, LogicalPlan, ScalarUDF, TryCast, WriteOp};
-use datafusion::sql::parser::{DFParser, Statement as DfStatement};
+use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{Ident, ObjectName, ObjectType, Statement};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 
@@ -289,10 +289,12 @@ impl Session {
     /// Splits SQL text into statements.
     pub fn parse(sql: &str) -> Result<VecDeque<DfStatement>> {
         let sql = script::check_and_rewrite(sql)?;
-        Ok(DFParser::parse_sql_with_dialect(
-            &sql,
-            &PostgreSqlDialect {},
-        )?)
+        let dialect = PostgreSqlDialect {};
+        Ok(datafusion::sql::parser::DFParserBuilder::new(sql.as_ref())
+            .with_dialect(&dialect)
+            .with_recursion_limit(script::MAX_PARSER_RECURSION)
+            .build()?
+            .parse_statements()?)
     }
 
     /// Runs every statement in `sql` in order, stopping at the first error

@@ -80,6 +80,13 @@ pub(super) const MAX_OPERATOR_CHAIN: usize = 2_000;
 /// hold a core for minutes, beyond any cancel.
 pub(super) const MAX_CALL_NESTING: usize = 20;
 
+/// How deep the parser may recurse. A level of parentheses costs it a few
+/// levels: this takes about 500 nested parentheses, as generated SQL can
+/// have (PostgreSQL's own limit is its stack, about a thousand), and
+/// refuses 10,000 with `54001`. The parser grows its stack as it recurses,
+/// so depth cannot overflow a thread's stack.
+pub(super) const MAX_PARSER_RECURSION: usize = 2_000;
+
 /// Checks that `sql` is not too complex to handle, and spells the
 /// PostgreSQL forms the parser does not know (`CREATE USER`, `ALTER USER`,
 /// `DROP USER`) as the `ROLE` forms it does.
@@ -134,7 +141,51 @@ pub(super) fn check_and_rewrite(sql: &str) -> Result<std::borrow::Cow<'_, str>> 
             }
         }
         if !matches!(token, Token::Whitespace(_)) {
-            after_word = matches!(token, Token::Word(_));
+            // A parenthesis after a word opens a call, unless the word is
+            // one of SQL's own (`AND (`, `WHERE (`, `IN (`, `EXISTS (`).
+            after_word = match token {
+                Token::Word(w) => !matches!(
+                    w.keyword,
+                    Keyword::AND
+                        | Keyword::OR
+                        | Keyword::NOT
+                        | Keyword::WHERE
+                        | Keyword::SELECT
+                        | Keyword::ON
+                        | Keyword::IN
+                        | Keyword::WHEN
+                        | Keyword::THEN
+                        | Keyword::ELSE
+                        | Keyword::CASE
+                        | Keyword::FROM
+                        | Keyword::BY
+                        | Keyword::AS
+                        | Keyword::EXISTS
+                        | Keyword::VALUES
+                        | Keyword::USING
+                        | Keyword::HAVING
+                        | Keyword::IS
+                        | Keyword::LIKE
+                        | Keyword::ILIKE
+                        | Keyword::BETWEEN
+                        | Keyword::RETURNING
+                        | Keyword::SET
+                        | Keyword::INTO
+                        | Keyword::ALL
+                        | Keyword::ANY
+                        | Keyword::SOME
+                        | Keyword::DISTINCT
+                        | Keyword::UNION
+                        | Keyword::EXCEPT
+                        | Keyword::INTERSECT
+                        | Keyword::JOIN
+                        | Keyword::LATERAL
+                        | Keyword::WITH
+                        | Keyword::LIMIT
+                        | Keyword::OFFSET
+                ),
+                _ => false,
+            };
         }
         if chains.last().copied().unwrap_or(0) > MAX_OPERATOR_CHAIN {
             return Err(crate::error::QuiverError::StatementTooComplex(format!(
