@@ -174,12 +174,18 @@ fn check_tagged(tag: TaggedType, length: Option<usize>, column: &ArrayRef) -> Re
                     }
                 }
             }
-            // A char(n) is kept without its padding (shown padded).
-            if tag == TaggedType::Bpchar && strings.iter().flatten().any(|v| v.ends_with(' ')) {
-                let trimmed: StringArray = strings
-                    .iter()
-                    .map(|v| v.map(|v| v.trim_end_matches(' ')))
-                    .collect();
+            // A char(n) is kept without its padding (shown padded); a
+            // varchar(n) loses the spaces past its length.
+            let kept = |v: &'_ str| -> usize {
+                match (tag, length) {
+                    (TaggedType::Bpchar, _) => v.trim_end_matches(' ').len(),
+                    (_, Some(max)) => v.char_indices().nth(max).map_or(v.len(), |(at, _)| at),
+                    _ => v.len(),
+                }
+            };
+            if strings.iter().flatten().any(|v| kept(v) < v.len()) {
+                let trimmed: StringArray =
+                    strings.iter().map(|v| v.map(|v| &v[..kept(v)])).collect();
                 return Ok(Arc::new(trimmed));
             }
             Ok(column.clone())
