@@ -141,10 +141,7 @@ impl ScalarUDFImpl for ToCharacter {
             })
             .collect();
         let result: ArrayRef = Arc::new(out);
-        Ok(match scalar {
-            true => ColumnarValue::Scalar(ScalarValue::try_from_array(&result, 0)?),
-            false => ColumnarValue::Array(result),
-        })
+        super::pg_timezone::columnar(result, scalar)
     }
 }
 

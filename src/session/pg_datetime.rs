@@ -95,12 +95,7 @@ impl ScalarUDFImpl for DatetimeIn {
                 }
                 Unread::Arrow(e) => e.into(),
             })?;
-        Ok(match scalar {
-            true => {
-                ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(&result, 0)?)
-            }
-            false => ColumnarValue::Array(result),
-        })
+        super::pg_timezone::columnar(result, scalar)
     }
 }
 

@@ -22,7 +22,7 @@ use datafusion::logical_expr::{
     Volatility,
 };
 
-use super::pg_timezone::{arrow_tz, naive_of, offset_at};
+use super::pg_timezone::{arrow_tz, columnar, naive_of, offset_at};
 use crate::error::QuiverError;
 
 /// `extract` (numeric) or `date_part` (double precision); instants are
@@ -227,52 +227,43 @@ impl ScalarUDFImpl for DatePart {
             ),
             _ => None,
         };
-        let DataType::Decimal128(_, out_scale) = args.return_field.data_type().clone() else {
-            // date_part: every value as a double.
-            let doubles: Float64Array = (0..values.len())
-                .map(|row| {
-                    if fields.is_null(row) || values.is_null(row) {
-                        return Ok(None);
-                    }
-                    let name = fields.value(row);
-                    let field = canonical_field(name).ok_or_else(|| unknown_field(name, source))?;
-                    let (units, scale) = part(field, source, &values, row, zone.as_ref())?;
-                    Ok(Some(units as f64 / 10f64.powi(scale as i32)))
-                })
-                .collect::<Result<_>>()?;
-            return finish(Arc::new(doubles), scalar);
-        };
-        let numbers: Decimal128Array = (0..values.len())
+        // Each field as an integer of units of 10^-scale.
+        let parts = (0..values.len())
             .map(|row| {
                 if fields.is_null(row) || values.is_null(row) {
                     return Ok(None);
                 }
                 let name = fields.value(row);
                 let field = canonical_field(name).ok_or_else(|| unknown_field(name, source))?;
-                let (units, scale) = part(field, source, &values, row, zone.as_ref())?;
-                // To the declared scale (the same, unless the field was
-                // not a constant).
-                let shift = out_scale as i32 - scale as i32;
-                Ok(Some(if shift >= 0 {
-                    units * 10i128.pow(shift as u32)
-                } else {
-                    units / 10i128.pow((-shift) as u32)
-                }))
+                part(field, source, &values, row, zone.as_ref()).map(Some)
             })
-            .collect::<Result<_>>()?;
-        let DataType::Decimal128(precision, _) = args.return_field.data_type() else {
-            unreachable!("matched above")
+            .collect::<Result<Vec<_>>>()?;
+        let DataType::Decimal128(precision, out_scale) = *args.return_field.data_type() else {
+            // date_part: a double.
+            let doubles: Float64Array = parts
+                .into_iter()
+                .map(|p| p.map(|(units, scale)| units as f64 / 10f64.powi(scale as i32)))
+                .collect();
+            return columnar(Arc::new(doubles), scalar);
         };
-        let numbers = numbers.with_precision_and_scale(*precision, out_scale)?;
-        finish(Arc::new(numbers), scalar)
+        // To the declared scale (the same, unless the field was not a
+        // constant).
+        let numbers: Decimal128Array = parts
+            .into_iter()
+            .map(|p| {
+                p.map(|(units, scale)| {
+                    let shift = out_scale as i32 - scale as i32;
+                    if shift >= 0 {
+                        units * 10i128.pow(shift as u32)
+                    } else {
+                        units / 10i128.pow((-shift) as u32)
+                    }
+                })
+            })
+            .collect();
+        let numbers = numbers.with_precision_and_scale(precision, out_scale)?;
+        columnar(Arc::new(numbers), scalar)
     }
-}
-
-fn finish(result: ArrayRef, scalar: bool) -> Result<ColumnarValue> {
-    Ok(match scalar {
-        true => ColumnarValue::Scalar(ScalarValue::try_from_array(&result, 0)?),
-        false => ColumnarValue::Array(result),
-    })
 }
 
 /// PostgreSQL's year: there is no year 0, 1 BC is -1.

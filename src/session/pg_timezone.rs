@@ -420,12 +420,9 @@ impl ScalarUDFImpl for Shift {
             .enumerate()
             .map(|(row, v)| {
                 let Some(v) = v else { return Ok(None) };
-                let moment = naive_of(v, &unit).ok_or_else(out_of_range)?;
-                let moved = match self.direction {
-                    Direction::ToLocal => {
-                        return Ok(Some(v + offset_at(&tz, &moment) as i64 * per));
-                    }
-                    Direction::ToInstant => local_to_utc(&tz, &moment),
+                match self.direction {
+                    Direction::ToLocal => local_value(v, &unit, &tz).map(Some),
+                    Direction::ToInstant => instant_value(v, &unit, &tz).map(Some),
                     Direction::WithOffsetOf => {
                         let (references, reference_unit) =
                             references.as_ref().expect("two arguments");
@@ -435,17 +432,13 @@ impl ScalarUDFImpl for Shift {
                         }
                         let reference = naive_of(references.value(row), reference_unit)
                             .ok_or_else(out_of_range)?;
-                        return Ok(Some(v - offset_at(&tz, &reference) as i64 * per));
+                        Ok(Some(v - offset_at(&tz, &reference) as i64 * per))
                     }
-                };
-                value_of(&moved, &unit).map(Some).ok_or_else(out_of_range)
+                }
             })
             .collect::<Result<_>>()?;
         let result = cast(&moved, &self.return_type(&[input.data_type().clone()])?)?;
-        Ok(match scalar {
-            true => ColumnarValue::Scalar(ScalarValue::try_from_array(&result, 0)?),
-            false => ColumnarValue::Array(result),
-        })
+        columnar(result, scalar)
     }
 }
 
@@ -453,6 +446,26 @@ fn out_of_range() -> DataFusionError {
     DataFusionError::External(Box::new(QuiverError::DatetimeOverflow(
         "timestamp out of range".into(),
     )))
+}
+
+/// An instant (a timestamp value of `unit`) as the local time in `tz`.
+fn local_value(v: i64, unit: &TimeUnit, tz: &Tz) -> Result<i64> {
+    let moment = naive_of(v, unit).ok_or_else(out_of_range)?;
+    Ok(v + offset_at(tz, &moment) as i64 * units_per_second(unit))
+}
+
+/// A local time in `tz` (a timestamp value of `unit`) as the instant.
+fn instant_value(v: i64, unit: &TimeUnit, tz: &Tz) -> Result<i64> {
+    let moment = naive_of(v, unit).ok_or_else(out_of_range)?;
+    value_of(&local_to_utc(tz, &moment), unit).ok_or_else(out_of_range)
+}
+
+/// A function's result: a scalar when every argument was one.
+pub(super) fn columnar(result: ArrayRef, scalar: bool) -> Result<ColumnarValue> {
+    Ok(match scalar {
+        true => ColumnarValue::Scalar(ScalarValue::try_from_array(&result, 0)?),
+        false => ColumnarValue::Array(result),
+    })
 }
 
 fn unknown_zone(zone: &str) -> DataFusionError {
@@ -531,7 +544,6 @@ impl ScalarUDFImpl for AtTimeZone {
             )));
         };
         let values = cast(&input, &DataType::Int64)?;
-        let per = units_per_second(&unit);
         let mut last: Option<(String, Tz)> = None;
         let moved: Int64Array = values
             .as_primitive::<Int64Type>()
@@ -549,12 +561,9 @@ impl ScalarUDFImpl for AtTimeZone {
                     last = Some((name.to_string(), tz));
                 }
                 let tz = &last.as_ref().expect("set above").1;
-                let moment = naive_of(v, &unit).ok_or_else(out_of_range)?;
                 match label {
-                    Some(_) => Ok(Some(v + offset_at(tz, &moment) as i64 * per)),
-                    None => value_of(&local_to_utc(tz, &moment), &unit)
-                        .map(Some)
-                        .ok_or_else(out_of_range),
+                    Some(_) => local_value(v, &unit, tz).map(Some),
+                    None => instant_value(v, &unit, tz).map(Some),
                 }
             })
             .collect::<Result<_>>()?;
@@ -562,10 +571,7 @@ impl ScalarUDFImpl for AtTimeZone {
             &moved,
             &self.return_type(&[DataType::Utf8, input.data_type().clone()])?,
         )?;
-        Ok(match scalar {
-            true => ColumnarValue::Scalar(ScalarValue::try_from_array(&result, 0)?),
-            false => ColumnarValue::Array(result),
-        })
+        columnar(result, scalar)
     }
 }
 
@@ -614,10 +620,7 @@ impl ScalarUDFImpl for TimestampText {
             .map(|v| v.and_then(|v| timestamp_text(v, &unit, tz.as_ref())))
             .collect();
         let result: ArrayRef = Arc::new(texts);
-        Ok(match scalar {
-            true => ColumnarValue::Scalar(ScalarValue::try_from_array(&result, 0)?),
-            false => ColumnarValue::Array(result),
-        })
+        columnar(result, scalar)
     }
 }
 
