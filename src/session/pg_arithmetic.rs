@@ -277,24 +277,20 @@ fn numeric_aggregates(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>
     Ok(Transformed::yes(Expr::AggregateFunction(aggregate)))
 }
 
-/// A union column is nullable when any branch's is (a rewritten branch
-/// may have become nullable; the union's schema is not recomputed).
+/// Every union column is nullable. A rewritten branch may have become
+/// nullable without the union's schema being recomputed, and DataFusion's
+/// optimizer can make a branch that was proven non-null (`coalesce(f,
+/// -1.25)`) look nullable to the physical planner (common subexpressions
+/// hide the pattern), which then refuses the plan. Nullability is only a
+/// hint for the planner; PostgreSQL's result columns carry none.
 fn union_nullability(
     mut union: datafusion::logical_expr::Union,
 ) -> Result<datafusion::logical_expr::Union> {
     let fields = union
         .schema
         .iter()
-        .enumerate()
-        .map(|(i, (qualifier, field))| {
-            let nullable = union.inputs.iter().any(|input| {
-                input
-                    .schema()
-                    .fields()
-                    .get(i)
-                    .is_some_and(|f| f.is_nullable())
-            });
-            let field = field.as_ref().clone().with_nullable(nullable);
+        .map(|(qualifier, field)| {
+            let field = field.as_ref().clone().with_nullable(true);
             (qualifier.cloned(), Arc::new(field))
         })
         .collect();
@@ -462,13 +458,18 @@ impl AnalyzerRule for IntegerArithmetic {
                     let union = union_nullability(union)?;
                     return Ok(Transformed::yes(LogicalPlan::Union(union)));
                 }
+                let sort = matches!(node, LogicalPlan::Sort(_));
                 rewrite_expressions(node, |expr, schema| {
+                    let expr = match sort {
+                        true => float_sort_key(expr, schema)?,
+                        false => Transformed::no(expr),
+                    };
                     // Top down: an operator's operand types are read
                     // while they are still plain operators. Read from the
                     // checked functions (bottom up) they would rebuild the
                     // name of each subtree at every level, which is cubic
                     // in the depth of `((1 + 1) + 1) ...`.
-                    expr.transform_down(|e| checked(e, schema))
+                    expr.transform_data(|e| e.transform_down(|e| checked(e, schema)))
                 })
             })?
             .data)
@@ -500,9 +501,60 @@ fn is_integer(t: &DataType) -> bool {
     matches!(t, DataType::Int16 | DataType::Int32 | DataType::Int64)
 }
 
+/// PostgreSQL sorts `-0` and `0` as equal (the next key breaks the tie);
+/// Arrow's sort puts `-0` first. Adding `0.0` turns `-0` into `0` (IEEE
+/// 754) and leaves NaN, the infinities and NULL as they are.
+fn float_sort_key(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
+    let zero = match expr.get_type(schema)? {
+        DataType::Float64 => ScalarValue::Float64(Some(0.0)),
+        DataType::Float32 => ScalarValue::Float32(Some(0.0)),
+        _ => return Ok(Transformed::no(expr)),
+    };
+    Ok(Transformed::yes(Expr::BinaryExpr(BinaryExpr::new(
+        Box::new(expr),
+        Operator::Plus,
+        Box::new(Expr::Literal(zero, None)),
+    ))))
+}
+
+/// The sort keys of a window or an ordered aggregate, as [`float_sort_key`].
+fn float_sort_keys(
+    order_by: Vec<datafusion::logical_expr::SortExpr>,
+    schema: &DFSchema,
+) -> Result<Transformed<Vec<datafusion::logical_expr::SortExpr>>> {
+    let mut changed = false;
+    let order_by = order_by
+        .into_iter()
+        .map(|mut sort| {
+            let key = float_sort_key(sort.expr, schema)?;
+            changed |= key.transformed;
+            sort.expr = key.data;
+            Ok(sort)
+        })
+        .collect::<Result<_>>()?;
+    Ok(match changed {
+        true => Transformed::yes(order_by),
+        false => Transformed::no(order_by),
+    })
+}
+
 fn checked(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
     let type_of = |e: &Expr| e.get_type(schema).ok();
     match expr {
+        Expr::WindowFunction(mut window) if !window.params.order_by.is_empty() => {
+            let order_by = std::mem::take(&mut window.params.order_by);
+            Ok(float_sort_keys(order_by, schema)?.update_data(|order_by| {
+                window.params.order_by = order_by;
+                Expr::WindowFunction(window)
+            }))
+        }
+        Expr::AggregateFunction(mut aggregate) if !aggregate.params.order_by.is_empty() => {
+            let order_by = std::mem::take(&mut aggregate.params.order_by);
+            Ok(float_sort_keys(order_by, schema)?.update_data(|order_by| {
+                aggregate.params.order_by = order_by;
+                Expr::AggregateFunction(aggregate)
+            }))
+        }
         // Text to a date or timestamp, written or added by coercion (`ts >
         // '2024-01-05 10:00'`), reads what PostgreSQL reads.
         Expr::Cast(Cast { expr: inner, field })
@@ -541,13 +593,32 @@ fn checked(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
                 checked_udf(Checked::RoundToInt),
                 vec![*inner],
             ));
-            Ok(Transformed::yes(Expr::Cast(Cast {
-                expr: Box::new(rounded),
-                field,
-            })))
+            Ok(Transformed::yes(narrow(rounded, field.data_type())))
+        }
+        // A narrowing integer cast stays a function: DataFusion's
+        // optimizer would move a plain cast onto the constant it is
+        // compared with (`CAST(i AS smallint) = 3` becomes `i = 3`) and
+        // skip the 22003 PostgreSQL raises for a value out of range.
+        Expr::Cast(Cast { expr: inner, field })
+            if is_integer(field.data_type())
+                && type_of(&inner).is_some_and(|t| {
+                    is_integer(&t) && t.primitive_width() > field.data_type().primitive_width()
+                }) =>
+        {
+            Ok(Transformed::yes(narrow(*inner, field.data_type())))
         }
         other => Ok(Transformed::no(other)),
     }
+}
+
+/// A bigint (or integer) made an integer or smallint, 22003 out of range.
+fn narrow(expr: Expr, target: &DataType) -> Expr {
+    let what = match target {
+        DataType::Int16 => Checked::NarrowToInt16,
+        DataType::Int32 => Checked::NarrowToInt32,
+        _ => return expr,
+    };
+    Expr::ScalarFunction(ScalarFunction::new_udf(checked_udf(what), vec![expr]))
 }
 
 /// What a checked function computes.
@@ -557,6 +628,20 @@ enum Checked {
     Negate,
     /// A numeric or float rounded to a bigint.
     RoundToInt,
+    /// An integer cast to a narrower one.
+    NarrowToInt16,
+    NarrowToInt32,
+}
+
+impl Checked {
+    fn result_type(self, input: &DataType) -> DataType {
+        match self {
+            Checked::RoundToInt => DataType::Int64,
+            Checked::NarrowToInt16 => DataType::Int16,
+            Checked::NarrowToInt32 => DataType::Int32,
+            Checked::Binary(_) | Checked::Negate => input.clone(),
+        }
+    }
 }
 
 fn checked_udf(what: Checked) -> Arc<ScalarUDF> {
@@ -566,12 +651,10 @@ fn checked_udf(what: Checked) -> Arc<ScalarUDF> {
         Checked::Binary(_) => "pg_int_mul",
         Checked::Negate => "pg_int_neg",
         Checked::RoundToInt => "pg_round_to_int",
+        Checked::NarrowToInt16 => "pg_int2",
+        Checked::NarrowToInt32 => "pg_int4",
     };
-    let signature = match what {
-        Checked::Binary(_) | Checked::Negate | Checked::RoundToInt => {
-            Signature::new(TypeSignature::UserDefined, Volatility::Immutable)
-        }
-    };
+    let signature = Signature::new(TypeSignature::UserDefined, Volatility::Immutable);
     Arc::new(ScalarUDF::new_from_impl(CheckedFunction {
         what,
         name,
@@ -624,10 +707,7 @@ impl ScalarUDFImpl for CheckedFunction {
     }
 
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
-        Ok(match self.what {
-            Checked::RoundToInt => DataType::Int64,
-            _ => arg_types[0].clone(),
-        })
+        Ok(self.what.result_type(&arg_types[0]))
     }
 
     /// Always nullable, in the logical and the physical plan alike (they
@@ -656,7 +736,9 @@ impl ScalarUDFImpl for CheckedFunction {
                 format!("{} {op} {}", args[0].schema_name(), args[1].schema_name())
             }
             Checked::Negate => format!("(- {})", args[0].schema_name()),
-            Checked::RoundToInt => args[0].schema_name().to_string(),
+            Checked::RoundToInt | Checked::NarrowToInt16 | Checked::NarrowToInt32 => {
+                args[0].schema_name().to_string()
+            }
         })
     }
 
@@ -666,10 +748,7 @@ impl ScalarUDFImpl for CheckedFunction {
             .iter()
             .all(|a| matches!(a, ColumnarValue::Scalar(_)));
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
-        let result_type = match self.what {
-            Checked::RoundToInt => DataType::Int64,
-            _ => arrays[0].data_type().clone(),
-        };
+        let result_type = self.what.result_type(arrays[0].data_type());
         let overflow = |e: ArrowError| match e {
             ArrowError::ArithmeticOverflow(_) => out_of_range(&result_type),
             other => DataFusionError::ArrowError(Box::new(other), None),
@@ -684,6 +763,14 @@ impl ScalarUDFImpl for CheckedFunction {
             Checked::Binary(_) => numeric::mul(&arrays[0], &arrays[1]).map_err(overflow)?,
             Checked::Negate => numeric::neg(&arrays[0]).map_err(overflow)?,
             Checked::RoundToInt => round_to_int(&arrays[0])?,
+            Checked::NarrowToInt16 | Checked::NarrowToInt32 => {
+                let options = datafusion::arrow::compute::CastOptions {
+                    safe: false,
+                    ..Default::default()
+                };
+                datafusion::arrow::compute::cast_with_options(&arrays[0], &result_type, &options)
+                    .map_err(|_| out_of_range(&result_type))?
+            }
         };
         Ok(if scalar {
             ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
