@@ -42,6 +42,8 @@ pub enum QuiverError {
     CardinalityViolation(String),
     #[error("{0}")]
     InvalidColumnReference(String),
+    #[error("{0}")]
+    AmbiguousColumn(String),
     #[error("column \"{0}\" specified more than once")]
     DuplicateColumn(String),
     #[error("type \"{0}\" does not exist")]
@@ -286,6 +288,7 @@ impl QuiverError {
             QuiverError::CheckViolation(_) => SqlState::CheckViolation,
             QuiverError::CardinalityViolation(_) => SqlState::CardinalityViolation,
             QuiverError::InvalidColumnReference(_) => SqlState::InvalidColumnReference,
+            QuiverError::AmbiguousColumn(_) => SqlState::AmbiguousColumn,
             QuiverError::UndefinedType(_) | QuiverError::UnknownSetting(_) => {
                 SqlState::UndefinedObject
             }
@@ -456,9 +459,28 @@ fn message_sqlstate(msg: &str) -> Option<SqlState> {
     } else if lower.contains("must be in group by") || lower.contains("must appear in the group by")
     {
         SqlState::GroupingError
+    } else if lower.contains("for select distinct, order by expressions") {
+        SqlState::InvalidColumnReference
     } else {
         return None;
     })
+}
+
+/// PostgreSQL's sentence for a planning error DataFusion words its own way.
+fn postgres_plan_message(msg: &str) -> Option<String> {
+    if msg.starts_with("For SELECT DISTINCT, ORDER BY expressions") {
+        return Some("for SELECT DISTINCT, ORDER BY expressions must appear in select list".into());
+    }
+    // "Column in SELECT must be in GROUP BY or an aggregate function: ...
+    // column "t.b" must appear in the GROUP BY clause or must be part of
+    // an aggregate function, currently only ..."
+    if msg.starts_with("Column in SELECT must be in GROUP BY") {
+        let column = msg.split('"').nth(1)?;
+        return Some(format!(
+            "column \"{column}\" must appear in the GROUP BY clause or be used in an aggregate function"
+        ));
+    }
+    None
 }
 
 /// DataFusion prefixes messages with its own layer names ("Error during
@@ -471,7 +493,7 @@ fn datafusion_message(e: &DataFusionError) -> String {
             if let Some(name) = missing_table_name(msg) {
                 return format!("relation \"{name}\" does not exist");
             }
-            match postgres_cast_message(msg) {
+            match postgres_cast_message(msg).or_else(|| postgres_plan_message(msg)) {
                 Some(message) => message,
                 // An execution error may carry a plan dump after its
                 // sentence; the client gets the sentence.

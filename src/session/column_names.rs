@@ -245,6 +245,190 @@ fn datafusion_name_key(expr: &Expr) -> String {
     copy.to_string()
 }
 
+/// The name PostgreSQL gives a select-list item (None for `*`).
+fn output_name(item: &SelectItem) -> Option<String> {
+    match item {
+        SelectItem::ExprWithAlias { alias, .. } => Some(super::normalize_ident(alias)),
+        SelectItem::UnnamedExpr(Expr::Identifier(i)) => Some(super::normalize_ident(i)),
+        SelectItem::UnnamedExpr(Expr::CompoundIdentifier(parts)) => {
+            parts.last().map(super::normalize_ident)
+        }
+        SelectItem::UnnamedExpr(e) => name_of(e),
+        _ => None,
+    }
+}
+
+fn item_expr(item: &SelectItem) -> Option<&Expr> {
+    match item {
+        SelectItem::ExprWithAlias { expr, .. } | SelectItem::UnnamedExpr(expr) => Some(expr),
+        _ => None,
+    }
+}
+
+/// Two select-list items that compute the same thing (`a` and `t.a` are
+/// taken to be one column).
+fn same_item(a: &Expr, b: &Expr) -> bool {
+    let column = |e: &Expr| match e {
+        Expr::Identifier(i) => Some(super::normalize_ident(i)),
+        Expr::CompoundIdentifier(parts) => parts.last().map(super::normalize_ident),
+        _ => None,
+    };
+    match (column(a), column(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+/// `ORDER BY` names as PostgreSQL resolves them. A bare name is an output
+/// column first (two different output columns of that name are `42702`),
+/// an input column otherwise; inside an expression every name is an input
+/// column. DataFusion also sees output aliases inside expressions and
+/// prefers them, which sorted `SELECT b AS a FROM t ORDER BY a + 0` by
+/// `b`. In the statement's own result (not in subqueries, whose output
+/// names the outer query reads) such an alias is renamed with a mark that
+/// [`rename`] takes off, so that DataFusion finds the input column.
+pub fn resolve_order_by(statement: &mut Statement) -> Result<(), crate::error::QuiverError> {
+    use datafusion::sql::sqlparser::ast::{
+        Query as AstQuery, Visit, VisitMut, Visitor, VisitorMut,
+    };
+    use std::ops::ControlFlow;
+
+    fn order_exprs(query: &mut AstQuery) -> Vec<&mut Expr> {
+        match query.order_by.as_mut().map(|o| &mut o.kind) {
+            Some(datafusion::sql::sqlparser::ast::OrderByKind::Expressions(exprs)) => {
+                exprs.iter_mut().map(|e| &mut e.expr).collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn check_ambiguous(query: &mut AstQuery) -> Result<(), crate::error::QuiverError> {
+        let SetExpr::Select(select) = query.body.as_ref() else {
+            return Ok(());
+        };
+        let projection = select.projection.clone();
+        for expr in order_exprs(query) {
+            let Expr::Identifier(ident) = &*expr else {
+                continue;
+            };
+            let name = super::normalize_ident(ident);
+            let matching: Vec<&Expr> = projection
+                .iter()
+                .filter(|item| output_name(item).as_deref() == Some(name.as_str()))
+                .filter_map(item_expr)
+                .collect();
+            if matching.windows(2).any(|w| !same_item(w[0], w[1])) {
+                return Err(crate::error::QuiverError::AmbiguousColumn(format!(
+                    "ORDER BY \"{name}\" is ambiguous"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Unqualified names read inside an expression.
+    fn names_in(expr: &Expr) -> Vec<String> {
+        struct Names(Vec<String>);
+        impl Visitor for Names {
+            type Break = ();
+            fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+                if let Expr::Identifier(i) = expr {
+                    self.0.push(super::normalize_ident(i));
+                }
+                ControlFlow::Continue(())
+            }
+        }
+        let mut names = Names(Vec::new());
+        let _ = expr.visit(&mut names);
+        names.0
+    }
+
+    fn hide_aliases(query: &mut AstQuery, top: bool) -> Result<(), crate::error::QuiverError> {
+        let SetExpr::Select(select) = query.body.as_ref() else {
+            return Ok(());
+        };
+        // Aliases an ORDER BY expression (not a bare name) mentions, other
+        // than an alias of the very column it names.
+        let aliases: Vec<String> = select
+            .projection
+            .iter()
+            .filter_map(|item| match item {
+                SelectItem::ExprWithAlias { expr, alias } => {
+                    let name = super::normalize_ident(alias);
+                    let plain =
+                        matches!(expr, Expr::Identifier(i) if super::normalize_ident(i) == name);
+                    (!plain).then_some(name)
+                }
+                _ => None,
+            })
+            .collect();
+        let mentioned: Vec<String> = order_exprs(query)
+            .into_iter()
+            .filter(|e| !matches!(e, Expr::Identifier(_) | Expr::Value(_)))
+            .flat_map(|e| names_in(e))
+            .filter(|n| aliases.contains(n))
+            .collect();
+        if mentioned.is_empty() {
+            return Ok(());
+        }
+        if !top {
+            return Err(crate::error::QuiverError::FeatureNotSupported(format!(
+                "in a subquery, ORDER BY \"{}\" inside an expression where an output column \
+                 has that name too is not supported (give the output column another name)",
+                mentioned[0]
+            )));
+        }
+        let hidden = |name: &str| {
+            datafusion::sql::sqlparser::ast::Ident::with_quote('"', format!("{name}{REPEAT_MARK}o"))
+        };
+        if let SetExpr::Select(select) = query.body.as_mut() {
+            for item in select.projection.iter_mut() {
+                if let SelectItem::ExprWithAlias { alias, .. } = item {
+                    if mentioned.contains(&super::normalize_ident(alias)) {
+                        *alias = hidden(&super::normalize_ident(alias));
+                    }
+                }
+            }
+        }
+        // A bare ORDER BY name still means the output column.
+        for expr in order_exprs(query) {
+            if let Expr::Identifier(ident) = expr {
+                let name = super::normalize_ident(ident);
+                if mentioned.contains(&name) {
+                    *ident = hidden(&name);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every query of the statement; the first one visited is the
+    /// statement's own result when the statement is a query.
+    struct Resolve {
+        error: Option<crate::error::QuiverError>,
+        top: bool,
+    }
+    impl VisitorMut for Resolve {
+        type Break = ();
+        fn pre_visit_query(&mut self, query: &mut AstQuery) -> ControlFlow<()> {
+            let top = std::mem::take(&mut self.top);
+            match check_ambiguous(query).and_then(|()| hide_aliases(query, top)) {
+                Ok(()) => ControlFlow::Continue(()),
+                Err(e) => {
+                    self.error = Some(e);
+                    ControlFlow::Break(())
+                }
+            }
+        }
+    }
+    let mut resolve = Resolve {
+        error: None,
+        top: matches!(statement, Statement::Query(_)),
+    };
+    let _ = statement.visit(&mut resolve);
+    resolve.error.map_or(Ok(()), Err)
+}
+
 /// Renames the fields of `schema` where `names` says so, and drops the
 /// marks [`separate_repeated_names`] added.
 pub fn rename(schema: &SchemaRef, names: &Option<Vec<Option<String>>>) -> SchemaRef {

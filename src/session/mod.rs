@@ -720,6 +720,9 @@ impl Session {
                 self.fill_values_defaults(insert)?;
             }
         }
+        if let DfStatement::Statement(s) = &mut statement {
+            column_names::resolve_order_by(s)?;
+        }
         match &mut statement {
             DfStatement::Statement(s) => column_names::separate_repeated_names(s),
             DfStatement::Explain(e) => {
