@@ -44,6 +44,9 @@ pub enum QuiverError {
     InvalidColumnReference(String),
     #[error("{0}")]
     AmbiguousColumn(String),
+    /// A change through a view PostgreSQL would not make (0A000).
+    #[error("{message}")]
+    ViewNotUpdatable { message: String, detail: String },
     #[error("column \"{0}\" specified more than once")]
     DuplicateColumn(String),
     #[error("type \"{0}\" does not exist")]
@@ -289,6 +292,7 @@ impl QuiverError {
             QuiverError::CardinalityViolation(_) => SqlState::CardinalityViolation,
             QuiverError::InvalidColumnReference(_) => SqlState::InvalidColumnReference,
             QuiverError::AmbiguousColumn(_) => SqlState::AmbiguousColumn,
+            QuiverError::ViewNotUpdatable { .. } => SqlState::FeatureNotSupported,
             QuiverError::UndefinedType(_) | QuiverError::UnknownSetting(_) => {
                 SqlState::UndefinedObject
             }
@@ -335,7 +339,8 @@ impl QuiverError {
     /// Extra detail for the client's DETAIL field, when there is any.
     pub fn detail(&self) -> Option<String> {
         match self {
-            QuiverError::UniqueViolation { detail, .. } => Some(detail.clone()),
+            QuiverError::UniqueViolation { detail, .. }
+            | QuiverError::ViewNotUpdatable { detail, .. } => Some(detail.clone()),
             _ => None,
         }
     }

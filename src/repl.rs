@@ -592,7 +592,7 @@ fn describe_table(session: &Session, name: &str) -> Result<String> {
     let (kind, table_schema) = if let Some(t) = catalog.table(&qualified) {
         ("Table", t.schema_ref())
     } else if let Some(v) = catalog.view(&qualified) {
-        ("View", Arc::new(v.plan.schema().as_arrow().clone()))
+        ("View", v.schema.clone())
     } else {
         return Err(QuiverError::UndefinedTable(name.to_string()));
     };

@@ -619,3 +619,51 @@ async fn statements_prepared_in_a_rolled_back_block_plan_again() {
     let err = client.execute(&insert, &[&2i32]).await.unwrap_err();
     assert_eq!(err.code(), Some(&SqlState::UNDEFINED_TABLE), "{err:?}");
 }
+
+/// A simple view is changed through prepared statements with parameters,
+/// as through simple queries: the rows land in its table, within its WHERE.
+#[tokio::test]
+async fn prepared_dml_through_a_view() {
+    let server = TestServer::start();
+    let client = server.connect().await;
+    client
+        .batch_execute(
+            "CREATE TABLE acct (id INT PRIMARY KEY, owner TEXT, region TEXT DEFAULT 'eu', balance BIGINT);
+             INSERT INTO acct VALUES (1, 'a', 'eu', 10), (2, 'b', 'us', 20);
+             CREATE VIEW eu (id, who, money) AS SELECT id, owner, balance FROM acct WHERE region = 'eu'",
+        )
+        .await
+        .unwrap();
+    let insert = client
+        .prepare("INSERT INTO eu VALUES ($1, $2, $3)")
+        .await
+        .unwrap();
+    assert_eq!(insert.params()[0], tokio_postgres::types::Type::INT4);
+    assert_eq!(insert.params()[2], tokio_postgres::types::Type::INT8);
+    client
+        .execute(&insert, &[&3i32, &"c", &30i64])
+        .await
+        .unwrap();
+    let update = client
+        .prepare("UPDATE eu SET money = money + $1 WHERE who <> $2 RETURNING id, money")
+        .await
+        .unwrap();
+    let rows = client.query(&update, &[&5i64, &"zzz"]).await.unwrap();
+    let mut got: Vec<(i32, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    got.sort();
+    // Row 2 is in region "us", outside the view.
+    assert_eq!(got, vec![(1, 15), (3, 35)]);
+    let deleted = client
+        .execute("DELETE FROM eu WHERE money > $1", &[&20i64])
+        .await
+        .unwrap();
+    assert_eq!(deleted, 1);
+    let left: Vec<(i32, String, i64)> = client
+        .query("SELECT id, region, balance FROM acct ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(left, vec![(1, "eu".into(), 15), (2, "us".into(), 20)]);
+}

@@ -720,3 +720,49 @@ async fn role_features_we_lack_are_refused_not_ignored() {
         "{err:?}"
     );
 }
+
+/// As in PostgreSQL, a role granted a view may change the table under it
+/// through the view, and only within the view's rows; the table itself
+/// stays out of reach.
+#[tokio::test]
+async fn a_role_changes_a_table_only_through_the_view_it_was_granted() {
+    let dir = data_dir_with_admin();
+    let server = serve(&dir, &[]);
+    let admin = login(&server, "admin", "adminpw").await.unwrap();
+    admin
+        .batch_execute(
+            "CREATE TABLE orders (id INT PRIMARY KEY, shop TEXT, total INT);
+             INSERT INTO orders VALUES (1, 'north', 10), (2, 'south', 20);
+             CREATE VIEW north AS SELECT id, total FROM orders WHERE shop = 'north';
+             CREATE USER clerk PASSWORD 'pw';
+             GRANT SELECT, UPDATE, DELETE ON north TO clerk;",
+        )
+        .await
+        .unwrap();
+    let clerk = login(&server, "clerk", "pw").await.unwrap();
+    assert_eq!(
+        clerk
+            .execute("UPDATE north SET total = total + 1", &[])
+            .await
+            .unwrap(),
+        1
+    );
+    let err = clerk
+        .execute("UPDATE orders SET total = 0", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::INSUFFICIENT_PRIVILEGE));
+    let err = clerk
+        .execute("INSERT INTO north VALUES (3, 30)", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::INSUFFICIENT_PRIVILEGE));
+    let totals: Vec<i32> = admin
+        .query("SELECT total FROM orders ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(totals, vec![11, 20]);
+}

@@ -48,12 +48,18 @@ pub struct View {
     /// Creation order: views are recreated in this order on recovery.
     pub seq: u64,
     pub plan: LogicalPlan,
+    /// The columns as a query of the view returns them (the plan's
+    /// schema before analysis types an integer literal as a bigint).
+    pub schema: datafusion::arrow::datatypes::SchemaRef,
     /// Relations the view reads; they cannot be dropped without CASCADE.
     pub depends_on: Vec<QualifiedName>,
     /// Why the view cannot be read, when its definition no longer plans
     /// (recovery keeps it, so that nothing committed is lost; a query of
     /// it fails saying why, and CREATE OR REPLACE or DROP mend it).
     pub broken: Option<String>,
+    /// For a view INSERT, UPDATE and DELETE can change (one relation, no
+    /// grouping, ...): which of its columns can be assigned.
+    pub updatable_columns: Option<Vec<bool>>,
 }
 
 impl View {
@@ -66,8 +72,10 @@ impl View {
                 produce_one_row: false,
                 schema: Arc::new(datafusion::common::DFSchema::empty()),
             }),
+            schema: Arc::new(datafusion::arrow::datatypes::Schema::empty()),
             depends_on,
             broken: Some(reason),
+            updatable_columns: None,
         }
     }
 

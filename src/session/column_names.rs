@@ -22,6 +22,25 @@ pub fn postgres_column_names(statement: &DfStatement) -> Option<Vec<Option<Strin
     names_of_query(query)
 }
 
+/// The column names PostgreSQL gives a view's query (CREATE VIEW), where
+/// DataFusion names a column otherwise: `count`, not `count(*)`; a name
+/// marked apart by [`separate_repeated_names`] loses its mark.
+pub fn view_column_names(query: &Query, schema: &datafusion::common::DFSchema) -> Vec<String> {
+    let postgres = names_of_query(query).filter(|n| n.len() == schema.fields().len());
+    schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let own = postgres.as_ref().and_then(|n| n[i].clone());
+            own.unwrap_or_else(|| match f.name().split_once(REPEAT_MARK) {
+                Some((shown, _)) => shown.to_string(),
+                None => f.name().clone(),
+            })
+        })
+        .collect()
+}
+
 fn names_of_query(query: &Query) -> Option<Vec<Option<String>>> {
     let mut body = query.body.as_ref();
     // The first branch of a set operation names the columns.
@@ -46,7 +65,7 @@ fn names_of_query(query: &Query) -> Option<Vec<Option<String>>> {
 }
 
 /// Postgres' name for an unaliased select-list expression (FigureColname).
-fn name_of(expr: &Expr) -> Option<String> {
+pub(super) fn name_of(expr: &Expr) -> Option<String> {
     match expr {
         // DataFusion already names plain column references by the column.
         Expr::Identifier(_) | Expr::CompoundIdentifier(_) => None,

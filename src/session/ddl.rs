@@ -459,17 +459,34 @@ impl Session {
                 &def.default_schema,
             )
             .await?;
-        if !def.columns.is_empty() {
-            if def.columns.len() != plan.schema().fields().len() {
-                return Err(QuiverError::Syntax(
-                    "CREATE VIEW specifies a different number of column names than the query returns".into(),
-                ));
+        // Named by `CREATE VIEW v (a, b)` first, then as PostgreSQL names
+        // the query's columns (`count`, not `count(*)`).
+        if def.columns.len() > plan.schema().fields().len() {
+            return Err(QuiverError::Syntax(
+                "CREATE VIEW specifies more column names than columns".into(),
+            ));
+        }
+        let mut names = super::column_names::view_column_names(query, plan.schema());
+        for (name, given) in names.iter_mut().zip(&def.columns) {
+            *name = given.clone();
+        }
+        for (i, name) in names.iter().enumerate() {
+            if names[..i].contains(name) {
+                return Err(QuiverError::DuplicateColumn(name.clone()));
             }
+        }
+        let current: Vec<String> = plan
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        if names != current {
             let renamed: Vec<Expr> = plan
                 .schema()
                 .columns()
                 .into_iter()
-                .zip(&def.columns)
+                .zip(&names)
                 .map(|(column, name)| Expr::Column(column).alias(name))
                 .collect();
             plan = LogicalPlanBuilder::from(plan).project(renamed)?.build()?;
@@ -482,12 +499,15 @@ impl Session {
                 depends_on.push(name);
             }
         }
+        let updatable_columns = self.updatable_columns(&def, query);
         Ok(View {
             def,
             seq: self.db.allocate_view_seq(),
+            schema: self.typed_schema(&plan),
             plan,
             depends_on,
             broken: None,
+            updatable_columns,
         })
     }
 }

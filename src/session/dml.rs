@@ -130,6 +130,7 @@ impl Session {
         statement: &Statement,
         params: Option<&ParamValues>,
     ) -> Result<StatementResult> {
+        let statement = &*self.on_tables(statement)?;
         if let Some(txn) = self.current_txn() {
             return self.dml_in(statement, params, &txn).await;
         }
@@ -198,6 +199,7 @@ impl Session {
 
     /// The table a DML statement changes, when it resolves.
     fn dml_target(&self, statement: &Statement) -> Option<Arc<Table>> {
+        let statement = &*self.on_tables(statement).ok()?;
         match statement {
             Statement::Update(update) => self.target(&update.table).ok().map(|t| t.table),
             Statement::Delete(delete) => {
@@ -859,6 +861,7 @@ impl Session {
         Vec<Option<datafusion::arrow::datatypes::FieldRef>>,
         Option<SchemaRef>,
     )> {
+        let statement = &*self.on_tables(statement)?;
         let params = self.dml_parameters(statement).await?;
         let (target, returning) = match statement {
             Statement::Update(u) => (self.target(&u.table)?, u.returning.as_deref()),

@@ -109,9 +109,11 @@ impl Session {
         Ok(View {
             def,
             seq: self.db.allocate_view_seq(),
+            schema: std::sync::Arc::new(plan.schema().as_arrow().clone()),
             plan,
             depends_on: Vec::new(),
             broken: None,
+            updatable_columns: None,
         })
     }
 }

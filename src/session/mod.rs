@@ -33,6 +33,7 @@ mod sources;
 mod sub_plans;
 mod transaction;
 mod variables;
+mod view_dml;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -711,7 +712,8 @@ impl Session {
             .is_ok_and(|v| v.eq_ignore_ascii_case("off"))
     }
 
-    async fn plan(&self, mut statement: DfStatement) -> Result<LogicalPlan> {
+    async fn plan(&self, statement: DfStatement) -> Result<LogicalPlan> {
+        let mut statement = self.through_views(&statement)?.unwrap_or(statement);
         let is_query = matches!(&statement, DfStatement::Statement(s) if matches!(s.as_ref(), Statement::Query(_)));
         crate::pg::catalog::rewrite_client_sql(&mut statement);
         pg_types_in::rewrite_casts(&mut statement);

@@ -243,6 +243,7 @@ fn tables(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
     let mut rows = Rows::new(schema);
     for rel in snap.relations().into_iter().filter(|r| snap.may_see(r)) {
         let is_table = rel.table().is_some();
+        let insertable = is_table || updatable_view(&rel).is_some();
         rows.push(vec![
             ("table_catalog", text(&snap.identity.database)),
             ("table_schema", text(&rel.schema)),
@@ -251,11 +252,20 @@ fn tables(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
                 "table_type",
                 text(if is_table { "BASE TABLE" } else { "VIEW" }),
             ),
-            ("is_insertable_into", yes_no(is_table)),
+            ("is_insertable_into", yes_no(insertable)),
             ("is_typed", yes_no(false)),
         ]);
     }
     rows.finish()
+}
+
+/// For a view INSERT, UPDATE and DELETE can change: which of its columns
+/// can be assigned.
+fn updatable_view(rel: &super::snapshot::Relation) -> Option<&[bool]> {
+    match &rel.kind {
+        super::snapshot::RelationKind::View(view) => view.updatable_columns.as_deref(),
+        super::snapshot::RelationKind::Table(_) => None,
+    }
 }
 
 fn views(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
@@ -268,8 +278,8 @@ fn views(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
                 ("table_name", text(&rel.name)),
                 ("view_definition", text(definition)),
                 ("check_option", text("NONE")),
-                ("is_updatable", yes_no(false)),
-                ("is_insertable_into", yes_no(false)),
+                ("is_updatable", yes_no(updatable_view(&rel).is_some())),
+                ("is_insertable_into", yes_no(updatable_view(&rel).is_some())),
                 ("is_trigger_updatable", yes_no(false)),
                 ("is_trigger_deletable", yes_no(false)),
                 ("is_trigger_insertable_into", yes_no(false)),
@@ -340,7 +350,15 @@ fn columns(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
                 ("is_self_referencing", yes_no(false)),
                 ("is_identity", yes_no(false)),
                 ("is_generated", text("NEVER")),
-                ("is_updatable", yes_no(rel.table().is_some())),
+                (
+                    "is_updatable",
+                    yes_no(
+                        rel.table().is_some()
+                            || updatable_view(&rel).is_some_and(|columns| {
+                                columns.get(c.num as usize - 1).copied().unwrap_or(false)
+                            }),
+                    ),
+                ),
             ];
             match (TaggedType::of(&c.field), c.field.data_type()) {
                 (Some(TaggedType::Varchar | TaggedType::Bpchar), _) => {

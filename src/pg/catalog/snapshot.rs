@@ -340,8 +340,7 @@ fn mentions(sql: &str, column: &str) -> bool {
 
 fn view_relation(schema: &str, name: &str, view: &Arc<View>) -> Relation {
     let columns = view
-        .plan
-        .schema()
+        .schema
         .fields()
         .iter()
         .enumerate()
