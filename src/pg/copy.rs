@@ -556,15 +556,17 @@ fn without_cr<'a>(bytes: &[u8], field: &'a str, end: usize) -> &'a str {
 fn to_batch(copy: &CopyIn, mut fields: Fields, parallel: bool) -> Result<RecordBatch> {
     let lines = std::mem::take(&mut fields.lines);
     let convert = |field: &Arc<Field>, values: &mut StringBuilder| {
-        column_from_text(field, &values.finish(), &copy.zone).map_err(|bad| QuiverError::CopyData {
-            message: bad.message,
-            context: format!(
-                "{}, column {}: \"{}\"",
-                context(copy, lines[bad.row]),
-                bad.column,
-                bad.value
-            ),
-            malformed: false,
+        column_from_text(field, &values.finish(), &copy.zone, copy.date_order).map_err(|bad| {
+            QuiverError::CopyData {
+                message: bad.message,
+                context: format!(
+                    "{}, column {}: \"{}\"",
+                    context(copy, lines[bad.row]),
+                    bad.column,
+                    bad.value
+                ),
+                malformed: false,
+            }
         })
     };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());

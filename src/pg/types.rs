@@ -24,6 +24,7 @@ use pgwire::types::ToSqlText;
 use postgres_types::{to_sql_checked, IsNull, ToSql};
 
 use crate::engine::types::{hyphenated_uuid, TaggedType};
+use crate::session::pg_datestyle::DateStyle;
 use crate::session::pg_timezone;
 use crate::session::settings::Settings;
 
@@ -284,6 +285,8 @@ fn has_own_text(data_type: &DataType, options: &FormatOptions) -> bool {
         DataType::Interval(IntervalUnit::MonthDayNano) => {
             matches!(options.interval_style.as_str(), "postgres" | "iso_8601")
         }
+        // In every DateStyle, and years BC (`0044-03-15 BC`).
+        DataType::Date32 => true,
         _ => false,
     }
 }
@@ -314,7 +317,13 @@ fn own_text(array: &dyn Array, row: usize, options: &FormatOptions) -> Option<St
             array.as_primitive::<IntervalMonthDayNanoType>().value(row),
             options.interval_style == "iso_8601",
         )),
-        _ => temporal_text(array, row, &options.time_zone),
+        DataType::Date32 => pg_timezone::date_text(
+            array
+                .as_primitive::<datafusion::arrow::datatypes::Date32Type>()
+                .value(row),
+            DateStyle::parse(&options.date_style),
+        ),
+        _ => temporal_text(array, row, options),
     }
 }
 
@@ -470,7 +479,7 @@ pub fn float_text_rounded(value: f64, digits: i32) -> String {
 /// Postgres' text form of timestamps and times: fractional seconds only
 /// when non-zero, without trailing zeros; a timestamptz as the local time
 /// in the session's zone (`zone`, Arrow's name) and its offset.
-fn temporal_text(array: &dyn Array, row: usize, zone: &str) -> Option<String> {
+fn temporal_text(array: &dyn Array, row: usize, options: &FormatOptions) -> Option<String> {
     use datafusion::arrow::array::{
         Time32MillisecondArray, Time32SecondArray, Time64MicrosecondArray, Time64NanosecondArray,
         TimestampMicrosecondArray, TimestampMillisecondArray, TimestampNanosecondArray,
@@ -481,6 +490,7 @@ fn temporal_text(array: &dyn Array, row: usize, zone: &str) -> Option<String> {
         return None;
     }
     let any = array.as_any();
+    let zone_name = options.time_zone.as_str();
     let nanos_of = |unit: &TimeUnit, v: i64| -> i128 {
         let v = v as i128;
         match unit {
@@ -503,12 +513,22 @@ fn temporal_text(array: &dyn Array, row: usize, zone: &str) -> Option<String> {
                 TimeUnit::Nanosecond => any.downcast_ref::<TimestampNanosecondArray>()?.value(row),
             };
             let zone = match tz {
-                Some(_) => {
-                    Some(pg_timezone::arrow_tz(zone).or_else(|| pg_timezone::arrow_tz("UTC"))?)
-                }
+                Some(_) => Some(
+                    pg_timezone::arrow_tz(zone_name).or_else(|| pg_timezone::arrow_tz("UTC"))?,
+                ),
                 None => None,
             };
-            pg_timezone::timestamp_text(v, unit, zone.as_ref())
+            // The common case without parsing the setting.
+            if options.date_style.starts_with("ISO") {
+                return pg_timezone::timestamp_text(v, unit, zone.as_ref());
+            }
+            let style = DateStyle::parse(&options.date_style);
+            pg_timezone::styled_timestamp_text(
+                v,
+                unit,
+                zone.as_ref().map(|tz| (tz, zone_name)),
+                style,
+            )
         }
         DataType::Time32(unit) | DataType::Time64(unit) => {
             let v = match unit {

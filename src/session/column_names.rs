@@ -421,6 +421,57 @@ pub fn resolve_order_by(statement: &mut Statement) -> Result<(), crate::error::Q
         Ok(())
     }
 
+    /// `SELECT t::date FROM x ORDER BY t`: DataFusion names the cast like
+    /// the column, then adds the column for the sort, and refuses the two
+    /// alike names. An alias keeps them apart: in the statement's result
+    /// a marked one ([`rename`] takes the mark off), which a bare `ORDER
+    /// BY t` then names (an output column comes first); in a subquery,
+    /// whose names the outer query reads, the name PostgreSQL gives.
+    fn name_casts(query: &mut AstQuery, top: bool) {
+        if order_exprs(query).is_empty() {
+            return;
+        }
+        let mut marked = Vec::new();
+        let SetExpr::Select(select) = query.body.as_mut() else {
+            return;
+        };
+        for item in select.projection.iter_mut() {
+            let SelectItem::UnnamedExpr(expr) = item else {
+                continue;
+            };
+            let mut inner = &*expr;
+            while let Expr::Cast { expr, .. } | Expr::Nested(expr) = inner {
+                inner = expr;
+            }
+            if !matches!(expr, Expr::Cast { .. })
+                || !matches!(inner, Expr::Identifier(_) | Expr::CompoundIdentifier(_))
+            {
+                continue;
+            }
+            if let Some(name) = name_of(expr) {
+                let alias = match top {
+                    true => format!("{name}{REPEAT_MARK}c"),
+                    false => name.clone(),
+                };
+                *item = SelectItem::ExprWithAlias {
+                    expr: expr.clone(),
+                    alias: datafusion::sql::sqlparser::ast::Ident::with_quote('"', &alias),
+                };
+                if top {
+                    marked.push((name, alias));
+                }
+            }
+        }
+        for expr in order_exprs(query) {
+            if let Expr::Identifier(ident) = expr {
+                let name = super::normalize_ident(ident);
+                if let Some((_, alias)) = marked.iter().find(|(n, _)| *n == name) {
+                    *ident = datafusion::sql::sqlparser::ast::Ident::with_quote('"', alias);
+                }
+            }
+        }
+    }
+
     /// Every query of the statement; the first one visited is the
     /// statement's own result when the statement is a query.
     struct Resolve {
@@ -431,7 +482,11 @@ pub fn resolve_order_by(statement: &mut Statement) -> Result<(), crate::error::Q
         type Break = ();
         fn pre_visit_query(&mut self, query: &mut AstQuery) -> ControlFlow<()> {
             let top = std::mem::take(&mut self.top);
-            match check_ambiguous(query).and_then(|()| hide_aliases(query, top)) {
+            let resolved = check_ambiguous(query).and_then(|()| {
+                name_casts(query, top);
+                hide_aliases(query, top)
+            });
+            match resolved {
                 Ok(()) => ControlFlow::Continue(()),
                 Err(e) => {
                     self.error = Some(e);

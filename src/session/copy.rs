@@ -84,6 +84,8 @@ pub struct CopyIn {
     /// The session's time zone (Arrow's form), where a `timestamptz`
     /// written without an offset is.
     pub zone: String,
+    /// The DateStyle order an ambiguous date (`01/02/2024`) is read in.
+    pub date_order: super::pg_datestyle::Order,
 }
 
 impl CopyIn {
@@ -97,6 +99,7 @@ impl CopyIn {
             columns,
             options,
             zone: "UTC".into(),
+            date_order: Default::default(),
         }
     }
 }
@@ -290,6 +293,7 @@ impl Session {
                     columns: Arc::new(Schema::new(fields)),
                     options,
                     zone: self.arrow_zone(),
+                    date_order: self.date_style().order,
                 };
                 match target {
                     CopyTarget::File { filename } => self.copy_from_files(copy, filename).await,
@@ -441,6 +445,7 @@ pub fn column_from_text(
     field: &Field,
     values: &StringArray,
     zone: &str,
+    date_order: super::pg_datestyle::Order,
 ) -> std::result::Result<ArrayRef, BadValue> {
     let bad = |row: usize, message: String| BadValue {
         row,
@@ -494,17 +499,22 @@ pub fn column_from_text(
             // Dates and timestamps in PostgreSQL's forms, not only ISO.
             if super::pg_datetime::reads(target) {
                 use super::pg_datetime::Unread;
-                return super::pg_datetime::read_datetimes(values_read, target, Some(zone))
-                    .map_err(|e| match e {
-                        Unread::Row(row) => bad(
-                            row,
-                            format!(
-                                "invalid input syntax for type {type_name}: \"{}\"",
-                                values.value(row)
-                            ),
+                return super::pg_datetime::read_datetimes(
+                    values_read,
+                    target,
+                    Some(zone),
+                    date_order,
+                )
+                .map_err(|e| match e {
+                    Unread::Row(row) => bad(
+                        row,
+                        format!(
+                            "invalid input syntax for type {type_name}: \"{}\"",
+                            values.value(row)
                         ),
-                        Unread::Arrow(e) => bad(0, e.to_string()),
-                    });
+                    ),
+                    Unread::Arrow(e) => bad(0, e.to_string()),
+                });
             }
             let converted = cast(values_read, target).map_err(|e| bad(0, e.to_string()))?;
             // Safe casts give NULL for what does not parse: find the first.

@@ -19,6 +19,7 @@ mod lookup;
 mod pg_arithmetic;
 mod pg_bpchar;
 mod pg_casts;
+pub mod pg_datestyle;
 pub mod pg_datetime;
 mod pg_extract;
 mod pg_interval;
@@ -149,6 +150,8 @@ pub struct Session {
     settings: Settings,
     /// The session's TimeZone as Arrow names it, read by the planner.
     zone: pg_timezone::ZoneHandle,
+    /// The session's DateStyle, read by the planner.
+    date_style: pg_datestyle::Handle,
     /// Reported parameters changed by the last statements, for the wire
     /// layer to announce with ParameterStatus.
     changed: Vec<(&'static str, String)>,
@@ -186,10 +189,12 @@ impl Session {
             .set_str("datafusion.execution.time_zone", "UTC")
             .with_extension(slot.clone());
         let zone: pg_timezone::ZoneHandle = Arc::new(std::sync::RwLock::new(pg_timezone::utc()));
+        let date_style = pg_datestyle::Handle::default();
         let ctx = SessionContext::new_with_state(pg_arithmetic::session_state(
             config,
             db.runtime(),
             zone.clone(),
+            date_style.clone(),
         ));
         let info = Arc::new(SessionInfo::default());
         db.sessions.register(&info);
@@ -229,6 +234,7 @@ impl Session {
             // Checked when the server set them.
             settings: Settings::with_defaults(&db_defaults).unwrap_or_default(),
             zone,
+            date_style,
             changed: Vec::new(),
             txn: None,
             scratch_schema,

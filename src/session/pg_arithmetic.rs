@@ -48,6 +48,7 @@ pub fn session_state(
     config: datafusion::execution::context::SessionConfig,
     runtime: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
     zone: super::pg_timezone::ZoneHandle,
+    date_style: super::pg_datestyle::Handle,
 ) -> datafusion::execution::session_state::SessionState {
     use datafusion::execution::session_state::SessionStateBuilder;
     let state = SessionStateBuilder::new()
@@ -59,7 +60,10 @@ pub fn session_state(
     rules.insert(0, Arc::new(IntegerLiterals));
     // Before the checked arithmetic, which reads the remaining casts of
     // text to dates and timestamps.
-    rules.push(Arc::new(super::pg_timezone::SessionTimeZone { zone }));
+    rules.push(Arc::new(super::pg_timezone::SessionTimeZone {
+        zone,
+        date_style,
+    }));
     rules.push(Arc::new(super::pg_bpchar::Bpchar));
     rules.push(Arc::new(IntegerArithmetic));
     let mut planners = state.expr_planners().to_vec();

@@ -15,18 +15,24 @@ use datafusion::logical_expr::{
     ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 
+use super::pg_datestyle::Order;
 use crate::error::QuiverError;
 
 /// `pg_datetime_in(text)` as the cast of `text` to `target`.
 pub fn datetime_in(target: &DataType, text: Expr) -> Expr {
-    ScalarUDF::new_from_impl(DatetimeIn::new(target.clone(), None)).call(vec![text])
+    ScalarUDF::new_from_impl(DatetimeIn::new(target.clone(), None, Order::Mdy)).call(vec![text])
 }
 
-/// [`datetime_in`] to a `timestamptz`, reading a local time (no offset
-/// written) in `zone` (an Arrow zone string).
-pub fn datetime_in_zone(target: &DataType, text: Expr, zone: &str) -> Expr {
-    ScalarUDF::new_from_impl(DatetimeIn::new(target.clone(), Some(zone.to_string())))
-        .call(vec![text])
+/// [`datetime_in`] reading a local time (no offset written) in `zone` (an
+/// Arrow zone string) for a `timestamptz`, and an ambiguous date
+/// (`01/02/2024`) in `order` (DateStyle).
+pub fn datetime_in_zone(target: &DataType, text: Expr, zone: &str, order: Order) -> Expr {
+    ScalarUDF::new_from_impl(DatetimeIn::new(
+        target.clone(),
+        Some(zone.to_string()),
+        order,
+    ))
+    .call(vec![text])
 }
 
 /// Whether [`datetime_in`] reads text into `target`.
@@ -39,14 +45,16 @@ struct DatetimeIn {
     target: DataType,
     /// Where a local time is, for a `timestamptz` (None: UTC).
     zone: Option<String>,
+    order: Order,
     signature: Signature,
 }
 
 impl DatetimeIn {
-    fn new(target: DataType, zone: Option<String>) -> DatetimeIn {
+    fn new(target: DataType, zone: Option<String>, order: Order) -> DatetimeIn {
         DatetimeIn {
             target,
             zone,
+            order,
             // Immutable, so that a literal folds into a constant when the
             // statement is planned (as PostgreSQL reads `'now'` when it
             // parses the statement; now() is the function for later).
@@ -85,8 +93,8 @@ impl ScalarUDFImpl for DatetimeIn {
         let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
         let texts = arrays[0].as_string::<i32>();
-        let result =
-            read_datetimes(texts, &self.target, self.zone.as_deref()).map_err(|e| match e {
+        let result = read_datetimes(texts, &self.target, self.zone.as_deref(), self.order)
+            .map_err(|e| match e {
                 Unread::Row(row) => {
                     DataFusionError::External(Box::new(QuiverError::InvalidDatetimeFormat {
                         type_name: self.type_name().into(),
@@ -114,12 +122,13 @@ pub fn read_datetimes(
     texts: &StringArray,
     target: &DataType,
     zone: Option<&str>,
+    order: Order,
 ) -> std::result::Result<ArrayRef, Unread> {
     if let DataType::Timestamp(unit, Some(_)) = target {
         let zone = zone.unwrap_or("UTC");
         let named = || texts.iter().flatten().any(|t| zone_named(t).is_some());
         if !matches!(zone, "UTC" | "+00:00") || named() {
-            return read_in_zone(texts, *unit, target, zone);
+            return read_in_zone(texts, *unit, target, zone, order);
         }
     }
     let safe = CastOptions {
@@ -135,9 +144,9 @@ pub fn read_datetimes(
         .iter()
         .enumerate()
         .map(|(row, text)| match text {
-            Some(text) if read.is_null(row) => {
-                iso_form(text, date).map(Some).ok_or(Unread::Row(row))
-            }
+            Some(text) if read.is_null(row) => iso_form(text, date, order)
+                .map(Some)
+                .ok_or(Unread::Row(row)),
             other => Ok(other.map(str::to_string)),
         })
         .collect::<std::result::Result<_, _>>()?;
@@ -157,6 +166,7 @@ fn read_in_zone(
     unit: datafusion::arrow::datatypes::TimeUnit,
     target: &DataType,
     zone: &str,
+    order: Order,
 ) -> std::result::Result<ArrayRef, Unread> {
     use datafusion::arrow::array::Int64Array;
     use datafusion::arrow::datatypes::Int64Type;
@@ -170,8 +180,8 @@ fn read_in_zone(
         .iter()
         .map(|t| t.filter(|t| zone_named(t).is_none()))
         .collect();
-    let instants = read_datetimes(&plain, target, None)?;
-    let locals = read_datetimes(&plain, &DataType::Timestamp(unit, None), None)?;
+    let instants = read_datetimes(&plain, target, None, order)?;
+    let locals = read_datetimes(&plain, &DataType::Timestamp(unit, None), None, order)?;
     let as_values = |a: &ArrayRef| cast_with_options(a, &DataType::Int64, &CastOptions::default());
     let instants = as_values(&instants).map_err(Unread::Arrow)?;
     let locals = as_values(&locals).map_err(Unread::Arrow)?;
@@ -187,7 +197,7 @@ fn read_in_zone(
             let text = texts.value(row);
             if let Some((rest, named)) = zone_named(text) {
                 let rest = StringArray::from(vec![rest]);
-                let local = read_datetimes(&rest, &DataType::Timestamp(unit, None), None)
+                let local = read_datetimes(&rest, &DataType::Timestamp(unit, None), None, order)
                     .map_err(|_| Unread::Row(row))?;
                 let local = as_values(&local).map_err(Unread::Arrow)?;
                 let local =
@@ -244,7 +254,7 @@ fn has_zone(text: &str) -> bool {
 
 /// `text` in the ISO form Arrow reads (`2024-01-05T10:00:00+02:00`, or
 /// `2024-01-05` for a date), when PostgreSQL would read it.
-fn iso_form(text: &str, date: bool) -> Option<String> {
+fn iso_form(text: &str, date: bool, order: Order) -> Option<String> {
     let trimmed = text.trim();
     let special = match trimmed.to_ascii_lowercase().as_str() {
         "epoch" => Some(NaiveDate::from_ymd_opt(1970, 1, 1)?.and_hms_opt(0, 0, 0)?),
@@ -266,7 +276,7 @@ fn iso_form(text: &str, date: bool) -> Option<String> {
         Some(moment) => (moment, Some("+00:00".to_string())),
         None => {
             let (rest, offset) = split_offset(trimmed);
-            (parse_local(rest)?, offset)
+            (parse_local(rest, order)?, offset)
         }
     };
     if date {
@@ -311,9 +321,10 @@ fn split_offset(text: &str) -> (&str, Option<String>) {
     (text, None)
 }
 
-/// A date and time without zone in one of PostgreSQL's other forms.
-fn parse_local(text: &str) -> Option<NaiveDateTime> {
-    const DATES: [&str; 9] = [
+/// A date and time without zone in one of PostgreSQL's other forms; a
+/// date of numbers without the year first is read in `order`.
+fn parse_local(text: &str, order: Order) -> Option<NaiveDateTime> {
+    const DATES: [&str; 8] = [
         "%Y-%m-%d",
         "%b %d %Y",
         "%B %d %Y",
@@ -321,11 +332,25 @@ fn parse_local(text: &str) -> Option<NaiveDateTime> {
         "%B %d, %Y",
         "%d %b %Y",
         "%d %B %Y",
-        "%m/%d/%Y",
         "%Y%m%d",
     ];
+    const NUMERIC: [&str; 3] = ["%m/%d/%Y", "%m-%d-%Y", "%m.%d.%Y"];
+    const NUMERIC_DMY: [&str; 3] = ["%d/%m/%Y", "%d-%m-%Y", "%d.%m.%Y"];
+    const NUMERIC_YMD: [&str; 2] = ["%Y/%m/%d", "%Y.%m.%d"];
     const TIMES: [&str; 4] = ["%H:%M:%S%.f", "%H:%M:%S", "%H:%M", "%I:%M %p"];
-    for date in DATES {
+    let numeric: &[&str] = match order {
+        Order::Mdy => &NUMERIC,
+        Order::Dmy => &NUMERIC_DMY,
+        Order::Ymd => &NUMERIC_YMD,
+    };
+    // What DateStyle Postgres writes: `Sun Dec 07 07:37:16.5 1997` (MDY)
+    // or `Sun 07 Dec 07:37:16.5 1997` (DMY).
+    for format in ["%a %b %d %H:%M:%S%.f %Y", "%a %d %b %H:%M:%S%.f %Y"] {
+        if let Ok(moment) = NaiveDateTime::parse_from_str(text, format) {
+            return Some(moment);
+        }
+    }
+    for date in DATES.iter().chain(numeric) {
         if let Ok(day) = NaiveDate::parse_from_str(text, date) {
             return day.and_hms_opt(0, 0, 0);
         }
@@ -347,7 +372,7 @@ mod tests {
 
     #[test]
     fn reads_what_postgresql_reads() {
-        let ts = |t: &str| iso_form(t, false);
+        let ts = |t: &str| iso_form(t, false, Order::Mdy);
         assert_eq!(
             ts("2024-01-01 10:00").as_deref(),
             Some("2024-01-01T10:00:00")
@@ -376,12 +401,28 @@ mod tests {
             Some("2024-01-01T10:00:00+00:00")
         );
         assert_eq!(ts("epoch").as_deref(), Some("1970-01-01T00:00:00+00:00"));
-        assert_eq!(iso_form("Jan 5 2024", true).as_deref(), Some("2024-01-05"));
         assert_eq!(
-            iso_form("2024-01-05 10:00", true).as_deref(),
+            iso_form("Jan 5 2024", true, Order::Mdy).as_deref(),
+            Some("2024-01-05")
+        );
+        assert_eq!(
+            iso_form("2024-01-05 10:00", true, Order::Mdy).as_deref(),
             Some("2024-01-05")
         );
         assert_eq!(ts("not a date"), None);
         assert_eq!(ts("2024-13-01 10:00"), None);
+        // DateStyle's order reads an ambiguous date; its styles read back.
+        let dmy = |t: &str| iso_form(t, true, Order::Dmy);
+        assert_eq!(dmy("01/05/2024").as_deref(), Some("2024-05-01"));
+        assert_eq!(dmy("17.12.1997").as_deref(), Some("1997-12-17"));
+        assert_eq!(dmy("12/17/1997"), None);
+        assert_eq!(
+            ts("Sun Dec 07 07:37:16.5 1997").as_deref(),
+            Some("1997-12-07T07:37:16.500")
+        );
+        assert_eq!(
+            ts("12-17-1997 07:37:16").as_deref(),
+            Some("1997-12-17T07:37:16")
+        );
     }
 }

@@ -575,10 +575,28 @@ impl ScalarUDFImpl for AtTimeZone {
     }
 }
 
-/// `timestamp::text` and `timestamptz::text` as PostgreSQL writes them.
+/// `value::text` of a timestamp (or a date) as PostgreSQL writes it.
+fn timestamp_to_text(
+    value: Expr,
+    zone: &str,
+    style: super::pg_datestyle::DateStyle,
+    to: &DataType,
+) -> Expr {
+    let text = ScalarUDF::new_from_impl(TimestampText {
+        zone: zone.to_string(),
+        style,
+        signature: Signature::new(TypeSignature::Any(1), Volatility::Immutable),
+    })
+    .call(vec![value]);
+    cast_to(text, to.clone())
+}
+
+/// `timestamp::text`, `timestamptz::text` and (outside the ISO DateStyle)
+/// `date::text` as PostgreSQL writes them.
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct TimestampText {
     zone: String,
+    style: super::pg_datestyle::DateStyle,
     signature: Signature,
 }
 
@@ -603,6 +621,14 @@ impl ScalarUDFImpl for TimestampText {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
         let input = args.args[0].to_array(args.number_rows)?;
+        if input.data_type() == &DataType::Date32 {
+            let texts: StringArray = input
+                .as_primitive::<datafusion::arrow::datatypes::Date32Type>()
+                .iter()
+                .map(|v| v.and_then(|days| date_text(days, self.style)))
+                .collect();
+            return columnar(Arc::new(texts), scalar);
+        }
         let DataType::Timestamp(unit, label) = input.data_type().clone() else {
             return Err(DataFusionError::Internal(format!(
                 "pg_timestamp_text got {}",
@@ -617,7 +643,12 @@ impl ScalarUDFImpl for TimestampText {
         let texts: StringArray = values
             .as_primitive::<Int64Type>()
             .iter()
-            .map(|v| v.and_then(|v| timestamp_text(v, &unit, tz.as_ref())))
+            .map(|v| {
+                v.and_then(|v| {
+                    let zone = tz.as_ref().map(|tz| (tz, self.zone.as_str()));
+                    styled_timestamp_text(v, &unit, zone, self.style)
+                })
+            })
             .collect();
         let result: ArrayRef = Arc::new(texts);
         columnar(result, scalar)
@@ -628,20 +659,58 @@ impl ScalarUDFImpl for TimestampText {
 /// seconds without trailing zeros, and for an instant (`zone` given) the
 /// local time there and its offset (`2024-01-05 11:00:00+01`).
 pub fn timestamp_text(value: i64, unit: &TimeUnit, zone: Option<&Tz>) -> Option<String> {
+    styled_timestamp_text(value, unit, zone.map(|tz| (tz, "")), Default::default())
+}
+
+/// [`timestamp_text`] in a DateStyle; outside ISO an instant shows its
+/// zone's abbreviation (`CET`), for which `zone` carries its name as the
+/// TimeZone setting gives it to Arrow.
+pub fn styled_timestamp_text(
+    value: i64,
+    unit: &TimeUnit,
+    zone: Option<(&Tz, &str)>,
+    style: super::pg_datestyle::DateStyle,
+) -> Option<String> {
     let utc = naive_of(value, unit)?;
-    let offset = zone.map(|tz| offset_at(tz, &utc));
+    let offset = zone.map(|(tz, _)| offset_at(tz, &utc));
     let local = utc + Duration::seconds(offset.unwrap_or(0) as i64);
-    let mut text = local.format("%Y-%m-%d %H:%M:%S").to_string();
-    let nanos = local.and_utc().timestamp_subsec_nanos();
-    if nanos != 0 {
-        let digits = format!("{:06}", nanos / 1000);
-        text.push('.');
-        text.push_str(digits.trim_end_matches('0'));
-    }
-    if let Some(offset) = offset {
-        text.push_str(&offset_text(offset));
-    }
-    Some(text)
+    let suffix = match (offset, zone) {
+        (Some(offset), Some((_, name))) => {
+            let abbreviation = match style.style {
+                super::pg_datestyle::Style::Iso => String::new(),
+                _ => abbreviation_at(name, &utc, offset),
+            };
+            Some((offset_text(offset), abbreviation))
+        }
+        _ => None,
+    };
+    Some(style.timestamp_text(
+        local,
+        suffix.as_ref().map(|(o, a)| (o.as_str(), a.as_str())),
+    ))
+}
+
+/// A date (days since 1970-01-01) in a DateStyle.
+pub fn date_text(days: i32, style: super::pg_datestyle::DateStyle) -> Option<String> {
+    let date = chrono::NaiveDate::from_ymd_opt(1970, 1, 1)?
+        .checked_add_signed(Duration::days(days as i64))?;
+    Some(style.date_text(date))
+}
+
+/// The abbreviation of `zone` (an Arrow zone string) at an instant, as
+/// PostgreSQL prints it (`CET`, `PDT`); its offset (`+05:30`) where the
+/// zone has none.
+pub fn abbreviation_at(zone: &str, utc: &NaiveDateTime, offset: i32) -> String {
+    use chrono_tz::OffsetName;
+    zone.parse::<chrono_tz::Tz>()
+        .ok()
+        .and_then(|tz| {
+            tz.offset_from_utc_datetime(&in_known_years(utc))
+                .abbreviation()
+                .filter(|a| a.starts_with(|c: char| c.is_ascii_alphabetic()))
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| offset_text(offset))
 }
 
 /// The session's zone, as the analyzer rule reads it and `SET TIME ZONE`
@@ -660,6 +729,9 @@ pub fn utc() -> Zone {
 #[derive(Debug)]
 pub struct SessionTimeZone {
     pub zone: ZoneHandle,
+    /// DateStyle: how timestamps become text, in which order dates are
+    /// read.
+    pub date_style: super::pg_datestyle::Handle,
 }
 
 impl AnalyzerRule for SessionTimeZone {
@@ -676,10 +748,17 @@ impl AnalyzerRule for SessionTimeZone {
             .unwrap_or_else(|_| utc());
         let zone = session.arrow.clone();
         let abbreviation = session.abbreviation();
+        let style = self.date_style.read().map(|s| *s).unwrap_or_default();
+        let session = Session {
+            zone: &zone,
+            abbreviation: abbreviation.as_deref(),
+            style,
+            now: &now,
+        };
         Ok(plan
             .transform_up_with_subqueries(|node| {
                 super::pg_arithmetic::rewrite_expressions(node, |expr, schema| {
-                    expr.transform_up(|e| zoned(e, schema, &zone, abbreviation.as_deref(), &now))
+                    expr.transform_up(|e| zoned(e, schema, &session))
                 })
             })?
             .data)
@@ -694,15 +773,25 @@ fn cast_to(value: Expr, to: DataType) -> Expr {
     Expr::Cast(Cast::new(Box::new(value), to))
 }
 
-/// One expression with the session's zone (`zone`) applied.
-fn zoned(
-    expr: Expr,
-    schema: &DFSchema,
-    zone: &str,
-    abbreviation: Option<&str>,
-    now: &Expr,
-) -> Result<Transformed<Expr>> {
+/// What the rule applies: the session's zone (Arrow's form) and its
+/// abbreviation, its DateStyle, and `now()`.
+struct Session<'a> {
+    zone: &'a str,
+    abbreviation: Option<&'a str>,
+    style: super::pg_datestyle::DateStyle,
+    now: &'a Expr,
+}
+
+/// One expression with the session's zone and DateStyle applied.
+fn zoned(expr: Expr, schema: &DFSchema, session: &Session) -> Result<Transformed<Expr>> {
+    use super::pg_datestyle::{Order, Style};
     use DataType::Timestamp;
+    let Session {
+        zone,
+        abbreviation,
+        style,
+        now,
+    } = *session;
     let type_of = |e: &Expr| e.get_type(schema).ok();
     let utc_session = is_utc(zone);
     let instant_type = |e: &Expr| matches!(type_of(e), Some(Timestamp(_, Some(_))));
@@ -712,17 +801,29 @@ fn zoned(
                 return Ok(Transformed::no(Expr::Cast(Cast { expr: inner, field })));
             };
             let rewritten = match (&from, &to) {
-                // Text to timestamptz: local times read in the session's zone.
-                (f, Timestamp(_, Some(label))) if is_text(f) && is_utc(label) => {
-                    if utc_session {
-                        None
-                    } else {
-                        Some(super::pg_datetime::datetime_in_zone(
-                            &to,
-                            cast_to(*inner.clone(), DataType::Utf8),
-                            zone,
-                        ))
-                    }
+                // Text to timestamptz: local times read in the session's
+                // zone; dates of numbers in the DateStyle's order.
+                (f, Timestamp(_, Some(label)))
+                    if is_text(f)
+                        && is_utc(label)
+                        && (!utc_session || style.order != Order::Mdy) =>
+                {
+                    Some(super::pg_datetime::datetime_in_zone(
+                        &to,
+                        cast_to(*inner.clone(), DataType::Utf8),
+                        zone,
+                        style.order,
+                    ))
+                }
+                (f, Timestamp(_, None) | DataType::Date32)
+                    if is_text(f) && style.order != Order::Mdy =>
+                {
+                    Some(super::pg_datetime::datetime_in_zone(
+                        &to,
+                        cast_to(*inner.clone(), DataType::Utf8),
+                        zone,
+                        style.order,
+                    ))
                 }
                 // A local time (timestamp or date) made an instant: where
                 // the session's zone is.
@@ -739,14 +840,12 @@ fn zoned(
                     Timestamp(_, Some(_)),
                     Timestamp(_, None) | DataType::Date32 | DataType::Time64(_),
                 ) if !utc_session => Some(cast_to(to_local(zone, *inner.clone()), to.clone())),
-                (Timestamp(..), t) if is_text(t) => Some(cast_to(
-                    ScalarUDF::new_from_impl(TimestampText {
-                        zone: zone.to_string(),
-                        signature: Signature::new(TypeSignature::Any(1), Volatility::Immutable),
-                    })
-                    .call(vec![*inner.clone()]),
-                    to.clone(),
-                )),
+                (Timestamp(..), t) if is_text(t) => {
+                    Some(timestamp_to_text(*inner.clone(), zone, style, &to))
+                }
+                (DataType::Date32, t) if is_text(t) && style.style != Style::Iso => {
+                    Some(timestamp_to_text(*inner.clone(), zone, style, &to))
+                }
                 _ => None,
             };
             Ok(match rewritten {
@@ -766,6 +865,7 @@ fn zoned(
                             &Timestamp(TimeUnit::Microsecond, Some(UTC.into())),
                             cast_to(args[1].clone(), DataType::Utf8),
                             zone,
+                            style.order,
                         )),
                         Some(DataType::Date32) => Some(to_instant(
                             zone,

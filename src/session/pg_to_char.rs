@@ -111,9 +111,9 @@ impl ScalarUDFImpl for ToChar {
                             utc + chrono::Duration::seconds(offset as i64),
                             Some((
                                 offset,
-                                self.abbreviation
-                                    .clone()
-                                    .unwrap_or_else(|| tz_abbreviation(&self.zone, &utc, offset)),
+                                self.abbreviation.clone().unwrap_or_else(|| {
+                                    super::pg_timezone::abbreviation_at(&self.zone, &utc, offset)
+                                }),
                             )),
                         )
                     }
@@ -125,22 +125,6 @@ impl ScalarUDFImpl for ToChar {
         let result: ArrayRef = Arc::new(texts);
         super::pg_timezone::columnar(result, scalar)
     }
-}
-
-/// The zone's abbreviation at an instant (`CET`, `EDT`), or its offset
-/// where it has none (`+05`), as PostgreSQL prints them.
-fn tz_abbreviation(zone: &str, utc: &NaiveDateTime, offset: i32) -> String {
-    use chrono::TimeZone;
-    use chrono_tz::OffsetName;
-    zone.parse::<chrono_tz::Tz>()
-        .ok()
-        .and_then(|tz| {
-            tz.offset_from_utc_datetime(utc)
-                .abbreviation()
-                .filter(|a| a.starts_with(|c: char| c.is_ascii_alphabetic()))
-                .map(str::to_string)
-        })
-        .unwrap_or_else(|| offset_text(offset))
 }
 
 /// One piece of a template.

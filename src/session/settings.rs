@@ -221,7 +221,16 @@ impl Settings {
                 "parameter \"{key}\" cannot be changed"
             )));
         }
-        let value = normalise(key, value)?;
+        let value = match key {
+            // What the value leaves out (the style or the order) stays.
+            "DateStyle" => {
+                let current = super::pg_datestyle::DateStyle::parse(&self.values[key]);
+                super::pg_datestyle::DateStyle::set(current, value)
+                    .map(|style| style.to_string())
+                    .map_err(|_| invalid(key, value))?
+            }
+            _ => normalise(key, value)?,
+        };
         self.values.insert(key, value);
         Ok(key)
     }
@@ -296,16 +305,10 @@ fn normalise(key: &'static str, value: &str) -> Result<String> {
         "TimeZone" => super::pg_timezone::parse_zone(value)
             .map(|zone| zone.name)
             .ok_or_else(|| invalid(key, value)),
-        "DateStyle" => {
-            let upper = value.to_ascii_uppercase();
-            if upper.contains("ISO") || upper == "MDY" || upper == "YMD" {
-                Ok("ISO, MDY".into())
-            } else {
-                Err(QuiverError::FeatureNotSupported(format!(
-                    "DateStyle \"{value}\" is not supported; dates are shown in ISO format"
-                )))
-            }
-        }
+        // Relative to the value in force: see [`Settings::set`].
+        "DateStyle" => super::pg_datestyle::DateStyle::set(Default::default(), value)
+            .map(|style| style.to_string())
+            .map_err(|_| invalid(key, value)),
         "IntervalStyle" => match value.to_ascii_lowercase().as_str() {
             style @ ("postgres" | "postgres_verbose" | "sql_standard" | "iso_8601") => {
                 Ok(style.into())

@@ -131,7 +131,7 @@ impl Session {
                 .catalog
                 .default_schema = schema;
         }
-        if key == "TimeZone" {
+        if key == "TimeZone" || key == "DateStyle" {
             self.apply_time_zone();
         }
         if settings::REPORTED.contains(&key) {
@@ -141,13 +141,25 @@ impl Session {
         self.publish_settings();
     }
 
-    /// Gives the planner the zone of the TimeZone setting.
+    /// Gives the planner the zone of the TimeZone setting and the
+    /// DateStyle.
     pub(super) fn apply_time_zone(&mut self) {
         let name = self.settings.get("TimeZone").unwrap_or("UTC");
         let zone = super::pg_timezone::parse_zone(name).unwrap_or_else(super::pg_timezone::utc);
         if let Ok(mut handle) = self.zone.write() {
             *handle = zone;
         }
+        let style = super::pg_datestyle::DateStyle::parse(
+            self.settings.get("DateStyle").unwrap_or("ISO, MDY"),
+        );
+        if let Ok(mut handle) = self.date_style.write() {
+            *handle = style;
+        }
+    }
+
+    /// The session's DateStyle.
+    pub(super) fn date_style(&self) -> super::pg_datestyle::DateStyle {
+        self.date_style.read().map(|s| *s).unwrap_or_default()
     }
 
     /// The session's time zone as Arrow names it.
