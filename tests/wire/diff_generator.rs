@@ -42,6 +42,16 @@ pub const ZONES: [&str; 7] = [
     "UTC+3",
 ];
 
+/// DateStyles a query may run in besides the default `ISO, MDY`.
+pub const DATE_STYLES: [&str; 6] = [
+    "ISO, DMY",
+    "SQL, MDY",
+    "SQL, DMY",
+    "Postgres, MDY",
+    "Postgres, DMY",
+    "German",
+];
+
 impl Ty {
     fn is_integer(self) -> bool {
         matches!(self, Ty::Int2 | Ty::Int4 | Ty::Int8)
@@ -412,6 +422,18 @@ impl Generator {
             "UTC"
         } else {
             self.pick(&ZONES)
+        }
+    }
+
+    /// The DateStyle for the next query, in `zone`. A POSIX zone (`UTC+3`)
+    /// stays in ISO: outside it PostgreSQL shows the zone's own name
+    /// (`UTC`) where QuiverDB shows the offset (`-03`), a deliberate
+    /// difference.
+    pub fn date_style(&mut self, zone: &str) -> &'static str {
+        if zone == "UTC+3" || self.chance(60) {
+            "ISO, MDY"
+        } else {
+            self.pick(&DATE_STYLES)
         }
     }
 

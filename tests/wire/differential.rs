@@ -694,15 +694,19 @@ struct Pair {
 }
 
 impl Pair {
-    /// Sets the session time zone of both.
-    fn set_zone(&mut self, zone: &str) {
-        let sql = format!("SET TIME ZONE '{zone}'");
-        for (name, conn) in [
-            ("QuiverDB", &mut self.ours),
-            ("PostgreSQL", &mut self.theirs),
+    /// Sets the session time zone and DateStyle of both.
+    fn set_zone(&mut self, zone: &str, date_style: &str) {
+        for sql in [
+            format!("SET TIME ZONE '{zone}'"),
+            format!("SET DateStyle = '{date_style}'"),
         ] {
-            if let Answer::Error { message, .. } = conn.execute(&sql) {
-                panic!("{name} refused {sql}: {message}");
+            for (name, conn) in [
+                ("QuiverDB", &mut self.ours),
+                ("PostgreSQL", &mut self.theirs),
+            ] {
+                if let Answer::Error { message, .. } = conn.execute(&sql) {
+                    panic!("{name} refused {sql}: {message}");
+                }
             }
         }
     }
@@ -786,13 +790,17 @@ fn answers_match_postgresql_15() {
     let total = queries();
     for _ in 0..total {
         let zone = generator.zone();
+        let date_style = generator.date_style(zone);
         let query = generator.query();
-        pair.set_zone(zone);
+        pair.set_zone(zone, date_style);
         if pair.differs(&query.sql(), query.ordered()).is_none() {
             continue;
         }
         let (small, difference) = shrink(&mut pair, &query);
-        let sql = format!("SET TIME ZONE '{zone}'; {}", small.sql());
+        let sql = format!(
+            "SET TIME ZONE '{zone}'; SET DateStyle = '{date_style}'; {}",
+            small.sql()
+        );
         if seen.insert(sql.clone()) {
             failures.push(format!("{sql}\n  {difference}"));
         }
