@@ -281,6 +281,110 @@ fn numeric_aggregates(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>
     Ok(Transformed::yes(Expr::AggregateFunction(aggregate)))
 }
 
+/// `avg` of integers and numerics as PostgreSQL computes it: rounded in
+/// its last decimal (DataFusion's decimal average truncates), and for
+/// wide values (bigints, numerics of 19 or more integer digits) summed in
+/// 256 bits, where DataFusion's 128-bit average overflows (its sum,
+/// scaled up by the 4 decimals an average adds, passes 38 digits). The
+/// average runs one decimal finer than the result and is rounded to it
+/// above the aggregate.
+fn rounded_averages(node: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
+    let LogicalPlan::Aggregate(aggregate) = node else {
+        return Ok(Transformed::no(node));
+    };
+    let input_schema = aggregate.input.schema().clone();
+    // The aggregates come last in the output (after the groups and, with
+    // grouping sets, their id).
+    let groups = aggregate.schema.fields().len() - aggregate.aggr_expr.len();
+    let mut rounded: Vec<(usize, DataType)> = Vec::new();
+    let mut aggr_expr = Vec::with_capacity(aggregate.aggr_expr.len());
+    for (i, expr) in aggregate.aggr_expr.iter().enumerate() {
+        let (inner, alias) = match expr {
+            Expr::Alias(a) => (a.expr.as_ref(), Some((a.relation.clone(), a.name.clone()))),
+            e => (e, None),
+        };
+        // The argument as [`numeric_aggregates`] cast it: the value's own
+        // integer digits and scale, and the scale it was given.
+        let plan = match inner {
+            Expr::AggregateFunction(f) if f.func.name() == "avg" && f.params.args.len() == 1 => {
+                match (&f.params.args[0], f.params.args[0].get_type(&input_schema)) {
+                    (Expr::Cast(cast), Ok(DataType::Decimal128(_, given))) => {
+                        match cast.expr.get_type(&input_schema) {
+                            Ok(DataType::Int16) => Some((5, 0, given)),
+                            Ok(DataType::Int32) => Some((10, 0, given)),
+                            Ok(DataType::Int64) => Some((19, 0, given)),
+                            Ok(DataType::Decimal128(p, s)) => Some((p as i32 - s as i32, s, given)),
+                            _ => None,
+                        }
+                    }
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        let Some((digits, own_scale, given)) = plan else {
+            aggr_expr.push(expr.clone());
+            continue;
+        };
+        // The result: the 4 decimals an average adds, as far as the
+        // integer digits leave room; computed one decimal finer.
+        let result = (given as i32 + 4)
+            .min(38 - digits)
+            .max(given as i32)
+            .min(38);
+        let computed = (result - 3).max(own_scale as i32);
+        let wide = digits >= 19 || digits + computed + 4 + 6 > 38;
+        let input_type = match wide {
+            true => DataType::Decimal256(76, computed as i8),
+            false => DataType::Decimal128(38, computed as i8),
+        };
+        let Expr::AggregateFunction(mut f) = inner.clone() else {
+            unreachable!("matched above")
+        };
+        let Expr::Cast(cast) = f.params.args.remove(0) else {
+            unreachable!("matched above")
+        };
+        f.params
+            .args
+            .push(Expr::Cast(Cast::new(cast.expr, input_type)));
+        rounded.push((groups + i, DataType::Decimal128(38, result as i8)));
+        let average = Expr::AggregateFunction(f);
+        aggr_expr.push(match alias {
+            Some((relation, name)) => average.alias_qualified(relation, name),
+            None => average,
+        });
+    }
+    if rounded.is_empty() {
+        return Ok(Transformed::no(LogicalPlan::Aggregate(aggregate)));
+    }
+    let finer = LogicalPlan::Aggregate(datafusion::logical_expr::Aggregate::try_new(
+        aggregate.input.clone(),
+        aggregate.group_expr.clone(),
+        aggr_expr,
+    )?);
+    let columns: Vec<Expr> = finer
+        .schema()
+        .iter()
+        .enumerate()
+        .map(|(i, (qualifier, field))| {
+            let column = Expr::Column(datafusion::common::Column::new(
+                qualifier.cloned(),
+                field.name(),
+            ));
+            match rounded.iter().find(|(at, _)| *at == i) {
+                Some((_, to)) => Expr::Cast(Cast::new(Box::new(column), to.clone()))
+                    .alias_qualified(qualifier.cloned(), field.name()),
+                None => column,
+            }
+        })
+        .collect();
+    Ok(Transformed::yes(
+        datafusion::logical_expr::LogicalPlanBuilder::from(finer)
+            .project(columns)?
+            .build()?,
+    ))
+}
+
 /// Every union column is nullable. A rewritten branch may have become
 /// nullable without the union's schema being recomputed, and DataFusion's
 /// optimizer can make a branch that was proven non-null (`coalesce(f,
@@ -474,7 +578,8 @@ impl AnalyzerRule for IntegerArithmetic {
                     // name of each subtree at every level, which is cubic
                     // in the depth of `((1 + 1) + 1) ...`.
                     expr.transform_data(|e| e.transform_down(|e| checked(e, schema)))
-                })
+                })?
+                .transform_data(rounded_averages)
             })?
             .data)
     }
