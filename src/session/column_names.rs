@@ -103,10 +103,8 @@ pub(super) fn name_of(expr: &Expr) -> Option<String> {
         Expr::Interval(_) => Some("interval".into()),
         Expr::TypedString(typed) => Some(type_column_name(&typed.data_type.to_string())),
         Expr::Array(_) => Some("array".into()),
-        Expr::Subquery(q) => names_of_query(q)
-            .and_then(|n| n.into_iter().next())
-            .flatten()
-            .or(Some("?column?".into())),
+        // Named as its own first column (`(SELECT x.b ...)` is `b`).
+        Expr::Subquery(q) => first_output_name(q).or(Some("?column?".into())),
         _ => Some("?column?".into()),
     }
 }
@@ -262,6 +260,19 @@ fn datafusion_name_key(expr: &Expr) -> String {
     let mut copy = expr.clone();
     let _ = copy.visit(&mut Strip);
     copy.to_string()
+}
+
+/// The name PostgreSQL gives the first column of a query.
+fn first_output_name(query: &Query) -> Option<String> {
+    let mut body = query.body.as_ref();
+    loop {
+        match body {
+            SetExpr::SetOperation { left, .. } => body = left.as_ref(),
+            SetExpr::Query(q) => return first_output_name(q),
+            SetExpr::Select(select) => return select.projection.first().and_then(output_name),
+            _ => return None,
+        }
+    }
 }
 
 /// The name PostgreSQL gives a select-list item (None for `*`).

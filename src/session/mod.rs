@@ -23,6 +23,7 @@ pub mod pg_datestyle;
 pub mod pg_datetime;
 mod pg_extract;
 mod pg_interval;
+mod pg_subqueries;
 pub mod pg_timezone;
 mod pg_to_char;
 mod pg_types_in;

@@ -66,6 +66,7 @@ pub fn session_state(
     }));
     rules.push(Arc::new(super::pg_bpchar::Bpchar));
     rules.push(Arc::new(IntegerArithmetic));
+    rules.push(Arc::new(super::pg_subqueries::Subqueries));
     let mut planners = state.expr_planners().to_vec();
     planners.insert(0, Arc::new(super::pg_interval::IntervalArithmetic));
     planners.insert(0, Arc::new(super::pg_extract::ExtractPlanner));
