@@ -224,6 +224,179 @@ pub fn separate_repeated_names(statement: &mut Statement) {
     let _ = statement.visit(&mut Visitor);
 }
 
+/// The function that keeps a cast's name (`CAST(t.a AS Int64)`) where
+/// DataFusion names a cast like the value cast.
+pub const NAMED_CAST: &str = "pg_named_cast";
+
+/// `SELECT count(CAST(a AS bigint)), count(a)`: DataFusion names both
+/// aggregates `count(t.a)` (a cast takes the name of what it casts) and
+/// refuses the two. Where a select's aggregates collide so, every cast
+/// inside a function call's arguments (in the select list, HAVING and
+/// ORDER BY alike, so that they still match) goes through
+/// [`NAMED_CAST`], which computes nothing and is named after the cast.
+pub fn separate_cast_aggregates(statement: &mut Statement) {
+    use datafusion::sql::sqlparser::ast::{
+        Function, FunctionArguments, Ident, ObjectName, ObjectNamePart, Query as AstQuery, Visit,
+        VisitMut, Visitor, VisitorMut,
+    };
+    use std::ops::ControlFlow;
+
+    /// Function calls with a cast among their arguments' parts.
+    struct Calls(Vec<Expr>);
+    impl Visitor for Calls {
+        type Break = ();
+        fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+            if let Expr::Function(f) = expr {
+                let mut cast = false;
+                let _ = f.args.visit(&mut FindCast(&mut cast));
+                if cast {
+                    self.0.push(expr.clone());
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    struct FindCast<'a>(&'a mut bool);
+    impl Visitor for FindCast<'_> {
+        type Break = ();
+        fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+            *self.0 |= matches!(expr, Expr::Cast { .. });
+            ControlFlow::Continue(())
+        }
+    }
+    /// Wraps the casts that are inside an aggregate's call.
+    struct Named(usize);
+    /// An aggregate's call (the names DataFusion gives alike).
+    fn aggregate(expr: &Expr) -> bool {
+        const AGGREGATES: [&str; 22] = [
+            "count",
+            "sum",
+            "avg",
+            "min",
+            "max",
+            "array_agg",
+            "string_agg",
+            "bool_and",
+            "bool_or",
+            "every",
+            "stddev",
+            "stddev_pop",
+            "stddev_samp",
+            "variance",
+            "var_pop",
+            "var_samp",
+            "bit_and",
+            "bit_or",
+            "bit_xor",
+            "json_agg",
+            "jsonb_agg",
+            "median",
+        ];
+        match expr {
+            Expr::Function(f) => f
+                .name
+                .0
+                .last()
+                .and_then(|p| p.as_ident())
+                .is_some_and(|i| AGGREGATES.contains(&i.value.to_lowercase().as_str())),
+            _ => false,
+        }
+    }
+    impl VisitorMut for Named {
+        type Break = ();
+        fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+            if aggregate(expr) {
+                self.0 += 1;
+            }
+            ControlFlow::Continue(())
+        }
+        fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+            if aggregate(expr) {
+                self.0 -= 1;
+            } else if self.0 > 0 && matches!(expr, Expr::Cast { .. }) {
+                let cast = std::mem::replace(
+                    expr,
+                    Expr::Value(datafusion::sql::sqlparser::ast::Value::Null.into()),
+                );
+                *expr = Expr::Function(Function {
+                    name: ObjectName(vec![ObjectNamePart::Identifier(Ident::new(NAMED_CAST))]),
+                    uses_odbc_syntax: false,
+                    parameters: FunctionArguments::None,
+                    args: FunctionArguments::List(
+                        datafusion::sql::sqlparser::ast::FunctionArgumentList {
+                            duplicate_treatment: None,
+                            args: vec![datafusion::sql::sqlparser::ast::FunctionArg::Unnamed(
+                                datafusion::sql::sqlparser::ast::FunctionArgExpr::Expr(cast),
+                            )],
+                            clauses: vec![],
+                        },
+                    ),
+                    filter: None,
+                    null_treatment: None,
+                    over: None,
+                    within_group: vec![],
+                });
+            }
+            ControlFlow::Continue(())
+        }
+    }
+
+    fn separate(query: &mut AstQuery) {
+        let SetExpr::Select(select) = query.body.as_ref() else {
+            return;
+        };
+        let mut calls = Calls(Vec::new());
+        for item in &select.projection {
+            let _ = item.visit(&mut calls);
+        }
+        let collide = calls.0.iter().any(|call| {
+            let key = datafusion_name_key(call);
+            // Any other call of the select with the same name.
+            let mut others = Vec::new();
+            for item in &select.projection {
+                let _ = item.visit(&mut AllCalls(&mut others));
+            }
+            others
+                .iter()
+                .any(|o| o != call && datafusion_name_key(o) == key)
+        });
+        if !collide {
+            return;
+        }
+        if let SetExpr::Select(select) = query.body.as_mut() {
+            for item in select.projection.iter_mut() {
+                let _ = item.visit(&mut Named(0));
+            }
+            if let Some(having) = select.having.as_mut() {
+                let _ = having.visit(&mut Named(0));
+            }
+        }
+        if let Some(order_by) = query.order_by.as_mut() {
+            let _ = order_by.visit(&mut Named(0));
+        }
+    }
+    struct AllCalls<'a>(&'a mut Vec<Expr>);
+    impl Visitor for AllCalls<'_> {
+        type Break = ();
+        fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+            if matches!(expr, Expr::Function(_)) {
+                self.0.push(expr.clone());
+            }
+            ControlFlow::Continue(())
+        }
+    }
+
+    struct EachQuery;
+    impl VisitorMut for EachQuery {
+        type Break = ();
+        fn pre_visit_query(&mut self, query: &mut AstQuery) -> ControlFlow<()> {
+            separate(query);
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = statement.visit(&mut EachQuery);
+}
+
 /// An expression's text as DataFusion would name it, near enough to see
 /// two names collide: DataFusion leaves casts, unary plus and parentheses
 /// out of names (`CAST(ts AS date)` is named like `ts`) and names every
@@ -483,6 +656,66 @@ pub fn resolve_order_by(statement: &mut Statement) -> Result<(), crate::error::Q
         }
     }
 
+    /// `SELECT upper(b) FROM t GROUP BY b ORDER BY 1`: DataFusion reads
+    /// the position as a column named like the expression, which the
+    /// grouping check then does not find. The item gets an alias (marked
+    /// in the statement's result, PostgreSQL's name in a subquery) and the
+    /// ORDER BY names it.
+    fn name_positions(query: &mut AstQuery, top: bool) {
+        let positions: Vec<usize> = order_exprs(query)
+            .iter()
+            .filter_map(|e| match e {
+                Expr::Value(v) => match &v.value {
+                    datafusion::sql::sqlparser::ast::Value::Number(n, _) => n.parse().ok(),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect();
+        if positions.is_empty() {
+            return;
+        }
+        let SetExpr::Select(select) = query.body.as_mut() else {
+            return;
+        };
+        let mut named: Vec<(usize, String)> = Vec::new();
+        for n in positions {
+            let Some(item) = n.checked_sub(1).and_then(|i| select.projection.get_mut(i)) else {
+                continue;
+            };
+            let SelectItem::UnnamedExpr(expr) = item else {
+                continue;
+            };
+            if matches!(expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) {
+                continue;
+            }
+            let name = name_of(expr).unwrap_or_else(|| "?column?".into());
+            let alias = match top {
+                true => format!("{name}{REPEAT_MARK}p{n}"),
+                false => name,
+            };
+            *item = SelectItem::ExprWithAlias {
+                expr: expr.clone(),
+                alias: datafusion::sql::sqlparser::ast::Ident::with_quote('"', &alias),
+            };
+            named.push((n, alias));
+        }
+        for expr in order_exprs(query) {
+            let n = match &*expr {
+                Expr::Value(v) => match &v.value {
+                    datafusion::sql::sqlparser::ast::Value::Number(n, _) => n.parse().ok(),
+                    _ => None,
+                },
+                _ => None,
+            };
+            if let Some((_, alias)) = named.iter().find(|(at, _)| Some(*at) == n) {
+                *expr = Expr::Identifier(datafusion::sql::sqlparser::ast::Ident::with_quote(
+                    '"', alias,
+                ));
+            }
+        }
+    }
+
     /// Every query of the statement; the first one visited is the
     /// statement's own result when the statement is a query.
     struct Resolve {
@@ -494,6 +727,7 @@ pub fn resolve_order_by(statement: &mut Statement) -> Result<(), crate::error::Q
         fn pre_visit_query(&mut self, query: &mut AstQuery) -> ControlFlow<()> {
             let top = std::mem::take(&mut self.top);
             let resolved = check_ambiguous(query).and_then(|()| {
+                name_positions(query, top);
                 name_casts(query, top);
                 hide_aliases(query, top)
             });

@@ -220,6 +220,7 @@ impl Session {
         ctx.register_udf(bytea_in.as_ref().clone());
         ctx.register_udf(interval_in.as_ref().clone());
         ctx.register_udf(pg_timezone::at_time_zone_udf());
+        ctx.register_udf(pg_casts::named_cast_udf());
         ctx.register_udf(pg_to_char::to_char_udf("UTC", None));
         ctx.register_udf(pg_extract::date_part_udf("UTC"));
         ctx.register_udf(pg_casts::pg_typeof_udf());
@@ -731,6 +732,7 @@ impl Session {
         }
         if let DfStatement::Statement(s) = &mut statement {
             column_names::resolve_order_by(s)?;
+            column_names::separate_cast_aggregates(s);
         }
         match &mut statement {
             DfStatement::Statement(s) => column_names::separate_repeated_names(s),

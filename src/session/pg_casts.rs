@@ -19,7 +19,7 @@ use datafusion::common::DataFusionError;
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::{
     create_udf, BinaryExpr, Cast, ColumnarValue, Expr, ExprSchemable, LogicalPlan, Operator,
-    ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+    ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature, Volatility,
 };
 
 pub const BYTEA_IN: &str = "pg_bytea_in";
@@ -320,5 +320,51 @@ impl ScalarUDFImpl for TypeOf {
             }
         };
         Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(name))))
+    }
+}
+
+/// `pg_named_cast(CAST(x AS t))`: the cast's value, named after the cast
+/// (`CAST(t.a AS Int64)`), where DataFusion names a cast like what it
+/// casts (see `column_names::separate_cast_aggregates`).
+pub fn named_cast_udf() -> ScalarUDF {
+    ScalarUDF::new_from_impl(NamedCast {
+        signature: Signature::new(TypeSignature::Any(1), Volatility::Immutable),
+    })
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct NamedCast {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for NamedCast {
+    fn name(&self) -> &str {
+        super::column_names::NAMED_CAST
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> datafusion::error::Result<DataType> {
+        Ok(arg_types[0].clone())
+    }
+
+    fn return_field_from_args(
+        &self,
+        args: datafusion::logical_expr::ReturnFieldArgs,
+    ) -> datafusion::error::Result<datafusion::arrow::datatypes::FieldRef> {
+        Ok(args.arg_fields[0].clone())
+    }
+
+    fn schema_name(&self, args: &[Expr]) -> datafusion::error::Result<String> {
+        Ok(args[0].to_string())
+    }
+
+    fn invoke_with_args(
+        &self,
+        args: ScalarFunctionArgs,
+    ) -> datafusion::error::Result<ColumnarValue> {
+        Ok(args.args[0].clone())
     }
 }

@@ -506,14 +506,6 @@ fn deliberate(sql: &str, ours: &Answer, theirs: &Answer) -> Option<&'static str>
         {
             Some("a numeric beyond 38 digits")
         }
-        // Not deliberate, a known gap: DataFusion names an aggregate of a
-        // cast like the aggregate of the uncast value (`count(CAST(a AS
-        // bigint))` is `count(t.a)`), and refuses the two in one query.
-        (Answer::Error { code, message }, _)
-            if code == "42701" && message.contains("duplicate unqualified field name") =>
-        {
-            Some("known gap: aggregates named alike")
-        }
         // Expressions are evaluated a batch at a time: AND, OR, CASE and
         // COALESCE do not skip the rows (or the constant arguments) that
         // PostgreSQL's evaluation would skip, so an expression that fails
