@@ -133,7 +133,7 @@ fn type_column_name(sql_type: &str) -> String {
 /// Marks an alias given only to keep a repeated output name apart for
 /// DataFusion (which wants distinct names); [`rename`] removes it, so the
 /// client sees the repeated name, as in Postgres.
-const REPEAT_MARK: char = '\u{1}';
+pub(super) const REPEAT_MARK: char = '\u{1}';
 
 /// `SELECT a, a` and `SELECT count(*), count(*)`: DataFusion refuses
 /// repeated output names, Postgres allows them. Gives every repeat in
@@ -231,8 +231,8 @@ pub const NAMED_CAST: &str = "pg_named_cast";
 /// `SELECT count(CAST(a AS bigint)), count(a)`: DataFusion names both
 /// aggregates `count(t.a)` (a cast takes the name of what it casts) and
 /// refuses the two. Where a select's aggregates collide so, every cast
-/// inside a function call's arguments (in the select list, HAVING and
-/// ORDER BY alike, so that they still match) goes through
+/// inside an aggregate's arguments (in the select list, HAVING and ORDER
+/// BY alike, so that they still match) goes through
 /// [`NAMED_CAST`], which computes nothing and is named after the cast.
 pub fn separate_cast_aggregates(statement: &mut Statement) {
     use datafusion::sql::sqlparser::ast::{
@@ -241,26 +241,14 @@ pub fn separate_cast_aggregates(statement: &mut Statement) {
     };
     use std::ops::ControlFlow;
 
-    /// Function calls with a cast among their arguments' parts.
-    struct Calls(Vec<Expr>);
-    impl Visitor for Calls {
+    /// The aggregate calls of an expression.
+    struct Aggregates<'a>(&'a mut Vec<Expr>);
+    impl Visitor for Aggregates<'_> {
         type Break = ();
         fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
-            if let Expr::Function(f) = expr {
-                let mut cast = false;
-                let _ = f.args.visit(&mut FindCast(&mut cast));
-                if cast {
-                    self.0.push(expr.clone());
-                }
+            if aggregate(expr) {
+                self.0.push(expr.clone());
             }
-            ControlFlow::Continue(())
-        }
-    }
-    struct FindCast<'a>(&'a mut bool);
-    impl Visitor for FindCast<'_> {
-        type Break = ();
-        fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
-            *self.0 |= matches!(expr, Expr::Cast { .. });
             ControlFlow::Continue(())
         }
     }
@@ -345,21 +333,13 @@ pub fn separate_cast_aggregates(statement: &mut Statement) {
         let SetExpr::Select(select) = query.body.as_ref() else {
             return;
         };
-        let mut calls = Calls(Vec::new());
+        let mut calls = Vec::new();
         for item in &select.projection {
-            let _ = item.visit(&mut calls);
+            let _ = item.visit(&mut Aggregates(&mut calls));
         }
-        let collide = calls.0.iter().any(|call| {
-            let key = datafusion_name_key(call);
-            // Any other call of the select with the same name.
-            let mut others = Vec::new();
-            for item in &select.projection {
-                let _ = item.visit(&mut AllCalls(&mut others));
-            }
-            others
-                .iter()
-                .any(|o| o != call && datafusion_name_key(o) == key)
-        });
+        let keys: Vec<String> = calls.iter().map(datafusion_name_key).collect();
+        let collide =
+            (0..calls.len()).any(|i| (0..i).any(|j| keys[i] == keys[j] && calls[i] != calls[j]));
         if !collide {
             return;
         }
@@ -375,17 +355,6 @@ pub fn separate_cast_aggregates(statement: &mut Statement) {
             let _ = order_by.visit(&mut Named(0));
         }
     }
-    struct AllCalls<'a>(&'a mut Vec<Expr>);
-    impl Visitor for AllCalls<'_> {
-        type Break = ();
-        fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
-            if matches!(expr, Expr::Function(_)) {
-                self.0.push(expr.clone());
-            }
-            ControlFlow::Continue(())
-        }
-    }
-
     struct EachQuery;
     impl VisitorMut for EachQuery {
         type Break = ();
@@ -449,7 +418,7 @@ fn first_output_name(query: &Query) -> Option<String> {
 }
 
 /// The name PostgreSQL gives a select-list item (None for `*`).
-fn output_name(item: &SelectItem) -> Option<String> {
+pub(super) fn output_name(item: &SelectItem) -> Option<String> {
     match item {
         SelectItem::ExprWithAlias { alias, .. } => Some(super::normalize_ident(alias)),
         SelectItem::UnnamedExpr(Expr::Identifier(i)) => Some(super::normalize_ident(i)),
@@ -461,291 +430,11 @@ fn output_name(item: &SelectItem) -> Option<String> {
     }
 }
 
-fn item_expr(item: &SelectItem) -> Option<&Expr> {
+pub(super) fn item_expr(item: &SelectItem) -> Option<&Expr> {
     match item {
         SelectItem::ExprWithAlias { expr, .. } | SelectItem::UnnamedExpr(expr) => Some(expr),
         _ => None,
     }
-}
-
-/// Two select-list items that compute the same thing (`a` and `t.a` are
-/// taken to be one column).
-fn same_item(a: &Expr, b: &Expr) -> bool {
-    let column = |e: &Expr| match e {
-        Expr::Identifier(i) => Some(super::normalize_ident(i)),
-        Expr::CompoundIdentifier(parts) => parts.last().map(super::normalize_ident),
-        _ => None,
-    };
-    match (column(a), column(b)) {
-        (Some(x), Some(y)) => x == y,
-        _ => a == b,
-    }
-}
-
-/// `ORDER BY` names as PostgreSQL resolves them. A bare name is an output
-/// column first (two different output columns of that name are `42702`),
-/// an input column otherwise; inside an expression every name is an input
-/// column. DataFusion also sees output aliases inside expressions and
-/// prefers them, which sorted `SELECT b AS a FROM t ORDER BY a + 0` by
-/// `b`. In the statement's own result (not in subqueries, whose output
-/// names the outer query reads) such an alias is renamed with a mark that
-/// [`rename`] takes off, so that DataFusion finds the input column.
-pub fn resolve_order_by(statement: &mut Statement) -> Result<(), crate::error::QuiverError> {
-    use datafusion::sql::sqlparser::ast::{
-        Query as AstQuery, Visit, VisitMut, Visitor, VisitorMut,
-    };
-    use std::ops::ControlFlow;
-
-    fn order_exprs(query: &mut AstQuery) -> Vec<&mut Expr> {
-        match query.order_by.as_mut().map(|o| &mut o.kind) {
-            Some(datafusion::sql::sqlparser::ast::OrderByKind::Expressions(exprs)) => {
-                exprs.iter_mut().map(|e| &mut e.expr).collect()
-            }
-            _ => Vec::new(),
-        }
-    }
-
-    fn check_ambiguous(query: &mut AstQuery) -> Result<(), crate::error::QuiverError> {
-        let SetExpr::Select(select) = query.body.as_ref() else {
-            return Ok(());
-        };
-        let projection = select.projection.clone();
-        for expr in order_exprs(query) {
-            let Expr::Identifier(ident) = &*expr else {
-                continue;
-            };
-            let name = super::normalize_ident(ident);
-            let matching: Vec<&Expr> = projection
-                .iter()
-                .filter(|item| output_name(item).as_deref() == Some(name.as_str()))
-                .filter_map(item_expr)
-                .collect();
-            if matching.windows(2).any(|w| !same_item(w[0], w[1])) {
-                return Err(crate::error::QuiverError::AmbiguousColumn(format!(
-                    "ORDER BY \"{name}\" is ambiguous"
-                )));
-            }
-        }
-        Ok(())
-    }
-
-    /// Unqualified names read inside an expression.
-    fn names_in(expr: &Expr) -> Vec<String> {
-        struct Names(Vec<String>);
-        impl Visitor for Names {
-            type Break = ();
-            fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
-                if let Expr::Identifier(i) = expr {
-                    self.0.push(super::normalize_ident(i));
-                }
-                ControlFlow::Continue(())
-            }
-        }
-        let mut names = Names(Vec::new());
-        let _ = expr.visit(&mut names);
-        names.0
-    }
-
-    fn hide_aliases(query: &mut AstQuery, top: bool) -> Result<(), crate::error::QuiverError> {
-        let SetExpr::Select(select) = query.body.as_ref() else {
-            return Ok(());
-        };
-        // Aliases an ORDER BY expression (not a bare name) mentions, other
-        // than an alias of the very column it names.
-        let aliases: Vec<String> = select
-            .projection
-            .iter()
-            .filter_map(|item| match item {
-                SelectItem::ExprWithAlias { expr, alias } => {
-                    let name = super::normalize_ident(alias);
-                    let plain =
-                        matches!(expr, Expr::Identifier(i) if super::normalize_ident(i) == name);
-                    (!plain).then_some(name)
-                }
-                _ => None,
-            })
-            .collect();
-        let mentioned: Vec<String> = order_exprs(query)
-            .into_iter()
-            .filter(|e| !matches!(e, Expr::Identifier(_) | Expr::Value(_)))
-            .flat_map(|e| names_in(e))
-            .filter(|n| aliases.contains(n))
-            .collect();
-        if mentioned.is_empty() {
-            return Ok(());
-        }
-        if !top {
-            return Err(crate::error::QuiverError::FeatureNotSupported(format!(
-                "in a subquery, ORDER BY \"{}\" inside an expression where an output column \
-                 has that name too is not supported (give the output column another name)",
-                mentioned[0]
-            )));
-        }
-        let hidden = |name: &str| {
-            datafusion::sql::sqlparser::ast::Ident::with_quote('"', format!("{name}{REPEAT_MARK}o"))
-        };
-        if let SetExpr::Select(select) = query.body.as_mut() {
-            for item in select.projection.iter_mut() {
-                if let SelectItem::ExprWithAlias { alias, .. } = item {
-                    if mentioned.contains(&super::normalize_ident(alias)) {
-                        *alias = hidden(&super::normalize_ident(alias));
-                    }
-                }
-            }
-        }
-        // A bare ORDER BY name still means the output column.
-        for expr in order_exprs(query) {
-            if let Expr::Identifier(ident) = expr {
-                let name = super::normalize_ident(ident);
-                if mentioned.contains(&name) {
-                    *ident = hidden(&name);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// `SELECT t::date FROM x ORDER BY t`: DataFusion names the cast like
-    /// the column, then adds the column for the sort, and refuses the two
-    /// alike names. An alias keeps them apart: in the statement's result
-    /// a marked one ([`rename`] takes the mark off), which a bare `ORDER
-    /// BY t` then names (an output column comes first); in a subquery,
-    /// whose names the outer query reads, the name PostgreSQL gives.
-    fn name_casts(query: &mut AstQuery, top: bool) {
-        if order_exprs(query).is_empty() {
-            return;
-        }
-        let mut marked = Vec::new();
-        let SetExpr::Select(select) = query.body.as_mut() else {
-            return;
-        };
-        for item in select.projection.iter_mut() {
-            let SelectItem::UnnamedExpr(expr) = item else {
-                continue;
-            };
-            let mut inner = &*expr;
-            while let Expr::Cast { expr, .. } | Expr::Nested(expr) = inner {
-                inner = expr;
-            }
-            if !matches!(expr, Expr::Cast { .. })
-                || !matches!(inner, Expr::Identifier(_) | Expr::CompoundIdentifier(_))
-            {
-                continue;
-            }
-            if let Some(name) = name_of(expr) {
-                let alias = match top {
-                    true => format!("{name}{REPEAT_MARK}c"),
-                    false => name.clone(),
-                };
-                *item = SelectItem::ExprWithAlias {
-                    expr: expr.clone(),
-                    alias: datafusion::sql::sqlparser::ast::Ident::with_quote('"', &alias),
-                };
-                if top {
-                    marked.push((name, alias));
-                }
-            }
-        }
-        for expr in order_exprs(query) {
-            if let Expr::Identifier(ident) = expr {
-                let name = super::normalize_ident(ident);
-                if let Some((_, alias)) = marked.iter().find(|(n, _)| *n == name) {
-                    *ident = datafusion::sql::sqlparser::ast::Ident::with_quote('"', alias);
-                }
-            }
-        }
-    }
-
-    /// `SELECT upper(b) FROM t GROUP BY b ORDER BY 1`: DataFusion reads
-    /// the position as a column named like the expression, which the
-    /// grouping check then does not find. The item gets an alias (marked
-    /// in the statement's result, PostgreSQL's name in a subquery) and the
-    /// ORDER BY names it.
-    fn name_positions(query: &mut AstQuery, top: bool) {
-        let positions: Vec<usize> = order_exprs(query)
-            .iter()
-            .filter_map(|e| match e {
-                Expr::Value(v) => match &v.value {
-                    datafusion::sql::sqlparser::ast::Value::Number(n, _) => n.parse().ok(),
-                    _ => None,
-                },
-                _ => None,
-            })
-            .collect();
-        if positions.is_empty() {
-            return;
-        }
-        let SetExpr::Select(select) = query.body.as_mut() else {
-            return;
-        };
-        let mut named: Vec<(usize, String)> = Vec::new();
-        for n in positions {
-            let Some(item) = n.checked_sub(1).and_then(|i| select.projection.get_mut(i)) else {
-                continue;
-            };
-            let SelectItem::UnnamedExpr(expr) = item else {
-                continue;
-            };
-            if matches!(expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) {
-                continue;
-            }
-            let name = name_of(expr).unwrap_or_else(|| "?column?".into());
-            let alias = match top {
-                true => format!("{name}{REPEAT_MARK}p{n}"),
-                false => name,
-            };
-            *item = SelectItem::ExprWithAlias {
-                expr: expr.clone(),
-                alias: datafusion::sql::sqlparser::ast::Ident::with_quote('"', &alias),
-            };
-            named.push((n, alias));
-        }
-        for expr in order_exprs(query) {
-            let n = match &*expr {
-                Expr::Value(v) => match &v.value {
-                    datafusion::sql::sqlparser::ast::Value::Number(n, _) => n.parse().ok(),
-                    _ => None,
-                },
-                _ => None,
-            };
-            if let Some((_, alias)) = named.iter().find(|(at, _)| Some(*at) == n) {
-                *expr = Expr::Identifier(datafusion::sql::sqlparser::ast::Ident::with_quote(
-                    '"', alias,
-                ));
-            }
-        }
-    }
-
-    /// Every query of the statement; the first one visited is the
-    /// statement's own result when the statement is a query.
-    struct Resolve {
-        error: Option<crate::error::QuiverError>,
-        top: bool,
-    }
-    impl VisitorMut for Resolve {
-        type Break = ();
-        fn pre_visit_query(&mut self, query: &mut AstQuery) -> ControlFlow<()> {
-            let top = std::mem::take(&mut self.top);
-            let resolved = check_ambiguous(query).and_then(|()| {
-                name_positions(query, top);
-                name_casts(query, top);
-                hide_aliases(query, top)
-            });
-            match resolved {
-                Ok(()) => ControlFlow::Continue(()),
-                Err(e) => {
-                    self.error = Some(e);
-                    ControlFlow::Break(())
-                }
-            }
-        }
-    }
-    let mut resolve = Resolve {
-        error: None,
-        top: matches!(statement, Statement::Query(_)),
-    };
-    let _ = statement.visit(&mut resolve);
-    resolve.error.map_or(Ok(()), Err)
 }
 
 /// Renames the fields of `schema` where `names` says so, and drops the

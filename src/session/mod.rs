@@ -16,6 +16,7 @@ mod file_functions;
 mod init_plans;
 mod insert;
 mod lookup;
+mod order_by;
 mod pg_arithmetic;
 mod pg_bpchar;
 mod pg_casts;
@@ -731,7 +732,7 @@ impl Session {
             }
         }
         if let DfStatement::Statement(s) = &mut statement {
-            column_names::resolve_order_by(s)?;
+            order_by::resolve_order_by(s)?;
             column_names::separate_cast_aggregates(s);
         }
         match &mut statement {

@@ -49,36 +49,37 @@ struct ViewColumn {
 
 impl Session {
     /// `statement`, or the same statement on the tables under the views
-    /// it changes.
+    /// it changes (rewritten view by view until it changes a table).
     pub(super) fn on_tables<'a>(
         &self,
         statement: &'a Statement,
     ) -> Result<std::borrow::Cow<'a, Statement>> {
-        let wrapped = DfStatement::Statement(Box::new(statement.clone()));
-        Ok(match self.through_views(&wrapped)? {
-            Some(DfStatement::Statement(s)) => std::borrow::Cow::Owned(*s),
-            _ => std::borrow::Cow::Borrowed(statement),
-        })
-    }
-
-    /// The statement with the view it changes replaced by the relation
-    /// under it, repeatedly, until it changes a table (None when it never
-    /// named a view).
-    pub(super) fn through_views(&self, statement: &DfStatement) -> Result<Option<DfStatement>> {
-        let DfStatement::Statement(s) = statement else {
-            return Ok(None);
-        };
         let mut current: Option<Statement> = None;
         for _ in 0..MAX_VIEW_DEPTH {
-            let statement = current.as_ref().unwrap_or(s);
-            let Some(view) = self.view_changed_by(statement)? else {
-                return Ok(current.map(|s| DfStatement::Statement(Box::new(s))));
+            let changed = current.as_ref().unwrap_or(statement);
+            let Some(view) = self.view_changed_by(changed)? else {
+                return Ok(match current {
+                    Some(rewritten) => std::borrow::Cow::Owned(rewritten),
+                    None => std::borrow::Cow::Borrowed(statement),
+                });
             };
-            current = Some(view.rewrite(statement.clone())?);
+            current = Some(view.rewrite(changed.clone())?);
         }
         Err(QuiverError::InvalidStatement(format!(
             "views nested more than {MAX_VIEW_DEPTH} deep cannot be changed"
         )))
+    }
+
+    /// [`Session::on_tables`] of a parsed statement (None: it changes no
+    /// view).
+    pub(super) fn through_views(&self, statement: &DfStatement) -> Result<Option<DfStatement>> {
+        let DfStatement::Statement(s) = statement else {
+            return Ok(None);
+        };
+        Ok(match self.on_tables(s)? {
+            std::borrow::Cow::Owned(rewritten) => Some(DfStatement::Statement(Box::new(rewritten))),
+            std::borrow::Cow::Borrowed(_) => None,
+        })
     }
 
     /// The simple view an INSERT, UPDATE or DELETE changes, if it changes
