@@ -255,31 +255,58 @@ fn exact_numeric_type(expr: &Expr, schema: &DFSchema) -> Option<DataType> {
 /// moderate values: the sum runs at scale 12 or more and DataFusion's
 /// decimal average adds 4.
 fn numeric_aggregates(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
-    let Expr::AggregateFunction(mut aggregate) = expr else {
-        return Ok(Transformed::no(expr));
-    };
-    let name = aggregate.func.name().to_string();
-    if aggregate.params.args.len() != 1 || !matches!(name.as_str(), "sum" | "avg") {
-        return Ok(Transformed::no(Expr::AggregateFunction(aggregate)));
-    }
-    let input = aggregate.params.args[0].get_type(schema).ok();
-    let target = match (name.as_str(), input) {
-        ("sum", Some(DataType::Int64)) => DataType::Decimal128(38, 0),
-        ("avg", Some(t)) if is_integer(&t) || t == DataType::Int8 => DataType::Decimal128(38, 12),
-        // At least 12 decimals, fewer where the integer digits need the
-        // room (the average adds 4).
-        ("avg", Some(DataType::Decimal128(p, s))) => {
-            let digits = p as i8 - s;
-            DataType::Decimal128(38, s.max(12.min(34 - digits)))
+    // The type `sum`/`avg` of one argument computes in, where it is not
+    // the argument's own.
+    let target = |name: &str, args: &[Expr]| -> Option<DataType> {
+        if args.len() != 1 {
+            return None;
         }
-        _ => return Ok(Transformed::no(Expr::AggregateFunction(aggregate))),
+        match (name, args[0].get_type(schema).ok()?) {
+            ("sum", DataType::Int64) => Some(DataType::Decimal128(38, 0)),
+            ("avg", t) if is_integer(&t) || t == DataType::Int8 => {
+                Some(DataType::Decimal128(38, 12))
+            }
+            // At least 12 decimals, fewer where the integer digits need
+            // the room (the average adds 4).
+            ("avg", DataType::Decimal128(p, s)) => {
+                let digits = p as i8 - s;
+                Some(DataType::Decimal128(38, s.max(12.min(34 - digits))))
+            }
+            _ => None,
+        }
     };
-    let arg = aggregate.params.args.remove(0);
-    aggregate
-        .params
-        .args
-        .push(Expr::Cast(Cast::new(Box::new(arg), target)));
-    Ok(Transformed::yes(Expr::AggregateFunction(aggregate)))
+    let cast_argument = |args: &mut Vec<Expr>, to: DataType| {
+        let arg = args.remove(0);
+        args.push(Expr::Cast(Cast::new(Box::new(arg), to)));
+    };
+    match expr {
+        Expr::AggregateFunction(mut aggregate) => {
+            match target(aggregate.func.name(), &aggregate.params.args) {
+                Some(to) => {
+                    cast_argument(&mut aggregate.params.args, to);
+                    Ok(Transformed::yes(Expr::AggregateFunction(aggregate)))
+                }
+                None => Ok(Transformed::no(Expr::AggregateFunction(aggregate))),
+            }
+        }
+        // `sum(x) OVER (...)` and `avg(x) OVER (...)` alike.
+        Expr::WindowFunction(mut window) => {
+            let name = match &window.fun {
+                datafusion::logical_expr::WindowFunctionDefinition::AggregateUDF(f) => {
+                    f.name().to_string()
+                }
+                _ => return Ok(Transformed::no(Expr::WindowFunction(window))),
+            };
+            match target(&name, &window.params.args) {
+                Some(to) => {
+                    cast_argument(&mut window.params.args, to);
+                    Ok(Transformed::yes(Expr::WindowFunction(window)))
+                }
+                None => Ok(Transformed::no(Expr::WindowFunction(window))),
+            }
+        }
+        other => Ok(Transformed::no(other)),
+    }
 }
 
 /// `avg` of integers and numerics as PostgreSQL computes it: rounded in
