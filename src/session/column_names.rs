@@ -387,6 +387,17 @@ fn datafusion_name_key(expr: &Expr) -> String {
                     op: UnaryOperator::Plus,
                     expr,
                 } => *expr,
+                // The planner folds a negated number into the literal, and
+                // `-0` is `0`.
+                Expr::UnaryOp {
+                    op: UnaryOperator::Minus,
+                    expr,
+                } if matches!(&*expr, Expr::Value(v)
+                        if matches!(&v.value, Value::Number(n, _)
+                            if n.parse::<f64>().is_ok_and(|f| f == 0.0))) =>
+                {
+                    *expr
+                }
                 Expr::Subquery(_) => Expr::Identifier("<subquery>".into()),
                 Expr::InSubquery { negated, .. } => {
                     Expr::Identifier(format!("in {negated} <subquery>").as_str().into())

@@ -390,7 +390,22 @@ fn rounded_averages(node: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
         aggregate.group_expr.clone(),
         aggr_expr,
     )?);
-    let columns: Vec<Expr> = finer
+    let finer = cast_columns(finer, |i, _| {
+        rounded
+            .iter()
+            .find(|(at, _)| *at == i)
+            .map(|(_, to)| to.clone())
+    })?;
+    Ok(Transformed::yes(finer))
+}
+
+/// `plan` under a projection that casts the columns `to` gives a type
+/// (by position), keeping their names.
+fn cast_columns(
+    plan: LogicalPlan,
+    to: impl Fn(usize, &datafusion::arrow::datatypes::Field) -> Option<DataType>,
+) -> Result<LogicalPlan> {
+    let columns: Vec<Expr> = plan
         .schema()
         .iter()
         .enumerate()
@@ -399,18 +414,16 @@ fn rounded_averages(node: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
                 qualifier.cloned(),
                 field.name(),
             ));
-            match rounded.iter().find(|(at, _)| *at == i) {
-                Some((_, to)) => Expr::Cast(Cast::new(Box::new(column), to.clone()))
+            match to(i, field) {
+                Some(t) => Expr::Cast(Cast::new(Box::new(column), t))
                     .alias_qualified(qualifier.cloned(), field.name()),
                 None => column,
             }
         })
         .collect();
-    Ok(Transformed::yes(
-        datafusion::logical_expr::LogicalPlanBuilder::from(finer)
-            .project(columns)?
-            .build()?,
-    ))
+    datafusion::logical_expr::LogicalPlanBuilder::from(plan)
+        .project(columns)?
+        .build()
 }
 
 /// Every union column is nullable. A rewritten branch may have become
@@ -520,28 +533,11 @@ fn union_floats(mut union: datafusion::logical_expr::Union) -> Result<Transforme
         .inputs
         .into_iter()
         .map(|input| {
-            let exprs: Vec<Expr> = input
-                .schema()
-                .iter()
-                .enumerate()
-                .map(|(i, (qualifier, field))| {
-                    let column = Expr::Column(datafusion::common::Column::new(
-                        qualifier.cloned(),
-                        field.name(),
-                    ));
-                    match field.data_type() {
-                        DataType::Decimal128(..) if floats[i] => {
-                            Expr::Cast(Cast::new(Box::new(column), DataType::Float64))
-                                .alias(field.name())
-                        }
-                        _ => column,
-                    }
-                })
-                .collect();
-            datafusion::logical_expr::LogicalPlanBuilder::from(Arc::unwrap_or_clone(input))
-                .project(exprs)?
-                .build()
-                .map(Arc::new)
+            cast_columns(Arc::unwrap_or_clone(input), |i, field| {
+                (floats[i] && matches!(field.data_type(), DataType::Decimal128(..)))
+                    .then_some(DataType::Float64)
+            })
+            .map(Arc::new)
         })
         .collect::<Result<_>>()?;
     let fields: Vec<_> = union
