@@ -789,7 +789,11 @@ impl Session {
                     self.run_plan(plan).await
                 }
                 DfStatement::Reset(datafusion::sql::parser::ResetStatement::Variable(name)) => {
-                    let name = object_name_parts(name)?.join(".");
+                    let mut name = object_name_parts(name)?.join(".");
+                    // `RESET TIME ZONE` parses as the name `time.zone`.
+                    if name.eq_ignore_ascii_case("time.zone") {
+                        name = "TimeZone".into();
+                    }
                     if name.eq_ignore_ascii_case("all") {
                         self.reset(None)
                     } else {

@@ -118,17 +118,43 @@ pub enum Unread {
 /// what it refuses in PostgreSQL's other forms. For a `timestamptz`, a
 /// value without an offset is a local time in `zone` (an Arrow zone
 /// string; None or UTC: in UTC).
+/// `today` is the date in `zone` (UTC without one), as PostgreSQL reads
+/// `'today'` in the session's zone.
 pub fn read_datetimes(
     texts: &StringArray,
     target: &DataType,
     zone: Option<&str>,
     order: Order,
 ) -> std::result::Result<ArrayRef, Unread> {
+    let now = Utc::now().naive_utc();
+    let offset = zone
+        .and_then(super::pg_timezone::arrow_tz)
+        .map_or(0, |tz| super::pg_timezone::offset_at(&tz, &now));
+    let reading = Reading {
+        order,
+        today: (now + Duration::seconds(offset as i64)).date(),
+    };
+    read(texts, target, zone, &reading)
+}
+
+/// How ambiguous and relative dates are read: the DateStyle's order, and
+/// the date `today` means.
+struct Reading {
+    order: Order,
+    today: NaiveDate,
+}
+
+fn read(
+    texts: &StringArray,
+    target: &DataType,
+    zone: Option<&str>,
+    reading: &Reading,
+) -> std::result::Result<ArrayRef, Unread> {
     if let DataType::Timestamp(unit, Some(_)) = target {
         let zone = zone.unwrap_or("UTC");
         let named = || texts.iter().flatten().any(|t| zone_named(t).is_some());
         if !matches!(zone, "UTC" | "+00:00") || named() {
-            return read_in_zone(texts, *unit, target, zone, order);
+            return read_in_zone(texts, *unit, target, zone, reading);
         }
     }
     let safe = CastOptions {
@@ -144,7 +170,7 @@ pub fn read_datetimes(
         .iter()
         .enumerate()
         .map(|(row, text)| match text {
-            Some(text) if read.is_null(row) => iso_form(text, date, order)
+            Some(text) if read.is_null(row) => iso_form(text, date, reading)
                 .map(Some)
                 .ok_or(Unread::Row(row)),
             other => Ok(other.map(str::to_string)),
@@ -166,7 +192,7 @@ fn read_in_zone(
     unit: datafusion::arrow::datatypes::TimeUnit,
     target: &DataType,
     zone: &str,
-    order: Order,
+    reading: &Reading,
 ) -> std::result::Result<ArrayRef, Unread> {
     use datafusion::arrow::array::Int64Array;
     use datafusion::arrow::datatypes::Int64Type;
@@ -180,8 +206,8 @@ fn read_in_zone(
         .iter()
         .map(|t| t.filter(|t| zone_named(t).is_none()))
         .collect();
-    let instants = read_datetimes(&plain, target, None, order)?;
-    let locals = read_datetimes(&plain, &DataType::Timestamp(unit, None), None, order)?;
+    let instants = read(&plain, target, None, reading)?;
+    let locals = read(&plain, &DataType::Timestamp(unit, None), None, reading)?;
     let as_values = |a: &ArrayRef| cast_with_options(a, &DataType::Int64, &CastOptions::default());
     let instants = as_values(&instants).map_err(Unread::Arrow)?;
     let locals = as_values(&locals).map_err(Unread::Arrow)?;
@@ -197,7 +223,7 @@ fn read_in_zone(
             let text = texts.value(row);
             if let Some((rest, named)) = zone_named(text) {
                 let rest = StringArray::from(vec![rest]);
-                let local = read_datetimes(&rest, &DataType::Timestamp(unit, None), None, order)
+                let local = read(&rest, &DataType::Timestamp(unit, None), None, reading)
                     .map_err(|_| Unread::Row(row))?;
                 let local = as_values(&local).map_err(Unread::Arrow)?;
                 let local =
@@ -254,29 +280,22 @@ fn has_zone(text: &str) -> bool {
 
 /// `text` in the ISO form Arrow reads (`2024-01-05T10:00:00+02:00`, or
 /// `2024-01-05` for a date), when PostgreSQL would read it.
-fn iso_form(text: &str, date: bool, order: Order) -> Option<String> {
+fn iso_form(text: &str, date: bool, reading: &Reading) -> Option<String> {
     let trimmed = text.trim();
+    let midnight = |days: i64| (reading.today + Duration::days(days)).and_hms_opt(0, 0, 0);
     let special = match trimmed.to_ascii_lowercase().as_str() {
         "epoch" => Some(NaiveDate::from_ymd_opt(1970, 1, 1)?.and_hms_opt(0, 0, 0)?),
         "now" => Some(Utc::now().naive_utc()),
-        "today" => Some(Utc::now().date_naive().and_hms_opt(0, 0, 0)?),
-        "tomorrow" => Some(
-            (Utc::now() + Duration::days(1))
-                .date_naive()
-                .and_hms_opt(0, 0, 0)?,
-        ),
-        "yesterday" => Some(
-            (Utc::now() - Duration::days(1))
-                .date_naive()
-                .and_hms_opt(0, 0, 0)?,
-        ),
+        "today" => Some(midnight(0)?),
+        "tomorrow" => Some(midnight(1)?),
+        "yesterday" => Some(midnight(-1)?),
         _ => None,
     };
     let (moment, offset) = match special {
         Some(moment) => (moment, Some("+00:00".to_string())),
         None => {
             let (rest, offset) = split_offset(trimmed);
-            (parse_local(rest, order)?, offset)
+            (parse_local(rest, reading.order)?, offset)
         }
     };
     if date {
@@ -372,7 +391,11 @@ mod tests {
 
     #[test]
     fn reads_what_postgresql_reads() {
-        let ts = |t: &str| iso_form(t, false, Order::Mdy);
+        let mdy = Reading {
+            order: Order::Mdy,
+            today: NaiveDate::from_ymd_opt(2024, 1, 5).unwrap(),
+        };
+        let ts = |t: &str| iso_form(t, false, &mdy);
         assert_eq!(
             ts("2024-01-01 10:00").as_deref(),
             Some("2024-01-01T10:00:00")
@@ -402,17 +425,21 @@ mod tests {
         );
         assert_eq!(ts("epoch").as_deref(), Some("1970-01-01T00:00:00+00:00"));
         assert_eq!(
-            iso_form("Jan 5 2024", true, Order::Mdy).as_deref(),
+            iso_form("Jan 5 2024", true, &mdy).as_deref(),
             Some("2024-01-05")
         );
         assert_eq!(
-            iso_form("2024-01-05 10:00", true, Order::Mdy).as_deref(),
+            iso_form("2024-01-05 10:00", true, &mdy).as_deref(),
             Some("2024-01-05")
         );
         assert_eq!(ts("not a date"), None);
         assert_eq!(ts("2024-13-01 10:00"), None);
         // DateStyle's order reads an ambiguous date; its styles read back.
-        let dmy = |t: &str| iso_form(t, true, Order::Dmy);
+        let dmy_reading = Reading {
+            order: Order::Dmy,
+            ..mdy
+        };
+        let dmy = |t: &str| iso_form(t, true, &dmy_reading);
         assert_eq!(dmy("01/05/2024").as_deref(), Some("2024-05-01"));
         assert_eq!(dmy("17.12.1997").as_deref(), Some("1997-12-17"));
         assert_eq!(dmy("12/17/1997"), None);

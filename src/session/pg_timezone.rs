@@ -815,8 +815,10 @@ fn zoned(expr: Expr, schema: &DFSchema, session: &Session) -> Result<Transformed
                         style.order,
                     ))
                 }
+                // Dates of numbers in the DateStyle's order; `'today'` is
+                // the date in the session's zone.
                 (f, Timestamp(_, None) | DataType::Date32)
-                    if is_text(f) && style.order != Order::Mdy =>
+                    if is_text(f) && (!utc_session || style.order != Order::Mdy) =>
                 {
                     Some(super::pg_datetime::datetime_in_zone(
                         &to,
