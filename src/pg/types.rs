@@ -321,7 +321,11 @@ fn own_text(array: &dyn Array, row: usize, options: &FormatOptions) -> Option<St
             array
                 .as_primitive::<datafusion::arrow::datatypes::Date32Type>()
                 .value(row),
-            DateStyle::parse(&options.date_style),
+            // ISO (the common case) without parsing the setting.
+            match options.date_style.starts_with("ISO") {
+                true => DateStyle::default(),
+                false => DateStyle::parse(&options.date_style),
+            },
         ),
         _ => temporal_text(array, row, options),
     }
