@@ -42,26 +42,15 @@ pub fn view_column_names(query: &Query, schema: &datafusion::common::DFSchema) -
 }
 
 fn names_of_query(query: &Query) -> Option<Vec<Option<String>>> {
-    let mut body = query.body.as_ref();
-    // The first branch of a set operation names the columns.
-    loop {
-        match body {
-            SetExpr::SetOperation { left, .. } => body = left.as_ref(),
-            SetExpr::Query(q) => return names_of_query(q),
-            SetExpr::Select(select) => {
-                return select
-                    .projection
-                    .iter()
-                    .map(|item| match item {
-                        SelectItem::UnnamedExpr(expr) => Some(name_of(expr)),
-                        SelectItem::ExprWithAlias { .. } => Some(None),
-                        _ => None,
-                    })
-                    .collect();
-            }
-            _ => return None,
-        }
-    }
+    first_select(query)?
+        .projection
+        .iter()
+        .map(|item| match item {
+            SelectItem::UnnamedExpr(expr) => Some(name_of(expr)),
+            SelectItem::ExprWithAlias { .. } => Some(None),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Postgres' name for an unaliased select-list expression (FigureColname).
@@ -417,12 +406,21 @@ fn datafusion_name_key(expr: &Expr) -> String {
 
 /// The name PostgreSQL gives the first column of a query.
 fn first_output_name(query: &Query) -> Option<String> {
+    first_select(query)?
+        .projection
+        .first()
+        .and_then(output_name)
+}
+
+/// The select that names a query's columns: the first branch of a set
+/// operation.
+fn first_select(query: &Query) -> Option<&datafusion::sql::sqlparser::ast::Select> {
     let mut body = query.body.as_ref();
     loop {
         match body {
             SetExpr::SetOperation { left, .. } => body = left.as_ref(),
-            SetExpr::Query(q) => return first_output_name(q),
-            SetExpr::Select(select) => return select.projection.first().and_then(output_name),
+            SetExpr::Query(q) => return first_select(q),
+            SetExpr::Select(select) => return Some(select),
             _ => return None,
         }
     }

@@ -68,6 +68,24 @@ pub fn resolve_order_by(statement: &mut Statement) -> Result<(), QuiverError> {
     resolve.error.map_or(Ok(()), Err)
 }
 
+/// Gives an unaliased select-list item the alias `name`: marked with
+/// `tag` in the statement's own result (the mark comes off in its column
+/// names, [`super::column_names::rename`]), plain in a subquery, whose
+/// names the outer query reads. Returns the alias.
+fn alias_item(item: &mut SelectItem, name: &str, top: bool, tag: &str) -> String {
+    let alias = match top {
+        true => format!("{name}{REPEAT_MARK}{tag}"),
+        false => name.to_string(),
+    };
+    if let SelectItem::UnnamedExpr(expr) = item {
+        *item = SelectItem::ExprWithAlias {
+            expr: expr.clone(),
+            alias: Ident::with_quote('"', &alias),
+        };
+    }
+    alias
+}
+
 /// The position an `ORDER BY` item names (`ORDER BY 2`), if it is one.
 fn position(expr: &Expr) -> Option<usize> {
     match expr {
@@ -213,14 +231,7 @@ fn name_casts(query: &mut Query, top: bool) {
             continue;
         }
         if let Some(name) = name_of(expr) {
-            let alias = match top {
-                true => format!("{name}{REPEAT_MARK}c"),
-                false => name.clone(),
-            };
-            *item = SelectItem::ExprWithAlias {
-                expr: expr.clone(),
-                alias: Ident::with_quote('"', &alias),
-            };
+            let alias = alias_item(item, &name, top, "c");
             if top {
                 marked.push((name, alias));
             }
@@ -264,15 +275,7 @@ fn name_positions(query: &mut Query, top: bool) {
             continue;
         }
         let name = name_of(expr).unwrap_or_else(|| "?column?".into());
-        let alias = match top {
-            true => format!("{name}{REPEAT_MARK}p{n}"),
-            false => name,
-        };
-        *item = SelectItem::ExprWithAlias {
-            expr: expr.clone(),
-            alias: Ident::with_quote('"', &alias),
-        };
-        named.push((n, alias));
+        named.push((n, alias_item(item, &name, top, &format!("p{n}"))));
     }
     for expr in order_exprs(query) {
         let n = position(expr);
