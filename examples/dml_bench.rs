@@ -75,7 +75,7 @@ async fn main() -> anyhow::Result<()> {
     // --- QuiverDB, embedded with a data directory (WAL on, fsync on) ------
     let data_dir = work.path().join("quiver-data");
     let (update_time, update_rows, delete_time, delete_rows) = {
-        let db = quiverdb::storage::open(&data_dir).await?;
+        let db = quiverdb::open(&data_dir).await?;
         let mut session = Session::new(db.clone());
         session
             .create_table_from_batches("lineitem", schema, batches)

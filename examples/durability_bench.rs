@@ -55,7 +55,7 @@ async fn main() -> anyhow::Result<()> {
     // --- QuiverDB: load, checkpoint ---------------------------------------
     let data_dir = work.path().join("quiver-data");
     let checkpoint_time = {
-        let db = quiverdb::storage::open(&data_dir).await?;
+        let db = quiverdb::open(&data_dir).await?;
         let mut session = Session::new(db.clone());
         session.execute_sql("SET synchronous_commit = off").await;
         session

@@ -627,6 +627,21 @@ fn parser_message(e: &ParserError) -> String {
     }
 }
 
+/// Our own errors come back out of DataFusion's wrapper as they were.
+pub fn from_datafusion(e: datafusion::error::DataFusionError) -> QuiverError {
+    match e {
+        datafusion::error::DataFusionError::External(inner) => {
+            match inner.downcast::<QuiverError>() {
+                Ok(ours) => *ours,
+                Err(other) => {
+                    QuiverError::DataFusion(datafusion::error::DataFusionError::External(other))
+                }
+            }
+        }
+        other => QuiverError::DataFusion(other),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -29,9 +29,25 @@ pub mod metrics;
 pub mod pg;
 pub mod repl;
 pub mod session;
+pub mod sql;
 pub mod storage;
 pub mod transfer;
 
 pub use engine::Database;
 pub use error::{QuiverError, Result};
 pub use session::{Session, StatementResult};
+
+/// Opens (creating if needed) the database in the data directory `dir`:
+/// storage recovers it, the session layer compiles its stored definitions.
+/// The caller holds the directory's lock.
+pub async fn open(dir: &std::path::Path) -> Result<std::sync::Arc<Database>> {
+    storage::recovery::open(dir, &session::Definitions::for_database).await
+}
+
+/// Reads a damaged data directory as far as it can be read, writing
+/// nothing (`quiver recover`): see [`storage::recovery::open_damaged`].
+pub async fn open_damaged(
+    dir: &std::path::Path,
+) -> Result<(std::sync::Arc<Database>, storage::recovery::RecoveryReport)> {
+    storage::recovery::open_damaged(dir, &session::Definitions::for_database).await
+}

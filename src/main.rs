@@ -292,10 +292,10 @@ async fn open_database(
         return Ok((Database::new(), None));
     };
     let lock = lock_data_dir(&dir)?;
-    let db = quiverdb::storage::open(&dir)
+    let db = quiverdb::open(&dir)
         .await
         .with_context(|| format!("could not open data directory {}", dir.display()))?;
-    if let Some(storage) = db.storage() {
+    if let Some(storage) = quiverdb::storage::storage_of(&db) {
         storage.set_checkpoint_wal_bytes(args.checkpoint_wal_mb.max(1) * 1024 * 1024);
         if args.checkpoint_interval > 0 {
             quiverdb::storage::checkpoint_every(
@@ -309,11 +309,11 @@ async fn open_database(
 
 /// A checkpoint on the way out, so the next start has little WAL to replay.
 async fn checkpoint_on_exit(db: &Arc<Database>) {
-    if db.storage().is_none() {
+    if db.commit_log().is_none() {
         return;
     }
     let db = db.clone();
-    match tokio::task::spawn_blocking(move || quiverdb::storage::checkpoint(&db)).await {
+    match tokio::task::spawn_blocking(move || db.checkpoint()).await {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => tracing::error!("checkpoint at shutdown failed: {e}"),
         Err(e) => tracing::error!("checkpoint at shutdown failed: {e}"),
@@ -585,8 +585,9 @@ async fn run_server(
     .into_iter()
     .filter_map(|(name, value)| Some((name.to_string(), value.clone()?)))
     .collect();
-    db.set_session_defaults(session_defaults)
+    quiverdb::sql::settings::Settings::with_defaults(&session_defaults)
         .map_err(|e| anyhow::anyhow!("invalid setting: {e}"))?;
+    db.set_session_defaults(session_defaults);
     db.set_server_settings(server_settings(
         listen,
         storage,
@@ -635,7 +636,7 @@ fn recover(
     runtime.block_on(async move {
         let shutdown = shutdown_signal()?;
         let _lock = lock_data_dir(&data_dir)?;
-        let (db, report) = quiverdb::storage::recovery::open_damaged(&data_dir)
+        let (db, report) = quiverdb::open_damaged(&data_dir)
             .await
             .with_context(|| format!("could not read data directory {}", data_dir.display()))?;
         let catalog = db.catalog();

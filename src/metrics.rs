@@ -8,8 +8,6 @@ use std::net::SocketAddr;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use datafusion::sql::parser::Statement as DfStatement;
-use datafusion::sql::sqlparser::ast::Statement;
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::{Method, Request, Response, StatusCode};
@@ -47,39 +45,6 @@ impl Kind {
             Kind::Ddl => "ddl",
             Kind::Transaction => "transaction",
             Kind::Utility => "utility",
-        }
-    }
-
-    pub fn of(statement: &DfStatement) -> Kind {
-        let statement = match statement {
-            DfStatement::Statement(s) => s.as_ref(),
-            DfStatement::CopyTo(_) => return Kind::Copy,
-            DfStatement::CreateExternalTable(_) => return Kind::Ddl,
-            DfStatement::Explain(_) | DfStatement::Reset(_) => return Kind::Utility,
-        };
-        match statement {
-            Statement::Query(_) => Kind::Select,
-            Statement::Insert(_) => Kind::Insert,
-            Statement::Update { .. } => Kind::Update,
-            Statement::Delete(_) => Kind::Delete,
-            Statement::Copy { .. } => Kind::Copy,
-            Statement::StartTransaction { .. }
-            | Statement::Commit { .. }
-            | Statement::Rollback { .. }
-            | Statement::Savepoint { .. }
-            | Statement::ReleaseSavepoint { .. } => Kind::Transaction,
-            Statement::CreateTable(_)
-            | Statement::CreateView(_)
-            | Statement::CreateSchema { .. }
-            | Statement::CreateIndex(_)
-            | Statement::CreateRole(_)
-            | Statement::AlterTable(_)
-            | Statement::AlterRole { .. }
-            | Statement::Drop { .. }
-            | Statement::Truncate(_)
-            | Statement::Grant(_)
-            | Statement::Revoke(_) => Kind::Ddl,
-            _ => Kind::Utility,
         }
     }
 }
@@ -329,13 +294,13 @@ impl prometheus_client::collector::Collector for DatabaseState {
                 limit as i64,
             )?;
         }
-        if let Some(storage) = db.storage() {
+        if let Some(log) = db.commit_log() {
             gauge(
                 &mut encoder,
                 "wal_size",
                 "Bytes in the current WAL file (a checkpoint starts a new one)",
                 Some(&Unit::Bytes),
-                storage.wal_size() as i64,
+                log.status().wal_bytes as i64,
             )?;
         }
         // Per table: rows and Arrow bytes.

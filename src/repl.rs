@@ -20,8 +20,8 @@ use rustyline::{Editor, Helper, Highlighter, Hinter, Validator};
 use crate::engine::types::display_type;
 use crate::engine::{Database, QualifiedName};
 use crate::error::{QuiverError, Result};
-use crate::pg::types::format_options;
 use crate::session::{Session, StatementResult};
+use crate::sql::types::format_options;
 pub use format::{render_table, render_table_with, Mode, ResultSet};
 
 /// How the shell starts: output format (`--format`, `\pset format`).

@@ -145,7 +145,7 @@ impl Target {
                     Some(Err(e)) => bail!("{e}"),
                     _ => bail!("COPY did not ask for data"),
                 };
-                let mut progress = crate::pg::copy::CopyInProgress::new(copy.clone());
+                let mut progress = crate::sql::copy::CopyInProgress::new(copy.clone());
                 let parsed = tokio::task::block_in_place(|| {
                     for chunk in &chunks {
                         progress.push(chunk)?;

@@ -6,7 +6,7 @@ mod common;
 use std::path::PathBuf;
 
 use async_trait::async_trait;
-use quiverdb::pg::types::{format_options, text_rows_with};
+use quiverdb::sql::types::{format_options, text_rows_with};
 use quiverdb::{Database, QuiverError, Session, StatementResult};
 use sqllogictest::{AsyncDB, DBOutput, DefaultColumnType, Runner};
 

@@ -15,7 +15,7 @@ use super::roles::{Acl, AclObject, Role};
 use super::table::Table;
 use super::txn::TxnSlot;
 use super::Database;
-use crate::storage::record::ViewDef;
+use crate::engine::commit::ViewDef;
 
 /// A schema-qualified relation name, already normalised (unquoted
 /// identifiers lower-cased, as Postgres does).

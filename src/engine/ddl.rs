@@ -16,8 +16,8 @@ use super::roles::{self, Acl, AclObject};
 use super::table::{Table, TableVersion};
 use super::txn::{DdlState, Transaction};
 use super::{Ack, Database};
+use crate::engine::commit::{Commit, Effect};
 use crate::error::{QuiverError, Result};
-use crate::storage::record::{Commit, Effect};
 
 impl Database {
     /// Applies `change` to a copy of the catalog and installs the copy,

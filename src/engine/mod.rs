@@ -2,7 +2,12 @@
 //! that change it. Nothing here knows about the wire protocol.
 
 pub mod catalog;
+pub mod commit;
+pub mod conform;
 mod ddl;
+pub mod log;
+pub mod rebuild;
+mod replay;
 pub mod roles;
 pub mod sessions;
 pub mod table;
@@ -26,9 +31,8 @@ pub use txn::{Transaction, TxnSlot};
 
 use crate::error::{QuiverError, Result};
 use crate::executor::QueryExecutor;
-use crate::storage::record::{encode_batches, encode_positions, Commit, Effect};
-use crate::storage::wal::Durable;
-use crate::storage::Storage;
+use commit::{encode_batches, encode_positions, Commit, Effect};
+pub use log::{CheckpointStats, CommitLog, Compiler, Durable, LogStatus, MakeCompiler};
 
 /// What a writer waits for before acknowledging a commit: its WAL record
 /// on disk (nothing to wait for without a WAL).
@@ -70,7 +74,7 @@ pub struct Database {
     commit_lock: Mutex<()>,
     /// The data directory and WAL commits are logged to; unset for an
     /// in-memory database and while recovery replays.
-    storage: OnceLock<Storage>,
+    log: OnceLock<Arc<dyn CommitLog>>,
     next_table_id: AtomicU64,
     next_view_seq: AtomicU64,
     /// The connected sessions, for pg_stat_activity.
@@ -109,7 +113,7 @@ impl Database {
             catalog_version: AtomicU64::new(1),
             commit_gate: RwLock::new(()),
             commit_lock: Mutex::new(()),
-            storage: OnceLock::new(),
+            log: OnceLock::new(),
             next_table_id: AtomicU64::new(1),
             next_view_seq: AtomicU64::new(1),
             sessions: Default::default(),
@@ -127,16 +131,33 @@ impl Database {
         })
     }
 
-    /// From now on every commit is logged to the storage's WAL before it is
-    /// acknowledged.
-    pub fn attach_storage(&self, storage: Storage) {
-        if self.storage.set(storage).is_err() {
-            panic!("storage is already attached");
+    /// From now on every commit is in `log` before it is acknowledged.
+    pub fn attach_log(&self, log: Arc<dyn CommitLog>) {
+        if self.log.set(log).is_err() {
+            panic!("a commit log is already attached");
         }
     }
 
-    pub fn storage(&self) -> Option<&Storage> {
-        self.storage.get()
+    /// The log commits go to (None: an in-memory database).
+    pub fn commit_log(&self) -> Option<&Arc<dyn CommitLog>> {
+        self.log.get()
+    }
+
+    /// Writes a checkpoint now. Blocking: run it off the async runtime.
+    pub fn checkpoint(&self) -> Result<CheckpointStats> {
+        match self.log.get() {
+            Some(log) => log.checkpoint(self),
+            None => Err(QuiverError::FeatureNotSupported(
+                "CHECKPOINT needs a data directory; this database is in memory".into(),
+            )),
+        }
+    }
+
+    /// Starts a checkpoint in the background if the log has grown enough.
+    pub fn maybe_checkpoint(self: &Arc<Self>) {
+        if let Some(log) = self.log.get() {
+            log.maybe_checkpoint(self);
+        }
     }
 
     /// Runs query work on `executor` from now on (statements running
@@ -198,12 +219,10 @@ impl Database {
     }
 
     /// Sets the defaults new sessions start with for these parameters
-    /// (as `statement_timeout` in postgresql.conf); each value is checked
-    /// as SET checks it.
-    pub fn set_session_defaults(&self, defaults: Vec<(String, String)>) -> Result<()> {
-        crate::session::settings::Settings::with_defaults(&defaults)?;
+    /// (as `statement_timeout` in postgresql.conf). The caller has checked
+    /// each value as SET checks it (`Settings::with_defaults`).
+    pub fn set_session_defaults(&self, defaults: Vec<(String, String)>) {
         *self.session_defaults.write() = defaults;
-        Ok(())
     }
 
     pub fn session_defaults(&self) -> Vec<(String, String)> {
@@ -292,8 +311,8 @@ impl Database {
     }
 
     fn log(&self, commit: &Commit, sync: bool) -> Result<Ack> {
-        match self.storage.get() {
-            Some(storage) => Ok(Ack(Some(storage.wal.append(commit, sync)?))),
+        match self.log.get() {
+            Some(log) => Ok(Ack(Some(log.append(commit, sync)?))),
             None => Ok(Ack(None)),
         }
     }
@@ -307,7 +326,7 @@ impl Database {
         sync: bool,
     ) -> Result<(usize, Ack)> {
         let started = std::time::Instant::now();
-        let commit = match self.storage.get() {
+        let commit = match self.log.get() {
             Some(_) => {
                 let mut commit = Commit::new();
                 let data = commit.add_blob(encode_batches(&table.schema_ref(), &batches)?);
@@ -385,7 +404,7 @@ impl Database {
             return Ok(Ack::none());
         }
         self.check_writable()?;
-        let logging = self.storage.get().is_some();
+        let logging = self.log.get().is_some();
         // Each table's log fragment is encoded before taking the lock; one
         // whose rows moved under it is encoded again inside.
         let mut fragments = BTreeMap::new();

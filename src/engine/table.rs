@@ -27,8 +27,8 @@ use parking_lot::Mutex;
 use super::txn::TxnSlot;
 use super::unique::{UniqueConstraint, UniqueIndex};
 use super::Ack;
+use crate::engine::commit::{encode_schema, CheckDef, Commit, ConstraintDef, Effect, TableDef};
 use crate::error::{QuiverError, Result};
-use crate::storage::record::{encode_schema, CheckDef, Commit, ConstraintDef, Effect, TableDef};
 
 /// Batches smaller than this are merged with their neighbours as rows
 /// arrive, so that many small INSERTs still leave scan-friendly batches.

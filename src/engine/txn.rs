@@ -12,8 +12,8 @@ use datafusion::arrow::record_batch::RecordBatch;
 
 use super::catalog::CatalogState;
 use super::table::{Change, Conflict, KeyDelta, Table, TableVersion};
+use crate::engine::commit::Commit;
 use crate::error::Result;
-use crate::storage::record::Commit;
 
 /// The current transaction of a session, if any (a DataFusion config
 /// extension, so `TableProvider::scan` can find it).

@@ -39,13 +39,14 @@ use pgwire::types::format::FormatOptions;
 use tokio::sync::Mutex;
 
 use super::auth::{ScramError, ScramExchange, SCRAM_SHA_256};
-use super::copy::{encode_copy_out, CopyInProgress};
 use super::params::decode_parameters;
-use super::types::{encode_batches, encode_stream, param_pg_type, row_description};
 use super::ServerContext;
 use crate::engine::roles::ScramVerifier;
 use crate::error::QuiverError;
-use crate::session::{settings, CopyFormat, Prepared, Session, StatementResult, TxnState};
+use crate::session::{CopyFormat, Prepared, Session, StatementResult, TxnState};
+use crate::sql::copy::{encode_copy_out, CopyInProgress};
+use crate::sql::settings;
+use crate::sql::types::{encode_batches, encode_stream, param_pg_type, row_description};
 use crate::Database;
 
 /// How long a failed login waits before it is answered.
@@ -365,7 +366,7 @@ fn pg_error(e: QuiverError) -> PgWireError {
 
 /// The settings that format values on the wire.
 fn format_options(session: &Session) -> Arc<FormatOptions> {
-    super::types::format_options(session.settings())
+    crate::sql::types::format_options(session.settings())
 }
 
 fn into_response(
@@ -389,7 +390,9 @@ fn into_response(
         }
         Ok(StatementResult::RowStream { schema, rows, tag }) => {
             let fields = Arc::new(row_description(&schema, format, options)?);
-            let rows = encode_stream(fields.clone(), schema, rows);
+            let rows = encode_stream(fields.clone(), schema, rows, |e| {
+                PgWireError::UserError(Box::new(error_info(e)))
+            });
             let mut response = QueryResponse::new(fields, rows);
             response.set_command_tag(if tag == "INSERT" { "INSERT 0" } else { tag });
             Ok(Response::Query(response))

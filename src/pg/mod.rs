@@ -2,13 +2,9 @@
 //! each with its own `Session` through pgwire.
 
 mod auth;
-pub mod catalog;
 mod connection;
-pub(crate) mod copy;
 mod handler;
 mod params;
-mod rows;
-pub mod types;
 
 use std::future::Future;
 use std::sync::Arc;

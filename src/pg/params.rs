@@ -11,8 +11,8 @@ use pgwire::api::stmt::StoredStatement;
 use pgwire::api::Type;
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 
-use super::types::{param_pg_type, uuid_text};
 use crate::session::Prepared;
+use crate::sql::types::{param_pg_type, uuid_text};
 
 /// Decodes the portal's parameters. The wire type of each is the one the
 /// client named in Parse or, failing that, the one we advertised.

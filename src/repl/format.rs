@@ -10,7 +10,7 @@ use datafusion::arrow::datatypes::{DataType, Schema};
 use crate::error::{QuiverError, Result};
 use pgwire::types::format::FormatOptions;
 
-use crate::pg::types::{format_options, text_rows_with};
+use crate::sql::types::{format_options, text_rows_with};
 
 /// How a column's values are shown: numbers align right (and are bare in
 /// JSON), booleans are true/false in JSON.

@@ -6,10 +6,9 @@
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{new_null_array, Array, ArrayRef, RecordBatch};
+use datafusion::arrow::array::{Array, ArrayRef, RecordBatch};
 use datafusion::arrow::compute::{cast_with_options, CastOptions};
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
-use datafusion::common::ScalarValue;
 use datafusion::sql::sqlparser::ast::{
     visit_expressions_mut, AlterColumnOperation, AlterTable, AlterTableOperation, ColumnDef,
     Expr as SqlExpr, Owner, RenameTableNameKind, TableConstraint,
@@ -19,14 +18,15 @@ use datafusion::sql::sqlparser::parser::Parser;
 
 use super::ddl::{column_spec, name_checks, ColumnSpec};
 use super::dml::assignable;
-use super::insert::conform_batches;
 use super::{normalize_ident, Session, StatementResult};
-use crate::engine::types::{column_field, display_type};
-use crate::engine::{QualifiedName, Table, TableVersion};
-use crate::error::{not_supported, QuiverError, Result};
-use crate::storage::record::{
-    decode_batches, encode_batches, CheckDef, ColumnSource, Commit, ConstraintDef, Effect,
+use crate::engine::commit::{
+    encode_batches, CheckDef, ColumnSource, Commit, ConstraintDef, Effect,
 };
+use crate::engine::conform::conform_batches;
+use crate::engine::rebuild::rebuild_rows;
+use crate::engine::types::{column_field, display_type};
+use crate::engine::{QualifiedName, Table};
+use crate::error::{not_supported, QuiverError, Result};
 
 /// The definition being built by one ALTER TABLE.
 struct Draft {
@@ -529,55 +529,6 @@ impl Session {
     }
 }
 
-/// The altered table's rows from the old ones (also used by recovery).
-pub(crate) fn rebuild_rows(
-    version: &TableVersion,
-    schema: &SchemaRef,
-    columns: &[ColumnSource],
-    fills: &[Option<ArrayRef>],
-) -> Result<Vec<RecordBatch>> {
-    let strict = CastOptions {
-        safe: false,
-        ..Default::default()
-    };
-    // Build with nullable fields: NOT NULL is checked afterwards, with
-    // Postgres's message.
-    let loose = Arc::new(Schema::new(
-        schema
-            .fields()
-            .iter()
-            .map(|f| f.as_ref().clone().with_nullable(true))
-            .collect::<Vec<_>>(),
-    ));
-    version
-        .live_batches()?
-        .into_iter()
-        .map(|batch| {
-            let n = batch.num_rows();
-            let arrays = columns
-                .iter()
-                .zip(schema.fields())
-                .zip(fills)
-                .map(|((source, field), fill)| {
-                    Ok(match source {
-                        ColumnSource::Old(i) => batch.column(*i).clone(),
-                        ColumnSource::Cast(i) => {
-                            cast_with_options(batch.column(*i), field.data_type(), &strict)?
-                        }
-                        ColumnSource::Fill(_) => match fill {
-                            Some(value) => {
-                                ScalarValue::try_from_array(value, 0)?.to_array_of_size(n)?
-                            }
-                            None => new_null_array(field.data_type(), n),
-                        },
-                    })
-                })
-                .collect::<Result<Vec<_>>>()?;
-            Ok(RecordBatch::try_new(loose.clone(), arrays)?)
-        })
-        .collect()
-}
-
 /// NOT NULL and the newly added CHECKs against the rows a table already
 /// has, with the messages Postgres gives for existing rows.
 fn check_existing_rows(table: &Table, rows: &[RecordBatch], new_checks: &[String]) -> Result<()> {
@@ -646,24 +597,4 @@ fn rename_in_sql(sql: &str, old: &str, new: &str) -> Result<String> {
         ControlFlow::<()>::Continue(())
     });
     Ok(expr.to_string())
-}
-
-/// Recovery: the fill values of a logged ALTER TABLE.
-pub(crate) fn logged_fills(
-    commit_blobs: &[bytes::Bytes],
-    columns: &[ColumnSource],
-) -> Result<Vec<Option<ArrayRef>>> {
-    columns
-        .iter()
-        .map(|c| match c {
-            ColumnSource::Fill(Some(blob)) => {
-                let bytes = commit_blobs.get(*blob).ok_or_else(|| {
-                    QuiverError::Internal(format!("WAL record refers to missing blob {blob}"))
-                })?;
-                let (_, batches) = decode_batches(bytes)?;
-                Ok(batches.first().map(|b| b.column(0).clone()))
-            }
-            _ => Ok(None),
-        })
-        .collect()
 }

@@ -12,9 +12,9 @@ use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::prelude::{JsonReadOptions, ParquetReadOptions};
 
-use super::copy::{CopyFormat, CopyIn, CopyOut};
 use super::{Session, StatementResult};
 use crate::error::{QuiverError, Result};
+use crate::sql::copy_options::{CopyFormat, CopyIn, CopyOut};
 
 impl Session {
     /// `COPY t FROM 'pattern'`: every file the pattern matches, as one
@@ -54,7 +54,7 @@ impl Session {
                     let mut batches = Vec::with_capacity(paths.len());
                     for path in &paths {
                         let data = std::fs::read(path).map_err(|e| cannot_open(path, e))?;
-                        let mut progress = crate::pg::copy::CopyInProgress::new(copy.clone());
+                        let mut progress = crate::sql::copy::CopyInProgress::new(copy.clone());
                         progress.push(&data).map_err(|e| in_file(path, e))?;
                         batches.extend(progress.finish().map_err(|e| in_file(path, e))?);
                     }
@@ -86,7 +86,7 @@ impl Session {
         path: &str,
     ) -> Result<StatementResult> {
         let path = absolute(path)?;
-        let options = crate::pg::types::format_options(self.settings());
+        let options = crate::sql::types::format_options(self.settings());
         tokio::task::spawn_blocking(move || write_file(out, &path, &options))
             .await
             .map_err(|e| QuiverError::Internal(format!("writing the COPY file: {e}")))?
@@ -127,7 +127,7 @@ fn write_file(
         _ => {
             use std::io::Write;
             let binary = out.options.format == CopyFormat::Binary;
-            let chunks = crate::pg::copy::encode_copy_out(out, options)
+            let chunks = crate::sql::copy::encode_copy_out(out, options)
                 .map_err(|e| QuiverError::Internal(format!("encoding COPY data: {e}")))?;
             let mut writer = std::io::BufWriter::new(file);
             for chunk in chunks {

@@ -13,13 +13,13 @@ use datafusion::sql::sqlparser::ast::{
     ColumnOption, CreateTable, CreateView, Query, Statement, TableConstraint,
 };
 
-use super::{insert, normalize_ident, Session, StatementResult};
+use super::{normalize_ident, Session, StatementResult};
+use crate::engine::commit::{CheckDef, ConstraintDef, TableDef, ViewDef};
 use crate::engine::table::Check;
 use crate::engine::types::column_field;
 use crate::engine::unique::UniqueConstraint;
 use crate::engine::{QualifiedName, Table, View};
 use crate::error::{not_supported, QuiverError, Result};
-use crate::storage::record::{CheckDef, ConstraintDef, TableDef, ViewDef};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
@@ -178,7 +178,7 @@ impl Session {
             Vec::new(),
             Vec::new(),
         )?);
-        let batches = insert::conform_batches(&table, batches)?;
+        let batches = crate::engine::conform::conform_batches(&table, batches)?;
         let (_, ack) = self.db.create_table(
             self.current_txn().as_deref(),
             name,
@@ -466,7 +466,7 @@ impl Session {
                 "CREATE VIEW specifies more column names than columns".into(),
             ));
         }
-        let mut names = super::column_names::view_column_names(query, plan.schema());
+        let mut names = crate::sql::column_names::view_column_names(query, plan.schema());
         for (name, given) in names.iter_mut().zip(&def.columns) {
             *name = given.clone();
         }

@@ -24,11 +24,12 @@ use datafusion::sql::sqlparser::ast::{
     UpdateTableFromKind,
 };
 
-use super::insert::conform_batches;
-use super::{column_names, normalize_ident, Session, StatementResult};
+use super::{normalize_ident, Session, StatementResult};
+use crate::engine::conform::conform_batches;
 use crate::engine::types::display_type;
 use crate::engine::{Change, Conflict, QualifiedName, Table, TableVersion, Transaction};
 use crate::error::{not_supported, QuiverError, Result};
+use crate::sql::column_names;
 
 /// The hidden column that numbers a table's visible rows for UPDATE and
 /// DELETE.
@@ -92,16 +93,6 @@ struct SlotGuard(Arc<crate::engine::TxnSlot>);
 impl Drop for SlotGuard {
     fn drop(&mut self) {
         self.0.set(None);
-    }
-}
-
-/// Whether a statement goes through this module rather than the plain
-/// INSERT path.
-pub(super) fn is_dml(statement: &Statement) -> bool {
-    match statement {
-        Statement::Update(_) | Statement::Delete(_) => true,
-        Statement::Insert(insert) => insert.on.is_some() || insert.returning.is_some(),
-        _ => false,
     }
 }
 
@@ -177,17 +168,14 @@ impl Session {
         }
     }
 
-    /// The turns of the tables that UPDATE/DELETE/upsert statements among
-    /// `statements` change, taken in table-id order (so two messages never
+    /// The turns of the tables that `statements` (UPDATE/DELETE/upsert
+    /// statements) change, taken in table-id order (so two messages never
     /// wait for each other in a circle).
     pub(super) async fn writer_turns<'a>(
         &self,
         statements: impl Iterator<Item = &'a Statement>,
     ) -> Vec<tokio::sync::OwnedMutexGuard<()>> {
-        let mut tables: Vec<Arc<Table>> = statements
-            .filter(|s| is_dml(s))
-            .filter_map(|s| self.dml_target(s))
-            .collect();
+        let mut tables: Vec<Arc<Table>> = statements.filter_map(|s| self.dml_target(s)).collect();
         tables.sort_by_key(|t| t.id());
         tables.dedup_by_key(|t| t.id());
         let mut turns = Vec::with_capacity(tables.len());
@@ -817,7 +805,7 @@ impl Session {
             .collect(plan, params)
             .await?
             .into_iter()
-            .map(|batch| super::execution::conform_batch(batch, &schema))
+            .map(|batch| crate::sql::stream::conform_batch(batch, &schema))
             .collect::<std::result::Result<Vec<_>, _>>()?;
         Ok(StatementResult::Rows {
             schema,

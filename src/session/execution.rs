@@ -13,121 +13,18 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::DataFusionError;
 use datafusion::logical_expr::LogicalPlan;
-use datafusion::physical_plan::SendableRecordBatchStream;
 use futures::{Stream, StreamExt};
 
 use super::Session;
 use crate::engine::sessions::SessionInfo;
-use crate::error::{QuiverError, Result};
+use crate::error::Result;
 use crate::executor::{Control, Slot};
-use crate::pg::catalog::{INFORMATION_SCHEMA, PG_CATALOG};
+use crate::sql::catalog::{INFORMATION_SCHEMA, PG_CATALOG};
+use crate::sql::RowStream;
 
 /// What pg_stat_activity's wait_event shows while a query waits for an
 /// execution slot.
 pub const QUERY_QUEUE: &str = "QueryQueue";
-
-/// Rows a plan is still producing.
-pub struct RowStream(SendableRecordBatchStream);
-
-impl std::fmt::Debug for RowStream {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RowStream").finish_non_exhaustive()
-    }
-}
-
-impl RowStream {
-    pub fn new(stream: SendableRecordBatchStream) -> RowStream {
-        RowStream(stream)
-    }
-
-    /// The rows with the column types `schema` declares: a column that
-    /// comes in another type is cast, so what a client is told a column
-    /// is and what it is sent always agree.
-    pub fn conformed(self, schema: SchemaRef) -> RowStream {
-        let declared = schema.clone();
-        let stream = self
-            .0
-            .map(move |batch| Ok(conform_batch(batch?, &declared)?));
-        RowStream::new(Box::pin(
-            datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(schema, stream),
-        ))
-    }
-
-    pub fn schema(&self) -> SchemaRef {
-        self.0.schema()
-    }
-
-    /// Every remaining batch.
-    pub async fn collect(mut self) -> Result<Vec<RecordBatch>> {
-        let mut batches = Vec::new();
-        while let Some(batch) = self.0.next().await {
-            batches.push(batch.map_err(from_datafusion)?);
-        }
-        Ok(batches)
-    }
-}
-
-impl Stream for RowStream {
-    type Item = Result<RecordBatch>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.0
-            .poll_next_unpin(cx)
-            .map(|next| next.map(|batch| batch.map_err(from_datafusion)))
-    }
-}
-
-/// `batch` with the column types `declared` gives (cast where they differ).
-pub fn conform_batch(
-    batch: RecordBatch,
-    declared: &SchemaRef,
-) -> std::result::Result<RecordBatch, datafusion::arrow::error::ArrowError> {
-    if batch
-        .schema()
-        .fields()
-        .iter()
-        .zip(declared.fields())
-        .all(|(have, want)| have.data_type() == want.data_type())
-    {
-        return super::pg_bpchar::pad_batch(batch, declared);
-    }
-    let columns = batch
-        .columns()
-        .iter()
-        .zip(declared.fields())
-        .map(|(column, want)| datafusion::arrow::compute::cast(column, want.data_type()))
-        .collect::<std::result::Result<Vec<_>, _>>()?;
-    // The batch's own names and nullability, the declared types.
-    let fields: Vec<datafusion::arrow::datatypes::Field> = batch
-        .schema()
-        .fields()
-        .iter()
-        .zip(&columns)
-        .map(|(field, column)| {
-            field
-                .as_ref()
-                .clone()
-                .with_data_type(column.data_type().clone())
-                .with_nullable(true)
-        })
-        .collect();
-    let batch = RecordBatch::try_new(
-        Arc::new(datafusion::arrow::datatypes::Schema::new(fields)),
-        columns,
-    )?;
-    super::pg_bpchar::pad_batch(batch, declared)
-}
-
-/// Our own errors come back out of DataFusion's wrapper as they were.
-pub fn from_datafusion(e: DataFusionError) -> QuiverError {
-    match e {
-        DataFusionError::External(inner) => match inner.downcast::<QuiverError>() {
-            Ok(ours) => *ours,
-            Err(other) => QuiverError::DataFusion(DataFusionError::External(other)),
-        },
-        other => QuiverError::DataFusion(other),
-    }
-}
 
 /// Whether a plan reads tables (ours, files, table functions): such a
 /// query runs on the query threads and waits for an execution slot. One

@@ -17,8 +17,8 @@ use datafusion::sql::sqlparser::ast::Value;
 
 use super::{Session, StatementResult};
 use crate::engine::catalog::View;
+use crate::engine::commit::ViewDef;
 use crate::error::{QuiverError, Result};
-use crate::storage::record::ViewDef;
 
 impl Session {
     pub(super) async fn create_external_table(
@@ -70,8 +70,6 @@ impl Session {
         mut def: ViewDef,
         create: &CreateExternalTable,
     ) -> Result<View> {
-        use crate::storage::manifest::ManifestTable;
-        use crate::storage::record::{decode_batches, encode_schema};
         let state = self.ctx.state();
         let plan = state
             .statement_to_plan(DfStatement::CreateExternalTable(create.clone()))
@@ -81,10 +79,7 @@ impl Session {
                 "CREATE EXTERNAL TABLE did not plan to its command".into(),
             ));
         };
-        if let Some(stored) = &def.file_schema {
-            let bytes = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, stored)
-                .map_err(|e| QuiverError::Internal(format!("bad external table schema: {e}")))?;
-            let (schema, _) = decode_batches(&bytes)?;
+        if let Some(schema) = def.stored_file_schema()? {
             command.schema = std::sync::Arc::new(datafusion::common::DFSchema::try_from(
                 schema.as_ref().clone(),
             )?);
@@ -100,9 +95,7 @@ impl Session {
                 ))
             })?;
         if def.file_schema.is_none() {
-            def.file_schema = Some(ManifestTable::encode_schema(&encode_schema(
-                &provider.schema(),
-            )?));
+            def.store_file_schema(&provider.schema())?;
         }
         let plan = LogicalPlanBuilder::scan(def.name.clone(), provider_as_source(provider), None)?
             .build()?;

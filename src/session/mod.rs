@@ -5,10 +5,11 @@
 //! data any other way.
 
 mod alter;
-mod column_names;
+mod classify;
 mod copy;
 mod copy_files;
 mod ddl;
+mod definitions;
 mod dml;
 mod execution;
 mod external;
@@ -16,22 +17,8 @@ mod file_functions;
 mod init_plans;
 mod insert;
 mod lookup;
-mod order_by;
-mod pg_arithmetic;
-mod pg_bpchar;
-mod pg_casts;
-pub mod pg_datestyle;
-pub mod pg_datetime;
-mod pg_extract;
-mod pg_interval;
-mod pg_subqueries;
-pub mod pg_timezone;
-mod pg_to_char;
-mod pg_types_in;
-mod replay;
 mod script;
 mod security;
-pub mod settings;
 mod sources;
 mod sub_plans;
 mod transaction;
@@ -55,13 +42,23 @@ use datafusion::sql::sqlparser::ast::{Ident, ObjectName, ObjectType, Statement};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 
 use crate::engine::{Database, QualifiedName, Table, CATALOG_NAME, DEFAULT_SCHEMA};
+pub use crate::error::from_datafusion;
 use crate::error::{not_supported, QuiverError, Result};
 use crate::metrics;
-use crate::pg::catalog::{CatalogContext, Identity, SessionInfo};
-pub use copy::{column_from_text, BadValue, CopyFormat, CopyIn, CopyOptions, CopyOut};
-pub use execution::{from_datafusion, reads_tables, RowStream, QUERY_QUEUE};
+use crate::sql::catalog::{CatalogContext, Identity, SessionInfo};
+pub(crate) use crate::sql::normalize_ident;
+use crate::sql::settings::{self, Settings};
+pub use crate::sql::{
+    column_from_text, BadValue, CopyFormat, CopyIn, CopyOptions, CopyOut, RowStream,
+};
+use crate::sql::{
+    column_names, order_by, pg_arithmetic, pg_casts, pg_datestyle, pg_extract, pg_timezone,
+    pg_to_char, pg_types_in,
+};
+use classify::classify;
+pub use definitions::Definitions;
+pub use execution::{reads_tables, QUERY_QUEUE};
 use script::{is_checkpoint, parse_script, Parsed};
-use settings::Settings;
 use transaction::OpenTransaction;
 pub use transaction::TxnState;
 use variables::own_statement_schema;
@@ -100,9 +97,9 @@ pub enum StatementResult {
     /// The empty query.
     Empty,
     /// `COPY ... FROM STDIN`: the client sends the rows next.
-    CopyIn(copy::CopyIn),
+    CopyIn(crate::sql::CopyIn),
     /// `COPY ... TO STDOUT`: rows to send in COPY format.
-    CopyOut(copy::CopyOut),
+    CopyOut(crate::sql::CopyOut),
 }
 
 impl StatementResult {
@@ -200,7 +197,7 @@ impl Session {
         ));
         let info = Arc::new(SessionInfo::default());
         db.sessions.register(&info);
-        crate::pg::catalog::install(
+        crate::sql::catalog::install(
             &ctx,
             CATALOG_NAME,
             CatalogContext {
@@ -299,12 +296,7 @@ impl Session {
     /// Splits SQL text into statements.
     pub fn parse(sql: &str) -> Result<VecDeque<DfStatement>> {
         let sql = script::check_and_rewrite(sql)?;
-        let dialect = PostgreSqlDialect {};
-        Ok(datafusion::sql::parser::DFParserBuilder::new(sql.as_ref())
-            .with_dialect(&dialect)
-            .with_recursion_limit(script::MAX_PARSER_RECURSION)
-            .build()?
-            .parse_statements()?)
+        crate::sql::parse_statements(sql.as_ref())
     }
 
     /// Runs every statement in `sql` in order, stopping at the first error
@@ -379,7 +371,7 @@ impl Session {
         if statements.len() > 1
             && statements[..statements.len() - 1]
                 .iter()
-                .any(|p| matches!(p, Parsed::Statement(s) if copy::is_copy_from_stdin(s)))
+                .any(|p| matches!(p, Parsed::Statement(s) if crate::sql::copy_options::is_copy_from_stdin(s)))
         {
             return vec![Err(QuiverError::FeatureNotSupported(
                 "COPY FROM STDIN must be the last statement of a query string".into(),
@@ -391,13 +383,19 @@ impl Session {
         // another session is simply run again on the newer rows.
         let implicit = statements.len() > 1
             && self.txn.is_none()
-            && statements.iter().all(runs_in_implicit_block);
+            && statements
+                .iter()
+                .all(|p| matches!(p, Parsed::Statement(s) if classify(s).implicit_block));
         if !implicit {
             return self.run_statements(statements).await;
         }
         let _turns = self
             .writer_turns(statements.iter().filter_map(|p| match p {
-                Parsed::Statement(DfStatement::Statement(s)) => Some(s.as_ref()),
+                Parsed::Statement(statement @ DfStatement::Statement(s))
+                    if classify(statement).dml =>
+                {
+                    Some(s.as_ref())
+                }
                 _ => None,
             }))
             .await;
@@ -440,7 +438,7 @@ impl Session {
                     }
                 }
                 Parsed::Statement(statement) => {
-                    let kind = metrics::Kind::of(&statement);
+                    let kind = classify(&statement).kind;
                     let started = std::time::Instant::now();
                     let result = match self
                         .admit(Some(&statement))
@@ -491,8 +489,8 @@ impl Session {
                 lookup: None,
             });
         }
-        let mut statements = if copy::is_copy(sql) {
-            VecDeque::from([copy::parse_copy(sql)?])
+        let mut statements = if crate::sql::copy_options::is_copy(sql) {
+            VecDeque::from([crate::sql::copy_options::parse_copy(sql)?])
         } else {
             Session::parse(sql)?
         };
@@ -526,16 +524,15 @@ impl Session {
             checkpoint: false,
             lookup: None,
         };
-        if let DfStatement::Statement(s) = &statement {
-            if dml::is_dml(s) {
-                let (params, returns) = self.describe_dml(s).await?;
-                prepared.param_fields = params;
-                prepared.result_schema = returns;
-                prepared.statement = Some(statement);
-                return Ok(prepared);
-            }
+        let class = classify(&statement);
+        if let (true, DfStatement::Statement(s)) = (class.dml, &statement) {
+            let (params, returns) = self.describe_dml(s).await?;
+            prepared.param_fields = params;
+            prepared.result_schema = returns;
+            prepared.statement = Some(statement);
+            return Ok(prepared);
         }
-        if is_planned_by_datafusion(&statement) {
+        if class.planned {
             let plan = self.plan(statement.clone()).await?;
             prepared.param_fields = parameter_fields(&plan)?;
             let typed = self.typed_schema(&plan);
@@ -567,7 +564,7 @@ impl Session {
             self.note_failure();
         }
         let kind = match &prepared.statement {
-            Some(statement) => metrics::Kind::of(statement),
+            Some(statement) => classify(statement).kind,
             None => metrics::Kind::Utility,
         };
         metrics::metrics().statement(kind, metrics::Outcome::of(&result), started.elapsed());
@@ -597,13 +594,10 @@ impl Session {
         let Some(statement) = prepared.statement.clone() else {
             return Ok(StatementResult::Empty);
         };
-        if let DfStatement::Statement(s) = &statement {
-            if dml::is_dml(s) {
-                let result = self
-                    .run_with_timeout(|s| Box::pin(s.execute_dml_owned(statement, params)))
-                    .await;
-                return result;
-            }
+        if classify(&statement).dml {
+            return self
+                .run_with_timeout(|s| Box::pin(s.execute_dml_owned(statement, params)))
+                .await;
         }
         let plan = match &prepared.plan {
             // The catalog changed since Parse: plan again, so the statement
@@ -644,7 +638,7 @@ impl Session {
     /// CHECKPOINT: writes the tables to Parquet off the async runtime.
     async fn checkpoint(&mut self) -> Result<StatementResult> {
         let db = self.db.clone();
-        tokio::task::spawn_blocking(move || crate::storage::checkpoint(&db))
+        tokio::task::spawn_blocking(move || db.checkpoint())
             .await
             .map_err(|e| QuiverError::Internal(format!("checkpoint failed: {e}")))??;
         Ok(StatementResult::command("CHECKPOINT"))
@@ -686,7 +680,7 @@ impl Session {
             result = f(self) => result,
             reason = stopped => Err(reason),
         };
-        crate::storage::maybe_checkpoint(&self.db);
+        self.db.maybe_checkpoint();
         result
     }
 
@@ -724,7 +718,7 @@ impl Session {
     async fn plan(&self, statement: DfStatement) -> Result<LogicalPlan> {
         let mut statement = self.through_views(&statement)?.unwrap_or(statement);
         let is_query = matches!(&statement, DfStatement::Statement(s) if matches!(s.as_ref(), Statement::Query(_)));
-        crate::pg::catalog::rewrite_client_sql(&mut statement);
+        crate::sql::catalog::rewrite_client_sql(&mut statement);
         pg_types_in::rewrite_casts(&mut statement);
         if let DfStatement::Statement(s) = &mut statement {
             if let Statement::Insert(insert) = s.as_mut() {
@@ -749,7 +743,7 @@ impl Session {
         // when DataFusion cannot plan or run it as written, the answer is
         // given by an equivalent empty query.
         let fallback = if is_query {
-            crate::pg::catalog::empty_result_fallback(&statement).map(|mut empty| {
+            crate::sql::catalog::empty_result_fallback(&statement).map(|mut empty| {
                 if let DfStatement::Statement(s) = &mut empty {
                     column_names::separate_repeated_names(s);
                 }
@@ -803,11 +797,13 @@ impl Session {
                 DfStatement::CreateExternalTable(create) => {
                     self.create_external_table(create).await
                 }
-                _ => Err(not_supported(format!("the statement \"{statement}\""))),
+                _ => Err(unsupported(&statement)),
             };
         };
+        if classify(&statement).dml {
+            return self.execute_dml(stmt, None).await;
+        }
         match stmt.as_ref() {
-            s if dml::is_dml(s) => self.execute_dml(s, None).await,
             Statement::Query(_) | Statement::Insert(_) | Statement::Explain { .. } => {
                 let names = column_names::postgres_column_names(&statement);
                 let plan = self.plan(statement).await?;
@@ -859,8 +855,8 @@ impl Session {
                         return Err(not_supported("CREATE SCHEMA AUTHORIZATION without a name"))
                     }
                 };
-                if name == crate::pg::catalog::PG_CATALOG
-                    || name == crate::pg::catalog::INFORMATION_SCHEMA
+                if name == crate::sql::catalog::PG_CATALOG
+                    || name == crate::sql::catalog::INFORMATION_SCHEMA
                 {
                     if *if_not_exists {
                         return Ok(StatementResult::command("CREATE SCHEMA"));
@@ -951,10 +947,7 @@ impl Session {
             } => self.rollback_to_savepoint(normalize_ident(name)),
             Statement::Savepoint { name } => self.savepoint(normalize_ident(name)),
             Statement::ReleaseSavepoint { name } => self.release_savepoint(normalize_ident(name)),
-            other => Err(not_supported(format!(
-                "the statement \"{}\"",
-                first_words(&other.to_string())
-            ))),
+            _ => Err(unsupported(&statement)),
         }
     }
 
@@ -1192,15 +1185,6 @@ fn rename_columns(result: StatementResult, names: &Option<Vec<Option<String>>>) 
     }
 }
 
-/// Postgres folds unquoted identifiers to lower case.
-pub(crate) fn normalize_ident(ident: &Ident) -> String {
-    if ident.quote_style.is_some() {
-        ident.value.clone()
-    } else {
-        ident.value.to_lowercase()
-    }
-}
-
 fn object_name_parts(name: &ObjectName) -> Result<Vec<String>> {
     name.0
         .iter()
@@ -1212,36 +1196,18 @@ fn object_name_parts(name: &ObjectName) -> Result<Vec<String>> {
         .collect()
 }
 
+/// 0A000 for a statement QuiverDB does not run.
+fn unsupported(statement: &DfStatement) -> QuiverError {
+    match statement {
+        DfStatement::Statement(s) => {
+            not_supported(format!("the statement \"{}\"", first_words(&s.to_string())))
+        }
+        other => not_supported(format!("the statement \"{other}\"")),
+    }
+}
+
 fn first_words(sql: &str) -> String {
     sql.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
-}
-
-/// Whether a statement may be part of the implicit transaction of a
-/// multi-statement message: queries and row changes, not DDL, settings or
-/// transaction control.
-fn runs_in_implicit_block(parsed: &Parsed) -> bool {
-    match parsed {
-        Parsed::Statement(DfStatement::Statement(s)) => matches!(
-            s.as_ref(),
-            Statement::Query(_)
-                | Statement::Insert(_)
-                | Statement::Update(_)
-                | Statement::Delete(_)
-                | Statement::Truncate(_)
-        ),
-        _ => false,
-    }
-}
-
-fn is_planned_by_datafusion(statement: &DfStatement) -> bool {
-    match statement {
-        DfStatement::Explain(_) => true,
-        DfStatement::Statement(s) => matches!(
-            s.as_ref(),
-            Statement::Query(_) | Statement::Insert(_) | Statement::Explain { .. }
-        ),
-        _ => false,
-    }
 }
 
 fn returns_rows(plan: &LogicalPlan) -> bool {

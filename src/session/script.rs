@@ -29,8 +29,10 @@ pub(super) fn parse_script(sql: &str) -> Result<Vec<Parsed>> {
     for piece in split_statements(sql)? {
         if is_checkpoint(&piece) {
             parsed.push(Parsed::Checkpoint);
-        } else if super::copy::is_copy(&piece) {
-            parsed.push(Parsed::Statement(super::copy::parse_copy(&piece)?));
+        } else if crate::sql::copy_options::is_copy(&piece) {
+            parsed.push(Parsed::Statement(crate::sql::copy_options::parse_copy(
+                &piece,
+            )?));
         } else {
             parsed.extend(Session::parse(&piece)?.into_iter().map(Parsed::Statement));
         }
@@ -79,13 +81,6 @@ pub(super) const MAX_OPERATOR_CHAIN: usize = 2_000;
 /// with modifiers), so its time doubles with every level: 30 levels would
 /// hold a core for minutes, beyond any cancel.
 pub(super) const MAX_CALL_NESTING: usize = 20;
-
-/// How deep the parser may recurse. A level of parentheses costs it a few
-/// levels: this takes about 500 nested parentheses, as generated SQL can
-/// have (PostgreSQL's own limit is its stack, about a thousand), and
-/// refuses 10,000 with `54001`. The parser grows its stack as it recurses,
-/// so depth cannot overflow a thread's stack.
-pub(super) const MAX_PARSER_RECURSION: usize = 2_000;
 
 /// Checks that `sql` is not too complex to handle, and spells the
 /// PostgreSQL forms the parser does not know (`CREATE USER`, `ALTER USER`,

@@ -9,14 +9,15 @@ use datafusion::sql::sqlparser::ast::{
     OnInsert, Password, Privileges, RoleOption, Statement, TableFactor, TableObject,
 };
 
-use super::{object_name_parts, Session, StatementResult};
+use super::classify::{classify, Privilege};
+use super::{object_name_parts, unsupported, Session, StatementResult};
 use crate::engine::roles::{
     self, password_verifier, AclObject, Actor, Role, CREATE, DELETE, INSERT, PUBLIC, SELECT,
     TRUNCATE, UPDATE, USAGE,
 };
 use crate::engine::{CatalogState, QualifiedName};
 use crate::error::{not_supported, QuiverError, Result};
-use crate::pg::catalog::{INFORMATION_SCHEMA, PG_CATALOG};
+use crate::sql::catalog::{INFORMATION_SCHEMA, PG_CATALOG};
 
 fn denied(message: String) -> QuiverError {
     QuiverError::InsufficientPrivilege(message)
@@ -272,26 +273,40 @@ impl Session {
         Ok(StatementResult::command("ALTER TABLE"))
     }
 
-    /// Fails with 42501 unless the current role may run `statement`.
+    /// Fails with 42501 unless the current role may run `statement`, and
+    /// with 0A000 for a statement the classification does not know
+    /// (whoever sends it): unknown means denied.
     pub(super) fn authorize(&self, statement: &DfStatement) -> Result<()> {
+        let privilege = classify(statement).privilege;
+        if privilege == Privilege::Unknown {
+            return Err(unsupported(statement));
+        }
         let identity = self.info.identity();
         let catalog = self.catalog();
         let actor = identity.actor();
         if catalog.is_superuser(actor) {
             return Ok(());
         }
-        let check = Check {
-            session: self,
-            catalog: &catalog,
-            actor,
-        };
-        match statement {
-            DfStatement::Statement(s) => check.statement(s),
-            DfStatement::Explain(explain) => self.authorize(&explain.statement),
-            DfStatement::Reset(_) => Ok(()),
-            _ => Err(denied(
-                "permission denied: only superusers may read or write server files".into(),
-            )),
+        match privilege {
+            Privilege::Session | Privilege::OwnCheck => Ok(()),
+            Privilege::Superuser => Err(denied(match statement {
+                DfStatement::Statement(s) if matches!(s.as_ref(), Statement::Copy { .. }) => {
+                    "permission denied to COPY to or from a file: only superusers may read or write server files"
+                        .into()
+                }
+                _ => "permission denied: only superusers may read or write server files".into(),
+            })),
+            Privilege::Objects => match statement {
+                DfStatement::Statement(s) => Check {
+                    session: self,
+                    catalog: &catalog,
+                    actor,
+                }
+                .statement(s),
+                DfStatement::Explain(explain) => self.authorize(&explain.statement),
+                _ => Err(unsupported(statement)),
+            },
+            Privilege::Unknown => Err(unsupported(statement)),
         }
     }
 
@@ -419,10 +434,16 @@ impl Check<'_> {
                     }
                     Ok(())
                 }
-                // DROP ROLE checks for itself.
-                _ => Ok(()),
+                // DROP ROLE is classified as checking for itself.
+                other => Err(denied(format!("permission denied to drop {other}"))),
             },
-            _ => Ok(()),
+            Statement::Explain { statement, .. } => self.statement(statement),
+            // Only statements classified as needing object privileges get
+            // here; anything else is denied, never allowed by default.
+            other => Err(denied(format!(
+                "permission denied for {}",
+                super::first_words(&other.to_string())
+            ))),
         }
     }
 

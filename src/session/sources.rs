@@ -12,8 +12,8 @@ use datafusion::logical_expr::{
 };
 
 use crate::engine::{CatalogState, QualifiedName};
-use crate::pg::catalog::relation_oid;
-use crate::pg::types::{SOURCE_COLUMN_KEY, SOURCE_TABLE_KEY, TYPMOD_UNKNOWN_KEY};
+use crate::sql::catalog::relation_oid;
+use crate::sql::types::{SOURCE_COLUMN_KEY, SOURCE_TABLE_KEY, TYPMOD_UNKNOWN_KEY};
 
 /// `schema` with each column that reads a table column directly marked
 /// with that table's oid and the column's number.

@@ -145,11 +145,12 @@ impl Session {
     /// DateStyle.
     pub(super) fn apply_time_zone(&mut self) {
         let name = self.settings.get("TimeZone").unwrap_or("UTC");
-        let zone = super::pg_timezone::parse_zone(name).unwrap_or_else(super::pg_timezone::utc);
+        let zone =
+            crate::sql::pg_timezone::parse_zone(name).unwrap_or_else(crate::sql::pg_timezone::utc);
         if let Ok(mut handle) = self.zone.write() {
             *handle = zone;
         }
-        let style = super::pg_datestyle::DateStyle::parse(
+        let style = crate::sql::pg_datestyle::DateStyle::parse(
             self.settings.get("DateStyle").unwrap_or("ISO, MDY"),
         );
         if let Ok(mut handle) = self.date_style.write() {
@@ -158,7 +159,7 @@ impl Session {
     }
 
     /// The session's DateStyle.
-    pub(super) fn date_style(&self) -> super::pg_datestyle::DateStyle {
+    pub(super) fn date_style(&self) -> crate::sql::pg_datestyle::DateStyle {
         self.date_style.read().map(|s| *s).unwrap_or_default()
     }
 

@@ -144,7 +144,7 @@ impl Session {
     fn simple_view(
         &self,
         name: &str,
-        def: &crate::storage::record::ViewDef,
+        def: &crate::engine::commit::ViewDef,
         query: Query,
     ) -> std::result::Result<SimpleView, String> {
         let not = |what: &str| format!("Views {what} are not automatically updatable");
@@ -236,7 +236,7 @@ impl Session {
                         SelectItem::ExprWithAlias { alias, .. } => normalize_ident(alias),
                         _ => match &base {
                             Some(column) => normalize_ident(column),
-                            None => super::column_names::name_of(expr)
+                            None => crate::sql::column_names::name_of(expr)
                                 .unwrap_or_else(|| "?column?".into()),
                         },
                     };
@@ -271,7 +271,7 @@ impl Session {
     /// changed at all.
     pub(super) fn updatable_columns(
         &self,
-        def: &crate::storage::record::ViewDef,
+        def: &crate::engine::commit::ViewDef,
         query: &Query,
     ) -> Option<Vec<bool>> {
         let view = self.simple_view(&def.name, def, query.clone()).ok()?;

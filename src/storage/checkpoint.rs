@@ -22,9 +22,10 @@ use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
 
 use super::manifest::{Manifest, ManifestTable};
-use super::record::{encode_schema, Commit};
 use super::wal::{sync_dir, wal_epochs, wal_path};
-use crate::engine::Database;
+use super::{storage_of, Storage};
+use crate::engine::commit::{encode_schema, Commit};
+use crate::engine::{CheckpointStats, Database};
 use crate::error::{QuiverError, Result};
 
 pub const TABLES_DIR: &str = "tables";
@@ -53,21 +54,9 @@ mod tests {
     }
 }
 
-#[derive(Debug, Default, Clone)]
-pub struct CheckpointStats {
-    pub tables_written: usize,
-    pub tables_reused: usize,
-    pub bytes_written: u64,
-    pub rows: u64,
-    pub millis: u128,
-}
-
 /// Starts a checkpoint in the background when the WAL has grown past the
 /// configured size and none is running.
-pub fn maybe_checkpoint(db: &Arc<Database>) {
-    let Some(storage) = db.storage() else {
-        return;
-    };
+pub(super) fn maybe_checkpoint(storage: &Storage, db: &Arc<Database>) {
     if storage.wal.size() < storage.checkpoint_wal_bytes() {
         return;
     }
@@ -82,7 +71,7 @@ pub fn maybe_checkpoint(db: &Arc<Database>) {
         if let Err(e) = checkpoint(&db) {
             tracing::error!("automatic checkpoint failed: {e}");
         }
-        if let Some(storage) = db.storage() {
+        if let Some(storage) = storage_of(&db) {
             storage
                 .checkpoint_running
                 .store(false, std::sync::atomic::Ordering::Release);
@@ -102,7 +91,7 @@ pub fn checkpoint_every(db: &Arc<Database>, interval: std::time::Duration) {
             let Some(db) = db.upgrade() else {
                 return;
             };
-            let Some(storage) = db.storage() else {
+            let Some(storage) = storage_of(&db) else {
                 return;
             };
             if storage.wal.size() == 0
@@ -126,11 +115,15 @@ pub fn checkpoint_every(db: &Arc<Database>, interval: std::time::Duration) {
 
 /// Writes a checkpoint of `db`. Blocking: run it off the async runtime.
 pub fn checkpoint(db: &Database) -> Result<CheckpointStats> {
-    let storage = db.storage().ok_or_else(|| {
+    let storage = storage_of(db).ok_or_else(|| {
         QuiverError::FeatureNotSupported(
             "CHECKPOINT needs a data directory; this database is in memory".into(),
         )
     })?;
+    checkpoint_with(storage, db)
+}
+
+pub(super) fn checkpoint_with(storage: &Storage, db: &Database) -> Result<CheckpointStats> {
     let _one_at_a_time = storage.checkpoint_lock.lock();
     let started = Instant::now();
     let dir = storage.dir();

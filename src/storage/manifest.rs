@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
-use super::record::{TableDef, ViewDef};
 use super::wal::sync_dir;
+use crate::engine::commit::{TableDef, ViewDef};
 use crate::engine::roles::{Acl, AclObject, Role};
 use crate::error::{QuiverError, Result};
 

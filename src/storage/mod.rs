@@ -11,16 +11,22 @@
 
 pub mod checkpoint;
 pub mod manifest;
-pub mod record;
 pub mod recovery;
 pub mod wal;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use std::any::Any;
+use std::sync::Arc;
+
 use parking_lot::Mutex;
 
-pub use checkpoint::{checkpoint, checkpoint_every, maybe_checkpoint, CheckpointStats};
+use crate::engine::commit::Commit;
+use crate::engine::{CommitLog, Database, Durable, LogStatus};
+
+pub use crate::engine::CheckpointStats;
+pub use checkpoint::{checkpoint, checkpoint_every};
 use manifest::Manifest;
 pub use recovery::open;
 use wal::Wal;
@@ -28,10 +34,7 @@ use wal::Wal;
 /// Writes a database that has no data directory (one [`recovery::open_damaged`]
 /// read) into `dir` as a checkpoint, making `dir` a data directory that
 /// opens with everything `db` holds. `dir` must be missing or empty.
-pub fn salvage_into(
-    db: &crate::engine::Database,
-    dir: &Path,
-) -> crate::error::Result<CheckpointStats> {
+pub fn salvage_into(db: &Database, dir: &Path) -> crate::error::Result<CheckpointStats> {
     if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
         return Err(crate::error::QuiverError::InvalidParameterValue(format!(
             "{} is not empty: salvage into a new directory",
@@ -40,8 +43,38 @@ pub fn salvage_into(
     }
     std::fs::create_dir_all(dir)?;
     let wal = Wal::open(dir, 1)?;
-    db.attach_storage(Storage::new(dir, wal, 1, None));
+    db.attach_log(Arc::new(Storage::new(dir, wal, 1, None)));
     checkpoint(db)
+}
+
+/// The storage behind `db`, if its commit log is a data directory.
+pub fn storage_of(db: &Database) -> Option<&Storage> {
+    db.commit_log()?.as_any().downcast_ref::<Storage>()
+}
+
+impl CommitLog for Storage {
+    fn append(&self, commit: &Commit, sync: bool) -> crate::error::Result<Durable> {
+        self.wal.append(commit, sync)
+    }
+
+    fn checkpoint(&self, db: &Database) -> crate::error::Result<CheckpointStats> {
+        checkpoint::checkpoint_with(self, db)
+    }
+
+    fn maybe_checkpoint(&self, db: &Arc<Database>) {
+        checkpoint::maybe_checkpoint(self, db)
+    }
+
+    fn status(&self) -> LogStatus {
+        LogStatus {
+            wal_bytes: self.wal_size(),
+            last_checkpoint: self.last_checkpoint(),
+        }
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
 }
 
 /// WAL size past which a checkpoint starts on its own.

@@ -18,12 +18,11 @@ use datafusion::arrow::record_batch::RecordBatch;
 
 use super::checkpoint::read_parquet;
 use super::manifest::{Manifest, ManifestTable};
-use super::record::{decode_batches, Commit, Effect};
 use super::wal::{read_wal, wal_epochs, wal_path, Wal};
 use super::Storage;
-use crate::engine::{Database, QualifiedName, Table, DEFAULT_SCHEMA};
+use crate::engine::commit::{decode_batches, Commit, Effect};
+use crate::engine::{Compiler, Database, MakeCompiler, QualifiedName, Table, DEFAULT_SCHEMA};
 use crate::error::{QuiverError, Result};
-use crate::session::Session;
 
 /// What recovery does with damage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,11 +50,12 @@ impl RecoveryReport {
     }
 }
 
-/// Opens (creating if needed) the database in `dir`. The caller holds the
+/// Opens (creating if needed) the database in `dir`, compiling stored
+/// definitions with the compiler `compiler` makes. The caller holds the
 /// directory's lock.
-pub async fn open(dir: &Path) -> Result<Arc<Database>> {
+pub async fn open(dir: &Path, compiler: &MakeCompiler) -> Result<Arc<Database>> {
     std::fs::create_dir_all(dir)?;
-    let recovered = recover(dir, Mode::Strict).await?;
+    let recovered = recover(dir, Mode::Strict, compiler).await?;
     let epochs = wal_epochs(dir)?;
     let epoch = epochs
         .last()
@@ -65,7 +65,7 @@ pub async fn open(dir: &Path) -> Result<Arc<Database>> {
         + 1;
     let wal = Wal::open(dir, epoch)?;
     let db = recovered.db;
-    db.attach_storage(Storage::new(dir, wal, epoch, recovered.manifest));
+    db.attach_log(Arc::new(Storage::new(dir, wal, epoch, recovered.manifest)));
     Ok(db)
 }
 
@@ -75,14 +75,17 @@ pub async fn open(dir: &Path) -> Result<Arc<Database>> {
 /// stops at the first damaged record. Nothing in `dir` is written. The
 /// database comes back without storage: the caller serves it read-only or
 /// checkpoints it into a new directory.
-pub async fn open_damaged(dir: &Path) -> Result<(Arc<Database>, RecoveryReport)> {
+pub async fn open_damaged(
+    dir: &Path,
+    compiler: &MakeCompiler,
+) -> Result<(Arc<Database>, RecoveryReport)> {
     if !dir.is_dir() {
         return Err(QuiverError::UndefinedFile(format!(
             "data directory {} does not exist",
             dir.display()
         )));
     }
-    let recovered = recover(dir, Mode::Salvage).await?;
+    let recovered = recover(dir, Mode::Salvage, compiler).await?;
     Ok((recovered.db, recovered.report))
 }
 
@@ -95,10 +98,10 @@ struct Recovered {
     replay_from: u64,
 }
 
-async fn recover(dir: &Path, mode: Mode) -> Result<Recovered> {
+async fn recover(dir: &Path, mode: Mode, compiler: &MakeCompiler) -> Result<Recovered> {
     let started = Instant::now();
     let db = Database::new();
-    let mut session = Session::new(db.clone());
+    let mut compiler = compiler(db.clone());
     let mut report = RecoveryReport::default();
     let mut recovery = Recovery {
         tables: HashMap::new(),
@@ -108,7 +111,7 @@ async fn recover(dir: &Path, mode: Mode) -> Result<Recovered> {
     let mut replay_from = 0;
     if let Some(manifest) = &manifest {
         recovery
-            .restore_checkpoint(&db, &mut session, dir, manifest, mode, &mut report)
+            .restore_checkpoint(&db, compiler.as_mut(), dir, manifest, mode, &mut report)
             .await?;
         replay_from = manifest.wal_epoch;
     }
@@ -129,7 +132,7 @@ async fn recover(dir: &Path, mode: Mode) -> Result<Recovered> {
         }
         let damage = contents.damage;
         for (i, commit) in contents.commits.into_iter().enumerate() {
-            match recovery.replay(&mut session, commit).await {
+            match recovery.replay(&db, compiler.as_mut(), commit).await {
                 Ok(()) => report.records_replayed += 1,
                 Err(e) if mode == Mode::Salvage => {
                     report.problems.push(format!(
@@ -186,7 +189,12 @@ struct Recovery {
 }
 
 impl Recovery {
-    async fn replay(&mut self, session: &mut Session, mut commit: Commit) -> Result<()> {
+    async fn replay(
+        &mut self,
+        db: &Database,
+        compiler: &mut dyn Compiler,
+        mut commit: Commit,
+    ) -> Result<()> {
         if !self.lost.is_empty() {
             // Rows of a table whose checkpoint was lost: positions in its
             // deletes would point at the wrong rows, so none are applied.
@@ -197,13 +205,13 @@ impl Recovery {
                 _ => true,
             });
         }
-        session.replay(commit, &mut self.tables).await
+        db.replay(commit, &mut self.tables, compiler).await
     }
 
     async fn restore_checkpoint(
         &mut self,
         db: &Arc<Database>,
-        session: &mut Session,
+        compiler: &mut dyn Compiler,
         dir: &Path,
         manifest: &Manifest,
         mode: Mode,
@@ -230,13 +238,15 @@ impl Recovery {
                 }
                 Err(e) => return Err(e),
             };
-            let table = Arc::new(session.build_table_from_def(def, schema)?);
+            let table = Arc::new(compiler.table(def, schema)?);
             table.restore(batches, entry.version)?;
             db.restore_table(&QualifiedName::new(&def.schema, &def.name), table.clone());
             self.tables.insert(def.id, table);
         }
         for view in &manifest.views {
-            if let Some(reason) = session.replay_view(view.clone()).await? {
+            let (built, broken) = compiler.view(view.clone()).await?;
+            db.restore_view(&QualifiedName::new(&view.schema, &view.name), built);
+            if let Some(reason) = broken {
                 report.problems.push(format!(
                     "view {}.{}: {reason}; it is kept, and a query of it fails until it is replaced or dropped",
                     view.schema, view.name

@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use super::record::Commit;
+use crate::engine::commit::Commit;
+use crate::engine::Durable;
 use crate::error::{QuiverError, Result};
 
 /// With `synchronous_commit = off`, how long an acknowledged commit may stay
@@ -73,17 +74,6 @@ pub struct Wal {
     size: Arc<AtomicU64>,
 }
 
-/// Resolves when a commit's record is on disk (or, with synchronous commit
-/// off, written to the file).
-pub struct Durable(oneshot::Receiver<()>);
-
-impl Durable {
-    pub async fn wait(self) {
-        // The writer aborts the process rather than drop a request.
-        let _ = self.0.await;
-    }
-}
-
 impl Wal {
     /// Starts the writer on `wal/<epoch>.wal`, appending to it if it exists.
     pub fn open(data_dir: &Path, epoch: u64) -> Result<Wal> {
@@ -131,7 +121,7 @@ impl Wal {
         self.tx
             .send(Request::Append { frame, sync, done })
             .map_err(|_| QuiverError::Internal("the WAL writer has stopped".into()))?;
-        Ok(Durable(rx))
+        Ok(Durable::new(rx))
     }
 
     /// Syncs what was written so far and continues in `wal/<epoch>.wal`.
@@ -365,7 +355,7 @@ pub fn read_wal(path: &Path) -> Result<WalContents> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::record::Effect;
+    use crate::engine::commit::Effect;
 
     fn commit(name: &str) -> Commit {
         Commit {

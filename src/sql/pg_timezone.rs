@@ -461,7 +461,7 @@ fn instant_value(v: i64, unit: &TimeUnit, tz: &Tz) -> Result<i64> {
 }
 
 /// A function's result: a scalar when every argument was one.
-pub(super) fn columnar(result: ArrayRef, scalar: bool) -> Result<ColumnarValue> {
+pub(crate) fn columnar(result: ArrayRef, scalar: bool) -> Result<ColumnarValue> {
     Ok(match scalar {
         true => ColumnarValue::Scalar(ScalarValue::try_from_array(&result, 0)?),
         false => ColumnarValue::Array(result),

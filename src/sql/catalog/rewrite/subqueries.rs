@@ -14,7 +14,7 @@ use datafusion::sql::sqlparser::ast::{
 };
 
 use super::{is_system_table, parse_expr, parse_statement};
-use crate::pg::catalog::{INFORMATION_SCHEMA, PG_CATALOG};
+use crate::sql::catalog::{INFORMATION_SCHEMA, PG_CATALOG};
 
 /// `ORDER BY <expression that is also selected>`: ordered by its output
 /// position instead, which plans even when the expression holds a

@@ -64,6 +64,29 @@ pub struct ViewDef {
     pub file_schema: Option<String>,
 }
 
+impl ViewDef {
+    /// The file schema an external table was created with (recorded so it
+    /// comes back even when its files have gone).
+    pub fn stored_file_schema(&self) -> Result<Option<SchemaRef>> {
+        let Some(stored) = &self.file_schema else {
+            return Ok(None);
+        };
+        let bytes = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, stored)
+            .map_err(|e| QuiverError::Internal(format!("bad external table schema: {e}")))?;
+        Ok(Some(decode_batches(&bytes)?.0))
+    }
+
+    /// Records the file schema of an external table.
+    pub fn store_file_schema(&mut self, schema: &Schema) -> Result<()> {
+        let bytes = encode_schema(schema)?;
+        self.file_schema = Some(base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            bytes,
+        ));
+        Ok(())
+    }
+}
+
 /// Where a column of an altered table gets its values.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub enum ColumnSource {

@@ -476,10 +476,9 @@ pub(super) fn is_system_table(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session::Session;
 
     fn rewritten(sql: &str) -> String {
-        let mut statements = Session::parse(sql).unwrap();
+        let mut statements = crate::sql::parse_statements(sql).unwrap();
         let mut s = statements.pop_front().unwrap();
         rewrite_client_sql(&mut s);
         s.to_string()

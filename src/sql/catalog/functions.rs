@@ -20,7 +20,7 @@ use datafusion_pg_catalog::pg_catalog as crate_fns;
 use super::pg_tables::{index_definition, role_name, view_definition};
 use super::snapshot::Snapshot;
 use super::CatalogContext;
-use crate::session::settings::SERVER_VERSION;
+use crate::sql::settings::SERVER_VERSION;
 
 type Body = dyn Fn(&[ArrayRef], usize) -> Result<ArrayRef> + Send + Sync;
 

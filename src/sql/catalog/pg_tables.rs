@@ -1060,7 +1060,10 @@ pub const QUIVER_TABLES: &str = "quiver_tables";
 /// One row per table: its rows, Arrow batches and memory, and when a
 /// checkpoint last wrote it to disk (NULL: never, or no data directory).
 fn quiver_tables(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
-    let checkpoint = snap.db.storage().and_then(|s| s.last_checkpoint());
+    let checkpoint = snap
+        .db
+        .commit_log()
+        .and_then(|log| log.status().last_checkpoint);
     let mut rows = Rows::new(schema);
     for rel in snap.relations() {
         let Some(table) = rel.table() else {

@@ -19,7 +19,7 @@ use datafusion::sql::sqlparser::ast::{
     FunctionArgumentList, FunctionArguments, Ident, ObjectName, Value, VisitMut,
 };
 
-use super::insert::{check_json, normalise_uuid};
+use crate::engine::conform::{check_json, normalise_uuid};
 use crate::engine::types::{TaggedType, PG_TYPE_KEY};
 
 /// `pg_uuid_in`, `pg_json_in`, `pg_jsonb_in`.

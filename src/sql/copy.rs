@@ -16,7 +16,7 @@ use pgwire::types::format::FormatOptions;
 use super::types::{decode_text_row, encode_batches, row_description, uuid_text};
 use crate::engine::types::TaggedType;
 use crate::error::{QuiverError, Result};
-use crate::session::{column_from_text, CopyFormat, CopyIn, CopyOptions, CopyOut};
+use crate::sql::{column_from_text, CopyFormat, CopyIn, CopyOptions, CopyOut};
 
 const BINARY_SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
 
@@ -907,7 +907,7 @@ fn format_row(values: &[Option<String>], options: &CopyOptions) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session::CopyFormat;
+    use crate::sql::CopyFormat;
     use datafusion::arrow::array::Array;
 
     /// CSV rows with quoted newlines, doubled quotes and quotes inside

@@ -164,7 +164,7 @@ fn iso_date(days: i32, out: &mut BytesMut) -> bool {
 
 /// Postgres' text form of a numeric with `scale` digits after the point
 /// (`-0.50`, `12.00`).
-pub(super) fn numeric_text(value: i128, scale: u16, out: &mut BytesMut) {
+pub(crate) fn numeric_text(value: i128, scale: u16, out: &mut BytesMut) {
     let mut buffer = itoa::Buffer::new();
     let digits = buffer.format(value.unsigned_abs()).as_bytes();
     let scale = scale as usize;
@@ -188,7 +188,7 @@ pub(super) fn numeric_text(value: i128, scale: u16, out: &mut BytesMut) {
 /// Postgres' binary numeric: digit count, weight (of the first base-10000
 /// digit), sign, display scale, then the base-10000 digits without
 /// leading or trailing zero digits.
-pub(super) fn numeric_binary(value: i128, scale: u16, out: &mut BytesMut) {
+pub(crate) fn numeric_binary(value: i128, scale: u16, out: &mut BytesMut) {
     // Scaled up so that the point falls between base-10000 digits.
     let pad = (4 - scale % 4) % 4;
     let Some(mut rest) = value.unsigned_abs().checked_mul(10u128.pow(pad as u32)) else {

@@ -611,7 +611,7 @@ impl AnalyzerRule for IntegerArithmetic {
 
 /// Rewrites every expression of one plan node, keeping their names, and
 /// recomputes the node's schema.
-pub(super) fn rewrite_expressions(
+pub(crate) fn rewrite_expressions(
     node: LogicalPlan,
     mut rewrite: impl FnMut(Expr, &DFSchema) -> Result<Transformed<Expr>>,
 ) -> Result<Transformed<LogicalPlan>> {

@@ -24,9 +24,9 @@ use pgwire::types::ToSqlText;
 use postgres_types::{to_sql_checked, IsNull, ToSql};
 
 use crate::engine::types::{hyphenated_uuid, TaggedType};
-use crate::session::pg_datestyle::DateStyle;
-use crate::session::pg_timezone;
-use crate::session::settings::Settings;
+use crate::sql::pg_datestyle::DateStyle;
+use crate::sql::pg_timezone;
+use crate::sql::settings::Settings;
 
 /// Field metadata of a result column read straight from a table: the
 /// table's oid and the column's number, for RowDescription.
@@ -113,11 +113,13 @@ pub fn encode_batches(
 }
 
 /// Like [`encode_batches`], for rows still being produced: each batch is
-/// encoded as it arrives; an error in the rows ends the stream with it.
+/// encoded as it arrives; an error in the rows ends the stream with it,
+/// as the front end reports errors (`report`).
 pub fn encode_stream(
     fields: Arc<Vec<FieldInfo>>,
     schema: Arc<Schema>,
-    rows: crate::session::RowStream,
+    rows: crate::sql::RowStream,
+    report: fn(&crate::error::QuiverError) -> PgWireError,
 ) -> impl Stream<Item = PgWireResult<DataRow>> + Send + 'static {
     let tags: Vec<Option<TaggedType>> = schema.fields().iter().map(|f| TaggedType::of(f)).collect();
     rows.flat_map(
@@ -125,7 +127,7 @@ pub fn encode_stream(
             let batch = match batch {
                 Ok(batch) => batch,
                 Err(e) => {
-                    let error = PgWireError::UserError(Box::new(super::handler::error_info(&e)));
+                    let error = report(&e);
                     return Box::pin(stream::once(async move { Err(error) }));
                 }
             };

@@ -54,7 +54,7 @@ fn names_of_query(query: &Query) -> Option<Vec<Option<String>>> {
 }
 
 /// Postgres' name for an unaliased select-list expression (FigureColname).
-pub(super) fn name_of(expr: &Expr) -> Option<String> {
+pub(crate) fn name_of(expr: &Expr) -> Option<String> {
     match expr {
         // DataFusion already names plain column references by the column.
         Expr::Identifier(_) | Expr::CompoundIdentifier(_) => None,
@@ -122,7 +122,7 @@ fn type_column_name(sql_type: &str) -> String {
 /// Marks an alias given only to keep a repeated output name apart for
 /// DataFusion (which wants distinct names); [`rename`] removes it, so the
 /// client sees the repeated name, as in Postgres.
-pub(super) const REPEAT_MARK: char = '\u{1}';
+pub(crate) const REPEAT_MARK: char = '\u{1}';
 
 /// `SELECT a, a` and `SELECT count(*), count(*)`: DataFusion refuses
 /// repeated output names, Postgres allows them. Gives every repeat in
@@ -427,7 +427,7 @@ fn first_select(query: &Query) -> Option<&datafusion::sql::sqlparser::ast::Selec
 }
 
 /// The name PostgreSQL gives a select-list item (None for `*`).
-pub(super) fn output_name(item: &SelectItem) -> Option<String> {
+pub(crate) fn output_name(item: &SelectItem) -> Option<String> {
     match item {
         SelectItem::ExprWithAlias { alias, .. } => Some(super::normalize_ident(alias)),
         SelectItem::UnnamedExpr(Expr::Identifier(i)) => Some(super::normalize_ident(i)),
@@ -439,7 +439,7 @@ pub(super) fn output_name(item: &SelectItem) -> Option<String> {
     }
 }
 
-pub(super) fn item_expr(item: &SelectItem) -> Option<&Expr> {
+pub(crate) fn item_expr(item: &SelectItem) -> Option<&Expr> {
     match item {
         SelectItem::ExprWithAlias { expr, .. } | SelectItem::UnnamedExpr(expr) => Some(expr),
         _ => None,
@@ -477,10 +477,12 @@ pub fn rename(schema: &SchemaRef, names: &Option<Vec<Option<String>>>) -> Schema
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session::Session;
 
     fn names(sql: &str) -> Option<Vec<Option<String>>> {
-        let statement = Session::parse(sql).unwrap().pop_front().unwrap();
+        let statement = crate::sql::parse_statements(sql)
+            .unwrap()
+            .pop_front()
+            .unwrap();
         postgres_column_names(&statement)
     }
 

@@ -51,7 +51,7 @@ fn default_oid(schema: &str, table: &str, column: &str) -> i32 {
 
 /// The Postgres type oid a column is reported with on the wire.
 pub fn type_oid(field: &Field) -> i32 {
-    crate::pg::types::pg_type(field)
+    crate::sql::types::pg_type(field)
         .map(|t| t.oid() as i32)
         .unwrap_or(25)
 }

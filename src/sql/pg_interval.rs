@@ -25,7 +25,7 @@ const INTERVAL: DataType = DataType::Interval(IntervalUnit::MonthDayNano);
 /// Plans `interval * n`, `n * interval` and `interval / n` as calls of
 /// the functions below, where DataFusion's planner would refuse them.
 #[derive(Debug, Default)]
-pub(super) struct IntervalArithmetic;
+pub(crate) struct IntervalArithmetic;
 
 impl ExprPlanner for IntervalArithmetic {
     fn plan_binary_op(

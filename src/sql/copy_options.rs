@@ -1,0 +1,374 @@
+//! COPY's statement side that every front end shares: the formats and
+//! options of a COPY, what a `COPY ... FROM STDIN` expects, and reading
+//! COPY text fields into Arrow columns with PostgreSQL's input rules. The
+//! session decides which columns come or go (`session/copy.rs`); the bytes
+//! are parsed and written by `sql::copy`.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, BinaryArray, IntervalMonthDayNanoArray, RecordBatch, StringArray,
+};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, SchemaRef};
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::{
+    CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopyTarget, Statement,
+};
+
+use crate::error::{not_supported, QuiverError, Result};
+
+/// The data format of a COPY.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyFormat {
+    Text,
+    Csv,
+    Binary,
+    /// Files only (`COPY t FROM '/path/*.parquet' (FORMAT parquet)`).
+    Parquet,
+    /// JSON lines, one object per row; files only.
+    Json,
+}
+
+impl CopyFormat {
+    /// Whether the wire protocol can carry it (COPY FROM STDIN, TO STDOUT).
+    pub fn is_stream_format(self) -> bool {
+        matches!(
+            self,
+            CopyFormat::Text | CopyFormat::Csv | CopyFormat::Binary
+        )
+    }
+}
+
+/// How rows are written in the data of a COPY.
+#[derive(Debug, Clone)]
+pub struct CopyOptions {
+    pub format: CopyFormat,
+    pub delimiter: char,
+    /// The text that stands for NULL.
+    pub null: String,
+    pub quote: char,
+    pub escape: char,
+    pub header: bool,
+}
+
+impl CopyOptions {
+    /// Postgres' defaults for a format.
+    pub fn new(format: CopyFormat) -> Self {
+        let csv = format == CopyFormat::Csv;
+        CopyOptions {
+            format,
+            delimiter: if csv { ',' } else { '\t' },
+            null: if csv { String::new() } else { "\\N".into() },
+            quote: '"',
+            escape: '"',
+            header: false,
+        }
+    }
+}
+
+/// A `COPY table FROM STDIN` waiting for its data (or from files).
+#[derive(Debug, Clone)]
+pub struct CopyIn {
+    /// The table as the statement named it (for messages).
+    pub table_name: String,
+    /// Quoted, schema-qualified name for the INSERT that stores the rows.
+    pub(crate) qualified: String,
+    /// The table's schema.
+    pub(crate) schema_name: String,
+    /// The columns the data has, in order, with their types.
+    pub columns: SchemaRef,
+    pub options: CopyOptions,
+    /// The session's time zone (Arrow's form), where a `timestamptz`
+    /// written without an offset is.
+    pub zone: String,
+    /// The DateStyle order an ambiguous date (`01/02/2024`) is read in.
+    pub date_order: super::pg_datestyle::Order,
+}
+
+impl CopyIn {
+    /// A COPY into a table `t` with `columns` (unit tests of the parser).
+    #[cfg(test)]
+    pub(crate) fn for_test(columns: SchemaRef, options: CopyOptions) -> CopyIn {
+        CopyIn {
+            table_name: "t".into(),
+            qualified: "public.t".into(),
+            schema_name: "public".into(),
+            columns,
+            options,
+            zone: "UTC".into(),
+            date_order: Default::default(),
+        }
+    }
+}
+
+/// Rows to send for `COPY ... TO STDOUT`.
+#[derive(Debug)]
+pub struct CopyOut {
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+    pub options: CopyOptions,
+}
+
+/// Whether SQL text is a COPY statement (which DataFusion's parser reads
+/// differently): its first word, after comments, is COPY.
+pub fn is_copy(sql: &str) -> bool {
+    let mut rest = sql.trim_start();
+    loop {
+        if let Some(after) = rest.strip_prefix("--") {
+            rest = after.split_once('\n').map_or("", |(_, r)| r).trim_start();
+        } else if let Some(after) = rest.strip_prefix("/*") {
+            rest = after.split_once("*/").map_or("", |(_, r)| r).trim_start();
+        } else {
+            break;
+        }
+    }
+    rest.get(..4)
+        .is_some_and(|w| w.eq_ignore_ascii_case("copy"))
+        && rest[4..].starts_with(|c: char| c.is_whitespace() || c == '(')
+}
+
+/// Whether a parsed statement is a `COPY ... FROM STDIN`.
+pub fn is_copy_from_stdin(statement: &DfStatement) -> bool {
+    matches!(
+        statement,
+        DfStatement::Statement(s) if matches!(
+            s.as_ref(),
+            Statement::Copy { to: false, target: CopyTarget::Stdin, .. }
+        )
+    )
+}
+
+pub(crate) fn options_of(
+    options: &[CopyOption],
+    legacy: &[CopyLegacyOption],
+) -> Result<CopyOptions> {
+    let mut format = CopyFormat::Text;
+    for o in options {
+        if let CopyOption::Format(name) = o {
+            format = match name.value.to_ascii_lowercase().as_str() {
+                "text" => CopyFormat::Text,
+                "csv" => CopyFormat::Csv,
+                "binary" => CopyFormat::Binary,
+                "parquet" => CopyFormat::Parquet,
+                "json" | "ndjson" | "jsonl" => CopyFormat::Json,
+                other => {
+                    return Err(QuiverError::InvalidParameterValue(format!(
+                        "COPY format \"{other}\" not recognized"
+                    )))
+                }
+            };
+        }
+    }
+    for o in legacy {
+        match o {
+            CopyLegacyOption::Binary => format = CopyFormat::Binary,
+            CopyLegacyOption::Csv(_) => format = CopyFormat::Csv,
+            _ => {}
+        }
+    }
+    let mut out = CopyOptions::new(format);
+    let mut escape = None;
+    for o in options {
+        match o {
+            CopyOption::Format(_) | CopyOption::Freeze(_) => {}
+            CopyOption::Delimiter(c) => out.delimiter = *c,
+            CopyOption::Null(s) => out.null = s.clone(),
+            CopyOption::Header(h) => out.header = *h,
+            CopyOption::Quote(c) => out.quote = *c,
+            CopyOption::Escape(c) => escape = Some(*c),
+            CopyOption::Encoding(e) => {
+                let e = e.to_ascii_uppercase().replace(['-', '_'], "");
+                if e != "UTF8" && e != "UNICODE" {
+                    return Err(not_supported(format!("COPY encoding {e}; data is UTF8")));
+                }
+            }
+            other => return Err(not_supported(format!("the COPY option {other}"))),
+        }
+    }
+    for o in legacy {
+        match o {
+            CopyLegacyOption::Binary => {}
+            CopyLegacyOption::Delimiter(c) => out.delimiter = *c,
+            CopyLegacyOption::Null(s) => out.null = s.clone(),
+            CopyLegacyOption::Header => out.header = true,
+            CopyLegacyOption::Csv(csv) => {
+                for c in csv {
+                    match c {
+                        CopyLegacyCsvOption::Header => out.header = true,
+                        CopyLegacyCsvOption::Quote(q) => out.quote = *q,
+                        CopyLegacyCsvOption::Escape(e) => escape = Some(*e),
+                        other => return Err(not_supported(format!("the COPY option {other}"))),
+                    }
+                }
+            }
+            other => return Err(not_supported(format!("the COPY option {other}"))),
+        }
+    }
+    out.escape = escape.unwrap_or(out.quote);
+    if out.header && out.format == CopyFormat::Binary {
+        return Err(QuiverError::FeatureNotSupported(
+            "cannot specify HEADER in BINARY mode".into(),
+        ));
+    }
+    if out.format == CopyFormat::Text && matches!(out.delimiter, '\\' | '\n' | '\r') {
+        return Err(QuiverError::InvalidParameterValue(
+            "COPY delimiter cannot be newline, carriage return or backslash".into(),
+        ));
+    }
+    Ok(out)
+}
+
+#[derive(Debug)]
+pub struct BadValue {
+    /// Row index among the rows read (0-based).
+    pub row: usize,
+    pub column: String,
+    pub value: String,
+    pub message: String,
+}
+
+/// Converts COPY text fields (None is NULL) into a column of `field`'s
+/// type, with Postgres' input rules where Arrow's differ. Reports the
+/// first value that does not convert.
+pub fn column_from_text(
+    field: &Field,
+    values: &StringArray,
+    zone: &str,
+    date_order: super::pg_datestyle::Order,
+) -> std::result::Result<ArrayRef, BadValue> {
+    let bad = |row: usize, message: String| BadValue {
+        row,
+        column: field.name().clone(),
+        value: values.value(row).to_string(),
+        message,
+    };
+    let type_name = crate::engine::types::display_type(field);
+    match field.data_type() {
+        DataType::Utf8 => Ok(Arc::new(values.clone())),
+        DataType::Binary => {
+            let mut out = Vec::with_capacity(values.len());
+            for (row, v) in values.iter().enumerate() {
+                out.push(match v {
+                    None => None,
+                    Some(text) => Some(super::pg_casts::parse_bytea(text).map_err(|e| {
+                        bad(row, format!("invalid input syntax for type bytea: {e}"))
+                    })?),
+                });
+            }
+            Ok(Arc::new(BinaryArray::from_iter(out)))
+        }
+        DataType::Interval(_) => {
+            let mut out = Vec::with_capacity(values.len());
+            for (row, v) in values.iter().enumerate() {
+                out.push(match v {
+                    None => None,
+                    Some(text) => Some(super::pg_casts::parse_interval(text).map_err(|_| {
+                        bad(
+                            row,
+                            format!("invalid input syntax for type interval: \"{text}\""),
+                        )
+                    })?),
+                });
+            }
+            Ok(Arc::new(IntervalMonthDayNanoArray::from(out)))
+        }
+        target => {
+            // Postgres ignores spaces around numbers, dates and the like.
+            let padded = values
+                .iter()
+                .flatten()
+                .any(|v| v.starts_with(char::is_whitespace) || v.ends_with(char::is_whitespace));
+            let trimmed: StringArray;
+            let values_read = if padded {
+                trimmed = values.iter().map(|v| v.map(str::trim)).collect();
+                &trimmed
+            } else {
+                values
+            };
+            // Dates and timestamps in PostgreSQL's forms, not only ISO.
+            if super::pg_datetime::reads(target) {
+                use super::pg_datetime::Unread;
+                return super::pg_datetime::read_datetimes(
+                    values_read,
+                    target,
+                    Some(zone),
+                    date_order,
+                )
+                .map_err(|e| match e {
+                    Unread::Row(row) => bad(
+                        row,
+                        format!(
+                            "invalid input syntax for type {type_name}: \"{}\"",
+                            values.value(row)
+                        ),
+                    ),
+                    Unread::Arrow(e) => bad(0, e.to_string()),
+                });
+            }
+            let converted = cast(values_read, target).map_err(|e| bad(0, e.to_string()))?;
+            // Safe casts give NULL for what does not parse: find the first.
+            if converted.null_count() > values.null_count() {
+                if let Some(row) =
+                    (0..values.len()).find(|&i| values.is_valid(i) && converted.is_null(i))
+                {
+                    return Err(bad(
+                        row,
+                        format!(
+                            "invalid input syntax for type {type_name}: \"{}\"",
+                            values.value(row)
+                        ),
+                    ));
+                }
+            }
+            Ok(converted)
+        }
+    }
+}
+
+/// `"name"`, quoted for use in generated SQL.
+pub(crate) fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Parses a COPY statement with the SQL parser DataFusion re-exports
+/// (DataFusion's own only knows `COPY ... TO 'file'`).
+pub fn parse_copy(sql: &str) -> Result<DfStatement> {
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+    let mut statements = Parser::parse_sql(&PostgreSqlDialect {}, sql)?;
+    if statements.len() != 1 {
+        return Err(QuiverError::InvalidStatement(
+            "COPY must be a statement of its own".into(),
+        ));
+    }
+    Ok(DfStatement::Statement(Box::new(statements.remove(0))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_statements_are_recognised_after_comments() {
+        assert!(is_copy("COPY t FROM STDIN"));
+        assert!(is_copy("  -- load\ncopy t from stdin"));
+        assert!(is_copy("copy (select 1) to stdout"));
+        assert!(!is_copy("copyright"));
+        assert!(!is_copy("SELECT 'COPY'"));
+    }
+
+    #[test]
+    fn csv_defaults_follow_postgres() {
+        let o = options_of(
+            &[CopyOption::Format(
+                datafusion::sql::sqlparser::ast::Ident::new("csv"),
+            )],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(o.delimiter, ',');
+        assert_eq!(o.null, "");
+        assert_eq!(o.escape, '"');
+    }
+}

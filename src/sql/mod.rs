@@ -1,0 +1,66 @@
+//! PostgreSQL-flavoured SQL that every front end shares, with no protocol
+//! in it: PostgreSQL's casts, operators and type rules as DataFusion
+//! functions and analyzer rules, the names of result columns, the system
+//! catalogs (pg_catalog, information_schema, quiver_*), session parameters,
+//! the text forms of values and the COPY codecs.
+//!
+//! Sessions plan with it; the pgwire front end and the REPL print with it.
+
+pub mod catalog;
+pub mod column_names;
+pub mod copy;
+pub mod copy_options;
+pub mod order_by;
+pub mod pg_arithmetic;
+pub mod pg_bpchar;
+pub mod pg_casts;
+pub mod pg_datestyle;
+pub mod pg_datetime;
+pub mod pg_extract;
+pub mod pg_interval;
+pub mod pg_subqueries;
+pub mod pg_timezone;
+pub mod pg_to_char;
+pub mod pg_types_in;
+pub mod rows;
+pub mod settings;
+pub mod stream;
+pub mod types;
+
+use std::collections::VecDeque;
+
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::Ident;
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+
+use crate::error::Result;
+
+pub use copy_options::{column_from_text, BadValue, CopyFormat, CopyIn, CopyOptions, CopyOut};
+pub use stream::RowStream;
+
+/// Postgres folds unquoted identifiers to lower case.
+pub fn normalize_ident(ident: &Ident) -> String {
+    if ident.quote_style.is_some() {
+        ident.value.clone()
+    } else {
+        ident.value.to_lowercase()
+    }
+}
+
+/// How deep the parser may recurse. A level of parentheses costs it a few
+/// levels: this takes about 500 nested parentheses, as generated SQL can
+/// have (PostgreSQL's own limit is its stack, about a thousand), and
+/// refuses 10,000 with `54001`. The parser grows its stack as it recurses,
+/// so depth cannot overflow a thread's stack.
+pub const MAX_PARSER_RECURSION: usize = 2_000;
+
+/// Splits SQL text into statements with the PostgreSQL dialect. (Sessions
+/// check and rewrite the text first: `Session::parse`.)
+pub fn parse_statements(sql: &str) -> Result<VecDeque<DfStatement>> {
+    let dialect = PostgreSqlDialect {};
+    Ok(datafusion::sql::parser::DFParserBuilder::new(sql)
+        .with_dialect(&dialect)
+        .with_recursion_limit(MAX_PARSER_RECURSION)
+        .build()?
+        .parse_statements()?)
+}
