@@ -614,7 +614,7 @@ fn missing_table_name(msg: &str) -> Option<String> {
     let rest = msg.strip_prefix("table '")?;
     let name = rest.strip_suffix("' not found")?;
     let short = name
-        .strip_prefix(&format!("{}.", crate::engine::CATALOG_NAME))
+        .strip_prefix(&format!("{}.", crate::names::CATALOG_NAME))
         .unwrap_or(name);
     let short = short.strip_prefix("public.").unwrap_or(short);
     Some(short.to_string())

@@ -1,5 +1,8 @@
 //! The `quiver` command: `quiver serve` runs the Postgres-protocol server,
 //! `quiver` or `quiver repl` opens the interactive shell.
+//!
+//! Over 800 lines: the command line (clap) of every subcommand and the
+//! code that wires each to the library.
 
 /// mimalloc instead of the system allocator: DataFusion allocates and
 /// frees many short-lived buffers per batch, and glibc's malloc spent a
@@ -529,7 +532,7 @@ fn serve(
     runtime.block_on(async move {
         // Install the signal handlers before announcing the port, so a
         // signal sent right after start-up still shuts down cleanly.
-        let shutdown = shutdown_signal()?;
+        let shutdown = quiverdb::server::shutdown_signal()?;
         let (db, _lock) = open_database(data_dir, &storage).await?;
         run_server(db, listen, &storage, &security, shutdown).await
     })
@@ -544,16 +547,18 @@ async fn run_server(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<ExitCode> {
     let tls = match (&security.tls_cert, &security.tls_key) {
-        (Some(cert), Some(key)) => Some(tls_acceptor(cert, key)?),
+        (Some(cert), Some(key)) => Some(quiverdb::server::tls::server_config(cert, key)?),
         _ => None,
     };
-    let options = quiverdb::pg::ServerOptions {
+    let options = quiverdb::pgwire::ServerOptions {
         tls,
-        require_tls: security.require_tls,
-        no_auth: security.insecure_no_auth,
+        admission: quiverdb::server::Admission {
+            require_tls: security.require_tls,
+            no_auth: security.insecure_no_auth,
+            max_connections: security.max_connections.max(1),
+            reserved_connections: 3.min(security.max_connections.saturating_sub(1)),
+        },
         max_message_size: security.max_message_size,
-        max_connections: security.max_connections.max(1),
-        reserved_connections: 3.min(security.max_connections.saturating_sub(1)),
     };
     // A panic ends only the connection it happened in (the connection
     // loop catches it); log it in one line rather than a backtrace.
@@ -561,7 +566,7 @@ async fn run_server(
     let memory = quiverdb::config::available_memory();
     let query_memory = security.memory_limit.unwrap_or(memory / 4);
     let table_memory = security.max_table_memory.unwrap_or(memory / 2);
-    if !listen.ip().is_loopback() && !options.no_auth && !db.catalog().has_passwords() {
+    if !listen.ip().is_loopback() && !options.admission.no_auth && !db.catalog().has_passwords() {
         anyhow::bail!(
             "refusing to listen on {listen}: no role has a password, so anyone who can reach \
              this address could connect. Add a superuser first (quiver user add NAME \
@@ -603,7 +608,7 @@ async fn run_server(
         .map_err(|e| anyhow::anyhow!("could not listen on {listen}: {e}"))?;
     let metrics = match security.metrics_listen {
         Some(addr) => Some(
-            quiverdb::metrics::bind(addr)
+            quiverdb::http::bind(addr)
                 .await
                 .map_err(|e| anyhow::anyhow!("could not listen for metrics on {addr}: {e}"))?,
         ),
@@ -617,9 +622,9 @@ async fn run_server(
         let metrics_addr = metrics.local_addr()?;
         println!("QuiverDB metrics on http://{metrics_addr}/metrics");
         tracing::info!("metrics on http://{metrics_addr}/metrics");
-        tokio::spawn(quiverdb::metrics::serve(metrics, db.clone()));
+        tokio::spawn(quiverdb::http::serve(metrics, db.clone()));
     }
-    quiverdb::pg::serve(listener, db.clone(), options, shutdown).await;
+    quiverdb::pgwire::serve(listener, db.clone(), options, shutdown).await;
     checkpoint_on_exit(&db).await;
     tracing::info!("server stopped");
     Ok(ExitCode::SUCCESS)
@@ -634,7 +639,7 @@ fn recover(
 ) -> anyhow::Result<ExitCode> {
     let runtime = runtime()?;
     runtime.block_on(async move {
-        let shutdown = shutdown_signal()?;
+        let shutdown = quiverdb::server::shutdown_signal()?;
         let _lock = lock_data_dir(&data_dir)?;
         let (db, report) = quiverdb::open_damaged(&data_dir)
             .await
@@ -794,43 +799,6 @@ fn server_settings(
     .into_iter()
     .map(|(n, v, d)| (n.to_string(), v, d.to_string()))
     .collect()
-}
-
-/// Completes on SIGINT or SIGTERM; the handlers are in place on return.
-fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut terminate = signal(SignalKind::terminate())?;
-    Ok(async move {
-        tokio::select! {
-            _ = interrupt.recv() => tracing::info!("received SIGINT"),
-            _ = terminate.recv() => tracing::info!("received SIGTERM"),
-        }
-    })
-}
-
-/// Loads the certificate chain and key into a TLS acceptor.
-fn tls_acceptor(cert: &Path, key: &Path) -> anyhow::Result<pgwire::tokio::TlsAcceptor> {
-    use pgwire::tokio::tokio_rustls::rustls;
-    use rustls_pki_types::pem::PemObject;
-    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-    let certs = CertificateDer::pem_file_iter(cert)
-        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .with_context(|| format!("could not read the TLS certificate {}", cert.display()))?;
-    if certs.is_empty() {
-        anyhow::bail!("{} holds no PEM certificate", cert.display());
-    }
-    let key = PrivateKeyDer::from_pem_file(key)
-        .with_context(|| format!("could not read the TLS key {}", key.display()))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .context("the TLS certificate and key do not make a usable pair")?;
-    // PostgreSQL 17 clients may start TLS directly, naming this protocol.
-    config.alpn_protocols = vec![b"postgresql".to_vec()];
-    Ok(pgwire::tokio::TlsAcceptor::from(Arc::new(config)))
 }
 
 /// `quiver user add`: creates a login role in a data directory.

@@ -3,6 +3,9 @@
 //!
 //! Interactive use reads line by line with history and completion; piped
 //! input runs as a script and stops at the first error with exit status 1.
+//!
+//! Over 800 lines: the shell's loop, its backslash commands and their
+//! completion share the shell's state.
 
 mod format;
 mod remote;

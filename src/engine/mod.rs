@@ -51,10 +51,7 @@ impl Ack {
     }
 }
 
-/// Name of the one DataFusion catalog that holds every schema.
-pub const CATALOG_NAME: &str = "quiver";
-/// The schema that exists in every database and is first on the search path.
-pub const DEFAULT_SCHEMA: &str = "public";
+pub use crate::names::{CATALOG_NAME, DEFAULT_SCHEMA};
 
 /// A database: one catalog shared by every session.
 #[derive(Debug)]

@@ -1,6 +1,10 @@
 //! A table held in RAM: an immutable [`TableVersion`] of Arrow batches behind
 //! an `ArcSwap`, so readers clone an `Arc` and scan without locks while a
 //! writer installs the next version.
+//!
+//! Over 800 lines: one type, the table, with its versions, deletion vectors,
+//! key maps and append/apply paths, which share private state; a split would
+//! make that state public to the engine.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;

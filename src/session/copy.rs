@@ -1,5 +1,5 @@
 //! `COPY ... FROM STDIN` and `COPY ... TO STDOUT`: what to copy and how.
-//! The wire layer moves and parses the bytes (`pg::copy`); the session
+//! The front end moves the bytes and `sql::copy` parses them; the session
 //! says which columns come or go and stores the rows like an INSERT.
 
 use std::sync::atomic::{AtomicU64, Ordering};

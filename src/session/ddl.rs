@@ -13,13 +13,14 @@ use datafusion::sql::sqlparser::ast::{
     ColumnOption, CreateTable, CreateView, Query, Statement, TableConstraint,
 };
 
-use super::{normalize_ident, Session, StatementResult};
+use super::{normalize_ident, object_name_parts, Session, StatementResult};
 use crate::engine::commit::{CheckDef, ConstraintDef, TableDef, ViewDef};
 use crate::engine::table::Check;
 use crate::engine::types::column_field;
 use crate::engine::unique::UniqueConstraint;
 use crate::engine::{QualifiedName, Table, View};
 use crate::error::{not_supported, QuiverError, Result};
+use datafusion::sql::sqlparser::ast::{SchemaName, Truncate};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
@@ -687,5 +688,72 @@ fn col_ident(
         other => Err(QuiverError::Syntax(format!(
             "expected a column name, found \"{other}\""
         ))),
+    }
+}
+
+impl Session {
+    /// CREATE SCHEMA.
+    pub(super) async fn create_schema(
+        &mut self,
+        schema_name: &SchemaName,
+        if_not_exists: bool,
+    ) -> Result<StatementResult> {
+        let name = match schema_name {
+            SchemaName::Simple(n) | SchemaName::NamedAuthorization(n, _) => {
+                object_name_parts(n)?.pop().unwrap_or_default()
+            }
+            SchemaName::UnnamedAuthorization(_) => {
+                return Err(not_supported("CREATE SCHEMA AUTHORIZATION without a name"))
+            }
+        };
+        if name == crate::sql::catalog::PG_CATALOG
+            || name == crate::sql::catalog::INFORMATION_SCHEMA
+        {
+            if if_not_exists {
+                return Ok(StatementResult::command("CREATE SCHEMA"));
+            }
+            return Err(QuiverError::DuplicateSchema(name));
+        }
+        if name.starts_with("pg_") {
+            return Err(QuiverError::ReservedName(format!(
+                "unacceptable schema name \"{name}\": the prefix \"pg_\" is reserved for system schemas"
+            )));
+        }
+        let (_, ack) = self.db.create_schema(
+            self.current_txn().as_deref(),
+            &name,
+            if_not_exists,
+            Some(&self.current_role()),
+        )?;
+        ack.wait().await;
+        Ok(StatementResult::command("CREATE SCHEMA"))
+    }
+
+    /// TRUNCATE: in a block, part of the block; else committed at once.
+    pub(super) async fn truncate(&mut self, truncate: &Truncate) -> Result<StatementResult> {
+        let catalog = self.catalog();
+        let mut tables = Vec::new();
+        for target in &truncate.table_names {
+            let name = self.qualified(&target.name)?;
+            match catalog.table(&name) {
+                Some(table) => tables.push(table.clone()),
+                None if catalog.view(&name).is_some() => {
+                    return Err(QuiverError::WrongObjectType(format!(
+                        "\"{}\" is not a table",
+                        name.name
+                    )))
+                }
+                None => return Err(QuiverError::UndefinedTable(name.name)),
+            }
+        }
+        if let Some(txn) = self.current_txn() {
+            for table in &tables {
+                txn.apply(table, crate::engine::Change::Truncate)?;
+            }
+        } else {
+            let ack = self.db.truncate(&tables)?;
+            ack.wait().await;
+        }
+        Ok(StatementResult::command("TRUNCATE TABLE"))
     }
 }

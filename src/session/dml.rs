@@ -6,6 +6,10 @@
 //! the new values, for UPDATE). The row ids become a delete and the new
 //! values an insert, applied together to the transaction's view of the
 //! table; COMMIT logs and installs them.
+//!
+//! Over 800 lines: UPDATE, DELETE and upsert share one pipeline (the SELECT
+//! with row ids, the target's scratch table, conflict checks); each
+//! statement's part is short.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -936,12 +940,12 @@ impl Session {
                 let plan = self
                     .plan(DfStatement::Statement(Box::new(Statement::Insert(plain))))
                     .await?;
-                return super::parameter_fields(&plan);
+                return super::prepared::parameter_fields(&plan);
             }
             _ => return Ok(Vec::new()),
         };
         let plan = self.plan_generated(&select).await?;
-        let mut fields = super::parameter_fields(&plan)?;
+        let mut fields = super::prepared::parameter_fields(&plan)?;
         // `SET c = $1`: the parameter has the column's type, as in Postgres.
         for (value, field) in assigned {
             if let Some(n) = value

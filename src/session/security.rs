@@ -4,9 +4,9 @@
 
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{
-    Action, AlterRoleOperation, CopySource, CopyTarget, CreateRole, FromTable, GrantObjects,
+    Action, AlterRoleOperation, CopySource, CopyTarget, CreateRole, FromTable, Grant, GrantObjects,
     Grantee, GranteeName, GranteesType, ObjectName, ObjectType, OnConflict, OnConflictAction,
-    OnInsert, Password, Privileges, RoleOption, Statement, TableFactor, TableObject,
+    OnInsert, Password, Privileges, Revoke, RoleOption, Statement, TableFactor, TableObject,
 };
 
 use super::classify::{classify, Privilege};
@@ -151,6 +151,28 @@ impl Session {
             ack.wait().await;
         }
         Ok(StatementResult::command("DROP ROLE"))
+    }
+
+    pub(super) async fn grant(&mut self, grant: &Grant) -> Result<StatementResult> {
+        self.grant_or_revoke(
+            &grant.privileges,
+            grant.objects.as_ref(),
+            &grant.grantees,
+            true,
+            grant.with_grant_option,
+        )
+        .await
+    }
+
+    pub(super) async fn revoke(&mut self, revoke: &Revoke) -> Result<StatementResult> {
+        self.grant_or_revoke(
+            &revoke.privileges,
+            revoke.objects.as_ref(),
+            &revoke.grantees,
+            false,
+            false,
+        )
+        .await
     }
 
     /// GRANT (`grant`) or REVOKE privileges on tables or schemas.

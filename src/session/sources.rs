@@ -12,11 +12,12 @@ use datafusion::logical_expr::{
 };
 
 use crate::engine::{CatalogState, QualifiedName};
-use crate::sql::catalog::relation_oid;
-use crate::sql::types::{SOURCE_COLUMN_KEY, SOURCE_TABLE_KEY, TYPMOD_UNKNOWN_KEY};
+use crate::sql::types::{
+    SOURCE_COLUMN_KEY, SOURCE_SCHEMA_KEY, SOURCE_TABLE_KEY, TYPMOD_UNKNOWN_KEY,
+};
 
 /// `schema` with each column that reads a table column directly marked
-/// with that table's oid and the column's number.
+/// with that table's schema and name and the column's number.
 pub fn annotate(
     plan: &LogicalPlan,
     schema: SchemaRef,
@@ -31,9 +32,10 @@ pub fn annotate(
             let source = trace(plan, i)
                 .and_then(|(table, column)| resolve(&table, &column, catalog, default_schema));
             let mut metadata = field.metadata().clone();
-            if let Some((oid, attnum)) = source {
-                metadata.insert(SOURCE_TABLE_KEY.into(), oid.to_string());
-                metadata.insert(SOURCE_COLUMN_KEY.into(), attnum.to_string());
+            if let Some((name, number)) = source {
+                metadata.insert(SOURCE_SCHEMA_KEY.into(), name.schema);
+                metadata.insert(SOURCE_TABLE_KEY.into(), name.name);
+                metadata.insert(SOURCE_COLUMN_KEY.into(), number.to_string());
             }
             if matches!(field.data_type(), DataType::Decimal128(..)) && !typmod_known(plan, i) {
                 metadata.insert(TYPMOD_UNKNOWN_KEY.into(), "true".into());
@@ -178,10 +180,10 @@ fn resolve(
     column: &str,
     catalog: &CatalogState,
     default_schema: &str,
-) -> Option<(i32, i16)> {
+) -> Option<(QualifiedName, i16)> {
     let schema = table.schema().unwrap_or(default_schema);
     let name = QualifiedName::new(schema, table.table());
     let found = catalog.table(&name)?;
-    let attnum = found.schema_ref().index_of(column).ok()? + 1;
-    Some((relation_oid(schema, table.table()), attnum as i16))
+    let number = found.schema_ref().index_of(column).ok()? + 1;
+    Some((name, number as i16))
 }

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::sql::parser::Statement as DfStatement;
-use datafusion::sql::sqlparser::ast::{Ident, Set, Statement, Value, ValueWithSpan};
+use datafusion::sql::sqlparser::ast::{
+    Ident, ObjectName, Reset, ResetStatement, Set, Statement, Value, ValueWithSpan,
+};
 
 use super::{object_name_parts, settings, Session, StatementResult};
 use crate::error::{not_supported, QuiverError, Result};
@@ -308,4 +310,49 @@ pub(super) fn own_statement_schema(statement: &DfStatement) -> Option<SchemaRef>
         )]
     };
     Some(Arc::new(Schema::new(fields)))
+}
+
+impl Session {
+    /// `RESET name` as DataFusion parses it (`RESET TIME ZONE` arrives as
+    /// the name `time.zone`).
+    pub(super) fn reset_variable(&mut self, name: &ObjectName) -> Result<StatementResult> {
+        let mut name = object_name_parts(name)?.join(".");
+        if name.eq_ignore_ascii_case("time.zone") {
+            name = "TimeZone".into();
+        }
+        if name.eq_ignore_ascii_case("all") {
+            self.reset(None)
+        } else {
+            self.reset(Some(name))
+        }
+    }
+
+    /// `RESET name` or `RESET ALL` as the SQL parser reads it.
+    pub(super) fn reset_statement(&mut self, reset: &ResetStatement) -> Result<StatementResult> {
+        match &reset.reset {
+            Reset::ALL => self.reset(None),
+            Reset::ConfigurationParameter(name) => {
+                self.reset(Some(object_name_parts(name)?.join(".")))
+            }
+        }
+    }
+
+    /// DEALLOCATE: the wire layer drops the statement named.
+    pub(super) fn deallocate(&mut self, name: &Ident) -> StatementResult {
+        if name.value.eq_ignore_ascii_case("all") && name.quote_style.is_none() {
+            // The wire layer's statements are not listed here; a client
+            // that deallocates all of them re-prepares under the same
+            // names, which replaces them.
+            StatementResult::command("DEALLOCATE ALL")
+        } else {
+            self.deallocated.push(name.value.clone());
+            StatementResult::command("DEALLOCATE")
+        }
+    }
+
+    /// DISCARD ALL: the session's settings back to their defaults.
+    pub(super) fn discard(&mut self) -> Result<StatementResult> {
+        self.reset(None)?;
+        Ok(StatementResult::command("DISCARD ALL"))
+    }
 }

@@ -8,6 +8,7 @@
 
 pub mod catalog;
 pub mod column_names;
+pub mod context;
 pub mod copy;
 pub mod copy_options;
 pub mod order_by;

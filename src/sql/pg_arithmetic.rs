@@ -20,6 +20,10 @@
 //! The rewritten expressions keep their names (the checked operators print
 //! as the operators they replace), so plans and column names read as
 //! before. Remove when DataFusion offers PostgreSQL semantics for these.
+//!
+//! Over 800 lines: the two analyzer rules and the functions they insert
+//! belong together (each rule undoes what the other may not see); its tests
+//! are a quarter of it.
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;

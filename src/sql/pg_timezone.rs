@@ -19,6 +19,9 @@
 //! - `timestamp::text` is PostgreSQL's text, the offset of the zone included.
 //!
 //! Values sent to a client are shown in the zone by the text encoder.
+//!
+//! Over 800 lines: zone parsing (IANA, offsets, POSIX) and the analyzer rule
+//! that applies the zone share the zone type; its tests are a third of it.
 
 use std::sync::{Arc, RwLock};
 

@@ -28,8 +28,11 @@ use crate::sql::pg_datestyle::DateStyle;
 use crate::sql::pg_timezone;
 use crate::sql::settings::Settings;
 
-/// Field metadata of a result column read straight from a table: the
-/// table's oid and the column's number, for RowDescription.
+/// Field metadata of a result column read straight from a table, in no
+/// protocol's terms: the table's schema and name and the column's number
+/// in it (from 1). RowDescription reports them as the table's oid and the
+/// column's attnum; another front end reports them its own way.
+pub const SOURCE_SCHEMA_KEY: &str = "quiver.source_schema";
 pub const SOURCE_TABLE_KEY: &str = "quiver.source_table";
 pub const SOURCE_COLUMN_KEY: &str = "quiver.source_column";
 /// Field metadata of a computed numeric result column whose precision and
@@ -74,11 +77,19 @@ pub fn row_description(
         .iter()
         .enumerate()
         .map(|(idx, field)| {
-            let source = |key: &str| field.metadata().get(key).and_then(|v| v.parse().ok());
+            let metadata = field.metadata();
+            let table = match (
+                metadata.get(SOURCE_SCHEMA_KEY),
+                metadata.get(SOURCE_TABLE_KEY),
+            ) {
+                (Some(schema), Some(table)) => Some(super::catalog::relation_oid(schema, table)),
+                _ => None,
+            };
+            let column = metadata.get(SOURCE_COLUMN_KEY).and_then(|n| n.parse().ok());
             Ok(FieldInfo::new(
                 field.name().clone(),
-                source(SOURCE_TABLE_KEY),
-                source(SOURCE_COLUMN_KEY).map(|n: i32| n as i16),
+                table,
+                column,
                 pg_type(field)?,
                 format.format_for(idx),
             )

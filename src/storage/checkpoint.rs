@@ -31,29 +31,6 @@ use crate::error::{QuiverError, Result};
 pub const TABLES_DIR: &str = "tables";
 const ROW_GROUP_ROWS: usize = 128 * 1024;
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn intervals_and_nulls_round_trip_through_parquet() {
-        let schema = Arc::new(Schema::new(vec![Field::new(
-            "iv",
-            DataType::Interval(IntervalUnit::MonthDayNano),
-            true,
-        )]));
-        let values: IntervalMonthDayNanoArray =
-            vec![Some(IntervalMonthDayNano::new(1, 2, 3)), None]
-                .into_iter()
-                .collect();
-        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(values)]).unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.parquet");
-        write_parquet(&path, &schema, std::slice::from_ref(&batch)).unwrap();
-        assert_eq!(read_parquet(&path, &schema).unwrap(), vec![batch]);
-    }
-}
-
 /// Starts a checkpoint in the background when the WAL has grown past the
 /// configured size and none is running.
 pub(super) fn maybe_checkpoint(storage: &Storage, db: &Arc<Database>) {
@@ -422,4 +399,27 @@ fn from_parquet_batch(schema: &SchemaRef, batch: &RecordBatch) -> Result<RecordB
         .collect::<Result<Vec<_>>>()?;
     // The table's schema (with its type tags), not the file's.
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals_and_nulls_round_trip_through_parquet() {
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "iv",
+            DataType::Interval(IntervalUnit::MonthDayNano),
+            true,
+        )]));
+        let values: IntervalMonthDayNanoArray =
+            vec![Some(IntervalMonthDayNano::new(1, 2, 3)), None]
+                .into_iter()
+                .collect();
+        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(values)]).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.parquet");
+        write_parquet(&path, &schema, std::slice::from_ref(&batch)).unwrap();
+        assert_eq!(read_parquet(&path, &schema).unwrap(), vec![batch]);
+    }
 }

@@ -1,4 +1,7 @@
 //! The Postgres system functions that clients call in catalog queries.
+//!
+//! Over 800 lines: a list, one small function per PostgreSQL system
+//! function.
 
 use std::sync::Arc;
 

@@ -189,7 +189,7 @@ pub struct Snapshot {
     pub catalog: Arc<CatalogState>,
     pub identity: Identity,
     pub info: Arc<SessionInfo>,
-    pub db: Arc<crate::Database>,
+    pub db: Arc<crate::engine::Database>,
 }
 
 impl Snapshot {

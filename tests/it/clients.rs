@@ -4,7 +4,7 @@
 //! `.ci/run` installs them all; a client missing here is reported as
 //! SKIPPED with the reason, never silently passed.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,8 +1,7 @@
 //! tokio-postgres against a real server: simple and extended protocol,
 //! every column type in text and binary, NULLs, errors, many connections.
 
-mod common;
-#[path = "wire/differential.rs"]
+use crate::common;
 mod differential;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};

@@ -1,19 +1,15 @@
 //! The pgwire handlers of one connection: start-up, simple and extended
 //! query, each turning messages into calls on the connection's `Session`.
 
-use std::collections::HashMap;
 use std::fmt::Debug;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::stream;
 use futures::{Sink, SinkExt, StreamExt};
-use pgwire::api::auth::{
-    finish_authentication, protocol_negotiation, save_startup_parameters_to_metadata,
-    ServerParameterProvider, StartupHandler,
-};
+use pgwire::api::auth::StartupHandler;
 use pgwire::api::copy::CopyHandler;
 use pgwire::api::portal::{Format, Portal, PortalExecutionState};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
@@ -22,8 +18,7 @@ use pgwire::api::stmt::QueryParser;
 use pgwire::api::store::Entry;
 use pgwire::api::store::PortalStore;
 use pgwire::api::{
-    ClientInfo, ClientPortalStore, PgWireConnectionState, PgWireServerHandlers,
-    PidSecretKeyGenerator, RandomPidSecretKeyGenerator, Type,
+    ClientInfo, ClientPortalStore, PgWireConnectionState, PgWireServerHandlers, Type,
 };
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
@@ -33,27 +28,19 @@ use pgwire::messages::extendedquery::{
 };
 use pgwire::messages::response::{ReadyForQuery, TransactionStatus};
 use pgwire::messages::simplequery::Query;
-use pgwire::messages::startup::{Authentication, ParameterStatus};
-use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use pgwire::messages::startup::ParameterStatus;
+use pgwire::messages::PgWireBackendMessage;
 use pgwire::types::format::FormatOptions;
 use tokio::sync::Mutex;
 
-use super::auth::{ScramError, ScramExchange, SCRAM_SHA_256};
 use super::params::decode_parameters;
+use super::startup::{fatal, Login};
 use super::ServerContext;
-use crate::engine::roles::ScramVerifier;
+use crate::engine::Database;
 use crate::error::QuiverError;
 use crate::session::{CopyFormat, Prepared, Session, StatementResult, TxnState};
 use crate::sql::copy::{encode_copy_out, CopyInProgress};
-use crate::sql::settings;
 use crate::sql::types::{encode_batches, encode_stream, param_pg_type, row_description};
-use crate::Database;
-
-/// How long a failed login waits before it is answered.
-const AUTH_FAILURE_DELAY: std::time::Duration = std::time::Duration::from_millis(500);
-
-static PID_GENERATOR: LazyLock<RandomPidSecretKeyGenerator> =
-    LazyLock::new(RandomPidSecretKeyGenerator::default);
 
 /// Everything pgwire needs to serve one connection.
 pub struct ConnectionHandlers {
@@ -73,16 +60,7 @@ pub struct CancelRequests {
 #[async_trait]
 impl pgwire::api::cancel::CancelHandler for CancelRequests {
     async fn on_cancel_request(&self, request: pgwire::messages::cancel::CancelRequest) {
-        let secret = request.secret_key.to_bytes();
-        let target = self.db.sessions.live().into_iter().find(|session| {
-            session.identity().pid == request.pid && session.cancel_secret_is(&secret)
-        });
-        match target {
-            Some(session) => {
-                session.cancel();
-            }
-            None => tracing::debug!(pid = request.pid, "cancel request for no session"),
-        }
+        crate::server::cancel(&self.db, request.pid, &request.secret_key.to_bytes());
     }
 }
 
@@ -264,18 +242,18 @@ impl CopyHandler for Backend {
 }
 
 pub struct Backend {
-    session: Arc<Mutex<Session>>,
-    parser: Arc<Parser>,
+    pub(super) session: Arc<Mutex<Session>>,
+    pub(super) parser: Arc<Parser>,
     /// The COPY FROM STDIN receiving data, between CopyInResponse and
     /// CopyDone.
-    copy_in: CopySlot,
-    db: Arc<Database>,
-    server: Arc<ServerContext>,
-    peer: SocketAddr,
+    pub(super) copy_in: CopySlot,
+    pub(super) db: Arc<Database>,
+    pub(super) server: Arc<ServerContext>,
+    pub(super) peer: SocketAddr,
     /// Where the login is, between the start-up packet and AuthenticationOk.
-    login: parking_lot::Mutex<Login>,
+    pub(super) login: parking_lot::Mutex<Login>,
     /// Set once the login succeeded; no statement runs before.
-    logged_in: Arc<AtomicBool>,
+    pub(super) logged_in: Arc<AtomicBool>,
 }
 
 /// The error for a statement that arrives before the login completed.
@@ -284,70 +262,6 @@ fn not_logged_in() -> PgWireError {
         "08P01",
         "no statement may run before the login completes".into(),
     )
-}
-
-/// The state of a login.
-#[derive(Debug, Default)]
-enum Login {
-    #[default]
-    Started,
-    /// AuthenticationSASL sent; waiting for client-first.
-    AwaitingClientFirst,
-    /// server-first sent; waiting for client-final.
-    AwaitingClientFinal(Box<ScramExchange>),
-}
-
-/// A FATAL error: the connection ends after it.
-/// The settings in a start-up `options` string: words split at
-/// unescaped spaces (a backslash keeps the next character), each `-c
-/// name=value`, `-cname=value` or `--name=value`.
-fn startup_options(options: &str) -> std::result::Result<Vec<(String, String)>, String> {
-    let mut words = Vec::new();
-    let mut word = String::new();
-    let mut chars = options.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => word.extend(chars.next()),
-            c if c.is_ascii_whitespace() => {
-                if !word.is_empty() {
-                    words.push(std::mem::take(&mut word));
-                }
-            }
-            c => word.push(c),
-        }
-    }
-    if !word.is_empty() {
-        words.push(word);
-    }
-    let mut settings = Vec::new();
-    let mut words = words.into_iter();
-    while let Some(word) = words.next() {
-        let assignment = if word == "-c" {
-            words
-                .next()
-                .ok_or_else(|| "invalid command-line argument for server process: -c".to_string())?
-        } else if let Some(rest) = word.strip_prefix("-c").or_else(|| word.strip_prefix("--")) {
-            rest.to_string()
-        } else {
-            return Err(format!(
-                "invalid command-line argument for server process: {word}"
-            ));
-        };
-        let Some((name, value)) = assignment.split_once('=') else {
-            return Err(format!("-c {assignment} requires a value"));
-        };
-        // `--statement-timeout=5s` names statement_timeout.
-        settings.push((name.replace('-', "_"), value.to_string()));
-    }
-    Ok(settings)
-}
-
-fn fatal(code: &str, message: String) -> PgWireError {
-    PgWireError::UserError(Box::new(ErrorInfo::new(
-        "FATAL".into(),
-        code.into(),
-        message,
-    )))
 }
 
 type CopySlot = parking_lot::Mutex<Option<CopyInProgress>>;
@@ -789,269 +703,5 @@ impl ExtendedQueryHandler for Backend {
             Response::Error(info) => Err(PgWireError::UserError(info)),
             other => Ok(other),
         }
-    }
-}
-
-/// The ParameterStatus values sent at start-up.
-struct StartupParameters {
-    values: HashMap<String, String>,
-}
-
-impl ServerParameterProvider for StartupParameters {
-    fn server_parameters<C>(&self, _client: &C) -> Option<HashMap<String, String>>
-    where
-        C: ClientInfo,
-    {
-        Some(self.values.clone())
-    }
-}
-
-#[async_trait]
-impl StartupHandler for Backend {
-    /// The start-up packet, then (when passwords are in use) the SCRAM
-    /// exchange; every failure is FATAL and ends the connection.
-    async fn on_startup<C>(
-        &self,
-        client: &mut C,
-        message: PgWireFrontendMessage,
-    ) -> PgWireResult<()>
-    where
-        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
-        C::Error: Debug,
-        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
-    {
-        match message {
-            PgWireFrontendMessage::Startup(ref startup) => {
-                protocol_negotiation(client, startup).await?;
-                save_startup_parameters_to_metadata(client, startup);
-                self.begin_login(client).await
-            }
-            PgWireFrontendMessage::PasswordMessageFamily(message) => {
-                let state = std::mem::take(&mut *self.login.lock());
-                match state {
-                    Login::AwaitingClientFirst => {
-                        let initial = message.into_sasl_initial_response()?;
-                        if initial.auth_method != SCRAM_SHA_256 {
-                            return Err(fatal(
-                                "28000",
-                                format!(
-                                    "SASL authentication mechanism \"{}\" is not supported; use SCRAM-SHA-256",
-                                    initial.auth_method
-                                ),
-                            ));
-                        }
-                        let user = login_user(client);
-                        let verifier = self
-                            .db
-                            .catalog()
-                            .roles
-                            .get(&user)
-                            .and_then(|r| r.password.as_deref())
-                            .and_then(ScramVerifier::parse);
-                        let data = initial.data.unwrap_or_default();
-                        match ScramExchange::start(&user, verifier, &self.server.secret, &data) {
-                            Ok((exchange, server_first)) => {
-                                *self.login.lock() = Login::AwaitingClientFinal(Box::new(exchange));
-                                client
-                                    .send(PgWireBackendMessage::Authentication(
-                                        Authentication::SASLContinue(server_first.into()),
-                                    ))
-                                    .await?;
-                                Ok(())
-                            }
-                            Err(e) => Err(self.login_failed(&user, e).await),
-                        }
-                    }
-                    Login::AwaitingClientFinal(exchange) => {
-                        let response = message.into_sasl_response()?;
-                        let user = login_user(client);
-                        match exchange.finish(&response.data) {
-                            Ok(server_final) => {
-                                client
-                                    .send(PgWireBackendMessage::Authentication(
-                                        Authentication::SASLFinal(server_final.into()),
-                                    ))
-                                    .await?;
-                                self.finish_login(client, false).await
-                            }
-                            Err(e) => Err(self.login_failed(&user, e).await),
-                        }
-                    }
-                    Login::Started => Err(fatal(
-                        "08P01",
-                        "unexpected password message: no authentication was requested".into(),
-                    )),
-                }
-            }
-            _ => Ok(()),
-        }
-    }
-}
-
-/// The user named in the start-up packet.
-fn login_user<C: ClientInfo>(client: &C) -> String {
-    client.metadata().get("user").cloned().unwrap_or_default()
-}
-
-impl Backend {
-    /// Decides how this login proves who it is: no proof (trust), or SCRAM.
-    async fn begin_login<C>(&self, client: &mut C) -> PgWireResult<()>
-    where
-        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
-        C::Error: Debug,
-        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
-    {
-        let user = login_user(client);
-        if user.is_empty() {
-            return Err(fatal(
-                "28000",
-                "no PostgreSQL user name specified in startup packet".into(),
-            ));
-        }
-        if self.server.require_tls && !client.is_secure() {
-            return Err(fatal(
-                "28000",
-                format!(
-                    "connection for user \"{user}\" refused: this server requires TLS (connect with sslmode=require)"
-                ),
-            ));
-        }
-        let catalog = self.db.catalog();
-        if self.server.no_auth {
-            let implicit = !catalog.roles.contains_key(&user);
-            return self.finish_login(client, implicit).await;
-        }
-        if !catalog.has_passwords() {
-            if !self.peer.ip().is_loopback() {
-                return Err(fatal(
-                    "28000",
-                    format!(
-                        "connection from {} refused: no role has a password yet, so only connections from this machine are accepted; create a superuser with a password first (quiver user add NAME --superuser)",
-                        self.peer.ip()
-                    ),
-                ));
-            }
-            let implicit = !catalog.roles.contains_key(&user);
-            return self.finish_login(client, implicit).await;
-        }
-        *self.login.lock() = Login::AwaitingClientFirst;
-        client.set_state(PgWireConnectionState::AuthenticationInProgress);
-        client
-            .send(PgWireBackendMessage::Authentication(Authentication::SASL(
-                vec![SCRAM_SHA_256.to_string()],
-            )))
-            .await?;
-        Ok(())
-    }
-
-    /// A failed login: the same answer for every reason, after a pause
-    /// that makes guessing passwords slow.
-    async fn login_failed(&self, user: &str, error: ScramError) -> PgWireError {
-        match error {
-            ScramError::Protocol(message) => fatal("08P01", message),
-            ScramError::Failed => {
-                tracing::info!(%user, peer = %self.peer, "password authentication failed");
-                crate::metrics::metrics().login_failed();
-                tokio::time::sleep(AUTH_FAILURE_DELAY).await;
-                fatal(
-                    "28P01",
-                    format!("password authentication failed for user \"{user}\""),
-                )
-            }
-        }
-    }
-
-    /// The login is proven: check the role may log in and a connection
-    /// slot is free, then start the session.
-    async fn finish_login<C>(&self, client: &mut C, implicit_superuser: bool) -> PgWireResult<()>
-    where
-        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
-        C::Error: Debug,
-        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
-    {
-        let user = login_user(client);
-        tracing::Span::current().record("user", user.as_str());
-        let catalog = self.db.catalog();
-        let role = catalog.roles.get(&user);
-        if role.is_some_and(|r| !r.login) {
-            return Err(fatal(
-                "28000",
-                format!("role \"{user}\" is not permitted to log in"),
-            ));
-        }
-        let superuser = implicit_superuser || role.is_some_and(|r| r.superuser);
-        // This session is among the live ones already.
-        let sessions = self.db.sessions.live().len();
-        let limit = if superuser {
-            self.server.max_connections
-        } else {
-            self.server
-                .max_connections
-                .saturating_sub(self.server.reserved_connections)
-        };
-        if sessions > limit {
-            let message = if superuser {
-                "sorry, too many clients already".to_string()
-            } else {
-                "remaining connection slots are reserved for roles with the SUPERUSER attribute"
-                    .to_string()
-            };
-            return Err(fatal("53300", message));
-        }
-
-        let (pid, secret) = PID_GENERATOR.generate(client);
-        client.set_pid_and_secret_key(pid, secret.clone());
-
-        let mut session = self.session.lock().await;
-        // A CancelRequest presents the pid and this secret.
-        session.info().set_cancel_secret(secret.to_bytes().to_vec());
-        let database = client
-            .metadata()
-            .get("database")
-            .cloned()
-            .unwrap_or_else(|| user.clone());
-        session.set_identity(&user, &database, pid, implicit_superuser);
-        // `options` (libpq's PGOPTIONS) first: `-c name=value` and
-        // `--name=value` set what the client asked for, or the login fails
-        // saying why, as in PostgreSQL; the other parameters come after
-        // and win, as there.
-        if let Some(options) = client.metadata().get("options") {
-            for (name, value) in startup_options(options).map_err(|m| fatal("22023", m))? {
-                session
-                    .apply_startup_setting(&name, &value)
-                    .map_err(|e| fatal(e.sqlstate().code(), e.to_string()))?;
-            }
-        }
-        // Every other start-up parameter is a setting, as in PostgreSQL
-        // (client_encoding aside: we always speak UTF8 and say so). A
-        // driver's guess that does not apply (pgjdbc's TimeZone, say) does
-        // not stop the login.
-        for (name, value) in client.metadata() {
-            if matches!(
-                name.as_str(),
-                "user" | "database" | "options" | "replication" | "client_encoding"
-            ) {
-                continue;
-            }
-            if let Err(e) = session.apply_startup_setting(name, value) {
-                tracing::debug!("ignoring start-up parameter {name}={value}: {e}");
-            }
-        }
-        let mut values = HashMap::new();
-        for name in settings::REPORTED {
-            values.insert(
-                name.to_string(),
-                session.settings().get(name).unwrap_or_default().to_string(),
-            );
-        }
-        values.insert(
-            "is_superuser".into(),
-            if superuser { "on" } else { "off" }.into(),
-        );
-        values.insert("session_authorization".into(), user);
-        drop(session);
-        finish_authentication(client, &StartupParameters { values }).await?;
-        self.logged_in.store(true, Ordering::Release);
-        Ok(())
     }
 }

@@ -2,8 +2,7 @@
 //! directory, and check that every acknowledged row survived, no statement
 //! is half applied, and the catalog came back.
 
-mod common;
-#[path = "crash/corpus.rs"]
+use crate::common;
 mod corpus;
 
 use std::collections::{HashMap, HashSet};

@@ -1,7 +1,7 @@
 //! Transactions across real connections: isolation, the 40001 rule,
 //! rollback, and the client libraries' transaction helpers.
 
-mod common;
+use crate::common;
 
 use common::TestServer;
 use tokio_postgres::error::SqlState;

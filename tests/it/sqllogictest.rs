@@ -1,7 +1,7 @@
 //! Runs every `sql/*.slt` file twice: against an embedded session and over
 //! the wire against a real server, so both paths give the same answers.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 

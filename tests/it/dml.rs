@@ -2,7 +2,7 @@
 //! concurrent writers, prepared statements, conflicts, durability, and a
 //! randomized comparison against an in-memory model.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

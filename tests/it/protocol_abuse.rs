@@ -15,8 +15,10 @@
 //!
 //! Raw connections use `tokio::net::TcpStream`; every read is bounded by a
 //! timeout so a misbehaving server fails the test instead of hanging it.
+//!
+//! Over 800 lines: one test per kind of hostile input, each independent.
 
-mod common;
+use crate::common;
 
 use std::fmt;
 use std::time::{Duration, Instant};

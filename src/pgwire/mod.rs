@@ -5,6 +5,7 @@ mod auth;
 mod connection;
 mod handler;
 mod params;
+mod startup;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -18,42 +19,23 @@ pub use connection::FrameGuard;
 pub use handler::error_info;
 use handler::ConnectionHandlers;
 
-use crate::Database;
+use crate::engine::Database;
+use crate::server::Admission;
 
-/// How the server treats connections: TLS, authentication and limits.
-#[derive(Clone)]
+/// How the PostgreSQL front end treats connections.
+#[derive(Clone, Default)]
 pub struct ServerOptions {
-    pub tls: Option<TlsAcceptor>,
-    /// Refuse logins over plaintext connections.
-    pub require_tls: bool,
-    /// Accept every login without a password, from anywhere.
-    pub no_auth: bool,
-    /// The largest message a client may send, in bytes.
+    /// TLS, when the server has a certificate (`crate::server::tls`).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Who may log in, and how many at once.
+    pub admission: Admission,
+    /// The largest message a client may send, in bytes (0: 64 MiB).
     pub max_message_size: usize,
-    pub max_connections: usize,
-    /// Connection slots only superusers may take.
-    pub reserved_connections: usize,
-}
-
-impl Default for ServerOptions {
-    fn default() -> Self {
-        ServerOptions {
-            tls: None,
-            require_tls: false,
-            no_auth: false,
-            max_message_size: 64 << 20,
-            max_connections: 100,
-            reserved_connections: 3,
-        }
-    }
 }
 
 /// What every connection of one server shares.
 pub struct ServerContext {
-    pub require_tls: bool,
-    pub no_auth: bool,
-    pub max_connections: usize,
-    pub reserved_connections: usize,
+    pub admission: Admission,
     /// Derives the salts of SCRAM exchanges for names that are no role.
     pub secret: [u8; 32],
 }
@@ -67,12 +49,19 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let server = Arc::new(ServerContext {
-        require_tls: options.require_tls,
-        no_auth: options.no_auth,
-        max_connections: options.max_connections,
-        reserved_connections: options.reserved_connections,
+        admission: options.admission.clone(),
         secret: crate::engine::roles::random_bytes(),
     });
+    // PostgreSQL 17 clients may start TLS directly, naming this protocol.
+    let tls = options.tls.map(|config| {
+        let mut config = config.as_ref().clone();
+        config.alpn_protocols = vec![b"postgresql".to_vec()];
+        TlsAcceptor::from(Arc::new(config))
+    });
+    let max_message_size = match options.max_message_size {
+        0 => 64 << 20,
+        n => n,
+    };
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
@@ -92,8 +81,7 @@ pub async fn serve(
                 let _ = socket.set_nodelay(true);
                 crate::metrics::metrics().connection_accepted();
                 let handlers = ConnectionHandlers::new(db.clone(), server.clone(), peer);
-                let tls = options.tls.clone();
-                let max_message_size = options.max_message_size;
+                let tls = tls.clone();
                 let span = tracing::info_span!("connection", %peer, user = tracing::field::Empty);
                 connections.spawn(
                     async move {

@@ -3,7 +3,7 @@
 //! the limits that keep the server up (memory, connections, idle
 //! transactions).
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::time::Duration;

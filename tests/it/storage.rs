@@ -1,7 +1,7 @@
 //! Recovery from what is on disk: exact round trips through the WAL and
 //! through checkpoints, torn tails, and damaged files reported by name.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,7 +1,7 @@
 //! Server files: COPY to and from CSV, text, Parquet and JSON files, and
 //! querying files in place with read_csv / read_parquet / read_json.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

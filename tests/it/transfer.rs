@@ -1,7 +1,7 @@
 //! `quiver import` and `quiver export` run as processes, on a data
 //! directory and through a running server.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -11,6 +11,9 @@
 //! `QUIVER_DIFF_SEED` the seed. Without a PostgreSQL server installed
 //! (`apt-get install postgresql-15`; `.ci/run` does) the test says
 //! SKIPPED and passes.
+//!
+//! Over 800 lines: the differential harness (two servers, comparison,
+//! shrinking) in one place.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

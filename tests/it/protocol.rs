@@ -2,7 +2,7 @@
 //! parameters, Parse/Describe/Bind/Execute with a row limit, text-format
 //! parameters, Close, and error recovery at Sync.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -1,8 +1,7 @@
 //! The server process: clean shutdown, a taken port, query cancellation,
 //! and staying up under pressure.
 
-mod common;
-#[path = "server/pressure.rs"]
+use crate::common;
 mod pressure;
 
 use std::process::Command;

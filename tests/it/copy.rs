@@ -2,7 +2,7 @@
 //! text, CSV and binary, errors that name the line and column, and
 //! all-or-nothing loads.
 
-mod common;
+use crate::common;
 
 use bytes::Bytes;
 use futures::{SinkExt, TryStreamExt};

@@ -1,6 +1,6 @@
 //! psql, the reference client, runs scripts against a real server.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-mod common;
+use crate::common;
 
 fn run_repl(script: &str) -> Output {
     run_quiver(&["repl"], script, &[])

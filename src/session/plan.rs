@@ -1,0 +1,226 @@
+//! Planning with DataFusion: a statement to a logical plan with the
+//! session's search path and PostgreSQL's rules applied, and a plan run to
+//! its rows.
+
+use datafusion::logical_expr::{LogicalPlan, WriteOp};
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::{ObjectName, Statement};
+
+use super::{column_names, object_name_parts, sources, Session, StatementResult};
+use crate::error::{not_supported, QuiverError, Result};
+use crate::sql::{order_by, pg_casts, pg_types_in};
+use datafusion::sql::sqlparser::ast::Ident;
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+
+impl Session {
+    /// Plans with unqualified names resolving in `schema` (view bodies are
+    /// planned as their creator saw them).
+    pub(super) async fn plan_in_schema(
+        &self,
+        statement: DfStatement,
+        schema: &str,
+    ) -> Result<LogicalPlan> {
+        let state = self.ctx.state_ref();
+        let previous = std::mem::replace(
+            &mut state
+                .write()
+                .config_mut()
+                .options_mut()
+                .catalog
+                .default_schema,
+            schema.to_string(),
+        );
+        let planned = self.plan(statement).await;
+        state
+            .write()
+            .config_mut()
+            .options_mut()
+            .catalog
+            .default_schema = previous;
+        planned
+    }
+
+    /// Whether commits wait for the WAL sync (`synchronous_commit`).
+    pub(super) fn synchronous_commit(&self) -> bool {
+        !self
+            .settings
+            .get("synchronous_commit")
+            .is_ok_and(|v| v.eq_ignore_ascii_case("off"))
+    }
+
+    pub(super) async fn plan(&self, statement: DfStatement) -> Result<LogicalPlan> {
+        let mut statement = self.through_views(&statement)?.unwrap_or(statement);
+        let is_query = matches!(&statement, DfStatement::Statement(s) if matches!(s.as_ref(), Statement::Query(_)));
+        crate::sql::catalog::rewrite_client_sql(&mut statement);
+        pg_types_in::rewrite_casts(&mut statement);
+        if let DfStatement::Statement(s) = &mut statement {
+            if let Statement::Insert(insert) = s.as_mut() {
+                self.fill_values_defaults(insert)?;
+            }
+        }
+        if let DfStatement::Statement(s) = &mut statement {
+            order_by::resolve_order_by(s)?;
+            column_names::separate_cast_aggregates(s);
+        }
+        match &mut statement {
+            DfStatement::Statement(s) => column_names::separate_repeated_names(s),
+            DfStatement::Explain(e) => {
+                if let DfStatement::Statement(s) = e.statement.as_mut() {
+                    column_names::separate_repeated_names(s)
+                }
+            }
+            _ => {}
+        }
+        // A query over a catalog that is always empty here (psql asks for
+        // row security policies, statistics objects, ...) answers no rows;
+        // when DataFusion cannot plan or run it as written, the answer is
+        // given by an equivalent empty query.
+        let fallback = if is_query {
+            crate::sql::catalog::empty_result_fallback(&statement).map(|mut empty| {
+                if let DfStatement::Statement(s) = &mut empty {
+                    column_names::separate_repeated_names(s);
+                }
+                empty
+            })
+        } else {
+            None
+        };
+        let plan = match (
+            self.ctx.state().statement_to_plan(statement).await,
+            fallback,
+        ) {
+            (Ok(plan), None) => plan,
+            (Ok(plan), Some(empty)) => {
+                if self.ctx.state().create_physical_plan(&plan).await.is_ok() {
+                    plan
+                } else {
+                    self.ctx.state().statement_to_plan(empty).await?
+                }
+            }
+            (Err(_), Some(empty)) => self.ctx.state().statement_to_plan(empty).await?,
+            (Err(e), None) => return Err(e.into()),
+        };
+        Ok(pg_casts::rewrite_text_casts(
+            plan,
+            &self.bytea_in,
+            &self.interval_in,
+        )?)
+    }
+
+    /// Runs a DataFusion plan: INSERT through our commit path, anything
+    /// that returns rows through DataFusion.
+    pub(super) async fn run_plan(&mut self, plan: LogicalPlan) -> Result<StatementResult> {
+        match &plan {
+            LogicalPlan::Dml(dml) if matches!(dml.op, WriteOp::Insert(_)) => self.insert(dml).await,
+            LogicalPlan::Dml(dml) => Err(not_supported(format!("{}", dml.op))),
+            LogicalPlan::Ddl(ddl) => Err(not_supported(ddl.name())),
+            LogicalPlan::Statement(_) | LogicalPlan::Copy(_) => {
+                Err(not_supported(format!("{}", plan.display())))
+            }
+            _ => {
+                let schema = sources::annotate(
+                    &plan,
+                    self.typed_schema(&plan),
+                    &self.catalog(),
+                    &self.default_schema(),
+                );
+                // Partition by partition, in order: a scan's partitions
+                // are consecutive slices of the table, so rows come back
+                // in table order when the query does not reorder them
+                // (as a Postgres sequential scan returns them).
+                let rows = self.execute_plan(plan).await?.conformed(schema.clone());
+                if self.stream_results {
+                    return Ok(StatementResult::RowStream {
+                        schema,
+                        rows,
+                        tag: "SELECT",
+                    });
+                }
+                Ok(StatementResult::Rows {
+                    schema,
+                    batches: rows.collect().await?,
+                    tag: "SELECT",
+                })
+            }
+        }
+    }
+
+    /// `INSERT ... VALUES (1, DEFAULT)`: replaces each DEFAULT with the
+    /// column's default expression (or NULL), which DataFusion then plans.
+    /// `INSERT INTO t VALUES (1)` into a wider table names the leading
+    /// columns, as Postgres does (the rest get their defaults).
+    pub(super) fn fill_values_defaults(
+        &self,
+        insert: &mut datafusion::sql::sqlparser::ast::Insert,
+    ) -> Result<()> {
+        use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, SetExpr, TableObject};
+        let is_default = |e: &SqlExpr| {
+            matches!(e, SqlExpr::Identifier(i)
+                if i.quote_style.is_none() && i.value.eq_ignore_ascii_case("default"))
+        };
+        let Some(source) = insert.source.as_mut() else {
+            return Ok(());
+        };
+        let SetExpr::Values(values) = source.body.as_mut() else {
+            return Ok(());
+        };
+        let width = values.rows.first().map_or(0, |r| r.content.len());
+        let uniform = values.rows.iter().all(|r| r.content.len() == width);
+        let has_default = values
+            .rows
+            .iter()
+            .flat_map(|r| r.content.iter())
+            .any(is_default);
+        let widens = insert.columns.is_empty() && uniform;
+        if !has_default && !widens {
+            return Ok(());
+        }
+        let TableObject::TableName(name) = &insert.table else {
+            return Ok(());
+        };
+        let table = self
+            .catalog()
+            .table(&self.qualified(name)?)
+            .cloned()
+            .ok_or_else(|| QuiverError::UndefinedTable(name.to_string()))?;
+        let schema = table.schema_ref();
+        if insert.columns.is_empty() && uniform && width < schema.fields().len() {
+            insert.columns = schema.fields()[..width]
+                .iter()
+                .map(|f| ObjectName::from(vec![Ident::with_quote('"', f.name())]))
+                .collect();
+        }
+        let columns: Vec<String> = if insert.columns.is_empty() {
+            schema.fields().iter().map(|f| f.name().clone()).collect()
+        } else {
+            insert
+                .columns
+                .iter()
+                .map(|c| object_name_parts(c).map(|mut p| p.pop().unwrap_or_default()))
+                .collect::<Result<_>>()?
+        };
+        for row in values.rows.iter_mut() {
+            for (i, value) in row.content.iter_mut().enumerate() {
+                if !is_default(value) {
+                    continue;
+                }
+                let sql = columns
+                    .get(i)
+                    .and_then(|c| table.defaults_sql().iter().find(|(d, _)| d == c))
+                    .map(|(_, sql)| sql.as_str())
+                    .unwrap_or("NULL");
+                *value = datafusion::sql::sqlparser::parser::Parser::new(&PostgreSqlDialect {})
+                    .try_with_sql(sql)?
+                    .parse_expr()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(super) fn returns_rows(plan: &LogicalPlan) -> bool {
+    !matches!(
+        plan,
+        LogicalPlan::Dml(_) | LogicalPlan::Ddl(_) | LogicalPlan::Statement(_)
+    )
+}
