@@ -69,7 +69,7 @@ pub struct Database {
     /// installs happen in the same order, and a snapshot of all tables
     /// never sees half of a multi-table commit.
     commit_lock: Mutex<()>,
-    /// The data directory and WAL commits are logged to; unset for an
+    /// Where commits are logged (a data directory's WAL); unset for an
     /// in-memory database and while recovery replays.
     log: OnceLock<Arc<dyn CommitLog>>,
     next_table_id: AtomicU64,

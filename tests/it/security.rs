@@ -185,6 +185,37 @@ async fn a_read_only_role_reads_what_it_was_granted_and_nothing_else() {
             "{statement}: {err:?}"
         );
     }
+    // What an EXPLAIN would read is checked; server files are superusers'.
+    for statement in [
+        "EXPLAIN SELECT * FROM salaries",
+        "COPY sales TO '/tmp/quiver-sales.csv'",
+        "CREATE EXTERNAL TABLE f (x INT) STORED AS CSV LOCATION '/tmp/quiver-f.csv'",
+    ] {
+        let err = dash.batch_execute(statement).await.unwrap_err();
+        assert_eq!(
+            code(&err),
+            Some(&SqlState::INSUFFICIENT_PRIVILEGE),
+            "{statement}: {err:?}"
+        );
+    }
+    // A statement QuiverDB does not run is refused for every role, never
+    // let through by a privilege check that does not know it.
+    for statement in ["CREATE INDEX i ON sales (id)", "LISTEN news", "VACUUM"] {
+        for client in [&dash, &admin] {
+            let err = client.batch_execute(statement).await.unwrap_err();
+            assert_eq!(
+                code(&err),
+                Some(&SqlState::FEATURE_NOT_SUPPORTED),
+                "{statement}: {err:?}"
+            );
+        }
+    }
+    // A session's own state needs no privilege.
+    dash.batch_execute(
+        "SET search_path = public; SHOW search_path; BEGIN; COMMIT; RESET ALL; DISCARD ALL; DEALLOCATE ALL",
+    )
+    .await
+    .unwrap();
     // Prepared statements are checked when they run, too.
     let err = dash.prepare("SELECT * FROM salaries").await;
     if let Ok(statement) = err {
