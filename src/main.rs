@@ -189,6 +189,10 @@ struct ServerArgs {
     /// machine's memory.
     #[arg(long, env = "QUIVER_MAX_TABLE_MEMORY", value_parser = quiverdb::config::parse_size)]
     max_table_memory: Option<usize>,
+    /// The name of the database clients connect to (`postgres` is accepted
+    /// as an alias of it); any other name is refused with 3D000.
+    #[arg(long, default_value = quiverdb::names::DEFAULT_DATABASE, env = "QUIVER_DATABASE")]
+    database: String,
     /// Connections at once (3 of them are kept for superusers).
     #[arg(long, default_value_t = 100, env = "QUIVER_MAX_CONNECTIONS")]
     max_connections: usize,
@@ -553,6 +557,7 @@ async fn run_server(
     let options = quiverdb::pgwire::ServerOptions {
         tls,
         admission: quiverdb::server::Admission {
+            database: security.database.clone(),
             require_tls: security.require_tls,
             no_auth: security.insecure_no_auth,
             max_connections: security.max_connections.max(1),
@@ -732,6 +737,11 @@ fn server_settings(
             "max_table_memory",
             table_memory.to_string(),
             "Bytes all tables together may hold.",
+        ),
+        (
+            "database",
+            security.database.clone(),
+            "The database clients connect to (postgres is an alias of it).",
         ),
         (
             "max_connections",

@@ -251,6 +251,17 @@ impl Backend {
     {
         let user = login_user(client);
         tracing::Span::current().record("user", user.as_str());
+        // PostgreSQL's default database is the user's name.
+        let requested = client
+            .metadata()
+            .get("database")
+            .cloned()
+            .unwrap_or_else(|| user.clone());
+        let database = self
+            .server
+            .admission
+            .database(&requested)
+            .map_err(refused)?;
         // This session is among the live ones already.
         let superuser = self
             .server
@@ -270,11 +281,6 @@ impl Backend {
         let mut session = self.session.lock().await;
         // A CancelRequest presents the pid and this secret.
         session.info().set_cancel_secret(secret.to_bytes().to_vec());
-        let database = client
-            .metadata()
-            .get("database")
-            .cloned()
-            .unwrap_or_else(|| user.clone());
         session.set_identity(&user, &database, pid, implicit_superuser);
         // `options` (libpq's PGOPTIONS) first: `-c name=value` and
         // `--name=value` set what the client asked for, or the login fails

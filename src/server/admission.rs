@@ -1,6 +1,7 @@
 //! Who may log in, the same for every front end: TLS when it is required,
 //! trust while no role has a password (from this machine only, unless
-//! authentication is off), a role with LOGIN, and a free connection slot
+//! authentication is off), a database that exists (the server's one, or
+//! `postgres`, its alias), a role with LOGIN, and a free connection slot
 //! (the last few kept for superusers). A front end asks [`Admission::proof`]
 //! how a login must prove who it is, runs the proof in its own protocol
 //! (SCRAM for PostgreSQL), then asks [`Admission::admit`] for the session's
@@ -10,6 +11,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::engine::Database;
+use crate::names::{DATABASE_ALIAS, DEFAULT_DATABASE};
 
 /// A failed password answers after this pause, whatever the reason, so
 /// guessing is slow and a wrong password looks like an unknown user.
@@ -49,6 +51,8 @@ pub struct Admitted {
 /// The login rules of one server.
 #[derive(Debug, Clone)]
 pub struct Admission {
+    /// The one database the server serves; `postgres` is an alias of it.
+    pub database: String,
     /// Refuse logins over plaintext connections.
     pub require_tls: bool,
     /// Accept every login without a password, from anywhere.
@@ -61,6 +65,7 @@ pub struct Admission {
 impl Default for Admission {
     fn default() -> Self {
         Admission {
+            database: DEFAULT_DATABASE.to_string(),
             require_tls: false,
             no_auth: false,
             max_connections: 100,
@@ -151,6 +156,20 @@ impl Admission {
             superuser,
             implicit_superuser,
         })
+    }
+
+    /// The database a login asked for (PostgreSQL's default: the user's
+    /// name), as the session names it: the server's one database, which
+    /// `postgres` is an alias of; any other name does not exist (3D000).
+    pub fn database(&self, requested: &str) -> Result<String, Refusal> {
+        if requested == self.database || requested == DATABASE_ALIAS {
+            Ok(self.database.clone())
+        } else {
+            Err(Refusal::new(
+                "3D000",
+                format!("database \"{requested}\" does not exist"),
+            ))
+        }
     }
 
     /// A wrong password (or an unknown user: the same answer), after
@@ -253,6 +272,22 @@ mod tests {
             "28000"
         );
         assert!(rules.admit(&db, "admin", false, 1).unwrap().superuser);
+    }
+
+    #[test]
+    fn one_database_and_its_alias_exist() {
+        let rules = Admission::default();
+        assert_eq!(rules.database("quiver").unwrap(), "quiver");
+        assert_eq!(rules.database("postgres").unwrap(), "quiver");
+        let refused = rules.database("Quiver").unwrap_err();
+        assert_eq!(refused.code, "3D000");
+        assert_eq!(refused.message, "database \"Quiver\" does not exist");
+        let named = Admission {
+            database: "analytics".into(),
+            ..Default::default()
+        };
+        assert_eq!(named.database("postgres").unwrap(), "analytics");
+        assert_eq!(named.database("quiver").unwrap_err().code, "3D000");
     }
 
     #[test]

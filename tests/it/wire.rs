@@ -603,3 +603,75 @@ async fn prepared_key_lookups_answer_as_a_scan_would() {
     let row = other.query_one(&other_by_id, &[&1i64]).await.unwrap();
     assert_eq!(row.get::<_, String>(0), "replaced");
 }
+
+async fn connect_to(
+    server: &TestServer,
+    user: &str,
+    dbname: Option<&str>,
+) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let mut conn = format!("host=127.0.0.1 port={} user={user}", server.port);
+    if let Some(dbname) = dbname {
+        conn.push_str(&format!(" dbname={dbname}"));
+    }
+    let (client, connection) = tokio_postgres::connect(&conn, tokio_postgres::NoTls).await?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(client)
+}
+
+#[tokio::test]
+async fn the_server_has_one_database_and_postgres_is_its_alias() {
+    let server = TestServer::start();
+    for (dbname, expected) in [(Some("quiver"), "quiver"), (Some("postgres"), "quiver")] {
+        let client = connect_to(&server, "tester", dbname).await.unwrap();
+        let row = client
+            .query_one(
+                "SELECT current_database(), (SELECT string_agg(datname, ',') FROM pg_database)",
+                &[],
+            )
+            .await
+            .unwrap();
+        assert_eq!(row.get::<_, String>(0), expected, "{dbname:?}");
+        assert_eq!(row.get::<_, String>(1), expected, "{dbname:?}");
+    }
+    // No database named: libpq's default is the user's name.
+    assert!(connect_to(&server, "quiver", None).await.is_ok());
+    for (user, dbname) in [
+        ("tester", Some("nope")),
+        ("tester", Some("Quiver")),
+        ("tester", None),
+    ] {
+        let err = connect_to(&server, user, dbname).await.err().unwrap();
+        assert_eq!(
+            err.code(),
+            Some(&SqlState::INVALID_CATALOG_NAME),
+            "{dbname:?}: {err:?}"
+        );
+        let wanted = dbname.unwrap_or(user);
+        assert_eq!(
+            err.as_db_error().unwrap().message(),
+            format!("database \"{wanted}\" does not exist")
+        );
+    }
+
+    // `--database` names it otherwise.
+    let server = TestServer::start_with(&["--memory", "--database", "analytics"]);
+    let client = connect_to(&server, "tester", Some("analytics"))
+        .await
+        .unwrap();
+    let name: String = client
+        .query_one("SELECT current_database()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(name, "analytics");
+    assert!(connect_to(&server, "tester", Some("postgres"))
+        .await
+        .is_ok());
+    let err = connect_to(&server, "tester", Some("quiver"))
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(err.code(), Some(&SqlState::INVALID_CATALOG_NAME));
+}
