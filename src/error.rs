@@ -16,6 +16,10 @@ pub enum QuiverError {
     /// A 42601 whose message is a whole sentence of its own.
     #[error("{0}")]
     InvalidStatement(String),
+    /// A 42601 from the parser, worded as PostgreSQL words it, with the
+    /// 1-based character position in the query text where it was found.
+    #[error("{message}")]
+    SyntaxAt { message: String, position: usize },
     #[error("relation \"{0}\" does not exist")]
     UndefinedTable(String),
     #[error("relation \"{0}\" already exists")]
@@ -275,7 +279,9 @@ impl SqlState {
 impl QuiverError {
     pub fn sqlstate(&self) -> SqlState {
         match self {
-            QuiverError::Syntax(_) | QuiverError::InvalidStatement(_) => SqlState::SyntaxError,
+            QuiverError::Syntax(_)
+            | QuiverError::InvalidStatement(_)
+            | QuiverError::SyntaxAt { .. } => SqlState::SyntaxError,
             QuiverError::UndefinedTable(_) => SqlState::UndefinedTable,
             QuiverError::DuplicateTable(_) => SqlState::DuplicateTable,
             QuiverError::UndefinedSchema(_) => SqlState::UndefinedSchema,
@@ -341,6 +347,15 @@ impl QuiverError {
         match self {
             QuiverError::UniqueViolation { detail, .. }
             | QuiverError::ViewNotUpdatable { detail, .. } => Some(detail.clone()),
+            _ => None,
+        }
+    }
+
+    /// Where in the query text the error was found (1-based characters),
+    /// for the client's POSITION field.
+    pub fn position(&self) -> Option<usize> {
+        match self {
+            QuiverError::SyntaxAt { position, .. } => Some(*position),
             _ => None,
         }
     }

@@ -271,6 +271,7 @@ pub fn error_info(e: &QuiverError) -> ErrorInfo {
     let mut info = ErrorInfo::new("ERROR".into(), e.sqlstate().code().into(), e.to_string());
     info.detail = e.detail();
     info.where_context = e.context();
+    info.position = e.position().map(|p| p.to_string());
     info
 }
 

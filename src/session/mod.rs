@@ -235,8 +235,10 @@ impl Session {
 
     /// Splits SQL text into statements.
     pub fn parse(sql: &str) -> Result<VecDeque<DfStatement>> {
-        let sql = script::check_and_rewrite(sql)?;
-        crate::sql::parse_statements(sql.as_ref())
+        match script::check_and_rewrite(sql)? {
+            std::borrow::Cow::Borrowed(sql) => crate::sql::parse_statements(sql),
+            rewritten => crate::sql::parse_statements(&rewritten).map_err(script::without_position),
+        }
     }
 
     /// The catalog this session sees: its transaction's, when that has run

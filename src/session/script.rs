@@ -6,7 +6,7 @@ use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 
 use super::Session;
-use crate::error::Result;
+use crate::error::{QuiverError, Result};
 
 /// A statement of a script: one DataFusion parses, or CHECKPOINT, which
 /// its parser does not know.
@@ -30,14 +30,24 @@ pub(super) fn parse_script(sql: &str) -> Result<Vec<Parsed>> {
         if is_checkpoint(&piece) {
             parsed.push(Parsed::Checkpoint);
         } else if crate::sql::copy_options::is_copy(&piece) {
-            parsed.push(Parsed::Statement(crate::sql::copy_options::parse_copy(
-                &piece,
-            )?));
+            let copy = crate::sql::copy_options::parse_copy(&piece).map_err(without_position)?;
+            parsed.push(Parsed::Statement(copy));
         } else {
-            parsed.extend(Session::parse(&piece)?.into_iter().map(Parsed::Statement));
+            let statements = Session::parse(&piece).map_err(without_position)?;
+            parsed.extend(statements.into_iter().map(Parsed::Statement));
         }
     }
     Ok(parsed)
+}
+
+/// A syntax error found in text that is not what the client sent (a piece
+/// of its script, or its text rewritten): the position would point at the
+/// wrong place, so the error goes without it.
+pub(super) fn without_position(e: QuiverError) -> QuiverError {
+    match e {
+        QuiverError::SyntaxAt { message, .. } => QuiverError::InvalidStatement(message),
+        other => other,
+    }
 }
 
 /// Splits SQL text at the semicolons between statements (not those in

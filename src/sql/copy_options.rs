@@ -336,7 +336,8 @@ pub(crate) fn quote(name: &str) -> String {
 pub fn parse_copy(sql: &str) -> Result<DfStatement> {
     use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
     use datafusion::sql::sqlparser::parser::Parser;
-    let mut statements = Parser::parse_sql(&PostgreSqlDialect {}, sql)?;
+    let mut statements = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+        .map_err(|e| super::syntax_error::from_parser(sql, e))?;
     if statements.len() != 1 {
         return Err(QuiverError::InvalidStatement(
             "COPY must be a statement of its own".into(),

@@ -26,6 +26,7 @@ pub mod pg_types_in;
 pub mod rows;
 pub mod settings;
 pub mod stream;
+pub mod syntax_error;
 pub mod types;
 
 use std::collections::VecDeque;
@@ -59,9 +60,10 @@ pub const MAX_PARSER_RECURSION: usize = 2_000;
 /// check and rewrite the text first: `Session::parse`.)
 pub fn parse_statements(sql: &str) -> Result<VecDeque<DfStatement>> {
     let dialect = PostgreSqlDialect {};
-    Ok(datafusion::sql::parser::DFParserBuilder::new(sql)
+    datafusion::sql::parser::DFParserBuilder::new(sql)
         .with_dialect(&dialect)
         .with_recursion_limit(MAX_PARSER_RECURSION)
-        .build()?
-        .parse_statements()?)
+        .build()
+        .and_then(|mut parser| parser.parse_statements())
+        .map_err(|e| syntax_error::from_datafusion(sql, e))
 }

@@ -308,6 +308,31 @@ async fn errors_carry_their_sqlstate_and_the_connection_survives() {
         let err = client.query(*sql, &[]).await.unwrap_err();
         assert_eq!(err.code(), Some(*code), "extended protocol: {sql}: {err:?}");
     }
+    // Syntax errors read as PostgreSQL's, with the position psql points at.
+    for (sql, message, position) in [
+        ("SELEC 1", "syntax error at or near \"SELEC\"", 1),
+        ("SELECT 1 +", "syntax error at end of input", 11),
+        ("SELECT 1;\nSELECT 2 3", "syntax error at or near \"3\"", 20),
+        (
+            "SELECT 'abc",
+            "unterminated quoted string at or near \"'abc\"",
+            8,
+        ),
+    ] {
+        for err in [
+            client.batch_execute(sql).await.unwrap_err(),
+            client.query(sql, &[]).await.unwrap_err(),
+        ] {
+            let db = err.as_db_error().unwrap();
+            assert_eq!(db.code(), &SqlState::SYNTAX_ERROR, "{sql}");
+            assert_eq!(db.message(), message, "{sql}");
+            assert_eq!(
+                db.position(),
+                Some(&tokio_postgres::error::ErrorPosition::Original(position)),
+                "{sql}"
+            );
+        }
+    }
     let one: i64 = client
         .query_one("SELECT 1::bigint", &[])
         .await
