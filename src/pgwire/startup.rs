@@ -251,10 +251,12 @@ impl Backend {
     {
         let user = login_user(client);
         tracing::Span::current().record("user", user.as_str());
-        // PostgreSQL's default database is the user's name.
+        // PostgreSQL's default database (none named, or an empty name) is
+        // the user's name.
         let requested = client
             .metadata()
             .get("database")
+            .filter(|name| !name.is_empty())
             .cloned()
             .unwrap_or_else(|| user.clone());
         let database = self
