@@ -76,14 +76,22 @@ impl TestServer {
     }
 
     pub async fn connect(&self) -> tokio_postgres::Client {
-        let (client, connection) =
-            tokio_postgres::connect(&self.conn_string(), tokio_postgres::NoTls)
-                .await
-                .expect("connect");
+        self.try_connect(&self.conn_string())
+            .await
+            .expect("connect")
+    }
+
+    /// Connects with libpq-style `params` (which name this server's host
+    /// and port), or says why the server refused.
+    pub async fn try_connect(
+        &self,
+        params: &str,
+    ) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+        let (client, connection) = tokio_postgres::connect(params, tokio_postgres::NoTls).await?;
         tokio::spawn(async move {
             let _ = connection.await;
         });
-        client
+        Ok(client)
     }
 
     /// Sends a signal and waits for the process to exit; returns its status.

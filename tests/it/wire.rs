@@ -634,15 +634,11 @@ async fn connect_to(
     user: &str,
     dbname: Option<&str>,
 ) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-    let mut conn = format!("host=127.0.0.1 port={} user={user}", server.port);
+    let mut params = format!("host=127.0.0.1 port={} user={user}", server.port);
     if let Some(dbname) = dbname {
-        conn.push_str(&format!(" dbname={dbname}"));
+        params.push_str(&format!(" dbname={dbname}"));
     }
-    let (client, connection) = tokio_postgres::connect(&conn, tokio_postgres::NoTls).await?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(client)
+    server.try_connect(&params).await
 }
 
 #[tokio::test]
