@@ -102,6 +102,9 @@ pub enum QuiverError {
     InFailedTransaction,
     #[error("{0}")]
     NoActiveTransaction(String),
+    /// 25001: a statement that cannot run inside a transaction block.
+    #[error("{0}")]
+    ActiveTransaction(String),
     /// 25006: a change in a read-only transaction or database.
     #[error("{0}")]
     ReadOnly(String),
@@ -114,6 +117,16 @@ pub enum QuiverError {
     /// 55000: an object that exists but cannot be used as it is.
     #[error("{0}")]
     BrokenObject(String),
+    /// 55000: the object is not in the state the call needs (currval
+    /// before nextval in this session).
+    #[error("{0}")]
+    NotInPrerequisiteState(String),
+    /// 2200H: a sequence reached its bound and does not cycle.
+    #[error("{0}")]
+    SequenceLimit(String),
+    /// 428C9: a value given for a GENERATED ALWAYS column.
+    #[error("{message}")]
+    GeneratedAlways { message: String, detail: String },
     #[error("savepoint \"{0}\" does not exist")]
     UndefinedSavepoint(String),
     #[error("role \"{0}\" does not exist")]
@@ -210,8 +223,11 @@ pub enum SqlState {
     SerializationFailure,
     InFailedSqlTransaction,
     NoActiveSqlTransaction,
+    ActiveSqlTransaction,
     ReadOnlySqlTransaction,
     ObjectNotInPrerequisiteState,
+    SequenceGeneratorLimitExceeded,
+    GeneratedAlways,
     SavepointException,
     OutOfMemory,
     UndefinedFile,
@@ -261,8 +277,11 @@ impl SqlState {
             SqlState::SerializationFailure => "40001",
             SqlState::InFailedSqlTransaction => "25P02",
             SqlState::NoActiveSqlTransaction => "25P01",
+            SqlState::ActiveSqlTransaction => "25001",
             SqlState::ReadOnlySqlTransaction => "25006",
             SqlState::ObjectNotInPrerequisiteState => "55000",
+            SqlState::SequenceGeneratorLimitExceeded => "2200H",
+            SqlState::GeneratedAlways => "428C9",
             SqlState::SavepointException => "3B001",
             SqlState::OutOfMemory => "53200",
             SqlState::InsufficientPrivilege => "42501",
@@ -330,8 +349,13 @@ impl QuiverError {
             QuiverError::SerializationFailure(_) => SqlState::SerializationFailure,
             QuiverError::InFailedTransaction => SqlState::InFailedSqlTransaction,
             QuiverError::NoActiveTransaction(_) => SqlState::NoActiveSqlTransaction,
+            QuiverError::ActiveTransaction(_) => SqlState::ActiveSqlTransaction,
             QuiverError::ReadOnly(_) => SqlState::ReadOnlySqlTransaction,
-            QuiverError::BrokenObject(_) => SqlState::ObjectNotInPrerequisiteState,
+            QuiverError::BrokenObject(_) | QuiverError::NotInPrerequisiteState(_) => {
+                SqlState::ObjectNotInPrerequisiteState
+            }
+            QuiverError::SequenceLimit(_) => SqlState::SequenceGeneratorLimitExceeded,
+            QuiverError::GeneratedAlways { .. } => SqlState::GeneratedAlways,
             QuiverError::OutOfRange(_) => SqlState::NumericValueOutOfRange,
             QuiverError::DatetimeOverflow(_) => SqlState::DatetimeFieldOverflow,
             QuiverError::UndefinedSavepoint(_) => SqlState::SavepointException,
@@ -346,7 +370,8 @@ impl QuiverError {
     pub fn detail(&self) -> Option<String> {
         match self {
             QuiverError::UniqueViolation { detail, .. }
-            | QuiverError::ViewNotUpdatable { detail, .. } => Some(detail.clone()),
+            | QuiverError::ViewNotUpdatable { detail, .. }
+            | QuiverError::GeneratedAlways { detail, .. } => Some(detail.clone()),
             _ => None,
         }
     }

@@ -12,6 +12,7 @@ use datafusion::error::Result as DfResult;
 use datafusion::logical_expr::LogicalPlan;
 
 use super::roles::{Acl, AclObject, Role};
+use super::sequence::Sequence;
 use super::table::Table;
 use super::txn::TxnSlot;
 use super::Database;
@@ -90,11 +91,23 @@ impl View {
 pub struct SchemaEntry {
     pub tables: BTreeMap<String, Arc<Table>>,
     pub views: BTreeMap<String, Arc<View>>,
+    pub sequences: BTreeMap<String, Arc<Sequence>>,
 }
 
 impl SchemaEntry {
     pub fn has_relation(&self, name: &str) -> bool {
-        self.tables.contains_key(name) || self.views.contains_key(name)
+        self.tables.contains_key(name)
+            || self.views.contains_key(name)
+            || self.sequences.contains_key(name)
+    }
+
+    /// The names of every relation in the schema: tables, views and
+    /// sequences.
+    pub fn relation_names(&self) -> impl Iterator<Item = &String> {
+        self.tables
+            .keys()
+            .chain(self.views.keys())
+            .chain(self.sequences.keys())
     }
 }
 
@@ -115,6 +128,38 @@ impl CatalogState {
 
     pub fn view(&self, name: &QualifiedName) -> Option<&Arc<View>> {
         self.schemas.get(&name.schema)?.views.get(&name.name)
+    }
+
+    pub fn sequence(&self, name: &QualifiedName) -> Option<&Arc<Sequence>> {
+        self.schemas.get(&name.schema)?.sequences.get(&name.name)
+    }
+
+    /// Every sequence, with its name.
+    pub fn sequences(&self) -> impl Iterator<Item = (QualifiedName, &Arc<Sequence>)> {
+        self.schemas.iter().flat_map(|(schema, entry)| {
+            entry
+                .sequences
+                .iter()
+                .map(move |(name, s)| (QualifiedName::new(schema, name), s))
+        })
+    }
+
+    /// The sequence with this id (recovery, which logs sequences by id).
+    pub fn sequence_by_id(&self, id: u64) -> Option<(QualifiedName, &Arc<Sequence>)> {
+        self.sequences().find(|(_, s)| s.id() == id)
+    }
+
+    /// The sequences owned by a table (its SERIAL and identity columns).
+    pub fn sequences_owned_by(&self, table: &QualifiedName) -> Vec<QualifiedName> {
+        let Some(entry) = self.schemas.get(&table.schema) else {
+            return Vec::new();
+        };
+        entry
+            .sequences
+            .iter()
+            .filter(|(_, s)| s.owned_by().is_some_and(|(t, _)| t == table.name))
+            .map(|(name, _)| QualifiedName::new(&table.schema, name))
+            .collect()
     }
 
     /// Whether any role has a password: then every login needs one.
@@ -218,12 +263,7 @@ impl SchemaProvider for QuiverSchemaProvider {
         let Some(entry) = catalog.schemas.get(&self.schema) else {
             return Vec::new();
         };
-        entry
-            .tables
-            .keys()
-            .chain(entry.views.keys())
-            .cloned()
-            .collect()
+        entry.relation_names().cloned().collect()
     }
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
@@ -244,6 +284,9 @@ impl SchemaProvider for QuiverSchemaProvider {
             }
             let view = ViewTable::new(view.plan.clone(), Some(view.def.query.clone()));
             return Ok(Some(Arc::new(view)));
+        }
+        if let Some(sequence) = entry.sequences.get(name) {
+            return Ok(Some(Arc::new(sequence.as_table()?)));
         }
         Ok(None)
     }

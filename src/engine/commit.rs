@@ -14,6 +14,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::roles::{Acl, AclObject, Role};
+use crate::engine::sequence::SequenceDef;
 use crate::error::{QuiverError, Result};
 
 /// A unique constraint as logged: name, key column names, primary or not.
@@ -44,6 +45,10 @@ pub struct TableDef {
     pub constraints: Vec<ConstraintDef>,
     #[serde(default)]
     pub checks: Vec<CheckDef>,
+    /// Identity columns: name, and whether GENERATED ALWAYS (else BY
+    /// DEFAULT). Their DEFAULT is the sequence's nextval.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub identities: Vec<(String, bool)>,
 }
 
 /// Everything needed to create a view again.
@@ -151,6 +156,17 @@ pub enum Effect {
         object: AclObject,
         acl: Option<Acl>,
     },
+    /// A sequence created, with the state it starts from.
+    CreateSequence(SequenceDef),
+    /// A sequence's position (nextval's log-ahead, setval): after a crash
+    /// it continues from here.
+    SetSequence {
+        id: u64,
+        last_value: i64,
+        is_called: bool,
+    },
+    /// ALTER SEQUENCE: the new definition and state, whole.
+    AlterSequence(SequenceDef),
 }
 
 impl Effect {
@@ -175,7 +191,10 @@ impl Effect {
             | Effect::Truncate { .. }
             | Effect::PutRole(_)
             | Effect::DropRole { .. }
-            | Effect::SetAcl { .. } => {}
+            | Effect::SetAcl { .. }
+            | Effect::CreateSequence(_)
+            | Effect::SetSequence { .. }
+            | Effect::AlterSequence(_) => {}
         }
     }
 }

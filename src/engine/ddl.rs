@@ -16,6 +16,7 @@ use super::roles::{self, Acl, AclObject};
 use super::table::{Table, TableVersion};
 use super::txn::{DdlState, Transaction};
 use super::{Ack, Database};
+use super::sequence::{Sequence, SequenceDef};
 use crate::engine::commit::{Commit, Effect};
 use crate::error::{QuiverError, Result};
 
@@ -62,6 +63,7 @@ impl Database {
         }
         self.check_writable()?;
         let ack = self.log(&effects, true)?;
+        mark_created_sequences(&next, &effects);
         self.catalog.store(Arc::new(next));
         self.catalog_version.fetch_add(1, Ordering::AcqRel);
         Ok((out, ack))
@@ -159,9 +161,7 @@ impl Database {
                 };
             };
             let contents: Vec<QualifiedName> = entry
-                .tables
-                .keys()
-                .chain(entry.views.keys())
+                .relation_names()
                 .map(|n| QualifiedName::new(name, n.clone()))
                 .collect();
             if !cascade && !contents.is_empty() {
@@ -187,11 +187,14 @@ impl Database {
 
     /// Adds a table. Returns false when a relation of that name existed and
     /// `if_not_exists` was given.
+    /// `sequences` are created with it (for its SERIAL and identity
+    /// columns), before it.
     pub fn create_table(
         &self,
         txn: Option<&Transaction>,
         name: &QualifiedName,
         table: Arc<Table>,
+        sequences: Vec<SequenceDef>,
         if_not_exists: bool,
         owner: Option<&str>,
     ) -> Result<(bool, Ack)> {
@@ -208,11 +211,41 @@ impl Database {
                     Err(QuiverError::DuplicateTable(name.name.clone()))
                 };
             }
+            for def in sequences {
+                put_sequence(c, log, def, owner)?;
+            }
+            let entry = c.schemas.get_mut(&name.schema).expect("checked above");
             entry.tables.insert(name.name.clone(), table);
             log.append(definition);
             if let Some(owner) = owner {
                 set_acl(c, log, AclObject::relation(name), Acl::owned_by(owner));
             }
+            Ok(true)
+        })
+    }
+
+    /// CREATE SEQUENCE. Returns false when a relation of that name existed
+    /// and `if_not_exists` was given.
+    pub fn create_sequence(
+        &self,
+        txn: Option<&Transaction>,
+        def: SequenceDef,
+        if_not_exists: bool,
+        owner: Option<&str>,
+    ) -> Result<(bool, Ack)> {
+        self.change_catalog(txn, |c, log| {
+            let entry = c
+                .schemas
+                .get(&def.schema)
+                .ok_or_else(|| QuiverError::UndefinedSchema(def.schema.clone()))?;
+            if entry.has_relation(&def.name) {
+                return if if_not_exists {
+                    Ok(false)
+                } else {
+                    Err(QuiverError::DuplicateTable(def.name.clone()))
+                };
+            }
+            put_sequence(c, log, def, owner)?;
             Ok(true)
         })
     }
@@ -249,20 +282,21 @@ impl Database {
         })
     }
 
-    /// Drops tables or views (`want_view` says which the statement named),
-    /// all or none: a missing name without `if_exists` drops nothing.
+    /// Drops tables, views or sequences (`kind` says which the statement
+    /// named), all or none: a missing name without `if_exists` drops
+    /// nothing.
     pub fn drop_relations(
         &self,
         txn: Option<&Transaction>,
         names: &[QualifiedName],
-        want_view: bool,
+        kind: RelationType,
         if_exists: bool,
         cascade: bool,
     ) -> Result<((), Ack)> {
         self.change_catalog(txn, |c, log| {
             let mut dropped = Vec::new();
             for name in names {
-                dropped.extend(drop_relation(c, name, want_view, if_exists, cascade)?);
+                dropped.extend(drop_relation(c, name, kind, if_exists, cascade)?);
             }
             if !dropped.is_empty() {
                 log.effects.push(drop_effect(&dropped));
@@ -368,9 +402,7 @@ impl Database {
                 .get(name)
                 .map(|entry| {
                     entry
-                        .tables
-                        .keys()
-                        .chain(entry.views.keys())
+                        .relation_names()
                         .map(|n| QualifiedName::new(name, n.clone()))
                         .collect()
                 })
@@ -405,6 +437,20 @@ impl Database {
                 tracing::warn!("recovery: view {name} replaces a table of the same name");
             }
             entry.views.insert(name.name.clone(), Arc::new(view));
+        });
+    }
+
+    /// Puts a sequence under `name` (replacing one of that name).
+    pub fn restore_sequence(&self, def: &SequenceDef) {
+        self.reserve_table_ids(def.id + 1);
+        self.restore(|c| {
+            let sequence = Arc::new(Sequence::new(def));
+            sequence.mark_committed();
+            c.schemas
+                .entry(def.schema.clone())
+                .or_default()
+                .sequences
+                .insert(def.name.clone(), sequence);
         });
     }
 
@@ -454,6 +500,76 @@ impl Database {
     }
 }
 
+/// What DROP names: DROP TABLE, DROP VIEW or DROP SEQUENCE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelationType {
+    Table,
+    View,
+    Sequence,
+}
+
+impl RelationType {
+    fn name(self) -> &'static str {
+        match self {
+            RelationType::Table => "table",
+            RelationType::View => "view",
+            RelationType::Sequence => "sequence",
+        }
+    }
+}
+
+/// Adds a sequence to the catalog and logs it.
+fn put_sequence(
+    c: &mut CatalogState,
+    log: &mut Commit,
+    def: SequenceDef,
+    owner: Option<&str>,
+) -> Result<()> {
+    let entry = c
+        .schemas
+        .get_mut(&def.schema)
+        .ok_or_else(|| QuiverError::UndefinedSchema(def.schema.clone()))?;
+    if entry.has_relation(&def.name) {
+        return Err(QuiverError::DuplicateTable(def.name.clone()));
+    }
+    let name = QualifiedName::new(&def.schema, &def.name);
+    entry
+        .sequences
+        .insert(def.name.clone(), Arc::new(Sequence::new(&def)));
+    log.effects.push(Effect::CreateSequence(def));
+    if let Some(owner) = owner {
+        set_acl(c, log, AclObject::relation(&name), Acl::owned_by(owner));
+    }
+    Ok(())
+}
+
+/// The sequences `commit` creates are now in the committed catalog
+/// `catalog`: from now on they log their positions.
+pub(super) fn mark_created_sequences(catalog: &CatalogState, commit: &Commit) {
+    for effect in &commit.effects {
+        if let Effect::CreateSequence(def) = effect {
+            if let Some(sequence) = catalog.sequence(&QualifiedName::new(&def.schema, &def.name)) {
+                sequence.mark_committed();
+            }
+        }
+    }
+}
+
+/// A transaction's CREATE SEQUENCE records, at its commit, the state its
+/// sequences reached inside it (it logged nothing before).
+pub(super) fn record_sequence_states(catalog: &CatalogState, commit: &mut Commit) {
+    for effect in &mut commit.effects {
+        if let Effect::CreateSequence(def) = effect {
+            let name = QualifiedName::new(&def.schema, &def.name);
+            if let Some(sequence) = catalog.sequence(&name) {
+                if sequence.id() == def.id {
+                    (def.last_value, def.is_called) = sequence.current();
+                }
+            }
+        }
+    }
+}
+
 /// Sets an owner and grants and logs it.
 fn set_acl(c: &mut CatalogState, log: &mut Commit, object: AclObject, acl: Acl) {
     log.effects.push(Effect::SetAcl {
@@ -496,6 +612,13 @@ fn move_table(
     if let Some(acl) = c.acls.remove(&AclObject::relation(name)) {
         c.acls.insert(AclObject::relation(new_name), acl);
     }
+    if new_name.schema == name.schema && new_name.name != name.name {
+        for sequence in c.sequences_owned_by(name) {
+            if let Some(s) = c.sequence(&sequence) {
+                s.set_owner_table(&new_name.name);
+            }
+        }
+    }
     c.schemas
         .entry(new_name.schema.clone())
         .or_default()
@@ -521,13 +644,25 @@ fn remove_role(c: &mut CatalogState, name: &str) {
 
 /// Removes one relation (table or view) and its grants, if it exists.
 fn remove_relation(c: &mut CatalogState, name: &QualifiedName) -> bool {
+    let owned = c.sequences_owned_by(name);
     let Some(entry) = c.schemas.get_mut(&name.schema) else {
         return false;
     };
-    let removed =
-        entry.tables.remove(&name.name).is_some() || entry.views.remove(&name.name).is_some();
+    let table = entry.tables.remove(&name.name).is_some();
+    let removed = table
+        || entry.views.remove(&name.name).is_some()
+        || entry.sequences.remove(&name.name).is_some();
     if removed {
         c.forget_relation(name);
+    }
+    if table {
+        // Its SERIAL and identity sequences go with it.
+        for sequence in owned {
+            if let Some(entry) = c.schemas.get_mut(&sequence.schema) {
+                entry.sequences.remove(&sequence.name);
+            }
+            c.forget_relation(&sequence);
+        }
     }
     removed
 }
@@ -545,37 +680,43 @@ fn remove_with_dependents(c: &mut CatalogState, name: &QualifiedName) -> Vec<Qua
     removed
 }
 
-/// DROP TABLE / DROP VIEW of one name: what it removed (nothing when the
-/// name is missing and `if_exists`).
+/// DROP TABLE / DROP VIEW / DROP SEQUENCE of one name: what it removed
+/// (nothing when the name is missing and `if_exists`).
 fn drop_relation(
     c: &mut CatalogState,
     name: &QualifiedName,
-    want_view: bool,
+    want: RelationType,
     if_exists: bool,
     cascade: bool,
 ) -> Result<Vec<QualifiedName>> {
-    let kind = if want_view { "view" } else { "table" };
-    let (is_table, is_view, is_external) = match c.schemas.get(&name.schema) {
-        None => (false, false, false),
-        Some(entry) => (
-            entry.tables.contains_key(&name.name),
-            entry.views.contains_key(&name.name),
-            entry.views.get(&name.name).is_some_and(|v| v.is_external()),
-        ),
-    };
-    // An external table is kept as a view; DROP TABLE drops it too.
-    if (want_view && is_table) || (!want_view && is_view && !is_external) {
-        return Err(QuiverError::WrongObjectType(format!(
-            "\"{}\" is not a {kind}",
-            name.name
-        )));
-    }
-    if !is_table && !is_view {
+    let kind = want.name();
+    let found = c.schemas.get(&name.schema).and_then(|entry| {
+        if entry.tables.contains_key(&name.name) {
+            Some(RelationType::Table)
+        } else if let Some(view) = entry.views.get(&name.name) {
+            // An external table is kept as a view; DROP TABLE drops it too.
+            Some(match (view.is_external(), want) {
+                (true, RelationType::Table) => RelationType::Table,
+                _ => RelationType::View,
+            })
+        } else if entry.sequences.contains_key(&name.name) {
+            Some(RelationType::Sequence)
+        } else {
+            None
+        }
+    });
+    let Some(found) = found else {
         return if if_exists {
             Ok(Vec::new())
         } else {
             Err(QuiverError::UndefinedTable(name.name.clone()))
         };
+    };
+    if found != want {
+        return Err(QuiverError::WrongObjectType(format!(
+            "\"{}\" is not a {kind}",
+            name.name
+        )));
     }
     let dependents = c.views_depending_on(name);
     if !dependents.is_empty() && !cascade {
@@ -584,5 +725,25 @@ fn drop_relation(
             name.name, dependents[0].name
         )));
     }
+    if want == RelationType::Sequence && !cascade {
+        if let Some((table, column)) = column_defaulting_to(c, name) {
+            return Err(QuiverError::DependentObjectsStillExist(format!(
+                "cannot drop sequence {} because other objects depend on it (default value for column {column} of table {table}); use DROP ... CASCADE to drop the dependent objects too",
+                name.name
+            )));
+        }
+    }
     Ok(remove_with_dependents(c, name))
+}
+
+/// A column whose DEFAULT takes values from the sequence `name`.
+fn column_defaulting_to(c: &CatalogState, name: &QualifiedName) -> Option<(String, String)> {
+    let quoted = format!("'{}'", name.name);
+    let qualified = format!("'{}.{}'", name.schema, name.name);
+    c.schemas.values().flat_map(|e| e.tables.iter()).find_map(|(table, t)| {
+        t.defaults_sql().iter().find_map(|(column, sql)| {
+            (sql.contains("nextval(") && (sql.contains(&quoted) || sql.contains(&qualified)))
+                .then(|| (table.clone(), column.clone()))
+        })
+    })
 }

@@ -9,6 +9,7 @@ pub mod log;
 pub mod rebuild;
 mod replay;
 pub mod roles;
+pub mod sequence;
 pub mod sessions;
 pub mod table;
 pub mod txn;
@@ -26,6 +27,7 @@ use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use parking_lot::{Mutex, RwLock, RwLockWriteGuard};
 
 pub use catalog::{CatalogState, QualifiedName, View};
+pub use ddl::RelationType;
 pub use table::{Change, Conflict, Table, TableVersion};
 pub use txn::{Transaction, TxnSlot};
 
@@ -481,7 +483,11 @@ impl Database {
         }
         // DDL first: rows may go to tables the transaction created.
         let mut commit = match &ddl {
-            Some(ddl) => ddl.commit.clone(),
+            Some(ddl) => {
+                let mut commit = ddl.commit.clone();
+                ddl::record_sequence_states(&ddl.catalog, &mut commit);
+                commit
+            }
             None => Commit::new(),
         };
         for fragment in fragments.into_values() {
@@ -493,6 +499,7 @@ impl Database {
             self.log(&commit, sync)?
         };
         if let Some(ddl) = ddl {
+            ddl::mark_created_sequences(&ddl.catalog, &commit);
             self.catalog.store(ddl.catalog);
             self.catalog_version.fetch_add(1, Ordering::AcqRel);
         }

@@ -55,6 +55,21 @@ impl Database {
                 Effect::PutRole(role) => self.restore_role(Some(role.clone()), ""),
                 Effect::DropRole { name } => self.restore_role(None, name),
                 Effect::SetAcl { object, acl } => self.restore_acl(object.clone(), acl.clone()),
+                Effect::CreateSequence(def) => self.restore_sequence(def),
+                Effect::SetSequence {
+                    id,
+                    last_value,
+                    is_called,
+                } => match self.catalog().sequence_by_id(*id) {
+                    Some((_, sequence)) => sequence.restore(*last_value, *is_called),
+                    // Dropped since, or created by a transaction that
+                    // never committed.
+                    None => tracing::debug!("skipping logged position of sequence id {id}"),
+                },
+                Effect::AlterSequence(def) => match self.catalog().sequence_by_id(def.id) {
+                    Some((_, sequence)) => sequence.restore_def(def),
+                    None => tracing::debug!("skipping ALTER of sequence id {}", def.id),
+                },
                 Effect::Truncate { table_ids } => {
                     for id in table_ids {
                         if let Some(table) = tables.get(id) {

@@ -80,7 +80,8 @@ impl CatalogState {
     pub fn privileges_on(&self, actor: Actor<'_>, object: &AclObject) -> Privileges {
         let all = match object {
             AclObject::Schema(_) => SCHEMA_ALL,
-            AclObject::Relation { .. } => TABLE_ALL,
+            // USAGE is a sequence's privilege.
+            AclObject::Relation { .. } => TABLE_ALL | USAGE,
         };
         if self.is_superuser(actor) {
             return all;

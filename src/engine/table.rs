@@ -596,6 +596,8 @@ pub struct Table {
     /// CHECK constraints, in name order (the order Postgres reports
     /// violations in).
     checks: Vec<Check>,
+    /// Identity columns: name, and whether GENERATED ALWAYS.
+    identities: Vec<(String, bool)>,
     /// The unique indexes; the lock also serialises writers. Readers never
     /// take it.
     writer: Mutex<Vec<UniqueIndex>>,
@@ -626,6 +628,7 @@ impl Table {
             defaults,
             data: ArcSwap::from_pointee(TableVersion::default()),
             checks: Vec::new(),
+            identities: Vec::new(),
             turn: Default::default(),
             retired: Default::default(),
             writer: Mutex::new(Vec::new()),
@@ -685,6 +688,26 @@ impl Table {
 
     pub fn checks(&self) -> &[Check] {
         &self.checks
+    }
+
+    /// Marks identity columns (before the table is shared).
+    pub fn with_identities(mut self, identities: Vec<(String, bool)>) -> Self {
+        self.identities = identities;
+        self
+    }
+
+    /// Identity columns: name, and whether GENERATED ALWAYS.
+    pub fn identities(&self) -> &[(String, bool)] {
+        &self.identities
+    }
+
+    /// Whether `column` is an identity column: Some(true) for GENERATED
+    /// ALWAYS, Some(false) for BY DEFAULT.
+    pub fn identity(&self, column: &str) -> Option<bool> {
+        self.identities
+            .iter()
+            .find(|(c, _)| c == column)
+            .map(|(_, always)| *always)
     }
 
     /// Fails with the first CHECK constraint (by name) that a row of
@@ -752,6 +775,7 @@ impl Table {
                     sql: c.sql.clone(),
                 })
                 .collect(),
+            identities: self.identities.clone(),
         })
     }
 

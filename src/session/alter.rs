@@ -136,14 +136,24 @@ impl Session {
         }
         let id = self.db.allocate_table_id();
         let def_schema = Arc::new(Schema::new(draft.fields.clone()));
-        let new_table = Arc::new(self.build_table(
-            id,
-            &draft.name,
-            def_schema.clone(),
-            draft.defaults.clone(),
-            draft.constraints.clone(),
-            draft.checks.clone(),
-        )?);
+        // Identity columns stay identities while they keep their name.
+        let identities = table
+            .identities()
+            .iter()
+            .filter(|(column, _)| def_schema.index_of(column).is_ok())
+            .cloned()
+            .collect();
+        let new_table = Arc::new(
+            self.build_table(
+                id,
+                &draft.name,
+                def_schema.clone(),
+                draft.defaults.clone(),
+                draft.constraints.clone(),
+                draft.checks.clone(),
+            )?
+            .with_identities(identities),
+        );
         let mut commit = Commit::new();
         let def = new_table.definition(&new_name.schema, &mut commit)?;
         let columns = draft
@@ -364,7 +374,13 @@ impl Session {
             default,
             keys,
             checks,
+            identity,
         } = column_spec(&name, &column.options)?;
+        if identity.is_some() {
+            return Err(not_supported(
+                "ALTER TABLE ... ADD COLUMN with GENERATED AS IDENTITY; create the table with it",
+            ));
+        }
         let field = column_field(&name, &column.data_type, nullable)?;
         if let Some(sql) = &default {
             self.check_default_type(sql, &field).await?;

@@ -128,7 +128,9 @@ fn classify_sql(s: &Statement) -> Class {
         | Statement::CreateSchema { .. }
         | Statement::AlterTable(_) => Class::new(Ddl, Objects),
         Statement::Drop { object_type, .. } => match object_type {
-            ObjectType::Table | ObjectType::View | ObjectType::Schema => Class::new(Ddl, Objects),
+            ObjectType::Table | ObjectType::View | ObjectType::Sequence | ObjectType::Schema => {
+                Class::new(Ddl, Objects)
+            }
             ObjectType::Role => Class::new(Ddl, OwnCheck),
             _ => Class::new(Ddl, Unknown),
         },

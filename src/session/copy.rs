@@ -208,7 +208,9 @@ impl Session {
                 super::dml::SCRATCH_CATALOG,
                 quote(&name)
             );
+            self.overriding_system_value = true;
             let result = self.execute_sql(&sql).await.pop();
+            self.overriding_system_value = false;
             let _ = self.scratch_schema.deregister_table(&name);
             match result {
                 Some(Ok(StatementResult::Command { rows, .. })) => Ok(rows.unwrap_or(0)),

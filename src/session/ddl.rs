@@ -10,11 +10,13 @@ use datafusion::common::DFSchema;
 use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan, LogicalPlanBuilder};
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{
-    ColumnOption, CreateTable, CreateView, Query, Statement, TableConstraint,
+    ColumnOption, CreateTable, CreateView, GeneratedAs, Query, Statement, TableConstraint,
 };
 
 use super::{normalize_ident, object_name_parts, Session, StatementResult};
 use crate::engine::commit::{CheckDef, ConstraintDef, TableDef, ViewDef};
+use crate::engine::sequence::SequenceType;
+use crate::sql::sequence_ddl::{self, SeqOption};
 use crate::engine::table::Check;
 use crate::engine::types::column_field;
 use crate::engine::unique::UniqueConstraint;
@@ -68,12 +70,53 @@ impl Session {
             }
             keys.push((name.as_ref().map(normalize_ident), columns, primary));
         }
+        // The sequences of SERIAL and identity columns, and which columns
+        // are identities.
+        let mut sequences = Vec::new();
+        let mut identities = Vec::new();
         for column in &create.columns {
             let col_name = normalize_ident(&column.name);
             if !seen.insert(col_name.clone()) {
                 return Err(QuiverError::DuplicateColumn(col_name));
             }
-            let spec = column_spec(&col_name, &column.options)?;
+            let mut spec = column_spec(&col_name, &column.options)?;
+            let serial = serial_type(&column.data_type);
+            let generated = match (&serial, &spec.identity) {
+                (Some((_, int_type)), None) => Some((*int_type, Vec::new())),
+                (None, Some((always, options))) => {
+                    let int_type = identity_type(&column.data_type).ok_or_else(|| {
+                        QuiverError::InvalidParameterValue(
+                            "identity column type must be smallint, integer, or bigint".into(),
+                        )
+                    })?;
+                    identities.push((col_name.clone(), *always));
+                    Some((int_type, options.clone()))
+                }
+                (Some(_), Some(_)) => {
+                    return Err(QuiverError::InvalidStatement(format!(
+                        "both default and identity specified for column \"{col_name}\" of table \"{}\"",
+                        name.name
+                    )))
+                }
+                (None, None) => None,
+            };
+            if let Some((int_type, options)) = generated {
+                if spec.default.is_some() {
+                    return Err(QuiverError::InvalidStatement(format!(
+                        "both default and identity specified for column \"{col_name}\" of table \"{}\"",
+                        name.name
+                    )));
+                }
+                let taken: Vec<String> = sequences
+                    .iter()
+                    .map(|s: &crate::engine::sequence::SequenceDef| s.name.clone())
+                    .collect();
+                let sequence =
+                    self.column_sequence(&name, &col_name, int_type, &options, &taken)?;
+                spec.default = Some(super::sequences::nextval_default(&sequence));
+                spec.nullable = false;
+                sequences.push(sequence);
+            }
             let nullable = spec.nullable && !not_null.contains(&col_name);
             keys.extend(
                 spec.keys
@@ -84,7 +127,11 @@ impl Session {
                 defaults_sql.push((col_name.clone(), sql));
             }
             checks.extend(spec.checks);
-            fields.push(column_field(&col_name, &column.data_type, nullable)?);
+            let data_type = match &serial {
+                Some((sql_type, _)) => sql_type,
+                None => &column.data_type,
+            };
+            fields.push(column_field(&col_name, data_type, nullable)?);
         }
         if fields.is_empty() {
             return Err(not_supported("a table without columns"));
@@ -112,11 +159,14 @@ impl Session {
         let schema = Arc::new(Schema::new(fields));
         let checks = name_checks(&name.name, &schema, checks)?;
         let id = self.db.allocate_table_id();
-        let table = self.build_table(id, &name.name, schema, defaults_sql, constraints, checks)?;
+        let table = self
+            .build_table(id, &name.name, schema, defaults_sql, constraints, checks)?
+            .with_identities(identities);
         let (_, ack) = self.db.create_table(
             self.current_txn().as_deref(),
             &name,
             Arc::new(table),
+            sequences,
             create.if_not_exists,
             Some(&self.current_role()),
         )?;
@@ -184,6 +234,7 @@ impl Session {
             self.current_txn().as_deref(),
             name,
             table.clone(),
+            Vec::new(),
             false,
             Some(&self.current_role()),
         )?;
@@ -211,14 +262,16 @@ impl Session {
 
     /// A table from its logged definition (recovery).
     pub(crate) fn build_table_from_def(&self, def: &TableDef, schema: SchemaRef) -> Result<Table> {
-        self.build_table(
-            def.id,
-            &def.name,
-            schema,
-            def.defaults.clone(),
-            def.constraints.clone(),
-            def.checks.clone(),
-        )
+        Ok(self
+            .build_table(
+                def.id,
+                &def.name,
+                schema,
+                def.defaults.clone(),
+                def.constraints.clone(),
+                def.checks.clone(),
+            )?
+            .with_identities(def.identities.clone()))
     }
 
     /// A table from its parts: plans the DEFAULT expressions and resolves
@@ -257,7 +310,7 @@ impl Session {
             let expr = self
                 .ctx
                 .state()
-                .create_logical_expr(sql, &DFSchema::empty())?;
+                .create_logical_expr(&regclass_as_name(sql), &DFSchema::empty())?;
             defaults.insert(column.clone(), expr);
         }
         let constraints = constraints
@@ -554,6 +607,9 @@ pub(super) struct ColumnSpec {
     pub keys: Vec<(Option<String>, bool)>,
     /// CHECKs: (name if given, the column, SQL), as [`name_checks`] takes them.
     pub checks: Vec<(Option<String>, Option<String>, String)>,
+    /// `GENERATED { ALWAYS | BY DEFAULT } AS IDENTITY [(options)]`:
+    /// whether ALWAYS, and the sequence options.
+    pub identity: Option<(bool, Vec<SeqOption>)>,
 }
 
 /// Reads a column's options (CREATE TABLE and ALTER TABLE ... ADD COLUMN).
@@ -568,6 +624,7 @@ pub(super) fn column_spec(
         default: None,
         keys: Vec::new(),
         checks: Vec::new(),
+        identity: None,
     };
     for option in options {
         let given = option.name.as_ref().map(normalize_ident);
@@ -585,6 +642,23 @@ pub(super) fn column_spec(
                 Some(column.to_string()),
                 check.expr.to_string(),
             )),
+            ColumnOption::Generated {
+                generated_as: generated @ (GeneratedAs::Always | GeneratedAs::ByDefault),
+                sequence_options,
+                generation_expr: None,
+                ..
+            } => {
+                if spec.identity.is_some() {
+                    return Err(QuiverError::InvalidStatement(format!(
+                        "multiple identity specifications for column \"{column}\""
+                    )));
+                }
+                let options = sequence_ddl::identity_options(
+                    sequence_options.as_deref().unwrap_or_default(),
+                )?;
+                spec.nullable = false;
+                spec.identity = Some((*generated == GeneratedAs::Always, options));
+            }
             other => {
                 return Err(QuiverError::FeatureNotSupported(format!(
                     "column option \"{other}\" is not supported"
@@ -593,6 +667,74 @@ pub(super) fn column_spec(
         }
     }
     Ok(spec)
+}
+
+/// `SERIAL`, `BIGSERIAL`, `SMALLSERIAL` (and `serial4`, `serial8`,
+/// `serial2`): the integer column type and the sequence type.
+fn serial_type(
+    data_type: &datafusion::sql::sqlparser::ast::DataType,
+) -> Option<(datafusion::sql::sqlparser::ast::DataType, SequenceType)> {
+    use datafusion::sql::sqlparser::ast::DataType as D;
+    let D::Custom(name, args) = data_type else {
+        return None;
+    };
+    if !args.is_empty() || name.0.len() != 1 {
+        return None;
+    }
+    match name.0[0].to_string().to_ascii_lowercase().as_str() {
+        "serial" | "serial4" => Some((D::Integer(None), SequenceType::Integer)),
+        "bigserial" | "serial8" => Some((D::BigInt(None), SequenceType::Bigint)),
+        "smallserial" | "serial2" => Some((D::SmallInt(None), SequenceType::Smallint)),
+        _ => None,
+    }
+}
+
+/// The sequence type of an identity column's type.
+fn identity_type(data_type: &datafusion::sql::sqlparser::ast::DataType) -> Option<SequenceType> {
+    use datafusion::sql::sqlparser::ast::DataType as D;
+    match data_type {
+        D::SmallInt(_) | D::Int2(_) => Some(SequenceType::Smallint),
+        D::Int(_) | D::Integer(_) | D::Int4(_) => Some(SequenceType::Integer),
+        D::BigInt(_) | D::Int8(_) => Some(SequenceType::Bigint),
+        _ => None,
+    }
+}
+
+/// A DEFAULT's SQL as the planner takes it: `'name'::regclass` (how
+/// PostgreSQL writes a sequence in `nextval('s'::regclass)`) becomes the
+/// name itself, which `nextval` resolves when it runs.
+pub(super) fn regclass_as_name(sql: &str) -> std::borrow::Cow<'_, str> {
+    use datafusion::sql::sqlparser::ast::{visit_expressions_mut, DataType as D, Expr as SqlExpr};
+    use std::ops::ControlFlow;
+    if !sql.to_ascii_lowercase().contains("regclass") {
+        return std::borrow::Cow::Borrowed(sql);
+    }
+    let Ok(mut expr) = Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(sql)
+        .and_then(|mut p| p.parse_expr())
+    else {
+        return std::borrow::Cow::Borrowed(sql);
+    };
+    let _ = visit_expressions_mut(&mut expr, |e| {
+        if let SqlExpr::Cast {
+            expr: inner,
+            data_type,
+            ..
+        } = e
+        {
+            let regclass = match data_type {
+                D::Regclass => true,
+                D::Custom(name, _) => name.to_string().eq_ignore_ascii_case("regclass"),
+                _ => false,
+            };
+            if regclass {
+                let inner = inner.as_ref().clone();
+                *e = inner;
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    std::borrow::Cow::Owned(expr.to_string())
 }
 
 /// Names CHECK constraints as Postgres does: the given name, else

@@ -9,6 +9,7 @@ use super::classify::classify;
 use super::{
     column_names, normalize_ident, object_name_parts, unsupported, Session, StatementResult,
 };
+use crate::engine::RelationType;
 use crate::error::{not_supported, QuiverError, Result};
 
 impl Session {
@@ -60,7 +61,7 @@ impl Session {
             Statement::ShowVariable { variable } => self.show(variable),
             Statement::Reset(reset) => self.reset_statement(reset),
             Statement::Deallocate { name, .. } => Ok(self.deallocate(name)),
-            Statement::Discard { .. } => self.discard(),
+            Statement::Discard { object_type } => self.discard(*object_type),
             Statement::StartTransaction { .. } => self.begin(),
             Statement::Commit { .. } => self.commit().await,
             Statement::Rollback {
@@ -103,8 +104,12 @@ impl Session {
         cascade: bool,
     ) -> Result<StatementResult> {
         match object_type {
-            ObjectType::Table | ObjectType::View => {
-                let want_view = object_type == ObjectType::View;
+            ObjectType::Table | ObjectType::View | ObjectType::Sequence => {
+                let (kind, tag) = match object_type {
+                    ObjectType::View => (RelationType::View, "DROP VIEW"),
+                    ObjectType::Sequence => (RelationType::Sequence, "DROP SEQUENCE"),
+                    _ => (RelationType::Table, "DROP TABLE"),
+                };
                 let names = names
                     .iter()
                     .map(|n| self.qualified(n))
@@ -112,16 +117,12 @@ impl Session {
                 let (_, ack) = self.db.drop_relations(
                     self.current_txn().as_deref(),
                     &names,
-                    want_view,
+                    kind,
                     if_exists,
                     cascade,
                 )?;
                 ack.wait().await;
-                Ok(StatementResult::command(if want_view {
-                    "DROP VIEW"
-                } else {
-                    "DROP TABLE"
-                }))
+                Ok(StatementResult::command(tag))
             }
             ObjectType::Schema => {
                 for name in names {

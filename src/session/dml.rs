@@ -497,8 +497,11 @@ impl Session {
                             .defaults_sql()
                             .iter()
                             .find(|(c, _)| *c == name)
-                            .map(|(_, sql)| sql.clone())
+                            .map(|(_, sql)| super::ddl::regclass_as_name(sql).into_owned())
                             .unwrap_or_else(|| "NULL".to_string())
+                    }
+                    _ if table.identity(&name) == Some(true) => {
+                        return Err(super::sequences::identity_update_error(&name))
                     }
                     other => other.to_string(),
                 });

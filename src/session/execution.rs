@@ -13,7 +13,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::DataFusionError;
 use datafusion::logical_expr::LogicalPlan;
-use futures::{Stream, StreamExt};
+use futures::{FutureExt, Stream, StreamExt};
 
 use super::Session;
 use crate::engine::sessions::SessionInfo;
@@ -178,6 +178,8 @@ impl Session {
         let schema = rows.schema();
         let guarded = Finishing {
             rows,
+            sequences: self.sequences.clone(),
+            durable: None,
             info: self.info.clone(),
             failed: self.stream_failed.clone(),
             in_block,
@@ -210,6 +212,10 @@ impl Session {
 /// A statement's rows with what must happen when they are all sent.
 struct Finishing {
     rows: RowStream,
+    /// Sequence values among the rows are covered by a durable record
+    /// before the end of the rows is reported.
+    sequences: Arc<crate::sql::sequences::SequenceCalls>,
+    durable: Option<futures::future::BoxFuture<'static, ()>>,
     info: Arc<SessionInfo>,
     failed: Arc<AtomicBool>,
     in_block: bool,
@@ -235,7 +241,25 @@ impl Stream for Finishing {
     type Item = Result<RecordBatch>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if let Some(durable) = &mut self.durable {
+            if durable.poll_unpin(cx).is_pending() {
+                return Poll::Pending;
+            }
+            // The rows had ended.
+            self.durable = None;
+            self.finish();
+            return Poll::Ready(None);
+        }
         let next = self.rows.poll_next_unpin(cx);
+        if matches!(next, Poll::Ready(None)) && self.sequences.has_pending() {
+            let sequences = self.sequences.clone();
+            let mut durable: futures::future::BoxFuture<'static, ()> =
+                Box::pin(async move { sequences.durable().await });
+            if durable.poll_unpin(cx).is_pending() {
+                self.durable = Some(durable);
+                return Poll::Pending;
+            }
+        }
         match &next {
             Poll::Ready(Some(Err(_))) => {
                 self.errored = true;

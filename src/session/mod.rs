@@ -22,6 +22,7 @@ mod plan;
 mod prepared;
 mod run;
 mod script;
+mod sequences;
 mod security;
 mod sources;
 mod sub_plans;
@@ -144,6 +145,12 @@ pub struct Session {
     /// Set when the rows of a streamed result failed after its statement
     /// returned: the open block is failed at the next statement.
     stream_failed: Arc<std::sync::atomic::AtomicBool>,
+    /// currval/lastval, and the log record values handed out must wait
+    /// for.
+    sequences: Arc<crate::sql::sequences::SequenceCalls>,
+    /// Set while COPY stores its rows: values given for GENERATED ALWAYS
+    /// columns are kept (COPY writes them, as in PostgreSQL).
+    overriding_system_value: bool,
 }
 
 impl Session {
@@ -157,6 +164,7 @@ impl Session {
             interval_in,
             zone,
             date_style,
+            sequences,
         } = Planner::new(&db, slot, info.clone());
         let scratch_schema = Arc::new(MemorySchemaProvider::new());
         let scratch = MemoryCatalogProvider::new();
@@ -183,6 +191,8 @@ impl Session {
             deadline: None,
             stream_results: false,
             stream_failed: Default::default(),
+            sequences,
+            overriding_system_value: false,
         };
         session.publish_settings();
         session.apply_time_zone();

@@ -55,6 +55,7 @@ impl Session {
         pg_types_in::rewrite_casts(&mut statement);
         if let DfStatement::Statement(s) = &mut statement {
             if let Statement::Insert(insert) = s.as_mut() {
+                self.check_identity_insert(insert)?;
                 self.fill_values_defaults(insert)?;
             }
         }
@@ -207,10 +208,10 @@ impl Session {
                 let sql = columns
                     .get(i)
                     .and_then(|c| table.defaults_sql().iter().find(|(d, _)| d == c))
-                    .map(|(_, sql)| sql.as_str())
-                    .unwrap_or("NULL");
+                    .map(|(_, sql)| super::ddl::regclass_as_name(sql))
+                    .unwrap_or("NULL".into());
                 *value = datafusion::sql::sqlparser::parser::Parser::new(&PostgreSqlDialect {})
-                    .try_with_sql(sql)?
+                    .try_with_sql(&sql)?
                     .parse_expr()?;
             }
         }

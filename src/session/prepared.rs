@@ -13,6 +13,7 @@ use super::classify::classify;
 use super::dispatch::rename_columns;
 use super::plan::returns_rows;
 use super::script::is_checkpoint;
+use crate::sql::sequence_ddl::{self, SequenceStatement};
 use super::variables::own_statement_schema;
 use super::{column_names, lookup, sources, Session, StatementResult};
 use crate::error::{QuiverError, Result};
@@ -35,6 +36,8 @@ pub struct Prepared {
     pub(super) column_names: Option<Vec<Option<String>>>,
     /// The statement is CHECKPOINT (which the SQL parser does not know).
     pub(super) checkpoint: bool,
+    /// The statement is CREATE or ALTER SEQUENCE (read by our own parser).
+    pub(super) sequence: Option<SequenceStatement>,
     /// The statement is a point lookup by key, run without planning.
     pub(super) lookup: Option<lookup::KeyLookup>,
 }
@@ -52,6 +55,21 @@ impl Session {
                 result_schema: None,
                 column_names: None,
                 checkpoint: true,
+                sequence: None,
+                lookup: None,
+            });
+        }
+        if sequence_ddl::is_sequence_statement(sql) {
+            return Ok(Prepared {
+                sql: sql.to_string(),
+                statement: None,
+                plan: None,
+                catalog_version: self.db.catalog_version(),
+                param_fields: Vec::new(),
+                result_schema: None,
+                column_names: None,
+                checkpoint: false,
+                sequence: Some(sequence_ddl::parse(sql)?),
                 lookup: None,
             });
         }
@@ -76,6 +94,7 @@ impl Session {
                 result_schema: None,
                 column_names: None,
                 checkpoint: false,
+                sequence: None,
                 lookup: None,
             });
         };
@@ -88,6 +107,7 @@ impl Session {
             result_schema: own_statement_schema(&statement),
             column_names: column_names::postgres_column_names(&statement),
             checkpoint: false,
+            sequence: None,
             lookup: None,
         };
         let class = classify(&statement);
@@ -153,6 +173,12 @@ impl Session {
         if prepared.checkpoint {
             self.authorize_checkpoint()?;
             return self.checkpoint().await;
+        }
+        if let Some(statement) = &prepared.sequence {
+            let statement = statement.clone();
+            return self
+                .run_with_timeout(|s| Box::pin(s.sequence_statement(statement)))
+                .await;
         }
         if let Some(statement) = &prepared.statement {
             self.authorize(statement)?;

@@ -155,6 +155,13 @@ impl Session {
                         Err(e) => Err(e),
                     }
                 }
+                Parsed::Sequence(statement) => match self.admit(None) {
+                    Ok(()) => {
+                        self.run_with_timeout(|s| Box::pin(s.sequence_statement(statement)))
+                            .await
+                    }
+                    Err(e) => Err(e),
+                },
                 Parsed::Statement(statement) => {
                     let kind = classify(&statement).kind;
                     let started = std::time::Instant::now();
@@ -237,6 +244,10 @@ impl Session {
             result = f(self) => result,
             reason = stopped => Err(reason),
         };
+        // Sequence values the statement took reach the client only once
+        // the record that covers them is durable (rows still streaming
+        // wait at their end, see `finish_when_sent`).
+        self.sequences.durable().await;
         self.db.maybe_checkpoint();
         result
     }

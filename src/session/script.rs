@@ -6,20 +6,23 @@ use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 
 use super::Session;
+use crate::sql::sequence_ddl::{self, SequenceStatement};
 use crate::error::{QuiverError, Result};
 
-/// A statement of a script: one DataFusion parses, or CHECKPOINT, which
-/// its parser does not know.
+/// A statement of a script: one DataFusion parses, or one its parser
+/// does not know (CHECKPOINT) or knows otherwise than PostgreSQL (CREATE
+/// and ALTER SEQUENCE).
 #[derive(Clone)]
 pub(super) enum Parsed {
     Checkpoint,
+    Sequence(SequenceStatement),
     Statement(DfStatement),
 }
 
 /// Parses every statement of `sql` before any runs, as Postgres does.
 pub(super) fn parse_script(sql: &str) -> Result<Vec<Parsed>> {
     let lower = sql.to_ascii_lowercase();
-    if !lower.contains("checkpoint") && !lower.contains("copy") {
+    if !lower.contains("checkpoint") && !lower.contains("copy") && !lower.contains("sequence") {
         return Ok(Session::parse(sql)?
             .into_iter()
             .map(Parsed::Statement)
@@ -29,6 +32,10 @@ pub(super) fn parse_script(sql: &str) -> Result<Vec<Parsed>> {
     for piece in split_statements(sql)? {
         if is_checkpoint(&piece) {
             parsed.push(Parsed::Checkpoint);
+        } else if sequence_ddl::is_sequence_statement(&piece) {
+            parsed.push(Parsed::Sequence(
+                sequence_ddl::parse(&piece).map_err(without_position)?,
+            ));
         } else if crate::sql::copy_options::is_copy(&piece) {
             let copy = crate::sql::copy_options::parse_copy(&piece).map_err(without_position)?;
             parsed.push(Parsed::Statement(copy));
@@ -96,6 +103,17 @@ pub(super) const MAX_CALL_NESTING: usize = 20;
 /// PostgreSQL forms the parser does not know (`CREATE USER`, `ALTER USER`,
 /// `DROP USER`) as the `ROLE` forms it does.
 pub(super) fn check_and_rewrite(sql: &str) -> Result<std::borrow::Cow<'_, str>> {
+    // Identity column options in the order the parser reads them.
+    match crate::sql::sequence_ddl::identity_options_in_order(sql)? {
+        Some(reordered) => Ok(std::borrow::Cow::Owned(
+            check_and_rewrite_users(&reordered)?.into_owned(),
+        )),
+        None => check_and_rewrite_users(sql),
+    }
+}
+
+/// The checks of [`check_and_rewrite`], and the USER forms spelled as ROLE.
+fn check_and_rewrite_users(sql: &str) -> Result<std::borrow::Cow<'_, str>> {
     use datafusion::sql::sqlparser::keywords::Keyword;
     use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
     use std::borrow::Cow;

@@ -201,7 +201,13 @@ impl Session {
             .collect::<Result<Vec<_>>>()?;
         let mut acls = Vec::with_capacity(objects.len());
         for object in objects {
-            let (bits, kind) = privilege_bits(privileges, &object)?;
+            let sequence = match &object {
+                AclObject::Relation { schema, name } => catalog
+                    .sequence(&QualifiedName::new(schema, name))
+                    .is_some(),
+                AclObject::Schema(_) => false,
+            };
+            let (bits, kind) = privilege_bits(privileges, &object, sequence)?;
             if !catalog.owns(identity.actor(), &object) {
                 return Err(denied(format!(
                     "must be owner of {kind} {}",
@@ -266,6 +272,26 @@ impl Session {
                 .iter()
                 .map(|n| Ok(AclObject::Schema(schema_of(n)?)))
                 .collect(),
+            GrantObjects::Sequences(names) => names
+                .iter()
+                .map(|n| {
+                    let name = self.qualified(n)?;
+                    if catalog.sequence(&name).is_none() {
+                        return Err(QuiverError::UndefinedTable(name.name));
+                    }
+                    Ok(AclObject::relation(&name))
+                })
+                .collect(),
+            GrantObjects::AllSequencesInSchema { schemas } => {
+                let mut out = Vec::new();
+                for schema in schemas {
+                    let schema = schema_of(schema)?;
+                    for name in catalog.schemas[&schema].sequences.keys() {
+                        out.push(AclObject::relation(&QualifiedName::new(&schema, name)));
+                    }
+                }
+                Ok(out)
+            }
             other => Err(not_supported(format!("GRANT ON {other}"))),
         }
     }
@@ -438,7 +464,7 @@ impl Check<'_> {
             Statement::Drop {
                 object_type, names, ..
             } => match object_type {
-                ObjectType::Table | ObjectType::View => {
+                ObjectType::Table | ObjectType::View | ObjectType::Sequence => {
                     for name in names {
                         self.must_own(&self.session.qualified(name)?)?;
                     }
@@ -481,8 +507,9 @@ impl Check<'_> {
             let Ok(name) = self.session.qualified(name) else {
                 continue;
             };
-            let is_table =
-                self.catalog.table(&name).is_some() || self.catalog.view(&name).is_some();
+            let is_table = self.catalog.table(&name).is_some()
+                || self.catalog.view(&name).is_some()
+                || self.catalog.sequence(&name).is_some();
             if !is_table && super::file_functions::FILE_FUNCTIONS.contains(&name.name.as_str()) {
                 return Err(denied(format!(
                     "permission denied for function {}: only superusers may read server files",
@@ -517,13 +544,18 @@ impl Check<'_> {
 
     fn must_own(&self, name: &QualifiedName) -> Result<()> {
         let is_view = self.catalog.view(name).is_some();
-        if self.catalog.table(name).is_none() && !is_view {
+        let is_sequence = self.catalog.sequence(name).is_some();
+        if self.catalog.table(name).is_none() && !is_view && !is_sequence {
             return Ok(());
         }
         if self.catalog.owns(self.actor, &AclObject::relation(name)) {
             return Ok(());
         }
-        let kind = if is_view { "view" } else { "table" };
+        let kind = match (is_view, is_sequence) {
+            (true, _) => "view",
+            (_, true) => "sequence",
+            _ => "table",
+        };
         Err(denied(format!("must be owner of {kind} {}", name.name)))
     }
 }
@@ -541,7 +573,8 @@ fn check_relation(
         return Ok(());
     }
     let view = catalog.view(name);
-    if catalog.table(name).is_none() && view.is_none() {
+    let sequence = catalog.sequence(name).is_some();
+    if catalog.table(name).is_none() && view.is_none() && !sequence {
         return Ok(());
     }
     let schema = AclObject::Schema(name.schema.clone());
@@ -553,7 +586,11 @@ fn check_relation(
     }
     let object = AclObject::relation(name);
     if catalog.privileges_on(actor, &object) & privilege == 0 {
-        let kind = if view.is_some() { "view" } else { "table" };
+        let kind = match (view.is_some(), sequence) {
+            (true, _) => "view",
+            (_, true) => "sequence",
+            _ => "table",
+        };
         return Err(denied(format!(
             "permission denied for {kind} {}",
             name.name
@@ -637,9 +674,11 @@ fn grantee_name(grantee: &Grantee, catalog: &CatalogState) -> Result<String> {
 fn privilege_bits(
     privileges: &Privileges,
     object: &AclObject,
+    sequence: bool,
 ) -> Result<(roles::Privileges, &'static str)> {
     let (all, kind) = match object {
         AclObject::Schema(_) => (roles::SCHEMA_ALL, "schema"),
+        AclObject::Relation { .. } if sequence => (SELECT | UPDATE | USAGE, "sequence"),
         AclObject::Relation { .. } => (roles::TABLE_ALL, "relation"),
     };
     let actions = match privileges {

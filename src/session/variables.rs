@@ -350,9 +350,32 @@ impl Session {
         }
     }
 
-    /// DISCARD ALL: the session's settings back to their defaults.
-    pub(super) fn discard(&mut self) -> Result<StatementResult> {
-        self.reset(None)?;
-        Ok(StatementResult::command("DISCARD ALL"))
+    /// DISCARD: ALL puts the session's settings back to their defaults
+    /// and forgets its sequence values (SEQUENCES alone does that); PLANS
+    /// and TEMP have nothing to drop (plans are made per statement, and
+    /// there are no temporary tables).
+    pub(super) fn discard(
+        &mut self,
+        what: datafusion::sql::sqlparser::ast::DiscardObject,
+    ) -> Result<StatementResult> {
+        use datafusion::sql::sqlparser::ast::DiscardObject;
+        Ok(StatementResult::command(match what {
+            DiscardObject::ALL => {
+                if self.txn.is_some() {
+                    return Err(QuiverError::ActiveTransaction(
+                        "DISCARD ALL cannot run inside a transaction block".into(),
+                    ));
+                }
+                self.reset(None)?;
+                self.sequences.discard();
+                "DISCARD ALL"
+            }
+            DiscardObject::SEQUENCES => {
+                self.sequences.discard();
+                "DISCARD SEQUENCES"
+            }
+            DiscardObject::PLANS => "DISCARD PLANS",
+            DiscardObject::TEMP => "DISCARD TEMP",
+        }))
     }
 }

@@ -9,6 +9,7 @@ use datafusion::logical_expr::ScalarUDF;
 
 use super::catalog::{CatalogContext, SessionInfo};
 use super::pg_types_in;
+use super::sequences::{SequenceCalls, SequenceSession};
 use super::{pg_arithmetic, pg_casts, pg_datestyle, pg_extract, pg_timezone, pg_to_char};
 use crate::engine::{Database, TxnSlot, CATALOG_NAME, DEFAULT_SCHEMA};
 
@@ -22,12 +23,21 @@ pub struct Planner {
     pub zone: pg_timezone::ZoneHandle,
     /// The session's DateStyle, read by the planner.
     pub date_style: pg_datestyle::Handle,
+    /// The session's currval/lastval, and the log record its last
+    /// nextval must see durable.
+    pub sequences: Arc<SequenceCalls>,
 }
 
 impl Planner {
     /// A context over `db`'s catalog as the transaction in `slot` sees it;
     /// `info` is the session the system catalogs report as the current one.
     pub fn new(db: &Arc<Database>, slot: Arc<TxnSlot>, info: Arc<SessionInfo>) -> Planner {
+        let context = CatalogContext {
+            db: db.clone(),
+            slot: slot.clone(),
+            info,
+        };
+        let sequences = Arc::new(SequenceCalls::default());
         let config = SessionConfig::new()
             .with_default_catalog_and_schema(CATALOG_NAME, DEFAULT_SCHEMA)
             .with_create_default_catalog_and_schema(false)
@@ -39,7 +49,11 @@ impl Planner {
             // now() and `::timestamptz` give instants (timestamptz), shown
             // in the session's TimeZone, which is UTC.
             .set_str("datafusion.execution.time_zone", "UTC")
-            .with_extension(slot.clone());
+            .with_extension(slot.clone())
+            .with_option_extension(SequenceSession {
+                calls: sequences.clone(),
+                context: context.clone(),
+            });
         let zone: pg_timezone::ZoneHandle = Arc::new(std::sync::RwLock::new(pg_timezone::utc()));
         let date_style = pg_datestyle::Handle::default();
         let ctx = SessionContext::new_with_state(pg_arithmetic::session_state(
@@ -48,15 +62,10 @@ impl Planner {
             zone.clone(),
             date_style.clone(),
         ));
-        super::catalog::install(
-            &ctx,
-            CATALOG_NAME,
-            CatalogContext {
-                db: db.clone(),
-                slot,
-                info,
-            },
-        );
+        super::catalog::install(&ctx, CATALOG_NAME, context);
+        for udf in super::sequences::udfs() {
+            ctx.register_udf(udf);
+        }
         let bytea_in = Arc::new(pg_casts::bytea_in_udf());
         let interval_in = Arc::new(pg_casts::interval_in_udf());
         ctx.register_udf(bytea_in.as_ref().clone());
@@ -75,6 +84,7 @@ impl Planner {
             interval_in,
             zone,
             date_style,
+            sequences,
         }
     }
 }

@@ -24,6 +24,8 @@ pub mod pg_timezone;
 pub mod pg_to_char;
 pub mod pg_types_in;
 pub mod rows;
+pub mod sequence_ddl;
+pub mod sequences;
 pub mod settings;
 pub mod stream;
 pub mod syntax_error;

@@ -108,7 +108,7 @@ pub(super) fn checkpoint_with(storage: &Storage, db: &Database) -> Result<Checkp
 
     // The cut: every commit before it is in the snapshot, every commit
     // after it is in the new WAL file.
-    let (catalog, tables) = {
+    let (catalog, tables, sequences) = {
         let _gate = db.block_commits();
         storage.wal.rotate(epoch)?;
         storage
@@ -121,7 +121,13 @@ pub(super) fn checkpoint_with(storage: &Storage, db: &Database) -> Result<Checkp
                 tables.push((schema.clone(), table.clone(), table.snapshot()));
             }
         }
-        (catalog, tables)
+        // Positions as logged: a value handed out after the cut is in a
+        // record of the new WAL.
+        let sequences: Vec<_> = catalog
+            .sequences()
+            .map(|(name, s)| s.def(&name.schema, &name.name, false))
+            .collect();
+        (catalog, tables, sequences)
     };
 
     let previous: HashMap<u64, ManifestTable> = storage
@@ -176,6 +182,7 @@ pub(super) fn checkpoint_with(storage: &Storage, db: &Database) -> Result<Checkp
         .iter()
         .map(|(object, acl)| (object.clone(), acl.clone()))
         .collect();
+    manifest.sequences = sequences;
     manifest.next_table_id = db.next_table_id();
     manifest.next_view_seq = db.next_view_seq();
     sync_dir(&dir.join(TABLES_DIR))?;

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::wal::sync_dir;
 use crate::engine::commit::{TableDef, ViewDef};
 use crate::engine::roles::{Acl, AclObject, Role};
+use crate::engine::sequence::SequenceDef;
 use crate::error::{QuiverError, Result};
 
 pub const MANIFEST_FILE: &str = "MANIFEST";
@@ -34,6 +35,9 @@ pub struct Manifest {
     /// Owners and grants of schemas and relations.
     #[serde(default)]
     pub acls: Vec<(AclObject, Acl)>,
+    /// Each with the position it continues after.
+    #[serde(default)]
+    pub sequences: Vec<SequenceDef>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -72,6 +76,7 @@ impl Manifest {
             views: Vec::new(),
             roles: Vec::new(),
             acls: Vec::new(),
+            sequences: Vec::new(),
         }
     }
 

@@ -223,6 +223,9 @@ impl Recovery {
         if !manifest.schemas.iter().any(|s| s == DEFAULT_SCHEMA) {
             db.restore_drop_schema(DEFAULT_SCHEMA);
         }
+        for sequence in &manifest.sequences {
+            db.restore_sequence(sequence);
+        }
         for (entry, loaded) in read_tables(dir, manifest) {
             let def = &entry.def;
             let (schema, batches) = match loaded {

@@ -21,7 +21,7 @@ use datafusion::logical_expr::{
 use datafusion_pg_catalog::pg_catalog as crate_fns;
 
 use super::pg_tables::{index_definition, role_name, view_definition};
-use super::snapshot::Snapshot;
+use super::snapshot::{quote_ident, Snapshot};
 use super::CatalogContext;
 use crate::sql::settings::SERVER_VERSION;
 
@@ -331,6 +331,11 @@ pub fn register(ctx: &SessionContext, context: &CatalogContext) {
         Ok(Arc::new(out))
     }));
     ctx.register_udf(udf("to_regclass", DataType::Int32, to_regclass(context)));
+    ctx.register_udf(udf(
+        "pg_get_serial_sequence",
+        DataType::Utf8,
+        serial_sequence(context),
+    ));
     ctx.register_udf(udf("to_regtype", DataType::Int32, |args, rows| {
         let names = required_text(args, "to_regtype")?;
         let names = names.as_string::<i32>();
@@ -358,8 +363,6 @@ pub fn register(ctx: &SessionContext, context: &CatalogContext) {
         "pg_get_ruledef",
         "pg_get_partkeydef",
         "pg_get_statisticsobjdef_columns",
-        // No sequences: no column has one.
-        "pg_get_serial_sequence",
         // No tablespaces of our own.
         "pg_tablespace_location",
     ] {
@@ -775,6 +778,71 @@ fn relation_size(
             })
             .collect();
         Ok(Arc::new(out))
+    }
+}
+
+/// `pg_get_serial_sequence(table, column)`: the sequence a SERIAL or
+/// identity column takes its values from, schema-qualified.
+fn serial_sequence(
+    context: &CatalogContext,
+) -> impl Fn(&[ArrayRef], usize) -> Result<ArrayRef> + Send + Sync + 'static {
+    let context = context.clone();
+    move |args, rows| {
+        let snap = context.snapshot();
+        let tables = required_text(args, "pg_get_serial_sequence")?;
+        let tables = tables.as_string::<i32>();
+        let columns = match args.get(1) {
+            Some(a) => cast(a, &DataType::Utf8)?,
+            None => {
+                return Err(DataFusionError::Plan(
+                    "pg_get_serial_sequence needs a table and a column".into(),
+                ))
+            }
+        };
+        let columns = columns.as_string::<i32>();
+        let path = snap.info.search_path();
+        let mut out = StringBuilder::new();
+        for i in 0..tables.len().max(columns.len()).max(rows.min(1)) {
+            let (t, c) = (i.min(tables.len() - 1), i.min(columns.len() - 1));
+            if tables.is_null(t) || columns.is_null(c) {
+                out.append_null();
+                continue;
+            }
+            let parts = crate::sql::sequences::parse_qualified(tables.value(t)).ok_or_else(|| {
+                DataFusionError::Plan(format!("invalid name syntax: \"{}\"", tables.value(t)))
+            })?;
+            let (schemas, table) = match parts.as_slice() {
+                [table] => (path.clone(), table.clone()),
+                [schema, table] => (vec![schema.clone()], table.clone()),
+                _ => (Vec::new(), String::new()),
+            };
+            let column = columns.value(c);
+            let Some(schema) = schemas.into_iter().find(|s| {
+                snap.catalog
+                    .table(&crate::engine::QualifiedName::new(s, &table))
+                    .is_some()
+            }) else {
+                return Err(DataFusionError::External(Box::new(
+                    crate::error::QuiverError::UndefinedTable(table),
+                )));
+            };
+            let name = crate::engine::QualifiedName::new(&schema, &table);
+            let found = snap.catalog.sequences_owned_by(&name).into_iter().find(|s| {
+                snap.catalog
+                    .sequence(s)
+                    .and_then(|s| s.owned_by())
+                    .is_some_and(|(_, owner_column)| owner_column == column)
+            });
+            match found {
+                Some(s) => out.append_value(format!(
+                    "{}.{}",
+                    quote_ident(&s.schema),
+                    quote_ident(&s.name)
+                )),
+                None => out.append_null(),
+            }
+        }
+        Ok(Arc::new(out.finish()))
     }
 }
 

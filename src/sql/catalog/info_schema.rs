@@ -10,9 +10,28 @@ use super::rows::{int, text, Rows};
 use super::snapshot::{ColumnInfo, ConstraintKind, Snapshot};
 use super::system::Generated;
 use super::{INFORMATION_SCHEMA, OWNER, PG_CATALOG};
+use crate::engine::sequence::SequenceType;
 use crate::engine::types::{declared_length, TaggedType};
 
 pub static TABLES: &[Generated] = &[
+    Generated {
+        name: "sequences",
+        columns: &[
+            ("sequence_catalog", "name"),
+            ("sequence_schema", "name"),
+            ("sequence_name", "name"),
+            ("data_type", "text"),
+            ("numeric_precision", "int4"),
+            ("numeric_precision_radix", "int4"),
+            ("numeric_scale", "int4"),
+            ("start_value", "text"),
+            ("minimum_value", "text"),
+            ("maximum_value", "text"),
+            ("increment", "text"),
+            ("cycle_option", "text"),
+        ],
+        build: sequences,
+    },
     Generated {
         name: "schemata",
         columns: &[
@@ -241,7 +260,7 @@ fn schemata(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
 
 fn tables(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
     let mut rows = Rows::new(schema);
-    for rel in snap.relations().into_iter().filter(|r| snap.may_see(r)) {
+    for rel in visible_relations(snap) {
         let is_table = rel.table().is_some();
         let insertable = is_table || updatable_view(&rel).is_some();
         rows.push(vec![
@@ -259,18 +278,66 @@ fn tables(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
     rows.finish()
 }
 
+fn sequences(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
+    let mut rows = Rows::new(schema);
+    for rel in snap.relations().into_iter().filter(|r| snap.may_see(r)) {
+        let Some(sequence) = rel.sequence() else {
+            continue;
+        };
+        // An identity column's sequence is part of the column, as in
+        // PostgreSQL.
+        let identity = sequence.owned_by().is_some_and(|(table, column)| {
+            snap.catalog
+                .table(&crate::engine::QualifiedName::new(&rel.schema, &table))
+                .is_some_and(|t| t.identity(&column).is_some())
+        });
+        if identity {
+            continue;
+        }
+        let options = sequence.options();
+        let bits = match options.data_type {
+            SequenceType::Smallint => 16,
+            SequenceType::Integer => 32,
+            SequenceType::Bigint => 64,
+        };
+        rows.push(vec![
+            ("sequence_catalog", text(&snap.identity.database)),
+            ("sequence_schema", text(&rel.schema)),
+            ("sequence_name", text(&rel.name)),
+            ("data_type", text(options.data_type.name())),
+            ("numeric_precision", int(bits)),
+            ("numeric_precision_radix", int(2)),
+            ("numeric_scale", int(0)),
+            ("start_value", text(options.start.to_string())),
+            ("minimum_value", text(options.min.to_string())),
+            ("maximum_value", text(options.max.to_string())),
+            ("increment", text(options.increment.to_string())),
+            ("cycle_option", yes_no(options.cycle)),
+        ]);
+    }
+    rows.finish()
+}
+
+/// The tables and views the session's role may see (sequences are listed
+/// in `information_schema.sequences` alone).
+fn visible_relations(snap: &Snapshot) -> impl Iterator<Item = super::snapshot::Relation> + '_ {
+    snap.relations()
+        .into_iter()
+        .filter(|r| r.sequence().is_none() && snap.may_see(r))
+}
+
 /// For a view INSERT, UPDATE and DELETE can change: which of its columns
 /// can be assigned.
 fn updatable_view(rel: &super::snapshot::Relation) -> Option<&[bool]> {
     match &rel.kind {
         super::snapshot::RelationKind::View(view) => view.updatable_columns.as_deref(),
-        super::snapshot::RelationKind::Table(_) => None,
+        _ => None,
     }
 }
 
 fn views(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
     let mut rows = Rows::new(schema);
-    for rel in snap.relations().into_iter().filter(|r| snap.may_see(r)) {
+    for rel in visible_relations(snap) {
         if let Some(definition) = super::pg_tables::view_definition(&rel) {
             rows.push(vec![
                 ("table_catalog", text(&snap.identity.database)),
@@ -332,7 +399,7 @@ fn udt_name(c: &ColumnInfo) -> String {
 
 fn columns(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
     let mut rows = Rows::new(schema);
-    for rel in snap.relations().into_iter().filter(|r| snap.may_see(r)) {
+    for rel in visible_relations(snap) {
         for c in &rel.columns {
             let mut row = vec![
                 ("table_catalog", text(&snap.identity.database)),
@@ -348,7 +415,15 @@ fn columns(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
                 ("udt_name", text(udt_name(c))),
                 ("dtd_identifier", text(c.num.to_string())),
                 ("is_self_referencing", yes_no(false)),
-                ("is_identity", yes_no(false)),
+                ("is_identity", yes_no(!rel.identity(&c.name).is_empty())),
+                (
+                    "identity_generation",
+                    match rel.identity(&c.name) {
+                        "a" => text("ALWAYS"),
+                        "d" => text("BY DEFAULT"),
+                        _ => null(),
+                    },
+                ),
                 ("is_generated", text("NEVER")),
                 (
                     "is_updatable",
@@ -411,7 +486,7 @@ fn constraint_type(kind: ConstraintKind) -> &'static str {
 fn table_constraints(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
     let mut rows = Rows::new(schema);
     let db = &snap.identity.database;
-    for rel in snap.relations().into_iter().filter(|r| snap.may_see(r)) {
+    for rel in visible_relations(snap) {
         for c in &rel.constraints {
             rows.push(vec![
                 ("constraint_catalog", text(db)),
@@ -437,7 +512,7 @@ fn table_constraints(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> 
 fn key_column_usage(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
     let mut rows = Rows::new(schema);
     let db = &snap.identity.database;
-    for rel in snap.relations().into_iter().filter(|r| snap.may_see(r)) {
+    for rel in visible_relations(snap) {
         for c in rel.constraints.iter().filter(|c| c.is_key()) {
             for (i, column) in c.column_names.iter().enumerate() {
                 rows.push(vec![
@@ -459,7 +534,7 @@ fn key_column_usage(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
 fn constraint_column_usage(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
     let mut rows = Rows::new(schema);
     let db = &snap.identity.database;
-    for rel in snap.relations().into_iter().filter(|r| snap.may_see(r)) {
+    for rel in visible_relations(snap) {
         for c in &rel.constraints {
             for column in &c.column_names {
                 rows.push(vec![
@@ -480,7 +555,7 @@ fn constraint_column_usage(snap: &Snapshot, schema: SchemaRef) -> Result<RecordB
 fn check_constraints(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
     let mut rows = Rows::new(schema);
     let db = &snap.identity.database;
-    for rel in snap.relations().into_iter().filter(|r| snap.may_see(r)) {
+    for rel in visible_relations(snap) {
         for c in &rel.constraints {
             if let Some(sql) = &c.check_sql {
                 rows.push(vec![

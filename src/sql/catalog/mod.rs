@@ -27,7 +27,7 @@ use datafusion::sql::sqlparser::ast::DataType as SqlDataType;
 
 pub use crate::engine::sessions::{Identity, SessionInfo};
 pub use rewrite::{empty_result_fallback, rewrite_client_sql};
-pub use snapshot::{relation_oid, type_modifier, type_oid};
+pub use snapshot::{quote_ident, relation_oid, type_modifier, type_oid};
 
 use crate::engine::catalog::QuiverCatalogProvider;
 use crate::engine::{Database, TxnSlot};

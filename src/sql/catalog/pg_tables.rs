@@ -16,6 +16,37 @@ use crate::engine::roles::AclObject;
 
 pub static TABLES: &[Generated] = &[
     Generated {
+        name: "pg_sequence",
+        columns: &[
+            ("seqrelid", "oid"),
+            ("seqtypid", "oid"),
+            ("seqstart", "int8"),
+            ("seqincrement", "int8"),
+            ("seqmax", "int8"),
+            ("seqmin", "int8"),
+            ("seqcache", "int8"),
+            ("seqcycle", "bool"),
+        ],
+        build: pg_sequence,
+    },
+    Generated {
+        name: "pg_sequences",
+        columns: &[
+            ("schemaname", "name"),
+            ("sequencename", "name"),
+            ("sequenceowner", "name"),
+            ("data_type", "regtype"),
+            ("start_value", "int8"),
+            ("min_value", "int8"),
+            ("max_value", "int8"),
+            ("increment_by", "int8"),
+            ("cycle", "bool"),
+            ("cache_size", "int8"),
+            ("last_value", "int8"),
+        ],
+        build: pg_sequences,
+    },
+    Generated {
         name: "pg_namespace",
         columns: &[
             ("oid", "oid"),
@@ -433,6 +464,53 @@ fn pg_namespace(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
     rows.finish()
 }
 
+fn pg_sequence(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
+    let mut rows = Rows::new(schema);
+    for rel in snap.relations() {
+        let Some(sequence) = rel.sequence() else {
+            continue;
+        };
+        let options = sequence.options();
+        rows.push(vec![
+            ("seqrelid", oid(rel.oid)),
+            ("seqtypid", oid(options.data_type.oid())),
+            ("seqstart", int(options.start)),
+            ("seqincrement", int(options.increment)),
+            ("seqmax", int(options.max)),
+            ("seqmin", int(options.min)),
+            ("seqcache", int(options.cache)),
+            ("seqcycle", boolean(options.cycle)),
+        ]);
+    }
+    rows.finish()
+}
+
+fn pg_sequences(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
+    let mut rows = Rows::new(schema);
+    for rel in snap.relations() {
+        let Some(sequence) = rel.sequence() else {
+            continue;
+        };
+        let options = sequence.options();
+        let (last_value, is_called) = sequence.current();
+        rows.push(vec![
+            ("schemaname", text(&rel.schema)),
+            ("sequencename", text(&rel.name)),
+            ("sequenceowner", text(owner_of(snap, &relation_object(&rel)))),
+            ("data_type", text(options.data_type.name())),
+            ("start_value", int(options.start)),
+            ("min_value", int(options.min)),
+            ("max_value", int(options.max)),
+            ("increment_by", int(options.increment)),
+            ("cycle", boolean(options.cycle)),
+            ("cache_size", int(options.cache)),
+            // NULL until the first nextval, as in PostgreSQL.
+            ("last_value", if is_called { int(last_value) } else { null() }),
+        ]);
+    }
+    rows.finish()
+}
+
 fn pg_class(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
     let mut rows = Rows::new(schema);
     for rel in snap.relations() {
@@ -557,6 +635,8 @@ struct Attribute<'a> {
     has_default: bool,
     /// Whether the type's default collation applies (user columns).
     collated: bool,
+    /// `a`, `d` or empty (pg_attribute.attidentity).
+    identity: &'static str,
 }
 
 impl Attribute<'_> {
@@ -579,7 +659,7 @@ impl Attribute<'_> {
             ("attnotnull", boolean(self.not_null)),
             ("atthasdef", boolean(self.has_default)),
             ("atthasmissing", boolean(false)),
-            ("attidentity", text("")),
+            ("attidentity", text(self.identity)),
             ("attgenerated", text("")),
             ("attisdropped", boolean(false)),
             ("attislocal", boolean(true)),
@@ -609,6 +689,7 @@ fn pg_attribute(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
                 not_null: c.not_null,
                 has_default: c.default.is_some(),
                 collated: true,
+                identity: rel.identity(&c.name),
             }
             .push(&mut rows);
         }
@@ -625,6 +706,7 @@ fn pg_attribute(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
                     not_null: true,
                     has_default: false,
                     collated: false,
+                    identity: "",
                 }
                 .push(&mut rows);
             }
@@ -642,6 +724,7 @@ fn pg_attribute(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
                     not_null: false,
                     has_default: false,
                     collated: true,
+                    identity: "",
                 }
                 .push(&mut rows);
             }
@@ -785,7 +868,7 @@ fn pg_tables(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
 pub fn view_definition(rel: &Relation) -> Option<String> {
     match &rel.kind {
         super::snapshot::RelationKind::View(view) => Some(view.def.query.clone()),
-        super::snapshot::RelationKind::Table(_) => None,
+        _ => None,
     }
 }
 

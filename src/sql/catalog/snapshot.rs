@@ -8,6 +8,7 @@ use datafusion::arrow::datatypes::{DataType, Field};
 use super::{CatalogContext, Identity, SessionInfo, INFORMATION_SCHEMA, PG_CATALOG};
 use crate::engine::catalog::visible_catalog;
 use crate::engine::types::{declared_length, display_type, TaggedType};
+use crate::engine::sequence::Sequence;
 use crate::engine::{CatalogState, Table, View};
 
 /// Object ids of user objects are derived from their names, so they are
@@ -90,6 +91,7 @@ impl ColumnInfo {
 pub enum RelationKind {
     Table(Arc<Table>),
     View(Arc<View>),
+    Sequence(Arc<Sequence>),
 }
 
 pub struct Relation {
@@ -107,13 +109,31 @@ impl Relation {
         match self.kind {
             RelationKind::Table(_) => "r",
             RelationKind::View(_) => "v",
+            RelationKind::Sequence(_) => "S",
         }
     }
 
     pub fn table(&self) -> Option<&Arc<Table>> {
         match &self.kind {
             RelationKind::Table(t) => Some(t),
-            RelationKind::View(_) => None,
+            _ => None,
+        }
+    }
+
+    pub fn sequence(&self) -> Option<&Arc<Sequence>> {
+        match &self.kind {
+            RelationKind::Sequence(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Whether the column is an identity column: `a` (ALWAYS) or `d` (BY
+    /// DEFAULT), else empty, as `pg_attribute.attidentity` says.
+    pub fn identity(&self, column: &str) -> &'static str {
+        match self.table().and_then(|t| t.identity(column)) {
+            Some(true) => "a",
+            Some(false) => "d",
+            None => "",
         }
     }
 }
@@ -211,13 +231,15 @@ impl Snapshot {
     pub fn relations(&self) -> Vec<Relation> {
         let mut out = Vec::new();
         for (schema, entry) in &self.catalog.schemas {
-            let mut names: Vec<&String> = entry.tables.keys().chain(entry.views.keys()).collect();
+            let mut names: Vec<&String> = entry.relation_names().collect();
             names.sort();
             for name in names {
                 if let Some(table) = entry.tables.get(name) {
                     out.push(table_relation(schema, name, table));
                 } else if let Some(view) = entry.views.get(name) {
                     out.push(view_relation(schema, name, view));
+                } else if let Some(sequence) = entry.sequences.get(name) {
+                    out.push(sequence_relation(schema, name, sequence));
                 }
             }
         }
@@ -258,9 +280,11 @@ fn table_relation(schema: &str, name: &str, table: &Arc<Table>) -> Relation {
             type_oid: type_oid(f),
             typmod: type_modifier(f),
             not_null: !f.is_nullable(),
+            // An identity column's values come from its sequence, with
+            // no DEFAULT of its own to show.
             default: defaults
                 .iter()
-                .find(|(c, _)| c == f.name())
+                .find(|(c, _)| c == f.name() && table.identity(c).is_none())
                 .map(|(_, sql)| deparsed_default(sql, f)),
             default_oid: default_oid(schema, name, f.name()),
             field: f.as_ref().clone(),
@@ -336,6 +360,33 @@ fn mentions(sql: &str, column: &str) -> bool {
         let after = lower[at + m.len()..].chars().next();
         !before.is_some_and(is_ident) && !after.is_some_and(is_ident)
     })
+}
+
+fn sequence_relation(schema: &str, name: &str, sequence: &Arc<Sequence>) -> Relation {
+    let columns = crate::engine::sequence::table_schema()
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| ColumnInfo {
+            name: f.name().clone(),
+            num: i as i64 + 1,
+            type_oid: type_oid(f),
+            typmod: -1,
+            not_null: true,
+            default: None,
+            default_oid: 0,
+            field: f.as_ref().clone(),
+        })
+        .collect();
+    Relation {
+        oid: relation_oid(schema, name),
+        schema: schema.to_string(),
+        namespace_oid: namespace_oid(schema),
+        name: name.to_string(),
+        kind: RelationKind::Sequence(sequence.clone()),
+        columns,
+        constraints: Vec::new(),
+    }
 }
 
 fn view_relation(schema: &str, name: &str, view: &Arc<View>) -> Relation {
