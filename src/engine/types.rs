@@ -142,8 +142,8 @@ fn custom_type(name: &str) -> Result<ArrowType> {
     match name.trim_matches('"') {
         "serial" | "serial2" | "serial4" | "serial8" | "smallserial" | "bigserial" => {
             Err(QuiverError::FeatureNotSupported(format!(
-                "{name} columns need sequences, which QuiverDB does not have yet; \
-                 use an integer column and give its values"
+                "{name} is a column type of CREATE TABLE only (ALTER TABLE ... ADD COLUMN \
+                 of a {name} is not supported: add an integer column with DEFAULT nextval(...))"
             )))
         }
         "int4" => plain(DataType::Int32),

@@ -21,6 +21,8 @@ use datafusion::catalog::{MemorySchemaProvider, SchemaProvider};
 use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::datasource::MemTable;
 use datafusion::logical_expr::{col, Cast, Expr, LogicalPlan, LogicalPlanBuilder};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{
     Assignment, AssignmentTarget, ConflictTarget, Delete, Expr as SqlExpr, FromTable, Insert,
@@ -109,6 +111,62 @@ struct Target {
 }
 
 impl Session {
+    /// `INSERT INTO t (a) SELECT p0 FROM (VALUES ($1, 0), ...) AS v(p0, n)
+    /// ORDER BY n` (SQLAlchemy's insertmanyvalues): DataFusion plans every
+    /// VALUES inside an INSERT as rows of the target table, so one of
+    /// another width fails. Here the source query is planned on its own
+    /// and put under the INSERT in place of a stand-in table of its shape.
+    /// None when the INSERT has no VALUES below its source.
+    pub(super) async fn plan_insert_over_values(
+        &self,
+        statement: &DfStatement,
+    ) -> Result<Option<LogicalPlan>> {
+        use datafusion::common::tree_node::{Transformed, TreeNode};
+        use datafusion::logical_expr::SubqueryAlias;
+        use datafusion::sql::sqlparser::ast::SetExpr;
+        let DfStatement::Statement(s) = statement else {
+            return Ok(None);
+        };
+        let Statement::Insert(insert) = s.as_ref() else {
+            return Ok(None);
+        };
+        let Some(source) = &insert.source else {
+            return Ok(None);
+        };
+        if matches!(source.body.as_ref(), SetExpr::Values(_))
+            || !source.to_string().to_ascii_uppercase().contains("VALUES")
+        {
+            return Ok(None);
+        }
+        let state = self.ctx.state();
+        let query = state
+            .statement_to_plan(DfStatement::Statement(Box::new(Statement::Query(
+                source.clone(),
+            ))))
+            .await?;
+        let mut scratch = self.scratch();
+        let schema = Arc::new(query.schema().as_arrow().clone());
+        let stand_in = scratch.add(schema, Vec::new())?;
+        let mut insert = insert.clone();
+        insert.source = Some(
+            Parser::new(&PostgreSqlDialect {})
+                .try_with_sql(&format!("SELECT * FROM {stand_in}"))?
+                .parse_query()?,
+        );
+        let plan = state
+            .statement_to_plan(DfStatement::Statement(Box::new(Statement::Insert(insert))))
+            .await?;
+        let reference = datafusion::common::TableReference::parse_str(&stand_in);
+        let plan = plan.transform_up(|node| match &node {
+            LogicalPlan::TableScan(scan) if scan.table_name == reference => {
+                let alias = SubqueryAlias::try_new(Arc::new(query.clone()), reference.clone())?;
+                Ok(Transformed::yes(LogicalPlan::SubqueryAlias(alias)))
+            }
+            _ => Ok(Transformed::no(node)),
+        })?;
+        Ok(Some(plan.data))
+    }
+
     fn scratch(&self) -> Scratch {
         Scratch {
             schema: self.scratch_schema.clone(),

@@ -86,6 +86,13 @@ impl Session {
         } else {
             None
         };
+        if let Some(plan) = self.plan_insert_over_values(&statement).await? {
+            return Ok(pg_casts::rewrite_text_casts(
+                plan,
+                &self.bytea_in,
+                &self.interval_in,
+            )?);
+        }
         let plan = match (
             self.ctx.state().statement_to_plan(statement).await,
             fallback,

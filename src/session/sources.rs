@@ -11,6 +11,7 @@ use datafusion::logical_expr::{
     Cast, Distinct, Expr, ExprSchemable, JoinType, LogicalPlan, TryCast,
 };
 
+use crate::engine::types::PG_TYPE_KEY;
 use crate::engine::{CatalogState, QualifiedName};
 use crate::sql::types::{
     SOURCE_COLUMN_KEY, SOURCE_SCHEMA_KEY, SOURCE_TABLE_KEY, TYPMOD_UNKNOWN_KEY,
@@ -39,6 +40,11 @@ pub fn annotate(
             }
             if matches!(field.data_type(), DataType::Decimal128(..)) && !typmod_known(plan, i) {
                 metadata.insert(TYPMOD_UNKNOWN_KEY.into(), "true".into());
+            }
+            if !metadata.contains_key(PG_TYPE_KEY) {
+                if let Some(tag) = case_type(plan, i) {
+                    metadata.insert(PG_TYPE_KEY.into(), tag);
+                }
             }
             field.as_ref().clone().with_metadata(metadata)
         })
@@ -111,6 +117,45 @@ fn typmod_known(plan: &LogicalPlan, index: usize) -> bool {
         }
         _ => trace(plan, index).is_some(),
     }
+}
+
+/// The PostgreSQL type of output column `index` when it is a CASE whose
+/// branches are all of one tagged type or NULL (`CASE WHEN ... THEN
+/// json_build_object(...) END` is json, as in PostgreSQL; DataFusion keeps
+/// only the Arrow type).
+fn case_type(plan: &LogicalPlan, index: usize) -> Option<String> {
+    if let Some(input) = same_columns_input(plan) {
+        return case_type(input, index);
+    }
+    let LogicalPlan::Projection(p) = plan else {
+        return None;
+    };
+    let case = match unaliased(p.expr.get(index)?) {
+        Expr::Case(case) => case,
+        Expr::Column(column) => {
+            let at = p.input.schema().index_of_column(column).ok()?;
+            return case_type(&p.input, at);
+        }
+        _ => return None,
+    };
+    let branches = case
+        .when_then_expr
+        .iter()
+        .map(|(_, then)| then.as_ref())
+        .chain(case.else_expr.as_deref());
+    let mut tag: Option<String> = None;
+    for branch in branches {
+        if matches!(branch, Expr::Literal(v, _) if v.is_null()) {
+            continue;
+        }
+        let (_, field) = branch.to_field(p.input.schema()).ok()?;
+        let branch_tag = field.metadata().get(PG_TYPE_KEY)?.clone();
+        if tag.as_ref().is_some_and(|t| *t != branch_tag) {
+            return None;
+        }
+        tag = Some(branch_tag);
+    }
+    tag
 }
 
 /// The input of a node whose output columns are its input's, unchanged.

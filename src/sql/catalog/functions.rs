@@ -32,6 +32,9 @@ struct Function {
     name: &'static str,
     signature: Signature,
     returns: DataType,
+    /// The PostgreSQL type of the result, when Arrow's type does not say
+    /// it (json is text here).
+    tag: Option<crate::engine::types::TaggedType>,
     body: Box<Body>,
 }
 
@@ -68,6 +71,19 @@ impl ScalarUDFImpl for Function {
         Ok(self.returns.clone())
     }
 
+    fn return_field_from_args(
+        &self,
+        _: datafusion::logical_expr::ReturnFieldArgs,
+    ) -> Result<datafusion::arrow::datatypes::FieldRef> {
+        let field = match self.tag {
+            Some(tag) => crate::engine::types::character_field(tag, None)
+                .with_data_type(self.returns.clone())
+                .with_name(self.name),
+            None => Field::new(self.name, self.returns.clone(), true),
+        };
+        Ok(Arc::new(field))
+    }
+
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let rows = args.number_rows;
         let arrays = args
@@ -96,6 +112,25 @@ fn udf(
         name,
         signature,
         returns,
+        tag: None,
+        body: Box::new(body),
+    })
+}
+
+/// A function whose text result is json.
+fn json_udf(
+    name: &'static str,
+    body: impl Fn(&[ArrayRef], usize) -> Result<ArrayRef> + Send + Sync + 'static,
+) -> ScalarUDF {
+    let signature = Signature::one_of(
+        vec![TypeSignature::Nullary, TypeSignature::VariadicAny],
+        Volatility::Stable,
+    );
+    ScalarUDF::new_from_impl(Function {
+        name,
+        signature,
+        returns: DataType::Utf8,
+        tag: Some(crate::engine::types::TaggedType::Json),
         body: Box::new(body),
     })
 }
@@ -460,7 +495,7 @@ pub fn register(ctx: &SessionContext, context: &CatalogContext) {
             .collect();
         Ok(Arc::new(out))
     }));
-    ctx.register_udf(udf("json_build_object", DataType::Utf8, |args, rows| {
+    ctx.register_udf(json_udf("json_build_object", |args, rows| {
         if args.len() % 2 != 0 {
             return Err(DataFusionError::Plan(
                 "argument list must have even number of elements".into(),
@@ -808,9 +843,25 @@ fn serial_sequence(
                 out.append_null();
                 continue;
             }
-            let parts = crate::sql::sequences::parse_qualified(tables.value(t)).ok_or_else(|| {
-                DataFusionError::Plan(format!("invalid name syntax: \"{}\"", tables.value(t)))
-            })?;
+            // `attrelid::regclass::text`: here an oid's digits. A view
+            // or sequence has no column sequences.
+            let by_oid = match tables.value(t).parse::<i32>().ok().map(|oid| snap.relation(oid)) {
+                Some(Some(r)) if r.table().is_some() => Some(vec![r.schema, r.name]),
+                Some(Some(_)) => {
+                    out.append_null();
+                    continue;
+                }
+                _ => None,
+            };
+            let parts = match by_oid {
+                Some(parts) => parts,
+                None => crate::sql::sequences::parse_qualified(tables.value(t)).ok_or_else(|| {
+                    DataFusionError::Plan(format!(
+                        "invalid name syntax: \"{}\"",
+                        tables.value(t)
+                    ))
+                })?,
+            };
             let (schemas, table) = match parts.as_slice() {
                 [table] => (path.clone(), table.clone()),
                 [schema, table] => (vec![schema.clone()], table.clone()),

@@ -265,6 +265,60 @@ def test_pandas(engine, t, label):
         fail(f"{label}: to_sql(if_exists='fail'): expected ValueError, got none")
 
 
+def test_orm_generated_keys(engine, t, label):
+    """ORM models whose keys the database generates: an autoincrement
+    Integer key (SERIAL), an Identity() key, and keys read back by
+    INSERT ... RETURNING in one flush of many objects."""
+    from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+    class Base(DeclarativeBase):
+        pass
+
+    class Author(Base):
+        __tablename__ = f"{t['core']}_author"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        name: Mapped[str] = mapped_column(sa.String(40))
+
+    class Book(Base):
+        __tablename__ = f"{t['core']}_book"
+        id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(always=True), primary_key=True)
+        title: Mapped[str] = mapped_column(sa.String(40))
+
+    Base.metadata.drop_all(engine)
+    Base.metadata.create_all(engine)
+    cols = {c["name"]: c for c in sa.inspect(engine).get_columns(Author.__tablename__)}
+    check(f"{label}: reflected SERIAL key is autoincrement",
+          (cols["id"]["autoincrement"], cols["id"]["default"]),
+          (True, f"nextval('{Author.__tablename__}_id_seq'::regclass)"))
+    cols = {c["name"]: c for c in sa.inspect(engine).get_columns(Book.__tablename__)}
+    check(f"{label}: reflected identity column",
+          bool(cols["id"].get("identity")) and cols["id"]["identity"]["always"], True)
+    with Session(engine) as session:
+        authors = [Author(name=f"author {i}") for i in range(5)]
+        session.add_all(authors)
+        session.add(Book(title="first"))
+        session.commit()
+        check(f"{label}: ORM flush fills generated keys",
+              [a.id for a in authors], [1, 2, 3, 4, 5])
+        book = session.scalars(sa.select(Book)).one()
+        check(f"{label}: identity key", book.id, 1)
+        session.add(Author(name="later"))
+        session.commit()
+        later = session.scalars(sa.select(Author).where(Author.name == "later")).one()
+        check(f"{label}: the next key continues the sequence", later.id, 6)
+        session.delete(later)
+        session.commit()
+    with engine.begin() as conn:
+        seq = conn.exec_driver_sql(
+            f"SELECT pg_get_serial_sequence('{Author.__tablename__}', 'id')").scalar()
+        check(f"{label}: pg_get_serial_sequence", seq, f"public.{Author.__tablename__}_id_seq")
+        nxt = conn.execute(sa.select(sa.func.nextval(seq))).scalar()
+        check(f"{label}: nextval after a deleted row", nxt, 7)
+    Base.metadata.drop_all(engine)
+    check(f"{label}: drop_all drops the SERIAL sequence too",
+          [n for n in sa.inspect(engine).get_sequence_names() if n.startswith(t["core"])], [])
+
+
 def assert_frames_equal(name, got, expected):
     # pandas may pick a different datetime unit (ns/us) and string dtype
     # flavour depending on version; compare values and dtype kinds.
@@ -303,7 +357,7 @@ def main():
         except Exception as e:
             unexpected(f"{label}: connect", e)
             continue
-        for test in (setup, test_inspect, test_core, test_pandas):
+        for test in (setup, test_inspect, test_core, test_orm_generated_keys, test_pandas):
             try:
                 test(engine, t, label)
             except Exception as e:

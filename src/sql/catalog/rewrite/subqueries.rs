@@ -375,6 +375,12 @@ fn rewrite_catalog_subquery(query: &mut Query) -> Option<Expr> {
         SelectItem::ExprWithAlias { expr, alias } => (expr.clone(), Some(alias.clone())),
         _ => return None,
     };
+    // A column computed from outer columns (SQLAlchemy's identity
+    // options read `attidentity = 'a'`) cannot go inside an aggregate:
+    // such a subquery is left to run row by row.
+    if reads_outer(&column, &inner) {
+        return None;
+    }
     if !is_aggregate(&column) {
         let wrapped = parse_expr(&format!("first_value({column})"))?;
         let alias = alias.unwrap_or_else(|| Ident::new(inner_name(&column)));
@@ -474,6 +480,16 @@ fn side(expr: &Expr, inner: &[String]) -> Option<bool> {
     }
 }
 
+/// True when an expression reads a column qualified by an outer table.
+fn reads_outer(expr: &Expr, inner: &[String]) -> bool {
+    let mut outer = false;
+    let _ = datafusion::sql::sqlparser::ast::visit_expressions(expr, |e: &Expr| {
+        outer |= side(e, inner) == Some(false);
+        ControlFlow::<()>::Continue(())
+    });
+    outer
+}
+
 /// True when an expression reads columns, all of them qualified by an
 /// outer table, and no subquery.
 fn reads_only_outer(expr: &Expr, inner: &[String]) -> bool {
@@ -528,7 +544,7 @@ fn is_aggregate(expr: &Expr) -> bool {
 
 /// Catalogs that are empty in every QuiverDB database because the objects
 /// they list (row security policies, extended statistics, publications,
-/// inheritance, triggers, sequences, ...) do not exist here.
+/// inheritance, triggers, ...) do not exist here.
 const ALWAYS_EMPTY: &[&str] = &[
     "pg_policy",
     "pg_statistic_ext",
@@ -541,7 +557,6 @@ const ALWAYS_EMPTY: &[&str] = &[
     "pg_event_trigger",
     "pg_foreign_table",
     "pg_partitioned_table",
-    "pg_sequence",
     "pg_subscription",
     "pg_subscription_rel",
     "pg_largeobject",
