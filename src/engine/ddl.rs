@@ -13,10 +13,10 @@ use std::sync::Arc;
 
 use super::catalog::{CatalogState, QualifiedName, View};
 use super::roles::{self, Acl, AclObject};
+use super::sequence::{Sequence, SequenceDef};
 use super::table::{Table, TableVersion};
 use super::txn::{DdlState, Transaction};
 use super::{Ack, Database};
-use super::sequence::{Sequence, SequenceDef};
 use crate::engine::commit::{Commit, Effect};
 use crate::error::{QuiverError, Result};
 
@@ -740,10 +740,13 @@ fn drop_relation(
 fn column_defaulting_to(c: &CatalogState, name: &QualifiedName) -> Option<(String, String)> {
     let quoted = format!("'{}'", name.name);
     let qualified = format!("'{}.{}'", name.schema, name.name);
-    c.schemas.values().flat_map(|e| e.tables.iter()).find_map(|(table, t)| {
-        t.defaults_sql().iter().find_map(|(column, sql)| {
-            (sql.contains("nextval(") && (sql.contains(&quoted) || sql.contains(&qualified)))
-                .then(|| (table.clone(), column.clone()))
+    c.schemas
+        .values()
+        .flat_map(|e| e.tables.iter())
+        .find_map(|(table, t)| {
+            t.defaults_sql().iter().find_map(|(column, sql)| {
+                (sql.contains("nextval(") && (sql.contains(&quoted) || sql.contains(&qualified)))
+                    .then(|| (table.clone(), column.clone()))
+            })
         })
-    })
 }

@@ -9,10 +9,10 @@
 //! twice. A caller must not let a value reach a client before the record
 //! that covers it is durable: [`Taken::durable`] says when.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use futures::future::{BoxFuture, FutureExt, Shared};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::commit::{Commit, Effect};
 use super::{Database, QualifiedName};

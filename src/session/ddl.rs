@@ -16,12 +16,12 @@ use datafusion::sql::sqlparser::ast::{
 use super::{normalize_ident, object_name_parts, Session, StatementResult};
 use crate::engine::commit::{CheckDef, ConstraintDef, TableDef, ViewDef};
 use crate::engine::sequence::SequenceType;
-use crate::sql::sequence_ddl::{self, SeqOption};
 use crate::engine::table::Check;
 use crate::engine::types::column_field;
 use crate::engine::unique::UniqueConstraint;
 use crate::engine::{QualifiedName, Table, View};
 use crate::error::{not_supported, QuiverError, Result};
+use crate::sql::sequence_ddl::{self, SeqOption};
 use datafusion::sql::sqlparser::ast::{SchemaName, Truncate};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -94,9 +94,9 @@ impl Session {
                 }
                 (Some(_), Some(_)) => {
                     return Err(QuiverError::InvalidStatement(format!(
-                        "both default and identity specified for column \"{col_name}\" of table \"{}\"",
-                        name.name
-                    )))
+                    "both default and identity specified for column \"{col_name}\" of table \"{}\"",
+                    name.name
+                )))
                 }
                 (None, None) => None,
             };

@@ -21,14 +21,14 @@ use datafusion::catalog::{MemorySchemaProvider, SchemaProvider};
 use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::datasource::MemTable;
 use datafusion::logical_expr::{col, Cast, Expr, LogicalPlan, LogicalPlanBuilder};
-use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{
     Assignment, AssignmentTarget, ConflictTarget, Delete, Expr as SqlExpr, FromTable, Insert,
     OnConflictAction, OnInsert, SelectItem, Statement, TableFactor, TableWithJoins, Update,
     UpdateTableFromKind,
 };
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser;
 
 use super::{normalize_ident, Session, StatementResult};
 use crate::engine::conform::conform_batches;

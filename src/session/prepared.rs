@@ -13,11 +13,11 @@ use super::classify::classify;
 use super::dispatch::rename_columns;
 use super::plan::returns_rows;
 use super::script::is_checkpoint;
-use crate::sql::sequence_ddl::{self, SequenceStatement};
 use super::variables::own_statement_schema;
 use super::{column_names, lookup, sources, Session, StatementResult};
 use crate::error::{QuiverError, Result};
 use crate::metrics;
+use crate::sql::sequence_ddl::{self, SequenceStatement};
 
 /// A statement parsed (and, where DataFusion plans it, planned) once and
 /// executed any number of times with different parameters.

@@ -6,8 +6,8 @@ use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 
 use super::Session;
-use crate::sql::sequence_ddl::{self, SequenceStatement};
 use crate::error::{QuiverError, Result};
+use crate::sql::sequence_ddl::{self, SequenceStatement};
 
 /// A statement of a script: one DataFusion parses, or one its parser
 /// does not know (CHECKPOINT) or knows otherwise than PostgreSQL (CREATE

@@ -173,7 +173,12 @@ fn identity_insert(table: &Table, insert: &Insert) -> Result<()> {
         insert
             .columns
             .iter()
-            .map(|c| c.0.last().and_then(|p| p.as_ident()).map(normalize_ident).unwrap_or_default())
+            .map(|c| {
+                c.0.last()
+                    .and_then(|p| p.as_ident())
+                    .map(normalize_ident)
+                    .unwrap_or_default()
+            })
             .collect()
     };
     let values = match insert.source.as_deref().map(|q| q.body.as_ref()) {

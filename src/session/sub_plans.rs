@@ -279,8 +279,13 @@ impl Session {
                 .as_ref()
                 .clone()
                 .transform_up_with_subqueries(|node| {
+                    // Columns keep their names (a projection of
+                    // `f(outer.x)` is named after the reference, and the
+                    // nodes above read it by that name).
+                    let names = datafusion::logical_expr::expr_rewriter::NamePreserver::new(&node);
                     node.map_expressions(|e| {
-                        e.transform_up(|e| match e {
+                        let saved = names.save(&e);
+                        let bound = e.transform_up(|e| match e {
                             Expr::OuterReferenceColumn(field, column)
                                 if values.contains_key(&column) =>
                             {
@@ -292,7 +297,8 @@ impl Session {
                                 Ok(Transformed::yes(Expr::Literal(value, None)))
                             }
                             other => Ok(Transformed::no(other)),
-                        })
+                        })?;
+                        Ok(bound.update_data(|e| saved.restore(e)))
                     })
                 })?
                 .data;

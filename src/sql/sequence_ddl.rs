@@ -72,7 +72,9 @@ pub fn parse(sql: &str) -> Result<SequenceStatement> {
         p.expect_keyword(Keyword::CREATE)?;
         false
     };
-    let temporary = !alter && p.parse_one_of_keywords(&[Keyword::TEMP, Keyword::TEMPORARY]).is_some();
+    let temporary = !alter
+        && p.parse_one_of_keywords(&[Keyword::TEMP, Keyword::TEMPORARY])
+            .is_some();
     if !alter {
         // UNLOGGED: every sequence here is logged; accepted as PostgreSQL
         // accepts it.
@@ -88,8 +90,14 @@ pub fn parse(sql: &str) -> Result<SequenceStatement> {
     if alter {
         for (keywords, what) in [
             (&[Keyword::RENAME][..], "ALTER SEQUENCE ... RENAME"),
-            (&[Keyword::OWNER, Keyword::TO][..], "ALTER SEQUENCE ... OWNER TO"),
-            (&[Keyword::SET, Keyword::SCHEMA][..], "ALTER SEQUENCE ... SET SCHEMA"),
+            (
+                &[Keyword::OWNER, Keyword::TO][..],
+                "ALTER SEQUENCE ... OWNER TO",
+            ),
+            (
+                &[Keyword::SET, Keyword::SCHEMA][..],
+                "ALTER SEQUENCE ... SET SCHEMA",
+            ),
         ] {
             if p.parse_keywords(keywords) {
                 return Err(QuiverError::FeatureNotSupported(format!(
@@ -254,7 +262,11 @@ fn canonical(options: &[SeqOption]) -> String {
         .collect();
     parts.sort_by_key(|(order, _)| *order);
     parts.dedup_by_key(|(order, _)| *order);
-    parts.into_iter().map(|(_, p)| p).collect::<Vec<_>>().join(" ")
+    parts
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The options of an identity column (`GENERATED ... AS IDENTITY (...)`),
@@ -271,9 +283,13 @@ pub fn identity_options(options: &[SqlOption]) -> Result<Vec<SeqOption>> {
         match e {
             Expr::Value(v) => match &v.value {
                 Value::Number(n, _) => to_i64(n, negative),
-                other => Err(QuiverError::Syntax(format!("expected a number, found {other}"))),
+                other => Err(QuiverError::Syntax(format!(
+                    "expected a number, found {other}"
+                ))),
             },
-            other => Err(QuiverError::Syntax(format!("expected a number, found {other}"))),
+            other => Err(QuiverError::Syntax(format!(
+                "expected a number, found {other}"
+            ))),
         }
     };
     options
@@ -421,8 +437,9 @@ fn to_i64(digits: &str, negative: bool) -> Result<i64> {
         QuiverError::InvalidStatement(format!("syntax error at or near \"{digits}\""))
     })?;
     let value = if negative { -value } else { value };
-    i64::try_from(value)
-        .map_err(|_| QuiverError::OutOfRange(format!("value \"{value}\" is out of range for type bigint")))
+    i64::try_from(value).map_err(|_| {
+        QuiverError::OutOfRange(format!("value \"{value}\" is out of range for type bigint"))
+    })
 }
 
 #[cfg(test)]
@@ -452,7 +469,10 @@ mod tests {
             SeqOption::OwnedBy(Some(vec!["t".into(), "id".into()]))
         );
         let base = SequenceOptions::defaults(SequenceType::Bigint, 1);
-        let (_, restart) = options_altered(&base, &parse("ALTER SEQUENCE s RESTART WITH 42").unwrap().options);
+        let (_, restart) = options_altered(
+            &base,
+            &parse("ALTER SEQUENCE s RESTART WITH 42").unwrap().options,
+        );
         assert_eq!(restart, Some(42));
         assert!(parse("ALTER SEQUENCE s RENAME TO t").is_err());
     }

@@ -143,7 +143,6 @@ pub fn udfs() -> Vec<ScalarUDF> {
 }
 
 impl ScalarUDFImpl for SequenceFunction {
-
     fn name(&self) -> &str {
         match self.kind {
             Kind::Next => "nextval",
@@ -243,9 +242,8 @@ impl ScalarUDFImpl for SequenceFunction {
                             if values.is_null(i) {
                                 None
                             } else {
-                                let is_called = called
-                                    .as_ref()
-                                    .is_none_or(|c| c.is_null(i) || c.value(i));
+                                let is_called =
+                                    called.as_ref().is_none_or(|c| c.is_null(i) || c.value(i));
                                 Some(call.set(&name, &sequence, values.value(i), is_called)?)
                             }
                         }
@@ -265,12 +263,7 @@ struct Call<'a> {
 }
 
 impl Call<'_> {
-    fn next(
-        &self,
-        name: &QualifiedName,
-        sequence: &Sequence,
-        n: usize,
-    ) -> DfResult<Vec<i64>> {
+    fn next(&self, name: &QualifiedName, sequence: &Sequence, n: usize) -> DfResult<Vec<i64>> {
         self.check(name, roles::USAGE | roles::UPDATE)?;
         let taken = self
             .context
@@ -361,9 +354,7 @@ impl Call<'_> {
                 .sequences()
                 .find(|(n, _)| relation_oid(&n.schema, &n.name) as i64 == oid)
                 .map(|(n, s)| (n, s.clone()))
-                .ok_or_else(|| {
-                    external(QuiverError::UndefinedTable(format!("with OID {oid}")))
-                })
+                .ok_or_else(|| external(QuiverError::UndefinedTable(format!("with OID {oid}"))))
         });
         if let Some(found) = text {
             return found;

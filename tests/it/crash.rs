@@ -409,49 +409,52 @@ async fn acknowledged_rows_survive_kill_9() {
         }
         // No sequence value handed out before the crash comes again, and
         // every acknowledged SERIAL key is there, once.
-        {
+        let (max_value, keys_seen) = {
             let seen = sequenced.lock().unwrap();
-            let next: i64 = client
-                .query_one("SELECT nextval('crash_seq')", &[])
-                .await
-                .unwrap()
-                .get(0);
-            if let Some(max) = seen.values.iter().max() {
-                assert!(
-                    next > *max,
-                    "round {round}: nextval gave {next} after {max} was handed out"
-                );
-            }
-            let keys: Vec<i64> = client
-                .query("SELECT id FROM serial_rows", &[])
-                .await
-                .unwrap()
-                .iter()
-                .map(|r| r.get(0))
-                .collect();
-            let present: HashSet<i64> = keys.iter().copied().collect();
-            assert_eq!(present.len(), keys.len(), "round {round}: a SERIAL key twice");
-            let missing: Vec<_> = seen.keys.iter().filter(|k| !present.contains(k)).collect();
-            assert!(missing.is_empty(), "round {round}: acknowledged SERIAL keys lost: {missing:?}");
-            let fresh: i64 = client
-                .query_one("INSERT INTO serial_rows (note) VALUES ('after') RETURNING id", &[])
-                .await
-                .unwrap()
-                .get(0);
+            (seen.values.iter().max().copied(), seen.keys.clone())
+        };
+        let next: i64 = client
+            .query_one("SELECT nextval('crash_seq')", &[])
+            .await
+            .unwrap()
+            .get(0);
+        if let Some(max) = max_value {
             assert!(
-                keys.iter().all(|k| *k < fresh),
-                "round {round}: SERIAL gave {fresh}, which was already used"
+                next > max,
+                "round {round}: nextval gave {next} after {max} was handed out"
             );
         }
-        {
-            let mut seen = sequenced.lock().unwrap();
-            let next: i64 = client
-                .query_one("SELECT last_value FROM crash_seq", &[])
-                .await
-                .unwrap()
-                .get(0);
-            seen.values.push(next);
-        }
+        sequenced.lock().unwrap().values.push(next);
+        let keys: Vec<i64> = client
+            .query("SELECT id FROM serial_rows", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let present: HashSet<i64> = keys.iter().copied().collect();
+        assert_eq!(
+            present.len(),
+            keys.len(),
+            "round {round}: a SERIAL key twice"
+        );
+        let missing: Vec<_> = keys_seen.iter().filter(|k| !present.contains(k)).collect();
+        assert!(
+            missing.is_empty(),
+            "round {round}: acknowledged SERIAL keys lost: {missing:?}"
+        );
+        let fresh: i64 = client
+            .query_one(
+                "INSERT INTO serial_rows (note) VALUES ('after') RETURNING id",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert!(
+            keys.iter().all(|k| *k < fresh),
+            "round {round}: SERIAL gave {fresh}, which was already used"
+        );
         // The rest of the catalog came back too.
         let note: String = client
             .query_one("SELECT note FROM app.notes WHERE n = 1", &[])

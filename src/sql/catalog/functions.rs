@@ -845,7 +845,12 @@ fn serial_sequence(
             }
             // `attrelid::regclass::text`: here an oid's digits. A view
             // or sequence has no column sequences.
-            let by_oid = match tables.value(t).parse::<i32>().ok().map(|oid| snap.relation(oid)) {
+            let by_oid = match tables
+                .value(t)
+                .parse::<i32>()
+                .ok()
+                .map(|oid| snap.relation(oid))
+            {
                 Some(Some(r)) if r.table().is_some() => Some(vec![r.schema, r.name]),
                 Some(Some(_)) => {
                     out.append_null();
@@ -855,12 +860,14 @@ fn serial_sequence(
             };
             let parts = match by_oid {
                 Some(parts) => parts,
-                None => crate::sql::sequences::parse_qualified(tables.value(t)).ok_or_else(|| {
-                    DataFusionError::Plan(format!(
-                        "invalid name syntax: \"{}\"",
-                        tables.value(t)
-                    ))
-                })?,
+                None => {
+                    crate::sql::sequences::parse_qualified(tables.value(t)).ok_or_else(|| {
+                        DataFusionError::Plan(format!(
+                            "invalid name syntax: \"{}\"",
+                            tables.value(t)
+                        ))
+                    })?
+                }
             };
             let (schemas, table) = match parts.as_slice() {
                 [table] => (path.clone(), table.clone()),
@@ -878,12 +885,16 @@ fn serial_sequence(
                 )));
             };
             let name = crate::engine::QualifiedName::new(&schema, &table);
-            let found = snap.catalog.sequences_owned_by(&name).into_iter().find(|s| {
-                snap.catalog
-                    .sequence(s)
-                    .and_then(|s| s.owned_by())
-                    .is_some_and(|(_, owner_column)| owner_column == column)
-            });
+            let found = snap
+                .catalog
+                .sequences_owned_by(&name)
+                .into_iter()
+                .find(|s| {
+                    snap.catalog
+                        .sequence(s)
+                        .and_then(|s| s.owned_by())
+                        .is_some_and(|(_, owner_column)| owner_column == column)
+                });
             match found {
                 Some(s) => out.append_value(format!(
                     "{}.{}",

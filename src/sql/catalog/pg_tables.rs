@@ -496,7 +496,10 @@ fn pg_sequences(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
         rows.push(vec![
             ("schemaname", text(&rel.schema)),
             ("sequencename", text(&rel.name)),
-            ("sequenceowner", text(owner_of(snap, &relation_object(&rel)))),
+            (
+                "sequenceowner",
+                text(owner_of(snap, &relation_object(&rel))),
+            ),
             ("data_type", text(options.data_type.name())),
             ("start_value", int(options.start)),
             ("min_value", int(options.min)),
@@ -505,7 +508,10 @@ fn pg_sequences(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
             ("cycle", boolean(options.cycle)),
             ("cache_size", int(options.cache)),
             // NULL until the first nextval, as in PostgreSQL.
-            ("last_value", if is_called { int(last_value) } else { null() }),
+            (
+                "last_value",
+                if is_called { int(last_value) } else { null() },
+            ),
         ]);
     }
     rows.finish()

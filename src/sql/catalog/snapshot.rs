@@ -7,8 +7,8 @@ use datafusion::arrow::datatypes::{DataType, Field};
 
 use super::{CatalogContext, Identity, SessionInfo, INFORMATION_SCHEMA, PG_CATALOG};
 use crate::engine::catalog::visible_catalog;
-use crate::engine::types::{declared_length, display_type, TaggedType};
 use crate::engine::sequence::Sequence;
+use crate::engine::types::{declared_length, display_type, TaggedType};
 use crate::engine::{CatalogState, Table, View};
 
 /// Object ids of user objects are derived from their names, so they are
