@@ -102,6 +102,9 @@ pub enum QuiverError {
     InFailedTransaction,
     #[error("{0}")]
     NoActiveTransaction(String),
+    /// 34000: a cursor that does not exist.
+    #[error("{0}")]
+    UndefinedCursor(String),
     /// 25001: a statement that cannot run inside a transaction block.
     #[error("{0}")]
     ActiveTransaction(String),
@@ -224,6 +227,7 @@ pub enum SqlState {
     InFailedSqlTransaction,
     NoActiveSqlTransaction,
     ActiveSqlTransaction,
+    InvalidCursorName,
     ReadOnlySqlTransaction,
     ObjectNotInPrerequisiteState,
     SequenceGeneratorLimitExceeded,
@@ -278,6 +282,7 @@ impl SqlState {
             SqlState::InFailedSqlTransaction => "25P02",
             SqlState::NoActiveSqlTransaction => "25P01",
             SqlState::ActiveSqlTransaction => "25001",
+            SqlState::InvalidCursorName => "34000",
             SqlState::ReadOnlySqlTransaction => "25006",
             SqlState::ObjectNotInPrerequisiteState => "55000",
             SqlState::SequenceGeneratorLimitExceeded => "2200H",
@@ -350,6 +355,7 @@ impl QuiverError {
             QuiverError::InFailedTransaction => SqlState::InFailedSqlTransaction,
             QuiverError::NoActiveTransaction(_) => SqlState::NoActiveSqlTransaction,
             QuiverError::ActiveTransaction(_) => SqlState::ActiveSqlTransaction,
+            QuiverError::UndefinedCursor(_) => SqlState::InvalidCursorName,
             QuiverError::ReadOnly(_) => SqlState::ReadOnlySqlTransaction,
             QuiverError::BrokenObject(_) | QuiverError::NotInPrerequisiteState(_) => {
                 SqlState::ObjectNotInPrerequisiteState

@@ -32,10 +32,14 @@ impl LockKey {
     }
 }
 
-/// Who holds a lock: a session (by pid), for itself or for its open
+/// Who holds a lock: a session, for itself or for its open
 /// transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Holder {
+    /// The session (`SessionInfo::id`): locks of one session never
+    /// block each other.
+    pub session: u64,
+    /// Its pid, as `pg_locks` shows it.
     pub pid: i32,
     pub transaction: bool,
 }
@@ -57,8 +61,8 @@ struct Entry {
 }
 
 impl Entry {
-    fn blocks(&self, pid: i32, shared: bool) -> bool {
-        let other = |holders: &HashMap<Holder, u32>| holders.keys().any(|h| h.pid != pid);
+    fn blocks(&self, session: u64, shared: bool) -> bool {
+        let other = |holders: &HashMap<Holder, u32>| holders.keys().any(|h| h.session != session);
         other(&self.exclusive) || (!shared && other(&self.shared))
     }
 
@@ -71,8 +75,8 @@ impl Entry {
 #[derive(Debug, Default)]
 pub struct AdvisoryLocks {
     locks: Mutex<HashMap<LockKey, Entry>>,
-    /// Sessions waiting for a key, for pg_locks: (key, pid, shared).
-    waiting: Mutex<Vec<(LockKey, i32, bool)>>,
+    /// Sessions waiting for a key, for pg_locks: (key, who, shared).
+    waiting: Mutex<Vec<(LockKey, Holder, bool)>>,
     released: Condvar,
 }
 
@@ -88,7 +92,7 @@ impl AdvisoryLocks {
     pub fn try_lock(&self, key: LockKey, holder: Holder, shared: bool) -> bool {
         let mut locks = self.locks.lock();
         let entry = locks.entry(key).or_default();
-        if entry.blocks(holder.pid, shared) {
+        if entry.blocks(holder.session, shared) {
             if entry.is_empty() {
                 locks.remove(&key);
             }
@@ -115,7 +119,7 @@ impl AdvisoryLocks {
         if self.try_lock(key, holder, shared) {
             return Ok(());
         }
-        self.waiting.lock().push((key, holder.pid, shared));
+        self.waiting.lock().push((key, holder, shared));
         let result = loop {
             if stopped() {
                 break Err(WaitEnded::Stopped);
@@ -132,7 +136,7 @@ impl AdvisoryLocks {
         let mut waiting = self.waiting.lock();
         if let Some(at) = waiting
             .iter()
-            .position(|w| *w == (key, holder.pid, shared))
+            .position(|w| *w == (key, holder, shared))
         {
             waiting.remove(at);
         }
@@ -198,10 +202,10 @@ impl AdvisoryLocks {
                 }));
             }
         }
-        for (key, pid, shared) in self.waiting.lock().iter() {
+        for (key, holder, shared) in self.waiting.lock().iter() {
             out.push(HeldLock {
                 key: *key,
-                pid: *pid,
+                pid: holder.pid,
                 shared: *shared,
                 granted: false,
             });
@@ -216,10 +220,12 @@ mod tests {
     use super::*;
 
     const A: Holder = Holder {
+        session: 1,
         pid: 1,
         transaction: false,
     };
     const B: Holder = Holder {
+        session: 2,
         pid: 2,
         transaction: false,
     };

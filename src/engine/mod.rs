@@ -1,6 +1,7 @@
 //! The database engine: the catalog of in-memory tables and the operations
 //! that change it. Nothing here knows about the wire protocol.
 
+pub mod advisory;
 pub mod catalog;
 pub mod commit;
 pub mod conform;
@@ -78,6 +79,8 @@ pub struct Database {
     next_view_seq: AtomicU64,
     /// The connected sessions, for pg_stat_activity.
     pub sessions: sessions::SessionRegistry,
+    /// Advisory locks (`pg_advisory_lock` and friends).
+    advisory: advisory::AdvisoryLocks,
     /// DataFusion's runtime every session shares: the query memory pool
     /// and the spill files.
     runtime: ArcSwap<RuntimeEnv>,
@@ -116,6 +119,7 @@ impl Database {
             next_table_id: AtomicU64::new(1),
             next_view_seq: AtomicU64::new(1),
             sessions: Default::default(),
+            advisory: Default::default(),
             runtime: ArcSwap::from(
                 runtime_builder()
                     .build_arc()
@@ -128,6 +132,11 @@ impl Database {
             executor: ArcSwap::from_pointee(QueryExecutor::inline(default_parallelism())),
             read_only: Default::default(),
         })
+    }
+
+    /// The advisory locks sessions hold.
+    pub fn advisory(&self) -> &advisory::AdvisoryLocks {
+        &self.advisory
     }
 
     /// From now on every commit is in `log` before it is acknowledged.

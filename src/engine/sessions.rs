@@ -31,7 +31,26 @@ pub struct SessionInfo {
     /// Set when another session asks this one to end.
     terminated: std::sync::atomic::AtomicBool,
     terminate: tokio::sync::Notify,
+    /// Unique among the sessions of the process (pids are what clients
+    /// see; embedded sessions share the process's).
+    pub id: u64,
+    /// LISTEN: the channels this session receives notifications on.
+    listening: Mutex<std::collections::BTreeSet<String>>,
+    /// Notifications committed for this session, not yet delivered.
+    inbox: Mutex<std::collections::VecDeque<Notification>>,
+    arrived: tokio::sync::Notify,
 }
+
+/// A NOTIFY as a listener receives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    /// The pid of the session that sent it.
+    pub pid: i32,
+    pub channel: String,
+    pub payload: String,
+}
+
+static NEXT_SESSION_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 #[derive(Debug, Clone)]
 pub struct Identity {
@@ -79,6 +98,57 @@ impl Default for SessionInfo {
             wait_event: Mutex::new(None),
             terminated: Default::default(),
             terminate: tokio::sync::Notify::new(),
+            id: NEXT_SESSION_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            listening: Default::default(),
+            inbox: Default::default(),
+            arrived: tokio::sync::Notify::new(),
+        }
+    }
+}
+
+/// LISTEN / NOTIFY: what a session listens to, and its notifications.
+impl SessionInfo {
+    pub fn listen(&self, channel: &str) {
+        self.listening.lock().insert(channel.to_string());
+    }
+
+    /// UNLISTEN of one channel (None: UNLISTEN *).
+    pub fn unlisten(&self, channel: Option<&str>) {
+        match channel {
+            Some(channel) => {
+                self.listening.lock().remove(channel);
+            }
+            None => self.listening.lock().clear(),
+        }
+    }
+
+    /// The channels listened to, in name order.
+    pub fn listening(&self) -> Vec<String> {
+        self.listening.lock().iter().cloned().collect()
+    }
+
+    /// The next notification for this session, when one arrives. Safe to
+    /// drop while waiting: nothing is taken until it is returned.
+    pub async fn next_notification(&self) -> Notification {
+        loop {
+            let arrived = self.arrived.notified();
+            if let Some(next) = self.inbox.lock().pop_front() {
+                return next;
+            }
+            arrived.await;
+        }
+    }
+
+    /// Notifications waiting to be delivered, taken (an embedded session
+    /// reads them this way).
+    pub fn take_notifications(&self) -> Vec<Notification> {
+        self.inbox.lock().drain(..).collect()
+    }
+
+    fn deliver(&self, notification: &Notification) {
+        if self.listening.lock().contains(&notification.channel) {
+            self.inbox.lock().push_back(notification.clone());
+            self.arrived.notify_one();
         }
     }
 }
@@ -217,6 +287,9 @@ impl SessionInfo {
 #[derive(Debug, Default)]
 pub struct SessionRegistry {
     sessions: Mutex<Vec<Weak<SessionInfo>>>,
+    /// Held while a commit's notifications are delivered, so that every
+    /// listener receives them in commit order.
+    publishing: Mutex<()>,
 }
 
 impl SessionRegistry {
@@ -224,6 +297,21 @@ impl SessionRegistry {
         let mut sessions = self.sessions.lock();
         sessions.retain(|s| s.strong_count() > 0);
         sessions.push(Arc::downgrade(info));
+    }
+
+    /// Delivers a committed transaction's notifications to every session
+    /// listening on their channels (the sender too, as in PostgreSQL).
+    pub fn publish(&self, notifications: &[Notification]) {
+        if notifications.is_empty() {
+            return;
+        }
+        let _order = self.publishing.lock();
+        let live = self.live();
+        for notification in notifications {
+            for session in &live {
+                session.deliver(notification);
+            }
+        }
     }
 
     /// The sessions still connected, in the order they connected.

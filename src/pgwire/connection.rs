@@ -16,6 +16,7 @@ use std::panic::AssertUnwindSafe;
 use futures::{FutureExt, SinkExt, StreamExt};
 use pgwire::api::{ClientInfo, PgWireConnectionState, PgWireServerHandlers};
 use pgwire::error::{ErrorInfo, PgWireError};
+use pgwire::messages::response::NotificationResponse;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use pgwire::tokio::server::{negotiate_tls, process_error, process_message, MaybeTls};
 use pgwire::tokio::TlsAcceptor;
@@ -70,6 +71,8 @@ pub async fn serve_connection(
         } else {
             handlers.idle_in_transaction_timeout().await
         };
+        // Notifications go out between transactions, as in PostgreSQL.
+        let deliver = !logging_in && !handlers.in_block().await;
         let next = tokio::select! {
             _ = &mut startup_deadline, if logging_in => {
                 let error = fatal("08006", "timeout expired while logging in");
@@ -77,6 +80,17 @@ pub async fn serve_connection(
             }
             _ = handlers.terminated() => {
                 return end_with(&mut socket, terminated()).await;
+            }
+            notification = handlers.notification(), if deliver => {
+                let message = NotificationResponse::new(
+                    notification.pid,
+                    notification.channel,
+                    notification.payload,
+                );
+                socket
+                    .send(PgWireBackendMessage::NotificationResponse(message))
+                    .await?;
+                continue;
             }
             _ = sleep_or_forever(idle_timeout) => {
                 let error = fatal(

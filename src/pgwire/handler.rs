@@ -102,6 +102,16 @@ impl ConnectionHandlers {
         self.backend.session.lock().await.note_failure();
     }
 
+    /// Whether the session is inside a transaction block.
+    pub async fn in_block(&self) -> bool {
+        self.backend.session.lock().await.transaction_state() != TxnState::Idle
+    }
+
+    /// The next notification for this session (LISTEN), when it comes.
+    pub async fn notification(&self) -> crate::engine::sessions::Notification {
+        self.info.next_notification().await
+    }
+
     /// How long the session may sit idle in an open transaction block.
     pub async fn idle_in_transaction_timeout(&self) -> Option<std::time::Duration> {
         let session = self.backend.session.lock().await;

@@ -142,7 +142,13 @@ fn classify_sql(s: &Statement) -> Class {
         | Statement::ShowVariable { .. }
         | Statement::Reset(_)
         | Statement::Deallocate { .. }
-        | Statement::Discard { .. } => Class::new(Utility, Session),
+        | Statement::Discard { .. }
+        | Statement::Close { .. } => Class::new(Utility, Session),
+        // Notifications are not transactional data: allowed in a block,
+        // taking effect at its commit.
+        Statement::LISTEN { .. } | Statement::UNLISTEN { .. } | Statement::NOTIFY { .. } => {
+            Class::new(Utility, Session).in_block()
+        }
         Statement::StartTransaction { .. }
         | Statement::Commit { .. }
         | Statement::Rollback { .. }

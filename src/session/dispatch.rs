@@ -62,6 +62,10 @@ impl Session {
             Statement::Reset(reset) => self.reset_statement(reset),
             Statement::Deallocate { name, .. } => Ok(self.deallocate(name)),
             Statement::Discard { object_type } => self.discard(*object_type),
+            Statement::LISTEN { channel } => self.listen(channel),
+            Statement::UNLISTEN { channel } => self.unlisten(channel),
+            Statement::NOTIFY { channel, payload } => self.notify(channel, payload.as_deref()),
+            Statement::Close { cursor } => self.close(cursor),
             Statement::StartTransaction { .. } => self.begin(),
             Statement::Commit { .. } => self.commit().await,
             Statement::Rollback {

@@ -178,7 +178,7 @@ impl Session {
         let schema = rows.schema();
         let guarded = Finishing {
             rows,
-            sequences: self.sequences.clone(),
+            sequences: self.handle.sequences.clone(),
             durable: None,
             info: self.info.clone(),
             failed: self.stream_failed.clone(),

@@ -18,6 +18,7 @@ mod file_functions;
 mod init_plans;
 mod insert;
 mod lookup;
+mod notify;
 mod plan;
 mod prepared;
 mod run;
@@ -145,12 +146,20 @@ pub struct Session {
     /// Set when the rows of a streamed result failed after its statement
     /// returned: the open block is failed at the next statement.
     stream_failed: Arc<std::sync::atomic::AtomicBool>,
-    /// currval/lastval, and the log record values handed out must wait
-    /// for.
-    sequences: Arc<crate::sql::sequences::SequenceCalls>,
+    /// What the session's functions reach of it: sequences, the
+    /// statement's deadline, pg_notify and set_config calls.
+    handle: crate::sql::context::SessionHandle,
     /// Set while COPY stores its rows: values given for GENERATED ALWAYS
     /// columns are kept (COPY writes them, as in PostgreSQL).
     overriding_system_value: bool,
+}
+
+impl Drop for Session {
+    /// A session's advisory locks go with it.
+    fn drop(&mut self) {
+        self.db.advisory().unlock_all(self.lock_holder(false));
+        self.db.advisory().unlock_all(self.lock_holder(true));
+    }
 }
 
 impl Session {
@@ -164,7 +173,7 @@ impl Session {
             interval_in,
             zone,
             date_style,
-            sequences,
+            handle,
         } = Planner::new(&db, slot, info.clone());
         let scratch_schema = Arc::new(MemorySchemaProvider::new());
         let scratch = MemoryCatalogProvider::new();
@@ -191,7 +200,7 @@ impl Session {
             deadline: None,
             stream_results: false,
             stream_failed: Default::default(),
-            sequences,
+            handle,
             overriding_system_value: false,
         };
         session.publish_settings();

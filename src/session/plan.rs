@@ -136,8 +136,11 @@ impl Session {
                 // are consecutive slices of the table, so rows come back
                 // in table order when the query does not reorder them
                 // (as a Postgres sequential scan returns them).
+                // Functions that act on the session (pg_notify, set_config,
+                // advisory locks) have run when the statement ends.
+                let acts = acts_on_session(&plan);
                 let rows = self.execute_plan(plan).await?.conformed(schema.clone());
-                if self.stream_results {
+                if self.stream_results && !acts {
                     return Ok(StatementResult::RowStream {
                         schema,
                         rows,
@@ -224,6 +227,33 @@ impl Session {
         }
         Ok(())
     }
+}
+
+/// Whether `plan` calls a function whose effect on the session must be
+/// complete when its statement ends.
+fn acts_on_session(plan: &LogicalPlan) -> bool {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    use datafusion::logical_expr::Expr;
+    let mut found = false;
+    let _ = plan.apply_with_subqueries(|node| {
+        node.apply_expressions(|e| {
+            e.apply(|e| {
+                if let Expr::ScalarFunction(f) = e {
+                    let name = f.func.name();
+                    found |= name == "pg_notify"
+                        || name == "set_config"
+                        || name.starts_with("pg_advisory")
+                        || name.starts_with("pg_try_advisory");
+                }
+                Ok(if found {
+                    TreeNodeRecursion::Stop
+                } else {
+                    TreeNodeRecursion::Continue
+                })
+            })
+        })
+    });
+    found
 }
 
 pub(super) fn returns_rows(plan: &LogicalPlan) -> bool {

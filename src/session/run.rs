@@ -225,6 +225,7 @@ impl Session {
             .unwrap_or(0);
         self.deadline =
             (timeout_ms > 0).then(|| std::time::Instant::now() + Duration::from_millis(timeout_ms));
+        *self.handle.deadline.lock() = self.deadline;
         // A cancel or the timeout stops the statement wherever it is
         // (rows it streams stop on their own: see `control`).
         let control = self.control();
@@ -247,8 +248,9 @@ impl Session {
         // Sequence values the statement took reach the client only once
         // the record that covers them is durable (rows still streaming
         // wait at their end, see `finish_when_sent`).
-        self.sequences.durable().await;
+        self.handle.sequences.durable().await;
+        let after = self.after_statement(result.is_ok());
         self.db.maybe_checkpoint();
-        result
+        result.and_then(|r| after.map(|_| r))
     }
 }

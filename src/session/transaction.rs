@@ -24,6 +24,8 @@ pub(super) struct OpenTransaction {
     txn: Arc<Transaction>,
     failed: bool,
     savepoints: Vec<(String, Saved)>,
+    /// NOTIFYs and LISTENs that take effect when it commits.
+    pub(super) at_commit: super::notify::AtCommit,
 }
 
 impl Session {
@@ -88,6 +90,7 @@ impl Session {
                 txn,
                 failed: false,
                 savepoints: Vec::new(),
+                at_commit: Default::default(),
             });
         }
         // Postgres only warns about a BEGIN inside a block.
@@ -111,6 +114,7 @@ impl Session {
             if had_ddl {
                 self.db.invalidate_plans();
             }
+            self.rolled_back();
             return Ok(StatementResult::TransactionControl {
                 tag: "ROLLBACK",
                 starts: false,
@@ -122,10 +126,12 @@ impl Session {
                 if had_ddl {
                     self.db.invalidate_plans();
                 }
+                self.rolled_back();
                 return Err(e);
             }
         };
         ack.wait().await;
+        self.committed(open.at_commit);
         Ok(StatementResult::TransactionControl {
             tag: "COMMIT",
             starts: false,
@@ -139,6 +145,7 @@ impl Session {
                 // be planned again.
                 self.db.invalidate_plans();
             }
+            self.rolled_back();
         }
         self.txn_slot().set(None);
         StatementResult::TransactionControl {

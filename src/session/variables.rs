@@ -35,6 +35,12 @@ impl Session {
             other => return Err(not_supported(format!("\"{other}\""))),
         };
         let value = setting_value(values);
+        self.set_value(&variable, value)
+    }
+
+    /// `SET variable = value` (and `set_config`): DataFusion's own options
+    /// under `datafusion.*`, DEFAULT, or a PostgreSQL parameter.
+    pub(super) fn set_value(&mut self, variable: &str, value: String) -> Result<StatementResult> {
         if let Some(df_key) = variable.strip_prefix("datafusion.") {
             let key = format!("datafusion.{df_key}");
             let state = self.ctx.state_ref();
@@ -47,11 +53,11 @@ impl Session {
             return Ok(StatementResult::command("SET"));
         }
         if value.eq_ignore_ascii_case("default") {
-            let key = self.settings.reset(&variable)?;
+            let key = self.settings.reset(variable)?;
             self.after_setting_change(key);
             return Ok(StatementResult::command("SET"));
         }
-        self.set_named(&variable, &value)
+        self.set_named(variable, &value)
     }
 
     /// `SET [SESSION CHARACTERISTICS AS] TRANSACTION ISOLATION LEVEL ...`.
@@ -367,11 +373,13 @@ impl Session {
                     ));
                 }
                 self.reset(None)?;
-                self.sequences.discard();
+                self.handle.sequences.discard();
+                self.db.advisory().unlock_all(self.lock_holder(false));
+                self.info.unlisten(None);
                 "DISCARD ALL"
             }
             DiscardObject::SEQUENCES => {
-                self.sequences.discard();
+                self.handle.sequences.discard();
                 "DISCARD SEQUENCES"
             }
             DiscardObject::PLANS => "DISCARD PLANS",

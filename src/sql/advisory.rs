@@ -74,10 +74,6 @@ pub fn udfs() -> Vec<ScalarUDF> {
 }
 
 impl ScalarUDFImpl for AdvisoryFunction {
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-
     fn name(&self) -> &str {
         self.name
     }
@@ -99,6 +95,7 @@ impl ScalarUDFImpl for AdvisoryFunction {
         let rows = args.number_rows;
         let keys = keys(&args.args, rows)?;
         let holder = Holder {
+            session: session.context.info.id,
             pid: session.context.info.identity().pid,
             transaction: self.transaction,
         };
@@ -157,10 +154,6 @@ impl ScalarUDFImpl for AdvisoryFunction {
 struct UnlockAll(Signature);
 
 impl ScalarUDFImpl for UnlockAll {
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-
     fn name(&self) -> &str {
         "pg_advisory_unlock_all"
     }
@@ -176,6 +169,7 @@ impl ScalarUDFImpl for UnlockAll {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
         let session = session_of(&args, "pg_advisory_unlock_all")?;
         session.context.db.advisory().unlock_all(Holder {
+            session: session.context.info.id,
             pid: session.context.info.identity().pid,
             transaction: false,
         });

@@ -9,7 +9,13 @@ use datafusion::logical_expr::ScalarUDF;
 
 use super::catalog::{CatalogContext, SessionInfo};
 use super::pg_types_in;
-use super::sequences::{SequenceCalls, SequenceSession};
+use std::time::Instant;
+
+use datafusion::common::config::{ConfigEntry, ConfigExtension, ExtensionOptions};
+use datafusion::error::{DataFusionError, Result as DfResult};
+use parking_lot::Mutex;
+
+use super::sequences::SequenceCalls;
 use super::{pg_arithmetic, pg_casts, pg_datestyle, pg_extract, pg_timezone, pg_to_char};
 use crate::engine::{Database, TxnSlot, CATALOG_NAME, DEFAULT_SCHEMA};
 
@@ -23,9 +29,74 @@ pub struct Planner {
     pub zone: pg_timezone::ZoneHandle,
     /// The session's DateStyle, read by the planner.
     pub date_style: pg_datestyle::Handle,
-    /// The session's currval/lastval, and the log record its last
-    /// nextval must see durable.
+    /// What the session's functions reach of it (sequences, advisory
+    /// locks, notifications, set_config).
+    pub handle: SessionHandle,
+}
+
+/// The calling session as the functions that need it find it: a
+/// configuration extension of its DataFusion context, so that a function
+/// planned by one session (a column's DEFAULT) acts for whichever session
+/// runs it.
+#[derive(Debug, Clone)]
+pub struct SessionHandle {
+    pub context: CatalogContext,
+    /// currval/lastval, and the log record values handed out must wait
+    /// for.
     pub sequences: Arc<SequenceCalls>,
+    /// When the running statement times out (statement_timeout).
+    pub deadline: Arc<Mutex<Option<Instant>>>,
+    /// `pg_notify` calls of the running statement: (channel, payload).
+    pub notifies: Arc<Mutex<Vec<(String, String)>>>,
+    /// `set_config` calls of the running statement: (name, value,
+    /// is_local).
+    pub settings: Arc<Mutex<Vec<(String, String, bool)>>>,
+}
+
+impl SessionHandle {
+    fn new(context: CatalogContext) -> SessionHandle {
+        SessionHandle {
+            context,
+            sequences: Default::default(),
+            deadline: Default::default(),
+            notifies: Default::default(),
+            settings: Default::default(),
+        }
+    }
+
+    /// Whether the running statement was cancelled or ran out of time.
+    pub fn stopped(&self) -> bool {
+        self.context.info.statement_token().is_cancelled()
+            || self.deadline.lock().is_some_and(|d| Instant::now() >= d)
+    }
+}
+
+impl ConfigExtension for SessionHandle {
+    const PREFIX: &'static str = "quiver_session";
+}
+
+impl ExtensionOptions for SessionHandle {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+
+    fn cloned(&self) -> Box<dyn ExtensionOptions> {
+        Box::new(self.clone())
+    }
+
+    fn set(&mut self, key: &str, _: &str) -> DfResult<()> {
+        Err(DataFusionError::Configuration(format!(
+            "unrecognized configuration parameter \"{key}\""
+        )))
+    }
+
+    fn entries(&self) -> Vec<ConfigEntry> {
+        Vec::new()
+    }
 }
 
 impl Planner {
@@ -37,7 +108,7 @@ impl Planner {
             slot: slot.clone(),
             info,
         };
-        let sequences = Arc::new(SequenceCalls::default());
+        let handle = SessionHandle::new(context.clone());
         let config = SessionConfig::new()
             .with_default_catalog_and_schema(CATALOG_NAME, DEFAULT_SCHEMA)
             .with_create_default_catalog_and_schema(false)
@@ -50,10 +121,7 @@ impl Planner {
             // in the session's TimeZone, which is UTC.
             .set_str("datafusion.execution.time_zone", "UTC")
             .with_extension(slot.clone())
-            .with_option_extension(SequenceSession {
-                calls: sequences.clone(),
-                context: context.clone(),
-            });
+            .with_option_extension(handle.clone());
         let zone: pg_timezone::ZoneHandle = Arc::new(std::sync::RwLock::new(pg_timezone::utc()));
         let date_style = pg_datestyle::Handle::default();
         let ctx = SessionContext::new_with_state(pg_arithmetic::session_state(
@@ -63,7 +131,11 @@ impl Planner {
             date_style.clone(),
         ));
         super::catalog::install(&ctx, CATALOG_NAME, context);
-        for udf in super::sequences::udfs() {
+        for udf in super::sequences::udfs()
+            .into_iter()
+            .chain(super::advisory::udfs())
+            .chain(super::session_functions::udfs())
+        {
             ctx.register_udf(udf);
         }
         let bytea_in = Arc::new(pg_casts::bytea_in_udf());
@@ -84,7 +156,7 @@ impl Planner {
             interval_in,
             zone,
             date_style,
-            sequences,
+            handle,
         }
     }
 }

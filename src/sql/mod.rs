@@ -6,6 +6,7 @@
 //!
 //! Sessions plan with it; the pgwire front end and the REPL print with it.
 
+pub mod advisory;
 pub mod catalog;
 pub mod column_names;
 pub mod context;
@@ -26,6 +27,7 @@ pub mod pg_types_in;
 pub mod rows;
 pub mod sequence_ddl;
 pub mod sequences;
+pub mod session_functions;
 pub mod settings;
 pub mod stream;
 pub mod syntax_error;

@@ -8,7 +8,7 @@
 //! The functions are the same for every session (a column's DEFAULT
 //! holds one, planned by whichever session created the table); they find
 //! the calling session in the configuration it executes with
-//! ([`SequenceSession`]).
+//! ([`SessionHandle`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,7 +16,6 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::config::{ConfigEntry, ConfigExtension, ExtensionOptions};
 use datafusion::common::ScalarValue;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::logical_expr::{
@@ -26,6 +25,7 @@ use datafusion::logical_expr::{
 use parking_lot::Mutex;
 
 use super::catalog::{relation_oid, CatalogContext};
+use super::context::SessionHandle;
 use crate::engine::catalog::visible_catalog;
 use crate::engine::roles::{self, AclObject};
 use crate::engine::sequence::{Covered, Sequence};
@@ -71,41 +71,6 @@ impl SequenceCalls {
         if let Some(durable) = durable {
             *self.pending.lock() = Some(durable);
         }
-    }
-}
-
-/// The calling session, as a configuration extension of its context.
-#[derive(Debug, Clone)]
-pub struct SequenceSession {
-    pub calls: Arc<SequenceCalls>,
-    pub context: CatalogContext,
-}
-
-impl ConfigExtension for SequenceSession {
-    const PREFIX: &'static str = "quiver_session";
-}
-
-impl ExtensionOptions for SequenceSession {
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-
-    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
-        self
-    }
-
-    fn cloned(&self) -> Box<dyn ExtensionOptions> {
-        Box::new(self.clone())
-    }
-
-    fn set(&mut self, key: &str, _: &str) -> DfResult<()> {
-        Err(DataFusionError::Configuration(format!(
-            "unrecognized configuration parameter \"{key}\""
-        )))
-    }
-
-    fn entries(&self) -> Vec<ConfigEntry> {
-        Vec::new()
     }
 }
 
@@ -161,14 +126,14 @@ impl ScalarUDFImpl for SequenceFunction {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        let Some(session) = args.config_options.extensions.get::<SequenceSession>() else {
+        let Some(session) = args.config_options.extensions.get::<SessionHandle>() else {
             return Err(external(QuiverError::FeatureNotSupported(format!(
                 "{}() cannot be called here",
                 self.name()
             ))));
         };
         let call = Call {
-            calls: &session.calls,
+            calls: &session.sequences,
             context: &session.context,
         };
         let rows = args.number_rows;

@@ -366,6 +366,28 @@ pub static TABLES: &[Generated] = &[
         build: pg_settings,
     },
     Generated {
+        name: "pg_locks",
+        columns: &[
+            ("locktype", "text"),
+            ("database", "oid"),
+            ("relation", "oid"),
+            ("page", "int4"),
+            ("tuple", "int2"),
+            ("virtualxid", "text"),
+            ("transactionid", "xid"),
+            ("classid", "oid"),
+            ("objid", "oid"),
+            ("objsubid", "int2"),
+            ("virtualtransaction", "text"),
+            ("pid", "int4"),
+            ("mode", "text"),
+            ("granted", "bool"),
+            ("fastpath", "bool"),
+            ("waitstart", "timestamptz"),
+        ],
+        build: pg_locks,
+    },
+    Generated {
         name: "pg_stat_activity",
         columns: &[
             ("datid", "oid"),
@@ -889,6 +911,29 @@ fn pg_views(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
                 ("definition", text(definition)),
             ]);
         }
+    }
+    rows.finish()
+}
+
+/// Advisory locks, as PostgreSQL lists them: the key's high and low 32
+/// bits in classid and objid, objsubid 1 for a bigint key, 2 for a pair.
+fn pg_locks(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
+    let mut rows = Rows::new(schema);
+    for lock in snap.db.advisory().list() {
+        rows.push(vec![
+            ("locktype", text("advisory")),
+            ("database", oid(database_oid(&snap.identity.database))),
+            ("classid", oid((lock.key.value >> 32) as i32)),
+            ("objid", oid(lock.key.value as i32)),
+            ("objsubid", int(if lock.key.pair { 2 } else { 1 })),
+            ("pid", int(lock.pid as i64)),
+            (
+                "mode",
+                text(if lock.shared { "ShareLock" } else { "ExclusiveLock" }),
+            ),
+            ("granted", boolean(lock.granted)),
+            ("fastpath", boolean(false)),
+        ]);
     }
     rows.finish()
 }
