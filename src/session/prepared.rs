@@ -3,7 +3,8 @@
 
 use std::collections::VecDeque;
 
-use datafusion::arrow::datatypes::{FieldRef, SchemaRef};
+use datafusion::arrow::datatypes::{Field, FieldRef, SchemaRef};
+use std::sync::Arc;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::ParamValues;
 use datafusion::logical_expr::{Cast, Expr, LogicalPlan, TryCast};
@@ -228,23 +229,51 @@ impl Session {
     }
 }
 
+/// The first exact argument types a signature lists for `arity` arguments.
+fn exact_types(
+    signature: &datafusion::logical_expr::TypeSignature,
+    arity: usize,
+) -> Option<Vec<datafusion::arrow::datatypes::DataType>> {
+    use datafusion::logical_expr::TypeSignature;
+    match signature {
+        TypeSignature::Exact(types) if types.len() == arity => Some(types.clone()),
+        TypeSignature::OneOf(signatures) => {
+            signatures.iter().find_map(|s| exact_types(s, arity))
+        }
+        _ => None,
+    }
+}
+
 /// `$1..$n` in order; a gap (an unused `$k`) is reported as unknown.
 pub(super) fn parameter_fields(plan: &LogicalPlan) -> Result<Vec<Option<FieldRef>>> {
     let mut found = plan.get_parameter_fields()?;
-    // `$1::int`: DataFusion leaves a parameter that is only cast untyped;
-    // Postgres gives it the cast's type, and clients send it as such.
     let _ = plan.apply_with_subqueries(|node| {
         for expr in node.expressions() {
             let _ = expr.apply(|e| {
-                if let Expr::Cast(Cast { expr, field, .. })
-                | Expr::TryCast(TryCast { expr, field, .. }) = e
-                {
-                    if let Expr::Placeholder(p) = expr.as_ref() {
+                let mut give = |p: &Expr, field: FieldRef| {
+                    if let Expr::Placeholder(p) = p {
                         let slot = found.entry(p.id.clone()).or_insert(None);
                         if slot.is_none() {
-                            *slot = Some(field.clone());
+                            *slot = Some(field);
                         }
                     }
+                };
+                match e {
+                    // `$1::int`: DataFusion leaves a parameter that is only
+                    // cast untyped; Postgres gives it the cast's type, and
+                    // clients send it as such.
+                    Expr::Cast(Cast { expr, field, .. })
+                    | Expr::TryCast(TryCast { expr, field, .. }) => give(expr, field.clone()),
+                    // `f($1)`: the type f's signature names first for it
+                    // (`pg_advisory_lock($1)` takes a bigint).
+                    Expr::ScalarFunction(f) => {
+                        if let Some(types) = exact_types(&f.func.signature().type_signature, f.args.len()) {
+                            for (arg, data_type) in f.args.iter().zip(types) {
+                                give(arg, Arc::new(Field::new("", data_type, true)));
+                            }
+                        }
+                    }
+                    _ => {}
                 }
                 Ok(TreeNodeRecursion::Continue)
             });

@@ -61,8 +61,15 @@ pub fn udfs() -> Vec<ScalarUDF> {
             action,
             shared,
             transaction,
+            // A key is a bigint, or two integers (`$1` is typed as the
+            // first form says); other integer types are taken too.
             signature: Signature::one_of(
-                vec![TypeSignature::Any(1), TypeSignature::Any(2)],
+                vec![
+                    TypeSignature::Exact(vec![DataType::Int64]),
+                    TypeSignature::Exact(vec![DataType::Int32, DataType::Int32]),
+                    TypeSignature::Numeric(1),
+                    TypeSignature::Numeric(2),
+                ],
                 Volatility::Volatile,
             ),
         }));

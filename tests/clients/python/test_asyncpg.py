@@ -358,6 +358,78 @@ async def test_errors(conn):
     check("connection works after failed transaction", await conn.fetchval("SELECT 2"), 2)
 
 
+async def test_pool(conn):
+    """A Pool under 32 concurrent tasks: every release resets the
+    connection (pg_advisory_unlock_all, CLOSE ALL, UNLISTEN *, RESET ALL),
+    and a SERIAL key is handed out once per insert."""
+    table = PREFIX + "pool"
+    await conn.execute(f"DROP TABLE IF EXISTS {table}")
+    await conn.execute(f"CREATE TABLE {table} (id serial PRIMARY KEY, task int)")
+    pool = await asyncpg.create_pool(min_size=2, max_size=8)
+
+    async def work(i):
+        async with pool.acquire() as c:
+            await c.execute("SET application_name = 'pool_task'")
+            got = await c.fetchval(f"INSERT INTO {table} (task) VALUES ($1) RETURNING id", i)
+            assert await c.fetchval("SELECT pg_try_advisory_lock($1)", 1000 + i)
+            return got
+
+    ids = await asyncio.gather(*(work(i) for i in range(32)))
+    check("pool: 32 tasks got distinct SERIAL keys", sorted(ids), list(range(1, 33)))
+    held = await conn.fetchval("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")
+    check("pool: the reset on release freed every advisory lock", held, 0)
+    async with pool.acquire() as c:
+        check("pool: the reset on release restored settings",
+              await c.fetchval("SHOW application_name") != "pool_task", True)
+    await pool.close()
+    await conn.execute(f"DROP TABLE {table}")
+
+
+async def test_listen_notify(conn):
+    other = await connect()
+    got = asyncio.Queue()
+    await conn.add_listener("asyncpg_events", lambda c, pid, channel, payload: got.put_nowait(payload))
+    await other.execute("NOTIFY asyncpg_events, 'first'")
+    async with other.transaction():
+        await other.execute("SELECT pg_notify('asyncpg_events', 'second')")
+        await other.execute("SELECT pg_notify('asyncpg_events', 'third')")
+    try:
+        async with other.transaction():
+            await other.execute("NOTIFY asyncpg_events, 'never'")
+            raise RuntimeError("roll back")
+    except RuntimeError:
+        pass
+    await other.execute("NOTIFY asyncpg_events, 'last'")
+    payloads = [await asyncio.wait_for(got.get(), 5) for _ in range(4)]
+    check("listen/notify: delivered after commit, in commit order, none from a rollback",
+          payloads, ["first", "second", "third", "last"])
+    await conn.remove_listener("asyncpg_events", lambda *a: None)
+    await other.close()
+
+
+async def test_advisory_locks(conn):
+    other = await connect()
+    await conn.execute("SELECT pg_advisory_lock(77)")
+    check("advisory: another session cannot take a held lock",
+          await other.fetchval("SELECT pg_try_advisory_lock(77)"), False)
+    waiter = asyncio.ensure_future(other.execute("SELECT pg_advisory_lock(77)"))
+    await asyncio.sleep(0.3)
+    check("advisory: a blocking lock waits", waiter.done(), False)
+    await conn.execute("SELECT pg_advisory_unlock(77)")
+    await asyncio.wait_for(waiter, 5)
+    check("advisory: the waiter gets the lock once released",
+          await conn.fetchval("SELECT pg_try_advisory_lock(77)"), False)
+    await other.close()
+    check("advisory: a session's locks go when it disconnects",
+          await conn.fetchval("SELECT pg_try_advisory_lock(77)"), True)
+    await conn.execute("SELECT pg_advisory_unlock_all()")
+    check("advisory: set_config sets for the session",
+          await conn.fetchval("SELECT set_config('application_name', 'asyncpg_cfg', false)"),
+          "asyncpg_cfg")
+    check("advisory: ... as SHOW reports", await conn.fetchval("SHOW application_name"),
+          "asyncpg_cfg")
+
+
 async def main():
     try:
         conn = await connect()
@@ -369,7 +441,8 @@ async def main():
     for test in (test_types, test_fetchval, test_prepared, test_executemany,
                  test_copy_records_to_table, test_copy_from_query, test_copy_from_table,
                  test_copy_to_table,
-                 test_cursor, test_transactions, test_errors):
+                 test_cursor, test_transactions, test_errors, test_pool,
+                 test_listen_notify, test_advisory_locks):
         try:
             await test(conn)
         except Exception as e:

@@ -473,6 +473,28 @@ def test_session_time_zone(conn):
         zoned.close()
 
 
+def test_listen_notify(conn):
+    """Connection.notifies() receives what another connection NOTIFYs,
+    after its commit, while this one waits idle."""
+    listener = connect(autocommit=True)
+    listener.execute("LISTEN psycopg_events")
+    sender = connect(autocommit=True)
+    sender.execute("NOTIFY psycopg_events, 'one'")
+    with sender.transaction():
+        sender.execute("SELECT pg_notify('psycopg_events', 'two')")
+    got = list(listener.notifies(timeout=5, stop_after=2))
+    check("listen/notify: notifies() receives both, in order",
+          [(n.channel, n.payload) for n in got], [("psycopg_events", "one"), ("psycopg_events", "two")])
+    check("listen/notify: each names the sender's pid",
+          {n.pid for n in got}, {sender.info.backend_pid})
+    listener.execute("UNLISTEN *")
+    sender.execute("NOTIFY psycopg_events, 'unheard'")
+    check("listen/notify: nothing after UNLISTEN *",
+          [n.payload for n in listener.notifies(timeout=0.5)], [])
+    listener.close()
+    sender.close()
+
+
 def main():
     try:
         conn = connect()
@@ -483,7 +505,7 @@ def main():
     for test in (test_types, test_literals, test_prepared, test_executemany,
                  test_copy_from_text, test_copy_to_text, test_copy_to_csv,
                  test_copy_from_binary, test_copy_to_binary, test_errors, test_transactions,
-                 test_session_time_zone):
+                 test_session_time_zone, test_listen_notify):
         try:
             test(conn)
         except Exception as e:
