@@ -134,10 +134,7 @@ impl AdvisoryLocks {
             }
         };
         let mut waiting = self.waiting.lock();
-        if let Some(at) = waiting
-            .iter()
-            .position(|w| *w == (key, holder, shared))
-        {
+        if let Some(at) = waiting.iter().position(|w| *w == (key, holder, shared)) {
             waiting.remove(at);
         }
         result
@@ -249,13 +246,19 @@ mod tests {
         let locks = AdvisoryLocks::default();
         assert!(locks.try_lock(SEVEN, A, false));
         assert!(locks.try_lock(SEVEN, A, false), "re-entrant");
-        assert!(locks.try_lock(SEVEN, A, true), "a session never blocks itself");
+        assert!(
+            locks.try_lock(SEVEN, A, true),
+            "a session never blocks itself"
+        );
         assert!(!locks.try_lock(SEVEN, B, true));
         assert!(locks.unlock(SEVEN, A, false));
         assert!(!locks.try_lock(SEVEN, B, false), "still held once");
         assert!(locks.unlock(SEVEN, A, false));
         assert!(locks.try_lock(SEVEN, B, true), "A only shares now");
-        assert!(!locks.unlock(SEVEN, B, false), "B holds it shared, not exclusively");
+        assert!(
+            !locks.unlock(SEVEN, B, false),
+            "B holds it shared, not exclusively"
+        );
         locks.unlock_all(A);
         locks.unlock_all(B);
         assert!(locks.list().is_empty());

@@ -4,11 +4,11 @@
 use std::collections::VecDeque;
 
 use datafusion::arrow::datatypes::{Field, FieldRef, SchemaRef};
-use std::sync::Arc;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::ParamValues;
 use datafusion::logical_expr::{Cast, Expr, LogicalPlan, TryCast};
 use datafusion::sql::parser::Statement as DfStatement;
+use std::sync::Arc;
 
 use super::classify::classify;
 use super::dispatch::rename_columns;
@@ -237,9 +237,7 @@ fn exact_types(
     use datafusion::logical_expr::TypeSignature;
     match signature {
         TypeSignature::Exact(types) if types.len() == arity => Some(types.clone()),
-        TypeSignature::OneOf(signatures) => {
-            signatures.iter().find_map(|s| exact_types(s, arity))
-        }
+        TypeSignature::OneOf(signatures) => signatures.iter().find_map(|s| exact_types(s, arity)),
         _ => None,
     }
 }
@@ -267,7 +265,9 @@ pub(super) fn parameter_fields(plan: &LogicalPlan) -> Result<Vec<Option<FieldRef
                     // `f($1)`: the type f's signature names first for it
                     // (`pg_advisory_lock($1)` takes a bigint).
                     Expr::ScalarFunction(f) => {
-                        if let Some(types) = exact_types(&f.func.signature().type_signature, f.args.len()) {
+                        if let Some(types) =
+                            exact_types(&f.func.signature().type_signature, f.args.len())
+                        {
                             for (arg, data_type) in f.args.iter().zip(types) {
                                 give(arg, Arc::new(Field::new("", data_type, true)));
                             }

@@ -138,7 +138,11 @@ impl ScalarUDFImpl for AdvisoryFunction {
                 Action::Unlock => {
                     let released = locks.unlock(key, holder, self.shared);
                     if !released {
-                        let mode = if self.shared { "ShareLock" } else { "ExclusiveLock" };
+                        let mode = if self.shared {
+                            "ShareLock"
+                        } else {
+                            "ExclusiveLock"
+                        };
                         tracing::debug!("you don't own a lock of type {mode}");
                     }
                     released
@@ -215,7 +219,10 @@ fn keys(args: &[ColumnarValue], rows: usize) -> DfResult<Vec<Option<LockKey>>> {
         [high, low] => {
             let high = cast(high, &DataType::Int32)?;
             let low = cast(low, &DataType::Int32)?;
-            let (high, low) = (high.as_primitive::<Int32Type>(), low.as_primitive::<Int32Type>());
+            let (high, low) = (
+                high.as_primitive::<Int32Type>(),
+                low.as_primitive::<Int32Type>(),
+            );
             Ok((0..high.len())
                 .map(|i| {
                     (!high.is_null(i) && !low.is_null(i))

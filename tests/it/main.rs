@@ -20,6 +20,7 @@ mod repl;
 mod repl_terminal;
 mod security;
 mod server;
+mod session_features;
 mod sqllogictest;
 mod storage;
 mod transactions;

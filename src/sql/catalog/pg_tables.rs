@@ -929,7 +929,11 @@ fn pg_locks(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
             ("pid", int(lock.pid as i64)),
             (
                 "mode",
-                text(if lock.shared { "ShareLock" } else { "ExclusiveLock" }),
+                text(if lock.shared {
+                    "ShareLock"
+                } else {
+                    "ExclusiveLock"
+                }),
             ),
             ("granted", boolean(lock.granted)),
             ("fastpath", boolean(false)),

@@ -1,0 +1,254 @@
+//! What applications use between their queries: LISTEN/NOTIFY between
+//! connections, advisory locks that make a second session wait, and
+//! sequences shared by many sessions at once.
+
+use crate::common::TestServer;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use futures::{stream, StreamExt};
+use tokio_postgres::{AsyncMessage, NoTls};
+
+/// A client whose notifications arrive on a channel.
+async fn listener(
+    server: &TestServer,
+) -> (
+    tokio_postgres::Client,
+    tokio::sync::mpsc::UnboundedReceiver<tokio_postgres::Notification>,
+) {
+    let (client, mut connection) = tokio_postgres::connect(&server.conn_string(), NoTls)
+        .await
+        .unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut messages = stream::poll_fn(move |cx| connection.poll_message(cx));
+    tokio::spawn(async move {
+        while let Some(Ok(message)) = messages.next().await {
+            if let AsyncMessage::Notification(n) = message {
+                let _ = tx.send(n);
+            }
+        }
+    });
+    (client, rx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifications_arrive_after_commit_in_commit_order() {
+    let server = TestServer::start();
+    let (listening, mut inbox) = listener(&server).await;
+    listening
+        .batch_execute("LISTEN jobs; LISTEN \"Other\"")
+        .await
+        .unwrap();
+    let sender = server.connect().await;
+    let sender_pid: i32 = sender
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+
+    sender.batch_execute("NOTIFY jobs, 'one'").await.unwrap();
+    // In a block: nothing until COMMIT; duplicates are folded; a rolled
+    // back block sends nothing.
+    sender
+        .batch_execute(
+            "BEGIN; NOTIFY jobs, 'two'; NOTIFY jobs, 'two'; SELECT pg_notify('Other', 'three')",
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(inbox.try_recv().is_ok(), "'one' was sent before the block");
+    assert!(inbox.try_recv().is_err(), "nothing of the open block yet");
+    sender.batch_execute("COMMIT").await.unwrap();
+    sender
+        .batch_execute("BEGIN; NOTIFY jobs, 'never'; ROLLBACK")
+        .await
+        .unwrap();
+    sender
+        .batch_execute("NOTIFY unheard, 'x'; NOTIFY jobs")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    while got.len() < 3 {
+        let n = tokio::time::timeout(Duration::from_secs(5), inbox.recv())
+            .await
+            .expect("a notification within 5 s")
+            .unwrap();
+        assert_eq!(n.process_id(), sender_pid);
+        got.push((n.channel().to_string(), n.payload().to_string()));
+    }
+    assert_eq!(
+        got,
+        vec![
+            ("jobs".into(), "two".into()),
+            ("Other".into(), "three".into()),
+            ("jobs".into(), String::new()),
+        ]
+    );
+
+    // A listener inside a block receives after its block ends.
+    listening.batch_execute("BEGIN").await.unwrap();
+    sender.batch_execute("NOTIFY jobs, 'later'").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        inbox.try_recv().is_err(),
+        "held while the listener is in a block"
+    );
+    listening.batch_execute("COMMIT").await.unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(5), inbox.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(n.payload(), "later");
+
+    let err = sender
+        .batch_execute(&format!("NOTIFY jobs, '{}'", "x".repeat(8000)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code().unwrap().code(), "22023");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn advisory_locks_wait_and_a_timeout_ends_the_wait() {
+    let server = TestServer::start();
+    let first = server.connect().await;
+    let second = server.connect().await;
+    first
+        .batch_execute("SELECT pg_advisory_lock(5); SELECT pg_advisory_lock_shared(6)")
+        .await
+        .unwrap();
+    let try_lock = |sql: &'static str| {
+        let second = &second;
+        async move { second.query_one(sql, &[]).await.unwrap().get::<_, bool>(0) }
+    };
+    assert!(!try_lock("SELECT pg_try_advisory_lock(5)").await);
+    assert!(try_lock("SELECT pg_try_advisory_lock_shared(6)").await);
+    assert!(!try_lock("SELECT pg_try_advisory_lock(6)").await);
+
+    // A wait ends with 57014 at statement_timeout, holding nothing.
+    second
+        .batch_execute("SET statement_timeout = 300")
+        .await
+        .unwrap();
+    let err = second
+        .batch_execute("SELECT pg_advisory_lock(5)")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code().unwrap().code(), "57014");
+    second
+        .batch_execute("RESET statement_timeout")
+        .await
+        .unwrap();
+
+    // A wait that the holder's unlock ends.
+    let waiting = tokio::spawn({
+        let conn = server.conn_string();
+        async move {
+            let (client, connection) = tokio_postgres::connect(&conn, NoTls).await.unwrap();
+            tokio::spawn(connection);
+            client
+                .batch_execute("SELECT pg_advisory_lock(5)")
+                .await
+                .unwrap();
+            client
+                .query_one(
+                    "SELECT count(*) FROM pg_locks WHERE objid = 5 AND granted AND pid = pg_backend_pid()",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get::<_, i64>(0)
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let waits: i64 = first
+        .query_one(
+            "SELECT count(*) FROM pg_locks WHERE objid = 5 AND NOT granted",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(waits, 1, "pg_locks shows the waiting session");
+    first
+        .batch_execute("SELECT pg_advisory_unlock(5)")
+        .await
+        .unwrap();
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .unwrap()
+            .unwrap(),
+        1
+    );
+
+    // Transaction-level locks go at the end of their transaction.
+    second
+        .batch_execute("BEGIN; SELECT pg_advisory_xact_lock(9)")
+        .await
+        .unwrap();
+    assert!(!first
+        .query_one("SELECT pg_try_advisory_lock(9)", &[])
+        .await
+        .unwrap()
+        .get::<_, bool>(0));
+    second.batch_execute("ROLLBACK").await.unwrap();
+    assert!(first
+        .query_one("SELECT pg_try_advisory_lock(9)", &[])
+        .await
+        .unwrap()
+        .get::<_, bool>(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_sessions_never_get_the_same_sequence_value() {
+    let server = TestServer::start();
+    let setup = server.connect().await;
+    setup
+        .batch_execute(
+            "CREATE SEQUENCE shared_seq; CREATE TABLE keyed (id BIGSERIAL PRIMARY KEY, who INT)",
+        )
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for who in 0..8 {
+        let conn = server.conn_string();
+        tasks.push(tokio::spawn(async move {
+            let (client, connection) = tokio_postgres::connect(&conn, NoTls).await.unwrap();
+            tokio::spawn(connection);
+            let mut values = Vec::new();
+            for _ in 0..25 {
+                let rows = client
+                    .query(
+                        "SELECT nextval('shared_seq') FROM generate_series(1, 7)",
+                        &[],
+                    )
+                    .await
+                    .unwrap();
+                values.extend(rows.iter().map(|r| r.get::<_, i64>(0)));
+                client
+                    .execute("INSERT INTO keyed (who) VALUES ($1)", &[&who])
+                    .await
+                    .unwrap();
+            }
+            values
+        }));
+    }
+    let mut seen = HashSet::new();
+    for task in tasks {
+        for value in task.await.unwrap() {
+            assert!(seen.insert(value), "nextval handed out {value} twice");
+        }
+    }
+    assert_eq!(seen.len(), 8 * 25 * 7);
+    let row = setup
+        .query_one(
+            "SELECT count(*), count(DISTINCT id), max(id) FROM keyed",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 200);
+    assert_eq!(row.get::<_, i64>(1), 200);
+    assert_eq!(row.get::<_, i64>(2), 200, "no key skipped without a crash");
+}
