@@ -102,6 +102,9 @@ pub enum QuiverError {
     InFailedTransaction,
     #[error("{0}")]
     NoActiveTransaction(String),
+    /// 42P03: DECLARE of a cursor name in use.
+    #[error("{0}")]
+    DuplicateCursor(String),
     /// 34000: a cursor that does not exist.
     #[error("{0}")]
     UndefinedCursor(String),
@@ -228,6 +231,7 @@ pub enum SqlState {
     NoActiveSqlTransaction,
     ActiveSqlTransaction,
     InvalidCursorName,
+    DuplicateCursor,
     ReadOnlySqlTransaction,
     ObjectNotInPrerequisiteState,
     SequenceGeneratorLimitExceeded,
@@ -283,6 +287,7 @@ impl SqlState {
             SqlState::NoActiveSqlTransaction => "25P01",
             SqlState::ActiveSqlTransaction => "25001",
             SqlState::InvalidCursorName => "34000",
+            SqlState::DuplicateCursor => "42P03",
             SqlState::ReadOnlySqlTransaction => "25006",
             SqlState::ObjectNotInPrerequisiteState => "55000",
             SqlState::SequenceGeneratorLimitExceeded => "2200H",
@@ -356,6 +361,7 @@ impl QuiverError {
             QuiverError::NoActiveTransaction(_) => SqlState::NoActiveSqlTransaction,
             QuiverError::ActiveTransaction(_) => SqlState::ActiveSqlTransaction,
             QuiverError::UndefinedCursor(_) => SqlState::InvalidCursorName,
+            QuiverError::DuplicateCursor(_) => SqlState::DuplicateCursor,
             QuiverError::ReadOnly(_) => SqlState::ReadOnlySqlTransaction,
             QuiverError::BrokenObject(_) | QuiverError::NotInPrerequisiteState(_) => {
                 SqlState::ObjectNotInPrerequisiteState

@@ -39,6 +39,18 @@ pub struct SessionInfo {
     /// Notifications committed for this session, not yet delivered.
     inbox: Mutex<std::collections::VecDeque<Notification>>,
     arrived: tokio::sync::Notify,
+    /// The session's open cursors, as `pg_cursors` lists them.
+    cursors: Mutex<Vec<CursorInfo>>,
+}
+
+/// An open cursor as `pg_cursors` shows it.
+#[derive(Debug, Clone)]
+pub struct CursorInfo {
+    pub name: String,
+    /// The DECLARE statement.
+    pub statement: String,
+    pub holdable: bool,
+    pub created: DateTime<Utc>,
 }
 
 /// A NOTIFY as a listener receives it.
@@ -102,7 +114,19 @@ impl Default for SessionInfo {
             listening: Default::default(),
             inbox: Default::default(),
             arrived: tokio::sync::Notify::new(),
+            cursors: Default::default(),
         }
+    }
+}
+
+impl SessionInfo {
+    /// The session's cursors changed.
+    pub fn set_cursors(&self, cursors: Vec<CursorInfo>) {
+        *self.cursors.lock() = cursors;
+    }
+
+    pub fn cursors(&self) -> Vec<CursorInfo> {
+        self.cursors.lock().clone()
     }
 }
 

@@ -515,6 +515,22 @@ impl ExtendedQueryHandler for Backend {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         if message.target_type != TARGET_TYPE_BYTE_STATEMENT {
+            // A portal that is a cursor DECLAREd in SQL (psycopg 3's named
+            // cursors describe it before they FETCH).
+            let name = message.name.as_deref().unwrap_or(pgwire::api::DEFAULT_NAME);
+            if client.portal_store().get_portal(name).is_none() {
+                let schema = self.session.lock().await.cursor_schema(name);
+                if let Some(schema) = schema {
+                    let options = Arc::new(FormatOptions::default());
+                    let fields = row_description(&schema, &Format::UnifiedText, &options)?;
+                    client
+                        .send(PgWireBackendMessage::RowDescription(RowDescription::new(
+                            fields.iter().map(Into::into).collect(),
+                        )))
+                        .await?;
+                    return Ok(());
+                }
+            }
             return self._on_describe(client, message).await;
         }
         let name = message.name.as_deref().unwrap_or(pgwire::api::DEFAULT_NAME);

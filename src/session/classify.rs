@@ -149,6 +149,10 @@ fn classify_sql(s: &Statement) -> Class {
         Statement::LISTEN { .. } | Statement::UNLISTEN { .. } | Statement::NOTIFY { .. } => {
             Class::new(Utility, Session).in_block()
         }
+        // A cursor's query needs what the query needs; its rows are read
+        // by FETCH.
+        Statement::Declare { .. } => Class::new(Select, Objects).in_block(),
+        Statement::Fetch { into: None, .. } => Class::new(Select, Session).in_block(),
         Statement::StartTransaction { .. }
         | Statement::Commit { .. }
         | Statement::Rollback { .. }
@@ -176,7 +180,7 @@ mod tests {
         for sql in [
             "CREATE INDEX i ON t (a)",
             "CREATE SEQUENCE s",
-            "LISTEN channel",
+            "ALTER INDEX i RENAME TO j",
             "VACUUM",
             "DROP INDEX i",
             "CREATE FUNCTION f() RETURNS int AS 'select 1' LANGUAGE sql",
@@ -193,7 +197,10 @@ mod tests {
         );
         assert!(class("EXPLAIN SELECT * FROM t").planned);
         assert!(!class("EXPLAIN SELECT * FROM t").implicit_block);
-        assert_eq!(class("EXPLAIN LISTEN c").privilege, Privilege::Unknown);
+        assert_eq!(
+            class("EXPLAIN CREATE INDEX i ON t (a)").privilege,
+            Privilege::Unknown
+        );
     }
 
     #[test]

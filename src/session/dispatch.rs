@@ -66,6 +66,13 @@ impl Session {
             Statement::UNLISTEN { channel } => self.unlisten(channel),
             Statement::NOTIFY { channel, payload } => self.notify(channel, payload.as_deref()),
             Statement::Close { cursor } => self.close(cursor),
+            Statement::Declare { stmts } => self.declare(stmts, None).await,
+            Statement::Fetch {
+                name,
+                direction,
+                into: None,
+                ..
+            } => self.fetch(name, direction).await,
             Statement::StartTransaction { .. } => self.begin(),
             Statement::Commit { .. } => self.commit().await,
             Statement::Rollback {

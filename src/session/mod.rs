@@ -8,6 +8,7 @@ mod alter;
 mod classify;
 mod copy;
 mod copy_files;
+mod cursors;
 mod ddl;
 mod definitions;
 mod dispatch;
@@ -149,6 +150,8 @@ pub struct Session {
     /// What the session's functions reach of it: sequences, the
     /// statement's deadline, pg_notify and set_config calls.
     handle: crate::sql::context::SessionHandle,
+    /// Open cursors (DECLARE), by name.
+    cursors: Vec<(String, cursors::Cursor)>,
     /// Set while COPY stores its rows: values given for GENERATED ALWAYS
     /// columns are kept (COPY writes them, as in PostgreSQL).
     overriding_system_value: bool,
@@ -201,6 +204,7 @@ impl Session {
             stream_results: false,
             stream_failed: Default::default(),
             handle,
+            cursors: Vec::new(),
             overriding_system_value: false,
         };
         session.publish_settings();

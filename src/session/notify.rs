@@ -1,15 +1,15 @@
-//! LISTEN, UNLISTEN and NOTIFY (and `pg_notify`), CLOSE, and what the
+//! LISTEN, UNLISTEN and NOTIFY (and `pg_notify`), and what the
 //! session does when a statement or a transaction ends: deliver its
 //! notifications and apply its LISTENs at commit (never on rollback), in
 //! commit order; apply `set_config` calls; release `_xact_` advisory
 //! locks.
 
-use datafusion::sql::sqlparser::ast::{CloseCursor, Ident};
+use datafusion::sql::sqlparser::ast::Ident;
 
 use super::{normalize_ident, Session, StatementResult};
 use crate::engine::advisory::Holder;
 use crate::engine::sessions::Notification;
-use crate::error::{QuiverError, Result};
+use crate::error::Result;
 use crate::sql::session_functions::check_payload;
 
 /// A LISTEN or UNLISTEN waiting for its transaction to commit.
@@ -53,19 +53,6 @@ impl Session {
         Ok(StatementResult::command("NOTIFY"))
     }
 
-    /// CLOSE: there are no cursors to close (DECLARE is not supported), so
-    /// CLOSE ALL does nothing and CLOSE of a name fails as PostgreSQL's
-    /// does for a cursor that does not exist.
-    pub(super) fn close(&mut self, cursor: &CloseCursor) -> Result<StatementResult> {
-        match cursor {
-            CloseCursor::All => Ok(StatementResult::command("CLOSE CURSOR ALL")),
-            CloseCursor::Specific { name } => Err(QuiverError::UndefinedCursor(format!(
-                "cursor \"{}\" does not exist",
-                normalize_ident(name)
-            ))),
-        }
-    }
-
     fn queue_listening(&mut self, action: Listening) {
         match &mut self.txn {
             Some(open) => open.at_commit.listening.push(action),
@@ -99,11 +86,13 @@ impl Session {
         }
         self.db.sessions.publish(&at_commit.notifications);
         self.release_transaction_locks();
+        self.close_transaction_cursors();
     }
 
     /// A transaction block ended without committing.
     pub(super) fn rolled_back(&mut self) {
         self.release_transaction_locks();
+        self.close_transaction_cursors();
     }
 
     fn release_transaction_locks(&self) {

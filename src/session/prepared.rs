@@ -8,6 +8,7 @@ use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::ParamValues;
 use datafusion::logical_expr::{Cast, Expr, LogicalPlan, TryCast};
 use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::Statement;
 use std::sync::Arc;
 
 use super::classify::classify;
@@ -112,6 +113,17 @@ impl Session {
             lookup: None,
         };
         let class = classify(&statement);
+        // DECLARE ... CURSOR FOR <query with $1>: the query's parameters.
+        if let DfStatement::Statement(s) = &statement {
+            if let Statement::Declare { stmts } = s.as_ref() {
+                if let Some(query) = stmts.first().and_then(|d| d.for_query.clone()) {
+                    let plan = self
+                        .plan(DfStatement::Statement(Box::new(Statement::Query(query))))
+                        .await?;
+                    prepared.param_fields = parameter_fields(&plan)?;
+                }
+            }
+        }
         if let (true, DfStatement::Statement(s)) = (class.dml, &statement) {
             let (params, returns) = self.describe_dml(s).await?;
             prepared.param_fields = params;
@@ -191,6 +203,14 @@ impl Session {
             return self
                 .run_with_timeout(|s| Box::pin(s.execute_dml_owned(statement, params)))
                 .await;
+        }
+        if let DfStatement::Statement(s) = &statement {
+            if let Statement::Declare { stmts } = s.as_ref() {
+                let stmts = stmts.clone();
+                return self
+                    .run_with_timeout(|s| Box::pin(async move { s.declare(&stmts, params).await }))
+                    .await;
+            }
         }
         let plan = match &prepared.plan {
             // The catalog changed since Parse: plan again, so the statement

@@ -486,6 +486,12 @@ impl Check<'_> {
                 other => Err(denied(format!("permission denied to drop {other}"))),
             },
             Statement::Explain { statement, .. } => self.statement(statement),
+            Statement::Declare { stmts } => {
+                for query in stmts.iter().filter_map(|d| d.for_query.as_ref()) {
+                    self.reads(&Statement::Query(query.clone()), None)?;
+                }
+                Ok(())
+            }
             // Only statements classified as needing object privileges get
             // here; anything else is denied, never allowed by default.
             other => Err(denied(format!(

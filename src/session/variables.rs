@@ -374,6 +374,7 @@ impl Session {
                 }
                 self.reset(None)?;
                 self.handle.sequences.discard();
+                self.close_all_cursors();
                 self.db.advisory().unlock_all(self.lock_holder(false));
                 self.info.unlisten(None);
                 "DISCARD ALL"

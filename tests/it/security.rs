@@ -145,7 +145,10 @@ async fn a_read_only_role_reads_what_it_was_granted_and_nothing_else() {
              CREATE TABLE salaries (who TEXT, pay INT);
              CREATE VIEW big_sales AS SELECT * FROM sales WHERE amount > 15;
              CREATE USER dash PASSWORD 'pw';
-             GRANT SELECT ON sales, big_sales TO dash;",
+             GRANT SELECT ON sales, big_sales TO dash;
+             CREATE SEQUENCE admin_seq;
+             CREATE SEQUENCE shared_seq;
+             GRANT USAGE ON SEQUENCE shared_seq TO dash;",
         )
         .await
         .unwrap();
@@ -177,6 +180,12 @@ async fn a_read_only_role_reads_what_it_was_granted_and_nothing_else() {
         "CREATE USER intruder SUPERUSER PASSWORD 'x'",
         "CHECKPOINT",
         "COPY sales FROM STDIN",
+        "BEGIN; DECLARE c CURSOR FOR SELECT * FROM salaries",
+        "CREATE SEQUENCE own_seq",
+        "SELECT nextval('admin_seq')",
+        "SELECT setval('admin_seq', 5)",
+        "ALTER SEQUENCE admin_seq RESTART",
+        "DROP SEQUENCE admin_seq",
     ] {
         let err = dash.batch_execute(statement).await.unwrap_err();
         assert_eq!(
@@ -184,7 +193,15 @@ async fn a_read_only_role_reads_what_it_was_granted_and_nothing_else() {
             Some(&SqlState::INSUFFICIENT_PRIVILEGE),
             "{statement}: {err:?}"
         );
+        dash.batch_execute("ROLLBACK").await.unwrap();
     }
+    // USAGE on a sequence is what nextval needs.
+    let next: i64 = dash
+        .query_one("SELECT nextval('shared_seq')", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(next, 1);
     // What an EXPLAIN would read is checked; server files are superusers'.
     for statement in [
         "EXPLAIN SELECT * FROM salaries",
@@ -200,7 +217,11 @@ async fn a_read_only_role_reads_what_it_was_granted_and_nothing_else() {
     }
     // A statement QuiverDB does not run is refused for every role, never
     // let through by a privilege check that does not know it.
-    for statement in ["CREATE INDEX i ON sales (id)", "LISTEN news", "VACUUM"] {
+    for statement in [
+        "CREATE INDEX i ON sales (id)",
+        "ALTER INDEX i RENAME TO j",
+        "VACUUM",
+    ] {
         for client in [&dash, &admin] {
             let err = client.batch_execute(statement).await.unwrap_err();
             assert_eq!(
@@ -212,7 +233,9 @@ async fn a_read_only_role_reads_what_it_was_granted_and_nothing_else() {
     }
     // A session's own state needs no privilege.
     dash.batch_execute(
-        "SET search_path = public; SHOW search_path; BEGIN; COMMIT; RESET ALL; DISCARD ALL; DEALLOCATE ALL",
+        "SET search_path = public; SHOW search_path; BEGIN; COMMIT; RESET ALL; DISCARD ALL; DEALLOCATE ALL;
+         LISTEN news; UNLISTEN *; SELECT pg_try_advisory_lock(1); SELECT pg_advisory_unlock_all();
+         BEGIN; DECLARE c CURSOR FOR SELECT * FROM sales; FETCH 1 FROM c; CLOSE c; COMMIT",
     )
     .await
     .unwrap();

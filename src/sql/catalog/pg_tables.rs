@@ -366,6 +366,18 @@ pub static TABLES: &[Generated] = &[
         build: pg_settings,
     },
     Generated {
+        name: "pg_cursors",
+        columns: &[
+            ("name", "text"),
+            ("statement", "text"),
+            ("is_holdable", "bool"),
+            ("is_binary", "bool"),
+            ("is_scrollable", "bool"),
+            ("creation_time", "timestamptz"),
+        ],
+        build: pg_cursors,
+    },
+    Generated {
         name: "pg_locks",
         columns: &[
             ("locktype", "text"),
@@ -911,6 +923,28 @@ fn pg_views(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
                 ("definition", text(definition)),
             ]);
         }
+    }
+    rows.finish()
+}
+
+/// The session's open cursors.
+fn pg_cursors(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
+    let mut rows = Rows::new(schema);
+    for cursor in snap.info.cursors() {
+        rows.push(vec![
+            ("name", text(&cursor.name)),
+            ("statement", text(&cursor.statement)),
+            ("is_holdable", boolean(cursor.holdable)),
+            ("is_binary", boolean(false)),
+            ("is_scrollable", boolean(false)),
+            (
+                "creation_time",
+                ScalarValue::TimestampMicrosecond(
+                    Some(cursor.created.timestamp_micros()),
+                    Some("UTC".into()),
+                ),
+            ),
+        ]);
     }
     rows.finish()
 }
