@@ -473,6 +473,29 @@ def test_session_time_zone(conn):
         zoned.close()
 
 
+def test_named_cursor(conn):
+    """A server-side cursor (DECLARE/FETCH): rows come in pieces."""
+    with conn.transaction():
+        conn.execute("DROP TABLE IF EXISTS psycopg3_big")
+        conn.execute("CREATE TABLE psycopg3_big AS SELECT g AS id, 'row ' || g AS note "
+                     "FROM generate_series(1, 200000) g")
+    with conn.cursor(name="psycopg3_named") as cur:
+        cur.itersize = 5000
+        cur.execute("SELECT id, note FROM psycopg3_big WHERE id > %s ORDER BY id", [100])
+        check("named cursor: description", [d.name for d in cur.description], ["id", "note"])
+        first = cur.fetchmany(3)
+        check("named cursor: fetchmany", first, [(101, "row 101"), (102, "row 102"), (103, "row 103")])
+        rest = sum(1 for _ in cur)
+        check("named cursor: the rest by iteration", rest, 200000 - 103)
+    conn.commit()
+    with conn.cursor(name="psycopg3_held", withhold=True) as cur:
+        cur.execute("SELECT count(*) FROM psycopg3_big")
+        conn.commit()
+        check("WITH HOLD cursor outlives its transaction", cur.fetchone(), (200000,))
+    conn.execute("DROP TABLE psycopg3_big")
+    conn.commit()
+
+
 def test_listen_notify(conn):
     """Connection.notifies() receives what another connection NOTIFYs,
     after its commit, while this one waits idle."""
@@ -505,7 +528,7 @@ def main():
     for test in (test_types, test_literals, test_prepared, test_executemany,
                  test_copy_from_text, test_copy_to_text, test_copy_to_csv,
                  test_copy_from_binary, test_copy_to_binary, test_errors, test_transactions,
-                 test_session_time_zone, test_listen_notify):
+                 test_session_time_zone, test_named_cursor, test_listen_notify):
         try:
             test(conn)
         except Exception as e:

@@ -319,6 +319,27 @@ def test_orm_generated_keys(engine, t, label):
           [n for n in sa.inspect(engine).get_sequence_names() if n.startswith(t["core"])], [])
 
 
+def test_streamed_chunks(engine, t, label):
+    """pandas read_sql(chunksize=) over stream_results: a server-side
+    cursor hands the rows over in chunks."""
+    big = f"{t['core']}_big"
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {big}")
+        conn.exec_driver_sql(
+            f"CREATE TABLE {big} AS SELECT g AS id, g / 1000 AS bucket FROM generate_series(1, 100000) g")
+    with engine.connect() as conn:
+        streamed = conn.execution_options(stream_results=True, max_row_buffer=10000)
+        sizes = [len(chunk) for chunk in pd.read_sql(
+            sa.text(f"SELECT id, bucket FROM {big} ORDER BY id"), streamed, chunksize=30000)]
+        check(f"{label}: read_sql(chunksize=) with stream_results", sizes, [30000, 30000, 30000, 10000])
+        total = 0
+        for chunk in pd.read_sql(sa.text(f"SELECT id FROM {big}"), streamed, chunksize=40000):
+            total += int(chunk["id"].sum())
+        check(f"{label}: every row once", total, 100000 * 100001 // 2)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"DROP TABLE {big}")
+
+
 def assert_frames_equal(name, got, expected):
     # pandas may pick a different datetime unit (ns/us) and string dtype
     # flavour depending on version; compare values and dtype kinds.
@@ -357,7 +378,8 @@ def main():
         except Exception as e:
             unexpected(f"{label}: connect", e)
             continue
-        for test in (setup, test_inspect, test_core, test_orm_generated_keys, test_pandas):
+        for test in (setup, test_inspect, test_core, test_orm_generated_keys, test_streamed_chunks,
+                     test_pandas):
             try:
                 test(engine, t, label)
             except Exception as e:
