@@ -86,17 +86,16 @@ impl Session {
         } else {
             None
         };
-        if let Some(plan) = self.plan_insert_over_values(&statement).await? {
-            return Ok(pg_casts::rewrite_text_casts(
-                plan,
-                &self.bytea_in,
-                &self.interval_in,
-            )?);
-        }
-        let plan = match (
-            self.ctx.state().statement_to_plan(statement).await,
-            fallback,
-        ) {
+        let planned = match self.ctx.state().statement_to_plan(statement.clone()).await {
+            // An INSERT over a VALUES of another width than the target
+            // (DataFusion plans that VALUES as the target's rows).
+            Err(e) => match self.plan_insert_over_values(&statement).await? {
+                Some(plan) => Ok(plan),
+                None => Err(e),
+            },
+            planned => planned,
+        };
+        let plan = match (planned, fallback) {
             (Ok(plan), None) => plan,
             (Ok(plan), Some(empty)) => {
                 if self.ctx.state().create_physical_plan(&plan).await.is_ok() {
