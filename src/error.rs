@@ -72,6 +72,10 @@ pub enum QuiverError {
     /// A date or time PostgreSQL would not read either (22007).
     #[error("invalid input syntax for type {type_name}: \"{value}\"")]
     InvalidDatetimeFormat { type_name: String, value: String },
+    /// 22007 with PostgreSQL's own sentence (to_timestamp's template
+    /// errors).
+    #[error("{0}")]
+    DatetimeTemplate(String),
     /// COPY data that cannot be read: a value of the wrong form
     /// (`malformed` false, 22P02) or a malformed row (22P04). `context`
     /// says where, as Postgres' CONTEXT line does.
@@ -343,6 +347,7 @@ impl QuiverError {
             QuiverError::CopyData { .. } => SqlState::InvalidTextRepresentation,
             QuiverError::ReservedName(_) => SqlState::ReservedName,
             QuiverError::InvalidTextRepresentation { .. } => SqlState::InvalidTextRepresentation,
+            QuiverError::DatetimeTemplate(_) => SqlState::InvalidDatetimeFormat,
             QuiverError::InvalidDatetimeFormat { .. } => SqlState::InvalidDatetimeFormat,
             QuiverError::DatatypeMismatch(_) => SqlState::DatatypeMismatch,
             QuiverError::FeatureNotSupported(_) => SqlState::FeatureNotSupported,

@@ -884,6 +884,21 @@ fn zoned(expr: Expr, schema: &DFSchema, session: &Session) -> Result<Transformed
                         Expr::ScalarFunction(call)
                     })
                 }
+                // PostgreSQL's templates, local times read in the zone.
+                "to_timestamp" | "to_date"
+                    if args.len() == 2 && type_of(&args[1]).is_some_and(|t| is_text(&t)) =>
+                {
+                    let udf = super::pg_to_timestamp::udf(zone, name == "to_date");
+                    Some(Expr::ScalarFunction(
+                        datafusion::logical_expr::expr::ScalarFunction::new_udf(
+                            Arc::new(udf),
+                            vec![
+                                cast_to(args[0].clone(), DataType::Utf8),
+                                cast_to(args[1].clone(), DataType::Utf8),
+                            ],
+                        ),
+                    ))
+                }
                 _ if utc_session => None,
                 // Truncated in local time. To a day or more, the result is
                 // read in the zone again (midnight may have another

@@ -129,7 +129,7 @@ impl ScalarUDFImpl for ToChar {
 
 /// One piece of a template.
 #[derive(Debug, Clone, PartialEq)]
-enum Item {
+pub(super) enum Item {
     Literal(String),
     Field {
         pattern: Pattern,
@@ -140,7 +140,7 @@ enum Item {
 
 /// Template patterns, longest first where one is a prefix of another.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Pattern {
+pub(super) enum Pattern {
     Hh24,
     Hh12,
     Hh,
@@ -185,7 +185,7 @@ enum Pattern {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Case {
+pub(super) enum Case {
     Upper,
     Capitalized,
     Lower,
@@ -359,7 +359,7 @@ const PATTERNS: &[(&str, Pattern)] = &[
 
 /// Reads a template: patterns (with the FM prefix and TH/th suffix),
 /// double-quoted text, backslash escapes, and everything else as is.
-fn parse_template(template: &str) -> Vec<Item> {
+pub(super) fn parse_template(template: &str) -> Vec<Item> {
     let mut items = Vec::new();
     let mut literal = String::new();
     let mut rest = template;
@@ -442,7 +442,7 @@ fn parse_template(template: &str) -> Vec<Item> {
     items
 }
 
-const MONTHS: [&str; 12] = [
+pub(super) const MONTHS: [&str; 12] = [
     "January",
     "February",
     "March",
@@ -456,7 +456,7 @@ const MONTHS: [&str; 12] = [
     "November",
     "December",
 ];
-const DAYS: [&str; 7] = [
+pub(super) const DAYS: [&str; 7] = [
     "Sunday",
     "Monday",
     "Tuesday",
