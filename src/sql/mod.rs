@@ -19,6 +19,7 @@ pub mod pg_casts;
 pub mod pg_datestyle;
 pub mod pg_datetime;
 pub mod pg_extract;
+pub mod pg_generate_series;
 pub mod pg_interval;
 pub mod pg_subqueries;
 pub mod pg_timezone;

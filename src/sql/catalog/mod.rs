@@ -77,6 +77,8 @@ pub fn install(ctx: &SessionContext, catalog_name: &str, context: CatalogContext
     datafusion_pg_catalog::pg_catalog::generate_series_arg_coercion::CoerceIntArgsToBigInt::widen(
         ctx,
     );
+    // Timestamp bounds (microseconds here) as DataFusion's nanoseconds.
+    crate::sql::pg_generate_series::widen(ctx);
 }
 
 /// Type names of catalog columns that casts use: the oid aliases
