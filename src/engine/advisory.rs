@@ -130,6 +130,12 @@ impl AdvisoryLocks {
                     .wait_until(&mut locks, Instant::now() + Duration::from_millis(50));
             }
             if self.try_lock(key, holder, shared) {
+                // Stopped meanwhile (the session may be gone, its locks
+                // already released): not taken after all.
+                if stopped() {
+                    self.unlock(key, holder, shared);
+                    break Err(WaitEnded::Stopped);
+                }
                 break Ok(());
             }
         };

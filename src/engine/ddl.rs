@@ -563,7 +563,7 @@ pub(super) fn record_sequence_states(catalog: &CatalogState, commit: &mut Commit
             let name = QualifiedName::new(&def.schema, &def.name);
             if let Some(sequence) = catalog.sequence(&name) {
                 if sequence.id() == def.id {
-                    (def.last_value, def.is_called) = sequence.current();
+                    (def.last_value, def.is_called) = sequence.log_current();
                 }
             }
         }

@@ -248,6 +248,15 @@ impl Sequence {
         }
     }
 
+    /// The commit that creates the sequence logs its state as it is now:
+    /// from here on, that is what recovery (and a checkpoint) starts from.
+    pub fn log_current(&self) -> (i64, bool) {
+        let mut state = self.state.lock();
+        state.logged = (state.last_value, state.is_called);
+        state.budget = 0;
+        state.logged
+    }
+
     pub fn is_committed(&self) -> bool {
         self.committed.load(Ordering::Acquire)
     }

@@ -71,8 +71,10 @@ pub async fn serve_connection(
         } else {
             handlers.idle_in_transaction_timeout().await
         };
-        // Notifications go out between transactions, as in PostgreSQL.
-        let deliver = !logging_in && !handlers.in_block().await;
+        // Notifications go out between transactions, as in PostgreSQL
+        // (not in the middle of a COPY).
+        let deliver = matches!(socket.state(), PgWireConnectionState::ReadyForQuery)
+            && !handlers.in_block().await;
         let next = tokio::select! {
             _ = &mut startup_deadline, if logging_in => {
                 let error = fatal("08006", "timeout expired while logging in");

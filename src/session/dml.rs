@@ -547,17 +547,12 @@ impl Session {
                     )));
                 }
                 values[index] = Some(match value {
-                    SqlExpr::Identifier(ident)
-                        if ident.quote_style.is_none()
-                            && ident.value.eq_ignore_ascii_case("default") =>
-                    {
-                        table
-                            .defaults_sql()
-                            .iter()
-                            .find(|(c, _)| *c == name)
-                            .map(|(_, sql)| super::ddl::regclass_as_name(sql).into_owned())
-                            .unwrap_or_else(|| "NULL".to_string())
-                    }
+                    value if super::plan::is_default_keyword(value) => table
+                        .defaults_sql()
+                        .iter()
+                        .find(|(c, _)| *c == name)
+                        .map(|(_, sql)| super::ddl::regclass_as_name(sql).into_owned())
+                        .unwrap_or_else(|| "NULL".to_string()),
                     _ if table.identity(&name) == Some(true) => {
                         return Err(super::sequences::identity_update_error(&name))
                     }

@@ -158,8 +158,10 @@ pub struct Session {
 }
 
 impl Drop for Session {
-    /// A session's advisory locks go with it.
+    /// A session's advisory locks go with it (a wait for one it had not
+    /// got yet stops first).
     fn drop(&mut self) {
+        self.info.cancel();
         self.db.advisory().unlock_all(self.lock_holder(false));
         self.db.advisory().unlock_all(self.lock_holder(true));
     }

@@ -163,11 +163,7 @@ impl Session {
         &self,
         insert: &mut datafusion::sql::sqlparser::ast::Insert,
     ) -> Result<()> {
-        use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, SetExpr, TableObject};
-        let is_default = |e: &SqlExpr| {
-            matches!(e, SqlExpr::Identifier(i)
-                if i.quote_style.is_none() && i.value.eq_ignore_ascii_case("default"))
-        };
+        use datafusion::sql::sqlparser::ast::{SetExpr, TableObject};
         let Some(source) = insert.source.as_mut() else {
             return Ok(());
         };
@@ -180,7 +176,7 @@ impl Session {
             .rows
             .iter()
             .flat_map(|r| r.content.iter())
-            .any(is_default);
+            .any(is_default_keyword);
         let widens = insert.columns.is_empty() && uniform;
         if !has_default && !widens {
             return Ok(());
@@ -211,7 +207,7 @@ impl Session {
         };
         for row in values.rows.iter_mut() {
             for (i, value) in row.content.iter_mut().enumerate() {
-                if !is_default(value) {
+                if !is_default_keyword(value) {
                     continue;
                 }
                 let sql = columns
@@ -226,6 +222,12 @@ impl Session {
         }
         Ok(())
     }
+}
+
+/// `DEFAULT` in a VALUES row or a SET (an unquoted identifier of that name).
+pub(super) fn is_default_keyword(e: &datafusion::sql::sqlparser::ast::Expr) -> bool {
+    matches!(e, datafusion::sql::sqlparser::ast::Expr::Identifier(i)
+        if i.quote_style.is_none() && i.value.eq_ignore_ascii_case("default"))
 }
 
 /// Whether `plan` calls a function whose effect on the session must be

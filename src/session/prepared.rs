@@ -47,7 +47,13 @@ pub struct Prepared {
 impl Session {
     /// Parses and plans one statement for the extended protocol.
     pub async fn prepare(&mut self, sql: &str) -> Result<Prepared> {
-        if is_checkpoint(sql) {
+        // Statements the SQL parser does not read (as PostgreSQL has them).
+        let checkpoint = is_checkpoint(sql);
+        let sequence = match sequence_ddl::is_sequence_statement(sql) {
+            true => Some(sequence_ddl::parse(sql)?),
+            false => None,
+        };
+        if checkpoint || sequence.is_some() {
             return Ok(Prepared {
                 sql: sql.to_string(),
                 statement: None,
@@ -56,22 +62,8 @@ impl Session {
                 param_fields: Vec::new(),
                 result_schema: None,
                 column_names: None,
-                checkpoint: true,
-                sequence: None,
-                lookup: None,
-            });
-        }
-        if sequence_ddl::is_sequence_statement(sql) {
-            return Ok(Prepared {
-                sql: sql.to_string(),
-                statement: None,
-                plan: None,
-                catalog_version: self.db.catalog_version(),
-                param_fields: Vec::new(),
-                result_schema: None,
-                column_names: None,
-                checkpoint: false,
-                sequence: Some(sequence_ddl::parse(sql)?),
+                checkpoint,
+                sequence,
                 lookup: None,
             });
         }

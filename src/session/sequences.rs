@@ -1,7 +1,7 @@
 //! CREATE SEQUENCE and ALTER SEQUENCE, and the sequences of SERIAL and
 //! identity columns.
 
-use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, Insert, SetExpr, TableObject};
+use datafusion::sql::sqlparser::ast::{Insert, SetExpr, TableObject};
 
 use super::{normalize_ident, Session, StatementResult};
 use crate::engine::roles::{self, AclObject};
@@ -191,10 +191,8 @@ fn identity_insert(table: &Table, insert: &Insert) -> Result<()> {
         }
         let only_defaults = match values {
             Some(rows) => rows.iter().all(|row| {
-                row.get(position).is_none_or(|value| {
-                    matches!(value, SqlExpr::Identifier(i)
-                        if i.quote_style.is_none() && i.value.eq_ignore_ascii_case("default"))
-                })
+                row.get(position)
+                    .is_none_or(super::plan::is_default_keyword)
             }),
             // A query gives every column it lists a value.
             None => insert.source.is_none(),

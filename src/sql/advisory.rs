@@ -115,7 +115,7 @@ impl ScalarUDFImpl for AdvisoryFunction {
             };
             out.push(Some(match self.action {
                 Action::Lock => {
-                    let stopped = || session.stopped();
+                    let stopped = session.stop_check();
                     let waited = match tokio::runtime::Handle::try_current() {
                         Ok(handle)
                             if handle.runtime_flavor()

@@ -64,10 +64,13 @@ impl SessionHandle {
         }
     }
 
-    /// Whether the running statement was cancelled or ran out of time.
-    pub fn stopped(&self) -> bool {
-        self.context.info.statement_token().is_cancelled()
-            || self.deadline.lock().is_some_and(|d| Instant::now() >= d)
+    /// Whether the statement running now gets cancelled or runs out of
+    /// time, asked later (a wait checks it while the session may have
+    /// moved on: its next statement has a token and deadline of its own).
+    pub fn stop_check(&self) -> impl Fn() -> bool {
+        let token = self.context.info.statement_token();
+        let deadline = *self.deadline.lock();
+        move || token.is_cancelled() || deadline.is_some_and(|d| Instant::now() >= d)
     }
 }
 

@@ -252,3 +252,45 @@ async fn concurrent_sessions_never_get_the_same_sequence_value() {
     assert_eq!(row.get::<_, i64>(1), 200);
     assert_eq!(row.get::<_, i64>(2), 200, "no key skipped without a crash");
 }
+
+/// A sequence created and used inside a transaction, then a checkpoint,
+/// then kill -9: the values the transaction took are not handed out again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sequence_made_in_a_transaction_keeps_its_values_across_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_str().unwrap().to_string();
+    {
+        let server = TestServer::start_with(&["--data-dir", &data_dir]);
+        let client = server.connect().await;
+        client
+            .batch_execute(
+                "BEGIN;
+                 CREATE SEQUENCE made_in_tx;
+                 CREATE TABLE tx_keys (id SERIAL, v INT);
+                 SELECT nextval('made_in_tx') FROM generate_series(1, 5);
+                 INSERT INTO tx_keys (v) VALUES (1), (2), (3);
+                 COMMIT;
+                 CHECKPOINT;",
+            )
+            .await
+            .unwrap();
+        // Dropped: kill -9.
+    }
+    let server = TestServer::start_with(&["--data-dir", &data_dir]);
+    let client = server.connect().await;
+    let next: i64 = client
+        .query_one("SELECT nextval('made_in_tx')", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        next > 5,
+        "nextval gave {next}, which the transaction had taken"
+    );
+    let key: i32 = client
+        .query_one("INSERT INTO tx_keys (v) VALUES (4) RETURNING id", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(key > 3, "SERIAL gave {key} again");
+}

@@ -100,6 +100,24 @@ fn udf(
     returns: DataType,
     body: impl Fn(&[ArrayRef], usize) -> Result<ArrayRef> + Send + Sync + 'static,
 ) -> ScalarUDF {
+    tagged_udf(name, returns, None, body)
+}
+
+/// A function whose text result is json.
+fn json_udf(
+    name: &'static str,
+    body: impl Fn(&[ArrayRef], usize) -> Result<ArrayRef> + Send + Sync + 'static,
+) -> ScalarUDF {
+    let json = Some(crate::engine::types::TaggedType::Json);
+    tagged_udf(name, DataType::Utf8, json, body)
+}
+
+fn tagged_udf(
+    name: &'static str,
+    returns: DataType,
+    tag: Option<crate::engine::types::TaggedType>,
+    body: impl Fn(&[ArrayRef], usize) -> Result<ArrayRef> + Send + Sync + 'static,
+) -> ScalarUDF {
     // Stable: the answer depends on the session and the catalog, and is
     // computed when a statement is optimized, which happens at each
     // execution (prepared statements keep the unoptimized plan). Being
@@ -112,25 +130,7 @@ fn udf(
         name,
         signature,
         returns,
-        tag: None,
-        body: Box::new(body),
-    })
-}
-
-/// A function whose text result is json.
-fn json_udf(
-    name: &'static str,
-    body: impl Fn(&[ArrayRef], usize) -> Result<ArrayRef> + Send + Sync + 'static,
-) -> ScalarUDF {
-    let signature = Signature::one_of(
-        vec![TypeSignature::Nullary, TypeSignature::VariadicAny],
-        Volatility::Stable,
-    );
-    ScalarUDF::new_from_impl(Function {
-        name,
-        signature,
-        returns: DataType::Utf8,
-        tag: Some(crate::engine::types::TaggedType::Json),
+        tag,
         body: Box::new(body),
     })
 }
