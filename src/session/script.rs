@@ -103,6 +103,9 @@ pub(super) const MAX_CALL_NESTING: usize = 20;
 /// PostgreSQL forms the parser does not know (`CREATE USER`, `ALTER USER`,
 /// `DROP USER`) as the `ROLE` forms it does.
 pub(super) fn check_and_rewrite(sql: &str) -> Result<std::borrow::Cow<'_, str>> {
+    if let Some(fetch) = fetch_next(sql) {
+        return Ok(std::borrow::Cow::Owned(fetch));
+    }
     // Identity column options in the order the parser reads them.
     match crate::sql::sequence_ddl::identity_options_in_order(sql)? {
         Some(reordered) => Ok(std::borrow::Cow::Owned(
@@ -110,6 +113,27 @@ pub(super) fn check_and_rewrite(sql: &str) -> Result<std::borrow::Cow<'_, str>> 
         )),
         None => check_and_rewrite_users(sql),
     }
+}
+
+/// `FETCH c`, `FETCH FROM c`, `FETCH IN c`: PostgreSQL's NEXT, which the
+/// parser wants spelled out.
+fn fetch_next(sql: &str) -> Option<String> {
+    let words: Vec<&str> = sql
+        .trim()
+        .trim_end_matches(';')
+        .split_whitespace()
+        .collect();
+    let name = match words.as_slice() {
+        [fetch, name] if fetch.eq_ignore_ascii_case("fetch") => name,
+        [fetch, from, name]
+            if fetch.eq_ignore_ascii_case("fetch")
+                && (from.eq_ignore_ascii_case("from") || from.eq_ignore_ascii_case("in")) =>
+        {
+            name
+        }
+        _ => return None,
+    };
+    Some(format!("FETCH NEXT FROM {name}"))
 }
 
 /// The checks of [`check_and_rewrite`], and the USER forms spelled as ROLE.
@@ -285,6 +309,17 @@ fn check_and_rewrite_users(sql: &str) -> Result<std::borrow::Cow<'_, str>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fetch_without_a_direction_is_next() {
+        assert_eq!(fetch_next("FETCH c").unwrap(), "FETCH NEXT FROM c");
+        assert_eq!(
+            fetch_next("fetch in \"C\";").unwrap(),
+            "FETCH NEXT FROM \"C\""
+        );
+        assert_eq!(fetch_next("FETCH 5 FROM c"), None);
+        assert_eq!(fetch_next("SELECT c"), None);
+    }
 
     #[test]
     fn calls_nest_twenty_deep() {
