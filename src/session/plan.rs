@@ -196,15 +196,7 @@ impl Session {
                 .map(|f| ObjectName::from(vec![Ident::with_quote('"', f.name())]))
                 .collect();
         }
-        let columns: Vec<String> = if insert.columns.is_empty() {
-            schema.fields().iter().map(|f| f.name().clone()).collect()
-        } else {
-            insert
-                .columns
-                .iter()
-                .map(|c| object_name_parts(c).map(|mut p| p.pop().unwrap_or_default()))
-                .collect::<Result<_>>()?
-        };
+        let columns = insert_columns(&insert.columns, &schema)?;
         for row in values.rows.iter_mut() {
             for (i, value) in row.content.iter_mut().enumerate() {
                 if !is_default_keyword(value) {
@@ -222,6 +214,21 @@ impl Session {
         }
         Ok(())
     }
+}
+
+/// The columns an INSERT gives values for, in order: those it lists, else
+/// every column of the table.
+pub(super) fn insert_columns(
+    listed: &[ObjectName],
+    schema: &datafusion::arrow::datatypes::Schema,
+) -> Result<Vec<String>> {
+    if listed.is_empty() {
+        return Ok(schema.fields().iter().map(|f| f.name().clone()).collect());
+    }
+    listed
+        .iter()
+        .map(|c| object_name_parts(c).map(|mut p| p.pop().unwrap_or_default()))
+        .collect()
 }
 
 /// `DEFAULT` in a VALUES row or a SET (an unquoted identifier of that name).

@@ -3,7 +3,7 @@
 
 use datafusion::sql::sqlparser::ast::{Insert, SetExpr, TableObject};
 
-use super::{normalize_ident, Session, StatementResult};
+use super::{Session, StatementResult};
 use crate::engine::roles::{self, AclObject};
 use crate::engine::sequence::{SequenceDef, SequenceOptions, SequenceType};
 use crate::engine::{CatalogState, QualifiedName, Table};
@@ -166,21 +166,7 @@ fn identity_insert(table: &Table, insert: &Insert) -> Result<()> {
     if !table.identities().iter().any(|(_, always)| *always) {
         return Ok(());
     }
-    let schema = table.schema_ref();
-    let columns: Vec<String> = if insert.columns.is_empty() {
-        schema.fields().iter().map(|f| f.name().clone()).collect()
-    } else {
-        insert
-            .columns
-            .iter()
-            .map(|c| {
-                c.0.last()
-                    .and_then(|p| p.as_ident())
-                    .map(normalize_ident)
-                    .unwrap_or_default()
-            })
-            .collect()
-    };
+    let columns = super::plan::insert_columns(&insert.columns, &table.schema_ref())?;
     let values = match insert.source.as_deref().map(|q| q.body.as_ref()) {
         Some(SetExpr::Values(values)) => Some(&values.rows),
         _ => None,
