@@ -32,6 +32,19 @@ pub struct CheckDef {
     pub sql: String,
 }
 
+/// An index made by CREATE INDEX (the indexes of PRIMARY KEY and UNIQUE
+/// constraints are the constraints themselves). A unique one is enforced
+/// like a UNIQUE constraint.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct IndexDef {
+    pub name: String,
+    /// The indexed columns, in key order.
+    pub columns: Vec<String>,
+    pub unique: bool,
+    /// The access method it was created with (`btree`, `hash`).
+    pub method: String,
+}
+
 /// Everything needed to create a table again.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TableDef {
@@ -49,6 +62,8 @@ pub struct TableDef {
     /// DEFAULT). Their DEFAULT is the sequence's nextval.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub identities: Vec<(String, bool)>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub indexes: Vec<IndexDef>,
 }
 
 /// Everything needed to create a view again.

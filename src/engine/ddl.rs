@@ -14,11 +14,12 @@ use std::sync::Arc;
 use super::catalog::{CatalogState, QualifiedName, View};
 use super::roles::{self, Acl, AclObject};
 use super::sequence::{Sequence, SequenceDef};
-use super::table::{Table, TableVersion};
+use super::table::Table;
 use super::txn::{DdlState, Transaction};
 use super::{Ack, Database};
 use crate::engine::commit::{Commit, Effect};
 use crate::error::{QuiverError, Result};
+use datafusion::arrow::record_batch::RecordBatch;
 
 impl Database {
     /// Applies `change` to a copy of the catalog and installs the copy,
@@ -46,6 +47,7 @@ impl Database {
                     catalog: base,
                     catalog_version: version,
                     commit: Commit::new(),
+                    replaced: Vec::new(),
                 });
                 state.catalog = Arc::new(next);
                 state.commit.append(effects);
@@ -69,46 +71,96 @@ impl Database {
         Ok((out, ack))
     }
 
-    /// ALTER TABLE: replaces `old` (named `name`) with the table `build`
-    /// makes from its current rows, under `new_name`. No commit runs while
-    /// the rows are rebuilt; `build` returns the new table and the commit
-    /// to log. Views that read the table are re-planned by the caller.
+    /// ALTER TABLE (and CREATE/DROP INDEX): replaces `old` (named `name`)
+    /// with `table` under `new_name`. `rebuild` turns rows of `old` into
+    /// rows of `table` (checked against its new constraints); `commit` is
+    /// what to log. No commit runs while the rows are rebuilt. Views that
+    /// read the table are re-planned by the caller.
+    ///
+    /// Inside a transaction the new table is the transaction's own until
+    /// it commits; the commit fails (40001) if another one changed the
+    /// old table's rows in between, as they would be lost otherwise.
     pub fn replace_table(
         &self,
+        txn: Option<&Transaction>,
         name: &QualifiedName,
         old: &Arc<Table>,
-        new_name: &QualifiedName,
-        build: impl FnOnce(&TableVersion) -> Result<(Arc<Table>, Commit)>,
+        (new_name, table): (&QualifiedName, Arc<Table>),
+        commit: Commit,
+        rebuild: impl Fn(Vec<RecordBatch>) -> Result<Vec<RecordBatch>>,
     ) -> Result<Ack> {
         self.check_writable()?;
+        if let Some(txn) = txn {
+            self.replace_table_in(txn, name, old, (new_name, table), commit, rebuild)?;
+            return Ok(Ack::none());
+        }
         let _gate = self.commit_gate.read();
         let _guard = self.ddl_lock.lock();
         let _order = self.commit_lock.lock();
         let current = self.catalog.load_full();
-        match current.table(name) {
-            Some(t) if Arc::ptr_eq(t, old) => {}
-            _ => {
-                return Err(QuiverError::SerializationFailure(format!(
-                    "could not serialize access due to a concurrent change of \"{}\"",
-                    name.name
-                )))
-            }
-        }
-        if new_name != name
-            && current
-                .schemas
-                .get(&new_name.schema)
-                .is_some_and(|s| s.has_relation(&new_name.name))
-        {
-            return Err(QuiverError::DuplicateTable(new_name.name.clone()));
-        }
-        let (table, commit) = build(&old.snapshot())?;
+        check_replaceable(&current, name, old, new_name)?;
+        let rows = rebuild(old.snapshot().live_batches()?)?;
+        table.restore(rows, 1)?;
         let ack = self.log(&commit, true)?;
         let mut next = CatalogState::clone(&current);
         move_table(&mut next, name, old, new_name, table);
+        old.retire();
         self.catalog.store(Arc::new(next));
         self.catalog_version.fetch_add(1, Ordering::AcqRel);
         Ok(ack)
+    }
+
+    fn replace_table_in(
+        &self,
+        txn: &Transaction,
+        name: &QualifiedName,
+        old: &Arc<Table>,
+        (new_name, table): (&QualifiedName, Arc<Table>),
+        commit: Commit,
+        rebuild: impl Fn(Vec<RecordBatch>) -> Result<Vec<RecordBatch>>,
+    ) -> Result<()> {
+        let mut ddl = txn.ddl();
+        let (base_catalog, version) = match ddl.as_ref() {
+            Some(d) => (d.catalog.clone(), d.catalog_version),
+            None => (self.catalog(), self.catalog_version()),
+        };
+        check_replaceable(&base_catalog, name, old, new_name)?;
+        // The new table starts from the committed rows the transaction
+        // read, which is what replaying the logged ALTER rebuilds; rows
+        // the transaction added before move over as its own insert.
+        let base = txn.base_version(old);
+        let pending = txn.pending(old.id());
+        if let Some(write) = &pending {
+            if !write.net.only_added() {
+                return Err(QuiverError::FeatureNotSupported(format!(
+                    "altering table \"{}\" after deleting or updating its rows in the same transaction is not supported; commit the changes first",
+                    name.name
+                )));
+            }
+        }
+        let rows = rebuild(base.live_batches()?)?;
+        table.restore(rows, 1)?;
+        let added = match &pending {
+            Some(write) => rebuild(write.version.live_rows_from(write.net.base_rows_left())?)?,
+            None => Vec::new(),
+        };
+        let mut next = CatalogState::clone(&base_catalog);
+        move_table(&mut next, name, old, new_name, table.clone());
+        let state = ddl.get_or_insert_with(|| DdlState {
+            catalog: base_catalog,
+            catalog_version: version,
+            commit: Commit::new(),
+            replaced: Vec::new(),
+        });
+        state.catalog = Arc::new(next);
+        state.commit.append(commit);
+        state.replaced.push((old.clone(), base.version));
+        drop(ddl);
+        txn.forget(old.id());
+        if added.iter().any(|b| b.num_rows() > 0) {
+            txn.apply(&table, super::Change::Insert(added))?;
+        }
+        Ok(())
     }
 
     /// Returns false when the schema existed and `if_not_exists` was given.
@@ -478,6 +530,7 @@ impl Database {
         table: Arc<Table>,
     ) {
         self.restore(|c| move_table(c, name, old, new_name, table));
+        old.retire();
     }
 
     /// A role created or altered (`Some`), or dropped.
@@ -624,7 +677,33 @@ fn move_table(
         .or_default()
         .tables
         .insert(new_name.name.clone(), table);
-    old.retire();
+}
+
+/// ALTER TABLE may replace `old` when it is still the table named `name`
+/// and `new_name` is free.
+fn check_replaceable(
+    c: &CatalogState,
+    name: &QualifiedName,
+    old: &Arc<Table>,
+    new_name: &QualifiedName,
+) -> Result<()> {
+    match c.table(name) {
+        Some(t) if Arc::ptr_eq(t, old) => {}
+        _ => {
+            return Err(QuiverError::SerializationFailure(format!(
+                "could not serialize access due to a concurrent change of \"{}\"",
+                name.name
+            )))
+        }
+    }
+    if new_name != name
+        && c.schemas
+            .get(&new_name.schema)
+            .is_some_and(|s| s.has_relation(&new_name.name))
+    {
+        return Err(QuiverError::DuplicateTable(new_name.name.clone()));
+    }
+    Ok(())
 }
 
 fn remove_schema(c: &mut CatalogState, name: &str) {

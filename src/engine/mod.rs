@@ -62,8 +62,12 @@ pub struct Database {
     catalog: ArcSwap<CatalogState>,
     /// Serialises catalog changes; readers load the current state lock-free.
     ddl_lock: Mutex<()>,
-    /// Increases with every catalog change, so prepared plans know to re-plan.
+    /// Increases with every catalog change: a transaction's DDL commits
+    /// only onto the version it started from.
     catalog_version: AtomicU64,
+    /// Increases when a transaction's own catalog is thrown away: with
+    /// the catalog version, it tells prepared plans to plan again.
+    discarded_catalogs: AtomicU64,
     /// Commits hold it shared while they log and install; a checkpoint holds
     /// it exclusively for the instant it switches WAL files and takes its
     /// snapshot, so every commit is either in the snapshot or in the new WAL.
@@ -113,6 +117,7 @@ impl Database {
             catalog: ArcSwap::from_pointee(state),
             ddl_lock: Mutex::new(()),
             catalog_version: AtomicU64::new(1),
+            discarded_catalogs: AtomicU64::new(0),
             commit_gate: RwLock::new(()),
             commit_lock: Mutex::new(()),
             log: OnceLock::new(),
@@ -430,6 +435,14 @@ impl Database {
                     "could not serialize access due to a concurrent change of the schema".into(),
                 ));
             }
+            for (table, version) in &ddl.replaced {
+                if table.snapshot().version != *version {
+                    return Err(QuiverError::SerializationFailure(format!(
+                        "could not serialize access due to a concurrent update of table \"{}\" while it was altered",
+                        table.name()
+                    )));
+                }
+            }
         }
         let mut installs = Vec::with_capacity(writes.len());
         for (id, write) in writes {
@@ -508,6 +521,9 @@ impl Database {
             self.log(&commit, sync)?
         };
         if let Some(ddl) = ddl {
+            for (table, _) in &ddl.replaced {
+                table.retire();
+            }
             ddl::mark_created_sequences(&ddl.catalog, &commit);
             self.catalog.store(ddl.catalog);
             self.catalog_version.fetch_add(1, Ordering::AcqRel);
@@ -526,11 +542,17 @@ impl Database {
     /// Makes prepared statements plan again (after a transaction's own
     /// catalog was thrown away).
     pub fn invalidate_plans(&self) {
-        self.catalog_version.fetch_add(1, Ordering::AcqRel);
+        self.discarded_catalogs.fetch_add(1, Ordering::AcqRel);
     }
 
     pub fn catalog_version(&self) -> u64 {
         self.catalog_version.load(Ordering::Acquire)
+    }
+
+    /// Changes whenever a prepared plan may be stale: a catalog change, or
+    /// a transaction's own catalog thrown away.
+    pub fn plans_version(&self) -> u64 {
+        self.catalog_version() + self.discarded_catalogs.load(Ordering::Acquire)
     }
 }
 

@@ -10,12 +10,11 @@ use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::common::ScalarValue;
 
 use super::commit::{decode_batches, ColumnSource};
-use super::TableVersion;
 use crate::error::{QuiverError, Result};
 
 /// The altered table's rows from the old ones (also used by recovery).
 pub fn rebuild_rows(
-    version: &TableVersion,
+    batches: Vec<RecordBatch>,
     schema: &SchemaRef,
     columns: &[ColumnSource],
     fills: &[Option<ArrayRef>],
@@ -33,8 +32,7 @@ pub fn rebuild_rows(
             .map(|f| f.as_ref().clone().with_nullable(true))
             .collect::<Vec<_>>(),
     ));
-    version
-        .live_batches()?
+    batches
         .into_iter()
         .map(|batch| {
             let n = batch.num_rows();

@@ -105,7 +105,8 @@ impl Database {
                     let fills = logged_fills(&commit.blobs, columns)?;
                     let name = QualifiedName::new(old_schema, old_name);
                     let new_name = QualifiedName::new(&def.schema, &def.name);
-                    let rows = rebuild_rows(&old.snapshot(), &schema, columns, &fills)?;
+                    let rows =
+                        rebuild_rows(old.snapshot().live_batches()?, &schema, columns, &fills)?;
                     let rows = conform_batches(&table, rows)?;
                     table.restore(rows, 1)?;
                     self.restore_replaced_table(&name, &old, &new_name, table.clone());

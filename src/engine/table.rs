@@ -31,7 +31,9 @@ use parking_lot::Mutex;
 use super::txn::TxnSlot;
 use super::unique::{UniqueConstraint, UniqueIndex};
 use super::Ack;
-use crate::engine::commit::{encode_schema, CheckDef, Commit, ConstraintDef, Effect, TableDef};
+use crate::engine::commit::{
+    encode_schema, CheckDef, Commit, ConstraintDef, Effect, IndexDef, TableDef,
+};
 use crate::error::{QuiverError, Result};
 
 /// Batches smaller than this are merged with their neighbours as rows
@@ -598,6 +600,9 @@ pub struct Table {
     checks: Vec<Check>,
     /// Identity columns: name, and whether GENERATED ALWAYS.
     identities: Vec<(String, bool)>,
+    /// The indexes CREATE INDEX made, in creation order (unique ones are
+    /// also among the unique indexes below).
+    indexes: Vec<IndexDef>,
     /// The unique indexes; the lock also serialises writers. Readers never
     /// take it.
     writer: Mutex<Vec<UniqueIndex>>,
@@ -629,6 +634,7 @@ impl Table {
             data: ArcSwap::from_pointee(TableVersion::default()),
             checks: Vec::new(),
             identities: Vec::new(),
+            indexes: Vec::new(),
             turn: Default::default(),
             retired: Default::default(),
             writer: Mutex::new(Vec::new()),
@@ -696,6 +702,39 @@ impl Table {
         self
     }
 
+    /// Adds the indexes CREATE INDEX made (before the table is shared and
+    /// before it holds rows): unique ones are enforced from now on.
+    pub fn with_indexes(mut self, indexes: Vec<IndexDef>) -> Result<Self> {
+        {
+            let mut unique = self.writer.lock();
+            for index in indexes.iter().filter(|i| i.unique) {
+                let columns = index
+                    .columns
+                    .iter()
+                    .map(|c| {
+                        self.schema
+                            .index_of(c)
+                            .map_err(|_| QuiverError::UndefinedColumn(c.clone()))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let constraint = UniqueConstraint {
+                    name: index.name.clone(),
+                    columns,
+                    primary: false,
+                    index_only: true,
+                };
+                unique.push(UniqueIndex::new(constraint, &self.schema)?);
+            }
+        }
+        self.indexes = indexes;
+        Ok(self)
+    }
+
+    /// The indexes CREATE INDEX made.
+    pub fn indexes(&self) -> &[IndexDef] {
+        &self.indexes
+    }
+
     /// Identity columns: name, and whether GENERATED ALWAYS.
     pub fn identities(&self) -> &[(String, bool)] {
         &self.identities
@@ -750,6 +789,7 @@ impl Table {
         let constraints = self
             .unique_constraints()
             .into_iter()
+            .filter(|c| !c.index_only)
             .map(|c| ConstraintDef {
                 columns: c
                     .columns
@@ -776,6 +816,7 @@ impl Table {
                 })
                 .collect(),
             identities: self.identities.clone(),
+            indexes: self.indexes.clone(),
         })
     }
 
@@ -1427,6 +1468,7 @@ mod tests {
                 name: "t_pkey".into(),
                 columns: vec![0],
                 primary: true,
+                index_only: false,
             }],
         )
         .unwrap();

@@ -148,6 +148,9 @@ pub struct DdlState {
     pub catalog: Arc<CatalogState>,
     pub catalog_version: u64,
     pub commit: Commit,
+    /// Tables ALTER TABLE replaced, with the committed version their
+    /// rows were rebuilt from: at COMMIT they must still be at it.
+    pub replaced: Vec<(Arc<Table>, u64)>,
 }
 
 /// What a savepoint keeps: the writes and the DDL as they were.
@@ -236,6 +239,17 @@ impl Transaction {
         let writes = self.writes.lock();
         let delta = writes.get(&table.id()).map(|w| &w.delta);
         table.conflicts(delta, batch, only)
+    }
+
+    /// What the transaction did to a table so far, if anything.
+    pub fn pending(&self, table_id: u64) -> Option<PendingWrite> {
+        self.writes.lock().get(&table_id).cloned()
+    }
+
+    /// Drops what the transaction did to a table (ALTER TABLE moved it to
+    /// the table that replaces it).
+    pub fn forget(&self, table_id: u64) {
+        self.writes.lock().remove(&table_id);
     }
 
     /// Whether the transaction has changed anything.

@@ -21,6 +21,9 @@ pub struct UniqueConstraint {
     /// Column positions in the table schema.
     pub columns: Vec<usize>,
     pub primary: bool,
+    /// Made by CREATE UNIQUE INDEX, not declared as a constraint: it
+    /// enforces the same, but is listed as an index only.
+    pub index_only: bool,
 }
 
 /// The keys present in a table for one constraint.

@@ -20,7 +20,7 @@ use super::ddl::{column_spec, name_checks, ColumnSpec};
 use super::dml::assignable;
 use super::{normalize_ident, Session, StatementResult};
 use crate::engine::commit::{
-    encode_batches, CheckDef, ColumnSource, Commit, ConstraintDef, Effect,
+    encode_batches, CheckDef, ColumnSource, Commit, ConstraintDef, Effect, IndexDef,
 };
 use crate::engine::conform::conform_batches;
 use crate::engine::rebuild::rebuild_rows;
@@ -29,13 +29,14 @@ use crate::engine::{QualifiedName, Table};
 use crate::error::{not_supported, QuiverError, Result};
 
 /// The definition being built by one ALTER TABLE.
-struct Draft {
+pub(super) struct Draft {
     name: String,
     fields: Vec<Field>,
     sources: Vec<Source>,
     defaults: Vec<(String, String)>,
     constraints: Vec<ConstraintDef>,
     checks: Vec<CheckDef>,
+    pub(super) indexes: Vec<IndexDef>,
     /// CHECKs added by this statement: existing rows must pass them.
     new_checks: Vec<String>,
 }
@@ -92,37 +93,48 @@ impl Session {
             }
             return Err(QuiverError::UndefinedTable(name.name));
         };
-        if let Some(view) = catalog.views_depending_on(&name).first() {
+        let mut draft = self.draft_of(&name, &table)?;
+        let mut new_name = name.clone();
+        for operation in &alter.operations {
+            self.apply_operation(&mut draft, &mut new_name, operation)
+                .await?;
+        }
+        self.replace_table(&name, &table, &new_name, draft).await?;
+        Ok(StatementResult::command("ALTER TABLE"))
+    }
+
+    /// The definition of `table` as a draft to change.
+    pub(super) fn draft_of(&self, name: &QualifiedName, table: &Table) -> Result<Draft> {
+        if let Some(view) = self.catalog().views_depending_on(name).first() {
             return Err(not_supported(format!(
                 "ALTER TABLE of a table that view \"{}\" reads (drop the view first, then create it again)",
                 view.name
             )));
         }
         let schema = table.schema_ref();
-        let mut draft = Draft {
+        let def = table.definition(&name.schema, &mut Commit::new())?;
+        Ok(Draft {
             name: table.name().to_string(),
             fields: schema.fields().iter().map(|f| f.as_ref().clone()).collect(),
             sources: (0..schema.fields().len()).map(Source::Old).collect(),
-            defaults: table.defaults_sql().to_vec(),
-            constraints: {
-                let mut commit = Commit::new();
-                table.definition(&name.schema, &mut commit)?.constraints
-            },
-            checks: table
-                .checks()
-                .iter()
-                .map(|c| CheckDef {
-                    name: c.name.clone(),
-                    sql: c.sql.clone(),
-                })
-                .collect(),
+            defaults: def.defaults,
+            constraints: def.constraints,
+            checks: def.checks,
+            indexes: def.indexes,
             new_checks: Vec::new(),
-        };
-        let mut new_name = name.clone();
-        for operation in &alter.operations {
-            self.apply_operation(&mut draft, &mut new_name, operation)
-                .await?;
-        }
+        })
+    }
+
+    /// Replaces `table` (named `name`) with the table `draft` describes,
+    /// named `new_name`, rebuilt from its rows: now, or in the open
+    /// transaction.
+    pub(super) async fn replace_table(
+        &mut self,
+        name: &QualifiedName,
+        table: &Arc<Table>,
+        new_name: &QualifiedName,
+        draft: Draft,
+    ) -> Result<()> {
         if draft.fields.is_empty() {
             return Err(not_supported("a table without columns"));
         }
@@ -152,7 +164,8 @@ impl Session {
                 draft.constraints.clone(),
                 draft.checks.clone(),
             )?
-            .with_identities(identities),
+            .with_identities(identities)
+            .with_indexes(draft.indexes.clone())?,
         );
         let mut commit = Commit::new();
         let def = new_table.definition(&new_name.schema, &mut commit)?;
@@ -186,15 +199,21 @@ impl Session {
             columns: columns.clone(),
         });
         let new_checks = draft.new_checks.clone();
-        let ack = self.db.replace_table(&name, &table, &new_name, |version| {
-            let rows = rebuild_rows(version, &def_schema, &columns, &fills)?;
-            check_existing_rows(&new_table, &rows, &new_checks)?;
-            let rows = conform_batches(&new_table, rows)?;
-            new_table.restore(rows, 1)?;
-            Ok((new_table.clone(), commit))
-        })?;
+        let txn = self.current_txn();
+        let ack = self.db.replace_table(
+            txn.as_deref(),
+            name,
+            table,
+            (new_name, new_table.clone()),
+            commit,
+            |rows| {
+                let rows = rebuild_rows(rows, &def_schema, &columns, &fills)?;
+                check_existing_rows(&new_table, &rows, &new_checks)?;
+                conform_batches(&new_table, rows)
+            },
+        )?;
         ack.wait().await;
-        Ok(StatementResult::command("ALTER TABLE"))
+        Ok(())
     }
 
     async fn apply_operation(
@@ -231,6 +250,7 @@ impl Session {
                     draft.defaults.retain(|(c, _)| *c != column);
                     // Constraints on the column go with it, as in Postgres.
                     draft.constraints.retain(|c| !c.columns.contains(&column));
+                    draft.indexes.retain(|i| !i.columns.contains(&column));
                     let schema = Arc::new(Schema::new(vec![Field::new(
                         &column,
                         datafusion::arrow::datatypes::DataType::Null,
@@ -265,6 +285,13 @@ impl Session {
                 }
                 for constraint in draft.constraints.iter_mut() {
                     for column in constraint.columns.iter_mut() {
+                        if *column == old {
+                            column.clone_from(&new);
+                        }
+                    }
+                }
+                for index in draft.indexes.iter_mut() {
+                    for column in index.columns.iter_mut() {
                         if *column == old {
                             column.clone_from(&new);
                         }
@@ -463,6 +490,7 @@ impl Session {
         });
         if draft.constraints.iter().any(|c| c.name == name)
             || draft.checks.iter().any(|c| c.name == name)
+            || draft.indexes.iter().any(|i| i.name == name)
         {
             return Err(QuiverError::DuplicateTable(name));
         }

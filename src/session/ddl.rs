@@ -271,7 +271,8 @@ impl Session {
                 def.constraints.clone(),
                 def.checks.clone(),
             )?
-            .with_identities(def.identities.clone()))
+            .with_identities(def.identities.clone())
+            .with_indexes(def.indexes.clone())?)
     }
 
     /// A table from its parts: plans the DEFAULT expressions and resolves
@@ -329,6 +330,7 @@ impl Session {
                     name: c.name,
                     columns,
                     primary: c.primary,
+                    index_only: false,
                 })
             })
             .collect::<Result<Vec<_>>>()?;

@@ -58,7 +58,7 @@ impl Session {
                 sql: sql.to_string(),
                 statement: None,
                 plan: None,
-                catalog_version: self.db.catalog_version(),
+                catalog_version: self.db.plans_version(),
                 param_fields: Vec::new(),
                 result_schema: None,
                 column_names: None,
@@ -77,7 +77,7 @@ impl Session {
                 "cannot insert multiple commands into a prepared statement".into(),
             ));
         }
-        let catalog_version = self.db.catalog_version();
+        let catalog_version = self.db.plans_version();
         let Some(statement) = statements.pop_front() else {
             return Ok(Prepared {
                 sql: sql.to_string(),
@@ -207,13 +207,13 @@ impl Session {
         let plan = match &prepared.plan {
             // The catalog changed since Parse: plan again, so the statement
             // sees tables created or dropped in between.
-            Some(_) if prepared.catalog_version != self.db.catalog_version() => {
+            Some(_) if prepared.catalog_version != self.db.plans_version() => {
                 Some(self.plan(statement.clone()).await?)
             }
             other => other.clone(),
         };
         if let Some(lookup) = &prepared.lookup {
-            if prepared.catalog_version == self.db.catalog_version() {
+            if prepared.catalog_version == self.db.plans_version() {
                 if let Some(result) = self.run_lookup(lookup, params.as_ref())? {
                     return Ok(rename_columns(result, &prepared.column_names));
                 }

@@ -51,26 +51,24 @@ impl Session {
     }
 
     /// Refuses what may not run now: anything but the end of the block in
-    /// a failed transaction, and DDL inside a block.
+    /// a failed transaction.
     pub(super) fn admit(&self, statement: Option<&DfStatement>) -> Result<()> {
         let Some(open) = &self.txn else {
             return Ok(());
         };
-        let inner = match statement {
-            Some(DfStatement::Statement(s)) => Some(s.as_ref()),
-            _ => None,
-        };
-        if open.failed {
-            return match inner {
-                Some(Statement::Commit { .. } | Statement::Rollback { .. }) => Ok(()),
-                _ => Err(QuiverError::InFailedTransaction),
-            };
+        if !open.failed {
+            return Ok(());
         }
-        match inner {
-            Some(Statement::AlterTable(_)) => Err(QuiverError::FeatureNotSupported(
-                "ALTER TABLE inside a transaction block is not supported; run it outside BEGIN ... COMMIT".into(),
-            )),
-            _ => Ok(()),
+        match statement {
+            Some(DfStatement::Statement(s))
+                if matches!(
+                    s.as_ref(),
+                    Statement::Commit { .. } | Statement::Rollback { .. }
+                ) =>
+            {
+                Ok(())
+            }
+            _ => Err(QuiverError::InFailedTransaction),
         }
     }
 

@@ -175,9 +175,18 @@ fn slt_files() -> Vec<PathBuf> {
         .expect("sql/ directory")
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "slt"))
+        // QUIVER_SLT=name runs only the files whose name contains it.
+        .filter(|p| {
+            std::env::var("QUIVER_SLT")
+                .map_or(true, |only| p.to_string_lossy().contains(only.as_str()))
+        })
         .collect();
     files.sort();
-    assert!(!files.is_empty(), "no .slt files in {}", dir.display());
+    assert!(
+        !files.is_empty(),
+        "no matching .slt files in {}",
+        dir.display()
+    );
     files
 }
 
