@@ -65,6 +65,9 @@ pub enum QuiverError {
     NotNullViolation { table: String, column: String },
     #[error("duplicate key value violates unique constraint \"{constraint}\"")]
     UniqueViolation { constraint: String, detail: String },
+    /// CREATE UNIQUE INDEX (or ADD UNIQUE) over rows that repeat a key.
+    #[error("could not create unique index \"{index}\"")]
+    UniqueIndexBuild { index: String, detail: String },
     #[error("value too long for type {0}")]
     StringTooLong(String),
     #[error("invalid input syntax for type {type_name}: \"{value}\"")]
@@ -339,7 +342,9 @@ impl QuiverError {
                 SqlState::InvalidParameterValue
             }
             QuiverError::NotNullViolation { .. } => SqlState::NotNullViolation,
-            QuiverError::UniqueViolation { .. } => SqlState::UniqueViolation,
+            QuiverError::UniqueViolation { .. } | QuiverError::UniqueIndexBuild { .. } => {
+                SqlState::UniqueViolation
+            }
             QuiverError::StringTooLong(_) => SqlState::StringDataRightTruncation,
             QuiverError::CopyData {
                 malformed: true, ..
@@ -387,6 +392,7 @@ impl QuiverError {
     pub fn detail(&self) -> Option<String> {
         match self {
             QuiverError::UniqueViolation { detail, .. }
+            | QuiverError::UniqueIndexBuild { detail, .. }
             | QuiverError::ViewNotUpdatable { detail, .. }
             | QuiverError::GeneratedAlways { detail, .. } => Some(detail.clone()),
             _ => None,

@@ -95,10 +95,21 @@ pub struct SchemaEntry {
 }
 
 impl SchemaEntry {
+    /// Whether a relation of any kind has this name: a table, view,
+    /// sequence, or index (they share one namespace, as in Postgres).
     pub fn has_relation(&self, name: &str) -> bool {
         self.tables.contains_key(name)
             || self.views.contains_key(name)
             || self.sequences.contains_key(name)
+            || self.index_table(name).is_some()
+    }
+
+    /// The table an index of this name belongs to: a key constraint's
+    /// index or one CREATE INDEX made.
+    pub fn index_table(&self, index: &str) -> Option<(&String, &Arc<Table>)> {
+        self.tables
+            .iter()
+            .find(|(_, table)| table.index_names().iter().any(|n| n == index))
     }
 
     /// The names of every relation in the schema: tables, views and

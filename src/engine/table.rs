@@ -735,6 +735,24 @@ impl Table {
         &self.indexes
     }
 
+    /// The names of every index: those of PRIMARY KEY and UNIQUE
+    /// constraints and those CREATE INDEX made.
+    pub fn index_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .writer
+            .lock()
+            .iter()
+            .map(|i| i.constraint.name.clone())
+            .collect();
+        names.extend(
+            self.indexes
+                .iter()
+                .filter(|i| !i.unique)
+                .map(|i| i.name.clone()),
+        );
+        names
+    }
+
     /// Identity columns: name, and whether GENERATED ALWAYS.
     pub fn identities(&self) -> &[(String, bool)] {
         &self.identities

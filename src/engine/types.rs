@@ -34,6 +34,10 @@ pub enum TaggedType {
     Jsonb,
     Varchar,
     Bpchar,
+    /// `int2vector` and `oidvector` (system catalogs only): lists whose
+    /// text form is the values separated by spaces.
+    Int2Vector,
+    OidVector,
 }
 
 impl TaggedType {
@@ -44,6 +48,8 @@ impl TaggedType {
             TaggedType::Jsonb => "jsonb",
             TaggedType::Varchar => "varchar",
             TaggedType::Bpchar => "bpchar",
+            TaggedType::Int2Vector => "int2vector",
+            TaggedType::OidVector => "oidvector",
         }
     }
 
@@ -54,6 +60,8 @@ impl TaggedType {
             "jsonb" => Some(TaggedType::Jsonb),
             "varchar" => Some(TaggedType::Varchar),
             "bpchar" => Some(TaggedType::Bpchar),
+            "int2vector" => Some(TaggedType::Int2Vector),
+            "oidvector" => Some(TaggedType::OidVector),
             _ => None,
         }
     }

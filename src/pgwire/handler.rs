@@ -364,20 +364,25 @@ fn into_response(
 }
 
 /// Tells the client about reported settings that a statement changed.
-async fn send_parameter_status<C>(
-    client: &mut C,
-    changed: Vec<(&'static str, String)>,
-) -> PgWireResult<()>
+/// What the last statements left for the client besides their results:
+/// changed parameters (ParameterStatus) and notices (NoticeResponse).
+async fn send_session_messages<C>(client: &mut C, session: &mut Session) -> PgWireResult<()>
 where
     C: Sink<PgWireBackendMessage> + Unpin + Send,
     PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
 {
-    for (name, value) in changed {
+    for (name, value) in session.take_changed_settings() {
         client
             .feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
                 name.to_string(),
                 value,
             )))
+            .await?;
+    }
+    for message in session.take_notices() {
+        let info = ErrorInfo::new("NOTICE".to_string(), "00000".to_string(), message);
+        client
+            .feed(PgWireBackendMessage::NoticeResponse(info.into()))
             .await?;
     }
     Ok(())
@@ -428,7 +433,7 @@ impl SimpleQueryHandler for Backend {
         let mut session = self.session.lock().await;
         let results = session.execute_sql(query).await;
         let options = format_options(&session);
-        send_parameter_status(client, session.take_changed_settings()).await?;
+        send_session_messages(client, &mut session).await?;
         for name in session.take_deallocated() {
             client.portal_store().rm_statement(&name);
         }
@@ -715,7 +720,7 @@ impl ExtendedQueryHandler for Backend {
             .execute_prepared(&portal.statement.statement, Some(params))
             .await;
         let options = format_options(&session);
-        send_parameter_status(client, session.take_changed_settings()).await?;
+        send_session_messages(client, &mut session).await?;
         for name in session.take_deallocated() {
             client.portal_store().rm_statement(&name);
         }

@@ -34,7 +34,7 @@ pub(super) struct Draft {
     fields: Vec<Field>,
     sources: Vec<Source>,
     defaults: Vec<(String, String)>,
-    constraints: Vec<ConstraintDef>,
+    pub(super) constraints: Vec<ConstraintDef>,
     checks: Vec<CheckDef>,
     pub(super) indexes: Vec<IndexDef>,
     /// CHECKs added by this statement: existing rows must pass them.

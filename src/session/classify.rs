@@ -126,11 +126,14 @@ fn classify_sql(s: &Statement) -> Class {
         Statement::CreateTable(_)
         | Statement::CreateView(_)
         | Statement::CreateSchema { .. }
-        | Statement::AlterTable(_) => Class::new(Ddl, Objects),
+        | Statement::AlterTable(_)
+        | Statement::CreateIndex(_) => Class::new(Ddl, Objects),
         Statement::Drop { object_type, .. } => match object_type {
-            ObjectType::Table | ObjectType::View | ObjectType::Sequence | ObjectType::Schema => {
-                Class::new(Ddl, Objects)
-            }
+            ObjectType::Table
+            | ObjectType::View
+            | ObjectType::Sequence
+            | ObjectType::Schema
+            | ObjectType::Index => Class::new(Ddl, Objects),
             ObjectType::Role => Class::new(Ddl, OwnCheck),
             _ => Class::new(Ddl, Unknown),
         },
@@ -178,11 +181,10 @@ mod tests {
     #[test]
     fn statements_we_do_not_know_are_denied() {
         for sql in [
-            "CREATE INDEX i ON t (a)",
             "CREATE SEQUENCE s",
             "ALTER INDEX i RENAME TO j",
             "VACUUM",
-            "DROP INDEX i",
+            "DROP TYPE i",
             "CREATE FUNCTION f() RETURNS int AS 'select 1' LANGUAGE sql",
         ] {
             assert_eq!(class(sql).privilege, Privilege::Unknown, "{sql}");
@@ -198,7 +200,7 @@ mod tests {
         assert!(class("EXPLAIN SELECT * FROM t").planned);
         assert!(!class("EXPLAIN SELECT * FROM t").implicit_block);
         assert_eq!(
-            class("EXPLAIN CREATE INDEX i ON t (a)").privilege,
+            class("EXPLAIN ALTER INDEX i RENAME TO j").privilege,
             Privilege::Unknown
         );
     }

@@ -37,6 +37,7 @@ impl Session {
             Statement::Revoke(revoke) => self.revoke(revoke).await,
             Statement::CreateTable(create) => self.create_table(create).await,
             Statement::AlterTable(alter) => self.alter_table(alter).await,
+            Statement::CreateIndex(create) => self.create_index(create).await,
             Statement::CreateView(create) => self.create_view(create).await,
             Statement::CreateSchema {
                 schema_name,
@@ -49,6 +50,13 @@ impl Session {
                 names,
                 ..
             } => self.drop_roles(names, *if_exists).await,
+            Statement::Drop {
+                object_type: ObjectType::Index,
+                if_exists,
+                names,
+                cascade,
+                ..
+            } => self.drop_indexes(names, *if_exists, *cascade).await,
             Statement::Drop {
                 object_type,
                 if_exists,

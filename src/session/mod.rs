@@ -16,6 +16,7 @@ mod dml;
 mod execution;
 mod external;
 mod file_functions;
+mod indexes;
 mod init_plans;
 mod insert;
 mod lookup;
@@ -131,6 +132,8 @@ pub struct Session {
     /// Reported parameters changed by the last statements, for the wire
     /// layer to announce with ParameterStatus.
     changed: Vec<(&'static str, String)>,
+    /// NOTICE messages of the last statements, for the wire layer to send.
+    notices: Vec<String>,
     /// The open transaction block, if any.
     txn: Option<OpenTransaction>,
     /// Where per-statement tables of UPDATE/DELETE/RETURNING live.
@@ -198,6 +201,7 @@ impl Session {
             zone,
             date_style,
             changed: Vec::new(),
+            notices: Vec::new(),
             txn: None,
             scratch_schema,
             info,
@@ -251,6 +255,16 @@ impl Session {
     /// Reported parameters changed since the last call.
     pub fn take_changed_settings(&mut self) -> Vec<(&'static str, String)> {
         std::mem::take(&mut self.changed)
+    }
+
+    /// NOTICE messages since the last call.
+    pub fn take_notices(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notices)
+    }
+
+    /// Tells the client something it should know (a NOTICE).
+    pub(super) fn notice(&mut self, message: String) {
+        self.notices.push(message);
     }
 
     /// Prepared statements named in DEALLOCATE since the last call.

@@ -461,12 +461,26 @@ impl Check<'_> {
                 let name = self.session.qualified(&alter.name)?;
                 self.must_own(&name)
             }
+            Statement::CreateIndex(create) => {
+                let name = self.session.qualified(&create.table_name)?;
+                self.must_own(&name)
+            }
             Statement::Drop {
                 object_type, names, ..
             } => match object_type {
                 ObjectType::Table | ObjectType::View | ObjectType::Sequence => {
                     for name in names {
                         self.must_own(&self.session.qualified(name)?)?;
+                    }
+                    Ok(())
+                }
+                ObjectType::Index => {
+                    for name in names {
+                        if let Some((table, index)) = self.session.find_index(name)? {
+                            if !self.catalog.owns(self.actor, &AclObject::relation(&table)) {
+                                return Err(denied(format!("must be owner of index {index}")));
+                            }
+                        }
                     }
                     Ok(())
                 }

@@ -129,7 +129,12 @@ impl Session {
         given: &[SeqOption],
         taken: &[String],
     ) -> Result<SequenceDef> {
-        let name = choose_name(&self.catalog(), &table.schema, &table.name, column, taken);
+        let name = choose_name(
+            &self.catalog(),
+            &table.schema,
+            (&table.name, column, "seq"),
+            taken,
+        );
         let options = options_for_new(data_type, given);
         options.validate(&name)?;
         Ok(SequenceDef {
@@ -219,13 +224,12 @@ pub(super) fn nextval_default(sequence: &SequenceDef) -> String {
     format!("nextval('{}'::regclass)", name.replace('\'', "''"))
 }
 
-/// `<table>_<column>_seq`, within 63 characters, numbered past names
-/// that are taken.
-fn choose_name(
+/// `<table>_<column>_<label>` (`seq`, `idx`), within 63 characters,
+/// numbered past names that are taken, as PostgreSQL chooses them.
+pub(super) fn choose_name(
     catalog: &CatalogState,
     schema: &str,
-    table: &str,
-    column: &str,
+    (table, column, label): (&str, &str, &str),
     taken: &[String],
 ) -> String {
     let exists = |name: &str| {
@@ -238,9 +242,9 @@ fn choose_name(
     };
     for n in 0.. {
         let suffix = if n == 0 {
-            "seq".to_string()
+            label.to_string()
         } else {
-            format!("seq{n}")
+            format!("{label}{n}")
         };
         let (mut t, mut c) = (table.to_string(), column.to_string());
         // Shorten the longer part first, as PostgreSQL does.
@@ -323,13 +327,16 @@ mod tests {
     #[test]
     fn names_are_chosen_like_postgres() {
         let catalog = CatalogState::default();
-        assert_eq!(choose_name(&catalog, "public", "t", "id", &[]), "t_id_seq");
         assert_eq!(
-            choose_name(&catalog, "public", "t", "id", &["t_id_seq".into()]),
+            choose_name(&catalog, "public", ("t", "id", "seq"), &[]),
+            "t_id_seq"
+        );
+        assert_eq!(
+            choose_name(&catalog, "public", ("t", "id", "seq"), &["t_id_seq".into()]),
             "t_id_seq1"
         );
         let long = "a".repeat(70);
-        let name = choose_name(&catalog, "public", &long, "id", &[]);
+        let name = choose_name(&catalog, "public", (&long, "id", "seq"), &[]);
         assert_eq!(name.len(), 63);
         assert!(name.ends_with("_id_seq"));
     }

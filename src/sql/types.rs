@@ -48,6 +48,8 @@ pub fn pg_type(field: &Field) -> PgWireResult<Type> {
         Some(TaggedType::Jsonb) => Type::JSONB,
         Some(TaggedType::Varchar) => Type::VARCHAR,
         Some(TaggedType::Bpchar) => Type::BPCHAR,
+        Some(TaggedType::Int2Vector) => Type::INT2_VECTOR,
+        Some(TaggedType::OidVector) => Type::OID_VECTOR,
         None => match field.data_type() {
             // Postgres has no one-byte integer; int2 is the closest.
             DataType::Int8 => Type::INT2,
@@ -192,6 +194,12 @@ fn general_rows(
                         .then(|| TextBacked::new(tag, array.as_string::<i32>().value(row)));
                     encode_as_field(&mut encoder, &value, pg_field)?;
                 }
+                Some(TaggedType::Int2Vector | TaggedType::OidVector)
+                    if pg_field.format() == FieldFormat::Text =>
+                {
+                    let value = vector_text(array.as_ref(), row).map(TextOnly);
+                    encode_as_field(&mut encoder, &value, pg_field)?;
+                }
                 // Every digit of a 38-digit numeric (arrow-pg's decimal
                 // holds 28).
                 None if matches!(array.data_type(), DataType::Decimal128(_, 0..))
@@ -220,6 +228,21 @@ fn general_rows(
         }
         Ok(encoder.take_row())
     })
+}
+
+/// The text form of an `int2vector` or `oidvector`: `1 2 3`.
+fn vector_text(array: &dyn Array, row: usize) -> Option<String> {
+    let list = array.as_list_opt::<i32>()?;
+    let values = list.value(row);
+    let values = datafusion::arrow::compute::cast(&values, &DataType::Int64).ok()?;
+    let values = values.as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+    Some(
+        values
+            .iter()
+            .map(|v| v.map_or_else(|| "0".to_string(), |v| v.to_string()))
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
 }
 
 /// Encodes one value with the column's type, format and format options.

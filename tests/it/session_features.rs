@@ -294,3 +294,71 @@ async fn a_sequence_made_in_a_transaction_keeps_its_values_across_a_crash() {
         .get(0);
     assert!(key > 3, "SERIAL gave {key} again");
 }
+
+/// What a migration does in one transaction (create a table, fill it,
+/// add a column and a unique index), some of it before a checkpoint and
+/// some after, then kill -9: the indexes come back and are enforced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn indexes_and_altered_tables_come_back_after_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_str().unwrap().to_string();
+    {
+        let server = TestServer::start_with(&["--data-dir", &data_dir]);
+        let client = server.connect().await;
+        client
+            .batch_execute(
+                "BEGIN;
+                 CREATE TABLE accounts (id INT PRIMARY KEY, email TEXT);
+                 INSERT INTO accounts VALUES (1, 'a@x'), (2, 'b@x');
+                 ALTER TABLE accounts ADD COLUMN region TEXT DEFAULT 'eu';
+                 CREATE UNIQUE INDEX accounts_email ON accounts (email);
+                 CREATE INDEX ON accounts (region);
+                 INSERT INTO accounts VALUES (3, 'c@x', 'us');
+                 COMMIT;
+                 CHECKPOINT;
+                 CREATE TABLE events (id INT, kind TEXT);
+                 INSERT INTO events VALUES (1, 'a');
+                 BEGIN;
+                 CREATE UNIQUE INDEX events_id ON events (id);
+                 DROP INDEX accounts_region_idx;
+                 COMMIT;",
+            )
+            .await
+            .unwrap();
+        // Dropped: kill -9.
+    }
+    let server = TestServer::start_with(&["--data-dir", &data_dir]);
+    let client = server.connect().await;
+    let indexes: Vec<String> = client
+        .query(
+            "SELECT indexname FROM pg_indexes WHERE tablename IN ('accounts', 'events') ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(indexes, ["accounts_email", "accounts_pkey", "events_id"]);
+    let rows: i64 = client
+        .query_one(
+            "SELECT count(*) FROM accounts WHERE region IS NOT NULL",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 3);
+    for (statement, index) in [
+        ("INSERT INTO accounts VALUES (4, 'a@x')", "accounts_email"),
+        ("INSERT INTO events VALUES (1, 'b')", "events_id"),
+    ] {
+        let err = client.batch_execute(statement).await.unwrap_err();
+        let db = err.as_db_error().expect("a database error");
+        assert_eq!(
+            db.code(),
+            &tokio_postgres::error::SqlState::UNIQUE_VIOLATION
+        );
+        assert!(db.message().contains(index), "{statement}: {db:?}");
+    }
+}

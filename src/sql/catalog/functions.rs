@@ -20,7 +20,7 @@ use datafusion::logical_expr::{
 };
 use datafusion_pg_catalog::pg_catalog as crate_fns;
 
-use super::pg_tables::{index_definition, role_name, view_definition};
+use super::pg_tables::{role_name, view_definition};
 use super::snapshot::{quote_ident, Snapshot};
 use super::CatalogContext;
 use crate::sql::settings::SERVER_VERSION;
@@ -271,13 +271,10 @@ pub fn register(ctx: &SessionContext, context: &CatalogContext) {
                 (a.len() > i && !a.is_null(i) && a.value(i) > 0).then(|| a.value(i) as usize)
             });
             snap.relations().iter().find_map(|r| {
-                let key = r
-                    .constraints
-                    .iter()
-                    .find(|c| c.index_oid == oid && c.is_key())?;
+                let index = r.indexes.iter().find(|i| i.oid == oid)?;
                 Some(match column {
-                    Some(n) => key.column_names.get(n - 1).cloned().unwrap_or_default(),
-                    None => index_definition(r, key),
+                    Some(n) => index.column_names.get(n - 1).cloned().unwrap_or_default(),
+                    None => index.definition(r),
                 })
             })
         }),
@@ -633,7 +630,7 @@ fn visibility(
                     // An index is visible with its table.
                     None => relations
                         .iter()
-                        .find(|r| r.constraints.iter().any(|c| c.index_oid == oid))
+                        .find(|r| r.indexes.iter().any(|i| i.oid == oid))
                         .is_some_and(|r| snap.is_visible(&r.schema)),
                 })
             })

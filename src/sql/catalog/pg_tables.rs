@@ -9,7 +9,7 @@ use datafusion::common::ScalarValue;
 use datafusion::error::Result;
 
 use super::rows::{boolean, int, int2_list, int4_list, text, Rows};
-use super::snapshot::{namespace_oid, quote_ident, ConstraintKind, Relation, Snapshot};
+use super::snapshot::{namespace_oid, Relation, Snapshot};
 use super::system::Generated;
 use super::{INFORMATION_SCHEMA, OWNER, OWNER_OID, PG_CATALOG};
 use crate::engine::roles::AclObject;
@@ -556,6 +556,7 @@ fn pg_class(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
     for rel in snap.relations() {
         let keys = rel.constraints.iter().filter(|c| c.is_key()).count();
         let checks = rel.constraints.len() - keys;
+        let indexed = !rel.indexes.is_empty();
         let tuples = rel.table().map_or(0, |t| t.snapshot().row_count) as f64;
         let owner = user_oid(&owner_of(snap, &relation_object(&rel)));
         rows.push(class_row(
@@ -566,21 +567,21 @@ fn pg_class(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
             rel.columns.len(),
             owner,
             vec![
-                ("relhasindex", boolean(keys > 0)),
+                ("relhasindex", boolean(indexed)),
                 ("relchecks", int(checks as i64)),
                 ("reltuples", ScalarValue::Float64(Some(tuples))),
                 ("relam", oid(if rel.table().is_some() { 2 } else { 0 })),
             ],
         ));
-        for key in rel.constraints.iter().filter(|c| c.is_key()) {
+        for index in &rel.indexes {
             rows.push(class_row(
-                key.index_oid,
-                &key.name,
+                index.oid,
+                &index.name,
                 rel.namespace_oid,
                 "i",
-                key.columns.len(),
+                index.columns.len(),
                 owner,
-                vec![("relam", oid(403))],
+                vec![("relam", oid(access_method_oid(&index.method)))],
             ));
         }
     }
@@ -752,11 +753,11 @@ fn pg_attribute(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
             }
         }
         // An index's attributes are the key columns it covers.
-        for key in rel.constraints.iter().filter(|c| c.is_key()) {
-            for (i, num) in key.columns.iter().enumerate() {
+        for index in &rel.indexes {
+            for (i, num) in index.columns.iter().enumerate() {
                 let c = &rel.columns[*num as usize - 1];
                 Attribute {
-                    relation: key.index_oid,
+                    relation: index.oid,
                     name: &c.name,
                     type_oid: c.type_oid,
                     num: i as i64 + 1,
@@ -825,16 +826,16 @@ fn pg_constraint(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
 fn pg_index(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
     let mut rows = Rows::new(schema);
     for rel in snap.relations() {
-        for key in rel.constraints.iter().filter(|c| c.is_key()) {
-            let n = key.columns.len();
+        for index in &rel.indexes {
+            let n = index.columns.len();
             rows.push(vec![
-                ("indexrelid", oid(key.index_oid)),
+                ("indexrelid", oid(index.oid)),
                 ("indrelid", oid(rel.oid)),
                 ("indnatts", int(n as i64)),
                 ("indnkeyatts", int(n as i64)),
-                ("indisunique", boolean(true)),
+                ("indisunique", boolean(index.unique)),
                 ("indnullsnotdistinct", boolean(false)),
-                ("indisprimary", boolean(key.kind == ConstraintKind::Primary)),
+                ("indisprimary", boolean(index.primary)),
                 ("indisexclusion", boolean(false)),
                 ("indimmediate", boolean(true)),
                 ("indisclustered", boolean(false)),
@@ -843,7 +844,7 @@ fn pg_index(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
                 ("indisready", boolean(true)),
                 ("indislive", boolean(true)),
                 ("indisreplident", boolean(false)),
-                ("indkey", int2_list(&key.columns)),
+                ("indkey", int2_list(&index.columns)),
                 ("indcollation", int4_list(&vec![0; n])),
                 ("indclass", int4_list(&vec![0; n])),
                 ("indoption", int2_list(&vec![0; n])),
@@ -853,30 +854,23 @@ fn pg_index(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
     rows.finish()
 }
 
-/// `pg_get_indexdef()` of a key's index.
-pub fn index_definition(rel: &Relation, key: &super::snapshot::ConstraintInfo) -> String {
-    format!(
-        "CREATE UNIQUE INDEX {} ON {}.{} USING btree ({})",
-        quote_ident(&key.name),
-        quote_ident(&rel.schema),
-        quote_ident(&rel.name),
-        key.column_names
-            .iter()
-            .map(|c| quote_ident(c))
-            .collect::<Vec<_>>()
-            .join(", ")
-    )
+/// The oid of an index access method in `pg_am`.
+fn access_method_oid(method: &str) -> i32 {
+    match method {
+        "hash" => 405,
+        _ => 403,
+    }
 }
 
 fn pg_indexes(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
     let mut rows = Rows::new(schema);
     for rel in snap.relations() {
-        for key in rel.constraints.iter().filter(|c| c.is_key()) {
+        for index in &rel.indexes {
             rows.push(vec![
                 ("schemaname", text(&rel.schema)),
                 ("tablename", text(&rel.name)),
-                ("indexname", text(&key.name)),
-                ("indexdef", text(index_definition(&rel, key))),
+                ("indexname", text(&index.name)),
+                ("indexdef", text(index.definition(&rel))),
             ]);
         }
     }
@@ -891,10 +885,7 @@ fn pg_tables(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
                 ("schemaname", text(&rel.schema)),
                 ("tablename", text(&rel.name)),
                 ("tableowner", text(owner_of(snap, &relation_object(&rel)))),
-                (
-                    "hasindexes",
-                    boolean(rel.constraints.iter().any(|c| c.is_key())),
-                ),
+                ("hasindexes", boolean(!rel.indexes.is_empty())),
                 ("hasrules", boolean(false)),
                 ("hastriggers", boolean(false)),
                 ("rowsecurity", boolean(false)),

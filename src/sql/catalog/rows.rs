@@ -33,7 +33,19 @@ pub fn schema_of(columns: Columns) -> SchemaRef {
     Arc::new(Schema::new(
         columns
             .iter()
-            .map(|(name, pg)| Field::new(*name, arrow_type(pg), true))
+            .map(|(name, pg)| {
+                let field = Field::new(*name, arrow_type(pg), true);
+                match *pg {
+                    "int2vector" | "oidvector" => field.with_metadata(
+                        [(
+                            crate::engine::types::PG_TYPE_KEY.to_string(),
+                            pg.to_string(),
+                        )]
+                        .into(),
+                    ),
+                    _ => field,
+                }
+            })
             .collect::<Vec<_>>(),
     ))
 }

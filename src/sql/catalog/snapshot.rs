@@ -102,6 +102,9 @@ pub struct Relation {
     pub kind: RelationKind,
     pub columns: Vec<ColumnInfo>,
     pub constraints: Vec<ConstraintInfo>,
+    /// A table's indexes: its key constraints' and those CREATE INDEX
+    /// made, in that order.
+    pub indexes: Vec<IndexInfo>,
 }
 
 impl Relation {
@@ -185,6 +188,36 @@ impl ConstraintInfo {
 
     pub fn is_key(&self) -> bool {
         self.kind != ConstraintKind::Check
+    }
+}
+
+pub struct IndexInfo {
+    pub oid: i32,
+    pub name: String,
+    /// Attribute numbers (1-based) of the indexed columns.
+    pub columns: Vec<i64>,
+    pub column_names: Vec<String>,
+    pub unique: bool,
+    pub primary: bool,
+    pub method: String,
+}
+
+impl IndexInfo {
+    /// `pg_get_indexdef()`.
+    pub fn definition(&self, rel: &Relation) -> String {
+        format!(
+            "CREATE {}INDEX {} ON {}.{} USING {} ({})",
+            if self.unique { "UNIQUE " } else { "" },
+            quote_ident(&self.name),
+            quote_ident(&rel.schema),
+            quote_ident(&rel.name),
+            self.method,
+            self.column_names
+                .iter()
+                .map(|c| quote_ident(c))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
     }
 }
 
@@ -291,7 +324,46 @@ fn table_relation(schema: &str, name: &str, table: &Arc<Table>) -> Relation {
         })
         .collect::<Vec<_>>();
     let mut constraints = Vec::new();
+    let mut indexes = Vec::new();
+    let attnums = |names: &[String]| -> Vec<i64> {
+        names
+            .iter()
+            .filter_map(|n| arrow.index_of(n).ok())
+            .map(|i| i as i64 + 1)
+            .collect()
+    };
     for c in table.unique_constraints() {
+        let column_names: Vec<String> = c
+            .columns
+            .iter()
+            .map(|i| arrow.field(*i).name().clone())
+            .collect();
+        indexes.push(IndexInfo {
+            oid: index_oid(schema, &c.name),
+            name: c.name.clone(),
+            columns: attnums(&column_names),
+            column_names,
+            unique: true,
+            primary: c.primary,
+            method: "btree".into(),
+        });
+    }
+    for index in table.indexes().iter().filter(|i| !i.unique) {
+        indexes.push(IndexInfo {
+            oid: index_oid(schema, &index.name),
+            name: index.name.clone(),
+            columns: attnums(&index.columns),
+            column_names: index.columns.clone(),
+            unique: false,
+            primary: false,
+            method: index.method.clone(),
+        });
+    }
+    for c in table
+        .unique_constraints()
+        .into_iter()
+        .filter(|c| !c.index_only)
+    {
         constraints.push(ConstraintInfo {
             oid: constraint_oid(schema, name, &c.name),
             kind: if c.primary {
@@ -333,6 +405,7 @@ fn table_relation(schema: &str, name: &str, table: &Arc<Table>) -> Relation {
         kind: RelationKind::Table(table.clone()),
         columns,
         constraints,
+        indexes,
     }
 }
 
@@ -386,6 +459,7 @@ fn sequence_relation(schema: &str, name: &str, sequence: &Arc<Sequence>) -> Rela
         kind: RelationKind::Sequence(sequence.clone()),
         columns,
         constraints: Vec::new(),
+        indexes: Vec::new(),
     }
 }
 
@@ -417,6 +491,7 @@ fn view_relation(schema: &str, name: &str, view: &Arc<View>) -> Relation {
         kind: RelationKind::View(view.clone()),
         columns,
         constraints: Vec::new(),
+        indexes: Vec::new(),
     }
 }
 

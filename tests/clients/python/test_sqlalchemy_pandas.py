@@ -319,6 +319,55 @@ def test_orm_generated_keys(engine, t, label):
           [n for n in sa.inspect(engine).get_sequence_names() if n.startswith(t["core"])], [])
 
 
+def test_indexes(engine, t, label):
+    """Indexes as models and pandas declare them: index=True columns and a
+    unique Index created by create_all, reflected by the inspector, the
+    unique one enforced; pandas to_sql(index=True) makes its index."""
+    from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+    class Base(DeclarativeBase):
+        pass
+
+    class Account(Base):
+        __tablename__ = f"{t['core']}_account"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        email: Mapped[str] = mapped_column(sa.String(80))
+        region: Mapped[str] = mapped_column(sa.String(10), index=True)
+        __table_args__ = (sa.Index(f"ux_{t['core']}_account_email", "email", unique=True),)
+
+    Base.metadata.drop_all(engine)
+    Base.metadata.create_all(engine)
+    indexes = sorted((i["name"], i["column_names"], i["unique"])
+                     for i in sa.inspect(engine).get_indexes(Account.__tablename__))
+    check(f"{label}: create_all made the model's indexes", indexes, [
+        (f"ix_{Account.__tablename__}_region", ["region"], False),
+        (f"ux_{t['core']}_account_email", ["email"], True),
+    ])
+    with Session(engine) as session:
+        session.add_all([Account(email="a@x", region="eu"), Account(email="b@x", region="eu")])
+        session.commit()
+        session.add(Account(email="a@x", region="us"))
+        try:
+            session.commit()
+        except sa.exc.IntegrityError as e:
+            session.rollback()
+            check(f"{label}: a unique index refuses a repeated key",
+                  getattr(e.orig, "sqlstate", None) or e.orig.pgcode, "23505")
+        else:
+            fail(f"{label}: a unique index refuses a repeated key: no error")
+        n = session.scalar(sa.select(sa.func.count()).select_from(Account))
+        check(f"{label}: rows after the refused insert", n, 2)
+    Base.metadata.drop_all(engine)
+
+    frame = pd.DataFrame({"value": [1.5, 2.5, 3.5]}, index=pd.Index([10, 20, 30], name="key"))
+    frame.to_sql(t["df"], engine, index=True, if_exists="replace")
+    indexes = [(i["name"], i["column_names"]) for i in sa.inspect(engine).get_indexes(t["df"])]
+    check(f"{label}: to_sql(index=True) makes its index", indexes,
+          [(f"ix_{t['df']}_key", ["key"])])
+    back = pd.read_sql(sa.text(f"SELECT * FROM {t['df']} ORDER BY key"), engine, index_col="key")
+    assert_frames_equal(f"{label}: to_sql(index=True) then read_sql", back, frame)
+
+
 def test_streamed_chunks(engine, t, label):
     """pandas read_sql(chunksize=) over stream_results: a server-side
     cursor hands the rows over in chunks."""
@@ -378,8 +427,8 @@ def main():
         except Exception as e:
             unexpected(f"{label}: connect", e)
             continue
-        for test in (setup, test_inspect, test_core, test_orm_generated_keys, test_streamed_chunks,
-                     test_pandas):
+        for test in (setup, test_inspect, test_core, test_orm_generated_keys, test_indexes,
+                     test_streamed_chunks, test_pandas):
             try:
                 test(engine, t, label)
             except Exception as e:
