@@ -262,17 +262,16 @@ impl Session {
 
     /// A table from its logged definition (recovery).
     pub(crate) fn build_table_from_def(&self, def: &TableDef, schema: SchemaRef) -> Result<Table> {
-        Ok(self
-            .build_table(
-                def.id,
-                &def.name,
-                schema,
-                def.defaults.clone(),
-                def.constraints.clone(),
-                def.checks.clone(),
-            )?
-            .with_identities(def.identities.clone())
-            .with_indexes(def.indexes.clone())?)
+        self.build_table(
+            def.id,
+            &def.name,
+            schema,
+            def.defaults.clone(),
+            def.constraints.clone(),
+            def.checks.clone(),
+        )?
+        .with_identities(def.identities.clone())
+        .with_indexes(def.indexes.clone())
     }
 
     /// A table from its parts: plans the DEFAULT expressions and resolves
