@@ -65,6 +65,11 @@ pub enum QuiverError {
     NotNullViolation { table: String, column: String },
     #[error("duplicate key value violates unique constraint \"{constraint}\"")]
     UniqueViolation { constraint: String, detail: String },
+    #[error("{message}")]
+    ForeignKeyViolation { message: String, detail: String },
+    /// A FOREIGN KEY that cannot be made (42830).
+    #[error("{0}")]
+    InvalidForeignKey(String),
     /// CREATE UNIQUE INDEX (or ADD UNIQUE) over rows that repeat a key.
     #[error("could not create unique index \"{index}\"")]
     UniqueIndexBuild { index: String, detail: String },
@@ -220,6 +225,8 @@ pub enum SqlState {
     InvalidParameterValue,
     NotNullViolation,
     UniqueViolation,
+    ForeignKeyViolation,
+    InvalidForeignKey,
     StringDataRightTruncation,
     BadCopyFileFormat,
     ReservedName,
@@ -276,6 +283,8 @@ impl SqlState {
             SqlState::InvalidParameterValue => "22023",
             SqlState::NotNullViolation => "23502",
             SqlState::UniqueViolation => "23505",
+            SqlState::ForeignKeyViolation => "23503",
+            SqlState::InvalidForeignKey => "42830",
             SqlState::StringDataRightTruncation => "22001",
             SqlState::BadCopyFileFormat => "22P04",
             SqlState::ReservedName => "42939",
@@ -342,6 +351,8 @@ impl QuiverError {
                 SqlState::InvalidParameterValue
             }
             QuiverError::NotNullViolation { .. } => SqlState::NotNullViolation,
+            QuiverError::ForeignKeyViolation { .. } => SqlState::ForeignKeyViolation,
+            QuiverError::InvalidForeignKey(_) => SqlState::InvalidForeignKey,
             QuiverError::UniqueViolation { .. } | QuiverError::UniqueIndexBuild { .. } => {
                 SqlState::UniqueViolation
             }
@@ -393,6 +404,7 @@ impl QuiverError {
         match self {
             QuiverError::UniqueViolation { detail, .. }
             | QuiverError::UniqueIndexBuild { detail, .. }
+            | QuiverError::ForeignKeyViolation { detail, .. }
             | QuiverError::ViewNotUpdatable { detail, .. }
             | QuiverError::GeneratedAlways { detail, .. } => Some(detail.clone()),
             _ => None,

@@ -130,6 +130,8 @@ pub struct CatalogState {
     /// Owners and grants of schemas and relations. An object without an
     /// entry belongs to no role: only superusers may use it.
     pub acls: BTreeMap<AclObject, Acl>,
+    /// FOREIGN KEY constraints, in creation order.
+    pub foreign_keys: Vec<Arc<super::foreign::ForeignKeyDef>>,
 }
 
 impl CatalogState {

@@ -182,6 +182,13 @@ pub enum Effect {
     },
     /// ALTER SEQUENCE: the new definition and state, whole.
     AlterSequence(SequenceDef),
+    /// A FOREIGN KEY constraint added (CREATE TABLE, ALTER TABLE).
+    AddForeignKey(crate::engine::foreign::ForeignKeyDef),
+    DropForeignKey {
+        schema: String,
+        table: String,
+        name: String,
+    },
 }
 
 impl Effect {
@@ -209,7 +216,9 @@ impl Effect {
             | Effect::SetAcl { .. }
             | Effect::CreateSequence(_)
             | Effect::SetSequence { .. }
-            | Effect::AlterSequence(_) => {}
+            | Effect::AlterSequence(_)
+            | Effect::AddForeignKey(_)
+            | Effect::DropForeignKey { .. } => {}
         }
     }
 }

@@ -12,6 +12,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::catalog::{CatalogState, QualifiedName, View};
+use super::foreign::ForeignKeyDef;
 use super::roles::{self, Acl, AclObject};
 use super::sequence::{Sequence, SequenceDef};
 use super::table::Table;
@@ -104,6 +105,7 @@ impl Database {
         let ack = self.log(&commit, true)?;
         let mut next = CatalogState::clone(&current);
         move_table(&mut next, name, old, new_name, table);
+        apply_foreign_key_effects(&mut next, &commit.effects);
         old.retire();
         self.catalog.store(Arc::new(next));
         self.catalog_version.fetch_add(1, Ordering::AcqRel);
@@ -146,6 +148,7 @@ impl Database {
         };
         let mut next = CatalogState::clone(&base_catalog);
         move_table(&mut next, name, old, new_name, table.clone());
+        apply_foreign_key_effects(&mut next, &commit.effects);
         let state = ddl.get_or_insert_with(|| DdlState {
             catalog: base_catalog,
             catalog_version: version,
@@ -247,6 +250,7 @@ impl Database {
         name: &QualifiedName,
         table: Arc<Table>,
         sequences: Vec<SequenceDef>,
+        foreign_keys: Vec<ForeignKeyDef>,
         if_not_exists: bool,
         owner: Option<&str>,
     ) -> Result<(bool, Ack)> {
@@ -269,10 +273,44 @@ impl Database {
             let entry = c.schemas.get_mut(&name.schema).expect("checked above");
             entry.tables.insert(name.name.clone(), table);
             log.append(definition);
+            for def in foreign_keys {
+                put_foreign_key(c, log, def)?;
+            }
             if let Some(owner) = owner {
                 set_acl(c, log, AclObject::relation(name), Acl::owned_by(owner));
             }
             Ok(true)
+        })
+    }
+
+    /// ALTER TABLE ... ADD/DROP CONSTRAINT of foreign keys: drops `drop`
+    /// (table, constraint name), then adds `add`. Rows already there are
+    /// checked against an added key at COMMIT (the statement checks them
+    /// first).
+    pub fn alter_foreign_keys(
+        &self,
+        txn: Option<&Transaction>,
+        drop: &[(QualifiedName, String)],
+        add: Vec<ForeignKeyDef>,
+    ) -> Result<((), Ack)> {
+        self.change_catalog(txn, |c, log| {
+            for (table, name) in drop {
+                if !c.drop_foreign_key(table, name) {
+                    return Err(QuiverError::UndefinedObject(format!(
+                        "constraint \"{name}\" of relation \"{}\" does not exist",
+                        table.name
+                    )));
+                }
+                log.effects.push(Effect::DropForeignKey {
+                    schema: table.schema.clone(),
+                    table: table.name.clone(),
+                    name: name.clone(),
+                });
+            }
+            for def in add {
+                put_foreign_key(c, log, def)?;
+            }
+            Ok(())
         })
     }
 
@@ -346,6 +384,20 @@ impl Database {
         cascade: bool,
     ) -> Result<((), Ack)> {
         self.change_catalog(txn, |c, log| {
+            if !cascade {
+                for name in names {
+                    let outside = c
+                        .foreign_keys_to(name)
+                        .into_iter()
+                        .find(|fk| !names.contains(&fk.child()));
+                    if let Some(fk) = outside {
+                        return Err(QuiverError::DependentObjectsStillExist(format!(
+                            "cannot drop table {} because other objects depend on it (constraint {} on table {}); use DROP ... CASCADE to drop the dependent objects too",
+                            name.name, fk.name, fk.table
+                        )));
+                    }
+                }
+            }
             let mut dropped = Vec::new();
             for name in names {
                 dropped.extend(drop_relation(c, name, kind, if_exists, cascade)?);
@@ -533,6 +585,11 @@ impl Database {
         old.retire();
     }
 
+    /// Foreign keys added or dropped (recovery).
+    pub fn restore_foreign_keys(&self, effects: &[Effect]) {
+        self.restore(|c| apply_foreign_key_effects(c, effects));
+    }
+
     /// A role created or altered (`Some`), or dropped.
     pub fn restore_role(&self, role: Option<roles::Role>, drop: &str) {
         self.restore(|c| match role {
@@ -567,6 +624,42 @@ impl RelationType {
             RelationType::Table => "table",
             RelationType::View => "view",
             RelationType::Sequence => "sequence",
+        }
+    }
+}
+
+/// Adds a foreign key to the catalog (its tables and the referenced key
+/// must exist) and logs it.
+fn put_foreign_key(c: &mut CatalogState, log: &mut Commit, def: ForeignKeyDef) -> Result<()> {
+    if c.foreign_keys_of(&def.child())
+        .iter()
+        .any(|fk| fk.name == def.name)
+    {
+        return Err(QuiverError::DuplicateObject(format!(
+            "constraint \"{}\" for relation \"{}\" already exists",
+            def.name, def.table
+        )));
+    }
+    super::foreign::Resolved::new(c, &def)?;
+    log.effects.push(Effect::AddForeignKey(def.clone()));
+    c.add_foreign_key(def);
+    Ok(())
+}
+
+/// The foreign keys a commit adds and drops, applied to a catalog (ALTER
+/// TABLE logs them beside the table it rebuilds; recovery replays them).
+pub(super) fn apply_foreign_key_effects(c: &mut CatalogState, effects: &[Effect]) {
+    for effect in effects {
+        match effect {
+            Effect::AddForeignKey(def) => c.add_foreign_key(def.clone()),
+            Effect::DropForeignKey {
+                schema,
+                table,
+                name,
+            } => {
+                c.drop_foreign_key(&QualifiedName::new(schema, table), name);
+            }
+            _ => {}
         }
     }
 }
@@ -665,6 +758,7 @@ fn move_table(
     if let Some(acl) = c.acls.remove(&AclObject::relation(name)) {
         c.acls.insert(AclObject::relation(new_name), acl);
     }
+    c.rename_in_foreign_keys(name, new_name);
     if new_name.schema == name.schema && new_name.name != name.name {
         for sequence in c.sequences_owned_by(name) {
             if let Some(s) = c.sequence(&sequence) {
@@ -708,6 +802,8 @@ fn check_replaceable(
 
 fn remove_schema(c: &mut CatalogState, name: &str) {
     c.schemas.remove(name);
+    c.foreign_keys
+        .retain(|fk| fk.schema != name && fk.ref_schema != name);
     c.acls.retain(|object, _| match object {
         AclObject::Schema(s) => s != name,
         AclObject::Relation { schema, .. } => schema != name,
@@ -735,6 +831,7 @@ fn remove_relation(c: &mut CatalogState, name: &QualifiedName) -> bool {
         c.forget_relation(name);
     }
     if table {
+        c.forget_foreign_keys(name);
         // Its SERIAL and identity sequences go with it.
         for sequence in owned {
             if let Some(entry) = c.schemas.get_mut(&sequence.schema) {

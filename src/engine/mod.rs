@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod commit;
 pub mod conform;
 mod ddl;
+pub mod foreign;
 pub mod log;
 pub mod rebuild;
 mod replay;
@@ -502,6 +503,25 @@ impl Database {
                 fragments.insert(id, log_changes(id, &write.table, &[change])?);
             }
             installs.push((write.table, version, delta, table::Removed::Rows(positions)));
+        }
+        {
+            let catalog = match &ddl {
+                Some(ddl) => ddl.catalog.clone(),
+                None => self.catalog(),
+            };
+            let written: Vec<_> = installs
+                .iter()
+                .map(|(table, version, delta, _)| (table, version, delta))
+                .collect();
+            let added: Vec<&str> = ddl
+                .iter()
+                .flat_map(|d| d.commit.effects.iter())
+                .filter_map(|e| match e {
+                    Effect::AddForeignKey(def) => Some(def.name.as_str()),
+                    _ => None,
+                })
+                .collect();
+            foreign::check_at_commit(&catalog, txn, &written, &added)?;
         }
         // DDL first: rows may go to tables the transaction created.
         let mut commit = match &ddl {

@@ -56,6 +56,9 @@ impl Database {
                 Effect::DropRole { name } => self.restore_role(None, name),
                 Effect::SetAcl { object, acl } => self.restore_acl(object.clone(), acl.clone()),
                 Effect::CreateSequence(def) => self.restore_sequence(def),
+                Effect::AddForeignKey(_) | Effect::DropForeignKey { .. } => {
+                    self.restore_foreign_keys(std::slice::from_ref(effect))
+                }
                 Effect::SetSequence {
                     id,
                     last_value,

@@ -223,6 +223,11 @@ impl TableVersion {
 
     /// The version without the rows at `positions` (sorted, distinct,
     /// counted among live rows in table order), and those rows.
+    /// The live rows at `positions` (sorted, distinct).
+    pub fn rows_at(&self, schema: &SchemaRef, positions: &[u64]) -> Result<Vec<RecordBatch>> {
+        Ok(self.deleted(schema, positions, true)?.1)
+    }
+
     fn deleted(
         &self,
         schema: &SchemaRef,
@@ -388,6 +393,18 @@ fn copy_rows(schema: &SchemaRef, pieces: &[RecordBatch], rows: usize) -> Result<
         columns,
         &datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(rows)),
     )?)
+}
+
+/// Whether `key` is among `index`'s keys (constraint `c`) with `delta`
+/// applied.
+fn present(index: &UniqueIndex, delta: Option<&KeyDelta>, c: usize, key: &[u8]) -> bool {
+    match delta {
+        Some(d) => {
+            d.added[c].contains(key)
+                || (!d.truncated && index.contains(key) && !d.removed[c].contains(key))
+        }
+        None => index.contains(key),
+    }
 }
 
 /// Whether a proposed row's key is already taken (ON CONFLICT).
@@ -1115,6 +1132,66 @@ impl Table {
             }
         }
         Ok(out)
+    }
+
+    /// Keys (columns in the order of unique constraint `c`) encoded as
+    /// its index encodes them; None where a value is NULL.
+    pub fn encode_keys(&self, c: usize, columns: &[ArrayRef]) -> Result<Vec<Option<Box<[u8]>>>> {
+        self.writer.lock()[c].encode_all(columns)
+    }
+
+    /// Whether `key` is among the keys of unique constraint `c`, with a
+    /// transaction's `delta` applied to the committed ones.
+    pub fn key_present(&self, delta: Option<&KeyDelta>, c: usize, key: &[u8]) -> bool {
+        let indexes = self.writer.lock();
+        present(&indexes[c], delta, c, key)
+    }
+
+    /// For each row of `columns` (in the order of unique constraint `c`):
+    /// whether its key is present, with `delta` applied. A key with a NULL
+    /// counts as present (MATCH SIMPLE: it references nothing).
+    pub fn key_presence(
+        &self,
+        delta: Option<&KeyDelta>,
+        c: usize,
+        columns: &[ArrayRef],
+    ) -> Result<Vec<bool>> {
+        let indexes = self.writer.lock();
+        let index = &indexes[c];
+        Ok(index
+            .encode_all(columns)?
+            .into_iter()
+            .map(|key| key.is_none_or(|key| present(index, delta, c, &key)))
+            .collect())
+    }
+
+    /// A column of `rows` values of `field`'s DEFAULT (NULL without one);
+    /// the DEFAULT must not need a session (FOREIGN KEY ... SET DEFAULT).
+    pub fn default_array(
+        &self,
+        field: &datafusion::arrow::datatypes::Field,
+        rows: usize,
+    ) -> Result<ArrayRef> {
+        let Some(expr) = self.defaults.get(field.name()) else {
+            return Ok(datafusion::arrow::array::new_null_array(
+                field.data_type(),
+                rows,
+            ));
+        };
+        let schema = datafusion::common::DFSchema::empty();
+        let physical = datafusion::physical_expr::create_physical_expr(
+            expr,
+            &schema,
+            &datafusion::execution::context::ExecutionProps::new(),
+            &Default::default(),
+        )?;
+        let one = RecordBatch::try_new_with_options(
+            Arc::new(datafusion::arrow::datatypes::Schema::empty()),
+            vec![],
+            &datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(rows)),
+        )?;
+        let value = physical.evaluate(&one)?.into_array(rows)?;
+        Ok(datafusion::arrow::compute::cast(&value, field.data_type())?)
     }
 
     /// Applies `change` to the current version and installs the result

@@ -160,12 +160,20 @@ pub struct Saved {
     ddl: Option<DdlState>,
 }
 
+/// SET CONSTRAINTS in effect in a transaction.
+#[derive(Debug, Default)]
+struct ConstraintModes {
+    all: Option<bool>,
+    named: HashMap<String, bool>,
+}
+
 #[derive(Debug)]
 pub struct Transaction {
     /// Every table's version when the transaction began.
     snapshot: HashMap<u64, Arc<TableVersion>>,
     writes: Mutex<Writes>,
     ddl: Mutex<Option<DdlState>>,
+    constraint_modes: Mutex<ConstraintModes>,
 }
 
 impl Transaction {
@@ -174,6 +182,7 @@ impl Transaction {
             snapshot,
             writes: Mutex::new(BTreeMap::new()),
             ddl: Mutex::new(None),
+            constraint_modes: Mutex::default(),
         }
     }
 
@@ -239,6 +248,55 @@ impl Transaction {
         let writes = self.writes.lock();
         let delta = writes.get(&table.id()).map(|w| &w.delta);
         table.conflicts(delta, batch, only)
+    }
+
+    /// For each row of `columns`: whether `table` has its key under
+    /// unique constraint `c`, as the transaction sees the table.
+    pub fn key_presence(
+        &self,
+        table: &Table,
+        c: usize,
+        columns: &[datafusion::arrow::array::ArrayRef],
+    ) -> Result<Vec<bool>> {
+        let writes = self.writes.lock();
+        let delta = writes.get(&table.id()).map(|w| &w.delta);
+        table.key_presence(delta, c, columns)
+    }
+
+    /// Keeps the keys of `keys` that `table` no longer has (constraint `c`)
+    /// as the transaction sees it.
+    pub fn retain_absent(
+        &self,
+        table: &Table,
+        c: usize,
+        keys: &mut std::collections::HashSet<Box<[u8]>>,
+    ) {
+        let writes = self.writes.lock();
+        let delta = writes.get(&table.id()).map(|w| &w.delta);
+        keys.retain(|key| !table.key_present(delta, c, key));
+    }
+
+    /// SET CONSTRAINTS: Some(true) when the named constraint (or ALL) was
+    /// set DEFERRED in this transaction, Some(false) when IMMEDIATE.
+    pub fn constraint_mode(&self, name: &str) -> Option<bool> {
+        let modes = self.constraint_modes.lock();
+        modes.named.get(name).copied().or(modes.all)
+    }
+
+    /// SET CONSTRAINTS { ALL | names } { DEFERRED | IMMEDIATE }.
+    pub fn set_constraint_mode(&self, names: Option<&[String]>, deferred: bool) {
+        let mut modes = self.constraint_modes.lock();
+        match names {
+            None => {
+                modes.all = Some(deferred);
+                modes.named.clear();
+            }
+            Some(names) => {
+                for name in names {
+                    modes.named.insert(name.clone(), deferred);
+                }
+            }
+        }
     }
 
     /// What the transaction did to a table so far, if anything.

@@ -101,6 +101,17 @@ impl UniqueIndex {
         Ok(Some(rows.row(0).as_ref().into()))
     }
 
+    /// Every row's key from its columns' values (in constraint order);
+    /// None where a value is NULL.
+    pub fn encode_all(&self, columns: &[ArrayRef]) -> Result<Vec<Option<Box<[u8]>>>> {
+        let rows = self.converter.convert_columns(columns)?;
+        Ok(rows
+            .iter()
+            .enumerate()
+            .map(|(i, row)| (!columns.iter().any(|c| c.is_null(i))).then(|| row.as_ref().into()))
+            .collect())
+    }
+
     pub fn contains(&self, key: &[u8]) -> bool {
         self.keys.contains(key)
     }

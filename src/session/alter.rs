@@ -11,7 +11,8 @@ use datafusion::arrow::compute::{cast_with_options, CastOptions};
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::sql::sqlparser::ast::{
     visit_expressions_mut, AlterColumnOperation, AlterTable, AlterTableOperation, ColumnDef,
-    Expr as SqlExpr, Owner, RenameTableNameKind, TableConstraint,
+    DropBehavior, Expr as SqlExpr, ForeignKeyConstraint, Owner, RenameTableNameKind,
+    TableConstraint,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -23,10 +24,19 @@ use crate::engine::commit::{
     encode_batches, CheckDef, ColumnSource, Commit, ConstraintDef, Effect, IndexDef,
 };
 use crate::engine::conform::conform_batches;
+use crate::engine::foreign::ForeignKeyDef;
 use crate::engine::rebuild::rebuild_rows;
 use crate::engine::types::{column_field, display_type};
-use crate::engine::{QualifiedName, Table};
+use crate::engine::{QualifiedName, Table, Transaction};
 use crate::error::{not_supported, QuiverError, Result};
+
+/// 2BP01 for dropping a column a foreign key references.
+fn referenced_column(fk: &ForeignKeyDef, table: &str) -> QuiverError {
+    QuiverError::DependentObjectsStillExist(format!(
+        "cannot drop a column of table {table} because constraint {} on table {} depends on it; use DROP ... CASCADE to drop the constraint too",
+        fk.name, fk.table
+    ))
+}
 
 /// The definition being built by one ALTER TABLE.
 pub(super) struct Draft {
@@ -37,6 +47,15 @@ pub(super) struct Draft {
     pub(super) constraints: Vec<ConstraintDef>,
     checks: Vec<CheckDef>,
     pub(super) indexes: Vec<IndexDef>,
+    /// FOREIGN KEY clauses added by this statement: (columns, clause).
+    references: Vec<(Vec<String>, ForeignKeyConstraint)>,
+    /// Foreign keys of the table this statement drops, by name.
+    drop_references: Vec<String>,
+    /// Whether anything but foreign keys changes (the table is rebuilt).
+    rebuild: bool,
+    /// DROP COLUMN ... CASCADE: foreign keys that reference a dropped
+    /// column go too.
+    cascade: bool,
     /// CHECKs added by this statement: existing rows must pass them.
     new_checks: Vec<String>,
 }
@@ -95,12 +114,222 @@ impl Session {
         };
         let mut draft = self.draft_of(&name, &table)?;
         let mut new_name = name.clone();
+        let foreign_keys = catalog.foreign_keys_of(&name);
         for operation in &alter.operations {
+            if let AlterTableOperation::DropConstraint {
+                if_exists, name: c, ..
+            } = operation
+            {
+                let c = normalize_ident(c);
+                if foreign_keys.iter().any(|fk| fk.name == c) {
+                    draft.drop_references.push(c);
+                    continue;
+                }
+                if !if_exists || draft.constraints.iter().any(|k| k.name == c) {
+                    draft.rebuild = true;
+                }
+            }
+            if let AlterTableOperation::AddConstraint {
+                constraint: TableConstraint::ForeignKey(fk),
+                ..
+            } = operation
+            {
+                let columns = fk.columns.iter().map(normalize_ident).collect();
+                draft.references.push((columns, fk.clone()));
+                continue;
+            }
+            if !matches!(operation, AlterTableOperation::DropConstraint { .. }) {
+                draft.rebuild = true;
+            }
             self.apply_operation(&mut draft, &mut new_name, operation)
                 .await?;
         }
-        self.replace_table(&name, &table, &new_name, draft).await?;
+        let (drops, adds) = self.foreign_key_changes(&name, &table, &new_name, &draft)?;
+        if drops.is_empty() && adds.is_empty() {
+            if draft.rebuild {
+                let txn = self.current_txn();
+                self.replace_table(txn.as_ref(), &name, &table, &new_name, draft)
+                    .await?;
+            }
+            return Ok(StatementResult::command("ALTER TABLE"));
+        }
+        // The table and its foreign keys change in one transaction: the
+        // open block, or one of the statement's own.
+        let implicit = match self.current_txn() {
+            Some(_) => None,
+            None => Some(Arc::new(self.db.begin())),
+        };
+        let txn = self
+            .current_txn()
+            .or_else(|| implicit.clone())
+            .expect("one of the two");
+        if draft.rebuild {
+            self.replace_table(Some(&txn), &name, &table, &new_name, draft)
+                .await?;
+        }
+        let added: Vec<String> = adds.iter().map(|fk| fk.name.clone()).collect();
+        let (_, ack) = self.db.alter_foreign_keys(Some(&txn), &drops, adds)?;
+        ack.wait().await;
+        if !added.is_empty() {
+            // Rows already there must have their keys (checked again at
+            // COMMIT, against what others committed meanwhile).
+            self.db.check_deferred(&txn, Some(&added))?;
+        }
+        if let Some(txn) = implicit {
+            self.db
+                .commit(&txn, self.synchronous_commit())?
+                .wait()
+                .await;
+        }
         Ok(StatementResult::command("ALTER TABLE"))
+    }
+
+    /// The foreign keys ALTER TABLE drops (table, name) and adds: those it
+    /// names, and those whose columns it renames or drops (on either
+    /// side), named as they will be after the statement.
+    fn foreign_key_changes(
+        &self,
+        name: &QualifiedName,
+        table: &Table,
+        new_name: &QualifiedName,
+        draft: &Draft,
+    ) -> Result<(Vec<(QualifiedName, String)>, Vec<ForeignKeyDef>)> {
+        let catalog = self.catalog();
+        let old_schema = table.schema_ref();
+        // Old column name -> new name (None: dropped).
+        let mut renamed: std::collections::HashMap<String, Option<String>> = old_schema
+            .fields()
+            .iter()
+            .map(|f| (f.name().clone(), None))
+            .collect();
+        for (field, source) in draft.fields.iter().zip(&draft.sources) {
+            if let Source::Old(i) | Source::Cast(i) = source {
+                renamed.insert(
+                    old_schema.field(*i).name().clone(),
+                    Some(field.name().clone()),
+                );
+            }
+        }
+        let map = |columns: &[String]| -> Option<Vec<String>> {
+            columns
+                .iter()
+                .map(|c| renamed.get(c).cloned().flatten())
+                .collect()
+        };
+        let mut drops = Vec::new();
+        let mut adds = Vec::new();
+        // Its own keys, under its new name.
+        for fk in catalog.foreign_keys_of(name) {
+            let dropped = draft.drop_references.contains(&fk.name);
+            let columns = map(&fk.columns);
+            let own = fk.parent() == *name;
+            let ref_columns = if own {
+                map(&fk.ref_columns)
+            } else {
+                Some(fk.ref_columns.clone())
+            };
+            if !dropped
+                && columns.as_ref() == Some(&fk.columns)
+                && ref_columns.as_ref() == Some(&fk.ref_columns)
+            {
+                continue;
+            }
+            drops.push((new_name.clone(), fk.name.clone()));
+            if dropped {
+                continue;
+            }
+            if own && ref_columns.is_none() && !draft.cascade {
+                return Err(referenced_column(&fk, &name.name));
+            }
+            if let (Some(columns), Some(ref_columns)) = (columns, ref_columns) {
+                let mut fk = ForeignKeyDef::clone(&fk);
+                fk.schema.clone_from(&new_name.schema);
+                fk.table.clone_from(&new_name.name);
+                if own {
+                    fk.ref_schema.clone_from(&new_name.schema);
+                    fk.ref_table.clone_from(&new_name.name);
+                }
+                fk.columns = columns;
+                fk.ref_columns = ref_columns;
+                adds.push(fk);
+            }
+        }
+        // Other tables' keys that reference it.
+        for fk in catalog.foreign_keys_to(name) {
+            if fk.child() == *name {
+                continue;
+            }
+            let Some(ref_columns) = map(&fk.ref_columns) else {
+                if !draft.cascade {
+                    return Err(referenced_column(&fk, &name.name));
+                }
+                drops.push((fk.child(), fk.name.clone()));
+                continue;
+            };
+            if ref_columns == fk.ref_columns {
+                continue;
+            }
+            drops.push((fk.child(), fk.name.clone()));
+            let mut fk = ForeignKeyDef::clone(&fk);
+            fk.ref_schema.clone_from(&new_name.schema);
+            fk.ref_table.clone_from(&new_name.name);
+            fk.ref_columns = ref_columns;
+            adds.push(fk);
+        }
+        // Keys the statement adds.
+        let mut taken: Vec<String> = draft
+            .constraints
+            .iter()
+            .map(|c| c.name.clone())
+            .chain(draft.checks.iter().map(|c| c.name.clone()))
+            .chain(
+                catalog
+                    .foreign_keys_of(name)
+                    .iter()
+                    .map(|fk| fk.name.clone()),
+            )
+            .collect();
+        let schema = Schema::new(draft.fields.clone());
+        let referencing = super::foreign_keys::Referencing {
+            name: new_name,
+            schema: &schema,
+            primary_key: draft
+                .constraints
+                .iter()
+                .find(|c| c.primary)
+                .map(|c| c.columns.clone()),
+        };
+        for (columns, clause) in &draft.references {
+            let def = self.foreign_key_def(&referencing, columns.clone(), clause, &taken)?;
+            taken.push(def.name.clone());
+            adds.push(def);
+        }
+        // A key other tables reference must stay.
+        let keys: Vec<std::collections::HashSet<&String>> = draft
+            .constraints
+            .iter()
+            .map(|c| c.columns.iter().collect())
+            .chain(
+                draft
+                    .indexes
+                    .iter()
+                    .filter(|i| i.unique)
+                    .map(|i| i.columns.iter().collect()),
+            )
+            .collect();
+        for fk in catalog.foreign_keys_to(name) {
+            if drops.iter().any(|(t, n)| *t == fk.child() && *n == fk.name) {
+                continue;
+            }
+            let wanted: std::collections::HashSet<&String> = fk.ref_columns.iter().collect();
+            if !keys.contains(&wanted) {
+                return Err(QuiverError::DependentObjectsStillExist(format!(
+                    "cannot drop the key of table {} because constraint {} on table {} depends on it",
+                    name.name, fk.name, fk.table
+                )));
+            }
+        }
+        Ok((drops, adds))
     }
 
     /// The definition of `table` as a draft to change.
@@ -121,6 +350,10 @@ impl Session {
             constraints: def.constraints,
             checks: def.checks,
             indexes: def.indexes,
+            references: Vec::new(),
+            drop_references: Vec::new(),
+            rebuild: false,
+            cascade: false,
             new_checks: Vec::new(),
         })
     }
@@ -130,6 +363,7 @@ impl Session {
     /// transaction.
     pub(super) async fn replace_table(
         &mut self,
+        txn: Option<&Arc<Transaction>>,
         name: &QualifiedName,
         table: &Arc<Table>,
         new_name: &QualifiedName,
@@ -199,9 +433,8 @@ impl Session {
             columns: columns.clone(),
         });
         let new_checks = draft.new_checks.clone();
-        let txn = self.current_txn();
         let ack = self.db.replace_table(
-            txn.as_deref(),
+            txn.map(|t| t.as_ref()),
             name,
             table,
             (new_name, new_table.clone()),
@@ -232,8 +465,12 @@ impl Session {
             AlterTableOperation::DropColumn {
                 column_names,
                 if_exists,
+                drop_behavior,
                 ..
             } => {
+                if matches!(drop_behavior, Some(DropBehavior::Cascade)) {
+                    draft.cascade = true;
+                }
                 for column in column_names {
                     let column = normalize_ident(column);
                     let Some(index) = draft.index_of(&column) else {
@@ -402,7 +639,11 @@ impl Session {
             keys,
             checks,
             identity,
+            references,
         } = column_spec(&name, &column.options)?;
+        draft
+            .references
+            .extend(references.into_iter().map(|fk| (vec![name.clone()], fk)));
         if identity.is_some() {
             return Err(not_supported(
                 "ALTER TABLE ... ADD COLUMN with GENERATED AS IDENTITY; create the table with it",

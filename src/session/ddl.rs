@@ -10,7 +10,8 @@ use datafusion::common::DFSchema;
 use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan, LogicalPlanBuilder};
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{
-    ColumnOption, CreateTable, CreateView, GeneratedAs, Query, Statement, TableConstraint,
+    ColumnOption, CreateTable, CreateView, ForeignKeyConstraint, GeneratedAs, Query, Statement,
+    TableConstraint,
 };
 
 use super::{normalize_ident, object_name_parts, Session, StatementResult};
@@ -43,6 +44,8 @@ impl Session {
         let mut keys: Vec<(Option<String>, Vec<String>, bool)> = Vec::new();
         // (constraint name if given, the column it is declared on, SQL)
         let mut checks: Vec<(Option<String>, Option<String>, String)> = Vec::new();
+        // (the referencing columns, the clause)
+        let mut references: Vec<(Vec<String>, ForeignKeyConstraint)> = Vec::new();
         for constraint in &create.constraints {
             let (name, columns, primary) = match constraint {
                 TableConstraint::PrimaryKey(pk) => (&pk.name, &pk.columns, true),
@@ -53,6 +56,11 @@ impl Session {
                         None,
                         check.expr.to_string(),
                     ));
+                    continue;
+                }
+                TableConstraint::ForeignKey(fk) => {
+                    let columns = fk.columns.iter().map(normalize_ident).collect();
+                    references.push((columns, fk.clone()));
                     continue;
                 }
                 other => {
@@ -127,6 +135,11 @@ impl Session {
                 defaults_sql.push((col_name.clone(), sql));
             }
             checks.extend(spec.checks);
+            references.extend(
+                spec.references
+                    .into_iter()
+                    .map(|fk| (vec![col_name.clone()], fk)),
+            );
             let data_type = match &serial {
                 Some((sql_type, _)) => sql_type,
                 None => &column.data_type,
@@ -142,7 +155,7 @@ impl Session {
                 name.name
             )));
         }
-        let constraints = keys
+        let constraints: Vec<ConstraintDef> = keys
             .into_iter()
             .map(|(constraint_name, columns, primary)| ConstraintDef {
                 name: constraint_name.unwrap_or_else(|| {
@@ -158,6 +171,25 @@ impl Session {
             .collect();
         let schema = Arc::new(Schema::new(fields));
         let checks = name_checks(&name.name, &schema, checks)?;
+        let mut taken: Vec<String> = constraints
+            .iter()
+            .map(|c| c.name.clone())
+            .chain(checks.iter().map(|c| c.name.clone()))
+            .collect();
+        let referencing = super::foreign_keys::Referencing {
+            name: &name,
+            schema: &schema,
+            primary_key: constraints
+                .iter()
+                .find(|c| c.primary)
+                .map(|c| c.columns.clone()),
+        };
+        let mut foreign_keys = Vec::with_capacity(references.len());
+        for (columns, clause) in &references {
+            let def = self.foreign_key_def(&referencing, columns.clone(), clause, &taken)?;
+            taken.push(def.name.clone());
+            foreign_keys.push(def);
+        }
         let id = self.db.allocate_table_id();
         let table = self
             .build_table(id, &name.name, schema, defaults_sql, constraints, checks)?
@@ -167,6 +199,7 @@ impl Session {
             &name,
             Arc::new(table),
             sequences,
+            foreign_keys,
             create.if_not_exists,
             Some(&self.current_role()),
         )?;
@@ -234,6 +267,7 @@ impl Session {
             self.current_txn().as_deref(),
             name,
             table.clone(),
+            Vec::new(),
             Vec::new(),
             false,
             Some(&self.current_role()),
@@ -611,10 +645,12 @@ pub(super) struct ColumnSpec {
     /// `GENERATED { ALWAYS | BY DEFAULT } AS IDENTITY [(options)]`:
     /// whether ALWAYS, and the sequence options.
     pub identity: Option<(bool, Vec<SeqOption>)>,
+    /// `REFERENCES t [(col)] ...` on the column.
+    pub references: Vec<ForeignKeyConstraint>,
 }
 
 /// Reads a column's options (CREATE TABLE and ALTER TABLE ... ADD COLUMN).
-/// Options QuiverDB does not have (REFERENCES, GENERATED, COLLATE, ...)
+/// Options QuiverDB does not have (GENERATED ... STORED, COLLATE, ...)
 /// are refused with 0A000.
 pub(super) fn column_spec(
     column: &str,
@@ -626,6 +662,7 @@ pub(super) fn column_spec(
         keys: Vec::new(),
         checks: Vec::new(),
         identity: None,
+        references: Vec::new(),
     };
     for option in options {
         let given = option.name.as_ref().map(normalize_ident);
@@ -638,6 +675,13 @@ pub(super) fn column_spec(
             }
             ColumnOption::Unique(_) => spec.keys.push((given, false)),
             ColumnOption::Default(expr) => spec.default = Some(expr.to_string()),
+            ColumnOption::ForeignKey(fk) => {
+                let mut fk = fk.clone();
+                if fk.name.is_none() {
+                    fk.name = option.name.clone();
+                }
+                spec.references.push(fk)
+            }
             ColumnOption::Check(check) => spec.checks.push((
                 check.name.as_ref().map(normalize_ident).or(given),
                 Some(column.to_string()),
@@ -876,6 +920,7 @@ impl Session {
     pub(super) async fn truncate(&mut self, truncate: &Truncate) -> Result<StatementResult> {
         let catalog = self.catalog();
         let mut tables = Vec::new();
+        let mut names = Vec::new();
         for target in &truncate.table_names {
             let name = self.qualified(&target.name)?;
             match catalog.table(&name) {
@@ -888,6 +933,33 @@ impl Session {
                 }
                 None => return Err(QuiverError::UndefinedTable(name.name)),
             }
+            names.push(name);
+        }
+        // A referenced table empties only with the tables that reference
+        // it (CASCADE adds them).
+        let cascade = matches!(
+            truncate.cascade,
+            Some(datafusion::sql::sqlparser::ast::CascadeOption::Cascade)
+        );
+        let mut i = 0;
+        while i < names.len() {
+            for fk in catalog.foreign_keys_to(&names[i]) {
+                let child = fk.child();
+                if names.contains(&child) {
+                    continue;
+                }
+                if !cascade {
+                    return Err(QuiverError::FeatureNotSupported(format!(
+                        "cannot truncate a table referenced in a foreign key constraint: table \"{}\" references \"{}\"; truncate table \"{}\" at the same time, or use TRUNCATE ... CASCADE",
+                        fk.table, fk.ref_table, fk.table
+                    )));
+                }
+                if let Some(table) = catalog.table(&child) {
+                    tables.push(table.clone());
+                    names.push(child);
+                }
+            }
+            i += 1;
         }
         if let Some(txn) = self.current_txn() {
             for table in &tables {

@@ -507,7 +507,8 @@ impl Session {
             .unique_constraints()
             .iter()
             .all(|c| c.columns.iter().all(|&i| values[i].is_none()));
-        txn.apply(
+        self.db.apply(
+            txn,
             table,
             Change::Update {
                 positions: Arc::new(positions),
@@ -628,7 +629,8 @@ impl Session {
                 .await;
         };
         let count = positions.len();
-        txn.apply(table, Change::Delete(Arc::new(positions)))?;
+        self.db
+            .apply(txn, table, Change::Delete(Arc::new(positions)))?;
         let old_rows = if delete.returning.is_some() {
             rows.into_iter()
                 .map(|b| RecordBatch::try_new(schema.clone(), b.columns().to_vec()))
@@ -772,7 +774,8 @@ impl Session {
             count += to_insert.num_rows();
             self.db
                 .check_table_memory(Some(txn), to_insert.get_array_memory_size())?;
-            txn.apply(&table, Change::Insert(vec![to_insert.clone()]))?;
+            self.db
+                .apply(txn, &table, Change::Insert(vec![to_insert.clone()]))?;
             out_rows.insert(0, to_insert);
         }
         self.finish(

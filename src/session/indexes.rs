@@ -113,7 +113,11 @@ impl Session {
             unique: create.unique,
             method: method.to_string(),
         });
-        match self.replace_table(&name, &table, &name, draft).await {
+        let txn = self.current_txn();
+        match self
+            .replace_table(txn.as_ref(), &name, &table, &name, draft)
+            .await
+        {
             Ok(()) => Ok(StatementResult::command(TAG)),
             Err(QuiverError::UniqueViolation { detail, .. }) if create.unique => {
                 Err(QuiverError::UniqueIndexBuild {
@@ -158,7 +162,8 @@ impl Session {
             // With CASCADE the constraint goes with its index.
             draft.constraints.retain(|c| c.name != index);
             draft.indexes.retain(|i| i.name != index);
-            self.replace_table(&table_name, &table, &table_name, draft)
+            let txn = self.current_txn();
+            self.replace_table(txn.as_ref(), &table_name, &table, &table_name, draft)
                 .await?;
         }
         Ok(StatementResult::command(TAG))

@@ -37,7 +37,18 @@ impl Session {
             let rows = batches.iter().map(|b| b.num_rows()).sum();
             let bytes = batches.iter().map(|b| b.get_array_memory_size()).sum();
             self.db.check_table_memory(Some(&txn), bytes)?;
-            txn.apply(table, Change::Insert(batches))?;
+            self.db.apply(&txn, table, Change::Insert(batches))?;
+            Ok(rows)
+        } else if self.has_foreign_keys(table) {
+            // Keys are checked against the referenced table in a
+            // transaction of its own, and again at its commit.
+            let rows = batches.iter().map(|b| b.num_rows()).sum();
+            let txn = self.db.begin();
+            self.db.apply(&txn, table, Change::Insert(batches))?;
+            self.db
+                .commit(&txn, self.synchronous_commit())?
+                .wait()
+                .await;
             Ok(rows)
         } else {
             let (rows, ack) = self.db.append(table, batches, self.synchronous_commit())?;

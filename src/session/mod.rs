@@ -16,6 +16,7 @@ mod dml;
 mod execution;
 mod external;
 mod file_functions;
+mod foreign_keys;
 mod indexes;
 mod init_plans;
 mod insert;

@@ -38,6 +38,8 @@ pub struct Prepared {
     pub(super) column_names: Option<Vec<Option<String>>>,
     /// The statement is CHECKPOINT (which the SQL parser does not know).
     pub(super) checkpoint: bool,
+    /// The statement is SET CONSTRAINTS: names (None for ALL), deferred.
+    pub(super) set_constraints: Option<(Option<Vec<String>>, bool)>,
     /// The statement is CREATE or ALTER SEQUENCE (read by our own parser).
     pub(super) sequence: Option<SequenceStatement>,
     /// The statement is a point lookup by key, run without planning.
@@ -53,8 +55,10 @@ impl Session {
             true => Some(sequence_ddl::parse(sql)?),
             false => None,
         };
-        if checkpoint || sequence.is_some() {
+        let set_constraints = super::foreign_keys::parse_set_constraints(sql).transpose()?;
+        if checkpoint || sequence.is_some() || set_constraints.is_some() {
             return Ok(Prepared {
+                set_constraints,
                 sql: sql.to_string(),
                 statement: None,
                 plan: None,
@@ -88,6 +92,7 @@ impl Session {
                 result_schema: None,
                 column_names: None,
                 checkpoint: false,
+                set_constraints: None,
                 sequence: None,
                 lookup: None,
             });
@@ -101,6 +106,7 @@ impl Session {
             result_schema: own_statement_schema(&statement),
             column_names: column_names::postgres_column_names(&statement),
             checkpoint: false,
+            set_constraints: None,
             sequence: None,
             lookup: None,
         };
@@ -178,6 +184,9 @@ impl Session {
         if prepared.checkpoint {
             self.authorize_checkpoint()?;
             return self.checkpoint().await;
+        }
+        if let Some((names, deferred)) = &prepared.set_constraints {
+            return self.set_constraints(names.clone(), *deferred);
         }
         if let Some(statement) = &prepared.sequence {
             let statement = statement.clone();

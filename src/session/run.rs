@@ -155,6 +155,10 @@ impl Session {
                         Err(e) => Err(e),
                     }
                 }
+                Parsed::SetConstraints(names, deferred) => match self.admit(None) {
+                    Ok(()) => self.set_constraints(names, deferred),
+                    Err(e) => Err(e),
+                },
                 Parsed::Sequence(statement) => match self.admit(None) {
                     Ok(()) => {
                         self.run_with_timeout(|s| Box::pin(s.sequence_statement(statement)))

@@ -15,6 +15,8 @@ use crate::sql::sequence_ddl::{self, SequenceStatement};
 #[derive(Clone)]
 pub(super) enum Parsed {
     Checkpoint,
+    /// SET CONSTRAINTS: the names (None for ALL), and whether DEFERRED.
+    SetConstraints(Option<Vec<String>>, bool),
     Sequence(SequenceStatement),
     Statement(DfStatement),
 }
@@ -22,7 +24,11 @@ pub(super) enum Parsed {
 /// Parses every statement of `sql` before any runs, as Postgres does.
 pub(super) fn parse_script(sql: &str) -> Result<Vec<Parsed>> {
     let lower = sql.to_ascii_lowercase();
-    if !lower.contains("checkpoint") && !lower.contains("copy") && !lower.contains("sequence") {
+    if !lower.contains("checkpoint")
+        && !lower.contains("copy")
+        && !lower.contains("sequence")
+        && !lower.contains("constraints")
+    {
         return Ok(Session::parse(sql)?
             .into_iter()
             .map(Parsed::Statement)
@@ -32,6 +38,9 @@ pub(super) fn parse_script(sql: &str) -> Result<Vec<Parsed>> {
     for piece in split_statements(sql)? {
         if is_checkpoint(&piece) {
             parsed.push(Parsed::Checkpoint);
+        } else if let Some(set) = super::foreign_keys::parse_set_constraints(&piece) {
+            let (names, deferred) = set?;
+            parsed.push(Parsed::SetConstraints(names, deferred));
         } else if sequence_ddl::is_sequence_statement(&piece) {
             parsed.push(Parsed::Sequence(
                 sequence_ddl::parse(&piece).map_err(without_position)?,

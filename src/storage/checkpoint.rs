@@ -183,6 +183,11 @@ pub(super) fn checkpoint_with(storage: &Storage, db: &Database) -> Result<Checkp
         .map(|(object, acl)| (object.clone(), acl.clone()))
         .collect();
     manifest.sequences = sequences;
+    manifest.foreign_keys = catalog
+        .foreign_keys
+        .iter()
+        .map(|fk| fk.as_ref().clone())
+        .collect();
     manifest.next_table_id = db.next_table_id();
     manifest.next_view_seq = db.next_view_seq();
     sync_dir(&dir.join(TABLES_DIR))?;

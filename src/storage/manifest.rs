@@ -38,6 +38,8 @@ pub struct Manifest {
     /// Each with the position it continues after.
     #[serde(default)]
     pub sequences: Vec<SequenceDef>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub foreign_keys: Vec<crate::engine::foreign::ForeignKeyDef>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -77,6 +79,7 @@ impl Manifest {
             roles: Vec::new(),
             acls: Vec::new(),
             sequences: Vec::new(),
+            foreign_keys: Vec::new(),
         }
     }
 

@@ -256,6 +256,12 @@ impl Recovery {
                 ));
             }
         }
+        let foreign_keys: Vec<_> = manifest
+            .foreign_keys
+            .iter()
+            .map(|fk| crate::engine::commit::Effect::AddForeignKey(fk.clone()))
+            .collect();
+        db.restore_foreign_keys(&foreign_keys);
         for role in &manifest.roles {
             db.restore_role(Some(role.clone()), "");
         }

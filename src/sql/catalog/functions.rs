@@ -363,6 +363,17 @@ pub fn register(ctx: &SessionContext, context: &CatalogContext) {
         Ok(Arc::new(out))
     }));
     ctx.register_udf(udf("to_regclass", DataType::Int32, to_regclass(context)));
+    // No table is partitioned: a table's only "ancestor" is itself. psql
+    // calls it both ways to list foreign keys.
+    ctx.register_udf(udf(
+        "pg_partition_ancestors",
+        DataType::Int32,
+        |args, rows| {
+            let oids = arg_i64(args, 0, rows)?;
+            Ok(Arc::new(cast(&oids, &DataType::Int32)?))
+        },
+    ));
+    ctx.register_udtf("pg_partition_ancestors", Arc::new(PartitionAncestors));
     ctx.register_udf(udf(
         "pg_get_serial_sequence",
         DataType::Utf8,
@@ -1097,5 +1108,44 @@ mod tests {
         assert_eq!(size_pretty(8192), "8192 bytes");
         assert_eq!(size_pretty(16384), "16 kB");
         assert_eq!(size_pretty(10 * 1024 * 1024 * 1024), "10 GB");
+    }
+}
+
+/// `FROM pg_partition_ancestors(oid)`: one row, `relid`, the table itself.
+#[derive(Debug)]
+struct PartitionAncestors;
+
+impl datafusion::catalog::TableFunctionImpl for PartitionAncestors {
+    fn call_with_args(
+        &self,
+        args: datafusion::catalog::TableFunctionArgs,
+    ) -> Result<Arc<dyn datafusion::catalog::TableProvider>> {
+        use datafusion::logical_expr::Expr;
+        let oid = match args.exprs().first() {
+            Some(Expr::Literal(value, _)) => {
+                value.to_string().trim_matches('\'').parse::<i32>().ok()
+            }
+            Some(Expr::Cast(c)) => match c.expr.as_ref() {
+                Expr::Literal(value, _) => value.to_string().parse::<i32>().ok(),
+                _ => None,
+            },
+            _ => None,
+        }
+        .ok_or_else(|| {
+            DataFusionError::Plan("pg_partition_ancestors takes a table's oid".into())
+        })?;
+        let schema = Arc::new(datafusion::arrow::datatypes::Schema::new(vec![
+            datafusion::arrow::datatypes::Field::new("relid", DataType::Int32, false),
+        ]));
+        let batch = datafusion::arrow::record_batch::RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(datafusion::arrow::array::Int32Array::from(vec![
+                oid,
+            ]))],
+        )?;
+        Ok(Arc::new(datafusion::datasource::MemTable::try_new(
+            schema,
+            vec![vec![batch]],
+        )?))
     }
 }

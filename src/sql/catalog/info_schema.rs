@@ -197,7 +197,7 @@ pub static TABLES: &[Generated] = &[
             ("update_rule", "text"),
             ("delete_rule", "text"),
         ],
-        build: empty,
+        build: referential_constraints,
     },
     Generated {
         name: "routines",
@@ -480,6 +480,7 @@ fn constraint_type(kind: ConstraintKind) -> &'static str {
         ConstraintKind::Primary => "PRIMARY KEY",
         ConstraintKind::Unique => "UNIQUE",
         ConstraintKind::Check => "CHECK",
+        ConstraintKind::Foreign => "FOREIGN KEY",
     }
 }
 
@@ -496,8 +497,14 @@ fn table_constraints(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> 
                 ("table_schema", text(&rel.schema)),
                 ("table_name", text(&rel.name)),
                 ("constraint_type", text(constraint_type(c.kind))),
-                ("is_deferrable", yes_no(false)),
-                ("initially_deferred", yes_no(false)),
+                (
+                    "is_deferrable",
+                    yes_no(c.foreign.as_ref().is_some_and(|f| f.def.deferrable)),
+                ),
+                (
+                    "initially_deferred",
+                    yes_no(c.foreign.as_ref().is_some_and(|f| f.def.initially_deferred)),
+                ),
                 ("enforced", yes_no(true)),
                 (
                     "nulls_distinct",
@@ -513,7 +520,11 @@ fn key_column_usage(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
     let mut rows = Rows::new(schema);
     let db = &snap.identity.database;
     for rel in visible_relations(snap) {
-        for c in rel.constraints.iter().filter(|c| c.is_key()) {
+        for c in rel
+            .constraints
+            .iter()
+            .filter(|c| c.is_key() || c.foreign.is_some())
+        {
             for (i, column) in c.column_names.iter().enumerate() {
                 rows.push(vec![
                     ("constraint_catalog", text(db)),
@@ -524,6 +535,14 @@ fn key_column_usage(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
                     ("table_name", text(&rel.name)),
                     ("column_name", text(column)),
                     ("ordinal_position", int(i as i64 + 1)),
+                    (
+                        "position_in_unique_constraint",
+                        if c.foreign.is_some() {
+                            int(i as i64 + 1)
+                        } else {
+                            null()
+                        },
+                    ),
                 ]);
             }
         }
@@ -536,15 +555,43 @@ fn constraint_column_usage(snap: &Snapshot, schema: SchemaRef) -> Result<RecordB
     let db = &snap.identity.database;
     for rel in visible_relations(snap) {
         for c in &rel.constraints {
-            for column in &c.column_names {
+            // A foreign key uses the columns it references.
+            let (schema, table, columns) = match &c.foreign {
+                Some(f) => (&f.def.ref_schema, &f.def.ref_table, &f.def.ref_columns),
+                None => (&rel.schema, &rel.name, &c.column_names),
+            };
+            for column in columns {
                 rows.push(vec![
                     ("table_catalog", text(db)),
-                    ("table_schema", text(&rel.schema)),
-                    ("table_name", text(&rel.name)),
+                    ("table_schema", text(schema)),
+                    ("table_name", text(table)),
                     ("column_name", text(column)),
                     ("constraint_catalog", text(db)),
                     ("constraint_schema", text(&rel.schema)),
                     ("constraint_name", text(&c.name)),
+                ]);
+            }
+        }
+    }
+    rows.finish()
+}
+
+fn referential_constraints(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
+    let mut rows = Rows::new(schema);
+    let db = &snap.identity.database;
+    for rel in visible_relations(snap) {
+        for c in &rel.constraints {
+            if let Some(f) = &c.foreign {
+                rows.push(vec![
+                    ("constraint_catalog", text(db)),
+                    ("constraint_schema", text(&rel.schema)),
+                    ("constraint_name", text(&c.name)),
+                    ("unique_constraint_catalog", text(db)),
+                    ("unique_constraint_schema", text(&f.def.ref_schema)),
+                    ("unique_constraint_name", text(&f.ref_index.1)),
+                    ("match_option", text("NONE")),
+                    ("update_rule", text(f.def.on_update.sql())),
+                    ("delete_rule", text(f.def.on_delete.sql())),
                 ]);
             }
         }

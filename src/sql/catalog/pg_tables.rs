@@ -9,7 +9,7 @@ use datafusion::common::ScalarValue;
 use datafusion::error::Result;
 
 use super::rows::{boolean, int, int2_list, int4_list, text, Rows};
-use super::snapshot::{namespace_oid, Relation, Snapshot};
+use super::snapshot::{namespace_oid, ConstraintKind, Relation, Snapshot};
 use super::system::Generated;
 use super::{INFORMATION_SCHEMA, OWNER, OWNER_OID, PG_CATALOG};
 use crate::engine::roles::AclObject;
@@ -554,8 +554,11 @@ fn pg_sequences(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
 fn pg_class(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
     let mut rows = Rows::new(schema);
     for rel in snap.relations() {
-        let keys = rel.constraints.iter().filter(|c| c.is_key()).count();
-        let checks = rel.constraints.len() - keys;
+        let checks = rel
+            .constraints
+            .iter()
+            .filter(|c| c.check_sql.is_some())
+            .count();
         let indexed = !rel.indexes.is_empty();
         let tuples = rel.table().map_or(0, |t| t.snapshot().row_count) as f64;
         let owner = user_oid(&owner_of(snap, &relation_object(&rel)));
@@ -568,6 +571,7 @@ fn pg_class(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
             owner,
             vec![
                 ("relhasindex", boolean(indexed)),
+                ("relhastriggers", boolean(rel.has_triggers)),
                 ("relchecks", int(checks as i64)),
                 ("reltuples", ScalarValue::Float64(Some(tuples))),
                 ("relam", oid(if rel.table().is_some() { 2 } else { 0 })),
@@ -796,26 +800,46 @@ fn pg_constraint(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
     let mut rows = Rows::new(schema);
     for rel in snap.relations() {
         for c in &rel.constraints {
+            let foreign = c.foreign.as_ref();
             rows.push(vec![
                 ("oid", oid(c.oid)),
                 ("conname", text(&c.name)),
                 ("connamespace", oid(rel.namespace_oid)),
                 ("contype", text(c.contype())),
-                ("condeferrable", boolean(false)),
-                ("condeferred", boolean(false)),
+                (
+                    "condeferrable",
+                    boolean(foreign.is_some_and(|f| f.def.deferrable)),
+                ),
+                (
+                    "condeferred",
+                    boolean(foreign.is_some_and(|f| f.def.initially_deferred)),
+                ),
                 ("convalidated", boolean(true)),
                 ("conrelid", oid(rel.oid)),
                 ("contypid", oid(0)),
                 ("conindid", oid(c.index_oid)),
                 ("conparentid", oid(0)),
-                ("confrelid", oid(0)),
-                ("confupdtype", text(" ")),
-                ("confdeltype", text(" ")),
-                ("confmatchtype", text(" ")),
+                ("confrelid", oid(foreign.map_or(0, |f| f.ref_oid))),
+                (
+                    "confupdtype",
+                    text(foreign.map_or(" ", |f| f.def.on_update.code())),
+                ),
+                (
+                    "confdeltype",
+                    text(foreign.map_or(" ", |f| f.def.on_delete.code())),
+                ),
+                (
+                    "confmatchtype",
+                    text(if foreign.is_some() { "s" } else { " " }),
+                ),
                 ("conislocal", boolean(true)),
                 ("coninhcount", int(0)),
-                ("connoinherit", boolean(false)),
+                ("connoinherit", boolean(c.kind != ConstraintKind::Foreign)),
                 ("conkey", int2_list(&c.columns)),
+                (
+                    "confkey",
+                    foreign.map_or(null(), |f| int2_list(&f.ref_columns)),
+                ),
                 ("conbin", c.check_sql.as_deref().map_or(null(), text)),
             ]);
         }
@@ -887,7 +911,7 @@ fn pg_tables(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
                 ("tableowner", text(owner_of(snap, &relation_object(&rel)))),
                 ("hasindexes", boolean(!rel.indexes.is_empty())),
                 ("hasrules", boolean(false)),
-                ("hastriggers", boolean(false)),
+                ("hastriggers", boolean(rel.has_triggers)),
                 ("rowsecurity", boolean(false)),
             ]);
         }

@@ -7,9 +7,10 @@ use datafusion::arrow::datatypes::{DataType, Field};
 
 use super::{CatalogContext, Identity, SessionInfo, INFORMATION_SCHEMA, PG_CATALOG};
 use crate::engine::catalog::visible_catalog;
+use crate::engine::foreign::ForeignKeyDef;
 use crate::engine::sequence::Sequence;
 use crate::engine::types::{declared_length, display_type, TaggedType};
-use crate::engine::{CatalogState, Table, View};
+use crate::engine::{CatalogState, QualifiedName, Table, View};
 
 /// Object ids of user objects are derived from their names, so they are
 /// the same in every session and after a restart. They fall in Postgres'
@@ -105,6 +106,9 @@ pub struct Relation {
     /// A table's indexes: its key constraints' and those CREATE INDEX
     /// made, in that order.
     pub indexes: Vec<IndexInfo>,
+    /// Foreign keys reference it or from it (PostgreSQL enforces them
+    /// with triggers, and psql reads this before it lists them).
+    pub has_triggers: bool,
 }
 
 impl Relation {
@@ -146,6 +150,17 @@ pub enum ConstraintKind {
     Primary,
     Unique,
     Check,
+    Foreign,
+}
+
+/// What a FOREIGN KEY constraint references.
+pub struct ForeignInfo {
+    pub def: Arc<ForeignKeyDef>,
+    pub ref_oid: i32,
+    /// Attribute numbers of the referenced columns.
+    pub ref_columns: Vec<i64>,
+    /// The referenced table's key index: (oid, name).
+    pub ref_index: (i32, String),
 }
 
 pub struct ConstraintInfo {
@@ -158,6 +173,7 @@ pub struct ConstraintInfo {
     /// The index that enforces a key: (oid, name).
     pub index_oid: i32,
     pub check_sql: Option<String>,
+    pub foreign: Option<ForeignInfo>,
 }
 
 impl ConstraintInfo {
@@ -166,6 +182,7 @@ impl ConstraintInfo {
             ConstraintKind::Primary => "p",
             ConstraintKind::Unique => "u",
             ConstraintKind::Check => "c",
+            ConstraintKind::Foreign => "f",
         }
     }
 
@@ -183,11 +200,15 @@ impl ConstraintInfo {
             ConstraintKind::Check => {
                 format!("CHECK (({}))", self.check_sql.as_deref().unwrap_or(""))
             }
+            ConstraintKind::Foreign => match &self.foreign {
+                Some(f) => f.def.definition(quote_ident),
+                None => String::new(),
+            },
         }
     }
 
     pub fn is_key(&self) -> bool {
-        self.kind != ConstraintKind::Check
+        matches!(self.kind, ConstraintKind::Primary | ConstraintKind::Unique)
     }
 }
 
@@ -268,7 +289,7 @@ impl Snapshot {
             names.sort();
             for name in names {
                 if let Some(table) = entry.tables.get(name) {
-                    out.push(table_relation(schema, name, table));
+                    out.push(table_relation(&self.catalog, schema, name, table));
                 } else if let Some(view) = entry.views.get(name) {
                     out.push(view_relation(schema, name, view));
                 } else if let Some(sequence) = entry.sequences.get(name) {
@@ -300,7 +321,12 @@ impl Snapshot {
     }
 }
 
-fn table_relation(schema: &str, name: &str, table: &Arc<Table>) -> Relation {
+fn table_relation(
+    catalog: &CatalogState,
+    schema: &str,
+    name: &str,
+    table: &Arc<Table>,
+) -> Relation {
     let arrow = table.schema_ref();
     let defaults = table.defaults_sql();
     let columns = arrow
@@ -379,6 +405,7 @@ fn table_relation(schema: &str, name: &str, table: &Arc<Table>) -> Relation {
                 .collect(),
             index_oid: index_oid(schema, &c.name),
             check_sql: None,
+            foreign: None,
             name: c.name,
         });
     }
@@ -395,6 +422,45 @@ fn table_relation(schema: &str, name: &str, table: &Arc<Table>) -> Relation {
             column_names: used.iter().map(|c| c.name.clone()).collect(),
             index_oid: 0,
             check_sql: Some(check.sql.clone()),
+            foreign: None,
+        });
+    }
+    for fk in catalog.foreign_keys_of(&QualifiedName::new(schema, name)) {
+        let Some(parent) = catalog.table(&fk.parent()) else {
+            continue;
+        };
+        let parent_schema = parent.schema_ref();
+        let attnum = |arrow: &datafusion::arrow::datatypes::Schema, c: &String| {
+            arrow.index_of(c).map_or(0, |i| i as i64 + 1)
+        };
+        let wanted: std::collections::HashSet<&String> = fk.ref_columns.iter().collect();
+        let key = parent.unique_constraints().into_iter().find(|c| {
+            c.columns.len() == wanted.len()
+                && c.columns
+                    .iter()
+                    .all(|&i| wanted.contains(parent_schema.field(i).name()))
+        });
+        let ref_index = key.map_or((0, String::new()), |k| {
+            (index_oid(&fk.ref_schema, &k.name), k.name)
+        });
+        constraints.push(ConstraintInfo {
+            oid: constraint_oid(schema, name, &fk.name),
+            name: fk.name.clone(),
+            kind: ConstraintKind::Foreign,
+            columns: fk.columns.iter().map(|c| attnum(&arrow, c)).collect(),
+            column_names: fk.columns.clone(),
+            index_oid: ref_index.0,
+            check_sql: None,
+            foreign: Some(ForeignInfo {
+                ref_oid: relation_oid(&fk.ref_schema, &fk.ref_table),
+                ref_columns: fk
+                    .ref_columns
+                    .iter()
+                    .map(|c| attnum(&parent_schema, c))
+                    .collect(),
+                ref_index,
+                def: fk,
+            }),
         });
     }
     Relation {
@@ -406,6 +472,7 @@ fn table_relation(schema: &str, name: &str, table: &Arc<Table>) -> Relation {
         columns,
         constraints,
         indexes,
+        has_triggers: catalog.has_foreign_keys(&QualifiedName::new(schema, name)),
     }
 }
 
@@ -460,6 +527,7 @@ fn sequence_relation(schema: &str, name: &str, sequence: &Arc<Sequence>) -> Rela
         columns,
         constraints: Vec::new(),
         indexes: Vec::new(),
+        has_triggers: false,
     }
 }
 
@@ -492,6 +560,7 @@ fn view_relation(schema: &str, name: &str, view: &Arc<View>) -> Relation {
         columns,
         constraints: Vec::new(),
         indexes: Vec::new(),
+        has_triggers: false,
     }
 }
 
