@@ -362,3 +362,76 @@ async fn indexes_and_altered_tables_come_back_after_a_crash() {
         assert!(db.message().contains(index), "{statement}: {db:?}");
     }
 }
+
+/// Foreign keys made before a checkpoint and after it, then kill -9: they
+/// come back, and are enforced (both ways) after recovery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_keys_are_enforced_after_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_str().unwrap().to_string();
+    {
+        let server = TestServer::start_with(&["--data-dir", &data_dir]);
+        let client = server.connect().await;
+        client
+            .batch_execute(
+                "CREATE TABLE customers (id INT PRIMARY KEY);
+                 CREATE TABLE orders (id INT PRIMARY KEY, customer INT REFERENCES customers ON DELETE CASCADE);
+                 INSERT INTO customers VALUES (1), (2);
+                 INSERT INTO orders VALUES (10, 1), (11, 2);
+                 CHECKPOINT;
+                 BEGIN;
+                 CREATE TABLE lines (order_id INT, n INT);
+                 ALTER TABLE lines ADD CONSTRAINT lines_order FOREIGN KEY (order_id) REFERENCES orders (id);
+                 INSERT INTO lines VALUES (10, 1);
+                 COMMIT;
+                 ALTER TABLE customers RENAME TO clients;",
+            )
+            .await
+            .unwrap();
+        // Dropped: kill -9.
+    }
+    let server = TestServer::start_with(&["--data-dir", &data_dir]);
+    let client = server.connect().await;
+    let code = |e: tokio_postgres::Error| e.as_db_error().map(|d| d.code().clone());
+    for statement in [
+        "INSERT INTO orders VALUES (12, 9)",
+        "INSERT INTO lines VALUES (99, 1)",
+        // Order 10 has a line, which has no action: the cascade from
+        // clients stops there.
+        "DELETE FROM clients WHERE id = 1",
+    ] {
+        let err = client.batch_execute(statement).await.unwrap_err();
+        assert_eq!(
+            code(err),
+            Some(tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION),
+            "{statement}"
+        );
+    }
+    client
+        .batch_execute("DELETE FROM clients WHERE id = 2")
+        .await
+        .unwrap();
+    let orders: i64 = client
+        .query_one("SELECT count(*) FROM orders", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(orders, 1, "the cascade removed customer 2's order");
+    let keys: Vec<String> = client
+        .query(
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE contype = 'f' ORDER BY conname",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "FOREIGN KEY (order_id) REFERENCES orders(id)",
+            "FOREIGN KEY (customer) REFERENCES clients(id) ON DELETE CASCADE",
+        ]
+    );
+}

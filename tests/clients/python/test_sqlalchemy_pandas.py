@@ -368,6 +368,124 @@ def test_indexes(engine, t, label):
     assert_frames_equal(f"{label}: to_sql(index=True) then read_sql", back, frame)
 
 
+def test_relationships(engine, t, label):
+    """A one-to-many relationship over a foreign key with ON DELETE
+    CASCADE: create_all makes it, the inspector reflects it, the ORM
+    inserts through it, an orphan is refused (23503) and deleting the
+    parent in SQL takes its children."""
+    from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+
+    class Base(DeclarativeBase):
+        pass
+
+    class Team(Base):
+        __tablename__ = f"{t['core']}_team"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        name: Mapped[str] = mapped_column(sa.String(40))
+        players: Mapped[list["Player"]] = relationship(
+            back_populates="team", cascade="all, delete-orphan", passive_deletes=True)
+
+    class Player(Base):
+        __tablename__ = f"{t['core']}_player"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        team_id: Mapped[int] = mapped_column(
+            sa.ForeignKey(f"{Team.__tablename__}.id", ondelete="CASCADE"), index=True)
+        name: Mapped[str] = mapped_column(sa.String(40))
+        team: Mapped[Team] = relationship(back_populates="players")
+
+    Base.metadata.drop_all(engine)
+    Base.metadata.create_all(engine)
+    fks = sa.inspect(engine).get_foreign_keys(Player.__tablename__)
+    check(f"{label}: reflected foreign key",
+          [(fk["constrained_columns"], fk["referred_table"], fk["referred_columns"],
+            fk["options"].get("ondelete")) for fk in fks],
+          [(["team_id"], Team.__tablename__, ["id"], "CASCADE")])
+    with Session(engine) as session:
+        red = Team(name="red", players=[Player(name="ann"), Player(name="bob")])
+        blue = Team(name="blue", players=[Player(name="cy")])
+        session.add_all([red, blue])
+        session.commit()
+        check(f"{label}: children inserted through the relationship",
+              sorted(p.name for p in session.scalars(sa.select(Player))), ["ann", "bob", "cy"])
+        session.add(Player(name="ghost", team_id=999))
+        try:
+            session.commit()
+        except sa.exc.IntegrityError as e:
+            session.rollback()
+            check(f"{label}: an orphan is refused",
+                  getattr(e.orig, "sqlstate", None) or e.orig.pgcode, "23503")
+        else:
+            fail(f"{label}: an orphan is refused: no error")
+        session.delete(session.get(Team, red.id))
+        session.commit()
+        check(f"{label}: deleting a parent through the ORM takes its children",
+              [p.name for p in session.scalars(sa.select(Player))], ["cy"])
+    with engine.begin() as conn:
+        conn.execute(sa.delete(Team).where(Team.name == "blue"))
+        n = conn.execute(sa.select(sa.func.count()).select_from(Player)).scalar()
+        check(f"{label}: ON DELETE CASCADE in the database", n, 0)
+    Base.metadata.drop_all(engine)
+    check(f"{label}: drop_all drops both tables",
+          [n for n in sa.inspect(engine).get_table_names() if n.startswith(f"{t['core']}_")
+           and n.endswith(("_team", "_player"))], [])
+
+
+def test_alembic_migration(engine, t, label):
+    """An Alembic migration as `alembic upgrade` runs it on PostgreSQL: one
+    transaction that creates tables, an index and a unique index, adds a
+    column and a foreign key; then a downgrade that drops them."""
+    if importlib.util.find_spec("alembic") is None:
+        print(f"SKIPPED: {label}: alembic not installed (pip install alembic)")
+        return
+    from alembic.migration import MigrationContext
+    from alembic.operations import Operations
+
+    shop, item = f"{t['core']}_shop", f"{t['core']}_item"
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {item}")
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {shop}")
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"transactional_ddl": True})
+        op = Operations(context)
+        with context.begin_transaction():
+            op.create_table(shop, sa.Column("id", sa.Integer, primary_key=True),
+                            sa.Column("name", sa.String(50), nullable=False))
+            op.create_index(f"ix_{shop}_name", shop, ["name"], unique=True)
+            op.create_table(item, sa.Column("id", sa.Integer, primary_key=True),
+                            sa.Column("label", sa.Text))
+            op.add_column(item, sa.Column("shop_id", sa.Integer, nullable=True))
+            op.create_foreign_key(f"fk_{item}_shop", item, shop, ["shop_id"], ["id"],
+                                  ondelete="SET NULL")
+            op.create_index(f"ix_{item}_shop_id", item, ["shop_id"])
+        conn.commit()
+    inspector = sa.inspect(engine)
+    check(f"{label}: alembic upgrade: indexes",
+          sorted((i["name"], i["unique"]) for i in inspector.get_indexes(shop) + inspector.get_indexes(item)),
+          sorted([(f"ix_{shop}_name", True), (f"ix_{item}_shop_id", False)]))
+    check(f"{label}: alembic upgrade: foreign key",
+          [(fk["name"], fk["referred_table"]) for fk in inspector.get_foreign_keys(item)],
+          [(f"fk_{item}_shop", shop)])
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"INSERT INTO {shop} VALUES (1, 'north')")
+        conn.exec_driver_sql(f"INSERT INTO {item} VALUES (1, 'cup', 1)")
+        conn.exec_driver_sql(f"DELETE FROM {shop} WHERE id = 1")
+        shop_id = conn.exec_driver_sql(f"SELECT shop_id FROM {item}").scalar()
+        check(f"{label}: ON DELETE SET NULL after the migration", shop_id, None)
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"transactional_ddl": True})
+        op = Operations(context)
+        with context.begin_transaction():
+            op.drop_constraint(f"fk_{item}_shop", item, type_="foreignkey")
+            op.drop_index(f"ix_{item}_shop_id", table_name=item)
+            op.drop_column(item, "shop_id")
+            op.drop_table(item)
+            op.drop_index(f"ix_{shop}_name", table_name=shop)
+            op.drop_table(shop)
+        conn.commit()
+    left = [n for n in sa.inspect(engine).get_table_names() if n in (shop, item)]
+    check(f"{label}: alembic downgrade", left, [])
+
+
 def test_streamed_chunks(engine, t, label):
     """pandas read_sql(chunksize=) over stream_results: a server-side
     cursor hands the rows over in chunks."""
@@ -428,7 +546,8 @@ def main():
             unexpected(f"{label}: connect", e)
             continue
         for test in (setup, test_inspect, test_core, test_orm_generated_keys, test_indexes,
-                     test_streamed_chunks, test_pandas):
+                     test_relationships, test_alembic_migration, test_streamed_chunks,
+                     test_pandas):
             try:
                 test(engine, t, label)
             except Exception as e:
