@@ -568,6 +568,55 @@ public class JdbcClient {
         }
     }
 
+    static void checkForeignKeysAndIndexes() throws Exception {
+        exec(conn, "DROP TABLE IF EXISTS jdbc_line");
+        exec(conn, "DROP TABLE IF EXISTS jdbc_order");
+        exec(conn, "CREATE TABLE jdbc_order (id INT PRIMARY KEY, code TEXT)");
+        exec(conn, "CREATE UNIQUE INDEX jdbc_order_code ON jdbc_order (code)");
+        exec(conn, "CREATE TABLE jdbc_line (id INT PRIMARY KEY, order_id INT, "
+                + "CONSTRAINT jdbc_line_order FOREIGN KEY (order_id) REFERENCES jdbc_order (id) "
+                + "ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED)");
+        exec(conn, "CREATE INDEX jdbc_line_order_idx ON jdbc_line (order_id)");
+        DatabaseMetaData md = conn.getMetaData();
+        try (ResultSet rs = md.getImportedKeys(null, "public", "jdbc_line")) {
+            check("getImportedKeys has a row", rs.next(), true);
+            check("imported PKTABLE_NAME", rs.getString("PKTABLE_NAME"), "jdbc_order");
+            check("imported PKCOLUMN_NAME", rs.getString("PKCOLUMN_NAME"), "id");
+            check("imported FKCOLUMN_NAME", rs.getString("FKCOLUMN_NAME"), "order_id");
+            check("imported FK_NAME", rs.getString("FK_NAME"), "jdbc_line_order");
+            check("imported PK_NAME", rs.getString("PK_NAME"), "jdbc_order_pkey");
+            check("imported DELETE_RULE", rs.getInt("DELETE_RULE"), DatabaseMetaData.importedKeyCascade);
+            check("imported UPDATE_RULE", rs.getInt("UPDATE_RULE"), DatabaseMetaData.importedKeyNoAction);
+            check("imported DEFERRABILITY", rs.getInt("DEFERRABILITY"),
+                    DatabaseMetaData.importedKeyInitiallyDeferred);
+            check("getImportedKeys has one row", rs.next(), false);
+        }
+        try (ResultSet rs = md.getExportedKeys(null, "public", "jdbc_order")) {
+            check("getExportedKeys has a row", rs.next(), true);
+            check("exported FKTABLE_NAME", rs.getString("FKTABLE_NAME"), "jdbc_line");
+            check("getExportedKeys has one row", rs.next(), false);
+        }
+        try (ResultSet rs = md.getIndexInfo(null, "public", "jdbc_order", false, false)) {
+            java.util.List<String> names = new java.util.ArrayList<>();
+            while (rs.next()) {
+                names.add(rs.getString("INDEX_NAME") + ":" + rs.getBoolean("NON_UNIQUE") + ":"
+                        + rs.getString("COLUMN_NAME"));
+            }
+            java.util.Collections.sort(names);
+            check("getIndexInfo", names, Arrays.asList("jdbc_order_code:false:code", "jdbc_order_pkey:false:id"));
+        }
+        exec(conn, "INSERT INTO jdbc_order VALUES (1, 'a')");
+        exec(conn, "INSERT INTO jdbc_line VALUES (10, 1)");
+        try {
+            exec(conn, "INSERT INTO jdbc_line VALUES (11, 2)");
+            fail("an orphan line: no error");
+        } catch (SQLException e) {
+            check("an orphan line: SQLSTATE", e.getSQLState(), "23503");
+        }
+        exec(conn, "DELETE FROM jdbc_order WHERE id = 1");
+        check("ON DELETE CASCADE", count(conn, "SELECT count(*) FROM jdbc_line"), 0L);
+    }
+
     static void checkTransactions() throws Exception {
         try (Connection other = connect("")) {
             conn.setAutoCommit(false);
@@ -702,6 +751,8 @@ public class JdbcClient {
         step("DatabaseMetaData.getTables", JdbcClient::checkGetTables);
         step("DatabaseMetaData.getColumns", JdbcClient::checkGetColumns);
         step("DatabaseMetaData.getPrimaryKeys", JdbcClient::checkGetPrimaryKeys);
+        step("foreign keys and indexes (getImportedKeys, getExportedKeys, getIndexInfo)",
+                JdbcClient::checkForeignKeysAndIndexes);
         step("transactions", JdbcClient::checkTransactions);
         step("errors", JdbcClient::checkErrors);
         step("CopyManager", JdbcClient::checkCopy);
