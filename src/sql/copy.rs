@@ -637,6 +637,11 @@ fn read_binary(copy: &CopyIn, data: &[u8]) -> Result<RecordBatch> {
     let mut columns: Vec<Vec<ScalarValue>> = vec![Vec::new(); fields.len()];
     let mut row = 0;
     loop {
+        // The trailer (-1) is optional: the end of the data at a row
+        // boundary ends it too, as in PostgreSQL (pgx sends no trailer).
+        if at == data.len() {
+            break;
+        }
         let count = i16::from_be_bytes(take(&mut at, 2)?.try_into().expect("2 bytes"));
         if count == -1 {
             break;

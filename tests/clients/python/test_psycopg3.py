@@ -319,6 +319,22 @@ def test_copy_from_binary(conn):
     conn.commit()
 
 
+def test_copy_from_binary_without_trailer(conn):
+    """pgx's CopyFrom ends its binary data without the -1 trailer; as in
+    PostgreSQL, the end of the data ends the rows."""
+    import struct
+    create_copy_bin_table(conn)
+    data = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
+    for i in (1, 2):
+        data += struct.pack("!h", 1) + struct.pack("!ii", 4, i)
+    with conn.cursor().copy(f"COPY {COPY_B} (id) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.write(data)
+    conn.commit()
+    got = conn.execute(f"SELECT id FROM {COPY_B} ORDER BY id").fetchall()
+    check("COPY FROM STDIN (FORMAT BINARY) without the trailer", got, [(1,), (2,)])
+    conn.commit()
+
+
 def test_copy_to_binary(conn):
     create_copy_bin_table(conn, BIN_ROWS)
     with conn.cursor().copy(f"COPY {COPY_B} ({BIN_COLS}) TO STDOUT (FORMAT BINARY)") as copy:
@@ -527,7 +543,8 @@ def main():
     print(f"ok - connect (server_version {conn.info.server_version})")
     for test in (test_types, test_literals, test_prepared, test_executemany,
                  test_copy_from_text, test_copy_to_text, test_copy_to_csv,
-                 test_copy_from_binary, test_copy_to_binary, test_errors, test_transactions,
+                 test_copy_from_binary, test_copy_from_binary_without_trailer,
+                 test_copy_to_binary, test_errors, test_transactions,
                  test_session_time_zone, test_named_cursor, test_listen_notify):
         try:
             test(conn)
