@@ -132,6 +132,8 @@ pub struct CatalogState {
     pub acls: BTreeMap<AclObject, Acl>,
     /// FOREIGN KEY constraints, in creation order.
     pub foreign_keys: Vec<Arc<super::foreign::ForeignKeyDef>>,
+    /// COMMENT ON descriptions.
+    pub comments: BTreeMap<super::comments::CommentTarget, String>,
 }
 
 impl CatalogState {

@@ -189,6 +189,11 @@ pub enum Effect {
         table: String,
         name: String,
     },
+    /// COMMENT ON: set, or removed (None).
+    SetComment {
+        target: crate::engine::comments::CommentTarget,
+        comment: Option<String>,
+    },
 }
 
 impl Effect {
@@ -218,7 +223,8 @@ impl Effect {
             | Effect::SetSequence { .. }
             | Effect::AlterSequence(_)
             | Effect::AddForeignKey(_)
-            | Effect::DropForeignKey { .. } => {}
+            | Effect::DropForeignKey { .. }
+            | Effect::SetComment { .. } => {}
         }
     }
 }

@@ -12,6 +12,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::catalog::{CatalogState, QualifiedName, View};
+use super::comments::CommentTarget;
 use super::foreign::ForeignKeyDef;
 use super::roles::{self, Acl, AclObject};
 use super::sequence::{Sequence, SequenceDef};
@@ -312,6 +313,31 @@ impl Database {
             }
             Ok(())
         })
+    }
+
+    /// COMMENT ON: sets or removes (None) a description.
+    pub fn set_comment(
+        &self,
+        txn: Option<&Transaction>,
+        target: CommentTarget,
+        comment: Option<String>,
+    ) -> Result<((), Ack)> {
+        self.change_catalog(txn, |c, log| {
+            if c.comment(&target) == comment.as_ref() {
+                return Ok(());
+            }
+            log.effects.push(Effect::SetComment {
+                target: target.clone(),
+                comment: comment.clone(),
+            });
+            c.set_comment(target, comment);
+            Ok(())
+        })
+    }
+
+    /// A comment set or removed (recovery).
+    pub fn restore_comment(&self, target: &CommentTarget, comment: &Option<String>) {
+        self.restore(|c| c.set_comment(target.clone(), comment.clone()));
     }
 
     /// CREATE SEQUENCE. Returns false when a relation of that name existed
@@ -759,6 +785,7 @@ fn move_table(
         c.acls.insert(AclObject::relation(new_name), acl);
     }
     c.rename_in_foreign_keys(name, new_name);
+    c.rename_comments(name, new_name);
     if new_name.schema == name.schema && new_name.name != name.name {
         for sequence in c.sequences_owned_by(name) {
             if let Some(s) = c.sequence(&sequence) {
@@ -804,6 +831,7 @@ fn remove_schema(c: &mut CatalogState, name: &str) {
     c.schemas.remove(name);
     c.foreign_keys
         .retain(|fk| fk.schema != name && fk.ref_schema != name);
+    c.forget_schema_comments(name);
     c.acls.retain(|object, _| match object {
         AclObject::Schema(s) => s != name,
         AclObject::Relation { schema, .. } => schema != name,
@@ -829,6 +857,9 @@ fn remove_relation(c: &mut CatalogState, name: &QualifiedName) -> bool {
         || entry.sequences.remove(&name.name).is_some();
     if removed {
         c.forget_relation(name);
+    }
+    if removed {
+        c.forget_comments(name);
     }
     if table {
         c.forget_foreign_keys(name);

@@ -3,6 +3,7 @@
 
 pub mod advisory;
 pub mod catalog;
+pub mod comments;
 pub mod commit;
 pub mod conform;
 mod ddl;

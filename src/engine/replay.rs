@@ -56,6 +56,7 @@ impl Database {
                 Effect::DropRole { name } => self.restore_role(None, name),
                 Effect::SetAcl { object, acl } => self.restore_acl(object.clone(), acl.clone()),
                 Effect::CreateSequence(def) => self.restore_sequence(def),
+                Effect::SetComment { target, comment } => self.restore_comment(target, comment),
                 Effect::AddForeignKey(_) | Effect::DropForeignKey { .. } => {
                     self.restore_foreign_keys(std::slice::from_ref(effect))
                 }

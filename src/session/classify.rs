@@ -127,7 +127,8 @@ fn classify_sql(s: &Statement) -> Class {
         | Statement::CreateView(_)
         | Statement::CreateSchema { .. }
         | Statement::AlterTable(_)
-        | Statement::CreateIndex(_) => Class::new(Ddl, Objects),
+        | Statement::CreateIndex(_)
+        | Statement::Comment { .. } => Class::new(Ddl, Objects),
         Statement::Drop { object_type, .. } => match object_type {
             ObjectType::Table
             | ObjectType::View

@@ -38,6 +38,15 @@ impl Session {
             Statement::CreateTable(create) => self.create_table(create).await,
             Statement::AlterTable(alter) => self.alter_table(alter).await,
             Statement::CreateIndex(create) => self.create_index(create).await,
+            Statement::Comment {
+                object_type,
+                object_name,
+                comment,
+                ..
+            } => {
+                self.comment(*object_type, object_name, comment.clone())
+                    .await
+            }
             Statement::CreateView(create) => self.create_view(create).await,
             Statement::CreateSchema {
                 schema_name,

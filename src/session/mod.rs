@@ -6,6 +6,7 @@
 
 mod alter;
 mod classify;
+mod comments;
 mod copy;
 mod copy_files;
 mod cursors;

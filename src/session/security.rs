@@ -465,6 +465,39 @@ impl Check<'_> {
                 let name = self.session.qualified(&create.table_name)?;
                 self.must_own(&name)
             }
+            Statement::Comment {
+                object_type,
+                object_name,
+                ..
+            } => {
+                use crate::engine::comments::CommentTarget;
+                // A missing object is the statement's own error.
+                let Ok(target) = self.session.comment_target(*object_type, object_name) else {
+                    return Ok(());
+                };
+                match target {
+                    CommentTarget::Relation { schema, name }
+                    | CommentTarget::Column {
+                        schema,
+                        table: name,
+                        ..
+                    } => self.must_own(&QualifiedName::new(schema, name)),
+                    CommentTarget::Index { .. } => match self.session.find_index(object_name)? {
+                        Some((table, _)) => self.must_own(&table),
+                        None => Ok(()),
+                    },
+                    CommentTarget::Schema { name } => {
+                        if self
+                            .catalog
+                            .owns(self.actor, &AclObject::Schema(name.clone()))
+                        {
+                            Ok(())
+                        } else {
+                            Err(denied(format!("must be owner of schema {name}")))
+                        }
+                    }
+                }
+            }
             Statement::Drop {
                 object_type, names, ..
             } => match object_type {

@@ -188,6 +188,11 @@ pub(super) fn checkpoint_with(storage: &Storage, db: &Database) -> Result<Checkp
         .iter()
         .map(|fk| fk.as_ref().clone())
         .collect();
+    manifest.comments = catalog
+        .comments
+        .iter()
+        .map(|(target, text)| (target.clone(), text.clone()))
+        .collect();
     manifest.next_table_id = db.next_table_id();
     manifest.next_view_seq = db.next_view_seq();
     sync_dir(&dir.join(TABLES_DIR))?;

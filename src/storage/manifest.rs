@@ -40,6 +40,8 @@ pub struct Manifest {
     pub sequences: Vec<SequenceDef>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub foreign_keys: Vec<crate::engine::foreign::ForeignKeyDef>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub comments: Vec<(crate::engine::comments::CommentTarget, String)>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -80,6 +82,7 @@ impl Manifest {
             acls: Vec::new(),
             sequences: Vec::new(),
             foreign_keys: Vec::new(),
+            comments: Vec::new(),
         }
     }
 

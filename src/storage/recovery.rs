@@ -262,6 +262,9 @@ impl Recovery {
             .map(|fk| crate::engine::commit::Effect::AddForeignKey(fk.clone()))
             .collect();
         db.restore_foreign_keys(&foreign_keys);
+        for (target, text) in &manifest.comments {
+            db.restore_comment(target, &Some(text.clone()));
+        }
         for role in &manifest.roles {
             db.restore_role(Some(role.clone()), "");
         }

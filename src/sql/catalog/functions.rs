@@ -392,10 +392,25 @@ pub fn register(ctx: &SessionContext, context: &CatalogContext) {
         Ok(Arc::new(out))
     }));
 
-    // Comments are not stored: every object has none.
-    for name in ["obj_description", "col_description", "shobj_description"] {
-        ctx.register_udf(udf(name, DataType::Utf8, |_, rows| Ok(nulls(rows))));
-    }
+    // COMMENT ON descriptions. Roles and the database have none.
+    ctx.register_udf(udf(
+        "obj_description",
+        DataType::Utf8,
+        by_oid(context, |snap, oid, _, _| snap.object_comment(oid)),
+    ));
+    ctx.register_udf(udf(
+        "col_description",
+        DataType::Utf8,
+        by_oid(context, |snap, oid, args, i| {
+            let attnum = arg_i64(args, 1, i + 1).ok()?;
+            (attnum.len() > i && !attnum.is_null(i))
+                .then(|| snap.column_comment(oid, attnum.value(i)))
+                .flatten()
+        }),
+    ));
+    ctx.register_udf(udf("shobj_description", DataType::Utf8, |_, rows| {
+        Ok(nulls(rows))
+    }));
     // Functions are built in: none has a user-visible definition.
     for name in [
         "pg_get_function_result",
@@ -935,6 +950,15 @@ fn to_regclass(
                     Some((s, r)) => (Some(unquote(s)), unquote(r)),
                     None => (None, unquote(name)),
                 };
+                // pg_catalog comes first on every search path.
+                if schema.as_deref().is_none_or(|s| s == "pg_catalog") {
+                    if let Some((_, oid)) = super::snapshot::SYSTEM_CATALOGS
+                        .iter()
+                        .find(|(name, _)| *name == rel)
+                    {
+                        return Some(*oid);
+                    }
+                }
                 let path = snap.info.search_path();
                 relations
                     .iter()

@@ -266,7 +266,7 @@ pub static TABLES: &[Generated] = &[
             ("objsubid", "int4"),
             ("description", "text"),
         ],
-        build: empty,
+        build: pg_description,
     },
     Generated {
         name: "pg_database",
@@ -553,6 +553,7 @@ fn pg_sequences(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
 
 fn pg_class(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
     let mut rows = Rows::new(schema);
+    system_class_rows(&mut rows);
     for rel in snap.relations() {
         let checks = rel
             .constraints
@@ -590,6 +591,22 @@ fn pg_class(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
         }
     }
     rows.finish()
+}
+
+/// The system catalogs clients name by `regclass`, owned by the bootstrap
+/// superuser (oid 10) as in PostgreSQL.
+fn system_class_rows(rows: &mut Rows) {
+    for (name, rel_oid) in super::snapshot::SYSTEM_CATALOGS {
+        rows.push(class_row(
+            *rel_oid,
+            name,
+            namespace_oid(super::PG_CATALOG),
+            "r",
+            0,
+            10,
+            vec![("relam", oid(2))],
+        ));
+    }
 }
 
 fn class_row<'a>(
@@ -774,6 +791,19 @@ fn pg_attribute(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
                 .push(&mut rows);
             }
         }
+    }
+    rows.finish()
+}
+
+fn pg_description(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
+    let mut rows = Rows::new(schema);
+    for (objoid, classoid, objsubid, description) in snap.descriptions() {
+        rows.push(vec![
+            ("objoid", oid(objoid)),
+            ("classoid", oid(classoid)),
+            ("objsubid", int(objsubid)),
+            ("description", text(description)),
+        ]);
     }
     rows.finish()
 }

@@ -25,6 +25,24 @@ fn hashed_oid(kind: &str, parts: &[&str]) -> i32 {
     (16384 + hash % (i32::MAX as i64 - 16384)) as i32
 }
 
+/// The oids PostgreSQL gives the system catalogs clients name in casts
+/// (`'pg_catalog.pg_class'::regclass`); they are listed in `pg_class`.
+pub const SYSTEM_CATALOGS: &[(&str, i32)] = &[
+    ("pg_type", 1247),
+    ("pg_attribute", 1249),
+    ("pg_proc", 1255),
+    ("pg_class", 1259),
+    ("pg_authid", 1260),
+    ("pg_database", 1262),
+    ("pg_am", 2601),
+    ("pg_attrdef", 2604),
+    ("pg_constraint", 2606),
+    ("pg_description", 2609),
+    ("pg_index", 2610),
+    ("pg_namespace", 2615),
+    ("pg_trigger", 2620),
+];
+
 pub fn namespace_oid(schema: &str) -> i32 {
     match schema {
         PG_CATALOG => 11,
@@ -43,7 +61,7 @@ fn constraint_oid(schema: &str, table: &str, name: &str) -> i32 {
     hashed_oid("constraint", &[schema, table, name])
 }
 
-fn index_oid(schema: &str, name: &str) -> i32 {
+pub fn index_oid(schema: &str, name: &str) -> i32 {
     hashed_oid("index", &[schema, name])
 }
 
@@ -313,6 +331,86 @@ impl Snapshot {
 
     pub fn relation(&self, oid: i32) -> Option<Relation> {
         self.relations().into_iter().find(|r| r.oid == oid)
+    }
+
+    /// The comment on the object with this oid: a relation, an index or
+    /// a schema (`obj_description`).
+    pub fn object_comment(&self, oid: i32) -> Option<String> {
+        use crate::engine::comments::CommentTarget;
+        let target = self.catalog.schemas.keys().find_map(|schema| {
+            if namespace_oid(schema) == oid {
+                return Some(CommentTarget::Schema {
+                    name: schema.clone(),
+                });
+            }
+            None
+        });
+        let target = target.or_else(|| {
+            self.relations().into_iter().find_map(|rel| {
+                if rel.oid == oid {
+                    return Some(CommentTarget::Relation {
+                        schema: rel.schema.clone(),
+                        name: rel.name.clone(),
+                    });
+                }
+                rel.indexes
+                    .iter()
+                    .find(|i| i.oid == oid)
+                    .map(|i| CommentTarget::Index {
+                        schema: rel.schema.clone(),
+                        name: i.name.clone(),
+                    })
+            })
+        })?;
+        self.catalog.comment(&target).cloned()
+    }
+
+    /// The comment on column `attnum` of the relation with this oid
+    /// (`col_description`).
+    pub fn column_comment(&self, oid: i32, attnum: i64) -> Option<String> {
+        let rel = self.relation(oid)?;
+        let column = rel.columns.iter().find(|c| c.num == attnum)?;
+        let target = crate::engine::comments::CommentTarget::column(
+            &QualifiedName::new(&rel.schema, &rel.name),
+            &column.name,
+        );
+        self.catalog.comment(&target).cloned()
+    }
+
+    /// Every comment as `pg_description` has it: (objoid, classoid,
+    /// objsubid, description).
+    pub fn descriptions(&self) -> Vec<(i32, i32, i64, String)> {
+        use crate::engine::comments::CommentTarget;
+        const PG_CLASS: i32 = 1259;
+        const PG_NAMESPACE: i32 = 2615;
+        let mut out = Vec::new();
+        for (target, text) in &self.catalog.comments {
+            let row = match target {
+                CommentTarget::Relation { schema, name } => {
+                    (relation_oid(schema, name), PG_CLASS, 0)
+                }
+                CommentTarget::Index { schema, name } => (index_oid(schema, name), PG_CLASS, 0),
+                CommentTarget::Column {
+                    schema,
+                    table,
+                    column,
+                } => {
+                    let name = QualifiedName::new(schema, table);
+                    let arrow = match (self.catalog.table(&name), self.catalog.view(&name)) {
+                        (Some(t), _) => t.schema_ref(),
+                        (None, Some(v)) => v.schema.clone(),
+                        _ => continue,
+                    };
+                    let Ok(i) = arrow.index_of(column) else {
+                        continue;
+                    };
+                    (relation_oid(schema, table), PG_CLASS, i as i64 + 1)
+                }
+                CommentTarget::Schema { name } => (namespace_oid(name), PG_NAMESPACE, 0),
+            };
+            out.push((row.0, row.1, row.2, text.clone()));
+        }
+        out
     }
 
     /// Whether `schema` is searched for unqualified names.

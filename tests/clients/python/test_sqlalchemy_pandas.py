@@ -380,8 +380,9 @@ def test_relationships(engine, t, label):
 
     class Team(Base):
         __tablename__ = f"{t['core']}_team"
+        __table_args__ = {"comment": "teams in the league"}
         id: Mapped[int] = mapped_column(primary_key=True)
-        name: Mapped[str] = mapped_column(sa.String(40))
+        name: Mapped[str] = mapped_column(sa.String(40), comment="as printed on shirts")
         players: Mapped[list["Player"]] = relationship(
             back_populates="team", cascade="all, delete-orphan", passive_deletes=True)
 
@@ -395,7 +396,13 @@ def test_relationships(engine, t, label):
 
     Base.metadata.drop_all(engine)
     Base.metadata.create_all(engine)
-    fks = sa.inspect(engine).get_foreign_keys(Player.__tablename__)
+    inspector = sa.inspect(engine)
+    check(f"{label}: reflected table comment (COMMENT ON TABLE)",
+          inspector.get_table_comment(Team.__tablename__)["text"], "teams in the league")
+    check(f"{label}: reflected column comment (COMMENT ON COLUMN)",
+          {c["name"]: c.get("comment") for c in inspector.get_columns(Team.__tablename__)}["name"],
+          "as printed on shirts")
+    fks = inspector.get_foreign_keys(Player.__tablename__)
     check(f"{label}: reflected foreign key",
           [(fk["constrained_columns"], fk["referred_table"], fk["referred_columns"],
             fk["options"].get("ondelete")) for fk in fks],
