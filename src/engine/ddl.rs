@@ -244,14 +244,13 @@ impl Database {
     /// Adds a table. Returns false when a relation of that name existed and
     /// `if_not_exists` was given.
     /// `sequences` are created with it (for its SERIAL and identity
-    /// columns), before it.
+    /// columns), before it; its `foreign_keys` after it.
     pub fn create_table(
         &self,
         txn: Option<&Transaction>,
         name: &QualifiedName,
         table: Arc<Table>,
-        sequences: Vec<SequenceDef>,
-        foreign_keys: Vec<ForeignKeyDef>,
+        (sequences, foreign_keys): (Vec<SequenceDef>, Vec<ForeignKeyDef>),
         if_not_exists: bool,
         owner: Option<&str>,
     ) -> Result<(bool, Ack)> {

@@ -89,6 +89,12 @@ impl ForeignKeyDef {
         QualifiedName::new(&self.ref_schema, &self.ref_table)
     }
 
+    /// Whether `table` is either side of the key.
+    pub fn touches(&self, table: &QualifiedName) -> bool {
+        (self.schema == table.schema && self.table == table.name)
+            || (self.ref_schema == table.schema && self.ref_table == table.name)
+    }
+
     /// `pg_get_constraintdef()`.
     pub fn definition(&self, quote: impl Fn(&str) -> String) -> String {
         let list = |names: &[String]| {
@@ -145,10 +151,7 @@ impl CatalogState {
 
     /// Forgets every foreign key from or to `table` (it was dropped).
     pub(super) fn forget_foreign_keys(&mut self, table: &QualifiedName) {
-        self.foreign_keys.retain(|fk| {
-            !(fk.schema == table.schema && fk.table == table.name)
-                && !(fk.ref_schema == table.schema && fk.ref_table == table.name)
-        });
+        self.foreign_keys.retain(|fk| !fk.touches(table));
     }
 
     /// `name` is now `new_name`: foreign keys follow it on both sides.
@@ -188,10 +191,7 @@ impl CatalogState {
 
     /// Whether any foreign key involves `table`.
     pub fn has_foreign_keys(&self, table: &QualifiedName) -> bool {
-        self.foreign_keys.iter().any(|fk| {
-            (fk.schema == table.schema && fk.table == table.name)
-                || (fk.ref_schema == table.schema && fk.ref_table == table.name)
-        })
+        self.foreign_keys.iter().any(|fk| fk.touches(table))
     }
 }
 

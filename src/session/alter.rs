@@ -30,6 +30,9 @@ use crate::engine::types::{column_field, display_type};
 use crate::engine::{QualifiedName, Table, Transaction};
 use crate::error::{not_supported, QuiverError, Result};
 
+/// Foreign keys an ALTER TABLE drops (table, name) and adds.
+type ForeignKeyChanges = (Vec<(QualifiedName, String)>, Vec<ForeignKeyDef>);
+
 /// 2BP01 for dropping a column a foreign key references.
 fn referenced_column(fk: &ForeignKeyDef, table: &str) -> QuiverError {
     QuiverError::DependentObjectsStillExist(format!(
@@ -193,7 +196,7 @@ impl Session {
         table: &Table,
         new_name: &QualifiedName,
         draft: &Draft,
-    ) -> Result<(Vec<(QualifiedName, String)>, Vec<ForeignKeyDef>)> {
+    ) -> Result<ForeignKeyChanges> {
         let catalog = self.catalog();
         let old_schema = table.schema_ref();
         // Old column name -> new name (None: dropped).

@@ -198,8 +198,7 @@ impl Session {
             self.current_txn().as_deref(),
             &name,
             Arc::new(table),
-            sequences,
-            foreign_keys,
+            (sequences, foreign_keys),
             create.if_not_exists,
             Some(&self.current_role()),
         )?;
@@ -267,8 +266,7 @@ impl Session {
             self.current_txn().as_deref(),
             name,
             table.clone(),
-            Vec::new(),
-            Vec::new(),
+            (Vec::new(), Vec::new()),
             false,
             Some(&self.current_role()),
         )?;
