@@ -24,6 +24,7 @@ pub mod pg_interval;
 pub mod pg_subqueries;
 pub mod pg_timezone;
 pub mod pg_to_char;
+pub mod pg_to_number;
 pub mod pg_to_timestamp;
 pub mod pg_types_in;
 pub mod rows;

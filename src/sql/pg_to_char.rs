@@ -55,9 +55,11 @@ impl ScalarUDFImpl for ToChar {
             DataType::Timestamp(..) => value.clone(),
             DataType::Date32 | DataType::Date64 => DataType::Timestamp(TimeUnit::Microsecond, None),
             DataType::Null => DataType::Timestamp(TimeUnit::Microsecond, None),
+            // Numbers: PostgreSQL's numeric templates.
+            n if n.is_numeric() => n.clone(),
             other => {
                 return Err(DataFusionError::Plan(format!(
-                    "function to_char({other}, text) does not exist: to_char formats dates and timestamps"
+                    "function to_char({other}, text) does not exist: to_char formats dates, timestamps and numbers"
                 )))
             }
         };
@@ -76,6 +78,14 @@ impl ScalarUDFImpl for ToChar {
         let values = args.args[0].to_array(args.number_rows)?;
         let templates = args.args[1].to_array(args.number_rows)?;
         let templates = templates.as_string::<i32>();
+        if values.data_type().is_numeric() {
+            let texts = super::pg_to_number::to_char_numbers(&values, templates)?;
+            return Ok(if scalar {
+                ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(&texts, 0)?)
+            } else {
+                ColumnarValue::Array(texts)
+            });
+        }
         let DataType::Timestamp(unit, label) = values.data_type().clone() else {
             return Err(DataFusionError::Internal(format!(
                 "to_char got {}",
