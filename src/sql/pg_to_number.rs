@@ -367,16 +367,8 @@ fn read_number(text: &str, template: &Template, scale: usize) -> Result<i128> {
     let mut negative = false;
     for c in text.chars() {
         match c {
-            '0'..='9' if in_fraction => {
-                if fraction.len() < max_frac {
-                    fraction.push(c);
-                }
-            }
-            '0'..='9' => {
-                if integer.len() < max_int {
-                    integer.push(c);
-                }
-            }
+            '0'..='9' if in_fraction && fraction.len() < max_frac => fraction.push(c),
+            '0'..='9' if !in_fraction && integer.len() < max_int => integer.push(c),
             '.' if template.has_point() => in_fraction = true,
             '-' | '<' => negative = true,
             _ => {}
@@ -388,7 +380,6 @@ fn read_number(text: &str, template: &Template, scale: usize) -> Result<i128> {
         )));
     }
     let mut digits = integer;
-    let mut fraction = fraction;
     fraction.truncate(scale);
     while fraction.len() < scale {
         fraction.push('0');
