@@ -535,7 +535,9 @@ impl Database {
     pub fn check_deferred(&self, txn: &Transaction, names: Option<&[String]>) -> Result<()> {
         let catalog = txn.catalog().unwrap_or_else(|| self.catalog());
         for def in catalog.foreign_keys.iter() {
-            if names.is_some_and(|n| !n.contains(&def.name)) {
+            // A key that is not deferrable was checked at each statement.
+            let named = names.is_some_and(|n| n.contains(&def.name));
+            if !named && (names.is_some() || !def.deferrable) {
                 continue;
             }
             let fk = Resolved::new(&catalog, def)?;
@@ -592,14 +594,19 @@ pub(super) fn check_at_commit(
     }
     let after = |table: &Arc<Table>| written.iter().find(|(t, _, _)| t.id() == table.id());
     for def in catalog.foreign_keys.iter() {
-        let fk = Resolved::new(catalog, def)?;
-        let child_written = after(&fk.child);
-        let parent_written = after(&fk.parent);
+        let (Some(child), Some(parent)) =
+            (catalog.table(&def.child()), catalog.table(&def.parent()))
+        else {
+            continue;
+        };
+        let child_written = after(child);
+        let parent_written = after(parent);
         // A key added by this transaction holds for every row there is.
         let new_key = added.contains(&def.name.as_str());
         if child_written.is_none() && parent_written.is_none() && !new_key {
             continue;
         }
+        let fk = Resolved::new(catalog, def)?;
         // Checked at each statement, with nothing moved since: nothing to
         // check again.
         let parent_moved = fk.parent.snapshot().version != txn.base_version(&fk.parent).version;

@@ -55,6 +55,11 @@ impl Session {
             true => Some(sequence_ddl::parse(sql)?),
             false => None,
         };
+        if super::script::move_as_fetch(sql).is_some() {
+            return Err(crate::error::not_supported(
+                "MOVE in the extended query protocol (send it as a simple query)",
+            ));
+        }
         let set_constraints = super::foreign_keys::parse_set_constraints(sql).transpose()?;
         if checkpoint || sequence.is_some() || set_constraints.is_some() {
             return Ok(Prepared {

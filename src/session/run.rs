@@ -155,6 +155,17 @@ impl Session {
                         Err(e) => Err(e),
                     }
                 }
+                Parsed::Move(fetch) => match self.admit(None) {
+                    Ok(()) => match self.execute_statement(fetch).await {
+                        Ok(StatementResult::Rows { batches, .. }) => Ok(StatementResult::Command {
+                            tag: "MOVE",
+                            rows: Some(batches.iter().map(|b| b.num_rows()).sum()),
+                        }),
+                        Ok(_) => Err(QuiverError::Internal("MOVE read no rows".into())),
+                        Err(e) => Err(e),
+                    },
+                    Err(e) => Err(e),
+                },
                 Parsed::SetConstraints(names, deferred) => match self.admit(None) {
                     Ok(()) => self.set_constraints(names, deferred),
                     Err(e) => Err(e),

@@ -17,6 +17,8 @@ pub(super) enum Parsed {
     Checkpoint,
     /// SET CONSTRAINTS: the names (None for ALL), and whether DEFERRED.
     SetConstraints(Option<Vec<String>>, bool),
+    /// MOVE: the FETCH whose rows it skips.
+    Move(DfStatement),
     Sequence(SequenceStatement),
     Statement(DfStatement),
 }
@@ -28,6 +30,7 @@ pub(super) fn parse_script(sql: &str) -> Result<Vec<Parsed>> {
         && !lower.contains("copy")
         && !lower.contains("sequence")
         && !lower.contains("constraints")
+        && !lower.contains("move")
     {
         return Ok(Session::parse(sql)?
             .into_iter()
@@ -38,6 +41,12 @@ pub(super) fn parse_script(sql: &str) -> Result<Vec<Parsed>> {
     for piece in split_statements(sql)? {
         if is_checkpoint(&piece) {
             parsed.push(Parsed::Checkpoint);
+        } else if let Some(fetch) = move_as_fetch(&piece) {
+            let mut statements = Session::parse(&fetch).map_err(without_position)?;
+            let statement = statements
+                .pop_front()
+                .ok_or_else(|| QuiverError::Syntax("MOVE needs a cursor".into()))?;
+            parsed.push(Parsed::Move(statement));
         } else if let Some(set) = super::foreign_keys::parse_set_constraints(&piece) {
             let (names, deferred) = set?;
             parsed.push(Parsed::SetConstraints(names, deferred));
@@ -122,6 +131,18 @@ pub(super) fn check_and_rewrite(sql: &str) -> Result<std::borrow::Cow<'_, str>> 
         )),
         None => check_and_rewrite_users(sql),
     }
+}
+
+/// `MOVE [direction] [FROM | IN] c` as the FETCH that reads the rows it
+/// skips.
+pub(super) fn move_as_fetch(sql: &str) -> Option<String> {
+    let trimmed = sql.trim_start();
+    let (first, rest) = trimmed.split_at(trimmed.find(char::is_whitespace)?);
+    if !first.eq_ignore_ascii_case("move") {
+        return None;
+    }
+    let fetch = format!("FETCH{rest}");
+    Some(fetch_next(&fetch).unwrap_or(fetch))
 }
 
 /// `FETCH c`, `FETCH FROM c`, `FETCH IN c`: PostgreSQL's NEXT, which the
@@ -318,6 +339,17 @@ fn check_and_rewrite_users(sql: &str) -> Result<std::borrow::Cow<'_, str>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn move_is_the_fetch_it_skips() {
+        assert_eq!(move_as_fetch("MOVE c").unwrap(), "FETCH NEXT FROM c");
+        assert_eq!(
+            move_as_fetch("move forward 5 in c;").unwrap(),
+            "FETCH forward 5 in c;"
+        );
+        assert_eq!(move_as_fetch("SELECT 1"), None);
+        assert_eq!(move_as_fetch("removed"), None);
+    }
 
     #[test]
     fn fetch_without_a_direction_is_next() {
