@@ -147,6 +147,11 @@ impl Database {
             Some(write) => rebuild(write.version.live_rows_from(write.net.base_rows_left())?)?,
             None => Vec::new(),
         };
+        // Checked before the transaction changes at all (a failure leaves
+        // it as it was).
+        if added.iter().any(|b| b.num_rows() > 0) {
+            txn.apply(&table, super::Change::Insert(added))?;
+        }
         let mut next = CatalogState::clone(&base_catalog);
         move_table(&mut next, name, old, new_name, table.clone());
         apply_foreign_key_effects(&mut next, &commit.effects);
@@ -161,9 +166,6 @@ impl Database {
         state.replaced.push((old.clone(), base.version));
         drop(ddl);
         txn.forget(old.id());
-        if added.iter().any(|b| b.num_rows() > 0) {
-            txn.apply(&table, super::Change::Insert(added))?;
-        }
         Ok(())
     }
 
