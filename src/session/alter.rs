@@ -128,7 +128,10 @@ impl Session {
                     draft.drop_references.push(c);
                     continue;
                 }
-                if !if_exists || draft.constraints.iter().any(|k| k.name == c) {
+                if !if_exists
+                    || draft.constraints.iter().any(|k| k.name == c)
+                    || draft.checks.iter().any(|k| k.name == c)
+                {
                     draft.rebuild = true;
                 }
             }
