@@ -149,6 +149,7 @@ impl Planner {
         ctx.register_udf(pg_casts::named_cast_udf());
         ctx.register_udf(pg_to_char::to_char_udf("UTC", None));
         ctx.register_udf(super::pg_to_number::to_number_udf());
+        ctx.register_udf(super::pg_to_number::mod_udf());
         ctx.register_udf(pg_extract::date_part_udf("UTC"));
         ctx.register_udf(pg_casts::pg_typeof_udf());
         for udf in pg_types_in::text_type_udfs() {

@@ -469,3 +469,91 @@ mod tests {
         assert_eq!(read("1.2345", "9D99"), (123, 2));
     }
 }
+
+/// `mod(a, b)`: the remainder with the sign of `a`, as `a % b`, for
+/// integers and numerics (PostgreSQL has no `mod` of floats); a zero `b`
+/// is a division by zero.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Mod {
+    signature: Signature,
+}
+
+pub fn mod_udf() -> ScalarUDF {
+    ScalarUDF::new_from_impl(Mod {
+        signature: Signature::user_defined(Volatility::Immutable),
+    })
+}
+
+impl ScalarUDFImpl for Mod {
+    fn name(&self) -> &str {
+        "mod"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, args: &[DataType]) -> Result<Vec<DataType>> {
+        let [a, b] = args else {
+            return Err(DataFusionError::Plan(
+                "mod(a, b) takes two arguments".into(),
+            ));
+        };
+        let integer = |t: &DataType| {
+            matches!(
+                t,
+                DataType::Int8
+                    | DataType::Int16
+                    | DataType::Int32
+                    | DataType::Int64
+                    | DataType::Null
+            )
+        };
+        let common = match (a, b) {
+            (a, b) if integer(a) && integer(b) => {
+                let width = |t: &DataType| match t {
+                    DataType::Int64 => 3,
+                    DataType::Int32 | DataType::Null => 2,
+                    _ => 1,
+                };
+                match width(a).max(width(b)) {
+                    3 => DataType::Int64,
+                    2 => DataType::Int32,
+                    _ => DataType::Int16,
+                }
+            }
+            (a, b) if (a.is_decimal() || integer(a)) && (b.is_decimal() || integer(b)) => {
+                let scale = |t: &DataType| match t {
+                    DataType::Decimal128(_, s) => *s,
+                    _ => 0,
+                };
+                DataType::Decimal128(38, scale(a).max(scale(b)))
+            }
+            (a, b) => {
+                return Err(DataFusionError::Plan(format!(
+                    "function mod({a}, {b}) does not exist: mod takes integers or numerics"
+                )))
+            }
+        };
+        Ok(vec![common.clone(), common])
+    }
+
+    fn return_type(&self, args: &[DataType]) -> Result<DataType> {
+        Ok(args[0].clone())
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let scalar = args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let a = args.args[0].to_array(args.number_rows)?;
+        let b = args.args[1].to_array(args.number_rows)?;
+        let out = datafusion::arrow::compute::kernels::numeric::rem(&a, &b)?;
+        Ok(if scalar {
+            ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
+        } else {
+            ColumnarValue::Array(out)
+        })
+    }
+}
