@@ -333,6 +333,52 @@ impl<'a> Resolved<'a> {
         }
     }
 
+    /// ON UPDATE CASCADE: the referencing rows `child` with the new keys
+    /// of the parent rows they referenced. `old` and `new` are the updated
+    /// parent rows before and after, in the same order (UPDATE pairs them).
+    fn cascaded_keys(
+        &self,
+        child: &[RecordBatch],
+        old: &[RecordBatch],
+        new: &[RecordBatch],
+        gone: &HashSet<Box<[u8]>>,
+    ) -> Result<RecordBatch> {
+        let parent_schema = self.parent.schema_ref();
+        let old = datafusion::arrow::compute::concat_batches(&parent_schema, old)?;
+        let new = datafusion::arrow::compute::concat_batches(&parent_schema, new)?;
+        if old.num_rows() != new.num_rows() {
+            return Err(QuiverError::Internal(
+                "ON UPDATE CASCADE needs the updated rows paired".into(),
+            ));
+        }
+        let mut moved: std::collections::HashMap<Box<[u8]>, u32> = Default::default();
+        for (i, key) in self
+            .parent
+            .encode_keys(self.index, &self.parent_keys(&old))?
+            .into_iter()
+            .enumerate()
+        {
+            if let Some(key) = key.filter(|k| gone.contains(k)) {
+                moved.insert(key, i as u32);
+            }
+        }
+        let child_schema = self.child.schema_ref();
+        let child = datafusion::arrow::compute::concat_batches(&child_schema, child)?;
+        let keys = self
+            .parent
+            .encode_keys(self.index, &self.child_keys(&child)?)?;
+        let take: datafusion::arrow::array::UInt32Array = keys
+            .iter()
+            .map(|k| k.as_ref().and_then(|k| moved.get(k).copied()))
+            .collect();
+        let mut columns = child.columns().to_vec();
+        for (new_key, &c) in self.parent_keys(&new).iter().zip(&self.child_columns) {
+            let values = datafusion::arrow::compute::take(new_key, &take, None)?;
+            columns[c] = cast(&values, child_schema.field(c).data_type())?;
+        }
+        Ok(RecordBatch::try_new(child_schema, columns)?)
+    }
+
     /// Encoded keys of parent rows (NULL keys left out).
     fn encoded_parent_keys(&self, rows: &[RecordBatch]) -> Result<HashSet<Box<[u8]>>> {
         let mut out = HashSet::new();
@@ -503,10 +549,18 @@ impl Database {
                     )?;
                 }
                 FkAction::Cascade => {
-                    return Err(QuiverError::FeatureNotSupported(format!(
-                        "ON UPDATE CASCADE (foreign key \"{}\") when a referenced key changes",
-                        def.name
-                    )));
+                    let rows = fk.cascaded_keys(&rows, &removed_rows, &added, &gone)?;
+                    let rows = super::conform::conform_batches(&fk.child, vec![rows])?;
+                    self.apply_depth(
+                        txn,
+                        &fk.child,
+                        Change::Update {
+                            positions: Arc::new(positions),
+                            rows,
+                            keys_unchanged: false,
+                        },
+                        depth + 1,
+                    )?;
                 }
                 FkAction::SetNull | FkAction::SetDefault => {
                     let rows = rows

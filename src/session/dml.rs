@@ -492,7 +492,8 @@ impl Session {
         let plan = self.plan_generated(&select).await?;
         let plan = cast_to_table(plan, &schema, 1)?;
         let batches = self.collect(plan, params).await?;
-        let Some((positions, rows)) = row_ids_and_rest(batches)? else {
+        let paired = self.cascades_updates(table);
+        let Some((positions, rows)) = row_ids_and_rest(batches, paired)? else {
             return Ok(Vec::new());
         };
         // Checked against the table's column rules (NOT NULL among them) by
@@ -615,7 +616,7 @@ impl Session {
         );
         let plan = self.plan_generated(&select).await?;
         let batches = self.collect(plan, params).await?;
-        let Some((positions, rows)) = row_ids_and_rest(batches)? else {
+        let Some((positions, rows)) = row_ids_and_rest(batches, false)? else {
             return self
                 .finish(
                     &mut scratch,
@@ -1344,7 +1345,12 @@ pub(super) fn assignable(from: &DataType, to: &DataType) -> bool {
 /// Splits query output whose first column is the row id into sorted,
 /// distinct positions and the remaining columns of the same rows (the
 /// first of each row id, when a join produced several).
-fn row_ids_and_rest(batches: Vec<RecordBatch>) -> Result<Option<(Vec<u64>, Vec<RecordBatch>)>> {
+/// With `paired`, the rows come in the order of their ids (ON UPDATE
+/// CASCADE pairs each new row with the row it replaces).
+fn row_ids_and_rest(
+    batches: Vec<RecordBatch>,
+    paired: bool,
+) -> Result<Option<(Vec<u64>, Vec<RecordBatch>)>> {
     let Some(first) = batches.first() else {
         return Ok(None);
     };
@@ -1357,8 +1363,9 @@ fn row_ids_and_rest(batches: Vec<RecordBatch>) -> Result<Option<(Vec<u64>, Vec<R
     if ids.is_empty() {
         return Ok(None);
     }
+    let in_order = ids.windows(2).all(|w| w[0] < w[1]);
     ids.sort_unstable();
-    if ids.windows(2).all(|w| w[0] != w[1]) {
+    if (in_order || !paired) && ids.windows(2).all(|w| w[0] != w[1]) {
         let rest = batches
             .iter()
             .filter(|b| b.num_rows() > 0)
@@ -1435,15 +1442,17 @@ mod tests {
             ],
         )
         .unwrap();
-        let (positions, rest) = row_ids_and_rest(vec![batch.clone()]).unwrap().unwrap();
+        let (positions, rest) = row_ids_and_rest(vec![batch.clone()], false)
+            .unwrap()
+            .unwrap();
         assert_eq!(positions, vec![2, 5, 9]);
         assert_eq!(rest[0].num_rows(), 3);
         assert_eq!(rest[0].num_columns(), 1);
         // Distinct ids: the rows stay as they came.
         let distinct = batch.slice(0, 2);
-        let (positions, rest) = row_ids_and_rest(vec![distinct]).unwrap().unwrap();
+        let (positions, rest) = row_ids_and_rest(vec![distinct], true).unwrap().unwrap();
         assert_eq!(positions, vec![2, 5]);
         assert_eq!(rest[0].num_rows(), 2);
-        assert!(row_ids_and_rest(Vec::new()).unwrap().is_none());
+        assert!(row_ids_and_rest(Vec::new(), false).unwrap().is_none());
     }
 }

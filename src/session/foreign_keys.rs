@@ -126,11 +126,6 @@ impl Session {
             Some(ReferentialAction::SetDefault) => FkAction::SetDefault,
         };
         let on_update = action(&clause.on_update);
-        if on_update == FkAction::Cascade {
-            return Err(not_supported(
-                "ON UPDATE CASCADE (ON UPDATE NO ACTION, RESTRICT, SET NULL and SET DEFAULT work)",
-            ));
-        }
         let characteristics = clause.characteristics.as_ref();
         let initially_deferred = characteristics
             .and_then(|c| c.initially)
@@ -170,6 +165,18 @@ impl Session {
                     .is_some_and(|t| std::ptr::eq(t.as_ref(), table))
                     && catalog.has_foreign_keys(&QualifiedName::new(schema, table.name()))
             })
+    }
+
+    /// Whether an UPDATE of `table` must keep its new rows in the order of
+    /// the rows they replace (a foreign key cascades its key changes).
+    pub(super) fn cascades_updates(&self, table: &Table) -> bool {
+        let catalog = self.catalog();
+        catalog.foreign_keys.iter().any(|fk| {
+            fk.on_update == FkAction::Cascade
+                && catalog
+                    .table(&fk.parent())
+                    .is_some_and(|t| std::ptr::eq(t.as_ref(), table))
+        })
     }
 
     /// `SET CONSTRAINTS { ALL | name [, ...] } { DEFERRED | IMMEDIATE }`.
