@@ -45,14 +45,7 @@ impl Database {
             let out = change(&mut next, &mut effects)?;
             if !effects.effects.is_empty() {
                 self.check_writable()?;
-                let state = ddl.get_or_insert_with(|| DdlState {
-                    catalog: base,
-                    catalog_version: version,
-                    commit: Commit::new(),
-                    replaced: Vec::new(),
-                });
-                state.catalog = Arc::new(next);
-                state.commit.append(effects);
+                DdlState::install(&mut ddl, (base, version), next, effects);
             }
             return Ok((out, Ack::none()));
         }
@@ -155,15 +148,9 @@ impl Database {
         let mut next = CatalogState::clone(&base_catalog);
         move_table(&mut next, name, old, new_name, table.clone());
         apply_foreign_key_effects(&mut next, &commit.effects);
-        let state = ddl.get_or_insert_with(|| DdlState {
-            catalog: base_catalog,
-            catalog_version: version,
-            commit: Commit::new(),
-            replaced: Vec::new(),
-        });
-        state.catalog = Arc::new(next);
-        state.commit.append(commit);
-        state.replaced.push((old.clone(), base.version));
+        DdlState::install(&mut ddl, (base_catalog, version), next, commit)
+            .replaced
+            .push((old.clone(), base.version));
         drop(ddl);
         txn.forget(old.id());
         Ok(())

@@ -189,6 +189,17 @@ impl CatalogState {
         before != self.foreign_keys.len()
     }
 
+    /// The name `table` has here, if it is here.
+    pub fn name_of(&self, table: &Table) -> Option<QualifiedName> {
+        self.schemas.iter().find_map(|(schema, entry)| {
+            entry
+                .tables
+                .get(table.name())
+                .filter(|t| std::ptr::eq(t.as_ref(), table))
+                .map(|_| QualifiedName::new(schema, table.name()))
+        })
+    }
+
     /// Whether any foreign key involves `table`.
     pub fn has_foreign_keys(&self, table: &QualifiedName) -> bool {
         self.foreign_keys.iter().any(|fk| fk.touches(table))
@@ -480,7 +491,7 @@ impl Database {
             ));
         }
         let catalog = txn.catalog().unwrap_or_else(|| self.catalog());
-        let Some(name) = table_name(&catalog, table) else {
+        let Some(name) = catalog.name_of(table) else {
             return txn.apply(table, change);
         };
         let as_child = catalog.foreign_keys_of(&name);
@@ -548,25 +559,18 @@ impl Database {
                         depth + 1,
                     )?;
                 }
-                FkAction::Cascade => {
-                    let rows = fk.cascaded_keys(&rows, &removed_rows, &added, &gone)?;
-                    let rows = super::conform::conform_batches(&fk.child, vec![rows])?;
-                    self.apply_depth(
-                        txn,
-                        &fk.child,
-                        Change::Update {
-                            positions: Arc::new(positions),
-                            rows,
-                            keys_unchanged: false,
-                        },
-                        depth + 1,
-                    )?;
-                }
-                FkAction::SetNull | FkAction::SetDefault => {
-                    let rows = rows
-                        .iter()
-                        .map(|batch| reset_columns(&fk, batch, action))
-                        .collect::<Result<Vec<_>>>()?;
+                FkAction::Cascade | FkAction::SetNull | FkAction::SetDefault => {
+                    // The referencing rows with their new key: the parent's
+                    // new key, NULL, or the DEFAULT.
+                    let rows = match action {
+                        FkAction::Cascade => {
+                            vec![fk.cascaded_keys(&rows, &removed_rows, &added, &gone)?]
+                        }
+                        _ => rows
+                            .iter()
+                            .map(|batch| reset_columns(&fk, batch, action))
+                            .collect::<Result<Vec<_>>>()?,
+                    };
                     let rows = super::conform::conform_batches(&fk.child, rows)?;
                     self.apply_depth(
                         txn,
@@ -621,17 +625,6 @@ fn reset_columns(fk: &Resolved<'_>, batch: &RecordBatch, action: FkAction) -> Re
         columns,
         &datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
     )?)
-}
-
-/// The name `table` has in `catalog`, if it is there.
-fn table_name(catalog: &CatalogState, table: &Arc<Table>) -> Option<QualifiedName> {
-    catalog.schemas.iter().find_map(|(schema, entry)| {
-        entry
-            .tables
-            .get(table.name())
-            .filter(|t| Arc::ptr_eq(t, table))
-            .map(|_| QualifiedName::new(schema, table.name()))
-    })
 }
 
 /// COMMIT's check, under the commit lock, of the foreign keys the

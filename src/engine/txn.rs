@@ -153,6 +153,27 @@ pub struct DdlState {
     pub replaced: Vec<(Arc<Table>, u64)>,
 }
 
+impl DdlState {
+    /// A transaction's DDL: its catalog becomes `next` (made from `base`,
+    /// the catalog at `version`) and `commit` joins what COMMIT logs.
+    pub fn install(
+        slot: &mut Option<DdlState>,
+        (base, version): (Arc<CatalogState>, u64),
+        next: CatalogState,
+        commit: Commit,
+    ) -> &mut DdlState {
+        let state = slot.get_or_insert_with(|| DdlState {
+            catalog: base,
+            catalog_version: version,
+            commit: Commit::new(),
+            replaced: Vec::new(),
+        });
+        state.catalog = Arc::new(next);
+        state.commit.append(commit);
+        state
+    }
+}
+
 /// What a savepoint keeps: the writes and the DDL as they were.
 #[derive(Debug, Clone)]
 pub struct Saved {

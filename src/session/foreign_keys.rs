@@ -158,13 +158,9 @@ impl Session {
     pub(super) fn has_foreign_keys(&self, table: &Table) -> bool {
         let catalog = self.catalog();
         !catalog.foreign_keys.is_empty()
-            && catalog.schemas.iter().any(|(schema, entry)| {
-                entry
-                    .tables
-                    .get(table.name())
-                    .is_some_and(|t| std::ptr::eq(t.as_ref(), table))
-                    && catalog.has_foreign_keys(&QualifiedName::new(schema, table.name()))
-            })
+            && catalog
+                .name_of(table)
+                .is_some_and(|name| catalog.has_foreign_keys(&name))
     }
 
     /// Whether an UPDATE of `table` must keep its new rows in the order of
