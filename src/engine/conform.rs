@@ -37,6 +37,20 @@ pub fn conform_batches(table: &Table, batches: Vec<RecordBatch>) -> Result<Vec<R
                 .map(|(field, column)| {
                     let column = if column.data_type() == field.data_type() {
                         column.clone()
+                    } else if matches!(field.data_type(), DataType::List(_))
+                        && !matches!(column.data_type(), DataType::List(_) | DataType::Null)
+                    {
+                        // Arrow would wrap each value in a list of one.
+                        return Err(QuiverError::DatatypeMismatch(format!(
+                            "column \"{}\" is of type {} but expression is of type {}",
+                            field.name(),
+                            super::types::display_type(field),
+                            super::types::display_type(&datafusion::arrow::datatypes::Field::new(
+                                "",
+                                column.data_type().clone(),
+                                true
+                            ))
+                        )));
                     } else {
                         cast(column, field.data_type())?
                     };
@@ -46,9 +60,10 @@ pub fn conform_batches(table: &Table, batches: Vec<RecordBatch>) -> Result<Vec<R
                             column: field.name().clone(),
                         });
                     }
-                    match TaggedType::of(field) {
-                        Some(tag) => check_tagged(tag, declared_length(field), &column),
-                        None => Ok(column),
+                    match (TaggedType::of(field), TaggedType::of_elements(field)) {
+                        (Some(tag), _) => check_tagged(tag, declared_length(field), &column),
+                        (None, Some(tag)) => check_elements(tag, declared_length(field), &column),
+                        (None, None) => Ok(column),
                     }
                 })
                 .collect::<Result<Vec<_>>>()?;
@@ -58,6 +73,26 @@ pub fn conform_batches(table: &Table, batches: Vec<RecordBatch>) -> Result<Vec<R
         })
         .collect::<Result<Vec<_>>>()?;
     super::table::densify(&schema, batches)
+}
+
+/// [`check_tagged`] for the elements of an array column.
+fn check_elements(tag: TaggedType, length: Option<usize>, column: &ArrayRef) -> Result<ArrayRef> {
+    let Some(list) = column.as_list_opt::<i32>() else {
+        return Ok(column.clone());
+    };
+    let DataType::List(item) = list.data_type() else {
+        unreachable!("a list array has a list type")
+    };
+    let values = check_tagged(tag, length, list.values())?;
+    if Arc::ptr_eq(&values, list.values()) {
+        return Ok(column.clone());
+    }
+    Ok(Arc::new(datafusion::arrow::array::ListArray::try_new(
+        item.clone(),
+        list.offsets().clone(),
+        values,
+        list.nulls().cloned(),
+    )?))
 }
 
 /// Checks (and normalises) values of the Postgres types kept as text.

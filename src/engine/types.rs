@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use datafusion::arrow::datatypes::{DataType, Field, IntervalUnit, TimeUnit};
 use datafusion::sql::sqlparser::ast::{
-    CharacterLength, DataType as SqlType, ExactNumberInfo, TimezoneInfo,
+    ArrayElemTypeDef, CharacterLength, DataType as SqlType, ExactNumberInfo, TimezoneInfo,
 };
 
 use crate::error::{QuiverError, Result};
@@ -18,8 +18,15 @@ use crate::error::{QuiverError, Result};
 /// Field metadata key holding the Postgres type of a column whose Arrow type
 /// alone does not say it (`uuid`, `json`, `jsonb`, `varchar`, `bpchar`).
 pub const PG_TYPE_KEY: &str = "quiver.pg_type";
-/// Field metadata key holding the declared length of `varchar(n)`/`char(n)`.
+/// Field metadata key holding the declared length of `varchar(n)`/`char(n)`
+/// (of an array column: of its elements).
 pub const PG_TYPMOD_KEY: &str = "quiver.typmod";
+/// Field metadata key of an array column (an Arrow `List`) whose elements
+/// are one of the tagged types (`varchar(n)[]`, `uuid[]`, `jsonb[]`): the
+/// element's tag. The tag sits on the column, not on the list's item
+/// field, so that the column's Arrow type stays the plain `List(Utf8)`
+/// every array expression has.
+pub const PG_ELEMENT_TYPE_KEY: &str = "quiver.pg_element_type";
 
 /// Timestamps are kept with microsecond precision, as in Postgres.
 pub const TIMESTAMP_UNIT: TimeUnit = TimeUnit::Microsecond;
@@ -54,7 +61,16 @@ impl TaggedType {
     }
 
     pub fn of(field: &Field) -> Option<TaggedType> {
-        match field.metadata().get(PG_TYPE_KEY)?.as_str() {
+        Self::named(field.metadata().get(PG_TYPE_KEY)?)
+    }
+
+    /// The tag of an array column's elements.
+    pub fn of_elements(field: &Field) -> Option<TaggedType> {
+        Self::named(field.metadata().get(PG_ELEMENT_TYPE_KEY)?)
+    }
+
+    fn named(name: &str) -> Option<TaggedType> {
+        match name {
             "uuid" => Some(TaggedType::Uuid),
             "json" => Some(TaggedType::Json),
             "jsonb" => Some(TaggedType::Jsonb),
@@ -87,7 +103,11 @@ pub fn column_field(name: &str, sql_type: &SqlType, nullable: bool) -> Result<Fi
     let (data_type, tag, typmod) = arrow_type(sql_type)?;
     let mut field = Field::new(name, data_type, nullable);
     if let Some(tag) = tag {
-        let mut meta = HashMap::from([(PG_TYPE_KEY.to_string(), tag.name().to_string())]);
+        let key = match field.data_type() {
+            DataType::List(_) => PG_ELEMENT_TYPE_KEY,
+            _ => PG_TYPE_KEY,
+        };
+        let mut meta = HashMap::from([(key.to_string(), tag.name().to_string())]);
         if let Some(n) = typmod {
             meta.insert(PG_TYPMOD_KEY.to_string(), n.to_string());
         }
@@ -96,7 +116,38 @@ pub fn column_field(name: &str, sql_type: &SqlType, nullable: bool) -> Result<Fi
     Ok(field)
 }
 
+/// A column's Arrow type, the tag of its Postgres type (of an array: of
+/// its elements) and its declared length.
 type ArrowType = (DataType, Option<TaggedType>, Option<u64>);
+
+/// The item field of every array column's `List`: the one DataFusion's
+/// array expressions (`ARRAY[...]`, `array_agg`) produce.
+pub fn array_item(element: DataType) -> Field {
+    Field::new_list_field(element, true)
+}
+
+/// `t[]`, `t[][]`, `t ARRAY`, `t[4]`: a list of `t`. As in PostgreSQL, the
+/// declared dimensions and sizes are decoration; the values are
+/// one-dimensional.
+fn array_type(element: &SqlType) -> Result<ArrowType> {
+    let element = match element {
+        SqlType::Array(
+            ArrayElemTypeDef::SquareBracket(inner, _)
+            | ArrayElemTypeDef::AngleBracket(inner)
+            | ArrayElemTypeDef::Parenthesis(inner),
+        ) => return array_type(inner),
+        other => other,
+    };
+    let (data_type, tag, typmod) = arrow_type(element)?;
+    match data_type {
+        // Checkpoints store intervals as structs of their parts; an
+        // interval inside a list has no such form yet.
+        DataType::Interval(_) => Err(QuiverError::FeatureNotSupported(
+            "arrays of interval are not supported as column types".into(),
+        )),
+        data_type => Ok((DataType::List(array_item(data_type).into()), tag, typmod)),
+    }
+}
 
 pub fn arrow_type(sql_type: &SqlType) -> Result<ArrowType> {
     use SqlType as S;
@@ -140,6 +191,11 @@ pub fn arrow_type(sql_type: &SqlType) -> Result<ArrowType> {
         S::JSON => Ok((DataType::Utf8, Some(TaggedType::Json), None)),
         S::JSONB => Ok((DataType::Utf8, Some(TaggedType::Jsonb), None)),
         S::Custom(name, _) => custom_type(&name.to_string().to_ascii_lowercase()),
+        S::Array(
+            ArrayElemTypeDef::SquareBracket(element, _)
+            | ArrayElemTypeDef::AngleBracket(element)
+            | ArrayElemTypeDef::Parenthesis(element),
+        ) => array_type(element),
         other => Err(QuiverError::UndefinedType(other.to_string().to_lowercase())),
     }
 }
@@ -218,9 +274,29 @@ pub fn hyphenated_uuid(hex: &str) -> String {
     )
 }
 
+/// The element of an array column as a field of its own, tagged as the
+/// column's elements are (None: `field` is not an array).
+pub fn element_field(field: &Field) -> Option<Field> {
+    let DataType::List(item) = field.data_type() else {
+        return None;
+    };
+    let mut element = item.as_ref().clone().with_name(field.name());
+    if let Some(tag) = TaggedType::of_elements(field) {
+        let mut meta = HashMap::from([(PG_TYPE_KEY.to_string(), tag.name().to_string())]);
+        if let Some(n) = declared_length(field) {
+            meta.insert(PG_TYPMOD_KEY.to_string(), n.to_string());
+        }
+        element = element.with_metadata(meta);
+    }
+    Some(element)
+}
+
 /// The Postgres name of a column's type, as `\d` and `format_type()` show it.
 pub fn display_type(field: &Field) -> String {
     let len = declared_length(field);
+    if let (None, Some(element)) = (TaggedType::of(field), element_field(field)) {
+        return format!("{}[]", display_type(&element));
+    }
     match (TaggedType::of(field), len) {
         (Some(TaggedType::Varchar), Some(n)) => return format!("character varying({n})"),
         (Some(TaggedType::Varchar), None) => return "character varying".into(),

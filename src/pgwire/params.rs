@@ -4,14 +4,19 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use datafusion::arrow::datatypes::DataType;
-use datafusion::common::ParamValues;
+use datafusion::arrow::array::StringArray;
+use datafusion::arrow::datatypes::{DataType, Field, TimeUnit};
+use datafusion::common::{ParamValues, ScalarValue};
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::stmt::StoredStatement;
 use pgwire::api::Type;
+use postgres_types::Kind;
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 
-use crate::session::Prepared;
+use crate::engine::types::{
+    array_item, element_field, TaggedType, PG_ELEMENT_TYPE_KEY, PG_TYPE_KEY,
+};
+use crate::session::{column_from_text, Prepared};
 use crate::sql::types::{param_pg_type, uuid_text};
 
 /// Decodes the portal's parameters. The wire type of each is the one the
@@ -32,6 +37,9 @@ pub fn decode_parameters(portal: &Portal<Arc<Prepared>>) -> PgWireResult<ParamVa
     let mut wire_types = Vec::with_capacity(count);
     let mut values: Vec<Option<Bytes>> = Vec::with_capacity(count);
     let mut formats = Vec::with_capacity(count);
+    // Arrays we decode ourselves (arrow-pg reads only some element types,
+    // and text arrays by splitting at commas): (position, value).
+    let mut arrays = Vec::new();
     for i in 0..count {
         let client_type = portal
             .statement
@@ -44,7 +52,18 @@ pub fn decode_parameters(portal: &Portal<Arc<Prepared>>) -> PgWireResult<ParamVa
             client_type.unwrap_or_else(|| param_pg_type(prepared.param_fields[i].as_ref()));
         let binary = portal.parameter_format.is_binary(i);
         let raw = portal.parameters[i].clone();
-        if matches!(wire_type, Type::UUID | Type::JSON | Type::JSONB) {
+        let inferred = prepared.param_fields[i].as_deref();
+        if let Some(list_field) = array_parameter(&wire_type, inferred) {
+            let value = match &raw {
+                None => ScalarValue::try_from(list_field.data_type()).map_err(invalid_array)?,
+                Some(bytes) => decode_array(&list_field, &wire_type, bytes, binary)?,
+            };
+            arrays.push((i, value));
+            // A placeholder for arrow-pg, replaced below.
+            values.push(None);
+            formats.push(0);
+            wire_types.push(Some(Type::TEXT));
+        } else if matches!(wire_type, Type::UUID | Type::JSON | Type::JSONB) {
             let text = match raw {
                 None => None,
                 Some(bytes) => Some(Bytes::from(text_backed(&wire_type, &bytes, binary)?)),
@@ -79,7 +98,14 @@ pub fn decode_parameters(portal: &Portal<Arc<Prepared>>) -> PgWireResult<ParamVa
         .iter()
         .map(|f| f.as_ref().map(|f| f.data_type()))
         .collect();
-    let decoded = arrow_pg::datatypes::df::deserialize_parameters(&shadow, &inferred)?;
+    let mut decoded = arrow_pg::datatypes::df::deserialize_parameters(&shadow, &inferred)?;
+    if let ParamValues::List(list) = &mut decoded {
+        for (i, value) in arrays {
+            if let Some(slot) = list.get_mut(i) {
+                *slot = value.into();
+            }
+        }
+    }
     // arrow-pg skips NULLs of types it does not know; refuse rather than
     // shift the remaining parameters.
     if let ParamValues::List(list) = &decoded {
@@ -91,6 +117,103 @@ pub fn decode_parameters(portal: &Portal<Arc<Prepared>>) -> PgWireResult<ParamVa
         }
     }
     Ok(decoded)
+}
+
+/// The list type an array parameter is read as: the type the statement
+/// expects where it is a list, else the client's array type. None: not an
+/// array parameter.
+fn array_parameter(wire_type: &Type, inferred: Option<&Field>) -> Option<Field> {
+    match inferred {
+        Some(field) if matches!(field.data_type(), DataType::List(_)) => Some(field.clone()),
+        Some(field) if !matches!(field.data_type(), DataType::Null) => None,
+        _ => {
+            let Kind::Array(member) = wire_type.kind() else {
+                return None;
+            };
+            let element = wire_element(member)?;
+            let mut field = Field::new(
+                "",
+                DataType::List(Arc::new(array_item(element.data_type().clone()))),
+                true,
+            );
+            if let Some(tag) = TaggedType::of(&element) {
+                field = field.with_metadata(
+                    [(PG_ELEMENT_TYPE_KEY.to_string(), tag.name().to_string())].into(),
+                );
+            }
+            Some(field)
+        }
+    }
+}
+
+/// The Arrow field of an array parameter's element type.
+fn wire_element(member: &Type) -> Option<Field> {
+    let tagged = |tag: TaggedType| {
+        Field::new("", DataType::Utf8, true)
+            .with_metadata([(PG_TYPE_KEY.to_string(), tag.name().to_string())].into())
+    };
+    let plain = |data_type: DataType| Field::new("", data_type, true);
+    Some(match *member {
+        Type::BOOL => plain(DataType::Boolean),
+        Type::INT2 => plain(DataType::Int16),
+        Type::INT4 | Type::OID => plain(DataType::Int32),
+        Type::INT8 => plain(DataType::Int64),
+        Type::FLOAT4 => plain(DataType::Float32),
+        Type::FLOAT8 => plain(DataType::Float64),
+        Type::NUMERIC => plain(DataType::Decimal128(38, 10)),
+        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => {
+            plain(DataType::Utf8)
+        }
+        Type::DATE => plain(DataType::Date32),
+        Type::TIME => plain(DataType::Time64(TimeUnit::Microsecond)),
+        Type::TIMESTAMP => plain(DataType::Timestamp(TimeUnit::Microsecond, None)),
+        Type::TIMESTAMPTZ => plain(DataType::Timestamp(
+            TimeUnit::Microsecond,
+            Some(crate::engine::types::UTC.into()),
+        )),
+        Type::BYTEA => plain(DataType::Binary),
+        Type::UUID => tagged(TaggedType::Uuid),
+        Type::JSON => tagged(TaggedType::Json),
+        Type::JSONB => tagged(TaggedType::Jsonb),
+        _ => return None,
+    })
+}
+
+/// An array parameter's value as a list of `list_field`'s type: text in
+/// PostgreSQL's array form, or binary with elements of the client's type
+/// (cast to the expected one).
+fn decode_array(
+    list_field: &Field,
+    wire_type: &Type,
+    bytes: &[u8],
+    binary: bool,
+) -> PgWireResult<ScalarValue> {
+    if !binary {
+        let text = std::str::from_utf8(bytes)
+            .map_err(|_| invalid_array("an array parameter is not valid UTF-8"))?;
+        let texts = StringArray::from(vec![Some(text)]);
+        let list = column_from_text(list_field, &texts, crate::engine::types::UTC, Default::default())
+            .map_err(|bad| invalid_array(bad.message))?;
+        return ScalarValue::try_from_array(&list, 0).map_err(invalid_array);
+    }
+    let expected = element_field(list_field).expect("a list");
+    let element = match wire_type.kind() {
+        Kind::Array(member) => wire_element(member).unwrap_or_else(|| expected.clone()),
+        _ => expected.clone(),
+    };
+    let value = crate::sql::copy::decode_binary_array(&element, bytes).map_err(invalid_array)?;
+    if value.data_type() == *list_field.data_type() {
+        return Ok(value);
+    }
+    value.cast_to(list_field.data_type()).map_err(invalid_array)
+}
+
+fn invalid_array(message: impl ToString) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "ERROR".into(),
+        "22P02".into(),
+        message.to_string(),
+    )))
 }
 
 /// `13:14:15.5+05:30` -> `13:14:15.5`.

@@ -490,7 +490,12 @@ impl Session {
         let source = self.register_with_row_ids(scratch, table, txn, candidates)?;
         let select = update_select(&target.alias, &source, &schema, &values, from, selection);
         let plan = self.plan_generated(&select).await?;
-        let plan = cast_to_table(plan, &schema, 1)?;
+        // The assignment casts read text as PostgreSQL does (`'\x01'` into
+        // a bytea, `'{1,2}'` into an int[]).
+        let plan = crate::sql::pg_casts::rewrite_text_casts(
+            cast_to_table(plan, &schema, 1)?,
+            &self.text_casts,
+        )?;
         let batches = self.collect(plan, params).await?;
         let paired = self.cascades_updates(table);
         let Some((positions, rows)) = row_ids_and_rest(batches, paired)? else {

@@ -43,7 +43,6 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider, MemorySchemaProvider};
 use datafusion::common::TableReference;
 use datafusion::execution::context::SessionContext;
-use datafusion::logical_expr::ScalarUDF;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::ObjectName;
 
@@ -124,8 +123,7 @@ impl StatementResult {
 pub struct Session {
     db: Arc<Database>,
     ctx: SessionContext,
-    bytea_in: Arc<ScalarUDF>,
-    interval_in: Arc<ScalarUDF>,
+    text_casts: crate::sql::pg_casts::TextCasts,
     settings: Settings,
     /// The session's TimeZone as Arrow names it, read by the planner.
     zone: pg_timezone::ZoneHandle,
@@ -179,8 +177,7 @@ impl Session {
         db.sessions.register(&info);
         let Planner {
             ctx,
-            bytea_in,
-            interval_in,
+            text_casts,
             zone,
             date_style,
             handle,
@@ -196,8 +193,7 @@ impl Session {
         let mut session = Session {
             db,
             ctx,
-            bytea_in,
-            interval_in,
+            text_casts,
             // Checked when the server set them.
             settings: Settings::with_defaults(&db_defaults).unwrap_or_default(),
             zone,

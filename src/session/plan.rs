@@ -107,11 +107,7 @@ impl Session {
             (Err(_), Some(empty)) => self.ctx.state().statement_to_plan(empty).await?,
             (Err(e), None) => return Err(e.into()),
         };
-        Ok(pg_casts::rewrite_text_casts(
-            plan,
-            &self.bytea_in,
-            &self.interval_in,
-        )?)
+        Ok(pg_casts::rewrite_text_casts(plan, &self.text_casts)?)
     }
 
     /// Runs a DataFusion plan: INSERT through our commit path, anything

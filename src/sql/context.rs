@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use datafusion::execution::context::{SessionConfig, SessionContext};
-use datafusion::logical_expr::ScalarUDF;
 
 use super::catalog::{CatalogContext, SessionInfo};
 use super::pg_types_in;
@@ -22,9 +21,8 @@ use crate::engine::{Database, TxnSlot, CATALOG_NAME, DEFAULT_SCHEMA};
 /// A planning context and the handles the session keeps to it.
 pub struct Planner {
     pub ctx: SessionContext,
-    /// The casts from text the session calls while it binds parameters.
-    pub bytea_in: Arc<ScalarUDF>,
-    pub interval_in: Arc<ScalarUDF>,
+    /// The casts from text that plans are rewritten to call.
+    pub text_casts: pg_casts::TextCasts,
     /// The session's TimeZone as Arrow names it, read by the planner.
     pub zone: pg_timezone::ZoneHandle,
     /// The session's DateStyle, read by the planner.
@@ -141,10 +139,8 @@ impl Planner {
         {
             ctx.register_udf(udf);
         }
-        let bytea_in = Arc::new(pg_casts::bytea_in_udf());
-        let interval_in = Arc::new(pg_casts::interval_in_udf());
-        ctx.register_udf(bytea_in.as_ref().clone());
-        ctx.register_udf(interval_in.as_ref().clone());
+        let text_casts = pg_casts::TextCasts::default();
+        text_casts.register(&ctx);
         ctx.register_udf(pg_timezone::at_time_zone_udf());
         ctx.register_udf(pg_casts::named_cast_udf());
         ctx.register_udf(pg_to_char::to_char_udf("UTC", None));
@@ -157,8 +153,7 @@ impl Planner {
         }
         Planner {
             ctx,
-            bytea_in,
-            interval_in,
+            text_casts,
             zone,
             date_style,
             handle,

@@ -692,6 +692,12 @@ fn read_binary(copy: &CopyIn, data: &[u8]) -> Result<RecordBatch> {
 const PG_EPOCH_DAYS: i32 = 10_957;
 const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
 
+/// An array in its binary form, elements of `element`'s type.
+pub fn decode_binary_array(element: &Field, b: &[u8]) -> std::result::Result<ScalarValue, String> {
+    crate::sql::pg_arrays::decode_array_binary(element, b, decode_binary)
+}
+
+/// One value in its type's binary form (binary COPY, bind parameters).
 fn decode_binary(field: &Field, b: &[u8]) -> std::result::Result<ScalarValue, String> {
     let wrong = || {
         format!(
@@ -754,6 +760,10 @@ fn decode_binary(field: &Field, b: &[u8]) -> std::result::Result<ScalarValue, St
             },
             _ => ScalarValue::Utf8(Some(text()?)),
         },
+        DataType::List(_) => {
+            let element = crate::engine::types::element_field(field).expect("a list");
+            return decode_binary_array(&element, b);
+        }
         other => return Err(format!("binary COPY of type {other} is not supported")),
     })
 }

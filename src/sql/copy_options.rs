@@ -246,6 +246,20 @@ pub fn column_from_text(
     let type_name = crate::engine::types::display_type(field);
     match field.data_type() {
         DataType::Utf8 => Ok(Arc::new(values.clone())),
+        DataType::List(_) => super::pg_arrays::lists_from_text(field, values, |element, texts| {
+            column_from_text(element, texts, zone, date_order).map_err(|bad| {
+                super::pg_arrays::BadElement {
+                    row: bad.row,
+                    message: bad.message,
+                }
+            })
+        })
+        .map_err(|bad| BadValue {
+            row: bad.row,
+            column: field.name().clone(),
+            value: values.value(bad.row).to_string(),
+            message: bad.message,
+        }),
         DataType::Binary => {
             let mut out = Vec::with_capacity(values.len());
             for (row, v) in values.iter().enumerate() {

@@ -13,6 +13,7 @@ pub mod context;
 pub mod copy;
 pub mod copy_options;
 pub mod order_by;
+pub mod pg_arrays;
 pub mod pg_arithmetic;
 pub mod pg_bpchar;
 pub mod pg_casts;

@@ -73,6 +73,7 @@ pub fn session_state(
     rules.push(Arc::new(super::pg_subqueries::Subqueries));
     let mut planners = state.expr_planners().to_vec();
     planners.insert(0, Arc::new(super::pg_interval::IntervalArithmetic));
+    planners.insert(0, Arc::new(super::pg_arrays::ArrayOperators));
     planners.insert(0, Arc::new(super::pg_extract::ExtractPlanner));
     SessionStateBuilder::new_from_existing(state)
         .with_analyzer_rules(rules)

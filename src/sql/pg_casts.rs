@@ -112,13 +112,43 @@ pub fn bytea_in_udf() -> ScalarUDF {
     )
 }
 
-/// Rewrites text-to-bytea and text-to-interval casts in `plan` (and its
-/// subqueries).
+/// The functions that casts from text are rewritten into.
+#[derive(Debug, Clone)]
+pub struct TextCasts {
+    bytea_in: Arc<ScalarUDF>,
+    interval_in: Arc<ScalarUDF>,
+    array_in: Arc<ScalarUDF>,
+}
+
+impl Default for TextCasts {
+    fn default() -> Self {
+        TextCasts {
+            bytea_in: Arc::new(bytea_in_udf()),
+            interval_in: Arc::new(interval_in_udf()),
+            array_in: Arc::new(super::pg_arrays::array_in_udf()),
+        }
+    }
+}
+
+impl TextCasts {
+    pub fn register(&self, ctx: &datafusion::prelude::SessionContext) {
+        for udf in [&self.bytea_in, &self.interval_in, &self.array_in] {
+            ctx.register_udf(udf.as_ref().clone());
+        }
+    }
+}
+
+/// Rewrites text-to-bytea, text-to-interval and text-to-array casts in
+/// `plan` (and its subqueries).
 pub fn rewrite_text_casts(
     plan: LogicalPlan,
-    bytea_in: &Arc<ScalarUDF>,
-    interval_in: &Arc<ScalarUDF>,
+    casts: &TextCasts,
 ) -> datafusion::error::Result<LogicalPlan> {
+    let TextCasts {
+        bytea_in,
+        interval_in,
+        array_in,
+    } = casts;
     plan.transform_up_with_subqueries(|node| {
         let schemas: Vec<_> = node.inputs().iter().map(|i| i.schema().clone()).collect();
         // The rewritten expressions keep their names: a node above refers
@@ -139,6 +169,45 @@ pub fn rewrite_text_casts(
                     ) && is_text(&expr, &schemas) =>
                 {
                     Ok(Transformed::yes(interval_in.call(vec![*expr])))
+                }
+                // `'{1,2}'::int[]`: Arrow would make a one-element list.
+                Expr::Cast(Cast { expr, field })
+                    if matches!(field.data_type(), DataType::List(_))
+                        && is_text(&expr, &schemas) =>
+                {
+                    let target = ScalarValue::try_from(field.data_type())?;
+                    let metadata = (!field.metadata().is_empty()).then(|| {
+                        datafusion::common::metadata::FieldMetadata::from(field.metadata().clone())
+                    });
+                    Ok(Transformed::yes(array_in.call(vec![
+                        *expr,
+                        Expr::Literal(target, metadata),
+                    ])))
+                }
+                // `array_cat(a, '{3}')` in a filter: the literal is an array
+                // of the other argument's type (in a select list the
+                // planner has already refused the call).
+                Expr::ScalarFunction(mut call)
+                    if ARRAY_PAIR_FUNCTIONS.contains(&call.name())
+                        && call.args.len() == 2
+                        && call.args.iter().any(is_text_literal) =>
+                {
+                    let list = call.args.iter().find_map(|a| list_type(a, &schemas));
+                    match list {
+                        Some(list) => {
+                            for arg in call.args.iter_mut() {
+                                if is_text_literal(arg) {
+                                    let text = std::mem::replace(arg, Expr::Literal(ScalarValue::Null, None));
+                                    *arg = array_in.call(vec![
+                                        text,
+                                        Expr::Literal(ScalarValue::try_from(&list)?, None),
+                                    ]);
+                                }
+                            }
+                            Ok(Transformed::yes(Expr::ScalarFunction(call)))
+                        }
+                        None => Ok(Transformed::no(Expr::ScalarFunction(call))),
+                    }
                 }
                 // `indisprimary = 't'`: a quoted literal takes the type of
                 // the boolean it is compared with, as Postgres' unknown
@@ -164,6 +233,31 @@ pub fn rewrite_text_casts(
         })
     })
     .map(|t| t.data)
+}
+
+/// Functions of two arrays whose text literal arguments are arrays of
+/// the other argument's type.
+const ARRAY_PAIR_FUNCTIONS: &[&str] = &[
+    "array_has_any",
+    "array_has_all",
+    "array_concat",
+    "array_cat",
+    "array_union",
+    "array_intersect",
+    "array_except",
+];
+
+fn is_text_literal(expr: &Expr) -> bool {
+    matches!(expr, Expr::Literal(ScalarValue::Utf8(_), _))
+}
+
+/// The type of a list-typed expression.
+fn list_type(expr: &Expr, schemas: &[datafusion::common::DFSchemaRef]) -> Option<DataType> {
+    schemas.iter().find_map(|s| {
+        expr.get_type(s.as_ref())
+            .ok()
+            .filter(|t| matches!(t, DataType::List(_)))
+    })
 }
 
 fn is_bool(expr: &Expr, schemas: &[datafusion::common::DFSchemaRef]) -> bool {

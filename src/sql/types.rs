@@ -51,6 +51,15 @@ pub fn pg_type(field: &Field) -> PgWireResult<Type> {
         Some(TaggedType::Int2Vector) => Type::INT2_VECTOR,
         Some(TaggedType::OidVector) => Type::OID_VECTOR,
         None => match field.data_type() {
+            DataType::List(_) if TaggedType::of_elements(field).is_some() => {
+                match TaggedType::of_elements(field) {
+                    Some(TaggedType::Uuid) => Type::UUID_ARRAY,
+                    Some(TaggedType::Json) => Type::JSON_ARRAY,
+                    Some(TaggedType::Jsonb) => Type::JSONB_ARRAY,
+                    Some(TaggedType::Varchar) => Type::VARCHAR_ARRAY,
+                    _ => Type::BPCHAR_ARRAY,
+                }
+            }
             // Postgres has no one-byte integer; int2 is the closest.
             DataType::Int8 => Type::INT2,
             // `SELECT NULL` and `SELECT $1` with no other hint are text.
@@ -200,6 +209,35 @@ fn general_rows(
                     let value = vector_text(array.as_ref(), row).map(TextOnly);
                     encode_as_field(&mut encoder, &value, pg_field)?;
                 }
+                // Arrays in text: each element as its type prints it,
+                // quoted where PostgreSQL quotes.
+                None if pg_field.format() == FieldFormat::Text
+                    && matches!(array.data_type(), DataType::List(_)) =>
+                {
+                    let list = array.as_list::<i32>().value(row);
+                    let value = Some(TextOnly(list_text(&list, pg_field.format_options())));
+                    encode_as_field(&mut encoder, &value, pg_field)?;
+                }
+                // uuid[] and jsonb[] in binary: elements in their own
+                // binary forms.
+                None if matches!(array.data_type(), DataType::List(item) if item.data_type() == &DataType::Utf8)
+                    && matches!(
+                        pg_field.datatype(),
+                        &Type::UUID_ARRAY | &Type::JSONB_ARRAY
+                    ) =>
+                {
+                    let list = array.as_list::<i32>().value(row);
+                    let tag = match pg_field.datatype() {
+                        &Type::UUID_ARRAY => TaggedType::Uuid,
+                        _ => TaggedType::Jsonb,
+                    };
+                    let value: Vec<Option<TextBacked>> = list
+                        .as_string::<i32>()
+                        .iter()
+                        .map(|v| v.map(|text| TextBacked::new(tag, text)))
+                        .collect();
+                    encode_as_field(&mut encoder, &Some(value), pg_field)?;
+                }
                 // Every digit of a 38-digit numeric (arrow-pg's decimal
                 // holds 28).
                 None if matches!(array.data_type(), DataType::Decimal128(_, 0..))
@@ -227,6 +265,64 @@ fn general_rows(
             }
         }
         Ok(encoder.take_row())
+    })
+}
+
+/// An array's text form (`{1,2,NULL}`, `{"a b",c}`): each element as a
+/// value of its type prints, nested arrays as `{...}`.
+pub fn list_text(values: &dyn Array, options: &FormatOptions) -> String {
+    let mut out = String::from("{");
+    for i in 0..values.len() {
+        if i > 0 {
+            out.push(',');
+        }
+        match values.data_type() {
+            DataType::List(_) if values.is_valid(i) => {
+                out.push_str(&list_text(&values.as_list::<i32>().value(i), options))
+            }
+            _ => crate::sql::pg_arrays::push_element(
+                &mut out,
+                element_text(values, i, options).as_deref(),
+            ),
+        }
+    }
+    out.push('}');
+    out
+}
+
+/// One value's text form, as a column of its type prints it.
+fn element_text(values: &dyn Array, i: usize, options: &FormatOptions) -> Option<String> {
+    if values.is_null(i) {
+        return None;
+    }
+    Some(match values.data_type() {
+        data_type if has_own_text(data_type, options) => own_text(values, i, options)?,
+        DataType::Decimal128(_, scale) => {
+            let mut out = BytesMut::new();
+            super::rows::numeric_text(
+                values
+                    .as_primitive::<datafusion::arrow::datatypes::Decimal128Type>()
+                    .value(i),
+                (*scale).max(0) as u16,
+                &mut out,
+            );
+            String::from_utf8_lossy(&out).into_owned()
+        }
+        DataType::Boolean => match values.as_boolean().value(i) {
+            true => "t".into(),
+            false => "f".into(),
+        },
+        DataType::Binary => {
+            let bytes = values.as_binary::<i32>().value(i);
+            let mut text = String::with_capacity(2 + 2 * bytes.len());
+            text.push_str("\\x");
+            for b in bytes {
+                text.push_str(&format!("{b:02x}"));
+            }
+            text
+        }
+        DataType::Utf8 => values.as_string::<i32>().value(i).to_string(),
+        _ => datafusion::arrow::util::display::array_value_to_string(values, i).ok()?,
     })
 }
 

@@ -618,7 +618,59 @@ pub fn register(ctx: &SessionContext, context: &CatalogContext) {
     ctx.register_udf(udf("pg_is_in_recovery", DataType::Boolean, |_, rows| {
         Ok(Arc::new(BooleanArray::from(vec![false; rows])))
     }));
-    ctx.register_udf(crate_fns::format_type::create_format_type_udf());
+    // `datafusion-pg-catalog`'s, with an array's modifier applied to its
+    // element (`numeric(10,2)[]`, `character varying(20)[]`).
+    let format_type = crate_fns::format_type::create_format_type_udf();
+    ctx.register_udf(udf("format_type", DataType::Utf8, move |args, rows| {
+        let oids = cast(&arg_i64(args, 0, rows)?, &DataType::Int32)?;
+        let oids = oids.as_primitive::<Int32Type>();
+        let mods = match args.get(1) {
+            Some(_) => cast(&arg_i64(args, 1, rows)?, &DataType::Int32)?,
+            None => Arc::new(Int32Array::new_null(rows)),
+        };
+        let mods = mods.as_primitive::<Int32Type>();
+        // Arrays with a modifier: their element's oid, marked.
+        let mut array_rows = vec![false; rows];
+        let element_oids: Int32Array = oids
+            .iter()
+            .zip(mods.iter())
+            .enumerate()
+            .map(|(row, (oid, typmod))| {
+                let element = oid
+                    .filter(|_| typmod.is_some_and(|m| m >= 0))
+                    .and_then(|oid| pgwire::api::Type::from_oid(oid as u32))
+                    .and_then(|t| match t.kind() {
+                        postgres_types::Kind::Array(member) => Some(member.oid() as i32),
+                        _ => None,
+                    });
+                array_rows[row] = element.is_some();
+                element.or(oid)
+            })
+            .collect();
+        let fields = vec![Arc::new(Field::new("oid", DataType::Int32, true)); 2];
+        let formatted = format_type
+            .invoke_with_args(ScalarFunctionArgs {
+                args: vec![
+                    ColumnarValue::Array(Arc::new(element_oids)),
+                    ColumnarValue::Array(Arc::new(mods.clone())),
+                ],
+                arg_fields: fields,
+                number_rows: rows,
+                return_field: Arc::new(Field::new("format_type", DataType::Utf8, true)),
+                config_options: Default::default(),
+            })?
+            .to_array(rows)?;
+        let out: StringArray = formatted
+            .as_string::<i32>()
+            .iter()
+            .zip(array_rows)
+            .map(|(text, array)| match array {
+                true => text.map(|t| format!("{t}[]")),
+                false => text.map(str::to_string),
+            })
+            .collect();
+        Ok(Arc::new(out))
+    }));
     ctx.register_udf(udf("pg_encoding_to_char", DataType::Utf8, |args, rows| {
         let codes = arg_i64(args, 0, rows)?;
         let out: StringArray = codes

@@ -392,7 +392,11 @@ fn udt_name(c: &ColumnInfo) -> String {
         1700 => "numeric",
         2950 => "uuid",
         3802 => "jsonb",
-        _ => return c.display_type(),
+        // Arrays: `_int4`, `_text`, ...
+        _ => match crate::sql::types::pg_type(&c.field) {
+            Ok(t) => return t.name().to_string(),
+            Err(_) => return c.display_type(),
+        },
     }
     .into()
 }

@@ -119,6 +119,13 @@ impl TypePlanner for CatalogTypes {
                 return Ok(Some(Arc::new(field)));
             }
         }
+        // Arrays as table columns hold them: one dimension, the element
+        // type and tag as a column of that element type would have.
+        if let SqlDataType::Array(_) = sql_type {
+            let field = crate::engine::types::column_field("", sql_type, true)
+                .map_err(|e| datafusion::error::DataFusionError::Plan(e.to_string()))?;
+            return Ok(Some(Arc::new(field)));
+        }
         if let SqlDataType::Custom(name, args) = sql_type {
             let last = name.0.last().map(|p| p.to_string().to_lowercase());
             if args.is_empty() && last.as_deref() == Some("bpchar") {

@@ -79,6 +79,13 @@ pub fn type_oid(field: &Field) -> i32 {
 /// `atttypmod`: declared length + 4 for varchar(n)/char(n),
 /// ((precision << 16) | scale) + 4 for numeric, else -1.
 pub fn type_modifier(field: &Field) -> i32 {
+    // An array's is its elements'.
+    if let (None, Some(element)) = (
+        TaggedType::of(field),
+        crate::engine::types::element_field(field),
+    ) {
+        return type_modifier(&element);
+    }
     match (TaggedType::of(field), field.data_type()) {
         (Some(TaggedType::Varchar | TaggedType::Bpchar), _) => {
             declared_length(field).map_or(-1, |n| n as i32 + 4)
