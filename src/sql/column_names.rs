@@ -70,9 +70,25 @@ pub(crate) fn name_of(expr: &Expr) -> Option<String> {
         } => match expr.as_ref() {
             Expr::Identifier(i) => Some(i.value.to_lowercase()),
             Expr::CompoundIdentifier(parts) => parts.last().map(|i| i.value.to_lowercase()),
-            Expr::Function(_) => name_of(expr),
-            _ => Some(type_column_name(&data_type.to_string())),
+            // A cast keeps a name its operand has (`ARRAY[1]::int[]` is
+            // `array`), else takes the type's.
+            inner => match name_of(inner) {
+                Some(name) if name != "?column?" => Some(name),
+                _ => Some(type_column_name(&data_type.to_string())),
+            },
         },
+        // `a[1]`, `(ARRAY[...])[2:3]`: named as the array.
+        Expr::CompoundFieldAccess { root, access_chain }
+            if access_chain
+                .iter()
+                .all(|a| matches!(a, datafusion::sql::sqlparser::ast::AccessExpr::Subscript(_))) =>
+        {
+            match root.as_ref() {
+                Expr::Identifier(i) => Some(i.value.to_lowercase()),
+                Expr::CompoundIdentifier(parts) => parts.last().map(|i| i.value.to_lowercase()),
+                inner => name_of(inner),
+            }
+        }
         Expr::Nested(inner) => name_of(inner).or_else(|| match inner.as_ref() {
             Expr::Identifier(i) => Some(i.value.to_lowercase()),
             _ => None,
@@ -101,7 +117,7 @@ pub(crate) fn name_of(expr: &Expr) -> Option<String> {
 /// Postgres names a cast column after the type's internal name.
 fn type_column_name(sql_type: &str) -> String {
     let lower = sql_type.to_lowercase();
-    let base = lower.split('(').next().unwrap_or(&lower).trim();
+    let base = lower.split(['(', '[']).next().unwrap_or(&lower).trim();
     match base {
         "integer" | "int" => "int4",
         "bigint" => "int8",

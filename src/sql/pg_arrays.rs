@@ -9,8 +9,10 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    new_null_array, Array, ArrayRef, AsArray, ListArray, StringArray, StringBuilder,
+    new_null_array, Array, ArrayRef, AsArray, BooleanArray, Datum, ListArray, StringArray,
+    StringBuilder, UInt32Array,
 };
+use datafusion::arrow::compute::take;
 use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::{exec_err, DataFusionError, ScalarValue};
@@ -459,6 +461,13 @@ impl ExprPlanner for ArrayOperators {
             ),
             BinaryOperator::AtArrow if arrays => nested(contains(), vec![left, right]),
             BinaryOperator::ArrowAt if arrays => nested(contains(), vec![right, left]),
+            op if arrays && Comparison::of(&op).is_some() => nested(
+                Arc::new(ScalarUDF::from(ArrayComparison {
+                    op: Comparison::of(&op).expect("checked"),
+                    signature: Signature::arrays(2, None, Volatility::Immutable),
+                })),
+                vec![left, right],
+            ),
             op => Ok(PlannerResult::Original(RawBinaryExpr { op, left, right })),
         }
     }
@@ -539,6 +548,420 @@ impl ScalarUDFImpl for Containment {
             .collect();
         Ok(ColumnarValue::Array(Arc::new(out)))
     }
+}
+
+/// The comparison operators, as `pg_any`/`pg_all` take them by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Comparison {
+    Eq,
+    NotEq,
+    Lt,
+    LtEq,
+    Gt,
+    GtEq,
+}
+
+impl Comparison {
+    pub fn of(op: &BinaryOperator) -> Option<Comparison> {
+        Some(match op {
+            BinaryOperator::Eq => Comparison::Eq,
+            BinaryOperator::NotEq => Comparison::NotEq,
+            BinaryOperator::Lt => Comparison::Lt,
+            BinaryOperator::LtEq => Comparison::LtEq,
+            BinaryOperator::Gt => Comparison::Gt,
+            BinaryOperator::GtEq => Comparison::GtEq,
+            _ => return None,
+        })
+    }
+
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Comparison::Eq => "=",
+            Comparison::NotEq => "<>",
+            Comparison::Lt => "<",
+            Comparison::LtEq => "<=",
+            Comparison::Gt => ">",
+            Comparison::GtEq => ">=",
+        }
+    }
+
+    fn named(symbol: &str) -> Option<Comparison> {
+        [
+            Comparison::Eq,
+            Comparison::NotEq,
+            Comparison::Lt,
+            Comparison::LtEq,
+            Comparison::Gt,
+            Comparison::GtEq,
+        ]
+        .into_iter()
+        .find(|c| c.symbol() == symbol)
+    }
+
+    /// Element-wise comparison, NULL where either side is NULL.
+    fn compare(self, left: &dyn Datum, right: &dyn Datum) -> DfResult<BooleanArray> {
+        use datafusion::arrow::compute::kernels::cmp;
+        Ok(match self {
+            Comparison::Eq => cmp::eq(left, right)?,
+            Comparison::NotEq => cmp::neq(left, right)?,
+            Comparison::Lt => cmp::lt(left, right)?,
+            Comparison::LtEq => cmp::lt_eq(left, right)?,
+            Comparison::Gt => cmp::gt(left, right)?,
+            Comparison::GtEq => cmp::gt_eq(left, right)?,
+        })
+    }
+
+    fn holds(self, order: std::cmp::Ordering) -> bool {
+        use std::cmp::Ordering::*;
+        match self {
+            Comparison::Eq => order == Equal,
+            Comparison::NotEq => order != Equal,
+            Comparison::Lt => order == Less,
+            Comparison::LtEq => order != Greater,
+            Comparison::Gt => order == Greater,
+            Comparison::GtEq => order != Less,
+        }
+    }
+}
+
+/// `x op ANY (array)` and `x op ALL (array)` (`pg_any(x, array, 'op')`,
+/// `pg_all(...)`) with SQL's three-valued logic, as PostgreSQL computes
+/// them: ANY is true if some comparison is true, else NULL if some was
+/// NULL (a NULL element, or a NULL `x` over a non-empty array), else
+/// false; ALL the other way round. Over an empty array ANY is false and
+/// ALL true. The array may be given as text (`x = ANY('{1,2}')`), read
+/// as an array of `x`'s type.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct Quantified {
+    all: bool,
+    signature: Signature,
+}
+
+pub const ANY: &str = "pg_any";
+pub const ALL: &str = "pg_all";
+
+impl Quantified {
+    fn new(all: bool) -> Self {
+        Quantified {
+            all,
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for Quantified {
+    fn name(&self) -> &str {
+        if self.all {
+            ALL
+        } else {
+            ANY
+        }
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Boolean)
+    }
+
+    fn coerce_types(&self, args: &[DataType]) -> DfResult<Vec<DataType>> {
+        let [x, array, op] = args else {
+            return exec_err!("{} takes a value, an array and an operator", self.name());
+        };
+        let op = match op {
+            DataType::Null => DataType::Utf8,
+            other => other.clone(),
+        };
+        let list_of = |t: &DataType| DataType::List(Arc::new(Field::new_list_field(t.clone(), true)));
+        Ok(match array {
+            DataType::List(item) => {
+                let element = item.data_type();
+                let common = match x {
+                    DataType::Null => element.clone(),
+                    x => datafusion::logical_expr::type_coercion::binary::comparison_coercion(
+                        x, element,
+                    )
+                    .ok_or_else(|| {
+                        DataFusionError::Plan(format!(
+                            "operator does not exist: {} {} ANY ({}[])",
+                            x,
+                            op,
+                            element
+                        ))
+                    })?,
+                };
+                vec![common.clone(), list_of(&common), op]
+            }
+            DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 | DataType::Null => {
+                let x = match x {
+                    DataType::Null => DataType::Utf8,
+                    x => x.clone(),
+                };
+                vec![x, DataType::Utf8, op]
+            }
+            other => {
+                return Err(DataFusionError::Plan(format!(
+                    "op ANY/ALL (array) requires array on right side, not {other}"
+                )))
+            }
+        })
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let rows = args.number_rows;
+        let ColumnarValue::Scalar(ScalarValue::Utf8(Some(op))) = &args.args[2] else {
+            return exec_err!("{}: the operator must be a constant", self.name());
+        };
+        let Some(op) = Comparison::named(op) else {
+            return exec_err!("{}: unknown operator {op}", self.name());
+        };
+        let x = args.args[0].to_array(rows)?;
+        let array = args.args[1].to_array(rows)?;
+        let array = match array.data_type() {
+            DataType::List(_) => array,
+            _ => {
+                let texts = datafusion::arrow::compute::cast(&array, &DataType::Utf8)?;
+                let field = Field::new(
+                    "",
+                    DataType::List(Arc::new(Field::new_list_field(x.data_type().clone(), true))),
+                    true,
+                );
+                lists_from_text(&field, texts.as_string::<i32>(), |element, texts| {
+                    super::column_from_text(element, texts, crate::engine::types::UTC, Default::default())
+                        .map_err(|bad| BadElement {
+                            row: bad.row,
+                            message: bad.message,
+                        })
+                })
+                .map_err(|bad| DataFusionError::Execution(bad.message))?
+            }
+        };
+        let lists = array.as_list::<i32>();
+        // Each element beside the value of its row, compared at once.
+        let mut rows_of = Vec::new();
+        let mut positions = Vec::new();
+        for row in 0..rows {
+            if lists.is_valid(row) {
+                let offsets = lists.value_offsets();
+                for at in offsets[row]..offsets[row + 1] {
+                    rows_of.push(row as u32);
+                    positions.push(at as u32);
+                }
+            }
+        }
+        let values = take(lists.values(), &UInt32Array::from(positions), None)?;
+        let repeated = take(&x, &UInt32Array::from(rows_of.clone()), None)?;
+        let results = op.compare(&repeated, &values)?;
+        // Per row: (any true, any false, any NULL), from the flat results.
+        let mut seen = vec![(false, false, false); rows];
+        for (i, row) in rows_of.iter().enumerate() {
+            let entry = &mut seen[*row as usize];
+            match results.is_valid(i).then(|| results.value(i)) {
+                Some(true) => entry.0 = true,
+                Some(false) => entry.1 = true,
+                None => entry.2 = true,
+            }
+        }
+        let out: BooleanArray = (0..rows)
+            .map(|row| {
+                if lists.is_null(row) {
+                    return None;
+                }
+                let (some_true, some_false, some_null) = seen[row];
+                match self.all {
+                    false if some_true => Some(true),
+                    false if some_null => None,
+                    false => Some(false),
+                    true if some_false => Some(false),
+                    true if some_null => None,
+                    true => Some(true),
+                }
+            })
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(out)))
+    }
+}
+
+/// `a < b` and the other comparisons of two arrays, as PostgreSQL orders
+/// them: element by element, a NULL element after every value, then the
+/// shorter first (DataFusion puts NULL elements first).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ArrayComparison {
+    op: Comparison,
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for ArrayComparison {
+    fn name(&self) -> &str {
+        "pg_array_compare"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Boolean)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        use datafusion::arrow::compute::SortOptions;
+        use datafusion::arrow::row::{RowConverter, SortField};
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let right = datafusion::arrow::compute::cast(&arrays[1], arrays[0].data_type())?;
+        let options = SortOptions {
+            descending: false,
+            nulls_first: false,
+        };
+        let converter =
+            RowConverter::new(vec![SortField::new_with_options(arrays[0].data_type().clone(), options)])?;
+        let left_rows = converter.convert_columns(std::slice::from_ref(&arrays[0]))?;
+        let right_rows = converter.convert_columns(&[right.clone()])?;
+        let out: BooleanArray = (0..arrays[0].len())
+            .map(|i| {
+                (arrays[0].is_valid(i) && right.is_valid(i))
+                    .then(|| self.op.holds(left_rows.row(i).cmp(&right_rows.row(i))))
+            })
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(out)))
+    }
+}
+
+/// `array_length(a, dim)` as PostgreSQL: NULL for an empty array (and a
+/// dimension it does not have), where DataFusion says 0.
+fn array_length_udf() -> ScalarUDF {
+    let inner = datafusion::functions_nested::length::array_length_udf();
+    let signature = inner.signature().clone();
+    ScalarUDF::from(Wrapped {
+        name: "array_length",
+        inner,
+        signature,
+        returns: None,
+        finish: |values, _| {
+            let lengths = datafusion::arrow::compute::cast(&values, &DataType::Int32)?;
+            let lengths = lengths.as_primitive::<datafusion::arrow::datatypes::Int32Type>();
+            let out: datafusion::arrow::array::Int32Array =
+                lengths.iter().map(|n| n.filter(|&n| n > 0)).collect();
+            Ok(Arc::new(out))
+        },
+    })
+}
+
+/// `array_dims(a)` as PostgreSQL prints it: `[1:3]` (`[1:2][1:3]`), NULL
+/// for an empty array; DataFusion gives the lengths as a list.
+fn array_dims_udf() -> ScalarUDF {
+    let inner = datafusion::functions_nested::dimension::array_dims_udf();
+    let signature = inner.signature().clone();
+    ScalarUDF::from(Wrapped {
+        name: "array_dims",
+        inner,
+        signature,
+        returns: Some(DataType::Utf8),
+        finish: |values, _| {
+            let lists = values.as_list::<i32>();
+            let out: StringArray = (0..lists.len())
+                .map(|i| {
+                    if lists.is_null(i) {
+                        return None;
+                    }
+                    let dims = datafusion::arrow::compute::cast(&lists.value(i), &DataType::UInt64).ok()?;
+                    let dims = dims.as_primitive::<datafusion::arrow::datatypes::UInt64Type>();
+                    if dims.is_empty() || dims.iter().any(|d| d.unwrap_or(0) == 0) {
+                        return None;
+                    }
+                    Some(dims.iter().map(|d| format!("[1:{}]", d.unwrap_or(0))).collect::<String>())
+                })
+                .collect();
+            Ok(Arc::new(out))
+        },
+    })
+}
+
+/// A DataFusion function whose result is adjusted to PostgreSQL's.
+#[derive(Debug)]
+struct Wrapped {
+    name: &'static str,
+    inner: Arc<ScalarUDF>,
+    signature: Signature,
+    /// The result type, when it differs from the inner function's.
+    returns: Option<DataType>,
+    finish: fn(ArrayRef, usize) -> DfResult<ArrayRef>,
+}
+
+impl PartialEq for Wrapped {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for Wrapped {}
+
+impl std::hash::Hash for Wrapped {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state)
+    }
+}
+
+impl ScalarUDFImpl for Wrapped {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, args: &[DataType]) -> DfResult<Vec<DataType>> {
+        self.inner.coerce_types(args)
+    }
+
+    fn return_type(&self, args: &[DataType]) -> DfResult<DataType> {
+        match &self.returns {
+            Some(t) => Ok(t.clone()),
+            None => Ok(match self.inner.return_type(args)? {
+                DataType::UInt64 | DataType::Int64 => DataType::Int32,
+                other => other,
+            }),
+        }
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let rows = args.number_rows;
+        let inner_field = self.inner.return_field_from_args(ReturnFieldArgs {
+            arg_fields: &args.arg_fields,
+            scalar_arguments: &vec![None; args.arg_fields.len()],
+        })?;
+        let inner_args = ScalarFunctionArgs {
+            return_field: inner_field,
+            ..args
+        };
+        let values = self.inner.invoke_with_args(inner_args)?.to_array(rows)?;
+        Ok(ColumnarValue::Array((self.finish)(values, rows)?))
+    }
+}
+
+/// The array functions that replace DataFusion's where PostgreSQL's
+/// answer differs, and the ones `pg_any`/`pg_all` calls are planned as.
+pub fn udfs() -> Vec<ScalarUDF> {
+    use datafusion::functions_nested::{remove, replace};
+    vec![
+        ScalarUDF::from(Quantified::new(false)),
+        ScalarUDF::from(Quantified::new(true)),
+        array_length_udf(),
+        array_dims_udf(),
+        // PostgreSQL's remove and replace every match; DataFusion's
+        // `array_remove`/`array_replace` only the first.
+        remove::array_remove_all_udf()
+            .as_ref()
+            .clone()
+            .with_aliases(["array_remove"]),
+        replace::array_replace_all_udf()
+            .as_ref()
+            .clone()
+            .with_aliases(["array_replace"]),
+    ]
 }
 
 fn is_text_literal(expr: &Expr) -> bool {

@@ -15,7 +15,7 @@ use datafusion::logical_expr::{
 };
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{
-    visit_expressions_mut, DataType as SqlType, Expr, Function, FunctionArg, FunctionArgExpr,
+    visit_expressions_mut, AccessExpr, BinaryOperator, DataType as SqlType, Subscript, Expr, Function, FunctionArg, FunctionArgExpr,
     FunctionArgumentList, FunctionArguments, Ident, ObjectName, Value, VisitMut,
 };
 
@@ -105,6 +105,8 @@ pub fn rewrite_casts(statement: &mut DfStatement) {
                 rewrite_huge_number(expr);
                 rewrite_interval_literal(expr);
                 rewrite_at_time_zone(expr);
+                rewrite_quantified(expr);
+                rewrite_subscripts(expr);
                 ControlFlow::<()>::Continue(())
             });
             let _ = s.visit(&mut ScalarFunctionAlias);
@@ -305,6 +307,99 @@ fn rewrite_at_time_zone(expr: &mut Expr) {
     let timestamp = std::mem::replace(timestamp.as_mut(), null());
     let zone = std::mem::replace(time_zone.as_mut(), null());
     *expr = call("timezone", vec![zone, timestamp]);
+}
+
+/// `x op ANY (array)` and `x op ALL (array)` become `pg_any(x, array,
+/// 'op')` / `pg_all(...)`, which give PostgreSQL's answers with NULLs
+/// (DataFusion's `array_has` says false where the answer is NULL). ANY
+/// and ALL over a subquery are left to DataFusion.
+fn rewrite_quantified(expr: &mut Expr) {
+    let (left, op, right, function) = match expr {
+        Expr::AnyOp {
+            left,
+            compare_op,
+            right,
+            ..
+        } => (left, compare_op, right, crate::sql::pg_arrays::ANY),
+        Expr::AllOp {
+            left,
+            compare_op,
+            right,
+        } => (left, compare_op, right, crate::sql::pg_arrays::ALL),
+        _ => return,
+    };
+    if matches!(right.as_ref(), Expr::Subquery(_)) {
+        return;
+    }
+    let Some(op) = crate::sql::pg_arrays::Comparison::of(op) else {
+        return;
+    };
+    let null = || Expr::Value(Value::Null.into());
+    let left = std::mem::replace(left.as_mut(), null());
+    let right = std::mem::replace(right.as_mut(), null());
+    let op = Expr::Value(Value::SingleQuotedString(op.symbol().into()).into());
+    *expr = call(function, vec![left, right, op]);
+}
+
+/// Subscripts as PostgreSQL reads them. DataFusion counts a negative
+/// position from the end (`a[-1]` is the last element; PostgreSQL: NULL,
+/// as for any position outside the array), and wants both bounds of a
+/// slice (`a[2:]`, `a[:2]`: to the array's end, from its start).
+fn rewrite_subscripts(expr: &mut Expr) {
+    let Expr::CompoundFieldAccess { root, access_chain } = expr else {
+        return;
+    };
+    let number = |n: &str| Expr::value(Value::Number(n.into(), false));
+    let bigint = |e: Expr| Expr::Cast {
+        kind: datafusion::sql::sqlparser::ast::CastKind::Cast,
+        expr: Box::new(e),
+        data_type: SqlType::BigInt(None),
+        array: false,
+        format: None,
+    };
+    for (i, access) in access_chain.iter_mut().enumerate() {
+        match access {
+            // `CASE WHEN i >= 1 THEN i END`: NULL below the first position.
+            AccessExpr::Subscript(Subscript::Index { index })
+                if !is_string_literal(index) =>
+            {
+                let position = std::mem::replace(index, number("1"));
+                *index = Expr::Case {
+                    case_token: datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
+                    end_token: datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
+                    operand: None,
+                    conditions: vec![datafusion::sql::sqlparser::ast::CaseWhen {
+                        condition: Expr::BinaryOp {
+                            left: Box::new(position.clone()),
+                            op: BinaryOperator::GtEq,
+                            right: Box::new(number("1")),
+                        },
+                        result: position,
+                    }],
+                    else_result: None,
+                };
+            }
+            // `a[l:u]` is `a[greatest(l, 1):greatest(u, 0)]` (an upper
+            // bound past the end is the end already).
+            AccessExpr::Subscript(Subscript::Slice {
+                lower_bound,
+                upper_bound,
+                ..
+            }) if i == 0 => {
+                let lower = lower_bound.take().unwrap_or_else(|| number("1"));
+                *lower_bound = Some(call("greatest", vec![lower, number("1")]));
+                let upper = upper_bound
+                    .take()
+                    .unwrap_or_else(|| bigint(call("cardinality", vec![root.as_ref().clone()])));
+                *upper_bound = Some(call("greatest", vec![upper, number("0")]));
+            }
+            _ => {}
+        }
+    }
+}
+
+fn is_string_literal(expr: &Expr) -> bool {
+    matches!(expr, Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_)))
 }
 
 /// A call of the function `name`.

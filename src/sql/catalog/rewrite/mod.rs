@@ -5,8 +5,8 @@
 //!
 //! - `OPERATOR(pg_catalog.~)` becomes `~`; `COLLATE ...` is dropped (the
 //!   only collation is byte order); `pg_catalog.f(...)` loses the schema;
-//!   `current_user`, `current_catalog` become calls; `x = ANY('{a,b}')`
-//!   becomes an array test (these from `datafusion-pg-catalog`);
+//!   `current_user`, `current_catalog` become calls (these from
+//!   `datafusion-pg-catalog`; `x = ANY('{a,b}')` is `sql::pg_arrays`');
 //! - `'name'::regclass` (regtype, regnamespace) becomes a lookup of the oid,
 //!   `'f'::regproc` the function name, a computed `::regclass` a call of
 //!   `to_regclass`;
@@ -30,7 +30,7 @@ use datafusion::sql::sqlparser::ast::{
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 use datafusion_pg_catalog::sql::rules::{
-    CurrentUserVariableToSessionUserFunctionCall, FixArrayLiteral, RewriteArrayAnyAllOperation,
+    CurrentUserVariableToSessionUserFunctionCall, FixArrayLiteral,
     RewritePgCatalogOperator, RewriteRegCastToSubquery, SqlStatementRewriteRule,
     StripCallableQualifier, StripCollate,
 };
@@ -60,7 +60,6 @@ fn parse_statement(sql: &str) -> Option<Statement> {
 
 static RULES: LazyLock<Vec<Arc<dyn SqlStatementRewriteRule>>> = LazyLock::new(|| {
     vec![
-        Arc::new(RewriteArrayAnyAllOperation),
         Arc::new(StripCallableQualifier),
         Arc::new(FixArrayLiteral),
         Arc::new(CurrentUserVariableToSessionUserFunctionCall),
