@@ -18,7 +18,7 @@ use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::{exec_err, DataFusionError, ScalarValue};
 use datafusion::error::Result as DfResult;
 use datafusion::common::DFSchema;
-use datafusion::logical_expr::expr::ScalarFunction;
+use datafusion::logical_expr::expr::{Placeholder, ScalarFunction};
 use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExpr};
 use datafusion::logical_expr::{
     Expr, ExprSchemable,
@@ -439,12 +439,23 @@ impl ExprPlanner for ArrayOperators {
                 .filter(|t| matches!(t, DataType::List(_)))
         };
         let RawBinaryExpr { op, left, right } = expr;
+        // `a @> $1`: the parameter is an array of `a`'s type (DataFusion
+        // infers parameter types of comparisons only).
+        let typed = |e: Expr, t: &DataType| match e {
+            Expr::Placeholder(Placeholder { id, field: None }) => Expr::Placeholder(Placeholder {
+                id,
+                field: Some(Arc::new(Field::new("", t.clone(), true))),
+            }),
+            other => other,
+        };
         let (left, right) = match (list(&left), list(&right)) {
             (Some(t), None) if is_text_literal(&right) => {
                 let right = array_literal(right, &t)?;
                 (left, right)
             }
             (None, Some(t)) if is_text_literal(&left) => (array_literal(left, &t)?, right),
+            (Some(t), None) => (left, typed(right, &t)),
+            (None, Some(t)) => (typed(left, &t), right),
             _ => (left, right),
         };
         let arrays = list(&left).is_some() && list(&right).is_some();

@@ -727,6 +727,52 @@ public class JdbcClient {
         }
     }
 
+    /** Arrays: setArray with createArrayOf, getArray back, in text and binary transfer. */
+    static void checkArrays() throws Exception {
+        exec(conn, "DROP TABLE IF EXISTS jdbc_arrays");
+        exec(conn, "CREATE TABLE jdbc_arrays (id INT PRIMARY KEY, nums INT[], tags TEXT[], prices NUMERIC(8,2)[])");
+        for (String params : new String[]{"", "prepareThreshold=1&binaryTransfer=true"}) {
+            String mode = params.isEmpty() ? "text" : "binary";
+            int id = params.isEmpty() ? 1 : 2;
+            try (Connection c = connect(params)) {
+                try (PreparedStatement ps = c.prepareStatement("INSERT INTO jdbc_arrays VALUES (?, ?, ?, ?)")) {
+                    ps.setInt(1, id);
+                    ps.setArray(2, c.createArrayOf("int4", new Integer[]{1, null, 3}));
+                    ps.setArray(3, c.createArrayOf("text", new String[]{"a,b", "say \"hi\"", ""}));
+                    ps.setArray(4, c.createArrayOf("numeric", new java.math.BigDecimal[]{new java.math.BigDecimal("1.50")}));
+                    check(mode + ": insert with setArray", ps.executeUpdate(), 1);
+                }
+                for (int run = 1; run <= 3; run++) {
+                    try (PreparedStatement ps = c.prepareStatement(
+                            "SELECT nums, tags, prices FROM jdbc_arrays WHERE id = ? AND ? = ANY(nums)")) {
+                        ps.setInt(1, id);
+                        ps.setInt(2, 3);
+                        try (ResultSet rs = ps.executeQuery()) {
+                            check(mode + " run " + run + ": row found by = ANY", rs.next(), true);
+                            check(mode + " run " + run + ": int[] getArray",
+                                    java.util.Arrays.asList((Object[]) rs.getArray(1).getArray()),
+                                    java.util.Arrays.asList(1, null, 3));
+                            check(mode + " run " + run + ": text[] getArray",
+                                    java.util.Arrays.asList((Object[]) rs.getArray(2).getArray()),
+                                    java.util.Arrays.asList("a,b", "say \"hi\"", ""));
+                            check(mode + " run " + run + ": numeric[] getArray",
+                                    java.util.Arrays.asList((Object[]) rs.getArray(3).getArray()),
+                                    java.util.Arrays.asList(new java.math.BigDecimal("1.50")));
+                            check(mode + " run " + run + ": column type name",
+                                    rs.getMetaData().getColumnTypeName(1), "_int4");
+                        }
+                    }
+                }
+            }
+        }
+        DatabaseMetaData md = conn.getMetaData();
+        try (ResultSet rs = md.getColumns(null, "public", "jdbc_arrays", "nums")) {
+            check("getColumns of an int[] column", rs.next(), true);
+            check("int[] DATA_TYPE is ARRAY", rs.getInt("DATA_TYPE"), java.sql.Types.ARRAY);
+            check("int[] TYPE_NAME", rs.getString("TYPE_NAME"), "_int4");
+        }
+    }
+
     public static void main(String[] args) throws Exception {
         Class.forName("org.postgresql.Driver");
         System.out.println("jdbc: " + baseUrl() + " as " + env("PGUSER", "postgres"));
@@ -757,6 +803,7 @@ public class JdbcClient {
         step("errors", JdbcClient::checkErrors);
         step("CopyManager", JdbcClient::checkCopy);
         step("session time zone", JdbcClient::checkSessionTimeZone);
+        step("arrays (setArray, getArray)", JdbcClient::checkArrays);
 
         if (conn != null) conn.close();
         System.out.println("jdbc: " + passed + " passed, " + failed + " failed");

@@ -30,6 +30,7 @@ COPY_T = PREFIX + "copy"
 COPY_B = PREFIX + "copy_bin"
 TX = PREFIX + "tx"
 ERR_T = PREFIX + "errors"
+ARR = PREFIX + "arrays"
 
 
 from harness import CheckFailed, check, fail, finish, unexpected  # noqa: E402
@@ -534,6 +535,43 @@ def test_listen_notify(conn):
     sender.close()
 
 
+def test_arrays(conn):
+    """Python lists as array parameters (text and binary), array columns
+    read back as lists, ANY/@> over parameters, COPY of arrays."""
+    conn.execute(f"DROP TABLE IF EXISTS {ARR}")
+    conn.execute(f"CREATE TABLE {ARR} (id int, a int[], t text[], n numeric(8,2)[], "
+                 "u uuid[], d date[], b bool[], f float8[])")
+    u = uuid.UUID("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11")
+    row = ([1, None, 3], ["a,b", 'q"x', None, "", "NULL", "x\\y"], [Decimal("1.25")],
+           [u], [dt.date(2024, 1, 2)], [True, None], [1.5, -0.25])
+    for id_, binary in ((1, False), (2, True)):
+        cur = conn.cursor(binary=binary)
+        cur.execute(f"INSERT INTO {ARR} VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", (id_,) + row)
+        cur.execute(f"SELECT a, t, n, u, d, b, f FROM {ARR} WHERE id = %s", (id_,))
+        check(f"arrays round trip ({'binary' if binary else 'text'})", cur.fetchone(), row)
+        cur.execute(f"SELECT id FROM {ARR} WHERE %s = ANY(a) ORDER BY id", (3,))
+        check(f"value = ANY(array column) ({'binary' if binary else 'text'})",
+              cur.fetchall(), [(i,) for i in range(1, id_ + 1)])
+        cur.execute(f"SELECT id FROM {ARR} WHERE id = ANY(%s) ORDER BY id", ([2, 5],))
+        check(f"column = ANY(list parameter) ({'binary' if binary else 'text'})",
+              cur.fetchall(), [(2,)] if id_ == 2 else [])
+        cur.execute(f"SELECT count(*) FROM {ARR} WHERE a @> %s::int[]", ([1, 3],))
+        check(f"array @> list parameter ({'binary' if binary else 'text'})", cur.fetchone(), (id_,))
+        cur.execute("SELECT %s::int[], %s::text[]", ([], [None]))
+        check(f"empty and all-NULL arrays ({'binary' if binary else 'text'})",
+              cur.fetchone(), ([], [None]))
+    with conn.cursor() as cur:
+        with cur.copy(f"COPY {ARR} (id, a, t) TO STDOUT") as copy:
+            data = b"".join(bytes(chunk) for chunk in copy)
+        check("COPY TO of arrays (text)", data.splitlines()[0],
+              b'1\t{1,NULL,3}\t{"a,b","q\\\\"x",NULL,"","NULL","x\\\\\\\\y"}')
+        with cur.copy(f"COPY {ARR} (id, a, t) FROM STDIN") as copy:
+            copy.write_row((3, [7, None], ["p q", None]))
+        cur.execute(f"SELECT a, t FROM {ARR} WHERE id = 3")
+        check("COPY FROM of arrays (text)", cur.fetchone(), ([7, None], ["p q", None]))
+    conn.commit()
+
+
 def main():
     try:
         conn = connect()
@@ -545,7 +583,8 @@ def main():
                  test_copy_from_text, test_copy_to_text, test_copy_to_csv,
                  test_copy_from_binary, test_copy_from_binary_without_trailer,
                  test_copy_to_binary, test_errors, test_transactions,
-                 test_session_time_zone, test_named_cursor, test_listen_notify):
+                 test_session_time_zone, test_named_cursor, test_listen_notify,
+                 test_arrays):
         try:
             test(conn)
         except Exception as e:
