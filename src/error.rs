@@ -532,9 +532,15 @@ fn message_sqlstate(msg: &str) -> Option<SqlState> {
         || lower.contains("expected type")
     {
         SqlState::DatatypeMismatch
-    } else if lower.contains("cannot cast") || lower.contains("invalid input") {
+    } else if lower.contains("cannot cast")
+        || lower.contains("invalid input")
+        || lower.contains("malformed array literal")
+    {
         SqlState::InvalidTextRepresentation
-    } else if lower.contains("not implemented") || lower.contains("unsupported") {
+    } else if lower.contains("not implemented")
+        || lower.contains("unsupported")
+        || lower.contains("are not supported")
+    {
         SqlState::FeatureNotSupported
     } else if lower.contains("must be in group by") || lower.contains("must appear in the group by")
     {

@@ -10,8 +10,8 @@ use datafusion::common::{ParamValues, ScalarValue};
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::stmt::StoredStatement;
 use pgwire::api::Type;
-use postgres_types::Kind;
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use postgres_types::Kind;
 
 use crate::engine::types::{
     array_item, element_field, TaggedType, PG_ELEMENT_TYPE_KEY, PG_TYPE_KEY,
@@ -192,8 +192,13 @@ fn decode_array(
         let text = std::str::from_utf8(bytes)
             .map_err(|_| invalid_array("an array parameter is not valid UTF-8"))?;
         let texts = StringArray::from(vec![Some(text)]);
-        let list = column_from_text(list_field, &texts, crate::engine::types::UTC, Default::default())
-            .map_err(|bad| invalid_array(bad.message))?;
+        let list = column_from_text(
+            list_field,
+            &texts,
+            crate::engine::types::UTC,
+            Default::default(),
+        )
+        .map_err(|bad| invalid_array(bad.message))?;
         return ScalarValue::try_from_array(&list, 0).map_err(invalid_array);
     }
     let expected = element_field(list_field).expect("a list");

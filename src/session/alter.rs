@@ -6,9 +6,9 @@
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, RecordBatch};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::compute::{cast_with_options, CastOptions};
-use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::sql::sqlparser::ast::{
     visit_expressions_mut, AlterColumnOperation, AlterTable, AlterTableOperation, ColumnDef,
     DropBehavior, Expr as SqlExpr, ForeignKeyConstraint, Owner, RenameTableNameKind,
@@ -809,6 +809,16 @@ impl Session {
             .find(|b| b.num_rows() > 0)
             .map(|b| b.column(0).slice(0, 1))
             .ok_or_else(|| QuiverError::Internal(format!("DEFAULT {sql} gave no value")))?;
+        // Text into an array column is read as an array (`DEFAULT '{}'`).
+        if matches!(field.data_type(), DataType::List(_)) && value.data_type() == &DataType::Utf8 {
+            return crate::sql::column_from_text(
+                field,
+                value.as_string::<i32>(),
+                crate::engine::types::UTC,
+                Default::default(),
+            )
+            .map_err(|bad| datafusion::error::DataFusionError::Execution(bad.message).into());
+        }
         Ok(cast_with_options(
             &value,
             field.data_type(),

@@ -339,10 +339,19 @@ impl Session {
             .collect::<Result<Vec<_>>>()?;
         let mut defaults = HashMap::new();
         for (column, sql) in &defaults_sql {
-            let expr = self
+            let mut expr = self
                 .ctx
                 .state()
                 .create_logical_expr(&regclass_as_name(sql), &DFSchema::empty())?;
+            // `tags text[] DEFAULT '{}'`: the text is an array (a cast
+            // to the column's type would wrap it in a list of one).
+            if let Ok(field) = schema.field_with_name(column) {
+                if matches!(field.data_type(), DataType::List(_))
+                    && expr.get_type(&DFSchema::empty())? == DataType::Utf8
+                {
+                    expr = crate::sql::pg_arrays::array_literal(expr, field.data_type())?;
+                }
+            }
             defaults.insert(column.clone(), expr);
         }
         let constraints = constraints

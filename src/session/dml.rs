@@ -1326,6 +1326,7 @@ pub(super) fn assignable(from: &DataType, to: &DataType) -> bool {
         Temporal,
         Interval,
         Binary,
+        Array,
         Other,
     }
     fn kind(t: &DataType) -> Kind {
@@ -1340,6 +1341,7 @@ pub(super) fn assignable(from: &DataType, to: &DataType) -> bool {
             | DataType::Time64(_) => Kind::Temporal,
             DataType::Interval(_) | DataType::Duration(_) => Kind::Interval,
             DataType::Binary | DataType::LargeBinary | DataType::BinaryView => Kind::Binary,
+            DataType::List(_) | DataType::LargeList(_) => Kind::Array,
             _ => Kind::Other,
         }
     }

@@ -79,9 +79,9 @@ pub(crate) fn name_of(expr: &Expr) -> Option<String> {
         },
         // `a[1]`, `(ARRAY[...])[2:3]`: named as the array.
         Expr::CompoundFieldAccess { root, access_chain }
-            if access_chain
-                .iter()
-                .all(|a| matches!(a, datafusion::sql::sqlparser::ast::AccessExpr::Subscript(_))) =>
+            if access_chain.iter().all(|a| {
+                matches!(a, datafusion::sql::sqlparser::ast::AccessExpr::Subscript(_))
+            }) =>
         {
             match root.as_ref() {
                 Expr::Identifier(i) => Some(i.value.to_lowercase()),

@@ -12,18 +12,17 @@ use datafusion::arrow::array::{
     new_null_array, Array, ArrayRef, AsArray, BooleanArray, Datum, ListArray, StringArray,
     StringBuilder, UInt32Array,
 };
-use datafusion::arrow::compute::take;
 use datafusion::arrow::buffer::OffsetBuffer;
+use datafusion::arrow::compute::take;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
+use datafusion::common::DFSchema;
 use datafusion::common::{exec_err, DataFusionError, ScalarValue};
 use datafusion::error::Result as DfResult;
-use datafusion::common::DFSchema;
 use datafusion::logical_expr::expr::{Placeholder, ScalarFunction};
 use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExpr};
 use datafusion::logical_expr::{
-    Expr, ExprSchemable,
-    ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
-    Volatility,
+    ColumnarValue, Expr, ExprSchemable, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF,
+    ScalarUDFImpl, Signature, Volatility,
 };
 
 use datafusion::sql::sqlparser::ast::BinaryOperator;
@@ -74,7 +73,11 @@ pub fn parse_array_text(text: &str) -> Result<Vec<Option<String>>, ArrayTextErro
             .unwrap_or(("1", bounds.trim()));
         let (lower, upper): (i64, i64) = match (lower.parse(), upper.parse()) {
             (Ok(l), Ok(u)) => (l, u),
-            _ => return Err(malformed("\"[\" must introduce explicitly-specified array dimensions")),
+            _ => {
+                return Err(malformed(
+                    "\"[\" must introduce explicitly-specified array dimensions",
+                ))
+            }
         };
         if after.trim_start_matches(is_space).starts_with('[') {
             return Err(ArrayTextError::Multidimensional);
@@ -388,7 +391,10 @@ impl ScalarUDFImpl for ArrayIn {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
         let target = args.return_field.as_ref().clone();
         if !matches!(target.data_type(), DataType::List(_)) {
-            return exec_err!("{ARRAY_IN} casts to arrays only, not {}", target.data_type());
+            return exec_err!(
+                "{ARRAY_IN} casts to arrays only, not {}",
+                target.data_type()
+            );
         }
         let arrays = ColumnarValue::values_to_arrays(&args.args[..1])?;
         let texts = match arrays[0].data_type() {
@@ -549,8 +555,8 @@ impl ScalarUDFImpl for Containment {
                     .filter(|&j| a.values().is_valid(j))
                     .map(|j| a_rows.row(j))
                     .collect();
-                let mut found = range(b, i)
-                    .map(|j| b.values().is_valid(j) && present.contains(&b_rows.row(j)));
+                let mut found =
+                    range(b, i).map(|j| b.values().is_valid(j) && present.contains(&b_rows.row(j)));
                 Some(match self.test {
                     Contains => found.all(|f| f),
                     Overlaps => found.any(|f| f),
@@ -685,7 +691,8 @@ impl ScalarUDFImpl for Quantified {
             DataType::Null => DataType::Utf8,
             other => other.clone(),
         };
-        let list_of = |t: &DataType| DataType::List(Arc::new(Field::new_list_field(t.clone(), true)));
+        let list_of =
+            |t: &DataType| DataType::List(Arc::new(Field::new_list_field(t.clone(), true)));
         Ok(match array {
             DataType::List(item) => {
                 let element = item.data_type();
@@ -697,9 +704,7 @@ impl ScalarUDFImpl for Quantified {
                     .ok_or_else(|| {
                         DataFusionError::Plan(format!(
                             "operator does not exist: {} {} ANY ({}[])",
-                            x,
-                            op,
-                            element
+                            x, op, element
                         ))
                     })?,
                 };
@@ -740,11 +745,16 @@ impl ScalarUDFImpl for Quantified {
                     true,
                 );
                 lists_from_text(&field, texts.as_string::<i32>(), |element, texts| {
-                    super::column_from_text(element, texts, crate::engine::types::UTC, Default::default())
-                        .map_err(|bad| BadElement {
-                            row: bad.row,
-                            message: bad.message,
-                        })
+                    super::column_from_text(
+                        element,
+                        texts,
+                        crate::engine::types::UTC,
+                        Default::default(),
+                    )
+                    .map_err(|bad| BadElement {
+                        row: bad.row,
+                        message: bad.message,
+                    })
                 })
                 .map_err(|bad| DataFusionError::Execution(bad.message))?
             }
@@ -826,8 +836,10 @@ impl ScalarUDFImpl for ArrayComparison {
             descending: false,
             nulls_first: false,
         };
-        let converter =
-            RowConverter::new(vec![SortField::new_with_options(arrays[0].data_type().clone(), options)])?;
+        let converter = RowConverter::new(vec![SortField::new_with_options(
+            arrays[0].data_type().clone(),
+            options,
+        )])?;
         let left_rows = converter.convert_columns(std::slice::from_ref(&arrays[0]))?;
         let right_rows = converter.convert_columns(&[right.clone()])?;
         let out: BooleanArray = (0..arrays[0].len())
@@ -877,12 +889,17 @@ fn array_dims_udf() -> ScalarUDF {
                     if lists.is_null(i) {
                         return None;
                     }
-                    let dims = datafusion::arrow::compute::cast(&lists.value(i), &DataType::UInt64).ok()?;
+                    let dims = datafusion::arrow::compute::cast(&lists.value(i), &DataType::UInt64)
+                        .ok()?;
                     let dims = dims.as_primitive::<datafusion::arrow::datatypes::UInt64Type>();
                     if dims.is_empty() || dims.iter().any(|d| d.unwrap_or(0) == 0) {
                         return None;
                     }
-                    Some(dims.iter().map(|d| format!("[1:{}]", d.unwrap_or(0))).collect::<String>())
+                    Some(
+                        dims.iter()
+                            .map(|d| format!("[1:{}]", d.unwrap_or(0)))
+                            .collect::<String>(),
+                    )
                 })
                 .collect();
             Ok(Arc::new(out))
@@ -979,8 +996,8 @@ fn is_text_literal(expr: &Expr) -> bool {
     matches!(expr, Expr::Literal(ScalarValue::Utf8(Some(_)), _))
 }
 
-/// `pg_array_in(text, NULL::list_type)`.
-fn array_literal(text: Expr, list_type: &DataType) -> DfResult<Expr> {
+/// `pg_array_in(text, NULL::list_type)`: text read as an array.
+pub fn array_literal(text: Expr, list_type: &DataType) -> DfResult<Expr> {
     Ok(Expr::ScalarFunction(ScalarFunction::new_udf(
         Arc::new(array_in_udf()),
         vec![text, Expr::Literal(ScalarValue::try_from(list_type)?, None)],
@@ -1006,14 +1023,27 @@ mod tests {
         assert_eq!(parse("{1,2,3}"), vec![s("1"), s("2"), s("3")]);
         assert_eq!(parse("{ a b , c }"), vec![s("a b"), s("c")]);
         assert_eq!(parse("{NULL,null,\"NULL\"}"), vec![None, None, s("NULL")]);
-        assert_eq!(parse(r#"{"a,b","c\"d","e\\f",""}"#), vec![s("a,b"), s("c\"d"), s("e\\f"), s("")]);
+        assert_eq!(
+            parse(r#"{"a,b","c\"d","e\\f",""}"#),
+            vec![s("a,b"), s("c\"d"), s("e\\f"), s("")]
+        );
         assert_eq!(parse(r"{a\,b,c\ }"), vec![s("a,b"), s("c ")]);
         assert_eq!(parse("[1:2]={x,y}"), vec![s("x"), s("y")]);
     }
 
     #[test]
     fn malformed_array_text_is_refused() {
-        for bad in ["", "1,2", "{1,2", "{1,,2}", "{1,2}x", "{\"a\"b}", "{a\"b\"}", "[2:3]={1,2}", "[1:3]={1,2}"] {
+        for bad in [
+            "",
+            "1,2",
+            "{1,2",
+            "{1,,2}",
+            "{1,2}x",
+            "{\"a\"b}",
+            "{a\"b\"}",
+            "[2:3]={1,2}",
+            "[1:3]={1,2}",
+        ] {
             assert!(
                 matches!(parse_array_text(bad), Err(ArrayTextError::Malformed(_))),
                 "{bad}"
@@ -1027,9 +1057,28 @@ mod tests {
 
     #[test]
     fn elements_are_quoted_when_they_need_it() {
-        let text = array_text([Some("a"), Some("b c"), Some(""), None, Some("null"), Some("x\"y\\z"), Some("{")]);
+        let text = array_text([
+            Some("a"),
+            Some("b c"),
+            Some(""),
+            None,
+            Some("null"),
+            Some("x\"y\\z"),
+            Some("{"),
+        ]);
         assert_eq!(text, r#"{a,"b c","",NULL,"null","x\"y\\z","{"}"#);
         let read: Vec<Option<String>> = parse(&text);
-        assert_eq!(read, vec![s("a"), s("b c"), s(""), None, s("null"), s("x\"y\\z"), s("{")]);
+        assert_eq!(
+            read,
+            vec![
+                s("a"),
+                s("b c"),
+                s(""),
+                None,
+                s("null"),
+                s("x\"y\\z"),
+                s("{")
+            ]
+        );
     }
 }

@@ -170,6 +170,33 @@ pub fn rewrite_text_casts(
                 {
                     Ok(Transformed::yes(interval_in.call(vec![*expr])))
                 }
+                // `5::int[]`: Arrow would make a one-element list;
+                // Postgres has no such cast.
+                Expr::Cast(Cast { expr, field })
+                    if matches!(field.data_type(), DataType::List(_))
+                        && scalar_type(&expr, &schemas).is_some_and(|t| {
+                            !matches!(
+                                t,
+                                DataType::List(_)
+                                    | DataType::Null
+                                    | DataType::Utf8
+                                    | DataType::Utf8View
+                                    | DataType::LargeUtf8
+                            )
+                        }) =>
+                {
+                    let from = scalar_type(&expr, &schemas).expect("checked");
+                    let name = |t: &DataType| {
+                        crate::engine::types::display_type(
+                            &datafusion::arrow::datatypes::Field::new("", t.clone(), true),
+                        )
+                    };
+                    Err(DataFusionError::Plan(format!(
+                        "a value of type {} cannot be cast to {} (it is not an array)",
+                        name(&from),
+                        name(field.data_type())
+                    )))
+                }
                 // `'{1,2}'::int[]`: Arrow would make a one-element list.
                 Expr::Cast(Cast { expr, field })
                     if matches!(field.data_type(), DataType::List(_))
@@ -179,10 +206,9 @@ pub fn rewrite_text_casts(
                     let metadata = (!field.metadata().is_empty()).then(|| {
                         datafusion::common::metadata::FieldMetadata::from(field.metadata().clone())
                     });
-                    Ok(Transformed::yes(array_in.call(vec![
-                        *expr,
-                        Expr::Literal(target, metadata),
-                    ])))
+                    Ok(Transformed::yes(
+                        array_in.call(vec![*expr, Expr::Literal(target, metadata)]),
+                    ))
                 }
                 // `array_cat(a, '{3}')` in a filter: the literal is an array
                 // of the other argument's type (in a select list the
@@ -197,7 +223,10 @@ pub fn rewrite_text_casts(
                         Some(list) => {
                             for arg in call.args.iter_mut() {
                                 if is_text_literal(arg) {
-                                    let text = std::mem::replace(arg, Expr::Literal(ScalarValue::Null, None));
+                                    let text = std::mem::replace(
+                                        arg,
+                                        Expr::Literal(ScalarValue::Null, None),
+                                    );
                                     *arg = array_in.call(vec![
                                         text,
                                         Expr::Literal(ScalarValue::try_from(&list)?, None),
@@ -249,6 +278,14 @@ const ARRAY_PAIR_FUNCTIONS: &[&str] = &[
 
 fn is_text_literal(expr: &Expr) -> bool {
     matches!(expr, Expr::Literal(ScalarValue::Utf8(_), _))
+}
+
+/// The type of an expression over the node's inputs.
+fn scalar_type(expr: &Expr, schemas: &[datafusion::common::DFSchemaRef]) -> Option<DataType> {
+    if let Expr::Literal(value, _) = expr {
+        return Some(value.data_type());
+    }
+    schemas.iter().find_map(|s| expr.get_type(s.as_ref()).ok())
 }
 
 /// The type of a list-typed expression.

@@ -15,8 +15,9 @@ use datafusion::logical_expr::{
 };
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{
-    visit_expressions_mut, AccessExpr, BinaryOperator, DataType as SqlType, Subscript, Expr, Function, FunctionArg, FunctionArgExpr,
-    FunctionArgumentList, FunctionArguments, Ident, ObjectName, Value, VisitMut,
+    visit_expressions_mut, AccessExpr, BinaryOperator, DataType as SqlType, Expr, Function,
+    FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident, ObjectName,
+    Subscript, Value, VisitMut,
 };
 
 use crate::engine::conform::{check_json, normalise_uuid};
@@ -360,9 +361,7 @@ fn rewrite_subscripts(expr: &mut Expr) {
     for (i, access) in access_chain.iter_mut().enumerate() {
         match access {
             // `CASE WHEN i >= 1 THEN i END`: NULL below the first position.
-            AccessExpr::Subscript(Subscript::Index { index })
-                if !is_string_literal(index) =>
-            {
+            AccessExpr::Subscript(Subscript::Index { index }) if !is_string_literal(index) => {
                 let position = std::mem::replace(index, number("1"));
                 *index = Expr::Case {
                     case_token: datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
