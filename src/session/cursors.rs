@@ -2,8 +2,14 @@
 //! `FETCH [FORWARD n | NEXT | ALL] FROM name`, `CLOSE name | ALL`, as
 //! psycopg2's named cursors, SQLAlchemy's `stream_results` and pandas'
 //! `chunksize` use them. A cursor reads its plan's stream as FETCH asks:
-//! the rows are computed in pieces, never held whole. Cursors scan
-//! forward only (`SCROLL` answers 0A000).
+//! the rows are computed in pieces, never held whole.
+//!
+//! A `SCROLL` cursor also moves backward and to any position (`FETCH
+//! PRIOR`, `BACKWARD n`, `FIRST`, `LAST`, `ABSOLUTE n`, `RELATIVE n`, and
+//! `MOVE` likewise): it keeps the rows it has read, as PostgreSQL's
+//! tuplestore does, still reading the plan only as far as a FETCH needs.
+//! A cursor declared without SCROLL scans forward only (55000 otherwise,
+//! with PostgreSQL's hint).
 
 use std::collections::VecDeque;
 
@@ -31,6 +37,8 @@ pub(super) struct Cursor {
     pending: VecDeque<RecordBatch>,
     /// WITH HOLD: it outlives its transaction.
     hold: bool,
+    /// SCROLL: the rows read so far and the position among them.
+    scroll: Option<Scroll>,
     /// What pg_cursors shows.
     info: CursorInfo,
 }
@@ -51,9 +59,6 @@ impl Session {
         ) else {
             return Err(not_supported(format!("DECLARE {declare}")));
         };
-        if declare.scroll == Some(true) {
-            return Err(not_supported("SCROLL cursors (cursors scan forward only)"));
-        }
         if declare.binary == Some(true) {
             return Err(not_supported("BINARY cursors"));
         }
@@ -94,6 +99,7 @@ impl Session {
                 schema,
                 pending: VecDeque::new(),
                 hold,
+                scroll: (declare.scroll == Some(true)).then(Scroll::default),
                 info: CursorInfo {
                     name: name.clone(),
                     statement: format!("DECLARE {declare}"),
@@ -111,7 +117,7 @@ impl Session {
         name: &Ident,
         direction: &FetchDirection,
     ) -> Result<StatementResult> {
-        let count = forward_count(direction)?;
+        let step = Step::of(direction)?;
         let name = normalize_ident(name);
         let cursor = self
             .cursors
@@ -121,6 +127,30 @@ impl Session {
             .ok_or_else(|| {
                 QuiverError::UndefinedCursor(format!("cursor \"{name}\" does not exist"))
             })?;
+        let count = match (step, cursor.scroll.is_some()) {
+            (_, true) => return cursor.scroll_fetch(step).await,
+            (Step::Forward(n), false) => n,
+            (_, false) => {
+                return Err(QuiverError::NotInPrerequisiteState(
+                    "cursor can only scan forward (declare it with SCROLL to move backward \
+                     or to a position)"
+                        .into(),
+                ))
+            }
+        };
+        let batches = cursor.read_forward(count).await?;
+        Ok(StatementResult::Rows {
+            schema: cursor.schema.clone(),
+            batches,
+            tag: "FETCH",
+        })
+    }
+}
+
+impl Cursor {
+    /// Reads up to `count` rows on from where the stream stands.
+    async fn read_forward(&mut self, count: usize) -> Result<Vec<RecordBatch>> {
+        let cursor = self;
         let mut rows = cursor
             .rows
             .lock()
@@ -161,12 +191,159 @@ impl Session {
         if let Some(e) = failed {
             return Err(e);
         }
+        Ok(batches)
+    }
+
+    /// A FETCH (or MOVE) of a SCROLL cursor: the rows `step` passes over,
+    /// in the order it passes them, and the cursor left where PostgreSQL
+    /// leaves it (on the last row returned, or before the first or after
+    /// the last row when the step runs off either end).
+    async fn scroll_fetch(&mut self, step: Step) -> Result<StatementResult> {
+        // Reads on until `n` rows are known (or the rows end).
+        async fn known(cursor: &mut Cursor, n: usize) -> Result<usize> {
+            let scroll = cursor.scroll.as_ref().expect("a scroll cursor");
+            let have = scroll.rows;
+            if n > have && !scroll.done {
+                let more = cursor.read_forward(n - have).await?;
+                let scroll = cursor.scroll.as_mut().expect("a scroll cursor");
+                let read: usize = more.iter().map(|b| b.num_rows()).sum();
+                scroll.rows += read;
+                scroll.seen.extend(more.into_iter().filter(|b| b.num_rows() > 0));
+                scroll.done = scroll.rows < n;
+            }
+            Ok(cursor.scroll.as_ref().expect("a scroll cursor").rows)
+        }
+        let position = self.scroll.as_ref().expect("a scroll cursor").position;
+        // The positions (1-based) to return, in order, and where the
+        // cursor ends.
+        let (wanted, end): (Vec<usize>, usize) = match step {
+            Step::Forward(n) => {
+                let last = position.saturating_add(n);
+                let total = known(self, last).await?;
+                let to = last.min(total);
+                let end = if last > total { total + 1 } else { to };
+                (((position + 1).min(to + 1)..=to).collect(), end)
+            }
+            Step::Backward(n) => {
+                let total = known(self, position).await?;
+                let from = position.min(total + 1);
+                let end = from.saturating_sub(n);
+                ((end.max(1)..from).rev().collect(), end)
+            }
+            Step::Absolute(k) => {
+                let target = if k >= 0 {
+                    k as usize
+                } else {
+                    let total = known(self, usize::MAX).await?;
+                    (total as i64 + 1 + k).max(0) as usize
+                };
+                let total = known(self, target).await?;
+                match target {
+                    0 => (vec![], 0),
+                    t if t > total => (vec![], total + 1),
+                    t => (vec![t], t),
+                }
+            }
+            Step::Relative(k) => {
+                let target = position as i64 + k;
+                let total = known(self, target.max(0) as usize).await?;
+                match target {
+                    t if t <= 0 => (vec![], 0),
+                    t if t as usize > total => (vec![], total + 1),
+                    t => (vec![t as usize], t as usize),
+                }
+            }
+        };
+        let scroll = self.scroll.as_mut().expect("a scroll cursor");
+        scroll.position = end;
+        let batches = match wanted.is_empty() {
+            true => vec![],
+            false => {
+                // (batch, row) of each position, from the batches' starts.
+                let mut starts = Vec::with_capacity(scroll.seen.len());
+                let mut at = 0;
+                for batch in &scroll.seen {
+                    starts.push(at);
+                    at += batch.num_rows();
+                }
+                let indices: Vec<(usize, usize)> = wanted
+                    .iter()
+                    .map(|p| {
+                        let row = p - 1;
+                        let batch = starts.partition_point(|&s| s <= row) - 1;
+                        (batch, row - starts[batch])
+                    })
+                    .collect();
+                let seen: Vec<&RecordBatch> = scroll.seen.iter().collect();
+                vec![datafusion::arrow::compute::interleave_record_batch(
+                    &seen, &indices,
+                )?]
+            }
+        };
         Ok(StatementResult::Rows {
-            schema: cursor.schema.clone(),
+            schema: self.schema.clone(),
             batches,
             tag: "FETCH",
         })
     }
+}
+
+/// A SCROLL cursor's rows read so far and its position among them: 0
+/// before the first row, `rows + 1` after the last.
+#[derive(Default)]
+struct Scroll {
+    seen: Vec<RecordBatch>,
+    rows: usize,
+    /// The plan has no more rows.
+    done: bool,
+    position: usize,
+}
+
+/// Where a FETCH direction moves.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Step {
+    Forward(usize),
+    Backward(usize),
+    Absolute(i64),
+    Relative(i64),
+}
+
+impl Step {
+    fn of(direction: &FetchDirection) -> Result<Step> {
+        let number = |v: &datafusion::sql::sqlparser::ast::ValueWithSpan| -> Result<i64> {
+            match &v.value {
+                Value::Number(n, _) => n
+                    .parse()
+                    .map_err(|_| QuiverError::InvalidStatement(format!("bad row count {n}"))),
+                other => Err(QuiverError::InvalidStatement(format!(
+                    "bad row count {other}"
+                ))),
+            }
+        };
+        // `FORWARD -2` is `BACKWARD 2`; `FORWARD 0` fetches the current row.
+        let forward = |n: i64| match n {
+            0 => Step::Relative(0),
+            n if n > 0 => Step::Forward(n as usize),
+            n => Step::Backward(n.unsigned_abs() as usize),
+        };
+        Ok(match direction {
+            FetchDirection::Next | FetchDirection::Forward { limit: None } => Step::Forward(1),
+            FetchDirection::Prior | FetchDirection::Backward { limit: None } => Step::Backward(1),
+            FetchDirection::All | FetchDirection::ForwardAll => Step::Forward(usize::MAX),
+            FetchDirection::BackwardAll => Step::Backward(usize::MAX),
+            FetchDirection::First => Step::Absolute(1),
+            FetchDirection::Last => Step::Absolute(-1),
+            FetchDirection::Count { limit } | FetchDirection::Forward { limit: Some(limit) } => {
+                forward(number(limit)?)
+            }
+            FetchDirection::Backward { limit: Some(limit) } => forward(-number(limit)?),
+            FetchDirection::Absolute { limit } => Step::Absolute(number(limit)?),
+            FetchDirection::Relative { limit } => Step::Relative(number(limit)?),
+        })
+    }
+}
+
+impl Session {
 
     /// CLOSE name | CLOSE ALL.
     pub(super) fn close(&mut self, cursor: &CloseCursor) -> Result<StatementResult> {
@@ -216,35 +393,4 @@ impl Session {
         self.info
             .set_cursors(self.cursors.iter().map(|(_, c)| c.info.clone()).collect());
     }
-}
-
-/// How many rows a FETCH direction reads forward.
-fn forward_count(direction: &FetchDirection) -> Result<usize> {
-    let number = |v: &datafusion::sql::sqlparser::ast::ValueWithSpan| -> Result<i64> {
-        match &v.value {
-            Value::Number(n, _) => n
-                .parse()
-                .map_err(|_| QuiverError::InvalidStatement(format!("bad row count {n}"))),
-            other => Err(QuiverError::InvalidStatement(format!(
-                "bad row count {other}"
-            ))),
-        }
-    };
-    let backward = || {
-        QuiverError::NotInPrerequisiteState(
-            "cursor can only scan forward (cursors here are NO SCROLL)".into(),
-        )
-    };
-    let count = match direction {
-        FetchDirection::Next | FetchDirection::Forward { limit: None } => 1,
-        FetchDirection::All | FetchDirection::ForwardAll => i64::MAX,
-        FetchDirection::Count { limit } | FetchDirection::Forward { limit: Some(limit) } => {
-            number(limit)?
-        }
-        _ => return Err(backward()),
-    };
-    if count < 0 {
-        return Err(backward());
-    }
-    Ok(usize::try_from(count).unwrap_or(usize::MAX))
 }

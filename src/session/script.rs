@@ -31,6 +31,7 @@ pub(super) fn parse_script(sql: &str) -> Result<Vec<Parsed>> {
         && !lower.contains("sequence")
         && !lower.contains("constraints")
         && !lower.contains("move")
+        && !(lower.contains("fetch") && lower.contains('-'))
     {
         return Ok(Session::parse(sql)?
             .into_iter()
@@ -42,11 +43,18 @@ pub(super) fn parse_script(sql: &str) -> Result<Vec<Parsed>> {
         if is_checkpoint(&piece) {
             parsed.push(Parsed::Checkpoint);
         } else if let Some(fetch) = move_as_fetch(&piece) {
-            let mut statements = Session::parse(&fetch).map_err(without_position)?;
-            let statement = statements
-                .pop_front()
-                .ok_or_else(|| QuiverError::Syntax("MOVE needs a cursor".into()))?;
+            let statement = match parse_signed_fetch(&fetch) {
+                Some(statement) => statement?,
+                None => {
+                    let mut statements = Session::parse(&fetch).map_err(without_position)?;
+                    statements
+                        .pop_front()
+                        .ok_or_else(|| QuiverError::Syntax("MOVE needs a cursor".into()))?
+                }
+            };
             parsed.push(Parsed::Move(statement));
+        } else if let Some(statement) = parse_signed_fetch(&piece) {
+            parsed.push(Parsed::Statement(statement?));
         } else if let Some(set) = super::foreign_keys::parse_set_constraints(&piece) {
             let (names, deferred) = set?;
             parsed.push(Parsed::SetConstraints(names, deferred));
@@ -143,6 +151,47 @@ pub(super) fn move_as_fetch(sql: &str) -> Option<String> {
     }
     let fetch = format!("FETCH{rest}");
     Some(fetch_next(&fetch).unwrap_or(fetch))
+}
+
+/// `FETCH -2 FROM c`, `FETCH RELATIVE -1 ...` (ABSOLUTE, FORWARD,
+/// BACKWARD): the parser takes no sign on a FETCH count, so the statement
+/// is parsed without it and the count negated after. None: no signed
+/// count.
+fn parse_signed_fetch(sql: &str) -> Option<Result<DfStatement>> {
+    use datafusion::sql::sqlparser::ast::{FetchDirection as D, Statement, Value};
+    let words: Vec<&str> = sql.trim().trim_end_matches(';').split_whitespace().collect();
+    if !words.first()?.eq_ignore_ascii_case("fetch") {
+        return None;
+    }
+    let signed = |w: &str| {
+        w.len() > 1 && w.starts_with('-') && w[1..].chars().all(|c| c.is_ascii_digit())
+    };
+    // `FETCH -n` or `FETCH <direction> -n`.
+    let at = (1..words.len().min(3)).find(|&i| signed(words[i]))?;
+    let mut unsigned = words.clone();
+    unsigned[at] = &words[at][1..];
+    let parse = || -> Result<DfStatement> {
+        let mut statement = Session::parse(&unsigned.join(" "))
+            .map_err(without_position)?
+            .pop_front()
+            .ok_or_else(|| QuiverError::Syntax("FETCH needs a cursor".into()))?;
+        if let DfStatement::Statement(s) = &mut statement {
+            if let Statement::Fetch { direction, .. } = s.as_mut() {
+                if let D::Count { limit }
+                | D::Absolute { limit }
+                | D::Relative { limit }
+                | D::Forward { limit: Some(limit) }
+                | D::Backward { limit: Some(limit) } = direction
+                {
+                    if let Value::Number(n, long) = &limit.value {
+                        limit.value = Value::Number(format!("-{n}"), *long);
+                    }
+                }
+            }
+        }
+        Ok(statement)
+    };
+    Some(parse())
 }
 
 /// `FETCH c`, `FETCH FROM c`, `FETCH IN c`: PostgreSQL's NEXT, which the
