@@ -277,6 +277,22 @@ def test_transactions(conn):
     other.close()
 
 
+def test_scrollable_cursor(conn):
+    """A named cursor declared SCROLL: scroll() back and to positions."""
+    cur = conn.cursor("psycopg2_scroll", scrollable=True)
+    cur.itersize = 2
+    cur.execute("SELECT g FROM generate_series(1, 6) g")
+    check("scrollable cursor: first rows", cur.fetchmany(3), [(1,), (2,), (3,)])
+    cur.scroll(-2)
+    check("scroll(-2) then fetchone", cur.fetchone(), (2,))
+    cur.scroll(4, mode="absolute")
+    check("scroll(4, absolute) then fetchone", cur.fetchone(), (5,))
+    cur.scroll(0, mode="absolute")
+    check("scroll(0, absolute) then fetchall", cur.fetchall(), [(g,) for g in range(1, 7)])
+    cur.close()
+    conn.rollback()
+
+
 def main():
     try:
         conn = connect()
@@ -285,7 +301,7 @@ def main():
         sys.exit(1)
     print(f"ok - connect (server_version {conn.server_version})")
     for test in (test_types, test_executemany, test_copy_from, test_copy_to,
-                 test_errors, test_transactions):
+                 test_errors, test_transactions, test_scrollable_cursor):
         try:
             test(conn)
         except Exception as e:
