@@ -208,7 +208,9 @@ impl Cursor {
                 let scroll = cursor.scroll.as_mut().expect("a scroll cursor");
                 let read: usize = more.iter().map(|b| b.num_rows()).sum();
                 scroll.rows += read;
-                scroll.seen.extend(more.into_iter().filter(|b| b.num_rows() > 0));
+                scroll
+                    .seen
+                    .extend(more.into_iter().filter(|b| b.num_rows() > 0));
                 scroll.done = scroll.rows < n;
             }
             Ok(cursor.scroll.as_ref().expect("a scroll cursor").rows)
@@ -344,7 +346,6 @@ impl Step {
 }
 
 impl Session {
-
     /// CLOSE name | CLOSE ALL.
     pub(super) fn close(&mut self, cursor: &CloseCursor) -> Result<StatementResult> {
         match cursor {

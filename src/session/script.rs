@@ -159,13 +159,16 @@ pub(super) fn move_as_fetch(sql: &str) -> Option<String> {
 /// count.
 fn parse_signed_fetch(sql: &str) -> Option<Result<DfStatement>> {
     use datafusion::sql::sqlparser::ast::{FetchDirection as D, Statement, Value};
-    let words: Vec<&str> = sql.trim().trim_end_matches(';').split_whitespace().collect();
+    let words: Vec<&str> = sql
+        .trim()
+        .trim_end_matches(';')
+        .split_whitespace()
+        .collect();
     if !words.first()?.eq_ignore_ascii_case("fetch") {
         return None;
     }
-    let signed = |w: &str| {
-        w.len() > 1 && w.starts_with('-') && w[1..].chars().all(|c| c.is_ascii_digit())
-    };
+    let signed =
+        |w: &str| w.len() > 1 && w.starts_with('-') && w[1..].chars().all(|c| c.is_ascii_digit());
     // `FETCH -n` or `FETCH <direction> -n`.
     let at = (1..words.len().min(3)).find(|&i| signed(words[i]))?;
     let mut unsigned = words.clone();

@@ -55,6 +55,9 @@ impl ScalarUDFImpl for ToChar {
             DataType::Timestamp(..) => value.clone(),
             DataType::Date32 | DataType::Date64 => DataType::Timestamp(TimeUnit::Microsecond, None),
             DataType::Null => DataType::Timestamp(TimeUnit::Microsecond, None),
+            DataType::Interval(_) => {
+                DataType::Interval(datafusion::arrow::datatypes::IntervalUnit::MonthDayNano)
+            }
             // Numbers: PostgreSQL's numeric templates.
             n if n.is_numeric() => n.clone(),
             other => {
@@ -84,6 +87,25 @@ impl ScalarUDFImpl for ToChar {
                 ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(&texts, 0)?)
             } else {
                 ColumnarValue::Array(texts)
+            });
+        }
+        if let DataType::Interval(_) = values.data_type() {
+            let intervals =
+                values.as_primitive::<datafusion::arrow::datatypes::IntervalMonthDayNanoType>();
+            let texts = intervals
+                .iter()
+                .enumerate()
+                .map(|(row, v)| match (v, templates.is_null(row)) {
+                    (Some(v), false) => {
+                        format_interval(&parse_template(templates.value(row)), v).map(Some)
+                    }
+                    _ => Ok(None),
+                })
+                .collect::<Result<StringArray>>()?;
+            return Ok(if scalar {
+                ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(&texts, 0)?)
+            } else {
+                ColumnarValue::Array(Arc::new(texts))
             });
         }
         let DataType::Timestamp(unit, label) = values.data_type().clone() else {
@@ -667,6 +689,116 @@ fn format_items(items: &[Item], local: &NaiveDateTime, zone: Option<&(i32, Strin
         }
     }
     out
+}
+
+/// An interval as the template says, as PostgreSQL formats one: its parts
+/// as a calendar-free time (years and months from the months, days, and
+/// hours that may pass 24); patterns tied to dates (day names, weeks,
+/// zones) are an error.
+fn format_interval(
+    items: &[Item],
+    value: datafusion::arrow::datatypes::IntervalMonthDayNano,
+) -> Result<String> {
+    let micros = value.nanoseconds / 1_000;
+    let (years, months) = ((value.months / 12) as i64, (value.months % 12) as i64);
+    let days = value.days as i64;
+    let hours = micros / 3_600_000_000;
+    let minutes = micros / 60_000_000 % 60;
+    let seconds = micros / 1_000_000 % 60;
+    let fraction = micros % 1_000_000;
+    let mut out = String::new();
+    for item in items {
+        let (pattern, fill_mode, ordinal) = match item {
+            Item::Literal(text) => {
+                out.push_str(text);
+                continue;
+            }
+            Item::Field {
+                pattern,
+                fill_mode,
+                ordinal,
+            } => (*pattern, *fill_mode, *ordinal),
+        };
+        // A negative part keeps its digits' width after the sign (`-03`).
+        let number = |n: i64, width: usize| match fill_mode {
+            true => n.to_string(),
+            false => format!("{n:0w$}", w = width + usize::from(n < 0)),
+        };
+        let (text, value) = match pattern {
+            Pattern::Hh24 => (number(hours, 2), hours),
+            Pattern::Hh12 | Pattern::Hh => {
+                let h = match hours % 12 {
+                    0 => 12,
+                    h => h,
+                };
+                (number(h, 2), h)
+            }
+            Pattern::Mi => (number(minutes, 2), minutes),
+            Pattern::Ss => (number(seconds, 2), seconds),
+            Pattern::Ms => (number(fraction / 1_000, 3), fraction / 1_000),
+            Pattern::Us => (number(fraction, 6), fraction),
+            Pattern::Sssss | Pattern::Ssss => {
+                let s = hours * 3600 + minutes * 60 + seconds;
+                (s.to_string(), s)
+            }
+            Pattern::Meridiem { upper, dots } => {
+                let text = match (hours % 24 >= 12, dots) {
+                    (false, false) => "AM",
+                    (true, false) => "PM",
+                    (false, true) => "A.M.",
+                    (true, true) => "P.M.",
+                };
+                let text = if upper {
+                    text.to_string()
+                } else {
+                    text.to_lowercase()
+                };
+                out.push_str(&text);
+                continue;
+            }
+            Pattern::YearComma => (format!("{},{:03}", years / 1000, years % 1000), years),
+            Pattern::Yyyy => (number(years, 4), years),
+            Pattern::Yyy => (number(years % 1000, 3), years),
+            Pattern::Yy => (number(years % 100, 2), years),
+            Pattern::Y => (number(years % 10, 1), years),
+            Pattern::Mm => (number(months, 2), months),
+            Pattern::Dd => (number(days, 2), days),
+            // Days counted as PostgreSQL counts an interval's (30-day months).
+            Pattern::Ddd => {
+                let d = (years * 12 + months) * 30 + days;
+                (number(d, 3), d)
+            }
+            // The month part in Roman numerals (none for zero months).
+            Pattern::Roman { upper } => {
+                if (1..=12).contains(&months) {
+                    let numeral = ROMAN[(months - 1) as usize];
+                    let numeral = match upper {
+                        true => numeral.to_string(),
+                        false => numeral.to_lowercase(),
+                    };
+                    out.push_str(&match fill_mode {
+                        true => numeral,
+                        false => format!("{numeral:<4}"),
+                    });
+                }
+                continue;
+            }
+            _ => {
+                return Err(DataFusionError::External(Box::new(
+                    crate::error::QuiverError::DatetimeTemplate(
+                        "invalid format specification for an interval value (intervals are \
+                         not tied to specific calendar dates)"
+                            .into(),
+                    ),
+                )))
+            }
+        };
+        out.push_str(&text);
+        if let Some(upper) = ordinal {
+            out.push_str(ordinal_suffix(value, upper));
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
