@@ -26,13 +26,12 @@ pub(super) enum Parsed {
 /// Parses every statement of `sql` before any runs, as Postgres does.
 pub(super) fn parse_script(sql: &str) -> Result<Vec<Parsed>> {
     let lower = sql.to_ascii_lowercase();
-    if !lower.contains("checkpoint")
-        && !lower.contains("copy")
-        && !lower.contains("sequence")
-        && !lower.contains("constraints")
-        && !lower.contains("move")
-        && !(lower.contains("fetch") && lower.contains('-'))
-    {
+    let ours = ["checkpoint", "copy", "sequence", "constraints", "move"]
+        .iter()
+        .any(|w| lower.contains(w))
+        // A signed FETCH count (`FETCH -2 FROM c`).
+        || lower.contains("fetch") && lower.contains('-');
+    if !ours {
         return Ok(Session::parse(sql)?
             .into_iter()
             .map(Parsed::Statement)
@@ -178,18 +177,23 @@ fn parse_signed_fetch(sql: &str) -> Option<Result<DfStatement>> {
             .map_err(without_position)?
             .pop_front()
             .ok_or_else(|| QuiverError::Syntax("FETCH needs a cursor".into()))?;
-        if let DfStatement::Statement(s) = &mut statement {
-            if let Statement::Fetch { direction, .. } = s.as_mut() {
-                if let D::Count { limit }
-                | D::Absolute { limit }
-                | D::Relative { limit }
-                | D::Forward { limit: Some(limit) }
-                | D::Backward { limit: Some(limit) } = direction
-                {
-                    if let Value::Number(n, long) = &limit.value {
-                        limit.value = Value::Number(format!("-{n}"), *long);
-                    }
-                }
+        let direction = match &mut statement {
+            DfStatement::Statement(s) => match s.as_mut() {
+                Statement::Fetch { direction, .. } => Some(direction),
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some(
+            D::Count { limit }
+            | D::Absolute { limit }
+            | D::Relative { limit }
+            | D::Forward { limit: Some(limit) }
+            | D::Backward { limit: Some(limit) },
+        ) = direction
+        {
+            if let Value::Number(n, long) = &limit.value {
+                limit.value = Value::Number(format!("-{n}"), *long);
             }
         }
         Ok(statement)

@@ -841,7 +841,7 @@ impl ScalarUDFImpl for ArrayComparison {
             options,
         )])?;
         let left_rows = converter.convert_columns(std::slice::from_ref(&arrays[0]))?;
-        let right_rows = converter.convert_columns(&[right.clone()])?;
+        let right_rows = converter.convert_columns(std::slice::from_ref(&right))?;
         let out: BooleanArray = (0..arrays[0].len())
             .map(|i| {
                 (arrays[0].is_valid(i) && right.is_valid(i))

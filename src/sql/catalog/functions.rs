@@ -647,7 +647,8 @@ pub fn register(ctx: &SessionContext, context: &CatalogContext) {
                 element.or(oid)
             })
             .collect();
-        let fields = vec![Arc::new(Field::new("oid", DataType::Int32, true)); 2];
+        let field = Arc::new(Field::new("oid", DataType::Int32, true));
+        let fields = vec![field.clone(), field];
         let formatted = format_type
             .invoke_with_args(ScalarFunctionArgs {
                 args: vec![
