@@ -571,21 +571,7 @@ fn format_items(items: &[Item], local: &NaiveDateTime, zone: Option<&(i32, Strin
             Pattern::Ms => number((local.nanosecond() / 1_000_000) as i64, 3),
             Pattern::Us => number((local.nanosecond() / 1_000) as i64, 6),
             Pattern::Sssss | Pattern::Ssss => (local.num_seconds_from_midnight().to_string(), None),
-            Pattern::Meridiem { upper, dots } => {
-                let pm = local.hour() >= 12;
-                let text = match (pm, dots) {
-                    (false, false) => "AM",
-                    (true, false) => "PM",
-                    (false, true) => "A.M.",
-                    (true, true) => "P.M.",
-                };
-                let text = if upper {
-                    text.to_string()
-                } else {
-                    text.to_lowercase()
-                };
-                (text, None)
-            }
+            Pattern::Meridiem { upper, dots } => (meridiem(local.hour() >= 12, upper, dots), None),
             Pattern::YearComma => (
                 format!("{},{:03}", shown_year / 1000, shown_year % 1000),
                 Some(shown_year),
@@ -691,6 +677,20 @@ fn format_items(items: &[Item], local: &NaiveDateTime, zone: Option<&(i32, Strin
     out
 }
 
+/// `AM`/`PM`, `a.m.`/`p.m.` and the other spellings.
+fn meridiem(pm: bool, upper: bool, dots: bool) -> String {
+    let text = match (pm, dots) {
+        (false, false) => "AM",
+        (true, false) => "PM",
+        (false, true) => "A.M.",
+        (true, true) => "P.M.",
+    };
+    match upper {
+        true => text.to_string(),
+        false => text.to_lowercase(),
+    }
+}
+
 /// An interval as the template says, as PostgreSQL formats one: its parts
 /// as a calendar-free time (years and months from the months, days, and
 /// hours that may pass 24); patterns tied to dates (day names, weeks,
@@ -742,18 +742,7 @@ fn format_interval(
                 (s.to_string(), s)
             }
             Pattern::Meridiem { upper, dots } => {
-                let text = match (hours % 24 >= 12, dots) {
-                    (false, false) => "AM",
-                    (true, false) => "PM",
-                    (false, true) => "A.M.",
-                    (true, true) => "P.M.",
-                };
-                let text = if upper {
-                    text.to_string()
-                } else {
-                    text.to_lowercase()
-                };
-                out.push_str(&text);
+                out.push_str(&meridiem(hours % 24 >= 12, upper, dots));
                 continue;
             }
             Pattern::YearComma => (format!("{},{:03}", years / 1000, years % 1000), years),

@@ -51,12 +51,13 @@ pub fn pg_type(field: &Field) -> PgWireResult<Type> {
         Some(TaggedType::Int2Vector) => Type::INT2_VECTOR,
         Some(TaggedType::OidVector) => Type::OID_VECTOR,
         None => match field.data_type() {
+            // Arrays of the types kept as text: their tag says which.
             DataType::List(_) if TaggedType::of_elements(field).is_some() => {
-                match TaggedType::of_elements(field) {
-                    Some(TaggedType::Uuid) => Type::UUID_ARRAY,
-                    Some(TaggedType::Json) => Type::JSON_ARRAY,
-                    Some(TaggedType::Jsonb) => Type::JSONB_ARRAY,
-                    Some(TaggedType::Varchar) => Type::VARCHAR_ARRAY,
+                match TaggedType::of_elements(field).expect("checked") {
+                    TaggedType::Uuid => Type::UUID_ARRAY,
+                    TaggedType::Json => Type::JSON_ARRAY,
+                    TaggedType::Jsonb => Type::JSONB_ARRAY,
+                    TaggedType::Varchar => Type::VARCHAR_ARRAY,
                     _ => Type::BPCHAR_ARRAY,
                 }
             }
