@@ -319,6 +319,38 @@ def test_orm_generated_keys(engine, t, label):
           [n for n in sa.inspect(engine).get_sequence_names() if n.startswith(t["core"])], [])
 
 
+def test_arrays(engine, t, label):
+    """An ORM model with ARRAY columns: lists in and out, contains, any
+    and overlap, and the columns reflected as ARRAY with their default."""
+    from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+    class Base(DeclarativeBase):
+        pass
+
+    class Post(Base):
+        __tablename__ = f"{t['core']}_posts"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        tags = mapped_column(pg.ARRAY(sa.Text), nullable=False, server_default="{}")
+        scores = mapped_column(pg.ARRAY(sa.Integer))
+
+    Base.metadata.drop_all(engine)
+    Base.metadata.create_all(engine)
+    with Session(engine) as session:
+        session.add_all([Post(id=1, tags=["a", "b c"], scores=[1, None]), Post(id=2)])
+        session.commit()
+        rows = [(p.id, p.tags, p.scores) for p in session.scalars(sa.select(Post).order_by(Post.id))]
+        check(f"{label}: ARRAY columns round trip", rows, [(1, ["a", "b c"], [1, None]), (2, [], None)])
+        ids = lambda cond: session.scalars(sa.select(Post.id).where(cond).order_by(Post.id)).all()
+        check(f"{label}: ARRAY contains", ids(Post.tags.contains(["a"])), [1])
+        check(f"{label}: ARRAY any", ids(sa.literal("b c") == sa.any_(Post.tags)), [1])
+        check(f"{label}: ARRAY overlap", ids(Post.tags.overlap(["z", "a"])), [1])
+    cols = {c["name"]: c for c in sa.inspect(engine).get_columns(Post.__tablename__)}
+    check(f"{label}: reflected ARRAY types and default",
+          (repr(cols["tags"]["type"]), cols["tags"]["default"], repr(cols["scores"]["type"])),
+          ("ARRAY(TEXT())", "'{}'::text[]", "ARRAY(INTEGER())"))
+    Base.metadata.drop_all(engine)
+
+
 def test_indexes(engine, t, label):
     """Indexes as models and pandas declare them: index=True columns and a
     unique Index created by create_all, reflected by the inspector, the
@@ -552,7 +584,8 @@ def main():
         except Exception as e:
             unexpected(f"{label}: connect", e)
             continue
-        for test in (setup, test_inspect, test_core, test_orm_generated_keys, test_indexes,
+        for test in (setup, test_inspect, test_core, test_orm_generated_keys, test_arrays,
+                     test_indexes,
                      test_relationships, test_alembic_migration, test_streamed_chunks,
                      test_pandas):
             try:
