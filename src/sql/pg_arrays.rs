@@ -301,6 +301,13 @@ impl From<datafusion::arrow::error::ArrowError> for BadElement {
     }
 }
 
+/// Array texts as a list column of `field`'s type, read as COPY reads
+/// them (the element type's text input, in UTC).
+fn read_lists(field: &Field, texts: &StringArray) -> DfResult<ArrayRef> {
+    super::column_from_text(field, texts, crate::engine::types::UTC, Default::default())
+        .map_err(|bad| DataFusionError::Execution(bad.message))
+}
+
 /// An array's binary form (as a bind parameter or in binary COPY): the
 /// number of dimensions, a has-nulls flag, the element type's oid, per
 /// dimension its length and lower bound, then each element length-prefixed
@@ -409,20 +416,7 @@ impl ScalarUDFImpl for ArrayIn {
                 .as_string::<i32>()
                 .clone(),
         };
-        let lists = lists_from_text(&target, &texts, |element, texts| {
-            super::column_from_text(
-                element,
-                texts,
-                crate::engine::types::UTC,
-                Default::default(),
-            )
-            .map_err(|bad| BadElement {
-                row: bad.row,
-                message: bad.message,
-            })
-        })
-        .map_err(|bad| DataFusionError::Execution(bad.message))?;
-        Ok(ColumnarValue::Array(lists))
+        Ok(ColumnarValue::Array(read_lists(&target, &texts)?))
     }
 }
 
@@ -744,19 +738,7 @@ impl ScalarUDFImpl for Quantified {
                     DataType::List(Arc::new(Field::new_list_field(x.data_type().clone(), true))),
                     true,
                 );
-                lists_from_text(&field, texts.as_string::<i32>(), |element, texts| {
-                    super::column_from_text(
-                        element,
-                        texts,
-                        crate::engine::types::UTC,
-                        Default::default(),
-                    )
-                    .map_err(|bad| BadElement {
-                        row: bad.row,
-                        message: bad.message,
-                    })
-                })
-                .map_err(|bad| DataFusionError::Execution(bad.message))?
+                read_lists(&field, texts.as_string::<i32>())?
             }
         };
         let lists = array.as_list::<i32>();
