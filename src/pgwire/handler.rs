@@ -38,7 +38,9 @@ use super::startup::{fatal, Login};
 use super::ServerContext;
 use crate::engine::Database;
 use crate::error::QuiverError;
-use crate::session::{CopyFormat, Prepared, Session, StatementResult, TxnState};
+use crate::session::{
+    is_binary_cursor, CopyFormat, Prepared, Session, StatementResult, TxnState,
+};
 use crate::sql::copy::{encode_copy_out, CopyInProgress};
 use crate::sql::types::{encode_batches, encode_stream, param_pg_type, row_description};
 
@@ -439,7 +441,16 @@ impl SimpleQueryHandler for Backend {
         }
         results
             .into_iter()
-            .map(|r| into_response(r, &Format::UnifiedText, &options, &self.copy_in))
+            .map(|r| {
+                // A FETCH from a BINARY cursor answers in binary.
+                let format = match &r {
+                    Ok(StatementResult::Rows { schema, .. }) if is_binary_cursor(schema) => {
+                        Format::UnifiedBinary
+                    }
+                    _ => Format::UnifiedText,
+                };
+                into_response(r, &format, &options, &self.copy_in)
+            })
             .collect()
     }
 }

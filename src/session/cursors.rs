@@ -12,6 +12,7 @@
 //! with PostgreSQL's hint).
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
@@ -26,6 +27,15 @@ use super::{column_names, normalize_ident, sources, Session, StatementResult};
 use crate::engine::sessions::CursorInfo;
 use crate::error::{not_supported, QuiverError, Result};
 use crate::sql::RowStream;
+
+/// Marks the schema of a BINARY cursor's rows: a FETCH sent as a simple
+/// query returns them in binary format, as PostgreSQL does.
+pub const BINARY_CURSOR_KEY: &str = "quiver.binary_cursor";
+
+/// Whether rows of this schema come from a BINARY cursor.
+pub fn is_binary_cursor(schema: &datafusion::arrow::datatypes::Schema) -> bool {
+    schema.metadata().contains_key(BINARY_CURSOR_KEY)
+}
 
 /// An open cursor.
 pub(super) struct Cursor {
@@ -59,9 +69,6 @@ impl Session {
         ) else {
             return Err(not_supported(format!("DECLARE {declare}")));
         };
-        if declare.binary == Some(true) {
-            return Err(not_supported("BINARY cursors"));
-        }
         let hold = declare.hold == Some(true);
         if !hold && self.txn.is_none() {
             return Err(QuiverError::NoActiveTransaction(
@@ -86,7 +93,14 @@ impl Session {
             &self.catalog(),
             &self.default_schema(),
         );
-        let schema = column_names::rename(&schema, &names);
+        let mut schema = column_names::rename(&schema, &names);
+        if declare.binary == Some(true) {
+            // The rows are read by FETCH in binary when FETCH comes as a
+            // simple query (a Bind's formats decide otherwise).
+            let mut metadata = schema.metadata().clone();
+            metadata.insert(BINARY_CURSOR_KEY.into(), "true".into());
+            schema = Arc::new(schema.as_ref().clone().with_metadata(metadata));
+        }
         // The rows outlive this statement: no statement_timeout of its own.
         let deadline = self.deadline.take();
         let rows = self.execute_plan(plan).await;

@@ -57,6 +57,7 @@ pub use crate::sql::{
     column_from_text, BadValue, CopyFormat, CopyIn, CopyOptions, CopyOut, RowStream,
 };
 use crate::sql::{column_names, pg_datestyle, pg_timezone};
+pub use cursors::is_binary_cursor;
 pub use definitions::Definitions;
 pub use execution::{reads_tables, QUERY_QUEUE};
 pub use prepared::Prepared;

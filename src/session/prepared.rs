@@ -44,6 +44,9 @@ pub struct Prepared {
     pub(super) sequence: Option<SequenceStatement>,
     /// The statement is a point lookup by key, run without planning.
     pub(super) lookup: Option<lookup::KeyLookup>,
+    /// The statement is MOVE: `statement` is the FETCH of the rows it
+    /// skips.
+    pub(super) moves: bool,
 }
 
 impl Session {
@@ -55,11 +58,7 @@ impl Session {
             true => Some(sequence_ddl::parse(sql)?),
             false => None,
         };
-        if super::script::move_as_fetch(sql).is_some() {
-            return Err(crate::error::not_supported(
-                "MOVE in the extended query protocol (send it as a simple query)",
-            ));
-        }
+        let motion = super::script::parse_cursor_motion(sql).transpose()?;
         let set_constraints = super::foreign_keys::parse_set_constraints(sql).transpose()?;
         if checkpoint || sequence.is_some() || set_constraints.is_some() {
             return Ok(Prepared {
@@ -74,9 +73,12 @@ impl Session {
                 checkpoint,
                 sequence,
                 lookup: None,
+                moves: false,
             });
         }
-        let mut statements = if crate::sql::copy_options::is_copy(sql) {
+        let mut statements = if let Some((statement, _)) = &motion {
+            VecDeque::from([statement.clone()])
+        } else if crate::sql::copy_options::is_copy(sql) {
             VecDeque::from([crate::sql::copy_options::parse_copy(sql)?])
         } else {
             Session::parse(sql)?
@@ -100,6 +102,7 @@ impl Session {
                 set_constraints: None,
                 sequence: None,
                 lookup: None,
+                moves: false,
             });
         };
         let mut prepared = Prepared {
@@ -114,7 +117,16 @@ impl Session {
             set_constraints: None,
             sequence: None,
             lookup: None,
+            moves: false,
         };
+        prepared.moves = motion.is_some_and(|(_, moves)| moves);
+        // FETCH: the rows of the cursor as it is now (psycopg 3 declares
+        // its named cursors before it prepares their FETCH).
+        if let (false, DfStatement::Statement(s)) = (prepared.moves, &statement) {
+            if let Statement::Fetch { name, .. } = s.as_ref() {
+                prepared.result_schema = self.cursor_schema(&super::normalize_ident(name));
+            }
+        }
         let class = classify(&statement);
         // DECLARE ... CURSOR FOR <query with $1>: the query's parameters.
         if let DfStatement::Statement(s) = &statement {
@@ -205,6 +217,12 @@ impl Session {
         let Some(statement) = prepared.statement.clone() else {
             return Ok(StatementResult::Empty);
         };
+        if prepared.moves {
+            return self
+                .run_with_timeout(|s| Box::pin(s.execute_statement(statement)))
+                .await
+                .and_then(moved);
+        }
         if classify(&statement).dml {
             return self
                 .run_with_timeout(|s| Box::pin(s.execute_dml_owned(statement, params)))
@@ -252,6 +270,17 @@ impl Session {
                     .await
             }
         }
+    }
+}
+
+/// The result of MOVE from that of the FETCH of the rows it skips.
+pub(super) fn moved(fetched: StatementResult) -> Result<StatementResult> {
+    match fetched {
+        StatementResult::Rows { batches, .. } => Ok(StatementResult::Command {
+            tag: "MOVE",
+            rows: Some(batches.iter().map(|b| b.num_rows()).sum()),
+        }),
+        _ => Err(QuiverError::Internal("MOVE read no rows".into())),
     }
 }
 

@@ -156,14 +156,10 @@ impl Session {
                     }
                 }
                 Parsed::Move(fetch) => match self.admit(None) {
-                    Ok(()) => match self.execute_statement(fetch).await {
-                        Ok(StatementResult::Rows { batches, .. }) => Ok(StatementResult::Command {
-                            tag: "MOVE",
-                            rows: Some(batches.iter().map(|b| b.num_rows()).sum()),
-                        }),
-                        Ok(_) => Err(QuiverError::Internal("MOVE read no rows".into())),
-                        Err(e) => Err(e),
-                    },
+                    Ok(()) => self
+                        .execute_statement(fetch)
+                        .await
+                        .and_then(super::prepared::moved),
                     Err(e) => Err(e),
                 },
                 Parsed::SetConstraints(names, deferred) => match self.admit(None) {

@@ -41,19 +41,11 @@ pub(super) fn parse_script(sql: &str) -> Result<Vec<Parsed>> {
     for piece in split_statements(sql)? {
         if is_checkpoint(&piece) {
             parsed.push(Parsed::Checkpoint);
-        } else if let Some(fetch) = move_as_fetch(&piece) {
-            let statement = match parse_signed_fetch(&fetch) {
-                Some(statement) => statement?,
-                None => {
-                    let mut statements = Session::parse(&fetch).map_err(without_position)?;
-                    statements
-                        .pop_front()
-                        .ok_or_else(|| QuiverError::Syntax("MOVE needs a cursor".into()))?
-                }
-            };
-            parsed.push(Parsed::Move(statement));
-        } else if let Some(statement) = parse_signed_fetch(&piece) {
-            parsed.push(Parsed::Statement(statement?));
+        } else if let Some(motion) = parse_cursor_motion(&piece) {
+            parsed.push(match motion? {
+                (statement, true) => Parsed::Move(statement),
+                (statement, false) => Parsed::Statement(statement),
+            });
         } else if let Some(set) = super::foreign_keys::parse_set_constraints(&piece) {
             let (names, deferred) = set?;
             parsed.push(Parsed::SetConstraints(names, deferred));
@@ -150,6 +142,26 @@ pub(super) fn move_as_fetch(sql: &str) -> Option<String> {
     }
     let fetch = format!("FETCH{rest}");
     Some(fetch_next(&fetch).unwrap_or(fetch))
+}
+
+/// MOVE (as the FETCH that reads the rows it skips) or a FETCH with a
+/// signed count: the statement, and whether it is a MOVE. None for any
+/// other statement.
+pub(super) fn parse_cursor_motion(sql: &str) -> Option<Result<(DfStatement, bool)>> {
+    let Some(fetch) = move_as_fetch(sql) else {
+        return parse_signed_fetch(sql).map(|s| s.map(|s| (s, false)));
+    };
+    let statement = match parse_signed_fetch(&fetch) {
+        Some(statement) => statement,
+        None => Session::parse(&fetch)
+            .map_err(without_position)
+            .and_then(|mut statements| {
+                statements
+                    .pop_front()
+                    .ok_or_else(|| QuiverError::Syntax("MOVE needs a cursor".into()))
+            }),
+    };
+    Some(statement.map(|s| (s, true)))
 }
 
 /// `FETCH -2 FROM c`, `FETCH RELATIVE -1 ...` (ABSOLUTE, FORWARD,

@@ -435,3 +435,31 @@ async fn foreign_keys_are_enforced_after_a_crash() {
         ]
     );
 }
+
+/// FETCH and MOVE through the extended protocol (as psycopg 3 sends them
+/// for binary and scrollable named cursors): FETCH describes the cursor's
+/// columns and answers in the Bind's format; MOVE answers its row count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_and_move_work_as_prepared_statements() {
+    let server = TestServer::start();
+    let mut client = server.connect().await;
+    let txn = client.transaction().await.unwrap();
+    txn.batch_execute(
+        "DECLARE c SCROLL CURSOR FOR SELECT g AS id, 'n' || g AS note \
+         FROM generate_series(1, 20) g ORDER BY g",
+    )
+    .await
+    .unwrap();
+    let rows = txn.query("FETCH 3 FROM c", &[]).await.unwrap();
+    let got: Vec<(i64, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(got, [(1, "n1".into()), (2, "n2".into()), (3, "n3".into())]);
+    assert_eq!(txn.execute("MOVE FORWARD 5 FROM c", &[]).await.unwrap(), 5);
+    let row = txn.query_one("FETCH NEXT FROM c", &[]).await.unwrap();
+    assert_eq!(row.get::<_, i64>(0), 9);
+    // A signed count moves backward.
+    assert_eq!(txn.execute("MOVE -3 FROM c", &[]).await.unwrap(), 3);
+    let row = txn.query_one("FETCH -1 FROM c", &[]).await.unwrap();
+    assert_eq!(row.get::<_, i64>(0), 5);
+    let err = txn.query("FETCH 1 FROM missing", &[]).await.unwrap_err();
+    assert_eq!(err.code().unwrap().code(), "34000");
+}

@@ -509,6 +509,26 @@ def test_named_cursor(conn):
         cur.execute("SELECT count(*) FROM psycopg3_big")
         conn.commit()
         check("WITH HOLD cursor outlives its transaction", cur.fetchone(), (200000,))
+    # binary=True sends each FETCH through the extended protocol with
+    # binary results; scroll() sends MOVE the same way.
+    with conn.cursor(name="psycopg3_binary", binary=True, scrollable=True) as cur:
+        cur.execute("SELECT id, note FROM psycopg3_big ORDER BY id")
+        check("binary named cursor: fetchmany", cur.fetchmany(2), [(1, "row 1"), (2, "row 2")])
+        cur.scroll(10)
+        check("binary named cursor: scroll forward", cur.fetchone(), (13, "row 13"))
+        cur.scroll(-3)
+        check("binary named cursor: scroll back", cur.fetchone(), (11, "row 11"))
+        cur.scroll(0, mode="absolute")
+        check("binary named cursor: absolute", cur.fetchone(), (1, "row 1"))
+    conn.commit()
+    with conn.transaction():
+        conn.execute("DECLARE psycopg3_bin BINARY CURSOR FOR "
+                     "SELECT id, note FROM psycopg3_big ORDER BY id")
+        cur = conn.execute("FETCH 2 FROM psycopg3_bin")
+        check("BINARY cursor: FETCH answers in binary",
+              [c.format for c in cur.pgresult_columns()] if hasattr(cur, "pgresult_columns")
+              else [cur.pgresult.fformat(i) for i in range(cur.pgresult.nfields)], [1, 1])
+        check("BINARY cursor: rows", cur.fetchall(), [(1, "row 1"), (2, "row 2")])
     conn.execute("DROP TABLE psycopg3_big")
     conn.commit()
 
