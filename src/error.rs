@@ -144,7 +144,11 @@ pub enum QuiverError {
     SequenceLimit(String),
     /// 428C9: a value given for a GENERATED ALWAYS column.
     #[error("{message}")]
-    GeneratedAlways { message: String, detail: String },
+    GeneratedAlways {
+        message: String,
+        detail: String,
+        hint: Option<&'static str>,
+    },
     #[error("savepoint \"{0}\" does not exist")]
     UndefinedSavepoint(String),
     #[error("role \"{0}\" does not exist")]
@@ -407,6 +411,14 @@ impl QuiverError {
             | QuiverError::ForeignKeyViolation { detail, .. }
             | QuiverError::ViewNotUpdatable { detail, .. }
             | QuiverError::GeneratedAlways { detail, .. } => Some(detail.clone()),
+            _ => None,
+        }
+    }
+
+    /// What the client might do about it, for the HINT field.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            QuiverError::GeneratedAlways { hint, .. } => hint.map(str::to_string),
             _ => None,
         }
     }

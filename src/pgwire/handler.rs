@@ -38,9 +38,7 @@ use super::startup::{fatal, Login};
 use super::ServerContext;
 use crate::engine::Database;
 use crate::error::QuiverError;
-use crate::session::{
-    is_binary_cursor, CopyFormat, Prepared, Session, StatementResult, TxnState,
-};
+use crate::session::{is_binary_cursor, CopyFormat, Prepared, Session, StatementResult, TxnState};
 use crate::sql::copy::{encode_copy_out, CopyInProgress};
 use crate::sql::types::{encode_batches, encode_stream, param_pg_type, row_description};
 
@@ -282,6 +280,7 @@ type CopySlot = parking_lot::Mutex<Option<CopyInProgress>>;
 pub fn error_info(e: &QuiverError) -> ErrorInfo {
     let mut info = ErrorInfo::new("ERROR".into(), e.sqlstate().code().into(), e.to_string());
     info.detail = e.detail();
+    info.hint = e.hint();
     info.where_context = e.context();
     info.position = e.position().map(|p| p.to_string());
     info

@@ -11,7 +11,7 @@ use datafusion::catalog::{MemTable, SchemaProvider};
 use datafusion::common::TableReference;
 use datafusion::sql::sqlparser::ast::{CopySource, CopyTarget, Statement};
 
-use super::{normalize_ident, Session, StatementResult};
+use super::{normalize_ident, Overriding, Session, StatementResult};
 use crate::error::{not_supported, QuiverError, Result};
 use crate::sql::copy_options::{options_of, quote, CopyIn, CopyOut};
 
@@ -208,9 +208,9 @@ impl Session {
                 super::dml::SCRATCH_CATALOG,
                 quote(&name)
             );
-            self.overriding_system_value = true;
+            self.overriding = Some(Overriding::System);
             let result = self.execute_sql(&sql).await.pop();
-            self.overriding_system_value = false;
+            self.overriding = None;
             let _ = self.scratch_schema.deregister_table(&name);
             match result {
                 Some(Ok(StatementResult::Command { rows, .. })) => Ok(rows.unwrap_or(0)),

@@ -27,6 +27,7 @@ mod plan;
 mod prepared;
 mod run;
 mod script;
+use script::Overriding;
 mod security;
 mod sequences;
 mod sources;
@@ -156,9 +157,10 @@ pub struct Session {
     handle: crate::sql::context::SessionHandle,
     /// Open cursors (DECLARE), by name.
     cursors: Vec<(String, cursors::Cursor)>,
-    /// Set while COPY stores its rows: values given for GENERATED ALWAYS
-    /// columns are kept (COPY writes them, as in PostgreSQL).
-    overriding_system_value: bool,
+    /// The OVERRIDING clause of the INSERT being run; SYSTEM also while
+    /// COPY stores its rows (COPY writes the values given for GENERATED
+    /// ALWAYS columns, as in PostgreSQL).
+    overriding: Option<Overriding>,
 }
 
 impl Drop for Session {
@@ -210,7 +212,7 @@ impl Session {
             stream_failed: Default::default(),
             handle,
             cursors: Vec::new(),
-            overriding_system_value: false,
+            overriding: None,
         };
         session.publish_settings();
         session.apply_time_zone();

@@ -56,6 +56,7 @@ impl Session {
         if let DfStatement::Statement(s) = &mut statement {
             if let Statement::Insert(insert) = s.as_mut() {
                 self.check_identity_insert(insert)?;
+                self.override_user_value(insert).await?;
                 self.fill_values_defaults(insert)?;
             }
         }

@@ -47,11 +47,27 @@ pub struct Prepared {
     /// The statement is MOVE: `statement` is the FETCH of the rows it
     /// skips.
     pub(super) moves: bool,
+    /// The statement is an INSERT with this OVERRIDING clause.
+    pub(super) overriding: Option<super::Overriding>,
 }
 
 impl Session {
     /// Parses and plans one statement for the extended protocol.
     pub async fn prepare(&mut self, sql: &str) -> Result<Prepared> {
+        // INSERT ... OVERRIDING: planned (and so checked) as it will run.
+        let overriding = super::script::strip_overriding(sql);
+        let outer = self.overriding;
+        self.overriding = overriding.as_ref().map(|(_, o)| *o).or(outer);
+        let prepared = self.prepare_statement(sql, overriding).await;
+        self.overriding = outer;
+        prepared
+    }
+
+    async fn prepare_statement(
+        &mut self,
+        sql: &str,
+        overriding: Option<(String, super::Overriding)>,
+    ) -> Result<Prepared> {
         // Statements the SQL parser does not read (as PostgreSQL has them).
         let checkpoint = is_checkpoint(sql);
         let sequence = match sequence_ddl::is_sequence_statement(sql) {
@@ -74,12 +90,15 @@ impl Session {
                 sequence,
                 lookup: None,
                 moves: false,
+                overriding: None,
             });
         }
         let mut statements = if let Some((statement, _)) = &motion {
             VecDeque::from([statement.clone()])
         } else if crate::sql::copy_options::is_copy(sql) {
             VecDeque::from([crate::sql::copy_options::parse_copy(sql)?])
+        } else if let Some((insert, _)) = &overriding {
+            Session::parse(insert)?
         } else {
             Session::parse(sql)?
         };
@@ -103,6 +122,7 @@ impl Session {
                 sequence: None,
                 lookup: None,
                 moves: false,
+                overriding: None,
             });
         };
         let mut prepared = Prepared {
@@ -118,6 +138,7 @@ impl Session {
             sequence: None,
             lookup: None,
             moves: false,
+            overriding: overriding.map(|(_, o)| o),
         };
         prepared.moves = motion.is_some_and(|(_, moves)| moves);
         // FETCH: the rows of the cursor as it is now (psycopg 3 declares
@@ -173,7 +194,10 @@ impl Session {
         self.take_stream_failure();
         self.info.start_query(&prepared.sql);
         let started = std::time::Instant::now();
+        let outer = self.overriding;
+        self.overriding = prepared.overriding.or(outer);
         let result = self.execute_prepared_inner(prepared, params).await;
+        self.overriding = outer;
         if result.is_err() {
             self.note_failure();
         }

@@ -86,7 +86,7 @@ impl Session {
         if statements.len() > 1
             && statements[..statements.len() - 1]
                 .iter()
-                .any(|p| matches!(p, Parsed::Statement(s) if crate::sql::copy_options::is_copy_from_stdin(s)))
+                .any(|p| matches!(p, Parsed::Statement(s, _) if crate::sql::copy_options::is_copy_from_stdin(s)))
         {
             return vec![Err(QuiverError::FeatureNotSupported(
                 "COPY FROM STDIN must be the last statement of a query string".into(),
@@ -100,13 +100,13 @@ impl Session {
             && self.txn.is_none()
             && statements
                 .iter()
-                .all(|p| matches!(p, Parsed::Statement(s) if classify(s).implicit_block));
+                .all(|p| matches!(p, Parsed::Statement(s, _) if classify(s).implicit_block));
         if !implicit {
             return self.run_statements(statements).await;
         }
         let _turns = self
             .writer_turns(statements.iter().filter_map(|p| match p {
-                Parsed::Statement(statement @ DfStatement::Statement(s))
+                Parsed::Statement(statement @ DfStatement::Statement(s), _)
                     if classify(statement).dml =>
                 {
                     Some(s.as_ref())
@@ -173,7 +173,7 @@ impl Session {
                     }
                     Err(e) => Err(e),
                 },
-                Parsed::Statement(statement) => {
+                Parsed::Statement(statement, overriding) => {
                     let kind = classify(&statement).kind;
                     let started = std::time::Instant::now();
                     let result = match self
@@ -181,8 +181,13 @@ impl Session {
                         .and_then(|_| self.authorize(&statement))
                     {
                         Ok(()) => {
-                            self.run_with_timeout(|s| Box::pin(s.execute_statement(statement)))
-                                .await
+                            let outer = self.overriding;
+                            self.overriding = overriding.or(outer);
+                            let result = self
+                                .run_with_timeout(|s| Box::pin(s.execute_statement(statement)))
+                                .await;
+                            self.overriding = outer;
+                            result
                         }
                         Err(e) => Err(e),
                     };

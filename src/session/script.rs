@@ -20,13 +20,30 @@ pub(super) enum Parsed {
     /// MOVE: the FETCH whose rows it skips.
     Move(DfStatement),
     Sequence(SequenceStatement),
-    Statement(DfStatement),
+    /// A statement, with INSERT's OVERRIDING clause if it had one.
+    Statement(DfStatement, Option<Overriding>),
+}
+
+/// INSERT's `OVERRIDING { SYSTEM | USER } VALUE`, which the SQL parser
+/// does not know: SYSTEM lets values be given for GENERATED ALWAYS
+/// identity columns, USER ignores those given for any identity column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overriding {
+    System,
+    User,
 }
 
 /// Parses every statement of `sql` before any runs, as Postgres does.
 pub(super) fn parse_script(sql: &str) -> Result<Vec<Parsed>> {
     let lower = sql.to_ascii_lowercase();
-    let ours = ["checkpoint", "copy", "sequence", "constraints", "move"]
+    let ours = [
+        "checkpoint",
+        "copy",
+        "sequence",
+        "constraints",
+        "move",
+        "overriding",
+    ]
         .iter()
         .any(|w| lower.contains(w))
         // A signed FETCH count (`FETCH -2 FROM c`).
@@ -34,7 +51,7 @@ pub(super) fn parse_script(sql: &str) -> Result<Vec<Parsed>> {
     if !ours {
         return Ok(Session::parse(sql)?
             .into_iter()
-            .map(Parsed::Statement)
+            .map(|s| Parsed::Statement(s, None))
             .collect());
     }
     let mut parsed = Vec::new();
@@ -44,7 +61,7 @@ pub(super) fn parse_script(sql: &str) -> Result<Vec<Parsed>> {
         } else if let Some(motion) = parse_cursor_motion(&piece) {
             parsed.push(match motion? {
                 (statement, true) => Parsed::Move(statement),
-                (statement, false) => Parsed::Statement(statement),
+                (statement, false) => Parsed::Statement(statement, None),
             });
         } else if let Some(set) = super::foreign_keys::parse_set_constraints(&piece) {
             let (names, deferred) = set?;
@@ -55,10 +72,17 @@ pub(super) fn parse_script(sql: &str) -> Result<Vec<Parsed>> {
             ));
         } else if crate::sql::copy_options::is_copy(&piece) {
             let copy = crate::sql::copy_options::parse_copy(&piece).map_err(without_position)?;
-            parsed.push(Parsed::Statement(copy));
+            parsed.push(Parsed::Statement(copy, None));
+        } else if let Some((insert, overriding)) = strip_overriding(&piece) {
+            let statements = Session::parse(&insert).map_err(without_position)?;
+            parsed.extend(
+                statements
+                    .into_iter()
+                    .map(|s| Parsed::Statement(s, Some(overriding))),
+            );
         } else {
             let statements = Session::parse(&piece).map_err(without_position)?;
-            parsed.extend(statements.into_iter().map(Parsed::Statement));
+            parsed.extend(statements.into_iter().map(|s| Parsed::Statement(s, None)));
         }
     }
     Ok(parsed)
@@ -142,6 +166,76 @@ pub(super) fn move_as_fetch(sql: &str) -> Option<String> {
     }
     let fetch = format!("FETCH{rest}");
     Some(fetch_next(&fetch).unwrap_or(fetch))
+}
+
+/// An INSERT with `OVERRIDING { SYSTEM | USER } VALUE`: its text with the
+/// clause blanked out (spaces, so that error positions stay right), and
+/// the clause. None for any other statement.
+pub(super) fn strip_overriding(sql: &str) -> Option<(String, Overriding)> {
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    if !sql.to_ascii_lowercase().contains("overriding") {
+        return None;
+    }
+    let tokens = Tokenizer::new(&PostgreSqlDialect {}, sql)
+        .tokenize_with_location()
+        .ok()?;
+    let words: Vec<(usize, &datafusion::sql::sqlparser::tokenizer::TokenWithSpan)> = tokens
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| !matches!(t.token, Token::Whitespace(_)))
+        .collect();
+    let is_word = |i: usize, word: &str| {
+        words.get(i).is_some_and(|(_, t)| {
+            matches!(&t.token, Token::Word(w) if w.quote_style.is_none()
+                && w.value.eq_ignore_ascii_case(word))
+        })
+    };
+    if !is_word(0, "insert") {
+        return None;
+    }
+    let mut depth = 0i32;
+    for i in 0..words.len() {
+        match &words[i].1.token {
+            Token::LParen => depth += 1,
+            Token::RParen => depth -= 1,
+            _ => {}
+        }
+        if depth != 0 || !is_word(i, "overriding") || !is_word(i + 2, "value") {
+            continue;
+        }
+        let overriding = if is_word(i + 1, "system") {
+            Overriding::System
+        } else if is_word(i + 1, "user") {
+            Overriding::User
+        } else {
+            continue;
+        };
+        let start = byte_offset(sql, words[i].1.span.start);
+        let end = byte_offset(sql, words[i + 2].1.span.end);
+        let blank = " ".repeat(sql[start..end].chars().count());
+        return Some((
+            format!("{}{blank}{}", &sql[..start], &sql[end..]),
+            overriding,
+        ));
+    }
+    None
+}
+
+/// The byte offset of a tokenizer location (1-based line and character).
+fn byte_offset(sql: &str, at: datafusion::sql::sqlparser::tokenizer::Location) -> usize {
+    let (mut line, mut column) = (1, 1);
+    for (i, c) in sql.char_indices() {
+        if line == at.line && column == at.column {
+            return i;
+        }
+        if c == '\n' {
+            line += 1;
+            column = 1;
+        } else {
+            column += 1;
+        }
+    }
+    sql.len()
 }
 
 /// MOVE (as the FETCH that reads the rows it skips) or a FETCH with a
@@ -407,6 +501,29 @@ fn check_and_rewrite_users(sql: &str) -> Result<std::borrow::Cow<'_, str>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn overriding_is_read_from_inserts_only() {
+        let (sql, overriding) = strip_overriding(
+            "INSERT INTO t (id, \"b\") OVERRIDING SYSTEM VALUE VALUES (1, 'overriding user value')",
+        )
+        .unwrap();
+        assert_eq!(overriding, Overriding::System);
+        assert_eq!(
+            sql,
+            "INSERT INTO t (id, \"b\")                         VALUES (1, 'overriding user value')"
+        );
+        let (sql, overriding) =
+            strip_overriding("insert into t\n overriding user value select 1").unwrap();
+        assert_eq!(overriding, Overriding::User);
+        assert_eq!(sql, "insert into t\n                       select 1");
+        let (_, overriding) =
+            strip_overriding("insert into idp (id, v) overriding system value values ($1, $2)")
+                .unwrap();
+        assert_eq!(overriding, Overriding::System);
+        assert!(strip_overriding("INSERT INTO t VALUES ('overriding system value')").is_none());
+        assert!(strip_overriding("SELECT 'x' AS overriding").is_none());
+    }
 
     #[test]
     fn move_is_the_fetch_it_skips() {

@@ -1,9 +1,12 @@
 //! CREATE SEQUENCE and ALTER SEQUENCE, and the sequences of SERIAL and
 //! identity columns.
 
-use datafusion::sql::sqlparser::ast::{Insert, SetExpr, TableObject};
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::{
+    Expr as SqlExpr, Ident, Insert, SetExpr, Statement, TableObject,
+};
 
-use super::{Session, StatementResult};
+use super::{Overriding, Session, StatementResult};
 use crate::engine::roles::{self, AclObject};
 use crate::engine::sequence::{SequenceDef, SequenceOptions, SequenceType};
 use crate::engine::{CatalogState, QualifiedName, Table};
@@ -154,7 +157,7 @@ impl Session {
     /// be given for it (428C9), as PostgreSQL says without OVERRIDING
     /// SYSTEM VALUE. COPY writes the values it is given.
     pub(super) fn check_identity_insert(&self, insert: &Insert) -> Result<()> {
-        if self.overriding_system_value {
+        if self.overriding.is_some() {
             return Ok(());
         }
         let TableObject::TableName(name) = &insert.table else {
@@ -164,6 +167,79 @@ impl Session {
             Some(table) => identity_insert(table, insert),
             None => Ok(()),
         }
+    }
+}
+
+impl Session {
+    /// INSERT ... OVERRIDING USER VALUE: the values given for identity
+    /// columns are replaced by the columns' DEFAULT (the sequence's next
+    /// value), as PostgreSQL ignores them.
+    pub(super) async fn override_user_value(&self, insert: &mut Insert) -> Result<()> {
+        if self.overriding != Some(Overriding::User) {
+            return Ok(());
+        }
+        let TableObject::TableName(name) = &insert.table else {
+            return Ok(());
+        };
+        let catalog = self.catalog();
+        let Some(table) = catalog.table(&self.qualified(name)?) else {
+            return Ok(());
+        };
+        let columns = super::plan::insert_columns(&insert.columns, &table.schema_ref())?;
+        let is_identity = |c: &String| table.identity(c).is_some();
+        if !columns.iter().any(is_identity) {
+            return Ok(());
+        }
+        let Some(source) = insert.source.as_mut() else {
+            return Ok(());
+        };
+        if let SetExpr::Values(values) = source.body.as_mut() {
+            for row in &mut values.rows {
+                for (value, column) in row.iter_mut().zip(&columns) {
+                    if is_identity(column) {
+                        *value = SqlExpr::Identifier(Ident::new("DEFAULT"));
+                    }
+                }
+            }
+            return Ok(());
+        }
+        // A query: its identity columns are replaced by their DEFAULT.
+        let query = DfStatement::Statement(Box::new(Statement::Query(source.clone())));
+        let width = self
+            .ctx
+            .state()
+            .statement_to_plan(query)
+            .await?
+            .schema()
+            .fields()
+            .len();
+        let names: Vec<String> = (1..=width).map(|i| format!("c{i}")).collect();
+        let items: Vec<String> = columns
+            .iter()
+            .zip(&names)
+            .map(|(column, name)| match is_identity(column) {
+                true => table
+                    .defaults_sql()
+                    .iter()
+                    .find(|(c, _)| c == column)
+                    .map(|(_, sql)| super::ddl::regclass_as_name(sql).into_owned())
+                    .unwrap_or_else(|| "NULL".into()),
+                false => format!("quiver_overriding.{name}"),
+            })
+            .collect();
+        let sql = format!(
+            "SELECT {} FROM ({source}) AS quiver_overriding({})",
+            items.join(", "),
+            names.join(", ")
+        );
+        match Session::parse(&sql)?.pop_front() {
+            Some(DfStatement::Statement(s)) => match *s {
+                Statement::Query(query) => *source = query,
+                _ => return Err(QuiverError::Internal("OVERRIDING USER VALUE".into())),
+            },
+            _ => return Err(QuiverError::Internal("OVERRIDING USER VALUE".into())),
+        }
+        Ok(())
     }
 }
 
@@ -194,6 +270,7 @@ fn identity_insert(table: &Table, insert: &Insert) -> Result<()> {
                 detail: format!(
                     "Column \"{column}\" is an identity column defined as GENERATED ALWAYS."
                 ),
+                hint: Some("Use OVERRIDING SYSTEM VALUE to override."),
             });
         }
     }
@@ -205,6 +282,7 @@ pub(super) fn identity_update_error(column: &str) -> QuiverError {
     QuiverError::GeneratedAlways {
         message: format!("column \"{column}\" can only be updated to DEFAULT"),
         detail: format!("Column \"{column}\" is an identity column defined as GENERATED ALWAYS."),
+        hint: None,
     }
 }
 
