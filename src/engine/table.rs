@@ -29,7 +29,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use parking_lot::Mutex;
 
 use super::txn::TxnSlot;
-use super::unique::{UniqueConstraint, UniqueIndex};
+use super::unique::{KeyEncoder, UniqueConstraint, UniqueIndex};
 use super::Ack;
 use crate::engine::commit::{
     encode_schema, CheckDef, Commit, ConstraintDef, Effect, IndexDef, TableDef,
@@ -43,6 +43,51 @@ pub const TARGET_BATCH_ROWS: usize = 64 * 1024;
 /// Unique-key value -> row of one segment's batch.
 type KeyMap = HashMap<Box<[u8]>, u32>;
 
+/// Key value -> the rows of one segment's batch with that key (of a
+/// lookup index, where keys repeat): each key's first row, and for every
+/// row the next row with the same key.
+#[derive(Debug)]
+struct RowsMap {
+    first: HashMap<Box<[u8]>, u32>,
+    next: Vec<u32>,
+}
+
+impl RowsMap {
+    const END: u32 = u32::MAX;
+
+    fn build(keys: Vec<super::unique::KeyAt>, rows: usize) -> RowsMap {
+        let mut first: HashMap<Box<[u8]>, u32> = HashMap::with_capacity(keys.len());
+        let mut next = vec![Self::END; rows];
+        // Backwards, so that each chain runs in row order.
+        for (key, _, row) in keys.into_iter().rev() {
+            let row = row as u32;
+            if let Some(head) = first.insert(key, row) {
+                next[row as usize] = head;
+            }
+        }
+        RowsMap { first, next }
+    }
+
+    /// The rows with `key`, in row order.
+    fn rows<'a>(&'a self, key: &[u8]) -> impl Iterator<Item = u32> + 'a {
+        let head = self.first.get(key).copied();
+        std::iter::successors(head, |&row| {
+            Some(self.next[row as usize]).filter(|&next| next != Self::END)
+        })
+    }
+}
+
+/// A segment's key maps, built on first use and shared by every version
+/// that keeps its batch (the batch never changes; the live mask says
+/// which rows still count).
+#[derive(Debug, Default)]
+struct KeyMaps {
+    /// Per unique constraint.
+    unique: Mutex<Vec<Option<Arc<KeyMap>>>>,
+    /// Per lookup index.
+    lookup: Mutex<Vec<Option<Arc<RowsMap>>>>,
+}
+
 /// One batch of a table and which of its rows are still there.
 #[derive(Debug, Clone)]
 pub struct Segment {
@@ -50,10 +95,8 @@ pub struct Segment {
     /// Set bits are live rows; `None` when no row was deleted.
     keep: Option<BooleanBuffer>,
     live: usize,
-    /// Per unique constraint, the batch's keys, built on first lookup and
-    /// shared by every version that keeps this batch (the batch never
-    /// changes; the live mask says which rows still count).
-    keys: Arc<Mutex<Vec<Option<Arc<KeyMap>>>>>,
+    /// The batch's keys under each unique constraint and lookup index.
+    keys: Arc<KeyMaps>,
     /// Arrow memory of `batch`, measured once.
     bytes: usize,
 }
@@ -99,9 +142,24 @@ impl Segment {
         }
     }
 
+    /// The key map of lookup index `i`, built on first use.
+    fn rows_map(&self, i: usize, index: &KeyEncoder) -> Result<Arc<RowsMap>> {
+        let mut maps = self.keys.lookup.lock();
+        if maps.len() <= i {
+            maps.resize(i + 1, None);
+        }
+        if let Some(map) = &maps[i] {
+            return Ok(map.clone());
+        }
+        let keys = index.keys(std::slice::from_ref(&self.batch))?;
+        let map = Arc::new(RowsMap::build(keys, self.batch.num_rows()));
+        maps[i] = Some(map.clone());
+        Ok(map)
+    }
+
     /// The key map of unique constraint `c`, built on first use.
     fn key_map(&self, c: usize, index: &UniqueIndex) -> Result<Arc<KeyMap>> {
-        let mut maps = self.keys.lock();
+        let mut maps = self.keys.unique.lock();
         if maps.len() <= c {
             maps.resize(c + 1, None);
         }
@@ -620,6 +678,10 @@ pub struct Table {
     /// The indexes CREATE INDEX made, in creation order (unique ones are
     /// also among the unique indexes below).
     indexes: Vec<IndexDef>,
+    /// The non-unique indexes whose columns all compare exactly (see
+    /// [`is_exact_key_type`]): equality lookups on their columns probe
+    /// per-segment key maps instead of scanning.
+    lookups: Vec<KeyEncoder>,
     /// The unique indexes; the lock also serialises writers. Readers never
     /// take it.
     writer: Mutex<Vec<UniqueIndex>>,
@@ -652,6 +714,7 @@ impl Table {
             checks: Vec::new(),
             identities: Vec::new(),
             indexes: Vec::new(),
+            lookups: Vec::new(),
             turn: Default::default(),
             retired: Default::default(),
             writer: Mutex::new(Vec::new()),
@@ -724,7 +787,7 @@ impl Table {
     pub fn with_indexes(mut self, indexes: Vec<IndexDef>) -> Result<Self> {
         {
             let mut unique = self.writer.lock();
-            for index in indexes.iter().filter(|i| i.unique) {
+            for index in &indexes {
                 let columns = index
                     .columns
                     .iter()
@@ -734,6 +797,15 @@ impl Table {
                             .map_err(|_| QuiverError::UndefinedColumn(c.clone()))
                     })
                     .collect::<Result<Vec<_>>>()?;
+                if !index.unique {
+                    if columns
+                        .iter()
+                        .all(|&c| is_exact_key_type(self.schema.field(c)))
+                    {
+                        self.lookups.push(KeyEncoder::new(columns, &self.schema)?);
+                    }
+                    continue;
+                }
                 let constraint = UniqueConstraint {
                     name: index.name.clone(),
                     columns,
@@ -1275,7 +1347,7 @@ impl Table {
         &self,
         version: &TableVersion,
         filters: &[Expr],
-    ) -> Result<Option<Option<RecordBatch>>> {
+    ) -> Result<Option<Vec<RecordBatch>>> {
         let pinned: HashMap<usize, ScalarValue> = filters
             .iter()
             .filter_map(|f| self.pinned_column(f))
@@ -1283,36 +1355,167 @@ impl Table {
         self.lookup(version, &pinned)
     }
 
+    /// The live rows that equal every value `pinned` gives (column ->
+    /// value, of the column's type), found by the key maps of a unique
+    /// constraint or lookup index whose columns are all pinned: per
+    /// segment that has any, its position and the rows, in table order.
+    /// None when no key's columns are all pinned.
+    fn probe(
+        &self,
+        version: &TableVersion,
+        pinned: &HashMap<usize, ScalarValue>,
+    ) -> Result<Option<Vec<(usize, Vec<u32>)>>> {
+        let Some(found) = self.probe_key(version, pinned)? else {
+            return Ok(None);
+        };
+        // The key may pin fewer columns than `pinned`: the rows must equal
+        // every pinned value.
+        let mut matching = Vec::with_capacity(found.len());
+        for (s, rows) in found {
+            let batch = &version.segments[s].batch;
+            let mut kept = Vec::with_capacity(rows.len());
+            for row in rows {
+                let mut equal = true;
+                for (&c, value) in pinned {
+                    if value.is_null()
+                        || ScalarValue::try_from_array(batch.column(c), row as usize)? != *value
+                    {
+                        equal = false;
+                        break;
+                    }
+                }
+                if equal {
+                    kept.push(row);
+                }
+            }
+            if !kept.is_empty() {
+                matching.push((s, kept));
+            }
+        }
+        Ok(Some(matching))
+    }
+
+    /// [`Table::probe`] by the key alone.
+    fn probe_key(
+        &self,
+        version: &TableVersion,
+        pinned: &HashMap<usize, ScalarValue>,
+    ) -> Result<Option<Vec<(usize, Vec<u32>)>>> {
+        let covered = |columns: &[usize]| columns.iter().all(|c| pinned.contains_key(c));
+        let key_values = |columns: &[usize]| -> Result<Vec<ArrayRef>> {
+            Ok(columns
+                .iter()
+                .map(|c| pinned[c].to_array_of_size(1))
+                .collect::<DfResult<_>>()?)
+        };
+        if pinned.is_empty() {
+            return Ok(None);
+        }
+        {
+            let indexes = self.writer.lock();
+            if let Some(c) = indexes.iter().position(|i| covered(&i.constraint.columns)) {
+                let index = &indexes[c];
+                // A NULL key column matches nothing.
+                let Some(key) = index.encode(&key_values(&index.constraint.columns)?)? else {
+                    return Ok(Some(Vec::new()));
+                };
+                for (s, segment) in version.segments.iter().enumerate() {
+                    if let Some(&row) = segment.key_map(c, index)?.get(&key) {
+                        if segment.is_live(row as usize) {
+                            return Ok(Some(vec![(s, vec![row])]));
+                        }
+                    }
+                }
+                return Ok(Some(Vec::new()));
+            }
+        }
+        // The lookup index that pins the most columns.
+        let Some((i, index)) = self
+            .lookups
+            .iter()
+            .enumerate()
+            .filter(|(_, index)| covered(index.columns()))
+            .max_by_key(|(_, index)| index.columns().len())
+        else {
+            return Ok(None);
+        };
+        let Some(key) = index.encode(&key_values(index.columns())?)? else {
+            return Ok(Some(Vec::new()));
+        };
+        let mut found = Vec::new();
+        for (s, segment) in version.segments.iter().enumerate() {
+            let rows: Vec<u32> = segment
+                .rows_map(i, index)?
+                .rows(&key)
+                .filter(|&row| segment.is_live(row as usize))
+                .collect();
+            if !rows.is_empty() {
+                found.push((s, rows));
+            }
+        }
+        Ok(Some(found))
+    }
+
+    /// The columns of the unique constraints and lookup indexes, whose
+    /// equalities [`Table::lookup`] answers from key maps.
+    pub fn key_columns(&self) -> Vec<Vec<usize>> {
+        let mut keys: Vec<Vec<usize>> = self
+            .writer
+            .lock()
+            .iter()
+            .map(|index| index.constraint.columns.clone())
+            .collect();
+        keys.extend(self.lookups.iter().map(|index| index.columns().to_vec()));
+        keys
+    }
+
     /// When `pinned` (column -> value, of the column's type) covers every
-    /// column of a unique constraint: Some(the live row with that key, if
-    /// any). None when it covers no constraint.
+    /// column of a unique constraint or lookup index: Some(the live rows
+    /// with that key). None when it covers no key.
     pub fn lookup(
         &self,
         version: &TableVersion,
         pinned: &HashMap<usize, ScalarValue>,
-    ) -> Result<Option<Option<RecordBatch>>> {
-        if pinned.is_empty() {
-            return Ok(None);
-        }
-        let constraints = self.unique_constraints();
-        let Some((c, constraint)) = constraints
-            .iter()
-            .enumerate()
-            .find(|(_, c)| c.columns.iter().all(|i| pinned.contains_key(i)))
-        else {
+    ) -> Result<Option<Vec<RecordBatch>>> {
+        let Some(found) = self.probe(version, pinned)? else {
             return Ok(None);
         };
-        let mut key = Vec::with_capacity(constraint.columns.len());
-        for i in &constraint.columns {
-            key.push(pinned[i].to_array_of_size(1)?);
+        let mut batches = Vec::with_capacity(found.len());
+        for (s, rows) in found {
+            let batch = &version.segments[s].batch;
+            batches.push(match rows.as_slice() {
+                [row] => batch.slice(*row as usize, 1),
+                _ => take_record_batch(batch, &UInt32Array::from(rows))?,
+            });
         }
-        // A NULL key column matches nothing.
-        let Some(key) = self.encode_key(c, &key)? else {
-            return Ok(Some(None));
+        Ok(Some(batches))
+    }
+
+    /// As [`Table::lookup`], each row with its position among the live
+    /// rows of `version` (what UPDATE and DELETE address rows by).
+    pub fn lookup_positions(
+        &self,
+        version: &TableVersion,
+        pinned: &HashMap<usize, ScalarValue>,
+    ) -> Result<Option<Vec<(u64, RecordBatch)>>> {
+        let Some(found) = self.probe(version, pinned)? else {
+            return Ok(None);
         };
-        Ok(Some(
-            self.find_by_key(version, c, &key)?.map(|(_, row)| row),
-        ))
+        let mut bases = Vec::with_capacity(version.segments.len());
+        let mut base = 0u64;
+        for segment in &version.segments {
+            bases.push(base);
+            base += segment.live as u64;
+        }
+        let mut out = Vec::new();
+        for (s, rows) in found {
+            let segment = &version.segments[s];
+            for row in rows {
+                let position = bases[s] + segment.rank(row as usize) as u64;
+                out.push((position, segment.batch.slice(row as usize, 1)));
+            }
+        }
+        Ok(Some(out))
     }
 }
 
@@ -1338,12 +1541,7 @@ impl TableProvider for Table {
         &self,
         filters: &[&Expr],
     ) -> DfResult<Vec<TableProviderFilterPushDown>> {
-        let key_columns: HashSet<usize> = self
-            .writer
-            .lock()
-            .iter()
-            .flat_map(|index| index.constraint.columns.clone())
-            .collect();
+        let key_columns: HashSet<usize> = self.key_columns().into_iter().flatten().collect();
         Ok(filters
             .iter()
             .map(|filter| match self.pinned_column(filter) {
@@ -1376,11 +1574,13 @@ impl TableProvider for Table {
             Some(columns) => Arc::new(self.schema.project(columns)?),
             None => self.schema.clone(),
         };
-        if let Some(row) = self.key_lookup(&version, filters).map_err(external)? {
-            let batches = match (row, projection) {
-                (Some(row), Some(columns)) => vec![row.project(columns)?],
-                (Some(row), None) => vec![row],
-                (None, _) => Vec::new(),
+        if let Some(rows) = self.key_lookup(&version, filters).map_err(external)? {
+            let batches = match projection {
+                Some(columns) => rows
+                    .iter()
+                    .map(|rows| rows.project(columns))
+                    .collect::<std::result::Result<_, _>>()?,
+                None => rows,
             };
             let source = MemorySourceConfig::try_new(&[batches], schema, None)?;
             return Ok(datafusion::datasource::source::DataSourceExec::from_data_source(source));
@@ -1595,6 +1795,78 @@ mod tests {
         assert!(table
             .apply_now(&Change::Insert(vec![rows(&schema, vec![4])]))
             .is_err());
+    }
+
+    #[test]
+    fn an_index_finds_every_live_row_with_a_key() {
+        // (id, grp): grp repeats; an index on grp, none on id.
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int32, false),
+            Field::new("grp", DataType::Int32, true),
+        ]));
+        let table = Table::new("t", schema.clone(), HashMap::new())
+            .with_indexes(vec![IndexDef {
+                name: "t_grp_idx".into(),
+                columns: vec!["grp".into()],
+                unique: false,
+                method: "btree".into(),
+            }])
+            .unwrap();
+        let batch = |ids: std::ops::Range<i32>| {
+            let grp: Vec<Option<i32>> = ids
+                .clone()
+                .map(|i| (i % 10 != 9).then_some(i % 10))
+                .collect();
+            RecordBatch::try_new(
+                schema.clone(),
+                vec![
+                    Arc::new(Int32Array::from_iter_values(ids)),
+                    Arc::new(Int32Array::from(grp)),
+                ],
+            )
+            .unwrap()
+        };
+        // Two segments.
+        let size = TARGET_BATCH_ROWS as i32;
+        for range in [0..size, size..size + 100] {
+            table
+                .apply_now(&Change::Insert(vec![batch(range)]))
+                .unwrap();
+        }
+        assert!(table.snapshot().segment_count() >= 2);
+        // Rows 3 and 13 go.
+        table
+            .apply_now(&Change::Delete(Arc::new(vec![3, 13])))
+            .unwrap();
+        let ids = |pinned: &[(usize, i32)]| -> Option<Vec<i32>> {
+            let pinned = pinned
+                .iter()
+                .map(|&(c, v)| (c, ScalarValue::Int32(Some(v))))
+                .collect();
+            let version = table.snapshot();
+            let rows = table.lookup(&version, &pinned).unwrap()?;
+            Some(
+                rows.iter()
+                    .flat_map(|b| {
+                        b.column(0)
+                            .as_primitive::<datafusion::arrow::datatypes::Int32Type>()
+                            .values()
+                            .to_vec()
+                    })
+                    .collect(),
+            )
+        };
+        let threes = ids(&[(1, 3)]).unwrap();
+        let expected: Vec<i32> = (0..size + 100)
+            .filter(|i| i % 10 == 3 && *i != 3 && *i != 13)
+            .collect();
+        assert_eq!(threes, expected);
+        // Further pinned columns are checked on the rows found.
+        assert_eq!(ids(&[(1, 3), (0, 23)]), Some(vec![23]));
+        assert_eq!(ids(&[(1, 3), (0, 24)]), Some(vec![]));
+        // NULL keys are not in the index; an unindexed column alone is a scan.
+        assert_eq!(ids(&[(1, 9)]), Some(vec![]));
+        assert_eq!(ids(&[(0, 5)]), None);
     }
 
     #[test]

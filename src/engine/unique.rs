@@ -26,10 +26,77 @@ pub struct UniqueConstraint {
     pub index_only: bool,
 }
 
+/// Encodes the values of some columns of a row as one comparable byte
+/// string: the keys of unique constraints and of lookup indexes.
+pub struct KeyEncoder {
+    /// Column positions in the table schema, in key order.
+    columns: Vec<usize>,
+    converter: RowConverter,
+}
+
+impl KeyEncoder {
+    pub fn new(columns: Vec<usize>, schema: &Schema) -> Result<Self> {
+        let fields = columns
+            .iter()
+            .map(|&c| SortField::new(schema.field(c).data_type().clone()))
+            .collect();
+        Ok(KeyEncoder {
+            columns,
+            converter: RowConverter::new(fields)?,
+        })
+    }
+
+    pub fn columns(&self) -> &[usize] {
+        &self.columns
+    }
+
+    /// The non-NULL keys of `batches`, each with the batch and row it came
+    /// from (a key with a NULL equals nothing, as in Postgres).
+    pub fn keys(&self, batches: &[RecordBatch]) -> Result<Vec<KeyAt>> {
+        let mut out = Vec::new();
+        for (b, batch) in batches.iter().enumerate() {
+            let columns: Vec<ArrayRef> = self
+                .columns
+                .iter()
+                .map(|&c| batch.column(c).clone())
+                .collect();
+            let rows = self.converter.convert_columns(&columns)?;
+            for (i, row) in rows.iter().enumerate() {
+                if columns.iter().any(|c| c.is_null(i)) {
+                    continue;
+                }
+                out.push((row.as_ref().into(), b, i));
+            }
+        }
+        Ok(out)
+    }
+
+    /// One key from its columns' values (one row each, in key order);
+    /// None when a value is NULL.
+    pub fn encode(&self, columns: &[ArrayRef]) -> Result<Option<Box<[u8]>>> {
+        if columns.iter().any(|c| c.is_null(0)) {
+            return Ok(None);
+        }
+        let rows = self.converter.convert_columns(columns)?;
+        Ok(Some(rows.row(0).as_ref().into()))
+    }
+
+    /// Every row's key from its columns' values (in key order); None where
+    /// a value is NULL.
+    pub fn encode_all(&self, columns: &[ArrayRef]) -> Result<Vec<Option<Box<[u8]>>>> {
+        let rows = self.converter.convert_columns(columns)?;
+        Ok(rows
+            .iter()
+            .enumerate()
+            .map(|(i, row)| (!columns.iter().any(|c| c.is_null(i))).then(|| row.as_ref().into()))
+            .collect())
+    }
+}
+
 /// The keys present in a table for one constraint.
 pub struct UniqueIndex {
     pub constraint: UniqueConstraint,
-    converter: RowConverter,
+    encoder: KeyEncoder,
     keys: HashSet<Box<[u8]>>,
 }
 
@@ -44,14 +111,9 @@ impl std::fmt::Debug for UniqueIndex {
 
 impl UniqueIndex {
     pub fn new(constraint: UniqueConstraint, schema: &Schema) -> Result<Self> {
-        let fields = constraint
-            .columns
-            .iter()
-            .map(|&c| SortField::new(schema.field(c).data_type().clone()))
-            .collect();
         Ok(UniqueIndex {
+            encoder: KeyEncoder::new(constraint.columns.clone(), schema)?,
             constraint,
-            converter: RowConverter::new(fields)?,
             keys: HashSet::new(),
         })
     }
@@ -59,23 +121,7 @@ impl UniqueIndex {
     /// The non-NULL keys of `batches`, each with the batch and row it came
     /// from. Keys with a NULL never conflict, as in Postgres.
     pub fn keys(&self, batches: &[RecordBatch]) -> Result<Vec<KeyAt>> {
-        let mut out = Vec::new();
-        for (b, batch) in batches.iter().enumerate() {
-            let columns: Vec<ArrayRef> = self
-                .constraint
-                .columns
-                .iter()
-                .map(|&c| batch.column(c).clone())
-                .collect();
-            let rows = self.converter.convert_columns(&columns)?;
-            for (i, row) in rows.iter().enumerate() {
-                if columns.iter().any(|c| c.is_null(i)) {
-                    continue;
-                }
-                out.push((row.as_ref().into(), b, i));
-            }
-        }
-        Ok(out)
+        self.encoder.keys(batches)
     }
 
     /// The keys `batches` would add, or the violation they cause (against
@@ -94,22 +140,13 @@ impl UniqueIndex {
     /// One key from its columns' values (one row each, in constraint
     /// order); None when a value is NULL.
     pub fn encode(&self, columns: &[ArrayRef]) -> Result<Option<Box<[u8]>>> {
-        if columns.iter().any(|c| c.is_null(0)) {
-            return Ok(None);
-        }
-        let rows = self.converter.convert_columns(columns)?;
-        Ok(Some(rows.row(0).as_ref().into()))
+        self.encoder.encode(columns)
     }
 
     /// Every row's key from its columns' values (in constraint order);
     /// None where a value is NULL.
     pub fn encode_all(&self, columns: &[ArrayRef]) -> Result<Vec<Option<Box<[u8]>>>> {
-        let rows = self.converter.convert_columns(columns)?;
-        Ok(rows
-            .iter()
-            .enumerate()
-            .map(|(i, row)| (!columns.iter().any(|c| c.is_null(i))).then(|| row.as_ref().into()))
-            .collect())
+        self.encoder.encode_all(columns)
     }
 
     pub fn contains(&self, key: &[u8]) -> bool {

@@ -11,6 +11,7 @@
 //! with row ids, the target's scratch table, conflict checks); each
 //! statement's part is short.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -336,9 +337,10 @@ impl Session {
     }
 
     /// UPDATE/DELETE whose WHERE pins every column of a unique constraint
-    /// with `=` to a constant or parameter (`WHERE id = $1 AND ...`): the
-    /// only row it can touch, found by key instead of by a scan. None when
-    /// the WHERE is not of that form.
+    /// or index with `=` to a constant or parameter (`WHERE id = $1 AND
+    /// ...`): the only rows it can touch, found by key instead of by a
+    /// scan (the WHERE still decides). None when the WHERE is not of that
+    /// form.
     fn point_candidates(
         &self,
         table: &Table,
@@ -349,60 +351,39 @@ impl Session {
         let Some(selection) = selection else {
             return Ok(None);
         };
-        let mut pinned: Vec<(String, &SqlExpr)> = Vec::new();
-        collect_equalities(selection, &mut pinned);
-        if pinned.is_empty() {
-            return Ok(None);
-        }
+        let mut equalities: Vec<(String, &SqlExpr)> = Vec::new();
+        collect_equalities(selection, &mut equalities);
         let schema = table.schema_ref();
-        let constraints = table.unique_constraints();
-        let Some((c, constraint)) = constraints.iter().enumerate().find(|(_, c)| {
-            c.columns.iter().all(|&i| {
-                pinned
-                    .iter()
-                    .any(|(name, _)| name == schema.field(i).name())
-            })
-        }) else {
-            return Ok(None);
-        };
-        let mut key = Vec::with_capacity(constraint.columns.len());
-        for &i in &constraint.columns {
-            let field = schema.field(i);
+        let mut pinned = HashMap::new();
+        for (name, value) in equalities {
+            let Ok(column) = schema.index_of(&name) else {
+                continue;
+            };
+            let field = schema.field(column);
             // Exact types only: a cast of `1.555` to numeric(10,2) would
             // round and find a row `=` does not match.
             if !crate::engine::table::is_exact_key_type(field) {
-                return Ok(None);
+                continue;
             }
-            let value = pinned
-                .iter()
-                .find(|(name, _)| name == field.name())
-                .map(|(_, v)| *v)
-                .expect("checked above");
             let Some(scalar) = constant_value(value, params) else {
-                return Ok(None);
+                continue;
             };
             // A bare number compared with a text column is not a key lookup.
             if field.data_type() == &DataType::Utf8
                 && matches!(value, SqlExpr::Value(v) if matches!(v.value, datafusion::sql::sqlparser::ast::Value::Number(..)))
             {
-                return Ok(None);
+                continue;
             }
             if scalar.is_null() {
-                // `key = NULL` is never true.
+                // `column = NULL` is never true.
                 return Ok(Some(Vec::new()));
             }
-            match scalar.cast_to(field.data_type()) {
-                Ok(v) => key.push(v.to_array_of_size(1)?),
-                Err(_) => return Ok(None),
+            if let Ok(value) = scalar.cast_to(field.data_type()) {
+                pinned.insert(column, value);
             }
         }
-        let Some(key) = table.encode_key(c, &key)? else {
-            return Ok(Some(Vec::new()));
-        };
         let version = txn.visible(table);
-        Ok(Some(
-            table.find_by_key(&version, c, &key)?.into_iter().collect(),
-        ))
+        table.lookup_positions(&version, &pinned)
     }
 
     /// Plans generated SQL (one SELECT) with the session's rewrites.

@@ -1,5 +1,5 @@
 //! Prepared point lookups: `SELECT columns FROM t WHERE key = $1 [AND
-//! key2 = $2]` on every column of a unique key. Found at Parse; each
+//! key2 = $2]` on exactly the columns of a unique key or of an index. Found at Parse; each
 //! Execute binds the parameters and probes the key instead of optimizing,
 //! planning and running the query again, which is most of a lookup's time.
 
@@ -91,8 +91,9 @@ impl KeyLookup {
         if pinned.len() != key.len() {
             return None;
         }
-        let is_a_key = table.unique_constraints().iter().any(|c| {
-            let mut columns = c.columns.clone();
+        // Exactly the columns of a key: the rows with that key are the
+        // statement's rows (the filter is not applied again).
+        let is_a_key = table.key_columns().into_iter().any(|mut columns| {
             columns.sort_unstable();
             columns == pinned
         });
@@ -150,16 +151,18 @@ impl Session {
             Some(txn) => txn.visible(&lookup.table),
             None => lookup.table.snapshot(),
         };
-        let Some(row) = lookup.table.lookup(&version, &pinned)? else {
+        let Some(rows) = lookup.table.lookup(&version, &pinned)? else {
             return Ok(None);
         };
-        let batches = match row {
-            Some(row) => vec![RecordBatch::try_new(
-                lookup.schema.clone(),
-                row.project(&lookup.projection)?.columns().to_vec(),
-            )?],
-            None => Vec::new(),
-        };
+        let batches = rows
+            .iter()
+            .map(|rows| {
+                RecordBatch::try_new(
+                    lookup.schema.clone(),
+                    rows.project(&lookup.projection)?.columns().to_vec(),
+                )
+            })
+            .collect::<std::result::Result<_, _>>()?;
         Ok(Some(StatementResult::Rows {
             schema: lookup.schema.clone(),
             batches,
@@ -180,8 +183,9 @@ mod tests {
         let mut session = Session::new(Database::new());
         for r in session
             .execute_sql(
-                "CREATE TABLE t (id BIGINT PRIMARY KEY, a INT, b INT, v TEXT, f DOUBLE PRECISION UNIQUE, UNIQUE (a, b));
-                 INSERT INTO t VALUES (1, 1, 1, 'one', 1.0), (2, 1, 2, 'two', 2.0)",
+                "CREATE TABLE t (id BIGINT PRIMARY KEY, a INT, b INT, v TEXT, f DOUBLE PRECISION UNIQUE, UNIQUE (a, b), g INT);
+                 INSERT INTO t VALUES (1, 1, 1, 'one', 1.0, 5), (2, 1, 2, 'two', 2.0, 5);
+                 CREATE INDEX ON t (g); CREATE INDEX ON t (f, g)",
             )
             .await
         {
@@ -198,6 +202,10 @@ mod tests {
             ("SELECT id + 1 FROM t WHERE id = $1", false),
             ("SELECT id FROM t WHERE f = $1", false),
             ("SELECT id FROM t WHERE id = $1 LIMIT 1", false),
+            // Exactly the columns of an index (of exact types).
+            ("SELECT id FROM t WHERE g = $1", true),
+            ("SELECT id FROM t WHERE g = $1 AND v = $2", false),
+            ("SELECT id FROM t WHERE f = $1 AND g = $2", false),
         ] {
             let prepared = session.prepare(sql).await.unwrap();
             assert_eq!(prepared.lookup.is_some(), lookup, "{sql}");

@@ -576,6 +576,27 @@ async fn prepared_key_lookups_answer_as_a_scan_would() {
         .unwrap();
     let row = client.query_one(&by_pair, &[&3i32, &12i32]).await.unwrap();
     assert_eq!(row.get::<_, i64>(0), 123);
+    // A non-unique index: every row with the key, as a scan finds them.
+    client
+        .batch_execute("CREATE INDEX acct_region ON acct (region)")
+        .await
+        .unwrap();
+    let by_region = client
+        .prepare("SELECT id FROM acct WHERE region = $1")
+        .await
+        .unwrap();
+    for region in [0i32, 3, 9, 11] {
+        let ids = |rows: Vec<tokio_postgres::Row>| {
+            let mut ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+            ids.sort_unstable();
+            ids
+        };
+        let found = ids(client.query(&by_region, &[&region]).await.unwrap());
+        let scan = format!("SELECT id FROM acct WHERE region + 0 = {region}");
+        let scanned = ids(client.query(&scan, &[]).await.unwrap());
+        assert_eq!(found, scanned, "region {region}");
+    }
+    assert_eq!(client.query(&by_region, &[&3i32]).await.unwrap().len(), 500);
     // A transaction sees its own changes; others do not until COMMIT.
     let other = server.connect().await;
     let other_by_id = other
