@@ -77,6 +77,10 @@ impl RowsMap {
     }
 }
 
+/// Rows found by key: per segment with any, its position in the version
+/// and its rows, in row order.
+type Found = Vec<(usize, Vec<u32>)>;
+
 /// A segment's key maps, built on first use and shared by every version
 /// that keeps its batch (the batch never changes; the live mask says
 /// which rows still count).
@@ -1364,7 +1368,7 @@ impl Table {
         &self,
         version: &TableVersion,
         pinned: &HashMap<usize, ScalarValue>,
-    ) -> Result<Option<Vec<(usize, Vec<u32>)>>> {
+    ) -> Result<Option<Found>> {
         let Some(found) = self.probe_key(version, pinned)? else {
             return Ok(None);
         };
@@ -1400,7 +1404,7 @@ impl Table {
         &self,
         version: &TableVersion,
         pinned: &HashMap<usize, ScalarValue>,
-    ) -> Result<Option<Vec<(usize, Vec<u32>)>>> {
+    ) -> Result<Option<Found>> {
         let covered = |columns: &[usize]| columns.iter().all(|c| pinned.contains_key(c));
         let key_values = |columns: &[usize]| -> Result<Vec<ArrayRef>> {
             Ok(columns

@@ -179,13 +179,12 @@ pub(super) fn strip_overriding(sql: &str) -> Option<(String, Overriding)> {
     let tokens = Tokenizer::new(&PostgreSqlDialect {}, sql)
         .tokenize_with_location()
         .ok()?;
-    let words: Vec<(usize, &datafusion::sql::sqlparser::tokenizer::TokenWithSpan)> = tokens
+    let words: Vec<_> = tokens
         .iter()
-        .enumerate()
-        .filter(|(_, t)| !matches!(t.token, Token::Whitespace(_)))
+        .filter(|t| !matches!(t.token, Token::Whitespace(_)))
         .collect();
     let is_word = |i: usize, word: &str| {
-        words.get(i).is_some_and(|(_, t)| {
+        words.get(i).is_some_and(|t| {
             matches!(&t.token, Token::Word(w) if w.quote_style.is_none()
                 && w.value.eq_ignore_ascii_case(word))
         })
@@ -195,7 +194,7 @@ pub(super) fn strip_overriding(sql: &str) -> Option<(String, Overriding)> {
     }
     let mut depth = 0i32;
     for i in 0..words.len() {
-        match &words[i].1.token {
+        match &words[i].token {
             Token::LParen => depth += 1,
             Token::RParen => depth -= 1,
             _ => {}
@@ -210,8 +209,8 @@ pub(super) fn strip_overriding(sql: &str) -> Option<(String, Overriding)> {
         } else {
             continue;
         };
-        let start = byte_offset(sql, words[i].1.span.start);
-        let end = byte_offset(sql, words[i + 2].1.span.end);
+        let start = byte_offset(sql, words[i].span.start);
+        let end = byte_offset(sql, words[i + 2].span.end);
         let blank = " ".repeat(sql[start..end].chars().count());
         return Some((
             format!("{}{blank}{}", &sql[..start], &sql[end..]),

@@ -205,14 +205,7 @@ impl Session {
         }
         // A query: its identity columns are replaced by their DEFAULT.
         let query = DfStatement::Statement(Box::new(Statement::Query(source.clone())));
-        let width = self
-            .ctx
-            .state()
-            .statement_to_plan(query)
-            .await?
-            .schema()
-            .fields()
-            .len();
+        let width = Box::pin(self.plan(query)).await?.schema().fields().len();
         let names: Vec<String> = (1..=width).map(|i| format!("c{i}")).collect();
         let items: Vec<String> = columns
             .iter()
