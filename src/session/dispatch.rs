@@ -3,7 +3,7 @@
 
 use datafusion::common::ParamValues;
 use datafusion::sql::parser::{ResetStatement, Statement as DfStatement};
-use datafusion::sql::sqlparser::ast::{ObjectName, ObjectType, Statement};
+use datafusion::sql::sqlparser::ast::{AlterIndexOperation, ObjectName, ObjectType, Statement};
 
 use super::classify::classify;
 use super::{
@@ -59,6 +59,10 @@ impl Session {
                 names,
                 ..
             } => self.drop_roles(names, *if_exists).await,
+            Statement::AlterIndex {
+                name,
+                operation: AlterIndexOperation::RenameIndex { index_name },
+            } => self.rename_index(name, index_name).await,
             Statement::Drop {
                 object_type: ObjectType::Index,
                 if_exists,

@@ -7,6 +7,7 @@
 use datafusion::sql::sqlparser::ast::{CreateIndex, Expr as SqlExpr, IndexType, ObjectName};
 
 use super::{normalize_ident, object_name_parts, Session, StatementResult};
+use crate::engine::comments::CommentTarget;
 use crate::engine::commit::IndexDef;
 use crate::engine::{CatalogState, QualifiedName};
 use crate::error::{not_supported, QuiverError, Result};
@@ -167,6 +168,61 @@ impl Session {
                 .await?;
         }
         Ok(StatementResult::command(TAG))
+    }
+
+    /// `ALTER INDEX name RENAME TO new`: the index (or the PRIMARY KEY or
+    /// UNIQUE constraint it is) takes the new name, and its comment
+    /// follows.
+    pub(super) async fn rename_index(
+        &mut self,
+        name: &ObjectName,
+        new: &ObjectName,
+    ) -> Result<StatementResult> {
+        let Some((table_name, index)) = self.find_index(name)? else {
+            let name = object_name_parts(name)?.pop().unwrap_or_default();
+            return Err(QuiverError::UndefinedTable(name));
+        };
+        let new = object_name_parts(new)?.pop().unwrap_or_default();
+        let taken = self
+            .catalog()
+            .schemas
+            .get(&table_name.schema)
+            .is_some_and(|s| s.has_relation(&new));
+        if taken {
+            return Err(QuiverError::DuplicateTable(new));
+        }
+        let table = self
+            .catalog()
+            .table(&table_name)
+            .cloned()
+            .ok_or_else(|| QuiverError::UndefinedTable(table_name.name.clone()))?;
+        let mut draft = self.draft_of(&table_name, &table)?;
+        for constraint in draft.constraints.iter_mut().filter(|c| c.name == index) {
+            constraint.name.clone_from(&new);
+        }
+        for def in draft.indexes.iter_mut().filter(|i| i.name == index) {
+            def.name.clone_from(&new);
+        }
+        let txn = self.current_txn();
+        self.replace_table(txn.as_ref(), &table_name, &table, &table_name, draft)
+            .await?;
+        let old_target = CommentTarget::Index {
+            schema: table_name.schema.clone(),
+            name: index,
+        };
+        if let Some(comment) = self.catalog().comment(&old_target).cloned() {
+            let new_target = CommentTarget::Index {
+                schema: table_name.schema.clone(),
+                name: new,
+            };
+            let (_, ack) = self.db.set_comment(txn.as_deref(), old_target, None)?;
+            ack.wait().await;
+            let (_, ack) = self
+                .db
+                .set_comment(txn.as_deref(), new_target, Some(comment))?;
+            ack.wait().await;
+        }
+        Ok(StatementResult::command("ALTER INDEX"))
     }
 
     /// The table an index belongs to and the index's name: in the schema

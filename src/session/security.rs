@@ -498,6 +498,7 @@ impl Check<'_> {
                     }
                 }
             }
+            Statement::AlterIndex { name, .. } => self.must_own_index(name),
             Statement::Drop {
                 object_type, names, ..
             } => match object_type {
@@ -507,16 +508,7 @@ impl Check<'_> {
                     }
                     Ok(())
                 }
-                ObjectType::Index => {
-                    for name in names {
-                        if let Some((table, index)) = self.session.find_index(name)? {
-                            if !self.catalog.owns(self.actor, &AclObject::relation(&table)) {
-                                return Err(denied(format!("must be owner of index {index}")));
-                            }
-                        }
-                    }
-                    Ok(())
-                }
+                ObjectType::Index => names.iter().try_for_each(|name| self.must_own_index(name)),
                 ObjectType::Schema => {
                     for name in names {
                         let schema = object_name_parts(name)?.pop().unwrap_or_default();
@@ -593,6 +585,19 @@ impl Check<'_> {
             return Err(denied(format!("permission denied for schema {schema}")));
         }
         Ok(())
+    }
+
+    /// The index's table must be the actor's (an unknown index is left to
+    /// the statement to report).
+    fn must_own_index(&self, name: &ObjectName) -> Result<()> {
+        match self.session.find_index(name)? {
+            Some((table, index))
+                if !self.catalog.owns(self.actor, &AclObject::relation(&table)) =>
+            {
+                Err(denied(format!("must be owner of index {index}")))
+            }
+            _ => Ok(()),
+        }
     }
 
     fn must_own(&self, name: &QualifiedName) -> Result<()> {
