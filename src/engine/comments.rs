@@ -87,6 +87,18 @@ impl CatalogState {
         self.comments.retain(|target, _| !target.of_relation(table));
     }
 
+    /// Indexes were dropped (with their table, or by ALTER TABLE, DROP
+    /// INDEX): the comments on indexes that no longer exist go.
+    pub(super) fn forget_dropped_index_comments(&mut self) {
+        let schemas = &self.schemas;
+        self.comments.retain(|target, _| match target {
+            CommentTarget::Index { schema, name } => schemas
+                .get(schema)
+                .is_some_and(|s| s.index_table(name).is_some()),
+            _ => true,
+        });
+    }
+
     pub(super) fn forget_schema_comments(&mut self, schema: &str) {
         self.comments.retain(|target, _| !target.in_schema(schema));
     }

@@ -786,6 +786,7 @@ fn move_table(
         .or_default()
         .tables
         .insert(new_name.name.clone(), table);
+    c.forget_dropped_index_comments();
 }
 
 /// ALTER TABLE may replace `old` when it is still the table named `name`
@@ -848,6 +849,7 @@ fn remove_relation(c: &mut CatalogState, name: &QualifiedName) -> bool {
     }
     if removed {
         c.forget_comments(name);
+        c.forget_dropped_index_comments();
     }
     if table {
         c.forget_foreign_keys(name);

@@ -196,6 +196,14 @@ impl Session {
             .table(&table_name)
             .cloned()
             .ok_or_else(|| QuiverError::UndefinedTable(table_name.name.clone()))?;
+        // The comment, read before the old index (and its comment) goes.
+        let comment = self
+            .catalog()
+            .comment(&CommentTarget::Index {
+                schema: table_name.schema.clone(),
+                name: index.clone(),
+            })
+            .cloned();
         let mut draft = self.draft_of(&table_name, &table)?;
         for constraint in draft.constraints.iter_mut().filter(|c| c.name == index) {
             constraint.name.clone_from(&new);
@@ -206,20 +214,12 @@ impl Session {
         let txn = self.current_txn();
         self.replace_table(txn.as_ref(), &table_name, &table, &table_name, draft)
             .await?;
-        let old_target = CommentTarget::Index {
-            schema: table_name.schema.clone(),
-            name: index,
-        };
-        if let Some(comment) = self.catalog().comment(&old_target).cloned() {
-            let new_target = CommentTarget::Index {
+        if let Some(comment) = comment {
+            let target = CommentTarget::Index {
                 schema: table_name.schema.clone(),
                 name: new,
             };
-            let (_, ack) = self.db.set_comment(txn.as_deref(), old_target, None)?;
-            ack.wait().await;
-            let (_, ack) = self
-                .db
-                .set_comment(txn.as_deref(), new_target, Some(comment))?;
+            let (_, ack) = self.db.set_comment(txn.as_deref(), target, Some(comment))?;
             ack.wait().await;
         }
         Ok(StatementResult::command("ALTER INDEX"))
