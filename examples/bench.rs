@@ -66,6 +66,10 @@ struct Args {
     /// Skip the DuckDB reference.
     #[arg(long)]
     no_duckdb: bool,
+    /// Only load, memory and TPC-H (workloads 1, 2 and 6) at every scale
+    /// factor: no streaming, lookups, mix or PostgreSQL.
+    #[arg(long)]
+    tpch_only: bool,
 }
 
 /// One scale factor's generated data: a Parquet and a header-less CSV file
@@ -849,7 +853,7 @@ async fn main() -> anyhow::Result<()> {
     scale_factors.extend(args.scale.iter().filter(|s| **s != args.sf));
     let mut scale_rows = Vec::new();
     for (i, &sf) in scale_factors.iter().enumerate() {
-        let full = i == 0;
+        let full = i == 0 && !args.tpch_only;
         // QuiverDB holds about 2x the CSV while it loads; DuckDB's run comes
         // after the server has stopped.
         let need = (sf * 1.1 * 2.5 * (1u64 << 30) as f64) as u64 + (2u64 << 30);

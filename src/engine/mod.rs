@@ -12,6 +12,7 @@ pub mod log;
 pub mod rebuild;
 mod replay;
 pub mod roles;
+pub mod scan;
 pub mod sequence;
 pub mod sessions;
 pub mod table;

@@ -28,6 +28,7 @@ use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::ExecutionPlan;
 use parking_lot::Mutex;
 
+use super::scan::{balance, Piece, TableScan, ZoneMaps};
 use super::txn::TxnSlot;
 use super::unique::{KeyEncoder, UniqueConstraint, UniqueIndex};
 use super::Ack;
@@ -101,6 +102,8 @@ pub struct Segment {
     live: usize,
     /// The batch's keys under each unique constraint and lookup index.
     keys: Arc<KeyMaps>,
+    /// The batch's zone maps (min, max, nulls per column), for scans.
+    zones: Arc<ZoneMaps>,
     /// Arrow memory of `batch`, measured once.
     bytes: usize,
 }
@@ -111,6 +114,7 @@ impl Segment {
             live: batch.num_rows(),
             keep: None,
             bytes: batch.get_array_memory_size(),
+            zones: Arc::new(ZoneMaps::new(batch.num_columns())),
             batch,
             keys: Default::default(),
         }
@@ -210,6 +214,46 @@ impl TableVersion {
             .iter()
             .map(|s| s.live_projected(projection))
             .collect()
+    }
+
+    /// The least and greatest value of `column` over the version's
+    /// segments (deleted rows included: bounds, not exact values), from
+    /// the zone maps. None when unknown.
+    pub fn column_bounds(&self, column: usize) -> Option<(ScalarValue, ScalarValue)> {
+        let mut bounds: Option<(ScalarValue, ScalarValue)> = None;
+        for segment in self.segments.iter().filter(|s| s.live > 0) {
+            let zone = segment.zones.column(&segment.batch, column);
+            let (Some(lo), Some(hi)) = (&zone.min, &zone.max) else {
+                if zone.nulls == segment.batch.num_rows() {
+                    continue;
+                }
+                return None;
+            };
+            bounds = Some(match bounds {
+                None => (lo.clone(), hi.clone()),
+                Some((min, max)) => (
+                    if lo < &min { lo.clone() } else { min },
+                    if hi > &max { hi.clone() } else { max },
+                ),
+            });
+        }
+        bounds
+    }
+
+    /// The live rows of some columns as scan pieces, with their
+    /// segments' zone maps.
+    pub fn pieces(&self, projection: Option<&[usize]>) -> Result<Vec<Piece>> {
+        let mut pieces = Vec::with_capacity(self.segments.len());
+        for segment in self.segments.iter().filter(|s| s.live > 0) {
+            pieces.push(Piece {
+                rows: segment.live_projected(projection)?,
+                segment: segment.batch.clone(),
+                zones: segment.zones.clone(),
+                intact: segment.keep.is_none(),
+                whole: segment.keep.is_none(),
+            });
+        }
+        Ok(pieces)
     }
 
     /// Like [`TableVersion::live_batches_projected`], each batch paired
@@ -338,6 +382,7 @@ impl TableVersion {
                 keep: Some(keep.finish()),
                 live: segment.live - physical.len(),
                 keys: segment.keys.clone(),
+                zones: segment.zones.clone(),
                 bytes: segment.bytes,
             };
             if next.live == 0 {
@@ -1589,12 +1634,17 @@ impl TableProvider for Table {
             let source = MemorySourceConfig::try_new(&[batches], schema, None)?;
             return Ok(datafusion::datasource::source::DataSourceExec::from_data_source(source));
         }
-        let batches = version
-            .live_batches_projected(projection.map(|p| p.as_slice()))
+        let pieces = version
+            .pieces(projection.map(|p| p.as_slice()))
             .map_err(external)?;
         // An equal share of rows for every core.
-        let parts = balanced_partitions(batches, state.config().target_partitions());
-        let source = MemorySourceConfig::try_new(&parts, schema, None)?;
+        let parts = balance(pieces, state.config().target_partitions());
+        let columns = match projection {
+            Some(columns) => columns.clone(),
+            None => (0..self.schema.fields().len()).collect(),
+        };
+        let prune = state.config().options().execution.parquet.pruning;
+        let source = TableScan::new(&self.name, schema, columns, parts, prune);
         Ok(datafusion::datasource::source::DataSourceExec::from_data_source(source))
     }
 }

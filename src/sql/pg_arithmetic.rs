@@ -78,6 +78,7 @@ pub fn session_state(
     SessionStateBuilder::new_from_existing(state)
         .with_analyzer_rules(rules)
         .with_expr_planners(planners)
+        .with_optimizer_rule(Arc::new(super::join_order::JoinOrder))
         .build()
 }
 

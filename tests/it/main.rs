@@ -23,6 +23,7 @@ mod server;
 mod session_features;
 mod sqllogictest;
 mod storage;
+mod tpch;
 mod transactions;
 mod transfer;
 mod wire;

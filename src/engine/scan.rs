@@ -1,0 +1,639 @@
+//! The scan of a table: our own DataFusion [`DataSource`] over the
+//! segments of one table version. Beyond handing out batches it
+//!
+//! - reports statistics from per-segment zone maps (min, max, nulls),
+//!   exact where no row of the table was deleted, so that the optimizer
+//!   sizes filters and joins from real bounds and answers `min`, `max` and
+//!   `count` from them;
+//! - takes the filters DataFusion pushes down: the static ones of WHERE
+//!   clauses and the dynamic ones that hash joins, TopK and aggregates fill
+//!   in while the query runs. It skips a segment whose zone map proves that
+//!   none of its rows can pass, and applies the dynamic filters to rows for
+//!   as long as they remove enough rows to pay for themselves.
+//!
+//! Every pushed filter is answered "not pushed down": the operators above
+//! still apply it, so the scan may only ever drop rows that could never
+//! pass. That keeps a bug here from being anything but a missed
+//! optimization, as long as the zone maps are true bounds.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+
+use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, UInt64Array};
+use datafusion::arrow::compute::filter_record_batch;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::pruning::PruningStatistics;
+use datafusion::common::stats::Precision;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::{Column, ColumnStatistics, Result, ScalarValue, Statistics};
+use datafusion::datasource::source::DataSource;
+use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream, TaskContext};
+use datafusion::functions_aggregate::min_max::{MaxAccumulator, MinAccumulator};
+use datafusion::logical_expr::Accumulator;
+use datafusion::physical_expr::expressions::DynamicFilterTracking;
+use datafusion::physical_expr::projection::ProjectionExprs;
+use datafusion::physical_expr::{conjunction, EquivalenceProperties, Partitioning, PhysicalExpr};
+use datafusion::physical_expr_common::physical_expr::snapshot_physical_expr;
+use datafusion::physical_optimizer::pruning::{PruningPredicate, PruningPredicateBuilder};
+use datafusion::physical_plan::coop::cooperative;
+use datafusion::physical_plan::execution_plan::SchedulingType;
+use datafusion::physical_plan::filter_pushdown::{FilterPushdownPropagation, PushedDown};
+use datafusion::physical_plan::metrics::{Count, ExecutionPlanMetricsSet, MetricBuilder};
+use datafusion::physical_plan::DisplayFormatType;
+use futures::Stream;
+
+/// What one segment's column holds, over all rows of its batch (deleted
+/// ones too, so the bounds hold for every version that shares the batch).
+#[derive(Debug, Clone)]
+pub struct ColumnZone {
+    /// Least and greatest non-null value; `None` where unknown (a type
+    /// without a total order we trust, or no non-null value).
+    pub min: Option<ScalarValue>,
+    pub max: Option<ScalarValue>,
+    pub nulls: usize,
+}
+
+/// A segment's zone maps, one per column, each computed on first use and
+/// shared by every version that keeps the segment's batch.
+#[derive(Debug)]
+pub struct ZoneMaps {
+    columns: Box<[OnceLock<ColumnZone>]>,
+}
+
+impl ZoneMaps {
+    pub fn new(columns: usize) -> ZoneMaps {
+        ZoneMaps {
+            columns: (0..columns).map(|_| OnceLock::new()).collect(),
+        }
+    }
+
+    /// The zone map of column `column` of `batch` (the segment's batch).
+    pub fn column(&self, batch: &RecordBatch, column: usize) -> &ColumnZone {
+        self.columns[column].get_or_init(|| zone_of(batch.column(column)))
+    }
+}
+
+/// Types whose order DataFusion's comparisons and `min`/`max` agree on
+/// exactly. Floats are left out (NaN), as are nested and dictionary types.
+fn has_zone(data_type: &DataType) -> bool {
+    use DataType::*;
+    matches!(
+        data_type,
+        Boolean
+            | Int8
+            | Int16
+            | Int32
+            | Int64
+            | UInt8
+            | UInt16
+            | UInt32
+            | UInt64
+            | Decimal32(..)
+            | Decimal64(..)
+            | Decimal128(..)
+            | Decimal256(..)
+            | Date32
+            | Date64
+            | Time32(_)
+            | Time64(_)
+            | Timestamp(..)
+            | Utf8
+            | LargeUtf8
+            | Utf8View
+    )
+}
+
+fn zone_of(array: &ArrayRef) -> ColumnZone {
+    let nulls = array.null_count();
+    let bound = |min: bool| -> Option<ScalarValue> {
+        if !has_zone(array.data_type()) || nulls == array.len() {
+            return None;
+        }
+        let value = if min {
+            let mut acc = MinAccumulator::try_new(array.data_type()).ok()?;
+            acc.update_batch(std::slice::from_ref(array)).ok()?;
+            acc.evaluate().ok()?
+        } else {
+            let mut acc = MaxAccumulator::try_new(array.data_type()).ok()?;
+            acc.update_batch(std::slice::from_ref(array)).ok()?;
+            acc.evaluate().ok()?
+        };
+        (!value.is_null()).then_some(value)
+    };
+    ColumnZone {
+        min: bound(true),
+        max: bound(false),
+        nulls,
+    }
+}
+
+/// A run of live rows of one segment, in the scan's output columns.
+#[derive(Debug, Clone)]
+pub struct Piece {
+    /// The rows, projected to the scan's columns.
+    pub rows: RecordBatch,
+    /// The whole batch of the segment the rows come from, and its zone
+    /// maps (indexed by table column).
+    pub segment: RecordBatch,
+    pub zones: Arc<ZoneMaps>,
+    /// No row of the segment is deleted: the segment's pieces in a scan
+    /// hold all of its rows.
+    pub intact: bool,
+    /// The rows are every row of the segment (intact, not sliced), so the
+    /// segment's zone maps are exact for them.
+    pub whole: bool,
+}
+
+impl Piece {
+    fn zone(&self, table_column: usize) -> &ColumnZone {
+        self.zones.column(&self.segment, table_column)
+    }
+}
+
+/// Splits the pieces into `partitions` runs with (nearly) equal row
+/// counts, slicing pieces where needed (slices share memory).
+pub fn balance(pieces: Vec<Piece>, partitions: usize) -> Vec<Vec<Piece>> {
+    let total: usize = pieces.iter().map(|p| p.rows.num_rows()).sum();
+    if total == 0 {
+        return vec![Vec::new()];
+    }
+    let share = total.div_ceil(partitions.max(1));
+    let mut parts = Vec::with_capacity(partitions);
+    let mut current = Vec::new();
+    let mut filled = 0;
+    for piece in pieces {
+        let rows = piece.rows.num_rows();
+        let mut offset = 0;
+        while offset < rows {
+            let take = (share - filled).min(rows - offset);
+            current.push(if offset == 0 && take == rows {
+                piece.clone()
+            } else {
+                Piece {
+                    rows: piece.rows.slice(offset, take),
+                    whole: false,
+                    ..piece.clone()
+                }
+            });
+            offset += take;
+            filled += take;
+            if filled == share {
+                parts.push(std::mem::take(&mut current));
+                filled = 0;
+            }
+        }
+    }
+    if !current.is_empty() {
+        parts.push(current);
+    }
+    parts
+}
+
+/// The scan of one table version.
+#[derive(Debug, Clone)]
+pub struct TableScan {
+    table: String,
+    /// Output schema, and the table column of each output column.
+    schema: SchemaRef,
+    columns: Vec<usize>,
+    partitions: Vec<Vec<Piece>>,
+    /// Filters pushed down by DataFusion, over the output schema.
+    filters: Vec<Arc<dyn PhysicalExpr>>,
+    /// Skip segments by zone maps (DataFusion's
+    /// `datafusion.execution.parquet.pruning`, which plays the same role for
+    /// Parquet row groups).
+    prune: bool,
+    fetch: Option<usize>,
+    metrics: ExecutionPlanMetricsSet,
+}
+
+impl TableScan {
+    pub fn new(
+        table: &str,
+        schema: SchemaRef,
+        columns: Vec<usize>,
+        partitions: Vec<Vec<Piece>>,
+        prune: bool,
+    ) -> TableScan {
+        TableScan {
+            table: table.to_string(),
+            schema,
+            columns,
+            partitions,
+            filters: Vec::new(),
+            prune,
+            fetch: None,
+            metrics: ExecutionPlanMetricsSet::new(),
+        }
+    }
+
+    /// Statistics of `pieces`; `exact` when they hold every row of their
+    /// segments (the zone maps are then true minima and maxima).
+    fn statistics_of<'a>(
+        &self,
+        pieces: impl Iterator<Item = &'a Piece> + Clone,
+        exact: bool,
+    ) -> Statistics {
+        let rows: usize = pieces.clone().map(|p| p.rows.num_rows()).sum();
+        let bytes: usize = pieces.clone().map(|p| p.rows.get_array_memory_size()).sum();
+        let columns = self
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(output, &column)| {
+                let nulls: usize = pieces
+                    .clone()
+                    .map(|p| p.rows.column(output).null_count())
+                    .sum();
+                let mut min: Option<ScalarValue> = None;
+                let mut max: Option<ScalarValue> = None;
+                let mut known = rows > nulls;
+                for piece in pieces.clone().filter(|p| p.rows.num_rows() > 0) {
+                    let zone = piece.zone(column);
+                    match (&zone.min, &zone.max) {
+                        (Some(lo), Some(hi)) => {
+                            if min.as_ref().is_none_or(|m| lo < m) {
+                                min = Some(lo.clone());
+                            }
+                            if max.as_ref().is_none_or(|m| hi > m) {
+                                max = Some(hi.clone());
+                            }
+                        }
+                        // All null in the whole segment: nothing to bound.
+                        _ if zone.nulls == piece.segment.num_rows() => {}
+                        _ => known = false,
+                    }
+                }
+                let bound = |value: Option<ScalarValue>| match value {
+                    Some(value) if known && exact => Precision::Exact(value),
+                    Some(value) if known => Precision::Inexact(value),
+                    _ => Precision::Absent,
+                };
+                ColumnStatistics {
+                    null_count: Precision::Exact(nulls),
+                    min_value: bound(min),
+                    max_value: bound(max),
+                    ..ColumnStatistics::new_unknown()
+                }
+            })
+            .collect();
+        Statistics {
+            num_rows: Precision::Exact(rows),
+            total_byte_size: Precision::Inexact(bytes),
+            column_statistics: columns,
+        }
+    }
+}
+
+impl DataSource for TableScan {
+    fn open(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let _ = context;
+        let pieces = self.partitions.get(partition).cloned().unwrap_or_default();
+        // With a fetch (a LIMIT right above), which rows come first
+        // decides the answer: leave the rows as they are.
+        let filters = if self.fetch.is_none() {
+            self.filters.clone()
+        } else {
+            Vec::new()
+        };
+        let tracking = conjunction(filters.clone());
+        Ok(Box::pin(cooperative(PieceStream {
+            schema: self.schema.clone(),
+            columns: self.columns.clone(),
+            pieces: pieces.into(),
+            tracking: DynamicFilterTracking::classify(&tracking),
+            filters,
+            prune: self.prune,
+            pruner: None,
+            row_filter: None,
+            fresh: false,
+            seen: 0,
+            kept: 0,
+            fetch: self.fetch,
+            pruned: MetricBuilder::new(&self.metrics).counter("batches_pruned", partition),
+            filtered: MetricBuilder::new(&self.metrics).counter("rows_filtered", partition),
+        })))
+    }
+
+    fn fmt_as(&self, t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        let rows: usize = self
+            .partitions
+            .iter()
+            .flatten()
+            .map(|p| p.rows.num_rows())
+            .sum();
+        match t {
+            DisplayFormatType::TreeRender => {
+                writeln!(f, "format=quiver")?;
+                writeln!(f, "table={}", self.table)?;
+                writeln!(f, "rows={rows}")
+            }
+            _ => {
+                write!(
+                    f,
+                    "table={}, partitions={}, rows={rows}",
+                    self.table,
+                    self.partitions.len()
+                )?;
+                if let Some(fetch) = self.fetch {
+                    write!(f, ", fetch={fetch}")?;
+                }
+                if !self.filters.is_empty() {
+                    let filters: Vec<String> = self.filters.iter().map(|e| e.to_string()).collect();
+                    write!(f, ", filters=[{}]", filters.join(", "))?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn output_partitioning(&self) -> Partitioning {
+        Partitioning::UnknownPartitioning(self.partitions.len())
+    }
+
+    fn eq_properties(&self) -> EquivalenceProperties {
+        EquivalenceProperties::new(self.schema.clone())
+    }
+
+    fn scheduling_type(&self) -> SchedulingType {
+        SchedulingType::Cooperative
+    }
+
+    fn partition_statistics(&self, partition: Option<usize>) -> Result<Arc<Statistics>> {
+        let mut stats = match partition {
+            Some(p) => match self.partitions.get(p) {
+                Some(pieces) => self.statistics_of(pieces.iter(), pieces.iter().all(|p| p.whole)),
+                None => Statistics::new_unknown(&self.schema),
+            },
+            None => {
+                let pieces = self.partitions.iter().flatten();
+                self.statistics_of(pieces.clone(), pieces.clone().all(|p| p.intact))
+            }
+        };
+        if let Some(fetch) = self.fetch {
+            stats = stats.with_fetch(Some(fetch), 0, 1)?;
+        }
+        Ok(Arc::new(stats))
+    }
+
+    fn with_fetch(&self, limit: Option<usize>) -> Option<Arc<dyn DataSource>> {
+        Some(Arc::new(TableScan {
+            fetch: limit,
+            ..self.clone()
+        }))
+    }
+
+    fn fetch(&self) -> Option<usize> {
+        self.fetch
+    }
+
+    fn metrics(&self) -> ExecutionPlanMetricsSet {
+        self.metrics.clone()
+    }
+
+    fn try_swapping_with_projection(
+        &self,
+        _projection: &ProjectionExprs,
+    ) -> Result<Option<Arc<dyn DataSource>>> {
+        Ok(None)
+    }
+
+    fn try_pushdown_filters(
+        &self,
+        filters: Vec<Arc<dyn PhysicalExpr>>,
+        _config: &ConfigOptions,
+    ) -> Result<FilterPushdownPropagation<Arc<dyn DataSource>>> {
+        let answer = vec![PushedDown::No; filters.len()];
+        if filters.is_empty() || self.fetch.is_some() {
+            return Ok(FilterPushdownPropagation::with_parent_pushdown_result(
+                answer,
+            ));
+        }
+        let mut scan = self.clone();
+        scan.filters.extend(filters);
+        Ok(
+            FilterPushdownPropagation::with_parent_pushdown_result(answer)
+                .with_updated_node(Arc::new(scan) as Arc<dyn DataSource>),
+        )
+    }
+
+    fn apply_expressions(
+        &self,
+        f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        for filter in &self.filters {
+            if f(filter)? == TreeNodeRecursion::Stop {
+                return Ok(TreeNodeRecursion::Stop);
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    }
+}
+
+/// A dynamic filter is applied to rows until it has seen this many rows
+/// while keeping more than [`KEEPS_TOO_MANY`] of them.
+const TRIAL_ROWS: usize = 128 * 1024;
+const KEEPS_TOO_MANY: f64 = 0.9;
+
+/// One partition of a [`TableScan`] being read.
+struct PieceStream {
+    schema: SchemaRef,
+    columns: Vec<usize>,
+    pieces: VecDeque<Piece>,
+    filters: Vec<Arc<dyn PhysicalExpr>>,
+    tracking: DynamicFilterTracking,
+    prune: bool,
+    /// Built from the filters' current values; rebuilt when a dynamic
+    /// filter changes.
+    pruner: Option<PruningPredicate>,
+    /// The dynamic filters' current values, applied to rows.
+    row_filter: Option<Arc<dyn PhysicalExpr>>,
+    fresh: bool,
+    /// Rows the row filter saw and kept since it last changed.
+    seen: usize,
+    kept: usize,
+    fetch: Option<usize>,
+    pruned: Count,
+    filtered: Count,
+}
+
+impl PieceStream {
+    /// Takes the filters' current values, first and whenever a dynamic
+    /// filter changed.
+    fn refresh(&mut self) {
+        let changed = self
+            .tracking
+            .watcher()
+            .is_some_and(|watcher| watcher.changed());
+        if self.fresh && !changed {
+            return;
+        }
+        self.fresh = true;
+        if self.filters.is_empty() {
+            return;
+        }
+        if self.prune {
+            self.pruner = PruningPredicateBuilder::new()
+                .with_file_schema(self.schema.clone())
+                .try_build(conjunction(self.filters.clone()))
+                .ok()
+                .filter(|p| !p.always_true());
+        }
+        let dynamic: Vec<Arc<dyn PhysicalExpr>> = self
+            .filters
+            .iter()
+            .filter(|f| DynamicFilterTracking::classify(f).contains_dynamic_filter())
+            .filter_map(|f| snapshot_physical_expr(f.clone()).ok())
+            .filter(|f| !is_true(f))
+            .collect();
+        self.row_filter = (!dynamic.is_empty()).then(|| conjunction(dynamic));
+        self.seen = 0;
+        self.kept = 0;
+    }
+
+    fn may_match(&self, piece: &Piece) -> bool {
+        let Some(pruner) = &self.pruner else {
+            return true;
+        };
+        let stats = PieceStatistics {
+            piece,
+            schema: &self.schema,
+            columns: &self.columns,
+        };
+        pruner
+            .prune(&stats)
+            .map(|keep| keep.first().copied().unwrap_or(true))
+            .unwrap_or(true)
+    }
+
+    /// Applies the dynamic filters to `batch`, unless they have shown that
+    /// they keep nearly every row.
+    fn filter_rows(&mut self, batch: RecordBatch) -> RecordBatch {
+        let Some(filter) = &self.row_filter else {
+            return batch;
+        };
+        if self.seen >= TRIAL_ROWS && self.kept as f64 > self.seen as f64 * KEEPS_TOO_MANY {
+            return batch;
+        }
+        let mask = filter
+            .evaluate(&batch)
+            .and_then(|value| value.into_array(batch.num_rows()));
+        let filtered = mask.ok().and_then(|mask| {
+            let mask = mask.as_any().downcast_ref::<BooleanArray>()?.clone();
+            filter_record_batch(&batch, &mask).ok()
+        });
+        match filtered {
+            Some(filtered) => {
+                self.seen += batch.num_rows();
+                self.kept += filtered.num_rows();
+                self.filtered.add(batch.num_rows() - filtered.num_rows());
+                filtered
+            }
+            // A filter that cannot be evaluated only costs its speed-up.
+            None => {
+                self.row_filter = None;
+                batch
+            }
+        }
+    }
+}
+
+fn is_true(expr: &Arc<dyn PhysicalExpr>) -> bool {
+    expr.downcast_ref::<datafusion::physical_expr::expressions::Literal>()
+        .is_some_and(|l| l.value() == &ScalarValue::Boolean(Some(true)))
+}
+
+impl Stream for PieceStream {
+    type Item = Result<RecordBatch>;
+
+    fn poll_next(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            if this.fetch == Some(0) {
+                return Poll::Ready(None);
+            }
+            let Some(piece) = this.pieces.pop_front() else {
+                return Poll::Ready(None);
+            };
+            this.refresh();
+            if !this.may_match(&piece) {
+                this.pruned.add(1);
+                continue;
+            }
+            let mut batch = this.filter_rows(piece.rows);
+            if batch.num_rows() == 0 {
+                continue;
+            }
+            if let Some(fetch) = &mut this.fetch {
+                if batch.num_rows() > *fetch {
+                    batch = batch.slice(0, *fetch);
+                }
+                *fetch -= batch.num_rows();
+            }
+            return Poll::Ready(Some(Ok(batch)));
+        }
+    }
+}
+
+impl RecordBatchStream for PieceStream {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+}
+
+/// One piece's zone maps as DataFusion's pruning reads them: one
+/// container.
+struct PieceStatistics<'a> {
+    piece: &'a Piece,
+    schema: &'a SchemaRef,
+    columns: &'a [usize],
+}
+
+impl PieceStatistics<'_> {
+    fn zone(&self, column: &Column) -> Option<&ColumnZone> {
+        let output = self.schema.index_of(column.name()).ok()?;
+        Some(self.piece.zone(self.columns[output]))
+    }
+}
+
+impl PruningStatistics for PieceStatistics<'_> {
+    fn min_values(&self, column: &Column) -> Option<ArrayRef> {
+        self.zone(column)?.min.as_ref()?.to_array_of_size(1).ok()
+    }
+
+    fn max_values(&self, column: &Column) -> Option<ArrayRef> {
+        self.zone(column)?.max.as_ref()?.to_array_of_size(1).ok()
+    }
+
+    fn num_containers(&self) -> usize {
+        1
+    }
+
+    fn null_counts(&self, column: &Column) -> Option<ArrayRef> {
+        let zone = self.zone(column)?;
+        Some(Arc::new(UInt64Array::from(vec![zone.nulls as u64])))
+    }
+
+    fn row_counts(&self) -> Option<ArrayRef> {
+        Some(Arc::new(UInt64Array::from(vec![
+            self.piece.segment.num_rows() as u64,
+        ])))
+    }
+
+    fn contained(
+        &self,
+        _column: &Column,
+        _values: &std::collections::HashSet<ScalarValue>,
+    ) -> Option<BooleanArray> {
+        None
+    }
+}

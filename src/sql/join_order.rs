@@ -1,0 +1,600 @@
+//! Join ordering by estimated cardinality. DataFusion 55 joins tables in
+//! the order of the FROM list; this rule takes each chain of inner
+//! equi-joins, estimates how many rows every connected subset of its
+//! inputs produces (row counts and column bounds from the tables' zone
+//! maps, textbook selectivities for filters) and picks the join tree with
+//! the fewest intermediate rows by dynamic programming over the subsets,
+//! never joining two sets that share no join condition.
+//!
+//! The rule only ever reorders inner joins whose conditions are equalities
+//! between the two sides plus filters, which is always correct; it keeps the
+//! original tree unless the estimate of the new one is clearly lower, and
+//! leaves chains of more than [`MAX_INPUTS`] inputs alone.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{Column, NullEquality, Result, ScalarValue};
+use datafusion::datasource::source_as_provider;
+use datafusion::logical_expr::utils::split_conjunction_owned;
+use datafusion::logical_expr::{
+    BinaryExpr, Expr, Join, JoinConstraint, JoinType, LogicalPlan, Operator, Projection,
+};
+use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
+
+use crate::engine::table::Table;
+
+/// Chains with more inputs keep the FROM order.
+const MAX_INPUTS: usize = 10;
+
+/// A new order must be estimated at least this much cheaper.
+const GAIN: f64 = 0.8;
+
+#[derive(Debug, Default)]
+pub struct JoinOrder;
+
+impl OptimizerRule for JoinOrder {
+    fn name(&self) -> &str {
+        "quiver_join_order"
+    }
+
+    fn supports_rewrite(&self) -> bool {
+        true
+    }
+
+    /// Off with `datafusion.optimizer.join_reordering = false`, which also
+    /// keeps DataFusion from swapping join inputs: the query's own order.
+    fn rewrite(
+        &self,
+        plan: LogicalPlan,
+        config: &dyn OptimizerConfig,
+    ) -> Result<Transformed<LogicalPlan>> {
+        if !config.options().optimizer.join_reordering {
+            return Ok(Transformed::no(plan));
+        }
+        optimize(plan)
+    }
+}
+
+fn optimize(plan: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
+    if let LogicalPlan::Join(join) = &plan {
+        if reorderable(join) {
+            let mut chain = Chain::default();
+            chain.collect(&plan);
+            if chain.leaves.len() > 2 && chain.leaves.len() <= MAX_INPUTS {
+                let mut leaves = Vec::with_capacity(chain.leaves.len());
+                for leaf in std::mem::take(&mut chain.leaves) {
+                    leaves.push(optimize(leaf)?.data);
+                }
+                chain.leaves = leaves;
+                if let Some(reordered) = chain.reorder(&plan)? {
+                    return Ok(Transformed::yes(reordered));
+                }
+            }
+        }
+    }
+    plan.map_children(optimize)
+}
+
+/// The inner join a plan is, seen through projections that only pick
+/// columns (DataFusion puts them between joins to drop columns early).
+fn inner_join(plan: &LogicalPlan) -> Option<&Join> {
+    match plan {
+        LogicalPlan::Join(join) if reorderable(join) => Some(join),
+        LogicalPlan::Projection(p) if p.expr.iter().all(|e| matches!(e, Expr::Column(_))) => {
+            inner_join(&p.input)
+        }
+        _ => None,
+    }
+}
+
+fn reorderable(join: &Join) -> bool {
+    join.join_type == JoinType::Inner
+        && join.join_constraint == JoinConstraint::On
+        && join.null_equality == NullEquality::NullEqualsNothing
+        && !join.null_aware
+        && !join.on.is_empty()
+}
+
+/// A tree of inner joins flattened: its inputs, its equality conditions
+/// and its other conditions.
+#[derive(Default)]
+struct Chain {
+    leaves: Vec<LogicalPlan>,
+    on: Vec<(Expr, Expr)>,
+    filters: Vec<Expr>,
+}
+
+/// A set of a chain's inputs, as bits.
+type Set = u32;
+
+struct Edge {
+    left: Expr,
+    right: Expr,
+    sides: (usize, usize),
+}
+
+/// What building the chosen tree needs to know.
+#[derive(Clone, Copy)]
+struct Shape<'a> {
+    best: &'a HashMap<Set, Best>,
+    edges: &'a [Edge],
+    filters: &'a [(Expr, Set)],
+    /// The columns the chain's output has.
+    output: &'a HashSet<Column>,
+}
+
+struct Best {
+    cost: f64,
+    rows: f64,
+    /// The split that joins this set (None for a single input).
+    split: Option<(Set, Set)>,
+}
+
+impl Chain {
+    fn collect(&mut self, plan: &LogicalPlan) {
+        match inner_join(plan) {
+            Some(join) => {
+                self.collect(&join.left);
+                self.collect(&join.right);
+                self.on.extend(join.on.iter().cloned());
+                if let Some(filter) = &join.filter {
+                    self.filters.extend(split_conjunction_owned(filter.clone()));
+                }
+            }
+            None => self.leaves.push(plan.clone()),
+        }
+    }
+
+    /// The inputs an expression reads, or None when it reads none.
+    fn inputs_of(&self, expr: &Expr) -> Option<Set> {
+        let mut set: Set = 0;
+        for column in expr.column_refs() {
+            let i = self
+                .leaves
+                .iter()
+                .position(|leaf| leaf.schema().has_column(column))?;
+            set |= 1 << i;
+        }
+        (set != 0).then_some(set)
+    }
+
+    /// The reordered tree, or None to keep `original`.
+    fn reorder(&self, original: &LogicalPlan) -> Result<Option<LogicalPlan>> {
+        let n = self.leaves.len();
+        let mut edges = Vec::with_capacity(self.on.len());
+        for (left, right) in &self.on {
+            let (Some(l), Some(r)) = (self.inputs_of(left), self.inputs_of(right)) else {
+                return Ok(None);
+            };
+            if l.count_ones() != 1 || r.count_ones() != 1 || l == r {
+                return Ok(None);
+            }
+            edges.push(Edge {
+                left: left.clone(),
+                right: right.clone(),
+                sides: (l.trailing_zeros() as usize, r.trailing_zeros() as usize),
+            });
+        }
+        let mut filters = Vec::with_capacity(self.filters.len());
+        for filter in &self.filters {
+            let Some(set) = self.inputs_of(filter) else {
+                return Ok(None);
+            };
+            filters.push((filter.clone(), set));
+        }
+
+        let estimates: Vec<Estimate> = self.leaves.iter().map(estimate).collect();
+        // Per edge, the rows a join on it keeps of the cross product.
+        let selectivity: Vec<f64> = edges
+            .iter()
+            .map(|e| {
+                join_selectivity(
+                    &estimates[e.sides.0],
+                    &e.left,
+                    &estimates[e.sides.1],
+                    &e.right,
+                )
+            })
+            .collect();
+        let rows_of = |set: Set| -> f64 {
+            let mut rows: f64 = (0..n)
+                .filter(|i| set & (1 << i) != 0)
+                .map(|i| estimates[i].rows)
+                .product();
+            for (edge, s) in edges.iter().zip(&selectivity) {
+                if set & (1 << edge.sides.0) != 0 && set & (1 << edge.sides.1) != 0 {
+                    rows *= s;
+                }
+            }
+            rows.max(1.0)
+        };
+        let connects = |a: Set, b: Set| {
+            edges.iter().any(|e| {
+                let (l, r) = (1 << e.sides.0, 1 << e.sides.1);
+                (a & l != 0 && b & r != 0) || (a & r != 0 && b & l != 0)
+            })
+        };
+
+        // Dynamic programming over connected subsets, by size.
+        let full: Set = (1 << n) - 1;
+        let mut best: HashMap<Set, Best> = HashMap::new();
+        for i in 0..n {
+            best.insert(
+                1 << i,
+                Best {
+                    cost: 0.0,
+                    rows: estimates[i].rows.max(1.0),
+                    split: None,
+                },
+            );
+        }
+        for set in 1..=full {
+            if set.count_ones() < 2 {
+                continue;
+            }
+            let rows = rows_of(set);
+            let mut found: Option<Best> = None;
+            // Every split into two non-empty halves, each once.
+            let mut left = (set - 1) & set;
+            while left > 0 {
+                let right = set & !left;
+                if left < right {
+                    if let (Some(a), Some(b)) = (best.get(&left), best.get(&right)) {
+                        if connects(left, right) {
+                            let cost = a.cost + b.cost + rows;
+                            if found.as_ref().is_none_or(|f| cost < f.cost) {
+                                found = Some(Best {
+                                    cost,
+                                    rows,
+                                    split: Some((left, right)),
+                                });
+                            }
+                        }
+                    }
+                }
+                left = (left - 1) & set;
+            }
+            if let Some(found) = found {
+                best.insert(set, found);
+            }
+        }
+        let Some(chosen) = best.get(&full) else {
+            // Not connected: a cross product somewhere; leave it.
+            return Ok(None);
+        };
+        let current = self.cost_of(original, &rows_of);
+        if !(chosen.cost < current * GAIN) {
+            return Ok(None);
+        }
+        let mut used = vec![false; filters.len()];
+        let output: HashSet<Column> = original.schema().columns().into_iter().collect();
+        let shape = Shape {
+            best: &best,
+            edges: &edges,
+            filters: &filters,
+            output: &output,
+        };
+        let tree = self.build(full, &shape, &mut used)?;
+        if used.iter().any(|u| !u) {
+            return Ok(None);
+        }
+        // The original column order.
+        let columns: Vec<Expr> = original
+            .schema()
+            .columns()
+            .into_iter()
+            .map(Expr::Column)
+            .collect();
+        Ok(Some(LogicalPlan::Projection(Projection::try_new(
+            columns,
+            Arc::new(tree),
+        )?)))
+    }
+
+    /// The estimated cost of the tree as it stands (the sum of its joins'
+    /// rows), with the same estimates.
+    fn cost_of(&self, plan: &LogicalPlan, rows_of: &dyn Fn(Set) -> f64) -> f64 {
+        /// Leaves come in the order [`Chain::collect`] met them.
+        fn walk(plan: &LogicalPlan, next: &mut usize, rows_of: &dyn Fn(Set) -> f64) -> (Set, f64) {
+            match inner_join(plan) {
+                Some(join) => {
+                    let (a, ca) = walk(&join.left, next, rows_of);
+                    let (b, cb) = walk(&join.right, next, rows_of);
+                    (a | b, ca + cb + rows_of(a | b))
+                }
+                None => {
+                    *next += 1;
+                    (1 << (*next - 1), 0.0)
+                }
+            }
+        }
+        walk(plan, &mut 0, rows_of).1
+    }
+
+    fn build(&self, set: Set, shape: &Shape, used: &mut [bool]) -> Result<LogicalPlan> {
+        let Shape {
+            best,
+            edges,
+            filters,
+            output,
+        } = *shape;
+        let Some((left, right)) = best[&set].split else {
+            return Ok(self.leaves[set.trailing_zeros() as usize].clone());
+        };
+        // The larger side first: DataFusion then builds its hash table on
+        // the smaller one, which its own rule may still swap.
+        let (left, right) = if best[&left].rows >= best[&right].rows {
+            (left, right)
+        } else {
+            (right, left)
+        };
+        let l = self.build(left, shape, used)?;
+        let r = self.build(right, shape, used)?;
+        let mut on = Vec::new();
+        for edge in edges {
+            let (a, b) = (1 << edge.sides.0, 1 << edge.sides.1);
+            if left & a != 0 && right & b != 0 {
+                on.push((edge.left.clone(), edge.right.clone()));
+            } else if left & b != 0 && right & a != 0 {
+                on.push((edge.right.clone(), edge.left.clone()));
+            }
+        }
+        let mut here = Vec::new();
+        for (i, (filter, needs)) in filters.iter().enumerate() {
+            if !used[i] && needs & !set == 0 {
+                used[i] = true;
+                here.push(filter.clone());
+            }
+        }
+        let filter = here.into_iter().reduce(Expr::and);
+        let join = LogicalPlan::Join(Join::try_new(
+            Arc::new(l),
+            Arc::new(r),
+            on,
+            filter,
+            JoinType::Inner,
+            JoinConstraint::On,
+            NullEquality::NullEqualsNothing,
+            false,
+        )?);
+        // Only the columns still needed above: the output's, and those of
+        // conditions that join this set to the rest.
+        let mut needed: HashSet<Column> = output.clone();
+        for edge in edges {
+            let (a, b) = (1 << edge.sides.0, 1 << edge.sides.1);
+            if (set & a != 0) != (set & b != 0) {
+                needed.extend(edge.left.column_refs().into_iter().cloned());
+                needed.extend(edge.right.column_refs().into_iter().cloned());
+            }
+        }
+        for (filter, needs) in filters {
+            if needs & !set != 0 {
+                needed.extend(filter.column_refs().into_iter().cloned());
+            }
+        }
+        let columns: Vec<Column> = join.schema().columns();
+        if columns.iter().all(|c| needed.contains(c)) {
+            return Ok(join);
+        }
+        let kept: Vec<Expr> = columns
+            .into_iter()
+            .filter(|c| needed.contains(c))
+            .map(Expr::Column)
+            .collect();
+        Ok(LogicalPlan::Projection(Projection::try_new(
+            kept,
+            Arc::new(join),
+        )?))
+    }
+}
+
+/// What is known of an input: its estimated rows, and where its columns
+/// come from.
+struct Estimate<'a> {
+    rows: f64,
+    plan: &'a LogicalPlan,
+}
+
+fn estimate(plan: &LogicalPlan) -> Estimate<'_> {
+    Estimate {
+        rows: rows(plan),
+        plan,
+    }
+}
+
+/// Rows a table scan reads, when the table is one of ours.
+fn table_rows(plan: &LogicalPlan) -> Option<f64> {
+    let LogicalPlan::TableScan(scan) = plan else {
+        return None;
+    };
+    let provider = source_as_provider(&scan.source).ok()?;
+    let table = provider.downcast_ref::<Table>()?;
+    Some(table.snapshot().row_count as f64)
+}
+
+/// Estimated output rows of a plan.
+fn rows(plan: &LogicalPlan) -> f64 {
+    match plan {
+        LogicalPlan::TableScan(scan) => {
+            let base = table_rows(plan).unwrap_or(1000.0);
+            let mut rows = base;
+            for filter in &scan.filters {
+                rows *= filter_selectivity(plan, filter);
+            }
+            match scan.fetch {
+                Some(fetch) => rows.min(fetch as f64),
+                None => rows,
+            }
+        }
+        LogicalPlan::Filter(filter) => {
+            let input = rows(&filter.input);
+            let mut out = input;
+            for conjunct in split_conjunction_owned(filter.predicate.clone()) {
+                out *= filter_selectivity(&filter.input, &conjunct);
+            }
+            out
+        }
+        LogicalPlan::Projection(p) => rows(&p.input),
+        LogicalPlan::SubqueryAlias(a) => rows(&a.input),
+        LogicalPlan::Sort(s) => match s.fetch {
+            Some(fetch) => rows(&s.input).min(fetch as f64),
+            None => rows(&s.input),
+        },
+        LogicalPlan::Limit(l) => match l.get_fetch_type() {
+            Ok(datafusion::logical_expr::logical_plan::FetchType::Literal(Some(n))) => {
+                rows(&l.input).min(n as f64)
+            }
+            _ => rows(&l.input),
+        },
+        LogicalPlan::Aggregate(a) => {
+            if a.group_expr.is_empty() {
+                1.0
+            } else {
+                // Grouped by the key of a table: one row per key.
+                let input = rows(&a.input);
+                let groups: Option<f64> = a
+                    .group_expr
+                    .iter()
+                    .map(|g| match g {
+                        Expr::Column(c) => ndv(&a.input, c),
+                        _ => None,
+                    })
+                    .try_fold(1.0, |acc, n| n.map(|n| acc * n));
+                groups.map_or(input / 10.0, |g| g.min(input))
+            }
+        }
+        LogicalPlan::Join(j) => match j.join_type {
+            JoinType::LeftSemi | JoinType::LeftAnti | JoinType::LeftMark => rows(&j.left) * 0.5,
+            JoinType::RightSemi | JoinType::RightAnti | JoinType::RightMark => rows(&j.right) * 0.5,
+            JoinType::Left => rows(&j.left),
+            JoinType::Right => rows(&j.right),
+            _ => rows(&j.left).max(rows(&j.right)),
+        },
+        LogicalPlan::Distinct(d) => rows(d.input()) / 2.0,
+        other => other
+            .inputs()
+            .into_iter()
+            .map(rows)
+            .fold(1000.0_f64, |a, b| a.max(b)),
+    }
+}
+
+/// The table and column a plan's column is read from, through aliases,
+/// filters and plain projections.
+fn base_column(
+    plan: &LogicalPlan,
+    column: &Column,
+) -> Option<(Arc<crate::engine::table::TableVersion>, usize, f64)> {
+    match plan {
+        LogicalPlan::TableScan(scan) => {
+            let provider = source_as_provider(&scan.source).ok()?;
+            let table = provider.downcast_ref::<Table>()?;
+            let index = provider.schema().index_of(&column.name).ok()?;
+            let version = table.snapshot();
+            let rows = version.row_count as f64;
+            Some((version, index, rows))
+        }
+        LogicalPlan::SubqueryAlias(a) => {
+            let i = a.schema.index_of_column(column).ok()?;
+            let (qualifier, field) = a.input.schema().qualified_field(i);
+            base_column(&a.input, &Column::new(qualifier.cloned(), field.name()))
+        }
+        LogicalPlan::Filter(f) => base_column(&f.input, column),
+        LogicalPlan::Projection(p) => {
+            let i = p.schema.index_of_column(column).ok()?;
+            match p.expr.get(i)?.clone().unalias() {
+                Expr::Column(c) => base_column(&p.input, &c),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// Distinct values of a column of its table, estimated: the rows, bounded
+/// by the range of integer and date values.
+fn ndv(plan: &LogicalPlan, column: &Column) -> Option<f64> {
+    let (version, index, rows) = base_column(plan, column)?;
+    let range =
+        version
+            .column_bounds(index)
+            .and_then(|(lo, hi)| match (as_number(&lo), as_number(&hi)) {
+                (Some(lo), Some(hi)) if hi >= lo => Some(hi - lo + 1.0),
+                _ => None,
+            });
+    Some(range.map_or(rows, |r| r.min(rows)).max(1.0))
+}
+
+fn as_number(value: &ScalarValue) -> Option<f64> {
+    match value {
+        ScalarValue::Int8(Some(v)) => Some(*v as f64),
+        ScalarValue::Int16(Some(v)) => Some(*v as f64),
+        ScalarValue::Int32(Some(v)) => Some(*v as f64),
+        ScalarValue::Int64(Some(v)) => Some(*v as f64),
+        ScalarValue::UInt8(Some(v)) => Some(*v as f64),
+        ScalarValue::UInt16(Some(v)) => Some(*v as f64),
+        ScalarValue::UInt32(Some(v)) => Some(*v as f64),
+        ScalarValue::UInt64(Some(v)) => Some(*v as f64),
+        ScalarValue::Date32(Some(v)) => Some(*v as f64),
+        _ => None,
+    }
+}
+
+/// Share of rows a join on `left = right` keeps of the cross product:
+/// 1 / the larger number of distinct keys (each key of the smaller domain
+/// is assumed to appear in the larger one).
+fn join_selectivity(a: &Estimate, left: &Expr, b: &Estimate, right: &Expr) -> f64 {
+    let distinct = |e: &Estimate, expr: &Expr| -> f64 {
+        let known = match expr {
+            Expr::Column(c) => ndv(e.plan, c),
+            _ => None,
+        };
+        known.unwrap_or(e.rows).max(1.0)
+    };
+    1.0 / distinct(a, left).max(distinct(b, right))
+}
+
+/// Share of rows a filter keeps, estimated.
+fn filter_selectivity(plan: &LogicalPlan, filter: &Expr) -> f64 {
+    let column_of = |e: &Expr| match e {
+        Expr::Column(c) => Some(c.clone()),
+        Expr::Cast(c) => match c.expr.as_ref() {
+            Expr::Column(c) => Some(c.clone()),
+            _ => None,
+        },
+        _ => None,
+    };
+    match filter {
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) => match op {
+            Operator::And => filter_selectivity(plan, left) * filter_selectivity(plan, right),
+            Operator::Or => {
+                (filter_selectivity(plan, left) + filter_selectivity(plan, right)).min(1.0)
+            }
+            Operator::Eq => {
+                let column = column_of(left).or_else(|| column_of(right));
+                match column.and_then(|c| ndv(plan, &c)) {
+                    Some(n) => 1.0 / n,
+                    None => 0.1,
+                }
+            }
+            Operator::NotEq => 0.9,
+            Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq => 1.0 / 3.0,
+            _ => 0.5,
+        },
+        Expr::Between(_) => 0.25,
+        Expr::InList(list) if !list.negated => {
+            let per = match column_of(&list.expr).and_then(|c| ndv(plan, &c)) {
+                Some(n) => 1.0 / n,
+                None => 0.1,
+            };
+            (per * list.list.len() as f64).min(1.0)
+        }
+        Expr::Like(_) | Expr::SimilarTo(_) => 0.1,
+        Expr::Not(inner) => 1.0 - filter_selectivity(plan, inner),
+        Expr::IsNull(_) => 0.1,
+        Expr::IsNotNull(_) => 0.9,
+        _ => 0.5,
+    }
+}
