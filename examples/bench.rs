@@ -415,7 +415,7 @@ impl Quiver {
         let port = common::read_port(&mut child)?;
         Ok(Quiver {
             child,
-            conninfo: format!("host=127.0.0.1 port={port} user=bench"),
+            conninfo: format!("host=127.0.0.1 port={port} user=bench dbname=quiver"),
             _data: data,
         })
     }

@@ -104,7 +104,7 @@ async fn main() -> anyhow::Result<()> {
             .spawn()?;
         let port = common::read_port(&mut child)?;
         let (client, conn) = tokio_postgres::connect(
-            &format!("host=127.0.0.1 port={port} user=bench"),
+            &format!("host=127.0.0.1 port={port} user=bench dbname=quiver"),
             tokio_postgres::NoTls,
         )
         .await?;

@@ -86,7 +86,7 @@ async fn main() -> anyhow::Result<()> {
         .spawn()?;
     let port = common::read_port(&mut child)?;
     let (client, conn) = tokio_postgres::connect(
-        &format!("host=127.0.0.1 port={port} user=bench"),
+        &format!("host=127.0.0.1 port={port} user=bench dbname=quiver"),
         tokio_postgres::NoTls,
     )
     .await?;
@@ -113,7 +113,7 @@ async fn main() -> anyhow::Result<()> {
             .stdout(Stdio::piped())
             .spawn()?;
         let port = common::read_port(&mut child)?;
-        let conn = format!("host=127.0.0.1 port={port} user=bench");
+        let conn = format!("host=127.0.0.1 port={port} user=bench dbname=quiver");
         let result = insert_rates(&conn, insert_secs).await?;
         let _ = child.kill();
         let _ = child.wait();

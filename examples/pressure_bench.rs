@@ -590,7 +590,10 @@ async fn main() -> anyhow::Result<()> {
     let quiver = Quiver::start()?;
     let ours = Target {
         name: "QuiverDB",
-        conninfo: format!("host=127.0.0.1 port={} user=bench", quiver.port),
+        conninfo: format!(
+            "host=127.0.0.1 port={} user=bench dbname=quiver",
+            quiver.port
+        ),
         pid: Some(quiver.child.id()),
         setup: QUIVER_SETUP,
     };

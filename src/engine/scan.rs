@@ -29,7 +29,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::pruning::PruningStatistics;
 use datafusion::common::stats::Precision;
-use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{Column, ColumnStatistics, Result, ScalarValue, Statistics};
 use datafusion::datasource::source::DataSource;
 use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream, TaskContext};
@@ -37,12 +37,15 @@ use datafusion::functions_aggregate::min_max::{MaxAccumulator, MinAccumulator};
 use datafusion::logical_expr::Accumulator;
 use datafusion::physical_expr::expressions::DynamicFilterTracking;
 use datafusion::physical_expr::projection::ProjectionExprs;
-use datafusion::physical_expr::{conjunction, EquivalenceProperties, Partitioning, PhysicalExpr};
+use datafusion::physical_expr::{
+    conjunction, split_conjunction, EquivalenceProperties, Partitioning, PhysicalExpr,
+};
 use datafusion::physical_expr_common::physical_expr::snapshot_physical_expr;
 use datafusion::physical_optimizer::pruning::{PruningPredicate, PruningPredicateBuilder};
 use datafusion::physical_plan::coop::cooperative;
 use datafusion::physical_plan::execution_plan::SchedulingType;
 use datafusion::physical_plan::filter_pushdown::{FilterPushdownPropagation, PushedDown};
+use datafusion::physical_plan::joins::{HashExpr, HashTableLookupExpr};
 use datafusion::physical_plan::metrics::{Count, ExecutionPlanMetricsSet, MetricBuilder};
 use datafusion::physical_plan::DisplayFormatType;
 use futures::Stream;
@@ -488,12 +491,22 @@ impl PieceStream {
                 .ok()
                 .filter(|p| !p.always_true());
         }
+        // Of the dynamic filters' current values, the parts that cost less
+        // than the join they come from: key ranges and small key lists.
+        // A lookup in the join's hash table (or a routing by key hash)
+        // costs what the join's own probe costs, so it is left to the join.
         let dynamic: Vec<Arc<dyn PhysicalExpr>> = self
             .filters
             .iter()
             .filter(|f| DynamicFilterTracking::classify(f).contains_dynamic_filter())
             .filter_map(|f| snapshot_physical_expr(f.clone()).ok())
-            .filter(|f| !is_true(f))
+            .flat_map(|f| {
+                split_conjunction(&f)
+                    .into_iter()
+                    .cloned()
+                    .collect::<Vec<_>>()
+            })
+            .filter(|f| !is_true(f) && !probes_hash_table(f))
             .collect();
         self.row_filter = (!dynamic.is_empty()).then(|| conjunction(dynamic));
         self.seen = 0;
@@ -545,6 +558,21 @@ impl PieceStream {
             }
         }
     }
+}
+
+/// Whether evaluating `expr` hashes rows into a join's hash table.
+fn probes_hash_table(expr: &Arc<dyn PhysicalExpr>) -> bool {
+    let mut found = false;
+    let _ = expr.apply(|e| {
+        found = e.downcast_ref::<HashTableLookupExpr>().is_some()
+            || e.downcast_ref::<HashExpr>().is_some();
+        Ok(if found {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    });
+    found
 }
 
 fn is_true(expr: &Arc<dyn PhysicalExpr>) -> bool {

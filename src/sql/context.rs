@@ -118,6 +118,14 @@ impl Planner {
             .set_str("datafusion.sql_parser.dialect", "PostgreSQL")
             // `1.5` is a numeric, as in PostgreSQL (DataFusion: a float).
             .set_bool("datafusion.sql_parser.parse_float_as_decimal", true)
+            // DataFusion 55 builds the dynamic filter of `min(a), max(b)`
+            // from the aggregates whose argument is a plain column and
+            // ignores the others, so `SELECT max(x), min(-y)` lost rows
+            // that only the second aggregate needed (a wrong answer).
+            .set_bool(
+                "datafusion.optimizer.enable_aggregate_dynamic_filter_pushdown",
+                false,
+            )
             // now() and `::timestamptz` give instants (timestamptz), shown
             // in the session's TimeZone, which is UTC.
             .set_str("datafusion.execution.time_zone", "UTC")

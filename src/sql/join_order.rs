@@ -68,7 +68,9 @@ fn optimize(plan: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
                     leaves.push(optimize(leaf)?.data);
                 }
                 chain.leaves = leaves;
-                if let Some(reordered) = chain.reorder(&plan)? {
+                // A chain the rule cannot rebuild keeps its order: the
+                // rule only ever makes a plan faster, never an error.
+                if let Ok(Some(reordered)) = chain.reorder(&plan) {
                     return Ok(Transformed::yes(reordered));
                 }
             }
@@ -186,16 +188,26 @@ impl Chain {
         }
 
         let estimates: Vec<Estimate> = self.leaves.iter().map(estimate).collect();
-        // Per edge, the rows a join on it keeps of the cross product.
-        let selectivity: Vec<f64> = edges
-            .iter()
-            .map(|e| {
-                join_selectivity(
-                    &estimates[e.sides.0],
-                    &e.left,
-                    &estimates[e.sides.1],
-                    &e.right,
-                )
+        // Per pair of inputs with conditions between them, the share of
+        // their cross product the conditions keep (all of them at once:
+        // the columns of a composite key are not independent).
+        let mut pairs: HashMap<(usize, usize), (Vec<&Expr>, Vec<&Expr>)> = HashMap::new();
+        for edge in &edges {
+            let (a, b) = edge.sides;
+            let (key, left, right) = if a < b {
+                ((a, b), &edge.left, &edge.right)
+            } else {
+                ((b, a), &edge.right, &edge.left)
+            };
+            let entry = pairs.entry(key).or_default();
+            entry.0.push(left);
+            entry.1.push(right);
+        }
+        let selectivity: Vec<((usize, usize), f64)> = pairs
+            .into_iter()
+            .map(|((a, b), (left, right))| {
+                let s = join_selectivity(&estimates[a], &left, &estimates[b], &right);
+                ((a, b), s)
             })
             .collect();
         let rows_of = |set: Set| -> f64 {
@@ -203,8 +215,8 @@ impl Chain {
                 .filter(|i| set & (1 << i) != 0)
                 .map(|i| estimates[i].rows)
                 .product();
-            for (edge, s) in edges.iter().zip(&selectivity) {
-                if set & (1 << edge.sides.0) != 0 && set & (1 << edge.sides.1) != 0 {
+            for ((a, b), s) in &selectivity {
+                if set & (1 << a) != 0 && set & (1 << b) != 0 {
                     rows *= s;
                 }
             }
@@ -513,18 +525,15 @@ fn base_column(
     }
 }
 
-/// Distinct values of a column of its table, estimated: the rows, bounded
-/// by the range of integer and date values.
+/// Distinct values of a column of its table, estimated where the column
+/// holds integers or dates: their range, bounded by the table's rows.
 fn ndv(plan: &LogicalPlan, column: &Column) -> Option<f64> {
     let (version, index, rows) = base_column(plan, column)?;
-    let range =
-        version
-            .column_bounds(index)
-            .and_then(|(lo, hi)| match (as_number(&lo), as_number(&hi)) {
-                (Some(lo), Some(hi)) if hi >= lo => Some(hi - lo + 1.0),
-                _ => None,
-            });
-    Some(range.map_or(rows, |r| r.min(rows)).max(1.0))
+    let (lo, hi) = version.column_bounds(index)?;
+    match (as_number(&lo), as_number(&hi)) {
+        (Some(lo), Some(hi)) if hi >= lo => Some((hi - lo + 1.0).min(rows).max(1.0)),
+        _ => None,
+    }
 }
 
 fn as_number(value: &ScalarValue) -> Option<f64> {
@@ -542,18 +551,39 @@ fn as_number(value: &ScalarValue) -> Option<f64> {
     }
 }
 
-/// Share of rows a join on `left = right` keeps of the cross product:
-/// 1 / the larger number of distinct keys (each key of the smaller domain
-/// is assumed to appear in the larger one).
-fn join_selectivity(a: &Estimate, left: &Expr, b: &Estimate, right: &Expr) -> f64 {
-    let distinct = |e: &Estimate, expr: &Expr| -> f64 {
-        let known = match expr {
-            Expr::Column(c) => ndv(e.plan, c),
-            _ => None,
+/// Distinct keys of one side of a join, and whether they are a key of its
+/// table (as many distinct values as the table has rows).
+fn key_distinct(e: &Estimate, keys: &[&Expr]) -> (f64, bool) {
+    let mut product = 1.0;
+    let mut table_rows: f64 = 0.0;
+    for key in keys {
+        let Expr::Column(column) = key else {
+            return (e.rows.max(1.0), false);
         };
-        known.unwrap_or(e.rows).max(1.0)
+        let Some((_, _, rows)) = base_column(e.plan, column) else {
+            return (e.rows.max(1.0), false);
+        };
+        table_rows = table_rows.max(rows);
+        product *= ndv(e.plan, column).unwrap_or(rows);
+    }
+    let distinct = product.min(table_rows).max(1.0);
+    (distinct, distinct >= table_rows)
+}
+
+/// Share of the cross product of two inputs that `left = right` (column
+/// lists) keeps. Where one side's keys are a key of its table, each row of
+/// the other side is taken to find one match (a foreign key): 1 / that
+/// side's distinct keys; otherwise 1 / the larger number of distinct keys.
+fn join_selectivity(a: &Estimate, left: &[&Expr], b: &Estimate, right: &[&Expr]) -> f64 {
+    let (na, unique_a) = key_distinct(a, left);
+    let (nb, unique_b) = key_distinct(b, right);
+    let distinct = match (unique_a, unique_b) {
+        (true, true) => na.min(nb),
+        (true, false) => na,
+        (false, true) => nb,
+        (false, false) => na.max(nb),
     };
-    1.0 / distinct(a, left).max(distinct(b, right))
+    1.0 / distinct
 }
 
 /// Share of rows a filter keeps, estimated.
