@@ -317,10 +317,9 @@ impl DataSource for TableScan {
             filters,
             prune: self.prune,
             pruner: None,
-            row_filter: None,
+            cheap: None,
+            costly: None,
             fresh: false,
-            seen: 0,
-            kept: 0,
             fetch: self.fetch,
             pruned: MetricBuilder::new(&self.metrics).counter("batches_pruned", partition),
             filtered: MetricBuilder::new(&self.metrics).counter("rows_filtered", partition),
@@ -442,10 +441,48 @@ impl DataSource for TableScan {
     }
 }
 
-/// A dynamic filter is applied to rows until it has seen this many rows
-/// while keeping more than [`KEEPS_TOO_MANY`] of them.
-const TRIAL_ROWS: usize = 128 * 1024;
-const KEEPS_TOO_MANY: f64 = 0.9;
+/// A dynamic filter applied to rows, for as long as it keeps few enough
+/// of them to pay for itself.
+struct RowFilter {
+    expr: Arc<dyn PhysicalExpr>,
+    /// The share of rows above which it stops, once it has seen
+    /// [`RowFilter::TRIAL`] rows.
+    keeps_at_most: f64,
+    seen: usize,
+    kept: usize,
+}
+
+impl RowFilter {
+    const TRIAL: usize = 64 * 1024;
+
+    fn new(parts: Vec<Arc<dyn PhysicalExpr>>, keeps_at_most: f64) -> Option<RowFilter> {
+        (!parts.is_empty()).then(|| RowFilter {
+            expr: conjunction(parts),
+            keeps_at_most,
+            seen: 0,
+            kept: 0,
+        })
+    }
+
+    fn pays(&self) -> bool {
+        self.seen < Self::TRIAL || (self.kept as f64) <= self.seen as f64 * self.keeps_at_most
+    }
+
+    /// The rows of `batch` that pass; None when the filter cannot be
+    /// evaluated (it then only costs its speed-up).
+    fn apply(&mut self, batch: &RecordBatch) -> Option<RecordBatch> {
+        let mask = self
+            .expr
+            .evaluate(batch)
+            .and_then(|value| value.into_array(batch.num_rows()))
+            .ok()?;
+        let mask = mask.as_any().downcast_ref::<BooleanArray>()?;
+        let filtered = filter_record_batch(batch, mask).ok()?;
+        self.seen += batch.num_rows();
+        self.kept += filtered.num_rows();
+        Some(filtered)
+    }
+}
 
 /// One partition of a [`TableScan`] being read.
 struct PieceStream {
@@ -458,12 +495,11 @@ struct PieceStream {
     /// Built from the filters' current values; rebuilt when a dynamic
     /// filter changes.
     pruner: Option<PruningPredicate>,
-    /// The dynamic filters' current values, applied to rows.
-    row_filter: Option<Arc<dyn PhysicalExpr>>,
+    /// The dynamic filters' current values, applied to rows: key ranges
+    /// and short key lists, and lookups in a join's hash table.
+    cheap: Option<RowFilter>,
+    costly: Option<RowFilter>,
     fresh: bool,
-    /// Rows the row filter saw and kept since it last changed.
-    seen: usize,
-    kept: usize,
     fetch: Option<usize>,
     pruned: Count,
     filtered: Count,
@@ -491,11 +527,14 @@ impl PieceStream {
                 .ok()
                 .filter(|p| !p.always_true());
         }
-        // Of the dynamic filters' current values, the parts that cost less
-        // than the join they come from: key ranges and small key lists.
-        // A lookup in the join's hash table (or a routing by key hash)
-        // costs what the join's own probe costs, so it is left to the join.
-        let dynamic: Vec<Arc<dyn PhysicalExpr>> = self
+        // The dynamic filters' current values, in two parts. Key ranges and
+        // short key lists cost little: they run while they drop at least
+        // one row in ten. A lookup in the join's hash table (or a routing
+        // by key hash) costs what the join's own probe costs: it pays only
+        // where it drops nearly every row before operators that would
+        // otherwise see them (an aggregate, another join), so it runs while
+        // it keeps at most 2% of the rows.
+        let (costly, cheap): (Vec<_>, Vec<_>) = self
             .filters
             .iter()
             .filter(|f| DynamicFilterTracking::classify(f).contains_dynamic_filter())
@@ -506,11 +545,10 @@ impl PieceStream {
                     .cloned()
                     .collect::<Vec<_>>()
             })
-            .filter(|f| !is_true(f) && !probes_hash_table(f))
-            .collect();
-        self.row_filter = (!dynamic.is_empty()).then(|| conjunction(dynamic));
-        self.seen = 0;
-        self.kept = 0;
+            .filter(|f| !is_true(f))
+            .partition(probes_hash_table);
+        self.cheap = RowFilter::new(cheap, 0.9);
+        self.costly = RowFilter::new(costly, 0.02);
     }
 
     fn may_match(&self, piece: &Piece) -> bool {
@@ -528,35 +566,22 @@ impl PieceStream {
             .unwrap_or(true)
     }
 
-    /// Applies the dynamic filters to `batch`, unless they have shown that
-    /// they keep nearly every row.
+    /// Applies the dynamic filters that still pay for themselves.
     fn filter_rows(&mut self, batch: RecordBatch) -> RecordBatch {
-        let Some(filter) = &self.row_filter else {
-            return batch;
-        };
-        if self.seen >= TRIAL_ROWS && self.kept as f64 > self.seen as f64 * KEEPS_TOO_MANY {
-            return batch;
-        }
-        let mask = filter
-            .evaluate(&batch)
-            .and_then(|value| value.into_array(batch.num_rows()));
-        let filtered = mask.ok().and_then(|mask| {
-            let mask = mask.as_any().downcast_ref::<BooleanArray>()?.clone();
-            filter_record_batch(&batch, &mask).ok()
-        });
-        match filtered {
-            Some(filtered) => {
-                self.seen += batch.num_rows();
-                self.kept += filtered.num_rows();
-                self.filtered.add(batch.num_rows() - filtered.num_rows());
-                filtered
+        let before = batch.num_rows();
+        let mut batch = batch;
+        for filter in [&mut self.cheap, &mut self.costly] {
+            let Some(f) = filter else { continue };
+            if batch.num_rows() == 0 || !f.pays() {
+                continue;
             }
-            // A filter that cannot be evaluated only costs its speed-up.
-            None => {
-                self.row_filter = None;
-                batch
+            match f.apply(&batch) {
+                Some(filtered) => batch = filtered,
+                None => *filter = None,
             }
         }
+        self.filtered.add(before - batch.num_rows());
+        batch
     }
 }
 

@@ -240,6 +240,40 @@ impl TableVersion {
         bounds
     }
 
+    /// Distinct values of `column`, estimated from a sample of up to 8K
+    /// rows spread over the segments: the sample's distinct count where
+    /// values repeat a lot in it, else scaled up to the live rows.
+    pub fn estimate_distinct(&self, column: usize) -> Option<f64> {
+        use datafusion::arrow::row::{RowConverter, SortField};
+        const PER_SEGMENT: usize = 1024;
+        const SEGMENTS: usize = 8;
+        let live: Vec<&Segment> = self.segments.iter().filter(|s| s.live > 0).collect();
+        if live.is_empty() {
+            return None;
+        }
+        let step = live.len().div_ceil(SEGMENTS);
+        let data_type = live[0].batch.column(column).data_type().clone();
+        let converter = RowConverter::new(vec![SortField::new(data_type)]).ok()?;
+        let mut seen: HashSet<Vec<u8>> = HashSet::new();
+        let mut sampled = 0usize;
+        for segment in live.iter().step_by(step.max(1)) {
+            let rows = segment.batch.num_rows().min(PER_SEGMENT);
+            let array = segment.batch.column(column).slice(0, rows);
+            let converted = converter.convert_columns(&[array]).ok()?;
+            for row in converted.iter() {
+                seen.insert(row.as_ref().to_vec());
+            }
+            sampled += rows;
+        }
+        let distinct = seen.len() as f64;
+        let sampled = sampled.max(1) as f64;
+        Some(if distinct * 2.0 <= sampled {
+            distinct
+        } else {
+            distinct * self.row_count as f64 / sampled
+        })
+    }
+
     /// The live rows of some columns as scan pieces, with their
     /// segments' zone maps.
     pub fn pieces(&self, projection: Option<&[usize]>) -> Result<Vec<Piece>> {

@@ -525,15 +525,20 @@ fn base_column(
     }
 }
 
-/// Distinct values of a column of its table, estimated where the column
-/// holds integers or dates: their range, bounded by the table's rows.
+/// Distinct values of a column of its table, estimated: for integers and
+/// dates their range (bounded by the rows), for other types a sample.
 fn ndv(plan: &LogicalPlan, column: &Column) -> Option<f64> {
     let (version, index, rows) = base_column(plan, column)?;
-    let (lo, hi) = version.column_bounds(index)?;
-    match (as_number(&lo), as_number(&hi)) {
-        (Some(lo), Some(hi)) if hi >= lo => Some((hi - lo + 1.0).min(rows).max(1.0)),
-        _ => None,
-    }
+    let by_range =
+        version
+            .column_bounds(index)
+            .and_then(|(lo, hi)| match (as_number(&lo), as_number(&hi)) {
+                (Some(lo), Some(hi)) if hi >= lo => Some((hi - lo + 1.0).min(rows)),
+                _ => None,
+            });
+    by_range
+        .or_else(|| version.estimate_distinct(index))
+        .map(|n| n.max(1.0))
 }
 
 fn as_number(value: &ScalarValue) -> Option<f64> {
