@@ -297,9 +297,8 @@ impl DataSource for TableScan {
     fn open(
         &self,
         partition: usize,
-        context: Arc<TaskContext>,
+        _context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        let _ = context;
         let pieces = self.partitions.get(partition).cloned().unwrap_or_default();
         // With a fetch (a LIMIT right above), which rows come first
         // decides the answer: leave the rows as they are.
@@ -688,5 +687,79 @@ impl PruningStatistics for PieceStatistics<'_> {
         _values: &std::collections::HashSet<ScalarValue>,
     ) -> Option<BooleanArray> {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{Float64Array, Int32Array, StringArray};
+    use datafusion::arrow::datatypes::{Field, Schema};
+
+    fn batch() -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int32, true),
+            Field::new("s", DataType::Utf8, true),
+            Field::new("f", DataType::Float64, true),
+        ]));
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int32Array::from(vec![Some(7), None, Some(-3), Some(12)])),
+                Arc::new(StringArray::from(vec![
+                    Some("b"),
+                    Some("a"),
+                    None,
+                    Some("c"),
+                ])),
+                Arc::new(Float64Array::from(vec![1.0, f64::NAN, 2.0, 3.0])),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn zone_maps_bound_each_column_and_skip_floats() {
+        let batch = batch();
+        let zones = ZoneMaps::new(3);
+        let k = zones.column(&batch, 0);
+        assert_eq!(k.min, Some(ScalarValue::Int32(Some(-3))));
+        assert_eq!(k.max, Some(ScalarValue::Int32(Some(12))));
+        assert_eq!(k.nulls, 1);
+        let s = zones.column(&batch, 1);
+        assert_eq!(s.min, Some(ScalarValue::Utf8(Some("a".into()))));
+        assert_eq!(s.max, Some(ScalarValue::Utf8(Some("c".into()))));
+        let f = zones.column(&batch, 2);
+        assert_eq!((f.min.clone(), f.max.clone()), (None, None));
+    }
+
+    #[test]
+    fn statistics_are_exact_only_for_whole_segments() {
+        let batch = batch();
+        let zones = Arc::new(ZoneMaps::new(3));
+        let piece = Piece {
+            rows: batch.clone(),
+            segment: batch.clone(),
+            zones,
+            intact: true,
+            whole: true,
+        };
+        let parts = balance(vec![piece], 2);
+        assert_eq!(parts.len(), 2);
+        assert!(parts.iter().flatten().all(|p| !p.whole && p.intact));
+        let scan = TableScan::new("t", batch.schema(), vec![0, 1, 2], parts, true);
+        let all = scan.partition_statistics(None).unwrap();
+        assert_eq!(all.num_rows, Precision::Exact(4));
+        let k = &all.column_statistics[0];
+        assert_eq!(k.min_value, Precision::Exact(ScalarValue::Int32(Some(-3))));
+        assert_eq!(k.null_count, Precision::Exact(1));
+        assert_eq!(all.column_statistics[2].max_value, Precision::Absent);
+        // One partition holds half the rows: the segment's bounds only bound it.
+        let first = scan.partition_statistics(Some(0)).unwrap();
+        assert_eq!(first.num_rows, Precision::Exact(2));
+        assert!(matches!(
+            first.column_statistics[0].max_value,
+            Precision::Inexact(_)
+        ));
     }
 }

@@ -191,7 +191,8 @@ impl Chain {
         // Per pair of inputs with conditions between them, the share of
         // their cross product the conditions keep (all of them at once:
         // the columns of a composite key are not independent).
-        let mut pairs: HashMap<(usize, usize), (Vec<&Expr>, Vec<&Expr>)> = HashMap::new();
+        type Keys<'e> = (Vec<&'e Expr>, Vec<&'e Expr>);
+        let mut pairs: HashMap<(usize, usize), Keys> = HashMap::new();
         for edge in &edges {
             let (a, b) = edge.sides;
             let (key, left, right) = if a < b {
@@ -229,15 +230,16 @@ impl Chain {
             })
         };
 
-        // Dynamic programming over connected subsets, by size.
+        // Dynamic programming over connected subsets, in increasing order
+        // (every subset of a set is a smaller number).
         let full: Set = (1 << n) - 1;
         let mut best: HashMap<Set, Best> = HashMap::new();
-        for i in 0..n {
+        for (i, estimate) in estimates.iter().enumerate() {
             best.insert(
                 1 << i,
                 Best {
                     cost: 0.0,
-                    rows: estimates[i].rows.max(1.0),
+                    rows: estimate.rows.max(1.0),
                     split: None,
                 },
             );
@@ -277,7 +279,8 @@ impl Chain {
             return Ok(None);
         };
         let current = self.cost_of(original, &rows_of);
-        if !(chosen.cost < current * GAIN) {
+        let cheaper = chosen.cost < current * GAIN;
+        if !cheaper {
             return Ok(None);
         }
         let mut used = vec![false; filters.len()];
