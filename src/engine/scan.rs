@@ -161,7 +161,28 @@ impl Piece {
 /// Splits the pieces into `partitions` runs with (nearly) equal row
 /// counts, slicing pieces where needed (slices share memory).
 pub fn balance(pieces: Vec<Piece>, partitions: usize) -> Vec<Vec<Piece>> {
-    let total: usize = pieces.iter().map(|p| p.rows.num_rows()).sum();
+    spread(
+        pieces,
+        partitions,
+        |p| p.rows.num_rows(),
+        |p, offset, len| Piece {
+            rows: p.rows.slice(offset, len),
+            whole: p.whole && offset == 0 && len == p.rows.num_rows(),
+            ..p.clone()
+        },
+    )
+}
+
+/// Spreads `items` over `partitions` runs with (nearly) the same number of
+/// rows each, slicing items where needed, so every core gets an equal
+/// share of a scan whatever the batch sizes are.
+pub fn spread<T: Clone>(
+    items: Vec<T>,
+    partitions: usize,
+    rows: impl Fn(&T) -> usize,
+    slice: impl Fn(&T, usize, usize) -> T,
+) -> Vec<Vec<T>> {
+    let total: usize = items.iter().map(&rows).sum();
     if total == 0 {
         return vec![Vec::new()];
     }
@@ -169,19 +190,15 @@ pub fn balance(pieces: Vec<Piece>, partitions: usize) -> Vec<Vec<Piece>> {
     let mut parts = Vec::with_capacity(partitions);
     let mut current = Vec::new();
     let mut filled = 0;
-    for piece in pieces {
-        let rows = piece.rows.num_rows();
+    for item in items {
+        let n = rows(&item);
         let mut offset = 0;
-        while offset < rows {
-            let take = (share - filled).min(rows - offset);
-            current.push(if offset == 0 && take == rows {
-                piece.clone()
+        while offset < n {
+            let take = (share - filled).min(n - offset);
+            current.push(if offset == 0 && take == n {
+                item.clone()
             } else {
-                Piece {
-                    rows: piece.rows.slice(offset, take),
-                    whole: false,
-                    ..piece.clone()
-                }
+                slice(&item, offset, take)
             });
             offset += take;
             filled += take;

@@ -1687,35 +1687,12 @@ impl TableProvider for Table {
 /// each, slicing batches where needed (slices share memory), so every core
 /// gets an equal share of a scan whatever the batch sizes are.
 pub fn balanced_partitions(batches: Vec<RecordBatch>, partitions: usize) -> Vec<Vec<RecordBatch>> {
-    let total: usize = batches.iter().map(|b| b.num_rows()).sum();
-    if total == 0 {
-        return vec![Vec::new()];
-    }
-    let share = total.div_ceil(partitions.max(1));
-    let mut parts = Vec::with_capacity(partitions);
-    let mut current = Vec::new();
-    let mut filled = 0;
-    for batch in batches {
-        let mut offset = 0;
-        while offset < batch.num_rows() {
-            let take = (share - filled).min(batch.num_rows() - offset);
-            current.push(if offset == 0 && take == batch.num_rows() {
-                batch.clone()
-            } else {
-                batch.slice(offset, take)
-            });
-            offset += take;
-            filled += take;
-            if filled == share {
-                parts.push(std::mem::take(&mut current));
-                filled = 0;
-            }
-        }
-    }
-    if !current.is_empty() {
-        parts.push(current);
-    }
-    parts
+    super::scan::spread(
+        batches,
+        partitions,
+        RecordBatch::num_rows,
+        |b, offset, len| b.slice(offset, len),
+    )
 }
 
 #[cfg(test)]
