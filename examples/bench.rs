@@ -32,16 +32,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Parser;
-use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::{RecordBatch, RecordBatchReader};
 use futures::{SinkExt, StreamExt};
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
-use tpchgen::generators::*;
-use tpchgen_arrow::*;
+use tpchgen::generators::OrderGenerator;
 
-const TABLES: [&str; 8] = [
-    "nation", "region", "part", "supplier", "partsupp", "customer", "orders", "lineitem",
-];
+#[path = "common/tpch.rs"]
+mod tpch_data;
+use tpch_data::{batches_of, sql_type, TABLES};
 
 #[derive(Parser)]
 struct Args {
@@ -98,45 +97,11 @@ impl Dataset {
             .fields()
             .iter()
             .map(|f| {
-                let ty = match f.data_type() {
-                    DataType::Int64 => "BIGINT".to_string(),
-                    DataType::Int32 => "INTEGER".to_string(),
-                    DataType::Decimal128(p, s) => format!("DECIMAL({p},{s})"),
-                    DataType::Date32 => "DATE".to_string(),
-                    DataType::Utf8 | DataType::Utf8View => "TEXT".to_string(),
-                    other => panic!("no SQL type for {other}"),
-                };
+                let ty = sql_type(f.data_type());
                 format!("{} {ty} NOT NULL", f.name())
             })
             .collect();
         format!("CREATE TABLE {table} ({})", columns.join(", "))
-    }
-}
-
-fn batches_of(table: &str, sf: f64) -> Box<dyn RecordBatchReader + Send> {
-    const BATCH: usize = 64 * 1024;
-    match table {
-        "nation" => {
-            Box::new(NationArrow::new(NationGenerator::new(sf, 1, 1)).with_batch_size(BATCH))
-        }
-        "region" => {
-            Box::new(RegionArrow::new(RegionGenerator::new(sf, 1, 1)).with_batch_size(BATCH))
-        }
-        "part" => Box::new(PartArrow::new(PartGenerator::new(sf, 1, 1)).with_batch_size(BATCH)),
-        "supplier" => {
-            Box::new(SupplierArrow::new(SupplierGenerator::new(sf, 1, 1)).with_batch_size(BATCH))
-        }
-        "partsupp" => {
-            Box::new(PartSuppArrow::new(PartSuppGenerator::new(sf, 1, 1)).with_batch_size(BATCH))
-        }
-        "customer" => {
-            Box::new(CustomerArrow::new(CustomerGenerator::new(sf, 1, 1)).with_batch_size(BATCH))
-        }
-        "orders" => Box::new(OrderArrow::new(OrderGenerator::new(sf, 1, 1)).with_batch_size(BATCH)),
-        "lineitem" => {
-            Box::new(LineItemArrow::new(LineItemGenerator::new(sf, 1, 1)).with_batch_size(BATCH))
-        }
-        other => unreachable!("{other}"),
     }
 }
 

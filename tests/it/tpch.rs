@@ -5,63 +5,26 @@
 //! order cannot change an inner join's rows, so every answer must be the
 //! same; EXPLAIN shows that each of them did something.
 
-use datafusion::arrow::datatypes::DataType;
-use datafusion::arrow::record_batch::{RecordBatch, RecordBatchReader};
+use datafusion::arrow::record_batch::RecordBatch;
 use quiverdb::{Database, Session, StatementResult};
-use tpchgen::generators::*;
-use tpchgen_arrow::*;
 
 const SF: f64 = 0.05;
 
-fn batches_of(table: &str) -> Box<dyn RecordBatchReader + Send> {
-    const BATCH: usize = 64 * 1024;
-    match table {
-        "nation" => {
-            Box::new(NationArrow::new(NationGenerator::new(SF, 1, 1)).with_batch_size(BATCH))
-        }
-        "region" => {
-            Box::new(RegionArrow::new(RegionGenerator::new(SF, 1, 1)).with_batch_size(BATCH))
-        }
-        "part" => Box::new(PartArrow::new(PartGenerator::new(SF, 1, 1)).with_batch_size(BATCH)),
-        "supplier" => {
-            Box::new(SupplierArrow::new(SupplierGenerator::new(SF, 1, 1)).with_batch_size(BATCH))
-        }
-        "partsupp" => {
-            Box::new(PartSuppArrow::new(PartSuppGenerator::new(SF, 1, 1)).with_batch_size(BATCH))
-        }
-        "customer" => {
-            Box::new(CustomerArrow::new(CustomerGenerator::new(SF, 1, 1)).with_batch_size(BATCH))
-        }
-        "orders" => Box::new(OrderArrow::new(OrderGenerator::new(SF, 1, 1)).with_batch_size(BATCH)),
-        "lineitem" => {
-            Box::new(LineItemArrow::new(LineItemGenerator::new(SF, 1, 1)).with_batch_size(BATCH))
-        }
-        other => unreachable!("{other}"),
-    }
-}
+#[path = "../../examples/common/tpch.rs"]
+mod tpch_data;
+use tpch_data::{batches_of, sql_type, TABLES};
 
 /// Each table through SQL DDL (the types a COPY load gets) and
 /// INSERT ... SELECT from the generated batches.
 async fn load(session: &mut Session) {
-    for table in [
-        "nation", "region", "part", "supplier", "partsupp", "customer", "orders", "lineitem",
-    ] {
-        let reader = batches_of(table);
+    for table in TABLES {
+        let reader = batches_of(table, SF);
         let schema = reader.schema();
         let batches: Vec<RecordBatch> = reader.map(|b| b.unwrap()).collect();
         let columns: Vec<String> = schema
             .fields()
             .iter()
-            .map(|f| {
-                let ty = match f.data_type() {
-                    DataType::Int64 => "BIGINT".to_string(),
-                    DataType::Int32 => "INTEGER".to_string(),
-                    DataType::Decimal128(p, s) => format!("DECIMAL({p},{s})"),
-                    DataType::Date32 => "DATE".to_string(),
-                    _ => "TEXT".to_string(),
-                };
-                format!("{} {ty} NOT NULL", f.name())
-            })
+            .map(|f| format!("{} {} NOT NULL", f.name(), sql_type(f.data_type())))
             .collect();
         session
             .create_table_from_batches(&format!("gen_{table}"), schema, batches)
