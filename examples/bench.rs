@@ -15,8 +15,10 @@
 //! 2. `COPY lineitem FROM STDIN (FORMAT csv)` against PostgreSQL's COPY
 //!    (same client, same file) and DuckDB's `COPY FROM` the file;
 //! 3. `SELECT * FROM lineitem`, text and binary, against PostgreSQL;
-//! 4. prepared primary-key lookups on orders, 1 and 16 clients, against
-//!    PostgreSQL with its primary-key index;
+//! 4. small statements against PostgreSQL (with its primary-key index):
+//!    prepared primary-key lookups on orders, 1 and 16 clients, and
+//!    `SELECT 1` as a simple and as a prepared query (`--small` runs only
+//!    these, with only orders loaded);
 //! 5. 16 clients running Q1, Q6, Q14 in turn, against DuckDB with 16
 //!    threads;
 //! 6. resident memory after loading, against the CSV size and DuckDB;
@@ -69,6 +71,9 @@ struct Args {
     /// factor: no streaming, lookups, mix or PostgreSQL.
     #[arg(long)]
     tpch_only: bool,
+    /// Only the small statements (workload 4), against PostgreSQL.
+    #[arg(long)]
+    small: bool,
 }
 
 /// One scale factor's generated data: a Parquet and a header-less CSV file
@@ -326,6 +331,50 @@ async fn lookups(
     Ok((all, rate))
 }
 
+/// Workload 4 on one server.
+async fn small_statements(conninfo: &str, orders: u64, seconds: u64) -> anyhow::Result<SmallRun> {
+    let (select1_simple, select1_prepared) = select_one(conninfo, 10_000).await?;
+    Ok(SmallRun {
+        lookup1: lookups(conninfo, 1, orders, 10_000, 0).await?.0,
+        lookup16: lookups(conninfo, 16, orders, 0, seconds).await?,
+        select1_simple,
+        select1_prepared,
+    })
+}
+
+/// Latencies of `count` `SELECT 1` sent as a simple query, then as a
+/// prepared statement executed again and again (after a short warm-up).
+async fn select_one(conninfo: &str, count: usize) -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
+    let client = connect(conninfo).await?;
+    let statement = client.prepare("SELECT 1").await?;
+    for _ in 0..200 {
+        client.simple_query("SELECT 1").await?;
+        client.query(&statement, &[]).await?;
+    }
+    let mut simple = Vec::with_capacity(count);
+    for _ in 0..count {
+        let begun = Instant::now();
+        let messages = client.simple_query("SELECT 1").await?;
+        simple.push(begun.elapsed().as_secs_f64());
+        let rows = messages
+            .iter()
+            .filter(|m| matches!(m, SimpleQueryMessage::Row(_)))
+            .count();
+        anyhow::ensure!(rows == 1, "SELECT 1 (simple): {rows} rows");
+    }
+    let mut prepared = Vec::with_capacity(count);
+    for _ in 0..count {
+        let begun = Instant::now();
+        let rows = client.query(&statement, &[]).await?;
+        prepared.push(begun.elapsed().as_secs_f64());
+        anyhow::ensure!(
+            rows.len() == 1 && rows[0].get::<_, i32>(0) == 1,
+            "SELECT 1 (prepared): wrong answer"
+        );
+    }
+    Ok((simple, prepared))
+}
+
 /// `clients` connections running Q1, Q6 and Q14 in turn for `seconds`:
 /// (queries per second, p50, p99).
 async fn mix(conninfo: &str, clients: usize, seconds: u64) -> anyhow::Result<(f64, f64, f64)> {
@@ -433,9 +482,18 @@ struct QuiverRun {
     tpch: Vec<(f64, usize)>,
     text_secs: f64,
     binary_secs: f64,
+    small: SmallRun,
+    mix: (f64, f64, f64),
+}
+
+/// Latencies (seconds) of the small statements; the 16-client lookups
+/// with their rate.
+#[derive(Default)]
+struct SmallRun {
     lookup1: Vec<f64>,
     lookup16: (Vec<f64>, f64),
-    mix: (f64, f64, f64),
+    select1_simple: Vec<f64>,
+    select1_prepared: Vec<f64>,
 }
 
 #[derive(serde::Deserialize)]
@@ -467,8 +525,7 @@ struct PostgresRun {
     load_secs: f64,
     text_secs: f64,
     binary_secs: f64,
-    lookup1: Vec<f64>,
-    lookup16: (Vec<f64>, f64),
+    small: SmallRun,
 }
 
 /// QuiverDB: load every table through COPY, checkpoint, measure memory,
@@ -511,12 +568,27 @@ async fn run_quiver(data: &Dataset, args: &Args, full: bool) -> anyhow::Result<Q
     let (text, binary) = streaming(&client, data.rows("lineitem")).await?;
     run.text_secs = text;
     run.binary_secs = binary;
-    let orders = data.rows("orders");
-    run.lookup1 = lookups(&server.conninfo, 1, orders, 10_000, 0).await?.0;
-    run.lookup16 = lookups(&server.conninfo, 16, orders, 0, args.seconds).await?;
+    run.small = small_statements(&server.conninfo, data.rows("orders"), args.seconds).await?;
     run.mix = mix(&server.conninfo, 16, args.seconds).await?;
     println!("quiver: streaming, lookups and the 16-client mix done");
     Ok(run)
+}
+
+/// `--small`: workload 4 alone, with only orders loaded.
+async fn run_small(data: &Dataset, args: &Args) -> anyhow::Result<()> {
+    let ours = {
+        let server = Quiver::start()?;
+        let client = connect(&server.conninfo).await?;
+        client.batch_execute(&data.ddl("orders")).await?;
+        copy_csv(&client, "orders", &data.csv("orders")).await?;
+        client
+            .batch_execute("ALTER TABLE orders ADD PRIMARY KEY (o_orderkey); CHECKPOINT")
+            .await?;
+        small_statements(&server.conninfo, data.rows("orders"), args.seconds).await?
+    };
+    let theirs = run_postgres(data, args).await;
+    report_small(&ours, theirs.as_ref().map(|p| &p.small));
+    Ok(())
 }
 
 /// Seconds to fetch all of lineitem as text and as binary rows.
@@ -605,7 +677,12 @@ async fn postgres_workloads(
             .get::<_, String>(0),
         ..Default::default()
     };
-    for table in ["orders", "lineitem"] {
+    let tables: &[&str] = if args.small {
+        &["orders"]
+    } else {
+        &["orders", "lineitem"]
+    };
+    for &table in tables {
         client.batch_execute(&data.ddl(table)).await?;
         let started = Instant::now();
         copy_csv(&client, table, &data.csv(table)).await?;
@@ -617,15 +694,17 @@ async fn postgres_workloads(
         .batch_execute("ALTER TABLE orders ADD PRIMARY KEY (o_orderkey)")
         .await?;
     client.batch_execute("VACUUM ANALYZE").await?;
+    if args.small {
+        run.small = small_statements(conninfo, data.rows("orders"), args.seconds).await?;
+        return Ok(run);
+    }
     println!("postgres: lineitem COPY {:.2} s", run.load_secs);
     // One untimed pass brings lineitem into shared buffers.
     simple_rows(&client, "SELECT count(*) FROM lineitem").await?;
     let (text, binary) = streaming(&client, data.rows("lineitem")).await?;
     run.text_secs = text;
     run.binary_secs = binary;
-    let orders = data.rows("orders");
-    run.lookup1 = lookups(conninfo, 1, orders, 10_000, 0).await?.0;
-    run.lookup16 = lookups(conninfo, 16, orders, 0, args.seconds).await?;
+    run.small = small_statements(conninfo, data.rows("orders"), args.seconds).await?;
     Ok(run)
 }
 
@@ -653,6 +732,87 @@ fn ratio(ours: f64, theirs: Option<f64>) -> String {
 
 fn rate(rows: u64, secs: f64) -> String {
     format!("{:.2}M rows/s", rows as f64 / secs / 1e6)
+}
+
+/// Workload 4's tables.
+fn report_small(q: &SmallRun, p: Option<&SmallRun>) {
+    println!();
+    println!("## Small statements, one client: p50 latency");
+    println!();
+    println!("| statement | QuiverDB p50 | p99 | PostgreSQL p50 | p99 | p50 vs PostgreSQL |");
+    println!("|---|---|---|---|---|---|");
+    for (name, ours, theirs) in [
+        (
+            "`SELECT 1`, simple query",
+            &q.select1_simple,
+            p.map(|p| &p.select1_simple),
+        ),
+        (
+            "`SELECT 1`, prepared",
+            &q.select1_prepared,
+            p.map(|p| &p.select1_prepared),
+        ),
+        (
+            "primary-key lookup, prepared",
+            &q.lookup1,
+            p.map(|p| &p.lookup1),
+        ),
+    ] {
+        let mut ours = ours.clone();
+        let o50 = percentile(&mut ours, 0.5);
+        let o99 = percentile(&mut ours, 0.99);
+        let t = theirs.map(|t| {
+            let mut t = t.clone();
+            (percentile(&mut t, 0.5), percentile(&mut t, 0.99))
+        });
+        println!(
+            "| {name} | {} | {} | {} | {} | {} |",
+            us(o50),
+            us(o99),
+            t.map(|t| us(t.0)).unwrap_or("skipped".into()),
+            t.map(|t| us(t.1)).unwrap_or("skipped".into()),
+            ratio(o50, t.map(|t| t.0)),
+        );
+    }
+    println!();
+    println!("## Point lookups: prepared `SELECT … FROM orders WHERE o_orderkey = $1`");
+    println!();
+    println!("| clients | QuiverDB p50 | p99 | lookups/s | PostgreSQL p50 | p99 | lookups/s | p50 vs PostgreSQL |");
+    println!("|---|---|---|---|---|---|---|---|");
+    let mut ours1 = q.lookup1.clone();
+    let ours1_rate = ours1.len() as f64 / ours1.iter().sum::<f64>();
+    let mut theirs1 = p.map(|p| p.lookup1.clone());
+    let theirs1_rate = theirs1
+        .as_ref()
+        .map(|t| t.len() as f64 / t.iter().sum::<f64>());
+    let mut ours16 = q.lookup16.0.clone();
+    let mut theirs16 = p.map(|p| p.lookup16.0.clone());
+    for (clients, ours, ours_rate, theirs, theirs_rate) in [
+        (1, &mut ours1, ours1_rate, theirs1.as_mut(), theirs1_rate),
+        (
+            16,
+            &mut ours16,
+            q.lookup16.1,
+            theirs16.as_mut(),
+            p.map(|p| p.lookup16.1),
+        ),
+    ] {
+        let o50 = percentile(ours, 0.5);
+        let o99 = percentile(ours, 0.99);
+        let t = theirs.map(|t| (percentile(t, 0.5), percentile(t, 0.99)));
+        println!(
+            "| {clients} | {} | {} | {:.0} | {} | {} | {} | {} |",
+            us(o50),
+            us(o99),
+            ours_rate,
+            t.map(|t| us(t.0)).unwrap_or("skipped".into()),
+            t.map(|t| us(t.1)).unwrap_or("skipped".into()),
+            theirs_rate
+                .map(|r| format!("{r:.0}"))
+                .unwrap_or("skipped".into()),
+            ratio(o50, t.map(|t| t.0)),
+        );
+    }
 }
 
 fn report(data: &Dataset, sf: f64, q: &QuiverRun, d: Option<&DuckRun>, p: Option<&PostgresRun>) {
@@ -733,48 +893,10 @@ fn report(data: &Dataset, sf: f64, q: &QuiverRun, d: Option<&DuckRun>, p: Option
         ratio(q.memory as f64, d.map(|d| d.memory as f64)),
     );
 
-    if q.lookup1.is_empty() {
+    if q.small.lookup1.is_empty() {
         return;
     }
-    println!();
-    println!("## Point lookups: prepared `SELECT … FROM orders WHERE o_orderkey = $1`");
-    println!();
-    println!("| clients | QuiverDB p50 | p99 | lookups/s | PostgreSQL p50 | p99 | lookups/s | p50 vs PostgreSQL |");
-    println!("|---|---|---|---|---|---|---|---|");
-    let mut ours1 = q.lookup1.clone();
-    let ours1_rate = ours1.len() as f64 / ours1.iter().sum::<f64>();
-    let mut theirs1 = p.map(|p| p.lookup1.clone());
-    let theirs1_rate = theirs1
-        .as_ref()
-        .map(|t| t.len() as f64 / t.iter().sum::<f64>());
-    let mut ours16 = q.lookup16.0.clone();
-    let mut theirs16 = p.map(|p| p.lookup16.0.clone());
-    for (clients, ours, ours_rate, theirs, theirs_rate) in [
-        (1, &mut ours1, ours1_rate, theirs1.as_mut(), theirs1_rate),
-        (
-            16,
-            &mut ours16,
-            q.lookup16.1,
-            theirs16.as_mut(),
-            p.map(|p| p.lookup16.1),
-        ),
-    ] {
-        let o50 = percentile(ours, 0.5);
-        let o99 = percentile(ours, 0.99);
-        let t = theirs.map(|t| (percentile(t, 0.5), percentile(t, 0.99)));
-        println!(
-            "| {clients} | {} | {} | {:.0} | {} | {} | {} | {} |",
-            us(o50),
-            us(o99),
-            ours_rate,
-            t.map(|t| us(t.0)).unwrap_or("skipped".into()),
-            t.map(|t| us(t.1)).unwrap_or("skipped".into()),
-            theirs_rate
-                .map(|r| format!("{r:.0}"))
-                .unwrap_or("skipped".into()),
-            ratio(o50, t.map(|t| t.0)),
-        );
-    }
+    report_small(&q.small, p.map(|p| &p.small));
 
     println!();
     println!("## 16 clients running Q1, Q6, Q14 in turn");
@@ -814,6 +936,9 @@ async fn main() -> anyhow::Result<()> {
         std::thread::available_parallelism()?.get(),
         gib(mem_available())
     );
+    if args.small {
+        return run_small(&generate(&args.data, args.sf)?, &args).await;
+    }
     let mut scale_factors = vec![args.sf];
     scale_factors.extend(args.scale.iter().filter(|s| **s != args.sf));
     let mut scale_rows = Vec::new();

@@ -340,8 +340,7 @@ impl Session {
         let mut defaults = HashMap::new();
         for (column, sql) in &defaults_sql {
             let mut expr = self
-                .ctx
-                .state()
+                .df_state()
                 .create_logical_expr(&regclass_as_name(sql), &DFSchema::empty())?;
             // `tags text[] DEFAULT '{}'`: the text is an array (a cast
             // to the column's type would wrap it in a list of one).

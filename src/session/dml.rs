@@ -139,7 +139,7 @@ impl Session {
         {
             return Ok(None);
         }
-        let state = self.ctx.state();
+        let state = self.df_state();
         let query = state
             .statement_to_plan(DfStatement::Statement(Box::new(Statement::Query(
                 source.clone(),
@@ -172,7 +172,7 @@ impl Session {
         Scratch {
             schema: self.scratch_schema.clone(),
             names: Vec::new(),
-            partitions: self.ctx.state().config().target_partitions().max(1),
+            partitions: self.df_state().config().target_partitions().max(1),
         }
     }
 

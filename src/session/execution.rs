@@ -22,6 +22,34 @@ use crate::executor::{Control, Slot};
 use crate::sql::catalog::{INFORMATION_SCHEMA, PG_CATALOG};
 use crate::sql::RowStream;
 
+/// A plan after DataFusion's analyzer (types coerced, wildcards
+/// expanded): the step that settles a result's column types, done once
+/// for both the columns announced and the plan run. `None` for EXPLAIN,
+/// which DataFusion analyzes itself to show each step.
+pub(super) struct Analyzed(Option<datafusion::error::Result<LogicalPlan>>);
+
+impl Analyzed {
+    pub(super) fn of(session: &Session, plan: &LogicalPlan) -> Analyzed {
+        if matches!(plan, LogicalPlan::Explain(_)) {
+            return Analyzed(None);
+        }
+        let state = session.df_state();
+        Analyzed(Some(state.analyzer().execute_and_check(
+            plan.clone(),
+            state.config_options(),
+            |_, _| {},
+        )))
+    }
+
+    /// The columns of the plan's rows (`plan` is the one analyzed).
+    pub(super) fn schema(&self, plan: &LogicalPlan) -> SchemaRef {
+        match &self.0 {
+            Some(Ok(analyzed)) => Arc::new(analyzed.schema().as_arrow().clone()),
+            _ => Arc::new(plan.schema().as_arrow().clone()),
+        }
+    }
+}
+
 /// What pg_stat_activity's wait_event shows while a query waits for an
 /// execution slot.
 pub const QUERY_QUEUE: &str = "QueryQueue";
@@ -57,14 +85,7 @@ impl Session {
     /// types only when it analyzes the plan for execution (the common
     /// type of UNION branches, for one), and the rows come in those.
     pub(super) fn typed_schema(&self, plan: &LogicalPlan) -> SchemaRef {
-        let state = self.ctx.state();
-        match state
-            .analyzer()
-            .execute_and_check(plan.clone(), state.config_options(), |_, _| {})
-        {
-            Ok(analyzed) => Arc::new(analyzed.schema().as_arrow().clone()),
-            Err(_) => Arc::new(plan.schema().as_arrow().clone()),
-        }
+        Analyzed::of(self, plan).schema(plan)
     }
 
     /// What stops the running statement: a cancel, or its timeout.
@@ -90,9 +111,32 @@ impl Session {
 
     /// Executes a logical plan and returns its rows as they come.
     pub(super) async fn execute_plan(&self, plan: LogicalPlan) -> Result<RowStream> {
+        let analyzed = Analyzed::of(self, &plan);
+        self.execute_analyzed(plan, analyzed).await
+    }
+
+    /// Executes a logical plan already analyzed (see [`Analyzed`]).
+    pub(super) async fn execute_analyzed(
+        &self,
+        plan: LogicalPlan,
+        analyzed: Analyzed,
+    ) -> Result<RowStream> {
         let heavy = reads_tables(&plan);
-        let state = self.ctx.state();
-        let physical = match state.create_physical_plan(&plan).await {
+        let state = self.df_state();
+        let planned = match analyzed.0 {
+            Some(Ok(analyzed)) => match state.optimizer().optimize(analyzed, &*state, |_, _| {}) {
+                Ok(optimized) => {
+                    state
+                        .query_planner()
+                        .create_physical_plan(&optimized, &*state)
+                        .await
+                }
+                Err(e) => Err(e),
+            },
+            Some(Err(e)) => Err(e),
+            None => state.create_physical_plan(&plan).await,
+        };
+        let physical = match planned {
             Ok(physical) => physical,
             Err(e) if super::init_plans::is_unplanned_subquery(&e) => {
                 // Uncorrelated ones run once first; correlated ones row by
@@ -118,13 +162,13 @@ impl Session {
         &self,
         plan: LogicalPlan,
     ) -> Result<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
-        let state = self.ctx.state();
+        let state = self.df_state();
         let mut plan = plan;
         loop {
-            let optimized = state.optimizer().optimize(plan, &state, |_, _| {})?;
+            let optimized = state.optimizer().optimize(plan, &*state, |_, _| {})?;
             match state
                 .query_planner()
-                .create_physical_plan(&optimized, &state)
+                .create_physical_plan(&optimized, &*state)
                 .await
             {
                 Ok(physical) => return Ok(physical),
@@ -153,7 +197,6 @@ impl Session {
         physical: Arc<dyn datafusion::physical_plan::ExecutionPlan>,
         heavy: bool,
     ) -> RowStream {
-        let state = self.ctx.state();
         let slot = match heavy {
             true => Some(self.admit_query().await),
             false => None,
@@ -161,7 +204,7 @@ impl Session {
         let stream = self
             .db
             .executor()
-            .execute(physical, state.task_ctx(), self.control(), slot)
+            .execute(physical, self.task_ctx(), self.control(), slot)
             .await;
         RowStream::new(stream)
     }

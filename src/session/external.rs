@@ -70,7 +70,7 @@ impl Session {
         mut def: ViewDef,
         create: &CreateExternalTable,
     ) -> Result<View> {
-        let state = self.ctx.state();
+        let state = self.df_state();
         let plan = state
             .statement_to_plan(DfStatement::CreateExternalTable(create.clone()))
             .await?;
@@ -86,7 +86,7 @@ impl Session {
         }
         use datafusion::catalog::TableProviderFactory;
         let provider = ListingTableFactory::new()
-            .create(&state, &command)
+            .create(&*state, &command)
             .await
             .map_err(|e| {
                 QuiverError::InvalidParameterValue(format!(

@@ -12,6 +12,7 @@ mod copy_files;
 mod cursors;
 mod ddl;
 mod definitions;
+mod df_state;
 mod dispatch;
 mod dml;
 mod execution;
@@ -125,6 +126,10 @@ impl StatementResult {
 pub struct Session {
     db: Arc<Database>,
     ctx: SessionContext,
+    /// The copy of `ctx`'s state that statements plan with.
+    df_cache: df_state::StateCache,
+    /// Where the session's open transaction is, for its catalog.
+    slot: Arc<crate::engine::TxnSlot>,
     text_casts: crate::sql::pg_casts::TextCasts,
     settings: Settings,
     /// The session's TimeZone as Arrow names it, read by the planner.
@@ -184,7 +189,7 @@ impl Session {
             zone,
             date_style,
             handle,
-        } = Planner::new(&db, slot, info.clone());
+        } = Planner::new(&db, slot.clone(), info.clone());
         let scratch_schema = Arc::new(MemorySchemaProvider::new());
         let scratch = MemoryCatalogProvider::new();
         scratch
@@ -196,6 +201,8 @@ impl Session {
         let mut session = Session {
             db,
             ctx,
+            df_cache: Default::default(),
+            slot,
             text_casts,
             // Checked when the server set them.
             settings: Settings::with_defaults(&db_defaults).unwrap_or_default(),

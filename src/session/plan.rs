@@ -20,23 +20,20 @@ impl Session {
         statement: DfStatement,
         schema: &str,
     ) -> Result<LogicalPlan> {
-        let state = self.ctx.state_ref();
-        let previous = std::mem::replace(
-            &mut state
-                .write()
-                .config_mut()
-                .options_mut()
-                .catalog
-                .default_schema,
-            schema.to_string(),
-        );
+        let current = self.df_state().config_options().catalog.default_schema == schema;
+        if current {
+            return self.plan(statement).await;
+        }
+        let previous = self.change_df_state(|state| {
+            std::mem::replace(
+                &mut state.config_mut().options_mut().catalog.default_schema,
+                schema.to_string(),
+            )
+        });
         let planned = self.plan(statement).await;
-        state
-            .write()
-            .config_mut()
-            .options_mut()
-            .catalog
-            .default_schema = previous;
+        self.change_df_state(|state| {
+            state.config_mut().options_mut().catalog.default_schema = previous
+        });
         planned
     }
 
@@ -87,7 +84,7 @@ impl Session {
         } else {
             None
         };
-        let planned = match self.ctx.state().statement_to_plan(statement.clone()).await {
+        let planned = match self.df_state().statement_to_plan(statement.clone()).await {
             // An INSERT over a VALUES of another width than the target
             // (DataFusion plans that VALUES as the target's rows).
             Err(e) => match self.plan_insert_over_values(&statement).await? {
@@ -99,13 +96,13 @@ impl Session {
         let plan = match (planned, fallback) {
             (Ok(plan), None) => plan,
             (Ok(plan), Some(empty)) => {
-                if self.ctx.state().create_physical_plan(&plan).await.is_ok() {
+                if self.df_state().create_physical_plan(&plan).await.is_ok() {
                     plan
                 } else {
-                    self.ctx.state().statement_to_plan(empty).await?
+                    self.df_state().statement_to_plan(empty).await?
                 }
             }
-            (Err(_), Some(empty)) => self.ctx.state().statement_to_plan(empty).await?,
+            (Err(_), Some(empty)) => self.df_state().statement_to_plan(empty).await?,
             (Err(e), None) => return Err(e.into()),
         };
         Ok(pg_casts::rewrite_text_casts(plan, &self.text_casts)?)
@@ -122,9 +119,10 @@ impl Session {
                 Err(not_supported(format!("{}", plan.display())))
             }
             _ => {
+                let analyzed = super::execution::Analyzed::of(self, &plan);
                 let schema = sources::annotate(
                     &plan,
-                    self.typed_schema(&plan),
+                    analyzed.schema(&plan),
                     &self.catalog(),
                     &self.default_schema(),
                 );
@@ -135,7 +133,10 @@ impl Session {
                 // Functions that act on the session (pg_notify, set_config,
                 // advisory locks) have run when the statement ends.
                 let acts = acts_on_session(&plan);
-                let rows = self.execute_plan(plan).await?.conformed(schema.clone());
+                let rows = self
+                    .execute_analyzed(plan, analyzed)
+                    .await?
+                    .conformed(schema.clone());
                 if self.stream_results && !acts {
                     return Ok(StatementResult::RowStream {
                         schema,

@@ -43,11 +43,7 @@ impl Session {
     }
 
     pub(super) fn txn_slot(&self) -> Arc<TxnSlot> {
-        self.ctx
-            .state()
-            .config()
-            .get_extension::<TxnSlot>()
-            .expect("sessions are created with a transaction slot")
+        self.slot.clone()
     }
 
     /// Refuses what may not run now: anything but the end of the block in

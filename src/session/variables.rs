@@ -43,12 +43,7 @@ impl Session {
     pub(super) fn set_value(&mut self, variable: &str, value: String) -> Result<StatementResult> {
         if let Some(df_key) = variable.strip_prefix("datafusion.") {
             let key = format!("datafusion.{df_key}");
-            let state = self.ctx.state_ref();
-            let mut state = state.write();
-            state
-                .config_mut()
-                .options_mut()
-                .set(&key, &value)
+            self.change_df_state(|state| state.config_mut().options_mut().set(&key, &value))
                 .map_err(|_| QuiverError::InvalidSettingValue { name: key, value })?;
             return Ok(StatementResult::command("SET"));
         }
@@ -131,13 +126,9 @@ impl Session {
     pub(super) fn after_setting_change(&mut self, key: &'static str) {
         if key == "search_path" {
             let schema = self.default_schema();
-            let state = self.ctx.state_ref();
-            state
-                .write()
-                .config_mut()
-                .options_mut()
-                .catalog
-                .default_schema = schema;
+            self.change_df_state(|state| {
+                state.config_mut().options_mut().catalog.default_schema = schema
+            });
         }
         if key == "TimeZone" || key == "DateStyle" {
             self.apply_time_zone();
@@ -191,11 +182,14 @@ impl Session {
     }
 
     pub(super) fn show(&self, variable: &[Ident]) -> Result<StatementResult> {
-        let name = variable
-            .iter()
-            .map(|i| i.value.clone())
-            .collect::<Vec<_>>()
-            .join(" ");
+        // The parser splits `time zone` and `datafusion.execution.batch_size`
+        // alike into words.
+        let words: Vec<&str> = variable.iter().map(|i| i.value.as_str()).collect();
+        let spaced = words.join(" ");
+        let name = match spaced.to_ascii_lowercase().as_str() {
+            "time zone" | "transaction isolation level" | "session authorization" => spaced,
+            _ => words.join("."),
+        };
         if name.eq_ignore_ascii_case("all") {
             let server = self.db.server_settings();
             let mut rows: Vec<(&str, &str, &str)> = self.settings.all().collect();
@@ -228,7 +222,7 @@ impl Session {
         };
         let value = if let Some(key) = name.strip_prefix("datafusion.") {
             let key = format!("datafusion.{key}");
-            let options = self.ctx.state().config_options().clone();
+            let options = self.df_state().config_options().clone();
             options
                 .entries()
                 .into_iter()

@@ -1,0 +1,100 @@
+//! The session's DataFusion state as planning and execution read it.
+//!
+//! `SessionContext::state()` copies the whole state, function registries
+//! (several hundred names) included, and a statement used to take several
+//! copies: for `SELECT 1` they cost more than planning it. One copy is
+//! kept here instead, stamped with a fresh start time (what `now()` reads)
+//! each time it is handed out, and dropped when the session changes its
+//! DataFusion state (`SET search_path`, `SET datafusion.*`).
+
+use std::sync::Arc;
+
+use datafusion::execution::context::SessionState;
+use datafusion::execution::TaskContext;
+use parking_lot::Mutex;
+
+use super::Session;
+
+/// The copies, made when first asked for.
+#[derive(Default)]
+pub(super) struct StateCache(Mutex<Cached>);
+
+#[derive(Default)]
+struct Cached {
+    state: Option<Arc<SessionState>>,
+    task: Option<Arc<TaskContext>>,
+}
+
+impl Session {
+    /// The state to plan with, its start time set now. Planning that
+    /// starts while an outer plan still holds the kept copy (a subquery
+    /// run first) gets a copy of its own.
+    pub(super) fn df_state(&self) -> Arc<SessionState> {
+        let mut cached = self.df_cache.0.lock();
+        if let Some(state) = cached.state.as_mut() {
+            if let Some(unique) = Arc::get_mut(state) {
+                unique.mark_start_execution();
+                return state.clone();
+            }
+        }
+        let state = Arc::new(self.ctx.state());
+        cached.state = Some(state.clone());
+        state
+    }
+
+    /// What a plan runs with (settings, functions, memory).
+    pub(super) fn task_ctx(&self) -> Arc<TaskContext> {
+        let mut cached = self.df_cache.0.lock();
+        cached
+            .task
+            .get_or_insert_with(|| Arc::new(TaskContext::from(&*self.ctx.state_ref().read())))
+            .clone()
+    }
+
+    /// Changes the session's DataFusion state; later statements see it.
+    pub(super) fn change_df_state<R>(&self, change: impl FnOnce(&mut SessionState) -> R) -> R {
+        let changed = change(&mut self.ctx.state_ref().write());
+        *self.df_cache.0.lock() = Cached::default();
+        changed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::engine::Database;
+    use crate::session::{Session, StatementResult};
+
+    async fn one_value(session: &mut Session, sql: &str) -> String {
+        let mut results = session.execute_sql(sql).await;
+        let Some(Ok(result)) = results.pop() else {
+            panic!("{sql} failed");
+        };
+        let other = result.collected().await.unwrap();
+        let StatementResult::Rows { batches, .. } = other else {
+            panic!("{sql} returned no rows: {other:?}");
+        };
+        datafusion::arrow::util::display::array_value_to_string(batches[0].column(0), 0).unwrap()
+    }
+
+    #[tokio::test]
+    async fn kept_state_follows_changes_and_the_clock() {
+        let mut session = Session::new(Database::new());
+        session.execute_sql("CREATE SCHEMA other").await;
+        session
+            .execute_sql("CREATE TABLE other.t (x int); INSERT INTO other.t VALUES (7)")
+            .await;
+        let first = one_value(&mut session, "SELECT now()::text").await;
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let second = one_value(&mut session, "SELECT now()::text").await;
+        assert_ne!(first, second, "each statement reads the clock");
+        session.execute_sql("SET search_path = other").await;
+        assert_eq!(one_value(&mut session, "SELECT x FROM t").await, "7");
+        session
+            .execute_sql("SET datafusion.execution.batch_size = 17")
+            .await;
+        assert_eq!(
+            one_value(&mut session, "SHOW datafusion.execution.batch_size").await,
+            "17"
+        );
+    }
+}
