@@ -24,6 +24,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_util::codec::{Framed, FramedParts};
 
+use super::coalesce::Coalesce;
 use super::handler::ConnectionHandlers;
 
 /// How long a client may take from connecting to being logged in
@@ -160,6 +161,7 @@ pub async fn serve_connection(
             _ => message.is_extended_query(),
         };
         let is_cancel = matches!(message, PgWireFrontendMessage::CancelRequest(_));
+        let is_flush = matches!(message, PgWireFrontendMessage::Flush(_));
         let outcome = {
             let work = process_message(
                 message,
@@ -197,6 +199,12 @@ pub async fn serve_connection(
         if is_cancel {
             return Ok(());
         }
+        if is_flush {
+            // Everything so far, whatever pgwire did with the message
+            // (it skips it after an error, until Sync).
+            socket.get_mut().inner.force_next_flush();
+            socket.flush().await?;
+        }
         if let Err(e) = outcome {
             let mut info = ErrorInfo::from(e);
             // Any error before the login completes ends the connection:
@@ -221,7 +229,8 @@ pub async fn serve_connection(
     }
 }
 
-type Socket<S> = Framed<FrameGuard<MaybeTls>, pgwire::tokio::server::PgWireMessageServerCodec<S>>;
+type Socket<S> =
+    Framed<FrameGuard<Coalesce<MaybeTls>>, pgwire::tokio::server::PgWireMessageServerCodec<S>>;
 
 /// Puts the frame guard under the negotiated stream; bytes the negotiation
 /// already read are checked first.
@@ -230,7 +239,7 @@ fn guard_frames<S>(
     max_message_size: usize,
 ) -> Socket<S> {
     let old = socket.into_parts();
-    let mut guard = FrameGuard::new(old.io, max_message_size);
+    let mut guard = FrameGuard::new(Coalesce::new(old.io), max_message_size);
     guard.inspect(&old.read_buf);
     let mut parts = FramedParts::new(guard, old.codec);
     parts.read_buf = old.read_buf;

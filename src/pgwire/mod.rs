@@ -2,6 +2,7 @@
 //! each with its own `Session` through pgwire.
 
 mod auth;
+mod coalesce;
 mod connection;
 mod handler;
 mod params;
