@@ -310,6 +310,41 @@ impl TableScan {
     }
 }
 
+impl TableScan {
+    /// About `rows` of the scan's rows, in short runs spread evenly over
+    /// all of them (for estimating the share a filter keeps); None when
+    /// the scan reads no rows.
+    pub fn sample(&self, rows: usize) -> Result<Option<RecordBatch>> {
+        const RUN: usize = 64;
+        let pieces: Vec<&RecordBatch> = self.partitions.iter().flatten().map(|p| &p.rows).collect();
+        let total: usize = pieces.iter().map(|b| b.num_rows()).sum();
+        if total == 0 {
+            return Ok(None);
+        }
+        let runs = (rows / RUN).max(1);
+        let mut slices = Vec::with_capacity(runs);
+        let (mut piece, mut start) = (0, 0);
+        for run in 0..runs {
+            let at = if total <= rows { 0 } else { run * total / runs };
+            while start + pieces[piece].num_rows() <= at {
+                start += pieces[piece].num_rows();
+                piece += 1;
+            }
+            let batch = pieces[piece];
+            if total <= rows {
+                slices.extend(pieces.iter().map(|b| (*b).clone()));
+                break;
+            }
+            let offset = at - start;
+            slices.push(batch.slice(offset, RUN.min(batch.num_rows() - offset)));
+        }
+        Ok(Some(datafusion::arrow::compute::concat_batches(
+            &self.schema,
+            &slices,
+        )?))
+    }
+}
+
 impl DataSource for TableScan {
     fn open(
         &self,

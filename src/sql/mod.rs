@@ -12,6 +12,7 @@ pub mod column_names;
 pub mod context;
 pub mod copy;
 pub mod copy_options;
+pub mod filter_estimate;
 pub mod join_order;
 pub mod order_by;
 pub mod pg_arithmetic;

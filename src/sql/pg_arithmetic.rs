@@ -75,7 +75,18 @@ pub fn session_state(
     planners.insert(0, Arc::new(super::pg_interval::IntervalArithmetic));
     planners.insert(0, Arc::new(super::pg_arrays::ArrayOperators));
     planners.insert(0, Arc::new(super::pg_extract::ExtractPlanner));
+    // Filters measured on a sample before DataFusion picks build sides.
+    let mut physical = state.physical_optimizers().to_vec();
+    let join_selection = physical
+        .iter()
+        .position(|r| r.name() == "join_selection")
+        .unwrap_or(0);
+    physical.insert(
+        join_selection,
+        Arc::new(super::filter_estimate::SampledSelectivity),
+    );
     SessionStateBuilder::new_from_existing(state)
+        .with_physical_optimizer_rules(physical)
         .with_analyzer_rules(rules)
         .with_expr_planners(planners)
         .with_optimizer_rule(Arc::new(super::join_order::JoinOrder))
