@@ -6,11 +6,20 @@
 //! kept here instead, stamped with a fresh start time (what `now()` reads)
 //! each time it is handed out, and dropped when the session changes its
 //! DataFusion state (`SET search_path`, `SET datafusion.*`).
+//!
+//! Beside it, a lean copy for plans that read nothing and compute only
+//! expressions (`SELECT 1`, `SELECT version()`, a pool's ping): the
+//! analyzer runs in full, the logical optimizer only simplifies
+//! expressions (which folds `now()`), and no physical optimizer runs —
+//! there is no table, join, sort or aggregate for them to improve, and they
+//! cost more than the rest of such a statement.
 
 use std::sync::Arc;
 
 use datafusion::execution::context::SessionState;
+use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::execution::TaskContext;
+use datafusion::optimizer::simplify_expressions::SimplifyExpressions;
 use parking_lot::Mutex;
 
 use super::Session;
@@ -22,7 +31,25 @@ pub(super) struct StateCache(Mutex<Cached>);
 #[derive(Default)]
 struct Cached {
     state: Option<Arc<SessionState>>,
+    lean: Option<Arc<SessionState>>,
     task: Option<Arc<TaskContext>>,
+}
+
+/// `kept`, its start time set now, or a fresh copy made by `make` when it
+/// is still in use.
+fn stamped(
+    kept: &mut Option<Arc<SessionState>>,
+    make: impl FnOnce() -> SessionState,
+) -> Arc<SessionState> {
+    if let Some(state) = kept.as_mut() {
+        if let Some(unique) = Arc::get_mut(state) {
+            unique.mark_start_execution();
+            return state.clone();
+        }
+    }
+    let state = Arc::new(make());
+    *kept = Some(state.clone());
+    state
 }
 
 impl Session {
@@ -30,16 +57,19 @@ impl Session {
     /// starts while an outer plan still holds the kept copy (a subquery
     /// run first) gets a copy of its own.
     pub(super) fn df_state(&self) -> Arc<SessionState> {
-        let mut cached = self.df_cache.0.lock();
-        if let Some(state) = cached.state.as_mut() {
-            if let Some(unique) = Arc::get_mut(state) {
-                unique.mark_start_execution();
-                return state.clone();
-            }
-        }
-        let state = Arc::new(self.ctx.state());
-        cached.state = Some(state.clone());
-        state
+        stamped(&mut self.df_cache.0.lock().state, || self.ctx.state())
+    }
+
+    /// The lean state, for plans without tables (see the module comment).
+    pub(super) fn lean_df_state(&self) -> Arc<SessionState> {
+        stamped(&mut self.df_cache.0.lock().lean, || {
+            let mut state = SessionStateBuilder::new_from_existing(self.ctx.state())
+                .with_optimizer_rules(vec![Arc::new(SimplifyExpressions::new())])
+                .with_physical_optimizer_rules(Vec::new())
+                .build();
+            state.mark_start_execution();
+            state
+        })
     }
 
     /// What a plan runs with (settings, functions, memory).

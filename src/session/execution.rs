@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::error::DataFusionError;
 use datafusion::logical_expr::LogicalPlan;
 use futures::{FutureExt, Stream, StreamExt};
@@ -21,6 +21,40 @@ use crate::error::Result;
 use crate::executor::{Control, Slot};
 use crate::sql::catalog::{INFORMATION_SCHEMA, PG_CATALOG};
 use crate::sql::RowStream;
+
+/// Whether a plan reads nothing and only computes expressions: the
+/// nodes of `SELECT 1, now()` or `VALUES (1)`, without subqueries.
+fn computes_only(plan: &LogicalPlan) -> bool {
+    use datafusion::logical_expr::Expr;
+    let mut only = true;
+    let _ = plan.apply(|node| {
+        only &= matches!(
+            node,
+            LogicalPlan::Projection(_)
+                | LogicalPlan::EmptyRelation(_)
+                | LogicalPlan::Values(_)
+                | LogicalPlan::SubqueryAlias(_)
+        ) && node.expressions().iter().all(|e| {
+            !e.exists(|e| {
+                Ok(matches!(
+                    e,
+                    Expr::ScalarSubquery(_)
+                        | Expr::InSubquery(_)
+                        | Expr::Exists(_)
+                        | Expr::SetComparison(_)
+                        | Expr::OuterReferenceColumn(..)
+                ))
+            })
+            .unwrap_or(true)
+        });
+        Ok(if only {
+            TreeNodeRecursion::Continue
+        } else {
+            TreeNodeRecursion::Stop
+        })
+    });
+    only
+}
 
 /// A plan after DataFusion's analyzer (types coerced, wildcards
 /// expanded): the step that settles a result's column types, done once
@@ -122,7 +156,10 @@ impl Session {
         analyzed: Analyzed,
     ) -> Result<RowStream> {
         let heavy = reads_tables(&plan);
-        let state = self.df_state();
+        let state = match &analyzed.0 {
+            Some(Ok(analyzed)) if computes_only(analyzed) => self.lean_df_state(),
+            _ => self.df_state(),
+        };
         let planned = match analyzed.0 {
             Some(Ok(analyzed)) => match state.optimizer().optimize(analyzed, &*state, |_, _| {}) {
                 Ok(optimized) => {
@@ -326,6 +363,7 @@ impl Drop for Finishing {
 mod tests {
     use datafusion::arrow::util::pretty::pretty_format_batches;
 
+    use super::Analyzed;
     use crate::engine::Database;
     use crate::session::{Session, StatementResult};
 
@@ -371,5 +409,27 @@ mod tests {
         .await;
         let next = text(&mut session, "SELECT nextval('s')").await;
         assert!(next.contains("| 1 "), "{next}");
+    }
+
+    #[tokio::test]
+    async fn only_plans_that_read_nothing_take_the_lean_path() {
+        let session = Session::new(Database::new());
+        for (sql, lean) in [
+            ("SELECT 1", true),
+            ("SELECT now(), version()", true),
+            ("SELECT * FROM (VALUES (1), (2)) v(x)", true),
+            ("SELECT (SELECT 1)", false),
+            ("SELECT 1 WHERE EXISTS (SELECT 1)", false),
+            ("SELECT 1 UNION SELECT 2", false),
+            ("SELECT * FROM generate_series(1, 3)", false),
+            ("SELECT count(*) FROM (VALUES (1)) v(x)", false),
+        ] {
+            let statement = Session::parse(sql).unwrap().pop_front().unwrap();
+            let plan = session.plan(statement).await.unwrap();
+            let Analyzed(Some(Ok(analyzed))) = Analyzed::of(&session, &plan) else {
+                panic!("{sql} did not analyze");
+            };
+            assert_eq!(super::computes_only(&analyzed), lean, "{sql}");
+        }
     }
 }
