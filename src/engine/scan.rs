@@ -321,20 +321,22 @@ impl TableScan {
         if total == 0 {
             return Ok(None);
         }
+        if total <= rows {
+            return Ok(Some(datafusion::arrow::compute::concat_batches(
+                &self.schema,
+                pieces,
+            )?));
+        }
         let runs = (rows / RUN).max(1);
         let mut slices = Vec::with_capacity(runs);
         let (mut piece, mut start) = (0, 0);
         for run in 0..runs {
-            let at = if total <= rows { 0 } else { run * total / runs };
+            let at = run * total / runs;
             while start + pieces[piece].num_rows() <= at {
                 start += pieces[piece].num_rows();
                 piece += 1;
             }
             let batch = pieces[piece];
-            if total <= rows {
-                slices.extend(pieces.iter().map(|b| (*b).clone()));
-                break;
-            }
             let offset = at - start;
             slices.push(batch.slice(offset, RUN.min(batch.num_rows() - offset)));
         }
@@ -813,5 +815,42 @@ mod tests {
             first.column_statistics[0].max_value,
             Precision::Inexact(_)
         ));
+    }
+
+    #[test]
+    fn a_sample_takes_short_runs_from_the_whole_scan() {
+        let schema = Arc::new(Schema::new(vec![Field::new("k", DataType::Int32, false)]));
+        let piece = |from: i32, to: i32| {
+            let rows = RecordBatch::try_new(
+                schema.clone(),
+                vec![Arc::new(Int32Array::from_iter_values(from..to))],
+            )
+            .unwrap();
+            Piece {
+                rows: rows.clone(),
+                segment: rows,
+                zones: Arc::new(ZoneMaps::new(1)),
+                intact: true,
+                whole: true,
+            }
+        };
+        let parts = vec![
+            vec![piece(0, 10_000), piece(10_000, 10_000)],
+            vec![piece(10_000, 40_000)],
+        ];
+        let scan = TableScan::new("t", schema.clone(), vec![0], parts, true);
+        let sample = scan.sample(1024).unwrap().unwrap();
+        assert_eq!(sample.num_rows(), 1024);
+        let keys = sample
+            .column(0)
+            .as_any()
+            .downcast_ref::<Int32Array>()
+            .unwrap();
+        // Runs of 64 every 2,500 rows, from the first piece to the last.
+        assert_eq!(keys.value(0), 0);
+        assert_eq!(keys.value(64), 2_500);
+        assert!(keys.values().iter().any(|&k| k >= 37_500));
+        // A small scan is sampled whole.
+        assert_eq!(scan.sample(100_000).unwrap().unwrap().num_rows(), 40_000);
     }
 }

@@ -22,40 +22,6 @@ use crate::executor::{Control, Slot};
 use crate::sql::catalog::{INFORMATION_SCHEMA, PG_CATALOG};
 use crate::sql::RowStream;
 
-/// Whether a plan reads nothing and only computes expressions: the
-/// nodes of `SELECT 1, now()` or `VALUES (1)`, without subqueries.
-fn computes_only(plan: &LogicalPlan) -> bool {
-    use datafusion::logical_expr::Expr;
-    let mut only = true;
-    let _ = plan.apply(|node| {
-        only &= matches!(
-            node,
-            LogicalPlan::Projection(_)
-                | LogicalPlan::EmptyRelation(_)
-                | LogicalPlan::Values(_)
-                | LogicalPlan::SubqueryAlias(_)
-        ) && node.expressions().iter().all(|e| {
-            !e.exists(|e| {
-                Ok(matches!(
-                    e,
-                    Expr::ScalarSubquery(_)
-                        | Expr::InSubquery(_)
-                        | Expr::Exists(_)
-                        | Expr::SetComparison(_)
-                        | Expr::OuterReferenceColumn(..)
-                ))
-            })
-            .unwrap_or(true)
-        });
-        Ok(if only {
-            TreeNodeRecursion::Continue
-        } else {
-            TreeNodeRecursion::Stop
-        })
-    });
-    only
-}
-
 /// A plan after DataFusion's analyzer (types coerced, wildcards
 /// expanded): the step that settles a result's column types, done once
 /// for both the columns announced and the plan run. `None` for EXPLAIN,
@@ -112,6 +78,40 @@ pub fn reads_tables(plan: &LogicalPlan) -> bool {
         }
     });
     reads
+}
+
+/// Whether a plan reads nothing and only computes expressions: the
+/// nodes of `SELECT 1, now()` or `VALUES (1)`, without subqueries.
+fn computes_only(plan: &LogicalPlan) -> bool {
+    use datafusion::logical_expr::Expr;
+    let mut only = true;
+    let _ = plan.apply(|node| {
+        only &= matches!(
+            node,
+            LogicalPlan::Projection(_)
+                | LogicalPlan::EmptyRelation(_)
+                | LogicalPlan::Values(_)
+                | LogicalPlan::SubqueryAlias(_)
+        ) && node.expressions().iter().all(|e| {
+            !e.exists(|e| {
+                Ok(matches!(
+                    e,
+                    Expr::ScalarSubquery(_)
+                        | Expr::InSubquery(_)
+                        | Expr::Exists(_)
+                        | Expr::SetComparison(_)
+                        | Expr::OuterReferenceColumn(..)
+                ))
+            })
+            .unwrap_or(true)
+        });
+        Ok(if only {
+            TreeNodeRecursion::Continue
+        } else {
+            TreeNodeRecursion::Stop
+        })
+    });
+    only
 }
 
 impl Session {
