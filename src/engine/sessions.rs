@@ -277,6 +277,17 @@ impl SessionInfo {
         self.activity.lock().clone()
     }
 
+    /// When the open transaction (a block, or the running statement
+    /// outside one) started.
+    pub fn transaction_start(&self) -> Option<DateTime<Utc>> {
+        self.activity.lock().xact_start
+    }
+
+    /// When the running statement started.
+    pub fn statement_start(&self) -> Option<DateTime<Utc>> {
+        self.activity.lock().query_start
+    }
+
     /// A statement starts.
     pub fn start_query(&self, query: &str) {
         *self.statement.lock() = CancellationToken::new();

@@ -3,9 +3,10 @@
 //! `SessionContext::state()` copies the whole state, function registries
 //! (several hundred names) included, and a statement used to take several
 //! copies: for `SELECT 1` they cost more than planning it. One copy is
-//! kept here instead, stamped with a fresh start time (what `now()` reads)
-//! each time it is handed out, and dropped when the session changes its
-//! DataFusion state (`SET search_path`, `SET datafusion.*`).
+//! kept here instead, stamped with the start time of the session's
+//! transaction (what `now()` reads: constant inside a BEGIN block, as in
+//! PostgreSQL) each time it is handed out, and dropped when the session
+//! changes its DataFusion state (`SET search_path`, `SET datafusion.*`).
 //!
 //! Beside it, a lean copy for plans that read nothing and compute only
 //! expressions (`SELECT 1`, `SELECT version()`, a pool's ping): the
@@ -15,6 +16,8 @@
 //! cost more than the rest of such a statement.
 
 use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
 
 use datafusion::execution::context::SessionState;
 use datafusion::execution::session_state::SessionStateBuilder;
@@ -35,40 +38,54 @@ struct Cached {
     task: Option<Arc<TaskContext>>,
 }
 
-/// `kept`, its start time set now, or a fresh copy made by `make` when it
-/// is still in use.
+/// `kept`, its start time set to `at`, or a fresh copy made by `make` when
+/// it is still in use.
 fn stamped(
     kept: &mut Option<Arc<SessionState>>,
+    at: DateTime<Utc>,
     make: impl FnOnce() -> SessionState,
 ) -> Arc<SessionState> {
+    let stamp = |state: &mut SessionState| {
+        state.mark_start_execution();
+        state.execution_props_mut().query_execution_start_time = Some(at);
+    };
     if let Some(state) = kept.as_mut() {
         if let Some(unique) = Arc::get_mut(state) {
-            unique.mark_start_execution();
+            stamp(unique);
             return state.clone();
         }
     }
-    let state = Arc::new(make());
+    let mut state = make();
+    stamp(&mut state);
+    let state = Arc::new(state);
     *kept = Some(state.clone());
     state
 }
 
 impl Session {
-    /// The state to plan with, its start time set now. Planning that
+    /// When the session's transaction started: `now()` and
+    /// `current_timestamp` (the statement's own start outside a block).
+    fn transaction_start(&self) -> DateTime<Utc> {
+        self.info.transaction_start().unwrap_or_else(Utc::now)
+    }
+
+    /// The state to plan with, its start time set to the transaction's.
+    /// Planning that
     /// starts while an outer plan still holds the kept copy (a subquery
     /// run first) gets a copy of its own.
     pub(super) fn df_state(&self) -> Arc<SessionState> {
-        stamped(&mut self.df_cache.0.lock().state, || self.ctx.state())
+        let at = self.transaction_start();
+        stamped(&mut self.df_cache.0.lock().state, at, || self.ctx.state())
     }
 
     /// The lean state, for plans without tables (see the module comment).
     pub(super) fn lean_df_state(&self) -> Arc<SessionState> {
-        stamped(&mut self.df_cache.0.lock().lean, || {
-            let mut state = SessionStateBuilder::new_from_existing(self.ctx.state())
+        let at = self.transaction_start();
+        stamped(&mut self.df_cache.0.lock().lean, at, || {
+            SessionStateBuilder::new_from_existing(self.ctx.state())
                 .with_optimizer_rules(vec![Arc::new(SimplifyExpressions::new())])
                 .with_physical_optimizer_rules(Vec::new())
-                .build();
-            state.mark_start_execution();
-            state
+                .build()
         })
     }
 
@@ -117,6 +134,27 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(5));
         let second = one_value(&mut session, "SELECT now()::text").await;
         assert_ne!(first, second, "each statement reads the clock");
+        // Inside a block, now() is the transaction's start (PostgreSQL);
+        // statement_timestamp() and clock_timestamp() move on.
+        session.execute_sql("BEGIN").await;
+        let begun = one_value(&mut session, "SELECT now()::text").await;
+        let statement = one_value(&mut session, "SELECT statement_timestamp()::text").await;
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert_eq!(one_value(&mut session, "SELECT now()::text").await, begun);
+        assert_eq!(
+            one_value(&mut session, "SELECT transaction_timestamp()::text").await,
+            begun
+        );
+        assert_ne!(
+            one_value(&mut session, "SELECT statement_timestamp()::text").await,
+            statement
+        );
+        assert_eq!(
+            one_value(&mut session, "SELECT clock_timestamp() > now()").await,
+            "true"
+        );
+        session.execute_sql("COMMIT").await;
+        assert_ne!(one_value(&mut session, "SELECT now()::text").await, begun);
         session.execute_sql("SET search_path = other").await;
         assert_eq!(one_value(&mut session, "SELECT x FROM t").await, "7");
         session

@@ -725,6 +725,15 @@ fn checked(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
                 ScalarFunction::new_udf(checked_udf(Checked::Binary(op)), vec![*left, *right]),
             )))
         }
+        Expr::BinaryExpr(BinaryExpr { left, op, right })
+            if op == Operator::Divide
+                && matches!(type_of(&left), Some(DataType::Decimal128(..)))
+                && matches!(type_of(&right), Some(DataType::Decimal128(..))) =>
+        {
+            Ok(Transformed::yes(Expr::ScalarFunction(
+                ScalarFunction::new_udf(checked_udf(Checked::NumericDivide), vec![*left, *right]),
+            )))
+        }
         Expr::Negative(inner) if type_of(&inner).is_some_and(|t| is_integer(&t)) => {
             Ok(Transformed::yes(Expr::ScalarFunction(
                 ScalarFunction::new_udf(checked_udf(Checked::Negate), vec![*inner]),
@@ -775,6 +784,8 @@ fn narrow(expr: Expr, target: &DataType) -> Expr {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Checked {
     Binary(Operator),
+    /// Numeric division as PostgreSQL rounds it (see [`numeric_divide`]).
+    NumericDivide,
     Negate,
     /// A numeric or float rounded to a bigint.
     RoundToInt,
@@ -784,12 +795,16 @@ enum Checked {
 }
 
 impl Checked {
-    fn result_type(self, input: &DataType) -> DataType {
-        match self {
-            Checked::RoundToInt => DataType::Int64,
-            Checked::NarrowToInt16 => DataType::Int16,
-            Checked::NarrowToInt32 => DataType::Int32,
-            Checked::Binary(_) | Checked::Negate => input.clone(),
+    fn result_type(self, inputs: &[DataType]) -> DataType {
+        match (self, inputs) {
+            (Checked::RoundToInt, _) => DataType::Int64,
+            (Checked::NarrowToInt16, _) => DataType::Int16,
+            (Checked::NarrowToInt32, _) => DataType::Int32,
+            (
+                Checked::NumericDivide,
+                [DataType::Decimal128(_, s1), DataType::Decimal128(_, s2)],
+            ) => DataType::Decimal128(38, division_scale(*s1, *s2)),
+            _ => inputs[0].clone(),
         }
     }
 }
@@ -799,6 +814,7 @@ fn checked_udf(what: Checked) -> Arc<ScalarUDF> {
         Checked::Binary(Operator::Plus) => "pg_int_add",
         Checked::Binary(Operator::Minus) => "pg_int_sub",
         Checked::Binary(_) => "pg_int_mul",
+        Checked::NumericDivide => "pg_numeric_div",
         Checked::Negate => "pg_int_neg",
         Checked::RoundToInt => "pg_round_to_int",
         Checked::NarrowToInt16 => "pg_int2",
@@ -857,7 +873,7 @@ impl ScalarUDFImpl for CheckedFunction {
     }
 
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
-        Ok(self.what.result_type(&arg_types[0]))
+        Ok(self.what.result_type(arg_types))
     }
 
     /// Always nullable, in the logical and the physical plan alike (they
@@ -885,6 +901,9 @@ impl ScalarUDFImpl for CheckedFunction {
             Checked::Binary(op) => {
                 format!("{} {op} {}", args[0].schema_name(), args[1].schema_name())
             }
+            Checked::NumericDivide => {
+                format!("{} / {}", args[0].schema_name(), args[1].schema_name())
+            }
             Checked::Negate => format!("(- {})", args[0].schema_name()),
             Checked::RoundToInt | Checked::NarrowToInt16 | Checked::NarrowToInt32 => {
                 args[0].schema_name().to_string()
@@ -898,7 +917,8 @@ impl ScalarUDFImpl for CheckedFunction {
             .iter()
             .all(|a| matches!(a, ColumnarValue::Scalar(_)));
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
-        let result_type = self.what.result_type(arrays[0].data_type());
+        let types: Vec<DataType> = arrays.iter().map(|a| a.data_type().clone()).collect();
+        let result_type = self.what.result_type(&types);
         let overflow = |e: ArrowError| match e {
             ArrowError::ArithmeticOverflow(_) => out_of_range(&result_type),
             other => DataFusionError::ArrowError(Box::new(other), None),
@@ -912,6 +932,7 @@ impl ScalarUDFImpl for CheckedFunction {
             }
             Checked::Binary(_) => numeric::mul(&arrays[0], &arrays[1]).map_err(overflow)?,
             Checked::Negate => numeric::neg(&arrays[0]).map_err(overflow)?,
+            Checked::NumericDivide => numeric_divide(&arrays[0], &arrays[1])?,
             Checked::RoundToInt => round_to_int(&arrays[0])?,
             Checked::NarrowToInt16 | Checked::NarrowToInt32 => {
                 let options = datafusion::arrow::compute::CastOptions {
@@ -928,6 +949,117 @@ impl ScalarUDFImpl for CheckedFunction {
             ColumnarValue::Array(out)
         })
     }
+}
+
+/// The scale numeric division results are kept at. PostgreSQL chooses
+/// it per value: at least 16 significant digits, and at least either
+/// operand's scale (`select_div_scale`). An Arrow column has one scale, so
+/// the quotient is rounded where PostgreSQL rounds it and kept at 16
+/// decimals (or the operands' scale, if larger): a quotient from 1 to
+/// 9999 shows exactly as PostgreSQL shows it (`10 / 4.0` is
+/// `2.5000000000000000`); a smaller one, which PostgreSQL shows with more
+/// decimals (`2 / 3.0` has 20), is rounded at 16 (`0.6666666666666667`);
+/// a larger one shows the zeros after PostgreSQL's last digit.
+fn division_scale(s1: i8, s2: i8) -> i8 {
+    s1.max(s2).clamp(16, 38)
+}
+
+/// PostgreSQL's base-10000 weight and first digit of `value / 10^scale`
+/// (0 and 0 for zero), which `select_div_scale` compares.
+fn base_10000_lead(value: i128, scale: i8) -> (i32, u128) {
+    let magnitude = value.unsigned_abs();
+    if magnitude == 0 {
+        return (0, 0);
+    }
+    let digits = magnitude.ilog10() as i32 + 1;
+    let exponent = digits - 1 - i32::from(scale);
+    let weight = exponent.div_euclid(4);
+    let shift = i32::from(scale) + 4 * weight;
+    let first = if shift >= 0 {
+        magnitude / 10u128.pow(shift as u32)
+    } else {
+        magnitude * 10u128.pow(shift.unsigned_abs())
+    };
+    (weight, first)
+}
+
+/// `l / r` for decimals, as PostgreSQL's numeric division computes it:
+/// rounded half away from zero at the scale `select_div_scale` picks for
+/// the pair of values (at most [`division_scale`]), where Arrow's
+/// division truncates at four decimals past the dividend's scale
+/// (`2::numeric / 3` was `0.6666`). 22012 on a zero divisor, 22003 when
+/// the quotient passes 38 digits.
+fn numeric_divide(l: &ArrayRef, r: &ArrayRef) -> Result<ArrayRef> {
+    use datafusion::arrow::datatypes::{i256, Decimal128Type};
+    let (DataType::Decimal128(_, s1), DataType::Decimal128(_, s2)) = (l.data_type(), r.data_type())
+    else {
+        return Err(DataFusionError::Internal(format!(
+            "pg_numeric_div of {} and {}",
+            l.data_type(),
+            r.data_type()
+        )));
+    };
+    let (s1, s2) = (*s1, *s2);
+    let scale = division_scale(s1, s2);
+    let overflow = || {
+        DataFusionError::External(Box::new(QuiverError::OutOfRange(
+            "value overflows numeric format".into(),
+        )))
+    };
+    let ten = i256::from_i128(10);
+    let power = |n: i32| ten.checked_pow(n as u32).ok_or_else(overflow);
+    let limit = i256::from_i128(10i128.pow(38));
+    let divide = |a: i128, b: i128| -> Result<i128> {
+        if b == 0 {
+            return Err(DataFusionError::ArrowError(
+                Box::new(ArrowError::DivideByZero),
+                None,
+            ));
+        }
+        let (w1, f1) = base_10000_lead(a, s1);
+        let (w2, f2) = base_10000_lead(b, s2);
+        let qweight = w1 - w2 - i32::from(f1 <= f2);
+        let rounds_at = (16 - 4 * qweight)
+            .max(i32::from(s1.max(s2)))
+            .min(i32::from(scale));
+        // a / 10^s1 / (b / 10^s2) at `rounds_at` decimals.
+        let shift = rounds_at + i32::from(s2) - i32::from(s1);
+        let (mut num, mut den) = (i256::from_i128(a), i256::from_i128(b));
+        if shift >= 0 {
+            num = num.checked_mul(power(shift)?).ok_or_else(overflow)?;
+        } else {
+            den = den.checked_mul(power(-shift)?).ok_or_else(overflow)?;
+        }
+        let mut quotient = num.wrapping_div(den);
+        let rest = num.wrapping_rem(den).wrapping_abs();
+        if rest.wrapping_mul(i256::from_i128(2)) >= den.wrapping_abs() {
+            quotient = if (num < i256::ZERO) != (den < i256::ZERO) {
+                quotient.wrapping_sub(i256::ONE)
+            } else {
+                quotient.wrapping_add(i256::ONE)
+            };
+        }
+        let kept = quotient
+            .checked_mul(power(i32::from(scale) - rounds_at)?)
+            .ok_or_else(overflow)?;
+        if kept >= limit || kept <= limit.wrapping_neg() {
+            return Err(overflow());
+        }
+        kept.to_i128().ok_or_else(overflow)
+    };
+    let (l, r) = (
+        l.as_primitive::<Decimal128Type>(),
+        r.as_primitive::<Decimal128Type>(),
+    );
+    let quotients: datafusion::arrow::array::Decimal128Array = l
+        .iter()
+        .zip(r.iter())
+        .map(|pair| match pair {
+            (Some(a), Some(b)) => divide(a, b).map(Some),
+            _ => Ok(None),
+        })
+        .collect::<Result<_>>()?;
+    Ok(Arc::new(quotients.with_precision_and_scale(38, scale)?))
 }
 
 /// Numeric rounds half away from zero, float half to even (`rint`), as

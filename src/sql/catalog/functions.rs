@@ -7,13 +7,14 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, BooleanBuilder, Int32Array, Int32Builder, Int64Array,
-    ListBuilder, StringArray, StringBuilder, StructBuilder,
+    ListBuilder, StringArray, StringBuilder, StructBuilder, TimestampNanosecondArray,
 };
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Int64Type};
+use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Int64Type, TimeUnit};
 use datafusion::common::ScalarValue;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::context::SessionContext;
+use datafusion::execution::FunctionRegistry;
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
     Volatility,
@@ -690,6 +691,58 @@ pub fn register(ctx: &SessionContext, context: &CatalogContext) {
     ctx.register_udf(crate_fns::quote_ident_udf::create_parse_ident_udf());
     ctx.register_udf(crate_fns::array_bounds_udf::create_array_upper_udf());
     ctx.register_udf(crate_fns::array_bounds_udf::create_array_lower_udf());
+    register_clocks(ctx, context);
+}
+
+/// PostgreSQL's clocks beside `now()` (the transaction's start, which the
+/// session stamps on its planning state): `transaction_timestamp()` is
+/// the same, `statement_timestamp()` the running statement's start, and
+/// `clock_timestamp()` the time it is called, row by row.
+fn register_clocks(ctx: &SessionContext, context: &CatalogContext) {
+    let timestamptz = DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()));
+    let at = |time: chrono::DateTime<chrono::Utc>, rows: usize| -> Result<ArrayRef> {
+        let nanos = time.timestamp_nanos_opt().unwrap_or_default();
+        Ok(Arc::new(
+            TimestampNanosecondArray::from(vec![nanos; rows]).with_timezone("UTC"),
+        ))
+    };
+    let clock = |name, volatility, body: Box<Body>| {
+        ScalarUDF::new_from_impl(Function {
+            name,
+            signature: Signature::nullary(volatility),
+            returns: timestamptz.clone(),
+            tag: None,
+            body,
+        })
+    };
+    let now = ctx
+        .udf("now")
+        .expect("DataFusion registers now()")
+        .as_ref()
+        .clone()
+        .with_aliases(["transaction_timestamp"]);
+    ctx.register_udf(now);
+    let c = context.clone();
+    ctx.register_udf(clock(
+        "statement_timestamp",
+        Volatility::Stable,
+        Box::new(move |_, rows| {
+            at(
+                c.info.statement_start().unwrap_or_else(chrono::Utc::now),
+                rows,
+            )
+        }),
+    ));
+    ctx.register_udf(clock(
+        "clock_timestamp",
+        Volatility::Volatile,
+        Box::new(|_, rows| {
+            let times: TimestampNanosecondArray = (0..rows)
+                .map(|_| chrono::Utc::now().timestamp_nanos_opt())
+                .collect();
+            Ok(Arc::new(times.with_timezone("UTC")))
+        }),
+    ));
 }
 
 fn visibility(
