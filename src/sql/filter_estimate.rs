@@ -14,7 +14,9 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::AsArray;
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::buffer::BooleanBuffer;
+use datafusion::arrow::datatypes::{DataType, Schema};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::Result;
@@ -24,9 +26,9 @@ use datafusion::physical_expr::expressions::{
     BinaryExpr, CaseExpr, CastExpr, Column, InListExpr, IsNotNullExpr, IsNullExpr, LikeExpr,
     Literal, NegativeExpr, NotExpr, TryCastExpr,
 };
-use datafusion::physical_expr::{PhysicalExpr, ScalarFunctionExpr};
+use datafusion::physical_expr::{conjunction, split_conjunction, PhysicalExpr, ScalarFunctionExpr};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
-use datafusion::physical_plan::filter::FilterExec;
+use datafusion::physical_plan::filter::{FilterExec, FilterExecBuilder};
 use datafusion::physical_plan::ExecutionPlan;
 
 use crate::engine::scan::TableScan;
@@ -50,12 +52,18 @@ impl PhysicalOptimizerRule for SampledSelectivity {
             let Some(filter) = node.downcast_ref::<FilterExec>() else {
                 return Ok(Transformed::no(node));
             };
-            match sampled_percent(filter) {
-                Some(percent) if percent != filter.default_selectivity() => Ok(Transformed::yes(
-                    Arc::new(filter.clone().with_default_selectivity(percent)?),
-                )),
-                _ => Ok(Transformed::no(node)),
+            let Some(measured) = measure(filter) else {
+                return Ok(Transformed::no(node));
+            };
+            if measured.percent == filter.default_selectivity() && measured.reordered.is_none() {
+                return Ok(Transformed::no(node));
             }
+            let mut rebuilt =
+                FilterExecBuilder::from(filter).with_default_selectivity(measured.percent);
+            if let Some(predicate) = measured.reordered {
+                rebuilt = rebuilt.with_predicate(predicate);
+            }
+            Ok(Transformed::yes(Arc::new(rebuilt.build()?)))
         })
         .map(|t| t.data)
     }
@@ -69,9 +77,17 @@ impl PhysicalOptimizerRule for SampledSelectivity {
     }
 }
 
-/// The percentage (1 to 100) of sampled rows that pass `filter`, when its
-/// input is one of our scans and its predicate is safe to try.
-fn sampled_percent(filter: &FilterExec) -> Option<u8> {
+/// What the sample says about a filter.
+struct Measured {
+    /// The percentage (1 to 100) of sampled rows that pass.
+    percent: u8,
+    /// The predicate with its conjuncts in a cheaper order, if one is.
+    reordered: Option<Arc<dyn PhysicalExpr>>,
+}
+
+/// Measures `filter` on a sample of its input, when that is one of our
+/// scans and its predicate is safe to try.
+fn measure(filter: &FilterExec) -> Option<Measured> {
     let source = filter.input().downcast_ref::<DataSourceExec>()?;
     let scan = source.data_source().downcast_ref::<TableScan>()?;
     if scan.fetch().is_some() || !safe_to_try(filter.predicate()) {
@@ -87,16 +103,141 @@ fn sampled_percent(filter: &FilterExec) -> Option<u8> {
         return None;
     }
     let sample = scan.sample(SAMPLE_ROWS).ok()??;
-    let passed = filter
-        .predicate()
-        .evaluate(&sample)
-        .ok()?
-        .into_array(sample.num_rows())
-        .ok()?;
-    let passed = passed.as_boolean_opt()?;
-    let share = passed.true_count() as f64 / sample.num_rows() as f64;
-    // None of the sample: somewhere below 1%, still more than nothing.
-    Some((share * 100.0).ceil().clamp(1.0, 100.0) as u8)
+    let conjuncts: Vec<Arc<dyn PhysicalExpr>> = split_conjunction(filter.predicate())
+        .into_iter()
+        .cloned()
+        .collect();
+    // Each conjunct's passing rows (NULL does not pass).
+    let masks = conjuncts
+        .iter()
+        .map(|c| {
+            let value = c.evaluate(&sample).ok()?.into_array(sample.num_rows()).ok()?;
+            let mask = value.as_boolean_opt()?;
+            Some(match mask.nulls() {
+                Some(nulls) => mask.values() & nulls.inner(),
+                None => mask.values().clone(),
+            })
+        })
+        .collect::<Option<Vec<BooleanBuffer>>>()?;
+    let passed = masks
+        .iter()
+        .fold(BooleanBuffer::new_set(sample.num_rows()), |all, m| &all & m);
+    let share = passed.count_set_bits() as f64 / sample.num_rows() as f64;
+    let reordered = if conjuncts.len() > 1 && conjuncts.iter().all(|c| cannot_fail(c)) {
+        let schema = sample.schema();
+        let costs: Vec<f64> = conjuncts.iter().map(|c| cost(c, &schema)).collect();
+        let order = cheapest_order(&masks, &costs, sample.num_rows());
+        (!order.iter().copied().eq(0..conjuncts.len()))
+            .then(|| conjunction(order.iter().map(|&i| conjuncts[i].clone())))
+    } else {
+        None
+    };
+    Some(Measured {
+        // None of the sample: somewhere below 1%, still more than nothing.
+        percent: (share * 100.0).ceil().clamp(1.0, 100.0) as u8,
+        reordered,
+    })
+}
+
+/// The order to evaluate conjuncts in: DataFusion evaluates `a AND b`'s
+/// right side only on the rows its left side keeps once that is at most a
+/// fifth of them, so the conjuncts that remove the most rows for their
+/// cost go first. Greedy: each step takes the conjunct with the lowest
+/// cost per share of the remaining sample rows it removes (the classic
+/// rank of predicate ordering, with the shares measured together, so that
+/// two halves of one date range count as the range they make). Ties keep
+/// the query's order.
+fn cheapest_order(masks: &[BooleanBuffer], costs: &[f64], rows: usize) -> Vec<usize> {
+    let mut alive = BooleanBuffer::new_set(rows);
+    let mut left: Vec<usize> = (0..masks.len()).collect();
+    let mut order = Vec::with_capacity(masks.len());
+    while !left.is_empty() {
+        let alive_rows = alive.count_set_bits();
+        if alive_rows == 0 {
+            order.append(&mut left);
+            break;
+        }
+        let rank = |i: usize| {
+            let kept = (&alive & &masks[i]).count_set_bits() as f64 / alive_rows as f64;
+            costs[i] / (1.0 - kept).max(0.01)
+        };
+        let best = (0..left.len())
+            .min_by(|&a, &b| rank(left[a]).total_cmp(&rank(left[b])))
+            .expect("some left");
+        let chosen = left.remove(best);
+        alive = &alive & &masks[chosen];
+        order.push(chosen);
+    }
+    order
+}
+
+/// What evaluating a conjunct costs, relative to comparing two numbers:
+/// strings (and LIKE) cost more per row.
+fn cost(conjunct: &Arc<dyn PhysicalExpr>, schema: &Schema) -> f64 {
+    let mut text = false;
+    let _ = conjunct.apply(|e| {
+        text |= e.downcast_ref::<LikeExpr>().is_some()
+            || e.data_type(schema).is_ok_and(|t| {
+                matches!(
+                    t,
+                    DataType::Utf8
+                        | DataType::LargeUtf8
+                        | DataType::Utf8View
+                        | DataType::Binary
+                        | DataType::BinaryView
+                        | DataType::Dictionary(..)
+                )
+            });
+        Ok(TreeNodeRecursion::Continue)
+    });
+    if text {
+        4.0
+    } else {
+        1.0
+    }
+}
+
+/// Whether a conjunct can never raise an error, so that evaluating it
+/// before or after the others changes only the time taken: comparisons,
+/// AND/OR/NOT, IN lists, LIKE and null tests of columns and constants.
+/// (Arithmetic, casts and functions may fail on a row another conjunct
+/// would have removed first.)
+fn cannot_fail(conjunct: &Arc<dyn PhysicalExpr>) -> bool {
+    let mut plain = true;
+    let _ = conjunct.apply(|e| {
+        plain &= e.downcast_ref::<Column>().is_some()
+            || e.downcast_ref::<Literal>().is_some()
+            || e.downcast_ref::<InListExpr>().is_some()
+            || e.downcast_ref::<LikeExpr>().is_some()
+            || e.downcast_ref::<NotExpr>().is_some()
+            || e.downcast_ref::<IsNullExpr>().is_some()
+            || e.downcast_ref::<IsNotNullExpr>().is_some()
+            || e.downcast_ref::<BinaryExpr>().is_some_and(|b| {
+                use datafusion::logical_expr::Operator::*;
+                matches!(
+                    b.op(),
+                    Eq | NotEq
+                        | Lt
+                        | LtEq
+                        | Gt
+                        | GtEq
+                        | IsDistinctFrom
+                        | IsNotDistinctFrom
+                        | And
+                        | Or
+                        | LikeMatch
+                        | NotLikeMatch
+                        | ILikeMatch
+                        | NotILikeMatch
+                )
+            });
+        Ok(if plain {
+            TreeNodeRecursion::Continue
+        } else {
+            TreeNodeRecursion::Stop
+        })
+    });
+    plain
 }
 
 /// Whether evaluating `predicate` on rows the query may never read is
