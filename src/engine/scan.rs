@@ -24,6 +24,7 @@ use std::task::{Context, Poll};
 
 use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, UInt64Array};
 use datafusion::arrow::compute::filter_record_batch;
+use datafusion::arrow::compute::SortOptions;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::config::ConfigOptions;
@@ -39,6 +40,7 @@ use datafusion::physical_expr::expressions::DynamicFilterTracking;
 use datafusion::physical_expr::projection::ProjectionExprs;
 use datafusion::physical_expr::{
     conjunction, split_conjunction, EquivalenceProperties, Partitioning, PhysicalExpr,
+    PhysicalSortExpr,
 };
 use datafusion::physical_expr_common::physical_expr::snapshot_physical_expr;
 use datafusion::physical_optimizer::pruning::{PruningPredicate, PruningPredicateBuilder};
@@ -59,6 +61,9 @@ pub struct ColumnZone {
     pub min: Option<ScalarValue>,
     pub max: Option<ScalarValue>,
     pub nulls: usize,
+    /// Every value is non-null and at least the one before it (checked
+    /// for integer and date columns, where keys are).
+    pub ascending: bool,
 }
 
 /// A segment's zone maps, one per column, each computed on first use and
@@ -132,6 +137,23 @@ fn zone_of(array: &ArrayRef) -> ColumnZone {
         min: bound(true),
         max: bound(false),
         nulls,
+        ascending: nulls == 0 && ascending(array),
+    }
+}
+
+/// Whether an integer or date array never goes down (false for other
+/// types).
+fn ascending(array: &ArrayRef) -> bool {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::{Date32Type, Int32Type, Int64Type};
+    fn rises<T: PartialOrd>(values: &[T]) -> bool {
+        values.windows(2).all(|w| w[0] <= w[1])
+    }
+    match array.data_type() {
+        DataType::Int32 => rises(array.as_primitive::<Int32Type>().values()),
+        DataType::Int64 => rises(array.as_primitive::<Int64Type>().values()),
+        DataType::Date32 => rises(array.as_primitive::<Date32Type>().values()),
+        _ => false,
     }
 }
 
@@ -214,6 +236,28 @@ pub fn spread<T: Clone>(
     parts
 }
 
+/// Whether table column `column` never goes down through `pieces`: each
+/// piece's segment is in ascending order (its live rows and any slice of
+/// them then are too), and each piece's segment ends at or below where the
+/// next one's begins (pieces of one segment follow each other in order).
+fn rises_through(pieces: &[Piece], column: usize) -> bool {
+    let mut last: Option<&Piece> = None;
+    for piece in pieces {
+        let zone = piece.zone(column);
+        if !zone.ascending {
+            return false;
+        }
+        if let Some(before) = last.filter(|b| !Arc::ptr_eq(&b.zones, &piece.zones)) {
+            match (&before.zone(column).max, &zone.min) {
+                (Some(max), Some(min)) if max <= min => {}
+                _ => return false,
+            }
+        }
+        last = Some(piece);
+    }
+    true
+}
+
 /// The scan of one table version.
 #[derive(Debug, Clone)]
 pub struct TableScan {
@@ -230,6 +274,8 @@ pub struct TableScan {
     prune: bool,
     fetch: Option<usize>,
     metrics: ExecutionPlanMetricsSet,
+    /// Output columns whose values rise through every partition.
+    ascending: Vec<usize>,
 }
 
 impl TableScan {
@@ -240,6 +286,13 @@ impl TableScan {
         partitions: Vec<Vec<Piece>>,
         prune: bool,
     ) -> TableScan {
+        let ascending = (0..columns.len())
+            .filter(|&output| {
+                partitions
+                    .iter()
+                    .all(|pieces| rises_through(pieces, columns[output]))
+            })
+            .collect();
         TableScan {
             table: table.to_string(),
             schema,
@@ -249,6 +302,7 @@ impl TableScan {
             prune,
             fetch: None,
             metrics: ExecutionPlanMetricsSet::new(),
+            ascending,
         }
     }
 
@@ -415,8 +469,25 @@ impl DataSource for TableScan {
         Partitioning::UnknownPartitioning(self.partitions.len())
     }
 
+    /// Each partition is in the order of the columns whose values rise
+    /// through it (a table loaded in key order, such as TPC-H's orders
+    /// and lineitem, is in key order): aggregates grouped by such a
+    /// column stream, and sorts on it are merges.
     fn eq_properties(&self) -> EquivalenceProperties {
-        EquivalenceProperties::new(self.schema.clone())
+        let orderings = self.ascending.iter().map(|&output| {
+            let field = self.schema.field(output);
+            [PhysicalSortExpr::new(
+                Arc::new(datafusion::physical_expr::expressions::Column::new(
+                    field.name(),
+                    output,
+                )),
+                SortOptions {
+                    descending: false,
+                    nulls_first: false,
+                },
+            )]
+        });
+        EquivalenceProperties::new_with_orderings(self.schema.clone(), orderings)
     }
 
     fn scheduling_type(&self) -> SchedulingType {
@@ -815,6 +886,42 @@ mod tests {
             first.column_statistics[0].max_value,
             Precision::Inexact(_)
         ));
+    }
+
+    #[test]
+    fn a_scan_declares_the_order_its_partitions_really_have() {
+        use datafusion::arrow::array::Int64Array;
+        let segment = |keys: Vec<i64>| {
+            let schema = Arc::new(datafusion::arrow::datatypes::Schema::new(vec![
+                datafusion::arrow::datatypes::Field::new("k", DataType::Int64, false),
+            ]));
+            let batch =
+                RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(keys))]).unwrap();
+            Piece {
+                rows: batch.clone(),
+                segment: batch,
+                zones: Arc::new(ZoneMaps::new(1)),
+                intact: true,
+                whole: true,
+            }
+        };
+        let ordered = |segments: Vec<Vec<i64>>, partitions: usize| {
+            let pieces = segments.into_iter().map(segment).collect::<Vec<_>>();
+            let schema = pieces[0].rows.schema();
+            let scan = TableScan::new("t", schema, vec![0], balance(pieces, partitions), true);
+            !scan.eq_properties().oeq_class().is_empty()
+        };
+        // In key order, ties across segments, split between partitions
+        // inside a segment: ordered.
+        assert!(ordered(vec![vec![1, 2, 2, 5], vec![5, 7, 9]], 2));
+        assert!(ordered(vec![vec![1, 2, 3, 4, 5, 6, 7, 8]], 3));
+        // A segment that goes down, or one that starts below the end of
+        // the one before: not ordered.
+        assert!(!ordered(vec![vec![1, 3, 2]], 1));
+        assert!(!ordered(vec![vec![1, 2, 6], vec![5, 8]], 1));
+        // Out of order across partitions only: each partition is ordered,
+        // which is all the declaration says.
+        assert!(ordered(vec![vec![5, 6], vec![1, 2]], 2));
     }
 
     #[test]

@@ -129,6 +129,29 @@ impl Planner {
             // now() and `::timestamptz` give instants (timestamptz), shown
             // in the session's TimeZone, which is UTC.
             .set_str("datafusion.execution.time_zone", "UTC")
+            // Hash joins whose build side holds up to 1M rows (64 MiB)
+            // build one table that every partition probes, instead of
+            // repartitioning both sides by key: on this 2-core machine the
+            // repartition of the probe side (6M lineitems) cost more than
+            // the single-threaded build. TPC-H SF 1 total 1452 -> 1174 ms,
+            // Q17 104 -> 44 ms, Q21 157 -> 116 ms (BENCHMARKS.md, issue 19).
+            .set_usize(
+                "datafusion.optimizer.hash_join_single_partition_threshold_rows",
+                1 << 20,
+            )
+            .set_usize(
+                "datafusion.optimizer.hash_join_single_partition_threshold",
+                64 << 20,
+            )
+            // A perfect-hash (array) join for build keys that fill at
+            // least a tenth of their range, not DataFusion's 0.15: Q21's
+            // 730K orders of status 'F' over keys 1..6M fill 0.12 (Q21 116
+            // -> 87 ms, Q9 92 -> 79 ms). The array is then at most ten
+            // times the build side's row count.
+            .set_str(
+                "datafusion.execution.perfect_hash_join_min_key_density",
+                "0.1",
+            )
             .with_extension(slot.clone())
             .with_option_extension(handle.clone());
         let zone: pg_timezone::ZoneHandle = Arc::new(std::sync::RwLock::new(pg_timezone::utc()));
