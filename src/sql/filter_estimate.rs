@@ -127,7 +127,7 @@ fn measure(filter: &FilterExec) -> Option<Measured> {
         .iter()
         .fold(BooleanBuffer::new_set(sample.num_rows()), |all, m| &all & m);
     let share = passed.count_set_bits() as f64 / sample.num_rows() as f64;
-    let reordered = if conjuncts.len() > 1 && conjuncts.iter().all(|c| cannot_fail(c)) {
+    let reordered = if conjuncts.len() > 1 && conjuncts.iter().all(cannot_fail) {
         let schema = sample.schema();
         let costs: Vec<f64> = conjuncts.iter().map(|c| cost(c, &schema)).collect();
         let order = cheapest_order(&masks, &costs, sample.num_rows());
