@@ -955,11 +955,13 @@ impl ScalarUDFImpl for CheckedFunction {
 /// it per value: at least 16 significant digits, and at least either
 /// operand's scale (`select_div_scale`). An Arrow column has one scale, so
 /// the quotient is rounded where PostgreSQL rounds it and kept at 16
-/// decimals (or the operands' scale, if larger): a quotient from 1 to
-/// 9999 shows exactly as PostgreSQL shows it (`10 / 4.0` is
-/// `2.5000000000000000`); a smaller one, which PostgreSQL shows with more
-/// decimals (`2 / 3.0` has 20), is rounded at 16 (`0.6666666666666667`);
-/// a larger one shows the zeros after PostgreSQL's last digit.
+/// decimals (or the operands' scale, if larger). Where PostgreSQL picks
+/// 16 (most quotients from 1 to 9999: the dividend's leading base-10000
+/// digit above the divisor's) it shows exactly as PostgreSQL shows it
+/// (`10 / 4.0` is `2.5000000000000000`); where PostgreSQL picks more
+/// (`2 / 3.0` has 20, and so has `5 / 5.0`) the value is rounded at 16
+/// (`0.6666666666666667`); where it picks fewer (a quotient of 10000 or
+/// more) the zeros after PostgreSQL's last digit show.
 fn division_scale(s1: i8, s2: i8) -> i8 {
     s1.max(s2).clamp(16, 38)
 }
