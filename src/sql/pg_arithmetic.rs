@@ -618,7 +618,8 @@ impl AnalyzerRule for IntegerArithmetic {
                     // checked functions (bottom up) they would rebuild the
                     // name of each subtree at every level, which is cubic
                     // in the depth of `((1 + 1) + 1) ...`.
-                    expr.transform_data(|e| e.transform_down(|e| checked(e, schema)))
+                    expr.transform_data(|e| e.transform_down(|e| checked(e, schema)))?
+                        .transform_data(|e| e.transform_up(|e| wide_product(e, schema)))
                 })?
                 .transform_data(rounded_averages)
             })?
@@ -770,6 +771,36 @@ fn checked(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
     }
 }
 
+/// A numeric product whose digits may pass 38 becomes [`numeric_multiply`]
+/// (Arrow's type caps the precision at 38 and keeps every decimal: a
+/// product of two averages or quotients, 16 decimals each, overflowed past
+/// 10^6). Bottom up, after [`checked`], so the operands' types are those of
+/// the divisions and products already rewritten below.
+fn wide_product(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
+    let Expr::BinaryExpr(BinaryExpr {
+        op: Operator::Multiply,
+        left,
+        right,
+    }) = &expr
+    else {
+        return Ok(Transformed::no(expr));
+    };
+    let wide = matches!(
+        (left.get_type(schema), right.get_type(schema)),
+        (Ok(DataType::Decimal128(p1, _)), Ok(DataType::Decimal128(p2, _)))
+            if p1 as usize + p2 as usize + 1 > 38
+    );
+    if !wide {
+        return Ok(Transformed::no(expr));
+    }
+    let Expr::BinaryExpr(BinaryExpr { left, right, .. }) = expr else {
+        unreachable!("matched above")
+    };
+    Ok(Transformed::yes(Expr::ScalarFunction(
+        ScalarFunction::new_udf(checked_udf(Checked::NumericMultiply), vec![*left, *right]),
+    )))
+}
+
 /// A bigint (or integer) made an integer or smallint, 22003 out of range.
 fn narrow(expr: Expr, target: &DataType) -> Expr {
     let what = match target {
@@ -786,6 +817,8 @@ enum Checked {
     Binary(Operator),
     /// Numeric division as PostgreSQL rounds it (see [`numeric_divide`]).
     NumericDivide,
+    /// A wide numeric product (see [`numeric_multiply`]).
+    NumericMultiply,
     Negate,
     /// A numeric or float rounded to a bigint.
     RoundToInt,
@@ -804,6 +837,10 @@ impl Checked {
                 Checked::NumericDivide,
                 [DataType::Decimal128(_, s1), DataType::Decimal128(_, s2)],
             ) => DataType::Decimal128(38, division_scale(*s1, *s2)),
+            (
+                Checked::NumericMultiply,
+                [DataType::Decimal128(_, s1), DataType::Decimal128(_, s2)],
+            ) => DataType::Decimal128(38, product_scale(*s1, *s2)),
             _ => inputs[0].clone(),
         }
     }
@@ -815,6 +852,7 @@ fn checked_udf(what: Checked) -> Arc<ScalarUDF> {
         Checked::Binary(Operator::Minus) => "pg_int_sub",
         Checked::Binary(_) => "pg_int_mul",
         Checked::NumericDivide => "pg_numeric_div",
+        Checked::NumericMultiply => "pg_numeric_mul",
         Checked::Negate => "pg_int_neg",
         Checked::RoundToInt => "pg_round_to_int",
         Checked::NarrowToInt16 => "pg_int2",
@@ -904,6 +942,9 @@ impl ScalarUDFImpl for CheckedFunction {
             Checked::NumericDivide => {
                 format!("{} / {}", args[0].schema_name(), args[1].schema_name())
             }
+            Checked::NumericMultiply => {
+                format!("{} * {}", args[0].schema_name(), args[1].schema_name())
+            }
             Checked::Negate => format!("(- {})", args[0].schema_name()),
             Checked::RoundToInt | Checked::NarrowToInt16 | Checked::NarrowToInt32 => {
                 args[0].schema_name().to_string()
@@ -933,6 +974,7 @@ impl ScalarUDFImpl for CheckedFunction {
             Checked::Binary(_) => numeric::mul(&arrays[0], &arrays[1]).map_err(overflow)?,
             Checked::Negate => numeric::neg(&arrays[0]).map_err(overflow)?,
             Checked::NumericDivide => numeric_divide(&arrays[0], &arrays[1])?,
+            Checked::NumericMultiply => numeric_multiply(&arrays[0], &arrays[1])?,
             Checked::RoundToInt => round_to_int(&arrays[0])?,
             Checked::NarrowToInt16 | Checked::NarrowToInt32 => {
                 let options = datafusion::arrow::compute::CastOptions {
@@ -1062,6 +1104,70 @@ fn numeric_divide(l: &ArrayRef, r: &ArrayRef) -> Result<ArrayRef> {
         })
         .collect::<Result<_>>()?;
     Ok(Arc::new(quotients.with_precision_and_scale(38, scale)?))
+}
+
+/// The scale of a product whose digits may pass 38: all of its decimals
+/// (PostgreSQL's scale, `s1 + s2`) while that leaves 18 integer digits,
+/// else 20 (or the larger operand's scale). Two quotients (16 decimals
+/// each) multiply at 20 decimals, not 32 with 6 integer digits.
+fn product_scale(s1: i8, s2: i8) -> i8 {
+    (s1 + s2).min(20.max(s1).max(s2)).clamp(0, 38)
+}
+
+/// `l * r` for decimals whose product may need more than 38 digits: in
+/// 128 bits while it fits, else 256, rounded half away from zero to
+/// [`product_scale`]; 22003 when the result passes 38 digits.
+fn numeric_multiply(l: &ArrayRef, r: &ArrayRef) -> Result<ArrayRef> {
+    use datafusion::arrow::datatypes::{i256, Decimal128Type};
+    let (DataType::Decimal128(_, s1), DataType::Decimal128(_, s2)) = (l.data_type(), r.data_type())
+    else {
+        return Err(DataFusionError::Internal(format!(
+            "pg_numeric_mul of {} and {}",
+            l.data_type(),
+            r.data_type()
+        )));
+    };
+    let scale = product_scale(*s1, *s2);
+    let drop = u32::try_from(s1 + s2 - scale).unwrap_or(0);
+    let overflow = || {
+        DataFusionError::External(Box::new(QuiverError::OutOfRange(
+            "value overflows numeric format".into(),
+        )))
+    };
+    let limit = 10i128.pow(38);
+    let divisor = i256::from_i128(10).wrapping_pow(drop);
+    let too_wide = || ArrowError::ArithmeticOverflow("numeric product".into());
+    let multiply = |a: i128, b: i128| -> std::result::Result<i128, ArrowError> {
+        let product = match a.checked_mul(b) {
+            Some(p) if drop == 0 => p,
+            _ => {
+                let wide = i256::from_i128(a).wrapping_mul(i256::from_i128(b));
+                let (whole, rest) = (wide.wrapping_div(divisor), wide.wrapping_rem(divisor));
+                let rounded = if rest.wrapping_abs().wrapping_mul(i256::from_i128(2)) >= divisor {
+                    if wide < i256::ZERO {
+                        whole.wrapping_sub(i256::ONE)
+                    } else {
+                        whole.wrapping_add(i256::ONE)
+                    }
+                } else {
+                    whole
+                };
+                rounded.to_i128().ok_or_else(too_wide)?
+            }
+        };
+        if product >= limit || product <= -limit {
+            return Err(too_wide());
+        }
+        Ok(product)
+    };
+    let (l, r) = (
+        l.as_primitive::<Decimal128Type>(),
+        r.as_primitive::<Decimal128Type>(),
+    );
+    let products: datafusion::arrow::array::Decimal128Array =
+        datafusion::arrow::compute::kernels::arity::try_binary(l, r, multiply)
+            .map_err(|_| overflow())?;
+    Ok(Arc::new(products.with_precision_and_scale(38, scale)?))
 }
 
 /// Numeric rounds half away from zero, float half to even (`rint`), as
