@@ -115,6 +115,22 @@ struct Edge {
     left: Expr,
     right: Expr,
     sides: (usize, usize),
+    /// The equivalence class (see [`Classes`]) the edge belongs to, when
+    /// the rule estimates and joins it through its class.
+    class: Option<usize>,
+}
+
+/// Columns of a chain equal to each other through its equalities, as
+/// DuckDB's equivalence sets: `c_nationkey = s_nationkey` and
+/// `s_nationkey = n_nationkey` put customer, supplier and nation in one
+/// class, so customer may meet nation directly (Q5 joins the five nations of
+/// ASIA to customer before orders and lineitem). Only classes over three
+/// or more inputs whose edges are all single-column joins of their pair are
+/// used: a composite key (lineitem to partsupp on part and supplier) is
+/// estimated as one, as before.
+struct Class {
+    /// Each input of the class with its column, by input.
+    members: Vec<(usize, Expr)>,
 }
 
 /// What building the chosen tree needs to know.
@@ -177,8 +193,10 @@ impl Chain {
                 left: left.clone(),
                 right: right.clone(),
                 sides: (l.trailing_zeros() as usize, r.trailing_zeros() as usize),
+                class: None,
             });
         }
+        let classes = equivalence_classes(&mut edges);
         let mut filters = Vec::with_capacity(self.filters.len());
         for filter in &self.filters {
             let Some(set) = self.inputs_of(filter) else {
@@ -193,7 +211,7 @@ impl Chain {
         // the columns of a composite key are not independent).
         type Keys<'e> = (Vec<&'e Expr>, Vec<&'e Expr>);
         let mut pairs: HashMap<(usize, usize), Keys> = HashMap::new();
-        for edge in &edges {
+        for edge in edges.iter().filter(|e| e.class.is_none()) {
             let (a, b) = edge.sides;
             let (key, left, right) = if a < b {
                 ((a, b), &edge.left, &edge.right)
@@ -219,6 +237,19 @@ impl Chain {
             for ((a, b), s) in &selectivity {
                 if set & (1 << a) != 0 && set & (1 << b) != 0 {
                     rows *= s;
+                }
+            }
+            // A class's members in the set are equal on one key: one
+            // factor per member after the first, not one per pair.
+            for class in &classes {
+                let present: Vec<&(usize, Expr)> = class
+                    .members
+                    .iter()
+                    .filter(|(i, _)| set & (1 << i) != 0)
+                    .collect();
+                for pair in present.windows(2) {
+                    let ((a, left), (b, right)) = (pair[0], pair[1]);
+                    rows *= join_selectivity(&estimates[*a], &[left], &estimates[*b], &[right]);
                 }
             }
             rows.max(1.0)
@@ -348,11 +379,17 @@ impl Chain {
         let l = self.build(left, shape, used)?;
         let r = self.build(right, shape, used)?;
         let mut on = Vec::new();
+        let mut joined_classes = HashSet::new();
         for edge in edges {
             let (a, b) = (1 << edge.sides.0, 1 << edge.sides.1);
-            if left & a != 0 && right & b != 0 {
+            let crosses = (left & a != 0 && right & b != 0) || (left & b != 0 && right & a != 0);
+            // One equality per class is enough: the others follow.
+            if !crosses || edge.class.is_some_and(|c| !joined_classes.insert(c)) {
+                continue;
+            }
+            if left & a != 0 {
                 on.push((edge.left.clone(), edge.right.clone()));
-            } else if left & b != 0 && right & a != 0 {
+            } else {
                 on.push((edge.right.clone(), edge.left.clone()));
             }
         }
@@ -403,6 +440,105 @@ impl Chain {
             Arc::new(join),
         )?))
     }
+}
+
+/// Finds the [`Class`]es of a chain's single-column equalities, marks
+/// their edges, and adds an edge between every two members that have none
+/// (marked too), so the search may join any two of them.
+fn equivalence_classes(edges: &mut Vec<Edge>) -> Vec<Class> {
+    // Union-find over the columns of column-to-column edges.
+    let mut columns: Vec<(usize, Expr)> = Vec::new();
+    let mut parent: Vec<usize> = Vec::new();
+    fn id(
+        input: usize,
+        column: &Expr,
+        columns: &mut Vec<(usize, Expr)>,
+        parent: &mut Vec<usize>,
+    ) -> usize {
+        match columns.iter().position(|(i, c)| *i == input && c == column) {
+            Some(at) => at,
+            None => {
+                columns.push((input, column.clone()));
+                parent.push(parent.len());
+                parent.len() - 1
+            }
+        }
+    }
+    fn root(parent: &mut [usize], mut x: usize) -> usize {
+        while parent[x] != x {
+            parent[x] = parent[parent[x]];
+            x = parent[x];
+        }
+        x
+    }
+    let mut edge_columns = Vec::with_capacity(edges.len());
+    for edge in edges.iter() {
+        if !matches!(edge.left, Expr::Column(_)) || !matches!(edge.right, Expr::Column(_)) {
+            edge_columns.push(None);
+            continue;
+        }
+        let a = id(edge.sides.0, &edge.left, &mut columns, &mut parent);
+        let b = id(edge.sides.1, &edge.right, &mut columns, &mut parent);
+        let (ra, rb) = (root(&mut parent, a), root(&mut parent, b));
+        parent[ra] = rb;
+        edge_columns.push(Some(a));
+    }
+    // Pairs of inputs joined on more than one condition: a composite key.
+    let mut conditions: HashMap<(usize, usize), usize> = HashMap::new();
+    for edge in edges.iter() {
+        let (a, b) = edge.sides;
+        *conditions.entry((a.min(b), a.max(b))).or_default() += 1;
+    }
+    let mut classes = Vec::new();
+    let roots: Vec<usize> = (0..columns.len()).map(|c| root(&mut parent, c)).collect();
+    let mut seen = HashSet::new();
+    for &r in &roots {
+        if !seen.insert(r) {
+            continue;
+        }
+        let members: Vec<(usize, Expr)> = (0..columns.len())
+            .filter(|&c| roots[c] == r)
+            .map(|c| columns[c].clone())
+            .collect();
+        let inputs: HashSet<usize> = members.iter().map(|(i, _)| *i).collect();
+        // Three inputs or more, one column each, every edge of the class
+        // the only condition between its two inputs.
+        let class_edges: Vec<usize> = (0..edge_columns.len())
+            .filter(|&e| edge_columns[e].is_some_and(|c| roots[c] == r))
+            .collect();
+        let usable = inputs.len() >= 3
+            && inputs.len() == members.len()
+            && class_edges.iter().all(|&e| {
+                let (a, b) = edges[e].sides;
+                conditions[&(a.min(b), a.max(b))] == 1
+            });
+        if !usable {
+            continue;
+        }
+        let class = classes.len();
+        for &e in &class_edges {
+            edges[e].class = Some(class);
+        }
+        let mut members = members;
+        members.sort_by_key(|(i, _)| *i);
+        for (x, (a, left)) in members.iter().enumerate() {
+            for (b, right) in &members[x + 1..] {
+                let joined = edges.iter().any(|e| {
+                    e.class == Some(class) && (e.sides == (*a, *b) || e.sides == (*b, *a))
+                });
+                if !joined {
+                    edges.push(Edge {
+                        left: left.clone(),
+                        right: right.clone(),
+                        sides: (*a, *b),
+                        class: Some(class),
+                    });
+                }
+            }
+        }
+        classes.push(Class { members });
+    }
+    classes
 }
 
 /// What is known of an input: its estimated rows, and where its columns

@@ -771,7 +771,8 @@ fn checked(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
     }
 }
 
-/// A numeric product whose digits may pass 38 becomes [`numeric_multiply`]
+/// A numeric product whose digits may pass 38 and whose decimals would
+/// leave fewer than 18 integer digits becomes [`numeric_multiply`]
 /// (Arrow's type caps the precision at 38 and keeps every decimal: a
 /// product of two averages or quotients, 16 decimals each, overflowed past
 /// 10^6). Bottom up, after [`checked`], so the operands' types are those of
@@ -785,10 +786,13 @@ fn wide_product(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
     else {
         return Ok(Transformed::no(expr));
     };
+    // Arrow's own product where it keeps every decimal anyway (its
+    // 128-bit overflow check then stands for 38 digits): TPC-H Q1's
+    // `price * (1 - discount) * (1 + tax)` stays as fast as before.
     let wide = matches!(
         (left.get_type(schema), right.get_type(schema)),
-        (Ok(DataType::Decimal128(p1, _)), Ok(DataType::Decimal128(p2, _)))
-            if p1 as usize + p2 as usize + 1 > 38
+        (Ok(DataType::Decimal128(p1, s1)), Ok(DataType::Decimal128(p2, s2)))
+            if p1 as usize + p2 as usize + 1 > 38 && s1 + s2 > product_scale(s1, s2)
     );
     if !wide {
         return Ok(Transformed::no(expr));
