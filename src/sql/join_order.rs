@@ -14,12 +14,14 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use datafusion::arrow::datatypes::DataType;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Column, NullEquality, Result, ScalarValue};
 use datafusion::datasource::source_as_provider;
 use datafusion::logical_expr::utils::split_conjunction_owned;
 use datafusion::logical_expr::{
-    BinaryExpr, Expr, Join, JoinConstraint, JoinType, LogicalPlan, Operator, Projection,
+    BinaryExpr, Expr, ExprSchemable, Join, JoinConstraint, JoinType, LogicalPlan, Operator,
+    Projection,
 };
 use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
 
@@ -115,7 +117,7 @@ struct Edge {
     left: Expr,
     right: Expr,
     sides: (usize, usize),
-    /// The equivalence class (see [`Classes`]) the edge belongs to, when
+    /// The equivalence class (see [`Class`]) the edge belongs to, when
     /// the rule estimates and joins it through its class.
     class: Option<usize>,
 }
@@ -196,7 +198,9 @@ impl Chain {
                 class: None,
             });
         }
-        let classes = equivalence_classes(&mut edges);
+        let type_of =
+            |input: usize, column: &Expr| column.get_type(self.leaves[input].schema()).ok();
+        let classes = equivalence_classes(&mut edges, &type_of);
         let mut filters = Vec::with_capacity(self.filters.len());
         for filter in &self.filters {
             let Some(set) = self.inputs_of(filter) else {
@@ -445,7 +449,10 @@ impl Chain {
 /// Finds the [`Class`]es of a chain's single-column equalities, marks
 /// their edges, and adds an edge between every two members that have none
 /// (marked too), so the search may join any two of them.
-fn equivalence_classes(edges: &mut Vec<Edge>) -> Vec<Class> {
+fn equivalence_classes(
+    edges: &mut Vec<Edge>,
+    type_of: &dyn Fn(usize, &Expr) -> Option<DataType>,
+) -> Vec<Class> {
     // Union-find over the columns of column-to-column edges.
     let mut columns: Vec<(usize, Expr)> = Vec::new();
     let mut parent: Vec<usize> = Vec::new();
@@ -506,8 +513,13 @@ fn equivalence_classes(edges: &mut Vec<Edge>) -> Vec<Class> {
         let class_edges: Vec<usize> = (0..edge_columns.len())
             .filter(|&e| edge_columns[e].is_some_and(|c| roots[c] == r))
             .collect();
+        // (One type throughout, so that any two members compare as they
+        // are: the equalities the rule adds have no casts.)
+        let first_type = type_of(members[0].0, &members[0].1);
         let usable = inputs.len() >= 3
             && inputs.len() == members.len()
+            && first_type.is_some()
+            && members.iter().all(|(i, c)| type_of(*i, c) == first_type)
             && class_edges.iter().all(|&e| {
                 let (a, b) = edges[e].sides;
                 conditions[&(a.min(b), a.max(b))] == 1
