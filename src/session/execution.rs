@@ -453,6 +453,39 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn chains_of_more_than_ten_tables_are_ordered_greedily() {
+        let mut session = Session::new(Database::new());
+        let mut setup = String::new();
+        for t in 0..12 {
+            setup += &format!(
+                "CREATE TABLE t{t} AS SELECT g AS k, g % 7 AS v, g % 1000 AS w
+                 FROM generate_series(1, 3000) g;"
+            );
+        }
+        text(&mut session, &setup).await;
+        let from: Vec<String> = (0..12).map(|t| format!("t{t}")).collect();
+        let chain: Vec<String> = (0..11).map(|t| format!("t{t}.k = t{}.k", t + 1)).collect();
+        let sql = format!(
+            "SELECT count(*), sum(t0.v) FROM {} WHERE {} AND t11.w = 42",
+            from.join(", "),
+            chain.join(" AND ")
+        );
+        let answer = text(&mut session, &sql).await;
+        // k = 42, 1042, 2042: v = 0, 6, 5.
+        assert!(answer.contains("| 3        | 11 "), "{answer}");
+        // FROM order would join t0 and t1 (3000 rows) first; the greedy
+        // order starts from the three rows of t11.
+        let plan = text(&mut session, &format!("EXPLAIN {sql}")).await;
+        let deepest = plan
+            .lines()
+            .filter(|l| l.contains("Inner Join"))
+            .last()
+            .unwrap()
+            .to_string();
+        assert!(deepest.contains("t11.k"), "{plan}");
+    }
+
+    #[tokio::test]
     async fn only_plans_that_read_nothing_take_the_lean_path() {
         let session = Session::new(Database::new());
         for (sql, lean) in [

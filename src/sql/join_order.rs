@@ -4,12 +4,14 @@
 //! inputs produces (row counts and column bounds from the tables' zone
 //! maps, textbook selectivities for filters) and picks the join tree with
 //! the fewest intermediate rows by dynamic programming over the subsets,
-//! never joining two sets that share no join condition.
+//! never joining two sets that share no join condition. Chains of more
+//! than [`MAX_INPUTS`] inputs (up to [`MAX_GREEDY`]) are ordered greedily:
+//! the connected pair whose join gives the fewest rows first, and so on.
 //!
 //! The rule only ever reorders inner joins whose conditions are equalities
 //! between the two sides plus filters, which is always correct; it keeps the
 //! original tree unless the estimate of the new one is clearly lower, and
-//! leaves chains of more than [`MAX_INPUTS`] inputs alone.
+//! leaves chains of more than [`MAX_GREEDY`] inputs alone.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -27,8 +29,12 @@ use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
 
 use crate::engine::table::Table;
 
-/// Chains with more inputs keep the FROM order.
+/// Chains with up to this many inputs are ordered by dynamic programming
+/// over their subsets.
 const MAX_INPUTS: usize = 10;
+
+/// Chains with more inputs keep the FROM order (a [`Set`] has 32 bits).
+const MAX_GREEDY: usize = 32;
 
 /// A new order must be estimated at least this much cheaper.
 const GAIN: f64 = 0.8;
@@ -64,7 +70,7 @@ fn optimize(plan: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
         if reorderable(join) {
             let mut chain = Chain::default();
             chain.collect(&plan);
-            if chain.leaves.len() > 2 && chain.leaves.len() <= MAX_INPUTS {
+            if chain.leaves.len() > 2 && chain.leaves.len() <= MAX_GREEDY {
                 let mut leaves = Vec::with_capacity(chain.leaves.len());
                 for leaf in std::mem::take(&mut chain.leaves) {
                     leaves.push(optimize(leaf)?.data);
@@ -267,7 +273,7 @@ impl Chain {
 
         // Dynamic programming over connected subsets, in increasing order
         // (every subset of a set is a smaller number).
-        let full: Set = (1 << n) - 1;
+        let full: Set = Set::MAX >> (Set::BITS as usize - n);
         let mut best: HashMap<Set, Best> = HashMap::new();
         for (i, estimate) in estimates.iter().enumerate() {
             best.insert(
@@ -279,7 +285,11 @@ impl Chain {
                 },
             );
         }
-        for set in 1..=full {
+        if n > MAX_INPUTS {
+            greedy(&mut best, n, &rows_of, &connects);
+        }
+        let exhaustive = if n <= MAX_INPUTS { full } else { 0 };
+        for set in 1..=exhaustive {
             if set.count_ones() < 2 {
                 continue;
             }
@@ -443,6 +453,47 @@ impl Chain {
             kept,
             Arc::new(join),
         )?))
+    }
+}
+
+/// Orders a chain too long for the exhaustive search: starting from its
+/// inputs, repeatedly joins the two connected sets whose join gives the
+/// fewest rows, recording each join in `best` as the search would.
+fn greedy(
+    best: &mut HashMap<Set, Best>,
+    n: usize,
+    rows_of: &dyn Fn(Set) -> f64,
+    connects: &dyn Fn(Set, Set) -> bool,
+) {
+    let mut sets: Vec<Set> = (0..n).map(|i| 1 << i).collect();
+    while sets.len() > 1 {
+        let mut pick: Option<(usize, usize, f64)> = None;
+        for i in 0..sets.len() {
+            for j in i + 1..sets.len() {
+                if !connects(sets[i], sets[j]) {
+                    continue;
+                }
+                let rows = rows_of(sets[i] | sets[j]);
+                if pick.is_none_or(|(_, _, r)| rows < r) {
+                    pick = Some((i, j, rows));
+                }
+            }
+        }
+        // Not connected: a cross product somewhere; the caller keeps the
+        // query's order.
+        let Some((i, j, rows)) = pick else { return };
+        let (a, b) = (sets[i], sets[j]);
+        let cost = best[&a].cost + best[&b].cost + rows;
+        best.insert(
+            a | b,
+            Best {
+                cost,
+                rows,
+                split: Some((a, b)),
+            },
+        );
+        sets.swap_remove(j);
+        sets[i] = a | b;
     }
 }
 
