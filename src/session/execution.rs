@@ -478,8 +478,7 @@ mod tests {
         let plan = text(&mut session, &format!("EXPLAIN {sql}")).await;
         let deepest = plan
             .lines()
-            .filter(|l| l.contains("Inner Join"))
-            .last()
+            .rfind(|l| l.contains("Inner Join"))
             .unwrap()
             .to_string();
         assert!(deepest.contains("t11.k"), "{plan}");
