@@ -220,15 +220,8 @@ fn cost(conjunct: &Arc<dyn PhysicalExpr>, schema: &Schema) -> f64 {
 /// (Arithmetic, casts and functions may fail on a row another conjunct
 /// would have removed first.)
 fn cannot_fail(conjunct: &Arc<dyn PhysicalExpr>) -> bool {
-    let mut plain = true;
-    let _ = conjunct.apply(|e| {
-        plain &= e.downcast_ref::<Column>().is_some()
-            || e.downcast_ref::<Literal>().is_some()
-            || e.downcast_ref::<InListExpr>().is_some()
-            || e.downcast_ref::<LikeExpr>().is_some()
-            || e.downcast_ref::<NotExpr>().is_some()
-            || e.downcast_ref::<IsNullExpr>().is_some()
-            || e.downcast_ref::<IsNotNullExpr>().is_some()
+    every_node(conjunct, |e| {
+        tests_plainly(e)
             || e.downcast_ref::<BinaryExpr>().is_some_and(|b| {
                 use datafusion::logical_expr::Operator::*;
                 matches!(
@@ -247,42 +240,47 @@ fn cannot_fail(conjunct: &Arc<dyn PhysicalExpr>) -> bool {
                         | ILikeMatch
                         | NotILikeMatch
                 )
-            });
-        Ok(if plain {
+            })
+    })
+}
+
+/// Columns, constants, IN lists, LIKE, NOT and null tests.
+fn tests_plainly(e: &Arc<dyn PhysicalExpr>) -> bool {
+    e.downcast_ref::<Column>().is_some()
+        || e.downcast_ref::<Literal>().is_some()
+        || e.downcast_ref::<InListExpr>().is_some()
+        || e.downcast_ref::<LikeExpr>().is_some()
+        || e.downcast_ref::<NotExpr>().is_some()
+        || e.downcast_ref::<IsNullExpr>().is_some()
+        || e.downcast_ref::<IsNotNullExpr>().is_some()
+}
+
+/// Whether `ok` holds for every node of `expr`.
+fn every_node(expr: &Arc<dyn PhysicalExpr>, ok: impl Fn(&Arc<dyn PhysicalExpr>) -> bool) -> bool {
+    let mut all = true;
+    let _ = expr.apply(|e| {
+        all &= ok(e);
+        Ok(if all {
             TreeNodeRecursion::Continue
         } else {
             TreeNodeRecursion::Stop
         })
     });
-    plain
+    all
 }
 
 /// Whether evaluating `predicate` on rows the query may never read is
 /// harmless: plain comparisons, casts and functions without side effects
 /// (no `nextval`, no `random`).
 fn safe_to_try(predicate: &Arc<dyn PhysicalExpr>) -> bool {
-    let mut safe = true;
-    let _ = predicate.apply(|e| {
-        let plain = e.downcast_ref::<Column>().is_some()
-            || e.downcast_ref::<Literal>().is_some()
+    every_node(predicate, |e| {
+        tests_plainly(e)
             || e.downcast_ref::<BinaryExpr>().is_some()
-            || e.downcast_ref::<InListExpr>().is_some()
-            || e.downcast_ref::<LikeExpr>().is_some()
-            || e.downcast_ref::<NotExpr>().is_some()
-            || e.downcast_ref::<IsNullExpr>().is_some()
-            || e.downcast_ref::<IsNotNullExpr>().is_some()
             || e.downcast_ref::<CastExpr>().is_some()
             || e.downcast_ref::<TryCastExpr>().is_some()
             || e.downcast_ref::<NegativeExpr>().is_some()
             || e.downcast_ref::<CaseExpr>().is_some()
             || e.downcast_ref::<ScalarFunctionExpr>()
-                .is_some_and(|f| f.fun().signature().volatility == Volatility::Immutable);
-        safe &= plain;
-        Ok(if plain {
-            TreeNodeRecursion::Continue
-        } else {
-            TreeNodeRecursion::Stop
-        })
-    });
-    safe
+                .is_some_and(|f| f.fun().signature().volatility == Volatility::Immutable)
+    })
 }

@@ -1031,6 +1031,24 @@ fn base_10000_lead(value: i128, scale: i8) -> (i32, u128) {
     (weight, first)
 }
 
+/// The scales of two decimal arguments of `function`.
+fn decimal_scales(function: &str, l: &ArrayRef, r: &ArrayRef) -> Result<(i8, i8)> {
+    match (l.data_type(), r.data_type()) {
+        (DataType::Decimal128(_, s1), DataType::Decimal128(_, s2)) => Ok((*s1, *s2)),
+        (a, b) => Err(DataFusionError::Internal(format!(
+            "{function} of {a} and {b}"
+        ))),
+    }
+}
+
+/// PostgreSQL's 22003 for a numeric result past 38 digits (ours; its own
+/// numerics have no such bound).
+fn numeric_overflow() -> DataFusionError {
+    DataFusionError::External(Box::new(QuiverError::OutOfRange(
+        "value overflows numeric format".into(),
+    )))
+}
+
 /// `l / r` for decimals, as PostgreSQL's numeric division computes it:
 /// rounded half away from zero at the scale `select_div_scale` picks for
 /// the pair of values (at most [`division_scale`]), where Arrow's
@@ -1039,21 +1057,9 @@ fn base_10000_lead(value: i128, scale: i8) -> (i32, u128) {
 /// the quotient passes 38 digits.
 fn numeric_divide(l: &ArrayRef, r: &ArrayRef) -> Result<ArrayRef> {
     use datafusion::arrow::datatypes::{i256, Decimal128Type};
-    let (DataType::Decimal128(_, s1), DataType::Decimal128(_, s2)) = (l.data_type(), r.data_type())
-    else {
-        return Err(DataFusionError::Internal(format!(
-            "pg_numeric_div of {} and {}",
-            l.data_type(),
-            r.data_type()
-        )));
-    };
-    let (s1, s2) = (*s1, *s2);
+    let (s1, s2) = decimal_scales("pg_numeric_div", l, r)?;
     let scale = division_scale(s1, s2);
-    let overflow = || {
-        DataFusionError::External(Box::new(QuiverError::OutOfRange(
-            "value overflows numeric format".into(),
-        )))
-    };
+    let overflow = numeric_overflow;
     let ten = i256::from_i128(10);
     let power = |n: i32| ten.checked_pow(n as u32).ok_or_else(overflow);
     let limit = i256::from_i128(10i128.pow(38));
@@ -1123,21 +1129,9 @@ fn product_scale(s1: i8, s2: i8) -> i8 {
 /// [`product_scale`]; 22003 when the result passes 38 digits.
 fn numeric_multiply(l: &ArrayRef, r: &ArrayRef) -> Result<ArrayRef> {
     use datafusion::arrow::datatypes::{i256, Decimal128Type};
-    let (DataType::Decimal128(_, s1), DataType::Decimal128(_, s2)) = (l.data_type(), r.data_type())
-    else {
-        return Err(DataFusionError::Internal(format!(
-            "pg_numeric_mul of {} and {}",
-            l.data_type(),
-            r.data_type()
-        )));
-    };
-    let scale = product_scale(*s1, *s2);
+    let (s1, s2) = decimal_scales("pg_numeric_mul", l, r)?;
+    let scale = product_scale(s1, s2);
     let drop = u32::try_from(s1 + s2 - scale).unwrap_or(0);
-    let overflow = || {
-        DataFusionError::External(Box::new(QuiverError::OutOfRange(
-            "value overflows numeric format".into(),
-        )))
-    };
     let limit = 10i128.pow(38);
     let divisor = i256::from_i128(10).wrapping_pow(drop);
     let too_wide = || ArrowError::ArithmeticOverflow("numeric product".into());
@@ -1170,7 +1164,7 @@ fn numeric_multiply(l: &ArrayRef, r: &ArrayRef) -> Result<ArrayRef> {
     );
     let products: datafusion::arrow::array::Decimal128Array =
         datafusion::arrow::compute::kernels::arity::try_binary(l, r, multiply)
-            .map_err(|_| overflow())?;
+            .map_err(|_| numeric_overflow())?;
     Ok(Arc::new(products.with_precision_and_scale(38, scale)?))
 }
 
