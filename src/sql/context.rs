@@ -146,8 +146,8 @@ impl Planner {
             // A perfect-hash (array) join for build keys that fill at
             // least a tenth of their range, not DataFusion's 0.15: Q21's
             // 730K orders of status 'F' over keys 1..6M fill 0.12 (Q21 116
-            // -> 87 ms, Q9 92 -> 79 ms). The array is then at most ten
-            // times the build side's row count.
+            // -> 80-87 ms, Q9 92 -> 79-93 ms in runs at 0.05 and 0.1). The
+            // array is then at most ten times the build side's row count.
             .set_str(
                 "datafusion.execution.perfect_hash_join_min_key_density",
                 "0.1",
