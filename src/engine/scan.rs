@@ -365,13 +365,22 @@ impl TableScan {
 }
 
 impl TableScan {
+    /// The rows the scan reads (before filters and fetch).
+    pub fn rows(&self) -> usize {
+        self.partitions
+            .iter()
+            .flatten()
+            .map(|p| p.rows.num_rows())
+            .sum()
+    }
+
     /// About `rows` of the scan's rows, in short runs spread evenly over
     /// all of them (for estimating the share a filter keeps); None when
     /// the scan reads no rows.
     pub fn sample(&self, rows: usize) -> Result<Option<RecordBatch>> {
         const RUN: usize = 64;
         let pieces: Vec<&RecordBatch> = self.partitions.iter().flatten().map(|p| &p.rows).collect();
-        let total: usize = pieces.iter().map(|b| b.num_rows()).sum();
+        let total = self.rows();
         if total == 0 {
             return Ok(None);
         }
@@ -434,12 +443,7 @@ impl DataSource for TableScan {
     }
 
     fn fmt_as(&self, t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        let rows: usize = self
-            .partitions
-            .iter()
-            .flatten()
-            .map(|p| p.rows.num_rows())
-            .sum();
+        let rows = self.rows();
         match t {
             DisplayFormatType::TreeRender => {
                 writeln!(f, "format=quiver")?;
@@ -888,22 +892,25 @@ mod tests {
         ));
     }
 
+    /// All rows of a one-column segment as one piece.
+    fn whole_segment(rows: RecordBatch) -> Piece {
+        Piece {
+            rows: rows.clone(),
+            segment: rows,
+            zones: Arc::new(ZoneMaps::new(1)),
+            intact: true,
+            whole: true,
+        }
+    }
+
     #[test]
     fn a_scan_declares_the_order_its_partitions_really_have() {
         use datafusion::arrow::array::Int64Array;
         let segment = |keys: Vec<i64>| {
-            let schema = Arc::new(datafusion::arrow::datatypes::Schema::new(vec![
-                datafusion::arrow::datatypes::Field::new("k", DataType::Int64, false),
-            ]));
-            let batch =
-                RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(keys))]).unwrap();
-            Piece {
-                rows: batch.clone(),
-                segment: batch,
-                zones: Arc::new(ZoneMaps::new(1)),
-                intact: true,
-                whole: true,
-            }
+            let schema = Arc::new(Schema::new(vec![Field::new("k", DataType::Int64, false)]));
+            whole_segment(
+                RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(keys))]).unwrap(),
+            )
         };
         let ordered = |segments: Vec<Vec<i64>>, partitions: usize| {
             let pieces = segments.into_iter().map(segment).collect::<Vec<_>>();
@@ -928,18 +935,13 @@ mod tests {
     fn a_sample_takes_short_runs_from_the_whole_scan() {
         let schema = Arc::new(Schema::new(vec![Field::new("k", DataType::Int32, false)]));
         let piece = |from: i32, to: i32| {
-            let rows = RecordBatch::try_new(
-                schema.clone(),
-                vec![Arc::new(Int32Array::from_iter_values(from..to))],
+            whole_segment(
+                RecordBatch::try_new(
+                    schema.clone(),
+                    vec![Arc::new(Int32Array::from_iter_values(from..to))],
+                )
+                .unwrap(),
             )
-            .unwrap();
-            Piece {
-                rows: rows.clone(),
-                segment: rows,
-                zones: Arc::new(ZoneMaps::new(1)),
-                intact: true,
-                whole: true,
-            }
         };
         let parts = vec![
             vec![piece(0, 10_000), piece(10_000, 10_000)],

@@ -93,13 +93,7 @@ fn measure(filter: &FilterExec) -> Option<Measured> {
     if scan.fetch().is_some() || !safe_to_try(filter.predicate()) {
         return None;
     }
-    let rows = scan
-        .partition_statistics(None)
-        .ok()?
-        .num_rows
-        .get_value()
-        .copied()?;
-    if rows < MIN_ROWS {
+    if scan.rows() < MIN_ROWS {
         return None;
     }
     let sample = scan.sample(SAMPLE_ROWS).ok()??;

@@ -216,6 +216,21 @@ impl Chain {
         }
 
         let estimates: Vec<Estimate> = self.leaves.iter().map(estimate).collect();
+        // Per class, the share each pair of its members keeps (estimated
+        // once: a distinct count samples the table).
+        let class_pairs: Vec<HashMap<(usize, usize), f64>> = classes
+            .iter()
+            .map(|class| {
+                let mut pairs = HashMap::new();
+                for (x, (a, left)) in class.members.iter().enumerate() {
+                    for (b, right) in &class.members[x + 1..] {
+                        let s = join_selectivity(&estimates[*a], &[left], &estimates[*b], &[right]);
+                        pairs.insert((*a, *b), s);
+                    }
+                }
+                pairs
+            })
+            .collect();
         // Per pair of inputs with conditions between them, the share of
         // their cross product the conditions keep (all of them at once:
         // the columns of a composite key are not independent).
@@ -251,15 +266,15 @@ impl Chain {
             }
             // A class's members in the set are equal on one key: one
             // factor per member after the first, not one per pair.
-            for class in &classes {
-                let present: Vec<&(usize, Expr)> = class
+            for (class, pairs) in classes.iter().zip(&class_pairs) {
+                let present: Vec<usize> = class
                     .members
                     .iter()
-                    .filter(|(i, _)| set & (1 << i) != 0)
+                    .map(|(i, _)| *i)
+                    .filter(|i| set & (1 << i) != 0)
                     .collect();
                 for pair in present.windows(2) {
-                    let ((a, left), (b, right)) = (pair[0], pair[1]);
-                    rows *= join_selectivity(&estimates[*a], &[left], &estimates[*b], &[right]);
+                    rows *= pairs[&(pair[0], pair[1])];
                 }
             }
             rows.max(1.0)
