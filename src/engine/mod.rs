@@ -7,6 +7,7 @@ pub mod comments;
 pub mod commit;
 pub mod conform;
 mod ddl;
+pub mod encoding;
 pub mod foreign;
 pub mod log;
 pub mod rebuild;

@@ -23,10 +23,11 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, UInt64Array};
-use datafusion::arrow::compute::filter_record_batch;
+use datafusion::arrow::compute::filter;
+use datafusion::arrow::compute::kernels::boolean::and;
 use datafusion::arrow::compute::SortOptions;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
-use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::pruning::PruningStatistics;
 use datafusion::common::stats::Precision;
@@ -38,11 +39,12 @@ use datafusion::functions_aggregate::min_max::{MaxAccumulator, MinAccumulator};
 use datafusion::logical_expr::Accumulator;
 use datafusion::physical_expr::expressions::DynamicFilterTracking;
 use datafusion::physical_expr::projection::ProjectionExprs;
+use datafusion::physical_expr::utils::{collect_columns, reassign_expr_columns};
 use datafusion::physical_expr::{
     conjunction, split_conjunction, EquivalenceProperties, Partitioning, PhysicalExpr,
     PhysicalSortExpr,
 };
-use datafusion::physical_expr_common::physical_expr::snapshot_physical_expr;
+use datafusion::physical_expr_common::physical_expr::{is_volatile, snapshot_physical_expr};
 use datafusion::physical_optimizer::pruning::{PruningPredicate, PruningPredicateBuilder};
 use datafusion::physical_plan::coop::cooperative;
 use datafusion::physical_plan::execution_plan::SchedulingType;
@@ -51,6 +53,8 @@ use datafusion::physical_plan::joins::{HashExpr, HashTableLookupExpr};
 use datafusion::physical_plan::metrics::{Count, ExecutionPlanMetricsSet, MetricBuilder};
 use datafusion::physical_plan::DisplayFormatType;
 use futures::Stream;
+
+use super::encoding::{decode_rows, Rows, Stored};
 
 /// What one segment's column holds, over all rows of its batch (deleted
 /// ones too, so the bounds hold for every version that shares the batch).
@@ -80,9 +84,18 @@ impl ZoneMaps {
         }
     }
 
-    /// The zone map of column `column` of `batch` (the segment's batch).
-    pub fn column(&self, batch: &RecordBatch, column: usize) -> &ColumnZone {
-        self.columns[column].get_or_init(|| zone_of(batch.column(column)))
+    /// The zone map of column `column` of `segment` (the segment's rows).
+    pub fn column(&self, segment: &Stored, column: usize) -> &ColumnZone {
+        self.columns[column].get_or_init(|| match segment.column(column) {
+            Ok(array) => zone_of(&array),
+            // Not decodable: nothing known but the nulls.
+            Err(_) => ColumnZone {
+                min: None,
+                max: None,
+                nulls: segment.encoded_column(column).null_count(),
+                ascending: false,
+            },
+        })
     }
 }
 
@@ -157,14 +170,13 @@ fn ascending(array: &ArrayRef) -> bool {
     }
 }
 
-/// A run of live rows of one segment, in the scan's output columns.
+/// A run of live rows of one segment.
 #[derive(Debug, Clone)]
 pub struct Piece {
-    /// The rows, projected to the scan's columns.
-    pub rows: RecordBatch,
-    /// The whole batch of the segment the rows come from, and its zone
-    /// maps (indexed by table column).
-    pub segment: RecordBatch,
+    pub rows: PieceRows,
+    /// The segment the rows come from, as kept, and its zone maps
+    /// (indexed by table column).
+    pub segment: Arc<Stored>,
     pub zones: Arc<ZoneMaps>,
     /// No row of the segment is deleted: the segment's pieces in a scan
     /// hold all of its rows.
@@ -174,25 +186,119 @@ pub struct Piece {
     pub whole: bool,
 }
 
+/// Which rows of its segment a piece holds.
+#[derive(Debug, Clone)]
+pub enum PieceRows {
+    /// `len` rows from `offset`, decoded as the scan reads them.
+    Run { offset: usize, len: usize },
+    /// The live rows of a segment with deleted rows, already decoded and
+    /// projected to the scan's columns.
+    Decoded(RecordBatch),
+}
+
 impl Piece {
     fn zone(&self, table_column: usize) -> &ColumnZone {
         self.zones.column(&self.segment, table_column)
     }
+
+    pub fn num_rows(&self) -> usize {
+        match &self.rows {
+            PieceRows::Run { len, .. } => *len,
+            PieceRows::Decoded(batch) => batch.num_rows(),
+        }
+    }
+
+    /// `len` of the piece's rows from `offset`.
+    fn slice(&self, offset: usize, len: usize) -> Piece {
+        let rows = match &self.rows {
+            PieceRows::Run { offset: start, .. } => PieceRows::Run {
+                offset: start + offset,
+                len,
+            },
+            PieceRows::Decoded(batch) => PieceRows::Decoded(batch.slice(offset, len)),
+        };
+        Piece {
+            rows,
+            whole: self.whole && offset == 0 && len == self.num_rows(),
+            ..self.clone()
+        }
+    }
+
+    /// Output column `output` (table column `column`) of the rows `mask`
+    /// keeps (all without one), decoding only those.
+    fn column(
+        &self,
+        output: usize,
+        column: usize,
+        mask: Option<&BooleanArray>,
+    ) -> Result<ArrayRef> {
+        match &self.rows {
+            PieceRows::Decoded(batch) => {
+                let array = batch.column(output);
+                Ok(match mask {
+                    Some(mask) => filter(array, mask)?,
+                    None => array.clone(),
+                })
+            }
+            PieceRows::Run { offset, len } => {
+                let encoded = self.segment.encoded_column(column);
+                match mask {
+                    None => decode_rows(encoded, Rows::Range(*offset, *len)),
+                    Some(mask) => decode_rows(&encoded.slice(*offset, *len), Rows::Mask(mask)),
+                }
+            }
+        }
+    }
+
+    /// Nulls in output column `output` (table column `column`).
+    fn null_count(&self, output: usize, column: usize) -> usize {
+        match &self.rows {
+            PieceRows::Decoded(batch) => batch.column(output).null_count(),
+            PieceRows::Run { offset, len } => {
+                let encoded = self.segment.encoded_column(column);
+                encoded.slice(*offset, *len).null_count()
+            }
+        }
+    }
+
+    /// Bytes the rows of the columns take once decoded (about).
+    fn decoded_bytes(&self, columns: &[usize]) -> usize {
+        match &self.rows {
+            PieceRows::Decoded(batch) => batch.get_array_memory_size(),
+            PieceRows::Run { len, .. } => {
+                let whole: usize = columns.iter().map(|&c| self.segment.plain_size(c)).sum();
+                whole * len / self.segment.num_rows().max(1)
+            }
+        }
+    }
+
+    /// Every row in the scan's columns (`columns`, table column per
+    /// output column of `schema`).
+    fn read(&self, schema: &SchemaRef, columns: &[usize]) -> Result<RecordBatch> {
+        let arrays = columns
+            .iter()
+            .enumerate()
+            .map(|(output, &column)| self.column(output, column, None))
+            .collect::<Result<Vec<_>>>()?;
+        batch_of(schema, arrays, self.num_rows())
+    }
+}
+
+/// A batch of `rows` rows (which a batch of no columns needs told).
+fn batch_of(schema: &SchemaRef, arrays: Vec<ArrayRef>, rows: usize) -> Result<RecordBatch> {
+    Ok(RecordBatch::try_new_with_options(
+        schema.clone(),
+        arrays,
+        &RecordBatchOptions::new().with_row_count(Some(rows)),
+    )?)
 }
 
 /// Splits the pieces into `partitions` runs with (nearly) equal row
 /// counts, slicing pieces where needed (slices share memory).
 pub fn balance(pieces: Vec<Piece>, partitions: usize) -> Vec<Vec<Piece>> {
-    spread(
-        pieces,
-        partitions,
-        |p| p.rows.num_rows(),
-        |p, offset, len| Piece {
-            rows: p.rows.slice(offset, len),
-            whole: p.whole && offset == 0 && len == p.rows.num_rows(),
-            ..p.clone()
-        },
-    )
+    spread(pieces, partitions, Piece::num_rows, |p, offset, len| {
+        p.slice(offset, len)
+    })
 }
 
 /// Spreads `items` over `partitions` runs with (nearly) the same number of
@@ -313,21 +419,18 @@ impl TableScan {
         pieces: impl Iterator<Item = &'a Piece> + Clone,
         exact: bool,
     ) -> Statistics {
-        let rows: usize = pieces.clone().map(|p| p.rows.num_rows()).sum();
-        let bytes: usize = pieces.clone().map(|p| p.rows.get_array_memory_size()).sum();
+        let rows: usize = pieces.clone().map(Piece::num_rows).sum();
+        let bytes: usize = pieces.clone().map(|p| p.decoded_bytes(&self.columns)).sum();
         let columns = self
             .columns
             .iter()
             .enumerate()
             .map(|(output, &column)| {
-                let nulls: usize = pieces
-                    .clone()
-                    .map(|p| p.rows.column(output).null_count())
-                    .sum();
+                let nulls: usize = pieces.clone().map(|p| p.null_count(output, column)).sum();
                 let mut min: Option<ScalarValue> = None;
                 let mut max: Option<ScalarValue> = None;
                 let mut known = rows > nulls;
-                for piece in pieces.clone().filter(|p| p.rows.num_rows() > 0) {
+                for piece in pieces.clone().filter(|p| p.num_rows() > 0) {
                     let zone = piece.zone(column);
                     match (&zone.min, &zone.max) {
                         (Some(lo), Some(hi)) => {
@@ -367,11 +470,7 @@ impl TableScan {
 impl TableScan {
     /// The rows the scan reads (before filters and fetch).
     pub fn rows(&self) -> usize {
-        self.partitions
-            .iter()
-            .flatten()
-            .map(|p| p.rows.num_rows())
-            .sum()
+        self.partitions.iter().flatten().map(Piece::num_rows).sum()
     }
 
     /// About `rows` of the scan's rows, in short runs spread evenly over
@@ -379,15 +478,19 @@ impl TableScan {
     /// the scan reads no rows.
     pub fn sample(&self, rows: usize) -> Result<Option<RecordBatch>> {
         const RUN: usize = 64;
-        let pieces: Vec<&RecordBatch> = self.partitions.iter().flatten().map(|p| &p.rows).collect();
+        let pieces: Vec<&Piece> = self.partitions.iter().flatten().collect();
         let total = self.rows();
         if total == 0 {
             return Ok(None);
         }
         if total <= rows {
+            let batches = pieces
+                .iter()
+                .map(|p| p.read(&self.schema, &self.columns))
+                .collect::<Result<Vec<_>>>()?;
             return Ok(Some(datafusion::arrow::compute::concat_batches(
                 &self.schema,
-                pieces,
+                &batches,
             )?));
         }
         let runs = (rows / RUN).max(1);
@@ -399,9 +502,9 @@ impl TableScan {
                 start += pieces[piece].num_rows();
                 piece += 1;
             }
-            let batch = pieces[piece];
             let offset = at - start;
-            slices.push(batch.slice(offset, RUN.min(batch.num_rows() - offset)));
+            let run = pieces[piece].slice(offset, RUN.min(pieces[piece].num_rows() - offset));
+            slices.push(run.read(&self.schema, &self.columns)?);
         }
         Ok(Some(datafusion::arrow::compute::concat_batches(
             &self.schema,
@@ -435,6 +538,7 @@ impl DataSource for TableScan {
             pruner: None,
             cheap: None,
             costly: None,
+            fixed: None,
             fresh: false,
             fetch: self.fetch,
             pruned: MetricBuilder::new(&self.metrics).counter("batches_pruned", partition),
@@ -569,9 +673,14 @@ impl DataSource for TableScan {
     }
 }
 
-/// A dynamic filter applied to rows, for as long as it keeps few enough
-/// of them to pay for itself.
+/// A filter applied to rows in the scan, for as long as it keeps few
+/// enough of them to pay for itself. It reads only its own columns: the
+/// scan decodes those first, and the others only for the rows that pass.
 struct RowFilter {
+    /// The scan's output columns it reads, and the filter over a batch of
+    /// just those (`schema`).
+    reads: Vec<usize>,
+    schema: SchemaRef,
     expr: Arc<dyn PhysicalExpr>,
     /// The share of rows above which it stops, once it has seen
     /// [`RowFilter::TRIAL`] rows.
@@ -583,32 +692,74 @@ struct RowFilter {
 impl RowFilter {
     const TRIAL: usize = 64 * 1024;
 
-    fn new(parts: Vec<Arc<dyn PhysicalExpr>>, keeps_at_most: f64) -> Option<RowFilter> {
-        (!parts.is_empty()).then(|| RowFilter {
-            expr: conjunction(parts),
+    fn new(
+        parts: Vec<Arc<dyn PhysicalExpr>>,
+        keeps_at_most: f64,
+        scan: &SchemaRef,
+    ) -> Option<RowFilter> {
+        if parts.is_empty() {
+            return None;
+        }
+        let expr = conjunction(parts);
+        let all = || RowFilter {
+            reads: (0..scan.fields().len()).collect(),
+            schema: scan.clone(),
+            expr: expr.clone(),
             keeps_at_most,
             seen: 0,
             kept: 0,
-        })
+        };
+        // A join's hash-table lookup may hold columns outside its
+        // children: it reads the whole batch.
+        if probes_hash_table(&expr) {
+            return Some(all());
+        }
+        let mut reads: Vec<usize> = collect_columns(&expr).iter().map(|c| c.index()).collect();
+        reads.sort_unstable();
+        reads.dedup();
+        let Ok(schema) = scan.project(&reads).map(Arc::new) else {
+            return Some(all());
+        };
+        match reassign_expr_columns(expr.clone(), &schema) {
+            Ok(narrow) => Some(RowFilter {
+                reads,
+                schema,
+                expr: narrow,
+                keeps_at_most,
+                seen: 0,
+                kept: 0,
+            }),
+            Err(_) => Some(all()),
+        }
     }
 
     fn pays(&self) -> bool {
         self.seen < Self::TRIAL || (self.kept as f64) <= self.seen as f64 * self.keeps_at_most
     }
 
-    /// The rows of `batch` that pass; None when the filter cannot be
+    /// Which of `rows` rows pass (NULL counts as not passing), given the
+    /// decoded output columns it reads; None when the filter cannot be
     /// evaluated (it then only costs its speed-up).
-    fn apply(&mut self, batch: &RecordBatch) -> Option<RecordBatch> {
+    fn mask(&mut self, columns: &[Option<ArrayRef>], rows: usize) -> Option<BooleanArray> {
+        let arrays = self
+            .reads
+            .iter()
+            .map(|&c| columns[c].clone())
+            .collect::<Option<Vec<_>>>()?;
+        let batch = batch_of(&self.schema, arrays, rows).ok()?;
         let mask = self
             .expr
-            .evaluate(batch)
-            .and_then(|value| value.into_array(batch.num_rows()))
+            .evaluate(&batch)
+            .and_then(|value| value.into_array(rows))
             .ok()?;
         let mask = mask.as_any().downcast_ref::<BooleanArray>()?;
-        let filtered = filter_record_batch(batch, mask).ok()?;
-        self.seen += batch.num_rows();
-        self.kept += filtered.num_rows();
-        Some(filtered)
+        let mask = match mask.nulls() {
+            Some(nulls) => BooleanArray::new(mask.values() & nulls.inner(), None),
+            None => mask.clone(),
+        };
+        self.seen += rows;
+        self.kept += mask.true_count();
+        Some(mask)
     }
 }
 
@@ -623,10 +774,12 @@ struct PieceStream {
     /// Built from the filters' current values; rebuilt when a dynamic
     /// filter changes.
     pruner: Option<PruningPredicate>,
-    /// The dynamic filters' current values, applied to rows: key ranges
-    /// and short key lists, and lookups in a join's hash table.
+    /// Filters applied to rows: the dynamic filters' current values (key
+    /// ranges and short key lists; lookups in a join's hash table) and
+    /// the static filters of the query.
     cheap: Option<RowFilter>,
     costly: Option<RowFilter>,
+    fixed: Option<RowFilter>,
     fresh: bool,
     fetch: Option<usize>,
     pruned: Count,
@@ -675,8 +828,22 @@ impl PieceStream {
             })
             .filter(|f| !is_true(f))
             .partition(probes_hash_table);
-        self.cheap = RowFilter::new(cheap, 0.9);
-        self.costly = RowFilter::new(costly, 0.02);
+        self.cheap = RowFilter::new(cheap, 0.9, &self.schema);
+        self.costly = RowFilter::new(costly, 0.02, &self.schema);
+        // The query's own filters run again above the scan (they are
+        // answered "not pushed down"), so here they only save decoding
+        // and copying: they run while they drop half the rows. Volatile
+        // ones (random()) must run once, above. They are taken once.
+        if self.fixed.is_none() {
+            let fixed: Vec<_> = self
+                .filters
+                .iter()
+                .filter(|f| !DynamicFilterTracking::classify(f).contains_dynamic_filter())
+                .filter(|f| !is_volatile(f))
+                .cloned()
+                .collect();
+            self.fixed = RowFilter::new(fixed, 0.5, &self.schema);
+        }
     }
 
     fn may_match(&self, piece: &Piece) -> bool {
@@ -694,22 +861,50 @@ impl PieceStream {
             .unwrap_or(true)
     }
 
-    /// Applies the dynamic filters that still pay for themselves.
-    fn filter_rows(&mut self, batch: RecordBatch) -> RecordBatch {
-        let before = batch.num_rows();
-        let mut batch = batch;
-        for filter in [&mut self.cheap, &mut self.costly] {
+    /// The rows of `piece` that pass the filters that still pay for
+    /// themselves, in the scan's columns. The filters' columns are decoded
+    /// first, the others only for the rows that pass.
+    fn read(&mut self, piece: &Piece) -> Result<RecordBatch> {
+        let rows = piece.num_rows();
+        let mut decoded: Vec<Option<ArrayRef>> = vec![None; self.columns.len()];
+        let mut mask: Option<BooleanArray> = None;
+        for filter in [&mut self.cheap, &mut self.fixed, &mut self.costly] {
             let Some(f) = filter else { continue };
-            if batch.num_rows() == 0 || !f.pays() {
+            if !f.pays() {
                 continue;
             }
-            match f.apply(&batch) {
-                Some(filtered) => batch = filtered,
-                None => *filter = None,
+            for &output in &f.reads {
+                if decoded[output].is_none() {
+                    decoded[output] = Some(piece.column(output, self.columns[output], None)?);
+                }
+            }
+            let Some(passes) = f.mask(&decoded, rows) else {
+                *filter = None;
+                continue;
+            };
+            let both = match mask {
+                Some(before) => and(&before, &passes)?,
+                None => passes,
+            };
+            let none = both.true_count() == 0;
+            mask = Some(both);
+            if none {
+                break;
             }
         }
-        self.filtered.add(before - batch.num_rows());
-        batch
+        let kept = mask.as_ref().map_or(rows, |m| m.true_count());
+        self.filtered.add(rows - kept);
+        let mask = mask.filter(|_| kept < rows);
+        let arrays = decoded
+            .into_iter()
+            .enumerate()
+            .map(|(output, array)| match (array, &mask) {
+                (Some(array), Some(mask)) => Ok(filter(&array, mask)?),
+                (Some(array), None) => Ok(array),
+                (None, mask) => piece.column(output, self.columns[output], mask.as_ref()),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        batch_of(&self.schema, arrays, kept)
     }
 }
 
@@ -750,7 +945,10 @@ impl Stream for PieceStream {
                 this.pruned.add(1);
                 continue;
             }
-            let mut batch = this.filter_rows(piece.rows);
+            let mut batch = match this.read(&piece) {
+                Ok(batch) => batch,
+                Err(e) => return Poll::Ready(Some(Err(e))),
+            };
             if batch.num_rows() == 0 {
                 continue;
             }
@@ -849,7 +1047,7 @@ mod tests {
 
     #[test]
     fn zone_maps_bound_each_column_and_skip_floats() {
-        let batch = batch();
+        let batch = Stored::plain(batch());
         let zones = ZoneMaps::new(3);
         let k = zones.column(&batch, 0);
         assert_eq!(k.min, Some(ScalarValue::Int32(Some(-3))));
@@ -867,8 +1065,8 @@ mod tests {
         let batch = batch();
         let zones = Arc::new(ZoneMaps::new(3));
         let piece = Piece {
-            rows: batch.clone(),
-            segment: batch.clone(),
+            rows: PieceRows::Run { offset: 0, len: 4 },
+            segment: Arc::new(Stored::plain(batch.clone())),
             zones,
             intact: true,
             whole: true,
@@ -895,8 +1093,11 @@ mod tests {
     /// All rows of a one-column segment as one piece.
     fn whole_segment(rows: RecordBatch) -> Piece {
         Piece {
-            rows: rows.clone(),
-            segment: rows,
+            rows: PieceRows::Run {
+                offset: 0,
+                len: rows.num_rows(),
+            },
+            segment: Arc::new(Stored::encoded(rows)),
             zones: Arc::new(ZoneMaps::new(1)),
             intact: true,
             whole: true,
@@ -914,7 +1115,7 @@ mod tests {
         };
         let ordered = |segments: Vec<Vec<i64>>, partitions: usize| {
             let pieces = segments.into_iter().map(segment).collect::<Vec<_>>();
-            let schema = pieces[0].rows.schema();
+            let schema = pieces[0].segment.schema().clone();
             let scan = TableScan::new("t", schema, vec![0], balance(pieces, partitions), true);
             !scan.eq_properties().oeq_class().is_empty()
         };

@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use datafusion::arrow::array::BooleanBufferBuilder;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, UInt32Array};
 use datafusion::arrow::buffer::BooleanBuffer;
-use datafusion::arrow::compute::{concat_batches, filter_record_batch, take_record_batch};
+use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{Session as DfSession, TableProvider};
@@ -28,7 +28,8 @@ use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::ExecutionPlan;
 use parking_lot::Mutex;
 
-use super::scan::{balance, Piece, TableScan, ZoneMaps};
+use super::encoding::{decode_rows, Rows, Stored};
+use super::scan::{balance, Piece, PieceRows, TableScan, ZoneMaps};
 use super::txn::TxnSlot;
 use super::unique::{KeyEncoder, UniqueConstraint, UniqueIndex};
 use super::Ack;
@@ -96,7 +97,8 @@ struct KeyMaps {
 /// One batch of a table and which of its rows are still there.
 #[derive(Debug, Clone)]
 pub struct Segment {
-    batch: RecordBatch,
+    /// The rows, encoded once the segment is sealed (see `encoding.rs`).
+    data: Arc<Stored>,
     /// Set bits are live rows; `None` when no row was deleted.
     keep: Option<BooleanBuffer>,
     live: usize,
@@ -104,8 +106,6 @@ pub struct Segment {
     keys: Arc<KeyMaps>,
     /// The batch's zone maps (min, max, nulls per column), for scans.
     zones: Arc<ZoneMaps>,
-    /// Arrow memory of `batch`, measured once.
-    bytes: usize,
 }
 
 impl Segment {
@@ -113,11 +113,14 @@ impl Segment {
         Segment {
             live: batch.num_rows(),
             keep: None,
-            bytes: batch.get_array_memory_size(),
             zones: Arc::new(ZoneMaps::new(batch.num_columns())),
-            batch,
+            data: Arc::new(Stored::new(batch)),
             keys: Default::default(),
         }
+    }
+
+    fn rows(&self) -> usize {
+        self.data.num_rows()
     }
 
     /// The live rows as one batch.
@@ -128,13 +131,12 @@ impl Segment {
     /// The live rows of the projected columns (projecting first, so a
     /// masked segment filters only the columns a scan reads).
     fn live_projected(&self, projection: Option<&[usize]>) -> Result<RecordBatch> {
-        let batch = match projection {
-            Some(columns) => self.batch.project(columns)?,
-            None => self.batch.clone(),
-        };
         Ok(match &self.keep {
-            None => batch,
-            Some(keep) => filter_record_batch(&batch, &BooleanArray::new(keep.clone(), None))?,
+            None => self.data.rows(projection, Rows::All)?,
+            Some(keep) => self.data.rows(
+                projection,
+                Rows::Mask(&BooleanArray::new(keep.clone(), None)),
+            )?,
         })
     }
 
@@ -159,8 +161,8 @@ impl Segment {
         if let Some(map) = &maps[i] {
             return Ok(map.clone());
         }
-        let keys = index.keys(std::slice::from_ref(&self.batch))?;
-        let map = Arc::new(RowsMap::build(keys, self.batch.num_rows()));
+        let keys = index.keys(&[self.data.batch()?])?;
+        let map = Arc::new(RowsMap::build(keys, self.rows()));
         maps[i] = Some(map.clone());
         Ok(map)
     }
@@ -175,7 +177,7 @@ impl Segment {
             return Ok(map.clone());
         }
         let map: KeyMap = index
-            .keys(std::slice::from_ref(&self.batch))?
+            .keys(&[self.data.batch()?])?
             .into_iter()
             .map(|(key, _, row)| (key, row as u32))
             .collect();
@@ -199,7 +201,7 @@ pub struct TableVersion {
 /// A segment is rewritten without its deleted rows once this share of it
 /// is gone (1/4), so scans do not filter the same dead rows forever.
 fn needs_compaction(segment: &Segment) -> bool {
-    segment.live * 4 < segment.batch.num_rows() * 3
+    segment.live * 4 < segment.rows() * 3
 }
 
 impl TableVersion {
@@ -222,9 +224,9 @@ impl TableVersion {
     pub fn column_bounds(&self, column: usize) -> Option<(ScalarValue, ScalarValue)> {
         let mut bounds: Option<(ScalarValue, ScalarValue)> = None;
         for segment in self.segments.iter().filter(|s| s.live > 0) {
-            let zone = segment.zones.column(&segment.batch, column);
+            let zone = segment.zones.column(&segment.data, column);
             let (Some(lo), Some(hi)) = (&zone.min, &zone.max) else {
-                if zone.nulls == segment.batch.num_rows() {
+                if zone.nulls == segment.rows() {
                     continue;
                 }
                 return None;
@@ -252,13 +254,14 @@ impl TableVersion {
             return None;
         }
         let step = live.len().div_ceil(SEGMENTS);
-        let data_type = live[0].batch.column(column).data_type().clone();
+        let data_type = live[0].data.schema().field(column).data_type().clone();
         let converter = RowConverter::new(vec![SortField::new(data_type)]).ok()?;
         let mut seen: HashSet<Vec<u8>> = HashSet::new();
         let mut sampled = 0usize;
         for segment in live.iter().step_by(step.max(1)) {
-            let rows = segment.batch.num_rows().min(PER_SEGMENT);
-            let array = segment.batch.column(column).slice(0, rows);
+            let rows = segment.rows().min(PER_SEGMENT);
+            let array =
+                decode_rows(segment.data.encoded_column(column), Rows::Range(0, rows)).ok()?;
             let converted = converter.convert_columns(&[array]).ok()?;
             for row in converted.iter() {
                 seen.insert(row.as_ref().to_vec());
@@ -279,9 +282,18 @@ impl TableVersion {
     pub fn pieces(&self, projection: Option<&[usize]>) -> Result<Vec<Piece>> {
         let mut pieces = Vec::with_capacity(self.segments.len());
         for segment in self.segments.iter().filter(|s| s.live > 0) {
+            // Deleted rows are filtered out now; other rows are decoded
+            // as the scan reads them.
+            let rows = match &segment.keep {
+                None => PieceRows::Run {
+                    offset: 0,
+                    len: segment.rows(),
+                },
+                Some(_) => PieceRows::Decoded(segment.live_projected(projection)?),
+            };
             pieces.push(Piece {
-                rows: segment.live_projected(projection)?,
-                segment: segment.batch.clone(),
+                rows,
+                segment: segment.data.clone(),
                 zones: segment.zones.clone(),
                 intact: segment.keep.is_none(),
                 whole: segment.keep.is_none(),
@@ -330,7 +342,7 @@ impl TableVersion {
     /// Bytes of Arrow memory the rows take, deleted rows included until
     /// their segment is compacted.
     pub fn memory_bytes(&self) -> usize {
-        self.segments.iter().map(|s| s.bytes).sum()
+        self.segments.iter().map(|s| s.data.memory_size()).sum()
     }
 
     /// An empty version that follows this one.
@@ -389,7 +401,7 @@ impl TableVersion {
                 base = end;
                 continue;
             }
-            let rows = segment.batch.num_rows();
+            let rows = segment.rows();
             // Live ordinal -> physical row.
             let physical: Vec<usize> = match &segment.keep {
                 None => mine.iter().map(|&p| (p - base) as usize).collect(),
@@ -408,16 +420,15 @@ impl TableVersion {
             }
             if want_rows {
                 let indices = UInt32Array::from_iter_values(physical.iter().map(|&r| r as u32));
-                removed_rows.push(take_record_batch(&segment.batch, &indices)?);
+                removed_rows.push(segment.data.rows(None, Rows::Take(&indices))?);
             }
             removed += physical.len();
             let next = Segment {
-                batch: segment.batch.clone(),
+                data: segment.data.clone(),
                 keep: Some(keep.finish()),
                 live: segment.live - physical.len(),
                 keys: segment.keys.clone(),
                 zones: segment.zones.clone(),
-                bytes: segment.bytes,
             };
             if next.live == 0 {
                 // Gone entirely.
@@ -1230,7 +1241,8 @@ impl Table {
                 let row = row as usize;
                 if segment.is_live(row) {
                     let position = base + segment.rank(row) as u64;
-                    return Ok(Some((position, segment.batch.slice(row, 1))));
+                    let rows = Rows::Range(row, 1);
+                    return Ok(Some((position, segment.data.rows(None, rows)?)));
                 }
             }
             base += segment.live as u64;
@@ -1454,14 +1466,20 @@ impl Table {
         // The key may pin fewer columns than `pinned`: the rows must equal
         // every pinned value.
         let mut matching = Vec::with_capacity(found.len());
+        let mut columns: Vec<usize> = pinned.keys().copied().collect();
+        columns.sort_unstable();
         for (s, rows) in found {
-            let batch = &version.segments[s].batch;
+            let indices = UInt32Array::from(rows.clone());
+            let batch = version.segments[s]
+                .data
+                .rows(Some(&columns), Rows::Take(&indices))?;
             let mut kept = Vec::with_capacity(rows.len());
-            for row in rows {
+            for (i, row) in rows.into_iter().enumerate() {
                 let mut equal = true;
-                for (&c, value) in pinned {
+                for (at, c) in columns.iter().enumerate() {
+                    let value = &pinned[c];
                     if value.is_null()
-                        || ScalarValue::try_from_array(batch.column(c), row as usize)? != *value
+                        || ScalarValue::try_from_array(batch.column(at), i)? != *value
                     {
                         equal = false;
                         break;
@@ -1565,10 +1583,10 @@ impl Table {
         };
         let mut batches = Vec::with_capacity(found.len());
         for (s, rows) in found {
-            let batch = &version.segments[s].batch;
+            let data = &version.segments[s].data;
             batches.push(match rows.as_slice() {
-                [row] => batch.slice(*row as usize, 1),
-                _ => take_record_batch(batch, &UInt32Array::from(rows))?,
+                [row] => data.rows(None, Rows::Range(*row as usize, 1))?,
+                _ => data.rows(None, Rows::Take(&UInt32Array::from(rows)))?,
             });
         }
         Ok(Some(batches))
@@ -1595,7 +1613,8 @@ impl Table {
             let segment = &version.segments[s];
             for row in rows {
                 let position = bases[s] + segment.rank(row as usize) as u64;
-                out.push((position, segment.batch.slice(row as usize, 1)));
+                let rows = Rows::Range(row as usize, 1);
+                out.push((position, segment.data.rows(None, rows)?));
             }
         }
         Ok(Some(out))
@@ -1728,6 +1747,49 @@ mod tests {
             .map(|b| b.num_rows())
             .sum();
         assert_eq!(total, 10_000);
+    }
+
+    #[test]
+    fn sealed_segments_are_kept_encoded_and_read_back_exactly() {
+        use datafusion::arrow::array::{Int64Array, StringArray};
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, false),
+            Field::new("mode", DataType::Utf8, true),
+        ]));
+        let rows = TARGET_BATCH_ROWS;
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int64Array::from_iter_values(
+                    (0..rows as i64).map(|i| 1_000_000 + i),
+                )),
+                Arc::new(StringArray::from(
+                    (0..rows)
+                        .map(|i| (i % 9 != 0).then_some(["AIR", "SHIP", "TRUCK"][i % 3]))
+                        .collect::<Vec<_>>(),
+                )),
+            ],
+        )
+        .unwrap();
+        let table = Table::new("t", schema.clone(), HashMap::new());
+        let _ = table
+            .append(vec![batch.clone()], || Ok(Ack::none()))
+            .unwrap();
+        let version = table.snapshot();
+        assert!(version.memory_bytes() < batch.get_array_memory_size() / 2);
+        assert_eq!(version.live_batches().unwrap(), vec![batch.clone()]);
+        // Deleted rows are masked over the encoded rows.
+        let (next, removed) = version.deleted(&schema, &[0, 5, 9], true).unwrap();
+        let take = |rows: &[u32]| {
+            datafusion::arrow::compute::take_record_batch(&batch, &UInt32Array::from(rows.to_vec()))
+                .unwrap()
+        };
+        assert_eq!(removed[0], take(&[0, 5, 9]));
+        assert_eq!(next.row_count, rows - 3);
+        assert_eq!(
+            next.live_batches().unwrap()[0].slice(0, 4),
+            take(&[1, 2, 3, 4])
+        );
     }
 
     #[test]

@@ -1,0 +1,607 @@
+//! How a segment keeps its columns: the "main" store of a column table.
+//!
+//! A segment that is no longer merged with its neighbours (it holds at
+//! least [`SEALED_ROWS`] rows) keeps each column in the smallest of a few
+//! lightweight encodings, as SAP HANA's main store and DuckDB's row groups
+//! do:
+//!
+//! - integers, dates, times, timestamps and decimals as offsets from the
+//!   segment's least value in the narrowest unsigned type that holds them
+//!   (frame of reference): TPC-H's `l_quantity` takes one byte instead of
+//!   sixteen, a date two instead of four;
+//! - strings with few distinct values (at most one per eight rows, and at
+//!   most 65,536) as one- or two-byte codes into a dictionary;
+//! - anything else as the plain Arrow array.
+//!
+//! Scans decode only the rows and columns they read, after zone maps have
+//! skipped what cannot match, and filters decode their own columns first
+//! so the other columns are decoded only for the rows that pass (see
+//! `scan.rs`). Every encoding keeps the column's null bitmap as it is, and
+//! every decode gives back the exact logical array: the encodings are
+//! invisible above this module.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, ArrowPrimitiveType, AsArray, BooleanArray, PrimitiveArray, StringArray,
+    UInt16Array, UInt32Array, UInt8Array,
+};
+use datafusion::arrow::compute::{filter, take};
+use datafusion::arrow::datatypes::{
+    ArrowNativeType, ArrowNativeTypeOp, DataType, Date32Type, Date64Type, Decimal128Type,
+    Int16Type, Int32Type, Int64Type, SchemaRef, Time64MicrosecondType, TimeUnit,
+    TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+    TimestampSecondType, UInt16Type, UInt32Type, UInt64Type, UInt8Type,
+};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::{DataFusionError, Result};
+
+/// Segments with at least this many rows are sealed: the binary-counter
+/// merge of small appends never merges them again (see `table.rs`), so
+/// they are encoded once, when they are made.
+pub const SEALED_ROWS: usize = super::table::TARGET_BATCH_ROWS / 2;
+
+static ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// Turns encoding of sealed segments on or off for the process (server
+/// setting `segment_encoding`; on by default). Segments already made keep
+/// their encoding.
+pub fn set_enabled(on: bool) {
+    ENABLED.store(on, Ordering::Relaxed);
+}
+
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
+
+/// Calls `$f::<T>$args` with the Arrow primitive type `T` of the
+/// integer, date, time, timestamp and decimal types that are kept as
+/// offsets; None for other types.
+macro_rules! by_type {
+    ($data_type:expr, $f:ident, $args:tt) => {
+        match $data_type {
+            DataType::Int16 => Some($f::<Int16Type> $args),
+            DataType::Int32 => Some($f::<Int32Type> $args),
+            DataType::Int64 => Some($f::<Int64Type> $args),
+            DataType::Date32 => Some($f::<Date32Type> $args),
+            DataType::Date64 => Some($f::<Date64Type> $args),
+            DataType::Time64(TimeUnit::Microsecond) => Some($f::<Time64MicrosecondType> $args),
+            DataType::Timestamp(TimeUnit::Second, _) => Some($f::<TimestampSecondType> $args),
+            DataType::Timestamp(TimeUnit::Millisecond, _) => {
+                Some($f::<TimestampMillisecondType> $args)
+            }
+            DataType::Timestamp(TimeUnit::Microsecond, _) => {
+                Some($f::<TimestampMicrosecondType> $args)
+            }
+            DataType::Timestamp(TimeUnit::Nanosecond, _) => {
+                Some($f::<TimestampNanosecondType> $args)
+            }
+            DataType::Decimal128(..) => Some($f::<Decimal128Type> $args),
+            _ => None,
+        }
+    };
+}
+/// One column of a segment as it is kept.
+#[derive(Debug, Clone)]
+pub enum Encoded {
+    /// The Arrow array itself.
+    Plain(ArrayRef),
+    /// value = `base` + offset; `offsets` is a `UInt8`/`16`/`32`/`64`
+    /// array with the column's null bitmap, `data_type` the column's type.
+    Offset {
+        offsets: ArrayRef,
+        base: i128,
+        data_type: DataType,
+    },
+    /// value = `values[codes]`; `codes` is a `UInt8` or `UInt16` array
+    /// with the column's null bitmap, `values` a `Utf8` array.
+    Dict { codes: ArrayRef, values: ArrayRef },
+}
+
+impl Encoded {
+    /// The smallest encoding of `array`.
+    pub fn encode(array: &ArrayRef) -> Encoded {
+        if array.null_count() == array.len() {
+            return Encoded::Plain(array.clone());
+        }
+        let encoded = match array.data_type() {
+            DataType::Utf8 => dictionary(array.as_string::<i32>()),
+            data_type => by_type!(data_type, offsets, (array)).flatten(),
+        };
+        encoded.unwrap_or_else(|| Encoded::Plain(array.clone()))
+    }
+
+    pub fn len(&self) -> usize {
+        self.physical().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// `len` rows from `offset`, as kept.
+    pub fn slice(&self, offset: usize, len: usize) -> Encoded {
+        match self {
+            Encoded::Plain(array) => Encoded::Plain(array.slice(offset, len)),
+            Encoded::Offset {
+                offsets,
+                base,
+                data_type,
+            } => Encoded::Offset {
+                offsets: offsets.slice(offset, len),
+                base: *base,
+                data_type: data_type.clone(),
+            },
+            Encoded::Dict { codes, values } => Encoded::Dict {
+                codes: codes.slice(offset, len),
+                values: values.clone(),
+            },
+        }
+    }
+
+    pub fn null_count(&self) -> usize {
+        self.physical().null_count()
+    }
+
+    /// The array the encoding keeps per row.
+    fn physical(&self) -> &ArrayRef {
+        match self {
+            Encoded::Plain(array) => array,
+            Encoded::Offset { offsets, .. } => offsets,
+            Encoded::Dict { codes, .. } => codes,
+        }
+    }
+
+    /// Bytes of memory the column holds.
+    pub fn memory_size(&self) -> usize {
+        match self {
+            Encoded::Dict { codes, values } => {
+                codes.get_array_memory_size() + values.get_array_memory_size()
+            }
+            other => other.physical().get_array_memory_size(),
+        }
+    }
+
+    /// The same encoding over other rows: `select` applied to the
+    /// per-row array (a slice, filter or take).
+    fn select(&self, select: impl Fn(&ArrayRef) -> Result<ArrayRef>) -> Result<Encoded> {
+        Ok(match self {
+            Encoded::Plain(array) => Encoded::Plain(select(array)?),
+            Encoded::Offset {
+                offsets,
+                base,
+                data_type,
+            } => Encoded::Offset {
+                offsets: select(offsets)?,
+                base: *base,
+                data_type: data_type.clone(),
+            },
+            Encoded::Dict { codes, values } => Encoded::Dict {
+                codes: select(codes)?,
+                values: values.clone(),
+            },
+        })
+    }
+
+    /// The column as its Arrow array.
+    pub fn decode(&self) -> Result<ArrayRef> {
+        match self {
+            Encoded::Plain(array) => Ok(array.clone()),
+            Encoded::Dict { codes, values } => Ok(take(values, codes, None)?),
+            Encoded::Offset {
+                offsets,
+                base,
+                data_type,
+            } => by_type!(data_type, widen, (offsets, *base, data_type)).ok_or_else(|| {
+                DataFusionError::Internal(format!("offsets kept for a {data_type} column"))
+            }),
+        }
+    }
+}
+
+/// Values that offsets are taken from: the signed integers Arrow's
+/// integer, date, time, timestamp and decimal types are made of.
+trait Wide: ArrowNativeType + ArrowNativeTypeOp {
+    fn wide(self) -> i128;
+    fn narrow(value: i128) -> Self;
+}
+
+macro_rules! wide {
+    ($($t:ty),*) => {$(
+        impl Wide for $t {
+            fn wide(self) -> i128 {
+                self as i128
+            }
+            fn narrow(value: i128) -> Self {
+                value as $t
+            }
+        }
+    )*};
+}
+wide!(i16, i32, i64, i128);
+
+/// Frame of reference: the values as unsigned offsets from their least,
+/// when the offsets fit a type narrower than the values'.
+fn offsets<T>(array: &ArrayRef) -> Option<Encoded>
+where
+    T: ArrowPrimitiveType,
+    T::Native: Wide,
+{
+    let values = array.as_primitive::<T>();
+    let mut min = i128::MAX;
+    let mut max = i128::MIN;
+    let mut see = |v: T::Native| {
+        let v = v.wide();
+        min = min.min(v);
+        max = max.max(v);
+    };
+    match values.nulls() {
+        None => values.values().iter().for_each(|&v| see(v)),
+        Some(nulls) => nulls.valid_indices().for_each(|i| see(values.values()[i])),
+    }
+    // Null slots may hold anything: their offsets wrap, and stay null.
+    let range = max.checked_sub(min)? as u128;
+    let width = std::mem::size_of::<T::Native>();
+    let offsets: ArrayRef = if range <= u8::MAX as u128 && width > 1 {
+        Arc::new(values.unary::<_, UInt8Type>(|v| v.wide().wrapping_sub(min) as u8))
+    } else if range <= u16::MAX as u128 && width > 2 {
+        Arc::new(values.unary::<_, UInt16Type>(|v| v.wide().wrapping_sub(min) as u16))
+    } else if range <= u32::MAX as u128 && width > 4 {
+        Arc::new(values.unary::<_, UInt32Type>(|v| v.wide().wrapping_sub(min) as u32))
+    } else if range <= u64::MAX as u128 && width > 8 {
+        Arc::new(values.unary::<_, UInt64Type>(|v| v.wide().wrapping_sub(min) as u64))
+    } else {
+        return None;
+    };
+    Some(Encoded::Offset {
+        offsets,
+        base: min,
+        data_type: array.data_type().clone(),
+    })
+}
+
+/// The values back from their offsets.
+fn widen<T>(offsets: &ArrayRef, base: i128, data_type: &DataType) -> ArrayRef
+where
+    T: ArrowPrimitiveType,
+    T::Native: Wide,
+{
+    let base = T::Native::narrow(base);
+    fn add<N: Wide>(base: N, offset: usize) -> N {
+        base.add_wrapping(N::usize_as(offset))
+    }
+    let values: PrimitiveArray<T> = match offsets.data_type() {
+        DataType::UInt8 => offsets
+            .as_primitive::<UInt8Type>()
+            .unary(|o| add(base, o as usize)),
+        DataType::UInt16 => offsets
+            .as_primitive::<UInt16Type>()
+            .unary(|o| add(base, o as usize)),
+        DataType::UInt32 => offsets
+            .as_primitive::<UInt32Type>()
+            .unary(|o| add(base, o as usize)),
+        _ => offsets
+            .as_primitive::<UInt64Type>()
+            .unary(|o| add(base, o as usize)),
+    };
+    Arc::new(values.with_data_type(data_type.clone()))
+}
+
+/// Codes into a dictionary, when at most one row in eight has a value
+/// not seen before (and there are at most 65,536 values).
+fn dictionary(strings: &StringArray) -> Option<Encoded> {
+    let limit = (strings.len() / 8).min(u16::MAX as usize + 1);
+    let mut seen: HashMap<&str, u16> = HashMap::new();
+    let mut codes = Vec::with_capacity(strings.len());
+    let mut values: Vec<&str> = Vec::new();
+    for i in 0..strings.len() {
+        if strings.is_null(i) {
+            codes.push(0);
+            continue;
+        }
+        let value = strings.value(i);
+        let code = match seen.get(value) {
+            Some(&code) => code,
+            None => {
+                if values.len() == limit {
+                    return None;
+                }
+                let code = values.len() as u16;
+                seen.insert(value, code);
+                values.push(value);
+                code
+            }
+        };
+        codes.push(code);
+    }
+    let nulls = strings.nulls().cloned();
+    let codes: ArrayRef = if values.len() <= u8::MAX as usize + 1 {
+        Arc::new(UInt8Array::new(
+            codes.into_iter().map(|c| c as u8).collect(),
+            nulls,
+        ))
+    } else {
+        Arc::new(UInt16Array::new(codes.into(), nulls))
+    };
+    Some(Encoded::Dict {
+        codes,
+        values: Arc::new(StringArray::from(values)),
+    })
+}
+
+/// Which rows of a segment to decode.
+#[derive(Clone, Copy)]
+pub enum Rows<'a> {
+    All,
+    /// `len` rows from `offset`.
+    Range(usize, usize),
+    /// The rows whose mask bit is set (the mask covers every row).
+    Mask(&'a BooleanArray),
+    /// These rows, in this order.
+    Take(&'a UInt32Array),
+}
+
+impl Rows<'_> {
+    fn select(&self, array: &ArrayRef) -> Result<ArrayRef> {
+        Ok(match self {
+            Rows::All => array.clone(),
+            Rows::Range(offset, len) => array.slice(*offset, *len),
+            Rows::Mask(mask) => filter(array, mask)?,
+            Rows::Take(indices) => take(array, indices, None)?,
+        })
+    }
+}
+
+/// The rows of one segment, column by column as kept.
+#[derive(Debug)]
+pub struct Stored {
+    schema: SchemaRef,
+    columns: Vec<Encoded>,
+    rows: usize,
+    bytes: usize,
+    /// Per column, the bytes of its plain Arrow array (what a decode of
+    /// every row makes).
+    plain: Vec<usize>,
+}
+
+impl Stored {
+    /// Keeps `batch`, encoded if it is sealed and encoding is on.
+    pub fn new(batch: RecordBatch) -> Stored {
+        if batch.num_rows() >= SEALED_ROWS && enabled() {
+            Stored::encoded(batch)
+        } else {
+            Stored::plain(batch)
+        }
+    }
+
+    /// Keeps `batch` as it is.
+    pub fn plain(batch: RecordBatch) -> Stored {
+        Stored::from_columns(&batch, |a| Encoded::Plain(a.clone()))
+    }
+
+    /// Keeps every column of `batch` in its smallest encoding.
+    pub fn encoded(batch: RecordBatch) -> Stored {
+        Stored::from_columns(&batch, Encoded::encode)
+    }
+
+    fn from_columns(batch: &RecordBatch, encode: impl Fn(&ArrayRef) -> Encoded) -> Stored {
+        let columns: Vec<Encoded> = batch.columns().iter().map(encode).collect();
+        Stored {
+            schema: batch.schema(),
+            bytes: columns.iter().map(Encoded::memory_size).sum(),
+            plain: batch
+                .columns()
+                .iter()
+                .map(|c| c.get_array_memory_size())
+                .collect(),
+            columns,
+            rows: batch.num_rows(),
+        }
+    }
+
+    pub fn num_rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Bytes of memory the rows take, as kept.
+    pub fn memory_size(&self) -> usize {
+        self.bytes
+    }
+
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// Bytes of column `column` decoded.
+    pub fn plain_size(&self, column: usize) -> usize {
+        self.plain[column]
+    }
+
+    /// Column `column` as kept.
+    pub fn encoded_column(&self, column: usize) -> &Encoded {
+        &self.columns[column]
+    }
+
+    /// Column `column`, every row, decoded.
+    pub fn column(&self, column: usize) -> Result<ArrayRef> {
+        self.columns[column].decode()
+    }
+
+    /// Some rows of some columns (all without a projection), decoded.
+    pub fn rows(&self, projection: Option<&[usize]>, rows: Rows) -> Result<RecordBatch> {
+        let (schema, columns): (SchemaRef, Vec<usize>) = match projection {
+            Some(columns) => (Arc::new(self.schema.project(columns)?), columns.to_vec()),
+            None => (self.schema.clone(), (0..self.columns.len()).collect()),
+        };
+        let arrays = columns
+            .iter()
+            .map(|&c| decode_rows(&self.columns[c], rows))
+            .collect::<Result<Vec<_>>>()?;
+        let count = match rows {
+            Rows::All => self.rows,
+            Rows::Range(_, len) => len,
+            Rows::Mask(mask) => mask.true_count(),
+            Rows::Take(indices) => indices.len(),
+        };
+        Ok(RecordBatch::try_new_with_options(
+            schema,
+            arrays,
+            &datafusion::arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(count)),
+        )?)
+    }
+
+    /// Every row, decoded.
+    pub fn batch(&self) -> Result<RecordBatch> {
+        self.rows(None, Rows::All)
+    }
+}
+
+/// Some rows of one column, decoded: selected on the kept array first,
+/// so only the selected rows are decoded.
+pub fn decode_rows(column: &Encoded, rows: Rows) -> Result<ArrayRef> {
+    match rows {
+        Rows::All => column.decode(),
+        _ => column.select(|a| rows.select(a))?.decode(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{
+        Date32Array, Decimal128Array, Int32Array, Int64Array, TimestampNanosecondArray,
+    };
+    use datafusion::arrow::datatypes::{Field, Schema};
+
+    fn round_trip(array: ArrayRef) -> Encoded {
+        let encoded = Encoded::encode(&array);
+        assert_eq!(&encoded.decode().unwrap(), &array);
+        // Every selection decodes to the same rows as the plain array.
+        let n = array.len();
+        let mask = BooleanArray::from((0..n).map(|i| i % 3 != 1).collect::<Vec<_>>());
+        let indices = UInt32Array::from((0..n as u32).rev().step_by(2).collect::<Vec<_>>());
+        for rows in [
+            Rows::Range(1, n.saturating_sub(2)),
+            Rows::Mask(&mask),
+            Rows::Take(&indices),
+        ] {
+            let expected = rows.select(&array).unwrap();
+            assert_eq!(&decode_rows(&encoded, rows).unwrap(), &expected);
+        }
+        encoded
+    }
+
+    fn physical_type(encoded: &Encoded) -> DataType {
+        encoded.physical().data_type().clone()
+    }
+
+    #[test]
+    fn integers_keep_offsets_in_the_narrowest_type() {
+        let small = round_trip(Arc::new(Int64Array::from_iter_values(
+            (0..1000).map(|i| 1_000_000 + i % 200),
+        )));
+        assert_eq!(physical_type(&small), DataType::UInt8);
+        let wide = round_trip(Arc::new(Int64Array::from_iter_values(
+            (0..1000).map(|i| -5_000_000_000 + i * 1_000_000),
+        )));
+        assert_eq!(physical_type(&wide), DataType::UInt32);
+        // Extremes: the range does not fit anything narrower.
+        let extremes = round_trip(Arc::new(Int64Array::from(vec![i64::MIN, 0, i64::MAX])));
+        assert!(matches!(extremes, Encoded::Plain(_)));
+        let int32 = round_trip(Arc::new(Int32Array::from(vec![
+            Some(i32::MIN),
+            None,
+            Some(i32::MIN + 65535),
+        ])));
+        assert_eq!(physical_type(&int32), DataType::UInt16);
+    }
+
+    #[test]
+    fn nulls_dates_timestamps_and_decimals_come_back_exactly() {
+        round_trip(Arc::new(Int64Array::from(vec![
+            Some(7),
+            None,
+            Some(-3),
+            None,
+            Some(100),
+        ])));
+        let dates = round_trip(Arc::new(Date32Array::from_iter_values(
+            (0..500).map(|i| 8000 + i * 5),
+        )));
+        assert_eq!(physical_type(&dates), DataType::UInt16);
+        round_trip(Arc::new(
+            TimestampNanosecondArray::from(vec![Some(1_700_000_000_000_000_000), None, Some(0)])
+                .with_timezone("+02:00"),
+        ));
+        let prices = round_trip(Arc::new(
+            Decimal128Array::from_iter_values((0..1000).map(|i| 90_000 + i * 7919 % 10_000_000))
+                .with_precision_and_scale(15, 2)
+                .unwrap(),
+        ));
+        assert_eq!(physical_type(&prices), DataType::UInt32);
+        let huge = round_trip(Arc::new(
+            Decimal128Array::from(vec![Some(i128::MIN / 2), None, Some(i128::MAX / 2)])
+                .with_precision_and_scale(38, 0)
+                .unwrap(),
+        ));
+        assert!(matches!(huge, Encoded::Plain(_)));
+    }
+
+    #[test]
+    fn repeated_strings_become_codes_and_unique_ones_stay() {
+        let modes = ["AIR", "MAIL", "SHIP", "TRUCK", "RAIL", "FOB", "REG AIR"];
+        let strings: ArrayRef = Arc::new(StringArray::from(
+            (0..1000)
+                .map(|i| (i % 11 != 0).then(|| modes[i % modes.len()]))
+                .collect::<Vec<_>>(),
+        ));
+        let dict = round_trip(strings.clone());
+        assert_eq!(physical_type(&dict), DataType::UInt8);
+        assert!(dict.memory_size() < strings.get_array_memory_size() / 2);
+        let many: ArrayRef = Arc::new(StringArray::from_iter_values(
+            (0..6000).map(|i| format!("v{}", i % 600)),
+        ));
+        assert_eq!(physical_type(&round_trip(many)), DataType::UInt16);
+        let unique: ArrayRef = Arc::new(StringArray::from_iter_values(
+            (0..1000).map(|i| format!("comment {i}")),
+        ));
+        assert!(matches!(round_trip(unique), Encoded::Plain(_)));
+    }
+
+    #[test]
+    fn a_stored_segment_decodes_to_its_batch() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, false),
+            Field::new("s", DataType::Utf8, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int64Array::from_iter_values(0..SEALED_ROWS as i64)),
+                Arc::new(StringArray::from(
+                    (0..SEALED_ROWS)
+                        .map(|i| (i % 5 != 0).then_some(["a", "b"][i % 2]))
+                        .collect::<Vec<_>>(),
+                )),
+            ],
+        )
+        .unwrap();
+        let stored = Stored::new(batch.clone());
+        assert!(stored.memory_size() < batch.get_array_memory_size() / 2);
+        assert_eq!(stored.batch().unwrap(), batch);
+        assert_eq!(
+            stored.rows(Some(&[1]), Rows::Range(10, 5)).unwrap(),
+            batch.project(&[1]).unwrap().slice(10, 5)
+        );
+        // A projection of no columns still counts its rows.
+        assert_eq!(
+            stored
+                .rows(Some(&[]), Rows::Range(0, 7))
+                .unwrap()
+                .num_rows(),
+            7
+        );
+    }
+}
