@@ -22,11 +22,14 @@ use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
-use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, UInt64Array};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, BooleanBufferBuilder, UInt64Array,
+};
+use datafusion::arrow::buffer::BooleanBuffer;
 use datafusion::arrow::compute::filter;
-use datafusion::arrow::compute::kernels::boolean::and;
 use datafusion::arrow::compute::SortOptions;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::datatypes::{UInt16Type, UInt8Type};
 use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::pruning::PruningStatistics;
@@ -54,7 +57,7 @@ use datafusion::physical_plan::metrics::{Count, ExecutionPlanMetricsSet, MetricB
 use datafusion::physical_plan::DisplayFormatType;
 use futures::Stream;
 
-use super::encoding::{decode_rows, Rows, Stored};
+use super::encoding::{decode_rows, Encoded, Rows, Stored};
 
 /// What one segment's column holds, over all rows of its batch (deleted
 /// ones too, so the bounds hold for every version that shares the batch).
@@ -247,6 +250,18 @@ impl Piece {
                     Some(mask) => decode_rows(&encoded.slice(*offset, *len), Rows::Mask(mask)),
                 }
             }
+        }
+    }
+
+    /// The codes (over the piece's rows) and dictionary of table column
+    /// `column`, when the segment keeps it dictionary-coded.
+    fn dictionary(&self, column: usize) -> Option<(ArrayRef, ArrayRef)> {
+        let PieceRows::Run { offset, len } = &self.rows else {
+            return None;
+        };
+        match self.segment.encoded_column(column) {
+            Encoded::Dict { codes, values } => Some((codes.slice(*offset, *len), values.clone())),
+            _ => None,
         }
     }
 
@@ -737,6 +752,77 @@ impl RowFilter {
         self.seen < Self::TRIAL || (self.kept as f64) <= self.seen as f64 * self.keeps_at_most
     }
 
+    /// The type of output column `output` (one it reads).
+    fn field_type(&self, output: usize) -> &DataType {
+        let at = self.reads.binary_search(&output).unwrap_or(0);
+        self.schema.field(at).data_type()
+    }
+
+    /// The codes and dictionary of the one column the filter reads, when
+    /// the piece keeps it dictionary-coded.
+    fn dictionary(&self, piece: &Piece, columns: &[usize]) -> Option<(ArrayRef, ArrayRef)> {
+        match self.reads.as_slice() {
+            [output] if self.schema.fields().len() == 1 => piece.dictionary(columns[*output]),
+            _ => None,
+        }
+    }
+
+    /// Which rows pass, evaluated once per dictionary value: `codes`
+    /// (over the piece's rows) index `values`; only the rows `selection`
+    /// keeps are answered.
+    fn on_dictionary(
+        &mut self,
+        (codes, values): (ArrayRef, ArrayRef),
+        selection: Option<&BooleanArray>,
+    ) -> Option<BooleanArray> {
+        let codes = match selection {
+            Some(selection) => filter(&codes, selection).ok()?,
+            None => codes,
+        };
+        // One more row for NULL when there are NULLs.
+        let with_null = codes.null_count() > 0;
+        let values = if with_null {
+            let null = datafusion::arrow::array::new_null_array(values.data_type(), 1);
+            datafusion::arrow::compute::concat(&[values.as_ref(), null.as_ref()]).ok()?
+        } else {
+            values
+        };
+        let n = values.len();
+        let answers = self.evaluate(vec![values], n)?;
+        // mask() counted the dictionary; count the rows instead.
+        self.seen -= n;
+        self.kept -= answers.true_count();
+        let null_code = n - 1;
+        let passes = |code: usize| answers.value(code);
+        let rows = codes.len();
+        let bits = match codes.data_type() {
+            DataType::UInt8 => {
+                let codes = codes.as_primitive::<UInt8Type>();
+                BooleanBuffer::collect_bool(rows, |i| {
+                    passes(if codes.is_valid(i) {
+                        codes.value(i) as usize
+                    } else {
+                        null_code
+                    })
+                })
+            }
+            _ => {
+                let codes = codes.as_primitive::<UInt16Type>();
+                BooleanBuffer::collect_bool(rows, |i| {
+                    passes(if codes.is_valid(i) {
+                        codes.value(i) as usize
+                    } else {
+                        null_code
+                    })
+                })
+            }
+        };
+        let mask = BooleanArray::new(bits, None);
+        self.seen += rows;
+        self.kept += mask.true_count();
+        Some(mask)
+    }
+
     /// Which of `rows` rows pass (NULL counts as not passing), given the
     /// decoded output columns it reads; None when the filter cannot be
     /// evaluated (it then only costs its speed-up).
@@ -746,6 +832,11 @@ impl RowFilter {
             .iter()
             .map(|&c| columns[c].clone())
             .collect::<Option<Vec<_>>>()?;
+        self.evaluate(arrays, rows)
+    }
+
+    /// As [`RowFilter::mask`], given the columns it reads in order.
+    fn evaluate(&mut self, arrays: Vec<ArrayRef>, rows: usize) -> Option<BooleanArray> {
         let batch = batch_of(&self.schema, arrays, rows).ok()?;
         let mask = self
             .expr
@@ -779,7 +870,9 @@ struct PieceStream {
     /// the static filters of the query.
     cheap: Option<RowFilter>,
     costly: Option<RowFilter>,
-    fixed: Option<RowFilter>,
+    /// The static filters' conjuncts, each on its own (None once one
+    /// could not be evaluated), taken on first use.
+    fixed: Option<Vec<Option<RowFilter>>>,
     fresh: bool,
     fetch: Option<usize>,
     pruned: Count,
@@ -831,18 +924,20 @@ impl PieceStream {
         self.cheap = RowFilter::new(cheap, 0.9, &self.schema);
         self.costly = RowFilter::new(costly, 0.02, &self.schema);
         // The query's own filters run again above the scan (they are
-        // answered "not pushed down"), so here they only save decoding
-        // and copying: they run while they drop half the rows. Volatile
-        // ones (random()) must run once, above. They are taken once.
+        // answered "not pushed down"), so here they only save decoding,
+        // copying and the work of the operators above: each conjunct runs
+        // while it drops 40% of the rows it sees. Volatile ones
+        // (random()) must run once, above.
         if self.fixed.is_none() {
-            let fixed: Vec<_> = self
+            let fixed = self
                 .filters
                 .iter()
                 .filter(|f| !DynamicFilterTracking::classify(f).contains_dynamic_filter())
+                .flat_map(split_conjunction)
                 .filter(|f| !is_volatile(f))
-                .cloned()
+                .map(|f| RowFilter::new(vec![f.clone()], 0.6, &self.schema))
                 .collect();
-            self.fixed = RowFilter::new(fixed, 0.5, &self.schema);
+            self.fixed = Some(fixed);
         }
     }
 
@@ -862,50 +957,109 @@ impl PieceStream {
     }
 
     /// The rows of `piece` that pass the filters that still pay for
-    /// themselves, in the scan's columns. The filters' columns are decoded
-    /// first, the others only for the rows that pass.
+    /// themselves, in the scan's columns. Each filter sees only the rows
+    /// the ones before it kept, and decodes only its own columns for
+    /// them; the other columns are decoded for the rows that pass all.
+    /// Conjuncts on one dictionary-coded string column are answered on
+    /// the dictionary, and go first; then those that decode no strings.
     fn read(&mut self, piece: &Piece) -> Result<RecordBatch> {
         let rows = piece.num_rows();
-        let mut decoded: Vec<Option<ArrayRef>> = vec![None; self.columns.len()];
-        let mut mask: Option<BooleanArray> = None;
-        for filter in [&mut self.cheap, &mut self.fixed, &mut self.costly] {
-            let Some(f) = filter else { continue };
-            if !f.pays() {
-                continue;
-            }
-            for &output in &f.reads {
-                if decoded[output].is_none() {
-                    decoded[output] = Some(piece.column(output, self.columns[output], None)?);
-                }
-            }
-            let Some(passes) = f.mask(&decoded, rows) else {
-                *filter = None;
-                continue;
-            };
-            let both = match mask {
-                Some(before) => and(&before, &passes)?,
-                None => passes,
-            };
-            let none = both.true_count() == 0;
-            mask = Some(both);
-            if none {
+        let columns = &self.columns;
+        let mut decoded: Vec<Option<ArrayRef>> = vec![None; columns.len()];
+        // The rows still in, over the piece's rows (None: all), and how many.
+        let mut selection: Option<BooleanArray> = None;
+        let mut left = rows;
+        let fixed = self.fixed.get_or_insert_with(Vec::new);
+        let mut order: Vec<(u8, usize)> = fixed
+            .iter()
+            .enumerate()
+            .filter_map(|(i, f)| {
+                let f = f.as_ref()?;
+                let rank = if f.dictionary(piece, columns).is_some() {
+                    0
+                } else if f.reads.iter().all(|&c| !is_string(f.field_type(c))) {
+                    1
+                } else {
+                    2
+                };
+                Some((rank, i))
+            })
+            .collect();
+        order.sort();
+        let mut stages: Vec<&mut Option<RowFilter>> = vec![&mut self.cheap];
+        let mut by_index: Vec<Option<&mut Option<RowFilter>>> =
+            fixed.iter_mut().map(Some).collect();
+        for (_, i) in &order {
+            stages.extend(by_index[*i].take());
+        }
+        stages.push(&mut self.costly);
+        for stage in stages {
+            if left == 0 {
                 break;
             }
+            let Some(f) = stage else { continue };
+            let passes = match f.dictionary(piece, columns) {
+                Some(codes) => f.on_dictionary(codes, selection.as_ref()),
+                None if !f.pays() => continue,
+                None => {
+                    for &output in &f.reads {
+                        if decoded[output].is_none() {
+                            let column =
+                                piece.column(output, columns[output], selection.as_ref())?;
+                            decoded[output] = Some(column);
+                        }
+                    }
+                    f.mask(&decoded, left)
+                }
+            };
+            let Some(passes) = passes else {
+                *stage = None;
+                continue;
+            };
+            let kept = passes.true_count();
+            if kept == left {
+                continue;
+            }
+            for array in decoded.iter_mut().flatten() {
+                *array = filter(array, &passes)?;
+            }
+            selection = Some(match selection {
+                None => passes,
+                Some(before) => within(&before, &passes),
+            });
+            left = kept;
         }
-        let kept = mask.as_ref().map_or(rows, |m| m.true_count());
-        self.filtered.add(rows - kept);
-        let mask = mask.filter(|_| kept < rows);
+        self.filtered.add(rows - left);
         let arrays = decoded
             .into_iter()
             .enumerate()
-            .map(|(output, array)| match (array, &mask) {
-                (Some(array), Some(mask)) => Ok(filter(&array, mask)?),
-                (Some(array), None) => Ok(array),
-                (None, mask) => piece.column(output, self.columns[output], mask.as_ref()),
+            .map(|(output, array)| match array {
+                Some(array) => Ok(array),
+                None => piece.column(output, columns[output], selection.as_ref()),
             })
             .collect::<Result<Vec<_>>>()?;
-        batch_of(&self.schema, arrays, kept)
+        batch_of(&self.schema, arrays, left)
     }
+}
+
+/// The rows of `selection` (over all rows) that `passes` (over the rows
+/// `selection` keeps) keeps, over all rows.
+fn within(selection: &BooleanArray, passes: &BooleanArray) -> BooleanArray {
+    let mut out = BooleanBufferBuilder::new(selection.len());
+    out.append_n(selection.len(), false);
+    for (j, i) in selection.values().set_indices().enumerate() {
+        if passes.value(j) {
+            out.set_bit(i, true);
+        }
+    }
+    BooleanArray::new(out.finish(), None)
+}
+
+fn is_string(data_type: &DataType) -> bool {
+    matches!(
+        data_type,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+    )
 }
 
 /// Whether evaluating `expr` hashes rows into a join's hash table.
