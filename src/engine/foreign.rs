@@ -532,7 +532,7 @@ impl Database {
             if gone.is_empty() {
                 continue;
             }
-            txn.retain_absent(&fk.parent, fk.index, &mut gone);
+            txn.retain_absent(&fk.parent, fk.index, &mut gone)?;
             if gone.is_empty() {
                 continue;
             }

@@ -461,6 +461,39 @@ impl TableVersion {
     }
 }
 
+/// A checkpoint's rows made into segments (encoded where sealed, on
+/// every core), ready for [`Table::load`].
+pub struct LoadedRows(Vec<Segment>);
+
+impl LoadedRows {
+    pub fn new(schema: &SchemaRef, batches: Vec<RecordBatch>) -> Result<LoadedRows> {
+        let batches: Vec<RecordBatch> = densify(schema, batches)?
+            .into_iter()
+            .filter(|b| b.num_rows() > 0)
+            .collect();
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let per_thread = batches.len().div_ceil(threads).max(1);
+        let made: Vec<Segment> = std::thread::scope(|scope| {
+            let handles: Vec<_> = batches
+                .chunks(per_thread)
+                .map(|chunk| {
+                    scope.spawn(move || chunk.iter().cloned().map(Segment::new).collect::<Vec<_>>())
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("segment encoder panicked"))
+                .collect()
+        });
+        let mut segments = Vec::with_capacity(made.len());
+        for segment in made {
+            segments.push(segment);
+            merge_tail(schema, &mut segments)?;
+        }
+        Ok(LoadedRows(segments))
+    }
+}
+
 /// Merges the last two segments while the binary-counter rule allows:
 /// the older is no larger than the newer and together they fit a target
 /// batch. Merging drops deleted rows.
@@ -1031,6 +1064,45 @@ impl Table {
 
     /// Recovery: installs rows loaded from a checkpoint as `version`,
     /// rebuilding the unique indexes.
+    /// Recovery: installs a checkpoint's rows as `version`. They satisfy
+    /// the constraints: the unique indexes read their keys on first use,
+    /// so a restart does not wait for them.
+    pub fn load(&self, rows: LoadedRows, version: u64) -> Result<()> {
+        let mut indexes = self.writer.lock();
+        let current = self.data.load_full();
+        if current.row_count > 0 {
+            return Err(QuiverError::Internal(format!(
+                "checkpoint rows loaded into table \"{}\", which has rows",
+                self.name
+            )));
+        }
+        let next = TableVersion {
+            row_count: rows.0.iter().map(|s| s.live).sum(),
+            segments: rows.0,
+            version,
+        };
+        self.data.store(Arc::new(next));
+        self.history.lock().clear();
+        for index in indexes.iter_mut() {
+            index.defer();
+        }
+        Ok(())
+    }
+
+    /// The unique indexes, their keys read from the rows first where a
+    /// restart left them to be read.
+    fn unique_indexes(&self) -> Result<parking_lot::MutexGuard<'_, Vec<UniqueIndex>>> {
+        let mut indexes = self.writer.lock();
+        if indexes.iter().any(|i| !i.is_built()) {
+            let version = self.data.load_full();
+            for index in indexes.iter_mut().filter(|i| !i.is_built()) {
+                let batches = version.segments.iter().map(Segment::live_batch);
+                index.fill(batches, version.row_count)?;
+            }
+        }
+        Ok(indexes)
+    }
+
     pub fn restore(&self, batches: Vec<RecordBatch>, version: u64) -> Result<()> {
         let (_, ack) = self.append(batches, || Ok(Ack::none()))?;
         drop(ack);
@@ -1090,7 +1162,7 @@ impl Table {
     /// The version `batches` would produce, checked against the unique
     /// constraints; nothing changes until [`Table::install`].
     pub fn prepare_append(&self, batches: Vec<RecordBatch>) -> Result<PreparedAppend> {
-        let indexes = self.writer.lock();
+        let indexes = self.unique_indexes()?;
         let keys = indexes
             .iter()
             .map(|index| index.check(&self.schema, &batches))
@@ -1135,7 +1207,7 @@ impl Table {
         change: &Change,
         delta: &mut KeyDelta,
     ) -> Result<TableVersion> {
-        let indexes = self.writer.lock();
+        let indexes = self.unique_indexes()?;
         match change {
             Change::Truncate => {
                 delta.truncated = true;
@@ -1276,7 +1348,7 @@ impl Table {
         batch: &RecordBatch,
         only: &[usize],
     ) -> Result<Vec<Conflict>> {
-        let indexes = self.writer.lock();
+        let indexes = self.unique_indexes()?;
         let mut out = vec![Conflict::None; batch.num_rows()];
         for &i in only {
             let index = &indexes[i];
@@ -1309,9 +1381,9 @@ impl Table {
 
     /// Whether `key` is among the keys of unique constraint `c`, with a
     /// transaction's `delta` applied to the committed ones.
-    pub fn key_present(&self, delta: Option<&KeyDelta>, c: usize, key: &[u8]) -> bool {
-        let indexes = self.writer.lock();
-        present(&indexes[c], delta, c, key)
+    pub fn key_present(&self, delta: Option<&KeyDelta>, c: usize, key: &[u8]) -> Result<bool> {
+        let indexes = self.unique_indexes()?;
+        Ok(present(&indexes[c], delta, c, key))
     }
 
     /// For each row of `columns` (in the order of unique constraint `c`):
@@ -1323,7 +1395,7 @@ impl Table {
         c: usize,
         columns: &[ArrayRef],
     ) -> Result<Vec<bool>> {
-        let indexes = self.writer.lock();
+        let indexes = self.unique_indexes()?;
         let index = &indexes[c];
         Ok(index
             .encode_all(columns)?

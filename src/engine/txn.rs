@@ -291,10 +291,18 @@ impl Transaction {
         table: &Table,
         c: usize,
         keys: &mut std::collections::HashSet<Box<[u8]>>,
-    ) {
+    ) -> crate::error::Result<()> {
         let writes = self.writes.lock();
         let delta = writes.get(&table.id()).map(|w| &w.delta);
-        keys.retain(|key| !table.key_present(delta, c, key));
+        let mut failed = None;
+        keys.retain(|key| match table.key_present(delta, c, key) {
+            Ok(present) => !present,
+            Err(e) => {
+                failed.get_or_insert(e);
+                true
+            }
+        });
+        failed.map_or(Ok(()), Err)
     }
 
     /// SET CONSTRAINTS: Some(true) when the named constraint (or ALL) was

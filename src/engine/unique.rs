@@ -98,6 +98,9 @@ pub struct UniqueIndex {
     pub constraint: UniqueConstraint,
     encoder: KeyEncoder,
     keys: HashSet<Box<[u8]>>,
+    /// False while the keys are still to be read from the table's rows
+    /// (after a restart, until the first write that needs them).
+    built: bool,
 }
 
 impl std::fmt::Debug for UniqueIndex {
@@ -115,7 +118,34 @@ impl UniqueIndex {
             encoder: KeyEncoder::new(constraint.columns.clone(), schema)?,
             constraint,
             keys: HashSet::new(),
+            built: true,
         })
+    }
+
+    pub fn is_built(&self) -> bool {
+        self.built
+    }
+
+    /// Forgets the keys until [`UniqueIndex::fill`] reads them again.
+    pub fn defer(&mut self) {
+        self.keys = HashSet::new();
+        self.built = false;
+    }
+
+    /// Reads the keys of rows known to satisfy the constraint (a
+    /// checkpoint's, batch by batch), after [`UniqueIndex::defer`].
+    pub fn fill(
+        &mut self,
+        batches: impl Iterator<Item = Result<RecordBatch>>,
+        rows: usize,
+    ) -> Result<()> {
+        let mut keys = HashSet::with_capacity(rows);
+        for batch in batches {
+            keys.extend(self.keys(&[batch?])?.into_iter().map(|(key, _, _)| key));
+        }
+        self.keys = keys;
+        self.built = true;
+        Ok(())
     }
 
     /// The non-NULL keys of `batches`, each with the batch and row it came
@@ -154,7 +184,8 @@ impl UniqueIndex {
     }
 
     pub fn clear(&mut self) {
-        self.keys.clear();
+        self.keys = HashSet::new();
+        self.built = true;
     }
 
     pub fn insert(&mut self, keys: impl IntoIterator<Item = Box<[u8]>>) {

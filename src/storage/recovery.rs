@@ -14,13 +14,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::arrow::record_batch::RecordBatch;
 
 use super::checkpoint::read_parquet;
 use super::manifest::{Manifest, ManifestTable};
 use super::wal::{read_wal, wal_epochs, wal_path, Wal};
 use super::Storage;
 use crate::engine::commit::{decode_batches, Commit, Effect};
+use crate::engine::table::LoadedRows;
 use crate::engine::{Compiler, Database, MakeCompiler, QualifiedName, Table, DEFAULT_SCHEMA};
 use crate::error::{QuiverError, Result};
 
@@ -228,7 +228,7 @@ impl Recovery {
         }
         for (entry, loaded) in read_tables(dir, manifest) {
             let def = &entry.def;
-            let (schema, batches) = match loaded {
+            let (schema, rows) = match loaded {
                 Ok(loaded) => loaded,
                 Err(e) if mode == Mode::Salvage => {
                     report.problems.push(format!(
@@ -237,12 +237,13 @@ impl Recovery {
                     ));
                     self.lost.insert(def.id);
                     let (schema, _) = decode_batches(&entry.schema_bytes()?)?;
-                    (schema, Vec::new())
+                    let rows = LoadedRows::new(&schema, Vec::new())?;
+                    (schema, rows)
                 }
                 Err(e) => return Err(e),
             };
             let table = Arc::new(compiler.table(def, schema)?);
-            table.restore(batches, entry.version)?;
+            table.load(rows, entry.version)?;
             db.restore_table(&QualifiedName::new(&def.schema, &def.name), table.clone());
             self.tables.insert(def.id, table);
         }
@@ -278,7 +279,7 @@ impl Recovery {
 }
 
 /// A table's rows as its checkpoint holds them.
-type Loaded = Result<(SchemaRef, Vec<RecordBatch>)>;
+type Loaded = Result<(SchemaRef, LoadedRows)>;
 
 /// Every table's checkpoint file, read in parallel; a missing or damaged
 /// file is an error naming it, never an empty table.
@@ -308,5 +309,6 @@ fn read_table(dir: &Path, t: &ManifestTable) -> Loaded {
             reason: format!("holds {rows} rows, the manifest says {}", t.rows),
         });
     }
-    Ok((schema, batches))
+    let rows = LoadedRows::new(&schema, batches)?;
+    Ok((schema, rows))
 }

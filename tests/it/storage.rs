@@ -111,6 +111,68 @@ async fn data_and_schema_come_back_exactly_from_a_checkpoint() {
     assert_eq!(err.code().unwrap().code(), "23505");
 }
 
+/// Sealed segments come back encoded from a checkpoint, and a unique
+/// key's index, left to be read on first use after the restart, still
+/// refuses every duplicate.
+#[tokio::test]
+async fn encoded_rows_and_lazily_read_keys_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap();
+    let summary = "SELECT count(*)::text || ' ' || sum(k)::text || ' ' || sum(n)::text || ' ' \
+                   || count(DISTINCT s)::text || ' ' || min(d)::text || ' ' || max(d)::text FROM big";
+    let before: String = {
+        let server = TestServer::start_with(&["--data-dir", path]);
+        let client = server.connect().await;
+        client
+            .batch_execute(
+                "CREATE TABLE big (k int PRIMARY KEY, s text, n numeric(12,2), d date);
+                 INSERT INTO big SELECT g, CASE WHEN g % 10 = 0 THEN NULL ELSE 'mode ' || (g % 5) END, \
+                   g * 0.25, date '2000-01-01' + (g % 3000) FROM generate_series(1, 100000) g;
+                 CHECKPOINT",
+            )
+            .await
+            .unwrap();
+        client.query_one(summary, &[]).await.unwrap().get(0)
+    };
+    let server = TestServer::start_with(&["--data-dir", path]);
+    let client = server.connect().await;
+    assert_eq!(
+        before,
+        client
+            .query_one(summary, &[])
+            .await
+            .unwrap()
+            .get::<_, String>(0)
+    );
+    let rows = client
+        .query(
+            "SELECT k, s FROM big WHERE s = 'mode 3' AND k < 30 ORDER BY k",
+            &[],
+        )
+        .await
+        .unwrap();
+    let keys: Vec<i32> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(keys, vec![3, 8, 13, 18, 23, 28]);
+    let err = client
+        .batch_execute("INSERT INTO big (k) VALUES (77777)")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code().unwrap().code(), "23505");
+    let inserted = client
+        .execute(
+            "INSERT INTO big (k) VALUES (5), (100001) ON CONFLICT DO NOTHING",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(inserted, 1);
+    let err = client
+        .batch_execute("INSERT INTO big (k) VALUES (100001)")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code().unwrap().code(), "23505");
+}
+
 #[tokio::test]
 async fn a_clean_shutdown_checkpoints() {
     let dir = tempfile::tempdir().unwrap();
