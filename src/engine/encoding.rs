@@ -1,7 +1,7 @@
 //! How a segment keeps its columns: the "main" store of a column table.
 //!
-//! A segment that is no longer merged with its neighbours (it holds at
-//! least [`SEALED_ROWS`] rows) keeps each column in the smallest of a few
+//! A segment that is no longer merged with its neighbours (it holds more
+//! than [`SEALED_ROWS`] rows) keeps each column in the smallest of a few
 //! lightweight encodings, as SAP HANA's main store and DuckDB's row groups
 //! do:
 //!
@@ -21,8 +21,7 @@
 //! invisible above this module.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use datafusion::arrow::array::{
     Array, ArrayRef, ArrowPrimitiveType, AsArray, BooleanArray, PrimitiveArray, StringArray,
@@ -38,22 +37,26 @@ use datafusion::arrow::datatypes::{
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::{DataFusionError, Result};
 
-/// Segments with at least this many rows are sealed: the binary-counter
-/// merge of small appends never merges them again (see `table.rs`), so
-/// they are encoded once, when they are made.
+/// Segments with more than this many rows are sealed: the binary-counter
+/// merge of small appends merges them at most once more (see `table.rs`),
+/// so they are encoded when they are made.
 pub const SEALED_ROWS: usize = super::table::TARGET_BATCH_ROWS / 2;
 
-static ENABLED: AtomicBool = AtomicBool::new(true);
-
-/// Turns encoding of sealed segments on or off for the process (server
-/// setting `segment_encoding`; on by default). Segments already made keep
-/// their encoding.
-pub fn set_enabled(on: bool) {
-    ENABLED.store(on, Ordering::Relaxed);
-}
-
-pub fn enabled() -> bool {
-    ENABLED.load(Ordering::Relaxed)
+/// The least rows of a segment that is encoded: one more than
+/// [`SEALED_ROWS`], or `QUIVER_ENCODE_MIN_ROWS` from the environment (tests set 1 to run every
+/// query over encoded segments; 0 turns encoding off).
+fn encode_min_rows() -> Option<usize> {
+    static MIN: OnceLock<Option<usize>> = OnceLock::new();
+    *MIN.get_or_init(|| {
+        match std::env::var("QUIVER_ENCODE_MIN_ROWS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            Some(0) => None,
+            Some(rows) => Some(rows),
+            None => Some(SEALED_ROWS + 1),
+        }
+    })
 }
 
 /// Calls `$f::<T>$args` with the Arrow primitive type `T` of the
@@ -369,7 +372,7 @@ pub struct Stored {
 impl Stored {
     /// Keeps `batch`, encoded if it is sealed and encoding is on.
     pub fn new(batch: RecordBatch) -> Stored {
-        if batch.num_rows() >= SEALED_ROWS && enabled() {
+        if encode_min_rows().is_some_and(|min| batch.num_rows() >= min) {
             Stored::encoded(batch)
         } else {
             Stored::plain(batch)
@@ -579,9 +582,9 @@ mod tests {
         let batch = RecordBatch::try_new(
             schema,
             vec![
-                Arc::new(Int64Array::from_iter_values(0..SEALED_ROWS as i64)),
+                Arc::new(Int64Array::from_iter_values(0..=SEALED_ROWS as i64)),
                 Arc::new(StringArray::from(
-                    (0..SEALED_ROWS)
+                    (0..=SEALED_ROWS)
                         .map(|i| (i % 5 != 0).then_some(["a", "b"][i % 2]))
                         .collect::<Vec<_>>(),
                 )),

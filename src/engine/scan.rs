@@ -924,10 +924,13 @@ impl PieceStream {
         self.cheap = RowFilter::new(cheap, 0.9, &self.schema);
         self.costly = RowFilter::new(costly, 0.02, &self.schema);
         // The query's own filters run again above the scan (they are
-        // answered "not pushed down"), so here they only save decoding,
-        // copying and the work of the operators above: each conjunct runs
-        // while it drops 40% of the rows it sees. Volatile ones
-        // (random()) must run once, above.
+        // answered "not pushed down"), where rows that all pass cost
+        // nothing more to filter. Here they save decoding (filtering
+        // compressed columns is cheaper than filtering decoded ones) and
+        // the work of the operators above, at the price of a second
+        // evaluation: conjuncts on strings, which may cost much (LIKE),
+        // run while they drop 40% of the rows they see, others always.
+        // Volatile ones (random()) must run once, above.
         if self.fixed.is_none() {
             let fixed = self
                 .filters
@@ -935,7 +938,17 @@ impl PieceStream {
                 .filter(|f| !DynamicFilterTracking::classify(f).contains_dynamic_filter())
                 .flat_map(split_conjunction)
                 .filter(|f| !is_volatile(f))
-                .map(|f| RowFilter::new(vec![f.clone()], 0.6, &self.schema))
+                .map(|f| {
+                    let mut filter = RowFilter::new(vec![f.clone()], 0.6, &self.schema)?;
+                    if filter
+                        .reads
+                        .iter()
+                        .all(|&c| !is_string(filter.field_type(c)))
+                    {
+                        filter.keeps_at_most = 1.0;
+                    }
+                    Some(filter)
+                })
                 .collect();
             self.fixed = Some(fixed);
         }

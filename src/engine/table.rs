@@ -461,32 +461,24 @@ impl TableVersion {
     }
 }
 
-/// A checkpoint's rows made into segments (encoded where sealed, on
-/// every core), ready for [`Table::load`].
+/// A checkpoint's rows made into segments, ready for [`Table::load`].
 pub struct LoadedRows(Vec<Segment>);
 
+/// One batch of a checkpoint made into a segment (compressed where
+/// sealed), on the thread that read it.
+pub struct LoadedBatch(Segment);
+
+impl LoadedBatch {
+    pub fn new(batch: RecordBatch) -> LoadedBatch {
+        LoadedBatch(Segment::new(batch))
+    }
+}
+
 impl LoadedRows {
-    pub fn new(schema: &SchemaRef, batches: Vec<RecordBatch>) -> Result<LoadedRows> {
-        let batches: Vec<RecordBatch> = densify(schema, batches)?
-            .into_iter()
-            .filter(|b| b.num_rows() > 0)
-            .collect();
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let per_thread = batches.len().div_ceil(threads).max(1);
-        let made: Vec<Segment> = std::thread::scope(|scope| {
-            let handles: Vec<_> = batches
-                .chunks(per_thread)
-                .map(|chunk| {
-                    scope.spawn(move || chunk.iter().cloned().map(Segment::new).collect::<Vec<_>>())
-                })
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().expect("segment encoder panicked"))
-                .collect()
-        });
-        let mut segments = Vec::with_capacity(made.len());
-        for segment in made {
+    /// The batches in table order; small ones are merged as appends are.
+    pub fn new(schema: &SchemaRef, batches: Vec<LoadedBatch>) -> Result<LoadedRows> {
+        let mut segments = Vec::with_capacity(batches.len());
+        for LoadedBatch(segment) in batches.into_iter().filter(|b| b.0.live > 0) {
             segments.push(segment);
             merge_tail(schema, &mut segments)?;
         }

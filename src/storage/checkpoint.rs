@@ -262,6 +262,17 @@ fn write_parquet(path: &Path, schema: &SchemaRef, batches: &[RecordBatch]) -> Re
 /// Reads a checkpoint file back into batches of the table's schema, its
 /// row groups decoded in parallel.
 pub fn read_parquet(path: &Path, schema: &SchemaRef) -> Result<Vec<RecordBatch>> {
+    read_parquet_map(path, schema, Ok)
+}
+
+/// [`read_parquet`], each batch passed through `f` on the thread that
+/// read it, in file order (recovery compresses batches as they are read,
+/// so a table's plain rows are never all in memory at once).
+pub fn read_parquet_map<T: Send>(
+    path: &Path,
+    schema: &SchemaRef,
+    f: impl Fn(RecordBatch) -> Result<T> + Sync,
+) -> Result<Vec<T>> {
     let damaged = |reason: String| QuiverError::Corrupt {
         path: path.display().to_string(),
         offset: 0,
@@ -282,7 +293,7 @@ pub fn read_parquet(path: &Path, schema: &SchemaRef) -> Result<Vec<RecordBatch>>
         .chunks(chunk)
         .map(|c| c.to_vec())
         .collect();
-    let read_groups = |groups: Vec<usize>| -> Result<Vec<RecordBatch>> {
+    let read_groups = |groups: Vec<usize>| -> Result<Vec<T>> {
         let reader = open()?
             .with_row_groups(groups)
             .with_batch_size(64 * 1024)
@@ -291,14 +302,16 @@ pub fn read_parquet(path: &Path, schema: &SchemaRef) -> Result<Vec<RecordBatch>>
         let mut batches = Vec::new();
         for batch in reader {
             let batch = batch.map_err(|e| damaged(e.to_string()))?;
-            batches.push(from_parquet_batch(schema, &batch).map_err(|e| damaged(e.to_string()))?);
+            let batch = from_parquet_batch(schema, &batch).map_err(|e| damaged(e.to_string()))?;
+            batches.push(f(batch)?);
         }
         Ok(batches)
     };
     if groups.len() <= 1 {
         return read_groups((0..row_groups).collect());
     }
-    let parts: Vec<Result<Vec<RecordBatch>>> = std::thread::scope(|scope| {
+    let read_groups = &read_groups;
+    let parts: Vec<Result<Vec<T>>> = std::thread::scope(|scope| {
         let handles: Vec<_> = groups
             .into_iter()
             .map(|g| scope.spawn(move || read_groups(g)))

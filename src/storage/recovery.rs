@@ -15,12 +15,12 @@ use std::time::Instant;
 
 use datafusion::arrow::datatypes::SchemaRef;
 
-use super::checkpoint::read_parquet;
+use super::checkpoint::read_parquet_map;
 use super::manifest::{Manifest, ManifestTable};
 use super::wal::{read_wal, wal_epochs, wal_path, Wal};
 use super::Storage;
 use crate::engine::commit::{decode_batches, Commit, Effect};
-use crate::engine::table::LoadedRows;
+use crate::engine::table::{LoadedBatch, LoadedRows};
 use crate::engine::{Compiler, Database, MakeCompiler, QualifiedName, Table, DEFAULT_SCHEMA};
 use crate::error::{QuiverError, Result};
 
@@ -300,8 +300,11 @@ fn read_tables<'m>(dir: &Path, manifest: &'m Manifest) -> Vec<(&'m ManifestTable
 fn read_table(dir: &Path, t: &ManifestTable) -> Loaded {
     let (schema, _) = decode_batches(&t.schema_bytes()?)?;
     let path = dir.join(&t.file);
-    let batches = read_parquet(&path, &schema)?;
-    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    let batches = read_parquet_map(&path, &schema, |batch| {
+        let rows = batch.num_rows();
+        Ok((rows, LoadedBatch::new(batch)))
+    })?;
+    let rows: usize = batches.iter().map(|(rows, _)| rows).sum();
     if rows as u64 != t.rows {
         return Err(QuiverError::Corrupt {
             path: path.display().to_string(),
@@ -309,6 +312,6 @@ fn read_table(dir: &Path, t: &ManifestTable) -> Loaded {
             reason: format!("holds {rows} rows, the manifest says {}", t.rows),
         });
     }
-    let rows = LoadedRows::new(&schema, batches)?;
+    let rows = LoadedRows::new(&schema, batches.into_iter().map(|(_, b)| b).collect())?;
     Ok((schema, rows))
 }
