@@ -8,8 +8,12 @@
 //! - takes the filters DataFusion pushes down: the static ones of WHERE
 //!   clauses and the dynamic ones that hash joins, TopK and aggregates fill
 //!   in while the query runs. It skips a segment whose zone map proves that
-//!   none of its rows can pass, and applies the dynamic filters to rows for
-//!   as long as they remove enough rows to pay for themselves.
+//!   none of its rows can pass, and applies the filters to rows for as long
+//!   as they remove enough rows to pay for themselves, each conjunct on the
+//!   rows the ones before it kept and decoding only its own columns (a test
+//!   on a dictionary-coded string is answered per dictionary value); the
+//!   other columns are decoded only for the rows that pass (see
+//!   `encoding.rs` for how segments keep their columns).
 //!
 //! Every pushed filter is answered "not pushed down": the operators above
 //! still apply it, so the scan may only ever drop rows that could never

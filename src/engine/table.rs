@@ -152,6 +152,12 @@ impl Segment {
         }
     }
 
+    /// Key columns (table positions, in key order) of every row, deleted
+    /// ones too (key maps address rows of the segment's batch).
+    fn key_columns(&self, columns: &[usize]) -> Result<Vec<ArrayRef>> {
+        Ok(self.data.rows(Some(columns), Rows::All)?.columns().to_vec())
+    }
+
     /// The key map of lookup index `i`, built on first use.
     fn rows_map(&self, i: usize, index: &KeyEncoder) -> Result<Arc<RowsMap>> {
         let mut maps = self.keys.lookup.lock();
@@ -161,7 +167,8 @@ impl Segment {
         if let Some(map) = &maps[i] {
             return Ok(map.clone());
         }
-        let keys = index.keys(&[self.data.batch()?])?;
+        let keys = index.keys_of(&self.key_columns(index.columns())?)?;
+        let keys = keys.into_iter().map(|(key, row)| (key, 0, row)).collect();
         let map = Arc::new(RowsMap::build(keys, self.rows()));
         maps[i] = Some(map.clone());
         Ok(map)
@@ -177,9 +184,9 @@ impl Segment {
             return Ok(map.clone());
         }
         let map: KeyMap = index
-            .keys(&[self.data.batch()?])?
+            .keys_of(&self.key_columns(index.columns())?)?
             .into_iter()
-            .map(|(key, _, row)| (key, row as u32))
+            .map(|(key, row)| (key, row as u32))
             .collect();
         let map = Arc::new(map);
         maps[c] = Some(map.clone());
@@ -1054,8 +1061,6 @@ impl Table {
         Ok(commit)
     }
 
-    /// Recovery: installs rows loaded from a checkpoint as `version`,
-    /// rebuilding the unique indexes.
     /// Recovery: installs a checkpoint's rows as `version`. They satisfy
     /// the constraints: the unique indexes read their keys on first use,
     /// so a restart does not wait for them.
@@ -1088,13 +1093,19 @@ impl Table {
         if indexes.iter().any(|i| !i.is_built()) {
             let version = self.data.load_full();
             for index in indexes.iter_mut().filter(|i| !i.is_built()) {
-                let batches = version.segments.iter().map(Segment::live_batch);
-                index.fill(batches, version.row_count)?;
+                let columns = index.columns().to_vec();
+                let parts = version
+                    .segments
+                    .iter()
+                    .map(|segment| Ok(segment.live_projected(Some(&columns))?.columns().to_vec()));
+                index.fill(parts, version.row_count)?;
             }
         }
         Ok(indexes)
     }
 
+    /// Installs the rows of a table rebuilt by ALTER TABLE as `version`,
+    /// checked against the unique constraints.
     pub fn restore(&self, batches: Vec<RecordBatch>, version: u64) -> Result<()> {
         let (_, ack) = self.append(batches, || Ok(Ack::none()))?;
         drop(ack);

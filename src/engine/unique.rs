@@ -60,15 +60,25 @@ impl KeyEncoder {
                 .iter()
                 .map(|&c| batch.column(c).clone())
                 .collect();
-            let rows = self.converter.convert_columns(&columns)?;
-            for (i, row) in rows.iter().enumerate() {
-                if columns.iter().any(|c| c.is_null(i)) {
-                    continue;
-                }
-                out.push((row.as_ref().into(), b, i));
-            }
+            out.extend(
+                self.keys_of(&columns)?
+                    .into_iter()
+                    .map(|(key, i)| (key, b, i)),
+            );
         }
         Ok(out)
+    }
+
+    /// The non-NULL keys of the key columns' values (in key order), each
+    /// with its row.
+    pub fn keys_of(&self, columns: &[ArrayRef]) -> Result<Vec<(Box<[u8]>, usize)>> {
+        let rows = self.converter.convert_columns(columns)?;
+        Ok(rows
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !columns.iter().any(|c| c.is_null(*i)))
+            .map(|(i, row)| (row.as_ref().into(), i))
+            .collect())
     }
 
     /// One key from its columns' values (one row each, in key order);
@@ -132,16 +142,27 @@ impl UniqueIndex {
         self.built = false;
     }
 
+    /// The key columns, in key order (positions in the table).
+    pub fn columns(&self) -> &[usize] {
+        self.encoder.columns()
+    }
+
+    /// As [`KeyEncoder::keys_of`].
+    pub fn keys_of(&self, columns: &[ArrayRef]) -> Result<Vec<(Box<[u8]>, usize)>> {
+        self.encoder.keys_of(columns)
+    }
+
     /// Reads the keys of rows known to satisfy the constraint (a
-    /// checkpoint's, batch by batch), after [`UniqueIndex::defer`].
+    /// checkpoint's; the key columns segment by segment), after
+    /// [`UniqueIndex::defer`].
     pub fn fill(
         &mut self,
-        batches: impl Iterator<Item = Result<RecordBatch>>,
+        parts: impl Iterator<Item = Result<Vec<ArrayRef>>>,
         rows: usize,
     ) -> Result<()> {
         let mut keys = HashSet::with_capacity(rows);
-        for batch in batches {
-            keys.extend(self.keys(&[batch?])?.into_iter().map(|(key, _, _)| key));
+        for columns in parts {
+            keys.extend(self.keys_of(&columns?)?.into_iter().map(|(key, _)| key));
         }
         self.keys = keys;
         self.built = true;
