@@ -86,6 +86,7 @@ macro_rules! by_type {
         }
     };
 }
+
 /// One column of a segment as it is kept.
 #[derive(Debug, Clone)]
 pub enum Encoded {
@@ -474,7 +475,8 @@ pub fn decode_rows(column: &Encoded, rows: Rows) -> Result<ArrayRef> {
 mod tests {
     use super::*;
     use datafusion::arrow::array::{
-        Date32Array, Decimal128Array, Int32Array, Int64Array, TimestampNanosecondArray,
+        Date32Array, Decimal128Array, Int32Array, Int64Array, Time64MicrosecondArray,
+        TimestampMicrosecondArray, TimestampNanosecondArray,
     };
     use datafusion::arrow::datatypes::{Field, Schema};
 
@@ -538,6 +540,20 @@ mod tests {
             TimestampNanosecondArray::from(vec![Some(1_700_000_000_000_000_000), None, Some(0)])
                 .with_timezone("+02:00"),
         ));
+        // An hour of microseconds fits 32 bits; the zone comes back.
+        let hour = round_trip(Arc::new(
+            TimestampMicrosecondArray::from_iter_values(
+                (0..1000).map(|i| 1_700_000_000_000_000 + i * 3_600_000),
+            )
+            .with_timezone("UTC"),
+        ));
+        assert_eq!(physical_type(&hour), DataType::UInt32);
+        let times = round_trip(Arc::new(Time64MicrosecondArray::from(vec![
+            Some(0),
+            None,
+            Some(59_000_000),
+        ])));
+        assert_eq!(physical_type(&times), DataType::UInt32);
         let prices = round_trip(Arc::new(
             Decimal128Array::from_iter_values((0..1000).map(|i| 90_000 + i * 7919 % 10_000_000))
                 .with_precision_and_scale(15, 2)

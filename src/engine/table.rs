@@ -217,6 +217,13 @@ impl TableVersion {
         self.live_batches_projected(None)
     }
 
+    /// The live rows, batch by batch, in table order, each decoded only
+    /// when it is taken (a checkpoint writes a compressed table without
+    /// decoding all of it at once).
+    pub fn live_batches_one_by_one(&self) -> impl Iterator<Item = Result<RecordBatch>> + '_ {
+        self.segments.iter().map(Segment::live_batch)
+    }
+
     /// The live rows of some columns, batch by batch, in table order.
     pub fn live_batches_projected(&self, projection: Option<&[usize]>) -> Result<Vec<RecordBatch>> {
         self.segments

@@ -154,7 +154,7 @@ pub(super) fn checkpoint_with(storage: &Storage, db: &Database) -> Result<Checkp
                 stats.bytes_written += write_parquet(
                     &dir.join(&file),
                     &table.schema_ref(),
-                    &version.live_batches()?,
+                    version.live_batches_one_by_one(),
                 )?;
                 stats.tables_written += 1;
                 file
@@ -232,7 +232,13 @@ fn remove_quietly(path: &Path) {
 
 /// Writes batches as a zstd Parquet file (temp file, fsync, rename);
 /// returns its size.
-fn write_parquet(path: &Path, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<u64> {
+/// Writes `batches` (taken one at a time: a compressed table is decoded
+/// segment by segment, never all at once) to a Parquet file.
+fn write_parquet(
+    path: &Path,
+    schema: &SchemaRef,
+    batches: impl IntoIterator<Item = Result<RecordBatch>>,
+) -> Result<u64> {
     let file_schema = parquet_schema(schema);
     let tmp = path.with_extension("parquet.tmp");
     let file = File::create(&tmp)?;
@@ -245,7 +251,7 @@ fn write_parquet(path: &Path, schema: &SchemaRef, batches: &[RecordBatch]) -> Re
     let mut writer = ArrowWriter::try_new(file, file_schema.clone(), Some(props))
         .map_err(|e| QuiverError::Internal(format!("writing {}: {e}", path.display())))?;
     for batch in batches {
-        let batch = to_parquet_batch(&file_schema, batch)?;
+        let batch = to_parquet_batch(&file_schema, &batch?)?;
         writer
             .write(&batch)
             .map_err(|e| QuiverError::Internal(format!("writing {}: {e}", path.display())))?;
@@ -449,7 +455,7 @@ mod tests {
         let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(values)]).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.parquet");
-        write_parquet(&path, &schema, std::slice::from_ref(&batch)).unwrap();
+        write_parquet(&path, &schema, [Ok(batch.clone())]).unwrap();
         assert_eq!(read_parquet(&path, &schema).unwrap(), vec![batch]);
     }
 }
