@@ -419,7 +419,8 @@ async fn quiver_tables_shows_rows_memory_and_the_last_checkpoint() {
         (row.get(0), row.get(1), row.get(2), row.get(3));
     assert_eq!(rows, 1001);
     assert!(batches >= 1, "{batches}");
-    assert!(memory >= 4000, "{memory}");
+    // At least a byte a row, compressed (QUIVER_ENCODE_MIN_ROWS) or not.
+    assert!(memory >= 1001, "{memory}");
     assert!(never, "not checkpointed yet");
     client.batch_execute("CHECKPOINT").await.unwrap();
     let row = client.query_one(query, &[]).await.unwrap();
