@@ -117,14 +117,6 @@ impl Encoded {
         encoded.unwrap_or_else(|| Encoded::Plain(array.clone()))
     }
 
-    pub fn len(&self) -> usize {
-        self.physical().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// `len` rows from `offset`, as kept.
     pub fn slice(&self, offset: usize, len: usize) -> Encoded {
         match self {
@@ -455,11 +447,6 @@ impl Stored {
             &datafusion::arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(count)),
         )?)
     }
-
-    /// Every row, decoded.
-    pub fn batch(&self) -> Result<RecordBatch> {
-        self.rows(None, Rows::All)
-    }
 }
 
 /// Some rows of one column, decoded: selected on the kept array first,
@@ -609,7 +596,7 @@ mod tests {
         .unwrap();
         let stored = Stored::new(batch.clone());
         assert!(stored.memory_size() < batch.get_array_memory_size() / 2);
-        assert_eq!(stored.batch().unwrap(), batch);
+        assert_eq!(stored.rows(None, Rows::All).unwrap(), batch);
         assert_eq!(
             stored.rows(Some(&[1]), Rows::Range(10, 5)).unwrap(),
             batch.project(&[1]).unwrap().slice(10, 5)

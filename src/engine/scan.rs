@@ -26,14 +26,15 @@ use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
+use datafusion::arrow::array::ArrowPrimitiveType;
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, BooleanBufferBuilder, UInt64Array,
 };
 use datafusion::arrow::buffer::BooleanBuffer;
 use datafusion::arrow::compute::filter;
 use datafusion::arrow::compute::SortOptions;
+use datafusion::arrow::datatypes::{ArrowNativeType, UInt16Type, UInt8Type};
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
-use datafusion::arrow::datatypes::{UInt16Type, UInt8Type};
 use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::pruning::PruningStatistics;
@@ -796,31 +797,26 @@ impl RowFilter {
         // mask() counted the dictionary; count the rows instead.
         self.seen -= n;
         self.kept -= answers.true_count();
-        let null_code = n - 1;
-        let passes = |code: usize| answers.value(code);
-        let rows = codes.len();
+        // A row's answer is its code's; a NULL row's is the last one's.
+        fn per_row<T: ArrowPrimitiveType>(
+            codes: &ArrayRef,
+            answers: &BooleanArray,
+        ) -> BooleanBuffer {
+            let codes = codes.as_primitive::<T>();
+            let null = answers.len() - 1;
+            BooleanBuffer::collect_bool(codes.len(), |i| {
+                answers.value(if codes.is_valid(i) {
+                    codes.value(i).as_usize()
+                } else {
+                    null
+                })
+            })
+        }
         let bits = match codes.data_type() {
-            DataType::UInt8 => {
-                let codes = codes.as_primitive::<UInt8Type>();
-                BooleanBuffer::collect_bool(rows, |i| {
-                    passes(if codes.is_valid(i) {
-                        codes.value(i) as usize
-                    } else {
-                        null_code
-                    })
-                })
-            }
-            _ => {
-                let codes = codes.as_primitive::<UInt16Type>();
-                BooleanBuffer::collect_bool(rows, |i| {
-                    passes(if codes.is_valid(i) {
-                        codes.value(i) as usize
-                    } else {
-                        null_code
-                    })
-                })
-            }
+            DataType::UInt8 => per_row::<UInt8Type>(&codes, &answers),
+            _ => per_row::<UInt16Type>(&codes, &answers),
         };
+        let rows = codes.len();
         let mask = BooleanArray::new(bits, None);
         self.seen += rows;
         self.kept += mask.true_count();

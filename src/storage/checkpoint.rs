@@ -266,13 +266,8 @@ fn write_parquet(
 }
 
 /// Reads a checkpoint file back into batches of the table's schema, its
-/// row groups decoded in parallel.
-pub fn read_parquet(path: &Path, schema: &SchemaRef) -> Result<Vec<RecordBatch>> {
-    read_parquet_map(path, schema, Ok)
-}
-
-/// [`read_parquet`], each batch passed through `f` on the thread that
-/// read it, in file order (recovery compresses batches as they are read,
+/// row groups decoded in parallel, each batch passed through `f` on the
+/// thread that read it, in file order (recovery compresses batches as they are read,
 /// so a table's plain rows are never all in memory at once).
 pub fn read_parquet_map<T: Send>(
     path: &Path,
@@ -456,6 +451,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.parquet");
         write_parquet(&path, &schema, [Ok(batch.clone())]).unwrap();
-        assert_eq!(read_parquet(&path, &schema).unwrap(), vec![batch]);
+        assert_eq!(read_parquet_map(&path, &schema, Ok).unwrap(), vec![batch]);
     }
 }
