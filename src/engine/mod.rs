@@ -20,6 +20,7 @@ pub mod table;
 pub mod txn;
 pub mod types;
 pub mod unique;
+pub mod unread;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -272,7 +273,7 @@ impl Database {
             .flat_map(|entry| entry.tables.values())
             .map(|table| match pending.get(&table.id()) {
                 Some(bytes) => *bytes,
-                None => table.snapshot().memory_bytes(),
+                None => table.pin().memory_bytes(),
             })
             .sum()
     }
@@ -402,7 +403,7 @@ impl Database {
             .schemas
             .values()
             .flat_map(|entry| entry.tables.values())
-            .map(|table| (table.id(), table.snapshot()))
+            .map(|table| (table.id(), table.pin()))
             .collect();
         Transaction::new(snapshot)
     }
@@ -440,7 +441,7 @@ impl Database {
                 ));
             }
             for (table, version) in &ddl.replaced {
-                if table.snapshot().version != *version {
+                if table.pin().version != *version {
                     return Err(QuiverError::SerializationFailure(format!(
                         "could not serialize access due to a concurrent update of table \"{}\" while it was altered",
                         table.name()

@@ -32,6 +32,7 @@ use super::encoding::{decode_rows, Rows, Stored};
 use super::scan::{balance, Piece, PieceRows, TableScan, ZoneMaps};
 use super::txn::TxnSlot;
 use super::unique::{KeyEncoder, UniqueConstraint, UniqueIndex};
+use super::unread::{DeferredScan, Unread};
 use super::Ack;
 use crate::engine::commit::{
     encode_schema, CheckDef, Commit, ConstraintDef, Effect, IndexDef, TableDef,
@@ -203,6 +204,10 @@ pub struct TableVersion {
     pub row_count: usize,
     /// Increases by one with every change installed.
     pub version: u64,
+    /// Set on the placeholder a restart installs before the checkpoint's
+    /// rows are read: `row_count` and `version` are right, the rows are
+    /// in here (see [`TableVersion::resolved`]).
+    unread: Option<Arc<Unread>>,
 }
 
 /// A segment is rewritten without its deleted rows once this share of it
@@ -212,6 +217,50 @@ fn needs_compaction(segment: &Segment) -> bool {
 }
 
 impl TableVersion {
+    /// A checkpoint's rows as version `version`.
+    pub(super) fn loaded(rows: LoadedRows, version: u64) -> TableVersion {
+        TableVersion {
+            row_count: rows.row_count(),
+            segments: rows.0,
+            version,
+            unread: None,
+        }
+    }
+
+    /// The placeholder of a table whose checkpoint is not read yet.
+    fn placeholder(unread: Arc<Unread>) -> TableVersion {
+        TableVersion {
+            segments: Vec::new(),
+            row_count: unread.rows,
+            version: unread.version,
+            unread: Some(unread),
+        }
+    }
+
+    /// The read this placeholder stands for; None once the rows are here.
+    pub fn unread(&self) -> Option<&Arc<Unread>> {
+        self.unread.as_ref()
+    }
+
+    /// This version with its rows: a placeholder's read is done here (or
+    /// waited for). When the read failed the placeholder comes back, and
+    /// every use of its rows fails with the read's error. Blocking.
+    pub fn resolved(self: &Arc<Self>) -> Arc<TableVersion> {
+        match &self.unread {
+            Some(unread) => unread.read().unwrap_or_else(|_| self.clone()),
+            None => self.clone(),
+        }
+    }
+
+    /// The segments; an error for a placeholder, so that rows not read
+    /// are never taken for no rows.
+    fn segments(&self) -> Result<&[Segment]> {
+        match &self.unread {
+            None => Ok(&self.segments),
+            Some(unread) => Err(unread.failure_now()),
+        }
+    }
+
     /// The live rows, batch by batch, in table order.
     pub fn live_batches(&self) -> Result<Vec<RecordBatch>> {
         self.live_batches_projected(None)
@@ -221,12 +270,18 @@ impl TableVersion {
     /// when it is taken (a checkpoint writes a compressed table without
     /// decoding all of it at once).
     pub fn live_batches_one_by_one(&self) -> impl Iterator<Item = Result<RecordBatch>> + '_ {
-        self.segments.iter().map(Segment::live_batch)
+        let (segments, failed) = match self.segments() {
+            Ok(segments) => (segments, None),
+            Err(e) => (&[][..], Some(Err(e))),
+        };
+        failed
+            .into_iter()
+            .chain(segments.iter().map(Segment::live_batch))
     }
 
     /// The live rows of some columns, batch by batch, in table order.
     pub fn live_batches_projected(&self, projection: Option<&[usize]>) -> Result<Vec<RecordBatch>> {
-        self.segments
+        self.segments()?
             .iter()
             .map(|s| s.live_projected(projection))
             .collect()
@@ -237,7 +292,7 @@ impl TableVersion {
     /// the zone maps. None when unknown.
     pub fn column_bounds(&self, column: usize) -> Option<(ScalarValue, ScalarValue)> {
         let mut bounds: Option<(ScalarValue, ScalarValue)> = None;
-        for segment in self.segments.iter().filter(|s| s.live > 0) {
+        for segment in self.segments().ok()?.iter().filter(|s| s.live > 0) {
             let zone = segment.zones.column(&segment.data, column);
             let (Some(lo), Some(hi)) = (&zone.min, &zone.max) else {
                 if zone.nulls == segment.rows() {
@@ -263,7 +318,12 @@ impl TableVersion {
         use datafusion::arrow::row::{RowConverter, SortField};
         const PER_SEGMENT: usize = 1024;
         const SEGMENTS: usize = 8;
-        let live: Vec<&Segment> = self.segments.iter().filter(|s| s.live > 0).collect();
+        let live: Vec<&Segment> = self
+            .segments()
+            .ok()?
+            .iter()
+            .filter(|s| s.live > 0)
+            .collect();
         if live.is_empty() {
             return None;
         }
@@ -294,8 +354,9 @@ impl TableVersion {
     /// The live rows of some columns as scan pieces, with their
     /// segments' zone maps.
     pub fn pieces(&self, projection: Option<&[usize]>) -> Result<Vec<Piece>> {
-        let mut pieces = Vec::with_capacity(self.segments.len());
-        for segment in self.segments.iter().filter(|s| s.live > 0) {
+        let segments = self.segments()?;
+        let mut pieces = Vec::with_capacity(segments.len());
+        for segment in segments.iter().filter(|s| s.live > 0) {
             // Deleted rows are filtered out now; other rows are decoded
             // as the scan reads them.
             let rows = match &segment.keep {
@@ -323,8 +384,9 @@ impl TableVersion {
         projection: Option<&[usize]>,
     ) -> Result<Vec<(u64, RecordBatch)>> {
         let mut base = 0u64;
-        let mut out = Vec::with_capacity(self.segments.len());
-        for segment in &self.segments {
+        let segments = self.segments()?;
+        let mut out = Vec::with_capacity(segments.len());
+        for segment in segments {
             if segment.live > 0 {
                 out.push((base, segment.live_projected(projection)?));
             }
@@ -337,7 +399,7 @@ impl TableVersion {
     pub fn live_rows_from(&self, first: usize) -> Result<Vec<RecordBatch>> {
         let mut out = Vec::new();
         let mut base = 0;
-        for segment in &self.segments {
+        for segment in self.segments()? {
             let end = base + segment.live;
             if end > first && segment.live > 0 {
                 let batch = segment.live_batch()?;
@@ -354,7 +416,7 @@ impl TableVersion {
     }
 
     /// Bytes of Arrow memory the rows take, deleted rows included until
-    /// their segment is compacted.
+    /// their segment is compacted (none before they are read).
     pub fn memory_bytes(&self) -> usize {
         self.segments.iter().map(|s| s.data.memory_size()).sum()
     }
@@ -365,6 +427,7 @@ impl TableVersion {
             segments: Vec::new(),
             row_count: 0,
             version: self.version + 1,
+            unread: None,
         }
     }
 
@@ -373,7 +436,7 @@ impl TableVersion {
     /// (the binary-counter rule), which keeps each row's copy count
     /// logarithmic and the batch count small.
     fn appended(&self, schema: &SchemaRef, new: Vec<RecordBatch>) -> Result<TableVersion> {
-        let mut segments = self.segments.clone();
+        let mut segments = self.segments()?.to_vec();
         let mut added = 0;
         for batch in new.into_iter().filter(|b| b.num_rows() > 0) {
             added += batch.num_rows();
@@ -384,6 +447,7 @@ impl TableVersion {
             segments,
             row_count: self.row_count + added,
             version: self.version + 1,
+            unread: None,
         })
     }
 
@@ -405,7 +469,7 @@ impl TableVersion {
         let mut removed = 0;
         let mut base = 0u64;
         let mut rest = positions;
-        for segment in &self.segments {
+        for segment in self.segments()? {
             let end = base + segment.live as u64;
             let here = rest.partition_point(|&p| p < end);
             let (mine, later) = rest.split_at(here);
@@ -469,6 +533,7 @@ impl TableVersion {
                 segments: merged,
                 row_count: self.row_count - removed,
                 version: self.version + 1,
+                unread: None,
             },
             removed_rows,
         ))
@@ -497,6 +562,11 @@ impl LoadedRows {
             merge_tail(schema, &mut segments)?;
         }
         Ok(LoadedRows(segments))
+    }
+
+    /// Live rows.
+    pub fn row_count(&self) -> usize {
+        self.0.iter().map(|s| s.live).sum()
     }
 }
 
@@ -1080,12 +1150,8 @@ impl Table {
                 self.name
             )));
         }
-        let next = TableVersion {
-            row_count: rows.0.iter().map(|s| s.live).sum(),
-            segments: rows.0,
-            version,
-        };
-        self.data.store(Arc::new(next));
+        self.data
+            .store(Arc::new(TableVersion::loaded(rows, version)));
         self.history.lock().clear();
         for index in indexes.iter_mut() {
             index.defer();
@@ -1093,16 +1159,49 @@ impl Table {
         Ok(())
     }
 
+    /// Recovery: the table holds a checkpoint's rows that `unread` reads
+    /// when they are first needed. Until then it reports their count and
+    /// version; [`Table::snapshot`] and every write wait for the read.
+    pub fn load_later(&self, unread: Arc<Unread>) {
+        let mut indexes = self.writer.lock();
+        self.data.store(Arc::new(TableVersion::placeholder(unread)));
+        self.history.lock().clear();
+        for index in indexes.iter_mut() {
+            index.defer();
+        }
+    }
+
+    /// Reads the rows a restart left unread (or waits for the read under
+    /// way) and installs them. Blocking; callers hold no lock of this
+    /// table. Fails when the checkpoint file cannot be read.
+    pub fn ready(&self) -> Result<()> {
+        let current = self.data.load_full();
+        let Some(unread) = current.unread() else {
+            return Ok(());
+        };
+        let read = unread.read()?;
+        // Nothing else changes a placeholder (writes wait for this), but a
+        // TRUNCATE may have replaced it: then the rows are not wanted.
+        self.data.compare_and_swap(&current, read);
+        Ok(())
+    }
+
+    /// Whether the rows are in memory (a restart reads them lazily).
+    pub fn is_resident(&self) -> bool {
+        self.data.load().unread().is_none()
+    }
+
     /// The unique indexes, their keys read from the rows first where a
     /// restart left them to be read.
     fn unique_indexes(&self) -> Result<parking_lot::MutexGuard<'_, Vec<UniqueIndex>>> {
+        self.ready()?;
         let mut indexes = self.writer.lock();
         if indexes.iter().any(|i| !i.is_built()) {
             let version = self.data.load_full();
             for index in indexes.iter_mut().filter(|i| !i.is_built()) {
                 let columns = index.columns().to_vec();
                 let parts = version
-                    .segments
+                    .segments()?
                     .iter()
                     .map(|segment| Ok(segment.live_projected(Some(&columns))?.columns().to_vec()));
                 index.fill(parts, version.row_count)?;
@@ -1132,7 +1231,20 @@ impl Table {
     }
 
     /// The rows as they are now; the returned version never changes.
+    /// After a restart this waits for the table's rows to be read (see
+    /// [`Table::pin`] for a version that does not wait).
     pub fn snapshot(&self) -> Arc<TableVersion> {
+        if let Err(e) = self.ready() {
+            // The placeholder comes back: its rows fail every use with e.
+            tracing::debug!("table \"{}\": {e}", self.name);
+        }
+        self.data.load_full()
+    }
+
+    /// The current version without waiting: after a restart it may be a
+    /// placeholder whose rows are not read yet (its row count and version
+    /// are right; [`TableVersion::resolved`] reads the rows).
+    pub fn pin(&self) -> Arc<TableVersion> {
         self.data.load_full()
     }
 
@@ -1317,7 +1429,7 @@ impl Table {
         let indexes = self.writer.lock();
         let index = &indexes[c];
         let mut base = 0u64;
-        for segment in &version.segments {
+        for segment in version.segments()? {
             let map = segment.key_map(c, index)?;
             if let Some(&row) = map.get(key) {
                 let row = row as usize;
@@ -1602,7 +1714,7 @@ impl Table {
                 let Some(key) = index.encode(&key_values(&index.constraint.columns)?)? else {
                     return Ok(Some(Vec::new()));
                 };
-                for (s, segment) in version.segments.iter().enumerate() {
+                for (s, segment) in version.segments()?.iter().enumerate() {
                     if let Some(&row) = segment.key_map(c, index)?.get(&key) {
                         if segment.is_live(row as usize) {
                             return Ok(Some(vec![(s, vec![row])]));
@@ -1626,7 +1738,7 @@ impl Table {
             return Ok(Some(Vec::new()));
         };
         let mut found = Vec::new();
-        for (s, segment) in version.segments.iter().enumerate() {
+        for (s, segment) in version.segments()?.iter().enumerate() {
             let rows: Vec<u32> = segment
                 .rows_map(i, index)?
                 .rows(&key)
@@ -1686,7 +1798,7 @@ impl Table {
         };
         let mut bases = Vec::with_capacity(version.segments.len());
         let mut base = 0u64;
-        for segment in &version.segments {
+        for segment in version.segments()? {
             bases.push(base);
             base += segment.live as u64;
         }
@@ -1750,13 +1862,36 @@ impl TableProvider for Table {
             .config()
             .get_extension::<TxnSlot>()
             .and_then(|slot| slot.get());
-        let version = match txn {
-            Some(txn) => txn.visible(self),
-            None => self.snapshot(),
+        let pinned = match txn {
+            Some(txn) => txn.visible_unread(self),
+            None => self.pin(),
         };
         let schema = match projection {
             Some(columns) => Arc::new(self.schema.project(columns)?),
             None => self.schema.clone(),
+        };
+        let columns = match projection {
+            Some(columns) => columns.clone(),
+            None => (0..self.schema.fields().len()).collect(),
+        };
+        let prune = state.config().options().execution.parquet.pruning;
+        // After a restart: rows not read yet are waited for when the scan
+        // runs, not while it is planned.
+        let version = match pinned.unread() {
+            None => pinned,
+            Some(unread) => match unread.try_read() {
+                Some(read) => read.map_err(external)?,
+                None => {
+                    return Ok(Arc::new(DeferredScan::new(
+                        unread.clone(),
+                        &self.name,
+                        schema,
+                        columns,
+                        state.config().target_partitions(),
+                        prune,
+                    )))
+                }
+            },
         };
         if let Some(rows) = self.key_lookup(&version, filters).map_err(external)? {
             let batches = match projection {
@@ -1774,11 +1909,6 @@ impl TableProvider for Table {
             .map_err(external)?;
         // An equal share of rows for every core.
         let parts = balance(pieces, state.config().target_partitions());
-        let columns = match projection {
-            Some(columns) => columns.clone(),
-            None => (0..self.schema.fields().len()).collect(),
-        };
-        let prune = state.config().options().execution.parquet.pruning;
         let source = TableScan::new(&self.name, schema, columns, parts, prune);
         Ok(datafusion::datasource::source::DataSourceExec::from_data_source(source))
     }

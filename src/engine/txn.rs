@@ -209,11 +209,12 @@ impl Transaction {
 
     /// The committed version this transaction reads of `table`: its
     /// snapshot, or, for a table created since, the current one.
+    /// A table not read yet after a restart is read here (blocking).
     pub fn base_version(&self, table: &Table) -> Arc<TableVersion> {
-        self.snapshot
-            .get(&table.id())
-            .cloned()
-            .unwrap_or_else(|| table.snapshot())
+        match self.snapshot.get(&table.id()) {
+            Some(version) => version.resolved(),
+            None => table.snapshot(),
+        }
     }
 
     /// What the transaction sees of `table`: its base version with its own
@@ -222,6 +223,19 @@ impl Transaction {
         match self.writes.lock().get(&table.id()) {
             Some(write) => write.version.clone(),
             None => self.base_version(table),
+        }
+    }
+
+    /// [`Transaction::visible`] without waiting: the version may be a
+    /// placeholder whose rows a restart has not read yet.
+    pub fn visible_unread(&self, table: &Table) -> Arc<TableVersion> {
+        match self.writes.lock().get(&table.id()) {
+            Some(write) => write.version.clone(),
+            None => self
+                .snapshot
+                .get(&table.id())
+                .cloned()
+                .unwrap_or_else(|| table.pin()),
         }
     }
 

@@ -105,7 +105,7 @@ impl prometheus_client::collector::Collector for DatabaseState {
         let mut tables = Vec::new();
         for (schema, entry) in &catalog.schemas {
             for (name, table) in &entry.tables {
-                let version = table.snapshot();
+                let version = table.pin();
                 tables.push((
                     [("schema", schema.clone()), ("table", name.clone())],
                     version.row_count as i64,

@@ -640,7 +640,7 @@ fn table_rows(plan: &LogicalPlan) -> Option<f64> {
     };
     let provider = source_as_provider(&scan.source).ok()?;
     let table = provider.downcast_ref::<Table>()?;
-    Some(table.snapshot().row_count as f64)
+    Some(table.pin().row_count as f64)
 }
 
 /// Estimated output rows of a plan.

@@ -118,7 +118,9 @@ pub(super) fn checkpoint_with(storage: &Storage, db: &Database) -> Result<Checkp
         let mut tables = Vec::new();
         for (schema, entry) in &catalog.schemas {
             for table in entry.tables.values() {
-                tables.push((schema.clone(), table.clone(), table.snapshot()));
+                // Without waiting for rows a restart has not read: an
+                // unchanged table keeps its file.
+                tables.push((schema.clone(), table.clone(), table.pin()));
             }
         }
         // Positions as logged: a value handed out after the cut is in a
@@ -154,7 +156,7 @@ pub(super) fn checkpoint_with(storage: &Storage, db: &Database) -> Result<Checkp
                 stats.bytes_written += write_parquet(
                     &dir.join(&file),
                     &table.schema_ref(),
-                    version.live_batches_one_by_one(),
+                    version.resolved().live_batches_one_by_one(),
                 )?;
                 stats.tables_written += 1;
                 file
@@ -269,6 +271,22 @@ fn write_parquet(
 /// row groups decoded in parallel, each batch passed through `f` on the
 /// thread that read it, in file order (recovery compresses batches as they are read,
 /// so a table's plain rows are never all in memory at once).
+/// The rows a Parquet file says it holds (its footer is read, not its
+/// data); an error naming the file when it is missing or its footer
+/// damaged.
+pub fn parquet_rows(path: &Path) -> Result<u64> {
+    let damaged = |reason: String| QuiverError::Corrupt {
+        path: path.display().to_string(),
+        offset: 0,
+        reason,
+    };
+    let file = File::open(path).map_err(|e| damaged(format!("cannot open: {e}")))?;
+    let reader = datafusion::parquet::file::reader::SerializedFileReader::new(file)
+        .map_err(|e| damaged(e.to_string()))?;
+    use datafusion::parquet::file::reader::FileReader;
+    Ok(reader.metadata().file_metadata().num_rows().max(0) as u64)
+}
+
 pub fn read_parquet_map<T: Send>(
     path: &Path,
     schema: &SchemaRef,

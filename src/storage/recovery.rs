@@ -15,12 +15,13 @@ use std::time::Instant;
 
 use datafusion::arrow::datatypes::SchemaRef;
 
-use super::checkpoint::read_parquet_map;
+use super::checkpoint::{parquet_rows, read_parquet_map};
 use super::manifest::{Manifest, ManifestTable};
 use super::wal::{read_wal, wal_epochs, wal_path, Wal};
 use super::Storage;
 use crate::engine::commit::{decode_batches, Commit, Effect};
 use crate::engine::table::{LoadedBatch, LoadedRows};
+use crate::engine::unread::Unread;
 use crate::engine::{Compiler, Database, MakeCompiler, QualifiedName, Table, DEFAULT_SCHEMA};
 use crate::error::{QuiverError, Result};
 
@@ -66,6 +67,7 @@ pub async fn open(dir: &Path, compiler: &MakeCompiler) -> Result<Arc<Database>> 
     let wal = Wal::open(dir, epoch)?;
     let db = recovered.db;
     db.attach_log(Arc::new(Storage::new(dir, wal, epoch, recovered.manifest)));
+    read_in_background(&db, recovered.started);
     Ok(db)
 }
 
@@ -96,6 +98,7 @@ struct Recovered {
     manifest: Option<Manifest>,
     /// The first WAL epoch the manifest did not cover.
     replay_from: u64,
+    started: Instant,
 }
 
 async fn recover(dir: &Path, mode: Mode, compiler: &MakeCompiler) -> Result<Recovered> {
@@ -155,11 +158,7 @@ async fn recover(dir: &Path, mode: Mode, compiler: &MakeCompiler) -> Result<Reco
             break;
         }
     }
-    let rows: usize = recovery
-        .tables
-        .values()
-        .map(|t| t.snapshot().row_count)
-        .sum();
+    let rows: usize = recovery.tables.values().map(|t| t.pin().row_count).sum();
     tracing::info!(
         "opened {}: {} table(s), {} row(s), {} WAL record(s) replayed, {} ms",
         dir.display(),
@@ -177,6 +176,7 @@ async fn recover(dir: &Path, mode: Mode, compiler: &MakeCompiler) -> Result<Reco
         report,
         manifest,
         replay_from,
+        started,
     })
 }
 
@@ -226,7 +226,17 @@ impl Recovery {
         for sequence in &manifest.sequences {
             db.restore_sequence(sequence);
         }
-        for (entry, loaded) in read_tables(dir, manifest) {
+        let tables = match mode {
+            // Served at once: each table's file is checked now and read
+            // when first needed (or by the background reader).
+            Mode::Strict => manifest
+                .tables
+                .iter()
+                .map(|t| (t, read_later(dir, t)))
+                .collect(),
+            Mode::Salvage => read_tables(dir, manifest),
+        };
+        for (entry, loaded) in tables {
             let def = &entry.def;
             let (schema, rows) = match loaded {
                 Ok(loaded) => loaded,
@@ -238,12 +248,15 @@ impl Recovery {
                     self.lost.insert(def.id);
                     let (schema, _) = decode_batches(&entry.schema_bytes()?)?;
                     let rows = LoadedRows::new(&schema, Vec::new())?;
-                    (schema, rows)
+                    (schema, Rows::Now(rows))
                 }
                 Err(e) => return Err(e),
             };
             let table = Arc::new(compiler.table(def, schema)?);
-            table.load(rows, entry.version)?;
+            match rows {
+                Rows::Now(rows) => table.load(rows, entry.version)?,
+                Rows::Later(unread) => table.load_later(unread),
+            }
             db.restore_table(&QualifiedName::new(&def.schema, &def.name), table.clone());
             self.tables.insert(def.id, table);
         }
@@ -278,8 +291,85 @@ impl Recovery {
     }
 }
 
-/// A table's rows as its checkpoint holds them.
-type Loaded = Result<(SchemaRef, LoadedRows)>;
+/// A table's rows as its checkpoint holds them: read, or to be read.
+type Loaded = Result<(SchemaRef, Rows)>;
+
+enum Rows {
+    Now(LoadedRows),
+    Later(Arc<Unread>),
+}
+
+/// A table's checkpoint, to be read when its rows are first needed. The
+/// file must be there with the row count the manifest gives (its footer
+/// is read now): a damaged directory is still refused at start.
+fn read_later(dir: &Path, t: &ManifestTable) -> Loaded {
+    let (schema, _) = decode_batches(&t.schema_bytes()?)?;
+    let path = dir.join(&t.file);
+    let rows = parquet_rows(&path)?;
+    if rows != t.rows {
+        return Err(QuiverError::Corrupt {
+            path: path.display().to_string(),
+            offset: 0,
+            reason: format!("holds {rows} rows, the manifest says {}", t.rows),
+        });
+    }
+    let read = {
+        let schema = schema.clone();
+        let path = path.clone();
+        move || read_rows(&path, &schema)
+    };
+    let unread = Unread::new(
+        path.display().to_string(),
+        t.rows as usize,
+        t.version,
+        Box::new(read),
+    );
+    Ok((schema, Rows::Later(unread)))
+}
+
+/// Reads, smallest first, the rows of every table a restart left unread,
+/// on a thread of its own; a query that needs a table before its turn
+/// reads that table itself.
+fn read_in_background(db: &Database, started: Instant) {
+    let mut tables: Vec<(usize, std::sync::Weak<Table>)> = db
+        .catalog()
+        .schemas
+        .values()
+        .flat_map(|entry| entry.tables.values())
+        .filter(|table| !table.is_resident())
+        .map(|table| (table.pin().row_count, Arc::downgrade(table)))
+        .collect();
+    if tables.is_empty() {
+        return;
+    }
+    tables.sort_by_key(|(rows, _)| *rows);
+    let spawned = std::thread::Builder::new()
+        .name("quiver-reader".into())
+        .spawn(move || {
+            let mut failed = 0;
+            for (_, table) in tables {
+                // Dropped since: nothing to read.
+                let Some(table) = table.upgrade() else {
+                    continue;
+                };
+                if table.ready().is_err() {
+                    failed += 1;
+                }
+            }
+            tracing::info!(
+                "every table's rows are in memory ({} ms after start{})",
+                started.elapsed().as_millis(),
+                if failed > 0 {
+                    format!("; {failed} could not be read, see above")
+                } else {
+                    String::new()
+                }
+            );
+        });
+    if let Err(e) = spawned {
+        tracing::error!("could not start the background reader: {e}; tables are read on first use");
+    }
+}
 
 /// Every table's checkpoint file, read in parallel; a missing or damaged
 /// file is an error naming it, never an empty table.
@@ -300,18 +390,24 @@ fn read_tables<'m>(dir: &Path, manifest: &'m Manifest) -> Vec<(&'m ManifestTable
 fn read_table(dir: &Path, t: &ManifestTable) -> Loaded {
     let (schema, _) = decode_batches(&t.schema_bytes()?)?;
     let path = dir.join(&t.file);
-    let batches = read_parquet_map(&path, &schema, |batch| {
-        let rows = batch.num_rows();
-        Ok((rows, LoadedBatch::new(batch)))
-    })?;
-    let rows: usize = batches.iter().map(|(rows, _)| rows).sum();
-    if rows as u64 != t.rows {
+    let rows = read_rows(&path, &schema)?;
+    if rows.row_count() as u64 != t.rows {
         return Err(QuiverError::Corrupt {
             path: path.display().to_string(),
             offset: 0,
-            reason: format!("holds {rows} rows, the manifest says {}", t.rows),
+            reason: format!(
+                "holds {} rows, the manifest says {}",
+                rows.row_count(),
+                t.rows
+            ),
         });
     }
-    let rows = LoadedRows::new(&schema, batches.into_iter().map(|(_, b)| b).collect())?;
-    Ok((schema, rows))
+    Ok((schema, Rows::Now(rows)))
+}
+
+/// A checkpoint file's rows, each reader thread compressing the batches
+/// it decodes.
+fn read_rows(path: &Path, schema: &SchemaRef) -> Result<LoadedRows> {
+    let batches = read_parquet_map(path, schema, |batch| Ok(LoadedBatch::new(batch)))?;
+    LoadedRows::new(schema, batches)
 }

@@ -174,6 +174,157 @@ async fn encoded_rows_and_lazily_read_keys_survive_a_restart() {
 }
 
 #[tokio::test]
+async fn a_restart_serves_at_once_and_reads_each_table_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap();
+    let report = "SELECT (SELECT count(*) FROM facts)::text || ' ' || \
+                  (SELECT sum(f.v * d.w) FROM facts f JOIN dims d ON d.id = f.dim)::text";
+    let before: String = {
+        let server = TestServer::start_with(&["--data-dir", path]);
+        let client = server.connect().await;
+        client
+            .batch_execute(
+                "CREATE TABLE dims (id int PRIMARY KEY, w int);
+                 INSERT INTO dims SELECT g, g % 7 FROM generate_series(1, 100) g;
+                 CREATE TABLE facts (id bigint PRIMARY KEY, dim int, v numeric(10,2));
+                 INSERT INTO facts SELECT g, 1 + g % 100, g * 0.5 FROM generate_series(1, 200000) g;
+                 CHECKPOINT",
+            )
+            .await
+            .unwrap();
+        client.query_one(report, &[]).await.unwrap().get(0)
+    };
+    let server = TestServer::start_with(&["--data-dir", path]);
+    let client = server.connect().await;
+    // A transaction begun before the rows are read sees all of them, and
+    // so does every statement after it.
+    client
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        .await
+        .unwrap();
+    let count: i64 = client
+        .query_one("SELECT count(*) FROM facts", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(count, 200000);
+    assert_eq!(
+        before,
+        client
+            .query_one(report, &[])
+            .await
+            .unwrap()
+            .get::<_, String>(0)
+    );
+    client.batch_execute("COMMIT").await.unwrap();
+    let err = client
+        .batch_execute("INSERT INTO facts VALUES (7, 1, 1)")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code().unwrap().code(), "23505");
+    client
+        .batch_execute("INSERT INTO facts VALUES (200001, 1, 1); DELETE FROM dims WHERE id = 100")
+        .await
+        .unwrap();
+    // The background reader brings in every table.
+    let mut resident = false;
+    for _ in 0..300 {
+        resident = client
+            .query_one(
+                "SELECT bool_and(resident AND memory_bytes > 0) FROM quiver_tables",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if resident {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(resident, "every table is read within 30 s");
+    let after: String = client.query_one(report, &[]).await.unwrap().get(0);
+    assert_eq!(after.split(' ').next(), Some("200001"), "{after}");
+}
+
+#[tokio::test]
+async fn a_damaged_data_page_fails_only_its_table_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap();
+    {
+        let mut server = TestServer::start_with(&["--data-dir", path]);
+        let client = server.connect().await;
+        client
+            .batch_execute(
+                "CREATE TABLE fine (x int); INSERT INTO fine VALUES (1), (2);
+                 CREATE TABLE hurt (x int, s text);
+                 INSERT INTO hurt SELECT g, 'row ' || g FROM generate_series(1, 50000) g;
+                 CHECKPOINT",
+            )
+            .await
+            .unwrap();
+        drop(client);
+        assert!(server.stop_with("TERM").success());
+    }
+    // `hurt` was created second: its file sorts second. Its first page
+    // header is overwritten; the footer stays readable.
+    let files = parquet_files(dir.path());
+    assert_eq!(files.len(), 2);
+    let original = std::fs::read(&files[1]).unwrap();
+    let mut damaged = original.clone();
+    damaged[4..68].fill(0xff);
+    std::fs::write(&files[1], &damaged).unwrap();
+    {
+        let mut server = TestServer::start_with(&["--data-dir", path]);
+        let client = server.connect().await;
+        let err = client
+            .query("SELECT sum(x) FROM hurt", &[])
+            .await
+            .unwrap_err();
+        assert_eq!(err.code().unwrap().code(), "XX001", "{err:?}");
+        let file_name = files[1].file_name().unwrap().to_str().unwrap();
+        assert!(err.to_string().contains(file_name) || format!("{err:?}").contains(file_name));
+        let err = client
+            .batch_execute("INSERT INTO hurt VALUES (0, 'new')")
+            .await
+            .unwrap_err();
+        assert_eq!(err.code().unwrap().code(), "XX001", "{err:?}");
+        // Everything else works, and a checkpoint keeps the damaged file
+        // as it is instead of writing the table empty.
+        client
+            .batch_execute("INSERT INTO fine VALUES (3); CHECKPOINT")
+            .await
+            .unwrap();
+        let sum: i64 = client
+            .query_one("SELECT sum(x) FROM fine", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(sum, 6);
+        drop(client);
+        assert!(server.stop_with("TERM").success());
+    }
+    // With the file repaired (a backup put back) every row is there.
+    std::fs::write(&files[1], &original).unwrap();
+    let server = TestServer::start_with(&["--data-dir", path]);
+    let client = server.connect().await;
+    let row = client
+        .query_one("SELECT count(*), sum(x) FROM hurt", &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        (row.get::<_, i64>(0), row.get::<_, i64>(1)),
+        (50000, 1250025000)
+    );
+    let sum: i64 = client
+        .query_one("SELECT sum(x) FROM fine", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(sum, 6);
+}
+
+#[tokio::test]
 async fn a_clean_shutdown_checkpoints() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_str().unwrap();

@@ -318,7 +318,7 @@ pub fn register(ctx: &SessionContext, context: &CatalogContext) {
             let total: usize = snap
                 .relations()
                 .iter()
-                .filter_map(|r| r.table().map(|t| t.snapshot().memory_bytes()))
+                .filter_map(|r| r.table().map(|t| t.pin().memory_bytes()))
                 .sum();
             let len = args.first().map_or(rows, |a| a.len());
             Ok(Arc::new(Int64Array::from(vec![Some(total as i64); len])))
@@ -938,7 +938,7 @@ fn relation_size(
             .iter()
             .map(|oid| {
                 let rel = relations.iter().find(|r| Some(r.oid as i64) == oid)?;
-                Some(rel.table().map_or(0, |t| t.snapshot().memory_bytes()) as i64)
+                Some(rel.table().map_or(0, |t| t.pin().memory_bytes()) as i64)
             })
             .collect();
         Ok(Arc::new(out))

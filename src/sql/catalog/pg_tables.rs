@@ -436,6 +436,7 @@ pub static TABLES: &[Generated] = &[
             ("batches", "int8"),
             ("memory_bytes", "int8"),
             ("last_checkpoint", "timestamptz"),
+            ("resident", "bool"),
         ],
         build: quiver_tables,
     },
@@ -561,7 +562,7 @@ fn pg_class(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
             .filter(|c| c.check_sql.is_some())
             .count();
         let indexed = !rel.indexes.is_empty();
-        let tuples = rel.table().map_or(0, |t| t.snapshot().row_count) as f64;
+        let tuples = rel.table().map_or(0, |t| t.pin().row_count) as f64;
         let owner = user_oid(&owner_of(snap, &relation_object(&rel)));
         rows.push(class_row(
             rel.oid,
@@ -1289,7 +1290,7 @@ fn quiver_tables(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
         let Some(table) = rel.table() else {
             continue;
         };
-        let version = table.snapshot();
+        let version = table.pin();
         let checkpointed = checkpoint
             .as_ref()
             .filter(|(_, ids)| ids.contains(&table.id()))
@@ -1304,6 +1305,7 @@ fn quiver_tables(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
             ("batches", int(version.segment_count() as i64)),
             ("memory_bytes", int(version.memory_bytes() as i64)),
             ("last_checkpoint", checkpointed),
+            ("resident", boolean(version.unread().is_none())),
         ]);
     }
     rows.finish()
@@ -1317,7 +1319,7 @@ fn pg_stat_user_tables(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch
                 ("relid", oid(rel.oid)),
                 ("schemaname", text(&rel.schema)),
                 ("relname", text(&rel.name)),
-                ("n_live_tup", int(table.snapshot().row_count as i64)),
+                ("n_live_tup", int(table.pin().row_count as i64)),
             ]);
         }
     }

@@ -1,0 +1,449 @@
+//! Rows a restart has not read yet. A restarted server serves at once: each
+//! table starts as a placeholder version that knows its row count and
+//! version (from the manifest) and holds an [`Unread`], the read of its
+//! checkpoint file. The read runs once, on whichever thread needs the rows
+//! first: the background loader, a write, or a query (which waits for
+//! that table only).
+
+use std::fmt;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::stats::Precision;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::Statistics;
+use datafusion::datasource::source::DataSource;
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::{EquivalenceProperties, Partitioning, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
+use futures::TryStreamExt;
+use parking_lot::{Condvar, Mutex};
+
+use super::scan::{balance, TableScan};
+use super::table::{LoadedRows, TableVersion};
+use crate::error::{QuiverError, Result};
+
+/// Reads a table's checkpointed rows.
+pub type ReadRows = Box<dyn FnOnce() -> Result<LoadedRows> + Send>;
+
+/// The read of one table's checkpoint, shared by every placeholder
+/// version of it and every query waiting for it.
+pub struct Unread {
+    /// What is read, for messages: the checkpoint file.
+    source: String,
+    /// Live rows and version the read gives back.
+    pub rows: usize,
+    pub version: u64,
+    state: Mutex<State>,
+    done: Condvar,
+}
+
+enum State {
+    Waiting(ReadRows),
+    Reading,
+    Read(Arc<TableVersion>),
+    /// The read failed: every use of the rows fails with this, the table
+    /// stays as the checkpoint left it on disk.
+    Failed {
+        reason: String,
+    },
+}
+
+impl std::fmt::Debug for Unread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Unread")
+            .field("source", &self.source)
+            .field("rows", &self.rows)
+            .field("version", &self.version)
+            .finish()
+    }
+}
+
+impl Unread {
+    pub fn new(source: String, rows: usize, version: u64, read: ReadRows) -> Arc<Unread> {
+        Arc::new(Unread {
+            source,
+            rows,
+            version,
+            state: Mutex::new(State::Waiting(read)),
+            done: Condvar::new(),
+        })
+    }
+
+    /// The rows, read here if nobody has started reading them, else
+    /// waited for. Blocking: async code calls [`Unread::read_async`].
+    pub fn read(&self) -> Result<Arc<TableVersion>> {
+        let mut state = self.state.lock();
+        loop {
+            match &*state {
+                State::Read(version) => return Ok(version.clone()),
+                State::Failed { reason } => return Err(self.failure(reason)),
+                State::Reading => self.done.wait(&mut state),
+                State::Waiting(_) => {
+                    let State::Waiting(read) = std::mem::replace(&mut *state, State::Reading)
+                    else {
+                        unreachable!("matched Waiting above")
+                    };
+                    drop(state);
+                    let outcome = std::panic::catch_unwind(AssertUnwindSafe(read));
+                    let next = match outcome {
+                        Ok(Ok(rows)) => self.version_of(rows),
+                        Ok(Err(e)) => Err(e),
+                        Err(_) => Err(QuiverError::Internal("the reader panicked".into())),
+                    };
+                    state = self.state.lock();
+                    *state = match next {
+                        Ok(version) => State::Read(Arc::new(version)),
+                        Err(e) => {
+                            tracing::error!("reading {} failed: {e}", self.source);
+                            State::Failed {
+                                reason: match e {
+                                    QuiverError::Corrupt { reason, .. } => reason,
+                                    e => e.to_string(),
+                                },
+                            }
+                        }
+                    };
+                    self.done.notify_all();
+                }
+            }
+        }
+    }
+
+    /// [`Unread::read`] on a blocking thread, for async code.
+    pub async fn read_async(self: &Arc<Self>) -> Result<Arc<TableVersion>> {
+        if let Some(done) = self.try_read() {
+            return done;
+        }
+        let unread = self.clone();
+        tokio::task::spawn_blocking(move || unread.read())
+            .await
+            .map_err(|e| QuiverError::Internal(format!("reading {}: {e}", self.source)))?
+    }
+
+    /// The outcome of the read if it has ended, without waiting.
+    pub fn try_read(&self) -> Option<Result<Arc<TableVersion>>> {
+        match &*self.state.lock() {
+            State::Read(version) => Some(Ok(version.clone())),
+            State::Failed { reason } => Some(Err(self.failure(reason))),
+            State::Waiting(_) | State::Reading => None,
+        }
+    }
+
+    /// Why the rows cannot be used: the read failed, or (a bug) they were
+    /// used before anyone read them.
+    pub fn failure_now(&self) -> QuiverError {
+        match &*self.state.lock() {
+            State::Failed { reason } => self.failure(reason),
+            _ => QuiverError::Internal(format!(
+                "the rows of {} were used before they were read",
+                self.source
+            )),
+        }
+    }
+
+    fn failure(&self, reason: &str) -> QuiverError {
+        QuiverError::Corrupt {
+            path: self.source.clone(),
+            offset: 0,
+            reason: reason.to_string(),
+        }
+    }
+
+    fn version_of(&self, rows: LoadedRows) -> Result<TableVersion> {
+        let version = TableVersion::loaded(rows, self.version);
+        if version.row_count != self.rows {
+            return Err(QuiverError::Corrupt {
+                path: self.source.clone(),
+                offset: 0,
+                reason: format!(
+                    "holds {} rows, the manifest says {}",
+                    version.row_count, self.rows
+                ),
+            });
+        }
+        Ok(version)
+    }
+}
+
+/// The scan of a table whose rows are not read yet: planned at once, with
+/// the exact row count as its statistics (so `count(*)` needs no rows),
+/// it waits for the read when it runs and then scans the version the
+/// restart read, the one the query pinned.
+#[derive(Debug)]
+pub struct DeferredScan {
+    unread: Arc<Unread>,
+    table: String,
+    /// Output schema, and the table column of each output column.
+    schema: SchemaRef,
+    columns: Vec<usize>,
+    prune: bool,
+    properties: Arc<PlanProperties>,
+    /// The scan of the rows once read, made by the first partition that
+    /// runs.
+    scan: Arc<tokio::sync::OnceCell<TableScan>>,
+}
+
+impl DeferredScan {
+    pub fn new(
+        unread: Arc<Unread>,
+        table: &str,
+        schema: SchemaRef,
+        columns: Vec<usize>,
+        partitions: usize,
+        prune: bool,
+    ) -> DeferredScan {
+        let properties = PlanProperties::new(
+            EquivalenceProperties::new(schema.clone()),
+            Partitioning::UnknownPartitioning(partitions.max(1)),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        );
+        DeferredScan {
+            unread,
+            table: table.to_string(),
+            schema,
+            columns,
+            prune,
+            properties: Arc::new(properties),
+            scan: Default::default(),
+        }
+    }
+}
+
+impl DisplayAs for DeferredScan {
+    fn fmt_as(&self, _: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "DeferredScan: table={}, rows={} (not read yet)",
+            self.table, self.unread.rows
+        )
+    }
+}
+
+impl ExecutionPlan for DeferredScan {
+    fn name(&self) -> &str {
+        "DeferredScan"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DfResult<TreeNodeRecursion>,
+    ) -> DfResult<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        _children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        Ok(self)
+    }
+
+    fn partition_statistics(&self, partition: Option<usize>) -> DfResult<Arc<Statistics>> {
+        let mut statistics = Statistics::new_unknown(&self.schema);
+        if partition.is_none() {
+            statistics.num_rows = Precision::Exact(self.unread.rows);
+        }
+        Ok(Arc::new(statistics))
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> DfResult<SendableRecordBatchStream> {
+        let unread = self.unread.clone();
+        let scan = self.scan.clone();
+        let (table, schema, columns, prune) = (
+            self.table.clone(),
+            self.schema.clone(),
+            self.columns.clone(),
+            self.prune,
+        );
+        let partitions = self.properties.partitioning.partition_count();
+        let opened = async move {
+            let scan = scan
+                .get_or_try_init(|| async {
+                    let version = unread.read_async().await?;
+                    let pieces = version.pieces(Some(&columns))?;
+                    let parts = balance(pieces, partitions);
+                    Ok::<_, QuiverError>(TableScan::new(&table, schema, columns, parts, prune))
+                })
+                .await
+                .map_err(|e| DataFusionError::External(Box::new(e)))?;
+            scan.open(partition, context)
+        };
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            self.schema.clone(),
+            futures::stream::once(opened).try_flatten(),
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::table::{LoadedBatch, LoadedRows};
+    use datafusion::arrow::array::Int32Array;
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::arrow::record_batch::RecordBatch;
+
+    fn rows(n: i32) -> LoadedRows {
+        let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int32, false)]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(Int32Array::from_iter_values(0..n))],
+        )
+        .unwrap();
+        LoadedRows::new(&schema, vec![LoadedBatch::new(batch)]).unwrap()
+    }
+
+    #[test]
+    fn the_rows_are_read_once_whoever_asks_first() {
+        let reads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = reads.clone();
+        let unread = Unread::new(
+            "t.parquet".into(),
+            10,
+            7,
+            Box::new(move || {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                Ok(rows(10))
+            }),
+        );
+        assert!(unread.try_read().is_none());
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let unread = unread.clone();
+                std::thread::spawn(move || unread.read().unwrap())
+            })
+            .collect();
+        for t in threads {
+            let version = t.join().unwrap();
+            assert_eq!((version.row_count, version.version), (10, 7));
+        }
+        assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_failed_or_short_read_fails_every_use_naming_the_file() {
+        let short = Unread::new("a.parquet".into(), 11, 1, Box::new(|| Ok(rows(10))));
+        let e = short.read().unwrap_err().to_string();
+        assert!(
+            e.contains("a.parquet") && e.contains("manifest says 11"),
+            "{e}"
+        );
+        let panicked = Unread::new("b.parquet".into(), 1, 1, Box::new(|| panic!("boom")));
+        assert!(panicked
+            .read()
+            .unwrap_err()
+            .to_string()
+            .contains("b.parquet"));
+        // Later uses fail the same way, without reading again.
+        assert!(panicked.try_read().unwrap().is_err());
+        assert!(panicked.failure_now().to_string().contains("panicked"));
+    }
+
+    /// A table whose read is counted and held back until `open` is set.
+    fn held_table(
+        reads: Arc<std::sync::atomic::AtomicUsize>,
+    ) -> (Arc<crate::engine::Table>, Arc<Unread>) {
+        let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int32, false)]));
+        let table = Arc::new(crate::engine::Table::new(
+            "t",
+            schema,
+            std::collections::HashMap::new(),
+        ));
+        let unread = Unread::new(
+            "t.parquet".into(),
+            10,
+            4,
+            Box::new(move || {
+                reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Ok(rows(10))
+            }),
+        );
+        table.load_later(unread.clone());
+        (table, unread)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_count_needs_no_rows_and_a_scan_reads_them_once() {
+        use datafusion::prelude::SessionContext;
+        let reads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (table, _) = held_table(reads.clone());
+        let ctx = SessionContext::new();
+        ctx.register_table("t", table.clone()).unwrap();
+        let one = |sql: &'static str| {
+            let ctx = ctx.clone();
+            async move {
+                let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+                datafusion::arrow::util::pretty::pretty_format_batches(&batches)
+                    .unwrap()
+                    .to_string()
+            }
+        };
+        assert!(one("SELECT count(*) AS n FROM t").await.contains("| 10 |"));
+        assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 0);
+        assert!(!table.is_resident());
+        assert_eq!(table.pin().row_count, 10);
+        assert!(one("SELECT sum(x) AS s FROM t").await.contains("| 45 |"));
+        assert!(one("SELECT max(x) AS m FROM t").await.contains("| 9 |"));
+        assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 1);
+        // The scan read the rows; the table installs them on its next use.
+        assert_eq!(table.snapshot().live_batches().unwrap()[0].num_rows(), 10);
+        assert!(table.is_resident());
+    }
+
+    #[test]
+    fn a_transaction_pinned_before_the_read_sees_every_row() {
+        let reads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (table, _) = held_table(reads.clone());
+        let txn = crate::engine::Transaction::new([(table.id(), table.pin())].into());
+        assert!(
+            table.pin().live_batches().is_err(),
+            "a placeholder is never empty rows"
+        );
+        let seen = txn.visible(&table);
+        assert_eq!((seen.row_count, seen.version), (10, 4));
+        assert_eq!(seen.live_batches().unwrap()[0].num_rows(), 10);
+        // Writes wait for the rows too.
+        let (added, _) = table
+            .append(
+                vec![RecordBatch::try_new(
+                    table.schema_ref(),
+                    vec![Arc::new(Int32Array::from(vec![10]))],
+                )
+                .unwrap()],
+                || Ok(crate::engine::Ack::none()),
+            )
+            .unwrap();
+        assert_eq!((added, table.snapshot().row_count), (1, 11));
+        assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_truncate_before_the_read_leaves_the_rows_unread() {
+        let reads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (table, _) = held_table(reads.clone());
+        table.truncate();
+        table.ready().unwrap();
+        let version = table.snapshot();
+        assert_eq!((version.row_count, version.version), (0, 5));
+        assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 0);
+    }
+}
