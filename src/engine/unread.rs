@@ -9,10 +9,11 @@ use std::fmt;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
+use datafusion::arrow::array::Array;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::common::Statistics;
+use datafusion::common::{ColumnStatistics, Statistics};
 use datafusion::datasource::source::DataSource;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -30,6 +31,110 @@ use crate::error::{QuiverError, Result};
 /// Reads a table's checkpointed rows.
 pub type ReadRows = Box<dyn FnOnce() -> Result<LoadedRows> + Send>;
 
+/// What a checkpoint records of a table's columns, so that a restarted
+/// server plans with them (and answers `min`, `max` and `count(column)`
+/// from them) before the rows are read.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SavedStatistics {
+    /// NULLs per column.
+    pub nulls: Vec<u64>,
+    /// Least and greatest value per column, as a two-row Arrow IPC
+    /// stream in base64 (NULL where unknown: floats, all-NULL columns).
+    pub bounds: String,
+    /// Whether the bounds are the exact least and greatest values (no
+    /// deleted row widened them).
+    pub exact: bool,
+}
+
+impl SavedStatistics {
+    /// The statistics of `version`'s rows (read; not a placeholder).
+    pub fn of(version: &TableVersion, schema: &SchemaRef) -> Result<SavedStatistics> {
+        use base64::Engine;
+        use datafusion::arrow::array::new_null_array;
+        use datafusion::arrow::datatypes::Schema;
+        let columns: Vec<usize> = (0..schema.fields().len()).collect();
+        let pieces = version.pieces(None)?;
+        let scan = TableScan::new("", schema.clone(), columns, vec![pieces], false);
+        let statistics = scan.partition_statistics(None)?;
+        let exact = statistics.column_statistics.iter().all(|c| {
+            !matches!(c.min_value, Precision::Inexact(_))
+                && !matches!(c.max_value, Precision::Inexact(_))
+        });
+        let nullable = Arc::new(Schema::new(
+            schema
+                .fields()
+                .iter()
+                .map(|f| f.as_ref().clone().with_nullable(true))
+                .collect::<Vec<_>>(),
+        ));
+        let mut arrays = Vec::with_capacity(schema.fields().len());
+        let mut nulls = Vec::with_capacity(schema.fields().len());
+        for (field, column) in schema.fields().iter().zip(&statistics.column_statistics) {
+            nulls.push(column.null_count.get_value().copied().unwrap_or(0) as u64);
+            let bounds = match (column.min_value.get_value(), column.max_value.get_value()) {
+                (Some(lo), Some(hi)) => {
+                    datafusion::common::ScalarValue::iter_to_array([lo.clone(), hi.clone()])
+                        .ok()
+                        .filter(|a| a.data_type() == field.data_type())
+                }
+                _ => None,
+            };
+            arrays.push(bounds.unwrap_or_else(|| new_null_array(field.data_type(), 2)));
+        }
+        let batch =
+            datafusion::arrow::record_batch::RecordBatch::try_new(nullable.clone(), arrays)?;
+        let bytes = super::commit::encode_batches(&nullable, &[batch])?;
+        Ok(SavedStatistics {
+            nulls,
+            bounds: base64::engine::general_purpose::STANDARD.encode(bytes),
+            exact,
+        })
+    }
+
+    /// Per column of `schema`, the statistics saved; None when they do
+    /// not fit the schema (they are only a help: never an error).
+    pub fn columns(&self, schema: &SchemaRef, rows: usize) -> Option<Vec<ColumnStatistics>> {
+        use base64::Engine;
+        use datafusion::common::ScalarValue;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(&self.bounds)
+            .ok()?;
+        let (_, batches) = super::commit::decode_batches(&bytes).ok()?;
+        let batch = batches.first()?;
+        if batch.num_columns() != schema.fields().len()
+            || batch.num_rows() != 2
+            || self.nulls.len() != schema.fields().len()
+        {
+            return None;
+        }
+        let mut out = Vec::with_capacity(schema.fields().len());
+        for (c, field) in schema.fields().iter().enumerate() {
+            let array = batch.column(c);
+            if array.data_type() != field.data_type() {
+                return None;
+            }
+            let nulls = self.nulls[c] as usize;
+            let bound = |row: usize| {
+                if array.is_null(row) || nulls >= rows {
+                    return Precision::Absent;
+                }
+                match ScalarValue::try_from_array(array, row) {
+                    Ok(value) if self.exact => Precision::Exact(value),
+                    Ok(value) => Precision::Inexact(value),
+                    Err(_) => Precision::Absent,
+                }
+            };
+            out.push(ColumnStatistics {
+                null_count: Precision::Exact(nulls),
+                min_value: bound(0),
+                max_value: bound(1),
+                ..ColumnStatistics::new_unknown()
+            });
+        }
+        Some(out)
+    }
+}
+
 /// The read of one table's checkpoint, shared by every placeholder
 /// version of it and every query waiting for it.
 pub struct Unread {
@@ -38,6 +143,8 @@ pub struct Unread {
     /// Live rows and version the read gives back.
     pub rows: usize,
     pub version: u64,
+    /// Per table column, from the checkpoint, when it saved them.
+    statistics: Option<Vec<ColumnStatistics>>,
     state: Mutex<State>,
     done: Condvar,
 }
@@ -65,10 +172,22 @@ impl std::fmt::Debug for Unread {
 
 impl Unread {
     pub fn new(source: String, rows: usize, version: u64, read: ReadRows) -> Arc<Unread> {
+        Unread::with_statistics(source, rows, version, None, read)
+    }
+
+    /// An unread checkpoint whose column statistics were saved with it.
+    pub fn with_statistics(
+        source: String,
+        rows: usize,
+        version: u64,
+        statistics: Option<Vec<ColumnStatistics>>,
+        read: ReadRows,
+    ) -> Arc<Unread> {
         Arc::new(Unread {
             source,
             rows,
             version,
+            statistics,
             state: Mutex::new(State::Waiting(read)),
             done: Condvar::new(),
         })
@@ -256,6 +375,13 @@ impl ExecutionPlan for DeferredScan {
         let mut statistics = Statistics::new_unknown(&self.schema);
         if partition.is_none() {
             statistics.num_rows = Precision::Exact(self.unread.rows);
+            if let Some(saved) = &self.unread.statistics {
+                statistics.column_statistics = self
+                    .columns
+                    .iter()
+                    .map(|&c| saved.get(c).cloned().unwrap_or_default())
+                    .collect();
+            }
         }
         Ok(Arc::new(statistics))
     }
@@ -444,6 +570,65 @@ mod tests {
         table.ready().unwrap();
         let version = table.snapshot();
         assert_eq!((version.row_count, version.version), (0, 5));
+        assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn saved_statistics_answer_min_and_max_before_the_read() {
+        use datafusion::prelude::SessionContext;
+        let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int32, true)]));
+        let source = crate::engine::Table::new("s", schema.clone(), Default::default());
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(Int32Array::from(vec![
+                Some(5),
+                None,
+                Some(-3),
+                Some(9),
+            ]))],
+        )
+        .unwrap();
+        let _ = source
+            .append(vec![batch], || Ok(crate::engine::Ack::none()))
+            .unwrap();
+        let saved = SavedStatistics::of(&source.snapshot(), &schema).unwrap();
+        assert!(saved.exact);
+        // Through the manifest's JSON and back.
+        let saved: SavedStatistics =
+            serde_json::from_str(&serde_json::to_string(&saved).unwrap()).unwrap();
+        let columns = saved.columns(&schema, 4).unwrap();
+        assert_eq!(columns[0].null_count, Precision::Exact(1));
+
+        let reads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = reads.clone();
+        let table = Arc::new(crate::engine::Table::new(
+            "t",
+            schema.clone(),
+            Default::default(),
+        ));
+        table.load_later(Unread::with_statistics(
+            "t.parquet".into(),
+            4,
+            1,
+            Some(columns),
+            Box::new(move || {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Err(QuiverError::Internal("not read in this test".into()))
+            }),
+        ));
+        let ctx = SessionContext::new();
+        ctx.register_table("t", table).unwrap();
+        let batches = ctx
+            .sql("SELECT min(x) AS lo, max(x) AS hi, count(x) AS n, count(*) AS r FROM t")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let text = datafusion::arrow::util::pretty::pretty_format_batches(&batches)
+            .unwrap()
+            .to_string();
+        assert!(text.contains("| -3 | 9  | 3 | 4 |"), "{text}");
         assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 0);
     }
 }

@@ -137,7 +137,8 @@ impl AnalyzerRule for IntegerLiterals {
                             ..
                         } => bare_numeric(data, schema)?
                             .transform_data(|e| float_beats_numeric(e, schema))?
-                            .transform_data(|e| numeric_aggregates(e, schema)),
+                            .transform_data(|e| numeric_aggregates(e, schema))?
+                            .transform_data(|e| Ok(count_star(e))),
                         narrowed => Ok(narrowed),
                     })
                 })
@@ -574,6 +575,31 @@ fn union_floats(mut union: datafusion::logical_expr::Union) -> Result<Transforme
         union.schema.metadata().clone(),
     )?);
     Ok(Transformed::yes(LogicalPlan::Union(union)))
+}
+
+/// `count(*)` as DataFusion spells it (`count(Int64(1))`) again after its
+/// literal was narrowed: the optimizer answers only that spelling from a
+/// table's exact row count instead of scanning (`count(1)` is the same
+/// count).
+fn count_star(expr: Expr) -> Transformed<Expr> {
+    match expr {
+        Expr::AggregateFunction(mut aggregate)
+            if aggregate.func.name() == "count"
+                && !aggregate.params.distinct
+                && aggregate.params.filter.is_none()
+                && matches!(
+                    aggregate.params.args.as_slice(),
+                    [Expr::Literal(ScalarValue::Int32(Some(1)), None)]
+                ) =>
+        {
+            aggregate.params.args = vec![Expr::Literal(
+                datafusion::common::utils::expr::COUNT_STAR_EXPANSION,
+                None,
+            )];
+            Transformed::yes(Expr::AggregateFunction(aggregate))
+        }
+        other => Transformed::no(other),
+    }
 }
 
 fn narrow_literal(expr: Expr) -> Transformed<Expr> {

@@ -25,6 +25,7 @@ use super::manifest::{Manifest, ManifestTable};
 use super::wal::{sync_dir, wal_epochs, wal_path};
 use super::{storage_of, Storage};
 use crate::engine::commit::{encode_schema, Commit};
+use crate::engine::unread::SavedStatistics;
 use crate::engine::{CheckpointStats, Database};
 use crate::error::{QuiverError, Result};
 
@@ -146,20 +147,23 @@ pub(super) fn checkpoint_with(storage: &Storage, db: &Database) -> Result<Checkp
         let mut scratch = Commit::new();
         let mut def = table.definition(schema_name, &mut scratch)?;
         def.arrow_schema = 0;
-        let file = match previous.get(&table.id()) {
+        let (file, statistics) = match previous.get(&table.id()) {
             Some(prev) if prev.version == version.version && dir.join(&prev.file).exists() => {
                 stats.tables_reused += 1;
-                prev.file.clone()
+                (prev.file.clone(), prev.statistics.clone())
             }
             _ => {
                 let file = format!("{TABLES_DIR}/{}-{}.parquet", table.id(), version.version);
-                stats.bytes_written += write_parquet(
-                    &dir.join(&file),
-                    &table.schema_ref(),
-                    version.resolved().live_batches_one_by_one(),
-                )?;
+                let version = version.resolved();
+                let schema = table.schema_ref();
+                stats.bytes_written +=
+                    write_parquet(&dir.join(&file), &schema, version.live_batches_one_by_one())?;
                 stats.tables_written += 1;
-                file
+                // Only a help for the next start: a failure costs nothing.
+                let statistics = SavedStatistics::of(&version, &schema)
+                    .inspect_err(|e| tracing::debug!("statistics of {}: {e}", table.name()))
+                    .ok();
+                (file, statistics)
             }
         };
         stats.rows += version.row_count as u64;
@@ -169,6 +173,7 @@ pub(super) fn checkpoint_with(storage: &Storage, db: &Database) -> Result<Checkp
             file,
             version: version.version,
             rows: version.row_count as u64,
+            statistics,
         });
     }
     let mut views: Vec<_> = catalog

@@ -13,6 +13,7 @@ use super::wal::sync_dir;
 use crate::engine::commit::{TableDef, ViewDef};
 use crate::engine::roles::{Acl, AclObject, Role};
 use crate::engine::sequence::SequenceDef;
+use crate::engine::unread::SavedStatistics;
 use crate::error::{QuiverError, Result};
 
 pub const MANIFEST_FILE: &str = "MANIFEST";
@@ -54,6 +55,9 @@ pub struct ManifestTable {
     pub file: String,
     pub version: u64,
     pub rows: u64,
+    /// Column statistics of the rows, for planning before they are read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statistics: Option<SavedStatistics>,
 }
 
 impl ManifestTable {

@@ -318,10 +318,15 @@ fn read_later(dir: &Path, t: &ManifestTable) -> Loaded {
         let path = path.clone();
         move || read_rows(&path, &schema)
     };
-    let unread = Unread::new(
+    let statistics = t
+        .statistics
+        .as_ref()
+        .and_then(|saved| saved.columns(&schema, t.rows as usize));
+    let unread = Unread::with_statistics(
         path.display().to_string(),
         t.rows as usize,
         t.version,
+        statistics,
         Box::new(read),
     );
     Ok((schema, Rows::Later(unread)))
