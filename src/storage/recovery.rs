@@ -348,31 +348,54 @@ fn read_in_background(db: &Database, started: Instant) {
         return;
     }
     tables.sort_by_key(|(rows, _)| *rows);
-    let spawned = std::thread::Builder::new()
-        .name("quiver-reader".into())
-        .spawn(move || {
-            let mut failed = 0;
-            for (_, table) in tables {
+    // One reader per core, each taking the next table in line (a small
+    // table's file is read by one thread, a big one's by every core).
+    let readers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(tables.len());
+    let tables = Arc::new(tables);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let failed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let running = Arc::new(std::sync::atomic::AtomicUsize::new(readers));
+    for _ in 0..readers {
+        let (tables, next, failed, running) = (
+            tables.clone(),
+            next.clone(),
+            failed.clone(),
+            running.clone(),
+        );
+        let read = move || {
+            use std::sync::atomic::Ordering::SeqCst;
+            while let Some((_, table)) = tables.get(next.fetch_add(1, SeqCst)) {
                 // Dropped since: nothing to read.
                 let Some(table) = table.upgrade() else {
                     continue;
                 };
                 if table.ready().is_err() {
-                    failed += 1;
+                    failed.fetch_add(1, SeqCst);
                 }
             }
-            tracing::info!(
-                "every table's rows are in memory ({} ms after start{})",
-                started.elapsed().as_millis(),
-                if failed > 0 {
-                    format!("; {failed} could not be read, see above")
-                } else {
-                    String::new()
-                }
+            if running.fetch_sub(1, SeqCst) == 1 {
+                let failed = failed.load(SeqCst);
+                tracing::info!(
+                    "every table's rows are in memory ({} ms after start{})",
+                    started.elapsed().as_millis(),
+                    if failed > 0 {
+                        format!("; {failed} could not be read, see above")
+                    } else {
+                        String::new()
+                    }
+                );
+            }
+        };
+        let spawned = std::thread::Builder::new()
+            .name("quiver-reader".into())
+            .spawn(read);
+        if let Err(e) = spawned {
+            tracing::error!(
+                "could not start a background reader: {e}; tables are read on first use"
             );
-        });
-    if let Err(e) = spawned {
-        tracing::error!("could not start the background reader: {e}; tables are read on first use");
+        }
     }
 }
 
