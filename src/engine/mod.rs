@@ -363,6 +363,9 @@ impl Database {
         self.check_writable()?;
         let bytes = batches.iter().map(|b| b.get_array_memory_size()).sum();
         self.check_table_memory(None, bytes)?;
+        // Rows a restart has not read yet are read before the commit lock
+        // is taken, so other commits do not wait for them.
+        table.ready()?;
         let _gate = self.commit_gate.read();
         let _order = self.commit_lock.lock();
         table.check_current()?;

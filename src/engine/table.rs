@@ -19,7 +19,8 @@ use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{Session as DfSession, TableProvider};
-use datafusion::common::ScalarValue;
+use datafusion::common::stats::Precision;
+use datafusion::common::{ColumnStatistics, ScalarValue};
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::TableType;
 use datafusion::error::Result as DfResult;
@@ -309,6 +310,48 @@ impl TableVersion {
             });
         }
         bounds
+    }
+
+    /// Per column of the first `columns`: NULLs among the live rows and the
+    /// least and greatest value, from the zone maps (exact when no segment
+    /// has deleted rows, else bounds). A segment with deleted rows is
+    /// decoded, one at a time, to count its live NULLs.
+    pub fn column_statistics(&self, columns: usize) -> Result<Vec<ColumnStatistics>> {
+        let segments = self.segments()?;
+        let exact = segments.iter().all(|s| s.keep.is_none());
+        let mut nulls = vec![0usize; columns];
+        for segment in segments.iter().filter(|s| s.live > 0) {
+            match &segment.keep {
+                None => {
+                    for (c, n) in nulls.iter_mut().enumerate() {
+                        *n += segment.zones.column(&segment.data, c).nulls;
+                    }
+                }
+                Some(_) => {
+                    let batch = segment.live_batch()?;
+                    for (c, n) in nulls.iter_mut().enumerate() {
+                        *n += batch.column(c).null_count();
+                    }
+                }
+            }
+        }
+        Ok(nulls
+            .into_iter()
+            .enumerate()
+            .map(|(c, nulls)| {
+                let (min, max) = match self.column_bounds(c) {
+                    Some((lo, hi)) if exact => (Precision::Exact(lo), Precision::Exact(hi)),
+                    Some((lo, hi)) => (Precision::Inexact(lo), Precision::Inexact(hi)),
+                    None => (Precision::Absent, Precision::Absent),
+                };
+                ColumnStatistics {
+                    null_count: Precision::Exact(nulls),
+                    min_value: min,
+                    max_value: max,
+                    ..ColumnStatistics::new_unknown()
+                }
+            })
+            .collect())
     }
 
     /// Distinct values of `column`, estimated from a sample of up to 8K
@@ -2134,6 +2177,51 @@ mod tests {
         assert!(table
             .apply_now(&Change::Insert(vec![rows(&schema, vec![4])]))
             .is_err());
+    }
+
+    #[test]
+    fn column_statistics_are_exact_until_a_row_is_deleted() {
+        let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Int32, true)]));
+        let table = Table::new("t", schema.clone(), HashMap::new());
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(Int32Array::from(vec![
+                Some(4),
+                None,
+                Some(-2),
+                None,
+                Some(7),
+                Some(1),
+                Some(2),
+                Some(3),
+                Some(5),
+                Some(6),
+            ]))],
+        )
+        .unwrap();
+        table.apply_now(&Change::Insert(vec![batch])).unwrap();
+        let stats = table.snapshot().column_statistics(1).unwrap();
+        assert_eq!(stats[0].null_count, Precision::Exact(2));
+        assert_eq!(
+            stats[0].min_value,
+            Precision::Exact(ScalarValue::Int32(Some(-2)))
+        );
+        assert_eq!(
+            stats[0].max_value,
+            Precision::Exact(ScalarValue::Int32(Some(7)))
+        );
+        // Deleting the least value and a NULL (too few rows to compact
+        // the segment): the NULLs are counted again, the bounds are only
+        // bounds now.
+        table
+            .apply_now(&Change::Delete(Arc::new(vec![1, 2])))
+            .unwrap();
+        let stats = table.snapshot().column_statistics(1).unwrap();
+        assert_eq!(stats[0].null_count, Precision::Exact(1));
+        assert_eq!(
+            stats[0].min_value,
+            Precision::Inexact(ScalarValue::Int32(Some(-2)))
+        );
     }
 
     #[test]

@@ -52,11 +52,8 @@ impl SavedStatistics {
         use base64::Engine;
         use datafusion::arrow::array::new_null_array;
         use datafusion::arrow::datatypes::Schema;
-        let columns: Vec<usize> = (0..schema.fields().len()).collect();
-        let pieces = version.pieces(None)?;
-        let scan = TableScan::new("", schema.clone(), columns, vec![pieces], false);
-        let statistics = scan.partition_statistics(None)?;
-        let exact = statistics.column_statistics.iter().all(|c| {
+        let statistics = version.column_statistics(schema.fields().len())?;
+        let exact = statistics.iter().all(|c| {
             !matches!(c.min_value, Precision::Inexact(_))
                 && !matches!(c.max_value, Precision::Inexact(_))
         });
@@ -69,7 +66,7 @@ impl SavedStatistics {
         ));
         let mut arrays = Vec::with_capacity(schema.fields().len());
         let mut nulls = Vec::with_capacity(schema.fields().len());
-        for (field, column) in schema.fields().iter().zip(&statistics.column_statistics) {
+        for (field, column) in schema.fields().iter().zip(&statistics) {
             nulls.push(column.null_count.get_value().copied().unwrap_or(0) as u64);
             let bounds = match (column.min_value.get_value(), column.max_value.get_value()) {
                 (Some(lo), Some(hi)) => {
