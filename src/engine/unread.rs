@@ -2,8 +2,10 @@
 //! table starts as a placeholder version that knows its row count and
 //! version (from the manifest) and holds an [`Unread`], the read of its
 //! checkpoint file. The read runs once, on whichever thread needs the rows
-//! first: the background loader, a write, or a query (which waits for
-//! that table only).
+//! first: the background reader, a write, or a query (which waits for
+//! that table only). Meanwhile a [`DeferredScan`] plans queries with the
+//! row count and the [`SavedStatistics`] the checkpoint wrote, so counts,
+//! least and greatest values need no rows at all.
 
 use std::fmt;
 use std::panic::AssertUnwindSafe;

@@ -1,11 +1,16 @@
-//! Opening a data directory: the last checkpoint's Parquet files (read in
-//! parallel), then the WAL after it, then a fresh WAL file for new commits.
+//! Opening a data directory: the manifest, a check of every checkpoint
+//! file's footer, then the WAL after the checkpoint, then a fresh WAL file
+//! for new commits. The tables' rows are read later (see
+//! `engine::unread`): by a background reader per core, smallest table
+//! first, or by the first statement that needs them.
 //!
 //! A damaged directory (a checksum mismatch in the middle of the WAL, a
-//! missing or unreadable Parquet file) is refused with an error naming the
-//! file and offset. [`open_damaged`] is the way out `quiver recover` offers:
-//! it reads what can be read, never writes to the directory, and reports
-//! every record and table it could not bring back.
+//! missing Parquet file or a damaged footer) is refused with an error
+//! naming the file and offset; a data page found damaged when the rows are
+//! read fails the statements on that table only. [`open_damaged`] is the
+//! way out `quiver recover` offers: it reads what can be read (every table
+//! at once), never writes to the directory, and reports every record and
+//! table it could not bring back.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::OpenOptions;
@@ -333,7 +338,7 @@ fn read_later(dir: &Path, t: &ManifestTable) -> Loaded {
 }
 
 /// Reads, smallest first, the rows of every table a restart left unread,
-/// on a thread of its own; a query that needs a table before its turn
+/// on one thread per core; a query that needs a table before its turn
 /// reads that table itself.
 fn read_in_background(db: &Database, started: Instant) {
     let mut tables: Vec<(usize, std::sync::Weak<Table>)> = db
