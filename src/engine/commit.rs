@@ -371,6 +371,53 @@ pub fn decode_batches(bytes: &[u8]) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     Ok((schema, batches))
 }
 
+/// Rows appended by one statement, as the WAL records them: one IPC
+/// stream, or for a big append (a COPY, a bulk INSERT) several streams
+/// with LZ4-compressed buffers, encoded on every core, in row order. The
+/// compressed form is a third of the bytes to write and sync; reading it
+/// needs nothing more (each stream says how its buffers are compressed).
+pub fn encode_rows_for_log(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Vec<Vec<u8>>> {
+    const BIG: usize = 16 << 20;
+    let bytes: usize = batches.iter().map(|b| b.get_array_memory_size()).sum();
+    if bytes < BIG || batches.len() < 2 {
+        return Ok(vec![encode_batches(schema, batches)?]);
+    }
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(batches.len());
+    let per_thread = batches.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = batches
+            .chunks(per_thread)
+            .map(|part| scope.spawn(move || encode_compressed(schema, part)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .map_err(|_| QuiverError::Internal("a WAL encoder panicked".into()))?
+            })
+            .collect()
+    })
+}
+
+fn encode_compressed(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Vec<u8>> {
+    use datafusion::arrow::ipc::writer::IpcWriteOptions;
+    use datafusion::arrow::ipc::CompressionType;
+    let size: usize = batches.iter().map(|b| b.get_array_memory_size()).sum();
+    let options =
+        IpcWriteOptions::default().try_with_compression(Some(CompressionType::LZ4_FRAME))?;
+    let mut out = Vec::with_capacity(size / 2 + 4096);
+    {
+        let mut writer = StreamWriter::try_new_with_options(&mut out, schema, options)?;
+        for batch in batches {
+            writer.write(batch)?;
+        }
+        writer.finish()?;
+    }
+    Ok(out)
+}
+
 /// A schema alone, as an IPC stream with no batches.
 pub fn encode_schema(schema: &Schema) -> Result<Vec<u8>> {
     encode_batches(&Arc::new(schema.clone()), &[])
@@ -378,6 +425,50 @@ pub fn encode_schema(schema: &Schema) -> Result<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_big_append_is_logged_compressed_in_row_order() {
+        use datafusion::arrow::array::{Int64Array, StringArray};
+        use datafusion::arrow::datatypes::{DataType, Field, Schema};
+        use datafusion::arrow::record_batch::RecordBatch;
+        use std::sync::Arc;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, false),
+            Field::new("s", DataType::Utf8, true),
+        ]));
+        let batches: Vec<RecordBatch> = (0..8)
+            .map(|b| {
+                let keys = (b * 100_000..(b + 1) * 100_000).collect::<Vec<i64>>();
+                let text: Vec<Option<String>> = keys
+                    .iter()
+                    .map(|k| (k % 7 != 0).then(|| format!("row number {k} of the append")))
+                    .collect();
+                RecordBatch::try_new(
+                    schema.clone(),
+                    vec![
+                        Arc::new(Int64Array::from(keys)),
+                        Arc::new(StringArray::from(text)),
+                    ],
+                )
+                .unwrap()
+            })
+            .collect();
+        let plain = super::encode_batches(&schema, &batches).unwrap().len();
+        let blobs = super::encode_rows_for_log(&schema, &batches).unwrap();
+        let logged: usize = blobs.iter().map(|b| b.len()).sum();
+        assert!(logged * 2 < plain, "{logged} bytes logged, {plain} plain");
+        let mut back = Vec::new();
+        for blob in &blobs {
+            back.extend(super::decode_batches(blob).unwrap().1);
+        }
+        assert_eq!(back, batches);
+        // A small append stays one plain stream.
+        let small = super::encode_rows_for_log(&schema, &batches[..1]).unwrap();
+        assert_eq!(
+            small,
+            vec![super::encode_batches(&schema, &batches[..1]).unwrap()]
+        );
+    }
+
     #[test]
     fn positions_round_trip_as_runs() {
         let positions = vec![0, 1, 2, 7, 9, 10, 1_000_000];

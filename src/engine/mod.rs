@@ -39,7 +39,7 @@ pub use txn::{Transaction, TxnSlot};
 
 use crate::error::{QuiverError, Result};
 use crate::executor::QueryExecutor;
-use commit::{encode_batches, encode_positions, Commit, Effect};
+use commit::{encode_positions, encode_rows_for_log, Commit, Effect};
 pub use log::{CheckpointStats, CommitLog, Compiler, Durable, LogStatus, MakeCompiler};
 
 /// What a writer waits for before acknowledging a commit: its WAL record
@@ -347,15 +347,18 @@ impl Database {
         let commit = match self.log.get() {
             Some(_) => {
                 let mut commit = Commit::new();
-                let data = commit.add_blob(encode_batches(&table.schema_ref(), &batches)?);
+                for blob in encode_rows_for_log(&table.schema_ref(), &batches)? {
+                    let data = commit.add_blob(blob);
+                    commit.effects.push(Effect::Insert {
+                        table_id: table.id(),
+                        data,
+                    });
+                }
                 tracing::debug!(
                     encode_ms = started.elapsed().as_millis() as u64,
+                    bytes = commit.blobs.iter().map(|b| b.len()).sum::<usize>(),
                     "append: rows encoded for the WAL"
                 );
-                commit.effects.push(Effect::Insert {
-                    table_id: table.id(),
-                    data,
-                });
                 Some(commit)
             }
             None => None,
@@ -625,8 +628,10 @@ fn log_changes(id: u64, table: &Table, changes: &[Change]) -> Result<Commit> {
             });
         }
         if let Some(rows) = inserted {
-            let data = commit.add_blob(encode_batches(&schema, rows)?);
-            commit.effects.push(Effect::Insert { table_id: id, data });
+            for blob in encode_rows_for_log(&schema, rows)? {
+                let data = commit.add_blob(blob);
+                commit.effects.push(Effect::Insert { table_id: id, data });
+            }
         }
     }
     Ok(commit)
