@@ -1919,12 +1919,13 @@ impl TableProvider for Table {
         };
         let prune = state.config().options().execution.parquet.pruning;
         // After a restart: rows not read yet are waited for when the scan
-        // runs, not while it is planned.
+        // runs, not while it is planned (rows that could not be read fail
+        // then too; counts and bounds from the manifest still answer).
         let version = match pinned.unread() {
             None => pinned,
             Some(unread) => match unread.try_read() {
-                Some(read) => read.map_err(external)?,
-                None => {
+                Some(Ok(read)) => read,
+                _ => {
                     return Ok(Arc::new(DeferredScan::new(
                         unread.clone(),
                         &self.name,
