@@ -24,6 +24,7 @@ defaults to target/release/quiver. The program
 """
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -148,6 +149,7 @@ def quiver(sf_dir, binary):
         f"first INSERT into orders {first_insert * 1000:.0f} ms; "
         f"a scan of every table {scans * 1000:.0f} ms; RSS after restart {gib(after_restart)}"
     )
+    shutil.rmtree(data_dir, ignore_errors=True)
     return first_count
 
 
@@ -173,6 +175,7 @@ def duckdb_reference(sf_dir):
         f"duckdb {duckdb.__version__}: reopen the file and count(*) ({rows} rows) "
         f"{float(secs) * 1000:.0f} ms (in a fresh process, after `import duckdb`)"
     )
+    shutil.rmtree(os.path.dirname(path), ignore_errors=True)
     return float(secs)
 
 
