@@ -272,10 +272,6 @@ fn write_parquet(
     Ok(size)
 }
 
-/// Reads a checkpoint file back into batches of the table's schema, its
-/// row groups decoded in parallel, each batch passed through `f` on the
-/// thread that read it, in file order (recovery compresses batches as they are read,
-/// so a table's plain rows are never all in memory at once).
 /// The rows a Parquet file says it holds (its footer is read, not its
 /// data); an error naming the file when it is missing or its footer
 /// damaged.
@@ -292,6 +288,10 @@ pub fn parquet_rows(path: &Path) -> Result<u64> {
     Ok(reader.metadata().file_metadata().num_rows().max(0) as u64)
 }
 
+/// Reads a checkpoint file back into batches of the table's schema, its
+/// row groups decoded in parallel, each batch passed through `f` on the
+/// thread that read it, in file order (recovery compresses batches as they are read,
+/// so a table's plain rows are never all in memory at once).
 pub fn read_parquet_map<T: Send>(
     path: &Path,
     schema: &SchemaRef,
