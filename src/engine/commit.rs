@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::arrow::ipc::reader::StreamReader;
-use datafusion::arrow::ipc::writer::StreamWriter;
+use datafusion::arrow::ipc::writer::{IpcWriteOptions, StreamWriter};
+use datafusion::arrow::ipc::CompressionType;
 use datafusion::arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
 
@@ -350,11 +351,22 @@ pub fn decode_positions(bytes: &[u8]) -> Result<Vec<u64>> {
 
 /// Batches as an Arrow IPC stream (the schema, with its metadata, first).
 pub fn encode_batches(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Vec<u8>> {
-    // About the size of the arrays (the stream pads each buffer a little).
+    encode_with(schema, batches, IpcWriteOptions::default(), 1)
+}
+
+/// `batches` as one IPC stream written with `options`, into a buffer of
+/// the arrays' size divided by `shrink` (what compression is expected to
+/// leave), plus a little for the padding of each buffer.
+fn encode_with(
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    options: IpcWriteOptions,
+    shrink: usize,
+) -> Result<Vec<u8>> {
     let size: usize = batches.iter().map(|b| b.get_array_memory_size()).sum();
-    let mut out = Vec::with_capacity(size + size / 16 + 4096);
+    let mut out = Vec::with_capacity(size / shrink + size / 16 + 4096);
     {
-        let mut writer = StreamWriter::try_new(&mut out, schema)?;
+        let mut writer = StreamWriter::try_new_with_options(&mut out, schema, options)?;
         for batch in batches {
             writer.write(batch)?;
         }
@@ -402,20 +414,9 @@ pub fn encode_rows_for_log(schema: &SchemaRef, batches: &[RecordBatch]) -> Resul
 }
 
 fn encode_compressed(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Vec<u8>> {
-    use datafusion::arrow::ipc::writer::IpcWriteOptions;
-    use datafusion::arrow::ipc::CompressionType;
-    let size: usize = batches.iter().map(|b| b.get_array_memory_size()).sum();
     let options =
         IpcWriteOptions::default().try_with_compression(Some(CompressionType::LZ4_FRAME))?;
-    let mut out = Vec::with_capacity(size / 2 + 4096);
-    {
-        let mut writer = StreamWriter::try_new_with_options(&mut out, schema, options)?;
-        for batch in batches {
-            writer.write(batch)?;
-        }
-        writer.finish()?;
-    }
-    Ok(out)
+    encode_with(schema, batches, options, 2)
 }
 
 /// A schema alone, as an IPC stream with no batches.

@@ -1185,20 +1185,13 @@ impl Table {
     /// the constraints: the unique indexes read their keys on first use,
     /// so a restart does not wait for them.
     pub fn load(&self, rows: LoadedRows, version: u64) -> Result<()> {
-        let mut indexes = self.writer.lock();
-        let current = self.data.load_full();
-        if current.row_count > 0 {
+        if self.data.load().row_count > 0 {
             return Err(QuiverError::Internal(format!(
                 "checkpoint rows loaded into table \"{}\", which has rows",
                 self.name
             )));
         }
-        self.data
-            .store(Arc::new(TableVersion::loaded(rows, version)));
-        self.history.lock().clear();
-        for index in indexes.iter_mut() {
-            index.defer();
-        }
+        self.install_checkpoint(TableVersion::loaded(rows, version));
         Ok(())
     }
 
@@ -1206,8 +1199,14 @@ impl Table {
     /// when they are first needed. Until then it reports their count and
     /// version; [`Table::snapshot`] and every write wait for the read.
     pub fn load_later(&self, unread: Arc<Unread>) {
+        self.install_checkpoint(TableVersion::placeholder(unread));
+    }
+
+    /// Installs a checkpoint's version; the unique indexes read their
+    /// keys on first use.
+    fn install_checkpoint(&self, version: TableVersion) {
         let mut indexes = self.writer.lock();
-        self.data.store(Arc::new(TableVersion::placeholder(unread)));
+        self.data.store(Arc::new(version));
         self.history.lock().clear();
         for index in indexes.iter_mut() {
             index.defer();

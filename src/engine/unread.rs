@@ -170,12 +170,9 @@ impl std::fmt::Debug for Unread {
 }
 
 impl Unread {
-    pub fn new(source: String, rows: usize, version: u64, read: ReadRows) -> Arc<Unread> {
-        Unread::with_statistics(source, rows, version, None, read)
-    }
-
-    /// An unread checkpoint whose column statistics were saved with it.
-    pub fn with_statistics(
+    /// The read of a checkpoint of `rows` rows at `version`, with the
+    /// column statistics the checkpoint saved (if any).
+    pub fn new(
         source: String,
         rows: usize,
         version: u64,
@@ -444,6 +441,7 @@ mod tests {
             "t.parquet".into(),
             10,
             7,
+            None,
             Box::new(move || {
                 counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 std::thread::sleep(std::time::Duration::from_millis(50));
@@ -466,13 +464,13 @@ mod tests {
 
     #[test]
     fn a_failed_or_short_read_fails_every_use_naming_the_file() {
-        let short = Unread::new("a.parquet".into(), 11, 1, Box::new(|| Ok(rows(10))));
+        let short = Unread::new("a.parquet".into(), 11, 1, None, Box::new(|| Ok(rows(10))));
         let e = short.read().unwrap_err().to_string();
         assert!(
             e.contains("a.parquet") && e.contains("manifest says 11"),
             "{e}"
         );
-        let panicked = Unread::new("b.parquet".into(), 1, 1, Box::new(|| panic!("boom")));
+        let panicked = Unread::new("b.parquet".into(), 1, 1, None, Box::new(|| panic!("boom")));
         assert!(panicked
             .read()
             .unwrap_err()
@@ -497,6 +495,7 @@ mod tests {
             "t.parquet".into(),
             10,
             4,
+            None,
             Box::new(move || {
                 reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 Ok(rows(10))
@@ -605,7 +604,7 @@ mod tests {
             schema.clone(),
             Default::default(),
         ));
-        table.load_later(Unread::with_statistics(
+        table.load_later(Unread::new(
             "t.parquet".into(),
             4,
             1,

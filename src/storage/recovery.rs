@@ -310,14 +310,7 @@ enum Rows {
 fn read_later(dir: &Path, t: &ManifestTable) -> Loaded {
     let (schema, _) = decode_batches(&t.schema_bytes()?)?;
     let path = dir.join(&t.file);
-    let rows = parquet_rows(&path)?;
-    if rows != t.rows {
-        return Err(QuiverError::Corrupt {
-            path: path.display().to_string(),
-            offset: 0,
-            reason: format!("holds {rows} rows, the manifest says {}", t.rows),
-        });
-    }
+    check_rows(&path, parquet_rows(&path)?, t)?;
     let read = {
         let schema = schema.clone();
         let path = path.clone();
@@ -327,7 +320,7 @@ fn read_later(dir: &Path, t: &ManifestTable) -> Loaded {
         .statistics
         .as_ref()
         .and_then(|saved| saved.columns(&schema, t.rows as usize));
-    let unread = Unread::with_statistics(
+    let unread = Unread::new(
         path.display().to_string(),
         t.rows as usize,
         t.version,
@@ -353,54 +346,45 @@ fn read_in_background(db: &Database, started: Instant) {
         return;
     }
     tables.sort_by_key(|(rows, _)| *rows);
-    // One reader per core, each taking the next table in line (a small
-    // table's file is read by one thread, a big one's by every core).
-    let readers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(tables.len());
-    let tables = Arc::new(tables);
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let failed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let running = Arc::new(std::sync::atomic::AtomicUsize::new(readers));
-    for _ in 0..readers {
-        let (tables, next, failed, running) = (
-            tables.clone(),
-            next.clone(),
-            failed.clone(),
-            running.clone(),
-        );
-        let read = move || {
-            use std::sync::atomic::Ordering::SeqCst;
-            while let Some((_, table)) = tables.get(next.fetch_add(1, SeqCst)) {
-                // Dropped since: nothing to read.
-                let Some(table) = table.upgrade() else {
-                    continue;
-                };
-                if table.ready().is_err() {
-                    failed.fetch_add(1, SeqCst);
+    let spawned = std::thread::Builder::new()
+        .name("quiver-reader".into())
+        .spawn(move || {
+            use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+            // One reader per core, each taking the next table in line (a
+            // small table's file is read by one thread, a big one's by
+            // every core).
+            let readers = std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(tables.len());
+            let (next, failed) = (AtomicUsize::new(0), AtomicUsize::new(0));
+            std::thread::scope(|scope| {
+                for _ in 0..readers {
+                    scope.spawn(|| {
+                        while let Some((_, table)) = tables.get(next.fetch_add(1, Relaxed)) {
+                            // Dropped since: nothing to read.
+                            let Some(table) = table.upgrade() else {
+                                continue;
+                            };
+                            if table.ready().is_err() {
+                                failed.fetch_add(1, Relaxed);
+                            }
+                        }
+                    });
                 }
-            }
-            if running.fetch_sub(1, SeqCst) == 1 {
-                let failed = failed.load(SeqCst);
-                tracing::info!(
-                    "every table's rows are in memory ({} ms after start{})",
-                    started.elapsed().as_millis(),
-                    if failed > 0 {
-                        format!("; {failed} could not be read, see above")
-                    } else {
-                        String::new()
-                    }
-                );
-            }
-        };
-        let spawned = std::thread::Builder::new()
-            .name("quiver-reader".into())
-            .spawn(read);
-        if let Err(e) = spawned {
-            tracing::error!(
-                "could not start a background reader: {e}; tables are read on first use"
+            });
+            let failed = failed.load(Relaxed);
+            tracing::info!(
+                "every table's rows are in memory ({} ms after start{})",
+                started.elapsed().as_millis(),
+                if failed > 0 {
+                    format!("; {failed} could not be read, see above")
+                } else {
+                    String::new()
+                }
             );
-        }
+        });
+    if let Err(e) = spawned {
+        tracing::error!("could not start the background reader: {e}; tables are read on first use");
     }
 }
 
@@ -424,18 +408,20 @@ fn read_table(dir: &Path, t: &ManifestTable) -> Loaded {
     let (schema, _) = decode_batches(&t.schema_bytes()?)?;
     let path = dir.join(&t.file);
     let rows = read_rows(&path, &schema)?;
-    if rows.row_count() as u64 != t.rows {
-        return Err(QuiverError::Corrupt {
-            path: path.display().to_string(),
-            offset: 0,
-            reason: format!(
-                "holds {} rows, the manifest says {}",
-                rows.row_count(),
-                t.rows
-            ),
-        });
-    }
+    check_rows(&path, rows.row_count() as u64, t)?;
     Ok((schema, Rows::Now(rows)))
+}
+
+/// Fails naming `path` unless it holds the rows the manifest gives.
+fn check_rows(path: &Path, rows: u64, t: &ManifestTable) -> Result<()> {
+    if rows == t.rows {
+        return Ok(());
+    }
+    Err(QuiverError::Corrupt {
+        path: path.display().to_string(),
+        offset: 0,
+        reason: format!("holds {rows} rows, the manifest says {}", t.rows),
+    })
 }
 
 /// A checkpoint file's rows, each reader thread compressing the batches
