@@ -25,6 +25,7 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod executor;
+pub mod flight;
 pub mod http;
 pub mod metrics;
 pub mod names;

@@ -218,6 +218,15 @@ struct ServerArgs {
     /// e.g. 127.0.0.1:9187.
     #[arg(long, env = "QUIVER_METRICS_LISTEN")]
     metrics_listen: Option<SocketAddr>,
+    /// Serve Arrow Flight SQL (gRPC) on ADDR beside the PostgreSQL
+    /// protocol (off when not given), e.g. 127.0.0.1:32010. Same logins,
+    /// TLS (--tls-cert/--tls-key) and connection limit.
+    #[arg(long, env = "QUIVER_FLIGHT_LISTEN")]
+    flight_listen: Option<SocketAddr>,
+    /// A Flight SQL session (its bearer token) ends after this many
+    /// seconds without a call; its open transaction rolls back.
+    #[arg(long, default_value_t = 1800, env = "QUIVER_FLIGHT_IDLE_TIMEOUT")]
+    flight_idle_timeout: u64,
     /// Default statement_timeout of every session (e.g. 30s, 5min, 1500 for
     /// milliseconds; 0: none). Sessions may SET their own.
     #[arg(long, env = "QUIVER_STATEMENT_TIMEOUT")]
@@ -619,17 +628,63 @@ async fn run_server(
         ),
         None => None,
     };
+    let flight = match security.flight_listen {
+        Some(addr) => {
+            if !addr.ip().is_loopback()
+                && !options.admission.no_auth
+                && !db.catalog().has_passwords()
+            {
+                anyhow::bail!(
+                    "refusing to serve Flight SQL on {addr}: no role has a password (see --listen)"
+                );
+            }
+            Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("could not listen for Flight SQL on {addr}: {e}"))?,
+            )
+        }
+        None => None,
+    };
     let local = listener.local_addr()?;
     // Tests and scripts read this line to learn the port when given :0.
     println!("QuiverDB listening on {local}");
     tracing::info!("listening on {local}");
+    // One shutdown signal stops every front end.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mut flight_task = None;
+    if let Some(flight) = flight {
+        let flight_addr = flight.local_addr()?;
+        println!("QuiverDB Flight SQL listening on {flight_addr}");
+        tracing::info!("Flight SQL listening on {flight_addr}");
+        let flight_options = quiverdb::flight::FlightOptions {
+            tls: security.tls_cert.clone().zip(security.tls_key.clone()),
+            admission: options.admission.clone(),
+            idle_timeout: std::time::Duration::from_secs(security.flight_idle_timeout.max(1)),
+        };
+        let stopped = stop.clone().cancelled_owned();
+        let db = db.clone();
+        flight_task = Some(tokio::spawn(async move {
+            if let Err(e) = quiverdb::flight::serve(flight, db, flight_options, stopped).await {
+                tracing::error!("{e:#}");
+            }
+        }));
+    }
     if let Some(metrics) = metrics {
         let metrics_addr = metrics.local_addr()?;
         println!("QuiverDB metrics on http://{metrics_addr}/metrics");
         tracing::info!("metrics on http://{metrics_addr}/metrics");
         tokio::spawn(quiverdb::http::serve(metrics, db.clone()));
     }
-    quiverdb::pgwire::serve(listener, db.clone(), options, shutdown).await;
+    let postgres = quiverdb::pgwire::serve(listener, db.clone(), options, stop.clone().cancelled_owned());
+    let signal = async {
+        shutdown.await;
+        stop.cancel();
+    };
+    tokio::join!(postgres, signal);
+    if let Some(task) = flight_task {
+        let _ = task.await;
+    }
     checkpoint_on_exit(&db).await;
     tracing::info!("server stopped");
     Ok(ExitCode::SUCCESS)
@@ -781,6 +836,14 @@ fn server_settings(
                 .map(|a| a.to_string())
                 .unwrap_or_default(),
             "Address of the Prometheus endpoint (empty: off).",
+        ),
+        (
+            "flight_listen",
+            security
+                .flight_listen
+                .map(|a| a.to_string())
+                .unwrap_or_default(),
+            "Address of the Arrow Flight SQL endpoint (empty: off).",
         ),
         (
             "tls_cert",

@@ -75,6 +75,12 @@ struct StatementLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FlightLabels {
+    call: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabel {
     kind: &'static str,
 }
@@ -83,6 +89,7 @@ struct KindLabel {
 pub struct Metrics {
     registry: Registry,
     statements: Family<StatementLabels, Counter>,
+    flight_requests: Family<FlightLabels, Counter>,
     statement_seconds: Family<KindLabel, Histogram>,
     connections: Counter,
     failed_logins: Counter,
@@ -108,6 +115,7 @@ impl Metrics {
         let statements = Family::<StatementLabels, Counter>::default();
         let statement_seconds =
             Family::<KindLabel, Histogram>::new_with_constructor(seconds_histogram as fn() -> _);
+        let flight_requests = Family::<FlightLabels, Counter>::default();
         let connections = Counter::default();
         let failed_logins = Counter::default();
         let wal_bytes = Counter::default();
@@ -124,6 +132,11 @@ impl Metrics {
             "How long statements took, by kind",
             Unit::Seconds,
             statement_seconds.clone(),
+        );
+        registry.register(
+            "flight_requests",
+            "Arrow Flight SQL calls, by call (GetFlightInfo, DoGet, DoPut, DoAction, Handshake) and outcome",
+            flight_requests.clone(),
         );
         registry.register(
             "connections",
@@ -156,6 +169,7 @@ impl Metrics {
         Metrics {
             registry,
             statements,
+            flight_requests,
             statement_seconds,
             connections,
             failed_logins,
@@ -177,6 +191,14 @@ impl Metrics {
         self.statement_seconds
             .get_or_create(&KindLabel { kind })
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// An Arrow Flight SQL call ended (`ok` or `error`).
+    pub fn flight_request(&self, call: &'static str, ok: bool) {
+        let outcome = if ok { "ok" } else { "error" };
+        self.flight_requests
+            .get_or_create(&FlightLabels { call, outcome })
+            .inc();
     }
 
     pub fn connection_accepted(&self) {

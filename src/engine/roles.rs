@@ -282,6 +282,19 @@ impl ScramVerifier {
             .fold(0u8, |acc, (a, b)| acc | (a ^ b));
         (diff == 0).then(|| hmac_sha256(&self.server_key, auth_message))
     }
+
+    /// Whether `password` is the one this verifier was made from (for a
+    /// front end whose login sends the password itself, over TLS or
+    /// loopback: Flight SQL's HTTP Basic).
+    pub fn matches_password(&self, password: &str) -> bool {
+        let candidate = ScramVerifier::with_salt(password, &self.salt, self.iterations);
+        let diff = candidate
+            .stored_key
+            .iter()
+            .zip(&self.stored_key)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        diff == 0 && candidate.stored_key.len() == self.stored_key.len()
+    }
 }
 
 /// Bytes from the operating system's secure random source.
@@ -356,6 +369,14 @@ mod tests {
         assert_eq!(password_verifier(&v.to_text()).unwrap(), v.to_text());
         assert!(ScramVerifier::parse("SCRAM-SHA-256$x").is_none());
         assert!(password_verifier("").is_err());
+    }
+
+    #[test]
+    fn a_verifier_recognises_its_password_only() {
+        let v = ScramVerifier::new("secret");
+        assert!(v.matches_password("secret"));
+        assert!(!v.matches_password("Secret"));
+        assert!(!v.matches_password(""));
     }
 
     #[test]

@@ -74,6 +74,11 @@ pub struct Identity {
     /// superuser (the REPL, and every session of a database without
     /// passwords).
     pub implicit_superuser: bool,
+    /// Where the client connects from (None: embedded).
+    pub client_addr: Option<std::net::IpAddr>,
+    /// What pg_stat_activity's backend_type says: `client backend` for
+    /// PostgreSQL clients, `flight sql` for Arrow Flight SQL ones.
+    pub backend_type: &'static str,
 }
 
 impl Identity {
@@ -94,6 +99,8 @@ impl Default for SessionInfo {
                 pid: std::process::id() as i32,
                 application_name: String::new(),
                 implicit_superuser: true,
+                client_addr: None,
+                backend_type: "client backend",
             }),
             search_path: RwLock::new(vec!["public".into()]),
             settings: RwLock::new(Vec::new()),

@@ -284,6 +284,7 @@ impl Backend {
         // A CancelRequest presents the pid and this secret.
         session.info().set_cancel_secret(secret.to_bytes().to_vec());
         session.set_identity(&user, &database, pid, implicit_superuser);
+        session.set_client(Some(self.peer.ip()), "client backend");
         // `options` (libpq's PGOPTIONS) first: `-c name=value` and
         // `--name=value` set what the client asked for, or the login fails
         // saying why, as in PostgreSQL; the other parameters come after

@@ -10,6 +10,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use crate::engine::roles::ScramVerifier;
 use crate::engine::Database;
 use crate::names::{DATABASE_ALIAS, DEFAULT_DATABASE};
 
@@ -172,6 +173,27 @@ impl Admission {
         }
     }
 
+    /// Whether `password` is `user`'s, for a front end whose login sends
+    /// the password itself (Flight SQL's HTTP Basic) rather than a SCRAM
+    /// proof. An unknown user, or one without a password, never matches,
+    /// after the same work as a known one. CPU-bound (PBKDF2): call it off
+    /// the async runtime.
+    pub fn password_matches(&self, db: &Database, user: &str, password: &str) -> bool {
+        let verifier = db
+            .catalog()
+            .roles
+            .get(user)
+            .and_then(|r| r.password.as_deref())
+            .and_then(ScramVerifier::parse);
+        match verifier {
+            Some(verifier) => verifier.matches_password(password),
+            None => {
+                let _ = ScramVerifier::new(password);
+                false
+            }
+        }
+    }
+
     /// A wrong password (or an unknown user: the same answer), after
     /// [`AUTH_FAILURE_DELAY`].
     pub async fn password_failed(&self, user: &str, peer: IpAddr) -> Refusal {
@@ -272,6 +294,9 @@ mod tests {
             "28000"
         );
         assert!(rules.admit(&db, "admin", false, 1).unwrap().superuser);
+        assert!(rules.password_matches(&db, "admin", "secret"));
+        assert!(!rules.password_matches(&db, "admin", "wrong"));
+        assert!(!rules.password_matches(&db, "nobody", "secret"));
     }
 
     #[test]

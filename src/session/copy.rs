@@ -220,6 +220,30 @@ impl Session {
         })
     }
 
+    /// Stores Arrow batches a client sent as they are (Flight SQL's bulk
+    /// ingest): the columns of `copy`, in its order, cast to the table's
+    /// types where they differ, never through text. When they are all
+    /// the table's columns the rows go straight in; otherwise an INSERT
+    /// fills in the defaults of the others. Privileges were checked when
+    /// the COPY statement that made `copy` ran.
+    pub async fn copy_arrow(&mut self, copy: &CopyIn, batches: Vec<RecordBatch>) -> Result<usize> {
+        let reference =
+            TableReference::partial(copy.schema_name.as_str(), copy.table_name.as_str());
+        let (_, table) = self.table_for_reference(&reference)?;
+        let every_column = table.schema_ref().fields().len() == copy.columns.fields().len()
+            && table
+                .schema_ref()
+                .fields()
+                .iter()
+                .zip(copy.columns.fields())
+                .all(|(a, b)| a.name() == b.name());
+        if every_column {
+            self.store_rows(&table, batches).await
+        } else {
+            self.copy_finish(copy, batches).await
+        }
+    }
+
     /// Marks the open transaction block failed after a COPY that failed
     /// while its data was being read.
     pub fn copy_failed(&mut self) {

@@ -239,6 +239,15 @@ impl Session {
         self.info.set_identity(identity);
     }
 
+    /// Where the client connects from and which front end serves it, as
+    /// pg_stat_activity's client_addr and backend_type show them.
+    pub fn set_client(&mut self, addr: Option<std::net::IpAddr>, backend_type: &'static str) {
+        let mut identity: Identity = self.info.identity();
+        identity.client_addr = addr;
+        identity.backend_type = backend_type;
+        self.info.set_identity(identity);
+    }
+
     /// What pg_stat_activity shows of this session, and how other
     /// sessions signal it.
     pub fn info(&self) -> &Arc<SessionInfo> {
@@ -292,6 +301,17 @@ impl Session {
     /// DDL, else the database's.
     pub(crate) fn catalog(&self) -> Arc<crate::engine::CatalogState> {
         crate::engine::catalog::visible_catalog(&self.db, &self.txn_slot())
+    }
+
+    /// The columns of the table or view `schema.name` as this session
+    /// sees it (None: there is none).
+    pub fn relation_schema(&self, schema: &str, name: &str) -> Option<SchemaRef> {
+        let catalog = self.catalog();
+        let name = QualifiedName::new(schema, name);
+        if let Some(table) = catalog.table(&name) {
+            return Some(table.schema_ref());
+        }
+        catalog.view(&name).map(|view| view.schema.clone())
     }
 
     /// Resolves a table name as DataFusion spelled it in a plan.

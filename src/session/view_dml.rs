@@ -280,24 +280,8 @@ impl Session {
 
     /// The column names of a table or view.
     fn relation_columns(&self, name: &QualifiedName) -> Option<Vec<String>> {
-        let catalog = self.catalog();
-        if let Some(table) = catalog.table(name) {
-            return Some(
-                table
-                    .schema_ref()
-                    .fields()
-                    .iter()
-                    .map(|f| f.name().clone())
-                    .collect(),
-            );
-        }
-        catalog.view(name).map(|view| {
-            view.schema
-                .fields()
-                .iter()
-                .map(|f| f.name().clone())
-                .collect()
-        })
+        let schema = self.relation_schema(&name.schema, &name.name)?;
+        Some(schema.fields().iter().map(|f| f.name().clone()).collect())
     }
 }
 

@@ -8,6 +8,8 @@ use std::process::{Child, Command, Stdio};
 pub struct TestServer {
     child: Option<Child>,
     pub port: u16,
+    /// The Flight SQL port, when started with `--flight-listen`.
+    pub flight_port: Option<u16>,
 }
 
 impl TestServer {
@@ -47,6 +49,19 @@ impl TestServer {
             }
             seen.push(line);
         };
+        let mut flight_port = None;
+        if args.contains(&"--flight-listen") {
+            loop {
+                let mut line = String::new();
+                if stdout.read_line(&mut line).expect("read the Flight line") == 0 {
+                    panic!("quiver {args:?} ended before serving Flight SQL");
+                }
+                if let Some(addr) = line.trim().strip_prefix("QuiverDB Flight SQL listening on ") {
+                    flight_port = Some(addr.rsplit(':').next().unwrap().parse().expect("port"));
+                    break;
+                }
+            }
+        }
         // Keep draining stdout so the server never blocks writing to it.
         std::thread::spawn(move || {
             let mut sink = String::new();
@@ -57,6 +72,7 @@ impl TestServer {
         TestServer {
             child: Some(child),
             port,
+            flight_port,
         }
     }
 
@@ -65,6 +81,7 @@ impl TestServer {
         TestServer {
             child: None,
             port: 0,
+            flight_port: None,
         }
     }
 

@@ -22,6 +22,7 @@ const LAYERS: &[(&str, u8)] = &[
     // Front ends: on `server` and `session`, never on each other.
     ("pgwire", 6),
     ("http", 6),
+    ("flight", 6),
     ("repl", 7),
     ("transfer", 7),
 ];

@@ -1269,7 +1269,11 @@ fn pg_stat_activity(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
             ("wait_event", session.wait_event().map_or(null(), text)),
             ("state", text(activity.state)),
             ("query", text(activity.query)),
-            ("backend_type", text("client backend")),
+            (
+                "client_addr",
+                id.client_addr.map_or(null(), |addr| text(&addr.to_string())),
+            ),
+            ("backend_type", text(id.backend_type)),
         ]);
     }
     rows.finish()

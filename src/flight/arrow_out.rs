@@ -1,0 +1,152 @@
+//! Results as Flight SQL clients read them: plain Arrow types (the Flight
+//! SQL JDBC driver rejects view types; dictionaries are decoded), every
+//! column nullable (the stream's schema must equal the one FlightInfo
+//! announced, and a plan's nullability is not always what its rows turn
+//! out to be), and the column metadata the Flight SQL specification
+//! names (`ARROW:FLIGHT:SQL:TYPE_NAME` and the rest).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, RecordBatch};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::error::ArrowError;
+
+use crate::sql::types::{SOURCE_SCHEMA_KEY, SOURCE_TABLE_KEY};
+
+/// The schema of a result as Flight SQL sends it.
+pub fn result_schema(schema: &Schema, catalog: &str) -> SchemaRef {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            Field::new(f.name(), plain_type(f.data_type()), true)
+                .with_metadata(column_metadata(f, catalog))
+        })
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
+/// The columns of a table as GetTables describes them: declared
+/// nullability kept.
+pub fn table_schema(schema: &Schema, catalog: &str) -> Schema {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            Field::new(f.name(), plain_type(f.data_type()), f.is_nullable())
+                .with_metadata(column_metadata(f, catalog))
+        })
+        .collect();
+    Schema::new(fields)
+}
+
+/// `batch` in the types of `schema` (one made by [`result_schema`]).
+pub fn result_batch(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, ArrowError> {
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(column, field)| {
+            if column.data_type() == field.data_type() {
+                Ok(column.clone())
+            } else {
+                cast(column, field.data_type())
+            }
+        })
+        .collect::<Result<Vec<ArrayRef>, _>>()?;
+    RecordBatch::try_new(schema.clone(), columns)
+}
+
+/// A type every Flight SQL client reads.
+fn plain_type(data_type: &DataType) -> DataType {
+    match data_type {
+        DataType::Utf8View => DataType::Utf8,
+        DataType::BinaryView => DataType::Binary,
+        DataType::Dictionary(_, values) => plain_type(values),
+        DataType::List(item) => DataType::List(Arc::new(
+            Field::new(item.name(), plain_type(item.data_type()), item.is_nullable())
+                .with_metadata(item.metadata().clone()),
+        )),
+        DataType::ListView(item) => DataType::List(Arc::new(Field::new(
+            item.name(),
+            plain_type(item.data_type()),
+            item.is_nullable(),
+        ))),
+        other => other.clone(),
+    }
+}
+
+/// The column metadata keys of the Flight SQL specification.
+fn column_metadata(field: &Field, catalog: &str) -> HashMap<String, String> {
+    let mut meta = HashMap::new();
+    let type_name = crate::sql::types::pg_type(field)
+        .map(|t| t.name().to_string())
+        .unwrap_or_else(|_| field.data_type().to_string());
+    meta.insert("ARROW:FLIGHT:SQL:TYPE_NAME".to_string(), type_name);
+    if let Some(schema) = field.metadata().get(SOURCE_SCHEMA_KEY) {
+        meta.insert("ARROW:FLIGHT:SQL:CATALOG_NAME".into(), catalog.to_string());
+        meta.insert("ARROW:FLIGHT:SQL:DB_SCHEMA_NAME".into(), schema.clone());
+    }
+    if let Some(table) = field.metadata().get(SOURCE_TABLE_KEY) {
+        meta.insert("ARROW:FLIGHT:SQL:TABLE_NAME".into(), table.clone());
+    }
+    if let DataType::Decimal128(precision, scale) | DataType::Decimal256(precision, scale) =
+        field.data_type()
+    {
+        meta.insert("ARROW:FLIGHT:SQL:PRECISION".into(), precision.to_string());
+        meta.insert("ARROW:FLIGHT:SQL:SCALE".into(), scale.to_string());
+    }
+    let text = matches!(
+        field.data_type(),
+        DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8
+    );
+    meta.insert(
+        "ARROW:FLIGHT:SQL:IS_CASE_SENSITIVE".into(),
+        if text { "1" } else { "0" }.into(),
+    );
+    meta.insert("ARROW:FLIGHT:SQL:IS_SEARCHABLE".into(), "1".into());
+    meta
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{DictionaryArray, Int32Array, StringViewArray};
+    use datafusion::arrow::datatypes::Int32Type;
+
+    #[test]
+    fn view_and_dictionary_columns_go_out_plain_and_nullable() {
+        let schema = Schema::new(vec![
+            Field::new("s", DataType::Utf8View, false),
+            Field::new(
+                "d",
+                DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+                true,
+            ),
+            Field::new("n", DataType::Int32, false),
+        ]);
+        let out = result_schema(&schema, "quiver");
+        assert_eq!(out.field(0).data_type(), &DataType::Utf8);
+        assert_eq!(out.field(1).data_type(), &DataType::Utf8);
+        assert!(out.fields().iter().all(|f| f.is_nullable()));
+        assert_eq!(
+            out.field(2).metadata()["ARROW:FLIGHT:SQL:TYPE_NAME"],
+            "int4"
+        );
+        let dict: DictionaryArray<Int32Type> = vec!["a", "b", "a"].into_iter().collect();
+        let batch = RecordBatch::try_new(
+            Arc::new(schema),
+            vec![
+                Arc::new(StringViewArray::from(vec!["x", "y", "z"])),
+                Arc::new(dict),
+                Arc::new(Int32Array::from(vec![1, 2, 3])),
+            ],
+        )
+        .unwrap();
+        let sent = result_batch(&batch, &out).unwrap();
+        assert_eq!(sent.schema(), out);
+        assert_eq!(sent.num_rows(), 3);
+    }
+}

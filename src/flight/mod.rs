@@ -1,0 +1,76 @@
+//! The Arrow Flight SQL front end: gRPC beside the PostgreSQL protocol,
+//! over the same sessions, login rules, privileges, transactions and
+//! WAL. Results go out as the Arrow batches the plan produces, and bulk
+//! ingest takes the client's batches as they are.
+
+mod arrow_out;
+mod metadata;
+mod service;
+mod sessions;
+mod status;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use arrow_flight::flight_service_server::FlightServiceServer;
+use tokio::net::TcpListener;
+use tonic::transport::{Identity, Server, ServerTlsConfig};
+
+use crate::engine::Database;
+use crate::server::Admission;
+pub use status::SQLSTATE_KEY;
+
+/// The largest message a client may send or receive (a bound batch of
+/// an ingest, a result batch), in bytes.
+const MAX_MESSAGE_SIZE: usize = 64 << 20;
+
+/// How the Flight SQL front end serves.
+#[derive(Clone)]
+pub struct FlightOptions {
+    /// TLS certificate chain and key (PEM files): with them every call
+    /// must come over TLS.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Who may log in (the same rules as the PostgreSQL front end).
+    pub admission: Admission,
+    /// A session (its bearer token) ends after this long without a call.
+    pub idle_timeout: Duration,
+}
+
+/// Serves Flight SQL on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    db: Arc<Database>,
+    options: FlightOptions,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let registry = sessions::Registry::new(options.idle_timeout);
+    sessions::Registry::sweep_until_dropped(&registry);
+    let service = service::QuiverFlight {
+        db,
+        admission: options.admission,
+        tls: options.tls.is_some(),
+        registry,
+    };
+    let mut server = Server::builder();
+    if let Some((cert, key)) = &options.tls {
+        let cert = std::fs::read(cert)
+            .with_context(|| format!("could not read the TLS certificate {}", cert.display()))?;
+        let key = std::fs::read(key)
+            .with_context(|| format!("could not read the TLS key {}", key.display()))?;
+        server = server
+            .tls_config(ServerTlsConfig::new().identity(Identity::from_pem(cert, key)))
+            .context("the TLS certificate and key do not make a usable pair")?;
+    }
+    let flight = FlightServiceServer::new(service)
+        .max_decoding_message_size(MAX_MESSAGE_SIZE)
+        .max_encoding_message_size(MAX_MESSAGE_SIZE);
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    server
+        .add_service(flight)
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await
+        .context("the Flight SQL server stopped")
+}
