@@ -12,6 +12,7 @@ mod crash;
 mod dml;
 mod embedded;
 mod files;
+mod flight;
 mod layers;
 mod protocol;
 mod protocol_abuse;

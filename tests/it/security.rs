@@ -12,7 +12,7 @@ use common::{tool_version, TestServer};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
 
-async fn login(
+pub(crate) async fn login(
     server: &TestServer,
     user: &str,
     password: &str,
@@ -30,7 +30,7 @@ async fn login(
 
 /// A data directory with a superuser `admin` (password `adminpw`), made by
 /// `quiver user add`.
-fn data_dir_with_admin() -> tempfile::TempDir {
+pub(crate) fn data_dir_with_admin() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_quiver"))
         .args(["user", "add", "admin", "--superuser", "--data-dir"])
@@ -46,7 +46,7 @@ fn data_dir_with_admin() -> tempfile::TempDir {
     dir
 }
 
-fn serve(dir: &tempfile::TempDir, extra: &[&str]) -> TestServer {
+pub(crate) fn serve(dir: &tempfile::TempDir, extra: &[&str]) -> TestServer {
     let mut args = vec!["--data-dir", dir.path().to_str().unwrap()];
     args.extend_from_slice(extra);
     TestServer::start_with(&args)
@@ -449,7 +449,7 @@ async fn an_idle_transaction_times_out() {
 }
 
 /// A CA and a server certificate for localhost, written to `dir`.
-fn certificates(dir: &std::path::Path) -> (String, String, String) {
+pub(crate) fn certificates(dir: &std::path::Path) -> (String, String, String) {
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::new()).unwrap();
