@@ -68,6 +68,28 @@ fn sqlalchemy_and_pandas() {
     python("python/test_sqlalchemy_pandas.py");
 }
 
+/// ADBC's Flight SQL driver (with pyarrow, pandas and polars) against
+/// the Flight SQL endpoint.
+#[test]
+fn adbc_flight_sql() {
+    let probe = Command::new("python3")
+        .args(["-c", "import adbc_driver_flightsql, pyarrow"])
+        .output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        println!(
+            "SKIPPED: python3 with adbc-driver-flightsql and pyarrow is not installed \
+             (pip install adbc-driver-flightsql adbc-driver-manager pyarrow polars); .ci/run installs them"
+        );
+        return;
+    }
+    let server = TestServer::start_with(&["--memory", "--flight-listen", "127.0.0.1:0"]);
+    let mut command = Command::new("python3");
+    command
+        .arg(clients_dir().join("python/test_adbc_flightsql.py"))
+        .env("QUIVER_FLIGHT_PORT", server.flight_port.unwrap().to_string());
+    run_client(&server, command);
+}
+
 #[test]
 fn odbc() {
     python("odbc/test_odbc.py");
