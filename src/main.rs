@@ -683,7 +683,9 @@ async fn run_server(
     };
     tokio::join!(postgres, signal);
     if let Some(task) = flight_task {
-        let _ = task.await;
+        // Calls still running (a long DoGet) get a moment to end; the
+        // checkpoint does not wait for them longer.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
     }
     checkpoint_on_exit(&db).await;
     tracing::info!("server stopped");

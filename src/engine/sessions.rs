@@ -228,6 +228,11 @@ impl SessionInfo {
         self.terminate.notify_waiters();
     }
 
+    /// Whether the session was told to end.
+    pub fn is_terminated(&self) -> bool {
+        self.terminated.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// Completes once the session was told to end.
     pub async fn terminated(&self) {
         loop {

@@ -59,8 +59,37 @@ pub fn result_batch(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBat
     RecordBatch::try_new(schema.clone(), columns)
 }
 
+/// The most data one message should carry: gRPC clients refuse
+/// messages over 4 MiB by default.
+pub const MESSAGE_BYTES: usize = 2 << 20;
+
+/// `batch` cut into pieces of about [`MESSAGE_BYTES`] of data each.
+/// (arrow-flight's own split counts the whole buffers a sliced column
+/// points into, so a slice of a large table segment would go out in many
+/// needlessly small messages.)
+pub fn split_for_messages(batch: RecordBatch) -> Vec<RecordBatch> {
+    let bytes: usize = batch
+        .columns()
+        .iter()
+        .map(|c| {
+            c.to_data()
+                .get_slice_memory_size()
+                .unwrap_or_else(|_| c.get_array_memory_size())
+        })
+        .sum();
+    let pieces = bytes.div_ceil(MESSAGE_BYTES).max(1);
+    if pieces == 1 || batch.num_rows() < 2 {
+        return vec![batch];
+    }
+    let rows = batch.num_rows().div_ceil(pieces);
+    (0..batch.num_rows())
+        .step_by(rows)
+        .map(|start| batch.slice(start, rows.min(batch.num_rows() - start)))
+        .collect()
+}
+
 /// A type every Flight SQL client reads.
-fn plain_type(data_type: &DataType) -> DataType {
+pub fn plain_type(data_type: &DataType) -> DataType {
     match data_type {
         DataType::Utf8View => DataType::Utf8,
         DataType::BinaryView => DataType::Binary,
@@ -148,5 +177,18 @@ mod tests {
         let sent = result_batch(&batch, &out).unwrap();
         assert_eq!(sent.schema(), out);
         assert_eq!(sent.num_rows(), 3);
+    }
+
+    #[test]
+    fn messages_are_cut_by_the_data_of_the_slice() {
+        let values: Int32Array = (0..2_000_000).collect();
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int32, false)]));
+        let batch = RecordBatch::try_new(schema, vec![Arc::new(values)]).unwrap();
+        // 8 MB of data: four messages.
+        let pieces = split_for_messages(batch.clone());
+        assert_eq!(pieces.len(), 4);
+        assert_eq!(pieces.iter().map(|b| b.num_rows()).sum::<usize>(), 2_000_000);
+        // A small slice of it is one message, however large its buffer.
+        assert_eq!(split_for_messages(batch.slice(10, 8192)).len(), 1);
     }
 }

@@ -13,8 +13,9 @@ use arrow_flight::sql::metadata::{
     SqlInfoData, SqlInfoDataBuilder, XdbcTypeInfo, XdbcTypeInfoData, XdbcTypeInfoDataBuilder,
 };
 use arrow_flight::sql::{
-    Nullable, Searchable, SqlInfo, SqlNullOrdering, SqlSupportedCaseSensitivity,
-    SqlSupportedTransaction, SqlTransactionIsolationLevel, SupportedSqlGrammar, XdbcDataType,
+    Nullable, Searchable, SqlInfo, SqlNullOrdering, SqlOuterJoinsSupportLevel,
+    SqlSupportedCaseSensitivity, SqlSupportedGroupBy, SqlSupportedSubqueries, SqlSupportedTransaction,
+    SqlSupportedUnions, SqlTransactionIsolationLevel, SupportedSqlGrammar, XdbcDataType,
     XdbcDatetimeSubcode,
 };
 
@@ -65,6 +66,46 @@ pub static SQL_INFO: LazyLock<SqlInfoData> = LazyLock::new(|| {
         SqlInfo::SqlSupportedGrammar,
         (1 << SupportedSqlGrammar::SqlMinimumGrammar as i32)
             | (1 << SupportedSqlGrammar::SqlCoreGrammar as i32),
+    );
+    b.append(
+        SqlInfo::SqlKeywords,
+        &["ANALYSE", "CHECKPOINT", "ILIKE", "LIMIT", "NOTIFY", "OFFSET", "RETURNING", "VACUUM"][..],
+    );
+    b.append(
+        SqlInfo::SqlNumericFunctions,
+        &["abs", "ceil", "floor", "round", "trunc", "mod", "power", "sqrt", "exp", "ln", "log", "random", "sign", "pi"][..],
+    );
+    b.append(
+        SqlInfo::SqlStringFunctions,
+        &["length", "lower", "upper", "substring", "position", "trim", "replace", "concat", "left", "right", "lpad", "rpad", "split_part", "regexp_replace"][..],
+    );
+    b.append(
+        SqlInfo::SqlSystemFunctions,
+        &["current_user", "current_database", "current_schema", "version", "pg_backend_pid"][..],
+    );
+    b.append(
+        SqlInfo::SqlDatetimeFunctions,
+        &["now", "current_date", "current_timestamp", "date_trunc", "extract", "date_part", "to_char", "to_timestamp", "age"][..],
+    );
+    b.append(
+        SqlInfo::SqlOuterJoinsSupportLevel,
+        SqlOuterJoinsSupportLevel::SqlFullOuterJoins as i32,
+    );
+    b.append(
+        SqlInfo::SqlSupportedGroupBy,
+        (1 << SqlSupportedGroupBy::SqlGroupByUnrelated as i32)
+            | (1 << SqlSupportedGroupBy::SqlGroupByBeyondSelect as i32),
+    );
+    b.append(
+        SqlInfo::SqlSupportedSubqueries,
+        (1 << SqlSupportedSubqueries::SqlSubqueriesInComparisons as i32)
+            | (1 << SqlSupportedSubqueries::SqlSubqueriesInExists as i32)
+            | (1 << SqlSupportedSubqueries::SqlSubqueriesInIns as i32)
+            | (1 << SqlSupportedSubqueries::SqlSubqueriesInQuantifieds as i32),
+    );
+    b.append(
+        SqlInfo::SqlSupportedUnions,
+        (1 << SqlSupportedUnions::SqlUnion as i32) | (1 << SqlSupportedUnions::SqlUnionAll as i32),
     );
     b.append(SqlInfo::SqlSchemaTerm, "schema");
     b.append(SqlInfo::SqlProcedureTerm, "function");

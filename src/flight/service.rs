@@ -39,7 +39,7 @@ use futures::{Stream, StreamExt, TryStreamExt};
 use prost::Message;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::arrow_out::{result_batch, result_schema, table_schema};
+use super::arrow_out::{plain_type, result_batch, result_schema, split_for_messages, table_schema};
 use super::metadata::{self, SQL_INFO, XDBC_TYPES};
 use super::sessions::{random_name, FlightSession, Pending, PreparedStatement, Registry, Rows};
 use super::status::{refused, status, with_sqlstate};
@@ -137,9 +137,11 @@ fn schema_bytes(schema: &Schema) -> Result<bytes::Bytes, Status> {
     Ok(message.0)
 }
 
-/// The record batches (and their schema) a DoPut carries.
+/// The record batches (and their schema) a DoPut carries; `fits` is
+/// asked after each batch whether the bytes read so far may be held.
 async fn read_batches(
     stream: PeekableFlightDataStream,
+    fits: impl Fn(usize) -> Result<(), Status>,
 ) -> Result<(Option<SchemaRef>, Vec<RecordBatch>), Status> {
     // The first message may carry only the command (no Arrow message).
     let messages = stream
@@ -147,10 +149,32 @@ async fn read_batches(
         .map_err(FlightError::from);
     let mut decoder = FlightRecordBatchStream::new_from_flight_data(messages);
     let mut batches = Vec::new();
+    let mut bytes = 0;
     while let Some(batch) = decoder.next().await {
-        batches.push(batch.map_err(Status::from)?);
+        let batch = batch.map_err(Status::from)?;
+        bytes += batch.get_array_memory_size();
+        fits(bytes)?;
+        batches.push(batch);
     }
     Ok((decoder.schema().cloned(), batches))
+}
+
+/// Parameter rows bound at once may take this many bytes.
+const MAX_PARAMETER_BYTES: usize = 256 << 20;
+
+fn parameters_fit(bytes: usize) -> Result<(), Status> {
+    if bytes > MAX_PARAMETER_BYTES {
+        return Err(with_sqlstate(
+            "54000",
+            &format!(
+                "the bound parameters take more than {} MiB; bind fewer rows at once, or ingest them",
+                MAX_PARAMETER_BYTES >> 20
+            ),
+            None,
+            None,
+        ));
+    }
+    Ok(())
 }
 
 /// Each row of the bound batches as the values of `$1..$n`, cast to the
@@ -330,7 +354,7 @@ impl QuiverFlight {
             Some(header) => {
                 if let Some(token) = strip_scheme(&header, "Bearer") {
                     return self.registry.session(token).ok_or_else(|| {
-                        unauthenticated("the session of this token has ended (it was idle too long, or the server restarted); log in again")
+                        unauthenticated("the session of this token has ended (closed, idle too long, terminated, or the server restarted); log in again")
                     });
                 }
                 let (user, password) = basic_credentials(&header)?;
@@ -367,6 +391,12 @@ impl QuiverFlight {
         result: StatementResult,
         descriptor: FlightDescriptor,
     ) -> Result<Response<FlightInfo>, Status> {
+        // A command's FlightInfo counts the rows it changed (the DB-API's
+        // rowcount); a query's rows are not counted before they are read.
+        let total = match &result {
+            StatementResult::Command { rows: Some(n), .. } => *n as i64,
+            _ => -1,
+        };
         let (schema, rows) = match result {
             StatementResult::Rows {
                 schema, batches, ..
@@ -388,6 +418,7 @@ impl QuiverFlight {
                 FlightEndpoint::new().with_ticket(Ticket::new(ticket.as_any().encode_to_vec())),
             )
             .with_descriptor(descriptor)
+            .with_total_records(total)
             .with_ordered(true);
         Ok(Response::new(info))
     }
@@ -418,6 +449,14 @@ impl QuiverFlight {
         let batches = batches.map(move |batch| {
             let _ = &guard;
             owner.touch();
+            if owner.info.is_terminated() {
+                return Err(FlightError::from(with_sqlstate(
+                    "57P01",
+                    "terminating connection due to administrator command",
+                    None,
+                    None,
+                )));
+            }
             batch.and_then(|b| result_batch(&b, &out).map_err(FlightError::Arrow))
         });
         let stopped = cancel.clone();
@@ -428,9 +467,17 @@ impl QuiverFlight {
                     Err(FlightError::from(status(&QuiverError::QueryCanceled)))
                 })
             }).take(1)));
+        // Our own cut into messages; arrow-flight's would cut again.
+        let batches = batches.flat_map(|batch| {
+            futures::stream::iter(match batch {
+                Ok(batch) => split_for_messages(batch).into_iter().map(Ok).collect(),
+                Err(e) => vec![Err(e)],
+            })
+        });
         Box::pin(
             FlightDataEncoderBuilder::new()
                 .with_schema(schema)
+                .with_max_flight_data_size(usize::MAX)
                 .build(batches)
                 .map_err(Status::from),
         )
@@ -553,7 +600,11 @@ impl QuiverFlight {
                 ));
             }
         }
-        let (schema, batches) = read_batches(request.into_inner()).await?;
+        // Rows held before they are stored count against the table memory
+        // limit, so a client cannot send more than the server may keep.
+        let db = self.db.clone();
+        let fits = move |bytes| db.check_table_memory(None, bytes).map_err(|e| status(&e));
+        let (schema, batches) = read_batches(request.into_inner(), fits).await?;
         let Some(schema) = schema else {
             return Err(with_sqlstate(
                 "08P01",
@@ -890,7 +941,7 @@ impl FlightSqlService for QuiverFlight {
             let session = self.caller(&request).await?;
             let handle = query.prepared_statement_handle;
             let statement = self.prepared(&handle, &session.user)?;
-            let (_, batches) = read_batches(request.into_inner()).await?;
+            let (_, batches) = read_batches(request.into_inner(), parameters_fit).await?;
             *statement.params.lock() =
                 parameter_rows(&batches, &statement.prepared.param_fields)?;
             Ok(DoPutPreparedStatementResult {
@@ -909,7 +960,7 @@ impl FlightSqlService for QuiverFlight {
         let result = async {
             let session = self.caller(&request).await?;
             let statement = self.prepared(&query.prepared_statement_handle, &session.user)?;
-            let (_, batches) = read_batches(request.into_inner()).await?;
+            let (_, batches) = read_batches(request.into_inner(), parameters_fit).await?;
             let params = if batches.iter().any(|b| b.num_rows() > 0) {
                 parameter_rows(&batches, &statement.prepared.param_fields)?
             } else {
@@ -949,7 +1000,7 @@ impl FlightSqlService for QuiverFlight {
                     .map(|(i, field)| {
                         let data_type = field
                             .as_ref()
-                            .map(|f| f.data_type().clone())
+                            .map(|f| plain_type(f.data_type()))
                             .unwrap_or(DataType::Utf8);
                         Field::new(format!("${}", i + 1), data_type, true)
                     })

@@ -16,11 +16,13 @@ use datafusion::common::ParamValues;
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
+use crate::engine::sessions::SessionInfo;
 use crate::session::{Prepared, RowStream, Session};
 
-/// A result nobody fetched is dropped after this long (its plan and
-/// memory with it).
-pub const RESULT_TIMEOUT: Duration = Duration::from_secs(120);
+/// A result nobody fetched is dropped after this long, its plan, memory
+/// and execution slot with it (clients fetch at once; a query that is
+/// never fetched must not hold a slot long).
+pub const RESULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Results a session may have waiting for their DoGet; past it the
 /// oldest is dropped.
 const RESULTS_PER_SESSION: usize = 64;
@@ -31,6 +33,8 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 pub struct FlightSession {
     /// Statements of one session run one at a time, as on a connection.
     pub session: tokio::sync::Mutex<Session>,
+    /// What pg_stat_activity shows; pg_terminate_backend marks it.
+    pub info: Arc<SessionInfo>,
     pub user: String,
     pub peer: IpAddr,
     last_used: Mutex<Instant>,
@@ -107,6 +111,7 @@ impl Registry {
     ) -> (String, Arc<FlightSession>) {
         let token = random_name::<32>();
         let flight = Arc::new(FlightSession {
+            info: session.info().clone(),
             session: tokio::sync::Mutex::new(session),
             user,
             peer,
@@ -156,8 +161,13 @@ impl Registry {
     }
 
     /// The session a bearer token names, if it is still open.
+    /// A session pg_terminate_backend ended is gone.
     pub fn session(&self, token: &str) -> Option<Arc<FlightSession>> {
         let session = self.sessions.lock().get(token).cloned()?;
+        if session.info.is_terminated() {
+            self.close(token);
+            return None;
+        }
         session.touch();
         Some(session)
     }
@@ -257,8 +267,9 @@ impl Registry {
             let expired: Vec<String> = sessions
                 .iter()
                 .filter(|(_, s)| {
-                    now.duration_since(*s.last_used.lock()) >= self.idle_timeout
-                        && s.session.try_lock().is_ok()
+                    s.info.is_terminated()
+                        || (now.duration_since(*s.last_used.lock()) >= self.idle_timeout
+                            && s.session.try_lock().is_ok())
                 })
                 .map(|(t, _)| t.clone())
                 .collect();
@@ -268,7 +279,11 @@ impl Registry {
                 .collect()
         };
         for (_, session) in expired {
-            tracing::info!(user = %session.user, peer = %session.peer, "Flight SQL session expired after {:?} idle", self.idle_timeout);
+            if session.info.is_terminated() {
+                tracing::info!(user = %session.user, peer = %session.peer, "Flight SQL session terminated");
+            } else {
+                tracing::info!(user = %session.user, peer = %session.peer, "Flight SQL session expired after {:?} idle", self.idle_timeout);
+            }
         }
     }
 

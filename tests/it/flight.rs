@@ -536,6 +536,14 @@ async fn a_cancelled_result_stops_and_the_session_is_in_pg_stat_activity() {
         .unwrap()
         .get(0);
     assert_eq!(flight_sessions, 2);
+    // pg_terminate_backend ends them: their tokens name nothing after.
+    pg.batch_execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'flight sql'",
+    )
+    .await
+    .unwrap();
+    let ended = status(flight.execute("SELECT 1".into(), None).await.unwrap_err());
+    assert_eq!(ended.code(), Code::Unauthenticated);
 }
 
 #[tokio::test]

@@ -1,0 +1,169 @@
+"""Arrow Flight SQL against the PostgreSQL protocol and DuckDB, in one run
+(issue 21):
+
+    python3 benches/flight_bench.py [SF_DIR] [QUIVER_BINARY] [RUNS]
+
+SF_DIR holds the header-less CSV and Parquet files of `examples/bench.rs`
+(default target/bench-data/sf1); the binary defaults to
+target/release/quiver; each fetch is timed RUNS times (default 3) and the
+best is reported. The program
+
+- starts `quiver serve` on a fresh data directory (fsync on) with Flight
+  SQL beside pgwire, and loads lineitem with `COPY ... FROM STDIN (FORMAT
+  csv)` over psycopg (our COPY rate);
+- fetches `SELECT * FROM lineitem` into a pyarrow Table through ADBC's
+  Flight SQL driver; through psycopg (binary) into a pandas DataFrame; and
+  through libpq in binary format, only counting the rows (the fastest a
+  PostgreSQL-protocol client can be);
+- fetches the same from DuckDB in process (`fetch_arrow_table`, the table
+  loaded from the Parquet file first);
+- ingests lineitem (a pyarrow Table read from the Parquet file) with
+  `adbc_ingest` into a new table, against the COPY above.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import adbc_driver_flightsql.dbapi as flight_sql
+import pandas as pd
+import psycopg
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from restart_bench import DDL  # noqa: E402
+
+QUERY = "SELECT * FROM lineitem"
+
+
+def start(binary, data_dir):
+    server = subprocess.Popen(
+        [binary, "serve", "--listen", "127.0.0.1:0", "--flight-listen", "127.0.0.1:0",
+         "--data-dir", data_dir],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "QUIVER_LOG": "warn"},
+        text=True,
+    )
+    pg_port = flight_port = None
+    while flight_port is None:
+        line = server.stdout.readline()
+        if not line:
+            sys.exit("the server ended before listening")
+        if line.startswith("QuiverDB listening on "):
+            pg_port = line.strip().rsplit(":", 1)[-1]
+        if line.startswith("QuiverDB Flight SQL listening on "):
+            flight_port = line.strip().rsplit(":", 1)[-1]
+    return server, f"host=127.0.0.1 port={pg_port} user=bench dbname=quiver", \
+        f"grpc://127.0.0.1:{flight_port}"
+
+
+def best(runs, f):
+    times = []
+    result = None
+    for _ in range(runs):
+        started = time.perf_counter()
+        result = f()
+        times.append(time.perf_counter() - started)
+    return min(times), result
+
+
+def main():
+    sf_dir = sys.argv[1] if len(sys.argv) > 1 else "target/bench-data/sf1"
+    binary = sys.argv[2] if len(sys.argv) > 2 else "target/release/quiver"
+    runs = int(sys.argv[3]) if len(sys.argv) > 3 else 3
+    data_dir = tempfile.mkdtemp(prefix="quiver-flight-")
+    server, conninfo, uri = start(binary, data_dir)
+    try:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute(f"CREATE TABLE lineitem ({DDL['lineitem']})")
+            started = time.perf_counter()
+            with conn.cursor().copy("COPY lineitem FROM STDIN (FORMAT csv)") as copy:
+                with open(f"{sf_dir}/lineitem.csv", "rb") as f:
+                    while chunk := f.read(1 << 20):
+                        copy.write(chunk)
+            copy_time = time.perf_counter() - started
+            rows = conn.execute("SELECT count(*) FROM lineitem").fetchone()[0]
+        print(f"lineitem: {rows} rows")
+        print(f"COPY FROM STDIN (csv, psycopg): {copy_time:.2f} s = {rows / copy_time / 1e6:.2f}M rows/s")
+
+        flight = flight_sql.connect(uri, db_kwargs={"username": "bench", "password": ""},
+                                    autocommit=True)
+
+        def adbc_fetch():
+            with flight.cursor() as cur:
+                cur.execute(QUERY)
+                return cur.fetch_arrow_table().num_rows
+
+        def psycopg_pandas():
+            with psycopg.connect(conninfo) as conn:
+                with conn.cursor(binary=True) as cur:
+                    cur.execute(QUERY)
+                    names = [d.name for d in cur.description]
+                    frame = pd.DataFrame(cur.fetchall(), columns=names)
+                    return len(frame)
+
+        def libpq_count():
+            with psycopg.connect(conninfo) as conn:
+                pgconn = conn.pgconn
+                pgconn.send_query_params(QUERY.encode(), None, result_format=1)
+                count = 0
+                while (result := pgconn.get_result()) is not None:
+                    count += result.ntuples
+                return count
+
+        results = {}
+        for name, f in [("Flight SQL (ADBC) -> pyarrow", adbc_fetch),
+                        ("libpq binary, rows counted", libpq_count),
+                        ("psycopg binary -> pandas", psycopg_pandas)]:
+            seconds, n = best(runs if name.startswith("Flight") else 1, f)
+            assert n == rows, (name, n, rows)
+            results[name] = seconds
+            print(f"{name}: {seconds:.2f} s = {rows / seconds / 1e6:.2f}M rows/s")
+
+        import duckdb
+        con = duckdb.connect()
+        con.execute(f"CREATE TABLE lineitem AS SELECT * FROM read_parquet('{sf_dir}/lineitem.parquet')")
+        def duckdb_fetch():
+            result = con.execute(QUERY)
+            # DuckDB 2 renamed fetch_arrow_table to to_arrow_table.
+            fetch = getattr(result, "fetch_arrow_table", None) or result.to_arrow_table
+            return fetch().num_rows
+
+        seconds, n = best(runs, duckdb_fetch)
+        assert n == rows
+        results["DuckDB in process fetch_arrow_table"] = seconds
+        print(f"DuckDB in process fetch_arrow_table: {seconds:.2f} s = {rows / seconds / 1e6:.2f}M rows/s")
+
+        # ADBC sends each record batch as one gRPC message, and its client
+        # refuses messages over 16 MiB: Parquet row groups are cut smaller.
+        table = pq.read_table(f"{sf_dir}/lineitem.parquet")
+        table = pa.Table.from_batches(table.to_batches(max_chunksize=65536))
+        with flight.cursor() as cur:
+            started = time.perf_counter()
+            ingested = cur.adbc_ingest("lineitem_ingested", table, mode="create")
+            ingest_time = time.perf_counter() - started
+        assert ingested == rows, (ingested, rows)
+        print(f"adbc_ingest (Flight SQL): {ingest_time:.2f} s = {rows / ingest_time / 1e6:.2f}M rows/s")
+        flight.close()
+
+        flight_time = results["Flight SQL (ADBC) -> pyarrow"]
+        fastest_pg = min(results["libpq binary, rows counted"], results["psycopg binary -> pandas"])
+        print()
+        print(f"fetch: Flight SQL is {fastest_pg / flight_time:.1f}x the fastest pgwire path "
+              f"(goal >= 5x); DuckDB in process is {flight_time / results['DuckDB in process fetch_arrow_table']:.1f}x "
+              f"faster than Flight SQL (goal <= 2x)")
+        print(f"ingest: adbc_ingest is {copy_time / ingest_time:.1f}x our COPY (goal >= 2x)")
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
