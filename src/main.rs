@@ -628,24 +628,23 @@ async fn run_server(
         ),
         None => None,
     };
-    let flight = match security.flight_listen {
-        Some(addr) => {
-            if !addr.ip().is_loopback()
-                && !options.admission.no_auth
-                && !db.catalog().has_passwords()
-            {
-                anyhow::bail!(
+    let flight =
+        match security.flight_listen {
+            Some(addr) => {
+                if !addr.ip().is_loopback()
+                    && !options.admission.no_auth
+                    && !db.catalog().has_passwords()
+                {
+                    anyhow::bail!(
                     "refusing to serve Flight SQL on {addr}: no role has a password (see --listen)"
                 );
+                }
+                Some(tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                    anyhow::anyhow!("could not listen for Flight SQL on {addr}: {e}")
+                })?)
             }
-            Some(
-                tokio::net::TcpListener::bind(addr)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("could not listen for Flight SQL on {addr}: {e}"))?,
-            )
-        }
-        None => None,
-    };
+            None => None,
+        };
     let local = listener.local_addr()?;
     // Tests and scripts read this line to learn the port when given :0.
     println!("QuiverDB listening on {local}");
@@ -676,7 +675,12 @@ async fn run_server(
         tracing::info!("metrics on http://{metrics_addr}/metrics");
         tokio::spawn(quiverdb::http::serve(metrics, db.clone()));
     }
-    let postgres = quiverdb::pgwire::serve(listener, db.clone(), options, stop.clone().cancelled_owned());
+    let postgres = quiverdb::pgwire::serve(
+        listener,
+        db.clone(),
+        options,
+        stop.clone().cancelled_owned(),
+    );
     let signal = async {
         shutdown.await;
         stop.cancel();

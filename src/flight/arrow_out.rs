@@ -8,7 +8,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, RecordBatch};
+use datafusion::arrow::array::{
+    make_array, ArrayRef, MutableArrayData, RecordBatch, RecordBatchOptions,
+};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::error::ArrowError;
@@ -88,6 +90,46 @@ pub fn split_for_messages(batch: RecordBatch) -> Vec<RecordBatch> {
         .collect()
 }
 
+/// `batch` in buffers of its own. A batch decoded from a Flight message
+/// points into the whole message body, column by column: kept as it is,
+/// each column would hold (and be counted as) the whole message.
+pub fn compact(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
+    let columns = batch
+        .columns()
+        .iter()
+        .map(|column| {
+            // View arrays (polars' strings, Parquet read by pyarrow) would
+            // keep every data buffer they point into: they become plain
+            // strings and binaries, which our columns are anyway.
+            if matches!(
+                column.data_type(),
+                DataType::Utf8View | DataType::BinaryView
+            ) {
+                return cast(column, &plain_type(column.data_type()));
+            }
+            let data = column.to_data();
+            let mut copy = MutableArrayData::new(vec![&data], false, data.len());
+            copy.try_extend(0, 0, data.len())?;
+            Ok(make_array(copy.freeze()))
+        })
+        .collect::<Result<Vec<_>, ArrowError>>()?;
+    let fields: Vec<Field> = batch
+        .schema()
+        .fields()
+        .iter()
+        .zip(&columns)
+        .map(|(f, c)| f.as_ref().clone().with_data_type(c.data_type().clone()))
+        .collect();
+    RecordBatch::try_new_with_options(
+        Arc::new(Schema::new_with_metadata(
+            fields,
+            batch.schema().metadata().clone(),
+        )),
+        columns,
+        &RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+    )
+}
+
 /// A type every Flight SQL client reads.
 pub fn plain_type(data_type: &DataType) -> DataType {
     match data_type {
@@ -95,8 +137,12 @@ pub fn plain_type(data_type: &DataType) -> DataType {
         DataType::BinaryView => DataType::Binary,
         DataType::Dictionary(_, values) => plain_type(values),
         DataType::List(item) => DataType::List(Arc::new(
-            Field::new(item.name(), plain_type(item.data_type()), item.is_nullable())
-                .with_metadata(item.metadata().clone()),
+            Field::new(
+                item.name(),
+                plain_type(item.data_type()),
+                item.is_nullable(),
+            )
+            .with_metadata(item.metadata().clone()),
         )),
         DataType::ListView(item) => DataType::List(Arc::new(Field::new(
             item.name(),
@@ -187,8 +233,72 @@ mod tests {
         // 8 MB of data: four messages.
         let pieces = split_for_messages(batch.clone());
         assert_eq!(pieces.len(), 4);
-        assert_eq!(pieces.iter().map(|b| b.num_rows()).sum::<usize>(), 2_000_000);
+        assert_eq!(
+            pieces.iter().map(|b| b.num_rows()).sum::<usize>(),
+            2_000_000
+        );
         // A small slice of it is one message, however large its buffer.
         assert_eq!(split_for_messages(batch.slice(10, 8192)).len(), 1);
+        // Compacted, the slice holds only its own values.
+        let slice = compact(&batch.slice(10, 8192)).unwrap();
+        assert!(slice.get_array_memory_size() < 64 * 1024);
+        assert_eq!(
+            slice.column(0).as_ref(),
+            batch.slice(10, 8192).column(0).as_ref()
+        );
+    }
+}
+
+#[cfg(test)]
+mod decode_tests {
+    use super::*;
+    use arrow_flight::decode::FlightRecordBatchStream;
+    use arrow_flight::encode::FlightDataEncoderBuilder;
+    use datafusion::arrow::array::{Decimal128Array, Int64Array, StringViewArray};
+    use futures::TryStreamExt;
+
+    #[tokio::test]
+    async fn decoded_batches_compact_to_their_own_size() {
+        let n = 65536;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("i", DataType::Int64, false),
+            Field::new("s", DataType::Utf8View, false),
+            Field::new("d", DataType::Decimal128(15, 2), false),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int64Array::from_iter_values(0..n as i64)),
+                Arc::new(StringViewArray::from_iter_values(
+                    (0..n).map(|i| format!("a longer string value, row {i}")),
+                )),
+                Arc::new(
+                    Decimal128Array::from_iter_values((0..n).map(|i| i as i128))
+                        .with_precision_and_scale(15, 2)
+                        .unwrap(),
+                ),
+            ],
+        )
+        .unwrap();
+        let data = FlightDataEncoderBuilder::new()
+            .with_max_flight_data_size(usize::MAX)
+            .build(futures::stream::iter(vec![
+                Ok(batch.clone()),
+                Ok(batch.clone()),
+            ]));
+        let decoded: Vec<RecordBatch> = FlightRecordBatchStream::new_from_flight_data(data)
+            .try_collect()
+            .await
+            .unwrap();
+        for b in &decoded {
+            let compacted = compact(b).unwrap();
+            // Each column of the decoded batch points into the whole
+            // message; compacted, the batch is about its own size (strings
+            // no longer views).
+            assert!(b.get_array_memory_size() > 2 * batch.get_array_memory_size());
+            assert!(compacted.get_array_memory_size() <= batch.get_array_memory_size() * 2);
+            assert_eq!(compacted.column(1).data_type(), &DataType::Utf8);
+            assert_eq!(compacted.num_rows(), n);
+        }
     }
 }

@@ -7,17 +7,17 @@
 
 use std::sync::{Arc, LazyLock};
 
-use datafusion::arrow::array::{ArrayRef, Int32Array, RecordBatch, StringArray, UInt8Array};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow_flight::sql::metadata::{
     SqlInfoData, SqlInfoDataBuilder, XdbcTypeInfo, XdbcTypeInfoData, XdbcTypeInfoDataBuilder,
 };
 use arrow_flight::sql::{
     Nullable, Searchable, SqlInfo, SqlNullOrdering, SqlOuterJoinsSupportLevel,
-    SqlSupportedCaseSensitivity, SqlSupportedGroupBy, SqlSupportedSubqueries, SqlSupportedTransaction,
-    SqlSupportedUnions, SqlTransactionIsolationLevel, SupportedSqlGrammar, XdbcDataType,
-    XdbcDatetimeSubcode,
+    SqlSupportedCaseSensitivity, SqlSupportedGroupBy, SqlSupportedSubqueries,
+    SqlSupportedTransaction, SqlSupportedUnions, SqlTransactionIsolationLevel, SupportedSqlGrammar,
+    XdbcDataType, XdbcDatetimeSubcode,
 };
+use datafusion::arrow::array::{ArrayRef, Int32Array, RecordBatch, StringArray, UInt8Array};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
 /// What GetSqlInfo answers.
 pub static SQL_INFO: LazyLock<SqlInfoData> = LazyLock::new(|| {
@@ -50,7 +50,10 @@ pub static SQL_INFO: LazyLock<SqlInfoData> = LazyLock::new(|| {
         SqlSupportedCaseSensitivity::SqlCaseSensitivityCaseInsensitive as i32,
     );
     b.append(SqlInfo::SqlAllTablesAreSelectable, true);
-    b.append(SqlInfo::SqlNullOrdering, SqlNullOrdering::SqlNullsSortedHigh as i32);
+    b.append(
+        SqlInfo::SqlNullOrdering,
+        SqlNullOrdering::SqlNullsSortedHigh as i32,
+    );
     b.append(SqlInfo::SqlSearchStringEscape, "\\");
     b.append(SqlInfo::SqlExtraNameCharacters, "");
     b.append(SqlInfo::SqlSupportsColumnAliasing, true);
@@ -69,23 +72,66 @@ pub static SQL_INFO: LazyLock<SqlInfoData> = LazyLock::new(|| {
     );
     b.append(
         SqlInfo::SqlKeywords,
-        &["ANALYSE", "CHECKPOINT", "ILIKE", "LIMIT", "NOTIFY", "OFFSET", "RETURNING", "VACUUM"][..],
+        &[
+            "ANALYSE",
+            "CHECKPOINT",
+            "ILIKE",
+            "LIMIT",
+            "NOTIFY",
+            "OFFSET",
+            "RETURNING",
+            "VACUUM",
+        ][..],
     );
     b.append(
         SqlInfo::SqlNumericFunctions,
-        &["abs", "ceil", "floor", "round", "trunc", "mod", "power", "sqrt", "exp", "ln", "log", "random", "sign", "pi"][..],
+        &[
+            "abs", "ceil", "floor", "round", "trunc", "mod", "power", "sqrt", "exp", "ln", "log",
+            "random", "sign", "pi",
+        ][..],
     );
     b.append(
         SqlInfo::SqlStringFunctions,
-        &["length", "lower", "upper", "substring", "position", "trim", "replace", "concat", "left", "right", "lpad", "rpad", "split_part", "regexp_replace"][..],
+        &[
+            "length",
+            "lower",
+            "upper",
+            "substring",
+            "position",
+            "trim",
+            "replace",
+            "concat",
+            "left",
+            "right",
+            "lpad",
+            "rpad",
+            "split_part",
+            "regexp_replace",
+        ][..],
     );
     b.append(
         SqlInfo::SqlSystemFunctions,
-        &["current_user", "current_database", "current_schema", "version", "pg_backend_pid"][..],
+        &[
+            "current_user",
+            "current_database",
+            "current_schema",
+            "version",
+            "pg_backend_pid",
+        ][..],
     );
     b.append(
         SqlInfo::SqlDatetimeFunctions,
-        &["now", "current_date", "current_timestamp", "date_trunc", "extract", "date_part", "to_char", "to_timestamp", "age"][..],
+        &[
+            "now",
+            "current_date",
+            "current_timestamp",
+            "date_trunc",
+            "extract",
+            "date_part",
+            "to_char",
+            "to_timestamp",
+            "age",
+        ][..],
     );
     b.append(
         SqlInfo::SqlOuterJoinsSupportLevel,
@@ -136,7 +182,8 @@ pub static SQL_INFO: LazyLock<SqlInfoData> = LazyLock::new(|| {
     b.append(SqlInfo::SqlNamedParametersSupported, false);
     b.append(SqlInfo::SqlLocatorsUpdateCopy, false);
     b.append(SqlInfo::SqlStoredFunctionsUsingCallSyntaxSupported, false);
-    b.build().expect("the SQL info values have their declared types")
+    b.build()
+        .expect("the SQL info values have their declared types")
 });
 
 fn xdbc(
@@ -203,8 +250,20 @@ pub static XDBC_TYPES: LazyLock<XdbcTypeInfoData> = LazyLock::new(|| {
         xdbc("varchar", X::XdbcVarchar, None, true, None),
         xdbc("char", X::XdbcChar, None, true, None),
         xdbc("bytea", X::XdbcVarbinary, None, true, None),
-        xdbc("date", X::XdbcDate, Some(10), true, Some(S::XdbcSubcodeYear)),
-        xdbc("time", X::XdbcTime, Some(15), true, Some(S::XdbcSubcodeTime)),
+        xdbc(
+            "date",
+            X::XdbcDate,
+            Some(10),
+            true,
+            Some(S::XdbcSubcodeYear),
+        ),
+        xdbc(
+            "time",
+            X::XdbcTime,
+            Some(15),
+            true,
+            Some(S::XdbcSubcodeTime),
+        ),
         xdbc(
             "timestamp",
             X::XdbcTimestamp,
@@ -309,7 +368,9 @@ mod tests {
 
     #[test]
     fn the_server_names_itself_and_its_types() {
-        let batch = SQL_INFO.record_batch([SqlInfo::FlightSqlServerName as u32]).unwrap();
+        let batch = SQL_INFO
+            .record_batch([SqlInfo::FlightSqlServerName as u32])
+            .unwrap();
         assert_eq!(batch.num_rows(), 1);
         let types = XDBC_TYPES.record_batch(None).unwrap();
         assert!(types.num_rows() >= 15);

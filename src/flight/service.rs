@@ -17,9 +17,9 @@ use arrow_flight::sql::{
     ActionBeginTransactionResult, ActionCancelQueryRequest, ActionCancelQueryResult,
     ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
     ActionCreatePreparedStatementResult, ActionEndSavepointRequest, ActionEndTransactionRequest,
-    Any, CommandGetCatalogs, CommandGetCrossReference, CommandGetDbSchemas,
-    CommandGetExportedKeys, CommandGetImportedKeys, CommandGetPrimaryKeys, CommandGetSqlInfo,
-    CommandGetTableTypes, CommandGetTables, CommandGetXdbcTypeInfo, CommandPreparedStatementQuery,
+    Any, CommandGetCatalogs, CommandGetCrossReference, CommandGetDbSchemas, CommandGetExportedKeys,
+    CommandGetImportedKeys, CommandGetPrimaryKeys, CommandGetSqlInfo, CommandGetTableTypes,
+    CommandGetTables, CommandGetXdbcTypeInfo, CommandPreparedStatementQuery,
     CommandPreparedStatementUpdate, CommandStatementIngest, CommandStatementQuery,
     CommandStatementUpdate, DoPutPreparedStatementResult, EndTransaction, ProstMessageExt, SqlInfo,
     TableExistsOption, TableNotExistOption, TicketStatementQuery,
@@ -39,7 +39,9 @@ use futures::{Stream, StreamExt, TryStreamExt};
 use prost::Message;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::arrow_out::{plain_type, result_batch, result_schema, split_for_messages, table_schema};
+use super::arrow_out::{
+    compact, plain_type, result_batch, result_schema, split_for_messages, table_schema,
+};
 use super::metadata::{self, SQL_INFO, XDBC_TYPES};
 use super::sessions::{random_name, FlightSession, Pending, PreparedStatement, Registry, Rows};
 use super::status::{refused, status, with_sqlstate};
@@ -90,7 +92,9 @@ fn unauthenticated(message: &str) -> Status {
 }
 
 /// The last result of a run of statements (the error, if one failed).
-fn last(mut results: Vec<crate::error::Result<StatementResult>>) -> Result<StatementResult, Status> {
+fn last(
+    mut results: Vec<crate::error::Result<StatementResult>>,
+) -> Result<StatementResult, Status> {
     results
         .pop()
         .unwrap_or(Ok(StatementResult::Empty))
@@ -151,7 +155,8 @@ async fn read_batches(
     let mut batches = Vec::new();
     let mut bytes = 0;
     while let Some(batch) = decoder.next().await {
-        let batch = batch.map_err(Status::from)?;
+        let batch =
+            compact(&batch.map_err(Status::from)?).map_err(|e| Status::internal(e.to_string()))?;
         bytes += batch.get_array_memory_size();
         fits(bytes)?;
         batches.push(batch);
@@ -240,7 +245,9 @@ fn text_rows(batches: &[RecordBatch]) -> Result<Vec<Vec<Option<String>>>, Status
                             .as_any()
                             .downcast_ref::<datafusion::arrow::array::StringArray>()
                             .expect("cast to Utf8");
-                        strings.is_valid(row).then(|| strings.value(row).to_string())
+                        strings
+                            .is_valid(row)
+                            .then(|| strings.value(row).to_string())
                     })
                     .collect(),
             );
@@ -249,14 +256,18 @@ fn text_rows(batches: &[RecordBatch]) -> Result<Vec<Vec<Option<String>>>, Status
     Ok(rows)
 }
 
-/// A one-batch answer streamed in `schema`.
-fn batch_stream(schema: SchemaRef, batch: RecordBatch) -> DoGetStream {
-    Box::pin(
+/// A one-batch answer (a catalog listing) streamed in `schema`.
+fn answer<E: std::fmt::Display>(
+    schema: SchemaRef,
+    batch: Result<RecordBatch, E>,
+) -> Result<Response<DoGetStream>, Status> {
+    let batch = batch.map_err(|e| Status::internal(e.to_string()))?;
+    Ok(Response::new(Box::pin(
         FlightDataEncoderBuilder::new()
             .with_schema(schema)
             .build(futures::stream::once(async { Ok(batch) }))
             .map_err(Status::from),
-    )
+    )))
 }
 
 /// A FlightInfo whose ticket is the command itself (catalog listings:
@@ -323,7 +334,12 @@ impl QuiverFlight {
             )
             .map_err(|r| refused(&r))?;
         let pid = random_pid();
-        session.set_identity(&admitted.user, &self.admission.database, pid, implicit_superuser);
+        session.set_identity(
+            &admitted.user,
+            &self.admission.database,
+            pid,
+            implicit_superuser,
+        );
         session.set_client(Some(peer), "flight sql");
         session.stream_results(true);
         if let Some(application) = application {
@@ -436,10 +452,12 @@ impl QuiverFlight {
         } = pending;
         let batches: Pin<Box<dyn Stream<Item = Result<RecordBatch, FlightError>> + Send>> =
             match rows {
-                Rows::Stream(stream) => Box::pin(
-                    stream.map(|batch| batch.map_err(|e| FlightError::from(status(&e)))),
-                ),
-                Rows::Batches(batches) => Box::pin(futures::stream::iter(batches.into_iter().map(Ok))),
+                Rows::Stream(stream) => {
+                    Box::pin(stream.map(|batch| batch.map_err(|e| FlightError::from(status(&e)))))
+                }
+                Rows::Batches(batches) => {
+                    Box::pin(futures::stream::iter(batches.into_iter().map(Ok)))
+                }
             };
         let out = schema.clone();
         let guard = SentGuard {
@@ -462,11 +480,14 @@ impl QuiverFlight {
         let stopped = cancel.clone();
         let batches = batches
             .take_until(cancel.cancelled_owned())
-            .chain(futures::stream::iter(std::iter::from_fn(move || {
-                stopped.is_cancelled().then(|| {
-                    Err(FlightError::from(status(&QuiverError::QueryCanceled)))
+            .chain(futures::stream::iter(
+                std::iter::from_fn(move || {
+                    stopped
+                        .is_cancelled()
+                        .then(|| Err(FlightError::from(status(&QuiverError::QueryCanceled))))
                 })
-            }).take(1)));
+                .take(1),
+            ));
         // Our own cut into messages; arrow-flight's would cut again.
         let batches = batches.flat_map(|batch| {
             futures::stream::iter(match batch {
@@ -495,7 +516,13 @@ impl QuiverFlight {
         session: &FlightSession,
         sql: &str,
     ) -> Result<Vec<Vec<Option<String>>>, Status> {
-        match self.run(session, sql).await?.collected().await.map_err(|e| status(&e))? {
+        match self
+            .run(session, sql)
+            .await?
+            .collected()
+            .await
+            .map_err(|e| status(&e))?
+        {
             StatementResult::Rows { batches, .. } => text_rows(&batches),
             _ => Ok(Vec::new()),
         }
@@ -616,8 +643,8 @@ impl QuiverFlight {
         let options = command.table_definition_options.unwrap_or_default();
         let if_not_exist = TableNotExistOption::try_from(options.if_not_exist)
             .unwrap_or(TableNotExistOption::Unspecified);
-        let if_exists =
-            TableExistsOption::try_from(options.if_exists).unwrap_or(TableExistsOption::Unspecified);
+        let if_exists = TableExistsOption::try_from(options.if_exists)
+            .unwrap_or(TableExistsOption::Unspecified);
         let mut guard = session.session.lock().await;
         let own_block = matches!(guard.transaction_state(), TxnState::Idle);
         if own_block {
@@ -684,7 +711,11 @@ async fn ingest_rows(
     let create = match (exists, if_exists, if_not_exist) {
         (true, TableExistsOption::Append, _) => false,
         (true, TableExistsOption::Replace, _) => {
-            last(session.execute_sql(&format!("DROP TABLE {qualified}")).await)?;
+            last(
+                session
+                    .execute_sql(&format!("DROP TABLE {qualified}"))
+                    .await,
+            )?;
             true
         }
         (true, _, _) => {
@@ -716,7 +747,10 @@ async fn ingest_rows(
             .collect::<Result<Vec<_>, Status>>()?;
         last(
             session
-                .execute_sql(&format!("CREATE TABLE {qualified} ({})", definitions.join(", ")))
+                .execute_sql(&format!(
+                    "CREATE TABLE {qualified} ({})",
+                    definitions.join(", ")
+                ))
                 .await,
         )?;
     }
@@ -753,9 +787,7 @@ fn sql_type(data_type: &DataType) -> Option<String> {
         DataType::Decimal128(p, s) | DataType::Decimal256(p, s) if *p <= 38 && *s >= 0 => {
             format!("numeric({p}, {s})")
         }
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null => {
-            "text".into()
-        }
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null => "text".into(),
         DataType::Binary
         | DataType::LargeBinary
         | DataType::BinaryView
@@ -942,8 +974,7 @@ impl FlightSqlService for QuiverFlight {
             let handle = query.prepared_statement_handle;
             let statement = self.prepared(&handle, &session.user)?;
             let (_, batches) = read_batches(request.into_inner(), parameters_fit).await?;
-            *statement.params.lock() =
-                parameter_rows(&batches, &statement.prepared.param_fields)?;
+            *statement.params.lock() = parameter_rows(&batches, &statement.prepared.param_fields)?;
             Ok(DoPutPreparedStatementResult {
                 prepared_statement_handle: Some(handle),
             })
@@ -1100,7 +1131,11 @@ impl FlightSqlService for QuiverFlight {
                     None,
                 ));
             }
-            last(guard.execute_sql(if commit { "COMMIT" } else { "ROLLBACK" }).await)?;
+            last(
+                guard
+                    .execute_sql(if commit { "COMMIT" } else { "ROLLBACK" })
+                    .await,
+            )?;
             Ok(())
         }
         .await;
@@ -1180,7 +1215,9 @@ impl FlightSqlService for QuiverFlight {
                 "CancelFlightInfo" => {}
                 "CloseSession" => return Ok(self.close_session(&request)),
                 other => {
-                    return Err(Status::invalid_argument(format!("unknown action \"{other}\"")))
+                    return Err(Status::invalid_argument(format!(
+                        "unknown action \"{other}\""
+                    )))
                 }
             }
             let session = self.caller(&request).await?;
@@ -1226,9 +1263,7 @@ impl FlightSqlService for QuiverFlight {
             self.caller(&request).await?;
             let mut builder = query.into_builder();
             builder.append(&self.admission.database);
-            let schema = builder.schema();
-            let batch = builder.build().map_err(|e| Status::internal(e.to_string()))?;
-            Ok(Response::new(batch_stream(schema, batch)))
+            answer(builder.schema(), builder.build())
         }
         .await;
         counted("DoGet", result)
@@ -1265,9 +1300,7 @@ impl FlightSqlService for QuiverFlight {
                     builder.append(&self.admission.database, name);
                 }
             }
-            let schema = builder.schema();
-            let batch = builder.build().map_err(|e| Status::internal(e.to_string()))?;
-            Ok(Response::new(batch_stream(schema, batch)))
+            answer(builder.schema(), builder.build())
         }
         .await;
         counted("DoGet", result)
@@ -1303,8 +1336,8 @@ impl FlightSqlService for QuiverFlight {
             let include_schema = builder.include_schema();
             let guard = session.session.lock().await;
             for row in rows {
-                let [Some(schema), Some(name), Some(kind)] = <[Option<String>; 3]>::try_from(row)
-                    .unwrap_or([None, None, None])
+                let [Some(schema), Some(name), Some(kind)] =
+                    <[Option<String>; 3]>::try_from(row).unwrap_or([None, None, None])
                 else {
                     continue;
                 };
@@ -1329,9 +1362,7 @@ impl FlightSqlService for QuiverFlight {
                     .map_err(|e| Status::internal(e.to_string()))?;
             }
             drop(guard);
-            let schema = builder.schema();
-            let batch = builder.build().map_err(|e| Status::internal(e.to_string()))?;
-            Ok(Response::new(batch_stream(schema, batch)))
+            answer(builder.schema(), builder.build())
         }
         .await;
         counted("DoGet", result)
@@ -1360,9 +1391,7 @@ impl FlightSqlService for QuiverFlight {
             for kind in ["SYSTEM TABLE", "TABLE", "VIEW"] {
                 builder.append(kind);
             }
-            let schema = builder.schema();
-            let batch = builder.build().map_err(|e| Status::internal(e.to_string()))?;
-            Ok(Response::new(batch_stream(schema, batch)))
+            answer(builder.schema(), builder.build())
         }
         .await;
         counted("DoGet", result)
@@ -1388,9 +1417,7 @@ impl FlightSqlService for QuiverFlight {
         let result = async {
             self.caller(&request).await?;
             let builder = query.into_builder(&SQL_INFO);
-            let schema = builder.schema();
-            let batch = builder.build().map_err(|e| Status::internal(e.to_string()))?;
-            Ok(Response::new(batch_stream(schema, batch)))
+            answer(builder.schema(), builder.build())
         }
         .await;
         counted("DoGet", result)
@@ -1416,9 +1443,7 @@ impl FlightSqlService for QuiverFlight {
         let result = async {
             self.caller(&request).await?;
             let builder = query.into_builder(&XDBC_TYPES);
-            let schema = builder.schema();
-            let batch = builder.build().map_err(|e| Status::internal(e.to_string()))?;
-            Ok(Response::new(batch_stream(schema, batch)))
+            answer(builder.schema(), builder.build())
         }
         .await;
         counted("DoGet", result)
@@ -1431,7 +1456,11 @@ impl FlightSqlService for QuiverFlight {
     ) -> Result<Response<FlightInfo>, Status> {
         counted(
             "GetFlightInfo",
-            info_for_command(&query, &metadata::primary_keys_schema(), request.into_inner()),
+            info_for_command(
+                &query,
+                &metadata::primary_keys_schema(),
+                request.into_inner(),
+            ),
         )
     }
 
@@ -1459,7 +1488,7 @@ impl FlightSqlService for QuiverFlight {
             let rows = self.catalog_rows(&session, &sql).await?;
             let schema = metadata::primary_keys_schema();
             let batch = metadata::text_table(schema.clone(), &rows);
-            Ok(Response::new(batch_stream(schema, batch)))
+            answer::<Status>(schema, Ok(batch))
         }
         .await;
         counted("DoGet", result)
@@ -1482,7 +1511,11 @@ impl FlightSqlService for QuiverFlight {
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         let result = self
-            .keys(&request, None, Some((query.db_schema.as_deref(), &query.table)))
+            .keys(
+                &request,
+                None,
+                Some((query.db_schema.as_deref(), &query.table)),
+            )
             .await;
         counted("DoGet", result)
     }
@@ -1504,7 +1537,11 @@ impl FlightSqlService for QuiverFlight {
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         let result = self
-            .keys(&request, Some((query.db_schema.as_deref(), &query.table)), None)
+            .keys(
+                &request,
+                Some((query.db_schema.as_deref(), &query.table)),
+                None,
+            )
             .await;
         counted("DoGet", result)
     }
@@ -1541,7 +1578,10 @@ impl FlightSqlService for QuiverFlight {
 impl QuiverFlight {
     /// CloseSession (ADBC sends it when a connection closes): the session
     /// of the call's token ends, and its open transaction rolls back.
-    fn close_session(&self, request: &Request<Action>) -> Response<<Self as FlightService>::DoActionStream> {
+    fn close_session(
+        &self,
+        request: &Request<Action>,
+    ) -> Response<<Self as FlightService>::DoActionStream> {
         let token = request
             .metadata()
             .get("authorization")
@@ -1593,7 +1633,7 @@ impl QuiverFlight {
         let rows = self.catalog_rows(&session, &sql).await?;
         let schema = metadata::keys_schema();
         let batch = metadata::text_table(schema.clone(), &rows);
-        Ok(Response::new(batch_stream(schema, batch)))
+        answer::<Status>(schema, Ok(batch))
     }
 
     /// Cancels the results a FlightInfo's tickets name.

@@ -96,7 +96,13 @@ mod tests {
             status(&QuiverError::SerializationFailure("x".into())).code(),
             Code::Aborted
         );
-        assert_eq!(with_sqlstate("28P01", "no", None, None).code(), Code::Unauthenticated);
-        assert_eq!(with_sqlstate("22012", "zero", None, None).code(), Code::InvalidArgument);
+        assert_eq!(
+            with_sqlstate("28P01", "no", None, None).code(),
+            Code::Unauthenticated
+        );
+        assert_eq!(
+            with_sqlstate("22012", "zero", None, None).code(),
+            Code::InvalidArgument
+        );
     }
 }

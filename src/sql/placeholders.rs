@@ -55,7 +55,8 @@ fn scan(sql: &str, mut visit: impl FnMut(usize, u8)) {
         match bytes[i] {
             b'\'' => {
                 // E'...' strings take backslash escapes.
-                let escapes = i > 0 && matches!(bytes[i - 1], b'e' | b'E') && !word_before(bytes, i - 1);
+                let escapes =
+                    i > 0 && matches!(bytes[i - 1], b'e' | b'E') && !word_before(bytes, i - 1);
                 i = skip_quoted(bytes, i, b'\'', escapes);
             }
             b'"' => i = skip_quoted(bytes, i, b'"', false),
@@ -87,7 +88,8 @@ fn scan(sql: &str, mut visit: impl FnMut(usize, u8)) {
 /// Whether the byte before `at` continues an identifier (so `e'` is not
 /// an escape string and `a$b` no dollar quote).
 fn word_before(bytes: &[u8], at: usize) -> bool {
-    at > 0 && (bytes[at - 1].is_ascii_alphanumeric() || bytes[at - 1] == b'_' || bytes[at - 1] >= 0x80)
+    at > 0
+        && (bytes[at - 1].is_ascii_alphanumeric() || bytes[at - 1] == b'_' || bytes[at - 1] >= 0x80)
 }
 
 /// The index after the quoted text starting at `start`; a doubled quote
@@ -157,7 +159,10 @@ mod tests {
             n("SELECT * FROM t WHERE a = ? AND b IN (?, ?)"),
             "SELECT * FROM t WHERE a = $1 AND b IN ($2, $3)"
         );
-        assert_eq!(n("INSERT INTO t VALUES (?,?)"), "INSERT INTO t VALUES ($1,$2)");
+        assert_eq!(
+            n("INSERT INTO t VALUES (?,?)"),
+            "INSERT INTO t VALUES ($1,$2)"
+        );
     }
 
     #[test]

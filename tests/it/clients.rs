@@ -86,7 +86,10 @@ fn adbc_flight_sql() {
     let mut command = Command::new("python3");
     command
         .arg(clients_dir().join("python/test_adbc_flightsql.py"))
-        .env("QUIVER_FLIGHT_PORT", server.flight_port.unwrap().to_string());
+        .env(
+            "QUIVER_FLIGHT_PORT",
+            server.flight_port.unwrap().to_string(),
+        );
     run_client(&server, command);
 }
 

@@ -56,7 +56,10 @@ impl TestServer {
                 if stdout.read_line(&mut line).expect("read the Flight line") == 0 {
                     panic!("quiver {args:?} ended before serving Flight SQL");
                 }
-                if let Some(addr) = line.trim().strip_prefix("QuiverDB Flight SQL listening on ") {
+                if let Some(addr) = line
+                    .trim()
+                    .strip_prefix("QuiverDB Flight SQL listening on ")
+                {
                     flight_port = Some(addr.rsplit(':').next().unwrap().parse().expect("port"));
                     break;
                 }

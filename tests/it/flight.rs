@@ -12,9 +12,7 @@ use arrow_flight::sql::{
     TableDefinitionOptions, TableExistsOption, TableNotExistOption,
 };
 use arrow_flight::{Action, CancelFlightInfoRequest, CancelFlightInfoResult, FlightInfo};
-use datafusion::arrow::array::{
-    Array, AsArray, Int32Array, Int64Array, RecordBatch, StringArray,
-};
+use datafusion::arrow::array::{Array, AsArray, Int32Array, Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema};
 use futures::TryStreamExt;
 use prost::Message;
@@ -86,11 +84,17 @@ async fn statements_run_at_get_flight_info_and_rows_stream_at_do_get() {
     // DDL and DML sent as queries (as ADBC's cursor.execute does) take
     // effect once, even though nobody fetches their (empty) results.
     flight
-        .execute("CREATE TABLE t (id int PRIMARY KEY, name text, price numeric(10,2))".into(), None)
+        .execute(
+            "CREATE TABLE t (id int PRIMARY KEY, name text, price numeric(10,2))".into(),
+            None,
+        )
         .await
         .unwrap();
     flight
-        .execute("INSERT INTO t VALUES (1, 'one', 1.50), (2, 'two', NULL)".into(), None)
+        .execute(
+            "INSERT INTO t VALUES (1, 'one', 1.50), (2, 'two', NULL)".into(),
+            None,
+        )
         .await
         .unwrap();
     let inserted = flight
@@ -99,7 +103,11 @@ async fn statements_run_at_get_flight_info_and_rows_stream_at_do_get() {
         .unwrap();
     assert_eq!(inserted, 1);
     let pg = server.connect().await;
-    let count: i64 = pg.query_one("SELECT count(*) FROM t", &[]).await.unwrap().get(0);
+    let count: i64 = pg
+        .query_one("SELECT count(*) FROM t", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(count, 3, "every statement ran exactly once");
 
     let info = flight
@@ -121,15 +129,26 @@ async fn statements_run_at_get_flight_info_and_rows_stream_at_do_get() {
     assert!(batches[0].column(2).is_null(1));
 
     // An error keeps its SQLSTATE; the session goes on.
-    let missing = status(flight.execute("SELECT * FROM nope".into(), None).await.unwrap_err());
+    let missing = status(
+        flight
+            .execute("SELECT * FROM nope".into(), None)
+            .await
+            .unwrap_err(),
+    );
     assert_eq!(missing.code(), Code::NotFound);
     assert_eq!(sqlstate(&missing), "42P01");
     assert!(missing.message().contains("nope"), "{}", missing.message());
     // An error while rows are produced arrives in the DoGet.
     let info = flight.execute("SELECT 1/0".into(), None).await.unwrap();
-    let stream = flight.do_get(info.endpoint[0].ticket.clone().unwrap()).await;
+    let stream = flight
+        .do_get(info.endpoint[0].ticket.clone().unwrap())
+        .await;
     let zero = match stream {
-        Ok(stream) => stream.try_collect::<Vec<_>>().await.map(|_| ()).unwrap_err(),
+        Ok(stream) => stream
+            .try_collect::<Vec<_>>()
+            .await
+            .map(|_| ())
+            .unwrap_err(),
         Err(e) => e,
     };
     assert_eq!(sqlstate(&status(zero)), "22012");
@@ -142,7 +161,11 @@ async fn statements_run_at_get_flight_info_and_rows_stream_at_do_get() {
     let _: Vec<RecordBatch> = first.try_collect().await.unwrap();
     let again = flight.do_get(ticket).await;
     let again = match again {
-        Ok(stream) => stream.try_collect::<Vec<_>>().await.map(|_| ()).unwrap_err(),
+        Ok(stream) => stream
+            .try_collect::<Vec<_>>()
+            .await
+            .map(|_| ())
+            .unwrap_err(),
         Err(e) => e,
     };
     assert_eq!(status(again).code(), Code::NotFound);
@@ -193,7 +216,10 @@ async fn prepared_statements_take_question_mark_and_dollar_parameters() {
     insert.close().await.unwrap();
 
     let mut select = flight
-        .prepare("SELECT name FROM p WHERE id = $1 AND name <> '?'".into(), None)
+        .prepare(
+            "SELECT name FROM p WHERE id = $1 AND name <> '?'".into(),
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(select.parameter_schema().unwrap().fields().len(), 1);
@@ -231,13 +257,21 @@ async fn transactions_commit_and_roll_back() {
     let inside = fetch(&mut flight, inside).await;
     assert_eq!(inside[0].column(0).as_primitive::<Int64Type>().value(0), 2);
     let pg = server.connect().await;
-    let outside: i64 = pg.query_one("SELECT count(*) FROM tx", &[]).await.unwrap().get(0);
+    let outside: i64 = pg
+        .query_one("SELECT count(*) FROM tx", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(outside, 0);
     flight
         .end_transaction(txn, EndTransaction::Rollback)
         .await
         .unwrap();
-    let after: i64 = pg.query_one("SELECT count(*) FROM tx", &[]).await.unwrap().get(0);
+    let after: i64 = pg
+        .query_one("SELECT count(*) FROM tx", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(after, 0, "a rolled back transaction leaves nothing");
 
     let txn = flight.begin_transaction().await.unwrap();
@@ -249,7 +283,11 @@ async fn transactions_commit_and_roll_back() {
         .end_transaction(txn.clone(), EndTransaction::Commit)
         .await
         .unwrap();
-    let after: i64 = pg.query_one("SELECT count(*) FROM tx", &[]).await.unwrap().get(0);
+    let after: i64 = pg
+        .query_one("SELECT count(*) FROM tx", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(after, 1);
     // The ended transaction is no longer a transaction to name.
     let stale = flight
@@ -297,10 +335,7 @@ async fn a_million_rows_are_ingested_in_one_transaction_with_constraints_checked
     assert_eq!(count, 1_000_000);
     let pg = server.connect().await;
     let row = pg
-        .query_one(
-            "SELECT count(*), count(label), sum(id) FROM ingested",
-            &[],
-        )
+        .query_one("SELECT count(*), count(label), sum(id) FROM ingested", &[])
         .await
         .unwrap();
     assert_eq!(row.get::<_, i64>(0), 1_000_000);
@@ -309,7 +344,10 @@ async fn a_million_rows_are_ingested_in_one_transaction_with_constraints_checked
 
     // Creating it again fails; appending adds; replacing starts over.
     let again = futures::stream::iter(batches[..1].to_vec().into_iter().map(Ok));
-    let exists = flight.execute_ingest(create.clone(), again).await.unwrap_err();
+    let exists = flight
+        .execute_ingest(create.clone(), again)
+        .await
+        .unwrap_err();
     assert_eq!(sqlstate(&status(exists)), "42P07");
     pg.batch_execute("ALTER TABLE ingested ADD PRIMARY KEY (id)")
         .await
@@ -323,7 +361,10 @@ async fn a_million_rows_are_ingested_in_one_transaction_with_constraints_checked
     };
     // A duplicate key fails the whole ingest: nothing of it is stored.
     let duplicate = futures::stream::iter(batches[..1].to_vec().into_iter().map(Ok));
-    let violation = flight.execute_ingest(append.clone(), duplicate).await.unwrap_err();
+    let violation = flight
+        .execute_ingest(append.clone(), duplicate)
+        .await
+        .unwrap_err();
     assert_eq!(sqlstate(&status(violation)), "23505");
     let count: i64 = pg
         .query_one("SELECT count(*) FROM ingested", &[])
@@ -339,7 +380,10 @@ async fn a_million_rows_are_ingested_in_one_transaction_with_constraints_checked
         ..create
     };
     let small = futures::stream::iter(batches[..1].to_vec().into_iter().map(Ok));
-    assert_eq!(flight.execute_ingest(replace, small).await.unwrap(), 100_000);
+    assert_eq!(
+        flight.execute_ingest(replace, small).await.unwrap(),
+        100_000
+    );
     let count: i64 = pg
         .query_one("SELECT count(*) FROM ingested", &[])
         .await
@@ -376,7 +420,12 @@ async fn catalog_calls_describe_tables_keys_and_the_server() {
             .unwrap();
         fetch(&mut flight, info).await
     };
-    let names: Vec<&str> = schemas[0].column(1).as_string::<i32>().iter().flatten().collect();
+    let names: Vec<&str> = schemas[0]
+        .column(1)
+        .as_string::<i32>()
+        .iter()
+        .flatten()
+        .collect();
     assert!(names.contains(&"public"), "{names:?}");
 
     let tables = {
@@ -391,13 +440,23 @@ async fn catalog_calls_describe_tables_keys_and_the_server() {
         fetch(&mut flight, info).await
     };
     let batch = &tables[0];
-    let table_names: Vec<&str> = batch.column(2).as_string::<i32>().iter().flatten().collect();
-    let kinds: Vec<&str> = batch.column(3).as_string::<i32>().iter().flatten().collect();
+    let table_names: Vec<&str> = batch
+        .column(2)
+        .as_string::<i32>()
+        .iter()
+        .flatten()
+        .collect();
+    let kinds: Vec<&str> = batch
+        .column(3)
+        .as_string::<i32>()
+        .iter()
+        .flatten()
+        .collect();
     assert_eq!(table_names, ["child", "names", "parent"]);
     assert_eq!(kinds, ["TABLE", "VIEW", "TABLE"]);
     let parent_schema = batch.column(4).as_binary::<i32>().value(2);
-    let parent_schema = datafusion::arrow::ipc::convert::try_schema_from_ipc_buffer(parent_schema)
-        .unwrap();
+    let parent_schema =
+        datafusion::arrow::ipc::convert::try_schema_from_ipc_buffer(parent_schema).unwrap();
     assert_eq!(parent_schema.field(1).name(), "name");
     assert!(!parent_schema.field(1).is_nullable());
 
@@ -411,9 +470,19 @@ async fn catalog_calls_describe_tables_keys_and_the_server() {
             .unwrap();
         fetch(&mut flight, info).await
     };
-    let columns: Vec<&str> = keys[0].column(3).as_string::<i32>().iter().flatten().collect();
+    let columns: Vec<&str> = keys[0]
+        .column(3)
+        .as_string::<i32>()
+        .iter()
+        .flatten()
+        .collect();
     assert_eq!(columns, ["id", "parent_id"]);
-    let sequence: Vec<i32> = keys[0].column(5).as_primitive::<Int32Type>().iter().flatten().collect();
+    let sequence: Vec<i32> = keys[0]
+        .column(5)
+        .as_primitive::<Int32Type>()
+        .iter()
+        .flatten()
+        .collect();
     assert_eq!(sequence, [1, 2]);
 
     let imported = {
@@ -428,7 +497,10 @@ async fn catalog_calls_describe_tables_keys_and_the_server() {
     };
     assert_eq!(rows(&imported), 1);
     assert_eq!(imported[0].column(2).as_string::<i32>().value(0), "parent");
-    assert_eq!(imported[0].column(7).as_string::<i32>().value(0), "parent_id");
+    assert_eq!(
+        imported[0].column(7).as_string::<i32>().value(0),
+        "parent_id"
+    );
     // ON DELETE CASCADE is rule 0.
     assert_eq!(
         imported[0]
@@ -440,7 +512,10 @@ async fn catalog_calls_describe_tables_keys_and_the_server() {
 
     let info = {
         let info = flight
-            .get_sql_info(vec![SqlInfo::FlightSqlServerName, SqlInfo::FlightSqlServerTransaction])
+            .get_sql_info(vec![
+                SqlInfo::FlightSqlServerName,
+                SqlInfo::FlightSqlServerTransaction,
+            ])
             .await
             .unwrap();
         fetch(&mut flight, info).await
@@ -485,7 +560,10 @@ async fn a_cancelled_result_stops_and_the_session_is_in_pg_stat_activity() {
     let result = results.message().await.unwrap().unwrap();
     let result = CancelFlightInfoResult::decode(result.body).unwrap();
     assert_eq!(result.status, 1, "CANCELLED");
-    let fetched = match flight.do_get(info.endpoint[0].ticket.clone().unwrap()).await {
+    let fetched = match flight
+        .do_get(info.endpoint[0].ticket.clone().unwrap())
+        .await
+    {
         Ok(stream) => stream.try_collect::<Vec<_>>().await.map(|_| ()),
         Err(e) => Err(e),
     };
@@ -550,7 +628,9 @@ async fn a_cancelled_result_stops_and_the_session_is_in_pg_stat_activity() {
 async fn logins_follow_the_same_rules_as_postgres_clients() {
     let dir = crate::security::data_dir_with_admin();
     let server = crate::security::serve(&dir, &["--flight-listen", "127.0.0.1:0"]);
-    let pg = crate::security::login(&server, "admin", "adminpw").await.unwrap();
+    let pg = crate::security::login(&server, "admin", "adminpw")
+        .await
+        .unwrap();
     pg.batch_execute(
         "CREATE ROLE reader LOGIN PASSWORD 'readerpw';
          CREATE ROLE nologin NOLOGIN PASSWORD 'nopw';
@@ -561,7 +641,11 @@ async fn logins_follow_the_same_rules_as_postgres_clients() {
 
     let mut good = FlightSqlServiceClient::new(channel(&server).await);
     good.handshake("reader", "readerpw").await.unwrap();
-    let denied = status(good.execute("SELECT * FROM secret".into(), None).await.unwrap_err());
+    let denied = status(
+        good.execute("SELECT * FROM secret".into(), None)
+            .await
+            .unwrap_err(),
+    );
     assert_eq!(denied.code(), Code::PermissionDenied);
     assert_eq!(sqlstate(&denied), "42501");
 
@@ -577,15 +661,29 @@ async fn logins_follow_the_same_rules_as_postgres_clients() {
     }
     assert_eq!(messages[0], messages[1]);
     let mut nologin = FlightSqlServiceClient::new(channel(&server).await);
-    let e = nologin.handshake("nologin", "nopw").await.unwrap_err().to_string();
+    let e = nologin
+        .handshake("nologin", "nopw")
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("not permitted to log in"), "{e}");
 
     // No token, or a made-up one: nothing runs.
     let mut anonymous = FlightSqlServiceClient::new(channel(&server).await);
-    let e = status(anonymous.execute("SELECT 1".into(), None).await.unwrap_err());
+    let e = status(
+        anonymous
+            .execute("SELECT 1".into(), None)
+            .await
+            .unwrap_err(),
+    );
     assert_eq!(e.code(), Code::Unauthenticated);
     anonymous.set_token("made-up".into());
-    let e = status(anonymous.execute("SELECT 1".into(), None).await.unwrap_err());
+    let e = status(
+        anonymous
+            .execute("SELECT 1".into(), None)
+            .await
+            .unwrap_err(),
+    );
     assert_eq!(e.code(), Code::Unauthenticated);
 }
 
