@@ -1572,6 +1572,24 @@ impl FlightSqlService for QuiverFlight {
         counted("DoGet", result)
     }
 
+    /// A DoPut without a command (or its descriptor) is the client's
+    /// mistake, not a missing feature.
+    async fn do_put_error_callback(
+        &self,
+        _request: Request<PeekableFlightDataStream>,
+        error: arrow_flight::sql::server::DoPutError,
+    ) -> Result<Response<<Self as FlightService>::DoPutStream>, Status> {
+        counted(
+            "DoPut",
+            Err(with_sqlstate(
+                "08P01",
+                &format!("invalid DoPut: {error}"),
+                None,
+                None,
+            )),
+        )
+    }
+
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
 }
 
