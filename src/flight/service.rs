@@ -1247,7 +1247,7 @@ impl FlightSqlService for QuiverFlight {
         query: CommandGetCatalogs,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let schema = query.clone().into_builder().schema();
+        let schema = query.into_builder().schema();
         counted(
             "GetFlightInfo",
             info_for_command(&query, &schema, request.into_inner()),
@@ -1373,7 +1373,7 @@ impl FlightSqlService for QuiverFlight {
         query: CommandGetTableTypes,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let schema = query.clone().into_builder().schema();
+        let schema = query.into_builder().schema();
         counted(
             "GetFlightInfo",
             info_for_command(&query, &schema, request.into_inner()),
@@ -1428,7 +1428,7 @@ impl FlightSqlService for QuiverFlight {
         query: CommandGetXdbcTypeInfo,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let schema = query.clone().into_builder(&XDBC_TYPES).schema();
+        let schema = query.into_builder(&XDBC_TYPES).schema();
         counted(
             "GetFlightInfo",
             info_for_command(&query, &schema, request.into_inner()),

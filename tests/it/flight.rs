@@ -343,7 +343,7 @@ async fn a_million_rows_are_ingested_in_one_transaction_with_constraints_checked
     assert_eq!(row.get::<_, i64>(2), 499_999_500_000);
 
     // Creating it again fails; appending adds; replacing starts over.
-    let again = futures::stream::iter(batches[..1].to_vec().into_iter().map(Ok));
+    let again = futures::stream::iter(vec![Ok(batches[0].clone())]);
     let exists = flight
         .execute_ingest(create.clone(), again)
         .await
@@ -360,7 +360,7 @@ async fn a_million_rows_are_ingested_in_one_transaction_with_constraints_checked
         ..create.clone()
     };
     // A duplicate key fails the whole ingest: nothing of it is stored.
-    let duplicate = futures::stream::iter(batches[..1].to_vec().into_iter().map(Ok));
+    let duplicate = futures::stream::iter(vec![Ok(batches[0].clone())]);
     let violation = flight
         .execute_ingest(append.clone(), duplicate)
         .await
@@ -379,7 +379,7 @@ async fn a_million_rows_are_ingested_in_one_transaction_with_constraints_checked
         }),
         ..create
     };
-    let small = futures::stream::iter(batches[..1].to_vec().into_iter().map(Ok));
+    let small = futures::stream::iter(vec![Ok(batches[0].clone())]);
     assert_eq!(
         flight.execute_ingest(replace, small).await.unwrap(),
         100_000

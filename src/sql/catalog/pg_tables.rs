@@ -1271,8 +1271,7 @@ fn pg_stat_activity(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
             ("query", text(activity.query)),
             (
                 "client_addr",
-                id.client_addr
-                    .map_or(null(), |addr| text(&addr.to_string())),
+                id.client_addr.map_or(null(), |addr| text(addr.to_string())),
             ),
             ("backend_type", text(id.backend_type)),
         ]);
