@@ -226,36 +226,6 @@ fn parameter_rows(
     Ok(rows)
 }
 
-/// The string columns of SQL answer rows.
-fn text_rows(batches: &[RecordBatch]) -> Result<Vec<Vec<Option<String>>>, Status> {
-    let mut rows = Vec::new();
-    for batch in batches {
-        let columns = batch
-            .columns()
-            .iter()
-            .map(|c| cast(c, &DataType::Utf8))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| Status::internal(e.to_string()))?;
-        for row in 0..batch.num_rows() {
-            rows.push(
-                columns
-                    .iter()
-                    .map(|c| {
-                        let strings = c
-                            .as_any()
-                            .downcast_ref::<datafusion::arrow::array::StringArray>()
-                            .expect("cast to Utf8");
-                        strings
-                            .is_valid(row)
-                            .then(|| strings.value(row).to_string())
-                    })
-                    .collect(),
-            );
-        }
-    }
-    Ok(rows)
-}
-
 /// A one-batch answer (a catalog listing) streamed in `schema`.
 fn answer<E: std::fmt::Display>(
     schema: SchemaRef,
@@ -523,7 +493,10 @@ impl QuiverFlight {
             .await
             .map_err(|e| status(&e))?
         {
-            StatementResult::Rows { batches, .. } => text_rows(&batches),
+            StatementResult::Rows {
+                schema, batches, ..
+            } => crate::sql::types::text_rows(&schema, batches)
+                .map_err(|e| Status::internal(e.to_string())),
             _ => Ok(Vec::new()),
         }
     }
@@ -691,20 +664,7 @@ async fn ingest_rows(
 ) -> Result<usize, Status> {
     let schema_name = match schema_name {
         Some(name) => name.to_string(),
-        None => {
-            let rows = last(session.execute_sql("SELECT current_schema()").await)?
-                .collected()
-                .await
-                .map_err(|e| status(&e))?;
-            match rows {
-                StatementResult::Rows { batches, .. } => text_rows(&batches)?
-                    .into_iter()
-                    .next()
-                    .and_then(|r| r.into_iter().next().flatten())
-                    .unwrap_or_else(|| "public".into()),
-                _ => "public".into(),
-            }
-        }
+        None => session.default_schema(),
     };
     let qualified = format!("{}.{}", quote_ident(&schema_name), quote_ident(table));
     let exists = session.relation_schema(&schema_name, table).is_some();

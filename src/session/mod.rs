@@ -338,7 +338,7 @@ impl Session {
 
     /// The schema new relations go to: the first existing schema on the
     /// search path.
-    fn default_schema(&self) -> String {
+    pub fn default_schema(&self) -> String {
         let catalog = self.catalog();
         self.settings
             .search_path()
