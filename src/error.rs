@@ -139,6 +139,10 @@ pub enum QuiverError {
     /// before nextval in this session).
     #[error("{0}")]
     NotInPrerequisiteState(String),
+    /// 55006: the object is in use by someone else (a replication slot
+    /// another replica streams from).
+    #[error("{0}")]
+    ObjectInUse(String),
     /// 2200H: a sequence reached its bound and does not cycle.
     #[error("{0}")]
     SequenceLimit(String),
@@ -252,6 +256,7 @@ pub enum SqlState {
     DuplicateCursor,
     ReadOnlySqlTransaction,
     ObjectNotInPrerequisiteState,
+    ObjectInUse,
     SequenceGeneratorLimitExceeded,
     GeneratedAlways,
     SavepointException,
@@ -310,6 +315,7 @@ impl SqlState {
             SqlState::DuplicateCursor => "42P03",
             SqlState::ReadOnlySqlTransaction => "25006",
             SqlState::ObjectNotInPrerequisiteState => "55000",
+            SqlState::ObjectInUse => "55006",
             SqlState::SequenceGeneratorLimitExceeded => "2200H",
             SqlState::GeneratedAlways => "428C9",
             SqlState::SavepointException => "3B001",
@@ -388,6 +394,7 @@ impl QuiverError {
             QuiverError::UndefinedCursor(_) => SqlState::InvalidCursorName,
             QuiverError::DuplicateCursor(_) => SqlState::DuplicateCursor,
             QuiverError::ReadOnly(_) => SqlState::ReadOnlySqlTransaction,
+            QuiverError::ObjectInUse(_) => SqlState::ObjectInUse,
             QuiverError::BrokenObject(_) | QuiverError::NotInPrerequisiteState(_) => {
                 SqlState::ObjectNotInPrerequisiteState
             }

@@ -902,6 +902,7 @@ fn add_user(name: String, superuser: bool, data_dir: PathBuf) -> anyhow::Result<
         superuser,
         login: true,
         password: Some(quiverdb::engine::roles::password_verifier(&password)?),
+        replication: false,
     };
     if role.password.is_some() && !superuser && !db.catalog().has_passwords() {
         anyhow::bail!(

@@ -5,20 +5,23 @@
 //! defines both; the composition root (`quiverdb::open`) plugs them in.
 
 use std::any::Any;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use tokio::sync::oneshot;
 
 use super::commit::{Commit, TableDef, ViewDef};
+use super::replication::SyncLevel;
 use super::{Database, Table, View};
 use crate::error::Result;
 
 /// Where committed transactions go before they are acknowledged.
 pub trait CommitLog: Send + Sync + std::fmt::Debug {
-    /// Appends a commit; `sync` asks for it to be on disk (not only
-    /// written) when the handle resolves.
-    fn append(&self, commit: &Commit, sync: bool) -> Result<Durable>;
+    /// Appends a commit; the handle resolves when it is as durable as
+    /// `sync` asks (written, on disk, on the synchronous replicas).
+    fn append(&self, commit: &Commit, sync: SyncLevel) -> Result<Durable>;
 
     /// Writes a checkpoint of `db` now. Blocking: run it off the async
     /// runtime.
@@ -37,18 +40,30 @@ pub trait CommitLog: Send + Sync + std::fmt::Debug {
 }
 
 /// Resolves when the commit it was returned for is durable.
-#[derive(Debug)]
-pub struct Durable(oneshot::Receiver<()>);
+pub struct Durable(Pin<Box<dyn Future<Output = ()> + Send>>);
+
+impl std::fmt::Debug for Durable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Durable")
+    }
+}
 
 impl Durable {
     /// A handle the log resolves by sending on (or dropping) the sender.
     pub fn new(done: oneshot::Receiver<()>) -> Durable {
-        Durable(done)
+        // The writer aborts the process rather than drop a request.
+        Durable::from_future(async move {
+            let _ = done.await;
+        })
+    }
+
+    /// A handle that resolves when `done` does.
+    pub fn from_future(done: impl Future<Output = ()> + Send + 'static) -> Durable {
+        Durable(Box::pin(done))
     }
 
     pub async fn wait(self) {
-        // The writer aborts the process rather than drop a request.
-        let _ = self.0.await;
+        self.0.await
     }
 }
 

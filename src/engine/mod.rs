@@ -12,6 +12,7 @@ pub mod foreign;
 pub mod log;
 pub mod rebuild;
 mod replay;
+pub mod replication;
 pub mod roles;
 pub mod scan;
 pub mod sequence;
@@ -41,6 +42,7 @@ use crate::error::{QuiverError, Result};
 use crate::executor::QueryExecutor;
 use commit::{encode_positions, encode_rows_for_log, Commit, Effect};
 pub use log::{CheckpointStats, CommitLog, Compiler, Durable, LogStatus, MakeCompiler};
+pub use replication::{Lsn, Replication, SyncLevel};
 
 /// What a writer waits for before acknowledging a commit: its WAL record
 /// on disk (nothing to wait for without a WAL).
@@ -106,9 +108,12 @@ pub struct Database {
     session_defaults: RwLock<Vec<(String, String)>>,
     /// Where query work runs and how much at once.
     executor: ArcSwap<QueryExecutor>,
-    /// Set for a database opened read-only (`quiver recover --serve`):
-    /// every change fails with 25006.
-    read_only: std::sync::atomic::AtomicBool,
+    /// Why every change fails with 25006, when it does: a database opened
+    /// read-only (`quiver recover --serve`), a replica, a primary
+    /// superseded by a promoted replica.
+    read_only: RwLock<Option<String>>,
+    /// Replicas of this server, or the primary this replica follows.
+    pub replication: Arc<Replication>,
 }
 
 impl Database {
@@ -141,6 +146,7 @@ impl Database {
             session_defaults: RwLock::new(Vec::new()),
             executor: ArcSwap::from_pointee(QueryExecutor::inline(default_parallelism())),
             read_only: Default::default(),
+            replication: Default::default(),
         })
     }
 
@@ -191,21 +197,31 @@ impl Database {
 
     /// From now on every change fails with 25006 (read_only_sql_transaction).
     pub fn set_read_only(&self) {
-        self.read_only.store(true, Ordering::Release);
+        self.set_read_only_because("the database is open read-only");
+    }
+
+    /// From now on every change fails with 25006, saying `why`.
+    pub fn set_read_only_because(&self, why: &str) {
+        *self.read_only.write() = Some(why.to_string());
+    }
+
+    /// Changes are allowed again (a promoted replica).
+    pub fn set_writable(&self) {
+        *self.read_only.write() = None;
     }
 
     pub fn is_read_only(&self) -> bool {
-        self.read_only.load(Ordering::Acquire)
+        self.read_only.read().is_some()
     }
 
     /// Fails when the database may not change.
     pub fn check_writable(&self) -> Result<()> {
-        if self.is_read_only() {
-            return Err(QuiverError::ReadOnly(
-                "cannot change anything: the database is open read-only".into(),
-            ));
+        match self.read_only.read().as_deref() {
+            Some(why) => Err(QuiverError::ReadOnly(format!(
+                "cannot execute a change in a read-only transaction: {why}"
+            ))),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Limits memory: `query_bytes` for query execution (sorts, joins and
@@ -328,7 +344,7 @@ impl Database {
         self.next_view_seq.fetch_max(next, Ordering::Relaxed);
     }
 
-    fn log(&self, commit: &Commit, sync: bool) -> Result<Ack> {
+    fn log(&self, commit: &Commit, sync: SyncLevel) -> Result<Ack> {
         match self.log.get() {
             Some(log) => Ok(Ack(Some(log.append(commit, sync)?))),
             None => Ok(Ack(None)),
@@ -341,7 +357,7 @@ impl Database {
         &self,
         table: &Table,
         batches: Vec<RecordBatch>,
-        sync: bool,
+        sync: SyncLevel,
     ) -> Result<(usize, Ack)> {
         let started = std::time::Instant::now();
         let commit = match self.log.get() {
@@ -394,7 +410,7 @@ impl Database {
         for table in tables {
             table.check_current()?;
         }
-        let ack = self.log(&commit, true)?;
+        let ack = self.log(&commit, SyncLevel::On)?;
         for table in tables {
             table.truncate();
         }
@@ -421,7 +437,7 @@ impl Database {
     /// committed first: 40001, first committer wins); rows it added are
     /// added to whatever the table holds now, with unique keys checked
     /// again (23505 when another transaction took one).
-    pub fn commit(&self, txn: &Transaction, sync: bool) -> Result<Ack> {
+    pub fn commit(&self, txn: &Transaction, sync: SyncLevel) -> Result<Ack> {
         let writes = txn.writes();
         let ddl = txn.ddl().take();
         if writes.values().all(|w| w.changes.is_empty()) && ddl.is_none() {

@@ -14,6 +14,34 @@ use super::{Ack, Change, Database, QualifiedName, Table};
 use crate::error::{QuiverError, Result};
 
 impl Database {
+    /// Applies one commit a replica received, while sessions read: a
+    /// checkpoint never cuts through it, and a transaction that starts
+    /// sees all of its rows or none (a commit that compiles views or
+    /// rebuilds a table is atomic for the catalog, not for snapshots taken
+    /// meanwhile: those plan queries, which need the commit order lock).
+    /// Runs on a thread of its own: the locks are held across the replay.
+    pub async fn replay_live(
+        &self,
+        commit: Commit,
+        tables: &mut HashMap<u64, Arc<Table>>,
+        compiler: &mut dyn Compiler,
+        applied: impl FnOnce(),
+    ) -> Result<()> {
+        let _gate = self.commit_gate.read();
+        let plans = commit
+            .effects
+            .iter()
+            .any(|e| matches!(e, Effect::CreateView(_) | Effect::AlterTable { .. }));
+        let result = if plans {
+            self.replay(commit, tables, compiler).await
+        } else {
+            let _order = self.commit_lock.lock();
+            self.replay(commit, tables, compiler).await
+        };
+        applied();
+        result
+    }
+
     /// Applies one logged commit. `tables` maps table ids to tables,
     /// including ones dropped since (rows logged for them are discarded
     /// with them).

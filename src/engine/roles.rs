@@ -21,6 +21,9 @@ pub struct Role {
     /// `SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>`, as
     /// PostgreSQL stores it; never the password itself.
     pub password: Option<String>,
+    /// May open replication connections (base backups, WAL streaming).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub replication: bool,
 }
 
 /// What a grant allows, as bits.

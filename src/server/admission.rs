@@ -244,6 +244,7 @@ mod tests {
             superuser,
             login,
             password: Some(crate::engine::roles::password_verifier("secret").unwrap()),
+            replication: false,
         };
         let (_, ack) = db.put_role(None, role, true).unwrap();
         drop(ack);

@@ -37,12 +37,13 @@ impl Session {
         planned
     }
 
-    /// Whether commits wait for the WAL sync (`synchronous_commit`).
-    pub(super) fn synchronous_commit(&self) -> bool {
-        !self
-            .settings
+    /// What commits wait for (`synchronous_commit`).
+    pub(super) fn synchronous_commit(&self) -> crate::engine::SyncLevel {
+        self.settings
             .get("synchronous_commit")
-            .is_ok_and(|v| v.eq_ignore_ascii_case("off"))
+            .ok()
+            .and_then(|v| crate::engine::SyncLevel::parse(&v))
+            .unwrap_or(crate::engine::SyncLevel::On)
     }
 
     pub(super) async fn plan(&self, statement: DfStatement) -> Result<LogicalPlan> {

@@ -60,6 +60,7 @@ impl Session {
                 superuser: create.superuser.unwrap_or(false),
                 login: create.login.unwrap_or(login),
                 password: None,
+                replication: create.replication.unwrap_or(false),
             };
             if let Some(password) = &create.password {
                 role.password = password_of(password)?;
@@ -118,6 +119,7 @@ impl Session {
                 RoleOption::Password(p) => role.password = password_of(p)?,
                 RoleOption::SuperUser(on) => role.superuser = *on,
                 RoleOption::Login(on) => role.login = *on,
+                RoleOption::Replication(on) => role.replication = *on,
                 RoleOption::Inherit(_) => {}
                 RoleOption::CreateDB(on) => refuse_role_options(*on, false, false)?,
                 RoleOption::CreateRole(on) => refuse_role_options(false, *on, false)?,

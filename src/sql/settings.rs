@@ -334,6 +334,9 @@ fn normalise(key: &'static str, value: &str) -> Result<String> {
             format @ ("hex" | "escape") => Ok(format.into()),
             _ => Err(invalid(key, value)),
         },
+        "synchronous_commit" => crate::engine::SyncLevel::parse(value)
+            .map(|level| level.as_str().to_string())
+            .ok_or_else(|| invalid(key, value)),
         "default_transaction_read_only" | "transaction_read_only" => {
             match value.to_ascii_lowercase().as_str() {
                 "on" | "true" | "1" | "yes" => Ok("on".into()),

@@ -38,6 +38,11 @@ pub(super) fn maybe_checkpoint(storage: &Storage, db: &Arc<Database>) {
     if storage.wal.size() < storage.checkpoint_wal_bytes() {
         return;
     }
+    checkpoint_soon(storage, db);
+}
+
+/// Starts a checkpoint on a thread of its own, unless one is running.
+pub fn checkpoint_soon(storage: &Storage, db: &Arc<Database>) {
     if storage
         .checkpoint_running
         .swap(true, std::sync::atomic::Ordering::AcqRel)
@@ -105,16 +110,23 @@ pub(super) fn checkpoint_with(storage: &Storage, db: &Database) -> Result<Checkp
     let _one_at_a_time = storage.checkpoint_lock.lock();
     let started = Instant::now();
     let dir = storage.dir();
-    let epoch = storage.epoch() + 1;
 
     // The cut: every commit before it is in the snapshot, every commit
-    // after it is in the new WAL file.
-    let (catalog, tables, sequences) = {
+    // after it is in the new WAL file (on a replica: after the position
+    // replay had reached, in its primary's file).
+    let (epoch, offset, catalog, tables, sequences) = {
         let _gate = db.block_commits();
-        storage.wal.rotate(epoch)?;
-        storage
-            .epoch
-            .store(epoch, std::sync::atomic::Ordering::Release);
+        let (epoch, offset) = if storage.is_mirror() {
+            let applied = storage.applied();
+            (applied.epoch(), applied.offset())
+        } else {
+            let epoch = storage.epoch() + 1;
+            storage.wal.rotate(epoch)?;
+            storage
+                .epoch
+                .store(epoch, std::sync::atomic::Ordering::Release);
+            (epoch, 0)
+        };
         let catalog = db.catalog();
         let mut tables = Vec::new();
         for (schema, entry) in &catalog.schemas {
@@ -130,7 +142,7 @@ pub(super) fn checkpoint_with(storage: &Storage, db: &Database) -> Result<Checkp
             .sequences()
             .map(|(name, s)| s.def(&name.schema, &name.name, false))
             .collect();
-        (catalog, tables, sequences)
+        (epoch, offset, catalog, tables, sequences)
     };
 
     let previous: HashMap<u64, ManifestTable> = storage
@@ -142,28 +154,36 @@ pub(super) fn checkpoint_with(storage: &Storage, db: &Database) -> Result<Checkp
     std::fs::create_dir_all(dir.join(TABLES_DIR))?;
     let mut stats = CheckpointStats::default();
     let mut manifest = Manifest::new(epoch);
+    manifest.wal_offset = offset;
+    manifest.system_id = storage.replication.system_id();
+    manifest.timeline = storage.replication.timeline();
     manifest.schemas = catalog.schemas.keys().cloned().collect();
     for (schema_name, table, version) in &tables {
         let mut scratch = Commit::new();
         let mut def = table.definition(schema_name, &mut scratch)?;
         def.arrow_schema = 0;
-        let (file, statistics) = match previous.get(&table.id()) {
+        let (file, statistics, bytes) = match previous.get(&table.id()) {
             Some(prev) if prev.version == version.version && dir.join(&prev.file).exists() => {
                 stats.tables_reused += 1;
-                (prev.file.clone(), prev.statistics.clone())
+                let bytes = match prev.bytes {
+                    0 => std::fs::metadata(dir.join(&prev.file))?.len(),
+                    bytes => bytes,
+                };
+                (prev.file.clone(), prev.statistics.clone(), bytes)
             }
             _ => {
                 let file = format!("{TABLES_DIR}/{}-{}.parquet", table.id(), version.version);
                 let version = version.resolved();
                 let schema = table.schema_ref();
-                stats.bytes_written +=
+                let bytes =
                     write_parquet(&dir.join(&file), &schema, version.live_batches_one_by_one())?;
+                stats.bytes_written += bytes;
                 stats.tables_written += 1;
                 // Only a help for the next start: a failure costs nothing.
                 let statistics = SavedStatistics::of(&version, &schema)
                     .inspect_err(|e| tracing::debug!("statistics of {}: {e}", table.name()))
                     .ok();
-                (file, statistics)
+                (file, statistics, bytes)
             }
         };
         stats.rows += version.row_count as u64;
@@ -173,6 +193,7 @@ pub(super) fn checkpoint_with(storage: &Storage, db: &Database) -> Result<Checkp
             file,
             version: version.version,
             rows: version.row_count as u64,
+            bytes,
             statistics,
         });
     }
@@ -205,17 +226,44 @@ pub(super) fn checkpoint_with(storage: &Storage, db: &Database) -> Result<Checkp
     sync_dir(&dir.join(TABLES_DIR))?;
     manifest.write(dir)?;
 
-    // Only now is the old state unneeded.
-    for old in wal_epochs(dir)?.into_iter().filter(|e| *e < epoch) {
+    // Only now is the old state unneeded: the WAL before the cut (unless
+    // a replica or a base backup still needs it), and the files no longer
+    // in the manifest (after a grace period, and not while a base backup
+    // reads them).
+    let keep_from = storage.wal_keep_from(epoch);
+    for old in wal_epochs(dir)?.into_iter().filter(|e| *e < keep_from) {
         remove_quietly(&wal_path(dir, old));
     }
+    if let Err(e) = storage.slots.save() {
+        tracing::warn!("could not save the replication slots: {e}");
+    }
     let referenced: HashSet<&str> = manifest.tables.iter().map(|t| t.file.as_str()).collect();
+    let pinned: HashSet<String> = storage
+        .pins
+        .lock()
+        .values()
+        .flat_map(|p| p.files.iter().cloned())
+        .collect();
+    let grace = *storage.file_grace.lock();
+    let now = Instant::now();
+    let mut superseded = storage.superseded.lock();
     for entry in std::fs::read_dir(dir.join(TABLES_DIR))? {
         let name = format!("{TABLES_DIR}/{}", entry?.file_name().to_string_lossy());
-        if !referenced.contains(name.as_str()) {
-            remove_quietly(&dir.join(&name));
+        if !referenced.contains(name.as_str()) && !superseded.iter().any(|(f, _)| *f == name) {
+            superseded.push((name, now));
         }
     }
+    superseded.retain(|(name, since)| {
+        if referenced.contains(name.as_str()) {
+            return false;
+        }
+        if pinned.contains(name) || now.duration_since(*since) < grace {
+            return true;
+        }
+        remove_quietly(&dir.join(name));
+        false
+    });
+    drop(superseded);
     *storage.last_manifest.lock() = Some(manifest);
     *storage.last_checkpoint_at.lock() = Some(chrono::Utc::now());
     stats.millis = started.elapsed().as_millis();

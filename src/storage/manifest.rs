@@ -25,6 +25,18 @@ pub struct Manifest {
     /// WAL files with this epoch or later hold the commits after this
     /// checkpoint.
     pub wal_epoch: u64,
+    /// Where in the `wal_epoch` file replay starts: 0 on a primary (a
+    /// checkpoint starts a new file); a replica's file is its primary's,
+    /// and its checkpoint ends where replay had got to.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub wal_offset: u64,
+    /// The lineage of this data directory, made when it was created and
+    /// kept by base backups: a replica follows only its own system.
+    #[serde(default)]
+    pub system_id: u64,
+    /// Increases at every promotion of a replica to primary.
+    #[serde(default = "first_timeline")]
+    pub timeline: u64,
     pub next_table_id: u64,
     pub next_view_seq: u64,
     pub schemas: Vec<String>,
@@ -55,9 +67,28 @@ pub struct ManifestTable {
     pub file: String,
     pub version: u64,
     pub rows: u64,
+    /// Size of the file.
+    #[serde(default)]
+    pub bytes: u64,
     /// Column statistics of the rows, for planning before they are read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub statistics: Option<SavedStatistics>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+fn first_timeline() -> u64 {
+    1
+}
+
+/// A new lineage's id: the time it was made and some randomness, as
+/// PostgreSQL's system identifier.
+pub fn new_system_id() -> u64 {
+    let micros = chrono::Utc::now().timestamp_micros() as u64;
+    let noise = u64::from_le_bytes(crate::engine::roles::random_bytes::<8>());
+    (micros << 12) ^ (noise & 0xfff)
 }
 
 impl ManifestTable {
@@ -77,6 +108,9 @@ impl Manifest {
         Manifest {
             format: FORMAT,
             wal_epoch,
+            wal_offset: 0,
+            system_id: 0,
+            timeline: 1,
             next_table_id: 1,
             next_view_seq: 1,
             schemas: Vec::new(),

@@ -22,12 +22,12 @@ use datafusion::arrow::datatypes::SchemaRef;
 
 use super::checkpoint::{parquet_rows, read_parquet_map};
 use super::manifest::{Manifest, ManifestTable};
-use super::wal::{read_wal, wal_epochs, wal_path, Wal};
+use super::wal::{read_wal_from, wal_epochs, wal_path, Wal};
 use super::Storage;
 use crate::engine::commit::{decode_batches, Commit, Effect};
 use crate::engine::table::{LoadedBatch, LoadedRows};
 use crate::engine::unread::Unread;
-use crate::engine::{Compiler, Database, MakeCompiler, QualifiedName, Table, DEFAULT_SCHEMA};
+use crate::engine::{Compiler, Database, Lsn, MakeCompiler, QualifiedName, Table, DEFAULT_SCHEMA};
 use crate::error::{QuiverError, Result};
 
 /// What recovery does with damage.
@@ -71,9 +71,65 @@ pub async fn open(dir: &Path, compiler: &MakeCompiler) -> Result<Arc<Database>> 
         + 1;
     let wal = Wal::open(dir, epoch)?;
     let db = recovered.db;
-    db.attach_log(Arc::new(Storage::new(dir, wal, epoch, recovered.manifest)));
+    let storage = Storage::new(dir, wal, epoch, recovered.manifest, db.replication.clone())?;
+    db.attach_log(Arc::new(storage));
+    if let Some(reason) = fenced(dir)? {
+        db.set_read_only_because(&reason);
+    }
     read_in_background(&db, recovered.started);
     Ok(db)
+}
+
+/// Opens a replica's data directory (a base backup, or a replica that
+/// stopped): its WAL is its primary's, so it continues in the last file,
+/// at the end of what recovery replayed. Returns the position streaming
+/// resumes from. The database is read-only.
+pub async fn open_replica(dir: &Path, compiler: &MakeCompiler) -> Result<(Arc<Database>, Lsn)> {
+    let recovered = recover(dir, Mode::Strict, compiler).await?;
+    let end = recovered.replayed_to;
+    let wal = Wal::open(dir, end.epoch())?;
+    let db = recovered.db;
+    let storage = Storage::new(
+        dir,
+        wal,
+        end.epoch(),
+        recovered.manifest,
+        db.replication.clone(),
+    )?;
+    storage.start_mirroring(end);
+    db.attach_log(Arc::new(storage));
+    db.replication.set_in_recovery(true);
+    db.replication.set_replayed(end);
+    db.set_read_only_because(
+        "this server is a replica (pg_is_in_recovery() is true); write on the primary",
+    );
+    read_in_background(&db, recovered.started);
+    Ok((db, end))
+}
+
+const FENCE_FILE: &str = "FENCED";
+
+/// Marks this data directory as a primary superseded by a promoted
+/// replica: from now on (and after restarts) it refuses changes, saying
+/// `reason`, until it is re-attached as a replica of the new primary.
+pub fn fence(db: &Database, reason: &str) -> Result<()> {
+    if let Some(storage) = super::storage_of(db) {
+        let path = storage.dir().join(FENCE_FILE);
+        std::fs::write(&path, reason)?;
+        std::fs::File::open(&path)?.sync_all()?;
+        super::wal::sync_dir(storage.dir())?;
+    }
+    db.set_read_only_because(reason);
+    Ok(())
+}
+
+/// Why this data directory was fenced, if it was.
+fn fenced(dir: &Path) -> Result<Option<String>> {
+    match std::fs::read_to_string(dir.join(FENCE_FILE)) {
+        Ok(reason) => Ok(Some(reason.trim().to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Reads a possibly damaged data directory as far as it can be read:
@@ -103,6 +159,8 @@ struct Recovered {
     manifest: Option<Manifest>,
     /// The first WAL epoch the manifest did not cover.
     replay_from: u64,
+    /// Where the replayed log ends (the last file's valid length).
+    replayed_to: Lsn,
     started: Instant,
 }
 
@@ -117,15 +175,36 @@ async fn recover(dir: &Path, mode: Mode, compiler: &MakeCompiler) -> Result<Reco
     };
     let manifest = Manifest::read(dir)?;
     let mut replay_from = 0;
-    if let Some(manifest) = &manifest {
-        recovery
-            .restore_checkpoint(&db, compiler.as_mut(), dir, manifest, mode, &mut report)
-            .await?;
-        replay_from = manifest.wal_epoch;
+    let mut replay_offset = 0;
+    match &manifest {
+        Some(manifest) => {
+            recovery
+                .restore_checkpoint(&db, compiler.as_mut(), dir, manifest, mode, &mut report)
+                .await?;
+            replay_from = manifest.wal_epoch;
+            replay_offset = manifest.wal_offset;
+            // Directories from before replication get their id now; it is
+            // saved with the next checkpoint.
+            db.replication.set_system_id(match manifest.system_id {
+                0 => super::manifest::new_system_id(),
+                id => id,
+            });
+            db.replication.set_timeline(manifest.timeline.max(1));
+        }
+        None => db
+            .replication
+            .set_system_id(super::manifest::new_system_id()),
     }
+    let mut replayed_to = Lsn::new(replay_from, replay_offset);
     'files: for epoch in wal_epochs(dir)?.into_iter().filter(|e| *e >= replay_from) {
         let path = wal_path(dir, epoch);
-        let contents = read_wal(&path)?;
+        let start = if epoch == replay_from {
+            replay_offset
+        } else {
+            0
+        };
+        let contents = read_wal_from(&path, start)?;
+        replayed_to = Lsn::new(epoch, contents.valid_len);
         if contents.torn_bytes > 0 {
             tracing::warn!(
                 "{}: dropped {} byte(s) of a record cut short at the end (a commit that was never acknowledged)",
@@ -181,6 +260,7 @@ async fn recover(dir: &Path, mode: Mode, compiler: &MakeCompiler) -> Result<Reco
         report,
         manifest,
         replay_from,
+        replayed_to,
         started,
     })
 }

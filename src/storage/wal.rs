@@ -13,10 +13,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use crate::engine::commit::Commit;
-use crate::engine::Durable;
+use crate::engine::Lsn;
 use crate::error::{QuiverError, Result};
 
 /// With `synchronous_commit = off`, how long an acknowledged commit may stay
@@ -55,7 +55,15 @@ enum Request {
         /// The frame's bytes, in consecutive parts.
         frame: Vec<bytes::Bytes>,
         sync: bool,
-        done: oneshot::Sender<()>,
+        /// Answered with the position after the frame.
+        done: oneshot::Sender<Lsn>,
+    },
+    /// A replica's copy of its primary's log: bytes that go at `at`
+    /// (a new epoch starts a new file), not synced until a Flush.
+    Mirror {
+        at: Lsn,
+        bytes: bytes::Bytes,
+        done: mpsc::Sender<io::Result<()>>,
     },
     Rotate {
         epoch: u64,
@@ -70,8 +78,21 @@ enum Request {
 #[derive(Debug)]
 pub struct Wal {
     tx: mpsc::Sender<Request>,
-    /// Bytes in the current epoch's file.
-    size: Arc<AtomicU64>,
+    /// Where the next record goes.
+    written: Arc<AtomicU64>,
+    /// Everything before this position is on disk; WAL senders ship
+    /// nothing past it.
+    flushed: watch::Receiver<Lsn>,
+}
+
+/// Resolves to the position after a record once it is as durable as asked.
+pub struct Appended(oneshot::Receiver<Lsn>);
+
+impl Appended {
+    pub async fn wait(self) -> Lsn {
+        // The writer aborts the process rather than drop a request.
+        self.0.await.unwrap_or_default()
+    }
 }
 
 impl Wal {
@@ -81,23 +102,32 @@ impl Wal {
         let path = wal_path(data_dir, epoch);
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
         sync_dir(&wal_dir(data_dir))?;
-        let size = Arc::new(AtomicU64::new(file.metadata()?.len()));
+        let at = Lsn::new(epoch, file.metadata()?.len());
+        let written = Arc::new(AtomicU64::new(at.0));
+        let (flushed_tx, flushed) = watch::channel(at);
         let (tx, rx) = mpsc::channel();
         let writer = Writer {
             data_dir: data_dir.to_path_buf(),
             file,
-            size: size.clone(),
+            epoch,
+            size: at.offset(),
+            written: written.clone(),
+            flushed: flushed_tx,
             dirty: false,
         };
         std::thread::Builder::new()
             .name("quiver-wal".into())
             .spawn(move || writer.run(rx))?;
-        Ok(Wal { tx, size })
+        Ok(Wal {
+            tx,
+            written,
+            flushed,
+        })
     }
 
     /// Queues a commit's record. Records are written in the order they are
     /// queued, so callers queue while holding the lock that orders them.
-    pub fn append(&self, commit: &Commit, sync: bool) -> Result<Durable> {
+    pub fn append(&self, commit: &Commit, sync: bool) -> Result<Appended> {
         // The frame is written in parts (the rows' blobs are not copied
         // into one buffer): length and checksum, then the record.
         let parts = commit.encode_parts()?;
@@ -121,7 +151,35 @@ impl Wal {
         self.tx
             .send(Request::Append { frame, sync, done })
             .map_err(|_| QuiverError::Internal("the WAL writer has stopped".into()))?;
-        Ok(Durable::new(rx))
+        Ok(Appended(rx))
+    }
+
+    /// Writes bytes of the primary's log at the same position in this
+    /// replica's log (`at.epoch()` names the file). Not synced: call
+    /// [`Wal::flush`].
+    pub fn mirror(&self, at: Lsn, bytes: bytes::Bytes) -> Result<()> {
+        let (done, rx) = mpsc::channel();
+        self.tx
+            .send(Request::Mirror { at, bytes, done })
+            .map_err(|_| QuiverError::Internal("the WAL writer has stopped".into()))?;
+        Ok(rx
+            .recv()
+            .map_err(|_| QuiverError::Internal("the WAL writer has stopped".into()))??)
+    }
+
+    /// Where the next record goes.
+    pub fn written(&self) -> Lsn {
+        Lsn(self.written.load(Ordering::Acquire))
+    }
+
+    /// Everything before this position is on disk.
+    pub fn flushed(&self) -> Lsn {
+        *self.flushed.borrow()
+    }
+
+    /// Changes whenever more of the log is on disk.
+    pub fn watch_flushed(&self) -> watch::Receiver<Lsn> {
+        self.flushed.clone()
     }
 
     /// Syncs what was written so far and continues in `wal/<epoch>.wal`.
@@ -148,14 +206,18 @@ impl Wal {
 
     /// Bytes written to the current epoch's file.
     pub fn size(&self) -> u64 {
-        self.size.load(Ordering::Relaxed)
+        self.written().offset()
     }
 }
 
 struct Writer {
     data_dir: PathBuf,
     file: File,
-    size: Arc<AtomicU64>,
+    epoch: u64,
+    /// Bytes in the current file.
+    size: u64,
+    written: Arc<AtomicU64>,
+    flushed: watch::Sender<Lsn>,
     /// Written but not yet synced.
     dirty: bool,
 }
@@ -199,11 +261,15 @@ impl Writer {
             match request {
                 Request::Append { frame, sync, done } => {
                     self.write_or_die(&frame);
+                    let end = Lsn::new(self.epoch, self.size);
                     if sync {
-                        waiting_for_sync.push(done);
+                        waiting_for_sync.push((done, end));
                     } else {
-                        let _ = done.send(());
+                        let _ = done.send(end);
                     }
+                }
+                Request::Mirror { at, bytes, done } => {
+                    let _ = done.send(self.mirror(at, bytes));
                 }
                 Request::Rotate { epoch, done } => {
                     self.sync_or_die();
@@ -217,8 +283,8 @@ impl Writer {
         }
         if !waiting_for_sync.is_empty() {
             self.sync_or_die();
-            for done in waiting_for_sync {
-                let _ = done.send(());
+            for (done, end) in waiting_for_sync {
+                let _ = done.send(end);
             }
         }
     }
@@ -227,7 +293,40 @@ impl Writer {
         let path = wal_path(&self.data_dir, epoch);
         self.file = OpenOptions::new().create(true).append(true).open(path)?;
         sync_dir(&wal_dir(&self.data_dir))?;
-        self.size.store(0, Ordering::Relaxed);
+        self.epoch = epoch;
+        self.size = self.file.metadata()?.len();
+        let at = Lsn::new(epoch, self.size);
+        self.written.store(at.0, Ordering::Release);
+        self.flushed.send_replace(at);
+        Ok(())
+    }
+
+    /// A replica's copy of the primary's bytes at `at`: a later epoch
+    /// closes this file (synced) and starts that one; the offset must be
+    /// where this file ends (the stream has no gaps).
+    fn mirror(&mut self, at: Lsn, bytes: bytes::Bytes) -> io::Result<()> {
+        if at.epoch() != self.epoch {
+            if at.epoch() < self.epoch || at.offset() != 0 {
+                return Err(io::Error::other(format!(
+                    "the primary sent WAL at {at}, but this replica's log continues at {}",
+                    Lsn::new(self.epoch, self.size)
+                )));
+            }
+            self.sync_or_die();
+            // A file left from an earlier attempt holds nothing we keep.
+            match std::fs::remove_file(wal_path(&self.data_dir, at.epoch())) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+            self.rotate(at.epoch())?;
+        }
+        if at.offset() != self.size {
+            return Err(io::Error::other(format!(
+                "the primary sent WAL at {at}, but this replica's log continues at {}",
+                Lsn::new(self.epoch, self.size)
+            )));
+        }
+        self.write_or_die(&[bytes]);
         Ok(())
     }
 
@@ -239,7 +338,9 @@ impl Writer {
             }
             written += part.len();
         }
-        self.size.fetch_add(written as u64, Ordering::Relaxed);
+        self.size += written as u64;
+        self.written
+            .store(Lsn::new(self.epoch, self.size).0, Ordering::Release);
         crate::metrics::metrics().wal_written(written);
         self.dirty = true;
     }
@@ -253,6 +354,9 @@ impl Writer {
             crate::metrics::metrics().wal_fsync(started.elapsed());
             self.dirty = false;
         }
+        let end = Lsn::new(self.epoch, self.size);
+        self.flushed
+            .send_if_modified(|at| std::mem::replace(at, end) != end);
     }
 }
 
@@ -263,6 +367,44 @@ fn die(e: &io::Error) -> ! {
     tracing::error!("WAL write failed, stopping to protect committed data: {e}");
     eprintln!("quiver: WAL write failed: {e}; stopping");
     std::process::abort();
+}
+
+/// The first whole record in `bytes` (a stream of frames, as a WAL file
+/// holds them) and its length in bytes; None until all of it is there.
+pub fn next_frame(bytes: &[u8]) -> std::result::Result<Option<(Commit, usize)>, String> {
+    if bytes.len() < FRAME_HEADER {
+        return Ok(None);
+    }
+    let len = u32::from_le_bytes(bytes[..4].try_into().expect("4 bytes")) as usize;
+    let crc = u32::from_le_bytes(bytes[4..8].try_into().expect("4 bytes"));
+    if bytes.len() < FRAME_HEADER + len {
+        return Ok(None);
+    }
+    let payload = &bytes[FRAME_HEADER..FRAME_HEADER + len];
+    if crc32c::crc32c(payload) != crc {
+        return Err("a WAL record's checksum does not match".into());
+    }
+    Ok(Some((Commit::decode(payload)?, FRAME_HEADER + len)))
+}
+
+/// Whether `offset` is where a record starts (or the file ends) in the
+/// WAL file at `path`, reading only the records' headers.
+pub fn is_record_boundary(path: &Path, offset: u64) -> Result<bool> {
+    use std::io::{Seek, SeekFrom};
+    let mut file = File::open(path)?;
+    let size = file.metadata()?.len();
+    let mut at = 0u64;
+    let mut header = [0u8; FRAME_HEADER];
+    while at < offset {
+        if at + FRAME_HEADER as u64 > size {
+            return Ok(false);
+        }
+        file.seek(SeekFrom::Start(at))?;
+        file.read_exact(&mut header)?;
+        let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes"));
+        at += FRAME_HEADER as u64 + u64::from(len);
+    }
+    Ok(at == offset && offset <= size)
 }
 
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
@@ -295,10 +437,18 @@ impl WalContents {
 /// torn tail (reported, not damage); a bad record followed by more data is
 /// damage, reported with the file and offset, and reading stops there.
 pub fn read_wal(path: &Path) -> Result<WalContents> {
+    read_wal_from(path, 0)
+}
+
+/// [`read_wal`] from the record at `start` on (a replica's checkpoint
+/// ends in the middle of its primary's file).
+pub fn read_wal_from(path: &Path, start: u64) -> Result<WalContents> {
     let mut bytes = Vec::new();
     File::open(path)?.read_to_end(&mut bytes)?;
     let mut commits = Vec::new();
-    let mut at = 0usize;
+    let mut at = usize::try_from(start)
+        .unwrap_or(usize::MAX)
+        .min(bytes.len());
     let corrupt = |offset: usize, reason: String| QuiverError::Corrupt {
         path: path.display().to_string(),
         offset: offset as u64,
@@ -384,6 +534,17 @@ mod tests {
         }
         drop(wal);
         let path = wal_path(dir.path(), 1);
+        let contents = read_wal(&path).unwrap();
+        assert_eq!(names(&contents), vec!["a", "b", "c"]);
+        // Reading from the second record's start, and checking where
+        // records start.
+        let second = read_wal(&path).unwrap().valid_len / 3;
+        assert!(is_record_boundary(&path, second).unwrap());
+        assert!(!is_record_boundary(&path, second + 1).unwrap());
+        assert_eq!(
+            names(&read_wal_from(&path, second).unwrap()),
+            vec!["b", "c"]
+        );
         let full = std::fs::metadata(&path).unwrap().len();
         // Cut the last record short, as a crash mid-write would.
         let file = OpenOptions::new().write(true).open(&path).unwrap();

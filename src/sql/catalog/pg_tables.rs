@@ -1049,6 +1049,7 @@ struct RoleRow {
     name: String,
     superuser: bool,
     login: bool,
+    replication: bool,
     /// The stored SCRAM verifier.
     password: Option<String>,
 }
@@ -1061,6 +1062,7 @@ fn roles(snap: &Snapshot) -> Vec<RoleRow> {
         name: OWNER.to_string(),
         superuser: true,
         login: true,
+        replication: true,
         password: None,
     }];
     for role in snap.catalog.roles.values() {
@@ -1070,6 +1072,7 @@ fn roles(snap: &Snapshot) -> Vec<RoleRow> {
                 name: role.name.clone(),
                 superuser: role.superuser,
                 login: role.login,
+                replication: role.replication,
                 password: role.password.clone(),
             });
         }
@@ -1081,6 +1084,7 @@ fn roles(snap: &Snapshot) -> Vec<RoleRow> {
             name: user.clone(),
             superuser: snap.identity.implicit_superuser,
             login: true,
+            replication: snap.identity.implicit_superuser,
             password: None,
         });
     }
@@ -1144,7 +1148,10 @@ fn pg_roles(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
             ("rolcreaterole", boolean(role.superuser)),
             ("rolcreatedb", boolean(role.superuser)),
             ("rolcanlogin", boolean(role.login)),
-            ("rolreplication", boolean(false)),
+            (
+                "rolreplication",
+                boolean(role.replication || role.superuser),
+            ),
             ("rolconnlimit", int(-1)),
             ("rolpassword", password),
             ("rolbypassrls", boolean(role.superuser)),
