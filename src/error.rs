@@ -139,6 +139,10 @@ pub enum QuiverError {
     /// before nextval in this session).
     #[error("{0}")]
     NotInPrerequisiteState(String),
+    /// 08P01: a client broke the protocol (a malformed replication
+    /// message); the connection ends.
+    #[error("{0}")]
+    ProtocolViolation(String),
     /// 55006: the object is in use by someone else (a replication slot
     /// another replica streams from).
     #[error("{0}")]
@@ -257,6 +261,7 @@ pub enum SqlState {
     ReadOnlySqlTransaction,
     ObjectNotInPrerequisiteState,
     ObjectInUse,
+    ProtocolViolation,
     SequenceGeneratorLimitExceeded,
     GeneratedAlways,
     SavepointException,
@@ -316,6 +321,7 @@ impl SqlState {
             SqlState::ReadOnlySqlTransaction => "25006",
             SqlState::ObjectNotInPrerequisiteState => "55000",
             SqlState::ObjectInUse => "55006",
+            SqlState::ProtocolViolation => "08P01",
             SqlState::SequenceGeneratorLimitExceeded => "2200H",
             SqlState::GeneratedAlways => "428C9",
             SqlState::SavepointException => "3B001",
@@ -395,6 +401,7 @@ impl QuiverError {
             QuiverError::DuplicateCursor(_) => SqlState::DuplicateCursor,
             QuiverError::ReadOnly(_) => SqlState::ReadOnlySqlTransaction,
             QuiverError::ObjectInUse(_) => SqlState::ObjectInUse,
+            QuiverError::ProtocolViolation(_) => SqlState::ProtocolViolation,
             QuiverError::BrokenObject(_) | QuiverError::NotInPrerequisiteState(_) => {
                 SqlState::ObjectNotInPrerequisiteState
             }

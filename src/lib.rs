@@ -21,6 +21,7 @@
 //! }
 //! ```
 
+pub mod client;
 pub mod config;
 pub mod engine;
 pub mod error;
@@ -31,6 +32,7 @@ pub mod metrics;
 pub mod names;
 pub mod pgwire;
 pub mod repl;
+pub mod replication;
 pub mod server;
 pub mod session;
 pub mod sql;

@@ -60,6 +60,27 @@ enum Command {
         #[command(flatten)]
         security: ServerArgs,
     },
+    /// Copy a running primary's database into an empty data directory, to
+    /// start a replica on (`quiver serve --replicate-from` does this by
+    /// itself when its data directory is empty).
+    Basebackup {
+        /// The primary, e.g. postgres://replicator@10.0.0.1:5432/quiver.
+        #[arg(long)]
+        from: String,
+        /// The new data directory (missing or empty).
+        #[arg(long, env = "QUIVER_DATA_DIR")]
+        data_dir: PathBuf,
+        /// The replica's name (its slot on the primary keeps the WAL after
+        /// the backup until the replica streams).
+        #[arg(long)]
+        replica_name: Option<String>,
+    },
+    /// Make a stopped replica a primary (on a running replica: SELECT
+    /// pg_promote()).
+    Promote {
+        #[arg(long, env = "QUIVER_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+        data_dir: PathBuf,
+    },
     /// Manage the roles of a data directory (the server must not be
     /// running on it).
     User {
@@ -232,10 +253,40 @@ struct ServerArgs {
     #[arg(long, env = "QUIVER_STATEMENT_TIMEOUT")]
     statement_timeout: Option<String>,
     /// Default synchronous_commit of every session: on (a commit is
-    /// acknowledged once its WAL record is on disk) or off (up to 200 ms of
-    /// acknowledged commits may be lost in a crash, never corrupted).
-    #[arg(long, env = "QUIVER_SYNCHRONOUS_COMMIT", value_parser = ["on", "off"])]
+    /// acknowledged once its WAL record is on disk, and on the synchronous
+    /// replicas' disks), remote_apply (also applied there), remote_write
+    /// (written there), local (the local disk only) or off (up to 200 ms
+    /// of acknowledged commits may be lost in a crash, never corrupted).
+    #[arg(long, env = "QUIVER_SYNCHRONOUS_COMMIT", value_parser = ["on", "off", "local", "remote_write", "remote_apply"])]
     synchronous_commit: Option<String>,
+    /// Be a read-only replica of this primary, e.g.
+    /// postgres://replicator:secret@10.0.0.1:5432/quiver (password also
+    /// from PGPASSWORD). An empty data directory starts with a base backup.
+    #[arg(long, env = "QUIVER_REPLICATE_FROM", conflicts_with = "memory")]
+    replicate_from: Option<String>,
+    /// This replica's name: its replication slot on the primary and its
+    /// application_name in pg_stat_replication (default: one made from the
+    /// data directory's path).
+    #[arg(long, env = "QUIVER_REPLICA_NAME")]
+    replica_name: Option<String>,
+    /// When the primary no longer has the WAL this replica needs (it fell
+    /// past --max-replica-lag) or the directory was another server's,
+    /// replace its data with a new base backup instead of refusing.
+    #[arg(long, env = "QUIVER_REBASE_IF_NEEDED", requires = "replicate_from")]
+    rebase_if_needed: bool,
+    /// A commit waits until this many replicas have it (as
+    /// synchronous_commit says: on disk, written, or applied); 0: replicas
+    /// are asynchronous.
+    #[arg(long, default_value_t = 0, env = "QUIVER_SYNCHRONOUS_REPLICAS")]
+    synchronous_replicas: usize,
+    /// WAL a replica may fall behind by before the primary drops its slot
+    /// (and the replica must take a new base backup).
+    #[arg(long, default_value = "1GiB", env = "QUIVER_MAX_REPLICA_LAG", value_parser = quiverdb::config::parse_size)]
+    max_replica_lag: usize,
+    /// Seconds a checkpoint file stays after a newer checkpoint replaced
+    /// it, for readers outside the server (base backups, other tools).
+    #[arg(long, default_value_t = 60, env = "QUIVER_CHECKPOINT_FILE_GRACE")]
+    checkpoint_file_grace: u64,
 }
 
 /// Where import and export work: a data directory (the server stopped)
@@ -308,19 +359,35 @@ async fn open_database(
         return Ok((Database::new(), None));
     };
     let lock = lock_data_dir(&dir)?;
+    if dir
+        .join(quiverdb::replication::replica::STANDBY_FILE)
+        .exists()
+    {
+        anyhow::bail!(
+            "{} is a replica's data directory: start it with --replicate-from URL, or make it \
+             a primary first (quiver promote --data-dir {})",
+            dir.display(),
+            dir.display()
+        );
+    }
     let db = quiverdb::open(&dir)
         .await
         .with_context(|| format!("could not open data directory {}", dir.display()))?;
-    if let Some(storage) = quiverdb::storage::storage_of(&db) {
+    configure_storage(&db, args);
+    Ok((db, Some(lock)))
+}
+
+/// Checkpoint thresholds and the checkpoint timer.
+fn configure_storage(db: &Arc<Database>, args: &StorageArgs) {
+    if let Some(storage) = quiverdb::storage::storage_of(db) {
         storage.set_checkpoint_wal_bytes(args.checkpoint_wal_mb.max(1) * 1024 * 1024);
         if args.checkpoint_interval > 0 {
             quiverdb::storage::checkpoint_every(
-                &db,
+                db,
                 std::time::Duration::from_secs(args.checkpoint_interval),
             );
         }
     }
-    Ok((db, Some(lock)))
 }
 
 /// A checkpoint on the way out, so the next start has little WAL to replay.
@@ -402,6 +469,12 @@ fn main() -> ExitCode {
             output,
         }) => repl(storage, &output),
         Some(Command::Checkpoint { data_dir }) => offline_checkpoint(data_dir),
+        Some(Command::Basebackup {
+            from,
+            data_dir,
+            replica_name,
+        }) => basebackup(from, data_dir, replica_name),
+        Some(Command::Promote { data_dir }) => promote(data_dir),
         Some(Command::Recover {
             data_dir,
             salvage_to,
@@ -546,9 +619,83 @@ fn serve(
         // Install the signal handlers before announcing the port, so a
         // signal sent right after start-up still shuts down cleanly.
         let shutdown = quiverdb::server::shutdown_signal()?;
-        let (db, _lock) = open_database(data_dir, &storage).await?;
+        let (db, _lock) = match &security.replicate_from {
+            Some(primary) => {
+                let dir = data_dir.expect("a replica has a data directory");
+                let lock = lock_data_dir(&dir)?;
+                let options = quiverdb::replication::replica::ReplicaOptions {
+                    primary: primary.clone(),
+                    name: replica_name(&dir, security.replica_name.as_deref())?,
+                    rebase_if_needed: security.rebase_if_needed,
+                };
+                let replica = quiverdb::replication::replica::open(&dir, options)
+                    .await
+                    .with_context(|| format!("could not start the replica in {}", dir.display()))?;
+                let db = replica.db.clone();
+                configure_storage(&db, &storage);
+                quiverdb::replication::replica::spawn(replica)?;
+                (db, Some(lock))
+            }
+            None => open_database(data_dir, &storage).await?,
+        };
+        if let Some(storage) = quiverdb::storage::storage_of(&db) {
+            storage.set_max_replica_lag(security.max_replica_lag as u64);
+            storage.set_file_grace(std::time::Duration::from_secs(
+                security.checkpoint_file_grace,
+            ));
+        }
+        db.replication
+            .set_synchronous_replicas(security.synchronous_replicas);
         run_server(db, listen, &storage, &security, shutdown).await
     })
+}
+
+/// A replica's name: given, or made from its data directory's path (the
+/// same across restarts, so it finds its slot again).
+fn replica_name(dir: &Path, given: Option<&str>) -> anyhow::Result<String> {
+    if let Some(name) = given {
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            anyhow::bail!("a replica name is letters, digits, _ and - (not {name:?})");
+        }
+        return Ok(name.to_string());
+    }
+    std::fs::create_dir_all(dir)?;
+    let path = dir.canonicalize()?;
+    let digest = crc32c::crc32c(path.to_string_lossy().as_bytes());
+    Ok(format!("replica_{digest:08x}"))
+}
+
+fn basebackup(from: String, data_dir: PathBuf, name: Option<String>) -> anyhow::Result<ExitCode> {
+    let _lock = lock_data_dir(&data_dir)?;
+    let options = quiverdb::replication::replica::ReplicaOptions {
+        primary: from,
+        name: replica_name(&data_dir, name.as_deref())?,
+        rebase_if_needed: false,
+    };
+    let start = runtime()?
+        .block_on(quiverdb::replication::replica::base_backup(&options, &data_dir))?;
+    println!(
+        "base backup written to {}; replay starts at {start}. Start the replica with: quiver serve --data-dir {} --replicate-from URL --replica-name {}",
+        data_dir.display(),
+        data_dir.display(),
+        options.name
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn promote(data_dir: PathBuf) -> anyhow::Result<ExitCode> {
+    let _lock = lock_data_dir(&data_dir)?;
+    let timeline =
+        runtime()?.block_on(quiverdb::replication::replica::promote_offline(&data_dir))?;
+    println!(
+        "{} is a primary now, on timeline {timeline}: start it without --replicate-from",
+        data_dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Serves `db` until `shutdown`, then checkpoints it.

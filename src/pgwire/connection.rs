@@ -140,6 +140,27 @@ pub async fn serve_connection(
         if matches!(message, PgWireFrontendMessage::Terminate(_)) {
             return Ok(());
         }
+        if handlers.is_replication() {
+            let flow = match message {
+                PgWireFrontendMessage::Query(query) => {
+                    super::replication::command(&mut socket, &handlers, &query.query).await?
+                }
+                _ => {
+                    let error = fatal(
+                        "08P01",
+                        "a replication connection takes replication commands as simple queries only",
+                    );
+                    return end_with(&mut socket, error).await;
+                }
+            };
+            match flow {
+                super::replication::Flow::Continue => continue,
+                super::replication::Flow::Close => {
+                    let _ = socket.close().await;
+                    return Ok(());
+                }
+            }
+        }
         if invalid_utf8(&mut socket, decoded, &message) {
             handlers.note_failure().await;
             let error = ErrorInfo::new(

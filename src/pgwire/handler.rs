@@ -85,8 +85,33 @@ impl ConnectionHandlers {
                 server,
                 peer,
                 login: Default::default(),
+                replication: AtomicBool::new(false),
             }),
             cancel: Arc::new(CancelRequests { db }),
+        }
+    }
+
+    /// Whether this is a logged-in replication connection.
+    pub fn is_replication(&self) -> bool {
+        self.backend.logged_in.load(std::sync::atomic::Ordering::Acquire)
+            && self
+                .backend
+                .replication
+                .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    pub fn db(&self) -> &Arc<Database> {
+        &self.backend.db
+    }
+
+    /// Who is on the other end of a replication connection.
+    pub fn replication_peer(&self) -> crate::replication::sender::Peer {
+        let identity = self.info.identity();
+        crate::replication::sender::Peer {
+            pid: identity.pid,
+            user: identity.user.clone(),
+            application_name: identity.application_name.clone(),
+            client_addr: Some(self.backend.peer.ip()),
         }
     }
 
@@ -264,6 +289,9 @@ pub struct Backend {
     pub(super) login: parking_lot::Mutex<Login>,
     /// Set once the login succeeded; no statement runs before.
     pub(super) logged_in: Arc<AtomicBool>,
+    /// A replication connection (`replication=true` at start-up): it
+    /// takes replication commands, not SQL.
+    pub(super) replication: AtomicBool,
 }
 
 /// The error for a statement that arrives before the login completed.

@@ -6,6 +6,7 @@ mod coalesce;
 mod connection;
 mod handler;
 mod params;
+mod replication;
 mod startup;
 
 use std::future::Future;

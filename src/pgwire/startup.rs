@@ -277,6 +277,36 @@ impl Backend {
             .map_err(refused)?
             .superuser;
 
+        let replication = match client.metadata().get("replication").map(|v| v.to_ascii_lowercase()) {
+            None => false,
+            Some(v) if matches!(v.as_str(), "false" | "off" | "no" | "0") => false,
+            Some(v) if matches!(v.as_str(), "true" | "on" | "yes" | "1" | "database") => true,
+            Some(v) => {
+                return Err(fatal(
+                    "22023",
+                    format!("invalid value for parameter \"replication\": \"{v}\""),
+                ))
+            }
+        };
+        if replication {
+            let may = superuser
+                || self
+                    .db
+                    .catalog()
+                    .roles
+                    .get(&user)
+                    .is_some_and(|role| role.replication);
+            if !may {
+                return Err(fatal(
+                    "42501",
+                    format!(
+                        "permission denied to start WAL sender: role \"{user}\" needs the REPLICATION attribute (ALTER ROLE {user} REPLICATION) or superuser"
+                    ),
+                ));
+            }
+            self.replication.store(true, Ordering::Release);
+        }
+
         let (pid, secret) = PID_GENERATOR.generate(client);
         client.set_pid_and_secret_key(pid, secret.clone());
 
@@ -284,7 +314,14 @@ impl Backend {
         // A CancelRequest presents the pid and this secret.
         session.info().set_cancel_secret(secret.to_bytes().to_vec());
         session.set_identity(&user, &database, pid, implicit_superuser);
-        session.set_client(Some(self.peer.ip()), "client backend");
+        session.set_client(
+            Some(self.peer.ip()),
+            if replication {
+                "walsender"
+            } else {
+                "client backend"
+            },
+        );
         // `options` (libpq's PGOPTIONS) first: `-c name=value` and
         // `--name=value` set what the client asked for, or the login fails
         // saying why, as in PostgreSQL; the other parameters come after

@@ -8,6 +8,7 @@ use std::path::Path;
 /// Each top-level module of `src/` and its layer, lowest first.
 const LAYERS: &[(&str, u8)] = &[
     // Leaves every layer may use.
+    ("client", 0),
     ("error", 0),
     ("names", 0),
     ("config", 0),
@@ -19,6 +20,8 @@ const LAYERS: &[(&str, u8)] = &[
     ("sql", 3),
     ("session", 4),
     ("server", 5),
+    // Replication (WAL senders and the replica's receiver), beside server.
+    ("replication", 5),
     // Front ends: on `server` and `session`, never on each other.
     ("pgwire", 6),
     ("http", 6),

@@ -96,7 +96,7 @@ impl ScalarUDFImpl for Function {
     }
 }
 
-fn udf(
+pub(super) fn udf(
     name: &'static str,
     returns: DataType,
     body: impl Fn(&[ArrayRef], usize) -> Result<ArrayRef> + Send + Sync + 'static,
@@ -136,7 +136,7 @@ fn tagged_udf(
     })
 }
 
-fn arg_i64(args: &[ArrayRef], i: usize, rows: usize) -> Result<Int64Array> {
+pub(super) fn arg_i64(args: &[ArrayRef], i: usize, rows: usize) -> Result<Int64Array> {
     match args.get(i) {
         Some(a) => Ok(cast(a, &DataType::Int64)?
             .as_primitive::<Int64Type>()
@@ -615,9 +615,6 @@ pub fn register(ctx: &SessionContext, context: &CatalogContext) {
             })
             .collect::<Result<_>>()?;
         Ok(Arc::new(out))
-    }));
-    ctx.register_udf(udf("pg_is_in_recovery", DataType::Boolean, |_, rows| {
-        Ok(Arc::new(BooleanArray::from(vec![false; rows])))
     }));
     // `datafusion-pg-catalog`'s, with an array's modifier applied to its
     // element (`numeric(10,2)[]`, `character varying(20)[]`).

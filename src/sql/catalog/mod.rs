@@ -10,6 +10,7 @@
 mod functions;
 mod info_schema;
 mod pg_tables;
+mod replication;
 mod rewrite;
 mod rows;
 mod snapshot;
@@ -67,6 +68,7 @@ pub fn install(ctx: &SessionContext, catalog_name: &str, context: CatalogContext
         }),
     );
     functions::register(ctx, &context);
+    replication::register(ctx, &context);
     // `regclass`, `regtype`, `oid` and friends as cast targets.
     let state = ctx.state_ref();
     let existing = state.read().clone();

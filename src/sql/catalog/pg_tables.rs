@@ -400,6 +400,21 @@ pub static TABLES: &[Generated] = &[
         build: pg_locks,
     },
     Generated {
+        name: "pg_stat_replication",
+        columns: super::replication::STAT_REPLICATION,
+        build: super::replication::pg_stat_replication,
+    },
+    Generated {
+        name: "pg_stat_wal_receiver",
+        columns: super::replication::STAT_WAL_RECEIVER,
+        build: super::replication::pg_stat_wal_receiver,
+    },
+    Generated {
+        name: "pg_replication_slots",
+        columns: super::replication::REPLICATION_SLOTS,
+        build: super::replication::pg_replication_slots,
+    },
+    Generated {
         name: "pg_stat_activity",
         columns: &[
             ("datid", "oid"),
