@@ -676,8 +676,9 @@ fn basebackup(from: String, data_dir: PathBuf, name: Option<String>) -> anyhow::
         name: replica_name(&data_dir, name.as_deref())?,
         rebase_if_needed: false,
     };
-    let start = runtime()?
-        .block_on(quiverdb::replication::replica::base_backup(&options, &data_dir))?;
+    let start = runtime()?.block_on(quiverdb::replication::replica::base_backup(
+        &options, &data_dir,
+    ))?;
     println!(
         "base backup written to {}; replay starts at {start}. Start the replica with: quiver serve --data-dir {} --replicate-from URL --replica-name {}",
         data_dir.display(),

@@ -56,6 +56,9 @@ pub struct Coalesce<T> {
     header_len: usize,
     /// Bytes of the current message's body still to come.
     body_left: usize,
+    /// Every flush sends (a replication connection: its stream is
+    /// waited for as it comes).
+    eager: bool,
 }
 
 impl<T> Coalesce<T> {
@@ -69,7 +72,13 @@ impl<T> Coalesce<T> {
             header: [0; 5],
             header_len: 0,
             body_left: 0,
+            eager: false,
         }
+    }
+
+    /// From now on every flush sends what was written.
+    pub fn send_eagerly(&mut self) {
+        self.eager = true;
     }
 
     #[cfg(test)]
@@ -157,7 +166,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Coalesce<T> {
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if !(this.urgent || this.forced || this.held.len() >= HOLD_LIMIT) {
+        if !(this.urgent || this.forced || this.eager || this.held.len() >= HOLD_LIMIT) {
             return Poll::Ready(Ok(()));
         }
         ready!(this.poll_send_held(cx))?;

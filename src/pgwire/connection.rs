@@ -141,6 +141,7 @@ pub async fn serve_connection(
             return Ok(());
         }
         if handlers.is_replication() {
+            socket.get_mut().inner.send_eagerly();
             let flow = match message {
                 PgWireFrontendMessage::Query(query) => {
                     super::replication::command(&mut socket, &handlers, &query.query).await?

@@ -93,7 +93,9 @@ impl ConnectionHandlers {
 
     /// Whether this is a logged-in replication connection.
     pub fn is_replication(&self) -> bool {
-        self.backend.logged_in.load(std::sync::atomic::Ordering::Acquire)
+        self.backend
+            .logged_in
+            .load(std::sync::atomic::Ordering::Acquire)
             && self
                 .backend
                 .replication

@@ -164,7 +164,11 @@ where
     let backup = match started {
         Ok(Ok(backup)) => backup,
         Ok(Err(e)) => return Ok(Err(e)),
-        Err(e) => return Ok(Err(QuiverError::Internal(format!("base backup failed: {e}")))),
+        Err(e) => {
+            return Ok(Err(QuiverError::Internal(format!(
+                "base backup failed: {e}"
+            ))))
+        }
     };
     let peer = handlers.replication_peer();
     let status = db
@@ -216,7 +220,9 @@ where
         )))
         .await?;
     let manifest = serde_json::to_vec(&backup.manifest).map_err(io::Error::other)?;
-    socket.feed(copy(backup_stream::MANIFEST, &manifest)).await?;
+    socket
+        .feed(copy(backup_stream::MANIFEST, &manifest))
+        .await?;
     let mut chunk = vec![0u8; 1 << 20];
     for (name, size) in &backup.files {
         let mut header = Vec::with_capacity(8 + name.len());
@@ -229,7 +235,9 @@ where
             if read == 0 {
                 break;
             }
-            socket.send(copy(backup_stream::DATA, &chunk[..read])).await?;
+            socket
+                .send(copy(backup_stream::DATA, &chunk[..read]))
+                .await?;
         }
     }
     socket.feed(copy(backup_stream::END, &[])).await?;
@@ -251,11 +259,9 @@ where
         + Unpin,
 {
     socket
-        .send(PgWireBackendMessage::CopyBothResponse(CopyBothResponse::new(
-            0,
-            0,
-            vec![],
-        )))
+        .send(PgWireBackendMessage::CopyBothResponse(
+            CopyBothResponse::new(0, 0, vec![]),
+        ))
         .await?;
     let mut tick = tokio::time::interval(KEEPALIVE_INTERVAL);
     tick.tick().await;
@@ -276,7 +282,9 @@ where
                     }
                 }
                 Ok(None) => break,
-                Err(e) => return end(socket, &e.sqlstate().code().to_string(), &e.to_string()).await,
+                Err(e) => {
+                    return end(socket, &e.sqlstate().code().to_string(), &e.to_string()).await
+                }
             }
         }
         socket.flush().await?;
@@ -367,7 +375,12 @@ where
             return Ok(Err(e));
         }
     }
-    send_row(socket, &[("fenced", BOOL)], &[if fenced { "t" } else { "f" }.into()]).await?;
+    send_row(
+        socket,
+        &[("fenced", BOOL)],
+        &[if fenced { "t" } else { "f" }.into()],
+    )
+    .await?;
     socket
         .send(PgWireBackendMessage::CommandComplete(CommandComplete::new(
             "TIMELINE_PROMOTED".into(),

@@ -277,7 +277,11 @@ impl Backend {
             .map_err(refused)?
             .superuser;
 
-        let replication = match client.metadata().get("replication").map(|v| v.to_ascii_lowercase()) {
+        let replication = match client
+            .metadata()
+            .get("replication")
+            .map(|v| v.to_ascii_lowercase())
+        {
             None => false,
             Some(v) if matches!(v.as_str(), "false" | "off" | "no" | "0") => false,
             Some(v) if matches!(v.as_str(), "true" | "on" | "yes" | "1" | "database") => true,

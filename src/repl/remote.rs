@@ -117,4 +117,3 @@ impl Remote {
         self.connection.receive().await
     }
 }
-

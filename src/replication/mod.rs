@@ -88,9 +88,9 @@ impl Command {
                 let mut rest = &words[1..];
                 let mut slot = None;
                 if rest.first().is_some_and(|w| w.eq_ignore_ascii_case("SLOT")) {
-                    let word = rest.get(1).ok_or_else(|| {
-                        syntax("START_REPLICATION SLOT needs a slot name".into())
-                    })?;
+                    let word = rest
+                        .get(1)
+                        .ok_or_else(|| syntax("START_REPLICATION SLOT needs a slot name".into()))?;
                     slot = Some(name(word)?);
                     rest = &rest[2..];
                 }
@@ -318,7 +318,10 @@ mod tests {
         }
         match StreamMessage::parse(status_update(Lsn(1), Lsn(2), Lsn(3), false)).unwrap() {
             StreamMessage::Status {
-                write, flush, apply, ..
+                write,
+                flush,
+                apply,
+                ..
             } => assert_eq!((write, flush, apply), (Lsn(1), Lsn(2), Lsn(3))),
             other => panic!("{other:?}"),
         }

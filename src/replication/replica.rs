@@ -411,18 +411,17 @@ pub fn spawn(replica: Replica) -> std::io::Result<()> {
         options,
     } = replica;
     let (promote_tx, promote_rx) = mpsc::unbounded_channel();
-    db.replication
-        .set_promote_hook(Some(Box::new(move || {
-            let (answer, rx) = std::sync::mpsc::channel();
-            if promote_tx.send(answer).is_err() {
-                let (gone, rx) = std::sync::mpsc::channel();
-                let _ = gone.send(Err(QuiverError::NotInPrerequisiteState(
-                    "the replica's receiver has stopped".into(),
-                )));
-                return rx;
-            }
-            rx
-        })));
+    db.replication.set_promote_hook(Some(Box::new(move || {
+        let (answer, rx) = std::sync::mpsc::channel();
+        if promote_tx.send(answer).is_err() {
+            let (gone, rx) = std::sync::mpsc::channel();
+            let _ = gone.send(Err(QuiverError::NotInPrerequisiteState(
+                "the replica's receiver has stopped".into(),
+            )));
+            return rx;
+        }
+        rx
+    })));
     std::thread::Builder::new()
         .name("quiver-replica".into())
         .spawn(move || {
@@ -503,10 +502,7 @@ async fn receive(
             }
         };
         pause = Duration::from_millis(200);
-        tracing::info!(
-            "streaming from {} at {start}",
-            redact(&options.primary)
-        );
+        tracing::info!("streaming from {} at {start}", redact(&options.primary));
         db.replication.update_receiver(|s| {
             s.status = "streaming".into();
             s.receive_start_lsn = start;
@@ -571,10 +567,7 @@ struct Stream<'a> {
 impl Stream<'_> {
     /// Streams until an error, or until a promotion is asked for (its
     /// answer channel is returned).
-    async fn run(
-        &mut self,
-        promote: &mut PromoteRequests,
-    ) -> Outcome<PromoteAnswer> {
+    async fn run(&mut self, promote: &mut PromoteRequests) -> Outcome<PromoteAnswer> {
         let mut tick = tokio::time::interval(Duration::from_secs(5));
         loop {
             let first = tokio::select! {
@@ -611,7 +604,14 @@ impl Stream<'_> {
                                 sent_at,
                                 data,
                             } => {
-                                new_file |= start.epoch() != self.received.epoch();
+                                if start.epoch() != self.received.epoch() {
+                                    // The primary's file ended: what came
+                                    // of it is applied before the next.
+                                    if wrote {
+                                        self.flush_and_apply().await?;
+                                    }
+                                    new_file = true;
+                                }
                                 self.write(start, data)?;
                                 wrote = true;
                                 let received = self.received;
@@ -647,12 +647,7 @@ impl Stream<'_> {
                 }
             }
             if wrote {
-                self.storage.wal.flush().map_err(fatal)?;
-                let flushed = self.received;
-                self.db.replication.update_receiver(|s| s.flushed = flushed);
-                // Synchronous commits on the primary wait for this.
-                self.report(false).await?;
-                self.apply().await?;
+                self.flush_and_apply().await?;
             }
             self.report(reply).await?;
             if new_file {
@@ -661,6 +656,16 @@ impl Stream<'_> {
                 crate::storage::checkpoint::checkpoint_soon(self.storage, self.db);
             }
         }
+    }
+
+    /// Syncs what was written, says so (synchronous commits on the
+    /// primary wait for it), and applies it.
+    async fn flush_and_apply(&mut self) -> Outcome<()> {
+        self.storage.wal.flush().map_err(fatal)?;
+        let flushed = self.received;
+        self.db.replication.update_receiver(|s| s.flushed = flushed);
+        self.report(false).await?;
+        self.apply().await
     }
 
     /// Writes received WAL at its place in this replica's log.
@@ -720,12 +725,7 @@ impl Stream<'_> {
     /// applied its log.
     async fn report(&mut self, reply: bool) -> Outcome<()> {
         let flushed = self.storage.wal.flushed();
-        let message = status_update(
-            self.received,
-            flushed,
-            self.storage.applied(),
-            reply,
-        );
+        let message = status_update(self.received, flushed, self.storage.applied(), reply);
         let mut buf = BytesMut::new();
         frontend::CopyData::new(&message[..])
             .map_err(fatal)?
@@ -816,11 +816,7 @@ async fn fence_old_primary(db: Arc<Database>, options: ReplicaOptions) {
 
 /// Ok(false): nothing to tell (another system, or already on this
 /// timeline or a later one).
-async fn tell_superseded(
-    db: &Database,
-    options: &ReplicaOptions,
-    timeline: u64,
-) -> Outcome<bool> {
+async fn tell_superseded(db: &Database, options: &ReplicaOptions, timeline: u64) -> Outcome<bool> {
     let mut connection = connect(options).await?;
     let old = identify(&mut connection).await?;
     if old.system_id != db.replication.system_id() || old.timeline >= timeline {

@@ -149,7 +149,9 @@ impl WalSender {
                     let file = File::open(&path).map_err(|_| {
                         removed(
                             self.position,
-                            wal_epochs(storage.dir()).ok().and_then(|e| e.first().copied()),
+                            wal_epochs(storage.dir())
+                                .ok()
+                                .and_then(|e| e.first().copied()),
                         )
                     })?;
                     &mut self.file.insert((epoch, file)).1
@@ -181,7 +183,9 @@ impl WalSender {
             }
             self.set_state("catchup");
             let sent = self.position;
-            self.db.replication.update_sender(self.id, |s| s.sent = sent);
+            self.db
+                .replication
+                .update_sender(self.id, |s| s.sent = sent);
             return Ok(Some(xlog_data(start, flushed, &data)));
         }
     }

@@ -143,8 +143,14 @@ pub fn pg_stat_replication(snap: &Snapshot, schema: SchemaRef) -> Result<RecordB
                 ("write_lag", lag(s.write_lag)),
                 ("flush_lag", lag(s.flush_lag)),
                 ("replay_lag", lag(s.replay_lag)),
-                ("sync_priority", int(i64::from(s.streaming && sync_state != "async"))),
-                ("sync_state", text(if s.streaming { sync_state } else { "async" })),
+                (
+                    "sync_priority",
+                    int(i64::from(s.streaming && sync_state != "async")),
+                ),
+                (
+                    "sync_state",
+                    text(if s.streaming { sync_state } else { "async" }),
+                ),
                 ("reply_time", s.reply_time.map_or(ScalarValue::Null, time)),
                 ("replay_lag_bytes", int(s.lag_bytes as i64)),
             ]);
@@ -175,10 +181,7 @@ pub fn pg_stat_wal_receiver(snap: &Snapshot, schema: SchemaRef) -> Result<Record
             ("sender_host", text(&r.sender_host)),
             ("sender_port", int(i64::from(r.sender_port))),
             ("conninfo", text(&r.conninfo)),
-            (
-                "last_error",
-                r.last_error.map_or(ScalarValue::Null, text),
-            ),
+            ("last_error", r.last_error.map_or(ScalarValue::Null, text)),
         ]);
     }
     rows.finish()
@@ -219,12 +222,17 @@ fn flushed(db: &Database) -> Option<Lsn> {
 
 pub fn register(ctx: &SessionContext, context: &CatalogContext) {
     let db = context.db.clone();
-    ctx.register_udf(udf("pg_is_in_recovery", DataType::Boolean, move |_, rows| {
-        Ok(Arc::new(BooleanArray::from(vec![
-            db.replication.in_recovery();
-            rows
-        ])))
-    }));
+    ctx.register_udf(udf(
+        "pg_is_in_recovery",
+        DataType::Boolean,
+        move |_, rows| {
+            Ok(Arc::new(BooleanArray::from(vec![
+                db.replication
+                    .in_recovery();
+                rows
+            ])))
+        },
+    ));
     for name in [
         "pg_current_wal_lsn",
         "pg_current_wal_flush_lsn",
@@ -246,22 +254,26 @@ pub fn register(ctx: &SessionContext, context: &CatalogContext) {
         }));
     }
     let db = context.db.clone();
-    ctx.register_udf(udf("pg_last_wal_receive_lsn", DataType::Utf8, move |_, rows| {
-        let position = db
-            .replication
-            .in_recovery()
-            .then(|| flushed(&db))
-            .flatten();
-        Ok(constant_lsn(position, rows))
-    }));
+    ctx.register_udf(udf(
+        "pg_last_wal_receive_lsn",
+        DataType::Utf8,
+        move |_, rows| {
+            let position = db.replication.in_recovery().then(|| flushed(&db)).flatten();
+            Ok(constant_lsn(position, rows))
+        },
+    ));
     let db = context.db.clone();
-    ctx.register_udf(udf("pg_last_wal_replay_lsn", DataType::Utf8, move |_, rows| {
-        let position = db
-            .replication
-            .in_recovery()
-            .then(|| db.replication.replayed());
-        Ok(constant_lsn(position, rows))
-    }));
+    ctx.register_udf(udf(
+        "pg_last_wal_replay_lsn",
+        DataType::Utf8,
+        move |_, rows| {
+            let position = db
+                .replication
+                .in_recovery()
+                .then(|| db.replication.replayed());
+            Ok(constant_lsn(position, rows))
+        },
+    ));
     let db = context.db.clone();
     ctx.register_udf(udf(
         "pg_last_xact_replay_timestamp",
@@ -337,11 +349,10 @@ pub fn register(ctx: &SessionContext, context: &CatalogContext) {
         } else {
             seconds.value(0).max(1) as u64
         };
-        let done = c
-            .db
-            .replication
-            .promote(wait.then(|| Duration::from_secs(seconds)))
-            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let done =
+            c.db.replication
+                .promote(wait.then(|| Duration::from_secs(seconds)))
+                .map_err(|e| DataFusionError::External(Box::new(e)))?;
         Ok(Arc::new(BooleanArray::from(vec![done; rows])))
     }));
     let c = context.clone();
@@ -359,16 +370,26 @@ pub fn register(ctx: &SessionContext, context: &CatalogContext) {
             }
             let names = match args.first() {
                 Some(a) => cast(a, &DataType::Utf8)?,
-                None => return Err(DataFusionError::Plan("pg_drop_replication_slot needs a slot name".into())),
+                None => {
+                    return Err(DataFusionError::Plan(
+                        "pg_drop_replication_slot needs a slot name".into(),
+                    ))
+                }
             };
             let names = names.as_any().downcast_ref::<StringArray>().expect("utf8");
-            let storage = storage_of(&c.db).ok_or_else(|| plan_error("this server has no replication slots"))?;
+            let storage = storage_of(&c.db)
+                .ok_or_else(|| plan_error("this server has no replication slots"))?;
             for i in 0..names.len() {
                 if names.is_null(i) {
                     continue;
                 }
                 let name = names.value(i);
-                if storage.slots.list().iter().any(|s| s.name == name && s.active) {
+                if storage
+                    .slots
+                    .list()
+                    .iter()
+                    .any(|s| s.name == name && s.active)
+                {
                     return Err(DataFusionError::External(Box::new(
                         crate::error::QuiverError::ObjectInUse(format!(
                             "replication slot \"{name}\" is active"
