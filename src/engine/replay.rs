@@ -10,7 +10,7 @@ use super::commit::{decode_batches, decode_positions, Commit, Effect};
 use super::conform::conform_batches;
 use super::log::Compiler;
 use super::rebuild::{logged_fills, rebuild_rows};
-use super::{Ack, Change, Database, QualifiedName, Table};
+use super::{Change, Database, QualifiedName, Table};
 use crate::error::{QuiverError, Result};
 
 impl Database {
@@ -56,7 +56,13 @@ impl Database {
                 QuiverError::Internal(format!("WAL record refers to missing blob {i}"))
             })
         };
+        // A commit's row changes to one table are installed together, as
+        // the commit installed them: a reader never sees half of them.
+        let mut rows = PendingRows::default();
         for effect in &commit.effects {
+            if !matches!(effect, Effect::Insert { .. } | Effect::Delete { .. }) {
+                rows.install()?;
+            }
             match effect {
                 Effect::CreateSchema { name } => self.restore_schema(name),
                 Effect::DropSchema { name, .. } => self.restore_drop_schema(name),
@@ -118,7 +124,7 @@ impl Database {
                         continue;
                     };
                     let positions = decode_positions(blob(*positions)?)?;
-                    table.apply_now(&Change::Delete(Arc::new(positions)))?;
+                    rows.add(table, Change::Delete(Arc::new(positions)));
                 }
                 Effect::AlterTable {
                     old_id,
@@ -154,9 +160,40 @@ impl Database {
                         continue;
                     };
                     let (_, batches) = decode_batches(blob(*data)?)?;
-                    let (_, ack) = table.append(batches, || Ok(Ack::none()))?;
-                    ack.wait().await;
+                    rows.add(table, Change::Insert(batches));
                 }
+            }
+        }
+        rows.install()
+    }
+}
+
+/// Row changes of a commit not yet installed, per table, in order.
+#[derive(Default)]
+struct PendingRows(Vec<(Arc<Table>, Vec<Change>)>);
+
+impl PendingRows {
+    fn add(&mut self, table: &Arc<Table>, change: Change) {
+        match self.0.iter_mut().find(|(t, _)| Arc::ptr_eq(t, table)) {
+            Some((_, changes)) => changes.push(change),
+            None => self.0.push((table.clone(), vec![change])),
+        }
+    }
+
+    fn install(&mut self) -> Result<()> {
+        for (table, changes) in self.0.drain(..) {
+            if changes.iter().all(|c| matches!(c, Change::Insert(_))) {
+                // Appended without reading rows a restart has not read yet.
+                let batches = changes
+                    .into_iter()
+                    .flat_map(|c| match c {
+                        Change::Insert(batches) => batches,
+                        _ => Vec::new(),
+                    })
+                    .collect();
+                let (_, _none) = table.append(batches, || Ok(super::Ack::none()))?;
+            } else {
+                table.apply_all_now(&changes)?;
             }
         }
         Ok(())

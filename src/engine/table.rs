@@ -1606,6 +1606,40 @@ impl Table {
         Ok(())
     }
 
+    /// Applies `changes` in order and installs the result as one version:
+    /// a reader sees all of them or none (a replica replaying a commit).
+    /// Each step is recorded in the history, for transactions that rebase
+    /// row positions across it.
+    pub fn apply_all_now(&self, changes: &[Change]) -> Result<()> {
+        let mut delta = self.key_delta();
+        let mut version = self.snapshot();
+        let mut steps = Vec::with_capacity(changes.len());
+        for change in changes {
+            let next = self.apply(&version, change, &mut delta)?;
+            steps.push((version.version, next.version, change.removed()));
+            version = Arc::new(next);
+        }
+        if steps.is_empty() {
+            return Ok(());
+        }
+        let mut indexes = self.writer.lock();
+        {
+            let mut history = self.history.lock();
+            for (from, to, removed) in steps {
+                history.record(from, to, removed);
+            }
+        }
+        for (i, index) in indexes.iter_mut().enumerate() {
+            if delta.truncated {
+                index.clear();
+            }
+            index.remove(&delta.removed[i]);
+            index.insert(delta.added[i].iter().cloned());
+        }
+        self.data.store(version);
+        Ok(())
+    }
+
     /// Where the rows at `positions` among the live rows of version
     /// `from` are in the current version; None when another change since
     /// removed (deleted or updated) one of them, or when `from` is older

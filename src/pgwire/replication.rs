@@ -293,6 +293,8 @@ where
             incoming = socket.next() => match incoming {
                 Some(Ok(PgWireFrontendMessage::CopyData(data))) => {
                     if let Err(e) = sender.receive(data.data) {
+                        // The slot is free before the client hears.
+                        drop(sender);
                         return end(socket, "08P01", &e.to_string()).await;
                     }
                 }
@@ -315,17 +317,20 @@ where
                     return Ok(Flow::Close);
                 }
                 Some(Ok(_)) => {
+                    drop(sender);
                     return end(socket, "08P01", "unexpected message type during replication: only CopyData and CopyDone").await;
                 }
             },
             _ = tick.tick() => {
                 if sender.timed_out() {
+                    drop(sender);
                     return end(socket, "08006", "terminating walsender process due to replication timeout").await;
                 }
                 let message = keepalive(sender.flushed(), false);
                 socket.send(PgWireBackendMessage::CopyData(CopyData::new(message))).await?;
             }
             _ = handlers.terminated() => {
+                drop(sender);
                 return end(socket, "57P01", "terminating connection due to administrator command").await;
             }
         }

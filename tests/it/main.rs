@@ -19,6 +19,7 @@ mod protocol_abuse;
 mod psql;
 mod repl;
 mod repl_terminal;
+mod replication;
 mod security;
 mod server;
 mod session_features;
