@@ -50,15 +50,6 @@ pub async fn open(dir: &std::path::Path) -> Result<std::sync::Arc<Database>> {
     storage::recovery::open(dir, &session::Definitions::for_database).await
 }
 
-/// Opens a replica's data directory (read-only; its log continues its
-/// primary's): see [`storage::recovery::open_replica`]. Returns where
-/// streaming resumes.
-pub async fn open_replica(
-    dir: &std::path::Path,
-) -> Result<(std::sync::Arc<Database>, engine::Lsn)> {
-    storage::recovery::open_replica(dir, &session::Definitions::for_database).await
-}
-
 /// Reads a damaged data directory as far as it can be read, writing
 /// nothing (`quiver recover`): see [`storage::recovery::open_damaged`].
 pub async fn open_damaged(

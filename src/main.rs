@@ -262,7 +262,7 @@ struct ServerArgs {
     /// Be a read-only replica of this primary, e.g.
     /// postgres://replicator:secret@10.0.0.1:5432/quiver (password also
     /// from PGPASSWORD). An empty data directory starts with a base backup.
-    #[arg(long, env = "QUIVER_REPLICATE_FROM", conflicts_with = "memory")]
+    #[arg(long, env = "QUIVER_REPLICATE_FROM")]
     replicate_from: Option<String>,
     /// This replica's name: its replication slot on the primary and its
     /// application_name in pg_stat_replication (default: one made from the
@@ -621,7 +621,9 @@ fn serve(
         let shutdown = quiverdb::server::shutdown_signal()?;
         let (db, _lock) = match &security.replicate_from {
             Some(primary) => {
-                let dir = data_dir.expect("a replica has a data directory");
+                let Some(dir) = data_dir else {
+                    anyhow::bail!("a replica needs a data directory: drop --memory");
+                };
                 let lock = lock_data_dir(&dir)?;
                 let options = quiverdb::replication::replica::ReplicaOptions {
                     primary: primary.clone(),

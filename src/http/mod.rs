@@ -100,6 +100,77 @@ impl prometheus_client::collector::Collector for DatabaseState {
                 log.status().wal_bytes as i64,
             )?;
         }
+        // Replication: each replica's lag on a primary, this replica's
+        // on a replica.
+        let senders: Vec<_> = db
+            .replication
+            .senders()
+            .into_iter()
+            .filter(|s| s.streaming)
+            .collect();
+        for (name, help, unit, seconds) in [
+            (
+                "replication_lag",
+                "WAL bytes a replica has not applied yet",
+                Unit::Bytes,
+                false,
+            ),
+            (
+                "replication_lag",
+                "Seconds between sending WAL and a replica applying it",
+                Unit::Seconds,
+                true,
+            ),
+        ] {
+            if senders.is_empty() {
+                break;
+            }
+            let mut family = encoder.encode_descriptor(
+                name,
+                help,
+                Some(&unit),
+                prometheus_client::metrics::MetricType::Gauge,
+            )?;
+            for sender in &senders {
+                let labels = [("application_name", sender.application_name.clone())];
+                let value = if seconds {
+                    sender.replay_lag.map_or(0.0, |d| d.as_secs_f64())
+                } else {
+                    sender.lag_bytes as f64
+                };
+                ConstGauge::new(value).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        if let Some(receiver) = db.replication.receiver() {
+            let replayed = db.replication.replayed();
+            let behind = receiver.latest_end_lsn > replayed;
+            let bytes = if behind && receiver.latest_end_lsn.epoch() == replayed.epoch() {
+                receiver.latest_end_lsn.offset() - replayed.offset()
+            } else {
+                0
+            };
+            gauge(
+                &mut encoder,
+                "replica_lag",
+                "WAL bytes the primary has flushed that this replica has not applied (in its current WAL file)",
+                Some(&Unit::Bytes),
+                bytes as i64,
+            )?;
+            let seconds = match (behind, db.replication.replayed_at()) {
+                (true, Some(at)) => {
+                    (chrono::Utc::now() - at).num_milliseconds().max(0) as f64 / 1e3
+                }
+                _ => 0.0,
+            };
+            let mut family = encoder.encode_descriptor(
+                "replica_lag",
+                "Seconds since this replica last applied a commit, while it is behind (0 when caught up)",
+                Some(&Unit::Seconds),
+                prometheus_client::metrics::MetricType::Gauge,
+            )?;
+            ConstGauge::new(seconds)
+                .encode(family.encode_family(&[("status", receiver.status)])?)?;
+        }
         // Per table: rows and Arrow bytes.
         let catalog = db.catalog();
         let mut tables = Vec::new();

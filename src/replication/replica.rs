@@ -279,6 +279,10 @@ fn wipe(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn open_dir(dir: &Path) -> crate::error::Result<(Arc<Database>, Lsn)> {
+    crate::storage::recovery::open_replica(dir, &crate::session::Definitions::for_database).await
+}
+
 /// A replica, opened and (when the primary answered) streaming.
 pub struct Replica {
     pub db: Arc<Database>,
@@ -312,7 +316,7 @@ pub async fn open(dir: &Path, options: ReplicaOptions) -> anyhow::Result<Replica
         wipe(dir)?;
         base_backup(&options, dir).await?;
     }
-    let (db, resume) = crate::open_replica(dir).await?;
+    let (db, resume) = open_dir(dir).await?;
     match start_streaming(&db, &options, resume).await {
         Ok(connection) => Ok(Replica {
             db,
@@ -324,7 +328,7 @@ pub async fn open(dir: &Path, options: ReplicaOptions) -> anyhow::Result<Replica
             drop(db);
             wipe(dir)?;
             base_backup(&options, dir).await?;
-            let (db, resume) = crate::open_replica(dir).await?;
+            let (db, resume) = open_dir(dir).await?;
             let connection = start_streaming(&db, &options, resume)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -839,7 +843,7 @@ pub async fn promote_offline(dir: &Path) -> anyhow::Result<u64> {
     if !dir.join(STANDBY_FILE).exists() {
         anyhow::bail!("{} is not a replica's data directory", dir.display());
     }
-    let (db, _) = crate::open_replica(dir).await?;
+    let (db, _) = open_dir(dir).await?;
     let promoted = {
         let db = db.clone();
         tokio::task::spawn_blocking(move || promote_now(&db)).await??

@@ -1077,7 +1077,7 @@ fn roles(snap: &Snapshot) -> Vec<RoleRow> {
         name: OWNER.to_string(),
         superuser: true,
         login: true,
-        replication: true,
+        replication: false,
         password: None,
     }];
     for role in snap.catalog.roles.values() {
@@ -1099,7 +1099,7 @@ fn roles(snap: &Snapshot) -> Vec<RoleRow> {
             name: user.clone(),
             superuser: snap.identity.implicit_superuser,
             login: true,
-            replication: snap.identity.implicit_superuser,
+            replication: false,
             password: None,
         });
     }
@@ -1163,10 +1163,7 @@ fn pg_roles(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
             ("rolcreaterole", boolean(role.superuser)),
             ("rolcreatedb", boolean(role.superuser)),
             ("rolcanlogin", boolean(role.login)),
-            (
-                "rolreplication",
-                boolean(role.replication || role.superuser),
-            ),
+            ("rolreplication", boolean(role.replication)),
             ("rolconnlimit", int(-1)),
             ("rolpassword", password),
             ("rolbypassrls", boolean(role.superuser)),
