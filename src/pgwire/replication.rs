@@ -283,7 +283,8 @@ where
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    return end(socket, &e.sqlstate().code().to_string(), &e.to_string()).await
+                    drop(sender);
+                    return end(socket, e.sqlstate().code(), &e.to_string()).await;
                 }
             }
         }

@@ -42,7 +42,7 @@ impl Session {
         self.settings
             .get("synchronous_commit")
             .ok()
-            .and_then(|v| crate::engine::SyncLevel::parse(&v))
+            .and_then(crate::engine::SyncLevel::parse)
             .unwrap_or(crate::engine::SyncLevel::On)
     }
 

@@ -340,7 +340,7 @@ pub fn register(ctx: &SessionContext, context: &CatalogContext) {
             Some(a) => cast(a, &DataType::Boolean)?
                 .as_any()
                 .downcast_ref::<BooleanArray>()
-                .map_or(true, |b| b.is_empty() || b.is_null(0) || b.value(0)),
+                .is_none_or(|b| b.is_empty() || b.is_null(0) || b.value(0)),
             None => true,
         };
         let seconds = arg_i64(args, 1, rows.max(1))?;
