@@ -106,6 +106,8 @@ class Quiver:
         self.procs.append(subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         wait_for(self.port, self.user)
         with self.connect() as c:
+            # No replica yet: these commits must not wait for one.
+            c.execute("SET synchronous_commit = local")
             c.execute("CREATE ROLE repl REPLICATION LOGIN")
             c.execute(f"CREATE TABLE orders ({ORDERS})")
             c.execute("CREATE TABLE commits (w int, i int)")
@@ -184,8 +186,14 @@ class Postgres:
         return replica.execute("SELECT pg_wal_lsn_diff(%s, %s)", (target, replayed)).fetchone()[0] <= 0
 
     def stop(self):
+        # runuser does not pass signals on: stop each postmaster by its pid.
+        for data in ["replica", "primary"]:
+            try:
+                with open(f"{self.root}/{data}/postmaster.pid") as f:
+                    os.kill(int(f.readline()), signal.SIGINT)
+            except (FileNotFoundError, ProcessLookupError, ValueError):
+                pass
         for p in reversed(self.procs):
-            p.send_signal(signal.SIGINT)
             p.wait()
         shutil.rmtree(self.root, ignore_errors=True)
 
