@@ -161,9 +161,6 @@ class Postgres:
         self.run(f"{PG_BIN}/initdb", "-D", primary, "-A", "trust", "-U", "postgres")
         with open(f"{primary}/pg_hba.conf", "a") as f:
             f.write("host replication all 127.0.0.1/32 trust\n")
-        if self.mode == "sync":
-            with open(f"{primary}/postgresql.conf", "a") as f:
-                f.write("synchronous_standby_names = '*'\n")
         self.procs.append(self.server(primary, self.port))
         wait_for(self.port, self.user)
         self.run(f"{PG_BIN}/createdb", "-h", "127.0.0.1", "-p", str(self.port), "quiver")
@@ -176,6 +173,11 @@ class Postgres:
             self.run(f"{PG_BIN}/pg_basebackup", "-h", "127.0.0.1", "-p", str(self.port), "-D", replica, "-R", "-X", "stream")
             self.procs.append(self.server(replica, self.replica_port))
             wait_for(self.replica_port, self.user)
+            if self.mode == "sync":
+                # Only now: commits before would wait for a standby.
+                with self.connect() as c:
+                    c.execute("ALTER SYSTEM SET synchronous_standby_names = '*'")
+                    c.execute("SELECT pg_reload_conf()")
 
     def connect(self, port=None):
         return psycopg.connect(host="127.0.0.1", port=port or self.port, user=self.user, dbname="quiver", autocommit=True)
@@ -260,6 +262,7 @@ def copy(system):
 
 def main():
     systems = [Quiver]
+    only = os.environ.get("ONLY")  # e.g. ONLY=Postgres:sync reruns one case
     if os.path.exists(f"{PG_BIN}/postgres"):
         systems.append(Postgres)
     else:
@@ -267,6 +270,8 @@ def main():
     results = []
     for system_class in systems:
         for mode in ["none", "async", "sync"]:
+            if only and only != f"{system_class.__name__}:{mode}":
+                continue
             system = system_class(mode)
             try:
                 system.start()
