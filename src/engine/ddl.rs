@@ -18,7 +18,7 @@ use super::roles::{self, Acl, AclObject};
 use super::sequence::{Sequence, SequenceDef};
 use super::table::Table;
 use super::txn::{DdlState, Transaction};
-use super::{Ack, Database, SyncLevel};
+use super::{Ack, CommitWatch, Database};
 use crate::engine::commit::{Commit, Effect};
 use crate::error::{QuiverError, Result};
 use datafusion::arrow::record_batch::RecordBatch;
@@ -59,7 +59,7 @@ impl Database {
             return Ok((out, Ack::none()));
         }
         self.check_writable()?;
-        let ack = self.log(&effects, SyncLevel::On)?;
+        let ack = self.log(&effects, CommitWatch::statement_sync_level())?;
         mark_created_sequences(&next, &effects);
         self.catalog.store(Arc::new(next));
         self.catalog_version.fetch_add(1, Ordering::AcqRel);
@@ -96,7 +96,7 @@ impl Database {
         check_replaceable(&current, name, old, new_name)?;
         let rows = rebuild(old.snapshot().live_batches()?)?;
         table.restore(rows, 1)?;
-        let ack = self.log(&commit, SyncLevel::On)?;
+        let ack = self.log(&commit, CommitWatch::statement_sync_level())?;
         let mut next = CatalogState::clone(&current);
         move_table(&mut next, name, old, new_name, table);
         apply_foreign_key_effects(&mut next, &commit.effects);

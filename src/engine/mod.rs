@@ -42,7 +42,7 @@ use crate::error::{QuiverError, Result};
 use crate::executor::QueryExecutor;
 use commit::{encode_positions, encode_rows_for_log, Commit, Effect};
 pub use log::{CheckpointStats, CommitLog, Compiler, Durable, LogStatus, MakeCompiler};
-pub use replication::{Lsn, Replication, SyncLevel};
+pub use replication::{CommitWatch, Lsn, Replication, SyncLevel};
 
 /// What a writer waits for before acknowledging a commit: its WAL record
 /// on disk (nothing to wait for without a WAL).
@@ -345,10 +345,12 @@ impl Database {
     }
 
     fn log(&self, commit: &Commit, sync: SyncLevel) -> Result<Ack> {
-        match self.log.get() {
-            Some(log) => Ok(Ack(Some(log.append(commit, sync)?))),
-            None => Ok(Ack(None)),
-        }
+        let ack = match self.log.get() {
+            Some(log) => Ack(Some(log.append(commit, sync)?)),
+            None => Ack(None),
+        };
+        replication::CommitWatch::note_logged();
+        Ok(ack)
     }
 
     /// Appends rows to a table: checks its constraints, logs the rows and
@@ -410,7 +412,7 @@ impl Database {
         for table in tables {
             table.check_current()?;
         }
-        let ack = self.log(&commit, SyncLevel::On)?;
+        let ack = self.log(&commit, CommitWatch::statement_sync_level())?;
         for table in tables {
             table.truncate();
         }

@@ -6,15 +6,79 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::future::Future;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::error::{QuiverError, Result};
+
+tokio::task_local! {
+    static STATEMENT: Arc<CommitWatch>;
+}
+
+/// What a statement's commits tell the session running it. Once a commit
+/// is logged the statement must not be stopped by dropping it (the client
+/// would hear of a failure for a change that happened); a cancel or a
+/// statement timeout then only ends a wait for synchronous replicas, and
+/// the statement reports success with a warning, as PostgreSQL does.
+/// It also carries the session's `synchronous_commit`, which commits the
+/// engine makes on the statement's behalf (DDL, TRUNCATE) wait for.
+#[derive(Debug)]
+pub struct CommitWatch {
+    sync: SyncLevel,
+    logged: AtomicBool,
+    stop_waiting: CancellationToken,
+    gave_up: AtomicBool,
+}
+
+impl CommitWatch {
+    pub fn new(sync: SyncLevel) -> CommitWatch {
+        CommitWatch {
+            sync,
+            logged: AtomicBool::new(false),
+            stop_waiting: CancellationToken::new(),
+            gave_up: AtomicBool::new(false),
+        }
+    }
+
+    /// The running statement's `synchronous_commit` (`on` outside one).
+    pub fn statement_sync_level() -> SyncLevel {
+        STATEMENT.try_with(|w| w.sync).unwrap_or(SyncLevel::On)
+    }
+
+    /// Runs `statement` with this watch as its own.
+    pub async fn watch<F: Future>(self: &Arc<Self>, statement: F) -> F::Output {
+        STATEMENT.scope(self.clone(), statement).await
+    }
+
+    /// Whether the statement has logged a commit.
+    pub fn logged(&self) -> bool {
+        self.logged.load(Ordering::Acquire)
+    }
+
+    /// Ends a wait for synchronous replicas, now or when it starts.
+    pub fn stop_waiting(&self) {
+        self.stop_waiting.cancel();
+    }
+
+    /// Whether a wait for synchronous replicas was ended by
+    /// [`CommitWatch::stop_waiting`].
+    pub fn gave_up(&self) -> bool {
+        self.gave_up.load(Ordering::Acquire)
+    }
+
+    /// Notes, for the statement running now, that a commit was logged.
+    pub(super) fn note_logged() {
+        let _ = STATEMENT.try_with(|w| w.logged.store(true, Ordering::Release));
+    }
+}
 
 /// A position in the WAL: the file's epoch in the high 24 bits and the
 /// byte offset in it in the low 40 (a file may pass 4 GiB). Printed as
@@ -266,6 +330,7 @@ impl Replication {
             return;
         }
         let mut changes = self.progress.subscribe();
+        let watch = STATEMENT.try_with(Arc::clone).ok();
         loop {
             let wanted = self.synchronous_replicas();
             if wanted == 0 {
@@ -280,8 +345,22 @@ impl Replication {
             if have >= wanted {
                 return;
             }
-            if changes.changed().await.is_err() {
-                return;
+            let stopped = async {
+                match &watch {
+                    Some(watch) => watch.stop_waiting.cancelled().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                changed = changes.changed() => if changed.is_err() {
+                    return;
+                },
+                _ = stopped => {
+                    if let Some(watch) = &watch {
+                        watch.gave_up.store(true, Ordering::Release);
+                    }
+                    return;
+                }
             }
         }
     }

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::commit::{Commit, Effect};
-use super::{Database, QualifiedName, SyncLevel};
+use super::{CommitWatch, Database, QualifiedName};
 use crate::error::{QuiverError, Result};
 
 /// Values a sequence hands out before it logs its position again (what
@@ -527,7 +527,7 @@ impl Database {
 
     fn log_sequence(&self, effect: Effect) -> Result<Logged> {
         Ok(self
-            .log(&Commit::of(effect), SyncLevel::On)?
+            .log(&Commit::of(effect), CommitWatch::statement_sync_level())?
             .0
             .map(|durable| durable.wait().boxed()))
     }

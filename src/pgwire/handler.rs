@@ -410,8 +410,13 @@ where
             )))
             .await?;
     }
-    for message in session.take_notices() {
-        let info = ErrorInfo::new("NOTICE".to_string(), "00000".to_string(), message);
+    for notice in session.take_notices() {
+        let mut info = ErrorInfo::new(
+            notice.severity.to_string(),
+            notice.code.to_string(),
+            notice.message,
+        );
+        info.detail = notice.detail;
         client
             .feed(PgWireBackendMessage::NoticeResponse(info.into()))
             .await?;

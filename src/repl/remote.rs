@@ -25,10 +25,13 @@ impl Remote {
     /// or `ask` (the terminal) when the server asks for one.
     pub async fn connect(url: &str, ask: impl Fn(&str) -> Option<String>) -> Result<Remote, Error> {
         let connection = Connection::connect(url, &[("application_name", "quiver")], ask).await?;
-        let describe = format!(
+        let mut describe = format!(
             "{}@{}:{}/{}",
             connection.user, connection.host, connection.port, connection.dbname
         );
+        if let Some(tls) = &connection.tls {
+            describe.push_str(&format!(" (TLS: {tls})"));
+        }
         Ok(Remote {
             connection,
             describe,

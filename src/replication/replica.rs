@@ -94,15 +94,10 @@ pub fn redact(url: &str) -> String {
 
 /// The host and port a URL names.
 fn host_port(url: &str) -> (String, u16) {
-    use std::str::FromStr;
-    let Ok(config) = tokio_postgres::Config::from_str(url) else {
-        return (String::new(), 5432);
-    };
-    let host = match config.get_hosts().first() {
-        Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
-        _ => String::new(),
-    };
-    (host, config.get_ports().first().copied().unwrap_or(5432))
+    match crate::client::Target::parse(url) {
+        Ok(target) => (target.host, target.port),
+        Err(_) => (String::new(), 5432),
+    }
 }
 
 async fn connect(options: &ReplicaOptions) -> Outcome<Connection> {

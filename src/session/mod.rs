@@ -123,6 +123,17 @@ impl StatementResult {
     }
 }
 
+/// A message for the client that is not an error (PostgreSQL's
+/// NoticeResponse).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    /// `NOTICE` or `WARNING`.
+    pub severity: &'static str,
+    pub code: &'static str,
+    pub message: String,
+    pub detail: Option<String>,
+}
+
 pub struct Session {
     db: Arc<Database>,
     ctx: SessionContext,
@@ -139,8 +150,9 @@ pub struct Session {
     /// Reported parameters changed by the last statements, for the wire
     /// layer to announce with ParameterStatus.
     changed: Vec<(&'static str, String)>,
-    /// NOTICE messages of the last statements, for the wire layer to send.
-    notices: Vec<String>,
+    /// Notices and warnings of the last statements, for the wire layer to
+    /// send.
+    notices: Vec<Notice>,
     /// The open transaction block, if any.
     txn: Option<OpenTransaction>,
     /// Where per-statement tables of UPDATE/DELETE/RETURNING live.
@@ -274,14 +286,29 @@ impl Session {
         std::mem::take(&mut self.changed)
     }
 
-    /// NOTICE messages since the last call.
-    pub fn take_notices(&mut self) -> Vec<String> {
+    /// Notices and warnings since the last call.
+    pub fn take_notices(&mut self) -> Vec<Notice> {
         std::mem::take(&mut self.notices)
     }
 
     /// Tells the client something it should know (a NOTICE).
     pub(super) fn notice(&mut self, message: String) {
-        self.notices.push(message);
+        self.notices.push(Notice {
+            severity: "NOTICE",
+            code: "00000",
+            message,
+            detail: None,
+        });
+    }
+
+    /// Warns the client (a WARNING with its SQLSTATE and a detail).
+    pub(super) fn warning(&mut self, code: &'static str, message: String, detail: String) {
+        self.notices.push(Notice {
+            severity: "WARNING",
+            code,
+            message,
+            detail: Some(detail),
+        });
     }
 
     /// Prepared statements named in DEALLOCATE since the last call.

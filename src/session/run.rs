@@ -2,6 +2,7 @@
 //! implicit transaction (run again when it loses a write race), each under
 //! the statement timeout, with metrics and the slow-statement log.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use datafusion::sql::parser::Statement as DfStatement;
@@ -10,6 +11,7 @@ use super::classify::classify;
 use super::script::{parse_script, Parsed};
 use super::TxnState;
 use super::{Session, StatementResult, IMPLICIT_RETRIES};
+use crate::engine::CommitWatch;
 use crate::error::{QuiverError, Result};
 use crate::metrics;
 
@@ -244,9 +246,12 @@ impl Session {
         *self.handle.deadline.lock() = self.deadline;
         // A cancel or the timeout stops the statement wherever it is
         // (rows it streams stop on their own: see `control`).
+        // Once the statement has logged a commit it runs to its end: the
+        // stop then only cuts short a wait for synchronous replicas.
         let control = self.control();
+        let watch = Arc::new(CommitWatch::new(self.synchronous_commit()));
         let stopped = async {
-            match control.deadline {
+            let reason = match control.deadline {
                 Some(deadline) => tokio::select! {
                     _ = control.cancel.cancelled() => QuiverError::QueryCanceled,
                     _ = tokio::time::sleep_until(deadline.into()) => QuiverError::StatementTimeout,
@@ -255,12 +260,32 @@ impl Session {
                     control.cancel.cancelled().await;
                     QuiverError::QueryCanceled
                 }
+            };
+            if watch.logged() {
+                watch.stop_waiting();
+                return std::future::pending().await;
             }
+            reason
         };
         let result = tokio::select! {
-            result = f(self) => result,
+            result = watch.watch(f(self)) => result,
             reason = stopped => Err(reason),
         };
+        if watch.gave_up() {
+            let why = if control.cancel.is_cancelled() {
+                "user request"
+            } else {
+                "statement timeout"
+            };
+            // PostgreSQL's words, its SQLSTATE (01000, warning) included.
+            self.warning(
+                "01000",
+                format!("canceling wait for synchronous replication due to {why}"),
+                "The transaction has already committed locally, but might not have been \
+                 replicated to the standby."
+                    .into(),
+            );
+        }
         // Sequence values the statement took reach the client only once
         // the record that covers them is durable (rows still streaming
         // wait at their end, see `finish_when_sent`).

@@ -568,3 +568,212 @@ async fn hostile_replication_input_gets_an_error_and_ends_only_that_connection()
         eprintln!("psql is not installed: skipping its replication connection");
     }
 }
+
+/// One value from a query run over the crate's own client.
+async fn one(c: &mut Connection, sql: &str) -> String {
+    let rows = c.simple_rows(sql).await.unwrap();
+    rows[0][0].clone().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_follows_a_primary_that_requires_tls_and_checks_its_certificate() {
+    let pdir = super::security::data_dir_with_admin();
+    let (certs, other_certs) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (ca, cert, key) = super::security::certificates(certs.path());
+    let (other_ca, _, _) = super::security::certificates(other_certs.path());
+    let p = super::security::serve(
+        &pdir,
+        &["--tls-cert", &cert, "--tls-key", &key, "--require-tls"],
+    );
+    let url = |user: &str, options: &str| {
+        format!("postgres://{user}@localhost:{}/quiver?{options}", p.port)
+    };
+    let verified = format!("sslmode=verify-full&sslrootcert={ca}");
+
+    // The client's sslmodes against a server that requires TLS.
+    let mut admin = Connection::connect(&url("admin:adminpw", &verified), &[], |_| None)
+        .await
+        .unwrap();
+    assert!(
+        admin.tls.as_deref().unwrap_or("").contains("TLS"),
+        "{:?}",
+        admin.tls
+    );
+    let plain = Connection::connect(&url("admin:adminpw", "sslmode=disable"), &[], |_| None)
+        .await
+        .err()
+        .unwrap();
+    assert!(plain.contains("requires TLS"), "{plain}");
+    let stranger = Connection::connect(
+        &url(
+            "admin:adminpw",
+            &format!("sslmode=verify-full&sslrootcert={other_ca}"),
+        ),
+        &[],
+        |_| None,
+    )
+    .await
+    .err()
+    .unwrap();
+    assert!(stranger.contains("TLS handshake"), "{stranger}");
+    let encrypted = Connection::connect(&url("admin:adminpw", "sslmode=require"), &[], |_| None)
+        .await
+        .unwrap();
+    assert!(encrypted.tls.is_some());
+    encrypted.terminate().await;
+
+    admin
+        .simple_rows(
+            "CREATE ROLE repl REPLICATION LOGIN PASSWORD 'replpw'; \
+             CREATE TABLE t (x int PRIMARY KEY, v text); \
+             INSERT INTO t SELECT g, 'before' FROM generate_series(1, 1000) g",
+        )
+        .await
+        .unwrap();
+
+    // A replica over TLS: base backup, then the stream.
+    let rdir = tempfile::tempdir().unwrap();
+    let primary_url = url("repl:replpw", &verified);
+    let r = TestServer::start_with(&[
+        "--data-dir",
+        rdir.path().to_str().unwrap(),
+        "--replicate-from",
+        &primary_url,
+        "--replica-name",
+        "r1",
+    ]);
+    let rc = r
+        .try_connect(&format!(
+            "host=127.0.0.1 port={} user=admin password=adminpw dbname=quiver",
+            r.port
+        ))
+        .await
+        .unwrap();
+    admin
+        .simple_rows("INSERT INTO t SELECT g, 'after' FROM generate_series(1001, 2000) g")
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let target = one(&mut admin, "SELECT pg_current_wal_flush_lsn()").await;
+        let replayed = text(&rc, "SELECT pg_last_wal_replay_lsn()").await;
+        if target == replayed {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "replica stuck at {replayed}, primary at {target}: {}",
+            text(&rc, "SELECT status, last_error FROM pg_stat_wal_receiver").await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        text(
+            &rc,
+            "SELECT count(*), count(*) FILTER (WHERE v = 'after') FROM t"
+        )
+        .await,
+        "2000|1000"
+    );
+    assert_eq!(
+        one(
+            &mut admin,
+            "SELECT application_name || ':' || state FROM pg_stat_replication"
+        )
+        .await,
+        "r1:streaming"
+    );
+    // The receiver's view shows where it connects, without the password.
+    let conninfo = text(&rc, "SELECT conninfo FROM pg_stat_wal_receiver").await;
+    assert!(!conninfo.contains("replpw"), "{conninfo}");
+    admin.terminate().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_wait_for_a_synchronous_replica_reports_the_commit_with_a_warning() {
+    use futures::{stream, StreamExt};
+    let pdir = tempfile::tempdir().unwrap();
+    // One synchronous replica asked for, none connected: commits wait.
+    let p = primary(&pdir, &["--synchronous-replicas", "1"]);
+    let (client, mut connection) = tokio_postgres::connect(&p.conn_string(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let (tx, mut notices) = tokio::sync::mpsc::unbounded_channel();
+    let mut messages = stream::poll_fn(move |cx| connection.poll_message(cx));
+    tokio::spawn(async move {
+        while let Some(Ok(message)) = messages.next().await {
+            if let tokio_postgres::AsyncMessage::Notice(n) = message {
+                let _ = tx.send(format!(
+                    "{} {}: {} {}",
+                    n.severity(),
+                    n.code().code(),
+                    n.message(),
+                    n.detail().unwrap_or_default()
+                ));
+            }
+        }
+    });
+    // DDL commits wait as synchronous_commit says too: `local` does not.
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        client.batch_execute("SET synchronous_commit = local; CREATE TABLE t (x int)"),
+    )
+    .await
+    .expect("CREATE TABLE under synchronous_commit = local waits for no replica")
+    .unwrap();
+    client
+        .batch_execute("SET synchronous_commit = on; SET statement_timeout = 300")
+        .await
+        .unwrap();
+    // The timeout ends the wait, not the commit: the client hears of it.
+    assert_eq!(
+        client
+            .execute("INSERT INTO t VALUES (1)", &[])
+            .await
+            .unwrap(),
+        1
+    );
+    let said = notices.recv().await.unwrap();
+    assert!(said.starts_with("WARNING 01000: canceling wait"), "{said}");
+    assert!(said.contains("due to statement timeout"), "{said}");
+    assert!(said.contains("already committed locally"), "{said}");
+
+    // So does a cancel.
+    client
+        .batch_execute("SET statement_timeout = 0")
+        .await
+        .unwrap();
+    let cancel = client.cancel_token();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        cancel.cancel_query(tokio_postgres::NoTls).await.unwrap();
+    });
+    assert_eq!(
+        client
+            .execute("INSERT INTO t VALUES (2)", &[])
+            .await
+            .unwrap(),
+        1
+    );
+    let said = notices.recv().await.unwrap();
+    assert!(said.contains("due to user request"), "{said}");
+    assert_eq!(text(&client, "SELECT count(*) FROM t").await, "2");
+
+    // A statement stopped before it commits is still stopped.
+    client
+        .batch_execute("SET statement_timeout = 200")
+        .await
+        .unwrap();
+    let err = client
+        .execute(
+            "INSERT INTO t SELECT t.x FROM t, generate_series(1, 200000000) AS g(n)",
+            &[],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        Some(&tokio_postgres::error::SqlState::QUERY_CANCELED)
+    );
+    assert_eq!(text(&client, "SELECT count(*) FROM t").await, "2");
+}

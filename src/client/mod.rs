@@ -2,7 +2,10 @@
 //! message codecs: log in (trust, cleartext, MD5, SCRAM-SHA-256), then
 //! send and receive raw messages. The shell's remote mode and a replica's
 //! connection to its primary (which needs the COPY BOTH mode no Rust
-//! driver offers) are built on it.
+//! driver offers) are built on it. TLS as libpq negotiates it: see
+//! [`tls`].
+
+mod tls;
 
 use std::str::FromStr;
 
@@ -10,38 +13,34 @@ use bytes::BytesMut;
 use fallible_iterator::FallibleIterator;
 use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
 use postgres_protocol::message::{backend::Message, frontend};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+pub use tls::{SslMode, TlsOptions};
 
 /// A connection failure or a protocol error, as text for a person.
 pub type Error = String;
 
-/// A logged-in connection.
-pub struct Connection {
-    stream: TcpStream,
-    read: BytesMut,
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// Where a connection string points, and how it logs in.
+pub struct Target {
     pub host: String,
     pub port: u16,
     pub user: String,
     pub dbname: String,
-    /// For CancelRequest: (process id, secret key).
-    pub key: Option<(i32, i32)>,
+    password: Option<Vec<u8>>,
+    pub tls: TlsOptions,
 }
 
-impl Connection {
-    /// Connects to `url` (`postgres://user:password@host:port/db`) and logs
-    /// in, sending `extra` start-up parameters. The password comes from
-    /// the URL, PGPASSWORD, or `ask` when the server asks for one.
-    pub async fn connect(
-        url: &str,
-        extra: &[(&str, &str)],
-        ask: impl Fn(&str) -> Option<String>,
-    ) -> Result<Connection, Error> {
-        let config = tokio_postgres::Config::from_str(url)
+impl Target {
+    /// Parses a `postgres://user:password@host:port/db?sslmode=...` URL or
+    /// a `key=value` string, with libpq's defaults and environment.
+    pub fn parse(url: &str) -> Result<Target, Error> {
+        let (url, tls) = tls::split_options(url)?;
+        let config = tokio_postgres::Config::from_str(&url)
             .map_err(|e| format!("invalid connection URL: {e}"))?;
-        if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
-            return Err("this connection is made without TLS; drop sslmode=require".into());
-        }
         let host = match config.get_hosts().first() {
             Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
             Some(_) => return Err("connections are made over TCP only (no Unix sockets)".into()),
@@ -55,10 +54,71 @@ impl Connection {
                 .unwrap_or_else(|_| "postgres".into()),
         };
         let dbname = config.get_dbname().unwrap_or(&user).to_string();
-        let stream = TcpStream::connect((host.as_str(), port))
+        Ok(Target {
+            host,
+            port,
+            user,
+            dbname,
+            password: config.get_password().map(<[u8]>::to_vec),
+            tls,
+        })
+    }
+}
+
+/// A logged-in connection.
+pub struct Connection {
+    stream: Box<dyn Io>,
+    read: BytesMut,
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub dbname: String,
+    /// The TLS protocol and cipher suite, when the connection is
+    /// encrypted.
+    pub tls: Option<String>,
+    /// For CancelRequest: (process id, secret key).
+    pub key: Option<(i32, i32)>,
+}
+
+impl Connection {
+    /// Connects to `url` (`postgres://user:password@host:port/db`) and logs
+    /// in, sending `extra` start-up parameters. The password comes from
+    /// the URL, PGPASSWORD, or `ask` when the server asks for one.
+    pub async fn connect(
+        url: &str,
+        extra: &[(&str, &str)],
+        ask: impl Fn(&str) -> Option<String>,
+    ) -> Result<Connection, Error> {
+        let Target {
+            host,
+            port,
+            user,
+            dbname,
+            password: given,
+            tls,
+        } = Target::parse(url)?;
+        let tcp = TcpStream::connect((host.as_str(), port))
             .await
             .map_err(|e| format!("could not connect to {host}:{port}: {e}"))?;
-        let _ = stream.set_nodelay(true);
+        let _ = tcp.set_nodelay(true);
+        let (stream, tls): (Box<dyn Io>, _) = match tls::negotiate(tcp, &host, &tls).await? {
+            tls::Negotiated::Plain(tcp) => (Box::new(tcp), None),
+            tls::Negotiated::Tls(stream) => {
+                let (_, session) = stream.get_ref();
+                let describe = format!(
+                    "{}, cipher {}",
+                    session
+                        .protocol_version()
+                        .and_then(|v| v.as_str())
+                        .unwrap_or("TLS"),
+                    session
+                        .negotiated_cipher_suite()
+                        .and_then(|c| c.suite().as_str())
+                        .unwrap_or("unknown"),
+                );
+                (stream, Some(describe))
+            }
+        };
         let mut connection = Connection {
             stream,
             read: BytesMut::with_capacity(64 * 1024),
@@ -66,6 +126,7 @@ impl Connection {
             port,
             user: user.clone(),
             dbname: dbname.clone(),
+            tls,
             key: None,
         };
         let mut buf = BytesMut::new();
@@ -78,8 +139,8 @@ impl Connection {
         frontend::startup_message(params.iter().copied(), &mut buf).map_err(io)?;
         connection.send(&buf).await?;
         let password = || -> Result<Vec<u8>, Error> {
-            if let Some(p) = config.get_password() {
-                return Ok(p.to_vec());
+            if let Some(p) = &given {
+                return Ok(p.clone());
             }
             if let Ok(p) = std::env::var("PGPASSWORD") {
                 return Ok(p.into_bytes());
