@@ -1,13 +1,20 @@
-//! `generate_series(start, stop, step)` over timestamps: DataFusion's
-//! table function takes nanosecond timestamps only, and ours (as
-//! PostgreSQL's) are microseconds. The bounds are widened before the call.
+//! `generate_series` as PostgreSQL has it: over timestamps (DataFusion's
+//! table function takes nanosecond timestamps only, and ours, as
+//! PostgreSQL's, are microseconds: the bounds are widened before the
+//! call), and in a select list (one row per value, not one list).
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::common::{Result, ScalarValue};
 use datafusion::execution::context::SessionContext;
 use datafusion::logical_expr::Expr;
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::{
+    Expr as SqlExpr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList,
+    FunctionArguments, Ident, ObjectName, Query, SelectItem, SetExpr, Value, VisitMut, VisitorMut,
+};
 
 #[derive(Debug)]
 struct NanosecondBounds {
@@ -54,4 +61,119 @@ fn nanoseconds(expr: &Expr) -> Expr {
         ),
         other => other.clone(),
     }
+}
+
+/// `SELECT generate_series(1, 3)`: in PostgreSQL a set-returning function
+/// in the select list yields one row per value (several in one list run
+/// side by side, the shorter padded with NULLs). DataFusion's scalar
+/// `generate_series` returns one list instead, a different answer; so a
+/// call in a select list becomes `unnest(generate_series(...))`, which
+/// DataFusion expands the same way. Calls in subqueries of the select
+/// list belong to those subqueries' own select lists (or to none).
+pub fn expand_in_select_lists(statement: &mut DfStatement) {
+    match statement {
+        DfStatement::Statement(s) => {
+            let _ = s.visit(&mut SelectLists);
+        }
+        DfStatement::Explain(explain) => expand_in_select_lists(explain.statement.as_mut()),
+        _ => {}
+    }
+}
+
+struct SelectLists;
+
+impl VisitorMut for SelectLists {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        expand_in_set_expr(&mut query.body);
+        ControlFlow::Continue(())
+    }
+}
+
+fn expand_in_set_expr(body: &mut SetExpr) {
+    match body {
+        SetExpr::Select(select) => {
+            for item in select.projection.iter_mut() {
+                // A bare call keeps the function's name for its column, as
+                // in PostgreSQL.
+                if let SelectItem::UnnamedExpr(expr) = item {
+                    if is_series(expr) {
+                        let expr = std::mem::replace(expr, SqlExpr::value(Value::Null));
+                        *item = SelectItem::ExprWithAlias {
+                            expr,
+                            alias: Ident::new("generate_series"),
+                        };
+                    }
+                }
+                if let SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. } = item
+                {
+                    let _ = expr.visit(&mut SeriesCalls { depth: 0 });
+                }
+            }
+        }
+        SetExpr::SetOperation { left, right, .. } => {
+            expand_in_set_expr(left);
+            expand_in_set_expr(right);
+        }
+        // A parenthesized query is visited as a query of its own.
+        _ => {}
+    }
+}
+
+/// Wraps the `generate_series` calls of one select-list expression,
+/// outside its subqueries.
+struct SeriesCalls {
+    depth: usize,
+}
+
+impl VisitorMut for SeriesCalls {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
+        self.depth += 1;
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_query(&mut self, _: &mut Query) -> ControlFlow<()> {
+        self.depth -= 1;
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_expr(&mut self, expr: &mut SqlExpr) -> ControlFlow<()> {
+        if self.depth == 0 && is_series(expr) {
+            let call = std::mem::replace(expr, SqlExpr::value(Value::Null));
+            *expr = SqlExpr::Function(Function {
+                name: ObjectName::from(vec![Ident::new("unnest")]),
+                uses_odbc_syntax: false,
+                parameters: FunctionArguments::None,
+                args: FunctionArguments::List(FunctionArgumentList {
+                    duplicate_treatment: None,
+                    args: vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(call))],
+                    clauses: vec![],
+                }),
+                filter: None,
+                null_treatment: None,
+                over: None,
+                within_group: vec![],
+            });
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// A call of `generate_series` (or `pg_catalog.generate_series`) with an
+/// argument list.
+fn is_series(expr: &SqlExpr) -> bool {
+    let SqlExpr::Function(f) = expr else {
+        return false;
+    };
+    let named = match f.name.0.as_slice() {
+        [name] => Some(name),
+        [schema, name] if schema.to_string().eq_ignore_ascii_case("pg_catalog") => Some(name),
+        _ => None,
+    };
+    named.is_some_and(|n| n.to_string().eq_ignore_ascii_case("generate_series"))
+        && matches!(f.args, FunctionArguments::List(_))
+        && f.over.is_none()
 }

@@ -118,8 +118,9 @@ pub fn rewrite_casts(statement: &mut DfStatement) {
 }
 
 /// `FROM generate_series(1, 3) AS g`: in Postgres a function returning one
-/// column names that column after the alias; DataFusion keeps the
-/// function's own column name. Give the alias a column list.
+/// column names that column after the alias (after the function without
+/// one: `generate_series`); DataFusion keeps the function's own column
+/// name (`value`). Give the alias a column list.
 struct ScalarFunctionAlias;
 
 impl datafusion::sql::sqlparser::ast::VisitorMut for ScalarFunctionAlias {
@@ -129,11 +130,11 @@ impl datafusion::sql::sqlparser::ast::VisitorMut for ScalarFunctionAlias {
         &mut self,
         factor: &mut datafusion::sql::sqlparser::ast::TableFactor,
     ) -> ControlFlow<()> {
-        use datafusion::sql::sqlparser::ast::{TableAliasColumnDef, TableFactor};
+        use datafusion::sql::sqlparser::ast::{TableAlias, TableAliasColumnDef, TableFactor};
         if let TableFactor::Table {
             name,
             args: Some(_),
-            alias: Some(alias),
+            alias,
             ..
         } = factor
         {
@@ -142,11 +143,18 @@ impl datafusion::sql::sqlparser::ast::VisitorMut for ScalarFunctionAlias {
                 .last()
                 .and_then(|p| p.as_ident())
                 .map(|i| i.value.to_ascii_lowercase());
-            let one_column = matches!(
-                function.as_deref(),
-                Some("generate_series" | "range" | "unnest")
-            );
-            if one_column && alias.columns.is_empty() {
+            let Some(function) =
+                function.filter(|f| matches!(f.as_str(), "generate_series" | "range" | "unnest"))
+            else {
+                return ControlFlow::Continue(());
+            };
+            let alias = alias.get_or_insert_with(|| TableAlias {
+                explicit: true,
+                name: Ident::new(function),
+                columns: vec![],
+                at: None,
+            });
+            if alias.columns.is_empty() {
                 alias.columns.push(TableAliasColumnDef {
                     name: alias.name.clone(),
                     data_type: None,
