@@ -235,18 +235,18 @@ pub async fn serve_connection(
                 info.severity = "FATAL".into();
                 info.severity_nonlocalized = Some("FATAL".into());
             }
-            let is_fatal = info.is_fatal();
+            // A FATAL error ends the connection, with no ReadyForQuery
+            // after it (pgwire would send one, and go on reading; a login
+            // that failed must never reach the query handlers).
+            if info.is_fatal() {
+                return end_with(&mut socket, info).await;
+            }
             process_error(
                 &mut socket,
                 PgWireError::UserError(Box::new(info)),
                 is_extended,
             )
             .await?;
-            // pgwire would go on reading after a FATAL error; a login that
-            // failed must never reach the query handlers.
-            if is_fatal {
-                return Ok(());
-            }
         }
     }
 }

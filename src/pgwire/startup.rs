@@ -18,7 +18,7 @@ use pgwire::api::{
     ClientInfo, PgWireConnectionState, PidSecretKeyGenerator, RandomPidSecretKeyGenerator,
 };
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
-use pgwire::messages::startup::Authentication;
+use pgwire::messages::startup::{Authentication, PasswordMessageFamily};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
 use super::auth::{ScramError, ScramExchange, SCRAM_SHA_256};
@@ -99,6 +99,24 @@ pub(super) fn fatal(code: &str, message: String) -> PgWireError {
     )))
 }
 
+/// Whether a password message has a SASLInitialResponse's shape: the
+/// mechanism's name, a NUL, and a length that the rest holds (-1: no
+/// data). pgwire's decoder panics on a shorter one.
+fn is_initial_response(message: &PasswordMessageFamily) -> bool {
+    let PasswordMessageFamily::Raw(body) = message else {
+        return matches!(message, PasswordMessageFamily::SASLInitialResponse(_));
+    };
+    let Some(nul) = body.iter().position(|&b| b == 0) else {
+        return false;
+    };
+    let rest = &body[nul + 1..];
+    let Some(len) = rest.get(..4) else {
+        return false;
+    };
+    let len = i32::from_be_bytes([len[0], len[1], len[2], len[3]]);
+    len == -1 || usize::try_from(len).is_ok_and(|len| len <= rest.len() - 4)
+}
+
 /// The ParameterStatus values sent at start-up.
 struct StartupParameters {
     values: HashMap<String, String>,
@@ -137,6 +155,12 @@ impl StartupHandler for Backend {
                 let state = std::mem::take(&mut *self.login.lock());
                 match state {
                     Login::AwaitingClientFirst => {
+                        if !is_initial_response(&message) {
+                            return Err(fatal(
+                                "08P01",
+                                "invalid SASLInitialResponse message".into(),
+                            ));
+                        }
                         let initial = message.into_sasl_initial_response()?;
                         if initial.auth_method != SCRAM_SHA_256 {
                             return Err(fatal(
@@ -368,5 +392,29 @@ impl Backend {
         finish_authentication(client, &StartupParameters { values }).await?;
         self.logged_in.store(true, Ordering::Release);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::BytesMut;
+
+    fn raw(body: &[u8]) -> PasswordMessageFamily {
+        PasswordMessageFamily::Raw(BytesMut::from(body))
+    }
+
+    #[test]
+    fn only_whole_initial_responses_reach_the_decoder() {
+        assert!(is_initial_response(&raw(b"SCRAM-SHA-256\0\0\0\0\x02ab")));
+        assert!(is_initial_response(&raw(
+            b"SCRAM-SHA-256\0\xff\xff\xff\xff"
+        )));
+        assert!(!is_initial_response(&raw(b"xy")));
+        assert!(!is_initial_response(&raw(b"SCRAM-SHA-256\0\0\0")));
+        assert!(!is_initial_response(&raw(b"SCRAM-SHA-256\0\0\0\0\x09ab")));
+        assert!(!is_initial_response(&raw(
+            b"SCRAM-SHA-256\0\xff\xff\xff\xfe"
+        )));
     }
 }
