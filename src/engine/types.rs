@@ -319,7 +319,7 @@ pub fn display_type(field: &Field) -> String {
         DataType::Time32(_) | DataType::Time64(_) => "time without time zone".into(),
         DataType::Timestamp(_, None) => "timestamp without time zone".into(),
         DataType::Timestamp(_, Some(_)) => "timestamp with time zone".into(),
-        DataType::Interval(_) => "interval".into(),
+        DataType::Interval(_) | DataType::Duration(_) => "interval".into(),
         other => other.to_string().to_lowercase(),
     }
 }

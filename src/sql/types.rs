@@ -188,6 +188,7 @@ fn general_rows(
     batch: RecordBatch,
 ) -> impl Iterator<Item = PgWireResult<DataRow>> + Send {
     let mut encoder = DataRowEncoder::new(fields.clone());
+    let batch = durations_as_intervals(batch);
     (0..batch.num_rows()).map(move |row| {
         for (col, (array, pg_field)) in batch.columns().iter().zip(fields.iter()).enumerate() {
             // NULL is NULL whatever the type (arrow-pg forgets to check
@@ -462,6 +463,58 @@ fn own_text(array: &dyn Array, row: usize, options: &FormatOptions) -> Option<St
         ),
         _ => temporal_text(array, row, options),
     }
+}
+
+/// Durations (what `timestamp - timestamp` gives in DataFusion) as the
+/// intervals PostgreSQL gives for it: whole days apart from the time
+/// (`9 days 12:00:00`, not `228:00:00`; PostgreSQL's timestamp_mi
+/// justifies hours into days, and so do both wire formats here).
+fn durations_as_intervals(batch: RecordBatch) -> RecordBatch {
+    use datafusion::arrow::array::{ArrayRef, IntervalMonthDayNanoArray};
+    use datafusion::arrow::compute::cast;
+    use datafusion::arrow::datatypes::{DurationNanosecondType, TimeUnit};
+    if !batch
+        .schema_ref()
+        .fields()
+        .iter()
+        .any(|f| matches!(f.data_type(), DataType::Duration(_)))
+    {
+        return batch;
+    }
+    const DAY: i64 = 86_400 * 1_000_000_000;
+    let mut fields = Vec::with_capacity(batch.num_columns());
+    let mut columns = Vec::with_capacity(batch.num_columns());
+    for (field, column) in batch.schema_ref().fields().iter().zip(batch.columns()) {
+        let nanos = match field.data_type() {
+            DataType::Duration(_) => cast(column, &DataType::Duration(TimeUnit::Nanosecond)).ok(),
+            _ => None,
+        };
+        match nanos {
+            Some(nanos) => {
+                let intervals: IntervalMonthDayNanoArray = nanos
+                    .as_primitive::<DurationNanosecondType>()
+                    .iter()
+                    .map(|v| v.map(|n| IntervalMonthDayNano::new(0, (n / DAY) as i32, n % DAY)))
+                    .collect();
+                fields.push(Arc::new(
+                    field
+                        .as_ref()
+                        .clone()
+                        .with_data_type(DataType::Interval(IntervalUnit::MonthDayNano)),
+                ));
+                columns.push(Arc::new(intervals) as ArrayRef);
+            }
+            None => {
+                fields.push(field.clone());
+                columns.push(column.clone());
+            }
+        }
+    }
+    let schema = Arc::new(Schema::new_with_metadata(
+        fields,
+        batch.schema_ref().metadata().clone(),
+    ));
+    RecordBatch::try_new(schema, columns).unwrap_or(batch)
 }
 
 /// An interval as PostgreSQL prints it in IntervalStyle `postgres`

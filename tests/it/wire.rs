@@ -717,3 +717,45 @@ async fn the_server_has_one_database_and_postgres_is_its_alias() {
         .unwrap();
     assert_eq!(err.code(), Some(&SqlState::INVALID_CATALOG_NAME));
 }
+
+/// An interval in binary: (microseconds, days, months), as PostgreSQL
+/// sends it.
+#[derive(Debug, PartialEq)]
+struct RawInterval(i64, i32, i32);
+
+impl<'a> tokio_postgres::types::FromSql<'a> for RawInterval {
+    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        let micros = i64::from_be_bytes(raw[0..8].try_into()?);
+        let days = i32::from_be_bytes(raw[8..12].try_into()?);
+        let months = i32::from_be_bytes(raw[12..16].try_into()?);
+        Ok(RawInterval(micros, days, months))
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::INTERVAL
+    }
+}
+
+#[tokio::test]
+async fn a_timestamp_difference_is_an_interval_of_days_and_time_in_binary() {
+    let server = TestServer::start();
+    let client = server.connect().await;
+    // PostgreSQL 15 sends (43200000000, 9, 0) and (-43200500000, -9, 0).
+    let row = client
+        .query_one(
+            "SELECT timestamp '2024-03-10 12:00' - timestamp '2024-03-01 00:00',
+                    timestamp '2024-03-01' - timestamp '2024-03-10 12:00:00.5'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.columns()[0].type_(), &Type::INTERVAL);
+    assert_eq!(
+        row.get::<_, RawInterval>(0),
+        RawInterval(43_200_000_000, 9, 0)
+    );
+    assert_eq!(
+        row.get::<_, RawInterval>(1),
+        RawInterval(-43_200_500_000, -9, 0)
+    );
+}
