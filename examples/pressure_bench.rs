@@ -73,11 +73,11 @@ struct Target {
 
 const QUIVER_SETUP: &str = "
     CREATE TABLE p (id INT NOT NULL);
-    INSERT INTO p SELECT CAST(value AS INT) FROM generate_series(1, 200000);
+    INSERT INTO p SELECT CAST(g AS INT) FROM generate_series(1, 200000) g;
     CREATE TABLE big (id BIGINT NOT NULL, x BIGINT NOT NULL);
-    INSERT INTO big SELECT value, (value * 7919) % 1000003 FROM generate_series(1, 10000000);
+    INSERT INTO big SELECT g, (g * 7919) % 1000003 FROM generate_series(1, 10000000) g;
     CREATE TABLE acct (id INT PRIMARY KEY, bal BIGINT NOT NULL);
-    INSERT INTO acct SELECT CAST(value AS INT), 0 FROM generate_series(1, 1000000);";
+    INSERT INTO acct SELECT CAST(g AS INT), 0 FROM generate_series(1, 1000000) g;";
 
 const POSTGRES_SETUP: &str = "
     CREATE TABLE p (id INT NOT NULL);

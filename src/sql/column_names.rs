@@ -144,89 +144,68 @@ pub(crate) const REPEAT_MARK: char = '\u{1}';
 /// repeated output names, Postgres allows them. Gives every repeat in
 /// every select list of the statement a marked alias.
 pub fn separate_repeated_names(statement: &mut Statement) {
-    use datafusion::sql::sqlparser::ast::{Ident, Query as AstQuery, VisitMut, VisitorMut};
+    use datafusion::sql::sqlparser::ast::Ident;
     use std::collections::HashMap;
-    use std::ops::ControlFlow;
 
-    fn separate(body: &mut SetExpr) {
-        match body {
-            SetExpr::Select(select) => {
-                // `SELECT c.oid, c.*`: the explicit column and the one from
-                // the wildcard share a name; unqualify the explicit one.
-                let wildcard = select.projection.iter().any(|i| {
-                    matches!(
-                        i,
-                        SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
-                    )
-                });
-                if wildcard {
-                    for item in select.projection.iter_mut() {
-                        let name = match &*item {
-                            SelectItem::UnnamedExpr(Expr::CompoundIdentifier(parts)) => {
-                                parts.last().cloned()
-                            }
-                            _ => None,
-                        };
-                        if let (Some(name), SelectItem::UnnamedExpr(expr)) = (name, &*item) {
-                            // Marked: DataFusion drops an alias equal to the
-                            // column's own name; [`rename`] takes the mark off.
-                            *item = SelectItem::ExprWithAlias {
-                                expr: expr.clone(),
-                                alias: Ident::with_quote(
-                                    '"',
-                                    format!("{}{REPEAT_MARK}w", super::normalize_ident(&name)),
-                                ),
-                            };
-                        }
+    super::for_each_select(statement, |select| {
+        // `SELECT c.oid, c.*`: the explicit column and the one from
+        // the wildcard share a name; unqualify the explicit one.
+        let wildcard = select.projection.iter().any(|i| {
+            matches!(
+                i,
+                SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
+            )
+        });
+        if wildcard {
+            for item in select.projection.iter_mut() {
+                let name = match &*item {
+                    SelectItem::UnnamedExpr(Expr::CompoundIdentifier(parts)) => {
+                        parts.last().cloned()
                     }
-                }
-                let mut seen: HashMap<String, usize> = HashMap::new();
-                for item in select.projection.iter_mut() {
-                    let key = match &*item {
-                        SelectItem::UnnamedExpr(Expr::Identifier(i)) => super::normalize_ident(i),
-                        SelectItem::UnnamedExpr(Expr::CompoundIdentifier(parts)) => {
-                            parts.last().map(super::normalize_ident).unwrap_or_default()
-                        }
-                        SelectItem::UnnamedExpr(e) => datafusion_name_key(e),
-                        SelectItem::ExprWithAlias { alias, .. } => super::normalize_ident(alias),
-                        _ => continue,
-                    };
-                    let n = seen.entry(key.clone()).or_insert(0);
-                    *n += 1;
-                    if *n == 1 {
-                        continue;
-                    }
-                    let shown = match &*item {
-                        SelectItem::UnnamedExpr(e) => name_of(e).unwrap_or(key),
-                        _ => key,
-                    };
-                    let alias = Ident::with_quote('"', format!("{shown}{REPEAT_MARK}{n}"));
-                    *item = match std::mem::replace(item, SelectItem::Wildcard(Default::default()))
-                    {
-                        SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. } => {
-                            SelectItem::ExprWithAlias { expr, alias }
-                        }
-                        other => other,
+                    _ => None,
+                };
+                if let (Some(name), SelectItem::UnnamedExpr(expr)) = (name, &*item) {
+                    // Marked: DataFusion drops an alias equal to the
+                    // column's own name; [`rename`] takes the mark off.
+                    *item = SelectItem::ExprWithAlias {
+                        expr: expr.clone(),
+                        alias: Ident::with_quote(
+                            '"',
+                            format!("{}{REPEAT_MARK}w", super::normalize_ident(&name)),
+                        ),
                     };
                 }
             }
-            SetExpr::SetOperation { left, right, .. } => {
-                separate(left);
-                separate(right);
+        }
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        for item in select.projection.iter_mut() {
+            let key = match &*item {
+                SelectItem::UnnamedExpr(Expr::Identifier(i)) => super::normalize_ident(i),
+                SelectItem::UnnamedExpr(Expr::CompoundIdentifier(parts)) => {
+                    parts.last().map(super::normalize_ident).unwrap_or_default()
+                }
+                SelectItem::UnnamedExpr(e) => datafusion_name_key(e),
+                SelectItem::ExprWithAlias { alias, .. } => super::normalize_ident(alias),
+                _ => continue,
+            };
+            let n = seen.entry(key.clone()).or_insert(0);
+            *n += 1;
+            if *n == 1 {
+                continue;
             }
-            _ => {}
+            let shown = match &*item {
+                SelectItem::UnnamedExpr(e) => name_of(e).unwrap_or(key),
+                _ => key,
+            };
+            let alias = Ident::with_quote('"', format!("{shown}{REPEAT_MARK}{n}"));
+            *item = match std::mem::replace(item, SelectItem::Wildcard(Default::default())) {
+                SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. } => {
+                    SelectItem::ExprWithAlias { expr, alias }
+                }
+                other => other,
+            };
         }
-    }
-
-    struct Visitor;
-    impl VisitorMut for Visitor {
-        type Break = ();
-        fn pre_visit_query(&mut self, query: &mut AstQuery) -> ControlFlow<()> {
-            separate(&mut query.body);
-            ControlFlow::Continue(())
-        }
-    }
-    let _ = statement.visit(&mut Visitor);
+    });
 }
 
 /// The function that keeps a cast's name (`CAST(t.a AS Int64)`) where

@@ -52,6 +52,38 @@ use crate::error::Result;
 pub use copy_options::{column_from_text, BadValue, CopyFormat, CopyIn, CopyOptions, CopyOut};
 pub use stream::RowStream;
 
+/// Calls `f` on every SELECT of a statement: each query's, both sides of
+/// its set operations, and those of its subqueries, outer ones first.
+pub fn for_each_select(
+    statement: &mut datafusion::sql::sqlparser::ast::Statement,
+    mut f: impl FnMut(&mut datafusion::sql::sqlparser::ast::Select),
+) {
+    use datafusion::sql::sqlparser::ast::{Query, Select, SetExpr, VisitMut, VisitorMut};
+    use std::ops::ControlFlow;
+
+    fn walk(body: &mut SetExpr, f: &mut dyn FnMut(&mut Select)) {
+        match body {
+            SetExpr::Select(select) => f(select),
+            SetExpr::SetOperation { left, right, .. } => {
+                walk(left, f);
+                walk(right, f);
+            }
+            // A parenthesized query is visited as a query of its own.
+            _ => {}
+        }
+    }
+
+    struct Selects<'a>(&'a mut dyn FnMut(&mut Select));
+    impl VisitorMut for Selects<'_> {
+        type Break = ();
+        fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+            walk(&mut query.body, self.0);
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = statement.visit(&mut Selects(&mut f));
+}
+
 /// Postgres folds unquoted identifiers to lower case.
 pub fn normalize_ident(ident: &Ident) -> String {
     if ident.quote_style.is_some() {

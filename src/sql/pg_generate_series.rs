@@ -13,7 +13,7 @@ use datafusion::logical_expr::Expr;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{
     Expr as SqlExpr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList,
-    FunctionArguments, Ident, ObjectName, Query, SelectItem, SetExpr, Value, VisitMut, VisitorMut,
+    FunctionArguments, Ident, ObjectName, Query, Select, SelectItem, Value, VisitMut, VisitorMut,
 };
 
 #[derive(Debug)]
@@ -72,52 +72,28 @@ fn nanoseconds(expr: &Expr) -> Expr {
 /// list belong to those subqueries' own select lists (or to none).
 pub fn expand_in_select_lists(statement: &mut DfStatement) {
     match statement {
-        DfStatement::Statement(s) => {
-            let _ = s.visit(&mut SelectLists);
-        }
+        DfStatement::Statement(s) => super::for_each_select(s, expand_in_select),
         DfStatement::Explain(explain) => expand_in_select_lists(explain.statement.as_mut()),
         _ => {}
     }
 }
 
-struct SelectLists;
-
-impl VisitorMut for SelectLists {
-    type Break = ();
-
-    fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
-        expand_in_set_expr(&mut query.body);
-        ControlFlow::Continue(())
-    }
-}
-
-fn expand_in_set_expr(body: &mut SetExpr) {
-    match body {
-        SetExpr::Select(select) => {
-            for item in select.projection.iter_mut() {
-                // A bare call keeps the function's name for its column, as
-                // in PostgreSQL.
-                if let SelectItem::UnnamedExpr(expr) = item {
-                    if is_series(expr) {
-                        let expr = std::mem::replace(expr, SqlExpr::value(Value::Null));
-                        *item = SelectItem::ExprWithAlias {
-                            expr,
-                            alias: Ident::new("generate_series"),
-                        };
-                    }
-                }
-                if let SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. } = item
-                {
-                    let _ = expr.visit(&mut SeriesCalls { depth: 0 });
-                }
+fn expand_in_select(select: &mut Select) {
+    for item in select.projection.iter_mut() {
+        // A bare call keeps the function's name for its column, as in
+        // PostgreSQL.
+        if let SelectItem::UnnamedExpr(expr) = item {
+            if is_series(expr) {
+                let expr = std::mem::replace(expr, SqlExpr::value(Value::Null));
+                *item = SelectItem::ExprWithAlias {
+                    expr,
+                    alias: Ident::new("generate_series"),
+                };
             }
         }
-        SetExpr::SetOperation { left, right, .. } => {
-            expand_in_set_expr(left);
-            expand_in_set_expr(right);
+        if let SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. } = item {
+            let _ = expr.visit(&mut SeriesCalls { depth: 0 });
         }
-        // A parenthesized query is visited as a query of its own.
-        _ => {}
     }
 }
 

@@ -29,7 +29,7 @@ async fn server_with_table(args: &[&str]) -> (TestServer, tokio_postgres::Client
     client
         .batch_execute(
             "CREATE TABLE p (id INT NOT NULL);
-             INSERT INTO p SELECT CAST(value AS INT) FROM generate_series(1, 200000)",
+             INSERT INTO p SELECT CAST(g AS INT) FROM generate_series(1, 200000) g",
         )
         .await
         .unwrap();
