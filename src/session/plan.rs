@@ -107,6 +107,11 @@ impl Session {
             (Err(_), Some(empty)) => self.df_state().statement_to_plan(empty).await?,
             (Err(e), None) => return Err(e.into()),
         };
+        let plan = if is_query {
+            crate::sql::pg_values::floats_win(plan)?
+        } else {
+            plan
+        };
         Ok(pg_casts::rewrite_text_casts(plan, &self.text_casts)?)
     }
 

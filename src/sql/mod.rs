@@ -31,6 +31,7 @@ pub mod pg_to_char;
 pub mod pg_to_number;
 pub mod pg_to_timestamp;
 pub mod pg_types_in;
+pub mod pg_values;
 pub mod placeholders;
 pub mod rows;
 pub mod sequence_ddl;
