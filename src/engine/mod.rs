@@ -344,13 +344,21 @@ impl Database {
         self.next_view_seq.fetch_max(next, Ordering::Relaxed);
     }
 
+    /// Logs a commit of the running statement (which from then on runs
+    /// to its end: see [`CommitWatch`]).
     fn log(&self, commit: &Commit, sync: SyncLevel) -> Result<Ack> {
-        let ack = match self.log.get() {
-            Some(log) => Ack(Some(log.append(commit, sync)?)),
-            None => Ack(None),
-        };
+        let ack = self.log_record(commit, sync)?;
         replication::CommitWatch::note_logged();
         Ok(ack)
+    }
+
+    /// Logs a record that is no commit of the running statement (a
+    /// sequence's new position).
+    fn log_record(&self, commit: &Commit, sync: SyncLevel) -> Result<Ack> {
+        match self.log.get() {
+            Some(log) => Ok(Ack(Some(log.append(commit, sync)?))),
+            None => Ok(Ack(None)),
+        }
     }
 
     /// Appends rows to a table: checks its constraints, logs the rows and

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::commit::{Commit, Effect};
-use super::{CommitWatch, Database, QualifiedName};
+use super::{CommitWatch, Database, QualifiedName, SyncLevel};
 use crate::error::{QuiverError, Result};
 
 /// Values a sequence hands out before it logs its position again (what
@@ -525,9 +525,15 @@ impl Database {
         Ok(covered)
     }
 
+    /// A sequence's record waits for the local disk at most, never for
+    /// synchronous replicas (as in PostgreSQL, where nextval assigns no
+    /// transaction): a commit that uses the value comes later in the WAL,
+    /// so a replica that has the commit has the record. Nor does it make
+    /// the statement a committed one that a cancel can no longer stop.
     fn log_sequence(&self, effect: Effect) -> Result<Logged> {
+        let sync = CommitWatch::statement_sync_level().min(SyncLevel::Local);
         Ok(self
-            .log(&Commit::of(effect), CommitWatch::statement_sync_level())?
+            .log_record(&Commit::of(effect), sync)?
             .0
             .map(|durable| durable.wait().boxed()))
     }

@@ -716,7 +716,9 @@ async fn a_stopped_wait_for_a_synchronous_replica_reports_the_commit_with_a_warn
     // DDL commits wait as synchronous_commit says too: `local` does not.
     tokio::time::timeout(
         Duration::from_secs(20),
-        client.batch_execute("SET synchronous_commit = local; CREATE TABLE t (x int)"),
+        client.batch_execute(
+            "SET synchronous_commit = local; CREATE TABLE t (x int); CREATE SEQUENCE s",
+        ),
     )
     .await
     .expect("CREATE TABLE under synchronous_commit = local waits for no replica")
@@ -759,11 +761,33 @@ async fn a_stopped_wait_for_a_synchronous_replica_reports_the_commit_with_a_warn
     assert!(said.contains("due to user request"), "{said}");
     assert_eq!(text(&client, "SELECT count(*) FROM t").await, "2");
 
-    // A statement stopped before it commits is still stopped.
+    // nextval waits for no replica (as in PostgreSQL: a commit that uses
+    // the value comes later in the WAL).
+    let next = tokio::time::timeout(
+        Duration::from_secs(20),
+        text(&client, "SELECT nextval('s')"),
+    )
+    .await
+    .expect("nextval waits for no synchronous replica");
+    assert_eq!(next, "1");
+
+    // A statement stopped before it commits is still stopped, even one
+    // that took sequence values.
     client
         .batch_execute("SET statement_timeout = 200")
         .await
         .unwrap();
+    let err = client
+        .execute(
+            "SELECT nextval('s') FROM generate_series(1, 200000000) AS g(n)",
+            &[],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        Some(&tokio_postgres::error::SqlState::QUERY_CANCELED)
+    );
     let err = client
         .execute(
             "INSERT INTO t SELECT t.x FROM t, generate_series(1, 200000000) AS g(n)",
