@@ -9,17 +9,18 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use datafusion::arrow::array::{ArrayRef, RecordBatch, StringBuilder};
-use datafusion::arrow::datatypes::{DataType, Field, TimeUnit};
+use datafusion::arrow::array::{ArrayRef, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, TimeUnit};
 use datafusion::common::ScalarValue;
 use pgwire::api::portal::Format;
 use pgwire::error::PgWireResult;
 use pgwire::types::format::FormatOptions;
 
+use super::copy_columns::ColumnBuilder;
 use super::types::{decode_text_row, encode_batches, row_description, uuid_text};
 use crate::engine::types::TaggedType;
 use crate::error::{QuiverError, Result};
-use crate::sql::{column_from_text, CopyFormat, CopyIn, CopyOptions, CopyOut};
+use crate::sql::{CopyFormat, CopyIn, CopyOptions, CopyOut};
 
 const BINARY_SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
 
@@ -244,16 +245,11 @@ fn parse_text(
         context: format!("COPY {}", copy.table_name),
         malformed: false,
     })?;
-    let names = copy
-        .columns
-        .fields()
-        .iter()
-        .map(|f| f.name().clone())
-        .collect();
+    let columns = copy.columns.fields();
     let fields = if copy.options.format == CopyFormat::Csv {
-        split_csv(text, &copy.options, names, first_line, header)
+        split_csv(text, &copy.options, columns, first_line, header)
     } else {
-        split_text(text, &copy.options, names, first_line, header)
+        split_text(text, &copy.options, columns, first_line, header)
     }
     .map_err(|e| e.into_error(copy))?;
     let ended = fields.ended;
@@ -275,11 +271,12 @@ fn bad_data(copy: &CopyIn, line: usize, message: String) -> QuiverError {
     }
 }
 
-/// The fields of COPY rows, column by column, with the line each row
+/// The fields of COPY rows, column by column (parsed as they are read
+/// where they are in their type's plain form), with the line each row
 /// starts on (1-based, as Postgres counts them in error messages).
-struct Fields {
-    names: Vec<String>,
-    columns: Vec<StringBuilder>,
+struct Fields<'a> {
+    fields: &'a [FieldRef],
+    columns: Vec<ColumnBuilder>,
     lines: Vec<usize>,
     /// Fields of the row being read.
     in_row: usize,
@@ -301,16 +298,17 @@ impl Malformed {
     }
 }
 
-impl Fields {
+impl<'a> Fields<'a> {
     /// Room for the rows of `data` (one per line, about).
-    fn new(names: Vec<String>, header: bool, data: &[u8]) -> Fields {
+    fn new(fields: &'a [FieldRef], header: bool, data: &[u8]) -> Fields<'a> {
         let rows = memchr::memchr_iter(b'\n', data).count();
-        let per_column = data.len() / names.len().max(1);
+        let per_column = data.len() / fields.len().max(1);
         Fields {
-            columns: (0..names.len())
-                .map(|_| StringBuilder::with_capacity(rows, per_column))
+            columns: fields
+                .iter()
+                .map(|f| ColumnBuilder::new(f, rows, per_column))
                 .collect(),
-            names,
+            fields,
             lines: Vec::new(),
             in_row: 0,
             skipping: header,
@@ -326,7 +324,7 @@ impl Fields {
                     message: "extra data after last expected column".into(),
                 });
             };
-            column.append_option(value);
+            column.append(value);
         }
         self.in_row += 1;
         Ok(())
@@ -340,7 +338,7 @@ impl Fields {
         if fields < self.columns.len() {
             return Err(Malformed {
                 line,
-                message: format!("missing data for column \"{}\"", self.names[fields]),
+                message: format!("missing data for column \"{}\"", self.fields[fields].name()),
             });
         }
         self.lines.push(line);
@@ -350,14 +348,14 @@ impl Fields {
 
 /// Text format: one row per line, fields split at the delimiter,
 /// backslash escapes, `\N` (or the NULL option) for NULL, `\.` ends.
-fn split_text(
+fn split_text<'a>(
     text: &str,
     options: &CopyOptions,
-    names: Vec<String>,
+    columns: &'a [FieldRef],
     first_line: usize,
     header: bool,
-) -> std::result::Result<Fields, Malformed> {
-    let mut fields = Fields::new(names, header && options.header, text.as_bytes());
+) -> std::result::Result<Fields<'a>, Malformed> {
+    let mut fields = Fields::new(columns, header && options.header, text.as_bytes());
     let mut unescaped = String::new();
     // The data ends with a newline: nothing follows the last one.
     let last = text.split('\n').count() - 1;
@@ -445,13 +443,13 @@ fn unescape_text(raw: &str, out: &mut String) {
 /// delimiter, quotes (escaped) and newlines; an unquoted field equal to
 /// the NULL string is NULL, a quoted one never is. Unquoted fields are
 /// sliced from the data as they are.
-fn split_csv(
+fn split_csv<'a>(
     text: &str,
     options: &CopyOptions,
-    names: Vec<String>,
+    columns: &'a [FieldRef],
     first_line: usize,
     header: bool,
-) -> std::result::Result<Fields, Malformed> {
+) -> std::result::Result<Fields<'a>, Malformed> {
     let one_byte = |c: char, what: &str| {
         u8::try_from(c).ok().filter(u8::is_ascii).ok_or(Malformed {
             line: 1,
@@ -462,7 +460,7 @@ fn split_csv(
     let quote = one_byte(options.quote, "quote")?;
     let escape = one_byte(options.escape, "escape")?;
     let bytes = text.as_bytes();
-    let mut fields = Fields::new(names, header && options.header, bytes);
+    let mut fields = Fields::new(columns, header && options.header, bytes);
     let mut quoted_value = String::new();
     let mut at = 0;
     let mut line = first_line;
@@ -558,9 +556,10 @@ fn without_cr<'a>(bytes: &[u8], field: &'a str, end: usize) -> &'a str {
 /// Columns are converted in parallel, one thread per core.
 fn to_batch(copy: &CopyIn, mut fields: Fields, parallel: bool) -> Result<RecordBatch> {
     let lines = std::mem::take(&mut fields.lines);
-    let convert = |field: &Arc<Field>, values: &mut StringBuilder| {
-        column_from_text(field, &values.finish(), &copy.zone, copy.date_order).map_err(|bad| {
-            QuiverError::CopyData {
+    let convert = |field: &Arc<Field>, values: &mut ColumnBuilder| {
+        values
+            .finish(field, &copy.zone, copy.date_order)
+            .map_err(|bad| QuiverError::CopyData {
                 message: bad.message,
                 context: format!(
                     "{}, column {}: \"{}\"",
@@ -569,12 +568,11 @@ fn to_batch(copy: &CopyIn, mut fields: Fields, parallel: bool) -> Result<RecordB
                     bad.value
                 ),
                 malformed: false,
-            }
-        })
+            })
     };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let per_thread = fields.columns.len().div_ceil(threads).max(1);
-    let mut work: Vec<(&Arc<Field>, &mut StringBuilder)> = copy
+    let mut work: Vec<(&Arc<Field>, &mut ColumnBuilder)> = copy
         .columns
         .fields()
         .iter()
@@ -1046,13 +1044,15 @@ mod tests {
         CopyOptions::new(format)
     }
 
-    fn names(n: usize) -> Vec<String> {
-        (0..n).map(|i| format!("c{i}")).collect()
+    fn names(n: usize) -> Vec<FieldRef> {
+        (0..n)
+            .map(|i| Arc::new(Field::new(format!("c{i}"), DataType::Utf8, true)))
+            .collect()
     }
 
     /// The fields as rows of strings.
     fn rows(mut fields: Fields) -> Vec<Vec<Option<String>>> {
-        let columns: Vec<_> = fields.columns.iter_mut().map(|c| c.finish()).collect();
+        let columns: Vec<_> = fields.columns.iter_mut().map(|c| c.texts()).collect();
         (0..fields.lines.len())
             .map(|row| {
                 columns
@@ -1065,10 +1065,11 @@ mod tests {
 
     #[test]
     fn text_rows_unescape_and_stop_at_end_marker() {
+        let columns = names(2);
         let fields = split_text(
             "1\ta\\tb\n2\t\\N\n\\.\nignored\n",
             &options(CopyFormat::Text),
-            names(2),
+            &columns,
             1,
             true,
         )
@@ -1083,10 +1084,11 @@ mod tests {
 
     #[test]
     fn csv_quotes_hold_delimiters_newlines_and_quotes() {
+        let columns = names(2);
         let fields = split_csv(
             "1,\"a,b\"\n2,\"line\nbreak\"\n3,\"say \"\"hi\"\"\"\n4,\n5,\"\"\r\n6,x\"y\n",
             &options(CopyFormat::Csv),
-            names(2),
+            &columns,
             1,
             true,
         )
@@ -1105,18 +1107,18 @@ mod tests {
     #[test]
     fn csv_rows_with_too_few_or_too_many_fields_name_their_line() {
         let options = options(CopyFormat::Csv);
-        let short = split_csv("1,a\n2\n", &options, names(2), 1, true)
+        let short = split_csv("1,a\n2\n", &options, &names(2), 1, true)
             .err()
             .unwrap();
         assert_eq!(
             (short.line, short.message.as_str()),
             (2, "missing data for column \"c1\"")
         );
-        let long = split_csv("1,a,b\n", &options, names(2), 1, true)
+        let long = split_csv("1,a,b\n", &options, &names(2), 1, true)
             .err()
             .unwrap();
         assert_eq!(long.message, "extra data after last expected column");
-        let open = split_csv("1,\"a\n", &options, names(2), 1, true)
+        let open = split_csv("1,\"a\n", &options, &names(2), 1, true)
             .err()
             .unwrap();
         assert_eq!(open.message, "unterminated CSV quoted field");

@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod column_names;
 pub mod context;
 pub mod copy;
+mod copy_columns;
 pub mod copy_options;
 pub mod filter_estimate;
 pub mod join_order;
