@@ -145,22 +145,48 @@ fn schema_bytes(schema: &Schema) -> Result<bytes::Bytes, Status> {
 /// asked after each batch whether the bytes read so far may be held.
 async fn read_batches(
     stream: PeekableFlightDataStream,
-    fits: impl Fn(usize) -> Result<(), Status>,
+    fits: impl Fn(usize) -> Result<(), Status> + Send + 'static,
 ) -> Result<(Option<SchemaRef>, Vec<RecordBatch>), Status> {
     // The first message may carry only the command (no Arrow message).
     let messages = stream
         .try_filter(|data| futures::future::ready(!data.data_header.is_empty()))
         .map_err(FlightError::from);
     let mut decoder = FlightRecordBatchStream::new_from_flight_data(messages);
-    let mut batches = Vec::new();
-    let mut bytes = 0;
+    // Each batch is copied out of its message on another thread while the
+    // next message arrives.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<RecordBatch>(2);
+    let compacting = tokio::task::spawn_blocking(move || {
+        let mut batches = Vec::new();
+        let mut bytes = 0;
+        while let Some(batch) = rx.blocking_recv() {
+            let batch = compact(&batch).map_err(|e| Status::internal(e.to_string()))?;
+            bytes += batch.get_array_memory_size();
+            fits(bytes)?;
+            batches.push(batch);
+        }
+        Ok::<_, Status>(batches)
+    });
+    let mut received = Ok(());
     while let Some(batch) = decoder.next().await {
-        let batch =
-            compact(&batch.map_err(Status::from)?).map_err(|e| Status::internal(e.to_string()))?;
-        bytes += batch.get_array_memory_size();
-        fits(bytes)?;
-        batches.push(batch);
+        match batch {
+            // A send fails only when the compacting thread stopped on an
+            // error, which it returns below.
+            Ok(batch) => {
+                if tx.send(batch).await.is_err() {
+                    break;
+                }
+            }
+            Err(e) => {
+                received = Err(Status::from(e));
+                break;
+            }
+        }
     }
+    drop(tx);
+    let batches = compacting
+        .await
+        .map_err(|e| Status::internal(format!("reading the batches failed: {e}")))??;
+    received?;
     Ok((decoder.schema().cloned(), batches))
 }
 

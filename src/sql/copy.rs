@@ -47,13 +47,18 @@ pub struct CopyInProgress {
     parsing: VecDeque<std::thread::JoinHandle<Result<Parsed>>>,
     /// Chunks parsed, in order.
     parsed: Vec<Parsed>,
+    /// Buffers of chunks already parsed, for the next chunks: fresh ones
+    /// would be faulted in (and zeroed by the kernel) every time.
+    spare: Vec<Vec<u8>>,
     received: usize,
 }
 
-/// One chunk's rows, and whether it held the end-of-data marker `\.`.
+/// One chunk's rows, whether it held the end-of-data marker `\.`, and
+/// the chunk's buffer once it is no longer needed.
 struct Parsed {
     batch: RecordBatch,
     ended: bool,
+    buffer: Vec<u8>,
 }
 
 impl CopyInProgress {
@@ -67,6 +72,7 @@ impl CopyInProgress {
             first_line: 1,
             parsing: VecDeque::new(),
             parsed: Vec::new(),
+            spare: Vec::new(),
             received: 0,
         }
     }
@@ -102,7 +108,10 @@ impl CopyInProgress {
             return Ok(());
         };
         // The rest goes into a buffer that will hold the next chunk.
-        let mut rest = Vec::with_capacity(CHUNK_BYTES + (CHUNK_BYTES >> 2));
+        let mut rest = self
+            .spare
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(CHUNK_BYTES + (CHUNK_BYTES >> 2)));
         rest.extend_from_slice(&self.data[end..]);
         self.data.truncate(end);
         let chunk = std::mem::replace(&mut self.data, rest);
@@ -117,7 +126,9 @@ impl CopyInProgress {
         }
         let copy = self.copy.clone();
         self.parsing.push_back(std::thread::spawn(move || {
-            parse_text(&copy, &chunk, first_line, first_line == 1, false)
+            let mut parsed = parse_text(&copy, &chunk, first_line, first_line == 1, false)?;
+            parsed.buffer = chunk;
+            Ok(parsed)
         }));
         Ok(())
     }
@@ -176,9 +187,12 @@ impl CopyInProgress {
 
     fn join_oldest(&mut self) -> Result<()> {
         if let Some(handle) = self.parsing.pop_front() {
-            let parsed = handle
+            let mut parsed = handle
                 .join()
                 .map_err(|_| QuiverError::Internal("a COPY parser thread panicked".into()))??;
+            let mut buffer = std::mem::take(&mut parsed.buffer);
+            buffer.clear();
+            self.spare.push(buffer);
             self.parsed.push(parsed);
         }
         Ok(())
@@ -203,6 +217,7 @@ impl CopyInProgress {
             CopyFormat::Binary => Parsed {
                 batch: read_binary(&copy, &self.data)?,
                 ended: true,
+                buffer: Vec::new(),
             },
             CopyFormat::Text | CopyFormat::Csv => {
                 // Alone, the last chunk converts its columns in parallel.
@@ -256,6 +271,7 @@ fn parse_text(
     Ok(Parsed {
         batch: to_batch(copy, fields, parallel)?,
         ended,
+        buffer: Vec::new(),
     })
 }
 
