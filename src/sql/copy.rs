@@ -20,7 +20,7 @@ use super::copy_columns::ColumnBuilder;
 use super::types::{decode_text_row, encode_batches, row_description, uuid_text};
 use crate::engine::types::TaggedType;
 use crate::error::{QuiverError, Result};
-use crate::sql::{CopyFormat, CopyIn, CopyOptions, CopyOut};
+use crate::sql::{BadValue, CopyFormat, CopyIn, CopyOptions, CopyOut};
 
 const BINARY_SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
 
@@ -573,18 +573,7 @@ fn without_cr<'a>(bytes: &[u8], field: &'a str, end: usize) -> &'a str {
 fn to_batch(copy: &CopyIn, mut fields: Fields, parallel: bool) -> Result<RecordBatch> {
     let lines = std::mem::take(&mut fields.lines);
     let convert = |field: &Arc<Field>, values: &mut ColumnBuilder| {
-        values
-            .finish(field, &copy.zone, copy.date_order)
-            .map_err(|bad| QuiverError::CopyData {
-                message: bad.message,
-                context: format!(
-                    "{}, column {}: \"{}\"",
-                    context(copy, lines[bad.row]),
-                    bad.column,
-                    bad.value
-                ),
-                malformed: false,
-            })
+        values.finish(field, &copy.zone, copy.date_order)
     };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let per_thread = fields.columns.len().div_ceil(threads).max(1);
@@ -594,30 +583,57 @@ fn to_batch(copy: &CopyIn, mut fields: Fields, parallel: bool) -> Result<RecordB
         .iter()
         .zip(fields.columns.iter_mut())
         .collect();
-    let arrays = if !parallel || lines.len() < 10_000 || threads == 1 {
-        work.into_iter()
-            .map(|(field, values)| convert(field, values))
-            .collect::<Result<Vec<ArrayRef>>>()?
-    } else {
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = work
-                .chunks_mut(per_thread)
-                .map(|chunk| {
-                    scope.spawn(|| {
-                        chunk
-                            .iter_mut()
-                            .map(|(field, values)| convert(field, values))
-                            .collect::<Result<Vec<ArrayRef>>>()
+    // Every column is converted; each reports its first bad value.
+    let converted: Vec<std::result::Result<ArrayRef, BadValue>> =
+        if !parallel || lines.len() < 10_000 || threads == 1 {
+            work.into_iter()
+                .map(|(field, values)| convert(field, values))
+                .collect()
+        } else {
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = work
+                    .chunks_mut(per_thread)
+                    .map(|chunk| {
+                        scope.spawn(|| {
+                            chunk
+                                .iter_mut()
+                                .map(|(field, values)| convert(field, values))
+                                .collect::<Vec<_>>()
+                        })
                     })
-                })
-                .collect();
-            let mut arrays = Vec::new();
-            for handle in handles {
-                arrays.extend(handle.join().expect("a column conversion panicked")?);
+                    .collect();
+                handles
+                    .into_iter()
+                    .flat_map(|handle| handle.join().expect("a column conversion panicked"))
+                    .collect()
+            })
+        };
+    // As PostgreSQL reads row by row, field by field, the error it reports
+    // is the first bad row's leftmost bad field.
+    let mut arrays = Vec::with_capacity(converted.len());
+    let mut first_bad: Option<BadValue> = None;
+    for result in converted {
+        match result {
+            Ok(array) => arrays.push(array),
+            Err(bad) => {
+                if first_bad.as_ref().is_none_or(|first| bad.row < first.row) {
+                    first_bad = Some(bad);
+                }
             }
-            Ok::<_, QuiverError>(arrays)
-        })?
-    };
+        }
+    }
+    if let Some(bad) = first_bad {
+        return Err(QuiverError::CopyData {
+            message: bad.message,
+            context: format!(
+                "{}, column {}: \"{}\"",
+                context(copy, lines[bad.row]),
+                bad.column,
+                bad.value
+            ),
+            malformed: false,
+        });
+    }
     Ok(RecordBatch::try_new_with_options(
         copy.columns.clone(),
         arrays,

@@ -320,6 +320,20 @@ pub fn column_from_text(
                     Unread::Arrow(e) => bad(0, e.to_string()),
                 });
             }
+            // Arrow reads no exponent in a decimal; PostgreSQL does.
+            let expanded: StringArray;
+            let values_read =
+                if matches!(target, DataType::Decimal128(..) | DataType::Decimal256(..))
+                    && values_read.iter().flatten().any(|v| v.contains(['e', 'E']))
+                {
+                    expanded = values_read
+                        .iter()
+                        .map(|v| v.map(|v| without_exponent(v).unwrap_or_else(|| v.to_string())))
+                        .collect();
+                    &expanded
+                } else {
+                    values_read
+                };
             let converted = cast(values_read, target).map_err(|e| bad(0, e.to_string()))?;
             // Safe casts give NULL for what does not parse: find the first.
             if converted.null_count() > values.null_count() {
@@ -338,6 +352,45 @@ pub fn column_from_text(
             Ok(converted)
         }
     }
+}
+
+/// A number with an exponent (`-1.5e3`, `25E-1`) written out without it
+/// (`-1500`, `2.5`); None for anything else. Exponents beyond PostgreSQL's
+/// range of numeric weights are left alone (they fail as before).
+fn without_exponent(text: &str) -> Option<String> {
+    let (mantissa, exponent) = text.split_once(['e', 'E'])?;
+    let exponent: i64 = exponent.parse().ok().filter(|e: &i64| e.abs() <= 1000)?;
+    let (sign, mantissa) = match mantissa.as_bytes().first() {
+        Some(b'-') => ("-", &mantissa[1..]),
+        Some(b'+') => ("", &mantissa[1..]),
+        _ => ("", mantissa),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if whole.is_empty() && fraction.is_empty()
+        || !whole
+            .bytes()
+            .chain(fraction.bytes())
+            .all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let digits = format!("{whole}{fraction}");
+    // Digits left of the point once the exponent has moved it.
+    let point = whole.len() as i64 + exponent;
+    Some(if point <= 0 {
+        format!(
+            "{sign}0.{}{digits}",
+            "0".repeat(point.unsigned_abs() as usize)
+        )
+    } else if point as usize >= digits.len() {
+        format!(
+            "{sign}{digits}{}",
+            "0".repeat(point as usize - digits.len())
+        )
+    } else {
+        let (left, right) = digits.split_at(point as usize);
+        format!("{sign}{left}.{right}")
+    })
 }
 
 /// `"name"`, quoted for use in generated SQL.
@@ -371,6 +424,26 @@ mod tests {
         assert!(is_copy("copy (select 1) to stdout"));
         assert!(!is_copy("copyright"));
         assert!(!is_copy("SELECT 'COPY'"));
+    }
+
+    #[test]
+    fn exponents_are_written_out() {
+        let cases = [
+            ("1e2", Some("100")),
+            ("1.5E-1", Some("0.15")),
+            ("-2.5e+1", Some("-25")),
+            ("+12.345e1", Some("123.45")),
+            ("5e-3", Some("0.005")),
+            (".5e1", Some("5")),
+            ("1e", None),
+            ("e5", None),
+            ("1x2e3", None),
+            ("1e5000", None),
+            ("12", None),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(without_exponent(text).as_deref(), expected, "{text}");
+        }
     }
 
     #[test]

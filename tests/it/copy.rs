@@ -162,6 +162,66 @@ async fn a_bad_row_names_line_and_column_and_keeps_nothing() {
     );
 }
 
+/// Numbers and dates in their plain forms and in the others PostgreSQL
+/// reads, side by side in one COPY; the values and the error are
+/// PostgreSQL 15's for the same data.
+#[tokio::test]
+async fn copy_reads_plain_and_other_number_forms_as_postgresql_does() {
+    let server = TestServer::start();
+    let client = server.connect().await;
+    client
+        .batch_execute("CREATE TABLE v (a int2, b int4, c int8, d numeric(6,2), e date)")
+        .await
+        .unwrap();
+    let data = "1,1,1,1.5,1996-03-13\n \
+                2,+2, 2 ,1.005,1996-3-13\n\
+                007,0070,00700,1e2,19960313\n\
+                32767,2147483647,9223372036854775807,-2.5e+1,2024-02-29\n\
+                -32768,-2147483648,-9223372036854775808,  12.5  ,  0001-01-01  \n\
+                ,,,,\n";
+    assert_eq!(
+        copy_in(&client, "COPY v FROM STDIN (FORMAT csv)", data)
+            .await
+            .unwrap(),
+        6
+    );
+    let rows: Vec<String> = client
+        .query(
+            "SELECT concat_ws('|', a, b, c, d, e) FROM v ORDER BY c NULLS LAST",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            "-32768|-2147483648|-9223372036854775808|12.50|0001-01-01",
+            "1|1|1|1.50|1996-03-13",
+            "2|2|2|1.01|1996-03-13",
+            "7|70|700|100.00|1996-03-13",
+            "32767|2147483647|9223372036854775807|-25.00|2024-02-29",
+            "",
+        ]
+    );
+    // Two bad fields: PostgreSQL names the first bad row, not the first
+    // bad column.
+    let err = copy_in(
+        &client,
+        "COPY v FROM STDIN (FORMAT csv)",
+        "1,1,1,1,1996-01-01\n2,2,2,2,1996-13-01\n3,3,x,3,1996-01-01\n",
+    )
+    .await
+    .unwrap_err();
+    let db = err.as_db_error().expect("a server error");
+    assert_eq!(
+        db.where_(),
+        Some("COPY v, line 2, column e: \"1996-13-01\"")
+    );
+}
+
 #[tokio::test]
 async fn copy_in_a_transaction_rolls_back_with_it() {
     let server = TestServer::start();
