@@ -9,6 +9,17 @@ pub type Result<T, E = QuiverError> = std::result::Result<T, E>;
 /// Everything a statement can fail with. Each variant names one condition a
 /// person can act on; [`QuiverError::sqlstate`] is the only place that maps
 /// them to SQLSTATE codes.
+/// What is wrong with COPY data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyFault {
+    /// A value not of its type's form.
+    Value,
+    /// A number of the right form that its type cannot hold.
+    OutOfRange,
+    /// A row with too few or too many fields, or unreadable framing.
+    Row,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum QuiverError {
     #[error("syntax error: {0}")]
@@ -84,14 +95,14 @@ pub enum QuiverError {
     /// errors).
     #[error("{0}")]
     DatetimeTemplate(String),
-    /// COPY data that cannot be read: a value of the wrong form
-    /// (`malformed` false, 22P02) or a malformed row (22P04). `context`
-    /// says where, as Postgres' CONTEXT line does.
+    /// COPY data that cannot be read: a value of the wrong form (22P02),
+    /// a number out of its type's range (22003) or a malformed row
+    /// (22P04). `context` says where, as Postgres' CONTEXT line does.
     #[error("{message}")]
     CopyData {
         message: String,
         context: String,
-        malformed: bool,
+        fault: CopyFault,
     },
     /// A name Postgres keeps for system objects (42939).
     #[error("{0}")]
@@ -373,10 +384,11 @@ impl QuiverError {
                 SqlState::UniqueViolation
             }
             QuiverError::StringTooLong(_) => SqlState::StringDataRightTruncation,
-            QuiverError::CopyData {
-                malformed: true, ..
-            } => SqlState::BadCopyFileFormat,
-            QuiverError::CopyData { .. } => SqlState::InvalidTextRepresentation,
+            QuiverError::CopyData { fault, .. } => match fault {
+                CopyFault::Value => SqlState::InvalidTextRepresentation,
+                CopyFault::OutOfRange => SqlState::NumericValueOutOfRange,
+                CopyFault::Row => SqlState::BadCopyFileFormat,
+            },
             QuiverError::ReservedName(_) => SqlState::ReservedName,
             QuiverError::InvalidTextRepresentation { .. } => SqlState::InvalidTextRepresentation,
             QuiverError::DatetimeTemplate(_) => SqlState::InvalidDatetimeFormat,

@@ -207,11 +207,11 @@ fn in_file(path: &Path, e: QuiverError) -> QuiverError {
         QuiverError::CopyData {
             message,
             context,
-            malformed,
+            fault,
         } => QuiverError::CopyData {
             message,
             context: format!("{context}, file \"{}\"", path.display()),
-            malformed,
+            fault,
         },
         other => other,
     }

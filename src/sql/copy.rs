@@ -19,7 +19,7 @@ use pgwire::types::format::FormatOptions;
 use super::copy_columns::ColumnBuilder;
 use super::types::{decode_text_row, encode_batches, row_description, uuid_text};
 use crate::engine::types::TaggedType;
-use crate::error::{QuiverError, Result};
+use crate::error::{CopyFault, QuiverError, Result};
 use crate::sql::{BadValue, CopyFormat, CopyIn, CopyOptions, CopyOut};
 
 const BINARY_SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
@@ -258,7 +258,7 @@ fn parse_text(
     let text = std::str::from_utf8(data).map_err(|e| QuiverError::CopyData {
         message: format!("invalid byte sequence for encoding \"UTF8\": {e}"),
         context: format!("COPY {}", copy.table_name),
-        malformed: false,
+        fault: CopyFault::Value,
     })?;
     let columns = copy.columns.fields();
     let fields = if copy.options.format == CopyFormat::Csv {
@@ -283,7 +283,7 @@ fn bad_data(copy: &CopyIn, line: usize, message: String) -> QuiverError {
     QuiverError::CopyData {
         message,
         context: context(copy, line),
-        malformed: true,
+        fault: CopyFault::Row,
     }
 }
 
@@ -631,7 +631,11 @@ fn to_batch(copy: &CopyIn, mut fields: Fields, parallel: bool) -> Result<RecordB
                 bad.column,
                 bad.value
             ),
-            malformed: false,
+            fault: if bad.out_of_range {
+                CopyFault::OutOfRange
+            } else {
+                CopyFault::Value
+            },
         });
     }
     Ok(RecordBatch::try_new_with_options(
@@ -647,7 +651,7 @@ fn read_binary(copy: &CopyIn, data: &[u8]) -> Result<RecordBatch> {
     let fail = |message: &str| QuiverError::CopyData {
         message: message.to_string(),
         context: format!("COPY {}", copy.table_name),
-        malformed: true,
+        fault: CopyFault::Row,
     };
     let mut at = 0usize;
     let take = |at: &mut usize, n: usize| -> Result<&[u8]> {

@@ -270,8 +270,8 @@ mod tests {
                     assert_eq!(&a.to_data(), &b.to_data(), "{data_type} {values:?}");
                 }
                 (Err(a), Err(b)) => assert_eq!(
-                    (a.row, a.value, a.message),
-                    (b.row, b.value, b.message),
+                    (a.row, a.value, a.message, a.out_of_range),
+                    (b.row, b.value, b.message, b.out_of_range),
                     "{data_type} {values:?}"
                 ),
                 (a, b) => panic!(

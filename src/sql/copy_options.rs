@@ -226,6 +226,8 @@ pub struct BadValue {
     pub column: String,
     pub value: String,
     pub message: String,
+    /// A number of the right form that the type cannot hold (22003).
+    pub out_of_range: bool,
 }
 
 /// Converts COPY text fields (None is NULL) into a column of `field`'s
@@ -242,6 +244,7 @@ pub fn column_from_text(
         column: field.name().clone(),
         value: values.value(row).to_string(),
         message,
+        out_of_range: false,
     };
     let type_name = crate::engine::types::display_type(field);
     match field.data_type() {
@@ -259,6 +262,7 @@ pub fn column_from_text(
             column: field.name().clone(),
             value: values.value(bad.row).to_string(),
             message: bad.message,
+            out_of_range: false,
         }),
         DataType::Binary => {
             let mut out = Vec::with_capacity(values.len());
@@ -340,17 +344,49 @@ pub fn column_from_text(
                 if let Some(row) =
                     (0..values.len()).find(|&i| values.is_valid(i) && converted.is_null(i))
                 {
-                    return Err(bad(
-                        row,
-                        format!(
-                            "invalid input syntax for type {type_name}: \"{}\"",
-                            values.value(row)
+                    let text = values_read.value(row);
+                    return Err(match out_of_range(target, text) {
+                        Some(message) => BadValue {
+                            out_of_range: true,
+                            ..bad(row, message)
+                        },
+                        None => bad(
+                            row,
+                            format!(
+                                "invalid input syntax for type {type_name}: \"{}\"",
+                                values.value(row)
+                            ),
                         ),
-                    ));
+                    });
                 }
             }
             Ok(converted)
         }
+    }
+}
+
+/// PostgreSQL's message for `text` that is a number of the right form
+/// but too big for `target`; None when it is not of that form.
+fn out_of_range(target: &DataType, text: &str) -> Option<String> {
+    let unsigned = text.strip_prefix(['-', '+']).unwrap_or(text);
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    match target {
+        DataType::Int16 | DataType::Int32 | DataType::Int64
+            if !unsigned.is_empty() && digits(unsigned) =>
+        {
+            let name = match target {
+                DataType::Int16 => "smallint",
+                DataType::Int32 => "integer",
+                _ => "bigint",
+            };
+            Some(format!("value \"{text}\" is out of range for type {name}"))
+        }
+        DataType::Decimal128(..) | DataType::Decimal256(..) => {
+            let (whole, fraction) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+            (!(whole.is_empty() && fraction.is_empty()) && digits(whole) && digits(fraction))
+                .then(|| "numeric field overflow".to_string())
+        }
+        _ => None,
     }
 }
 

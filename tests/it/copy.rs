@@ -220,6 +220,39 @@ async fn copy_reads_plain_and_other_number_forms_as_postgresql_does() {
         db.where_(),
         Some("COPY v, line 2, column e: \"1996-13-01\"")
     );
+    // A number of the right form that its type cannot hold is 22003.
+    for (columns, data, message) in [
+        (
+            "a",
+            "40000",
+            "value \"40000\" is out of range for type smallint",
+        ),
+        (
+            "b",
+            "-2147483649",
+            "value \"-2147483649\" is out of range for type integer",
+        ),
+        ("d", "12345.67", "numeric field overflow"),
+        ("d", "1e4", "numeric field overflow"),
+    ] {
+        let err = copy_in(
+            &client,
+            &format!("COPY v ({columns}) FROM STDIN"),
+            &format!("{data}\n"),
+        )
+        .await
+        .unwrap_err();
+        let db = err.as_db_error().expect("a server error");
+        assert_eq!(
+            (db.code().code(), db.message()),
+            ("22003", message),
+            "{data}"
+        );
+    }
+    let err = copy_in(&client, "COPY v (a) FROM STDIN", "4x\n")
+        .await
+        .unwrap_err();
+    assert_eq!(err.as_db_error().unwrap().code().code(), "22P02");
 }
 
 #[tokio::test]
