@@ -145,3 +145,17 @@ pub fn tool_version(tool: &str) -> Option<String> {
             .to_string()
     })
 }
+
+/// The first column of every row `sql` returns.
+pub async fn first_column<T>(client: &tokio_postgres::Client, sql: &str) -> Vec<T>
+where
+    T: for<'a> tokio_postgres::types::FromSql<'a>,
+{
+    client
+        .query(sql, &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}

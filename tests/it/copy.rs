@@ -7,7 +7,7 @@ use crate::common;
 use bytes::Bytes;
 use futures::{SinkExt, TryStreamExt};
 
-use common::TestServer;
+use common::{first_column, TestServer};
 
 async fn copy_in(
     client: &tokio_postgres::Client,
@@ -185,16 +185,11 @@ async fn copy_reads_plain_and_other_number_forms_as_postgresql_does() {
             .unwrap(),
         6
     );
-    let rows: Vec<String> = client
-        .query(
-            "SELECT concat_ws('|', a, b, c, d, e) FROM v ORDER BY c NULLS LAST",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let rows: Vec<String> = first_column(
+        &client,
+        "SELECT concat_ws('|', a, b, c, d, e) FROM v ORDER BY c NULLS LAST",
+    )
+    .await;
     assert_eq!(
         rows,
         [

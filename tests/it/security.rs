@@ -8,7 +8,7 @@ use crate::common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{tool_version, TestServer};
+use common::{first_column, tool_version, TestServer};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
 
@@ -264,16 +264,11 @@ async fn a_read_only_role_reads_what_it_was_granted_and_nothing_else() {
         .await
         .unwrap();
     assert_eq!((row.get(0), row.get(1), row.get(2)), (true, false, false));
-    let visible: Vec<String> = dash
-        .query(
-            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let visible: Vec<String> = first_column(
+        &dash,
+        "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1",
+    )
+    .await;
     assert_eq!(visible, ["big_sales", "sales"]);
 
     // Revoked: gone at once. Write access granted: works.

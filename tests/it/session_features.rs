@@ -2,7 +2,7 @@
 //! connections, advisory locks that make a second session wait, and
 //! sequences shared by many sessions at once.
 
-use crate::common::TestServer;
+use crate::common::{first_column, TestServer};
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -417,16 +417,11 @@ async fn foreign_keys_are_enforced_after_a_crash() {
         .unwrap()
         .get(0);
     assert_eq!(orders, 1, "the cascade removed customer 2's order");
-    let keys: Vec<String> = client
-        .query(
-            "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE contype = 'f' ORDER BY conname",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let keys: Vec<String> = first_column(
+        &client,
+        "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE contype = 'f' ORDER BY conname",
+    )
+    .await;
     assert_eq!(
         keys,
         [

@@ -6,7 +6,7 @@ use crate::common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::TestServer;
+use common::{first_column, TestServer};
 use tokio_postgres::SimpleQueryMessage;
 
 const SETUP: &str = "
@@ -373,16 +373,11 @@ async fn a_big_append_logged_compressed_is_replayed_after_kill_9() {
     let client = server.connect().await;
     let after: String = client.query_one(summary, &[]).await.unwrap().get(0);
     assert_eq!(before, after);
-    let rows: Vec<i64> = client
-        .query(
-            "SELECT k FROM big WHERE k IN (1, 500000, 1000000) ORDER BY k",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let rows: Vec<i64> = first_column(
+        &client,
+        "SELECT k FROM big WHERE k IN (1, 500000, 1000000) ORDER BY k",
+    )
+    .await;
     assert_eq!(rows, vec![1, 500000, 1000000]);
 }
 
