@@ -6,9 +6,6 @@ use datafusion::sql::sqlparser::parser::ParserError;
 
 pub type Result<T, E = QuiverError> = std::result::Result<T, E>;
 
-/// Everything a statement can fail with. Each variant names one condition a
-/// person can act on; [`QuiverError::sqlstate`] is the only place that maps
-/// them to SQLSTATE codes.
 /// What is wrong with COPY data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CopyFault {
@@ -20,6 +17,9 @@ pub enum CopyFault {
     Row,
 }
 
+/// Everything a statement can fail with. Each variant names one condition a
+/// person can act on; [`QuiverError::sqlstate`] is the only place that maps
+/// them to SQLSTATE codes.
 #[derive(Debug, thiserror::Error)]
 pub enum QuiverError {
     #[error("syntax error: {0}")]
