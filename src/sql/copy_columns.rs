@@ -46,13 +46,11 @@ impl ColumnBuilder {
             DataType::Int16 => ColumnBuilder::Int16(Plain::new(rows)),
             DataType::Int32 => ColumnBuilder::Int32(Plain::new(rows)),
             DataType::Int64 => ColumnBuilder::Int64(Plain::new(rows)),
-            DataType::Decimal128(precision, scale) if *scale >= 0 && *precision >= *scale as u8 => {
-                ColumnBuilder::Decimal {
-                    values: Plain::new(rows),
-                    precision: *precision,
-                    scale: *scale,
-                }
-            }
+            DataType::Decimal128(precision, scale) if *scale >= 0 => ColumnBuilder::Decimal {
+                values: Plain::new(rows),
+                precision: *precision,
+                scale: *scale,
+            },
             DataType::Date32 => ColumnBuilder::Date(Plain::new(rows)),
             _ => ColumnBuilder::Text(StringBuilder::with_capacity(rows, text_bytes)),
         }

@@ -345,7 +345,7 @@ pub fn column_from_text(
                     (0..values.len()).find(|&i| values.is_valid(i) && converted.is_null(i))
                 {
                     let text = values_read.value(row);
-                    return Err(match out_of_range(target, text) {
+                    return Err(match out_of_range(target, &type_name, text) {
                         Some(message) => BadValue {
                             out_of_range: true,
                             ..bad(row, message)
@@ -366,20 +366,18 @@ pub fn column_from_text(
 }
 
 /// PostgreSQL's message for `text` that is a number of the right form
-/// but too big for `target`; None when it is not of that form.
-fn out_of_range(target: &DataType, text: &str) -> Option<String> {
+/// but too big for `target` (named `type_name`); None when it is not of
+/// that form.
+fn out_of_range(target: &DataType, type_name: &str, text: &str) -> Option<String> {
     let unsigned = text.strip_prefix(['-', '+']).unwrap_or(text);
     let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
     match target {
         DataType::Int16 | DataType::Int32 | DataType::Int64
             if !unsigned.is_empty() && digits(unsigned) =>
         {
-            let name = match target {
-                DataType::Int16 => "smallint",
-                DataType::Int32 => "integer",
-                _ => "bigint",
-            };
-            Some(format!("value \"{text}\" is out of range for type {name}"))
+            Some(format!(
+                "value \"{text}\" is out of range for type {type_name}"
+            ))
         }
         DataType::Decimal128(..) | DataType::Decimal256(..) => {
             let (whole, fraction) = unsigned.split_once('.').unwrap_or((unsigned, ""));
