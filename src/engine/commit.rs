@@ -389,10 +389,30 @@ pub fn decode_batches(bytes: &[u8]) -> Result<(SchemaRef, Vec<RecordBatch>)> {
 /// compressed form is a third of the bytes to write and sync; reading it
 /// needs nothing more (each stream says how its buffers are compressed).
 pub fn encode_rows_for_log(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Vec<Vec<u8>>> {
-    const BIG: usize = 16 << 20;
+    encode_rows_from(schema, batches, PARALLEL)
+}
+
+/// From this many bytes on, logged rows are compressed on every core.
+const PARALLEL: usize = 16 << 20;
+
+/// One staged part of a bulk load (a parsed chunk) for the log: as
+/// [`encode_rows_for_log`], but compressed from 1 MiB on.
+pub fn encode_part_for_log(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Vec<Vec<u8>>> {
+    encode_rows_from(schema, batches, 1 << 20)
+}
+
+/// Rows for the log, compressed from `compress_from` bytes on.
+fn encode_rows_from(
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    compress_from: usize,
+) -> Result<Vec<Vec<u8>>> {
     let bytes: usize = batches.iter().map(|b| b.get_array_memory_size()).sum();
-    if bytes < BIG || batches.len() < 2 {
+    if bytes < compress_from {
         return Ok(vec![encode_batches(schema, batches)?]);
+    }
+    if bytes < PARALLEL || batches.len() < 2 {
+        return Ok(vec![encode_compressed(schema, batches)?]);
     }
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())

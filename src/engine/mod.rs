@@ -17,6 +17,7 @@ pub mod roles;
 pub mod scan;
 pub mod sequence;
 pub mod sessions;
+pub mod stage;
 pub mod table;
 pub mod txn;
 pub mod types;

@@ -479,11 +479,21 @@ impl TableVersion {
     /// (the binary-counter rule), which keeps each row's copy count
     /// logarithmic and the batch count small.
     fn appended(&self, schema: &SchemaRef, new: Vec<RecordBatch>) -> Result<TableVersion> {
+        let new = new.into_iter().filter(|b| b.num_rows() > 0);
+        self.with_segments(schema, new.map(Segment::new))
+    }
+
+    /// The version after appending segments already made.
+    fn with_segments(
+        &self,
+        schema: &SchemaRef,
+        new: impl IntoIterator<Item = Segment>,
+    ) -> Result<TableVersion> {
         let mut segments = self.segments()?.to_vec();
         let mut added = 0;
-        for batch in new.into_iter().filter(|b| b.num_rows() > 0) {
-            added += batch.num_rows();
-            segments.push(Segment::new(batch));
+        for segment in new {
+            added += segment.rows();
+            segments.push(segment);
             merge_tail(schema, &mut segments)?;
         }
         Ok(TableVersion {
@@ -580,6 +590,35 @@ impl TableVersion {
             },
             removed_rows,
         ))
+    }
+}
+
+/// Rows made into segments ahead of their append (compressed where
+/// sealed), on the thread that produced them: see [`Table::stage`].
+pub struct StagedRows {
+    segments: Vec<Segment>,
+    /// The rows as they came, kept when the table has unique constraints:
+    /// their keys are checked at the commit, against the keys committed
+    /// by then.
+    plain: Option<Vec<RecordBatch>>,
+}
+
+impl StagedRows {
+    pub fn rows(&self) -> usize {
+        self.segments.iter().map(|s| s.rows()).sum()
+    }
+
+    /// Bytes the rows will take in the table.
+    pub fn memory_bytes(&self) -> usize {
+        self.segments.iter().map(|s| s.data.memory_size()).sum()
+    }
+
+    /// The rows as plain batches again.
+    pub fn into_batches(self) -> Result<Vec<RecordBatch>> {
+        match self.plain {
+            Some(batches) => Ok(batches),
+            None => self.segments.iter().map(|s| s.live_batch()).collect(),
+        }
     }
 }
 
@@ -1333,6 +1372,52 @@ impl Table {
             .collect::<Result<Vec<_>>>()?;
         let current = self.data.load();
         let next = current.appended(&self.schema, batches)?;
+        Ok(PreparedAppend {
+            added: next.row_count - current.row_count,
+            base_version: current.version,
+            next,
+            keys,
+        })
+    }
+
+    /// Makes rows that already match the table's schema (see
+    /// `conform_batches`) into segments for a later
+    /// [`Table::prepare_staged`], on the calling thread: nothing changes.
+    pub fn stage(&self, batches: Vec<RecordBatch>) -> StagedRows {
+        let batches: Vec<RecordBatch> = batches.into_iter().filter(|b| b.num_rows() > 0).collect();
+        let unique = !self.writer.lock().is_empty();
+        StagedRows {
+            segments: batches.iter().cloned().map(Segment::new).collect(),
+            plain: unique.then_some(batches),
+        }
+    }
+
+    /// [`Table::prepare_append`] for staged rows, in order.
+    pub fn prepare_staged(&self, staged: Vec<StagedRows>) -> Result<PreparedAppend> {
+        let indexes = self.unique_indexes()?;
+        let mut plain = Vec::new();
+        if !indexes.is_empty() {
+            for part in &staged {
+                match &part.plain {
+                    Some(batches) => plain.extend(batches.iter().cloned()),
+                    // Staged before the constraint was added.
+                    None => {
+                        for segment in &part.segments {
+                            plain.push(segment.live_batch()?);
+                        }
+                    }
+                }
+            }
+        }
+        let keys = indexes
+            .iter()
+            .map(|index| index.check(&self.schema, &plain))
+            .collect::<Result<Vec<_>>>()?;
+        let current = self.data.load();
+        let next = current.with_segments(
+            &self.schema,
+            staged.into_iter().flat_map(|part| part.segments),
+        )?;
         Ok(PreparedAppend {
             added: next.row_count - current.row_count,
             base_version: current.version,

@@ -13,6 +13,7 @@ use datafusion::sql::sqlparser::ast::{CopySource, CopyTarget, Statement};
 
 use super::{normalize_ident, Overriding, Session, StatementResult};
 use crate::error::{not_supported, QuiverError, Result};
+use crate::sql::copy::CopyRows;
 use crate::sql::copy_options::{options_of, quote, CopyIn, CopyOut};
 
 static COPY_SEQ: AtomicU64 = AtomicU64::new(0);
@@ -83,6 +84,16 @@ impl Session {
                         })
                         .collect::<Result<_>>()?
                 };
+                // Every column in order, committed on its own: each chunk
+                // is staged for the table as it is parsed.
+                let stager = (fields.len() == schema.fields().len()
+                    && fields
+                        .iter()
+                        .zip(schema.fields())
+                        .all(|(a, b)| a == b.as_ref())
+                    && self.current_txn().is_none()
+                    && !self.has_foreign_keys(table))
+                .then(|| self.db.stager(table));
                 let copy = CopyIn {
                     table_name: name.name.clone(),
                     qualified: format!("{}.{}", quote(&name.schema), quote(&name.name)),
@@ -91,6 +102,7 @@ impl Session {
                     options,
                     zone: self.arrow_zone(),
                     date_order: self.date_style().order,
+                    stager,
                 };
                 match target {
                     CopyTarget::File { filename } => self.copy_from_files(copy, filename).await,
@@ -170,14 +182,32 @@ impl Session {
     pub fn copy_finish<'a>(
         &'a mut self,
         copy: &'a CopyIn,
-        batches: Vec<RecordBatch>,
+        rows: CopyRows,
     ) -> futures::future::BoxFuture<'a, Result<usize>> {
         Box::pin(async move {
-            // Every column of the table, in order, parsed to its type: the
-            // rows go in as they are.
             let reference =
                 TableReference::partial(copy.schema_name.as_str(), copy.table_name.as_str());
             let (_, table) = self.table_for_reference(&reference)?;
+            let batches = match rows {
+                CopyRows::Staged(parts) => match &copy.stager {
+                    // Still the table the rows were staged for.
+                    Some(stager)
+                        if Arc::ptr_eq(stager.table(), &table)
+                            && self.current_txn().is_none()
+                            && !self.has_foreign_keys(&table) =>
+                    {
+                        let (rows, ack) =
+                            self.db
+                                .append_staged(&table, parts, self.synchronous_commit())?;
+                        ack.wait().await;
+                        return Ok(rows);
+                    }
+                    _ => CopyRows::Staged(parts).into_batches()?,
+                },
+                CopyRows::Batches(batches) => batches,
+            };
+            // Every column of the table, in order, parsed to its type: the
+            // rows go in as they are.
             if table.schema_ref().fields() == copy.columns.fields()
                 && batches
                     .iter()
@@ -240,7 +270,7 @@ impl Session {
         if every_column {
             self.store_rows(&table, batches).await
         } else {
-            self.copy_finish(copy, batches).await
+            self.copy_finish(copy, CopyRows::Batches(batches)).await
         }
     }
 

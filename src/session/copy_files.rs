@@ -14,6 +14,7 @@ use datafusion::prelude::{JsonReadOptions, ParquetReadOptions};
 
 use super::{Session, StatementResult};
 use crate::error::{QuiverError, Result};
+use crate::sql::copy::CopyRows;
 use crate::sql::copy_options::{CopyFormat, CopyIn, CopyOut};
 
 impl Session {
@@ -26,7 +27,7 @@ impl Session {
     ) -> Result<StatementResult> {
         let started = std::time::Instant::now();
         let paths = matching_files(pattern)?;
-        let batches = match copy.options.format {
+        let rows = match copy.options.format {
             CopyFormat::Parquet | CopyFormat::Json => {
                 let urls: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
                 let frame = if copy.options.format == CopyFormat::Parquet {
@@ -45,27 +46,27 @@ impl Session {
                     .collect_plan(frame.into_unoptimized_plan())
                     .await
                     .map_err(|e| unreadable(pattern, e))?;
-                vec![conform(&copy, batches)?]
+                CopyRows::Batches(vec![conform(&copy, batches)?])
             }
             _ => {
                 // Reading and parsing block: off the async workers.
                 let copy = copy.clone();
                 tokio::task::spawn_blocking(move || {
-                    let mut batches = Vec::with_capacity(paths.len());
+                    let mut rows = CopyRows::Batches(Vec::new());
                     for path in &paths {
                         let data = std::fs::read(path).map_err(|e| cannot_open(path, e))?;
                         let mut progress = crate::sql::copy::CopyInProgress::new(copy.clone());
                         progress.push(&data).map_err(|e| in_file(path, e))?;
-                        batches.extend(progress.finish().map_err(|e| in_file(path, e))?);
+                        rows.append(progress.finish().map_err(|e| in_file(path, e))?)?;
                     }
-                    Ok::<_, QuiverError>(batches)
+                    Ok::<_, QuiverError>(rows)
                 })
                 .await
                 .map_err(|e| QuiverError::Internal(format!("reading COPY files: {e}")))??
             }
         };
         let parsed = started.elapsed();
-        let rows = self.copy_finish(&copy, batches).await?;
+        let rows = self.copy_finish(&copy, rows).await?;
         tracing::debug!(
             rows,
             read_ms = parsed.as_millis() as u64,

@@ -18,6 +18,7 @@ use pgwire::types::format::FormatOptions;
 
 use super::copy_columns::ColumnBuilder;
 use super::types::{decode_text_row, encode_batches, row_description, uuid_text};
+use crate::engine::stage::Staged;
 use crate::engine::types::TaggedType;
 use crate::error::{CopyFault, QuiverError, Result};
 use crate::sql::{BadValue, CopyFormat, CopyIn, CopyOptions, CopyOut};
@@ -56,9 +57,69 @@ pub struct CopyInProgress {
 /// One chunk's rows, whether it held the end-of-data marker `\.`, and
 /// the chunk's buffer once it is no longer needed.
 struct Parsed {
-    batch: RecordBatch,
+    rows: CopyRows,
     ended: bool,
     buffer: Vec<u8>,
+}
+
+/// The rows of a COPY: plain batches of its columns, or staged for its
+/// table (see [`CopyIn::stager`]).
+pub enum CopyRows {
+    Batches(Vec<RecordBatch>),
+    Staged(Vec<Staged>),
+}
+
+impl CopyRows {
+    /// One parsed batch, staged when the COPY stages its rows.
+    fn of(copy: &CopyIn, batch: RecordBatch) -> Result<CopyRows> {
+        Ok(match &copy.stager {
+            Some(stager) => CopyRows::Staged(vec![stager.stage(vec![batch])?]),
+            None => CopyRows::Batches(vec![batch]),
+        })
+    }
+
+    pub fn rows(&self) -> usize {
+        match self {
+            CopyRows::Batches(batches) => batches.iter().map(|b| b.num_rows()).sum(),
+            CopyRows::Staged(parts) => parts.iter().map(|p| p.rows()).sum(),
+        }
+    }
+
+    /// The rows as plain batches.
+    pub fn into_batches(self) -> Result<Vec<RecordBatch>> {
+        match self {
+            CopyRows::Batches(batches) => Ok(batches),
+            CopyRows::Staged(parts) => {
+                let mut batches = Vec::new();
+                for part in parts {
+                    batches.extend(part.into_batches()?);
+                }
+                Ok(batches)
+            }
+        }
+    }
+
+    /// Adds `more` after these rows.
+    pub fn append(&mut self, more: CopyRows) -> Result<()> {
+        let rows = std::mem::replace(self, CopyRows::Batches(Vec::new()));
+        *self = match (rows, more) {
+            (CopyRows::Batches(none), more) if none.is_empty() => more,
+            (CopyRows::Batches(mut batches), CopyRows::Batches(more)) => {
+                batches.extend(more);
+                CopyRows::Batches(batches)
+            }
+            (CopyRows::Staged(mut parts), CopyRows::Staged(more)) => {
+                parts.extend(more);
+                CopyRows::Staged(parts)
+            }
+            (rows, more) => {
+                let mut batches = rows.into_batches()?;
+                batches.extend(more.into_batches()?);
+                CopyRows::Batches(batches)
+            }
+        };
+        Ok(())
+    }
 }
 
 impl CopyInProgress {
@@ -204,9 +265,9 @@ impl CopyInProgress {
     }
 
     /// Parses the rest of the data and returns every row, in order, as
-    /// batches of the COPY's columns. Blocks while parsing: call it off
-    /// the async workers.
-    pub fn finish(mut self) -> Result<Vec<RecordBatch>> {
+    /// batches of the COPY's columns (staged for its table when it stages).
+    /// Blocks while parsing: call it off the async workers.
+    pub fn finish(mut self) -> Result<CopyRows> {
         let copy = self.copy.clone();
         let last = match copy.options.format {
             CopyFormat::Parquet | CopyFormat::Json => {
@@ -215,7 +276,7 @@ impl CopyInProgress {
                 ))
             }
             CopyFormat::Binary => Parsed {
-                batch: read_binary(&copy, &self.data)?,
+                rows: CopyRows::of(&copy, read_binary(&copy, &self.data)?)?,
                 ended: true,
                 buffer: Vec::new(),
             },
@@ -235,15 +296,15 @@ impl CopyInProgress {
             self.join_oldest()?;
         }
         self.parsed.push(last);
-        let mut batches = Vec::with_capacity(self.parsed.len());
+        let mut rows = CopyRows::Batches(Vec::new());
         for parsed in self.parsed {
-            batches.push(parsed.batch);
+            rows.append(parsed.rows)?;
             // Nothing after `\.` counts.
             if parsed.ended {
                 break;
             }
         }
-        Ok(batches)
+        Ok(rows)
     }
 }
 
@@ -269,7 +330,7 @@ fn parse_text(
     .map_err(|e| e.into_error(copy))?;
     let ended = fields.ended;
     Ok(Parsed {
-        batch: to_batch(copy, fields, parallel)?,
+        rows: CopyRows::of(copy, to_batch(copy, fields, parallel)?)?,
         ended,
         buffer: Vec::new(),
     })
@@ -638,10 +699,33 @@ fn to_batch(copy: &CopyIn, mut fields: Fields, parallel: bool) -> Result<RecordB
             },
         });
     }
+    rows_batch(copy, arrays, lines.len())
+}
+
+/// The COPY's columns as a batch of `rows` rows; a NULL in a NOT NULL
+/// column is the constraint's violation (the one in the first such row).
+fn rows_batch(copy: &CopyIn, arrays: Vec<ArrayRef>, rows: usize) -> Result<RecordBatch> {
+    let first_null = copy
+        .columns
+        .fields()
+        .iter()
+        .zip(&arrays)
+        .filter(|(field, array)| !field.is_nullable() && array.null_count() > 0)
+        .filter_map(|(field, array)| {
+            let row = array.nulls()?.iter().position(|valid| !valid)?;
+            Some((row, field))
+        })
+        .min_by_key(|(row, _)| *row);
+    if let Some((_, field)) = first_null {
+        return Err(QuiverError::NotNullViolation {
+            table: copy.table_name.clone(),
+            column: field.name().clone(),
+        });
+    }
     Ok(RecordBatch::try_new_with_options(
         copy.columns.clone(),
         arrays,
-        &datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(lines.len())),
+        &datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(rows)),
     )?)
 }
 
@@ -715,11 +799,7 @@ fn read_binary(copy: &CopyIn, data: &[u8]) -> Result<RecordBatch> {
             }
         })
         .collect::<Result<Vec<ArrayRef>>>()?;
-    Ok(RecordBatch::try_new_with_options(
-        copy.columns.clone(),
-        arrays,
-        &datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(row)),
-    )?)
+    rows_batch(copy, arrays, row)
 }
 
 /// Days and microseconds between 1970-01-01 and Postgres' epoch 2000-01-01.
@@ -1002,7 +1082,7 @@ mod tests {
             copy.push(piece).unwrap();
         }
         assert!(!copy.parsed.is_empty() || !copy.parsing.is_empty());
-        let batches = copy.finish().unwrap();
+        let batches = copy.finish().unwrap().into_batches().unwrap();
         assert!(batches.len() > 4);
         let mut next = 0;
         for batch in &batches {
@@ -1028,7 +1108,7 @@ mod tests {
         let (data, _) = tricky_csv(20_000);
         let mut copy = chunked_copy(CopyFormat::Csv);
         copy.push(data.as_bytes()).unwrap();
-        let batches = copy.finish().unwrap();
+        let batches = copy.finish().unwrap().into_batches().unwrap();
         assert!(batches.len() > 4);
         assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 20_000);
     }
@@ -1072,7 +1152,7 @@ mod tests {
         for piece in data.as_bytes().chunks(10_000) {
             copy.push(piece).unwrap();
         }
-        let rows: usize = copy.finish().unwrap().iter().map(|b| b.num_rows()).sum();
+        let rows: usize = copy.finish().unwrap().rows();
         assert_eq!(rows, 20_000);
     }
 

@@ -84,6 +84,10 @@ pub struct CopyIn {
     pub zone: String,
     /// The DateStyle order an ambiguous date (`01/02/2024`) is read in.
     pub date_order: super::pg_datestyle::Order,
+    /// When the rows go straight into the table (every column, in order,
+    /// outside a transaction block): each parsed chunk is staged for it
+    /// as soon as it is parsed.
+    pub stager: Option<crate::engine::stage::Stager>,
 }
 
 impl CopyIn {
@@ -98,6 +102,7 @@ impl CopyIn {
             options,
             zone: "UTC".into(),
             date_order: Default::default(),
+            stager: None,
         }
     }
 }

@@ -329,3 +329,119 @@ async fn copy_reads_postgresql_date_forms() {
     let db = err.as_db_error().expect("a database error");
     assert!(db.message().contains("\"garbage\""), "{db:?}");
 }
+
+/// Rows of a text COPY: `id`, a text, and `id % 1000`.
+fn numbered_rows(ids: std::ops::RangeInclusive<u64>) -> String {
+    ids.map(|i| format!("{i}\trow number {i} of the load\t{}\n", i % 1000))
+        .collect()
+}
+
+/// A COPY bigger than a parse chunk (8 MiB) is staged for its table chunk
+/// by chunk while it arrives. It is still all or nothing: a key repeated
+/// in a later chunk or a NULL for a NOT NULL column fails the whole load.
+/// A load that succeeds is committed once, comes back after kill -9, and
+/// its keys are still enforced.
+#[tokio::test]
+async fn a_load_of_many_chunks_is_all_or_nothing_and_survives_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap();
+    let rows = 600_000;
+    let data = numbered_rows(1..=rows);
+    assert!(data.len() > 2 * (8 << 20), "{} bytes", data.len());
+    let summary = "SELECT count(*)::text || ' ' || sum(id)::text || ' ' || sum(n)::text \
+                   || ' ' || max(s) FROM big";
+    let mut server = TestServer::start_with(&["--data-dir", path]);
+    let client = server.connect().await;
+    client
+        .batch_execute("CREATE TABLE big (id BIGINT PRIMARY KEY, s TEXT NOT NULL, n INT)")
+        .await
+        .unwrap();
+    let repeated = format!("{data}5\tagain\t0\n");
+    let err = copy_in(&client, "COPY big FROM STDIN", &repeated)
+        .await
+        .unwrap_err();
+    assert_eq!(err.as_db_error().unwrap().code().code(), "23505", "{err:?}");
+    let null = format!("{data}{}\t\\N\t0\n", rows + 1);
+    let err = copy_in(&client, "COPY big FROM STDIN", &null)
+        .await
+        .unwrap_err();
+    let db = err.as_db_error().unwrap();
+    assert_eq!(db.code().code(), "23502", "{err:?}");
+    assert_eq!(
+        db.message(),
+        "null value in column \"s\" of relation \"big\" violates not-null constraint"
+    );
+    assert_eq!(
+        first_column::<i64>(&client, "SELECT count(*) FROM big").await,
+        [0]
+    );
+    assert_eq!(
+        copy_in(&client, "COPY big FROM STDIN", &data)
+            .await
+            .unwrap(),
+        rows
+    );
+    let before: String = client.query_one(summary, &[]).await.unwrap().get(0);
+    assert_eq!(
+        before,
+        "600000 180000300000 299700000 row number 99999 of the load"
+    );
+    drop(client);
+    server.stop_with("KILL");
+
+    let server = TestServer::start_with(&["--data-dir", path]);
+    let client = server.connect().await;
+    let after: String = client.query_one(summary, &[]).await.unwrap().get(0);
+    assert_eq!(before, after);
+    let err = client
+        .execute("INSERT INTO big VALUES (600000, 'again', 0)", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(err.as_db_error().unwrap().code().code(), "23505");
+    assert_eq!(
+        copy_in(
+            &client,
+            "COPY big FROM STDIN",
+            &numbered_rows(600_001..=600_002)
+        )
+        .await
+        .unwrap(),
+        2
+    );
+}
+
+/// Rows staged for a table that another session alters before the COPY
+/// ends go into the table as it is then, as an INSERT would put them.
+#[tokio::test]
+async fn a_table_altered_during_a_copy_gets_the_rows_in_its_new_shape() {
+    let server = TestServer::start();
+    let client = server.connect().await;
+    let other = server.connect().await;
+    client
+        .batch_execute("CREATE TABLE a (id BIGINT, s TEXT, n INT)")
+        .await
+        .unwrap();
+    let sink = client.copy_in("COPY a FROM STDIN").await.unwrap();
+    futures::pin_mut!(sink);
+    sink.send(Bytes::from(numbered_rows(1..=300_000)))
+        .await
+        .unwrap();
+    other
+        .batch_execute("ALTER TABLE a ADD COLUMN extra INT DEFAULT 7")
+        .await
+        .unwrap();
+    sink.send(Bytes::from(numbered_rows(300_001..=400_000)))
+        .await
+        .unwrap();
+    assert_eq!(sink.finish().await.unwrap(), 400_000);
+    let summary: String = client
+        .query_one(
+            "SELECT count(*)::text || ' ' || sum(id)::text || ' ' || count(extra)::text \
+             || ' ' || min(extra)::text || ' ' || max(extra)::text FROM a",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(summary, "400000 80000200000 400000 7 7");
+}
