@@ -38,6 +38,7 @@ pub mod session;
 pub mod sql;
 pub mod storage;
 pub mod transfer;
+pub mod workers;
 
 pub use engine::Database;
 pub use error::{QuiverError, Result};

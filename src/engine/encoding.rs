@@ -20,7 +20,6 @@
 //! every decode gives back the exact logical array: the encodings are
 //! invisible above this module.
 
-use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use datafusion::arrow::array::{
@@ -289,7 +288,8 @@ where
 /// not seen before (and there are at most 65,536 values).
 fn dictionary(strings: &StringArray) -> Option<Encoded> {
     let limit = (strings.len() / 8).min(u16::MAX as usize + 1);
-    let mut seen: HashMap<&str, u16> = HashMap::new();
+    // Hashed with foldhash, several times faster than std's SipHash here.
+    let mut seen: datafusion::common::HashMap<&str, u16> = Default::default();
     let mut codes = Vec::with_capacity(strings.len());
     let mut values: Vec<&str> = Vec::new();
     for i in 0..strings.len() {

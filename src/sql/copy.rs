@@ -45,7 +45,7 @@ pub struct CopyInProgress {
     /// Line number of the first line of `data`.
     first_line: usize,
     /// Chunks being parsed, in order.
-    parsing: VecDeque<std::thread::JoinHandle<Result<Parsed>>>,
+    parsing: VecDeque<crate::workers::Task<Result<Parsed>>>,
     /// Chunks parsed, in order.
     parsed: Vec<Parsed>,
     /// Buffers of chunks already parsed, for the next chunks: fresh ones
@@ -186,7 +186,7 @@ impl CopyInProgress {
             self.join_oldest()?;
         }
         let copy = self.copy.clone();
-        self.parsing.push_back(std::thread::spawn(move || {
+        self.parsing.push_back(crate::workers::spawn(move || {
             let mut parsed = parse_text(&copy, &chunk, first_line, first_line == 1, false)?;
             parsed.buffer = chunk;
             Ok(parsed)

@@ -9,7 +9,6 @@
 
 use std::sync::Arc;
 
-use chrono::NaiveDate;
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanBufferBuilder, PrimitiveArray, StringBuilder,
 };
@@ -236,15 +235,52 @@ fn parse_date(s: &[u8]) -> Option<i32> {
     if year == 0 {
         return None;
     }
-    let date = NaiveDate::from_ymd_opt(year as i32, month, day)?;
-    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1)?;
-    i32::try_from((date - epoch).num_days()).ok()
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if day == 0 || day > month_days {
+        return None;
+    }
+    Some(days_from_civil(year as i32, month as i32, day as i32))
+}
+
+/// Days since 1970-01-01 of a valid proleptic Gregorian date (Howard
+/// Hinnant's `days_from_civil`: years counted from March, so February's
+/// leap day ends a year).
+fn days_from_civil(year: i32, month: i32, day: i32) -> i32 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let day_of_year = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use datafusion::arrow::array::StringArray;
+
+    #[test]
+    fn iso_dates_count_days_as_chrono_does() {
+        let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+        let years = (1..=40).chain(1580..=2500).chain(9960..=9999);
+        for year in years {
+            for month in 1..=13u32 {
+                for day in 0..=32u32 {
+                    let text = format!("{year:04}-{month:02}-{day:02}");
+                    let expected = chrono::NaiveDate::from_ymd_opt(year, month, day)
+                        .map(|date| (date - epoch).num_days() as i32);
+                    assert_eq!(parse_date(text.as_bytes()), expected, "{text}");
+                }
+            }
+        }
+    }
 
     /// The column read through the builder, and through the general path
     /// alone: both must give the same values, or the same error.

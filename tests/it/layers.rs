@@ -14,6 +14,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("config", 0),
     ("metrics", 0),
     ("executor", 0),
+    ("workers", 0),
     ("engine", 1),
     // Storage implements the engine's commit log.
     ("storage", 2),
