@@ -479,8 +479,8 @@ impl TableVersion {
     /// (the binary-counter rule), which keeps each row's copy count
     /// logarithmic and the batch count small.
     fn appended(&self, schema: &SchemaRef, new: Vec<RecordBatch>) -> Result<TableVersion> {
-        let new = new.into_iter().filter(|b| b.num_rows() > 0);
-        self.with_segments(schema, new.map(Segment::new))
+        let new: Vec<RecordBatch> = new.into_iter().filter(|b| b.num_rows() > 0).collect();
+        self.with_segments(schema, segments_of(new))
     }
 
     /// The version after appending segments already made.
@@ -650,6 +650,34 @@ impl LoadedRows {
     pub fn row_count(&self) -> usize {
         self.0.iter().map(|s| s.live).sum()
     }
+}
+
+/// Batches made into segments, in order: compressing many sealed ones
+/// (a big INSERT, an ingest) is spread over every core.
+fn segments_of(batches: Vec<RecordBatch>) -> Vec<Segment> {
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(batches.len());
+    if threads < 2 || rows < 4 * super::encoding::SEALED_ROWS {
+        return batches.into_iter().map(Segment::new).collect();
+    }
+    let per_thread = batches.len().div_ceil(threads);
+    let mut parts: Vec<Vec<RecordBatch>> = Vec::with_capacity(threads);
+    let mut batches = batches.into_iter().peekable();
+    while batches.peek().is_some() {
+        parts.push(batches.by_ref().take(per_thread).collect());
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = parts
+            .into_iter()
+            .map(|part| scope.spawn(|| part.into_iter().map(Segment::new).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("compressing a segment panicked"))
+            .collect()
+    })
 }
 
 /// Merges the last two segments while the binary-counter rule allows:
