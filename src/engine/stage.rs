@@ -1,9 +1,10 @@
 //! Bulk loads prepared while their data is still arriving. A COPY stages
 //! each chunk on the thread that parsed it: conformed to the table (types,
 //! NOT NULL, CHECK), encoded for the WAL and made into compressed segments.
-//! Its commit then only writes the log and installs, and the chunk's plain
-//! Arrow buffers are freed (and reused for the next chunk) long before the
-//! whole load is in.
+//! Its commit then only checks unique keys, writes the log and installs,
+//! and the chunk's plain Arrow buffers are freed (and reused for the next
+//! chunk) long before the whole load is in; a table with unique
+//! constraints keeps them until the commit checks their keys.
 
 use std::fmt;
 use std::sync::Arc;
