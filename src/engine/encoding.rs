@@ -288,7 +288,7 @@ where
 /// not seen before (and there are at most 65,536 values).
 fn dictionary(strings: &StringArray) -> Option<Encoded> {
     let limit = (strings.len() / 8).min(u16::MAX as usize + 1);
-    // Hashed with foldhash, several times faster than std's SipHash here.
+    // foldhash: std's SipHash was 3% of a COPY's samples.
     let mut seen: datafusion::common::HashMap<&str, u16> = Default::default();
     let mut codes = Vec::with_capacity(strings.len());
     let mut values: Vec<&str> = Vec::new();
