@@ -390,8 +390,28 @@ impl Database {
             }
             None => None,
         };
-        self.check_writable()?;
         let bytes = batches.iter().map(|b| b.get_array_memory_size()).sum();
+        let appended =
+            self.commit_append(table, commit, bytes, sync, || table.prepare_append(batches));
+        tracing::debug!(
+            total_ms = started.elapsed().as_millis() as u64,
+            "append: logged and installed"
+        );
+        appended
+    }
+
+    /// The commit of an append of `bytes` of rows, made ready by `prepare`
+    /// under the commit lock (so the log order is the install order):
+    /// logs `commit` (when there is a WAL and it has effects) and installs.
+    fn commit_append(
+        &self,
+        table: &Table,
+        commit: Option<Commit>,
+        bytes: usize,
+        sync: SyncLevel,
+        prepare: impl FnOnce() -> Result<table::PreparedAppend>,
+    ) -> Result<(usize, Ack)> {
+        self.check_writable()?;
         self.check_table_memory(None, bytes)?;
         // Rows a restart has not read yet are read before the commit lock
         // is taken, so other commits do not wait for them.
@@ -399,15 +419,14 @@ impl Database {
         let _gate = self.commit_gate.read();
         let _order = self.commit_lock.lock();
         table.check_current()?;
-        let appended = table.append(batches, || match &commit {
-            Some(commit) => self.log(commit, sync),
-            None => Ok(Ack::none()),
-        });
-        tracing::debug!(
-            total_ms = started.elapsed().as_millis() as u64,
-            "append: logged and installed"
-        );
-        appended
+        let prepared = prepare()?;
+        let added = prepared.added;
+        let ack = match &commit {
+            Some(commit) if !commit.effects.is_empty() => self.log(commit, sync)?,
+            _ => Ack::none(),
+        };
+        table.install(prepared);
+        Ok((added, ack))
     }
 
     /// Empties tables, all together, in one logged commit.

@@ -97,11 +97,12 @@ impl Database {
                 table.name()
             )));
         }
+        let logged = self.log.get().is_some();
         let mut commit = Commit::new();
         let mut parts = Vec::with_capacity(staged.len());
         for part in staged {
-            match (part.blobs, self.log.get()) {
-                (Some(blobs), Some(_)) => {
+            match part.blobs {
+                Some(blobs) if logged => {
                     for blob in blobs {
                         let data = commit.add_blob(blob);
                         commit.effects.push(Effect::Insert {
@@ -110,7 +111,7 @@ impl Database {
                         });
                     }
                 }
-                (None, Some(_)) if part.rows.rows() > 0 => {
+                None if logged && part.rows.rows() > 0 => {
                     return Err(QuiverError::Internal(
                         "rows staged without their WAL record".into(),
                     ))
@@ -119,20 +120,11 @@ impl Database {
             }
             parts.push(part.rows);
         }
-        self.check_writable()?;
         let bytes = parts.iter().map(|p| p.memory_bytes()).sum();
-        self.check_table_memory(None, bytes)?;
-        table.ready()?;
-        let _gate = self.commit_gate.read();
-        let _order = self.commit_lock.lock();
-        table.check_current()?;
-        let prepared = table.prepare_staged(parts)?;
-        let added = prepared.added;
-        let ack = match self.log.get() {
-            Some(_) if !commit.effects.is_empty() => self.log(&commit, sync)?,
-            _ => Ack::none(),
-        };
-        table.install(prepared);
+        let (added, ack) =
+            self.commit_append(table, logged.then_some(commit), bytes, sync, || {
+                table.prepare_staged(parts)
+            })?;
         tracing::debug!(
             total_ms = started.elapsed().as_millis() as u64,
             rows = added,

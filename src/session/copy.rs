@@ -86,11 +86,8 @@ impl Session {
                 };
                 // Every column in order, committed on its own: each chunk
                 // is staged for the table as it is parsed.
-                let stager = (fields.len() == schema.fields().len()
-                    && fields
-                        .iter()
-                        .zip(schema.fields())
-                        .all(|(a, b)| a == b.as_ref())
+                let columns = Arc::new(Schema::new(fields));
+                let stager = (columns.fields() == schema.fields()
                     && self.current_txn().is_none()
                     && !self.has_foreign_keys(table))
                 .then(|| self.db.stager(table));
@@ -98,7 +95,7 @@ impl Session {
                     table_name: name.name.clone(),
                     qualified: format!("{}.{}", quote(&name.schema), quote(&name.name)),
                     schema_name: name.schema.clone(),
-                    columns: Arc::new(Schema::new(fields)),
+                    columns,
                     options,
                     zone: self.arrow_zone(),
                     date_order: self.date_style().order,
