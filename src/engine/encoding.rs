@@ -724,6 +724,7 @@ mod tests {
             match i % 13 {
                 0 => None,
                 1 => Some(String::new()),
+                3 => Some(format!("nul \0 inside {i}\0")),
                 2 => Some(format!("naïve café № {i} — 東京 🦀")),
                 _ => Some(
                     (0..1 + i % 7)
