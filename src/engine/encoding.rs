@@ -133,7 +133,7 @@ impl Encoded {
         let encoded = match array.data_type() {
             DataType::Utf8 => {
                 let strings = array.as_string::<i32>();
-                dictionary(strings).or_else(|| fsst_on().then(|| fsst(strings)).flatten())
+                dictionary(strings).or_else(|| fsst(strings))
             }
             data_type => by_type!(data_type, offsets, (array)).flatten(),
         };
@@ -417,8 +417,11 @@ impl Symbols {
 }
 
 /// Each string compressed with a symbol table learnt from a sample of
-/// them, when that takes at most four fifths of the bytes.
+/// them, when that takes at most four fifths of the bytes (and FSST is on).
 fn fsst(strings: &StringArray) -> Option<Encoded> {
+    if !fsst_on() {
+        return None;
+    }
     let values: Vec<&[u8]> = (0..strings.len())
         .map(|i| match strings.is_null(i) {
             true => &[][..],

@@ -663,15 +663,10 @@ fn segments_of(batches: Vec<RecordBatch>) -> Vec<Segment> {
         return batches.into_iter().map(Segment::new).collect();
     }
     let per_thread = batches.len().div_ceil(threads);
-    let mut parts: Vec<Vec<RecordBatch>> = Vec::with_capacity(threads);
-    let mut batches = batches.into_iter().peekable();
-    while batches.peek().is_some() {
-        parts.push(batches.by_ref().take(per_thread).collect());
-    }
     std::thread::scope(|scope| {
-        let handles: Vec<_> = parts
-            .into_iter()
-            .map(|part| scope.spawn(|| part.into_iter().map(Segment::new).collect::<Vec<_>>()))
+        let handles: Vec<_> = batches
+            .chunks(per_thread)
+            .map(|part| scope.spawn(|| part.iter().cloned().map(Segment::new).collect::<Vec<_>>()))
             .collect();
         handles
             .into_iter()

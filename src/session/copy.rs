@@ -12,6 +12,7 @@ use datafusion::common::TableReference;
 use datafusion::sql::sqlparser::ast::{CopySource, CopyTarget, Statement};
 
 use super::{normalize_ident, Overriding, Session, StatementResult};
+use crate::engine::Table;
 use crate::error::{not_supported, QuiverError, Result};
 use crate::sql::copy::CopyRows;
 use crate::sql::copy_options::{options_of, quote, CopyIn, CopyOut};
@@ -87,10 +88,8 @@ impl Session {
                 // Every column in order, committed on its own: each chunk
                 // is staged for the table as it is parsed.
                 let columns = Arc::new(Schema::new(fields));
-                let stager = (columns.fields() == schema.fields()
-                    && self.current_txn().is_none()
-                    && !self.has_foreign_keys(table))
-                .then(|| self.db.stager(table));
+                let stager = (columns.fields() == schema.fields() && self.may_stage(table))
+                    .then(|| self.db.stager(table));
                 let copy = CopyIn {
                     table_name: name.name.clone(),
                     qualified: format!("{}.{}", quote(&name.schema), quote(&name.name)),
@@ -176,6 +175,13 @@ impl Session {
     ///
     /// A boxed future: COPY FROM a file runs this INSERT from inside a
     /// statement, and the box (declared Send) ends that recursion.
+    /// Whether a COPY into `table` may stage its rows and commit them on
+    /// its own: no transaction block (the rows would join its changes) and
+    /// no foreign keys (they are checked on the plain rows).
+    fn may_stage(&self, table: &Table) -> bool {
+        self.current_txn().is_none() && !self.has_foreign_keys(table)
+    }
+
     pub fn copy_finish<'a>(
         &'a mut self,
         copy: &'a CopyIn,
@@ -189,9 +195,7 @@ impl Session {
                 CopyRows::Staged(parts) => match &copy.stager {
                     // Still the table the rows were staged for.
                     Some(stager)
-                        if Arc::ptr_eq(stager.table(), &table)
-                            && self.current_txn().is_none()
-                            && !self.has_foreign_keys(&table) =>
+                        if Arc::ptr_eq(stager.table(), &table) && self.may_stage(&table) =>
                     {
                         let (rows, ack) =
                             self.db
