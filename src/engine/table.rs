@@ -597,10 +597,10 @@ impl TableVersion {
 /// sealed), on the thread that produced them: see [`Table::stage`].
 pub struct StagedRows {
     segments: Vec<Segment>,
-    /// The rows as they came, kept when the table has unique constraints:
-    /// their keys are checked at the commit, against the keys committed
-    /// by then.
-    plain: Option<Vec<RecordBatch>>,
+    /// When the table has unique constraints, the columns of their keys
+    /// as they came, batch by batch (None for the other columns): the
+    /// keys are checked at the commit, against the keys committed by then.
+    keys: Option<Vec<Vec<Option<ArrayRef>>>>,
 }
 
 impl StagedRows {
@@ -615,9 +615,25 @@ impl StagedRows {
 
     /// The rows as plain batches again.
     pub fn into_batches(self) -> Result<Vec<RecordBatch>> {
-        match self.plain {
-            Some(batches) => Ok(batches),
-            None => self.segments.iter().map(|s| s.live_batch()).collect(),
+        self.segments.iter().map(|s| s.live_batch()).collect()
+    }
+
+    /// The values of `columns` (positions in the table), part by part.
+    fn key_columns(&self, columns: &[usize]) -> Result<Vec<Vec<ArrayRef>>> {
+        let kept = self.keys.as_ref().and_then(|batches| {
+            batches
+                .iter()
+                .map(|batch| columns.iter().map(|&c| batch[c].clone()).collect())
+                .collect::<Option<Vec<Vec<ArrayRef>>>>()
+        });
+        match kept {
+            Some(parts) => Ok(parts),
+            // Staged before the constraint was added: read the segments.
+            None => self
+                .segments
+                .iter()
+                .map(|s| Ok(s.live_projected(Some(columns))?.columns().to_vec()))
+                .collect(),
         }
     }
 }
@@ -1408,34 +1424,39 @@ impl Table {
     /// [`Table::prepare_staged`], on the calling thread: nothing changes.
     pub fn stage(&self, batches: Vec<RecordBatch>) -> StagedRows {
         let batches: Vec<RecordBatch> = batches.into_iter().filter(|b| b.num_rows() > 0).collect();
-        let unique = !self.writer.lock().is_empty();
+        let key_columns: std::collections::BTreeSet<usize> = self
+            .writer
+            .lock()
+            .iter()
+            .flat_map(|index| index.columns().to_vec())
+            .collect();
+        let keys = (!key_columns.is_empty()).then(|| {
+            batches
+                .iter()
+                .map(|batch| {
+                    (0..batch.num_columns())
+                        .map(|c| key_columns.contains(&c).then(|| batch.column(c).clone()))
+                        .collect()
+                })
+                .collect()
+        });
         StagedRows {
-            segments: batches.iter().cloned().map(Segment::new).collect(),
-            plain: unique.then_some(batches),
+            segments: batches.into_iter().map(Segment::new).collect(),
+            keys,
         }
     }
 
     /// [`Table::prepare_append`] for staged rows, in order.
     pub fn prepare_staged(&self, staged: Vec<StagedRows>) -> Result<PreparedAppend> {
         let indexes = self.unique_indexes()?;
-        let mut plain = Vec::new();
-        if !indexes.is_empty() {
+        let mut keys = Vec::with_capacity(indexes.len());
+        for index in indexes.iter() {
+            let mut parts = Vec::new();
             for part in &staged {
-                match &part.plain {
-                    Some(batches) => plain.extend(batches.iter().cloned()),
-                    // Staged before the constraint was added.
-                    None => {
-                        for segment in &part.segments {
-                            plain.push(segment.live_batch()?);
-                        }
-                    }
-                }
+                parts.extend(part.key_columns(index.columns())?);
             }
+            keys.push(index.check_columns(&self.schema, &parts)?);
         }
-        let keys = indexes
-            .iter()
-            .map(|index| index.check(&self.schema, &plain))
-            .collect::<Result<Vec<_>>>()?;
         let current = self.data.load();
         let next = current.with_segments(
             &self.schema,

@@ -178,12 +178,33 @@ impl UniqueIndex {
     /// The keys `batches` would add, or the violation they cause (against
     /// existing keys or among themselves).
     pub fn check(&self, schema: &Schema, batches: &[RecordBatch]) -> Result<Vec<Box<[u8]>>> {
+        let parts: Vec<Vec<ArrayRef>> = batches
+            .iter()
+            .map(|batch| {
+                self.columns()
+                    .iter()
+                    .map(|&c| batch.column(c).clone())
+                    .collect()
+            })
+            .collect();
+        self.check_columns(schema, &parts)
+    }
+
+    /// [`UniqueIndex::check`] of rows given by their key columns' values
+    /// (in key order), part by part.
+    pub fn check_columns(
+        &self,
+        schema: &Schema,
+        parts: &[Vec<ArrayRef>],
+    ) -> Result<Vec<Box<[u8]>>> {
         let mut new_keys: HashSet<Box<[u8]>> = HashSet::new();
-        for (key, b, i) in self.keys(batches)? {
-            if self.keys.contains(&key) || new_keys.contains(&key) {
-                return Err(self.violation(schema, &batches[b], i));
+        for columns in parts {
+            for (key, i) in self.keys_of(columns)? {
+                if self.keys.contains(&key) || new_keys.contains(&key) {
+                    return Err(self.violation_in(schema, columns, i));
+                }
+                new_keys.insert(key);
             }
-            new_keys.insert(key);
         }
         Ok(new_keys.into_iter().collect())
     }

@@ -360,7 +360,9 @@ async fn a_load_of_many_chunks_is_all_or_nothing_and_survives_kill_9() {
     let err = copy_in(&client, "COPY big FROM STDIN", &repeated)
         .await
         .unwrap_err();
-    assert_eq!(err.as_db_error().unwrap().code().code(), "23505", "{err:?}");
+    let db = err.as_db_error().unwrap();
+    assert_eq!(db.code().code(), "23505", "{err:?}");
+    assert_eq!(db.detail(), Some("Key (id)=(5) already exists."));
     let null = format!("{data}{}\t\\N\t0\n", rows + 1);
     let err = copy_in(&client, "COPY big FROM STDIN", &null)
         .await
