@@ -974,7 +974,7 @@ pub struct PreparedAppend {
     pub added: usize,
     base_version: u64,
     next: TableVersion,
-    keys: Vec<Vec<Box<[u8]>>>,
+    keys: Vec<super::keyset::KeySet>,
 }
 
 /// A table: its definition and its current rows.
@@ -1482,7 +1482,7 @@ impl Table {
         );
         self.data.store(Arc::new(prepared.next));
         for (index, keys) in indexes.iter_mut().zip(prepared.keys) {
-            index.insert(keys);
+            index.insert_checked(keys);
         }
     }
 
@@ -1763,7 +1763,7 @@ impl Table {
                 index.clear();
             }
             index.remove(&delta.removed[i]);
-            index.insert(delta.added[i].iter().cloned());
+            index.insert(&delta.added[i]);
         }
         self.data.store(version);
         Ok(())
@@ -1791,7 +1791,7 @@ impl Table {
                 index.clear();
             }
             index.remove(&delta.removed[i]);
-            index.insert(delta.added[i].iter().cloned());
+            index.insert(&delta.added[i]);
         }
         self.data.store(Arc::new(next));
     }

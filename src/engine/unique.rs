@@ -1,13 +1,12 @@
 //! PRIMARY KEY and UNIQUE constraints, enforced by an in-memory hash index
 //! of the key columns' row-encoded values.
 
-use std::collections::HashSet;
-
 use datafusion::arrow::array::{Array, ArrayRef, RecordBatch};
 use datafusion::arrow::datatypes::Schema;
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::arrow::util::display::array_value_to_string;
 
+use super::keyset::KeySet;
 use crate::error::{QuiverError, Result};
 
 /// An encoded key with the batch and row it came from.
@@ -72,13 +71,29 @@ impl KeyEncoder {
     /// The non-NULL keys of the key columns' values (in key order), each
     /// with its row.
     pub fn keys_of(&self, columns: &[ArrayRef]) -> Result<Vec<(Box<[u8]>, usize)>> {
+        let mut keys = Vec::new();
+        self.for_each_key(columns, |key, i| {
+            keys.push((key.into(), i));
+            Ok(())
+        })?;
+        Ok(keys)
+    }
+
+    /// Calls `f` with each non-NULL key of the key columns' values (in
+    /// key order) and its row, until `f` fails.
+    pub fn for_each_key(
+        &self,
+        columns: &[ArrayRef],
+        mut f: impl FnMut(&[u8], usize) -> Result<()>,
+    ) -> Result<()> {
         let rows = self.converter.convert_columns(columns)?;
-        Ok(rows
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| !columns.iter().any(|c| c.is_null(*i)))
-            .map(|(i, row)| (row.as_ref().into(), i))
-            .collect())
+        let nulls = columns.iter().any(|c| c.null_count() > 0);
+        for (i, row) in rows.iter().enumerate() {
+            if !(nulls && columns.iter().any(|c| c.is_null(i))) {
+                f(row.as_ref(), i)?;
+            }
+        }
+        Ok(())
     }
 
     /// One key from its columns' values (one row each, in key order);
@@ -107,7 +122,7 @@ impl KeyEncoder {
 pub struct UniqueIndex {
     pub constraint: UniqueConstraint,
     encoder: KeyEncoder,
-    keys: HashSet<Box<[u8]>>,
+    keys: KeySet,
     /// False while the keys are still to be read from the table's rows
     /// (after a restart, until the first write that needs them).
     built: bool,
@@ -118,6 +133,7 @@ impl std::fmt::Debug for UniqueIndex {
         f.debug_struct("UniqueIndex")
             .field("constraint", &self.constraint.name)
             .field("keys", &self.keys.len())
+            .field("bytes", &self.keys.memory_size())
             .finish()
     }
 }
@@ -127,7 +143,7 @@ impl UniqueIndex {
         Ok(UniqueIndex {
             encoder: KeyEncoder::new(constraint.columns.clone(), schema)?,
             constraint,
-            keys: HashSet::new(),
+            keys: KeySet::new(),
             built: true,
         })
     }
@@ -138,7 +154,7 @@ impl UniqueIndex {
 
     /// Forgets the keys until [`UniqueIndex::fill`] reads them again.
     pub fn defer(&mut self) {
-        self.keys = HashSet::new();
+        self.keys = KeySet::new();
         self.built = false;
     }
 
@@ -160,9 +176,12 @@ impl UniqueIndex {
         parts: impl Iterator<Item = Result<Vec<ArrayRef>>>,
         rows: usize,
     ) -> Result<()> {
-        let mut keys = HashSet::with_capacity(rows);
+        let mut keys = KeySet::with_capacity(rows);
         for columns in parts {
-            keys.extend(self.keys_of(&columns?)?.into_iter().map(|(key, _)| key));
+            self.encoder.for_each_key(&columns?, |key, _| {
+                keys.insert(key);
+                Ok(())
+            })?;
         }
         self.keys = keys;
         self.built = true;
@@ -177,7 +196,7 @@ impl UniqueIndex {
 
     /// The keys `batches` would add, or the violation they cause (against
     /// existing keys or among themselves).
-    pub fn check(&self, schema: &Schema, batches: &[RecordBatch]) -> Result<Vec<Box<[u8]>>> {
+    pub fn check(&self, schema: &Schema, batches: &[RecordBatch]) -> Result<KeySet> {
         let parts: Vec<Vec<ArrayRef>> = batches
             .iter()
             .map(|batch| {
@@ -192,21 +211,17 @@ impl UniqueIndex {
 
     /// [`UniqueIndex::check`] of rows given by their key columns' values
     /// (in key order), part by part.
-    pub fn check_columns(
-        &self,
-        schema: &Schema,
-        parts: &[Vec<ArrayRef>],
-    ) -> Result<Vec<Box<[u8]>>> {
-        let mut new_keys: HashSet<Box<[u8]>> = HashSet::new();
+    pub fn check_columns(&self, schema: &Schema, parts: &[Vec<ArrayRef>]) -> Result<KeySet> {
+        let mut new_keys = KeySet::new();
         for columns in parts {
-            for (key, i) in self.keys_of(columns)? {
-                if self.keys.contains(&key) || new_keys.contains(&key) {
+            self.encoder.for_each_key(columns, |key, i| {
+                if self.keys.contains(key) || !new_keys.insert(key) {
                     return Err(self.violation_in(schema, columns, i));
                 }
-                new_keys.insert(key);
-            }
+                Ok(())
+            })?;
         }
-        Ok(new_keys.into_iter().collect())
+        Ok(new_keys)
     }
 
     /// One key from its columns' values (one row each, in constraint
@@ -226,17 +241,24 @@ impl UniqueIndex {
     }
 
     pub fn clear(&mut self) {
-        self.keys = HashSet::new();
+        self.keys = KeySet::new();
         self.built = true;
     }
 
-    pub fn insert(&mut self, keys: impl IntoIterator<Item = Box<[u8]>>) {
+    pub fn insert<K: AsRef<[u8]>>(&mut self, keys: impl IntoIterator<Item = K>) {
+        for key in keys {
+            self.keys.insert(key.as_ref());
+        }
+    }
+
+    /// Adds the keys [`UniqueIndex::check`] returned.
+    pub fn insert_checked(&mut self, keys: KeySet) {
         self.keys.extend(keys);
     }
 
-    pub fn remove<'a>(&mut self, keys: impl IntoIterator<Item = &'a Box<[u8]>>) {
+    pub fn remove<K: AsRef<[u8]>>(&mut self, keys: impl IntoIterator<Item = K>) {
         for key in keys {
-            self.keys.remove(key);
+            self.keys.remove(key.as_ref());
         }
     }
 
