@@ -39,6 +39,27 @@ pub fn spawn<T: Send + 'static>(job: impl FnOnce() -> T + Send + 'static) -> Tas
     Task(result)
 }
 
+/// [`spawn`] for async callers: the job starts at once, and the returned
+/// future waits for its result without blocking the async worker.
+pub fn spawn_awaited<T: Send + 'static>(
+    job: impl FnOnce() -> T + Send + 'static,
+) -> impl std::future::Future<Output = std::thread::Result<T>> {
+    let (done, result) = tokio::sync::oneshot::channel();
+    let job: Job = Box::new(move || {
+        let _ = done.send(catch_unwind(AssertUnwindSafe(job)));
+    });
+    queue()
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .send(job)
+        .expect("the workers run as long as the process");
+    async move {
+        result
+            .await
+            .unwrap_or_else(|_| Err(Box::new("the worker thread ended")))
+    }
+}
+
 fn queue() -> &'static Mutex<Sender<Job>> {
     static QUEUE: OnceLock<Mutex<Sender<Job>>> = OnceLock::new();
     QUEUE.get_or_init(|| {
@@ -76,5 +97,19 @@ mod tests {
         assert!(failed.join().is_err());
         // The workers go on.
         assert_eq!(super::spawn(|| 7).join().unwrap(), 7);
+    }
+
+    #[tokio::test]
+    async fn awaited_jobs_run_at_once_and_a_panic_is_returned() {
+        let tasks: Vec<_> = (0..8u64)
+            .map(|i| super::spawn_awaited(move || i + 1))
+            .collect();
+        let mut sum = 0;
+        for task in tasks {
+            sum += task.await.unwrap();
+        }
+        assert_eq!(sum, 36);
+        let failed = super::spawn_awaited(|| -> u64 { panic!("a job that fails") });
+        assert!(failed.await.is_err());
     }
 }

@@ -67,6 +67,11 @@ impl Staged {
         self.rows.rows()
     }
 
+    /// Bytes the rows will take in the table.
+    pub fn memory_bytes(&self) -> usize {
+        self.rows.memory_bytes()
+    }
+
     /// The rows as plain batches again (for a table that changed since).
     pub fn into_batches(self) -> Result<Vec<RecordBatch>> {
         self.rows.into_batches()

@@ -31,7 +31,7 @@ use arrow_flight::{
 };
 use base64::Engine;
 use datafusion::arrow::array::{Array, RecordBatch};
-use datafusion::arrow::compute::cast;
+use datafusion::arrow::compute::{cast, concat_batches};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::ipc::writer::IpcWriteOptions;
 use datafusion::common::{ParamValues, ScalarValue};
@@ -45,10 +45,13 @@ use super::arrow_out::{
 use super::metadata::{self, SQL_INFO, XDBC_TYPES};
 use super::sessions::{random_name, FlightSession, Pending, PreparedStatement, Registry, Rows};
 use super::status::{refused, status, with_sqlstate};
+use crate::engine::stage::Stager;
 use crate::engine::Database;
 use crate::error::QuiverError;
 use crate::server::{Admission, Proof};
 use crate::session::{Session, StatementResult, TxnState};
+use crate::sql::copy::CopyRows;
+use crate::sql::copy_options::CopyIn;
 use crate::sql::placeholders::number_question_marks;
 
 /// The user of a call that names none, where no password is needed.
@@ -626,38 +629,46 @@ impl QuiverFlight {
                 ));
             }
         }
+        let options = command.table_definition_options.unwrap_or_default();
+        let if_not_exist = TableNotExistOption::try_from(options.if_not_exist)
+            .unwrap_or(TableNotExistOption::Unspecified);
+        let if_exists = TableExistsOption::try_from(options.if_exists)
+            .unwrap_or(TableExistsOption::Unspecified);
+        let target = IngestTarget {
+            table: &command.table,
+            schema: command.schema.as_deref(),
+            if_not_exist,
+            if_exists,
+        };
+        let mut guard = session.session.lock().await;
+        // Outside a transaction block, rows are staged as they arrive, as
+        // a COPY stages its chunks, and committed on their own. A REPLACE
+        // keeps the old table until the new rows are in: one block.
+        if matches!(guard.transaction_state(), TxnState::Idle)
+            && if_exists != TableExistsOption::Replace
+        {
+            return ingest_staged(&self.db, &mut guard, &target, request.into_inner()).await;
+        }
         // Rows held before they are stored count against the table memory
         // limit, so a client cannot send more than the server may keep.
         let db = self.db.clone();
         let fits = move |bytes| db.check_table_memory(None, bytes).map_err(|e| status(&e));
         let (schema, batches) = read_batches(request.into_inner(), fits).await?;
         let Some(schema) = schema else {
-            return Err(with_sqlstate(
-                "08P01",
-                "bulk ingest sent no Arrow schema",
-                None,
-                None,
-            ));
+            return Err(no_schema());
         };
-        let options = command.table_definition_options.unwrap_or_default();
-        let if_not_exist = TableNotExistOption::try_from(options.if_not_exist)
-            .unwrap_or(TableNotExistOption::Unspecified);
-        let if_exists = TableExistsOption::try_from(options.if_exists)
-            .unwrap_or(TableExistsOption::Unspecified);
-        let mut guard = session.session.lock().await;
         let own_block = matches!(guard.transaction_state(), TxnState::Idle);
         if own_block {
             last(guard.execute_sql("BEGIN").await)?;
         }
-        let stored = ingest_rows(
-            &mut guard,
-            &command.table,
-            command.schema.as_deref(),
-            &schema,
-            batches,
-            if_not_exist,
-            if_exists,
-        )
+        let stored = async {
+            let (qualified, _) = ingest_table(&mut guard, &target, &schema).await?;
+            let copy = start_copy(&mut guard, &qualified, &schema).await?;
+            guard
+                .copy_arrow(&copy, batches)
+                .await
+                .map_err(|e| status(&e))
+        }
         .await;
         match stored {
             Ok(rows) if own_block => {
@@ -677,24 +688,33 @@ impl QuiverFlight {
     }
 }
 
-/// Creates, replaces or finds the ingest's table, then appends the rows
-/// in one statement of the open transaction.
-async fn ingest_rows(
-    session: &mut Session,
-    table: &str,
-    schema_name: Option<&str>,
-    columns: &SchemaRef,
-    batches: Vec<RecordBatch>,
+fn no_schema() -> Status {
+    with_sqlstate("08P01", "bulk ingest sent no Arrow schema", None, None)
+}
+
+/// Where a bulk ingest puts its rows.
+struct IngestTarget<'a> {
+    table: &'a str,
+    schema: Option<&'a str>,
     if_not_exist: TableNotExistOption,
     if_exists: TableExistsOption,
-) -> Result<usize, Status> {
-    let schema_name = match schema_name {
+}
+
+/// Creates, replaces or finds the ingest's table; its qualified name, and
+/// whether it was created.
+async fn ingest_table(
+    session: &mut Session,
+    target: &IngestTarget<'_>,
+    columns: &SchemaRef,
+) -> Result<(String, bool), Status> {
+    let table = target.table;
+    let schema_name = match target.schema {
         Some(name) => name.to_string(),
         None => session.default_schema(),
     };
     let qualified = format!("{}.{}", quote_ident(&schema_name), quote_ident(table));
     let exists = session.relation_schema(&schema_name, table).is_some();
-    let create = match (exists, if_exists, if_not_exist) {
+    let create = match (exists, target.if_exists, target.if_not_exist) {
         (true, TableExistsOption::Append, _) => false,
         (true, TableExistsOption::Replace, _) => {
             last(
@@ -740,24 +760,160 @@ async fn ingest_rows(
                 .await,
         )?;
     }
+    Ok((qualified, create))
+}
+
+/// Starts a COPY of the ingest's columns into its table (privileges are
+/// checked here, as for any COPY).
+async fn start_copy(
+    session: &mut Session,
+    qualified: &str,
+    columns: &SchemaRef,
+) -> Result<CopyIn, Status> {
     let names = columns
         .fields()
         .iter()
         .map(|f| quote_ident(f.name()))
         .collect::<Vec<_>>()
         .join(", ");
-    let copy = match last(
+    match last(
         session
             .execute_sql(&format!("COPY {qualified} ({names}) FROM STDIN"))
             .await,
     )? {
-        StatementResult::CopyIn(copy) => copy,
-        _ => return Err(Status::internal("COPY FROM STDIN did not start")),
+        StatementResult::CopyIn(copy) => Ok(copy),
+        _ => Err(Status::internal("COPY FROM STDIN did not start")),
+    }
+}
+
+/// A bulk ingest outside a transaction block. The table is created (or
+/// found) first; then each group of received batches is copied out of its
+/// messages and staged on a worker (conformed, encoded for the WAL, made
+/// into compressed segments) while the next messages arrive, and the rows
+/// are appended in one commit at the end. A table made here is dropped
+/// again when the rows fail.
+async fn ingest_staged(
+    db: &Arc<Database>,
+    session: &mut Session,
+    target: &IngestTarget<'_>,
+    stream: PeekableFlightDataStream,
+) -> Result<i64, Status> {
+    let messages = stream
+        .try_filter(|data| futures::future::ready(!data.data_header.is_empty()))
+        .map_err(FlightError::from);
+    let mut decoder = FlightRecordBatchStream::new_from_flight_data(messages);
+    let first = decoder.next().await.transpose().map_err(Status::from)?;
+    let Some(schema) = decoder.schema().cloned() else {
+        return Err(no_schema());
     };
-    session
-        .copy_arrow(&copy, batches)
+    let (qualified, created) = ingest_table(session, target, &schema).await?;
+    let stored = async {
+        let copy = start_copy(session, &qualified, &schema).await?;
+        let rows = stage_batches(db, &copy, first, &mut decoder).await?;
+        session
+            .copy_finish(&copy, rows)
+            .await
+            .map_err(|e| status(&e))
+    }
+    .await;
+    match stored {
+        Ok(rows) => Ok(rows as i64),
+        Err(e) => {
+            if created {
+                let _ = session
+                    .execute_sql(&format!("DROP TABLE IF EXISTS {qualified}"))
+                    .await;
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Batches are staged in groups of at least this many rows (or bytes,
+/// below), so that small client batches still make full segments.
+const STAGE_ROWS: usize = 64 * 1024;
+const STAGE_BYTES: usize = 16 << 20;
+
+/// Receives the rest of an ingest's batches (`first` is the first) and
+/// stages them for the COPY's table, a group per worker while the next
+/// arrive; plain batches when the COPY cannot stage (a table with foreign
+/// keys, columns in another order).
+async fn stage_batches(
+    db: &Arc<Database>,
+    copy: &CopyIn,
+    first: Option<RecordBatch>,
+    decoder: &mut FlightRecordBatchStream,
+) -> Result<CopyRows, Status> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut staging = std::collections::VecDeque::new();
+    let mut rows = CopyRows::Batches(Vec::new());
+    let mut bytes = 0;
+    let mut group: Vec<RecordBatch> = Vec::new();
+    let mut next = first;
+    loop {
+        let ended = next.is_none();
+        if let Some(batch) = next.take() {
+            group.push(batch);
+        }
+        let group_rows: usize = group.iter().map(|b| b.num_rows()).sum();
+        let group_bytes: usize = group.iter().map(|b| b.get_array_memory_size()).sum();
+        if !group.is_empty() && (ended || group_rows >= STAGE_ROWS || group_bytes >= STAGE_BYTES) {
+            // One group in flight per worker: wait for the oldest beyond
+            // that (which also slows the client down to the staging rate).
+            while staging.len() >= workers {
+                let done = staging.pop_front().expect("a group in flight");
+                add_staged(db, &mut rows, &mut bytes, done).await?;
+            }
+            let batches = std::mem::take(&mut group);
+            let stager = copy.stager.clone();
+            staging.push_back(crate::workers::spawn_awaited(move || {
+                stage_group(stager.as_ref(), batches)
+            }));
+        }
+        if ended {
+            break;
+        }
+        next = decoder.next().await.transpose().map_err(Status::from)?;
+    }
+    while let Some(done) = staging.pop_front() {
+        add_staged(db, &mut rows, &mut bytes, done).await?;
+    }
+    Ok(rows)
+}
+
+/// A group of received batches in buffers of their own (not the
+/// messages'), as one batch, staged when there is a stager.
+fn stage_group(
+    stager: Option<&Stager>,
+    batches: Vec<RecordBatch>,
+) -> crate::error::Result<CopyRows> {
+    let mut compacted = batches.iter().map(compact).collect::<Result<Vec<_>, _>>()?;
+    let batch = match compacted.len() {
+        1 => compacted.pop().expect("one batch"),
+        _ => concat_batches(&compacted[0].schema(), &compacted)?,
+    };
+    Ok(match stager {
+        Some(stager) => CopyRows::Staged(vec![stager.stage(vec![batch])?]),
+        None => CopyRows::Batches(vec![batch]),
+    })
+}
+
+/// Adds a staged group to the ingest's rows, within the table memory
+/// limit.
+async fn add_staged(
+    db: &Database,
+    rows: &mut CopyRows,
+    bytes: &mut usize,
+    done: impl std::future::Future<Output = std::thread::Result<crate::error::Result<CopyRows>>>,
+) -> Result<(), Status> {
+    let part = done
         .await
-        .map_err(|e| status(&e))
+        .map_err(|_| Status::internal("staging the ingested rows failed"))?
+        .map_err(|e| status(&e))?;
+    *bytes += part.memory_bytes();
+    db.check_table_memory(None, *bytes)
+        .map_err(|e| status(&e))?;
+    rows.append(part).map_err(|e| status(&e))
 }
 
 /// The column type CREATE TABLE gives an ingested Arrow column.

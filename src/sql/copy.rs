@@ -85,6 +85,14 @@ impl CopyRows {
         }
     }
 
+    /// Bytes the rows take (staged: as they will in the table).
+    pub fn memory_bytes(&self) -> usize {
+        match self {
+            CopyRows::Batches(batches) => batches.iter().map(|b| b.get_array_memory_size()).sum(),
+            CopyRows::Staged(parts) => parts.iter().map(|p| p.memory_bytes()).sum(),
+        }
+    }
+
     /// The rows as plain batches.
     pub fn into_batches(self) -> Result<Vec<RecordBatch>> {
         match self {

@@ -14,7 +14,7 @@ use arrow_flight::sql::{
 use arrow_flight::{Action, CancelFlightInfoRequest, CancelFlightInfoResult, FlightInfo};
 use datafusion::arrow::array::{Array, AsArray, Int32Array, Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema};
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use prost::Message;
 use std::sync::Arc;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
@@ -390,6 +390,131 @@ async fn a_million_rows_are_ingested_in_one_transaction_with_constraints_checked
         .unwrap()
         .get(0);
     assert_eq!(count, 100_000);
+}
+
+#[tokio::test]
+async fn ingests_of_small_batches_foreign_keys_and_failed_streams() {
+    let server = start();
+    let mut flight = client(&server).await;
+    let pg = server.connect().await;
+    pg.batch_execute(
+        "CREATE TABLE parent (id int PRIMARY KEY);
+         INSERT INTO parent SELECT * FROM generate_series(1, 10);
+         CREATE TABLE child (id int PRIMARY KEY, parent_id int REFERENCES parent (id));",
+    )
+    .await
+    .unwrap();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int32, false),
+        Field::new("parent_id", DataType::Int32, true),
+    ]));
+    let batch = |from: i32, rows: i32, parent: Option<i32>| {
+        RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int32Array::from_iter_values(from..from + rows)),
+                Arc::new(Int32Array::from(vec![parent; rows as usize])),
+            ],
+        )
+        .unwrap()
+    };
+    let append = |table: &str| CommandStatementIngest {
+        table_definition_options: Some(TableDefinitionOptions {
+            if_not_exist: TableNotExistOption::Create as i32,
+            if_exists: TableExistsOption::Append as i32,
+        }),
+        table: table.into(),
+        ..Default::default()
+    };
+    // 2,000 batches of 50 rows make a new table.
+    let small: Vec<_> = (0..2000)
+        .map(|i| Ok(batch(i * 50, 50, Some(i % 10))))
+        .collect();
+    let count = flight
+        .execute_ingest(append("small"), futures::stream::iter(small))
+        .await
+        .unwrap();
+    assert_eq!(count, 100_000);
+    let row = pg
+        .query_one(
+            "SELECT count(*), sum(id), count(DISTINCT id) = count(*) FROM small",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 100_000);
+    assert_eq!(row.get::<_, i64>(1), 4_999_950_000);
+    assert!(row.get::<_, bool>(2), "every row once");
+
+    // A table with a foreign key: rows that reference nothing fail the
+    // whole ingest; rows that do are stored.
+    let orphans = vec![Ok(batch(1, 10, Some(3))), Ok(batch(11, 10, Some(99)))];
+    let violation = flight
+        .execute_ingest(append("child"), futures::stream::iter(orphans))
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&status(violation)), "23503");
+    let good = vec![Ok(batch(1, 10, Some(3))), Ok(batch(11, 10, None))];
+    let count = flight
+        .execute_ingest(append("child"), futures::stream::iter(good))
+        .await
+        .unwrap();
+    assert_eq!(count, 20);
+    let row = pg
+        .query_one("SELECT count(*), count(parent_id) FROM child", &[])
+        .await
+        .unwrap();
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (20, 10));
+
+    // A client that goes away mid-stream stores nothing, and the table
+    // its ingest was to create is not left behind. The client talks
+    // through a relay that is cut once the table exists.
+    drop(flight);
+    let relay = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let relay_port = relay.local_addr().unwrap().port();
+    let server_port = server.flight_port.unwrap();
+    let (cut, cut_off) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let (mut client_side, _) = relay.accept().await.unwrap();
+        let mut server_side = tokio::net::TcpStream::connect(("127.0.0.1", server_port))
+            .await
+            .unwrap();
+        tokio::select! {
+            _ = tokio::io::copy_bidirectional(&mut client_side, &mut server_side) => {}
+            _ = cut_off => {}
+        }
+    });
+    let mut relayed = FlightSqlServiceClient::new(
+        Endpoint::from_shared(format!("http://127.0.0.1:{relay_port}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap(),
+    );
+    relayed.handshake("quiver", "").await.unwrap();
+    let sent = futures::stream::iter(vec![Ok(batch(0, 100_000, Some(1)))]);
+    let stalled = tokio::spawn(async move {
+        relayed
+            .execute_ingest(append("half_made"), sent.chain(futures::stream::pending()))
+            .await
+    });
+    let exists = "SELECT count(*) FROM information_schema.tables WHERE table_name = 'half_made'";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pg.query_one(exists, &[]).await.unwrap().get::<_, i64>(0) == 0 {
+        assert!(Instant::now() < deadline, "half_made was never made");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = cut.send(());
+    stalled.abort();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let tables: i64 = pg.query_one(exists, &[]).await.unwrap().get(0);
+        if tables == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "half_made is still there");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]
