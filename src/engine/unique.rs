@@ -212,7 +212,13 @@ impl UniqueIndex {
     /// [`UniqueIndex::check`] of rows given by their key columns' values
     /// (in key order), part by part.
     pub fn check_columns(&self, schema: &Schema, parts: &[Vec<ArrayRef>]) -> Result<KeySet> {
-        let mut new_keys = KeySet::new();
+        // Sized for every row at once: a big load's keys are not copied
+        // as the set grows, nor left with twice the room they need.
+        let rows = parts
+            .iter()
+            .map(|columns| columns.first().map_or(0, |c| c.len()))
+            .sum();
+        let mut new_keys = KeySet::with_capacity(rows);
         for columns in parts {
             self.encoder.for_each_key(columns, |key, i| {
                 if self.keys.contains(key) || !new_keys.insert(key) {
