@@ -28,14 +28,9 @@ impl<T> Task<T> {
 /// Runs `job` on one of the workers (one per core).
 pub fn spawn<T: Send + 'static>(job: impl FnOnce() -> T + Send + 'static) -> Task<T> {
     let (done, result) = sync_channel(1);
-    let job: Job = Box::new(move || {
+    submit(Box::new(move || {
         let _ = done.send(catch_unwind(AssertUnwindSafe(job)));
-    });
-    queue()
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .send(job)
-        .expect("the workers run as long as the process");
+    }));
     Task(result)
 }
 
@@ -45,19 +40,22 @@ pub fn spawn_awaited<T: Send + 'static>(
     job: impl FnOnce() -> T + Send + 'static,
 ) -> impl std::future::Future<Output = std::thread::Result<T>> {
     let (done, result) = tokio::sync::oneshot::channel();
-    let job: Job = Box::new(move || {
+    submit(Box::new(move || {
         let _ = done.send(catch_unwind(AssertUnwindSafe(job)));
-    });
-    queue()
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .send(job)
-        .expect("the workers run as long as the process");
+    }));
     async move {
         result
             .await
             .unwrap_or_else(|_| Err(Box::new("the worker thread ended")))
     }
+}
+
+fn submit(job: Job) {
+    queue()
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .send(job)
+        .expect("the workers run as long as the process");
 }
 
 fn queue() -> &'static Mutex<Sender<Job>> {
