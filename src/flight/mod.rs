@@ -63,9 +63,15 @@ pub async fn serve(
     // waiting for the server's WINDOW_UPDATE; a bulk ingest sends about a
     // GB in 14 MB messages. A stream may have 16 MiB in flight, about one
     // message.
+    // A client that vanished without closing its connection (a host gone,
+    // a cable pulled) would hold its session, and an ingest its rows,
+    // forever: the server pings each connection after a minute of
+    // silence and drops it when the ping goes unanswered.
     let mut server = Server::builder()
         .initial_stream_window_size(STREAM_WINDOW)
-        .initial_connection_window_size(2 * STREAM_WINDOW);
+        .initial_connection_window_size(2 * STREAM_WINDOW)
+        .http2_keepalive_interval(Some(Duration::from_secs(60)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)));
     if let Some((cert, key)) = &options.tls {
         let cert = std::fs::read(cert)
             .with_context(|| format!("could not read the TLS certificate {}", cert.display()))?;
