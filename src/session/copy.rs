@@ -169,12 +169,6 @@ impl Session {
         }
     }
 
-    /// Stores the rows of a COPY FROM STDIN, as one INSERT: in the open
-    /// transaction block, else committed on its own. Nothing is kept if
-    /// any row fails.
-    ///
-    /// A boxed future: COPY FROM a file runs this INSERT from inside a
-    /// statement, and the box (declared Send) ends that recursion.
     /// Whether a COPY into `table` may stage its rows and commit them on
     /// its own: no transaction block (the rows would join its changes) and
     /// no foreign keys (they are checked on the plain rows).
@@ -182,73 +176,86 @@ impl Session {
         self.current_txn().is_none() && !self.has_foreign_keys(table)
     }
 
+    /// Stores the rows of a COPY FROM STDIN, as one INSERT: in the open
+    /// transaction block, else committed on its own. Nothing is kept if
+    /// any row fails.
+    ///
+    /// A boxed future: COPY FROM a file runs this INSERT from inside a
+    /// statement, and the box (declared Send) ends that recursion.
     pub fn copy_finish<'a>(
         &'a mut self,
         copy: &'a CopyIn,
         rows: CopyRows,
     ) -> futures::future::BoxFuture<'a, Result<usize>> {
         Box::pin(async move {
-            let reference =
-                TableReference::partial(copy.schema_name.as_str(), copy.table_name.as_str());
-            let (_, table) = self.table_for_reference(&reference)?;
-            let batches = match rows {
-                CopyRows::Staged(parts) => match &copy.stager {
-                    // Still the table the rows were staged for.
-                    Some(stager)
-                        if Arc::ptr_eq(stager.table(), &table) && self.may_stage(&table) =>
-                    {
-                        let (rows, ack) =
-                            self.db
-                                .append_staged(&table, parts, self.synchronous_commit())?;
-                        ack.wait().await;
-                        return Ok(rows);
-                    }
-                    _ => CopyRows::Staged(parts).into_batches()?,
-                },
-                CopyRows::Batches(batches) => batches,
-            };
-            // Every column of the table, in order, parsed to its type: the
-            // rows go in as they are.
-            if table.schema_ref().fields() == copy.columns.fields()
-                && batches
-                    .iter()
-                    .all(|b| b.schema().fields() == copy.columns.fields())
-            {
-                return self.store_rows(&table, batches).await;
-            }
-            // Otherwise an INSERT fills in defaults and converts types.
-            let name = format!("copy_{}", COPY_SEQ.fetch_add(1, Ordering::Relaxed));
-            // Files in Parquet or JSON bring their own column types.
-            let schema = batches
-                .first()
-                .map(|b| b.schema())
-                .unwrap_or_else(|| copy.columns.clone());
-            let provider = MemTable::try_new(schema, vec![batches])?;
-            self.scratch_schema
-                .register_table(name.clone(), Arc::new(provider))?;
-            let columns = copy
-                .columns
-                .fields()
-                .iter()
-                .map(|f| quote(f.name()))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let sql = format!(
-                "INSERT INTO {} ({columns}) SELECT * FROM {}.s.{}",
-                copy.qualified,
-                super::dml::SCRATCH_CATALOG,
-                quote(&name)
-            );
-            self.overriding = Some(Overriding::System);
-            let result = self.execute_sql(&sql).await.pop();
-            self.overriding = None;
-            let _ = self.scratch_schema.deregister_table(&name);
-            match result {
-                Some(Ok(StatementResult::Command { rows, .. })) => Ok(rows.unwrap_or(0)),
-                Some(Err(e)) => Err(e),
-                _ => Err(QuiverError::Internal("COPY stored no rows".into())),
-            }
+            let stored = self.copy_store(copy, rows).await;
+            // A load that took the WAL past its checkpoint size starts the
+            // checkpoint now, not at the next statement of some session.
+            self.db.maybe_checkpoint();
+            stored
         })
+    }
+
+    /// What [`Session::copy_finish`] does before the checkpoint check.
+    async fn copy_store(&mut self, copy: &CopyIn, rows: CopyRows) -> Result<usize> {
+        let reference =
+            TableReference::partial(copy.schema_name.as_str(), copy.table_name.as_str());
+        let (_, table) = self.table_for_reference(&reference)?;
+        let batches = match rows {
+            CopyRows::Staged(parts) => match &copy.stager {
+                // Still the table the rows were staged for.
+                Some(stager) if Arc::ptr_eq(stager.table(), &table) && self.may_stage(&table) => {
+                    let (rows, ack) =
+                        self.db
+                            .append_staged(&table, parts, self.synchronous_commit())?;
+                    ack.wait().await;
+                    return Ok(rows);
+                }
+                _ => CopyRows::Staged(parts).into_batches()?,
+            },
+            CopyRows::Batches(batches) => batches,
+        };
+        // Every column of the table, in order, parsed to its type: the
+        // rows go in as they are.
+        if table.schema_ref().fields() == copy.columns.fields()
+            && batches
+                .iter()
+                .all(|b| b.schema().fields() == copy.columns.fields())
+        {
+            return self.store_rows(&table, batches).await;
+        }
+        // Otherwise an INSERT fills in defaults and converts types.
+        let name = format!("copy_{}", COPY_SEQ.fetch_add(1, Ordering::Relaxed));
+        // Files in Parquet or JSON bring their own column types.
+        let schema = batches
+            .first()
+            .map(|b| b.schema())
+            .unwrap_or_else(|| copy.columns.clone());
+        let provider = MemTable::try_new(schema, vec![batches])?;
+        self.scratch_schema
+            .register_table(name.clone(), Arc::new(provider))?;
+        let columns = copy
+            .columns
+            .fields()
+            .iter()
+            .map(|f| quote(f.name()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "INSERT INTO {} ({columns}) SELECT * FROM {}.s.{}",
+            copy.qualified,
+            super::dml::SCRATCH_CATALOG,
+            quote(&name)
+        );
+        self.overriding = Some(Overriding::System);
+        let result = self.execute_sql(&sql).await.pop();
+        self.overriding = None;
+        let _ = self.scratch_schema.deregister_table(&name);
+        match result {
+            Some(Ok(StatementResult::Command { rows, .. })) => Ok(rows.unwrap_or(0)),
+            Some(Err(e)) => Err(e),
+            _ => Err(QuiverError::Internal("COPY stored no rows".into())),
+        }
     }
 
     /// Stores Arrow batches a client sent as they are (Flight SQL's bulk
