@@ -105,7 +105,8 @@ impl KeySet {
                 bytes.reserve(expected.saturating_mul(*width));
                 free.clear();
             }
-            let fits = key.len() == *width
+            let fits = *width > 0
+                && key.len() == *width
                 && (!free.is_empty() || bytes.len() / *width < u32::MAX as usize);
             if fits {
                 let width = *width;
@@ -310,6 +311,10 @@ mod tests {
         all.remove(&b"another width"[..]);
         assert_eq!(all, model);
         assert!(!set.contains(b""));
+        let mut empty = KeySet::new();
+        assert!(empty.insert(b""));
+        assert!(!empty.insert(b""));
+        assert!(empty.contains(b"") && empty.insert(b"x") && empty.len() == 2);
     }
 
     #[test]

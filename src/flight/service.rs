@@ -809,11 +809,11 @@ async fn ingest_staged(
     let (qualified, created) = ingest_table(session, target, &schema).await?;
     let stored = async {
         let copy = start_copy(session, &qualified, &schema).await?;
-        let rows = stage_batches(db, &copy, first, &mut decoder).await?;
-        session
-            .copy_finish(&copy, rows)
-            .await
-            .map_err(|e| status(&e))
+        let stored = match stage_batches(db, &copy, first, &mut decoder).await? {
+            CopyRows::Batches(batches) => session.copy_arrow(&copy, batches).await,
+            staged => session.copy_finish(&copy, staged).await,
+        };
+        stored.map_err(|e| status(&e))
     }
     .await;
     match stored {
@@ -849,15 +849,23 @@ async fn stage_batches(
     let mut rows = CopyRows::Batches(Vec::new());
     let mut bytes = 0;
     let mut group: Vec<RecordBatch> = Vec::new();
+    let (mut group_rows, mut group_bytes) = (0, 0);
     let mut next = first;
     loop {
         let ended = next.is_none();
         if let Some(batch) = next.take() {
+            group_rows += batch.num_rows();
+            // The bytes of the batch's own rows: its buffers are slices
+            // of the whole message, which each column would count.
+            group_bytes += batch
+                .columns()
+                .iter()
+                .map(|c| c.to_data().get_slice_memory_size().unwrap_or(0))
+                .sum::<usize>();
             group.push(batch);
         }
-        let group_rows: usize = group.iter().map(|b| b.num_rows()).sum();
-        let group_bytes: usize = group.iter().map(|b| b.get_array_memory_size()).sum();
         if !group.is_empty() && (ended || group_rows >= STAGE_ROWS || group_bytes >= STAGE_BYTES) {
+            (group_rows, group_bytes) = (0, 0);
             // One group in flight per worker: wait for the oldest beyond
             // that (which also slows the client down to the staging rate).
             while staging.len() >= workers {
