@@ -1,10 +1,11 @@
 //! The set of keys a unique constraint holds, compact. The keys of a
 //! constraint on fixed-width columns (integers, dates, decimals, ...) all
 //! have one length: they are stored back to back in one buffer, and the
-//! hash table holds only their slot numbers, so a key costs its own bytes
-//! and about six more, where a boxed key costs its bytes rounded up to the
-//! allocator's size class, a 16-byte pointer and the table's byte. Keys of
-//! varying length (text columns) are boxed.
+//! hash table holds only their slot numbers (4 bytes, and a control byte),
+//! so a key costs its own bytes and 6 to 10 more, where a boxed key costs
+//! its bytes rounded up to the allocator's size class, a 16-byte pointer
+//! and the table's control byte. Keys of varying length (text columns)
+//! are boxed.
 
 use hashbrown::{DefaultHashBuilder, HashTable};
 use std::hash::BuildHasher;
