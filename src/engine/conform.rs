@@ -7,12 +7,17 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
-use datafusion::arrow::compute::cast;
+use datafusion::arrow::compute::{cast_with_options, CastOptions};
 use datafusion::arrow::datatypes::DataType;
 
 use super::types::{declared_length, hyphenated_uuid, TaggedType};
 use super::Table;
 use crate::error::{QuiverError, Result};
+
+const STRICT: CastOptions<'static> = CastOptions {
+    safe: false,
+    format_options: datafusion::arrow::util::display::FormatOptions::new(),
+};
 
 /// Rebuilds `batches` with exactly the table's schema, enforcing NOT NULL,
 /// declared lengths and the text forms of uuid and json.
@@ -52,7 +57,9 @@ pub fn conform_batches(table: &Table, batches: Vec<RecordBatch>) -> Result<Vec<R
                             ))
                         )));
                     } else {
-                        cast(column, field.data_type())?
+                        // Strict: a value the column type cannot hold is
+                        // an error, as in PostgreSQL, never a NULL.
+                        cast_with_options(column, field.data_type(), &STRICT)?
                     };
                     if !field.is_nullable() && column.null_count() > 0 {
                         return Err(QuiverError::NotNullViolation {

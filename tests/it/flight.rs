@@ -466,6 +466,35 @@ async fn ingests_of_small_batches_foreign_keys_and_failed_streams() {
         .unwrap();
     assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (20, 10));
 
+    // A value the column's type cannot hold is an error, never a NULL.
+    let mixed = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("parent_id", DataType::Utf8, true),
+    ]));
+    let bad = |id: i64, parent: &str| {
+        RecordBatch::try_new(
+            mixed.clone(),
+            vec![
+                Arc::new(Int64Array::from(vec![id])),
+                Arc::new(StringArray::from(vec![parent])),
+            ],
+        )
+        .unwrap()
+    };
+    for (rows, code) in [(bad(100, "four"), "22P02"), (bad(1 << 40, "4"), "22003")] {
+        let refused = flight
+            .execute_ingest(append("small"), futures::stream::iter(vec![Ok(rows)]))
+            .await
+            .unwrap_err();
+        assert_eq!(sqlstate(&status(refused)), code);
+    }
+    let count: i64 = pg
+        .query_one("SELECT count(*) FROM small", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(count, 100_000);
+
     // A client that goes away mid-stream stores nothing, and the table
     // its ingest was to create is not left behind. The client talks
     // through a relay that is cut once the table exists.
