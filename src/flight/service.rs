@@ -641,34 +641,21 @@ impl QuiverFlight {
             if_exists,
         };
         let mut guard = session.session.lock().await;
-        // Outside a transaction block, rows are staged as they arrive, as
-        // a COPY stages its chunks, and committed on their own. A REPLACE
-        // keeps the old table until the new rows are in: one block.
-        if matches!(guard.transaction_state(), TxnState::Idle)
-            && if_exists != TableExistsOption::Replace
-        {
-            return ingest_staged(&self.db, &mut guard, &target, request.into_inner()).await;
-        }
-        // Rows held before they are stored count against the table memory
-        // limit, so a client cannot send more than the server may keep.
-        let db = self.db.clone();
-        let fits = move |bytes| db.check_table_memory(None, bytes).map_err(|e| status(&e));
-        let (schema, batches) = read_batches(request.into_inner(), fits).await?;
-        let Some(schema) = schema else {
-            return Err(no_schema());
-        };
-        let own_block = matches!(guard.transaction_state(), TxnState::Idle);
+        // A REPLACE keeps the old table until the new rows are in: outside
+        // a block it gets one of its own.
+        let own_block = matches!(guard.transaction_state(), TxnState::Idle)
+            && if_exists == TableExistsOption::Replace;
         if own_block {
             last(guard.execute_sql("BEGIN").await)?;
         }
-        let stored = async {
-            let (qualified, _) = ingest_table(&mut guard, &target, &schema).await?;
-            let copy = start_copy(&mut guard, &qualified, &schema).await?;
-            guard
-                .copy_arrow(&copy, batches)
-                .await
-                .map_err(|e| status(&e))
-        }
+        let in_block = !matches!(guard.transaction_state(), TxnState::Idle);
+        let stored = ingest_rows(
+            &self.db,
+            &mut guard,
+            &target,
+            request.into_inner(),
+            in_block,
+        )
         .await;
         match stored {
             Ok(rows) if own_block => {
@@ -679,7 +666,7 @@ impl QuiverFlight {
             Err(e) => {
                 if own_block {
                     let _ = guard.execute_sql("ROLLBACK").await;
-                } else {
+                } else if in_block {
                     guard.copy_failed();
                 }
                 Err(e)
@@ -786,18 +773,20 @@ async fn start_copy(
     }
 }
 
-/// A bulk ingest outside a transaction block. The table is created (or
-/// found) first; then each group of received batches is copied out of its
-/// messages and staged on a worker (conformed, encoded for the WAL, made
-/// into compressed segments) while the next messages arrive, and the rows
-/// are appended in one commit at the end. A table made here is dropped
-/// again when the rows fail.
-async fn ingest_staged(
+/// The rows of a bulk ingest. The table is created (or found) when the
+/// first batch arrives; then each group of received batches is copied out
+/// of its messages on a worker while the next messages arrive. Outside a
+/// transaction block the groups are also staged there (conformed, encoded
+/// for the WAL, made into compressed segments), the rows are appended in
+/// one commit at the end, and a table made here is dropped again when the
+/// rows fail; inside one, they join the block as one statement.
+async fn ingest_rows(
     db: &Arc<Database>,
     session: &mut Session,
     target: &IngestTarget<'_>,
     stream: PeekableFlightDataStream,
-) -> Result<i64, Status> {
+    in_block: bool,
+) -> Result<usize, Status> {
     let messages = stream
         .try_filter(|data| futures::future::ready(!data.data_header.is_empty()))
         .map_err(FlightError::from);
@@ -817,9 +806,9 @@ async fn ingest_staged(
     }
     .await;
     match stored {
-        Ok(rows) => Ok(rows as i64),
+        Ok(rows) => Ok(rows),
         Err(e) => {
-            if created {
+            if created && !in_block {
                 let _ = session
                     .execute_sql(&format!("DROP TABLE IF EXISTS {qualified}"))
                     .await;
@@ -836,8 +825,8 @@ const STAGE_BYTES: usize = 16 << 20;
 
 /// Receives the rest of an ingest's batches (`first` is the first) and
 /// stages them for the COPY's table, a group per worker while the next
-/// arrive; plain batches when the COPY cannot stage (a table with foreign
-/// keys, columns in another order).
+/// arrive; plain batches when the COPY cannot stage (a transaction block,
+/// a table with foreign keys, columns in another order).
 async fn stage_batches(
     db: &Arc<Database>,
     copy: &CopyIn,
