@@ -426,7 +426,28 @@ fn lock_data_dir(dir: &Path) -> anyhow::Result<DataDir> {
     Ok(DataDir { _lock: file })
 }
 
+/// Turns transparent huge pages off for this process, as Redis, MongoDB and
+/// most databases advise, unless `MIMALLOC_ALLOW_THP` asks for them.
+/// mimalloc asks for huge pages on its segments, so each first touch of a
+/// segment zeroed 2 MiB and every purge of a freed span split a huge page
+/// that a later allocation zeroed again whole: a Flight ingest of TPC-H
+/// lineitem spent 29% of its CPU in the kernel's `clear_page`. Without them
+/// the ingest takes a fifth less CPU, a COPY of lineitem a third less time,
+/// and the loaded tables 7% less resident memory (BENCHMARKS.md); TPC-H is
+/// unchanged.
+fn disable_transparent_huge_pages() {
+    #[cfg(target_os = "linux")]
+    if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {
+        // SAFETY: PR_SET_THP_DISABLE takes integer arguments only and
+        // changes nothing but this process's page policy.
+        unsafe {
+            libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+        }
+    }
+}
+
 fn main() -> ExitCode {
+    disable_transparent_huge_pages();
     let cli = match parse_command_line() {
         Ok(cli) => cli,
         Err(e) => {
