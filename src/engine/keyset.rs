@@ -63,11 +63,14 @@ impl Fixed {
         }
         // Without a branch per byte: every byte is written, and the next
         // write moves on only after a byte that varies.
+        // (Written through a plain slice: writes into the SmallVec itself
+        // made every byte reload its length, and that stalled.)
         out.clear();
         out.resize(key.len(), 0);
+        let buf = &mut out[..];
         let (mut at, mut differs) = (0, 0u8);
         for ((&byte, &kept), &varies) in key.iter().zip(&self.template).zip(&self.varies) {
-            out[at] = byte;
+            buf[at] = byte;
             at += (varies & 1) as usize;
             differs |= (byte ^ kept) & !varies;
         }

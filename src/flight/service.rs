@@ -40,7 +40,7 @@ use prost::Message;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::arrow_out::{
-    compact, plain_type, result_batch, result_schema, split_for_messages, table_schema,
+    compact, flight_data, plain_type, result_batch, result_schema, table_schema,
 };
 use super::metadata::{self, SQL_INFO, XDBC_TYPES};
 use super::sessions::{random_name, FlightSession, Pending, PreparedStatement, Registry, Rows};
@@ -487,20 +487,7 @@ impl QuiverFlight {
                 })
                 .take(1),
             ));
-        // Our own cut into messages; arrow-flight's would cut again.
-        let batches = batches.flat_map(|batch| {
-            futures::stream::iter(match batch {
-                Ok(batch) => split_for_messages(batch).into_iter().map(Ok).collect(),
-                Err(e) => vec![Err(e)],
-            })
-        });
-        Box::pin(
-            FlightDataEncoderBuilder::new()
-                .with_schema(schema)
-                .with_max_flight_data_size(usize::MAX)
-                .build(batches)
-                .map_err(Status::from),
-        )
+        Box::pin(flight_data(schema, batches).map_err(Status::from))
     }
 
     /// Runs SQL text in a session; returns the last statement's result.
