@@ -270,7 +270,7 @@ fn short_strings_in<const BLOCK: usize>(
     }
     // Every code has a block and a length; codes past the values (none
     // are made) would read an empty string.
-    let mut blocks = vec![[0u8; BLOCK]; 256];
+    let mut blocks = [[0u8; BLOCK]; 256];
     let mut lengths = [0usize; 256];
     for (i, value) in values.iter().enumerate() {
         let value = value.unwrap_or_default().as_bytes();
