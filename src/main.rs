@@ -433,8 +433,8 @@ fn lock_data_dir(dir: &Path) -> anyhow::Result<DataDir> {
 /// that a later allocation zeroed again whole: a Flight ingest of TPC-H
 /// lineitem spent 29% of its CPU in the kernel's `clear_page`. Without them
 /// the ingest takes a fifth less CPU, a COPY of lineitem a third less time,
-/// and the loaded tables 7% less resident memory (BENCHMARKS.md); TPC-H is
-/// unchanged.
+/// and the loaded tables 4 to 13% less resident memory (BENCHMARKS.md);
+/// TPC-H is unchanged.
 fn disable_transparent_huge_pages() {
     #[cfg(target_os = "linux")]
     if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {
