@@ -107,14 +107,17 @@ impl Fixed {
 
     fn find(&self, hash: u64, stored: &[u8]) -> bool {
         let (bytes, packed) = (&self.bytes, self.packed);
-        (self.slots)
+        self.slots
             .find(hash, |&e| holds(bytes, packed, e, stored))
             .is_some()
     }
 
     fn remove(&mut self, hash: u64, stored: &[u8]) -> bool {
         let (bytes, packed) = (&self.bytes, self.packed);
-        match (self.slots).find_entry(hash, |&e| holds(bytes, packed, e, stored)) {
+        match self
+            .slots
+            .find_entry(hash, |&e| holds(bytes, packed, e, stored))
+        {
             Ok(entry) => {
                 let slot = entry.remove().0;
                 if packed > INLINE {
@@ -165,9 +168,9 @@ impl Fixed {
     /// The whole key of table entry `entry`, into `out` (which starts as
     /// the template).
     fn unpack(&self, entry: u32, out: &mut [u8]) {
-        let inline = entry.to_le_bytes();
+        let entry_bytes = entry.to_le_bytes();
         let stored = if self.packed <= INLINE {
-            &inline[..self.packed]
+            &entry_bytes[..self.packed]
         } else {
             &self.bytes[entry as usize * self.packed..][..self.packed]
         };
@@ -200,7 +203,9 @@ impl Fixed {
             expected: self.expected,
         };
         if wider.packed > INLINE {
-            (wider.bytes).reserve(wider.packed * self.expected.max(self.slots.len() + 1));
+            wider
+                .bytes
+                .reserve(wider.packed * self.expected.max(self.slots.len() + 1));
         }
         let mut whole = self.template.clone();
         let mut packed = Buffer::new();
@@ -233,7 +238,8 @@ impl Fixed {
             self.used - 1
         };
         let (bytes, packed) = (&self.bytes, self.packed);
-        (self.slots).insert_unique(hash, entry, |&e| entry_hash(bytes, packed, e, hasher));
+        self.slots
+            .insert_unique(hash, entry, |&e| entry_hash(bytes, packed, e, hasher));
     }
 }
 
