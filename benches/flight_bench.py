@@ -40,7 +40,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from restart_bench import DDL  # noqa: E402
+from restart_bench import DDL, copy_csv  # noqa: E402
 
 QUERY = "SELECT * FROM lineitem"
 
@@ -90,10 +90,7 @@ def main():
                 table = "lineitem" if run == 0 else "lineitem_copied"
                 conn.execute(f"CREATE TABLE {table} ({DDL['lineitem']})")
                 started = time.perf_counter()
-                with conn.cursor().copy(f"COPY {table} FROM STDIN (FORMAT csv)") as copy:
-                    with open(f"{sf_dir}/lineitem.csv", "rb") as f:
-                        while chunk := f.read(1 << 20):
-                            copy.write(chunk)
+                copy_csv(conn, table, f"{sf_dir}/lineitem.csv")
                 copy_times.append(time.perf_counter() - started)
                 if run > 0:
                     conn.execute(f"DROP TABLE {table}")

@@ -70,6 +70,15 @@ def gib(n):
     return f"{n / 2**30:.2f} GiB"
 
 
+def copy_csv(conn, table, path):
+    """`COPY table FROM STDIN (FORMAT csv)` of the file at `path`, sent in
+    1 MiB chunks."""
+    with conn.cursor().copy(f"COPY {table} FROM STDIN (FORMAT csv)") as copy:
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                copy.write(chunk)
+
+
 def start(binary, data_dir):
     server = subprocess.Popen(
         [binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", data_dir],
@@ -92,10 +101,7 @@ def quiver(sf_dir, binary):
         for table, columns in DDL.items():
             conn.execute(f"CREATE TABLE {table} ({columns}, PRIMARY KEY ({TABLES[table]}))")
             started = time.perf_counter()
-            with conn.cursor().copy(f"COPY {table} FROM STDIN (FORMAT csv)") as copy:
-                with open(f"{sf_dir}/{table}.csv", "rb") as f:
-                    while chunk := f.read(1 << 20):
-                        copy.write(chunk)
+            copy_csv(conn, table, f"{sf_dir}/{table}.csv")
             if table == "lineitem":
                 load = time.perf_counter() - started
                 rows = conn.execute("SELECT count(*) FROM lineitem").fetchone()[0]

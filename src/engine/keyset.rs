@@ -15,11 +15,13 @@ use hashbrown::{DefaultHashBuilder, HashTable};
 use std::hash::BuildHasher;
 
 /// A set of byte strings.
+#[derive(Clone)]
 pub struct KeySet {
     hasher: DefaultHashBuilder,
     store: Store,
 }
 
+#[derive(Clone)]
 enum Store {
     Fixed(Fixed),
     /// Keys of varying width.
@@ -31,6 +33,7 @@ enum Store {
 /// [`INLINE`] of them are kept in the hash table itself; more go to slot
 /// `s` of `bytes`, `bytes[s * packed..][..packed]`, and the table holds
 /// `s`. Slots freed by removals are reused.
+#[derive(Clone)]
 struct Fixed {
     /// The first key of the set (empty until there is one).
     template: Vec<u8>,
@@ -411,30 +414,6 @@ impl KeySet {
             });
         });
         self.store = Store::Boxed(keys);
-    }
-}
-
-impl Clone for KeySet {
-    fn clone(&self) -> Self {
-        let store = match &self.store {
-            Store::Fixed(fixed) => Store::Fixed(Fixed {
-                template: fixed.template.clone(),
-                words: fixed.words.clone(),
-                same: fixed.same.clone(),
-                positions: fixed.positions.clone(),
-                packed: fixed.packed,
-                bytes: fixed.bytes.clone(),
-                slots: fixed.slots.clone(),
-                free: fixed.free.clone(),
-                used: fixed.used,
-                expected: fixed.expected,
-            }),
-            Store::Boxed(keys) => Store::Boxed(keys.clone()),
-        };
-        KeySet {
-            hasher: self.hasher.clone(),
-            store,
-        }
     }
 }
 

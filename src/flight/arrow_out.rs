@@ -72,12 +72,11 @@ pub fn result_batch(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBat
 /// messages over 4 MiB by default.
 pub const MESSAGE_BYTES: usize = 2 << 20;
 
-/// `batch` cut into pieces of about [`MESSAGE_BYTES`] of data each.
-/// (arrow-flight's own split counts the whole buffers a sliced column
-/// points into, so a slice of a large table segment would go out in many
-/// needlessly small messages.)
-pub fn split_for_messages(batch: RecordBatch) -> Vec<RecordBatch> {
-    let bytes: usize = batch
+/// The bytes of `batch`'s own rows. A slice of a table segment, or a
+/// batch decoded from a Flight message, points into larger buffers, which
+/// `get_array_memory_size` would count whole for each column.
+pub fn own_bytes(batch: &RecordBatch) -> usize {
+    batch
         .columns()
         .iter()
         .map(|c| {
@@ -85,7 +84,15 @@ pub fn split_for_messages(batch: RecordBatch) -> Vec<RecordBatch> {
                 .get_slice_memory_size()
                 .unwrap_or_else(|_| c.get_array_memory_size())
         })
-        .sum();
+        .sum()
+}
+
+/// `batch` cut into pieces of about [`MESSAGE_BYTES`] of data each.
+/// (arrow-flight's own split counts the whole buffers a sliced column
+/// points into, so a slice of a large table segment would go out in many
+/// needlessly small messages.)
+pub fn split_for_messages(batch: RecordBatch) -> Vec<RecordBatch> {
+    let bytes = own_bytes(&batch);
     let pieces = bytes.div_ceil(MESSAGE_BYTES).max(1);
     if pieces == 1 || batch.num_rows() < 2 {
         return vec![batch];

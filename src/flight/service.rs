@@ -40,7 +40,7 @@ use prost::Message;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::arrow_out::{
-    compact, flight_data, plain_type, result_batch, result_schema, table_schema,
+    compact, flight_data, own_bytes, plain_type, result_batch, result_schema, table_schema,
 };
 use super::metadata::{self, SQL_INFO, XDBC_TYPES};
 use super::sessions::{random_name, FlightSession, Pending, PreparedStatement, Registry, Rows};
@@ -831,13 +831,8 @@ async fn stage_batches(
         let ended = next.is_none();
         if let Some(batch) = next.take() {
             group_rows += batch.num_rows();
-            // The bytes of the batch's own rows: its buffers are slices
-            // of the whole message, which each column would count.
-            group_bytes += batch
-                .columns()
-                .iter()
-                .map(|c| c.to_data().get_slice_memory_size().unwrap_or(0))
-                .sum::<usize>();
+            // Its buffers are slices of the whole message.
+            group_bytes += own_bytes(&batch);
             group.push(batch);
         }
         if !group.is_empty() && (ended || group_rows >= STAGE_ROWS || group_bytes >= STAGE_BYTES) {
