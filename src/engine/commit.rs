@@ -142,6 +142,12 @@ pub enum Effect {
         table_id: u64,
         data: usize,
     },
+    /// Rows of a bulk load appended to the table with this id: the blob is
+    /// one segment as the table keeps it (see `encoding/logged.rs`).
+    InsertSegment {
+        table_id: u64,
+        data: usize,
+    },
     /// Rows removed from the table with this id: the blob holds their
     /// positions among its live rows (see [`encode_positions`]).
     Delete {
@@ -202,7 +208,7 @@ impl Effect {
     fn shift_blobs(&mut self, by: usize) {
         match self {
             Effect::CreateTable(def) => def.arrow_schema += by,
-            Effect::Insert { data, .. } => *data += by,
+            Effect::Insert { data, .. } | Effect::InsertSegment { data, .. } => *data += by,
             Effect::Delete { positions, .. } => *positions += by,
             Effect::AlterTable { def, columns, .. } => {
                 def.arrow_schema += by;
@@ -383,35 +389,20 @@ pub fn decode_batches(bytes: &[u8]) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     Ok((schema, batches))
 }
 
+/// From this many bytes on, logged rows are compressed on every core.
+const PARALLEL: usize = 16 << 20;
+
 /// Rows appended by one statement, as the WAL records them: one IPC
-/// stream, or for a big append (a COPY, a bulk INSERT) several streams
+/// stream, or for a big append (an INSERT of many rows) several streams
 /// with LZ4-compressed buffers, encoded on every core, in row order. The
 /// compressed form is a third of the bytes to write and sync; reading it
 /// needs nothing more (each stream says how its buffers are compressed).
 pub fn encode_rows_for_log(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Vec<Vec<u8>>> {
-    encode_rows_from(schema, batches, PARALLEL)
-}
-
-/// From this many bytes on, logged rows are compressed on every core.
-const PARALLEL: usize = 16 << 20;
-
-/// One staged part of a bulk load (a parsed chunk) for the log: as
-/// [`encode_rows_for_log`], but compressed from 1 MiB on.
-pub fn encode_part_for_log(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Vec<Vec<u8>>> {
-    encode_rows_from(schema, batches, 1 << 20)
-}
-
-/// Rows for the log, compressed from `compress_from` bytes on.
-fn encode_rows_from(
-    schema: &SchemaRef,
-    batches: &[RecordBatch],
-    compress_from: usize,
-) -> Result<Vec<Vec<u8>>> {
     let bytes: usize = batches.iter().map(|b| b.get_array_memory_size()).sum();
-    if bytes < compress_from {
+    if bytes < PARALLEL {
         return Ok(vec![encode_batches(schema, batches)?]);
     }
-    if bytes < PARALLEL || batches.len() < 2 {
+    if batches.len() < 2 {
         return Ok(vec![encode_compressed(schema, batches)?]);
     }
     let threads = std::thread::available_parallelism()

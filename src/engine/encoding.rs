@@ -100,6 +100,14 @@ macro_rules! by_type {
     };
 }
 
+mod logged;
+
+/// Whether columns of `data_type` may be kept as offsets.
+fn keeps_offsets(data_type: &DataType) -> bool {
+    fn known<T: ArrowPrimitiveType>() {}
+    by_type!(data_type, known, ()).is_some()
+}
+
 /// One column of a segment as it is kept.
 #[derive(Debug, Clone)]
 pub enum Encoded {

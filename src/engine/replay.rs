@@ -10,6 +10,7 @@ use super::commit::{decode_batches, decode_positions, Commit, Effect};
 use super::conform::conform_batches;
 use super::log::Compiler;
 use super::rebuild::{logged_fills, rebuild_rows};
+use super::table::{densify, StagedRows};
 use super::{Change, Database, QualifiedName, Table};
 use crate::error::{QuiverError, Result};
 
@@ -62,7 +63,10 @@ impl Database {
         // the commit installed them: a reader never sees half of them.
         let mut rows = PendingRows::default();
         for effect in &commit.effects {
-            if !matches!(effect, Effect::Insert { .. } | Effect::Delete { .. }) {
+            if !matches!(
+                effect,
+                Effect::Insert { .. } | Effect::InsertSegment { .. } | Effect::Delete { .. }
+            ) {
                 rows.install()?;
             }
             match effect {
@@ -126,7 +130,7 @@ impl Database {
                         continue;
                     };
                     let positions = decode_positions(blob(*positions)?)?;
-                    rows.add(table, Change::Delete(Arc::new(positions)));
+                    rows.add(table, Pending::Change(Change::Delete(Arc::new(positions))));
                 }
                 Effect::AlterTable {
                     old_id,
@@ -162,7 +166,15 @@ impl Database {
                         continue;
                     };
                     let (_, batches) = decode_batches(blob(*data)?)?;
-                    rows.add(table, Change::Insert(batches));
+                    rows.add(table, Pending::Change(Change::Insert(batches)));
+                }
+                Effect::InsertSegment { table_id, data } => {
+                    let Some(table) = tables.get(table_id) else {
+                        tracing::warn!("skipping logged rows for dropped table id {table_id}");
+                        continue;
+                    };
+                    let rows_of = StagedRows::from_log(&table.schema_ref(), &[blob(*data)?])?;
+                    rows.add(table, Pending::Segments(rows_of));
                 }
             }
         }
@@ -172,10 +184,26 @@ impl Database {
 
 /// Row changes of a commit not yet installed, per table, in order.
 #[derive(Default)]
-struct PendingRows(Vec<(Arc<Table>, Vec<Change>)>);
+struct PendingRows(Vec<(Arc<Table>, Vec<Pending>)>);
+
+/// One logged row change.
+enum Pending {
+    Change(Change),
+    /// Segments of a bulk load, as the table keeps them.
+    Segments(StagedRows),
+}
+
+impl Pending {
+    fn into_change(self) -> Result<Change> {
+        Ok(match self {
+            Pending::Change(change) => change,
+            Pending::Segments(rows) => Change::Insert(rows.into_batches()?),
+        })
+    }
+}
 
 impl PendingRows {
-    fn add(&mut self, table: &Arc<Table>, change: Change) {
+    fn add(&mut self, table: &Arc<Table>, change: Pending) {
         match self.0.iter_mut().find(|(t, _)| Arc::ptr_eq(t, table)) {
             Some((_, changes)) => changes.push(change),
             None => self.0.push((table.clone(), vec![change])),
@@ -184,18 +212,41 @@ impl PendingRows {
 
     fn install(&mut self) -> Result<()> {
         for (table, changes) in self.0.drain(..) {
-            if changes.iter().all(|c| matches!(c, Change::Insert(_))) {
+            let appends = changes.iter().all(|c| {
+                matches!(c, Pending::Segments(_) | Pending::Change(Change::Insert(_)))
+            });
+            let segments = changes.iter().any(|c| matches!(c, Pending::Segments(_)));
+            if !appends {
+                let changes = (changes.into_iter().map(Pending::into_change))
+                    .collect::<Result<Vec<_>>>()?;
+                table.apply_all_now(&changes)?;
+            } else if !segments {
                 // Appended without reading rows a restart has not read yet.
                 let batches = changes
                     .into_iter()
                     .flat_map(|c| match c {
-                        Change::Insert(batches) => batches,
+                        Pending::Change(Change::Insert(batches)) => batches,
                         _ => Vec::new(),
                     })
                     .collect();
                 let (_, _none) = table.append(batches, || Ok(super::Ack::none()))?;
             } else {
-                table.apply_all_now(&changes)?;
+                // Logged segments go in as they were logged, not encoded
+                // again.
+                let mut parts = Vec::with_capacity(changes.len());
+                for change in changes {
+                    parts.push(match change {
+                        Pending::Segments(rows) => rows,
+                        Pending::Change(Change::Insert(batches)) => {
+                            table.stage(densify(&table.schema_ref(), batches)?)
+                        }
+                        Pending::Change(_) => {
+                            return Err(QuiverError::Internal("a delete among appends".into()))
+                        }
+                    });
+                }
+                let prepared = table.prepare_staged(parts)?;
+                table.install(prepared);
             }
         }
         Ok(())

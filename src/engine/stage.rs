@@ -1,6 +1,7 @@
 //! Bulk loads prepared while their data is still arriving. A COPY stages
 //! each chunk on the thread that parsed it: conformed to the table (types,
-//! NOT NULL, CHECK), encoded for the WAL and made into compressed segments.
+//! NOT NULL, CHECK) and made into compressed segments, which the WAL
+//! records as they are kept.
 //! Its commit then only checks unique keys, writes the log and installs,
 //! and the chunk's plain Arrow buffers are freed (and reused for the next
 //! chunk) long before the whole load is in; a table with unique
@@ -11,7 +12,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::record_batch::RecordBatch;
 
-use super::commit::{encode_part_for_log, Commit, Effect};
+use super::commit::{Commit, Effect};
 use super::conform::conform_batches;
 use super::replication::SyncLevel;
 use super::table::StagedRows;
@@ -28,7 +29,8 @@ pub struct Stager {
 /// Rows ready to append: see [`Database::append_staged`].
 pub struct Staged {
     table_id: u64,
-    /// The WAL's copy of the rows (Arrow IPC streams), when there is a WAL.
+    /// The WAL's copy of the rows (each segment as it is kept), when there
+    /// is a WAL.
     blobs: Option<Vec<Vec<u8>>>,
     rows: StagedRows,
 }
@@ -50,14 +52,15 @@ impl Stager {
     /// its order) on the calling thread.
     pub fn stage(&self, batches: Vec<RecordBatch>) -> Result<Staged> {
         let batches = conform_batches(&self.table, batches)?;
-        let blobs = match self.logged && !batches.is_empty() {
-            true => Some(encode_part_for_log(&self.table.schema_ref(), &batches)?),
+        let rows = self.table.stage(batches);
+        let blobs = match self.logged {
+            true => Some(rows.to_log()?),
             false => None,
         };
         Ok(Staged {
             table_id: self.table.id(),
             blobs,
-            rows: self.table.stage(batches),
+            rows,
         })
     }
 }
@@ -110,7 +113,7 @@ impl Database {
                 Some(blobs) if logged => {
                     for blob in blobs {
                         let data = commit.add_blob(blob);
-                        commit.effects.push(Effect::Insert {
+                        commit.effects.push(Effect::InsertSegment {
                             table_id: table.id(),
                             data,
                         });

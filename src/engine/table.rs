@@ -121,6 +121,17 @@ impl Segment {
         }
     }
 
+    /// A segment of rows kept as they were logged.
+    fn logged(data: Stored) -> Segment {
+        Segment {
+            live: data.num_rows(),
+            keep: None,
+            zones: Arc::new(ZoneMaps::new(data.schema().fields().len())),
+            data: Arc::new(data),
+            keys: Default::default(),
+        }
+    }
+
     fn rows(&self) -> usize {
         self.data.num_rows()
     }
@@ -616,6 +627,28 @@ impl StagedRows {
     /// The rows as plain batches again.
     pub fn into_batches(self) -> Result<Vec<RecordBatch>> {
         self.segments.iter().map(|s| s.live_batch()).collect()
+    }
+
+    /// The rows for the WAL: each segment as it is kept (see
+    /// `encoding/logged.rs`).
+    pub fn to_log(&self) -> Result<Vec<Vec<u8>>> {
+        Ok(self
+            .segments
+            .iter()
+            .map(|s| s.data.to_log())
+            .collect::<DfResult<_>>()?)
+    }
+
+    /// Rows of a table with `schema` that [`StagedRows::to_log`] logged.
+    pub fn from_log(schema: &SchemaRef, blobs: &[&[u8]]) -> Result<StagedRows> {
+        let segments = blobs
+            .iter()
+            .map(|blob| Ok(Segment::logged(Stored::from_log(schema, blob)?)))
+            .collect::<Result<_>>()?;
+        Ok(StagedRows {
+            segments,
+            keys: None,
+        })
     }
 
     /// The values of `columns` (positions in the table), part by part.

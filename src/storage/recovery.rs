@@ -284,9 +284,9 @@ impl Recovery {
             // Rows of a table whose checkpoint was lost: positions in its
             // deletes would point at the wrong rows, so none are applied.
             commit.effects.retain(|effect| match effect {
-                Effect::Insert { table_id, .. } | Effect::Delete { table_id, .. } => {
-                    !self.lost.contains(table_id)
-                }
+                Effect::Insert { table_id, .. }
+                | Effect::InsertSegment { table_id, .. }
+                | Effect::Delete { table_id, .. } => !self.lost.contains(table_id),
                 _ => true,
             });
         }
