@@ -212,13 +212,13 @@ impl PendingRows {
 
     fn install(&mut self) -> Result<()> {
         for (table, changes) in self.0.drain(..) {
-            let appends = changes.iter().all(|c| {
-                matches!(c, Pending::Segments(_) | Pending::Change(Change::Insert(_)))
-            });
+            let appends = changes
+                .iter()
+                .all(|c| matches!(c, Pending::Segments(_) | Pending::Change(Change::Insert(_))));
             let segments = changes.iter().any(|c| matches!(c, Pending::Segments(_)));
             if !appends {
-                let changes = (changes.into_iter().map(Pending::into_change))
-                    .collect::<Result<Vec<_>>>()?;
+                let changes =
+                    (changes.into_iter().map(Pending::into_change)).collect::<Result<Vec<_>>>()?;
                 table.apply_all_now(&changes)?;
             } else if !segments {
                 // Appended without reading rows a restart has not read yet.

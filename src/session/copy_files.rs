@@ -9,10 +9,12 @@ use std::path::{Path, PathBuf};
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::compute::concat_batches;
-use datafusion::arrow::datatypes::{Field, Schema};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::prelude::{JsonReadOptions, ParquetReadOptions};
 
 use super::{Session, StatementResult};
+use crate::engine::stage::Stager;
+use crate::engine::table::TARGET_BATCH_ROWS;
 use crate::error::{QuiverError, Result};
 use crate::sql::copy::CopyRows;
 use crate::sql::copy_options::{CopyFormat, CopyIn, CopyOut};
@@ -46,7 +48,14 @@ impl Session {
                     .collect_plan(frame.into_unoptimized_plan())
                     .await
                     .map_err(|e| unreadable(pattern, e))?;
-                CopyRows::Batches(vec![conform(&copy, batches)?])
+                let batches = conform(&copy, batches)?;
+                match &copy.stager {
+                    Some(stager) if same_types(stager, &batches) => {
+                        stage_all(stager, batches).await?
+                    }
+                    // Other types are converted as an INSERT would.
+                    _ => CopyRows::Batches(batches),
+                }
             }
             _ => {
                 // Reading and parsing block: off the async workers.
@@ -220,10 +229,10 @@ fn in_file(path: &Path, e: QuiverError) -> QuiverError {
 
 /// The file's columns as the COPY's: by name when the file has every
 /// column the COPY names, else by position when the counts agree. Types
-/// are converted by the INSERT that stores the rows.
-fn conform(copy: &CopyIn, batches: Vec<RecordBatch>) -> Result<RecordBatch> {
+/// are converted when the rows are staged or stored.
+fn conform(copy: &CopyIn, batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>> {
     let Some(first) = batches.first() else {
-        return Ok(RecordBatch::new_empty(copy.columns.clone()));
+        return Ok(vec![RecordBatch::new_empty(copy.columns.clone())]);
     };
     let file = first.schema();
     let wanted = copy.columns.fields();
@@ -250,15 +259,69 @@ fn conform(copy: &CopyIn, batches: Vec<RecordBatch>) -> Result<RecordBatch> {
             )));
         }
     };
-    let all = concat_batches(&file, &batches)?;
-    let columns = indices.iter().map(|i| all.column(*i).clone()).collect();
     let fields: Vec<Field> = indices
         .iter()
         .zip(wanted.iter())
         .map(|(i, target)| Field::new(target.name(), file.field(*i).data_type().clone(), true))
         .collect();
-    Ok(RecordBatch::try_new(
-        std::sync::Arc::new(Schema::new(fields)),
-        columns,
-    )?)
+    let schema = std::sync::Arc::new(Schema::new(fields));
+    let batches = batches
+        .iter()
+        .map(|batch| {
+            let columns = indices.iter().map(|i| batch.column(*i).clone()).collect();
+            RecordBatch::try_new(schema.clone(), columns)
+        })
+        .collect::<std::result::Result<_, _>>()?;
+    Ok(batches)
+}
+
+/// Whether the rows have the table's column types, or differ only in
+/// keeping strings or bytes as views (as DataFusion reads Parquet).
+fn same_types(stager: &Stager, batches: &[RecordBatch]) -> bool {
+    let table = stager.table().schema_ref();
+    let Some(first) = batches.first() else {
+        return true;
+    };
+    let file = first.schema();
+    file.fields().len() == table.fields().len()
+        && file.fields().iter().zip(table.fields()).all(|(f, t)| {
+            matches!(
+                (f.data_type(), t.data_type()),
+                (DataType::Utf8View, DataType::Utf8) | (DataType::BinaryView, DataType::Binary)
+            ) || f.data_type() == t.data_type()
+        })
+}
+
+/// Rows read from files staged for their table (conformed to its types
+/// and constraints, and compressed) as a COPY's text is: in groups of
+/// about a segment, on every core, in order.
+async fn stage_all(stager: &Stager, batches: Vec<RecordBatch>) -> Result<CopyRows> {
+    let mut groups: Vec<Vec<RecordBatch>> = Vec::new();
+    let mut rows = TARGET_BATCH_ROWS;
+    for batch in batches {
+        if rows >= TARGET_BATCH_ROWS {
+            groups.push(Vec::new());
+            rows = 0;
+        }
+        rows += batch.num_rows();
+        groups.last_mut().expect("a group").push(batch);
+    }
+    let staging: Vec<_> = groups
+        .into_iter()
+        .map(|group| {
+            let stager = stager.clone();
+            crate::workers::spawn_awaited(move || {
+                let batch = concat_batches(&group[0].schema(), &group)?;
+                stager.stage(vec![batch])
+            })
+        })
+        .collect();
+    let mut parts = Vec::with_capacity(staging.len());
+    for done in staging {
+        let staged = done
+            .await
+            .map_err(|_| QuiverError::Internal("staging the file's rows failed".into()))?;
+        parts.push(staged?);
+    }
+    Ok(CopyRows::Staged(parts))
 }

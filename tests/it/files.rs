@@ -95,6 +95,76 @@ async fn copy_from_csv_files_with_quotes_nulls_and_a_bad_row() {
         .contains("relative path"));
 }
 
+/// A Parquet file with the table's column types is staged as a COPY's
+/// text is (conformed, checked and compressed on every core), still all or
+/// nothing, and its rows come back after kill -9.
+#[tokio::test]
+async fn a_big_parquet_copy_is_checked_whole_and_survives_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    let file = path(&dir, "big.parquet");
+    let dupes = path(&dir, "dupes.parquet");
+    let summary =
+        "SELECT count(*)::text || ' ' || sum(id)::text || ' ' || count(DISTINCT flag)::text \
+                   || ' ' || max(note) || ' ' || sum(price)::text FROM dst";
+    let mut server = TestServer::start_with(&["--data-dir", data]);
+    let client = server.connect().await;
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE src (id BIGINT NOT NULL, flag TEXT, note TEXT NOT NULL, price NUMERIC(15,2));
+             INSERT INTO src SELECT g, CASE WHEN g % 7 = 0 THEN NULL ELSE 'F' || (g % 3)::text END,
+                    'note ' || g::text || ' of the file', g * 1.25
+             FROM generate_series(1, 300000) g;
+             COPY src TO '{file}' (FORMAT parquet);
+             COPY (SELECT * FROM src WHERE id > 299990 UNION ALL SELECT * FROM src WHERE id = 299995)
+               TO '{dupes}' (FORMAT parquet);
+             CREATE TABLE dst (id BIGINT PRIMARY KEY, flag TEXT, note TEXT NOT NULL, price NUMERIC(15,2));"
+        ))
+        .await
+        .unwrap();
+    // A key repeated within the file: nothing is kept.
+    let err = client
+        .batch_execute(&format!("COPY dst FROM '{dupes}' (FORMAT parquet)"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::UNIQUE_VIOLATION), "{err:?}");
+    let n = client
+        .execute(&format!("COPY dst FROM '{file}' (FORMAT parquet)"), &[])
+        .await
+        .unwrap();
+    assert_eq!(n, 300_000);
+    let before: String = client.query_one(summary, &[]).await.unwrap().get(0);
+    assert_eq!(
+        before,
+        "300000 45000150000 3 note 99999 of the file 56250187500.00"
+    );
+    // Keys already in the table.
+    let err = client
+        .batch_execute(&format!("COPY dst FROM '{dupes}' (FORMAT parquet)"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::UNIQUE_VIOLATION), "{err:?}");
+    drop(client);
+    server.stop_with("KILL");
+
+    let server = TestServer::start_with(&["--data-dir", data]);
+    let client = server.connect().await;
+    let after: String = client.query_one(summary, &[]).await.unwrap().get(0);
+    assert_eq!(before, after);
+    let same: i64 = client
+        .query_one(
+            "SELECT count(*) FROM src JOIN dst USING (id)
+             WHERE (src.flag IS NOT DISTINCT FROM dst.flag) AND src.note = dst.note
+               AND src.price = dst.price",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(same, 300_000);
+}
+
 #[tokio::test]
 async fn copy_to_files_and_back_in_every_format() {
     let dir = tempfile::tempdir().unwrap();

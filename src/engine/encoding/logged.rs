@@ -51,11 +51,18 @@ struct Column {
 enum Kind {
     Plain,
     /// The base as a decimal string: JSON numbers stop at 2^53.
-    Offset { base: String },
+    Offset {
+        base: String,
+    },
     /// The strings are the list in field `values`.
-    Dict { values: usize },
+    Dict {
+        values: usize,
+    },
     /// The symbol table is the bytes in field `symbols`.
-    Fsst { symbols: usize, ratio: f64 },
+    Fsst {
+        symbols: usize,
+        ratio: f64,
+    },
 }
 
 impl Stored {
@@ -321,13 +328,17 @@ mod tests {
         )
         .with_precision_and_scale(38, 2)
         .unwrap();
-        let flags = StringArray::from_iter((0..n).map(|i| (i % 5 != 0).then(|| ["A", "N", "R"][i % 3])));
-        let cities =
-            StringArray::from_iter((0..n).map(|i| (i % 11 != 0).then(|| format!("city {}", i % 1000))));
+        let flags =
+            StringArray::from_iter((0..n).map(|i| (i % 5 != 0).then(|| ["A", "N", "R"][i % 3])));
+        let cities = StringArray::from_iter(
+            (0..n).map(|i| (i % 11 != 0).then(|| format!("city {}", i % 1000))),
+        );
         let notes = StringArray::from_iter((0..n).map(|i| {
             (i % 13 != 0).then(|| format!("carefully final deposits {i} haggle blithely {}", i * 7))
         }));
-        let raw = Int32Array::from_iter_values((0..n).map(|i| (i as i32).wrapping_mul(2_654_435_761u32 as i32)));
+        let raw = Int32Array::from_iter_values(
+            (0..n).map(|i| (i as i32).wrapping_mul(2_654_435_761u32 as i32)),
+        );
         let none = Int32Array::new_null(n);
         let batch = RecordBatch::try_new(
             schema.clone(),
@@ -403,7 +414,10 @@ mod tests {
         assert!(Stored::from_log(&swapped, &bytes).is_err());
         // Truncated anywhere.
         for cut in [0, 8, bytes.len() / 3, bytes.len() - 9] {
-            assert!(Stored::from_log(&schema, &bytes[..cut]).is_err(), "cut at {cut}");
+            assert!(
+                Stored::from_log(&schema, &bytes[..cut]).is_err(),
+                "cut at {cut}"
+            );
         }
         // Symbol tables with impossible lengths.
         let mut bad = [0u8; SYMBOL_BYTES];
