@@ -14,7 +14,6 @@ use datafusion::sql::sqlparser::ast::{
     DropBehavior, Expr as SqlExpr, ForeignKeyConstraint, Owner, RenameTableNameKind,
     TableConstraint,
 };
-use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
 use super::ddl::{column_spec, name_checks, ColumnSpec};
@@ -878,7 +877,7 @@ fn castable(from: &Field, to: &Field) -> bool {
 
 /// A CHECK's SQL with column `old` renamed to `new`.
 fn rename_in_sql(sql: &str, old: &str, new: &str) -> Result<String> {
-    let mut expr = Parser::new(&PostgreSqlDialect {})
+    let mut expr = Parser::new(&crate::sql::dialect::Postgres)
         .try_with_sql(sql)?
         .parse_expr()?;
     let _ = visit_expressions_mut(&mut expr, |e| {

@@ -24,7 +24,6 @@ use crate::engine::{QualifiedName, Table, View};
 use crate::error::{not_supported, QuiverError, Result};
 use crate::sql::sequence_ddl::{self, SeqOption};
 use datafusion::sql::sqlparser::ast::{SchemaName, Truncate};
-use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
 impl Session {
@@ -216,7 +215,7 @@ impl Session {
         batches: Vec<datafusion::arrow::record_batch::RecordBatch>,
     ) -> Result<usize> {
         use datafusion::arrow::datatypes::DataType;
-        let mut parser = Parser::new(&PostgreSqlDialect {}).try_with_sql(name)?;
+        let mut parser = Parser::new(&crate::sql::dialect::Postgres).try_with_sql(name)?;
         let object_name = parser.parse_object_name(false)?;
         if parser.peek_token().token != datafusion::sql::sqlparser::tokenizer::Token::EOF {
             return Err(QuiverError::Syntax(format!(
@@ -760,7 +759,7 @@ pub(super) fn regclass_as_name(sql: &str) -> std::borrow::Cow<'_, str> {
     if !sql.to_ascii_lowercase().contains("regclass") {
         return std::borrow::Cow::Borrowed(sql);
     }
-    let Ok(mut expr) = Parser::new(&PostgreSqlDialect {})
+    let Ok(mut expr) = Parser::new(&crate::sql::dialect::Postgres)
         .try_with_sql(sql)
         .and_then(|mut p| p.parse_expr())
     else {
@@ -829,7 +828,7 @@ pub(super) fn name_checks(
 pub(super) fn columns_read(sql: &str, schema: &SchemaRef) -> Vec<String> {
     use datafusion::sql::sqlparser::ast::{visit_expressions, Expr as SqlExpr};
     use std::ops::ControlFlow;
-    let Ok(expr) = Parser::new(&PostgreSqlDialect {})
+    let Ok(expr) = Parser::new(&crate::sql::dialect::Postgres)
         .try_with_sql(sql)
         .and_then(|mut p| p.parse_expr())
     else {

@@ -28,7 +28,6 @@ use datafusion::sql::sqlparser::ast::{
     OnConflictAction, OnInsert, SelectItem, Statement, TableFactor, TableWithJoins, Update,
     UpdateTableFromKind,
 };
-use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
 use super::{normalize_ident, Session, StatementResult};
@@ -150,7 +149,7 @@ impl Session {
         let stand_in = scratch.add(schema, Vec::new())?;
         let mut insert = insert.clone();
         insert.source = Some(
-            Parser::new(&PostgreSqlDialect {})
+            Parser::new(&crate::sql::dialect::Postgres)
                 .try_with_sql(&format!("SELECT * FROM {stand_in}"))?
                 .parse_query()?,
         );

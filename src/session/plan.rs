@@ -10,7 +10,6 @@ use super::{column_names, object_name_parts, sources, Session, StatementResult};
 use crate::error::{not_supported, QuiverError, Result};
 use crate::sql::{order_by, pg_casts, pg_types_in};
 use datafusion::sql::sqlparser::ast::Ident;
-use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 
 impl Session {
     /// Plans with unqualified names resolving in `schema` (view bodies are
@@ -212,9 +211,10 @@ impl Session {
                     .and_then(|c| table.defaults_sql().iter().find(|(d, _)| d == c))
                     .map(|(_, sql)| super::ddl::regclass_as_name(sql))
                     .unwrap_or("NULL".into());
-                *value = datafusion::sql::sqlparser::parser::Parser::new(&PostgreSqlDialect {})
-                    .try_with_sql(&sql)?
-                    .parse_expr()?;
+                *value =
+                    datafusion::sql::sqlparser::parser::Parser::new(&crate::sql::dialect::Postgres)
+                        .try_with_sql(&sql)?
+                        .parse_expr()?;
             }
         }
         Ok(())

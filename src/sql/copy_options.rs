@@ -440,9 +440,8 @@ pub(crate) fn quote(name: &str) -> String {
 /// Parses a COPY statement with the SQL parser DataFusion re-exports
 /// (DataFusion's own only knows `COPY ... TO 'file'`).
 pub fn parse_copy(sql: &str) -> Result<DfStatement> {
-    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
     use datafusion::sql::sqlparser::parser::Parser;
-    let mut statements = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+    let mut statements = Parser::parse_sql(&crate::sql::dialect::Postgres, sql)
         .map_err(|e| super::syntax_error::from_parser(sql, e))?;
     if statements.len() != 1 {
         return Err(QuiverError::InvalidStatement(

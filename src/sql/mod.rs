@@ -13,6 +13,7 @@ pub mod context;
 pub mod copy;
 mod copy_columns;
 pub mod copy_options;
+pub mod dialect;
 pub mod filter_estimate;
 pub mod join_order;
 pub mod order_by;
@@ -47,7 +48,6 @@ use std::collections::VecDeque;
 
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::Ident;
-use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 
 use crate::error::Result;
 
@@ -105,9 +105,8 @@ pub const MAX_PARSER_RECURSION: usize = 2_000;
 /// Splits SQL text into statements with the PostgreSQL dialect. (Sessions
 /// check and rewrite the text first: `Session::parse`.)
 pub fn parse_statements(sql: &str) -> Result<VecDeque<DfStatement>> {
-    let dialect = PostgreSqlDialect {};
     datafusion::sql::parser::DFParserBuilder::new(sql)
-        .with_dialect(&dialect)
+        .with_dialect(&dialect::Postgres)
         .with_recursion_limit(MAX_PARSER_RECURSION)
         .build()
         .and_then(|mut parser| parser.parse_statements())

@@ -64,8 +64,7 @@ pub fn is_sequence_statement(sql: &str) -> bool {
 
 /// Parses one CREATE or ALTER SEQUENCE statement.
 pub fn parse(sql: &str) -> Result<SequenceStatement> {
-    let dialect = PostgreSqlDialect {};
-    let mut p = Parser::new(&dialect).try_with_sql(sql)?;
+    let mut p = Parser::new(&crate::sql::dialect::Postgres).try_with_sql(sql)?;
     let alter = if p.parse_keyword(Keyword::ALTER) {
         true
     } else {
@@ -226,7 +225,7 @@ pub fn identity_options_in_order(sql: &str) -> Result<Option<String>> {
             end += 1;
         }
         let inner: String = tokens[i..end].iter().map(|t| t.to_string()).collect();
-        let mut p = Parser::new(&PostgreSqlDialect {}).try_with_sql(&inner)?;
+        let mut p = Parser::new(&crate::sql::dialect::Postgres).try_with_sql(&inner)?;
         let options = parse_options(&mut p, false)?;
         if p.peek_token().token != Token::EOF {
             return Err(QuiverError::FeatureNotSupported(format!(

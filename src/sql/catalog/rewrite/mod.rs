@@ -27,7 +27,6 @@ use datafusion::sql::sqlparser::ast::{
     AccessExpr, BinaryOperator, Expr, FunctionArguments, Ident, ObjectName, ObjectNamePart,
     Statement, Subscript, TableFactor, Value, VisitMut, VisitorMut,
 };
-use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 use datafusion_pg_catalog::sql::rules::{
     CurrentUserVariableToSessionUserFunctionCall, FixArrayLiteral, RewritePgCatalogOperator,
@@ -43,7 +42,7 @@ use super::PG_CATALOG;
 
 /// Parses SQL text of an expression built by a rewrite.
 fn parse_expr(sql: &str) -> Option<Expr> {
-    Parser::new(&PostgreSqlDialect {})
+    Parser::new(&crate::sql::dialect::Postgres)
         .try_with_sql(sql)
         .and_then(|mut p| p.parse_expr())
         .ok()
@@ -51,7 +50,7 @@ fn parse_expr(sql: &str) -> Option<Expr> {
 
 /// Parses SQL text of a statement built by a rewrite.
 fn parse_statement(sql: &str) -> Option<Statement> {
-    Parser::new(&PostgreSqlDialect {})
+    Parser::new(&crate::sql::dialect::Postgres)
         .try_with_sql(sql)
         .and_then(|mut p| p.parse_statement())
         .ok()
