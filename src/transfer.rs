@@ -2,8 +2,9 @@
 //! results into files, either on a data directory (the server stopped) or
 //! through a running server (`--url`), with a progress bar.
 //!
-//! Imports go through `COPY ... FROM STDIN (FORMAT csv)` inside one
-//! transaction, whatever the file format: CSV is sent as it is, Parquet
+//! Imports go through `COPY ... FROM STDIN (FORMAT csv)`, all in one
+//! transaction (a single file into an existing table is one COPY, atomic
+//! by itself), whatever the file format: CSV is sent as it is, Parquet
 //! and JSON lines are decoded into Arrow batches and written as CSV. A
 //! failed import rolls back, so the table is left as it was. A missing
 //! table is created from the first file's schema.
@@ -269,7 +270,12 @@ pub async fn import(
         Some(create_table_sql(&qualified, &schema)?)
     };
     let bar = progress_bar(total_bytes, "importing");
-    target.run("BEGIN").await?;
+    // One COPY into a table that exists is all or nothing by itself; on
+    // its own (not in a block) the server stages its rows as they arrive.
+    let block = create.is_some() || files.len() > 1;
+    if block {
+        target.run("BEGIN").await?;
+    }
     let loaded = async {
         if let Some(create) = &create {
             target.run(create).await?;
@@ -302,7 +308,9 @@ pub async fn import(
     .await;
     match loaded {
         Ok(rows) => {
-            target.run("COMMIT").await?;
+            if block {
+                target.run("COMMIT").await?;
+            }
             bar.finish_and_clear();
             let seconds = started.elapsed().as_secs_f64();
             println!(
@@ -315,7 +323,9 @@ pub async fn import(
         }
         Err(e) => {
             bar.abandon();
-            let _ = target.run("ROLLBACK").await;
+            if block {
+                let _ = target.run("ROLLBACK").await;
+            }
             Err(e.context(format!("nothing was imported; {table} is as it was")))
         }
     }

@@ -168,6 +168,15 @@ fn a_failed_import_leaves_the_table_as_it_was() {
         "{stderr}"
     );
     assert_eq!(query(&data, "SELECT count(*) AS n FROM d;\n"), "n\n1\n");
+    // One bad file alone (one COPY, not in a block) keeps nothing either.
+    let out = quiver(&["import", s(&bad), "--table", "d", "--data-dir", s(&data)]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("nothing was imported") && stderr.contains("someday"),
+        "{stderr}"
+    );
+    assert_eq!(query(&data, "SELECT count(*) AS n FROM d;\n"), "n\n1\n");
     // A table created by a failed import is not left behind either.
     let out = quiver(&[
         "import",
