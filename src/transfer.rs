@@ -138,7 +138,7 @@ impl Target {
     }
 
     /// Sends one COPY FROM STDIN with its data; returns the rows stored.
-    async fn copy_in(&mut self, sql: &str, chunks: Vec<Bytes>) -> anyhow::Result<u64> {
+    async fn copy_in(&mut self, sql: &str, chunks: Chunks) -> anyhow::Result<u64> {
         match self {
             Target::Embedded(session) => {
                 let copy = match session.execute_sql(sql).await.pop() {
@@ -147,17 +147,17 @@ impl Target {
                     _ => bail!("COPY did not ask for data"),
                 };
                 let mut progress = crate::sql::copy::CopyInProgress::new(copy.clone());
-                let parsed = tokio::task::block_in_place(|| {
-                    for chunk in &chunks {
-                        progress.push(chunk)?;
+                let parsed = tokio::task::block_in_place(|| -> anyhow::Result<_> {
+                    for chunk in chunks {
+                        progress.push(&chunk?).map_err(|e| anyhow!("{e}"))?;
                     }
-                    progress.finish()
+                    progress.finish().map_err(|e| anyhow!("{e}"))
                 });
                 let batches = match parsed {
                     Ok(batches) => batches,
                     Err(e) => {
                         session.copy_failed();
-                        bail!("{e}")
+                        return Err(e);
                     }
                 };
                 match session.copy_finish(&copy, batches).await {
@@ -171,8 +171,10 @@ impl Target {
             Target::Remote(client) => {
                 let sink = client.copy_in::<_, Bytes>(sql).await.map_err(pg_error)?;
                 futures::pin_mut!(sink);
-                for chunk in chunks {
-                    sink.send(chunk).await.map_err(pg_error)?;
+                // A chunk that could not be made drops the sink unfinished,
+                // which fails the COPY.
+                while let Some(chunk) = tokio::task::block_in_place(|| chunks.recv().ok()) {
+                    sink.send(chunk?).await.map_err(pg_error)?;
                 }
                 sink.finish().await.map_err(pg_error)
             }
@@ -234,13 +236,18 @@ fn progress_bar(total_bytes: u64, verb: &str) -> ProgressBar {
 }
 
 /// One file's data, ready to COPY: the columns it fills (by name) and
-/// the CSV chunks.
+/// the CSV chunks, made by a thread of their own while earlier chunks are
+/// sent (at most [`CHUNKS_AHEAD`] ahead).
 struct Prepared {
     columns: Option<Vec<String>>,
     header: bool,
     delimiter: u8,
-    chunks: Vec<Bytes>,
+    chunks: Chunks,
 }
+
+type Chunks = std::sync::mpsc::Receiver<anyhow::Result<Bytes>>;
+
+const CHUNKS_AHEAD: usize = 8;
 
 /// `quiver import`: loads `files` into `table` in one transaction.
 pub async fn import(
@@ -350,17 +357,19 @@ fn prepare_file(
                 None
             };
             let mut file = open()?;
-            let mut chunks = Vec::new();
-            loop {
+            let bar = bar.clone();
+            let chunks = produce(move |send| loop {
                 let mut chunk = vec![0; CHUNK];
                 let n = read_full(&mut file, &mut chunk)?;
                 if n == 0 {
-                    break;
+                    return Ok(());
                 }
                 chunk.truncate(n);
                 bar.inc(n as u64);
-                chunks.push(Bytes::from(chunk));
-            }
+                if !send(Bytes::from(chunk)) {
+                    return Ok(());
+                }
+            })?;
             Ok(Prepared {
                 columns,
                 header: csv.header,
@@ -371,7 +380,6 @@ fn prepare_file(
         Format::Parquet | Format::Json => {
             let size = std::fs::metadata(path)?.len();
             let (schema, batches) = read_batches(path, format)?;
-            bar.inc(size);
             for field in schema.fields() {
                 if field.data_type().is_nested() {
                     bail!(
@@ -383,17 +391,24 @@ fn prepare_file(
                     );
                 }
             }
-            let mut chunks = Vec::new();
-            for batch in batches {
-                let mut out = Vec::new();
-                datafusion::arrow::csv::WriterBuilder::new()
-                    .with_header(false)
-                    .with_timestamp_format("%Y-%m-%d %H:%M:%S%.f".into())
-                    .with_timestamp_tz_format("%Y-%m-%d %H:%M:%S%.f%:z".into())
-                    .build(&mut out)
-                    .write(&batch)?;
-                chunks.push(Bytes::from(out));
-            }
+            let bar = bar.clone();
+            let chunks = produce(move |send| {
+                for batch in batches {
+                    let batch = batch?;
+                    let mut out = Vec::new();
+                    datafusion::arrow::csv::WriterBuilder::new()
+                        .with_header(false)
+                        .with_timestamp_format("%Y-%m-%d %H:%M:%S%.f".into())
+                        .with_timestamp_tz_format("%Y-%m-%d %H:%M:%S%.f%:z".into())
+                        .build(&mut out)
+                        .write(&batch)?;
+                    if !send(Bytes::from(out)) {
+                        break;
+                    }
+                }
+                bar.inc(size);
+                Ok(())
+            })?;
             Ok(Prepared {
                 columns: Some(schema.fields().iter().map(|f| f.name().clone()).collect()),
                 header: false,
@@ -402,6 +417,24 @@ fn prepare_file(
             })
         }
     }
+}
+
+/// Chunks that `make` sends from a thread of its own; `send` answers
+/// false once nobody reads them any more. An error of `make` is the last
+/// chunk.
+fn produce(
+    make: impl FnOnce(&mut dyn FnMut(Bytes) -> bool) -> anyhow::Result<()> + Send + 'static,
+) -> anyhow::Result<Chunks> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(CHUNKS_AHEAD);
+    std::thread::Builder::new()
+        .name("quiver-import".into())
+        .spawn(move || {
+            let mut send = |chunk| tx.send(Ok(chunk)).is_ok();
+            if let Err(e) = make(&mut send) {
+                let _ = tx.send(Err(e));
+            }
+        })?;
+    Ok(rx)
 }
 
 fn read_full(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -415,8 +448,11 @@ fn read_full(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(filled)
 }
 
+/// Batches read from a file as they are taken.
+type Batches = Box<dyn Iterator<Item = anyhow::Result<RecordBatch>> + Send>;
+
 /// A Parquet or JSON-lines file as Arrow batches.
-fn read_batches(path: &Path, format: Format) -> anyhow::Result<(SchemaRef, Vec<RecordBatch>)> {
+fn read_batches(path: &Path, format: Format) -> anyhow::Result<(SchemaRef, Batches)> {
     let file = File::open(path).with_context(|| format!("could not open {}", path.display()))?;
     let bad = |e: &dyn std::fmt::Display| anyhow!("{}: {e}", path.display());
     match format {
@@ -430,8 +466,9 @@ fn read_batches(path: &Path, format: Format) -> anyhow::Result<(SchemaRef, Vec<R
                 .build()
                 .map_err(|e| bad(&e))?;
             let schema = datafusion::arrow::array::RecordBatchReader::schema(&reader);
-            let batches = reader.collect::<Result<Vec<_>, _>>().map_err(|e| bad(&e))?;
-            Ok((schema, batches))
+            let path = path.display().to_string();
+            let batches = reader.map(move |b| b.map_err(|e| anyhow!("{path}: {e}")));
+            Ok((schema, Box::new(batches)))
         }
         Format::Json => {
             let schema = infer_schema(
@@ -447,10 +484,10 @@ fn read_batches(path: &Path, format: Format) -> anyhow::Result<(SchemaRef, Vec<R
             let reader = datafusion::arrow::json::ReaderBuilder::new(schema.clone())
                 .build(BufReader::new(file))
                 .map_err(|e| bad(&e))?;
-            let batches = reader
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| bad(&format!("not JSON lines ({e})")))?;
-            Ok((schema, batches))
+            let path = path.display().to_string();
+            let batches =
+                reader.map(move |b| b.map_err(|e| anyhow!("{path}: not JSON lines ({e})")));
+            Ok((schema, Box::new(batches)))
         }
         Format::Csv => unreachable!("CSV is sent as it is"),
     }
