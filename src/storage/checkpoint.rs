@@ -51,6 +51,7 @@ pub fn checkpoint_soon(storage: &Storage, db: &Arc<Database>) {
     }
     let db = db.clone();
     std::thread::spawn(move || {
+        yield_to_statements();
         if let Err(e) = checkpoint(&db) {
             tracing::error!("automatic checkpoint failed: {e}");
         }
@@ -69,30 +70,47 @@ pub fn checkpoint_every(db: &Arc<Database>, interval: std::time::Duration) {
     let db = Arc::downgrade(db);
     let spawned = std::thread::Builder::new()
         .name("quiver-checkpointer".into())
-        .spawn(move || loop {
-            std::thread::sleep(interval);
-            let Some(db) = db.upgrade() else {
-                return;
-            };
-            let Some(storage) = storage_of(&db) else {
-                return;
-            };
-            if storage.wal.size() == 0
-                || storage
+        .spawn(move || {
+            yield_to_statements();
+            loop {
+                std::thread::sleep(interval);
+                let Some(db) = db.upgrade() else {
+                    return;
+                };
+                let Some(storage) = storage_of(&db) else {
+                    return;
+                };
+                if storage.wal.size() == 0
+                    || storage
+                        .checkpoint_running
+                        .swap(true, std::sync::atomic::Ordering::AcqRel)
+                {
+                    continue;
+                }
+                if let Err(e) = checkpoint(&db) {
+                    tracing::error!("timed checkpoint failed: {e}");
+                }
+                storage
                     .checkpoint_running
-                    .swap(true, std::sync::atomic::Ordering::AcqRel)
-            {
-                continue;
+                    .store(false, std::sync::atomic::Ordering::Release);
             }
-            if let Err(e) = checkpoint(&db) {
-                tracing::error!("timed checkpoint failed: {e}");
-            }
-            storage
-                .checkpoint_running
-                .store(false, std::sync::atomic::Ordering::Release);
         });
     if let Err(e) = spawned {
         tracing::error!("could not start the checkpoint timer: {e}");
+    }
+}
+
+/// Lowers the calling thread's CPU priority (nice 10): an automatic
+/// checkpoint yields the cores to the statements running beside it and
+/// uses what they leave. On two cores, a checkpoint of the tables loaded
+/// before lineitem (zstd Parquet, 3.5 s of a core) ran beside lineitem's
+/// COPY and made it take 3.5 s instead of 2.4 s.
+fn yield_to_statements() {
+    // SAFETY: setpriority only changes scheduling; on Linux PRIO_PROCESS
+    // with 0 names the calling thread (elsewhere, the whole process).
+    #[cfg(target_os = "linux")]
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, 10);
     }
 }
 

@@ -23,7 +23,7 @@ use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::ipc::reader::StreamReader;
 use datafusion::arrow::ipc::writer::{IpcWriteOptions, StreamWriter};
-use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::common::{DataFusionError, Result};
 use serde::{Deserialize, Serialize};
 
@@ -120,7 +120,12 @@ impl Stored {
             fields,
             HashMap::from([(LAYOUT_KEY.to_string(), layout)]),
         ));
-        let batch = RecordBatch::try_new(schema.clone(), arrays)?;
+        // One row, also for a table without columns.
+        let batch = RecordBatch::try_new_with_options(
+            schema.clone(),
+            arrays,
+            &RecordBatchOptions::new().with_row_count(Some(1)),
+        )?;
         let mut out = Vec::with_capacity(self.bytes + 64 * 1024);
         let mut writer =
             StreamWriter::try_new_with_options(&mut out, &schema, IpcWriteOptions::default())?;
@@ -391,6 +396,19 @@ mod tests {
         for (a, b) in back.columns.iter().zip(&stored.columns) {
             assert_eq!(a.physical().data_type(), b.physical().data_type());
         }
+    }
+
+    #[test]
+    fn a_segment_without_columns_keeps_its_row_count() {
+        let schema = Arc::new(Schema::empty());
+        let batch = RecordBatch::try_new_with_options(
+            schema.clone(),
+            vec![],
+            &RecordBatchOptions::new().with_row_count(Some(5)),
+        )
+        .unwrap();
+        let bytes = Stored::plain(batch).to_log().unwrap();
+        assert_eq!(Stored::from_log(&schema, &bytes).unwrap().num_rows(), 5);
     }
 
     #[test]
