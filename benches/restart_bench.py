@@ -142,7 +142,7 @@ def quiver(sf_dir, binary):
         resident = time.perf_counter() - started
         t = time.perf_counter()
         conn.execute(
-            "INSERT INTO orders VALUES (6000001, 1, 'O', 1.00, '1998-01-01', '1-URGENT', 'Clerk#1', 0, 'x')"
+            "INSERT INTO orders VALUES (-1, 1, 'O', 1.00, '1998-01-01', '1-URGENT', 'Clerk#1', 0, 'x')"
         )
         first_insert = time.perf_counter() - t
         t = time.perf_counter()
