@@ -249,7 +249,7 @@ type Chunks = std::sync::mpsc::Receiver<anyhow::Result<Bytes>>;
 
 const CHUNKS_AHEAD: usize = 8;
 
-/// `quiver import`: loads `files` into `table` in one transaction.
+/// `quiver import`: loads `files` into `table`, all or nothing.
 pub async fn import(
     target: &mut Target,
     files: &[PathBuf],
