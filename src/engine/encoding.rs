@@ -28,6 +28,7 @@
 
 use std::sync::{Arc, OnceLock};
 
+use datafusion::arrow::array::{make_array, MutableArrayData};
 use datafusion::arrow::array::{
     Array, ArrayRef, ArrowPrimitiveType, AsArray, BinaryArray, BooleanArray, PrimitiveArray,
     StringArray, UInt16Array, UInt32Array, UInt8Array,
@@ -40,6 +41,7 @@ use datafusion::arrow::datatypes::{
     TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
     TimestampSecondType, UInt16Type, UInt32Type, UInt64Type, UInt8Type,
 };
+use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::{DataFusionError, Result};
 
@@ -101,6 +103,16 @@ macro_rules! by_type {
 }
 
 mod logged;
+
+/// A copy of `array` in buffers of its own (an array decoded from an IPC
+/// message points into the whole message body, and holds and is counted
+/// as all of it).
+pub fn owned(array: &dyn Array) -> std::result::Result<ArrayRef, ArrowError> {
+    let data = array.to_data();
+    let mut copy = MutableArrayData::new(vec![&data], false, data.len());
+    copy.try_extend(0, 0, data.len())?;
+    Ok(make_array(copy.freeze()))
+}
 
 /// Whether columns of `data_type` may be kept as offsets.
 fn keeps_offsets(data_type: &DataType) -> bool {

@@ -8,9 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{
-    make_array, ArrayRef, MutableArrayData, RecordBatch, RecordBatchOptions,
-};
+use datafusion::arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::error::ArrowError;
@@ -22,6 +20,7 @@ use arrow_flight::error::FlightError;
 use arrow_flight::{FlightData, SchemaAsIpc};
 use futures::{Stream, StreamExt};
 
+use crate::engine::encoding::owned;
 use crate::sql::types::{SOURCE_SCHEMA_KEY, SOURCE_TABLE_KEY};
 
 /// The schema of a result as Flight SQL sends it.
@@ -165,10 +164,7 @@ pub fn compact(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
             ) {
                 return cast(column, &plain_type(column.data_type()));
             }
-            let data = column.to_data();
-            let mut copy = MutableArrayData::new(vec![&data], false, data.len());
-            copy.try_extend(0, 0, data.len())?;
-            Ok(make_array(copy.freeze()))
+            owned(column.as_ref())
         })
         .collect::<Result<Vec<_>, ArrowError>>()?;
     let fields: Vec<Field> = batch

@@ -16,9 +16,7 @@ use std::collections::HashMap;
 use std::io::Cursor;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{
-    make_array, Array, ArrayRef, AsArray, BinaryArray, ListArray, MutableArrayData,
-};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BinaryArray, ListArray};
 use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::ipc::reader::StreamReader;
@@ -27,7 +25,7 @@ use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::common::{DataFusionError, Result};
 use serde::{Deserialize, Serialize};
 
-use super::{keeps_offsets, Encoded, Stored, Symbols};
+use super::{keeps_offsets, owned, Encoded, Stored, Symbols};
 
 const LAYOUT_KEY: &str = "quiver.segment";
 /// An FSST symbol table as logged: 255 eight-byte symbols (little-endian),
@@ -163,7 +161,7 @@ impl Stored {
                 .get(i)
                 .ok_or_else(|| malformed("a field is missing"))?;
             match array.data_type() {
-                DataType::List(_) => owned(&array.as_list::<i32>().value(0)),
+                DataType::List(_) => Ok(owned(array.as_list::<i32>().value(0).as_ref())?),
                 _ => Ok(array.clone()),
             }
         };
@@ -268,14 +266,6 @@ fn one_row_list(array: &ArrayRef) -> Result<ArrayRef> {
         array.clone(),
         None,
     )?))
-}
-
-/// A copy of `array` in buffers of its own.
-fn owned(array: &ArrayRef) -> Result<ArrayRef> {
-    let data = array.to_data();
-    let mut copy = MutableArrayData::new(vec![&data], false, data.len());
-    copy.try_extend(0, 0, data.len())?;
-    Ok(make_array(copy.freeze()))
 }
 
 /// Whether `offsets` can be widened into values of `data_type`.
