@@ -186,6 +186,7 @@ impl Planner {
         for udf in pg_types_in::text_type_udfs() {
             ctx.register_udf(udf);
         }
+        ctx.register_udf(pg_types_in::gen_random_uuid_udf());
         Planner {
             ctx,
             text_casts,

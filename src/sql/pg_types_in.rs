@@ -97,6 +97,47 @@ impl ScalarUDFImpl for TextTypeIn {
     }
 }
 
+/// `gen_random_uuid()`: a version 4 uuid per row (PostgreSQL 13's
+/// built-in, what ORMs put in a uuid key's default), tagged as `uuid`.
+/// DataFusion's `uuid()` makes the values.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct GenRandomUuid {
+    signature: Signature,
+}
+
+/// `gen_random_uuid`, for registering with a session.
+pub fn gen_random_uuid_udf() -> ScalarUDF {
+    ScalarUDF::from(GenRandomUuid {
+        signature: Signature::nullary(Volatility::Volatile),
+    })
+}
+
+impl ScalarUDFImpl for GenRandomUuid {
+    fn name(&self) -> &str {
+        "gen_random_uuid"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn return_field_from_args(&self, _args: ReturnFieldArgs) -> DfResult<FieldRef> {
+        let tag = TaggedType::Uuid.name();
+        let meta = [(PG_TYPE_KEY.to_string(), tag.to_string())].into();
+        Ok(Arc::new(
+            Field::new(self.name(), DataType::Utf8, false).with_metadata(meta),
+        ))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        datafusion::functions::string::uuid().invoke_with_args(args)
+    }
+}
+
 /// Rewrites casts to uuid/json/jsonb in a statement into the functions.
 pub fn rewrite_casts(statement: &mut DfStatement) {
     match statement {
