@@ -8,6 +8,7 @@ mod metadata;
 mod service;
 mod sessions;
 mod status;
+mod wire;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -15,7 +16,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use arrow_flight::flight_service_server::FlightServiceServer;
 use futures::StreamExt;
 use tokio::net::TcpListener;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
@@ -81,9 +81,7 @@ pub async fn serve(
             .tls_config(ServerTlsConfig::new().identity(Identity::from_pem(cert, key)))
             .context("the TLS certificate and key do not make a usable pair")?;
     }
-    let flight = FlightServiceServer::new(service)
-        .max_decoding_message_size(MAX_MESSAGE_SIZE)
-        .max_encoding_message_size(MAX_MESSAGE_SIZE);
+    let flight = wire::FlightRouter::new(Arc::new(service), MAX_MESSAGE_SIZE);
     // Small replies (GetFlightInfo, actions) leave at once.
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).inspect(|accepted| {
         if let Ok(stream) = accepted {
