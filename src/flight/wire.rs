@@ -236,7 +236,7 @@ impl Messages {
             .map_err(|e| Status::internal(format!("could not encode a result batch: {e}")))?;
         let mut stream = IpcStream(buffers.into());
         let mut chunks = Chunks::default();
-        while let Some((header, body)) = stream
+        while let Some(RawMessage { header, body }) = stream
             .next_message()
             .map_err(|e| Status::internal(format!("could not frame a result batch: {e}")))?
         {
@@ -254,6 +254,12 @@ impl Messages {
     }
 }
 
+/// One IPC message: its metadata, and its body as the buffers that hold it.
+struct RawMessage {
+    header: Vec<u8>,
+    body: Vec<Buffer>,
+}
+
 /// The buffers of an IPC stream, read message by message: an 8-byte
 /// prefix (continuation marker and metadata length), the metadata, then
 /// the body of the length the metadata gives.
@@ -262,7 +268,7 @@ struct IpcStream(VecDeque<Buffer>);
 impl IpcStream {
     /// The next message's metadata (copied: it is small) and body (the
     /// buffers themselves); `None` at the end or at an end-of-stream mark.
-    fn next_message(&mut self) -> Result<Option<(Vec<u8>, Vec<Buffer>)>, ArrowError> {
+    fn next_message(&mut self) -> Result<Option<RawMessage>, ArrowError> {
         if self.0.iter().all(|b| b.is_empty()) {
             return Ok(None);
         }
@@ -281,7 +287,7 @@ impl IpcStream {
             .map_err(|e| ArrowError::IpcError(format!("bad IPC header: {e}")))?
             .bodyLength();
         let body = self.take(usize::try_from(body_length).unwrap_or(usize::MAX))?;
-        Ok(Some((header, body)))
+        Ok(Some(RawMessage { header, body }))
     }
 
     /// The next `n` bytes, as slices of the buffers that hold them.
