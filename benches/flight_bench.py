@@ -20,6 +20,10 @@ run) is timed RUNS times (default 3) and the best is reported. The program
 - fetches the same from DuckDB in process (`con.sql(...).to_arrow_table()`,
   the path DuckDB recommends, the table loaded from the Parquet file
   first);
+- fetches the same with the same ADBC client from a server that does no
+  work (`flight_floor_server.py`: pyarrow's C++ Flight server, the table
+  in memory): what the client alone costs, the floor under any Flight SQL
+  server's fetch on this machine;
 - ingests lineitem (a pyarrow Table read from the Parquet file) with
   `adbc_ingest` into a new table (dropped after each run, and a
   `CHECKPOINT` waited for), against the COPY above.
@@ -28,6 +32,7 @@ run) is timed RUNS times (default 3) and the best is reported. The program
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -65,6 +70,12 @@ def start(binary, data_dir):
             flight_port = line.strip().rsplit(":", 1)[-1]
     return server, f"host=127.0.0.1 port={pg_port} user=bench dbname=quiver", \
         f"grpc://127.0.0.1:{flight_port}"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def best(runs, f):
@@ -150,6 +161,34 @@ def main():
         results["DuckDB in process to_arrow_table"] = seconds
         print(f"DuckDB in process to_arrow_table: {seconds:.2f} s = {rows / seconds / 1e6:.2f}M rows/s")
 
+        # The same client against a server that does no work (the table
+        # in memory, sent without copies): what the client alone costs.
+        floor = subprocess.Popen(
+            [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                          "flight_floor_server.py"),
+             f"{sf_dir}/lineitem.parquet", str(free_port())],
+            stdout=subprocess.PIPE, text=True)
+        try:
+            floor_port = floor.args[-1]
+            if floor.stdout.readline().strip() != "ready":
+                sys.exit("the floor server did not start")
+            floor_client = flight_sql.connect(f"grpc://127.0.0.1:{floor_port}", autocommit=True)
+
+            def floor_fetch():
+                with floor_client.cursor() as cur:
+                    cur.execute(QUERY)
+                    return cur.fetch_arrow_table().num_rows
+
+            seconds, n = best(runs, floor_fetch)
+            assert n == rows
+            floor_client.close()
+        finally:
+            floor.terminate()
+            floor.wait()
+        results["no-work Flight server (client floor)"] = seconds
+        print(f"ADBC from a no-work Flight server (pyarrow, table in memory): {seconds:.2f} s "
+              f"= {rows / seconds / 1e6:.2f}M rows/s")
+
         # ADBC sends each record batch as one gRPC message (a slice with
         # all the buffers it points into), and its client refuses messages
         # over 16 MiB: read the Parquet file in compact batches of 64K rows.
@@ -174,6 +213,9 @@ def main():
         print(f"fetch: Flight SQL is {fastest_pg / flight_time:.1f}x the fastest pgwire path "
               f"(goal >= 5x); DuckDB in process is {flight_time / results['DuckDB in process to_arrow_table']:.1f}x "
               f"faster than Flight SQL (goal <= 2x)")
+        print(f"client floor: a server that does no work is fetched from in "
+              f"{results['no-work Flight server (client floor)']:.2f} s, "
+              f"{results['no-work Flight server (client floor)'] / results['DuckDB in process to_arrow_table']:.1f}x DuckDB's time")
         print(f"ingest: adbc_ingest is {copy_time / ingest_time:.1f}x our COPY (goal >= 2x)")
     finally:
         server.send_signal(signal.SIGTERM)

@@ -4,6 +4,7 @@
 //! ingest takes the client's batches as they are.
 
 mod arrow_out;
+mod coalesce;
 mod metadata;
 mod service;
 mod sessions;
@@ -82,11 +83,14 @@ pub async fn serve(
             .context("the TLS certificate and key do not make a usable pair")?;
     }
     let flight = wire::FlightRouter::new(Arc::new(service), MAX_MESSAGE_SIZE);
-    // Small replies (GetFlightInfo, actions) leave at once.
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).inspect(|accepted| {
-        if let Ok(stream) = accepted {
+    // Small replies (GetFlightInfo, actions) leave at once; the frames of
+    // a large one leave together.
+    let gather = options.tls.is_none();
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(move |accepted| {
+        accepted.map(|stream| {
             let _ = stream.set_nodelay(true);
-        }
+            coalesce::Coalescing::new(stream, gather)
+        })
     });
     server
         .add_service(flight)
