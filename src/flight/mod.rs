@@ -4,12 +4,10 @@
 //! ingest takes the client's batches as they are.
 
 mod arrow_out;
-mod coalesce;
 mod metadata;
 mod service;
 mod sessions;
 mod status;
-mod wire;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -17,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use arrow_flight::flight_service_server::FlightServiceServer;
 use futures::StreamExt;
 use tokio::net::TcpListener;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
@@ -82,15 +81,14 @@ pub async fn serve(
             .tls_config(ServerTlsConfig::new().identity(Identity::from_pem(cert, key)))
             .context("the TLS certificate and key do not make a usable pair")?;
     }
-    let flight = wire::FlightRouter::new(Arc::new(service), MAX_MESSAGE_SIZE);
-    // Small replies (GetFlightInfo, actions) leave at once; the frames of
-    // a large one leave together.
-    let gather = options.tls.is_none();
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(move |accepted| {
-        accepted.map(|stream| {
+    let flight = FlightServiceServer::new(service)
+        .max_decoding_message_size(MAX_MESSAGE_SIZE)
+        .max_encoding_message_size(MAX_MESSAGE_SIZE);
+    // Small replies (GetFlightInfo, actions) leave at once.
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).inspect(|accepted| {
+        if let Ok(stream) = accepted {
             let _ = stream.set_nodelay(true);
-            coalesce::Coalescing::new(stream, gather)
-        })
+        }
     });
     server
         .add_service(flight)

@@ -59,10 +59,6 @@ const DEFAULT_USER: &str = "quiver";
 
 type DoGetStream = Pin<Box<dyn Stream<Item = Result<FlightData, Status>> + Send + 'static>>;
 
-/// A result's batches as DoGet sends them.
-pub(super) type BatchStream =
-    Pin<Box<dyn Stream<Item = Result<RecordBatch, FlightError>> + Send + 'static>>;
-
 /// The Flight SQL service of one server.
 pub struct QuiverFlight {
     pub(super) db: Arc<Database>,
@@ -442,11 +438,10 @@ impl QuiverFlight {
         Ok(Response::new(info))
     }
 
-    /// The rows of a kept result, for its DoGet: batches as the plan
-    /// produces them, in the announced schema (returned with them), until
-    /// the client has them all, goes away (the plan is dropped with the
-    /// stream) or cancels.
-    fn result_batches(&self, handle: Vec<u8>, pending: Pending) -> (SchemaRef, BatchStream) {
+    /// Streams a kept result: batches as the plan produces them, in the
+    /// announced schema, until the client has them all, goes away (the
+    /// plan is dropped with the stream) or cancels.
+    fn stream(&self, handle: Vec<u8>, pending: Pending) -> DoGetStream {
         let Pending {
             owner,
             schema,
@@ -454,12 +449,15 @@ impl QuiverFlight {
             cancel,
             ..
         } = pending;
-        let batches: BatchStream = match rows {
-            Rows::Stream(stream) => {
-                Box::pin(stream.map(|batch| batch.map_err(|e| FlightError::from(status(&e)))))
-            }
-            Rows::Batches(batches) => Box::pin(futures::stream::iter(batches.into_iter().map(Ok))),
-        };
+        let batches: Pin<Box<dyn Stream<Item = Result<RecordBatch, FlightError>> + Send>> =
+            match rows {
+                Rows::Stream(stream) => {
+                    Box::pin(stream.map(|batch| batch.map_err(|e| FlightError::from(status(&e)))))
+                }
+                Rows::Batches(batches) => {
+                    Box::pin(futures::stream::iter(batches.into_iter().map(Ok)))
+                }
+            };
         let out = schema.clone();
         let guard = SentGuard {
             registry: self.registry.clone(),
@@ -489,30 +487,7 @@ impl QuiverFlight {
                 })
                 .take(1),
             ));
-        (schema, Box::pin(batches))
-    }
-
-    /// DoGet of a statement's result: its schema and rows, for the caller
-    /// that ran it. Counted in the metrics.
-    pub(super) async fn statement_rows(
-        &self,
-        request: Request<TicketStatementQuery>,
-    ) -> Result<(SchemaRef, BatchStream), Status> {
-        let result = async {
-            let session = self.caller(&request).await?;
-            let handle = request.get_ref().statement_handle.to_vec();
-            let pending = self.registry.take(&handle, &session.user).ok_or_else(|| {
-                with_sqlstate(
-                    "34000",
-                    "this result was fetched already, was cancelled, or expired unread",
-                    None,
-                    None,
-                )
-            })?;
-            Ok(self.result_batches(handle, pending))
-        }
-        .await;
-        counted("DoGet", result)
+        Box::pin(flight_data(schema, batches).map_err(Status::from))
     }
 
     /// Runs SQL text in a session; returns the last statement's result.
@@ -1065,19 +1040,26 @@ impl FlightSqlService for QuiverFlight {
         counted("GetFlightInfo", result)
     }
 
-    /// Reached only without [`super::wire::FlightRouter`] in front (which
-    /// sends a statement's rows itself, without copying them).
     async fn do_get_statement(
         &self,
         ticket: TicketStatementQuery,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        let (metadata, extensions, _) = request.into_parts();
-        let request = Request::from_parts(metadata, extensions, ticket);
-        let (schema, batches) = self.statement_rows(request).await?;
-        Ok(Response::new(Box::pin(
-            flight_data(schema, batches).map_err(Status::from),
-        )))
+        let result = async {
+            let session = self.caller(&request).await?;
+            let handle = ticket.statement_handle.to_vec();
+            let pending = self.registry.take(&handle, &session.user).ok_or_else(|| {
+                with_sqlstate(
+                    "34000",
+                    "this result was fetched already, was cancelled, or expired unread",
+                    None,
+                    None,
+                )
+            })?;
+            Ok(Response::new(self.stream(handle, pending)))
+        }
+        .await;
+        counted("DoGet", result)
     }
 
     async fn do_put_statement_update(
