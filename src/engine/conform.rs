@@ -168,6 +168,60 @@ pub fn check_json(tag: TaggedType, text: &str) -> Result<()> {
     }
 }
 
+/// Numeric input as Postgres reads it (blanks around it, a sign, digits
+/// with or without a point, an exponent: ` 1.5E+3 `, `0E-8`), written as
+/// plain digits and a point (`1500`, `0.00000000`), the only form Arrow's
+/// decimal parsers take. `None` when it is not a number (left to the
+/// caller's own error). Python's `Decimal` prints `1E+2` and `0E-8`, and
+/// psycopg sends it so.
+pub fn plain_numeric(text: &str) -> Option<String> {
+    let trimmed = text.trim_matches(|c: char| c.is_ascii_whitespace());
+    let (negative, unsigned) = match trimmed.as_bytes().first()? {
+        b'-' => (true, &trimmed[1..]),
+        b'+' => (false, &trimmed[1..]),
+        _ => (false, trimmed),
+    };
+    let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
+        Some(at) => {
+            let exponent = &unsigned[at + 1..];
+            let digits = exponent.strip_prefix(['+', '-']).unwrap_or(exponent);
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            // Postgres's own bound on a numeric's exponent.
+            let exponent: i64 = exponent.parse().ok().filter(|e: &i64| e.abs() <= 1000)?;
+            (&unsigned[..at], exponent)
+        }
+        None => (unsigned, 0),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.len() + fraction.len() == 0 || !all_digits(whole) || !all_digits(fraction) {
+        return None;
+    }
+    // The digits, and how many of them stand left of the point.
+    let digits = format!("{whole}{fraction}");
+    let point = whole.len() as i64 + exponent;
+    let mut plain = String::with_capacity(digits.len() + 4);
+    if negative {
+        plain.push('-');
+    }
+    if point <= 0 {
+        plain.push_str("0.");
+        plain.extend(std::iter::repeat_n('0', (-point) as usize));
+        plain.push_str(&digits);
+    } else if point as usize >= digits.len() {
+        plain.push_str(&digits);
+        plain.extend(std::iter::repeat_n('0', point as usize - digits.len()));
+    } else {
+        let (left, right) = digits.split_at(point as usize);
+        plain.push_str(left);
+        plain.push('.');
+        plain.push_str(right);
+    }
+    Some(plain)
+}
+
 /// Accepts the spellings Postgres accepts (hyphens optional, braces, any
 /// case) and stores the canonical lower-case hyphenated form.
 pub fn normalise_uuid(text: &str) -> Result<String> {
@@ -189,6 +243,23 @@ pub fn normalise_uuid(text: &str) -> Result<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn numeric_input_is_written_without_exponent() {
+        use super::plain_numeric as plain;
+        assert_eq!(plain("1E+2").as_deref(), Some("100"));
+        assert_eq!(plain("0E-8").as_deref(), Some("0.00000000"));
+        assert_eq!(plain(" -1.5e-3 ").as_deref(), Some("-0.0015"));
+        assert_eq!(plain("+12.34e1").as_deref(), Some("123.4"));
+        assert_eq!(plain("12.").as_deref(), Some("12"));
+        assert_eq!(plain(".5").as_deref(), Some("0.5"));
+        assert_eq!(plain("42").as_deref(), Some("42"));
+        for bad in [
+            "", " ", "-", "e5", "1e", "1e+", "1.2.3", "1x", "abc", "1e5000", "NaN", "1 2",
+        ] {
+            assert_eq!(plain(bad), None, "{bad}");
+        }
+    }
+
     use super::*;
 
     #[test]

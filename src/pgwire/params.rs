@@ -13,6 +13,7 @@ use pgwire::api::Type;
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use postgres_types::Kind;
 
+use crate::engine::conform::plain_numeric;
 use crate::engine::types::{
     array_item, element_field, TaggedType, PG_ELEMENT_TYPE_KEY, PG_TYPE_KEY,
 };
@@ -76,6 +77,9 @@ pub fn decode_parameters(portal: &Portal<Arc<Prepared>>) -> PgWireResult<ParamVa
             // a time without time zone ignores it, as in Postgres.
             let raw = match (&wire_type, binary, raw) {
                 (&Type::TIME, false, Some(bytes)) => Some(strip_zone(bytes)),
+                // Python's Decimal prints `1E+2` and `0E-8`; arrow-pg reads
+                // only plain digits.
+                (&Type::NUMERIC, false, Some(bytes)) => Some(plain_numeric_bytes(bytes)),
                 (_, _, raw) => raw,
             };
             values.push(raw);
@@ -249,6 +253,15 @@ fn text_backed(ty: &Type, bytes: &[u8], binary: bool) -> PgWireResult<String> {
         _ => bytes,
     };
     String::from_utf8(bytes.to_vec()).map_err(|_| invalid())
+}
+
+/// A numeric parameter in text as plain digits (unchanged when it is not
+/// a number: its error comes from the decoder).
+fn plain_numeric_bytes(bytes: Bytes) -> Bytes {
+    std::str::from_utf8(&bytes)
+        .ok()
+        .and_then(plain_numeric)
+        .map_or(bytes, Bytes::from)
 }
 
 fn protocol_error(msg: String) -> PgWireError {

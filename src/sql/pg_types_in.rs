@@ -20,7 +20,7 @@ use datafusion::sql::sqlparser::ast::{
     Subscript, Value, VisitMut,
 };
 
-use crate::engine::conform::{check_json, normalise_uuid};
+use crate::engine::conform::{check_json, normalise_uuid, plain_numeric};
 use crate::engine::types::{TaggedType, PG_TYPE_KEY};
 
 /// `pg_uuid_in`, `pg_json_in`, `pg_jsonb_in`.
@@ -325,6 +325,17 @@ fn rewrite_cast(expr: &mut Expr) {
     else {
         return;
     };
+    // `'1e2'::numeric`: Arrow's cast from text reads no exponent.
+    if let (SqlType::Numeric(_) | SqlType::Decimal(_) | SqlType::Dec(_), Expr::Value(value)) =
+        (&*data_type, inner.as_mut())
+    {
+        if let Value::SingleQuotedString(text) = &mut value.value {
+            if let Some(plain) = plain_numeric(text) {
+                *text = plain;
+            }
+        }
+        return;
+    }
     let tag = match data_type {
         SqlType::Uuid => TaggedType::Uuid,
         SqlType::JSON => TaggedType::Json,

@@ -183,6 +183,15 @@ def test_literals(conn):
     check("expressions on parameters", row,
           (42, "ab", Decimal("2.50"), dt.date(2020, 1, 2), None))
     conn.rollback()
+    # Python prints some Decimals with an exponent (1E+2, 0E-8), and
+    # psycopg sends them so; Postgres reads them.
+    row = conn.execute(
+        "SELECT %s::numeric(10,2), %s::numeric(12,8), %s::numeric(10,4)",
+        (Decimal("1E+2"), Decimal("0E-8"), Decimal("-1.5E-3")),
+    ).fetchone()
+    check("Decimal parameters written with an exponent", row,
+          (Decimal("100.00"), Decimal("0E-8"), Decimal("-0.0015")))
+    conn.rollback()
 
 
 def test_prepared(conn):
