@@ -17,6 +17,7 @@ pub mod dialect;
 pub mod filter_estimate;
 pub mod join_order;
 pub mod order_by;
+pub mod pg_age;
 pub mod pg_arithmetic;
 pub mod pg_arrays;
 pub mod pg_bpchar;

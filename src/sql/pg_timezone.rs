@@ -930,6 +930,13 @@ fn zoned(expr: Expr, schema: &DFSchema, session: &Session) -> Result<Transformed
                         ),
                     ))
                 }
+                // Calendar fields of the local times.
+                "age" if args.iter().any(instant_type) => Some(Expr::ScalarFunction(
+                    datafusion::logical_expr::expr::ScalarFunction::new_udf(
+                        Arc::new(super::pg_age::age_udf(zone)),
+                        args.clone(),
+                    ),
+                )),
                 // The instant in the zone, which `TZ` and `OF` name.
                 "to_char" if !args.is_empty() && instant_type(&args[0]) => Some(
                     Expr::ScalarFunction(datafusion::logical_expr::expr::ScalarFunction::new_udf(

@@ -147,6 +147,7 @@ pub fn rewrite_casts(statement: &mut DfStatement) {
                 rewrite_huge_number(expr);
                 rewrite_interval_literal(expr);
                 rewrite_at_time_zone(expr);
+                rewrite_age_of_one(expr);
                 rewrite_quantified(expr);
                 rewrite_subscripts(expr);
                 ControlFlow::<()>::Continue(())
@@ -350,6 +351,30 @@ fn rewrite_cast(expr: &mut Expr) {
     };
     let argument = std::mem::replace(inner.as_mut(), Expr::Value(Value::Null.into()));
     *expr = call(function_name(tag), vec![argument]);
+}
+
+/// `age(x)` is `age(current_date, x)`: from midnight today (local).
+fn rewrite_age_of_one(expr: &mut Expr) {
+    let Expr::Function(Function {
+        name,
+        args: FunctionArguments::List(list),
+        ..
+    }) = expr
+    else {
+        return;
+    };
+    if list.args.len() != 1 || !name.to_string().eq_ignore_ascii_case("age") {
+        return;
+    }
+    let today = Expr::Cast {
+        kind: datafusion::sql::sqlparser::ast::CastKind::Cast,
+        expr: Box::new(call("current_date", vec![])),
+        data_type: SqlType::Timestamp(None, datafusion::sql::sqlparser::ast::TimezoneInfo::None),
+        array: false,
+        format: None,
+    };
+    list.args
+        .insert(0, FunctionArg::Unnamed(FunctionArgExpr::Expr(today)));
 }
 
 /// `x AT TIME ZONE z` is PostgreSQL's `timezone(z, x)` (and named so):
