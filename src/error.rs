@@ -109,6 +109,9 @@ pub enum QuiverError {
     ReservedName(String),
     #[error("{0}")]
     InvalidParameterValue(String),
+    /// 2201G: width_bucket's bounds or count.
+    #[error("{0}")]
+    InvalidWidthBucketArgument(String),
     #[error("{0}")]
     DatatypeMismatch(String),
     #[error("{0}")]
@@ -246,6 +249,7 @@ pub enum SqlState {
     UndefinedFunction,
     DatatypeMismatch,
     InvalidParameterValue,
+    InvalidWidthBucketArgument,
     NotNullViolation,
     UniqueViolation,
     ForeignKeyViolation,
@@ -306,6 +310,7 @@ impl SqlState {
             SqlState::UndefinedFunction => "42883",
             SqlState::DatatypeMismatch => "42804",
             SqlState::InvalidParameterValue => "22023",
+            SqlState::InvalidWidthBucketArgument => "2201G",
             SqlState::NotNullViolation => "23502",
             SqlState::UniqueViolation => "23505",
             SqlState::ForeignKeyViolation => "23503",
@@ -377,6 +382,7 @@ impl QuiverError {
             QuiverError::InvalidSettingValue { .. } | QuiverError::InvalidParameterValue(_) => {
                 SqlState::InvalidParameterValue
             }
+            QuiverError::InvalidWidthBucketArgument(_) => SqlState::InvalidWidthBucketArgument,
             QuiverError::NotNullViolation { .. } => SqlState::NotNullViolation,
             QuiverError::ForeignKeyViolation { .. } => SqlState::ForeignKeyViolation,
             QuiverError::InvalidForeignKey(_) => SqlState::InvalidForeignKey,

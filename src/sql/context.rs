@@ -179,6 +179,7 @@ impl Planner {
         ctx.register_udf(super::pg_to_number::mod_udf());
         ctx.register_udf(pg_extract::date_part_udf("UTC"));
         ctx.register_udf(super::pg_age::age_udf("UTC"));
+        ctx.register_udf(super::pg_width_bucket::width_bucket_udf());
         ctx.register_udf(pg_casts::pg_typeof_udf());
         ctx.register_udf(super::pg_round::round_udf());
         for udf in super::pg_arrays::udfs() {

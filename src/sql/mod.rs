@@ -35,6 +35,7 @@ pub mod pg_to_number;
 pub mod pg_to_timestamp;
 pub mod pg_types_in;
 pub mod pg_values;
+pub mod pg_width_bucket;
 pub mod placeholders;
 pub mod rows;
 pub mod sequence_ddl;
