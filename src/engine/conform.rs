@@ -243,9 +243,11 @@ pub fn normalise_uuid(text: &str) -> Result<String> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn numeric_input_is_written_without_exponent() {
-        use super::plain_numeric as plain;
+        let plain = plain_numeric;
         assert_eq!(plain("1E+2").as_deref(), Some("100"));
         assert_eq!(plain("0E-8").as_deref(), Some("0.00000000"));
         assert_eq!(plain(" -1.5e-3 ").as_deref(), Some("-0.0015"));
@@ -259,8 +261,6 @@ mod tests {
             assert_eq!(plain(bad), None, "{bad}");
         }
     }
-
-    use super::*;
 
     #[test]
     fn uuid_spellings_normalise() {
