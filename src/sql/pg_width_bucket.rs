@@ -8,7 +8,9 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int32Array};
-use datafusion::arrow::datatypes::{i256, DataType, Decimal128Type, Float64Type, Int32Type};
+use datafusion::arrow::datatypes::{
+    i256, ArrowPrimitiveType, DataType, Decimal128Type, Float64Type, Int32Type,
+};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
@@ -95,47 +97,38 @@ impl ScalarUDFImpl for WidthBucket {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
-        let counts = arrays[3].as_primitive::<Int32Type>();
-        let valid = |row: usize| arrays.iter().all(|a| a.is_valid(row));
-        let buckets: Int32Array = match arrays[0].data_type() {
-            DataType::Decimal128(..) => {
-                let [op, low, high] = [0, 1, 2].map(|i| arrays[i].as_primitive::<Decimal128Type>());
-                (0..args.number_rows)
-                    .map(|row| {
-                        valid(row)
-                            .then(|| {
-                                numeric_bucket(
-                                    op.value(row),
-                                    low.value(row),
-                                    high.value(row),
-                                    counts.value(row),
-                                )
-                            })
-                            .transpose()
-                    })
-                    .collect::<Result<_>>()?
-            }
-            _ => {
-                let [op, low, high] = [0, 1, 2].map(|i| arrays[i].as_primitive::<Float64Type>());
-                (0..args.number_rows)
-                    .map(|row| {
-                        valid(row)
-                            .then(|| {
-                                float_bucket(
-                                    op.value(row),
-                                    low.value(row),
-                                    high.value(row),
-                                    counts.value(row),
-                                )
-                            })
-                            .transpose()
-                    })
-                    .collect::<Result<_>>()?
-            }
+        let buckets = match arrays[0].data_type() {
+            DataType::Decimal128(..) => each_row::<Decimal128Type>(&arrays, numeric_bucket)?,
+            _ => each_row::<Float64Type>(&arrays, float_bucket)?,
         };
         let array: ArrayRef = Arc::new(buckets);
         Ok(ColumnarValue::Array(array))
     }
+}
+
+/// `bucket` of each row whose four arguments are all set (NULL otherwise).
+fn each_row<T: ArrowPrimitiveType>(
+    arrays: &[ArrayRef],
+    bucket: impl Fn(T::Native, T::Native, T::Native, i32) -> Result<i32>,
+) -> Result<Int32Array> {
+    let [op, low, high] = [0, 1, 2].map(|i| arrays[i].as_primitive::<T>());
+    let counts = arrays[3].as_primitive::<Int32Type>();
+    (0..op.len())
+        .map(|row| {
+            arrays
+                .iter()
+                .all(|a| a.is_valid(row))
+                .then(|| {
+                    bucket(
+                        op.value(row),
+                        low.value(row),
+                        high.value(row),
+                        counts.value(row),
+                    )
+                })
+                .transpose()
+        })
+        .collect()
 }
 
 /// The bucket past the last: `count + 1`, which may not fit.
