@@ -199,27 +199,22 @@ pub fn plain_numeric(text: &str) -> Option<String> {
     if whole.len() + fraction.len() == 0 || !all_digits(whole) || !all_digits(fraction) {
         return None;
     }
-    // The digits, and how many of them stand left of the point.
     let digits = format!("{whole}{fraction}");
-    let point = whole.len() as i64 + exponent;
-    let mut plain = String::with_capacity(digits.len() + 4);
-    if negative {
-        plain.push('-');
-    }
+    let plain = digits_with_point(&digits, whole.len() as i64 + exponent);
+    Some(if negative { format!("-{plain}") } else { plain })
+}
+
+/// `digits` with a point after the first `point` of them (zeros added
+/// on either side as needed; no point when it falls after the last).
+pub fn digits_with_point(digits: &str, point: i64) -> String {
     if point <= 0 {
-        plain.push_str("0.");
-        plain.extend(std::iter::repeat_n('0', (-point) as usize));
-        plain.push_str(&digits);
+        format!("0.{}{digits}", "0".repeat((-point) as usize))
     } else if point as usize >= digits.len() {
-        plain.push_str(&digits);
-        plain.extend(std::iter::repeat_n('0', point as usize - digits.len()));
+        format!("{digits}{}", "0".repeat(point as usize - digits.len()))
     } else {
         let (left, right) = digits.split_at(point as usize);
-        plain.push_str(left);
-        plain.push('.');
-        plain.push_str(right);
+        format!("{left}.{right}")
     }
-    Some(plain)
 }
 
 /// Accepts the spellings Postgres accepts (hyphens optional, braces, any

@@ -20,7 +20,7 @@ use datafusion::sql::sqlparser::ast::{
     Subscript, Value, VisitMut,
 };
 
-use crate::engine::conform::{check_json, normalise_uuid, plain_numeric};
+use crate::engine::conform::{check_json, digits_with_point, normalise_uuid, plain_numeric};
 use crate::engine::types::{TaggedType, PG_TYPE_KEY};
 
 /// `pg_uuid_in`, `pg_json_in`, `pg_jsonb_in`.
@@ -305,14 +305,10 @@ impl NumberLiteral {
     /// reads it with scale 0 (it would give `1e3` a negative scale, which
     /// no client type has) and not as an integer.
     fn without_exponent(&self) -> String {
-        let (digits, point) = (&self.digits, self.point);
-        if point <= 0 {
-            format!("0.{}{digits}", "0".repeat((-point) as usize))
-        } else if point as usize >= digits.len() {
-            format!("{digits}{}.", "0".repeat(point as usize - digits.len()))
-        } else {
-            let (left, right) = digits.split_at(point as usize);
-            format!("{left}.{right}")
+        let plain = digits_with_point(&self.digits, self.point);
+        match plain.contains('.') {
+            true => plain,
+            false => plain + ".",
         }
     }
 }

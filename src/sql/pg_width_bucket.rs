@@ -136,11 +136,47 @@ fn above(count: i32) -> Result<i32> {
     count.checked_add(1).ok_or_else(out_of_range)
 }
 
+/// The bucket of `op`, given `bucket(a, b, c, d)`: the bucket (from 1)
+/// at fraction (a - b) / (c - d) of the way from the near bound to the
+/// far one.
+fn place<T: PartialOrd + Copy>(
+    op: T,
+    low: T,
+    high: T,
+    count: i32,
+    bucket: impl Fn(T, T, T, T) -> i32,
+) -> Result<i32> {
+    if low < high {
+        if op < low {
+            Ok(0)
+        } else if op >= high {
+            above(count)
+        } else {
+            Ok(bucket(op, low, high, low))
+        }
+    } else if low > high {
+        if op > low {
+            Ok(0)
+        } else if op <= high {
+            above(count)
+        } else {
+            Ok(bucket(low, op, low, high))
+        }
+    } else {
+        Err(bad("lower bound cannot equal upper bound"))
+    }
+}
+
+fn check_count(count: i32) -> Result<()> {
+    match count > 0 {
+        true => Ok(()),
+        false => Err(bad("count must be greater than zero")),
+    }
+}
+
 /// PostgreSQL 15's `width_bucket_float8`.
 fn float_bucket(op: f64, low: f64, high: f64, count: i32) -> Result<i32> {
-    if count <= 0 {
-        return Err(bad("count must be greater than zero"));
-    }
+    check_count(count)?;
     if op.is_nan() || low.is_nan() || high.is_nan() {
         return Err(bad("operand, lower bound, and upper bound cannot be NaN"));
     }
@@ -148,58 +184,21 @@ fn float_bucket(op: f64, low: f64, high: f64, count: i32) -> Result<i32> {
         return Err(bad("lower and upper bounds must be finite"));
     }
     let count_f = f64::from(count);
-    if low < high {
-        if op < low {
-            Ok(0)
-        } else if op >= high {
-            above(count)
-        } else {
-            Ok((count_f * (op - low) / (high - low) + 1.0) as i32)
-        }
-    } else if low > high {
-        if op > low {
-            Ok(0)
-        } else if op <= high {
-            above(count)
-        } else {
-            Ok((count_f * (low - op) / (low - high) + 1.0) as i32)
-        }
-    } else {
-        Err(bad("lower bound cannot equal upper bound"))
-    }
+    place(op, low, high, count, |a, b, c, d| {
+        (count_f * (a - b) / (c - d) + 1.0) as i32
+    })
 }
 
 /// PostgreSQL's `width_bucket_numeric`, on unscaled values of one scale:
 /// floor((op - low) * count / (high - low)) + 1, exactly.
 fn numeric_bucket(op: i128, low: i128, high: i128, count: i32) -> Result<i32> {
-    if count <= 0 {
-        return Err(bad("count must be greater than zero"));
-    }
+    check_count(count)?;
     let wide = i256::from_i128;
-    let bucket = |distance: i256, width: i256| -> i32 {
-        // Both positive, the quotient below count: it fits.
-        let quotient = (distance * wide(i128::from(count))) / width;
+    place(op, low, high, count, |a, b, c, d| {
+        // Both differences positive, the quotient below count: it fits.
+        let quotient = (wide(a) - wide(b)) * wide(i128::from(count)) / (wide(c) - wide(d));
         quotient.as_i128() as i32 + 1
-    };
-    if low < high {
-        if op < low {
-            Ok(0)
-        } else if op >= high {
-            above(count)
-        } else {
-            Ok(bucket(wide(op) - wide(low), wide(high) - wide(low)))
-        }
-    } else if low > high {
-        if op > low {
-            Ok(0)
-        } else if op <= high {
-            above(count)
-        } else {
-            Ok(bucket(wide(low) - wide(op), wide(low) - wide(high)))
-        }
-    } else {
-        Err(bad("lower bound cannot equal upper bound"))
-    }
+    })
 }
 
 #[cfg(test)]
