@@ -112,6 +112,12 @@ pub enum QuiverError {
     /// 2201G: width_bucket's bounds or count.
     #[error("{0}")]
     InvalidWidthBucketArgument(String),
+    /// 2201E: the logarithm of zero or of a negative number.
+    #[error("{0}")]
+    InvalidLogarithmArgument(String),
+    /// 2201F: a square root or a power PostgreSQL refuses.
+    #[error("{0}")]
+    InvalidPowerArgument(String),
     #[error("{0}")]
     DatatypeMismatch(String),
     #[error("{0}")]
@@ -250,6 +256,8 @@ pub enum SqlState {
     DatatypeMismatch,
     InvalidParameterValue,
     InvalidWidthBucketArgument,
+    InvalidArgumentForLogarithm,
+    InvalidArgumentForPowerFunction,
     NotNullViolation,
     UniqueViolation,
     ForeignKeyViolation,
@@ -311,6 +319,8 @@ impl SqlState {
             SqlState::DatatypeMismatch => "42804",
             SqlState::InvalidParameterValue => "22023",
             SqlState::InvalidWidthBucketArgument => "2201G",
+            SqlState::InvalidArgumentForLogarithm => "2201E",
+            SqlState::InvalidArgumentForPowerFunction => "2201F",
             SqlState::NotNullViolation => "23502",
             SqlState::UniqueViolation => "23505",
             SqlState::ForeignKeyViolation => "23503",
@@ -383,6 +393,8 @@ impl QuiverError {
                 SqlState::InvalidParameterValue
             }
             QuiverError::InvalidWidthBucketArgument(_) => SqlState::InvalidWidthBucketArgument,
+            QuiverError::InvalidLogarithmArgument(_) => SqlState::InvalidArgumentForLogarithm,
+            QuiverError::InvalidPowerArgument(_) => SqlState::InvalidArgumentForPowerFunction,
             QuiverError::NotNullViolation { .. } => SqlState::NotNullViolation,
             QuiverError::ForeignKeyViolation { .. } => SqlState::ForeignKeyViolation,
             QuiverError::InvalidForeignKey(_) => SqlState::InvalidForeignKey,
@@ -563,6 +575,7 @@ fn message_sqlstate(msg: &str) -> Option<SqlState> {
     } else if lower.contains("invalid function")
         || lower.contains("function") && lower.contains("not found")
         || lower.contains("no function matches")
+        || lower.contains("operator does not exist")
     {
         SqlState::UndefinedFunction
     } else if lower.contains("cannot infer common")

@@ -1,11 +1,21 @@
 //! The PostgreSQL dialect the server parses with: sqlparser's, with
-//! `IS [NOT] DISTINCT FROM` at PostgreSQL's precedence.
+//! `IS [NOT] DISTINCT FROM` and the prefix operators at PostgreSQL's
+//! precedence.
 //!
 //! sqlparser reads the right operand of `IS [NOT] DISTINCT FROM` as a
 //! whole expression, so `a IS NOT DISTINCT FROM b AND c` became
 //! `a IS NOT DISTINCT FROM (b AND c)`: a wrong answer. PostgreSQL binds
-//! `IS` tighter than `NOT`, `AND` and `OR`. [`Postgres`] reads the operand
-//! at the precedence of `IS` and is otherwise sqlparser's
+//! `IS` tighter than `NOT`, `AND` and `OR`.
+//!
+//! sqlparser also reads the operand of a unary minus up to `*` and `/`,
+//! so `-2 ^ 2` was `-(2 ^ 2)`, -4; PostgreSQL binds unary minus (and plus)
+//! tighter than `^` and `AT TIME ZONE`: `(-2) ^ 2`, 4. And it read the
+//! operand of the prefix operators `@`, `~`, `|/` and `||/` up to `+` and
+//! `-`, where PostgreSQL gives them the precedence of its other
+//! operators: `@ -5 + 2` is `@ (-5 + 2)`, 3.
+//!
+//! [`Postgres`] reads these operands at PostgreSQL's precedence and is
+//! otherwise sqlparser's
 //! `PostgreSqlDialect`: it forwards every method that dialect overrides
 //! (the others keep the trait's defaults, as that dialect does) and
 //! reports that dialect's type, so the parser's checks of the dialect
@@ -13,19 +23,52 @@
 
 use std::any::TypeId;
 
-use datafusion::sql::sqlparser::ast::Expr;
+use datafusion::sql::sqlparser::ast::{Expr, UnaryOperator};
 use datafusion::sql::sqlparser::dialect::{Dialect, PostgreSqlDialect, Precedence};
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
+use datafusion::sql::sqlparser::tokenizer::Token;
 
 /// sqlparser's PostgreSQL dialect with PostgreSQL's precedence for
-/// `IS [NOT] DISTINCT FROM`.
+/// `IS [NOT] DISTINCT FROM` and the prefix operators.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Postgres;
 
 impl Dialect for Postgres {
     fn dialect(&self) -> TypeId {
         TypeId::of::<PostgreSqlDialect>()
+    }
+
+    fn parse_prefix(&self, parser: &mut Parser) -> Option<Result<Expr, ParserError>> {
+        let (op, precedence) = match parser.peek_token_ref().token {
+            // Up to, not including, AT TIME ZONE (and so ^): `::` and
+            // subscripts still bind tighter.
+            Token::Minus => (UnaryOperator::Minus, self.prec_value(Precedence::AtTz)),
+            Token::Plus => (UnaryOperator::Plus, self.prec_value(Precedence::AtTz)),
+            Token::AtSign => (UnaryOperator::PGAbs, self.prec_value(Precedence::PgOther)),
+            Token::Tilde => (
+                UnaryOperator::BitwiseNot,
+                self.prec_value(Precedence::PgOther),
+            ),
+            Token::PGSquareRoot => (
+                UnaryOperator::PGSquareRoot,
+                self.prec_value(Precedence::PgOther),
+            ),
+            Token::PGCubeRoot => (
+                UnaryOperator::PGCubeRoot,
+                self.prec_value(Precedence::PgOther),
+            ),
+            _ => return None,
+        };
+        parser.advance_token();
+        Some(
+            parser
+                .parse_subexpr(precedence)
+                .map(|operand| Expr::UnaryOp {
+                    op,
+                    expr: Box::new(operand),
+                }),
+        )
     }
 
     fn parse_infix(
@@ -254,6 +297,30 @@ mod tests {
             ),
         ] {
             // Spans aside (which equality ignores), the same tree.
+            assert_eq!(parse(sql), unnest(parse(grouped)), "{sql}");
+        }
+    }
+
+    #[test]
+    fn prefix_operators_bind_as_in_postgresql() {
+        for (sql, grouped) in [
+            ("-2 ^ 2", "(-2) ^ 2"),
+            ("- x ^ 2 * 3", "((- x) ^ 2) * 3"),
+            ("-x::int ^ 2", "(-(x::int)) ^ 2"),
+            ("-a[1] * b", "(-(a[1])) * b"),
+            ("- ts AT TIME ZONE 'UTC'", "(- ts) AT TIME ZONE 'UTC'"),
+            ("+x ^ 2", "(+x) ^ 2"),
+            ("@ -5 + 2", "@ ((-5) + 2)"),
+            ("@ 2 * -3", "@ (2 * (-3))"),
+            ("|/ 16 + 9", "|/ (16 + 9)"),
+            ("||/ 27 + 37", "||/ (27 + 37)"),
+            ("~ 1 + 2", "~ (1 + 2)"),
+            ("~ 5 & 3", "(~ 5) & 3"),
+            ("@ x = 3", "(@ x) = 3"),
+            ("1 - -2", "1 - (-2)"),
+            ("2 ^ -1", "2 ^ (-1)"),
+            ("- - x", "-(-(x))"),
+        ] {
             assert_eq!(parse(sql), unnest(parse(grouped)), "{sql}");
         }
     }

@@ -138,12 +138,34 @@ impl AnalyzerRule for IntegerLiterals {
                         } => bare_numeric(data, schema)?
                             .transform_data(|e| float_beats_numeric(e, schema))?
                             .transform_data(|e| numeric_aggregates(e, schema))?
+                            .transform_data(|e| smallint_shift(e, schema))?
                             .transform_data(|e| Ok(count_star(e))),
                         narrowed => Ok(narrowed),
                     })
                 })
             })?
             .data)
+    }
+}
+
+/// A smallint shifted is a smallint: PostgreSQL shifts it as an integer
+/// and keeps the low 16 bits (`1::int2 << 15` is -32768), where coercion
+/// would make it an integer shift (32768). Before coercion, so that the
+/// operators around it see a smallint.
+fn smallint_shift(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
+    match expr {
+        Expr::BinaryExpr(BinaryExpr { left, op, right })
+            if matches!(op, Operator::BitwiseShiftLeft | Operator::BitwiseShiftRight)
+                && left.get_type(schema)? == DataType::Int16 =>
+        {
+            Ok(Transformed::yes(Expr::ScalarFunction(
+                ScalarFunction::new_udf(
+                    checked_udf(Checked::SmallintShift(op)),
+                    vec![*left, *right],
+                ),
+            )))
+        }
+        other => Ok(Transformed::no(other)),
     }
 }
 
@@ -752,6 +774,20 @@ fn checked(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
                 ScalarFunction::new_udf(checked_udf(Checked::Binary(op)), vec![*left, *right]),
             )))
         }
+        // DataFusion's simplifier takes `x # x` for 0 and `(x # y) # x`
+        // for y, also where x is NULL (PostgreSQL: NULL): a function it
+        // does not look into.
+        Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::BitwiseXor,
+            right,
+        }) if type_of(&left).is_some_and(|t| is_integer(&t))
+            && type_of(&left) == type_of(&right) =>
+        {
+            Ok(Transformed::yes(Expr::ScalarFunction(
+                ScalarFunction::new_udf(checked_udf(Checked::Xor), vec![*left, *right]),
+            )))
+        }
         Expr::BinaryExpr(BinaryExpr { left, op, right })
             if op == Operator::Divide
                 && matches!(type_of(&left), Some(DataType::Decimal128(..)))
@@ -855,13 +891,18 @@ enum Checked {
     /// An integer cast to a narrower one.
     NarrowToInt16,
     NarrowToInt32,
+    /// A smallint shifted by an integer, as PostgreSQL's `int2shl` and
+    /// `int2shr` do it.
+    SmallintShift(Operator),
+    /// `#` of two integers of one type.
+    Xor,
 }
 
 impl Checked {
     fn result_type(self, inputs: &[DataType]) -> DataType {
         match (self, inputs) {
             (Checked::RoundToInt, _) => DataType::Int64,
-            (Checked::NarrowToInt16, _) => DataType::Int16,
+            (Checked::NarrowToInt16 | Checked::SmallintShift(_), _) => DataType::Int16,
             (Checked::NarrowToInt32, _) => DataType::Int32,
             (
                 Checked::NumericDivide,
@@ -887,6 +928,9 @@ fn checked_udf(what: Checked) -> Arc<ScalarUDF> {
         Checked::RoundToInt => "pg_round_to_int",
         Checked::NarrowToInt16 => "pg_int2",
         Checked::NarrowToInt32 => "pg_int4",
+        Checked::SmallintShift(Operator::BitwiseShiftLeft) => "pg_int2shl",
+        Checked::SmallintShift(_) => "pg_int2shr",
+        Checked::Xor => "pg_int_xor",
     };
     let signature = Signature::new(TypeSignature::UserDefined, Volatility::Immutable);
     Arc::new(ScalarUDF::new_from_impl(CheckedFunction {
@@ -976,6 +1020,15 @@ impl ScalarUDFImpl for CheckedFunction {
                 format!("{} * {}", args[0].schema_name(), args[1].schema_name())
             }
             Checked::Negate => format!("(- {})", args[0].schema_name()),
+            Checked::SmallintShift(op) => {
+                format!("{} {op} {}", args[0].schema_name(), args[1].schema_name())
+            }
+            Checked::Xor => format!(
+                "{} {} {}",
+                args[0].schema_name(),
+                Operator::BitwiseXor,
+                args[1].schema_name()
+            ),
             Checked::RoundToInt | Checked::NarrowToInt16 | Checked::NarrowToInt32 => {
                 args[0].schema_name().to_string()
             }
@@ -1006,6 +1059,8 @@ impl ScalarUDFImpl for CheckedFunction {
             Checked::NumericDivide => numeric_divide(&arrays[0], &arrays[1])?,
             Checked::NumericMultiply => numeric_multiply(&arrays[0], &arrays[1])?,
             Checked::RoundToInt => round_to_int(&arrays[0])?,
+            Checked::SmallintShift(op) => shift_smallints(op, &arrays[0], &arrays[1])?,
+            Checked::Xor => xor(&arrays[0], &arrays[1])?,
             Checked::NarrowToInt16 | Checked::NarrowToInt32 => {
                 let options = datafusion::arrow::compute::CastOptions {
                     safe: false,
@@ -1021,6 +1076,49 @@ impl ScalarUDFImpl for CheckedFunction {
             ColumnarValue::Array(out)
         })
     }
+}
+
+/// `x << n` or `x >> n` of a smallint `x`: computed in 32 bits with the
+/// shift count taken modulo 32 (what PostgreSQL's C shift does on the
+/// machines it runs on), then the low 16 bits.
+fn shift_smallints(op: Operator, x: &ArrayRef, n: &ArrayRef) -> Result<ArrayRef> {
+    use datafusion::arrow::array::Int16Array;
+    use datafusion::arrow::compute::binary;
+    use datafusion::arrow::datatypes::{Int16Type, Int32Type};
+    let n = datafusion::arrow::compute::cast(n, &DataType::Int32)?;
+    let shift = |x: i16, n: i32| -> i16 {
+        let n = (n & 31) as u32;
+        match op {
+            Operator::BitwiseShiftLeft => (i32::from(x) << n) as i16,
+            _ => (i32::from(x) >> n) as i16,
+        }
+    };
+    let out: Int16Array = binary(
+        x.as_primitive::<Int16Type>(),
+        n.as_primitive::<Int32Type>(),
+        shift,
+    )?;
+    Ok(Arc::new(out))
+}
+
+/// `x # y` of two integer arrays of one type.
+fn xor(x: &ArrayRef, y: &ArrayRef) -> Result<ArrayRef> {
+    use datafusion::arrow::compute::kernels::bitwise::bitwise_xor;
+    use datafusion::arrow::datatypes::{Int16Type, Int32Type, Int64Type};
+    Ok(match x.data_type() {
+        DataType::Int16 => Arc::new(bitwise_xor(
+            x.as_primitive::<Int16Type>(),
+            y.as_primitive::<Int16Type>(),
+        )?),
+        DataType::Int32 => Arc::new(bitwise_xor(
+            x.as_primitive::<Int32Type>(),
+            y.as_primitive::<Int32Type>(),
+        )?),
+        _ => Arc::new(bitwise_xor(
+            x.as_primitive::<Int64Type>(),
+            y.as_primitive::<Int64Type>(),
+        )?),
+    })
 }
 
 /// The scale numeric division results are kept at. PostgreSQL chooses

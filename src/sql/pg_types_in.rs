@@ -148,6 +148,7 @@ pub fn rewrite_casts(statement: &mut DfStatement) {
                 rewrite_interval_literal(expr);
                 rewrite_at_time_zone(expr);
                 rewrite_age_of_one(expr);
+                rewrite_prefix_operator(expr);
                 rewrite_quantified(expr);
                 rewrite_subscripts(expr);
                 ControlFlow::<()>::Continue(())
@@ -371,6 +372,26 @@ fn rewrite_age_of_one(expr: &mut Expr) {
     };
     list.args
         .insert(0, FunctionArg::Unnamed(FunctionArgExpr::Expr(today)));
+}
+
+/// PostgreSQL's prefix operators that DataFusion's planner lacks, as the
+/// functions they are: `@ x` is `abs(x)`, `|/ x` is `sqrt(x)`, `||/ x` is
+/// `cbrt(x)` and `~ x` the bitwise NOT. Column names are taken before
+/// this (`?column?`, as PostgreSQL names them).
+fn rewrite_prefix_operator(expr: &mut Expr) {
+    use datafusion::sql::sqlparser::ast::UnaryOperator;
+    let Expr::UnaryOp { op, expr: operand } = expr else {
+        return;
+    };
+    let function = match op {
+        UnaryOperator::PGAbs => "abs",
+        UnaryOperator::PGSquareRoot => "sqrt",
+        UnaryOperator::PGCubeRoot => "cbrt",
+        UnaryOperator::BitwiseNot => super::pg_math::BITWISE_NOT,
+        _ => return,
+    };
+    let operand = std::mem::replace(operand.as_mut(), Expr::Value(Value::Null.into()));
+    *expr = call(function, vec![operand]);
 }
 
 /// `x AT TIME ZONE z` is PostgreSQL's `timezone(z, x)` (and named so):

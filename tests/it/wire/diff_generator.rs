@@ -111,6 +111,42 @@ impl Ty {
     }
 }
 
+/// PostgreSQL's operator precedence (its documentation's table 4.2),
+/// higher binding tighter.
+const OR: u8 = 1;
+const AND: u8 = 2;
+const NOT: u8 = 3;
+const IS: u8 = 4;
+const COMPARISON: u8 = 5;
+const OTHER: u8 = 7;
+const PLUS_MINUS: u8 = 8;
+const TIMES: u8 = 9;
+const POWER: u8 = 10;
+const UNARY_MINUS: u8 = 11;
+
+fn binding(op: &str) -> u8 {
+    match op {
+        "OR" => OR,
+        "AND" => AND,
+        "IS DISTINCT FROM" => IS,
+        "=" | "<>" | "<" | ">=" => COMPARISON,
+        "+" | "-" => PLUS_MINUS,
+        "*" | "/" | "%" => TIMES,
+        "^" => POWER,
+        // ||, the bitwise operators and the shifts.
+        _ => OTHER,
+    }
+}
+
+fn prefix_binding(op: &str) -> u8 {
+    match op {
+        "NOT" => NOT,
+        "-" => UNARY_MINUS,
+        // @ and ~.
+        _ => OTHER,
+    }
+}
+
 /// An expression and its type.
 #[derive(Clone, Debug)]
 pub enum Expr {
@@ -139,11 +175,26 @@ impl Expr {
         }
     }
 
+    /// The SQL, with only the parentheses PostgreSQL's precedence needs,
+    /// so that a parser whose precedence differs reads another tree.
     pub fn sql(&self) -> String {
         match self {
             Expr::Leaf(sql, _) => sql.clone(),
-            Expr::Binary(l, op, r, _) => format!("({} {op} {})", l.sql(), r.sql()),
-            Expr::Prefix(op, e, _) => format!("({op} {})", e.sql()),
+            Expr::Binary(l, op, r, _) => {
+                let level = binding(op);
+                // Left-associative, but for the comparisons and IS, which
+                // do not associate at all.
+                let left_bare =
+                    |c: u8| c > level || c == level && level != IS && level != COMPARISON;
+                format!("{} {op} {}", l.operand(left_bare), r.operand(|c| c > level))
+            }
+            // A prefix operator's operand may be another prefix operator
+            // of its level (`- - x`, `NOT NOT b`), not a binary one.
+            Expr::Prefix(op, e, _) => {
+                let level = prefix_binding(op);
+                let bare = |c: u8| c > level || c == level && matches!(**e, Expr::Prefix(..));
+                format!("{op} {}", e.operand(bare))
+            }
             Expr::Call(name, args, _) => format!(
                 "{name}({})",
                 args.iter().map(|a| a.sql()).collect::<Vec<_>>().join(", ")
@@ -155,17 +206,38 @@ impl Expr {
                 b.sql()
             ),
             Expr::Cast(e, t) => format!("CAST({} AS {})", e.sql(), t.sql_name()),
-            Expr::IsNull(e) => format!("({} IS NULL)", e.sql()),
+            Expr::IsNull(e) => format!("{} IS NULL", e.operand(|c| c > IS)),
             Expr::Template(template, args, _) => {
                 let mut out = String::new();
                 let mut pieces = template.split("{}");
                 out.push_str(pieces.next().unwrap_or(""));
                 for (arg, piece) in args.iter().zip(pieces) {
-                    out.push_str(&arg.sql());
+                    out.push_str(&arg.operand(|_| false));
                     out.push_str(piece);
                 }
                 out
             }
+        }
+    }
+
+    /// How tightly this expression's outermost operator binds, if it has
+    /// one outside parentheses (a negative literal is a unary minus).
+    fn level(&self) -> Option<u8> {
+        match self {
+            Expr::Leaf(sql, _) => sql.starts_with('-').then_some(UNARY_MINUS),
+            Expr::Binary(_, op, _, _) => Some(binding(op)),
+            Expr::Prefix(op, _, _) => Some(prefix_binding(op)),
+            Expr::IsNull(_) => Some(IS),
+            Expr::Call(..) | Expr::Case(..) | Expr::Cast(..) | Expr::Template(..) => None,
+        }
+    }
+
+    /// The SQL as an operand: bare where `bare` says its level needs no
+    /// parentheses there.
+    fn operand(&self, bare: impl Fn(u8) -> bool) -> String {
+        match self.level() {
+            Some(level) if !bare(level) => format!("({})", self.sql()),
+            _ => self.sql(),
         }
     }
 
@@ -738,12 +810,12 @@ impl Generator {
             ]);
             return Expr::Template(template, vec![self.expr(from, d)], Ty::Numeric);
         }
-        match self.below(8) {
+        match self.below(9) {
             0..=2 => {
                 // Operands whose PostgreSQL result type is `ty`.
                 let (l, r) = self.operands(ty);
                 let ops: &[&'static str] = if ty.is_integer() {
-                    &["+", "-", "*", "/", "%"]
+                    &["+", "-", "*", "/", "%", "&", "|", "#"]
                 } else {
                     &["+", "-", "*"]
                 };
@@ -751,7 +823,31 @@ impl Generator {
                 Expr::Binary(Box::new(self.expr(l, d)), op, Box::new(self.expr(r, d)), ty)
             }
             3 => Expr::Prefix("-", Box::new(self.expr(ty, d)), ty),
-            4 => Expr::Call("abs", vec![self.expr(ty, d)], ty),
+            4 => match self.chance(50) {
+                true => Expr::Call("abs", vec![self.expr(ty, d)], ty),
+                false => Expr::Prefix("@", Box::new(self.expr(ty, d)), ty),
+            },
+            8 if ty == Ty::Float => {
+                let exponent = match self.chance(50) {
+                    true => Expr::Leaf(self.pick(&["2", "3", "0.5", "-1"]).into(), Ty::Int4),
+                    false => self.expr(Ty::Float, d),
+                };
+                Expr::Binary(Box::new(self.expr(ty, d)), "^", Box::new(exponent), ty)
+            }
+            8 if ty.is_integer() => match self.chance(50) {
+                true => Expr::Prefix("~", Box::new(self.expr(ty, d)), ty),
+                // Shifts by less than the narrowest width: a shift as wide
+                // as its operand is C's undefined behaviour in PostgreSQL.
+                false => Expr::Binary(
+                    Box::new(self.expr(ty, d)),
+                    self.pick(&["<<", ">>"]),
+                    Box::new(Expr::Leaf(
+                        self.pick(&["0", "1", "3", "15"]).into(),
+                        Ty::Int4,
+                    )),
+                    ty,
+                ),
+            },
             5 => self.case(ty, d),
             6 => self.coalesce(ty, d),
             _ => {
