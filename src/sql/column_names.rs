@@ -184,6 +184,9 @@ pub fn separate_repeated_names(statement: &mut Statement) {
                 SelectItem::UnnamedExpr(Expr::CompoundIdentifier(parts)) => {
                     parts.last().map(super::normalize_ident).unwrap_or_default()
                 }
+                // DataFusion names a scalar subquery's column after the
+                // subquery's own column.
+                SelectItem::UnnamedExpr(Expr::Subquery(query)) => subquery_column_key(query),
                 SelectItem::UnnamedExpr(e) => datafusion_name_key(e),
                 SelectItem::ExprWithAlias { alias, .. } => super::normalize_ident(alias),
                 _ => continue,
@@ -348,6 +351,22 @@ pub fn separate_cast_aggregates(statement: &mut Statement) {
         }
     }
     let _ = statement.visit(&mut EachQuery);
+}
+
+/// The key of the column a scalar subquery names: its first item's.
+fn subquery_column_key(query: &Query) -> String {
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return "<subquery>".into();
+    };
+    match select.projection.first() {
+        Some(SelectItem::UnnamedExpr(Expr::Identifier(i))) => super::normalize_ident(i),
+        Some(SelectItem::UnnamedExpr(Expr::CompoundIdentifier(parts))) => {
+            parts.last().map(super::normalize_ident).unwrap_or_default()
+        }
+        Some(SelectItem::UnnamedExpr(e)) => datafusion_name_key(e),
+        Some(SelectItem::ExprWithAlias { alias, .. }) => super::normalize_ident(alias),
+        _ => "<subquery>".into(),
+    }
 }
 
 /// An expression's text as DataFusion would name it, near enough to see

@@ -12,6 +12,12 @@
 //! - a subquery in `ORDER BY`: it becomes a column computed beside the
 //!   rows (a projection, where subqueries are allowed), the sort reads
 //!   that column, and a projection above drops it again.
+//!
+//! And a scalar subquery is NULL when it returns no row, whatever its
+//! column: DataFusion took the subquery column's nullability for the
+//! subquery's, so `(SELECT id FROM t WHERE ...) IS NULL` over a NOT NULL
+//! `id` was simplified to false (a wrong answer), and `coalesce` of one
+//! failed at run time. Its column is made nullable (`pg_nullable`).
 
 use std::sync::Arc;
 
@@ -47,9 +53,19 @@ impl AnalyzerRule for Subqueries {
                         Expr::ScalarSubquery(subquery) if needs_single_row(&subquery) => {
                             Ok(Transformed::yes(single_value(subquery)?))
                         }
+                        Expr::ScalarSubquery(subquery)
+                            if !subquery.subquery.schema().field(0).is_nullable() =>
+                        {
+                            Ok(Transformed::yes(Expr::ScalarSubquery(nullable(subquery)?)))
+                        }
                         other => Ok(Transformed::no(other)),
                     })
                 })?;
+                // The schema again: a subquery's column may be nullable now.
+                let node = match node.transformed {
+                    true => node.map_data(|plan| plan.recompute_schema())?,
+                    false => node,
+                };
                 node.transform_data(sort_by_subqueries)
             })?
             .data)
@@ -91,7 +107,9 @@ fn single_value(mut subquery: Subquery) -> Result<Expr> {
     let field = plan.schema().field(0).clone();
     let (qualifier, _) = plan.schema().qualified_field(0);
     let column = Expr::Column(Column::new(qualifier.cloned(), field.name()));
-    let rows = datafusion::functions_aggregate::array_agg::array_agg(column).alias(field.name());
+    // Not the column's own name: when the subquery becomes a join, an
+    // unqualified name shared with an outer column would be ambiguous.
+    let rows = datafusion::functions_aggregate::array_agg::array_agg(column).alias("pg_rows");
     subquery.subquery = Arc::new(
         LogicalPlanBuilder::from(plan)
             .aggregate(Vec::<Expr>::new(), vec![rows])?
@@ -103,6 +121,62 @@ fn single_value(mut subquery: Subquery) -> Result<Expr> {
         })),
         vec![Expr::ScalarSubquery(subquery)],
     )))
+}
+
+/// The subquery with its one column nullable: `pg_nullable(c) AS c` on top.
+fn nullable(mut subquery: Subquery) -> Result<Subquery> {
+    let plan = subquery.subquery.as_ref().clone();
+    let (qualifier, field) = plan.schema().qualified_field(0);
+    let column = Expr::Column(Column::new(qualifier.cloned(), field.name()));
+    let name = field.name().clone();
+    let nullable = Expr::ScalarFunction(ScalarFunction::new_udf(
+        Arc::new(ScalarUDF::new_from_impl(Nullable {
+            signature: Signature::new(TypeSignature::Any(1), Volatility::Immutable),
+        })),
+        vec![column],
+    ));
+    subquery.subquery = Arc::new(
+        LogicalPlanBuilder::from(plan)
+            .project(vec![nullable.alias(name)])?
+            .build()?,
+    );
+    Ok(subquery)
+}
+
+/// `pg_nullable(x)`: x, typed as possibly NULL.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Nullable {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for Nullable {
+    fn name(&self) -> &str {
+        "pg_nullable"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        Ok(arg_types[0].clone())
+    }
+
+    fn return_field_from_args(
+        &self,
+        args: datafusion::logical_expr::ReturnFieldArgs,
+    ) -> Result<datafusion::arrow::datatypes::FieldRef> {
+        let field = args.arg_fields[0].as_ref().clone().with_nullable(true);
+        Ok(Arc::new(field.with_name(self.name())))
+    }
+
+    fn schema_name(&self, args: &[Expr]) -> Result<String> {
+        Ok(args[0].schema_name().to_string())
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        Ok(args.args[0].clone())
+    }
 }
 
 /// `ORDER BY` keys with subqueries: computed in a projection below the
