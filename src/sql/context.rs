@@ -182,6 +182,9 @@ impl Planner {
         ctx.register_udf(super::pg_width_bucket::width_bucket_udf());
         ctx.register_udf(pg_casts::pg_typeof_udf());
         ctx.register_udf(super::pg_round::round_udf());
+        for udf in super::pg_round::integral_udfs() {
+            ctx.register_udf(udf);
+        }
         for udf in super::pg_math::udfs() {
             ctx.register_udf(udf);
         }

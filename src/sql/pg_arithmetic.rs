@@ -788,6 +788,19 @@ fn checked(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
                 ScalarFunction::new_udf(checked_udf(Checked::Xor), vec![*left, *right]),
             )))
         }
+        // A float divided by zero is 22012 in PostgreSQL (IEEE 754's
+        // infinity in Arrow).
+        Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::Divide,
+            right,
+        }) if type_of(&left).is_some_and(|t| t.is_floating())
+            && type_of(&left) == type_of(&right) =>
+        {
+            Ok(Transformed::yes(Expr::ScalarFunction(
+                ScalarFunction::new_udf(checked_udf(Checked::FloatDivide), vec![*left, *right]),
+            )))
+        }
         Expr::BinaryExpr(BinaryExpr { left, op, right })
             if op == Operator::Divide
                 && matches!(type_of(&left), Some(DataType::Decimal128(..)))
@@ -896,6 +909,8 @@ enum Checked {
     SmallintShift(Operator),
     /// `#` of two integers of one type.
     Xor,
+    /// `/` of two floats of one type, 22012 for a zero divisor.
+    FloatDivide,
 }
 
 impl Checked {
@@ -931,6 +946,7 @@ fn checked_udf(what: Checked) -> Arc<ScalarUDF> {
         Checked::SmallintShift(Operator::BitwiseShiftLeft) => "pg_int2shl",
         Checked::SmallintShift(_) => "pg_int2shr",
         Checked::Xor => "pg_int_xor",
+        Checked::FloatDivide => "pg_float_div",
     };
     let signature = Signature::new(TypeSignature::UserDefined, Volatility::Immutable);
     Arc::new(ScalarUDF::new_from_impl(CheckedFunction {
@@ -1013,7 +1029,7 @@ impl ScalarUDFImpl for CheckedFunction {
             Checked::Binary(op) => {
                 format!("{} {op} {}", args[0].schema_name(), args[1].schema_name())
             }
-            Checked::NumericDivide => {
+            Checked::NumericDivide | Checked::FloatDivide => {
                 format!("{} / {}", args[0].schema_name(), args[1].schema_name())
             }
             Checked::NumericMultiply => {
@@ -1061,6 +1077,7 @@ impl ScalarUDFImpl for CheckedFunction {
             Checked::RoundToInt => round_to_int(&arrays[0])?,
             Checked::SmallintShift(op) => shift_smallints(op, &arrays[0], &arrays[1])?,
             Checked::Xor => xor(&arrays[0], &arrays[1])?,
+            Checked::FloatDivide => float_divide(&arrays[0], &arrays[1])?,
             Checked::NarrowToInt16 | Checked::NarrowToInt32 => {
                 let options = datafusion::arrow::compute::CastOptions {
                     safe: false,
@@ -1099,6 +1116,26 @@ fn shift_smallints(op: Operator, x: &ArrayRef, n: &ArrayRef) -> Result<ArrayRef>
         shift,
     )?;
     Ok(Arc::new(out))
+}
+
+/// `x / y` of two float arrays of one type: 22012 where `y` is zero and
+/// `x` is not NaN (NaN / 0 is NaN), as PostgreSQL's `float8div`.
+fn float_divide(x: &ArrayRef, y: &ArrayRef) -> Result<ArrayRef> {
+    let as_f64 = |a: &ArrayRef| datafusion::arrow::compute::cast(a, &DataType::Float64);
+    let (xs, ys) = (as_f64(x)?, as_f64(y)?);
+    let (xs, ys) = (
+        xs.as_primitive::<datafusion::arrow::datatypes::Float64Type>(),
+        ys.as_primitive::<datafusion::arrow::datatypes::Float64Type>(),
+    );
+    let by_zero = (0..xs.len())
+        .any(|i| xs.is_valid(i) && ys.is_valid(i) && ys.value(i) == 0.0 && !xs.value(i).is_nan());
+    if by_zero {
+        return Err(DataFusionError::ArrowError(
+            Box::new(ArrowError::DivideByZero),
+            None,
+        ));
+    }
+    Ok(numeric::div(x, y)?)
 }
 
 /// `x # y` of two integer arrays of one type.

@@ -7,7 +7,9 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, AsArray};
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Float32Type, Float64Type};
+use datafusion::arrow::datatypes::{
+    DataType, Decimal128Type, Field, FieldRef, Float32Type, Float64Type,
+};
 use datafusion::common::{Result, ScalarValue};
 use datafusion::logical_expr::sort_properties::{ExprProperties, SortProperties};
 use datafusion::logical_expr::{
@@ -87,6 +89,180 @@ impl ScalarUDFImpl for Round {
             }
             _ => self.inner.invoke_with_args(args),
         }
+    }
+}
+
+/// `ceil` (and `ceiling`), `floor` and `trunc` of a numeric, as
+/// PostgreSQL has them: a numeric of scale 0 (`ceil(-1.5)` is `-1`, not
+/// `-1.0`), one digit wider, so that `ceil(9.5)` is 10 (DataFusion kept
+/// the type and failed with a decimal overflow). `trunc(x, n)` cuts each
+/// value at its row's `n` (DataFusion's left a column's values as they
+/// were) and keeps the argument's scale: `1.2300` where PostgreSQL shows
+/// `1.23`, the one-scale-per-column difference the README lists. Floats
+/// and everything else are DataFusion's.
+pub fn integral_udfs() -> Vec<ScalarUDF> {
+    use datafusion::functions::math;
+    [
+        (math::ceil(), Integral::Ceil),
+        (math::floor(), Integral::Floor),
+        (math::trunc(), Integral::Trunc),
+    ]
+    .into_iter()
+    .map(|(inner, how)| ScalarUDF::new_from_impl(ToIntegral { inner, how }))
+    .collect()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Integral {
+    Ceil,
+    Floor,
+    Trunc,
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ToIntegral {
+    inner: Arc<ScalarUDF>,
+    how: Integral,
+}
+
+impl ToIntegral {
+    /// The result type for a numeric argument (None: DataFusion's): scale
+    /// 0, or for `trunc(x, n)` the argument's.
+    fn numeric_type(&self, args: &[DataType]) -> Option<DataType> {
+        let (DataType::Decimal128(precision, scale), rest) = args.split_first()? else {
+            return None;
+        };
+        let kept = match (rest.len(), self.how) {
+            (0, _) => 0,
+            (1, Integral::Trunc) => *scale,
+            _ => return None,
+        };
+        let whole = (*precision as i8 - *scale).max(0);
+        Some(DataType::Decimal128(
+            (whole + kept + 1).clamp(1, 38) as u8,
+            kept,
+        ))
+    }
+}
+
+impl ScalarUDFImpl for ToIntegral {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn aliases(&self) -> &[String] {
+        match self.how {
+            Integral::Ceil => {
+                static CEILING: std::sync::LazyLock<Vec<String>> =
+                    std::sync::LazyLock::new(|| vec!["ceiling".to_string()]);
+                &CEILING
+            }
+            _ => self.inner.aliases(),
+        }
+    }
+
+    fn signature(&self) -> &Signature {
+        self.inner.signature()
+    }
+
+    fn coerce_types(&self, args: &[DataType]) -> Result<Vec<DataType>> {
+        self.inner.coerce_types(args)
+    }
+
+    fn return_type(&self, args: &[DataType]) -> Result<DataType> {
+        self.inner.return_type(args)
+    }
+
+    fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
+        let types: Vec<DataType> = args
+            .arg_fields
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect();
+        match self.numeric_type(&types) {
+            Some(t) => {
+                let nullable = args.arg_fields.iter().any(|f| f.is_nullable());
+                Ok(Arc::new(Field::new(self.name(), t, nullable)))
+            }
+            None => self.inner.return_field_from_args(args),
+        }
+    }
+
+    fn is_strict(&self) -> bool {
+        self.inner.is_strict()
+    }
+
+    fn output_ordering(&self, input: &[ExprProperties]) -> Result<SortProperties> {
+        self.inner.output_ordering(input)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let (DataType::Decimal128(_, kept), DataType::Decimal128(_, scale)) =
+            (args.return_field.data_type(), args.args[0].data_type())
+        else {
+            return self.inner.invoke_with_args(args);
+        };
+        let (kept, scale, how) = (*kept, scale, self.how);
+        let scalar = args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let values = arrays[0].as_primitive::<Decimal128Type>();
+        // trunc's count of digits per row (the argument's scale without one).
+        let digits = match arrays.get(1) {
+            Some(n) => datafusion::arrow::compute::cast(n, &DataType::Int64)?,
+            None => Arc::new(datafusion::arrow::array::Int64Array::from(vec![
+                0i64;
+                values.len()
+            ])),
+        };
+        let digits = digits.as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+        let overflow = || {
+            datafusion::error::DataFusionError::External(Box::new(
+                crate::error::QuiverError::OutOfRange("numeric field overflow".into()),
+            ))
+        };
+        let mut out = datafusion::arrow::array::Decimal128Builder::with_capacity(values.len());
+        for row in 0..values.len() {
+            if values.is_null(row) || digits.is_null(row) {
+                out.append_null();
+                continue;
+            }
+            let v = values.value(row);
+            // Digits dropped: those past the count, 0 to all of them.
+            let dropped = (i64::from(scale) - digits.value(row)).clamp(0, 80) as u32;
+            let unit = 10i128.checked_pow(dropped);
+            let cut = match unit {
+                Some(unit) => {
+                    let (q, r) = (v / unit, v % unit);
+                    let q = match how {
+                        Integral::Ceil if r > 0 => q + 1,
+                        Integral::Floor if r < 0 => q - 1,
+                        _ => q,
+                    };
+                    // Back at the argument's scale.
+                    q.checked_mul(unit).ok_or_else(overflow)?
+                }
+                None => 0,
+            };
+            let shown = match kept.cmp(&scale) {
+                std::cmp::Ordering::Less => cut / 10i128.pow((scale - kept) as u32),
+                std::cmp::Ordering::Equal => cut,
+                std::cmp::Ordering::Greater => cut
+                    .checked_mul(10i128.pow((kept - scale) as u32))
+                    .ok_or_else(overflow)?,
+            };
+            out.append_value(shown);
+        }
+        let out: datafusion::arrow::array::ArrayRef = Arc::new(
+            out.finish()
+                .with_data_type(args.return_field.data_type().clone()),
+        );
+        Ok(match scalar {
+            true => ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?),
+            false => ColumnarValue::Array(out),
+        })
     }
 }
 
