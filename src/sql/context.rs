@@ -189,6 +189,25 @@ impl Planner {
             ctx.register_udf(udf);
         }
         ctx.register_udf(super::pg_math::bitwise_not_udf());
+        // PostgreSQL's names for functions DataFusion has under others.
+        ctx.register_udf(
+            datafusion::functions::math::signum()
+                .as_ref()
+                .clone()
+                .with_aliases(["sign"]),
+        );
+        ctx.register_udaf(
+            datafusion::functions_aggregate::variance::var_samp_udaf()
+                .as_ref()
+                .clone()
+                .with_aliases(["variance"]),
+        );
+        ctx.register_udaf(
+            datafusion::functions_aggregate::bool_and_or::bool_and_udaf()
+                .as_ref()
+                .clone()
+                .with_aliases(["every"]),
+        );
         for udf in super::pg_arrays::udfs() {
             ctx.register_udf(udf);
         }
