@@ -6,6 +6,43 @@
 //!
 //! Sessions plan with it; the pgwire front end and the REPL print with it.
 
+/// The `ScalarUDFImpl` methods of a function that wraps one of
+/// DataFusion's (its field `inner`) and keeps that function's signature,
+/// types, strictness and ordering.
+macro_rules! forward_to_inner {
+    () => {
+        fn signature(&self) -> &datafusion::logical_expr::Signature {
+            self.inner.signature()
+        }
+
+        fn coerce_types(
+            &self,
+            args: &[datafusion::arrow::datatypes::DataType],
+        ) -> datafusion::error::Result<Vec<datafusion::arrow::datatypes::DataType>> {
+            self.inner.coerce_types(args)
+        }
+
+        fn return_type(
+            &self,
+            args: &[datafusion::arrow::datatypes::DataType],
+        ) -> datafusion::error::Result<datafusion::arrow::datatypes::DataType> {
+            self.inner.return_type(args)
+        }
+
+        fn is_strict(&self) -> bool {
+            self.inner.is_strict()
+        }
+
+        fn output_ordering(
+            &self,
+            input: &[datafusion::logical_expr::sort_properties::ExprProperties],
+        ) -> datafusion::error::Result<datafusion::logical_expr::sort_properties::SortProperties> {
+            self.inner.output_ordering(input)
+        }
+    };
+}
+pub(crate) use forward_to_inner;
+
 pub mod advisory;
 pub mod catalog;
 pub mod column_names;
