@@ -978,7 +978,7 @@ impl Hash for CheckedFunction {
 }
 
 /// PostgreSQL's message for an integer result out of range.
-fn out_of_range(t: &DataType) -> DataFusionError {
+pub(crate) fn out_of_range(t: &DataType) -> DataFusionError {
     let message = match t {
         DataType::Int16 => "smallint out of range",
         DataType::Int32 => "integer out of range",

@@ -179,32 +179,23 @@ fn smallest_integer(arg: &ColumnarValue) -> Result<()> {
         ColumnarValue::Scalar(s) => s.to_array()?,
         ColumnarValue::Array(a) => a.clone(),
     };
-    let (found, message) = match array.data_type() {
-        DataType::Int16 => (
-            array
-                .as_primitive::<Int16Type>()
-                .iter()
-                .any(|v| v == Some(i16::MIN)),
-            "smallint out of range",
-        ),
-        DataType::Int32 => (
-            array
-                .as_primitive::<Int32Type>()
-                .iter()
-                .any(|v| v == Some(i32::MIN)),
-            "integer out of range",
-        ),
-        DataType::Int64 => (
-            array
-                .as_primitive::<Int64Type>()
-                .iter()
-                .any(|v| v == Some(i64::MIN)),
-            "bigint out of range",
-        ),
-        _ => return Ok(()),
+    let found = match array.data_type() {
+        DataType::Int16 => array
+            .as_primitive::<Int16Type>()
+            .iter()
+            .any(|v| v == Some(i16::MIN)),
+        DataType::Int32 => array
+            .as_primitive::<Int32Type>()
+            .iter()
+            .any(|v| v == Some(i32::MIN)),
+        DataType::Int64 => array
+            .as_primitive::<Int64Type>()
+            .iter()
+            .any(|v| v == Some(i64::MIN)),
+        _ => false,
     };
     match found {
-        true => Err(out_of_range(message)),
+        true => Err(super::pg_arithmetic::out_of_range(array.data_type())),
         false => Ok(()),
     }
 }

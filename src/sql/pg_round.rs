@@ -3,6 +3,8 @@
 //! DataFusion's `round` rounds half away from zero. `round(numeric)` rounds
 //! half away from zero in both, and keeps DataFusion's function. A `real`
 //! is rounded as a `double precision` (PostgreSQL has no `round(real)`).
+//! `ceil`, `floor` and `trunc` of a numeric are PostgreSQL's too (see
+//! [`integral_udfs`]).
 
 use std::sync::Arc;
 
