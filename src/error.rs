@@ -118,6 +118,9 @@ pub enum QuiverError {
     /// 2201F: a square root or a power PostgreSQL refuses.
     #[error("{0}")]
     InvalidPowerArgument(String),
+    /// 22P05: a character the text type cannot hold (`\u0000` in jsonb).
+    #[error("{0}")]
+    UntranslatableCharacter(String),
     #[error("{0}")]
     DatatypeMismatch(String),
     #[error("{0}")]
@@ -266,6 +269,7 @@ pub enum SqlState {
     BadCopyFileFormat,
     ReservedName,
     InvalidTextRepresentation,
+    UntranslatableCharacter,
     InvalidDatetimeFormat,
     DivisionByZero,
     NumericValueOutOfRange,
@@ -329,6 +333,7 @@ impl SqlState {
             SqlState::BadCopyFileFormat => "22P04",
             SqlState::ReservedName => "42939",
             SqlState::InvalidTextRepresentation => "22P02",
+            SqlState::UntranslatableCharacter => "22P05",
             SqlState::InvalidDatetimeFormat => "22007",
             SqlState::DivisionByZero => "22012",
             SqlState::NumericValueOutOfRange => "22003",
@@ -412,6 +417,7 @@ impl QuiverError {
             QuiverError::DatetimeTemplate(_) => SqlState::InvalidDatetimeFormat,
             QuiverError::InvalidDatetimeFormat { .. } => SqlState::InvalidDatetimeFormat,
             QuiverError::DatatypeMismatch(_) => SqlState::DatatypeMismatch,
+            QuiverError::UntranslatableCharacter(_) => SqlState::UntranslatableCharacter,
             QuiverError::FeatureNotSupported(_) => SqlState::FeatureNotSupported,
             QuiverError::DependentObjectsStillExist(_) => SqlState::DependentObjectsStillExist,
             QuiverError::WrongObjectType(_) => SqlState::WrongObjectType,

@@ -146,25 +146,22 @@ fn check_tagged(tag: TaggedType, length: Option<usize>, column: &ArrayRef) -> Re
                 .collect::<Result<_>>()?;
             Ok(Arc::new(normalised))
         }
-        TaggedType::Json | TaggedType::Jsonb => {
+        TaggedType::Json => {
             for value in strings.iter().flatten() {
-                check_json(tag, value)?;
+                super::json::check_json(value)?;
             }
             Ok(column.clone())
         }
+        // Stored in its canonical text, so equal values are equal strings.
+        TaggedType::Jsonb => {
+            let canonical: StringArray = strings
+                .iter()
+                .map(|v| v.map(super::json::jsonb_text).transpose())
+                .collect::<Result<_>>()?;
+            Ok(Arc::new(canonical))
+        }
         // Catalog types, never stored in a table.
         TaggedType::Int2Vector | TaggedType::OidVector => Ok(column.clone()),
-    }
-}
-
-/// Checks that `text` is valid JSON.
-pub fn check_json(tag: TaggedType, text: &str) -> Result<()> {
-    match serde_json::from_str::<serde::de::IgnoredAny>(text) {
-        Ok(_) => Ok(()),
-        Err(_) => Err(QuiverError::InvalidTextRepresentation {
-            type_name: tag.name().to_string(),
-            value: text.to_string(),
-        }),
     }
 }
 

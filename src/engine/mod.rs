@@ -9,6 +9,7 @@ pub mod conform;
 mod ddl;
 pub mod encoding;
 pub mod foreign;
+pub mod json;
 pub mod keyset;
 pub mod log;
 pub mod rebuild;

@@ -50,6 +50,7 @@ impl Session {
         let is_query = matches!(&statement, DfStatement::Statement(s) if matches!(s.as_ref(), Statement::Query(_)));
         crate::sql::catalog::rewrite_client_sql(&mut statement);
         pg_types_in::rewrite_casts(&mut statement);
+        crate::sql::pg_generate_series::refuse_ordinality(&statement)?;
         crate::sql::pg_generate_series::expand_in_select_lists(&mut statement);
         if let DfStatement::Statement(s) = &mut statement {
             if let Statement::Insert(insert) = s.as_mut() {

@@ -208,6 +208,10 @@ impl Planner {
                 .clone()
                 .with_aliases(["every"]),
         );
+        super::pg_json::register_table_functions(&ctx);
+        for udf in super::pg_json::udfs() {
+            ctx.register_udf(udf);
+        }
         for udf in super::pg_arrays::udfs() {
             ctx.register_udf(udf);
         }

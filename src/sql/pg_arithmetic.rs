@@ -75,6 +75,7 @@ pub fn session_state(
     planners.insert(0, Arc::new(super::pg_interval::IntervalArithmetic));
     planners.insert(0, Arc::new(super::pg_arrays::ArrayOperators));
     planners.insert(0, Arc::new(super::pg_extract::ExtractPlanner));
+    planners.insert(0, Arc::new(super::pg_json::JsonOperators));
     // Filters measured on a sample before DataFusion picks build sides.
     let mut physical = state.physical_optimizers().to_vec();
     let join_selection = physical

@@ -83,11 +83,11 @@ fn expand_in_select(select: &mut Select) {
         // A bare call keeps the function's name for its column, as in
         // PostgreSQL.
         if let SelectItem::UnnamedExpr(expr) = item {
-            if is_series(expr) {
+            if let Some(name) = set_returning(expr) {
                 let expr = std::mem::replace(expr, SqlExpr::value(Value::Null));
                 *item = SelectItem::ExprWithAlias {
                     expr,
-                    alias: Ident::new("generate_series"),
+                    alias: Ident::new(name),
                 };
             }
         }
@@ -117,7 +117,7 @@ impl VisitorMut for SeriesCalls {
     }
 
     fn post_visit_expr(&mut self, expr: &mut SqlExpr) -> ControlFlow<()> {
-        if self.depth == 0 && is_series(expr) {
+        if self.depth == 0 && set_returning(expr).is_some() {
             let call = std::mem::replace(expr, SqlExpr::value(Value::Null));
             *expr = SqlExpr::Function(Function {
                 name: ObjectName::from(vec![Ident::new("unnest")]),
@@ -138,18 +138,59 @@ impl VisitorMut for SeriesCalls {
     }
 }
 
-/// A call of `generate_series` (or `pg_catalog.generate_series`) with an
-/// argument list.
-fn is_series(expr: &SqlExpr) -> bool {
+/// The name of a set-returning function this expression calls with an
+/// argument list (`generate_series`, the JSON ones; also schema-qualified
+/// with `pg_catalog`), which names its column.
+fn set_returning(expr: &SqlExpr) -> Option<&'static str> {
     let SqlExpr::Function(f) = expr else {
-        return false;
+        return None;
     };
     let named = match f.name.0.as_slice() {
         [name] => Some(name),
         [schema, name] if schema.to_string().eq_ignore_ascii_case("pg_catalog") => Some(name),
         _ => None,
+    }?;
+    if !matches!(f.args, FunctionArguments::List(_)) || f.over.is_some() {
+        return None;
+    }
+    let named = named.as_ident()?.value.to_ascii_lowercase();
+    std::iter::once("generate_series")
+        .chain(super::pg_json::SET_RETURNING.iter().copied())
+        .find(|name| *name == named)
+}
+
+/// `FROM f(...) WITH ORDINALITY` for a function that cannot number its
+/// rows (DataFusion would drop the clause and answer without the column):
+/// refused. The JSON table functions number theirs (see `pg_json`).
+pub fn refuse_ordinality(statement: &DfStatement) -> crate::error::Result<()> {
+    use datafusion::sql::sqlparser::ast::{TableFactor, Visit, Visitor};
+    struct Ordinality;
+    impl Visitor for Ordinality {
+        type Break = String;
+        fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<String> {
+            match factor {
+                TableFactor::Table {
+                    name,
+                    with_ordinality: true,
+                    ..
+                } => ControlFlow::Break(name.to_string()),
+                TableFactor::UNNEST {
+                    with_ordinality: true,
+                    ..
+                } => ControlFlow::Break("UNNEST".into()),
+                _ => ControlFlow::Continue(()),
+            }
+        }
+    }
+    let found = match statement {
+        DfStatement::Statement(s) => s.visit(&mut Ordinality),
+        DfStatement::Explain(e) => return refuse_ordinality(&e.statement),
+        _ => ControlFlow::Continue(()),
     };
-    named.is_some_and(|n| n.to_string().eq_ignore_ascii_case("generate_series"))
-        && matches!(f.args, FunctionArguments::List(_))
-        && f.over.is_none()
+    match found {
+        ControlFlow::Break(function) => Err(crate::error::not_supported(format!(
+            "WITH ORDINALITY on {function}"
+        ))),
+        ControlFlow::Continue(()) => Ok(()),
+    }
 }

@@ -20,7 +20,8 @@ use datafusion::sql::sqlparser::ast::{
     Subscript, Value, VisitMut,
 };
 
-use crate::engine::conform::{check_json, digits_with_point, normalise_uuid, plain_numeric};
+use crate::engine::conform::{digits_with_point, normalise_uuid, plain_numeric};
+use crate::engine::json;
 use crate::engine::types::{TaggedType, PG_TYPE_KEY};
 
 /// `pg_uuid_in`, `pg_json_in`, `pg_jsonb_in`.
@@ -86,10 +87,11 @@ impl ScalarUDFImpl for TextTypeIn {
                 value
                     .map(|text| match self.tag {
                         TaggedType::Uuid => normalise_uuid(text),
-                        tag => check_json(tag, text).map(|()| text.to_string()),
+                        TaggedType::Jsonb => json::jsonb_text(text),
+                        _ => json::check_json(text).map(|()| text.to_string()),
                     })
                     .transpose()
-                    .map_err(|e| DataFusionError::Execution(e.to_string()))
+                    .map_err(|e| DataFusionError::External(Box::new(e)))
             })
             .collect::<DfResult<_>>()?;
         let array: ArrayRef = Arc::new(output);
@@ -149,6 +151,7 @@ pub fn rewrite_casts(statement: &mut DfStatement) {
                 rewrite_at_time_zone(expr);
                 rewrite_age_of_one(expr);
                 rewrite_prefix_operator(expr);
+                super::pg_json::rewrite_aggregate(expr);
                 rewrite_quantified(expr);
                 rewrite_subscripts(expr);
                 ControlFlow::<()>::Continue(())
@@ -176,8 +179,9 @@ impl datafusion::sql::sqlparser::ast::VisitorMut for ScalarFunctionAlias {
         use datafusion::sql::sqlparser::ast::{TableAlias, TableAliasColumnDef, TableFactor};
         if let TableFactor::Table {
             name,
-            args: Some(_),
+            args: Some(args),
             alias,
+            with_ordinality,
             ..
         } = factor
         {
@@ -186,9 +190,26 @@ impl datafusion::sql::sqlparser::ast::VisitorMut for ScalarFunctionAlias {
                 .last()
                 .and_then(|p| p.as_ident())
                 .map(|i| i.value.to_ascii_lowercase());
-            let Some(function) =
-                function.filter(|f| matches!(f.as_str(), "generate_series" | "range" | "unnest"))
-            else {
+            // The JSON table functions number their rows themselves.
+            if *with_ordinality
+                && function
+                    .as_deref()
+                    .is_some_and(|f| super::pg_json::TABLE_FUNCTIONS.contains(&f))
+            {
+                *with_ordinality = false;
+                args.args
+                    .push(FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::value(
+                        Value::SingleQuotedString(super::pg_json::ORDINALITY.into()),
+                    ))));
+            }
+            let one_column = [
+                "generate_series",
+                "range",
+                "unnest",
+                "jsonb_object_keys",
+                "json_object_keys",
+            ];
+            let Some(function) = function.filter(|f| one_column.contains(&f.as_str())) else {
                 return ControlFlow::Continue(());
             };
             let alias = alias.get_or_insert_with(|| TableAlias {

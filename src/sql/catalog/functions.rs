@@ -104,15 +104,7 @@ pub(super) fn udf(
     tagged_udf(name, returns, None, body)
 }
 
-/// A function whose text result is json.
-fn json_udf(
-    name: &'static str,
-    body: impl Fn(&[ArrayRef], usize) -> Result<ArrayRef> + Send + Sync + 'static,
-) -> ScalarUDF {
-    let json = Some(crate::engine::types::TaggedType::Json);
-    tagged_udf(name, DataType::Utf8, json, body)
-}
-
+/// A function whose result carries a type tag.
 fn tagged_udf(
     name: &'static str,
     returns: DataType,
@@ -517,26 +509,6 @@ pub fn register(ctx: &SessionContext, context: &CatalogContext) {
                 })
             })
             .collect();
-        Ok(Arc::new(out))
-    }));
-    ctx.register_udf(json_udf("json_build_object", |args, rows| {
-        if args.len() % 2 != 0 {
-            return Err(DataFusionError::Plan(
-                "argument list must have even number of elements".into(),
-            ));
-        }
-        let len = args.first().map_or(rows, |a| a.len());
-        let out: StringArray = (0..len)
-            .map(|row| {
-                let mut object = serde_json::Map::new();
-                for pair in args.chunks(2) {
-                    let key = ScalarValue::try_from_array(&pair[0], row)?;
-                    let value = ScalarValue::try_from_array(&pair[1], row)?;
-                    object.insert(key.to_string(), json_value(&value));
-                }
-                Ok(Some(serde_json::Value::Object(object).to_string()))
-            })
-            .collect::<Result<_>>()?;
         Ok(Arc::new(out))
     }));
     // pgjdbc's getPrimaryKeys: `information_schema._pg_expandarray(a)`
@@ -1134,22 +1106,6 @@ fn expand_fields() -> datafusion::arrow::datatypes::Fields {
         Field::new("n", DataType::Int32, true),
     ]
     .into()
-}
-
-fn json_value(value: &ScalarValue) -> serde_json::Value {
-    use serde_json::Value as J;
-    match value {
-        v if v.is_null() => J::Null,
-        ScalarValue::Boolean(Some(b)) => J::Bool(*b),
-        ScalarValue::Int8(Some(v)) => J::from(*v),
-        ScalarValue::Int16(Some(v)) => J::from(*v),
-        ScalarValue::Int32(Some(v)) => J::from(*v),
-        ScalarValue::Int64(Some(v)) => J::from(*v),
-        ScalarValue::UInt32(Some(v)) => J::from(*v),
-        ScalarValue::Float32(Some(v)) => J::from(*v),
-        ScalarValue::Float64(Some(v)) => J::from(*v),
-        other => J::String(other.to_string()),
-    }
 }
 
 /// The oid of a built-in type by any of its names.
