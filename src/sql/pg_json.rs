@@ -15,8 +15,9 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
+use datafusion::common::tree_node::TreeNode;
 use datafusion::common::{DFSchema, DataFusionError, ExprSchema, Result, ScalarValue};
-use datafusion::logical_expr::expr::ScalarFunction;
+use datafusion::logical_expr::expr::{Placeholder, ScalarFunction};
 use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExpr};
 use datafusion::logical_expr::{
     ColumnarValue, Expr, ExprSchemable, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF,
@@ -1268,6 +1269,33 @@ impl ExprPlanner for JsonOperators {
             return Ok(PlannerResult::Original(expr));
         }
         let RawBinaryExpr { op, left, right } = expr;
+        // A parameter beside a JSON operator has the type the operator
+        // takes there (DataFusion infers parameters of comparisons only).
+        let typed = |e: Expr, field: Field| match e {
+            Expr::Placeholder(Placeholder { id, field: None }) => Expr::Placeholder(Placeholder {
+                id,
+                field: Some(Arc::new(field)),
+            }),
+            other => other,
+        };
+        let jsonb_param = |e: Expr| typed(e, tag_field("", TaggedType::Jsonb));
+        let (left, right) = match op {
+            BinaryOperator::HashArrow
+            | BinaryOperator::HashLongArrow
+            | BinaryOperator::HashMinus
+            | BinaryOperator::QuestionPipe
+            | BinaryOperator::QuestionAnd => {
+                let texts = Field::new("", DataType::new_list(DataType::Utf8, true), true);
+                (left, typed(right, texts))
+            }
+            BinaryOperator::AtArrow
+            | BinaryOperator::ArrowAt
+            | BinaryOperator::StringConcat
+            | BinaryOperator::Eq
+            | BinaryOperator::NotEq => (jsonb_param(left), jsonb_param(right)),
+            _ => (left, right),
+        };
+        let (lk, rk) = (kind(&left), kind(&right));
         let call = |name: &str, args: Vec<Expr>| {
             let udf = udfs()
                 .into_iter()
@@ -1533,10 +1561,18 @@ impl datafusion::catalog::TableFunctionImpl for JsonTable {
                 )))
             }
         };
-        if !arg.column_refs().is_empty() {
+        // Evaluated now, while the query is planned: a column of another
+        // table, or a parameter bound later, has no value yet.
+        let placeholder = arg.exists(|e| Ok(matches!(e, Expr::Placeholder(_))))?;
+        if !arg.column_refs().is_empty() || placeholder {
+            let over = if placeholder {
+                "a parameter"
+            } else {
+                "a column"
+            };
             return Err(failed(QuiverError::FeatureNotSupported(format!(
-                "{} over a column in FROM is not supported; call it in the select list \
-                 (SELECT {}(column) FROM table), which gives one row per element",
+                "{} over {over} in FROM is not supported; call it in the select list \
+                 (SELECT {}(...)), which gives one row per element",
                 self.name, self.name
             ))));
         }

@@ -476,6 +476,59 @@ async fn casts_to_uuid_and_jsonb_report_their_types() {
     );
 }
 
+/// jsonb through the extended protocol, as an ORM sends it: a binary
+/// jsonb parameter stored in its canonical text, read back binary, and
+/// the operators with parameters for the key, the path and the value.
+#[tokio::test]
+async fn jsonb_parameters_operators_and_results() {
+    let server = TestServer::start();
+    let client = server.connect().await;
+    client
+        .batch_execute("CREATE TABLE docs (id INT PRIMARY KEY, body JSONB)")
+        .await
+        .unwrap();
+    let body =
+        serde_json::json!({"user": {"name": "ann", "id": 7}, "tags": ["a", "b"], "b": 1, "a": 2});
+    client
+        .execute("INSERT INTO docs VALUES ($1, $2)", &[&1i32, &body])
+        .await
+        .unwrap();
+    let row = client
+        .query_one("SELECT body, body ->> 'tags' FROM docs WHERE id = 1", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.columns()[0].type_(), &Type::JSONB);
+    assert_eq!(row.get::<_, serde_json::Value>(0), body);
+    // Stored canonical: keys ordered, ", " between items.
+    assert_eq!(row.get::<_, String>(1), r#"["a", "b"]"#);
+    let row = client
+        .query_one(
+            "SELECT body -> $1 ->> $2, body #>> $3, body @> $4, body ? $5 FROM docs",
+            &[
+                &"user",
+                &"name",
+                &vec!["tags", "1"],
+                &serde_json::json!({"user": {"id": 7}}),
+                &"tags",
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "ann");
+    assert_eq!(row.get::<_, String>(1), "b");
+    assert!(row.get::<_, bool>(2));
+    assert!(row.get::<_, bool>(3));
+    let err = client
+        .query_one("SELECT '{\"a\": 01}'::jsonb", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        Some(&SqlState::INVALID_TEXT_REPRESENTATION),
+        "{err}"
+    );
+}
+
 /// pg_stat_activity lists every connected session with what it is doing;
 /// pg_backend_pid() and current_user are the asking session's own.
 #[tokio::test]
