@@ -178,7 +178,7 @@ pub fn separate_repeated_names(statement: &mut Statement) {
             }
         }
         let mut seen: HashMap<String, usize> = HashMap::new();
-        for item in select.projection.iter_mut() {
+        for (position, item) in select.projection.iter_mut().enumerate() {
             let key = match &*item {
                 SelectItem::UnnamedExpr(Expr::Identifier(i)) => super::normalize_ident(i),
                 SelectItem::UnnamedExpr(Expr::CompoundIdentifier(parts)) => {
@@ -200,7 +200,10 @@ pub fn separate_repeated_names(statement: &mut Statement) {
                 SelectItem::UnnamedExpr(e) => name_of(e).unwrap_or(key),
                 _ => key,
             };
-            let alias = Ident::with_quote('"', format!("{shown}{REPEAT_MARK}{n}"));
+            // Marked by position: two repeats of different keys can show
+            // the same name (`pg_typeof(x::text)` repeats `pg_typeof(x)`,
+            // `pg_typeof(y::text)` repeats `pg_typeof(y)`).
+            let alias = Ident::with_quote('"', format!("{shown}{REPEAT_MARK}{position}"));
             *item = match std::mem::replace(item, SelectItem::Wildcard(Default::default())) {
                 SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. } => {
                     SelectItem::ExprWithAlias { expr, alias }

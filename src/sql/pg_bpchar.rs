@@ -211,6 +211,26 @@ fn bpchar(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
             };
             Ok(Transformed::yes(to_character(tag, length, inner)))
         }
+        // `jsonb_col::text`, `uuid_col::text`, `varchar_col::text`: a cast
+        // to the Arrow type a value already has keeps its field's metadata
+        // (DataFusion's "type-only" cast), so the result would still be
+        // reported as jsonb, uuid or varchar(n). A named target field
+        // makes it plain text.
+        Expr::Cast(Cast { expr: inner, field })
+            if field.metadata().is_empty()
+                && field.name().is_empty()
+                && *field.data_type() == DataType::Utf8
+                && inner.to_field(schema).is_ok_and(|(_, f)| {
+                    *f.data_type() == DataType::Utf8
+                        && f.metadata().keys().any(|k| k.starts_with("quiver."))
+                }) =>
+        {
+            let text = Arc::new(Field::new("text", DataType::Utf8, field.is_nullable()));
+            Ok(Transformed::yes(Expr::Cast(Cast {
+                expr: inner,
+                field: text,
+            })))
+        }
         Expr::BinaryExpr(BinaryExpr { left, op, right })
             if matches!(
                 op,

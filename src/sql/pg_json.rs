@@ -337,7 +337,7 @@ impl ScalarUDFImpl for JsonFunction {
                     let Some(doc) = doc.get(row) else {
                         return Ok(None);
                     };
-                    if is_null(&what, row) {
+                    if is_null(what, row) {
                         return Ok(None);
                     }
                     let value = parse_jsonb(doc)?;
@@ -485,7 +485,7 @@ impl ScalarUDFImpl for JsonFunction {
                         return Ok(None);
                     };
                     let create = match &create {
-                        Some(c) if is_null(&c, row) => return Ok(None),
+                        Some(c) if is_null(c, row) => return Ok(None),
                         Some(c) => c.as_boolean().value(row),
                         None => true,
                     };
@@ -634,7 +634,7 @@ fn texts(array: &ArrayRef) -> Result<Texts> {
 
 /// A text array argument's elements in `row` (None: a NULL array).
 fn text_list(array: &ArrayRef, row: usize) -> Result<Option<Vec<Option<String>>>> {
-    if is_null(&array, row) {
+    if is_null(array, row) {
         return Ok(None);
     }
     match array.data_type() {
@@ -757,7 +757,7 @@ impl Steps {
         };
         match self {
             Steps::One(a) => {
-                if is_null(&a, row) {
+                if is_null(a, row) {
                     return Ok(None);
                 }
                 let step = match ScalarValue::try_from_array(a, row)? {
@@ -1005,7 +1005,7 @@ fn set_items(op: Op, doc: &str, raw_json: bool) -> Result<Vec<Option<String>>> {
                 .collect(),
             (_, Pieces::Scalar) => Err(invalid(format!("cannot call {what} on a scalar"))),
             (Op::ObjectKeys, _) => Err(invalid(format!("cannot call {what} on an array"))),
-            _ => Err(invalid(format!("cannot extract elements from an object"))),
+            _ => Err(invalid("cannot extract elements from an object")),
         };
     }
     match (op, parse_jsonb(doc)?) {
@@ -1115,7 +1115,7 @@ fn key_text(key: &ScalarValue) -> Result<String> {
 
 /// One cell of `array` (of `field`) as a JSON value.
 fn sql_value(array: &ArrayRef, field: &Field, row: usize) -> Result<SqlJson> {
-    if is_null(&array, row) {
+    if is_null(array, row) {
         return Ok(SqlJson::Null);
     }
     let scalar = ScalarValue::try_from_array(array, row)?;
@@ -1232,10 +1232,14 @@ impl ExprPlanner for JsonOperators {
         expr: RawBinaryExpr,
         schema: &DFSchema,
     ) -> Result<PlannerResult<RawBinaryExpr>> {
-        let kind = |e: &Expr| {
-            e.to_field(schema as &dyn ExprSchema)
+        // A cast is not JSON even where DataFusion keeps the source's tag
+        // on it (`j::text || 'x'` is text).
+        let kind = |e: &Expr| match e {
+            Expr::Cast(_) | Expr::TryCast(_) => None,
+            _ => e
+                .to_field(schema as &dyn ExprSchema)
                 .ok()
-                .and_then(|(_, f)| json_kind(&f))
+                .and_then(|(_, f)| json_kind(&f)),
         };
         let (lk, rk) = (kind(&expr.left), kind(&expr.right));
         if lk.is_none() && rk.is_none() {
