@@ -53,6 +53,7 @@ pub mod copy_options;
 pub mod dialect;
 pub mod filter_estimate;
 pub mod join_order;
+pub mod lateral;
 pub mod order_by;
 pub mod pg_age;
 pub mod pg_arithmetic;

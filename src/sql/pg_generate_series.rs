@@ -117,25 +117,36 @@ impl VisitorMut for SeriesCalls {
     }
 
     fn post_visit_expr(&mut self, expr: &mut SqlExpr) -> ControlFlow<()> {
-        if self.depth == 0 && set_returning(expr).is_some() {
-            let call = std::mem::replace(expr, SqlExpr::value(Value::Null));
-            *expr = SqlExpr::Function(Function {
-                name: ObjectName::from(vec![Ident::new("unnest")]),
-                uses_odbc_syntax: false,
-                parameters: FunctionArguments::None,
-                args: FunctionArguments::List(FunctionArgumentList {
-                    duplicate_treatment: None,
-                    args: vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(call))],
-                    clauses: vec![],
-                }),
-                filter: None,
-                null_treatment: None,
-                over: None,
-                within_group: vec![],
-            });
+        if self.depth == 0 {
+            if let Some(name) = set_returning(expr) {
+                let call = std::mem::replace(expr, SqlExpr::value(Value::Null));
+                *expr = one_argument("unnest", call);
+                if let Some(tag) = super::pg_json::element_tag(name) {
+                    let unnested = std::mem::replace(expr, SqlExpr::value(Value::Null));
+                    *expr = one_argument(tag, unnested);
+                }
+            }
         }
         ControlFlow::Continue(())
     }
+}
+
+/// `name(argument)`.
+fn one_argument(name: &str, argument: SqlExpr) -> SqlExpr {
+    SqlExpr::Function(Function {
+        name: ObjectName::from(vec![Ident::new(name)]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(FunctionArgumentList {
+            duplicate_treatment: None,
+            args: vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(argument))],
+            clauses: vec![],
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: vec![],
+    })
 }
 
 /// The name of a set-returning function this expression calls with an

@@ -68,6 +68,9 @@ enum Op {
     ObjectKeys,
     ArrayElements,
     ArrayElementsText,
+    /// Its text argument, as json or jsonb (what unnests
+    /// `jsonb_array_elements`' lists is plain text to DataFusion).
+    Tag,
     /// The aggregates' last step: a list of element texts to one array.
     ArrayOf,
     /// A `[key, value]` pair for `jsonb_object_agg`, and the list of
@@ -125,6 +128,8 @@ pub fn udfs() -> Vec<ScalarUDF> {
         ("json_array_elements", ArrayElements, false),
         ("jsonb_array_elements_text", ArrayElementsText, true),
         ("json_array_elements_text", ArrayElementsText, false),
+        ("pg_jsonb_tag", Tag, true),
+        ("pg_json_tag", Tag, false),
         ("pg_jsonb_array_of", ArrayOf, true),
         ("pg_json_array_of", ArrayOf, false),
         ("pg_jsonb_pair", Pair, true),
@@ -150,6 +155,12 @@ pub fn udfs() -> Vec<ScalarUDF> {
 fn tag_field(name: &str, tag: TaggedType) -> Field {
     let meta = [(PG_TYPE_KEY.to_string(), tag.name().to_string())].into();
     Field::new(name, DataType::Utf8, true).with_metadata(meta)
+}
+
+/// The item field of `jsonb_array_elements`' lists.
+fn element_field(tag: TaggedType) -> Field {
+    let meta = [(PG_TYPE_KEY.to_string(), tag.name().to_string())].into();
+    Field::new_list_field(DataType::Utf8, true).with_metadata(meta)
 }
 
 fn json_tag(jsonb: bool) -> TaggedType {
@@ -211,20 +222,15 @@ impl ScalarUDFImpl for JsonFunction {
             | Op::Set
             | Op::StripNulls
             | Op::ArrayOf
+            | Op::Tag
             | Op::Pair
             | Op::ObjectOf => tag_field(self.name, own),
-            Op::ArrayElements => {
-                let item = Field::new_list_field(DataType::Utf8, true);
-                Field::new(self.name, DataType::new_list(DataType::Utf8, true), true)
-                    .with_metadata(
-                        [(
-                            crate::engine::types::PG_ELEMENT_TYPE_KEY.to_string(),
-                            own.name().to_string(),
-                        )]
-                        .into(),
-                    )
-                    .with_data_type(DataType::List(Arc::new(item)))
-            }
+            // The elements carry the tag, so what unnests them is json.
+            Op::ArrayElements => Field::new(
+                self.name,
+                DataType::List(Arc::new(element_field(own))),
+                true,
+            ),
             _ => {
                 let types: Vec<DataType> = args
                     .arg_fields
@@ -522,6 +528,9 @@ impl ScalarUDFImpl for JsonFunction {
             Op::ObjectKeys | Op::ArrayElements | Op::ArrayElementsText => {
                 let doc = texts(&arrays[0])?;
                 let mut out = ListBuilder::new(StringBuilder::new());
+                if self.op == Op::ArrayElements {
+                    out = out.with_field(element_field(json_tag(self.jsonb)));
+                }
                 for row in 0..rows {
                     let Some(d) = doc.get(row) else {
                         out.append_null();
@@ -535,6 +544,7 @@ impl ScalarUDFImpl for JsonFunction {
                 }
                 Arc::new(out.finish())
             }
+            Op::Tag => cast(&arrays[0], &DataType::Utf8)?,
             Op::ArrayOf => {
                 let mut out = StringBuilder::new();
                 for row in 0..rows {
@@ -1467,6 +1477,16 @@ fn call_sql(name: &str, args: Vec<FunctionArg>, clauses: Vec<FunctionArgumentCla
     })
 }
 
+/// The function that gives the values a set-returning `function` yields
+/// their type back after DataFusion's unnest, which drops it.
+pub fn element_tag(function: &str) -> Option<&'static str> {
+    match function {
+        "jsonb_array_elements" => Some("pg_jsonb_tag"),
+        "json_array_elements" => Some("pg_json_tag"),
+        _ => None,
+    }
+}
+
 /// The set-returning JSON functions, expanded in a select list as
 /// `generate_series` is.
 pub const SET_RETURNING: &[&str] = &[
@@ -1568,7 +1588,8 @@ impl datafusion::catalog::TableFunctionImpl for JsonTable {
         // Evaluated now, while the query is planned: a column of another
         // table, or a parameter bound later, has no value yet.
         let placeholder = arg.exists(|e| Ok(matches!(e, Expr::Placeholder(_))))?;
-        if !arg.column_refs().is_empty() || placeholder {
+        let outer = arg.exists(|e| Ok(matches!(e, Expr::OuterReferenceColumn(..))))?;
+        if !arg.column_refs().is_empty() || outer || placeholder {
             let over = if placeholder {
                 "a parameter"
             } else {
