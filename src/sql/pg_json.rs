@@ -1186,6 +1186,25 @@ fn sql_scalar(value: &ScalarValue, kind: Option<TaggedType>) -> Result<SqlJson> 
                 .unwrap_or_else(|| value.to_string());
             SqlJson::Text(stamp)
         }
+        // A row: an object of its fields (`row(...)`'s are PostgreSQL's
+        // f1, f2, ...).
+        S::Struct(row) => {
+            let mut items = Vec::with_capacity(row.num_columns());
+            for (i, (field, column)) in row.fields().iter().zip(row.columns()).enumerate() {
+                let name = if field.name() == &format!("c{i}") {
+                    format!("f{}", i + 1)
+                } else {
+                    field.name().clone()
+                };
+                let value = sql_value(column, field, 0)?;
+                let mut item = String::new();
+                json::write_string(&mut item, &name);
+                item.push(':');
+                item.push_str(&value.json_text());
+                items.push(item);
+            }
+            SqlJson::Json(format!("{{{}}}", items.join(",")))
+        }
         S::List(list) => {
             let items = list.value(0);
             let mut parts = Vec::with_capacity(items.len());
@@ -1243,14 +1262,24 @@ impl ExprPlanner for JsonOperators {
         schema: &DFSchema,
     ) -> Result<PlannerResult<RawBinaryExpr>> {
         // A cast is not JSON even where DataFusion keeps the source's tag
-        // on it (`j::text || 'x'` is text).
-        let kind = |e: &Expr| match e {
-            Expr::Cast(_) | Expr::TryCast(_) => None,
-            _ => e
-                .to_field(schema as &dyn ExprSchema)
-                .ok()
-                .and_then(|(_, f)| json_kind(&f)),
-        };
+        // on it (`j::text || 'x'` is text); a CASE is what its branches are
+        // (DataFusion's CASE drops the tag).
+        fn kind(e: &Expr, schema: &DFSchema) -> Option<TaggedType> {
+            match e {
+                Expr::Cast(_) | Expr::TryCast(_) => None,
+                Expr::Case(case) => case
+                    .when_then_expr
+                    .iter()
+                    .map(|(_, then)| then.as_ref())
+                    .chain(case.else_expr.as_deref())
+                    .find_map(|branch| kind(branch, schema)),
+                _ => e
+                    .to_field(schema as &dyn ExprSchema)
+                    .ok()
+                    .and_then(|(_, f)| json_kind(&f)),
+            }
+        }
+        let kind = |e: &Expr| kind(e, schema);
         let (lk, rk) = (kind(&expr.left), kind(&expr.right));
         if lk.is_none() && rk.is_none() {
             // Operators only JSON has (`?` is a placeholder's only outside
