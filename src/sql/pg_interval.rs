@@ -39,7 +39,33 @@ impl ExprPlanner for IntervalArithmetic {
             })
         };
         let interval = |e: &Expr| e.get_type(schema).is_ok_and(|t| t == INTERVAL);
+        let date = |e: &Expr| e.get_type(schema).is_ok_and(|t| t == DataType::Date32);
         let RawBinaryExpr { op, left, right } = &expr;
+        // `date + interval` is a timestamp in PostgreSQL (DataFusion keeps
+        // a date, dropping the time of `date + interval '1 hour'`).
+        let midnight = |e: &Expr| {
+            Expr::Cast(Cast::new(
+                Box::new(e.clone()),
+                DataType::Timestamp(crate::engine::types::TIMESTAMP_UNIT, None),
+            ))
+        };
+        match op {
+            BinaryOperator::Plus | BinaryOperator::Minus if date(left) && interval(right) => {
+                return Ok(PlannerResult::Original(RawBinaryExpr {
+                    op: op.clone(),
+                    left: midnight(left),
+                    right: right.clone(),
+                }));
+            }
+            BinaryOperator::Plus if interval(left) && date(right) => {
+                return Ok(PlannerResult::Original(RawBinaryExpr {
+                    op: op.clone(),
+                    left: left.clone(),
+                    right: midnight(right),
+                }));
+            }
+            _ => {}
+        }
         let float = |e: &Expr| Expr::Cast(Cast::new(Box::new(e.clone()), DataType::Float64));
         // The arguments in the order written, so that `i * n` and `n * i`
         // are named apart.
