@@ -209,6 +209,9 @@ impl Planner {
                 .with_aliases(["every"]),
         );
         super::pg_json::register_table_functions(&ctx);
+        for udf in super::pg_ordered_set::udfs() {
+            ctx.register_udf(udf);
+        }
         for udf in super::pg_json::udfs() {
             ctx.register_udf(udf);
         }

@@ -67,6 +67,7 @@ pub mod pg_generate_series;
 pub mod pg_interval;
 pub mod pg_json;
 pub mod pg_math;
+pub mod pg_ordered_set;
 pub mod pg_round;
 pub mod pg_subqueries;
 pub mod pg_timezone;

@@ -152,6 +152,7 @@ pub fn rewrite_casts(statement: &mut DfStatement) {
                 rewrite_age_of_one(expr);
                 rewrite_prefix_operator(expr);
                 super::pg_json::rewrite_aggregate(expr);
+                super::pg_ordered_set::rewrite_aggregate(expr);
                 rewrite_quantified(expr);
                 rewrite_subscripts(expr);
                 ControlFlow::<()>::Continue(())
