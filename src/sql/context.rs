@@ -189,6 +189,10 @@ impl Planner {
             ctx.register_udf(udf);
         }
         ctx.register_udf(super::pg_math::bitwise_not_udf());
+        ctx.register_udf(super::pg_math::div_udf());
+        for udf in super::pg_calendar::udfs() {
+            ctx.register_udf(udf);
+        }
         // PostgreSQL's names for functions DataFusion has under others.
         ctx.register_udf(
             datafusion::functions::math::signum()

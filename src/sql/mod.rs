@@ -59,6 +59,7 @@ pub mod pg_age;
 pub mod pg_arithmetic;
 pub mod pg_arrays;
 pub mod pg_bpchar;
+pub mod pg_calendar;
 pub mod pg_casts;
 pub mod pg_datestyle;
 pub mod pg_datetime;

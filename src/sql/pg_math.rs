@@ -357,3 +357,94 @@ mod tests {
         }
     }
 }
+
+/// `div(y, x)`: the integer quotient of two numerics, truncated toward
+/// zero, as a numeric of scale 0 (PostgreSQL's `numeric_div_trunc`);
+/// integers are read as numerics. 22012 for a zero divisor.
+pub fn div_udf() -> ScalarUDF {
+    ScalarUDF::new_from_impl(IntegerQuotient {
+        signature: Signature::any(2, datafusion::logical_expr::Volatility::Immutable),
+    })
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct IntegerQuotient {
+    signature: Signature,
+}
+
+impl IntegerQuotient {
+    /// An argument as a 38-digit decimal with its own scale.
+    fn decimal(array: &ArrayRef) -> Result<ArrayRef> {
+        let target = match array.data_type() {
+            DataType::Decimal128(_, s) => DataType::Decimal128(38, *s),
+            t if t.is_integer() || *t == DataType::Null => DataType::Decimal128(38, 0),
+            t => {
+                return Err(DataFusionError::Plan(format!(
+                    "function div({t}, ...) does not exist"
+                )))
+            }
+        };
+        Ok(cast(array, &target)?)
+    }
+}
+
+impl ScalarUDFImpl for IntegerQuotient {
+    fn name(&self) -> &str {
+        "div"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Decimal128(38, 0))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        use datafusion::arrow::array::Decimal128Array;
+        use datafusion::arrow::datatypes::{i256, Decimal128Type};
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let (y, x) = (Self::decimal(&arrays[0])?, Self::decimal(&arrays[1])?);
+        let scale = |a: &ArrayRef| match a.data_type() {
+            DataType::Decimal128(_, s) => u32::from(s.unsigned_abs()),
+            _ => 0,
+        };
+        let (sy, sx) = (scale(&y), scale(&x));
+        let ten = i256::from_i128(10);
+        // y / 10^sy / (x / 10^sx) = (y * 10^sx) / (x * 10^sy), truncated.
+        let quotient = |a: i128, b: i128| -> Result<i128> {
+            if b == 0 {
+                return Err(DataFusionError::ArrowError(
+                    Box::new(ArrowError::DivideByZero),
+                    None,
+                ));
+            }
+            let num = i256::from_i128(a).wrapping_mul(ten.wrapping_pow(sx));
+            let den = i256::from_i128(b).wrapping_mul(ten.wrapping_pow(sy));
+            let q = num.wrapping_div(den);
+            q.to_i128()
+                .filter(|q| q.unsigned_abs() < 10u128.pow(38))
+                .ok_or_else(|| {
+                    DataFusionError::External(Box::new(QuiverError::OutOfRange(
+                        "value overflows numeric format".into(),
+                    )))
+                })
+        };
+        let (y, x) = (
+            y.as_primitive::<Decimal128Type>(),
+            x.as_primitive::<Decimal128Type>(),
+        );
+        let out: Decimal128Array = y
+            .iter()
+            .zip(x.iter())
+            .map(|pair| match pair {
+                (Some(a), Some(b)) => quotient(a, b).map(Some),
+                _ => Ok(None),
+            })
+            .collect::<Result<_>>()?;
+        Ok(ColumnarValue::Array(Arc::new(
+            out.with_precision_and_scale(38, 0)?,
+        )))
+    }
+}
