@@ -100,6 +100,36 @@ pub use stream::RowStream;
 
 /// Calls `f` on every SELECT of a statement: each query's, both sides of
 /// its set operations, and those of its subqueries, outer ones first.
+/// `name(args ...)` with `clauses` (an ORDER BY in the parentheses): a
+/// plain function call, for the rewrites of a statement's AST.
+pub(crate) fn function_call(
+    name: &str,
+    args: Vec<datafusion::sql::sqlparser::ast::Expr>,
+    clauses: Vec<datafusion::sql::sqlparser::ast::FunctionArgumentClause>,
+) -> datafusion::sql::sqlparser::ast::Expr {
+    use datafusion::sql::sqlparser::ast::{
+        Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments,
+        Ident, ObjectName,
+    };
+    Expr::Function(Function {
+        name: ObjectName::from(vec![Ident::new(name)]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(FunctionArgumentList {
+            duplicate_treatment: None,
+            args: args
+                .into_iter()
+                .map(|a| FunctionArg::Unnamed(FunctionArgExpr::Expr(a)))
+                .collect(),
+            clauses,
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: vec![],
+    })
+}
+
 pub fn for_each_select(
     statement: &mut datafusion::sql::sqlparser::ast::Statement,
     mut f: impl FnMut(&mut datafusion::sql::sqlparser::ast::Select),

@@ -156,18 +156,24 @@ fn make_timestamp([year, month, day, hour, minute]: [i64; 5], seconds: f64) -> R
     Ok(date.and_time(time).and_utc().timestamp_micros() + micros as i64)
 }
 
+/// Moves one `unit` of `minor` into or out of `major` so that their
+/// signs agree (`1 day -1 hour` is `23:00:00`).
+fn agree(major: &mut i64, minor: &mut i64, unit: i64) {
+    if *major > 0 && *minor < 0 {
+        *minor += unit;
+        *major -= 1;
+    } else if *major < 0 && *minor > 0 {
+        *minor -= unit;
+        *major += 1;
+    }
+}
+
 /// Whole days of the time part into days, the time keeping the sign of
 /// the days (PostgreSQL's `justify_hours`).
 fn justify_hours(span: IntervalMonthDayNano) -> IntervalMonthDayNano {
     let mut days = i64::from(span.days) + span.nanoseconds / NANOS_PER_DAY;
     let mut nanos = span.nanoseconds % NANOS_PER_DAY;
-    if days > 0 && nanos < 0 {
-        nanos += NANOS_PER_DAY;
-        days -= 1;
-    } else if days < 0 && nanos > 0 {
-        nanos -= NANOS_PER_DAY;
-        days += 1;
-    }
+    agree(&mut days, &mut nanos, NANOS_PER_DAY);
     IntervalMonthDayNano::new(
         span.months,
         days.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32,
@@ -178,16 +184,11 @@ fn justify_hours(span: IntervalMonthDayNano) -> IntervalMonthDayNano {
 /// Days in 30s into months, the days keeping the sign of the months
 /// (PostgreSQL's `justify_days`).
 fn justify_days(span: IntervalMonthDayNano) -> IntervalMonthDayNano {
-    let mut months = span.months + span.days / 30;
-    let mut days = span.days % 30;
-    if months > 0 && days < 0 {
-        days += 30;
-        months -= 1;
-    } else if months < 0 && days > 0 {
-        days -= 30;
-        months += 1;
-    }
-    IntervalMonthDayNano::new(months, days, span.nanoseconds)
+    let mut months = i64::from(span.months) + i64::from(span.days / 30);
+    let mut days = i64::from(span.days % 30);
+    agree(&mut months, &mut days, 30);
+    let months = months.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
+    IntervalMonthDayNano::new(months, days as i32, span.nanoseconds)
 }
 
 /// Both at once, the signs of all three parts made to agree (PostgreSQL's
@@ -204,13 +205,7 @@ fn justify_interval(span: IntervalMonthDayNano) -> IntervalMonthDayNano {
         days -= 30;
         months += 1;
     }
-    if days > 0 && nanos < 0 {
-        nanos += NANOS_PER_DAY;
-        days -= 1;
-    } else if days < 0 && nanos > 0 {
-        nanos -= NANOS_PER_DAY;
-        days += 1;
-    }
+    agree(&mut days, &mut nanos, NANOS_PER_DAY);
     let clamp = |v: i64| v.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
     IntervalMonthDayNano::new(clamp(months), clamp(days), nanos)
 }

@@ -12,8 +12,8 @@ use datafusion::execution::context::SessionContext;
 use datafusion::logical_expr::Expr;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{
-    Expr as SqlExpr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList,
-    FunctionArguments, Ident, ObjectName, Query, Select, SelectItem, Value, VisitMut, VisitorMut,
+    Expr as SqlExpr, FunctionArguments, Ident, Query, Select, SelectItem, Value, VisitMut,
+    VisitorMut,
 };
 
 #[derive(Debug)]
@@ -120,33 +120,15 @@ impl VisitorMut for SeriesCalls {
         if self.depth == 0 {
             if let Some(name) = set_returning(expr) {
                 let call = std::mem::replace(expr, SqlExpr::value(Value::Null));
-                *expr = one_argument("unnest", call);
+                *expr = super::function_call("unnest", vec![call], vec![]);
                 if let Some(tag) = super::pg_json::element_tag(name) {
                     let unnested = std::mem::replace(expr, SqlExpr::value(Value::Null));
-                    *expr = one_argument(tag, unnested);
+                    *expr = super::function_call(tag, vec![unnested], vec![]);
                 }
             }
         }
         ControlFlow::Continue(())
     }
-}
-
-/// `name(argument)`.
-fn one_argument(name: &str, argument: SqlExpr) -> SqlExpr {
-    SqlExpr::Function(Function {
-        name: ObjectName::from(vec![Ident::new(name)]),
-        uses_odbc_syntax: false,
-        parameters: FunctionArguments::None,
-        args: FunctionArguments::List(FunctionArgumentList {
-            duplicate_treatment: None,
-            args: vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(argument))],
-            clauses: vec![],
-        }),
-        filter: None,
-        null_treatment: None,
-        over: None,
-        within_group: vec![],
-    })
 }
 
 /// The name of a set-returning function this expression calls with an

@@ -24,8 +24,8 @@ use datafusion::logical_expr::{
     ScalarUDFImpl, Signature, TypeSignature, Volatility,
 };
 use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, Expr as SqlExpr, Function, FunctionArg, FunctionArgExpr,
-    FunctionArgumentClause, FunctionArgumentList, FunctionArguments, Ident, ObjectName,
+    BinaryOperator, Expr as SqlExpr, FunctionArg, FunctionArgExpr, FunctionArgumentClause,
+    FunctionArguments,
 };
 
 use crate::engine::json::{self, array_position, key_order, Json, Pieces};
@@ -804,6 +804,16 @@ impl Steps {
     }
 }
 
+/// `->>`'s text of a piece of `json` text: a string's contents, SQL
+/// NULL for a JSON null, any other value as written.
+fn raw_text(piece: &str) -> Result<Option<String>> {
+    Ok(match json::parse(piece, false).map_err(failed)? {
+        Json::Null => None,
+        Json::String(s) => Some(s.into_owned()),
+        _ => Some(piece.to_string()),
+    })
+}
+
 /// The value at `path` in `json` text, as written (`text`: `->>`'s text).
 fn raw_at_path(doc: &str, path: &[Step], text: bool) -> Result<Option<String>> {
     let mut current = doc;
@@ -835,11 +845,7 @@ fn raw_at_path(doc: &str, path: &[Step], text: bool) -> Result<Option<String>> {
     if !text {
         return Ok(Some(current.to_string()));
     }
-    Ok(match json::parse(current, false).map_err(failed)? {
-        Json::Null => None,
-        Json::String(s) => Some(s.into_owned()),
-        _ => Some(current.to_string()),
-    })
+    raw_text(current)
 }
 
 /// `||` of two jsonb values: objects merge (the right one's members
@@ -1003,16 +1009,9 @@ fn set_items(op: Op, doc: &str, raw_json: bool) -> Result<Vec<Option<String>>> {
             (Op::ArrayElements, Pieces::Array(items)) => {
                 Ok(items.into_iter().map(|i| Some(i.to_string())).collect())
             }
-            (Op::ArrayElementsText, Pieces::Array(items)) => items
-                .into_iter()
-                .map(|i| {
-                    Ok(match json::parse(i, false).map_err(failed)? {
-                        Json::Null => None,
-                        Json::String(s) => Some(s.into_owned()),
-                        _ => Some(i.to_string()),
-                    })
-                })
-                .collect(),
+            (Op::ArrayElementsText, Pieces::Array(items)) => {
+                items.into_iter().map(raw_text).collect()
+            }
             (_, Pieces::Scalar) => Err(invalid(format!("cannot call {what} on a scalar"))),
             (Op::ObjectKeys, _) => Err(invalid(format!("cannot call {what} on an array"))),
             _ => Err(invalid("cannot extract elements from an object")),
@@ -1465,45 +1464,30 @@ pub fn rewrite_aggregate(expr: &mut SqlExpr) {
     let FunctionArguments::List(list) = &mut f.args else {
         return;
     };
-    let args: Vec<FunctionArg> = std::mem::take(&mut list.args);
-    let element_call = call_sql(element, args, vec![]);
+    let Some(args) = list
+        .args
+        .iter()
+        .map(|a| match a {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e.clone()),
+            _ => None,
+        })
+        .collect::<Option<Vec<_>>>()
+    else {
+        return;
+    };
+    let element_call = super::function_call(element, args, vec![]);
     let clauses = std::mem::take(&mut list.clauses)
         .into_iter()
         .filter(|c| matches!(c, FunctionArgumentClause::OrderBy(_)))
         .collect();
-    let mut aggregate = call_sql(
-        "array_agg",
-        vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(element_call))],
-        clauses,
-    );
+    let mut aggregate = super::function_call("array_agg", vec![element_call], clauses);
     if let SqlExpr::Function(agg) = &mut aggregate {
         agg.filter = f.filter.take();
         if let FunctionArguments::List(agg_list) = &mut agg.args {
             agg_list.duplicate_treatment = list.duplicate_treatment.take();
         }
     }
-    *expr = call_sql(
-        finish,
-        vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(aggregate))],
-        vec![],
-    );
-}
-
-fn call_sql(name: &str, args: Vec<FunctionArg>, clauses: Vec<FunctionArgumentClause>) -> SqlExpr {
-    SqlExpr::Function(Function {
-        name: ObjectName::from(vec![Ident::new(name)]),
-        uses_odbc_syntax: false,
-        parameters: FunctionArguments::None,
-        args: FunctionArguments::List(FunctionArgumentList {
-            duplicate_treatment: None,
-            args,
-            clauses,
-        }),
-        filter: None,
-        null_treatment: None,
-        over: None,
-        within_group: vec![],
-    })
+    *expr = super::function_call(finish, vec![aggregate], vec![]);
 }
 
 /// The function that gives the values a set-returning `function` yields
@@ -1724,11 +1708,7 @@ fn each_items(
         for (k, v) in members {
             keys.push(k.into_owned());
             values.push(if text {
-                match json::parse(v, false).map_err(failed)? {
-                    Json::Null => None,
-                    Json::String(s) => Some(s.into_owned()),
-                    _ => Some(v.to_string()),
-                }
+                raw_text(v)?
             } else {
                 Some(v.to_string())
             });

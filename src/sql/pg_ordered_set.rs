@@ -17,8 +17,7 @@ use datafusion::logical_expr::{
     Volatility,
 };
 use datafusion::sql::sqlparser::ast::{
-    Expr as SqlExpr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentClause,
-    FunctionArgumentList, FunctionArguments, Ident, ObjectName,
+    Expr as SqlExpr, FunctionArg, FunctionArgExpr, FunctionArgumentClause, FunctionArguments,
 };
 
 use crate::error::QuiverError;
@@ -166,42 +165,35 @@ pub fn rewrite_aggregate(expr: &mut SqlExpr) {
         "mode" => "pg_mode",
         _ => return,
     };
-    let direct: Vec<FunctionArg> = match &mut f.args {
-        FunctionArguments::List(list) => std::mem::take(&mut list.args),
+    let direct: Vec<SqlExpr> = match &f.args {
+        FunctionArguments::List(list) => {
+            let direct = list
+                .args
+                .iter()
+                .map(|a| match a {
+                    FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e.clone()),
+                    _ => None,
+                })
+                .collect::<Option<Vec<_>>>();
+            match direct {
+                Some(direct) => direct,
+                None => return,
+            }
+        }
         _ => vec![],
     };
     let order = f.within_group.remove(0);
-    let column = FunctionArg::Unnamed(FunctionArgExpr::Expr(order.expr.clone()));
-    let aggregate = SqlExpr::Function(Function {
-        name: ObjectName::from(vec![Ident::new("array_agg")]),
-        uses_odbc_syntax: false,
-        parameters: FunctionArguments::None,
-        args: FunctionArguments::List(FunctionArgumentList {
-            duplicate_treatment: None,
-            args: vec![column],
-            clauses: vec![FunctionArgumentClause::OrderBy(vec![order])],
-        }),
-        filter: f.filter.take(),
-        null_treatment: None,
-        over: None,
-        within_group: vec![],
-    });
-    let mut args = vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(aggregate))];
+    let mut aggregate = super::function_call(
+        "array_agg",
+        vec![order.expr.clone()],
+        vec![FunctionArgumentClause::OrderBy(vec![order])],
+    );
+    if let SqlExpr::Function(agg) = &mut aggregate {
+        agg.filter = f.filter.take();
+    }
+    let mut args = vec![aggregate];
     args.extend(direct);
-    *expr = SqlExpr::Function(Function {
-        name: ObjectName::from(vec![Ident::new(finish)]),
-        uses_odbc_syntax: false,
-        parameters: FunctionArguments::None,
-        args: FunctionArguments::List(FunctionArgumentList {
-            duplicate_treatment: None,
-            args,
-            clauses: vec![],
-        }),
-        filter: None,
-        null_treatment: None,
-        over: None,
-        within_group: vec![],
-    });
+    *expr = super::function_call(finish, args, vec![]);
 }
 
 #[cfg(test)]

@@ -16,8 +16,7 @@ use datafusion::logical_expr::{
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{
     visit_expressions_mut, AccessExpr, BinaryOperator, DataType as SqlType, Expr, Function,
-    FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident, ObjectName,
-    Subscript, Value, VisitMut,
+    FunctionArg, FunctionArgExpr, FunctionArguments, Ident, Subscript, Value, VisitMut,
 };
 
 use crate::engine::conform::{digits_with_point, normalise_uuid, plain_numeric};
@@ -527,23 +526,7 @@ fn is_string_literal(expr: &Expr) -> bool {
 
 /// A call of the function `name`.
 fn call(name: &str, args: Vec<Expr>) -> Expr {
-    Expr::Function(Function {
-        name: ObjectName::from(vec![Ident::new(name)]),
-        uses_odbc_syntax: false,
-        parameters: FunctionArguments::None,
-        args: FunctionArguments::List(FunctionArgumentList {
-            duplicate_treatment: None,
-            args: args
-                .into_iter()
-                .map(|a| FunctionArg::Unnamed(FunctionArgExpr::Expr(a)))
-                .collect(),
-            clauses: vec![],
-        }),
-        filter: None,
-        null_treatment: None,
-        over: None,
-        within_group: vec![],
-    })
+    super::function_call(name, args, vec![])
 }
 
 #[cfg(test)]
