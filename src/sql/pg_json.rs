@@ -900,24 +900,38 @@ fn delete_position(value: Json<'_>, at: i64) -> Result<Json<'_>> {
     }
 }
 
-/// `#-`: removes the value at `path`, if there is one.
-fn delete_path(value: &mut Json<'_>, path: &[String]) -> Result<()> {
+/// The parent of the value at `path` and the last step, if the parent
+/// exists (None for an empty path); `doing` names the operation in the
+/// error for a scalar document.
+fn parent_at<'v, 'a, 'p>(
+    value: &'v mut Json<'a>,
+    path: &'p [String],
+    doing: &str,
+) -> Result<Option<(&'v mut Json<'a>, &'p String)>> {
     let Some((last, parents)) = path.split_last() else {
-        return Ok(());
+        return Ok(None);
     };
     if matches!(
         value,
         Json::Null | Json::Bool(_) | Json::Number(_) | Json::String(_)
     ) {
-        return Err(scalar_error("delete path in"));
+        return Err(scalar_error(doing));
     }
     let mut current = value;
     for step in parents {
         current = match child_mut(current, step)? {
             Some(c) => c,
-            None => return Ok(()),
+            None => return Ok(None),
         };
     }
+    Ok(Some((current, last)))
+}
+
+/// `#-`: removes the value at `path`, if there is one.
+fn delete_path(value: &mut Json<'_>, path: &[String]) -> Result<()> {
+    let Some((current, last)) = parent_at(value, path, "delete path in")? else {
+        return Ok(());
+    };
     match current {
         Json::Object(members) => members.retain(|(k, _)| k != last),
         Json::Array(items) => {
@@ -958,22 +972,9 @@ fn child_mut<'v, 'a>(value: &'v mut Json<'a>, step: &str) -> Result<Option<&'v m
 /// `jsonb_set`: replaces the value at `path`, or adds it as the last
 /// step's key or position when `create` is set and its parent exists.
 fn set_path<'a>(value: &mut Json<'a>, path: &[String], new: Json<'a>, create: bool) -> Result<()> {
-    let Some((last, parents)) = path.split_last() else {
+    let Some((current, last)) = parent_at(value, path, "set path in")? else {
         return Ok(());
     };
-    if matches!(
-        value,
-        Json::Null | Json::Bool(_) | Json::Number(_) | Json::String(_)
-    ) {
-        return Err(scalar_error("set path in"));
-    }
-    let mut current = value;
-    for step in parents {
-        current = match child_mut(current, step)? {
-            Some(c) => c,
-            None => return Ok(()),
-        };
-    }
     match current {
         Json::Object(members) => match members.binary_search_by(|(k, _)| key_order(k, last)) {
             Ok(i) => members[i].1 = new,
