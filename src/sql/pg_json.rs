@@ -89,10 +89,10 @@ struct JsonFunction {
     signature: Signature,
 }
 
-/// The functions, for registering with a session.
-pub fn udfs() -> Vec<ScalarUDF> {
+/// The functions: name, what it computes, whether it makes jsonb.
+const FUNCTIONS: &[(&str, Op, bool)] = {
     use Op::*;
-    let list: &[(&'static str, Op, bool)] = &[
+    &[
         ("pg_json_get", Get, true),
         ("pg_json_get_text", GetText, true),
         ("pg_json_path", Path, true),
@@ -136,20 +136,24 @@ pub fn udfs() -> Vec<ScalarUDF> {
         ("pg_json_pair", Pair, false),
         ("pg_jsonb_object_of", ObjectOf, true),
         ("pg_json_object_of", ObjectOf, false),
-    ];
-    list.iter()
-        .map(|&(name, op, jsonb)| {
-            ScalarUDF::from(JsonFunction {
-                name,
-                op,
-                jsonb,
-                signature: Signature::one_of(
-                    vec![TypeSignature::Nullary, TypeSignature::VariadicAny],
-                    Volatility::Immutable,
-                ),
-            })
-        })
-        .collect()
+    ]
+};
+
+fn json_function(&(name, op, jsonb): &(&'static str, Op, bool)) -> ScalarUDF {
+    ScalarUDF::from(JsonFunction {
+        name,
+        op,
+        jsonb,
+        signature: Signature::one_of(
+            vec![TypeSignature::Nullary, TypeSignature::VariadicAny],
+            Volatility::Immutable,
+        ),
+    })
+}
+
+/// The functions, for registering with a session.
+pub fn udfs() -> Vec<ScalarUDF> {
+    FUNCTIONS.iter().map(json_function).collect()
 }
 
 fn tag_field(name: &str, tag: TaggedType) -> Field {
@@ -545,32 +549,27 @@ impl ScalarUDFImpl for JsonFunction {
                 Arc::new(out.finish())
             }
             Op::Tag => cast(&arrays[0], &DataType::Utf8)?,
-            Op::ArrayOf => {
-                let mut out = StringBuilder::new();
-                for row in 0..rows {
-                    let Some(items) = text_list(&arrays[0], row)? else {
-                        out.append_null();
-                        continue;
-                    };
-                    if self.jsonb {
-                        let items = items
-                            .iter()
-                            .map(|i| match i {
-                                Some(t) => parse_jsonb(t).map(Json::into_owned),
-                                None => Ok(Json::Null),
-                            })
-                            .collect::<Result<Vec<_>>>()?;
-                        out.append_value(Json::Array(items).to_jsonb_text());
-                    } else {
-                        let items: Vec<&str> = items
-                            .iter()
-                            .map(|i| i.as_deref().unwrap_or("null"))
-                            .collect();
-                        out.append_value(format!("[{}]", items.join(", ")));
-                    }
-                }
-                Arc::new(out.finish())
-            }
+            Op::ArrayOf => strings(rows, |row| {
+                let Some(items) = text_list(&arrays[0], row)? else {
+                    return Ok(None);
+                };
+                Ok(Some(if self.jsonb {
+                    let items = items
+                        .iter()
+                        .map(|i| match i {
+                            Some(t) => parse_jsonb(t).map(Json::into_owned),
+                            None => Ok(Json::Null),
+                        })
+                        .collect::<Result<Vec<_>>>()?;
+                    Json::Array(items).to_jsonb_text()
+                } else {
+                    let items: Vec<&str> = items
+                        .iter()
+                        .map(|i| i.as_deref().unwrap_or("null"))
+                        .collect();
+                    format!("[{}]", items.join(", "))
+                }))
+            })?,
             Op::Pair => {
                 let keys = &arrays[0];
                 strings(rows, |row| {
@@ -587,36 +586,31 @@ impl ScalarUDFImpl for JsonFunction {
                     }))
                 })?
             }
-            Op::ObjectOf => {
-                let mut out = StringBuilder::new();
-                for row in 0..rows {
-                    let Some(pairs) = text_list(&arrays[0], row)? else {
-                        out.append_null();
-                        continue;
-                    };
-                    if self.jsonb {
-                        let mut members = Vec::with_capacity(pairs.len());
-                        for pair in pairs.iter().flatten() {
-                            if let Json::Array(mut kv) = parse_jsonb(pair)?.into_owned() {
-                                let value = kv.pop().unwrap_or(Json::Null);
-                                if let Some(Json::String(key)) = kv.pop() {
-                                    members.push((key, value));
-                                }
+            Op::ObjectOf => strings(rows, |row| {
+                let Some(pairs) = text_list(&arrays[0], row)? else {
+                    return Ok(None);
+                };
+                Ok(Some(if self.jsonb {
+                    let mut members = Vec::with_capacity(pairs.len());
+                    for pair in pairs.iter().flatten() {
+                        if let Json::Array(mut kv) = parse_jsonb(pair)?.into_owned() {
+                            let value = kv.pop().unwrap_or(Json::Null);
+                            if let Some(Json::String(key)) = kv.pop() {
+                                members.push((key, value));
                             }
                         }
-                        out.append_value(Json::object(members).to_jsonb_text());
-                    } else {
-                        let mut items = Vec::with_capacity(pairs.len());
-                        for pair in pairs.iter().flatten() {
-                            if let Pieces::Array(kv) = json::pieces(pair).map_err(failed)? {
-                                items.push(format!("{} : {}", kv[0], kv[1]));
-                            }
-                        }
-                        out.append_value(format!("{{ {} }}", items.join(", ")));
                     }
-                }
-                Arc::new(out.finish())
-            }
+                    Json::object(members).to_jsonb_text()
+                } else {
+                    let mut items = Vec::with_capacity(pairs.len());
+                    for pair in pairs.iter().flatten() {
+                        if let Pieces::Array(kv) = json::pieces(pair).map_err(failed)? {
+                            items.push(format!("{} : {}", kv[0], kv[1]));
+                        }
+                    }
+                    format!("{{ {} }}", items.join(", "))
+                }))
+            })?,
         };
         Ok(ColumnarValue::Array(out))
     }
@@ -1172,11 +1166,9 @@ fn sql_scalar(value: &ScalarValue, kind: Option<TaggedType>) -> Result<SqlJson> 
                         .naive_utc()
                         .format(&format!("%Y-%m-%dT%H:%M:%S{fraction}"))
                         .to_string();
-                    if fraction.is_empty() {
-                    } else {
-                        while text.ends_with('0') {
-                            text.pop();
-                        }
+                    // `.500000` is written `.5`, as PostgreSQL does.
+                    if !fraction.is_empty() {
+                        text.truncate(text.trim_end_matches('0').len());
                     }
                     if zone.is_some() {
                         text.push_str("+00:00");
@@ -1340,9 +1332,10 @@ impl ExprPlanner for JsonOperators {
         };
         let (lk, rk) = (kind(&left), kind(&right));
         let call = |name: &str, args: Vec<Expr>| {
-            let udf = udfs()
-                .into_iter()
-                .find(|f| f.name() == name)
+            let udf = FUNCTIONS
+                .iter()
+                .find(|(f, _, _)| *f == name)
+                .map(json_function)
                 .expect("a json function");
             Ok(PlannerResult::Planned(Expr::ScalarFunction(
                 ScalarFunction::new_udf(Arc::new(udf), args),
