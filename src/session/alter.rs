@@ -160,32 +160,23 @@ impl Session {
         }
         // The table and its foreign keys change in one transaction: the
         // open block, or one of the statement's own.
-        let implicit = match self.current_txn() {
-            Some(_) => None,
-            None => Some(Arc::new(self.db.begin())),
-        };
-        let txn = self
-            .current_txn()
-            .or_else(|| implicit.clone())
-            .expect("one of the two");
-        if draft.rebuild {
-            self.replace_table(Some(&txn), &name, &table, &new_name, draft)
-                .await?;
-        }
-        let added: Vec<String> = adds.iter().map(|fk| fk.name.clone()).collect();
-        let (_, ack) = self.db.alter_foreign_keys(Some(&txn), &drops, adds)?;
-        ack.wait().await;
-        if !added.is_empty() {
-            // Rows already there must have their keys (checked again at
-            // COMMIT, against what others committed meanwhile).
-            self.db.check_deferred(&txn, Some(&added))?;
-        }
-        if let Some(txn) = implicit {
-            self.db
-                .commit(&txn, self.synchronous_commit())?
-                .wait()
-                .await;
-        }
+        self.in_block(async |s: &mut Session| {
+            let txn = s.current_txn().expect("in a block");
+            if draft.rebuild {
+                s.replace_table(Some(&txn), &name, &table, &new_name, draft)
+                    .await?;
+            }
+            let added: Vec<String> = adds.iter().map(|fk| fk.name.clone()).collect();
+            let (_, ack) = s.db.alter_foreign_keys(Some(&txn), &drops, adds)?;
+            ack.wait().await;
+            if !added.is_empty() {
+                // Rows already there must have their keys (checked again at
+                // COMMIT, against what others committed meanwhile).
+                s.db.check_deferred(&txn, Some(&added))?;
+            }
+            Ok(())
+        })
+        .await?;
         Ok(StatementResult::command("ALTER TABLE"))
     }
 
@@ -339,12 +330,6 @@ impl Session {
 
     /// The definition of `table` as a draft to change.
     pub(super) fn draft_of(&self, name: &QualifiedName, table: &Table) -> Result<Draft> {
-        if let Some(view) = self.catalog().views_depending_on(name).first() {
-            return Err(not_supported(format!(
-                "ALTER TABLE of a table that view \"{}\" reads (drop the view first, then create it again)",
-                view.name
-            )));
-        }
         let schema = table.schema_ref();
         let def = table.definition(&name.schema, &mut Commit::new())?;
         Ok(Draft {
@@ -364,9 +349,33 @@ impl Session {
     }
 
     /// Replaces `table` (named `name`) with the table `draft` describes,
-    /// named `new_name`, rebuilt from its rows: now, or in the open
-    /// transaction.
+    /// named `new_name`, rebuilt from its rows: now, or in `txn`, the
+    /// session's open transaction. The views that read the table are
+    /// planned again over the new one, in the same transaction.
     pub(super) async fn replace_table(
+        &mut self,
+        txn: Option<&Arc<Transaction>>,
+        name: &QualifiedName,
+        table: &Arc<Table>,
+        new_name: &QualifiedName,
+        draft: Draft,
+    ) -> Result<()> {
+        let views = self.catalog().views_depending_on_transitively(name);
+        if views.is_empty() {
+            return self.rebuild_table(txn, name, table, new_name, draft).await;
+        }
+        let cascade = draft.cascade;
+        self.in_block(async |s: &mut Session| {
+            let txn = s.current_txn();
+            s.rebuild_table(txn.as_ref(), name, table, new_name, draft)
+                .await?;
+            s.replan_views(name, new_name, &views, cascade).await
+        })
+        .await
+    }
+
+    /// [`Session::replace_table`] without the views.
+    async fn rebuild_table(
         &mut self,
         txn: Option<&Arc<Transaction>>,
         name: &QualifiedName,

@@ -471,20 +471,8 @@ impl Session {
         view: View,
         dependents: Vec<QualifiedName>,
     ) -> Result<()> {
-        let own_block = self.current_txn().is_none();
-        if own_block {
-            self.begin()?;
-        }
-        let replaced = self.install_replacement(name, view, &dependents).await;
-        match (replaced, own_block) {
-            (Ok(()), true) => self.commit().await.map(|_| ()),
-            (Ok(()), false) => Ok(()),
-            (Err(e), true) => {
-                self.rollback();
-                Err(e)
-            }
-            (Err(e), false) => Err(e),
-        }
+        self.in_block(async |s: &mut Session| s.install_replacement(name, view, &dependents).await)
+            .await
     }
 
     async fn install_replacement(

@@ -12,6 +12,7 @@ mod copy_files;
 mod cursors;
 mod ddl;
 mod definitions;
+mod dependent_views;
 mod df_state;
 mod dispatch;
 mod dml;

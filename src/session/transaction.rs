@@ -94,6 +94,33 @@ impl Session {
         })
     }
 
+    /// Runs `body` in the open transaction block, or in a block of its
+    /// own that commits if `body` succeeds and rolls back if not: for a
+    /// statement whose changes must land together.
+    pub(super) async fn in_block<T>(
+        &mut self,
+        body: impl AsyncFnOnce(&mut Session) -> Result<T>,
+    ) -> Result<T> {
+        let own = self.txn.is_none();
+        if own {
+            self.begin()?;
+        }
+        let result = body(self).await;
+        if !own {
+            return result;
+        }
+        match result {
+            Ok(value) => {
+                self.commit().await?;
+                Ok(value)
+            }
+            Err(e) => {
+                self.rollback();
+                Err(e)
+            }
+        }
+    }
+
     /// COMMIT: a failed block rolls back instead, and says so.
     pub(super) async fn commit(&mut self) -> Result<StatementResult> {
         let Some(open) = self.txn.take() else {

@@ -23,6 +23,11 @@ const SETUP: &str = "
     INSERT INTO sales.typed (i4) VALUES (2);
     CREATE VIEW sales.summary (n_rows, max_key) AS SELECT count(*), max(i4) FROM sales.typed;
     CREATE TABLE public.later AS SELECT i4 * 10 AS k FROM sales.typed;
+    CREATE VIEW public.later_big AS SELECT * FROM public.later WHERE k > 10;
+    CREATE INDEX ON public.later (k);
+    ALTER TABLE public.later RENAME TO later_old;
+    ALTER TABLE public.later_old ADD COLUMN note TEXT DEFAULT 'n';
+    ALTER TABLE later_old RENAME TO later;
     CREATE TABLE public.emptied (x INT PRIMARY KEY);
     INSERT INTO public.emptied VALUES (1), (2);
     TRUNCATE public.emptied;
@@ -36,6 +41,7 @@ async fn dump(client: &tokio_postgres::Client) -> Vec<String> {
         "SELECT * FROM sales.typed ORDER BY i4",
         "SELECT * FROM sales.summary",
         "SELECT * FROM public.later ORDER BY k",
+        "SELECT * FROM public.later_big ORDER BY k",
         "SELECT * FROM public.emptied ORDER BY x",
     ] {
         for message in client.simple_query(sql).await.unwrap() {
