@@ -107,7 +107,7 @@ impl Session {
     fn qualified_parts(&self, name: &str, schema: Option<&String>) -> QualifiedName {
         match schema {
             Some(schema) => QualifiedName::new(schema, name),
-            None => QualifiedName::new(self.default_schema(), name),
+            None => QualifiedName::new(self.schema_of(name), name),
         }
     }
 }

@@ -31,7 +31,7 @@ impl Session {
         if create.temporary || create.external {
             return Err(not_supported("CREATE TEMPORARY/EXTERNAL TABLE"));
         }
-        let name = self.qualified(&create.name)?;
+        let name = self.qualified_new(&create.name)?;
         if let Some(query) = &create.query {
             return self.create_table_as(create, name, query).await;
         }
@@ -225,7 +225,7 @@ impl Session {
         if schema.fields().is_empty() {
             return Err(not_supported("a table without columns"));
         }
-        let name = self.qualified(&object_name)?;
+        let name = self.qualified_new(&object_name)?;
         let fields: Vec<Field> = schema
             .fields()
             .iter()
@@ -430,14 +430,17 @@ impl Session {
         if create.materialized {
             return Err(not_supported("CREATE MATERIALIZED VIEW"));
         }
-        let name = self.qualified(&create.name)?;
+        let name = self.qualified_new(&create.name)?;
         if create.if_not_exists && self.relation_exists(&name) {
             return Ok(StatementResult::command("CREATE VIEW"));
         }
+        // Stored with the names a later search path would miss qualified.
+        let mut query = create.query.clone();
+        self.qualify_relations(query.as_mut());
         let def = ViewDef {
             schema: name.schema.clone(),
             name: name.name.clone(),
-            query: create.query.to_string(),
+            query: query.to_string(),
             columns: create
                 .columns
                 .iter()
@@ -447,7 +450,7 @@ impl Session {
             or_replace: create.or_replace,
             file_schema: None,
         };
-        let view = self.build_view(def, &create.query).await?;
+        let view = self.build_view(def, &query).await?;
         let dependents = match create.or_replace {
             true => self.catalog().views_depending_on_transitively(&name),
             false => Vec::new(),

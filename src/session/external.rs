@@ -45,7 +45,7 @@ impl Session {
         for location in &create.locations {
             check_location(location)?;
         }
-        let name = self.qualified(&create.name)?;
+        let name = self.qualified_new(&create.name)?;
         if create.if_not_exists && self.relation_exists(&name) {
             return Ok(StatementResult::command("CREATE EXTERNAL TABLE"));
         }

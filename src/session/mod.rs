@@ -29,6 +29,7 @@ mod plan;
 mod prepared;
 mod run;
 mod script;
+mod search_path;
 use script::Overriding;
 mod security;
 mod sequences;
@@ -375,8 +376,37 @@ impl Session {
             .unwrap_or_else(|| DEFAULT_SCHEMA.to_string())
     }
 
-    /// Normalises `schema.name` / `name` into a qualified name.
+    /// The schema an unqualified relation name resolves to: the first
+    /// schema on the search path that has a relation (or index) of that
+    /// name, else the schema new relations go to.
+    pub(super) fn schema_of(&self, relation: &str) -> String {
+        let catalog = self.catalog();
+        self.settings
+            .search_path()
+            .into_iter()
+            .find(|s| {
+                catalog
+                    .schemas
+                    .get(s)
+                    .is_some_and(|entry| entry.has_relation(relation))
+            })
+            .unwrap_or_else(|| self.default_schema())
+    }
+
+    /// Normalises `schema.name` / `name` into the qualified name of an
+    /// existing relation: an unqualified name is looked up along the
+    /// search path.
     fn qualified(&self, name: &ObjectName) -> Result<QualifiedName> {
+        let mut parts = object_name_parts(name)?;
+        let table = parts.pop().unwrap_or_default();
+        let schema = parts.pop().unwrap_or_else(|| self.schema_of(&table));
+        Ok(QualifiedName::new(schema, table))
+    }
+
+    /// Normalises `schema.name` / `name` into the qualified name of a
+    /// relation to create: unqualified, in the first existing schema on
+    /// the search path.
+    fn qualified_new(&self, name: &ObjectName) -> Result<QualifiedName> {
         let mut parts = object_name_parts(name)?;
         let table = parts.pop().unwrap_or_default();
         let schema = parts.pop().unwrap_or_else(|| self.default_schema());

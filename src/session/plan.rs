@@ -45,7 +45,8 @@ impl Session {
             .unwrap_or(crate::engine::SyncLevel::On)
     }
 
-    pub(super) async fn plan(&self, statement: DfStatement) -> Result<LogicalPlan> {
+    pub(super) async fn plan(&self, mut statement: DfStatement) -> Result<LogicalPlan> {
+        self.qualify_along_search_path(&mut statement);
         let mut statement = self.through_views(&statement)?.unwrap_or(statement);
         let is_query = matches!(&statement, DfStatement::Statement(s) if matches!(s.as_ref(), Statement::Query(_)));
         crate::sql::catalog::rewrite_client_sql(&mut statement);

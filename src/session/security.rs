@@ -446,12 +446,12 @@ impl Check<'_> {
                 Ok(())
             }
             Statement::CreateTable(create) => {
-                let name = self.session.qualified(&create.name)?;
+                let name = self.session.qualified_new(&create.name)?;
                 self.need_schema(&name.schema, CREATE)?;
                 self.reads(s, Some(&name))
             }
             Statement::CreateView(create) => {
-                let name = self.session.qualified(&create.name)?;
+                let name = self.session.qualified_new(&create.name)?;
                 self.need_schema(&name.schema, CREATE)?;
                 self.reads(s, Some(&name))
             }

@@ -25,7 +25,10 @@ impl Session {
         if statement.temporary {
             return Err(not_supported("CREATE TEMPORARY SEQUENCE"));
         }
-        let name = self.qualified(&statement.name)?;
+        let name = match statement.alter {
+            true => self.qualified(&statement.name)?,
+            false => self.qualified_new(&statement.name)?,
+        };
         if statement.alter {
             self.alter_sequence(name, &statement).await
         } else {
