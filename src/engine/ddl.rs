@@ -190,6 +190,24 @@ impl Database {
 
     /// DROP SCHEMA; with `cascade`, everything in it goes too, and the
     /// views elsewhere that read it.
+    /// Drops the temporary schemas sessions of an earlier run left (the
+    /// process stopped before they ended).
+    pub fn drop_temporary_schemas(&self) -> Result<()> {
+        let left: Vec<String> = self
+            .catalog()
+            .schemas
+            .keys()
+            .filter(|s| s.starts_with(super::sessions::TEMP_SCHEMA_PREFIX))
+            .cloned()
+            .collect();
+        for schema in left {
+            // Nothing waits for the drop to be durable: a crash before it
+            // leaves the schema to the next start.
+            let (_, _not_awaited) = self.drop_schema(None, &schema, true, true)?;
+        }
+        Ok(())
+    }
+
     pub fn drop_schema(
         &self,
         txn: Option<&Transaction>,

@@ -245,7 +245,16 @@ impl SessionInfo {
     }
 }
 
+/// Schemas of temporary tables are named this, then the session's id.
+pub const TEMP_SCHEMA_PREFIX: &str = "pg_temp_";
+
 impl SessionInfo {
+    /// The schema of this session's temporary tables (made with the
+    /// first one, dropped when the session ends).
+    pub fn temp_schema(&self) -> String {
+        format!("{TEMP_SCHEMA_PREFIX}{}", self.id)
+    }
+
     pub fn identity(&self) -> Identity {
         self.identity.read().clone()
     }

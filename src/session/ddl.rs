@@ -28,13 +28,30 @@ use datafusion::sql::sqlparser::parser::Parser;
 
 impl Session {
     pub(super) async fn create_table(&mut self, create: &CreateTable) -> Result<StatementResult> {
-        if create.temporary || create.external {
-            return Err(not_supported("CREATE TEMPORARY/EXTERNAL TABLE"));
+        if create.external {
+            return Err(not_supported("CREATE EXTERNAL TABLE"));
         }
-        let name = self.qualified_new(&create.name)?;
-        if let Some(query) = &create.query {
-            return self.create_table_as(create, name, query).await;
+        if !create.temporary && create.on_commit.is_some() {
+            return Err(QuiverError::InvalidTableDefinition(
+                "ON COMMIT can only be used on temporary tables".into(),
+            ));
         }
+        let name = self
+            .new_relation_name(&create.name, create.temporary)
+            .await?;
+        let result = match &create.query {
+            Some(query) => self.create_table_as(create, name.clone(), query).await?,
+            None => self.create_table_with_columns(create, name.clone()).await?,
+        };
+        self.on_commit(&name, create.on_commit.as_ref()).await?;
+        Ok(result)
+    }
+
+    async fn create_table_with_columns(
+        &mut self,
+        create: &CreateTable,
+        name: QualifiedName,
+    ) -> Result<StatementResult> {
         let mut fields = Vec::with_capacity(create.columns.len());
         let mut defaults_sql = Vec::new();
         let mut seen = HashSet::new();
@@ -430,7 +447,9 @@ impl Session {
         if create.materialized {
             return Err(not_supported("CREATE MATERIALIZED VIEW"));
         }
-        let name = self.qualified_new(&create.name)?;
+        let name = self
+            .new_relation_name(&create.name, create.temporary)
+            .await?;
         if create.if_not_exists && self.relation_exists(&name) {
             return Ok(StatementResult::command("CREATE VIEW"));
         }

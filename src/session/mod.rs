@@ -35,6 +35,7 @@ mod security;
 mod sequences;
 mod sources;
 mod sub_plans;
+mod temporary;
 mod transaction;
 mod variables;
 mod view_dml;
@@ -189,6 +190,7 @@ impl Drop for Session {
         self.info.cancel();
         self.db.advisory().unlock_all(self.lock_holder(false));
         self.db.advisory().unlock_all(self.lock_holder(true));
+        self.drop_temporary_tables();
     }
 }
 
@@ -381,6 +383,14 @@ impl Session {
     /// name, else the schema new relations go to.
     pub(super) fn schema_of(&self, relation: &str) -> String {
         let catalog = self.catalog();
+        let temp = self.info.temp_schema();
+        if catalog
+            .schemas
+            .get(&temp)
+            .is_some_and(|entry| entry.has_relation(relation))
+        {
+            return temp;
+        }
         self.settings
             .search_path()
             .into_iter()
@@ -399,7 +409,10 @@ impl Session {
     fn qualified(&self, name: &ObjectName) -> Result<QualifiedName> {
         let mut parts = object_name_parts(name)?;
         let table = parts.pop().unwrap_or_default();
-        let schema = parts.pop().unwrap_or_else(|| self.schema_of(&table));
+        let schema = match parts.pop() {
+            Some(schema) => self.schema_named(schema),
+            None => self.schema_of(&table),
+        };
         Ok(QualifiedName::new(schema, table))
     }
 
@@ -409,8 +422,19 @@ impl Session {
     fn qualified_new(&self, name: &ObjectName) -> Result<QualifiedName> {
         let mut parts = object_name_parts(name)?;
         let table = parts.pop().unwrap_or_default();
-        let schema = parts.pop().unwrap_or_else(|| self.default_schema());
+        let schema = match parts.pop() {
+            Some(schema) => self.schema_named(schema),
+            None => self.default_schema(),
+        };
         Ok(QualifiedName::new(schema, table))
+    }
+
+    /// `pg_temp` names the session's temporary schema.
+    fn schema_named(&self, schema: String) -> String {
+        match schema == "pg_temp" {
+            true => self.info.temp_schema(),
+            false => schema,
+        }
     }
 }
 

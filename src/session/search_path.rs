@@ -34,7 +34,8 @@ impl Session {
             .into_iter()
             .filter(|s| catalog.schemas.contains_key(s))
             .count();
-        if on_path < 2 {
+        let temporary = catalog.schemas.contains_key(&self.info.temp_schema());
+        if on_path + usize::from(temporary) < 2 {
             return;
         }
         let mut ctes = CteNames::default();
@@ -73,8 +74,13 @@ struct Qualify<'a> {
 impl Qualify<'_> {
     /// The schema a bare `name` is found in, when that is not the first.
     fn elsewhere(&self, name: &ObjectName) -> Option<(String, String)> {
-        let [part] = name.0.as_slice() else {
-            return None;
+        let part = match name.0.as_slice() {
+            [part] => part,
+            [schema, part] if schema.as_ident().is_some_and(|s| s.value == "pg_temp") => {
+                let relation = normalize_ident(part.as_ident()?);
+                return Some((self.session.info.temp_schema(), relation));
+            }
+            _ => return None,
         };
         let relation = normalize_ident(part.as_ident()?);
         if self.ctes.contains(&relation) {

@@ -445,14 +445,19 @@ impl Check<'_> {
                 }
                 Ok(())
             }
+            // Every role may create temporary tables, in its own schema.
             Statement::CreateTable(create) => {
                 let name = self.session.qualified_new(&create.name)?;
-                self.need_schema(&name.schema, CREATE)?;
+                if !create.temporary {
+                    self.need_schema(&name.schema, CREATE)?;
+                }
                 self.reads(s, Some(&name))
             }
             Statement::CreateView(create) => {
                 let name = self.session.qualified_new(&create.name)?;
-                self.need_schema(&name.schema, CREATE)?;
+                if !create.temporary {
+                    self.need_schema(&name.schema, CREATE)?;
+                }
                 self.reads(s, Some(&name))
             }
             Statement::CreateSchema { .. } => Err(denied(format!(

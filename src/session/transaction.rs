@@ -21,11 +21,13 @@ pub enum TxnState {
 
 /// An open transaction block.
 pub(super) struct OpenTransaction {
-    txn: Arc<Transaction>,
+    pub(super) txn: Arc<Transaction>,
     failed: bool,
     savepoints: Vec<(String, Saved)>,
     /// NOTIFYs and LISTENs that take effect when it commits.
     pub(super) at_commit: super::notify::AtCommit,
+    /// Temporary tables created `ON COMMIT DROP`: dropped by its commit.
+    pub(super) drop_at_commit: Vec<crate::engine::QualifiedName>,
 }
 
 impl Session {
@@ -85,6 +87,7 @@ impl Session {
                 failed: false,
                 savepoints: Vec::new(),
                 at_commit: Default::default(),
+                drop_at_commit: Vec::new(),
             });
         }
         // Postgres only warns about a BEGIN inside a block.
@@ -141,7 +144,11 @@ impl Session {
                 starts: false,
             });
         }
-        let ack = match self.db.commit(&open.txn, self.synchronous_commit()) {
+        let committed = match self.drop_temporary_at_commit(&open) {
+            Ok(()) => self.db.commit(&open.txn, self.synchronous_commit()),
+            Err(e) => Err(e),
+        };
+        let ack = match committed {
             Ok(ack) => ack,
             Err(e) => {
                 if had_ddl {

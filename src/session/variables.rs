@@ -350,10 +350,10 @@ impl Session {
         }
     }
 
-    /// DISCARD: ALL puts the session's settings back to their defaults
-    /// and forgets its sequence values (SEQUENCES alone does that); PLANS
-    /// and TEMP have nothing to drop (plans are made per statement, and
-    /// there are no temporary tables).
+    /// DISCARD: ALL puts the session's settings back to their defaults,
+    /// forgets its sequence values (SEQUENCES alone does that) and drops
+    /// its temporary tables (TEMP alone does that); PLANS has nothing to
+    /// drop (plans are made per statement).
     pub(super) fn discard(
         &mut self,
         what: datafusion::sql::sqlparser::ast::DiscardObject,
@@ -371,6 +371,7 @@ impl Session {
                 self.close_all_cursors();
                 self.db.advisory().unlock_all(self.lock_holder(false));
                 self.info.unlisten(None);
+                self.drop_temporary_tables();
                 "DISCARD ALL"
             }
             DiscardObject::SEQUENCES => {
@@ -378,7 +379,10 @@ impl Session {
                 "DISCARD SEQUENCES"
             }
             DiscardObject::PLANS => "DISCARD PLANS",
-            DiscardObject::TEMP => "DISCARD TEMP",
+            DiscardObject::TEMP => {
+                self.drop_temporary_tables();
+                "DISCARD TEMP"
+            }
         }))
     }
 }

@@ -73,8 +73,13 @@ pub async fn open(dir: &Path, compiler: &MakeCompiler) -> Result<Arc<Database>> 
     let db = recovered.db;
     let storage = Storage::new(dir, wal, epoch, recovered.manifest, db.replication.clone())?;
     db.attach_log(Arc::new(storage));
-    if let Some(reason) = fenced(dir)? {
-        db.set_read_only_because(&reason);
+    match fenced(dir)? {
+        Some(reason) => db.set_read_only_because(&reason),
+        None => {
+            if let Err(e) = db.drop_temporary_schemas() {
+                tracing::warn!("could not drop the temporary tables of the last run: {e}");
+            }
+        }
     }
     read_in_background(&db, recovered.started);
     Ok(db)

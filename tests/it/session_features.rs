@@ -458,3 +458,73 @@ async fn fetch_and_move_work_as_prepared_statements() {
     let err = txn.query("FETCH 1 FROM missing", &[]).await.unwrap_err();
     assert_eq!(err.code().unwrap().code(), "34000");
 }
+
+/// A temporary table is its session's alone: another session's same name
+/// finds the permanent table, the table goes when its session ends, and
+/// one left by a crash is gone after the restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn temporary_tables_belong_to_their_session_and_go_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_str().unwrap().to_string();
+    let temp_schemas = "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'pg_temp%'";
+    {
+        let server = TestServer::start_with(&["--data-dir", &data_dir]);
+        let owner = server.connect().await;
+        let other = server.connect().await;
+        owner
+            .batch_execute(
+                "CREATE TABLE shared (v TEXT);
+                 INSERT INTO shared VALUES ('permanent');
+                 CREATE TEMP TABLE shared (v TEXT);
+                 INSERT INTO shared VALUES ('temporary');",
+            )
+            .await
+            .unwrap();
+        let seen = "SELECT v FROM shared";
+        let v: String = owner.query_one(seen, &[]).await.unwrap().get(0);
+        assert_eq!(v, "temporary");
+        let v: String = other.query_one(seen, &[]).await.unwrap().get(0);
+        assert_eq!(v, "permanent");
+        drop(owner);
+        // The session's end drops its schema, a moment after the client goes.
+        let mut left = 1;
+        for _ in 0..100 {
+            left = other
+                .query_one(temp_schemas, &[])
+                .await
+                .unwrap()
+                .get::<_, i64>(0);
+            if left == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(
+            left, 0,
+            "the ended session's temporary schema is still there"
+        );
+        other
+            .batch_execute("CREATE TEMP TABLE crashed AS SELECT 1 AS x; CHECKPOINT")
+            .await
+            .unwrap();
+        assert_eq!(
+            other
+                .query_one(temp_schemas, &[])
+                .await
+                .unwrap()
+                .get::<_, i64>(0),
+            1
+        );
+        // Dropped: kill -9, with the session still connected.
+    }
+    let server = TestServer::start_with(&["--data-dir", &data_dir]);
+    let client = server.connect().await;
+    let left: i64 = client.query_one(temp_schemas, &[]).await.unwrap().get(0);
+    assert_eq!(left, 0, "a crashed session's temporary tables came back");
+    let v: String = client
+        .query_one("SELECT v FROM shared", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(v, "permanent");
+}

@@ -541,7 +541,7 @@ async fn checkpoint_files_are_ordinary_parquet() {
         ]
     );
     assert_eq!(seen[0].1, 2);
-    assert_eq!(seen[1], (vec!["k".to_string()], 2));
+    assert_eq!(seen[1], (vec!["k".to_string(), "note".to_string()], 2));
 }
 
 #[tokio::test]

@@ -11,6 +11,7 @@ use super::snapshot::{ColumnInfo, ConstraintKind, Snapshot};
 use super::system::Generated;
 use super::{INFORMATION_SCHEMA, OWNER, PG_CATALOG};
 use crate::engine::sequence::SequenceType;
+use crate::engine::sessions::TEMP_SCHEMA_PREFIX;
 use crate::engine::types::{declared_length, TaggedType};
 
 pub static TABLES: &[Generated] = &[
@@ -269,7 +270,13 @@ fn tables(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
             ("table_name", text(&rel.name)),
             (
                 "table_type",
-                text(if is_table { "BASE TABLE" } else { "VIEW" }),
+                text(
+                    match (is_table, rel.schema.starts_with(TEMP_SCHEMA_PREFIX)) {
+                        (true, false) => "BASE TABLE",
+                        (true, true) => "LOCAL TEMPORARY",
+                        (false, _) => "VIEW",
+                    },
+                ),
             ),
             ("is_insertable_into", yes_no(insertable)),
             ("is_typed", yes_no(false)),

@@ -13,6 +13,7 @@ use super::snapshot::{namespace_oid, ConstraintKind, Relation, Snapshot};
 use super::system::Generated;
 use super::{INFORMATION_SCHEMA, OWNER, OWNER_OID, PG_CATALOG};
 use crate::engine::roles::AclObject;
+use crate::engine::sessions::TEMP_SCHEMA_PREFIX;
 
 pub static TABLES: &[Generated] = &[
     Generated {
@@ -592,6 +593,13 @@ fn pg_class(snap: &Snapshot, schema: SchemaRef) -> Result<RecordBatch> {
                 ("relchecks", int(checks as i64)),
                 ("reltuples", ScalarValue::Float64(Some(tuples))),
                 ("relam", oid(if rel.table().is_some() { 2 } else { 0 })),
+                (
+                    "relpersistence",
+                    text(match rel.schema.starts_with(TEMP_SCHEMA_PREFIX) {
+                        true => "t",
+                        false => "p",
+                    }),
+                ),
             ],
         ));
         for index in &rel.indexes {

@@ -422,7 +422,9 @@ impl Snapshot {
 
     /// Whether `schema` is searched for unqualified names.
     pub fn is_visible(&self, schema: &str) -> bool {
-        schema == PG_CATALOG || self.info.search_path().iter().any(|s| s == schema)
+        schema == PG_CATALOG
+            || schema == self.info.temp_schema()
+            || self.info.search_path().iter().any(|s| s == schema)
     }
 }
 
