@@ -149,6 +149,8 @@ fn classify_sql(s: &Statement) -> Class {
         | Statement::Deallocate { .. }
         | Statement::Discard { .. }
         | Statement::Close { .. } => Class::new(Utility, Session),
+        // They check the table exists and change nothing.
+        Statement::Analyze(_) | Statement::Vacuum(_) => Class::new(Utility, Session),
         // Notifications are not transactional data: allowed in a block,
         // taking effect at its commit.
         Statement::LISTEN { .. } | Statement::UNLISTEN { .. } | Statement::NOTIFY { .. } => {

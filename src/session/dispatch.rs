@@ -78,6 +78,15 @@ impl Session {
                 ..
             } => self.drop(*object_type, *if_exists, names, *cascade).await,
             Statement::Truncate(truncate) => self.truncate(truncate).await,
+            Statement::Analyze(analyze) => self.maintain("ANALYZE", analyze.table_name.as_ref()),
+            Statement::Vacuum(vacuum) => {
+                if self.txn.is_some() {
+                    return Err(QuiverError::ActiveTransaction(
+                        "VACUUM cannot run inside a transaction block".into(),
+                    ));
+                }
+                self.maintain("VACUUM", vacuum.table_name.as_ref())
+            }
             Statement::Set(set) => self.set(set),
             Statement::ShowVariable { variable } => self.show(variable),
             Statement::Reset(reset) => self.reset_statement(reset),
@@ -171,6 +180,36 @@ impl Session {
             }
             other => Err(not_supported(format!("DROP {other}"))),
         }
+    }
+}
+
+impl Session {
+    /// VACUUM and ANALYZE: the table named must exist; there is nothing
+    /// else to do. A segment is rewritten without its deleted rows as soon
+    /// as a quarter of it is gone (no VACUUM needed), and the planner takes
+    /// its statistics from the data as it is, so they never need
+    /// refreshing.
+    fn maintain(
+        &mut self,
+        tag: &'static str,
+        table: Option<&ObjectName>,
+    ) -> Result<StatementResult> {
+        if let Some(name) = table {
+            let name = self.qualified(name)?;
+            let catalog = self.catalog();
+            if catalog.table(&name).is_none() {
+                if catalog.view(&name).is_none() {
+                    return Err(QuiverError::UndefinedTable(name.name));
+                }
+                // PostgreSQL warns and goes on.
+                self.notice(format!(
+                    "skipping \"{}\" --- cannot {} non-tables or special system tables",
+                    name.name,
+                    tag.to_lowercase()
+                ));
+            }
+        }
+        Ok(StatementResult::command(tag))
     }
 }
 

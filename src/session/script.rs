@@ -147,6 +147,9 @@ pub(super) fn check_and_rewrite(sql: &str) -> Result<std::borrow::Cow<'_, str>> 
     if let Some(fetch) = fetch_next(sql) {
         return Ok(std::borrow::Cow::Owned(fetch));
     }
+    if let Some(maintenance) = without_maintenance_options(sql) {
+        return Ok(std::borrow::Cow::Owned(maintenance));
+    }
     // Identity column options in the order the parser reads them.
     match crate::sql::sequence_ddl::identity_options_in_order(sql)? {
         Some(reordered) => Ok(std::borrow::Cow::Owned(
@@ -154,6 +157,87 @@ pub(super) fn check_and_rewrite(sql: &str) -> Result<std::borrow::Cow<'_, str>> 
         )),
         None => check_and_rewrite_users(sql),
     }
+}
+
+/// `VACUUM` or `ANALYZE` with the options the parser does not read
+/// (`VACUUM (VERBOSE, ANALYZE) t`, `VACUUM FULL ANALYZE t`, `ANALYZE
+/// VERBOSE t`) blanked out: they change nothing here; `ANALYSE` spelled
+/// `ANALYZE`. None for any other statement, or one without options.
+fn without_maintenance_options(sql: &str) -> Option<String> {
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    let start = sql.trim_start().get(..7)?.to_ascii_lowercase();
+    if !["vacuum", "analyze", "analyse"]
+        .iter()
+        .any(|w| start.starts_with(w))
+    {
+        return None;
+    }
+    let tokens = Tokenizer::new(&PostgreSqlDialect {}, sql)
+        .tokenize_with_location()
+        .ok()?;
+    let mut words = tokens
+        .iter()
+        .filter(|t| !matches!(t.token, Token::Whitespace(_)));
+    let first = words.next()?;
+    let command = match &first.token {
+        Token::Word(w) => w.value.to_ascii_lowercase(),
+        _ => return None,
+    };
+    if !matches!(command.as_str(), "vacuum" | "analyze" | "analyse") {
+        return None;
+    }
+    let options = ["full", "freeze", "verbose", "analyze", "analyse"];
+    let mut blank = Vec::new();
+    let mut depth = 0;
+    for token in words {
+        let option = match &token.token {
+            Token::LParen if blank.is_empty() || depth > 0 => {
+                depth += 1;
+                true
+            }
+            Token::RParen if depth > 0 => {
+                depth -= 1;
+                true
+            }
+            _ if depth > 0 => true,
+            Token::Word(w) if w.quote_style.is_none() => {
+                options.contains(&w.value.to_ascii_lowercase().as_str())
+            }
+            _ => false,
+        };
+        if !option {
+            break;
+        }
+        blank.push(token.span);
+    }
+    let british = command == "analyse";
+    if blank.is_empty() && !british {
+        return None;
+    }
+    // Spans are 1-based lines and columns; blank each with spaces.
+    let mut lines: Vec<Vec<char>> = sql.split('\n').map(|l| l.chars().collect()).collect();
+    if british {
+        let (line, column) = (first.span.start.line, first.span.start.column);
+        let line = lines.get_mut(line as usize - 1)?;
+        let at = column as usize - 1;
+        line.splice(at..at + 7, "ANALYZE".chars());
+    }
+    for span in blank {
+        if span.start.line != span.end.line {
+            return None;
+        }
+        let line = lines.get_mut(span.start.line as usize - 1)?;
+        for c in (span.start.column - 1)..(span.end.column - 1) {
+            *line.get_mut(c as usize)? = ' ';
+        }
+    }
+    Some(
+        lines
+            .into_iter()
+            .map(|l| l.into_iter().collect::<String>())
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
 }
 
 /// `MOVE [direction] [FROM | IN] c` as the FETCH that reads the rows it
