@@ -150,6 +150,9 @@ pub(super) fn check_and_rewrite(sql: &str) -> Result<std::borrow::Cow<'_, str>> 
     if let Some(maintenance) = without_maintenance_options(sql) {
         return Ok(std::borrow::Cow::Owned(maintenance));
     }
+    if let Some(logged) = without_unlogged(sql) {
+        return Ok(std::borrow::Cow::Owned(logged));
+    }
     // Identity column options in the order the parser reads them.
     match crate::sql::sequence_ddl::identity_options_in_order(sql)? {
         Some(reordered) => Ok(std::borrow::Cow::Owned(
@@ -238,6 +241,26 @@ fn without_maintenance_options(sql: &str) -> Option<String> {
             .collect::<Vec<_>>()
             .join("\n"),
     )
+}
+
+/// `CREATE UNLOGGED TABLE` as a plain `CREATE TABLE` (the word blanked
+/// out): every table's rows are logged, which keeps more than UNLOGGED
+/// promises (PostgreSQL empties such a table after a crash).
+fn without_unlogged(sql: &str) -> Option<String> {
+    let create = sql.trim_start();
+    if !create.get(..6)?.eq_ignore_ascii_case("create") {
+        return None;
+    }
+    let rest = create[6..].trim_start();
+    let word = rest.get(..8)?;
+    let after = rest[8..].chars().next()?;
+    if !word.eq_ignore_ascii_case("unlogged") || !after.is_whitespace() {
+        return None;
+    }
+    let at = sql.len() - rest.len();
+    let mut out = sql.to_string();
+    out.replace_range(at..at + 8, "        ");
+    Some(out)
 }
 
 /// `MOVE [direction] [FROM | IN] c` as the FETCH that reads the rows it
@@ -584,6 +607,31 @@ fn check_and_rewrite_users(sql: &str) -> Result<std::borrow::Cow<'_, str>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn maintenance_options_and_unlogged_are_blanked() {
+        assert_eq!(
+            without_maintenance_options("VACUUM (VERBOSE, ANALYZE) t").unwrap(),
+            "VACUUM                    t"
+        );
+        assert_eq!(
+            without_maintenance_options("vacuum full\n analyze t").unwrap(),
+            "vacuum     \n         t"
+        );
+        assert_eq!(
+            without_maintenance_options("analyse verbose t").unwrap(),
+            "ANALYZE         t"
+        );
+        assert!(without_maintenance_options("VACUUM t").is_none());
+        assert!(without_maintenance_options("ANALYZE \"verbose\"").is_none());
+        assert!(without_maintenance_options("SELECT 1").is_none());
+        assert_eq!(
+            without_unlogged("create  UNLOGGED table t (a int)").unwrap(),
+            "create           table t (a int)"
+        );
+        assert!(without_unlogged("CREATE UNLOGGEDX TABLE t").is_none());
+        assert!(without_unlogged("CREATE TABLE unlogged (a int)").is_none());
+    }
 
     #[test]
     fn overriding_is_read_from_inserts_only() {
