@@ -191,7 +191,10 @@ impl ScalarUDFImpl for UnlockAll {
     }
 }
 
-fn session_of<'a>(args: &'a ScalarFunctionArgs, name: &str) -> DfResult<&'a SessionHandle> {
+pub(super) fn session_of<'a>(
+    args: &'a ScalarFunctionArgs,
+    name: &str,
+) -> DfResult<&'a SessionHandle> {
     args.config_options
         .extensions
         .get::<SessionHandle>()

@@ -166,6 +166,7 @@ impl Planner {
         for udf in super::sequences::udfs()
             .into_iter()
             .chain(super::advisory::udfs())
+            .chain([super::sleep::udf()])
             .chain(super::session_functions::udfs())
         {
             ctx.register_udf(udf);

@@ -84,6 +84,7 @@ pub mod sequence_ddl;
 pub mod sequences;
 pub mod session_functions;
 pub mod settings;
+pub mod sleep;
 pub mod stream;
 pub mod syntax_error;
 pub mod types;
