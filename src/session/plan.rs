@@ -51,6 +51,7 @@ impl Session {
         let is_query = matches!(&statement, DfStatement::Statement(s) if matches!(s.as_ref(), Statement::Query(_)));
         crate::sql::catalog::rewrite_client_sql(&mut statement);
         crate::sql::lateral::rewrite_lateral_functions(&mut statement);
+        crate::sql::outer_using::rewrite_outer_using(&mut statement)?;
         pg_types_in::rewrite_casts(&mut statement);
         crate::sql::pg_generate_series::refuse_ordinality(&statement)?;
         crate::sql::pg_generate_series::expand_in_select_lists(&mut statement);

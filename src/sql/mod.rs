@@ -55,6 +55,7 @@ pub mod filter_estimate;
 pub mod join_order;
 pub mod lateral;
 pub mod order_by;
+pub mod outer_using;
 pub mod pg_age;
 pub mod pg_arithmetic;
 pub mod pg_arrays;
