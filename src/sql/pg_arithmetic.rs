@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array};
 use datafusion::arrow::compute::kernels::numeric;
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, IntervalUnit};
 use datafusion::arrow::error::ArrowError;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode};
@@ -659,7 +659,7 @@ impl AnalyzerRule for IntegerArithmetic {
                 let sort = matches!(node, LogicalPlan::Sort(_));
                 rewrite_expressions(node, |expr, schema| {
                     let expr = match sort {
-                        true => float_sort_key(expr, schema)?,
+                        true => sort_key(expr, schema)?,
                         false => Transformed::no(expr),
                     };
                     // Top down: an operator's operand types are read
@@ -697,17 +697,37 @@ pub(crate) fn rewrite_expressions(
     rewritten.map_data(|plan| plan.recompute_schema())
 }
 
+const INTERVAL: DataType = DataType::Interval(IntervalUnit::MonthDayNano);
+
+fn is_comparison(op: Operator) -> bool {
+    matches!(
+        op,
+        Operator::Eq
+            | Operator::NotEq
+            | Operator::Lt
+            | Operator::LtEq
+            | Operator::Gt
+            | Operator::GtEq
+            | Operator::IsDistinctFrom
+            | Operator::IsNotDistinctFrom
+    )
+}
+
 fn is_integer(t: &DataType) -> bool {
     matches!(t, DataType::Int16 | DataType::Int32 | DataType::Int64)
 }
 
 /// PostgreSQL sorts `-0` and `0` as equal (the next key breaks the tie);
 /// Arrow's sort puts `-0` first. Adding `0.0` turns `-0` into `0` (IEEE
-/// 754) and leaves NaN, the infinities and NULL as they are.
-fn float_sort_key(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
+/// 754) and leaves NaN, the infinities and NULL as they are. Intervals
+/// sort by their whole span (see [`super::pg_interval::interval_key`]).
+fn sort_key(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
     let zero = match expr.get_type(schema)? {
         DataType::Float64 => ScalarValue::Float64(Some(0.0)),
         DataType::Float32 => ScalarValue::Float32(Some(0.0)),
+        DataType::Interval(IntervalUnit::MonthDayNano) => {
+            return Ok(Transformed::yes(super::pg_interval::interval_key(expr)))
+        }
         _ => return Ok(Transformed::no(expr)),
     };
     Ok(Transformed::yes(Expr::BinaryExpr(BinaryExpr::new(
@@ -717,8 +737,8 @@ fn float_sort_key(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
     ))))
 }
 
-/// The sort keys of a window or an ordered aggregate, as [`float_sort_key`].
-fn float_sort_keys(
+/// The sort keys of a window or an ordered aggregate, as [`sort_key`].
+fn sort_keys(
     order_by: Vec<datafusion::logical_expr::SortExpr>,
     schema: &DFSchema,
 ) -> Result<Transformed<Vec<datafusion::logical_expr::SortExpr>>> {
@@ -726,7 +746,7 @@ fn float_sort_keys(
     let order_by = order_by
         .into_iter()
         .map(|mut sort| {
-            let key = float_sort_key(sort.expr, schema)?;
+            let key = sort_key(sort.expr, schema)?;
             changed |= key.transformed;
             sort.expr = key.data;
             Ok(sort)
@@ -743,17 +763,40 @@ fn checked(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
     match expr {
         Expr::WindowFunction(mut window) if !window.params.order_by.is_empty() => {
             let order_by = std::mem::take(&mut window.params.order_by);
-            Ok(float_sort_keys(order_by, schema)?.update_data(|order_by| {
+            Ok(sort_keys(order_by, schema)?.update_data(|order_by| {
                 window.params.order_by = order_by;
                 Expr::WindowFunction(window)
             }))
         }
         Expr::AggregateFunction(mut aggregate) if !aggregate.params.order_by.is_empty() => {
             let order_by = std::mem::take(&mut aggregate.params.order_by);
-            Ok(float_sort_keys(order_by, schema)?.update_data(|order_by| {
+            Ok(sort_keys(order_by, schema)?.update_data(|order_by| {
                 aggregate.params.order_by = order_by;
                 Expr::AggregateFunction(aggregate)
             }))
+        }
+        // Intervals compare by their whole span, as in PostgreSQL.
+        Expr::BinaryExpr(BinaryExpr { left, op, right })
+            if is_comparison(op)
+                && type_of(&left) == Some(INTERVAL)
+                && type_of(&right) == Some(INTERVAL) =>
+        {
+            Ok(Transformed::yes(Expr::BinaryExpr(BinaryExpr::new(
+                Box::new(super::pg_interval::interval_key(*left)),
+                op,
+                Box::new(super::pg_interval::interval_key(*right)),
+            ))))
+        }
+        Expr::Between(mut between)
+            if type_of(&between.expr) == Some(INTERVAL)
+                && type_of(&between.low) == Some(INTERVAL)
+                && type_of(&between.high) == Some(INTERVAL) =>
+        {
+            use super::pg_interval::interval_key;
+            between.expr = Box::new(interval_key(*between.expr));
+            between.low = Box::new(interval_key(*between.low));
+            between.high = Box::new(interval_key(*between.high));
+            Ok(Transformed::yes(Expr::Between(between)))
         }
         // Text to a date or timestamp, written or added by coercion (`ts >
         // '2024-01-05 10:00'`), reads what PostgreSQL reads.

@@ -268,3 +268,86 @@ mod tests {
         assert!(scale(iv(0, 0, HOUR), 0.0, true).is_err());
     }
 }
+
+/// Intervals compare and sort as PostgreSQL's do: by their whole span,
+/// a month being 30 days and a day 24 hours (`interval '25 hours' >
+/// interval '1 day'`, `interval '1 month' = interval '30 days'`). Arrow
+/// compares months, then days, then time, one after another. This is the
+/// span in nanoseconds, to compare and sort by.
+pub(crate) fn interval_key(expr: Expr) -> Expr {
+    Expr::ScalarFunction(ScalarFunction::new_udf(
+        Arc::new(ScalarUDF::new_from_impl(IntervalKey(Signature::exact(
+            vec![INTERVAL],
+            Volatility::Immutable,
+        )))),
+        vec![expr],
+    ))
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct IntervalKey(Signature);
+
+/// Nanoseconds in a day and in PostgreSQL's month of 30 days.
+const DAY_NANOS: i128 = 86_400 * 1_000_000_000;
+const MONTH_NANOS: i128 = 30 * DAY_NANOS;
+
+/// The span an interval compares by.
+fn span_nanos(span: IntervalMonthDayNano) -> i128 {
+    span.months as i128 * MONTH_NANOS + span.days as i128 * DAY_NANOS + span.nanoseconds as i128
+}
+
+impl ScalarUDFImpl for IntervalKey {
+    fn name(&self) -> &str {
+        "pg_interval_key"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.0
+    }
+
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Decimal128(38, 0))
+    }
+
+    /// Named as its argument: a sort key or a comparison's operand.
+    fn schema_name(&self, args: &[Expr]) -> Result<String> {
+        Ok(args[0].schema_name().to_string())
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let key = |array: &dyn Array| -> Result<Arc<dyn Array>> {
+            let spans =
+                array.as_primitive::<datafusion::arrow::datatypes::IntervalMonthDayNanoType>();
+            let keys: datafusion::arrow::array::Decimal128Array =
+                spans.iter().map(|s| s.map(span_nanos)).collect();
+            Ok(Arc::new(keys.with_precision_and_scale(38, 0)?))
+        };
+        Ok(match &args.args[0] {
+            ColumnarValue::Array(array) => ColumnarValue::Array(key(array)?),
+            ColumnarValue::Scalar(scalar) => ColumnarValue::Scalar(
+                datafusion::common::ScalarValue::try_from_array(&key(&scalar.to_array()?)?, 0)?,
+            ),
+        })
+    }
+}
+
+#[cfg(test)]
+mod key_tests {
+    use super::*;
+
+    #[test]
+    fn spans_compare_as_postgresql_compares_them() {
+        let span = |months, days, hours: i64| {
+            span_nanos(IntervalMonthDayNano::new(
+                months,
+                days,
+                hours * 3_600_000_000_000,
+            ))
+        };
+        assert!(span(0, 0, 25) > span(0, 1, 0));
+        assert_eq!(span(1, 0, 0), span(0, 30, 0));
+        assert_eq!(span(0, 1, 0), span(0, 0, 24));
+        assert!(span(0, 1, 6) < span(0, 0, 36));
+        assert!(span(-1, 0, 0) < span(0, -29, 0));
+    }
+}
