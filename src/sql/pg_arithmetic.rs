@@ -699,7 +699,8 @@ pub(crate) fn rewrite_expressions(
 
 const INTERVAL: DataType = DataType::Interval(IntervalUnit::MonthDayNano);
 
-fn is_comparison(op: Operator) -> bool {
+/// `=`, `<>`, `<`, `<=`, `>`, `>=` and `IS [NOT] DISTINCT FROM`.
+pub(crate) fn is_comparison(op: Operator) -> bool {
     matches!(
         op,
         Operator::Eq

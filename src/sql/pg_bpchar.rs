@@ -22,7 +22,7 @@ use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::{
-    BinaryExpr, Cast, ColumnarValue, Expr, ExprSchemable, LogicalPlan, Operator, ReturnFieldArgs,
+    BinaryExpr, Cast, ColumnarValue, Expr, ExprSchemable, LogicalPlan, ReturnFieldArgs,
     ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion::optimizer::AnalyzerRule;
@@ -232,17 +232,8 @@ fn bpchar(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
             })))
         }
         Expr::BinaryExpr(BinaryExpr { left, op, right })
-            if matches!(
-                op,
-                Operator::Eq
-                    | Operator::NotEq
-                    | Operator::Lt
-                    | Operator::LtEq
-                    | Operator::Gt
-                    | Operator::GtEq
-                    | Operator::IsDistinctFrom
-                    | Operator::IsNotDistinctFrom
-            ) && (kind(&left).is_some() != kind(&right).is_some()) =>
+            if super::pg_arithmetic::is_comparison(op)
+                && (kind(&left).is_some() != kind(&right).is_some()) =>
         {
             let trim = |e: Box<Expr>| -> Result<Box<Expr>> {
                 if kind(&e).is_none() && text(&e) {
