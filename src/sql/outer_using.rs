@@ -100,8 +100,22 @@ impl VisitorMut for OuterUsing {
             let _ = having.visit(&mut replace);
         }
         let _ = select.group_by.visit(&mut replace);
+        // In ORDER BY a bare name is an output column first: one the
+        // select list gives another value keeps it.
+        let mut columns = merged.columns.clone();
+        for item in &select.projection {
+            if let SelectItem::ExprWithAlias { expr, alias } = item {
+                let name = normalize_ident(alias);
+                if columns.get(&name).is_some_and(|merged| merged != expr) {
+                    columns.remove(&name);
+                }
+            }
+        }
         if let Some(order_by) = &mut query.order_by {
-            let _ = order_by.visit(&mut replace);
+            let _ = order_by.visit(&mut Replace {
+                columns: &columns,
+                depth: 0,
+            });
         }
         ControlFlow::Continue(())
     }
