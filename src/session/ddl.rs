@@ -508,13 +508,9 @@ impl Session {
             let Some(old) = self.catalog().view(dependent).cloned() else {
                 continue;
             };
-            let rebuilt = match Session::parse(&old.def.query)?.pop_front() {
-                Some(DfStatement::Statement(s)) => match *s {
-                    Statement::Query(query) => self.build_view(old.def.clone(), &query).await,
-                    _ => continue,
-                },
-                // External tables read files, not views.
-                _ => continue,
+            // External tables read files, not views.
+            let Some(rebuilt) = self.replan_view(&old, None).await else {
+                continue;
             };
             let rebuilt = rebuilt.map_err(|e| {
                 QuiverError::InvalidTableDefinition(format!(

@@ -15,7 +15,7 @@ use datafusion::sql::sqlparser::ast::{
 };
 
 use super::{normalize_ident, Session};
-use crate::engine::{QualifiedName, RelationType};
+use crate::engine::{QualifiedName, RelationType, View};
 use crate::error::{QuiverError, Result};
 
 impl Session {
@@ -35,21 +35,10 @@ impl Session {
             let Some(old) = self.catalog().view(view_name).cloned() else {
                 continue;
             };
-            let Ok(Some(DfStatement::Statement(statement))) =
-                Session::parse(&old.def.query).map(|mut s| s.pop_front())
-            else {
-                // External tables read files, not tables.
+            let Some(rebuilt) = self.replan_view(&old, Some((name, new_name))).await else {
                 continue;
             };
-            let Statement::Query(mut query) = *statement else {
-                continue;
-            };
-            let mut def = old.def.clone();
-            if name != new_name {
-                rename_relation(&mut query, name, new_name, &def.default_schema);
-                def.query = query.to_string();
-            }
-            let problem = match self.build_view(def, &query).await {
+            let problem = match rebuilt {
                 Ok(view) => match changed_column(&old.schema, &view.schema) {
                     None => {
                         self.install_view(view_name, view, true).await?;
@@ -80,6 +69,32 @@ impl Session {
             return Err(problem.error(&name.name, &view_name.name));
         }
         Ok(())
+    }
+
+    /// `old` planned again from its stored query, its references to table
+    /// `from` pointed at `to` first (`rename`); None for an external
+    /// table, whose definition reads files, not relations.
+    pub(super) async fn replan_view(
+        &self,
+        old: &View,
+        rename: Option<(&QualifiedName, &QualifiedName)>,
+    ) -> Option<Result<View>> {
+        let statement = match Session::parse(&old.def.query) {
+            Ok(mut statements) => statements.pop_front(),
+            Err(e) => return Some(Err(e)),
+        };
+        let Some(DfStatement::Statement(statement)) = statement else {
+            return None;
+        };
+        let Statement::Query(mut query) = *statement else {
+            return None;
+        };
+        let mut def = old.def.clone();
+        if let Some((from, to)) = rename.filter(|(from, to)| from != to) {
+            rename_relation(&mut query, from, to, &def.default_schema);
+            def.query = query.to_string();
+        }
+        Some(self.build_view(def, &query).await)
     }
 }
 
