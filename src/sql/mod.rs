@@ -67,6 +67,7 @@ pub mod pg_datetime;
 pub mod pg_extract;
 pub mod pg_generate_series;
 pub mod pg_interval;
+pub mod pg_interval_groups;
 pub mod pg_json;
 pub mod pg_math;
 pub mod pg_ordered_set;

@@ -140,7 +140,10 @@ impl AnalyzerRule for IntegerLiterals {
                             .transform_data(|e| float_beats_numeric(e, schema))?
                             .transform_data(|e| numeric_aggregates(e, schema))?
                             .transform_data(|e| smallint_shift(e, schema))?
-                            .transform_data(|e| Ok(count_star(e))),
+                            .transform_data(|e| Ok(count_star(e)))?
+                            .transform_data(|e| {
+                                super::pg_interval_groups::window_order_by_span(e, schema)
+                            }),
                         narrowed => Ok(narrowed),
                     })
                 })
@@ -668,9 +671,15 @@ impl AnalyzerRule for IntegerArithmetic {
                     // name of each subtree at every level, which is cubic
                     // in the depth of `((1 + 1) + 1) ...`.
                     expr.transform_data(|e| e.transform_down(|e| checked(e, schema)))?
-                        .transform_data(|e| e.transform_up(|e| wide_product(e, schema)))
+                        .transform_data(|e| e.transform_up(|e| wide_product(e, schema)))?
+                        .transform_data(|e| {
+                            e.transform_up(|e| {
+                                super::pg_interval_groups::span_aggregates(e, schema)
+                            })
+                        })
                 })?
-                .transform_data(rounded_averages)
+                .transform_data(rounded_averages)?
+                .transform_data(super::pg_interval_groups::group_by_span)
             })?
             .data)
     }

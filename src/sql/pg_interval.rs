@@ -292,7 +292,7 @@ const DAY_NANOS: i128 = 86_400 * 1_000_000_000;
 const MONTH_NANOS: i128 = 30 * DAY_NANOS;
 
 /// The span an interval compares by.
-fn span_nanos(span: IntervalMonthDayNano) -> i128 {
+pub(crate) fn span_nanos(span: IntervalMonthDayNano) -> i128 {
     span.months as i128 * MONTH_NANOS + span.days as i128 * DAY_NANOS + span.nanoseconds as i128
 }
 

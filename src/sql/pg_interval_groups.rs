@@ -1,0 +1,317 @@
+//! Intervals that PostgreSQL holds equal are one value wherever values are
+//! told apart, not only in comparisons: `interval '1 day'` and `interval
+//! '24 hours'` are one group of a `GROUP BY`, one row of a `DISTINCT`, one
+//! value of a `count(DISTINCT ...)`, one partition of a window; `min` and
+//! `max` pick by the whole span. Arrow tells intervals apart by their
+//! months, days and time, one field after another, so each of these is
+//! rewritten to go by [`interval_key`] (the span in nanoseconds) instead.
+//!
+//! A group keeps one of its values as PostgreSQL does (whichever comes
+//! first), so `SELECT DISTINCT` over `1 day` and `24 hours` shows one of
+//! the two.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, AsArray};
+use datafusion::arrow::datatypes::{
+    DataType, IntervalMonthDayNano, IntervalMonthDayNanoType, IntervalUnit,
+};
+use datafusion::common::tree_node::Transformed;
+use datafusion::common::{Column, DFSchema, ScalarValue};
+use datafusion::error::Result;
+use datafusion::logical_expr::expr::WindowFunction;
+use datafusion::logical_expr::function::AccumulatorArgs;
+use datafusion::logical_expr::{
+    Accumulator, Aggregate, AggregateUDF, AggregateUDFImpl, Distinct, Expr, ExprSchemable,
+    LogicalPlan, Projection, Signature, Volatility, WindowFrameBound, WindowFrameUnits,
+    WindowFunctionDefinition,
+};
+
+use super::pg_interval::{interval_key, span_nanos};
+
+const INTERVAL: DataType = DataType::Interval(IntervalUnit::MonthDayNano);
+
+fn is_interval(expr: &Expr, schema: &DFSchema) -> bool {
+    expr.get_type(schema).is_ok_and(|t| t == INTERVAL)
+}
+
+/// A `GROUP BY` of an interval groups by its span, and `SELECT DISTINCT`
+/// over intervals (also `UNION`) is such a grouping. The aggregate groups
+/// by the key and keeps the first value of each group; a projection above
+/// it gives the columns their old names, so the nodes above do not change.
+pub(crate) fn group_by_span(node: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
+    let aggregate = match node {
+        LogicalPlan::Aggregate(aggregate) => aggregate,
+        LogicalPlan::Distinct(Distinct::All(input))
+            if input
+                .schema()
+                .fields()
+                .iter()
+                .any(|f| f.data_type() == &INTERVAL) =>
+        {
+            let columns = input.schema().columns().into_iter().map(Expr::Column);
+            Aggregate::try_new(input, columns.collect(), vec![])?
+        }
+        other => return Ok(Transformed::no(other)),
+    };
+    let input_schema = aggregate.input.schema().clone();
+    let spans: Vec<bool> = aggregate
+        .group_expr
+        .iter()
+        .map(|g| !matches!(g, Expr::GroupingSet(_)) && is_interval(g, &input_schema))
+        .collect();
+    if !spans.contains(&true)
+        || aggregate
+            .group_expr
+            .iter()
+            .any(|g| matches!(g, Expr::GroupingSet(_)))
+    {
+        return Ok(Transformed::no(LogicalPlan::Aggregate(aggregate)));
+    }
+    let value_name = |i: usize| format!("__quiver_interval_{i}");
+    let mut group_expr = Vec::with_capacity(spans.len());
+    let mut aggr_expr = aggregate.aggr_expr.clone();
+    for (i, (group, span)) in aggregate.group_expr.iter().zip(&spans).enumerate() {
+        if *span {
+            group_expr.push(interval_key(group.clone()).alias(format!("__quiver_span_{i}")));
+            let first = datafusion::functions_aggregate::first_last::first_value_udaf();
+            aggr_expr.push(first.call(vec![group.clone()]).alias(value_name(i)));
+        } else {
+            group_expr.push(group.clone());
+        }
+    }
+    let grouped = Aggregate::try_new(aggregate.input.clone(), group_expr, aggr_expr)?;
+    let columns = aggregate
+        .schema
+        .iter()
+        .enumerate()
+        .map(|(i, (qualifier, field))| match spans.get(i) {
+            Some(true) => Expr::Column(Column::new_unqualified(value_name(i)))
+                .alias_qualified(qualifier.cloned(), field.name()),
+            _ => Expr::Column(Column::new(qualifier.cloned(), field.name())),
+        })
+        .collect();
+    let projection = Projection::try_new(columns, Arc::new(LogicalPlan::Aggregate(grouped)))?;
+    Ok(Transformed::yes(LogicalPlan::Projection(projection)))
+}
+
+/// `min` and `max` of intervals pick by span, `count(DISTINCT)` counts
+/// spans, and a window's partitions are spans (after type coercion).
+pub(crate) fn span_aggregates(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
+    match expr {
+        Expr::AggregateFunction(mut aggregate) if aggregate.params.args.len() == 1 => {
+            let arg = &aggregate.params.args[0];
+            if !is_interval(arg, schema) {
+                return Ok(Transformed::no(Expr::AggregateFunction(aggregate)));
+            }
+            match aggregate.func.name() {
+                "min" | "max" => {
+                    aggregate.func = extreme(aggregate.func.name() == "max");
+                    Ok(Transformed::yes(Expr::AggregateFunction(aggregate)))
+                }
+                "count" if aggregate.params.distinct => {
+                    let arg = aggregate.params.args.remove(0);
+                    aggregate.params.args.push(interval_key(arg));
+                    Ok(Transformed::yes(Expr::AggregateFunction(aggregate)))
+                }
+                _ => Ok(Transformed::no(Expr::AggregateFunction(aggregate))),
+            }
+        }
+        Expr::WindowFunction(mut window) => {
+            let mut changed = false;
+            if let WindowFunctionDefinition::AggregateUDF(func) = &window.fun {
+                let name = func.name();
+                if matches!(name, "min" | "max")
+                    && window.params.args.len() == 1
+                    && is_interval(&window.params.args[0], schema)
+                {
+                    window.fun = WindowFunctionDefinition::AggregateUDF(extreme(name == "max"));
+                    changed = true;
+                }
+            }
+            changed |= partition_by_span(&mut window, schema);
+            Ok(match changed {
+                true => Transformed::yes(Expr::WindowFunction(window)),
+                false => Transformed::no(Expr::WindowFunction(window)),
+            })
+        }
+        other => Ok(Transformed::no(other)),
+    }
+}
+
+fn partition_by_span(window: &mut WindowFunction, schema: &DFSchema) -> bool {
+    let mut changed = false;
+    for partition in window.params.partition_by.iter_mut() {
+        if is_interval(partition, schema) {
+            *partition = interval_key(partition.clone());
+            changed = true;
+        }
+    }
+    changed
+}
+
+/// A window ordered by an interval, before type coercion: DataFusion's
+/// coercion refuses a `RANGE` frame (the default one) over an interval
+/// ordering, so the ordering becomes the span here. A frame with offsets
+/// (`RANGE BETWEEN interval '1 hour' PRECEDING ...`) is left as written.
+pub(crate) fn window_order_by_span(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
+    let Expr::WindowFunction(mut window) = expr else {
+        return Ok(Transformed::no(expr));
+    };
+    let offset = |bound: &WindowFrameBound| matches!(bound, WindowFrameBound::Preceding(v) | WindowFrameBound::Following(v) if !v.is_null());
+    let frame = &window.params.window_frame;
+    if frame.units != WindowFrameUnits::Range
+        || offset(&frame.start_bound)
+        || offset(&frame.end_bound)
+        || !window
+            .params
+            .order_by
+            .iter()
+            .any(|s| is_interval(&s.expr, schema))
+    {
+        return Ok(Transformed::no(Expr::WindowFunction(window)));
+    }
+    for sort in window.params.order_by.iter_mut() {
+        if is_interval(&sort.expr, schema) {
+            sort.expr = interval_key(sort.expr.clone());
+        }
+    }
+    Ok(Transformed::yes(Expr::WindowFunction(window)))
+}
+
+fn extreme(max: bool) -> Arc<AggregateUDF> {
+    Arc::new(AggregateUDF::new_from_impl(IntervalExtreme {
+        max,
+        signature: Signature::exact(vec![INTERVAL], Volatility::Immutable),
+    }))
+}
+
+/// `min` and `max` of intervals by their span.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct IntervalExtreme {
+    max: bool,
+    signature: Signature,
+}
+
+impl AggregateUDFImpl for IntervalExtreme {
+    fn name(&self) -> &str {
+        match self.max {
+            true => "max",
+            false => "min",
+        }
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(INTERVAL)
+    }
+
+    fn accumulator(&self, _: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        Ok(Box::new(Extreme {
+            max: self.max,
+            best: None,
+        }))
+    }
+}
+
+#[derive(Debug)]
+struct Extreme {
+    max: bool,
+    best: Option<(i128, IntervalMonthDayNano)>,
+}
+
+impl Extreme {
+    fn offer(&mut self, values: &ArrayRef) {
+        for value in values
+            .as_primitive::<IntervalMonthDayNanoType>()
+            .iter()
+            .flatten()
+        {
+            let span = span_nanos(value);
+            let better = match self.best {
+                None => true,
+                // Of equal spans the later, as interval_larger and
+                // interval_smaller keep.
+                Some((best, _)) if self.max => span >= best,
+                Some((best, _)) => span <= best,
+            };
+            if better {
+                self.best = Some((span, value));
+            }
+        }
+    }
+
+    fn value(&self) -> ScalarValue {
+        ScalarValue::IntervalMonthDayNano(self.best.map(|(_, value)| value))
+    }
+}
+
+impl Accumulator for Extreme {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        self.offer(&values[0]);
+        Ok(())
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        self.offer(&states[0]);
+        Ok(())
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        Ok(vec![self.value()])
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        Ok(self.value())
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of_val(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::IntervalMonthDayNanoArray;
+
+    #[test]
+    fn min_and_max_go_by_the_whole_span() {
+        const HOUR: i64 = 3_600_000_000_000;
+        let values: ArrayRef = Arc::new(IntervalMonthDayNanoArray::from(vec![
+            Some(IntervalMonthDayNano::new(0, 1, HOUR)),
+            None,
+            Some(IntervalMonthDayNano::new(0, 0, 26 * HOUR)),
+            Some(IntervalMonthDayNano::new(0, 0, 24 * HOUR)),
+        ]));
+        let mut max = Extreme {
+            max: true,
+            best: None,
+        };
+        max.update_batch(&[values.clone()]).unwrap();
+        assert_eq!(
+            max.evaluate().unwrap(),
+            ScalarValue::IntervalMonthDayNano(Some(IntervalMonthDayNano::new(0, 0, 26 * HOUR)))
+        );
+        let mut min = Extreme {
+            max: false,
+            best: None,
+        };
+        min.update_batch(&[values]).unwrap();
+        assert_eq!(
+            min.evaluate().unwrap(),
+            ScalarValue::IntervalMonthDayNano(Some(IntervalMonthDayNano::new(0, 0, 24 * HOUR)))
+        );
+        let mut none = Extreme {
+            max: true,
+            best: None,
+        };
+        assert_eq!(
+            none.evaluate().unwrap(),
+            ScalarValue::IntervalMonthDayNano(None)
+        );
+    }
+}
