@@ -144,6 +144,11 @@ pub(super) const MAX_CALL_NESTING: usize = 20;
 /// PostgreSQL forms the parser does not know (`CREATE USER`, `ALTER USER`,
 /// `DROP USER`) as the `ROLE` forms it does.
 pub(super) fn check_and_rewrite(sql: &str) -> Result<std::borrow::Cow<'_, str>> {
+    if let Some(marked) = crate::sql::between_symmetric::mark(sql) {
+        return Ok(std::borrow::Cow::Owned(
+            check_and_rewrite(&marked)?.into_owned(),
+        ));
+    }
     if let Some(fetch) = fetch_next(sql) {
         return Ok(std::borrow::Cow::Owned(fetch));
     }

@@ -191,6 +191,10 @@ impl Planner {
         }
         ctx.register_udf(super::pg_math::bitwise_not_udf());
         ctx.register_udf(super::pg_math::div_udf());
+        ctx.register_udf(super::pg_make_interval::udf());
+        for udf in super::pg_text::udfs() {
+            ctx.register_udf(udf);
+        }
         for udf in super::pg_calendar::udfs() {
             ctx.register_udf(udf);
         }

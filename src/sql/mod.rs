@@ -44,6 +44,7 @@ macro_rules! forward_to_inner {
 pub(crate) use forward_to_inner;
 
 pub mod advisory;
+pub(crate) mod between_symmetric;
 pub mod catalog;
 pub mod column_names;
 pub mod context;
@@ -69,10 +70,12 @@ pub mod pg_generate_series;
 pub mod pg_interval;
 pub mod pg_interval_groups;
 pub mod pg_json;
+pub mod pg_make_interval;
 pub mod pg_math;
 pub mod pg_ordered_set;
 pub mod pg_round;
 pub mod pg_subqueries;
+pub mod pg_text;
 pub mod pg_timezone;
 pub mod pg_to_char;
 pub mod pg_to_number;
@@ -188,4 +191,13 @@ pub fn parse_statements(sql: &str) -> Result<VecDeque<DfStatement>> {
         .build()
         .and_then(|mut parser| parser.parse_statements())
         .map_err(|e| syntax_error::from_datafusion(sql, e))
+        .map(|mut statements| {
+            if sql.contains(between_symmetric::MARKER) {
+                between_symmetric::rewrite(&mut statements);
+            }
+            if sql.to_ascii_lowercase().contains("make_interval") {
+                pg_make_interval::positional_arguments(&mut statements);
+            }
+            statements
+        })
 }

@@ -73,6 +73,7 @@ pub fn session_state(
     rules.push(Arc::new(super::pg_subqueries::Subqueries));
     let mut planners = state.expr_planners().to_vec();
     planners.insert(0, Arc::new(super::pg_interval::IntervalArithmetic));
+    planners.insert(0, Arc::new(super::pg_text::StartsWith));
     planners.insert(0, Arc::new(super::pg_arrays::ArrayOperators));
     planners.insert(0, Arc::new(super::pg_extract::ExtractPlanner));
     planners.insert(0, Arc::new(super::pg_json::JsonOperators));
@@ -784,6 +785,27 @@ fn checked(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
                 aggregate.params.order_by = order_by;
                 Expr::AggregateFunction(aggregate)
             }))
+        }
+        // `trunc(numeric, n)` takes its scale from a constant `n` (see
+        // `pg_round`), which coercion hid behind a cast of the literal.
+        Expr::ScalarFunction(mut call)
+            if call.func.name() == "trunc"
+                && call.args.len() == 2
+                && matches!(&call.args[1], Expr::Cast(Cast { expr, .. }) if matches!(**expr, Expr::Literal(..))) =>
+        {
+            let Expr::Cast(Cast { expr, field }) = &call.args[1] else {
+                unreachable!("matched above")
+            };
+            let Expr::Literal(value, _) = &**expr else {
+                unreachable!("matched above")
+            };
+            match value.cast_to(field.data_type()) {
+                Ok(value) => {
+                    call.args[1] = Expr::Literal(value, None);
+                    Ok(Transformed::yes(Expr::ScalarFunction(call)))
+                }
+                Err(_) => Ok(Transformed::no(Expr::ScalarFunction(call))),
+            }
         }
         // Intervals compare by their whole span, as in PostgreSQL.
         Expr::BinaryExpr(BinaryExpr { left, op, right })

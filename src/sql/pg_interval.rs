@@ -178,7 +178,7 @@ impl ScalarUDFImpl for IntervalScale {
 }
 
 fn out_of_range() -> DataFusionError {
-    DataFusionError::External(Box::new(QuiverError::OutOfRange(
+    DataFusionError::External(Box::new(QuiverError::DatetimeOverflow(
         "interval out of range".into(),
     )))
 }

@@ -291,7 +291,7 @@ mod tests {
             max: true,
             best: None,
         };
-        max.update_batch(&[values.clone()]).unwrap();
+        max.update_batch(std::slice::from_ref(&values)).unwrap();
         assert_eq!(
             max.evaluate().unwrap(),
             ScalarValue::IntervalMonthDayNano(Some(IntervalMonthDayNano::new(0, 0, 26 * HOUR)))

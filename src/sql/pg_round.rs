@@ -80,8 +80,9 @@ impl ScalarUDFImpl for Round {
 /// `-1.0`), one digit wider, so that `ceil(9.5)` is 10 (DataFusion kept
 /// the type and failed with a decimal overflow). `trunc(x, n)` cuts each
 /// value at its row's `n` (DataFusion's left a column's values as they
-/// were) and keeps the argument's scale: `1.2300` where PostgreSQL shows
-/// `1.23`, the one-scale-per-column difference the README lists. Floats
+/// were); its scale is a constant `n`'s, or else the argument's (`1.2300`
+/// where PostgreSQL shows `1.23`, the one-scale-per-column difference the
+/// README lists). Floats
 /// and everything else are DataFusion's.
 pub fn integral_udfs() -> Vec<ScalarUDF> {
     use datafusion::functions::math;
@@ -110,14 +111,16 @@ struct ToIntegral {
 
 impl ToIntegral {
     /// The result type for a numeric argument (None: DataFusion's): scale
-    /// 0, or for `trunc(x, n)` the argument's.
-    fn numeric_type(&self, args: &[DataType]) -> Option<DataType> {
+    /// 0; for `trunc(x, n)` the scale `n` when it is a constant (as
+    /// PostgreSQL shows `trunc(123.456, 1)`: `123.4`), else the argument's.
+    fn numeric_type(&self, args: &[DataType], digits: Option<i64>) -> Option<DataType> {
         let (DataType::Decimal128(precision, scale), rest) = args.split_first()? else {
             return None;
         };
-        let kept = match (rest.len(), self.how) {
-            (0, _) => 0,
-            (1, Integral::Trunc) => *scale,
+        let kept = match (rest.len(), self.how, digits) {
+            (0, _, _) => 0,
+            (1, Integral::Trunc, Some(n)) => n.clamp(0, 30) as i8,
+            (1, Integral::Trunc, None) => *scale,
             _ => return None,
         };
         let whole = (*precision as i8 - *scale).max(0);
@@ -152,7 +155,14 @@ impl ScalarUDFImpl for ToIntegral {
             .iter()
             .map(|f| f.data_type().clone())
             .collect();
-        match self.numeric_type(&types) {
+        let digits = match args.scalar_arguments.get(1) {
+            Some(Some(n)) => n.cast_to(&DataType::Int64).ok().and_then(|n| match n {
+                ScalarValue::Int64(n) => n,
+                _ => None,
+            }),
+            _ => None,
+        };
+        match self.numeric_type(&types, digits) {
             Some(t) => {
                 let nullable = args.arg_fields.iter().any(|f| f.is_nullable());
                 Ok(Arc::new(Field::new(self.name(), t, nullable)))
