@@ -202,7 +202,21 @@ impl Session {
         let state = self.df_state();
         let mut plan = plan;
         loop {
-            let optimized = state.optimizer().optimize(plan, &*state, |_, _| {})?;
+            // Lateral joins DataFusion's rule fails on run as a nested
+            // loop, like the ones it leaves in place.
+            let optimized = match state.optimizer().optimize(plan.clone(), &*state, |_, _| {}) {
+                Ok(optimized) => optimized,
+                Err(e) if super::init_plans::is_failed_lateral_rule(&e) => {
+                    match Box::pin(self.run_one_lateral_join(plan)).await? {
+                        Some(computed) => {
+                            plan = computed;
+                            continue;
+                        }
+                        None => return Err(e.into()),
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            };
             match state
                 .query_planner()
                 .create_physical_plan(&optimized, &*state)
@@ -210,7 +224,11 @@ impl Session {
             {
                 Ok(physical) => return Ok(physical),
                 Err(e) if super::init_plans::is_unplanned_subquery(&e) => {
-                    match Box::pin(self.run_one_sub_plan(optimized)).await? {
+                    let computed = match Box::pin(self.run_one_lateral_join(plan)).await? {
+                        Some(computed) => Some(computed),
+                        None => Box::pin(self.run_one_sub_plan(optimized)).await?,
+                    };
+                    match computed {
                         Some(computed) => plan = computed,
                         None => return Err(e.into()),
                     }

@@ -19,13 +19,24 @@ use super::Session;
 use crate::error::Result;
 
 /// Whether planning failed on a subquery expression DataFusion did not
-/// turn into a join.
+/// turn into a join, or on a lateral subquery's reference to its left
+/// (also when DataFusion's rule for lateral joins failed on it).
 pub(super) fn is_unplanned_subquery(e: &DataFusionError) -> bool {
+    if is_failed_lateral_rule(e) {
+        return true;
+    }
     let message = e.find_root().to_string();
     message.contains("Physical plan does not support logical expression")
         && (message.contains("InSubquery")
             || message.contains("Exists")
-            || message.contains("ScalarSubquery"))
+            || message.contains("ScalarSubquery")
+            || message.contains("OuterReferenceColumn"))
+}
+
+/// Whether DataFusion's optimizer rule for lateral joins failed (it does
+/// on some it cannot turn into joins: a table function under an alias).
+pub(super) fn is_failed_lateral_rule(e: &DataFusionError) -> bool {
+    e.to_string().contains("'decorrelate_lateral_join' failed")
 }
 
 /// What a subquery answered: its distinct first-column values, or whether

@@ -31,6 +31,7 @@ mod run;
 mod script;
 mod search_path;
 use script::Overriding;
+mod lateral_joins;
 mod security;
 mod sequences;
 mod sources;

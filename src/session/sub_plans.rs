@@ -61,6 +61,107 @@ fn is_correlated_subquery(expr: &Expr) -> bool {
     }
 }
 
+/// `plan` with `target`, one of its nodes, replaced.
+fn replaced(
+    plan: LogicalPlan,
+    target: &LogicalPlan,
+    replacement: LogicalPlan,
+) -> datafusion::error::Result<LogicalPlan> {
+    let mut done = false;
+    let rewritten = plan.transform_up(|node| {
+        if !done && node == *target {
+            done = true;
+            return Ok(Transformed::yes(replacement.clone()));
+        }
+        Ok(Transformed::no(node))
+    })?;
+    Ok(rewritten.data)
+}
+
+/// A join whose right side reads the left side's columns (`LEFT JOIN
+/// LATERAL (SELECT ... WHERE b.x = a.x ORDER BY ... LIMIT 1) ON true`)
+/// and that DataFusion could not turn into a plain join.
+fn is_lateral_join(node: &LogicalPlan) -> bool {
+    let LogicalPlan::Join(join) = node else {
+        return false;
+    };
+    let left = join.left.schema();
+    let mut found = false;
+    let _ = join.right.apply_with_subqueries(|node| {
+        node.apply_expressions(|e| {
+            e.apply(|e| {
+                if let Expr::OuterReferenceColumn(_, column) = e {
+                    found |= left.has_column(column);
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })?;
+        Ok(match found {
+            true => TreeNodeRecursion::Stop,
+            false => TreeNodeRecursion::Continue,
+        })
+    });
+    found
+}
+
+fn reads_outer_columns(plan: &LogicalPlan) -> bool {
+    let mut found = false;
+    let _ = plan.apply_with_subqueries(|node| {
+        node.apply_expressions(|e| {
+            e.apply(|e| {
+                found |= matches!(e, Expr::OuterReferenceColumn(..));
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })?;
+        Ok(match found {
+            true => TreeNodeRecursion::Stop,
+            false => TreeNodeRecursion::Continue,
+        })
+    });
+    found
+}
+
+/// `plan` with the outer references to `values`' columns replaced by the
+/// values (cast to the reference's type), and the subquery wrappers that
+/// held them unwrapped. Columns keep their names (a projection of
+/// `f(outer.x)` is named after the reference, and the nodes above read it
+/// by that name).
+pub(super) fn bound(
+    plan: LogicalPlan,
+    values: &HashMap<&Column, &ScalarValue>,
+) -> datafusion::error::Result<LogicalPlan> {
+    let bound = plan
+        .transform_up_with_subqueries(|node| {
+            let names = NamePreserver::new(&node);
+            node.map_expressions(|e| {
+                let saved = names.save(&e);
+                let bound = e.transform_up(|e| match e {
+                    Expr::OuterReferenceColumn(field, column) if values.contains_key(&column) => {
+                        let value = values[&column].clone();
+                        let value = match value.data_type() == *field.data_type() {
+                            true => value,
+                            false => value.cast_to(field.data_type())?,
+                        };
+                        Ok(Transformed::yes(Expr::Literal(value, None)))
+                    }
+                    other => Ok(Transformed::no(other)),
+                })?;
+                Ok(bound.update_data(|e| saved.restore(e)))
+            })
+        })?
+        .data;
+    // A lateral subquery whose references are all bound now is a plain
+    // derived table. (Not those in expressions, which stay subqueries.)
+    Ok(bound
+        .transform_up(|node| match node {
+            LogicalPlan::Subquery(s) if !reads_outer_columns(&s.subquery) => {
+                Ok(Transformed::yes(Arc::unwrap_or_clone(s.subquery)))
+            }
+            other => Ok(Transformed::no(other)),
+        })?
+        .data)
+}
+
 /// The correlated subquery expressions of a node's own expressions.
 fn subqueries_of(node: &LogicalPlan) -> Vec<Expr> {
     let mut found = Vec::new();
@@ -99,15 +200,32 @@ impl Session {
             return Ok(None);
         };
         let replacement = self.computed(&target).await?;
-        let mut done = false;
-        let rewritten = plan.transform_up(|node| {
-            if !done && node == target {
-                done = true;
-                return Ok(Transformed::yes(replacement.clone()));
+        Ok(Some(replaced(plan, &target, replacement)?))
+    }
+
+    /// `plan` (analyzed, not optimized: the optimizer drops the left
+    /// columns only a lateral subquery reads) with its lowest lateral join
+    /// computed row by row; None when it has none.
+    pub(super) async fn run_one_lateral_join(
+        &self,
+        plan: LogicalPlan,
+    ) -> Result<Option<LogicalPlan>> {
+        let mut target: Option<LogicalPlan> = None;
+        plan.apply(|node| {
+            if is_lateral_join(node) {
+                target = Some(node.clone());
             }
-            Ok(Transformed::no(node))
+            Ok(TreeNodeRecursion::Continue)
         })?;
-        Ok(Some(rewritten.data))
+        let Some(LogicalPlan::Join(join)) = &target else {
+            return Ok(None);
+        };
+        let replacement = self.lateral_joined(join).await?;
+        Ok(Some(replaced(
+            plan,
+            target.as_ref().expect("a join"),
+            replacement,
+        )?))
     }
 
     /// `node` reading its input's rows with each correlated subquery's
@@ -274,34 +392,7 @@ impl Session {
                 .zip(&key)
                 .map(|((column, _), value)| (column, value))
                 .collect();
-            let bound = subquery
-                .subquery
-                .as_ref()
-                .clone()
-                .transform_up_with_subqueries(|node| {
-                    // Columns keep their names (a projection of
-                    // `f(outer.x)` is named after the reference, and the
-                    // nodes above read it by that name).
-                    let names = datafusion::logical_expr::expr_rewriter::NamePreserver::new(&node);
-                    node.map_expressions(|e| {
-                        let saved = names.save(&e);
-                        let bound = e.transform_up(|e| match e {
-                            Expr::OuterReferenceColumn(field, column)
-                                if values.contains_key(&column) =>
-                            {
-                                let value = values[&column].clone();
-                                let value = match value.data_type() == *field.data_type() {
-                                    true => value,
-                                    false => value.cast_to(field.data_type())?,
-                                };
-                                Ok(Transformed::yes(Expr::Literal(value, None)))
-                            }
-                            other => Ok(Transformed::no(other)),
-                        })?;
-                        Ok(bound.update_data(|e| saved.restore(e)))
-                    })
-                })?
-                .data;
+            let bound = bound(subquery.subquery.as_ref().clone(), &values)?;
             let batches = Box::pin(self.collect_analyzed(bound)).await?;
             let answer = match expr {
                 Expr::ScalarSubquery(_) => {

@@ -33,8 +33,8 @@ use datafusion::arrow::compute::kernels::numeric;
 use datafusion::arrow::datatypes::{DataType, IntervalUnit};
 use datafusion::arrow::error::ArrowError;
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::common::{DFSchema, ScalarValue};
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::{Column, DFSchema, ScalarValue};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
@@ -106,7 +106,7 @@ impl AnalyzerRule for IntegerLiterals {
     }
 
     fn analyze(&self, plan: LogicalPlan, _: &ConfigOptions) -> Result<LogicalPlan> {
-        Ok(plan
+        let plan = plan
             .transform_up_with_subqueries(|node| {
                 // LIMIT and OFFSET take bigint counts.
                 if matches!(node, LogicalPlan::Limit(_)) {
@@ -149,8 +149,99 @@ impl AnalyzerRule for IntegerLiterals {
                     })
                 })
             })?
-            .data)
+            .data;
+        refresh_outer_references(plan)
     }
+}
+
+/// Outer references carry the type their column had when the subquery was
+/// planned; narrowing literals may have changed it since (`(VALUES (1))
+/// a(x)` is an integer now, a bigint then), and coercion would then skip
+/// the casts a comparison or an arithmetic operator with it needs (Arrow:
+/// "Invalid comparison operation: Int64 > Int32"). Each takes its column's
+/// type again, where the qualified name has one type in the whole plan.
+fn refresh_outer_references(plan: LogicalPlan) -> Result<LogicalPlan> {
+    use datafusion::logical_expr::Subquery;
+    use std::collections::HashMap;
+    let mut types: HashMap<Column, Option<DataType>> = HashMap::new();
+    let mut outer = false;
+    plan.apply_with_subqueries(|node| {
+        for (qualifier, field) in node.schema().iter() {
+            let column = Column::new(qualifier.cloned(), field.name());
+            types
+                .entry(column)
+                .and_modify(|t| {
+                    if t.as_ref() != Some(field.data_type()) {
+                        *t = None
+                    }
+                })
+                .or_insert_with(|| Some(field.data_type().clone()));
+        }
+        node.apply_expressions(|e| {
+            e.apply(|e| {
+                outer |= matches!(e, Expr::OuterReferenceColumn(..));
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })?;
+        outer |= matches!(node, LogicalPlan::Subquery(_));
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    if !outer {
+        return Ok(plan);
+    }
+    let retyped = |e: Expr| -> Result<Transformed<Expr>> {
+        e.transform_up(|e| match e {
+            Expr::OuterReferenceColumn(field, column) => match types.get(&column) {
+                Some(Some(t)) if t != field.data_type() => {
+                    Ok(Transformed::yes(Expr::OuterReferenceColumn(
+                        Arc::new(field.as_ref().clone().with_data_type(t.clone())),
+                        column,
+                    )))
+                }
+                _ => Ok(Transformed::no(Expr::OuterReferenceColumn(field, column))),
+            },
+            other => Ok(Transformed::no(other)),
+        })
+    };
+    let retype_columns = |subquery: &mut Subquery| -> Result<()> {
+        let columns = std::mem::take(&mut subquery.outer_ref_columns);
+        subquery.outer_ref_columns = columns
+            .into_iter()
+            .map(|c| retyped(c).map(|t| t.data))
+            .collect::<Result<_>>()?;
+        Ok(())
+    };
+    Ok(plan
+        .transform_up_with_subqueries(|node| {
+            let node = match node {
+                LogicalPlan::Subquery(mut subquery) => {
+                    retype_columns(&mut subquery)?;
+                    LogicalPlan::Subquery(subquery)
+                }
+                other => other,
+            };
+            node.map_expressions(|e| {
+                retyped(e)?.transform_data(|e| {
+                    e.transform_up(|e| match e {
+                        Expr::ScalarSubquery(mut s) => {
+                            retype_columns(&mut s)?;
+                            Ok(Transformed::yes(Expr::ScalarSubquery(s)))
+                        }
+                        Expr::Exists(mut exists) => {
+                            retype_columns(&mut exists.subquery)?;
+                            Ok(Transformed::yes(Expr::Exists(exists)))
+                        }
+                        Expr::InSubquery(mut in_subquery) => {
+                            retype_columns(&mut in_subquery.subquery)?;
+                            Ok(Transformed::yes(Expr::InSubquery(in_subquery)))
+                        }
+                        other => Ok(Transformed::no(other)),
+                    })
+                })
+            })?
+            .map_data(|node| node.recompute_schema())
+        })?
+        .data)
 }
 
 /// A smallint shifted is a smallint: PostgreSQL shifts it as an integer
