@@ -41,6 +41,11 @@ pub fn decode_parameters(portal: &Portal<Arc<Prepared>>) -> PgWireResult<ParamVa
     // Arrays we decode ourselves (arrow-pg reads only some element types,
     // and text arrays by splitting at commas): (position, value).
     let mut arrays = Vec::new();
+    // Numbers the client sent as integers or floats where a numeric is
+    // expected (psycopg sends a Python int as int2/int4/int8 for `amount
+    // > %s`): decoded as sent, then converted here; arrow-pg converts
+    // only between integer and float types. (position, decoded type).
+    let mut numbers: Vec<(usize, DataType)> = Vec::new();
     for i in 0..count {
         let client_type = portal
             .statement
@@ -82,6 +87,19 @@ pub fn decode_parameters(portal: &Portal<Arc<Prepared>>) -> PgWireResult<ParamVa
                 (&Type::NUMERIC, false, Some(bytes)) => Some(plain_numeric_bytes(bytes)),
                 (_, _, raw) => raw,
             };
+            if let Some(DataType::Decimal128(..)) =
+                prepared.param_fields[i].as_deref().map(|f| f.data_type())
+            {
+                let sent = match wire_type {
+                    Type::INT2 => Some(DataType::Int16),
+                    Type::INT4 => Some(DataType::Int32),
+                    Type::INT8 => Some(DataType::Int64),
+                    Type::FLOAT4 => Some(DataType::Float32),
+                    Type::FLOAT8 => Some(DataType::Float64),
+                    _ => None,
+                };
+                numbers.extend(sent.map(|t| (i, t)));
+            }
             values.push(raw);
             formats.push(if binary { 1 } else { 0 });
             // Text-like types share text's wire form in both formats;
@@ -97,15 +115,25 @@ pub fn decode_parameters(portal: &Portal<Arc<Prepared>>) -> PgWireResult<ParamVa
     shadow.statement = Arc::new(StoredStatement::new(String::new(), (), wire_types));
     shadow.parameters = values;
     shadow.parameter_format = Format::Individual(formats);
-    let inferred: Vec<Option<&DataType>> = prepared
+    let mut inferred: Vec<Option<&DataType>> = prepared
         .param_fields
         .iter()
         .map(|f| f.as_ref().map(|f| f.data_type()))
         .collect();
+    for (i, sent) in &numbers {
+        inferred[*i] = Some(sent);
+    }
     let mut decoded = arrow_pg::datatypes::df::deserialize_parameters(&shadow, &inferred)?;
     if let ParamValues::List(list) = &mut decoded {
         for (i, value) in arrays {
             if let Some(slot) = list.get_mut(i) {
+                *slot = value.into();
+            }
+        }
+        for (i, _) in numbers {
+            let target = prepared.param_fields[i].as_deref().map(|f| f.data_type());
+            if let (Some(slot), Some(target)) = (list.get_mut(i), target) {
+                let value = numeric_parameter(i, slot.value.clone(), target)?;
                 *slot = value.into();
             }
         }
@@ -215,6 +243,45 @@ fn decode_array(
         return Ok(value);
     }
     value.cast_to(list_field.data_type()).map_err(invalid_array)
+}
+
+/// An integer or float parameter as the numeric the statement expects:
+/// exactly, or refused (22003 past the numeric's precision; 22P02 for a
+/// float the numeric's scale cannot hold, which a cast would round and so
+/// compare otherwise than PostgreSQL, which compares as a float).
+fn numeric_parameter(i: usize, value: ScalarValue, target: &DataType) -> PgWireResult<ScalarValue> {
+    let error = |code: &str, message: String| {
+        PgWireError::UserError(Box::new(ErrorInfo::new(
+            "ERROR".into(),
+            code.into(),
+            message,
+        )))
+    };
+    let converted = value.cast_to(target).map_err(|_| {
+        error(
+            "22003",
+            format!(
+                "parameter ${}: {value} is out of range for type numeric",
+                i + 1
+            ),
+        )
+    })?;
+    if value.data_type().is_floating() && !value.is_null() {
+        let back = converted
+            .cast_to(&DataType::Float64)
+            .ok()
+            .zip(value.cast_to(&DataType::Float64).ok());
+        if !matches!(back, Some((a, b)) if a == b) {
+            return Err(error(
+                "22P02",
+                format!(
+                    "parameter ${}: the float {value} is not exactly a numeric of this column's scale; send it as a decimal or as text",
+                    i + 1
+                ),
+            ));
+        }
+    }
+    Ok(converted)
 }
 
 fn invalid_array(message: impl ToString) -> PgWireError {

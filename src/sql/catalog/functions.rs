@@ -272,12 +272,22 @@ pub fn register(ctx: &SessionContext, context: &CatalogContext) {
             })
         }),
     ));
+    // By oid, or by name (`pg_get_viewdef('v')`: PostgreSQL's text form).
+    let view_by_oid = by_oid(context, |snap, oid, _, _| {
+        snap.relation(oid).as_ref().and_then(view_definition)
+    });
+    let oid_of_name = to_regclass(context);
     ctx.register_udf(udf(
         "pg_get_viewdef",
         DataType::Utf8,
-        by_oid(context, |snap, oid, _, _| {
-            snap.relation(oid).as_ref().and_then(view_definition)
-        }),
+        move |args, rows| match args.first().map(|a| a.data_type()) {
+            Some(DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8) => {
+                let mut args = args.to_vec();
+                args[0] = oid_of_name(&args[..1], rows)?;
+                view_by_oid(&args, rows)
+            }
+            _ => view_by_oid(args, rows),
+        },
     ));
     ctx.register_udf(udf(
         "pg_get_userbyid",

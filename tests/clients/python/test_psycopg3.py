@@ -194,6 +194,32 @@ def test_literals(conn):
     conn.rollback()
 
 
+def test_numbers_against_numerics(conn):
+    # psycopg sends a Python int as int2/int4/int8 and a float as float8;
+    # against a numeric column they were refused ("Cannot coerce integer
+    # value to Decimal128").
+    conn.execute("DROP TABLE IF EXISTS py_amounts")
+    conn.execute("CREATE TABLE py_amounts (id int PRIMARY KEY, amount numeric(10,2))")
+    conn.execute("INSERT INTO py_amounts VALUES (%s, %s), (%s, %s), (%s, %s)",
+                 (1, 5, 2, 100, 3, Decimal("100.75")))
+    conn.commit()
+    for prepare in (False, True):
+        row = conn.execute("SELECT count(*) FROM py_amounts WHERE amount > %s",
+                           (99,), prepare=prepare).fetchone()
+        check(f"numeric > int parameter (prepare={prepare})", row, (2,))
+        row = conn.execute("SELECT count(*) FROM py_amounts WHERE amount > %s",
+                           (100.5,), prepare=prepare).fetchone()
+        check(f"numeric > float parameter (prepare={prepare})", row, (1,))
+    row = conn.execute("SELECT amount FROM py_amounts WHERE id = 1").fetchone()
+    check("int parameter stored in a numeric column", row, (Decimal("5.00"),))
+    # A float the column's scale cannot hold would be rounded: refused.
+    expect_error("float parameter past the numeric's scale", conn,
+                 "SELECT count(*) FROM py_amounts WHERE amount > %s",
+                 psycopg.errors.InvalidTextRepresentation, "22P02", (100.555,))
+    conn.execute("DROP TABLE py_amounts")
+    conn.commit()
+
+
 def test_prepared(conn):
     conn.execute(f"DROP TABLE IF EXISTS {ITEMS}")
     conn.execute(f"CREATE TABLE {ITEMS} (id integer PRIMARY KEY, name text, qty bigint)")
@@ -608,7 +634,7 @@ def main():
         print(f"FAIL: connect: {type(e).__name__}: {e}", file=sys.stderr)
         sys.exit(1)
     print(f"ok - connect (server_version {conn.info.server_version})")
-    for test in (test_types, test_literals, test_prepared, test_executemany,
+    for test in (test_types, test_literals, test_numbers_against_numerics, test_prepared, test_executemany,
                  test_copy_from_text, test_copy_to_text, test_copy_to_csv,
                  test_copy_from_binary, test_copy_from_binary_without_trailer,
                  test_copy_to_binary, test_errors, test_transactions,
