@@ -15,11 +15,9 @@ use std::sync::Arc;
 use datafusion::arrow::array::{new_null_array, ArrayRef, RecordBatch, UInt32Array};
 use datafusion::arrow::compute::{concat, concat_batches, take};
 use datafusion::arrow::datatypes::{Field, Schema};
-use datafusion::catalog::MemTable;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{Column, JoinType, ScalarValue};
-use datafusion::datasource::provider_as_source;
-use datafusion::logical_expr::{Expr, Filter, Join, LogicalPlan, LogicalPlanBuilder, Projection};
+use datafusion::logical_expr::{Expr, Filter, Join, LogicalPlan, Projection};
 
 use super::Session;
 use crate::error::{QuiverError, Result};
@@ -158,8 +156,7 @@ impl Session {
                 false => concat(&pieces)?,
             });
         }
-        // Named c0.. (the join's names may repeat under different
-        // qualifiers), then given the join's names again.
+        // Numbered, then given the join's names again.
         let fields: Vec<Field> = join
             .schema
             .fields()
@@ -167,20 +164,8 @@ impl Session {
             .enumerate()
             .map(|(i, f)| Field::new(format!("c{i}"), f.data_type().clone(), true))
             .collect();
-        let table_schema = Arc::new(Schema::new(fields));
-        let batch = RecordBatch::try_new(table_schema.clone(), columns)?;
-        let table = MemTable::try_new(table_schema, vec![vec![batch]])?;
-        let scan =
-            LogicalPlanBuilder::scan(ROWS, provider_as_source(Arc::new(table)), None)?.build()?;
-        let exprs = join
-            .schema
-            .iter()
-            .enumerate()
-            .map(|(i, (qualifier, field))| {
-                Expr::Column(Column::new(Some(ROWS), format!("c{i}")))
-                    .alias_qualified(qualifier.cloned(), field.name())
-            })
-            .collect();
+        let scan = super::sub_plans::rows_scan(ROWS, fields, columns)?;
+        let exprs = super::sub_plans::named_as(ROWS, &join.schema);
         Ok(LogicalPlan::Projection(Projection::try_new_with_schema(
             exprs,
             Arc::new(scan),

@@ -33,22 +33,7 @@ const ROWS: &str = "__subplan_rows";
 
 /// Whether a subquery reads outer columns, also from a subquery inside it.
 fn correlated(subquery: &Subquery) -> bool {
-    if !subquery.outer_ref_columns.is_empty() {
-        return true;
-    }
-    let mut found = false;
-    let _ = subquery.subquery.apply_with_subqueries(|node| {
-        node.apply_expressions(|e| {
-            e.apply(|e| {
-                found |= matches!(e, Expr::OuterReferenceColumn(..));
-                Ok(match found {
-                    true => TreeNodeRecursion::Stop,
-                    false => TreeNodeRecursion::Continue,
-                })
-            })
-        })
-    });
-    found
+    !subquery.outer_ref_columns.is_empty() || any_outer_reference(&subquery.subquery, |_| true)
 }
 
 /// A correlated subquery expression of one node.
@@ -59,6 +44,32 @@ fn is_correlated_subquery(expr: &Expr) -> bool {
         Expr::InSubquery(InSubquery { subquery, .. }) => correlated(subquery),
         _ => false,
     }
+}
+
+/// Rows computed here as a scan of the table `name`.
+pub(super) fn rows_scan(
+    name: &str,
+    fields: Vec<Field>,
+    columns: Vec<ArrayRef>,
+) -> Result<LogicalPlan> {
+    let schema = Arc::new(Schema::new(fields));
+    let batch = RecordBatch::try_new(schema.clone(), columns)?;
+    let table = MemTable::try_new(schema, vec![vec![batch]])?;
+    Ok(LogicalPlanBuilder::scan(name, provider_as_source(Arc::new(table)), None)?.build()?)
+}
+
+/// The columns `c0`, `c1`, ... of the table `name` under the names (and
+/// qualifiers) of `schema`'s columns: the table's columns are numbered
+/// because those names may repeat under different qualifiers.
+pub(super) fn named_as(name: &str, schema: &DFSchema) -> Vec<Expr> {
+    schema
+        .iter()
+        .enumerate()
+        .map(|(i, (qualifier, field))| {
+            Expr::Column(Column::new(Some(name), format!("c{i}")))
+                .alias_qualified(qualifier.cloned(), field.name())
+        })
+        .collect()
 }
 
 /// `plan` with `target`, one of its nodes, replaced.
@@ -86,30 +97,19 @@ fn is_lateral_join(node: &LogicalPlan) -> bool {
         return false;
     };
     let left = join.left.schema();
-    let mut found = false;
-    let _ = join.right.apply_with_subqueries(|node| {
-        node.apply_expressions(|e| {
-            e.apply(|e| {
-                if let Expr::OuterReferenceColumn(_, column) = e {
-                    found |= left.has_column(column);
-                }
-                Ok(TreeNodeRecursion::Continue)
-            })
-        })?;
-        Ok(match found {
-            true => TreeNodeRecursion::Stop,
-            false => TreeNodeRecursion::Continue,
-        })
-    });
-    found
+    any_outer_reference(&join.right, |column| left.has_column(column))
 }
 
-fn reads_outer_columns(plan: &LogicalPlan) -> bool {
+/// Whether `plan` (with its subqueries) has an outer reference to a
+/// column `wanted` accepts.
+fn any_outer_reference(plan: &LogicalPlan, wanted: impl Fn(&Column) -> bool) -> bool {
     let mut found = false;
     let _ = plan.apply_with_subqueries(|node| {
         node.apply_expressions(|e| {
             e.apply(|e| {
-                found |= matches!(e, Expr::OuterReferenceColumn(..));
+                if let Expr::OuterReferenceColumn(_, column) = e {
+                    found |= wanted(column);
+                }
                 Ok(TreeNodeRecursion::Continue)
             })
         })?;
@@ -154,7 +154,7 @@ pub(super) fn bound(
     // derived table. (Not those in expressions, which stay subqueries.)
     Ok(bound
         .transform_up(|node| match node {
-            LogicalPlan::Subquery(s) if !reads_outer_columns(&s.subquery) => {
+            LogicalPlan::Subquery(s) if !any_outer_reference(&s.subquery, |_| true) => {
                 Ok(Transformed::yes(Arc::unwrap_or_clone(s.subquery)))
             }
             other => Ok(Transformed::no(other)),
@@ -259,20 +259,9 @@ impl Session {
             ));
             columns.push(answer.clone());
         }
-        let table_schema = Arc::new(Schema::new(fields));
-        let batch = RecordBatch::try_new(table_schema.clone(), columns)?;
-        let table = MemTable::try_new(table_schema, vec![vec![batch]])?;
-        let scan =
-            LogicalPlanBuilder::scan(ROWS, provider_as_source(Arc::new(table)), None)?.build()?;
+        let scan = rows_scan(ROWS, fields, columns)?;
         // The input's columns under their own names again, and the answers.
-        let mut exprs: Vec<Expr> = input_schema
-            .iter()
-            .enumerate()
-            .map(|(i, (qualifier, field))| {
-                Expr::Column(Column::new(Some(ROWS), format!("c{i}")))
-                    .alias_qualified(qualifier.cloned(), field.name())
-            })
-            .collect();
+        let mut exprs = named_as(ROWS, &input_schema);
         let answer_names: Vec<String> = (0..subqueries.len())
             .map(|k| format!("__subplan_{k}"))
             .collect();

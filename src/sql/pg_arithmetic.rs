@@ -163,8 +163,24 @@ impl AnalyzerRule for IntegerLiterals {
 fn refresh_outer_references(plan: LogicalPlan) -> Result<LogicalPlan> {
     use datafusion::logical_expr::Subquery;
     use std::collections::HashMap;
-    let mut types: HashMap<Column, Option<DataType>> = HashMap::new();
     let mut outer = false;
+    plan.apply_with_subqueries(|node| {
+        outer |= matches!(node, LogicalPlan::Subquery(_));
+        node.apply_expressions(|e| {
+            e.apply(|e| {
+                outer |= matches!(e, Expr::OuterReferenceColumn(..));
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })?;
+        Ok(match outer {
+            true => TreeNodeRecursion::Stop,
+            false => TreeNodeRecursion::Continue,
+        })
+    })?;
+    if !outer {
+        return Ok(plan);
+    }
+    let mut types: HashMap<Column, Option<DataType>> = HashMap::new();
     plan.apply_with_subqueries(|node| {
         for (qualifier, field) in node.schema().iter() {
             let column = Column::new(qualifier.cloned(), field.name());
@@ -177,18 +193,8 @@ fn refresh_outer_references(plan: LogicalPlan) -> Result<LogicalPlan> {
                 })
                 .or_insert_with(|| Some(field.data_type().clone()));
         }
-        node.apply_expressions(|e| {
-            e.apply(|e| {
-                outer |= matches!(e, Expr::OuterReferenceColumn(..));
-                Ok(TreeNodeRecursion::Continue)
-            })
-        })?;
-        outer |= matches!(node, LogicalPlan::Subquery(_));
         Ok(TreeNodeRecursion::Continue)
     })?;
-    if !outer {
-        return Ok(plan);
-    }
     let retyped = |e: Expr| -> Result<Transformed<Expr>> {
         e.transform_up(|e| match e {
             Expr::OuterReferenceColumn(field, column) => match types.get(&column) {

@@ -177,7 +177,7 @@ impl ScalarUDFImpl for IntervalScale {
     }
 }
 
-fn out_of_range() -> DataFusionError {
+pub(crate) fn out_of_range() -> DataFusionError {
     DataFusionError::External(Box::new(QuiverError::DatetimeOverflow(
         "interval out of range".into(),
     )))
@@ -224,6 +224,12 @@ fn scale(span: IntervalMonthDayNano, factor: f64, divide: bool) -> Result<Interv
         .checked_add(month_remainder_days.trunc() as i32)
         .ok_or_else(out_of_range)?;
     let micros = (apply((span.nanoseconds / 1_000) as f64) + sec_remainder * 1e6).round();
+    with_micros(months, days, micros)
+}
+
+/// An interval of `micros` microseconds of time (rounded already), or
+/// 22008 when they do not fit.
+pub(crate) fn with_micros(months: i32, days: i32, micros: f64) -> Result<IntervalMonthDayNano> {
     if !micros.is_finite() || micros.abs() >= i64::MAX as f64 / 1_000.0 {
         return Err(out_of_range());
     }

@@ -21,7 +21,7 @@ use datafusion::sql::sqlparser::ast::{
     Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, Value,
 };
 
-use crate::error::QuiverError;
+use super::pg_interval::out_of_range;
 
 const PARAMETERS: [&str; 7] = ["years", "months", "weeks", "days", "hours", "mins", "secs"];
 
@@ -110,12 +110,6 @@ struct MakeInterval {
     signature: Signature,
 }
 
-fn out_of_range() -> DataFusionError {
-    DataFusionError::External(Box::new(QuiverError::DatetimeOverflow(
-        "interval out of range".into(),
-    )))
-}
-
 /// PostgreSQL's make_interval of one row.
 fn make(parts: [i32; 6], secs: f64) -> Result<IntervalMonthDayNano> {
     let [years, months, weeks, days, hours, mins] = parts.map(i64::from);
@@ -126,14 +120,7 @@ fn make(parts: [i32; 6], secs: f64) -> Result<IntervalMonthDayNano> {
         .ok_or_else(out_of_range)?;
     let days = i32::try_from(weeks * 7 + days).map_err(|_| out_of_range())?;
     let micros = (secs * 1e6).round() + (hours * 3_600 + mins * 60) as f64 * 1e6;
-    if !micros.is_finite() || micros.abs() >= i64::MAX as f64 / 1_000.0 {
-        return Err(out_of_range());
-    }
-    Ok(IntervalMonthDayNano::new(
-        months,
-        days,
-        micros as i64 * 1_000,
-    ))
+    super::pg_interval::with_micros(months, days, micros)
 }
 
 impl ScalarUDFImpl for MakeInterval {
