@@ -22,9 +22,9 @@ use datafusion::error::Result;
 use datafusion::logical_expr::expr::WindowFunction;
 use datafusion::logical_expr::function::AccumulatorArgs;
 use datafusion::logical_expr::{
-    Accumulator, Aggregate, AggregateUDF, AggregateUDFImpl, Distinct, Expr, ExprSchemable,
-    LogicalPlan, Projection, Signature, Volatility, WindowFrameBound, WindowFrameUnits,
-    WindowFunctionDefinition,
+    Accumulator, Aggregate, AggregateUDF, AggregateUDFImpl, Distinct, DistinctOn, Expr,
+    ExprSchemable, LogicalPlan, Projection, Signature, Volatility, WindowFrameBound,
+    WindowFrameUnits, WindowFunctionDefinition,
 };
 
 use super::pg_interval::{interval_key, span_nanos};
@@ -52,6 +52,7 @@ pub(crate) fn group_by_span(node: LogicalPlan) -> Result<Transformed<LogicalPlan
             let columns = input.schema().columns().into_iter().map(Expr::Column);
             Aggregate::try_new(input, columns.collect(), vec![])?
         }
+        LogicalPlan::Distinct(Distinct::On(on)) => return Ok(distinct_on_span(on)),
         other => return Ok(Transformed::no(other)),
     };
     let input_schema = aggregate.input.schema().clone();
@@ -93,6 +94,32 @@ pub(crate) fn group_by_span(node: LogicalPlan) -> Result<Transformed<LogicalPlan
         .collect();
     let projection = Projection::try_new(columns, Arc::new(LogicalPlan::Aggregate(grouped)))?;
     Ok(Transformed::yes(LogicalPlan::Projection(projection)))
+}
+
+/// `DISTINCT ON (d)` over an interval keeps one row per span: its keys
+/// become spans, and so do the leading `ORDER BY` expressions that must
+/// match them (they only order rows within a group and the groups).
+fn distinct_on_span(mut on: DistinctOn) -> Transformed<LogicalPlan> {
+    let schema = on.input.schema().clone();
+    let mut changed = false;
+    for key in on.on_expr.iter_mut() {
+        if is_interval(key, &schema) {
+            *key = interval_key(key.clone());
+            changed = true;
+        }
+    }
+    if let Some(sorts) = on.sort_expr.as_mut() {
+        for sort in sorts.iter_mut().take(on.on_expr.len()) {
+            if is_interval(&sort.expr, &schema) {
+                sort.expr = interval_key(sort.expr.clone());
+            }
+        }
+    }
+    let plan = LogicalPlan::Distinct(Distinct::On(on));
+    match changed {
+        true => Transformed::yes(plan),
+        false => Transformed::no(plan),
+    }
 }
 
 /// `min` and `max` of intervals pick by span, `count(DISTINCT)` counts
@@ -214,6 +241,83 @@ impl AggregateUDFImpl for IntervalExtreme {
             max: self.max,
             best: None,
         }))
+    }
+
+    /// A window frame that moves (`ROWS BETWEEN 1 PRECEDING AND CURRENT
+    /// ROW`) takes rows out again: the frame's values are kept.
+    fn create_sliding_accumulator(&self, _: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        Ok(Box::new(SlidingExtreme {
+            max: self.max,
+            frame: std::collections::BTreeMap::new(),
+        }))
+    }
+}
+
+/// The values of a moving window frame by span, each span's in the order
+/// they came (rows leave a frame in the order they entered it).
+#[derive(Debug)]
+struct SlidingExtreme {
+    max: bool,
+    frame: std::collections::BTreeMap<i128, std::collections::VecDeque<IntervalMonthDayNano>>,
+}
+
+impl Accumulator for SlidingExtreme {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        for value in values[0]
+            .as_primitive::<IntervalMonthDayNanoType>()
+            .iter()
+            .flatten()
+        {
+            self.frame
+                .entry(span_nanos(value))
+                .or_default()
+                .push_back(value);
+        }
+        Ok(())
+    }
+
+    fn retract_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        for value in values[0]
+            .as_primitive::<IntervalMonthDayNanoType>()
+            .iter()
+            .flatten()
+        {
+            let span = span_nanos(value);
+            if let Some(same) = self.frame.get_mut(&span) {
+                same.pop_front();
+                if same.is_empty() {
+                    self.frame.remove(&span);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn supports_retract_batch(&self) -> bool {
+        true
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        self.update_batch(states)
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        Ok(vec![self.evaluate()?])
+    }
+
+    /// Of equal spans the latest, as [`Extreme`].
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        let extreme = match self.max {
+            true => self.frame.values().next_back(),
+            false => self.frame.values().next(),
+        };
+        Ok(ScalarValue::IntervalMonthDayNano(
+            extreme.and_then(|same| same.back().copied()),
+        ))
+    }
+
+    fn size(&self) -> usize {
+        std::mem::size_of_val(self) + self.frame.len() * 64
     }
 }
 
