@@ -41,10 +41,12 @@ pub fn decode_parameters(portal: &Portal<Arc<Prepared>>) -> PgWireResult<ParamVa
     // Arrays we decode ourselves (arrow-pg reads only some element types,
     // and text arrays by splitting at commas): (position, value).
     let mut arrays = Vec::new();
-    // Numbers the client sent as integers or floats where a numeric is
+    // Numbers the client sent as another kind of number than the one
     // expected (psycopg sends a Python int as int2/int4/int8 for `amount
-    // > %s`): decoded as sent, then converted here; arrow-pg converts
-    // only between integer and float types. (position, decoded type).
+    // > %s`, a Decimal as numeric for `int_col = %s`): decoded as sent,
+    // then converted here exactly. arrow-pg converts only between integer
+    // and float types, and truncated a numeric for an integer (`5.5` was
+    // `5`). (position, decoded type).
     let mut numbers: Vec<(usize, DataType)> = Vec::new();
     for i in 0..count {
         let client_type = portal
@@ -87,19 +89,36 @@ pub fn decode_parameters(portal: &Portal<Arc<Prepared>>) -> PgWireResult<ParamVa
                 (&Type::NUMERIC, false, Some(bytes)) => Some(plain_numeric_bytes(bytes)),
                 (_, _, raw) => raw,
             };
-            if let Some(DataType::Decimal128(..)) =
-                prepared.param_fields[i].as_deref().map(|f| f.data_type())
-            {
-                let sent = match wire_type {
-                    Type::INT2 => Some(DataType::Int16),
-                    Type::INT4 => Some(DataType::Int32),
-                    Type::INT8 => Some(DataType::Int64),
-                    Type::FLOAT4 => Some(DataType::Float32),
-                    Type::FLOAT8 => Some(DataType::Float64),
-                    _ => None,
-                };
-                numbers.extend(sent.map(|t| (i, t)));
-            }
+            let expected = prepared.param_fields[i].as_deref().map(|f| f.data_type());
+            let sent = match (expected, &wire_type) {
+                (Some(DataType::Decimal128(..)), &Type::INT2) => Some(DataType::Int16),
+                (Some(DataType::Decimal128(..)), &Type::INT4) => Some(DataType::Int32),
+                (Some(DataType::Decimal128(..)), &Type::INT8) => Some(DataType::Int64),
+                (
+                    Some(
+                        DataType::Decimal128(..)
+                        | DataType::Int16
+                        | DataType::Int32
+                        | DataType::Int64,
+                    ),
+                    &Type::FLOAT4,
+                ) => Some(DataType::Float32),
+                (
+                    Some(
+                        DataType::Decimal128(..)
+                        | DataType::Int16
+                        | DataType::Int32
+                        | DataType::Int64,
+                    ),
+                    &Type::FLOAT8,
+                ) => Some(DataType::Float64),
+                // 20 integer digits (a bigint's 19) and 18 decimals.
+                (Some(DataType::Int16 | DataType::Int32 | DataType::Int64), &Type::NUMERIC) => {
+                    Some(DataType::Decimal128(38, 18))
+                }
+                _ => None,
+            };
+            numbers.extend(sent.map(|t| (i, t)));
             values.push(raw);
             formats.push(if binary { 1 } else { 0 });
             // Text-like types share text's wire form in both formats;
@@ -245,10 +264,12 @@ fn decode_array(
     value.cast_to(list_field.data_type()).map_err(invalid_array)
 }
 
-/// An integer or float parameter as the numeric the statement expects:
-/// exactly, or refused (22003 past the numeric's precision; 22P02 for a
-/// float the numeric's scale cannot hold, which a cast would round and so
-/// compare otherwise than PostgreSQL, which compares as a float).
+/// A number parameter as the kind of number the statement expects:
+/// exactly, or refused (22003 out of the type's range; 22P02 for a value
+/// the type cannot hold exactly, such as `5.5` for an integer or `100.555`
+/// for a `numeric(10,2)`, which a conversion would round or cut and so
+/// compare otherwise than PostgreSQL, which compares them as numbers of
+/// the wider kind).
 fn numeric_parameter(i: usize, value: ScalarValue, target: &DataType) -> PgWireResult<ScalarValue> {
     let error = |code: &str, message: String| {
         PgWireError::UserError(Box::new(ErrorInfo::new(
@@ -257,29 +278,30 @@ fn numeric_parameter(i: usize, value: ScalarValue, target: &DataType) -> PgWireR
             message,
         )))
     };
+    let type_name = match target {
+        DataType::Int16 => "smallint",
+        DataType::Int32 => "integer",
+        DataType::Int64 => "bigint",
+        _ => "numeric",
+    };
     let converted = value.cast_to(target).map_err(|_| {
         error(
             "22003",
             format!(
-                "parameter ${}: {value} is out of range for type numeric",
+                "parameter ${}: {value} is out of range for type {type_name}",
                 i + 1
             ),
         )
     })?;
-    if value.data_type().is_floating() && !value.is_null() {
-        let back = converted
-            .cast_to(&DataType::Float64)
-            .ok()
-            .zip(value.cast_to(&DataType::Float64).ok());
-        if !matches!(back, Some((a, b)) if a == b) {
-            return Err(error(
-                "22P02",
-                format!(
-                    "parameter ${}: the float {value} is not exactly a numeric of this column's scale; send it as a decimal or as text",
-                    i + 1
-                ),
-            ));
-        }
+    let back = converted.cast_to(&value.data_type()).ok();
+    if back.as_ref() != Some(&value) {
+        return Err(error(
+            "22P02",
+            format!(
+                "parameter ${}: {value} is not exactly a value of type {type_name}, the type expected here; cast the parameter or the column",
+                i + 1
+            ),
+        ));
     }
     Ok(converted)
 }

@@ -216,6 +216,13 @@ def test_numbers_against_numerics(conn):
     expect_error("float parameter past the numeric's scale", conn,
                  "SELECT count(*) FROM py_amounts WHERE amount > %s",
                  psycopg.errors.InvalidTextRepresentation, "22P02", (100.555,))
+    # A Decimal for an integer column was cut to an integer (5.5 found 5).
+    row = conn.execute("SELECT count(*) FROM py_amounts WHERE id = %s",
+                       (Decimal("2"),)).fetchone()
+    check("integral Decimal parameter for an integer column", row, (1,))
+    expect_error("fractional Decimal parameter for an integer column", conn,
+                 "SELECT count(*) FROM py_amounts WHERE id = %s",
+                 psycopg.errors.InvalidTextRepresentation, "22P02", (Decimal("2.5"),))
     conn.execute("DROP TABLE py_amounts")
     conn.commit()
 
