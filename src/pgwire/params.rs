@@ -90,32 +90,19 @@ pub fn decode_parameters(portal: &Portal<Arc<Prepared>>) -> PgWireResult<ParamVa
                 (_, _, raw) => raw,
             };
             let expected = prepared.param_fields[i].as_deref().map(|f| f.data_type());
-            let sent = match (expected, &wire_type) {
-                (Some(DataType::Decimal128(..)), &Type::INT2) => Some(DataType::Int16),
-                (Some(DataType::Decimal128(..)), &Type::INT4) => Some(DataType::Int32),
-                (Some(DataType::Decimal128(..)), &Type::INT8) => Some(DataType::Int64),
-                (
-                    Some(
-                        DataType::Decimal128(..)
-                        | DataType::Int16
-                        | DataType::Int32
-                        | DataType::Int64,
-                    ),
-                    &Type::FLOAT4,
-                ) => Some(DataType::Float32),
-                (
-                    Some(
-                        DataType::Decimal128(..)
-                        | DataType::Int16
-                        | DataType::Int32
-                        | DataType::Int64,
-                    ),
-                    &Type::FLOAT8,
-                ) => Some(DataType::Float64),
+            let numeric = matches!(expected, Some(DataType::Decimal128(..)));
+            let integer = matches!(
+                expected,
+                Some(DataType::Int16 | DataType::Int32 | DataType::Int64)
+            );
+            let sent = match wire_type {
+                Type::INT2 if numeric => Some(DataType::Int16),
+                Type::INT4 if numeric => Some(DataType::Int32),
+                Type::INT8 if numeric => Some(DataType::Int64),
+                Type::FLOAT4 if numeric || integer => Some(DataType::Float32),
+                Type::FLOAT8 if numeric || integer => Some(DataType::Float64),
                 // 20 integer digits (a bigint's 19) and 18 decimals.
-                (Some(DataType::Int16 | DataType::Int32 | DataType::Int64), &Type::NUMERIC) => {
-                    Some(DataType::Decimal128(38, 18))
-                }
+                Type::NUMERIC if integer => Some(DataType::Decimal128(38, 18)),
                 _ => None,
             };
             numbers.extend(sent.map(|t| (i, t)));
