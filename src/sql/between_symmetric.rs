@@ -8,7 +8,6 @@
 
 use std::ops::ControlFlow;
 
-use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{
     BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, UnaryOperator,
 };
@@ -67,22 +66,8 @@ pub(crate) fn mark(sql: &str) -> Option<String> {
     (changed && open.is_empty()).then_some(out)
 }
 
-/// Spells each marked BETWEEN of the statements as the OR of both orders.
-pub(crate) fn rewrite(statements: &mut std::collections::VecDeque<DfStatement>) {
-    for statement in statements.iter_mut() {
-        match statement {
-            DfStatement::Statement(s) => rewrite_statement(s),
-            DfStatement::Explain(explain) => {
-                if let DfStatement::Statement(s) = explain.statement.as_mut() {
-                    rewrite_statement(s)
-                }
-            }
-            _ => {}
-        }
-    }
-}
-
-fn rewrite_statement(statement: &mut datafusion::sql::sqlparser::ast::Statement) {
+/// Spells each marked BETWEEN of the statement as the OR of both orders.
+pub(crate) fn rewrite(statement: &mut datafusion::sql::sqlparser::ast::Statement) {
     let _ = datafusion::sql::sqlparser::ast::visit_expressions_mut(statement, |expr| {
         if let Expr::Between {
             expr: x,

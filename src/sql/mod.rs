@@ -192,11 +192,23 @@ pub fn parse_statements(sql: &str) -> Result<VecDeque<DfStatement>> {
         .and_then(|mut parser| parser.parse_statements())
         .map_err(|e| syntax_error::from_datafusion(sql, e))
         .map(|mut statements| {
-            if sql.contains(between_symmetric::MARKER) {
-                between_symmetric::rewrite(&mut statements);
-            }
-            if sql.to_ascii_lowercase().contains("make_interval") {
-                pg_make_interval::positional_arguments(&mut statements);
+            let symmetric = sql.contains(between_symmetric::MARKER);
+            let make_interval = sql.to_ascii_lowercase().contains("make_interval");
+            if symmetric || make_interval {
+                for statement in statements.iter_mut() {
+                    let statement = match statement {
+                        DfStatement::Explain(explain) => explain.statement.as_mut(),
+                        other => other,
+                    };
+                    if let DfStatement::Statement(s) = statement {
+                        if symmetric {
+                            between_symmetric::rewrite(s);
+                        }
+                        if make_interval {
+                            pg_make_interval::positional_arguments(s);
+                        }
+                    }
+                }
             }
             statements
         })

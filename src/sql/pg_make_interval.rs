@@ -16,7 +16,6 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
-use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{
     Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, Value,
 };
@@ -33,25 +32,21 @@ pub fn udf() -> ScalarUDF {
 
 /// Each `make_interval` call with named arguments as the positional call
 /// of all seven (those not given are 0).
-pub(crate) fn positional_arguments(statements: &mut std::collections::VecDeque<DfStatement>) {
-    for statement in statements.iter_mut() {
-        if let DfStatement::Statement(s) = statement {
-            let _ = datafusion::sql::sqlparser::ast::visit_expressions_mut(s.as_mut(), |expr| {
-                if let Expr::Function(function) = expr {
-                    if function
-                        .name
-                        .to_string()
-                        .eq_ignore_ascii_case("make_interval")
-                    {
-                        if let FunctionArguments::List(list) = &mut function.args {
-                            fill(&mut list.args);
-                        }
-                    }
+pub(crate) fn positional_arguments(statement: &mut datafusion::sql::sqlparser::ast::Statement) {
+    let _ = datafusion::sql::sqlparser::ast::visit_expressions_mut(statement, |expr| {
+        if let Expr::Function(function) = expr {
+            if function
+                .name
+                .to_string()
+                .eq_ignore_ascii_case("make_interval")
+            {
+                if let FunctionArguments::List(list) = &mut function.args {
+                    fill(&mut list.args);
                 }
-                ControlFlow::<()>::Continue(())
-            });
+            }
         }
-    }
+        ControlFlow::<()>::Continue(())
+    });
 }
 
 /// The name of a named argument (`days => 3`, `days := 3`).
@@ -204,10 +199,9 @@ mod tests {
 
     #[test]
     fn named_arguments_become_all_seven() {
-        let mut statements =
+        let statements =
             crate::sql::parse_statements("SELECT make_interval(1, days => 3, secs => 1.5)")
                 .unwrap();
-        positional_arguments(&mut statements);
         assert_eq!(
             statements[0].to_string(),
             "SELECT make_interval(1, 0, 0, 3, 0, 0, 1.5)"
