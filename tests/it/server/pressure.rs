@@ -40,6 +40,11 @@ async fn server_with_table(args: &[&str]) -> (TestServer, tokio_postgres::Client
 /// None on success).
 async fn start(server: &TestServer, sql: &'static str) -> StartedQuery {
     let client = server.connect().await;
+    let pid: i32 = client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
     let cancel = client.cancel_token();
     let task = tokio::spawn(async move {
         let result = client.simple_query(sql).await;
@@ -47,10 +52,11 @@ async fn start(server: &TestServer, sql: &'static str) -> StartedQuery {
             .err()
             .and_then(|e| e.code().map(|c| c.code().to_string()))
     });
-    StartedQuery { cancel, task }
+    StartedQuery { pid, cancel, task }
 }
 
 struct StartedQuery {
+    pid: i32,
     cancel: tokio_postgres::CancelToken,
     task: tokio::task::JoinHandle<Option<String>>,
 }
@@ -76,6 +82,40 @@ async fn count_waiting(client: &tokio_postgres::Client) -> i64 {
     row.get(0)
 }
 
+/// Waits until `query` runs past its admission: with one slot, a query
+/// started next queues behind it rather than racing it for the slot.
+async fn until_running(client: &tokio_postgres::Client, query: &StartedQuery) {
+    with_patience("a query holding the slot", async {
+        loop {
+            let row = client
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity
+                     WHERE pid = $1 AND state = 'active' AND wait_event IS NULL",
+                    &[&query.pid],
+                )
+                .await
+                .unwrap();
+            if row.get::<_, i64>(0) == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+}
+
+/// The session waiting for a slot now, if one is.
+async fn waiting_pid(client: &tokio_postgres::Client) -> Option<i32> {
+    client
+        .query_opt(
+            "SELECT pid FROM pg_stat_activity WHERE wait_event = 'QueryQueue'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .map(|row| row.get(0))
+}
+
 async fn until_waiting(client: &tokio_postgres::Client, n: i64) {
     with_patience("a query queued for a slot", async {
         while count_waiting(client).await < n {
@@ -88,9 +128,16 @@ async fn until_waiting(client: &tokio_postgres::Client, n: i64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queries_past_the_slots_wait_in_order_while_the_server_keeps_answering() {
     let (server, admin) = server_with_table(&["--memory", "--max-concurrent-queries", "1"]).await;
-    let running = start(&server, ENDLESS).await;
-    let queued = start(&server, ENDLESS).await;
+    let first = start(&server, ENDLESS).await;
+    until_running(&admin, &first).await;
+    let second = start(&server, ENDLESS).await;
     until_waiting(&admin, 1).await;
+    // Seen running, the first may still have been planning: the one that
+    // waits is the one queued.
+    let (running, queued) = match waiting_pid(&admin).await {
+        Some(pid) if pid == first.pid => (second, first),
+        _ => (first, second),
+    };
 
     // Logins, catalog queries and SELECT 1 do not queue.
     for _ in 0..3 {
@@ -136,6 +183,7 @@ async fn queries_past_the_slots_wait_in_order_while_the_server_keeps_answering()
 async fn statement_timeout_runs_while_a_query_waits_for_a_slot() {
     let (server, admin) = server_with_table(&["--memory", "--max-concurrent-queries", "1"]).await;
     let running = start(&server, ENDLESS).await;
+    until_running(&admin, &running).await;
     // A second one waits: the slot is taken.
     let waiting = start(&server, ENDLESS).await;
     until_waiting(&admin, 1).await;
