@@ -794,14 +794,66 @@ pub(crate) fn rewrite_expressions(
     }
     let schema = merge_schema(&node.inputs());
     let names = NamePreserver::new(&node);
-    let rewritten = node.map_expressions(|expr| {
-        let name = names.save(&expr);
-        Ok(rewrite(expr, &schema)?.update_data(|e| name.restore(e)))
-    })?;
+    let rewritten = node
+        .map_expressions(|expr| keeping_names(expr, &names, &mut |expr| rewrite(expr, &schema)))?;
     // Always recomputed: a child's column may have changed type (a
     // `sum(bigint)` below a projection) even where this node's own
     // expressions did not.
     rewritten.map_data(|plan| plan.recompute_schema())
+}
+
+/// Rewrites one of a node's expressions under its old name, so that the
+/// nodes above still find it. The expressions of a grouping set
+/// (`ROLLUP (x * 2)`) each keep theirs: the aggregate's fields are named
+/// after them, not after the set.
+pub(crate) fn keeping_names(
+    expr: Expr,
+    names: &NamePreserver,
+    rewrite: &mut impl FnMut(Expr) -> Result<Transformed<Expr>>,
+) -> Result<Transformed<Expr>> {
+    use datafusion::logical_expr::GroupingSet;
+    let mut one = |expr: Expr| -> Result<Transformed<Expr>> {
+        let name = names.save(&expr);
+        Ok(rewrite(expr)?.update_data(|e| name.restore(e)))
+    };
+    let mut list = |exprs: Vec<Expr>| -> Result<Transformed<Vec<Expr>>> {
+        let mut transformed = false;
+        let exprs = exprs
+            .into_iter()
+            .map(|e| {
+                one(e).map(|t| {
+                    transformed |= t.transformed;
+                    t.data
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Transformed::new_transformed(exprs, transformed))
+    };
+    match expr {
+        Expr::GroupingSet(GroupingSet::Rollup(exprs)) => {
+            Ok(list(exprs)?.update_data(|e| Expr::GroupingSet(GroupingSet::Rollup(e))))
+        }
+        Expr::GroupingSet(GroupingSet::Cube(exprs)) => {
+            Ok(list(exprs)?.update_data(|e| Expr::GroupingSet(GroupingSet::Cube(e))))
+        }
+        Expr::GroupingSet(GroupingSet::GroupingSets(sets)) => {
+            let mut transformed = false;
+            let sets = sets
+                .into_iter()
+                .map(|set| {
+                    list(set).map(|t| {
+                        transformed |= t.transformed;
+                        t.data
+                    })
+                })
+                .collect::<Result<_>>()?;
+            Ok(Transformed::new_transformed(
+                Expr::GroupingSet(GroupingSet::GroupingSets(sets)),
+                transformed,
+            ))
+        }
+        other => one(other),
+    }
 }
 
 const INTERVAL: DataType = DataType::Interval(IntervalUnit::MonthDayNano);

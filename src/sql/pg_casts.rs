@@ -155,110 +155,112 @@ pub fn rewrite_text_casts(
         // to `count(CAST(...))` by name.
         let names = datafusion::logical_expr::expr_rewriter::NamePreserver::new(&node);
         node.map_expressions(|expr| {
-            let name = names.save(&expr);
-            let rewritten = expr.transform_up(|e| match e {
-                Expr::Cast(Cast { expr, field })
-                    if field.data_type() == &DataType::Binary && is_text(&expr, &schemas) =>
-                {
-                    Ok(Transformed::yes(bytea_in.call(vec![*expr])))
-                }
-                Expr::Cast(Cast { expr, field })
-                    if matches!(
-                        field.data_type(),
-                        DataType::Interval(IntervalUnit::MonthDayNano)
-                    ) && is_text(&expr, &schemas) =>
-                {
-                    Ok(Transformed::yes(interval_in.call(vec![*expr])))
-                }
-                // `5::int[]`: Arrow would make a one-element list;
-                // Postgres has no such cast.
-                Expr::Cast(Cast { expr, field })
-                    if matches!(field.data_type(), DataType::List(_))
-                        && scalar_type(&expr, &schemas).is_some_and(|t| {
-                            !matches!(
-                                t,
-                                DataType::List(_)
-                                    | DataType::Null
-                                    | DataType::Utf8
-                                    | DataType::Utf8View
-                                    | DataType::LargeUtf8
-                            )
-                        }) =>
-                {
-                    let from = scalar_type(&expr, &schemas).expect("checked");
-                    let name = |t: &DataType| {
-                        crate::engine::types::display_type(
-                            &datafusion::arrow::datatypes::Field::new("", t.clone(), true),
-                        )
-                    };
-                    Err(DataFusionError::Plan(format!(
-                        "a value of type {} cannot be cast to {} (it is not an array)",
-                        name(&from),
-                        name(field.data_type())
-                    )))
-                }
-                // `'{1,2}'::int[]`: Arrow would make a one-element list.
-                Expr::Cast(Cast { expr, field })
-                    if matches!(field.data_type(), DataType::List(_))
-                        && is_text(&expr, &schemas) =>
-                {
-                    let target = ScalarValue::try_from(field.data_type())?;
-                    let metadata = (!field.metadata().is_empty()).then(|| {
-                        datafusion::common::metadata::FieldMetadata::from(field.metadata().clone())
-                    });
-                    Ok(Transformed::yes(
-                        array_in.call(vec![*expr, Expr::Literal(target, metadata)]),
-                    ))
-                }
-                // `array_cat(a, '{3}')` in a filter: the literal is an array
-                // of the other argument's type (in a select list the
-                // planner has already refused the call).
-                Expr::ScalarFunction(mut call)
-                    if ARRAY_PAIR_FUNCTIONS.contains(&call.name())
-                        && call.args.len() == 2
-                        && call.args.iter().any(is_text_literal) =>
-                {
-                    let list = call.args.iter().find_map(|a| list_type(a, &schemas));
-                    match list {
-                        Some(list) => {
-                            for arg in call.args.iter_mut() {
-                                if is_text_literal(arg) {
-                                    let text = std::mem::replace(
-                                        arg,
-                                        Expr::Literal(ScalarValue::Null, None),
-                                    );
-                                    *arg = array_in.call(vec![
-                                        text,
-                                        Expr::Literal(ScalarValue::try_from(&list)?, None),
-                                    ]);
-                                }
-                            }
-                            Ok(Transformed::yes(Expr::ScalarFunction(call)))
-                        }
-                        None => Ok(Transformed::no(Expr::ScalarFunction(call))),
+            super::pg_arithmetic::keeping_names(expr, &names, &mut |expr| {
+                expr.transform_up(|e| match e {
+                    Expr::Cast(Cast { expr, field })
+                        if field.data_type() == &DataType::Binary && is_text(&expr, &schemas) =>
+                    {
+                        Ok(Transformed::yes(bytea_in.call(vec![*expr])))
                     }
-                }
-                // `indisprimary = 't'`: a quoted literal takes the type of
-                // the boolean it is compared with, as Postgres' unknown
-                // literals do.
-                Expr::BinaryExpr(BinaryExpr { left, op, right })
-                    if matches!(op, Operator::Eq | Operator::NotEq)
-                        && (is_bool(&left, &schemas) && bool_literal(&right).is_some()
-                            || is_bool(&right, &schemas) && bool_literal(&left).is_some()) =>
-                {
-                    let fix = |e: Box<Expr>| match bool_literal(&e) {
-                        Some(b) => Box::new(Expr::Literal(ScalarValue::Boolean(Some(b)), None)),
-                        None => e,
-                    };
-                    Ok(Transformed::yes(Expr::BinaryExpr(BinaryExpr {
-                        left: fix(left),
-                        op,
-                        right: fix(right),
-                    })))
-                }
-                other => Ok(Transformed::no(other)),
-            })?;
-            Ok(rewritten.update_data(|e| name.restore(e)))
+                    Expr::Cast(Cast { expr, field })
+                        if matches!(
+                            field.data_type(),
+                            DataType::Interval(IntervalUnit::MonthDayNano)
+                        ) && is_text(&expr, &schemas) =>
+                    {
+                        Ok(Transformed::yes(interval_in.call(vec![*expr])))
+                    }
+                    // `5::int[]`: Arrow would make a one-element list;
+                    // Postgres has no such cast.
+                    Expr::Cast(Cast { expr, field })
+                        if matches!(field.data_type(), DataType::List(_))
+                            && scalar_type(&expr, &schemas).is_some_and(|t| {
+                                !matches!(
+                                    t,
+                                    DataType::List(_)
+                                        | DataType::Null
+                                        | DataType::Utf8
+                                        | DataType::Utf8View
+                                        | DataType::LargeUtf8
+                                )
+                            }) =>
+                    {
+                        let from = scalar_type(&expr, &schemas).expect("checked");
+                        let name = |t: &DataType| {
+                            crate::engine::types::display_type(
+                                &datafusion::arrow::datatypes::Field::new("", t.clone(), true),
+                            )
+                        };
+                        Err(DataFusionError::Plan(format!(
+                            "a value of type {} cannot be cast to {} (it is not an array)",
+                            name(&from),
+                            name(field.data_type())
+                        )))
+                    }
+                    // `'{1,2}'::int[]`: Arrow would make a one-element list.
+                    Expr::Cast(Cast { expr, field })
+                        if matches!(field.data_type(), DataType::List(_))
+                            && is_text(&expr, &schemas) =>
+                    {
+                        let target = ScalarValue::try_from(field.data_type())?;
+                        let metadata = (!field.metadata().is_empty()).then(|| {
+                            datafusion::common::metadata::FieldMetadata::from(
+                                field.metadata().clone(),
+                            )
+                        });
+                        Ok(Transformed::yes(
+                            array_in.call(vec![*expr, Expr::Literal(target, metadata)]),
+                        ))
+                    }
+                    // `array_cat(a, '{3}')` in a filter: the literal is an array
+                    // of the other argument's type (in a select list the
+                    // planner has already refused the call).
+                    Expr::ScalarFunction(mut call)
+                        if ARRAY_PAIR_FUNCTIONS.contains(&call.name())
+                            && call.args.len() == 2
+                            && call.args.iter().any(is_text_literal) =>
+                    {
+                        let list = call.args.iter().find_map(|a| list_type(a, &schemas));
+                        match list {
+                            Some(list) => {
+                                for arg in call.args.iter_mut() {
+                                    if is_text_literal(arg) {
+                                        let text = std::mem::replace(
+                                            arg,
+                                            Expr::Literal(ScalarValue::Null, None),
+                                        );
+                                        *arg = array_in.call(vec![
+                                            text,
+                                            Expr::Literal(ScalarValue::try_from(&list)?, None),
+                                        ]);
+                                    }
+                                }
+                                Ok(Transformed::yes(Expr::ScalarFunction(call)))
+                            }
+                            None => Ok(Transformed::no(Expr::ScalarFunction(call))),
+                        }
+                    }
+                    // `indisprimary = 't'`: a quoted literal takes the type of
+                    // the boolean it is compared with, as Postgres' unknown
+                    // literals do.
+                    Expr::BinaryExpr(BinaryExpr { left, op, right })
+                        if matches!(op, Operator::Eq | Operator::NotEq)
+                            && (is_bool(&left, &schemas) && bool_literal(&right).is_some()
+                                || is_bool(&right, &schemas) && bool_literal(&left).is_some()) =>
+                    {
+                        let fix = |e: Box<Expr>| match bool_literal(&e) {
+                            Some(b) => Box::new(Expr::Literal(ScalarValue::Boolean(Some(b)), None)),
+                            None => e,
+                        };
+                        Ok(Transformed::yes(Expr::BinaryExpr(BinaryExpr {
+                            left: fix(left),
+                            op,
+                            right: fix(right),
+                        })))
+                    }
+                    other => Ok(Transformed::no(other)),
+                })
+            })
         })
     })
     .map(|t| t.data)

@@ -21,9 +21,10 @@ use datafusion::common::{Column, DFSchema, ScalarValue};
 use datafusion::error::Result;
 use datafusion::logical_expr::expr::WindowFunction;
 use datafusion::logical_expr::function::AccumulatorArgs;
+use datafusion::logical_expr::utils::grouping_set_to_exprlist;
 use datafusion::logical_expr::{
-    Accumulator, Aggregate, AggregateUDF, AggregateUDFImpl, Distinct, DistinctOn, Expr,
-    ExprSchemable, LogicalPlan, Projection, Signature, Volatility, WindowFrameBound,
+    Accumulator, Aggregate, AggregateUDF, AggregateUDFImpl, Case, Distinct, DistinctOn, Expr,
+    ExprSchemable, GroupingSet, LogicalPlan, Projection, Signature, Volatility, WindowFrameBound,
     WindowFrameUnits, WindowFunctionDefinition,
 };
 
@@ -56,40 +57,66 @@ pub(crate) fn group_by_span(node: LogicalPlan) -> Result<Transformed<LogicalPlan
         other => return Ok(Transformed::no(other)),
     };
     let input_schema = aggregate.input.schema().clone();
-    let spans: Vec<bool> = aggregate
-        .group_expr
-        .iter()
-        .map(|g| !matches!(g, Expr::GroupingSet(_)) && is_interval(g, &input_schema))
+    // The grouping's distinct expressions, as the aggregate's first
+    // fields are: which of them are intervals.
+    let spans: Vec<bool> = grouping_set_to_exprlist(&aggregate.group_expr)?
+        .into_iter()
+        .map(|g| is_interval(g, &input_schema))
         .collect();
-    if !spans.contains(&true)
-        || aggregate
-            .group_expr
-            .iter()
-            .any(|g| matches!(g, Expr::GroupingSet(_)))
-    {
+    if !spans.contains(&true) {
         return Ok(Transformed::no(LogicalPlan::Aggregate(aggregate)));
     }
+    let by_span = |g: &Expr| match is_interval(g, &input_schema) {
+        true => interval_key(g.clone()),
+        false => g.clone(),
+    };
+    let sets = matches!(aggregate.group_expr.first(), Some(Expr::GroupingSet(_)));
+    let group_expr = match aggregate.group_expr.first() {
+        Some(Expr::GroupingSet(set)) => vec![Expr::GroupingSet(match set {
+            GroupingSet::Rollup(exprs) => GroupingSet::Rollup(exprs.iter().map(by_span).collect()),
+            GroupingSet::Cube(exprs) => GroupingSet::Cube(exprs.iter().map(by_span).collect()),
+            GroupingSet::GroupingSets(sets) => GroupingSet::GroupingSets(
+                sets.iter()
+                    .map(|set| set.iter().map(by_span).collect())
+                    .collect(),
+            ),
+        })],
+        _ => aggregate.group_expr.iter().map(by_span).collect(),
+    };
     let value_name = |i: usize| format!("__quiver_interval_{i}");
-    let mut group_expr = Vec::with_capacity(spans.len());
     let mut aggr_expr = aggregate.aggr_expr.clone();
-    for (i, (group, span)) in aggregate.group_expr.iter().zip(&spans).enumerate() {
-        if *span {
-            group_expr.push(interval_key(group.clone()).alias(format!("__quiver_span_{i}")));
+    for (i, group) in grouping_set_to_exprlist(&aggregate.group_expr)?
+        .into_iter()
+        .enumerate()
+    {
+        if spans[i] {
             let first = datafusion::functions_aggregate::first_last::first_value_udaf();
             aggr_expr.push(first.call(vec![group.clone()]).alias(value_name(i)));
-        } else {
-            group_expr.push(group.clone());
         }
     }
     let grouped = Aggregate::try_new(aggregate.input.clone(), group_expr, aggr_expr)?;
+    // The old fields, in their places: a span shows its group's first
+    // value, or NULL in a grouping set's rows that leave it out.
     let columns = aggregate
         .schema
         .iter()
+        .zip(grouped.schema.iter())
         .enumerate()
-        .map(|(i, (qualifier, field))| match spans.get(i) {
-            Some(true) => Expr::Column(Column::new_unqualified(value_name(i)))
+        .map(|(i, ((qualifier, field), new))| {
+            let value = Expr::Column(Column::new_unqualified(value_name(i)));
+            match spans.get(i) {
+                Some(true) if sets => Expr::Case(Case::new(
+                    None,
+                    vec![(
+                        Box::new(Expr::Column(Column::from(new)).is_not_null()),
+                        Box::new(value),
+                    )],
+                    None,
+                ))
                 .alias_qualified(qualifier.cloned(), field.name()),
-            _ => Expr::Column(Column::new(qualifier.cloned(), field.name())),
+                Some(true) => value.alias_qualified(qualifier.cloned(), field.name()),
+                _ => Expr::Column(Column::from(new)),
+            }
         })
         .collect();
     let projection = Projection::try_new(columns, Arc::new(LogicalPlan::Aggregate(grouped)))?;
