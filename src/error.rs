@@ -659,6 +659,9 @@ fn datafusion_message(e: &DataFusionError) -> String {
             ArrowError::ComputeError(m) if m.contains("Cannot cast to Interval") => {
                 "date out of range".to_string()
             }
+            ArrowError::InvalidArgumentError(m) => {
+                decimal_overflow_message(m).unwrap_or_else(|| m.clone())
+            }
             other => other.to_string(),
         },
         DataFusionError::SchemaError(err, _) => {
@@ -683,6 +686,21 @@ fn datafusion_message(e: &DataFusionError) -> String {
         // carry plans: one line is what a person reads.
         other => first_line(&other.to_string()),
     }
+}
+
+/// Arrow says `100.00 is too large to store in a Decimal128 of precision
+/// 4. Max is 99.99`; PostgreSQL says `numeric field overflow`, and what
+/// the field holds.
+fn decimal_overflow_message(msg: &str) -> Option<String> {
+    let (_, rest) = msg.split_once(" is too large to store in a Decimal128 of precision ")?;
+    let (precision, max) = rest.split_once(". Max is ")?;
+    let precision: u32 = precision.parse().ok()?;
+    let scale = max.split_once('.').map_or(0, |(_, f)| f.len() as u32);
+    Some(format!(
+        "numeric field overflow: a field with precision {precision}, scale {scale} must \
+         round to an absolute value less than 10^{}",
+        precision.saturating_sub(scale)
+    ))
 }
 
 fn first_line(msg: &str) -> String {
@@ -808,6 +826,19 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "invalid input syntax for type integer: \"abc\""
+        );
+    }
+
+    #[test]
+    fn a_numeric_too_wide_for_its_field_is_a_field_overflow() {
+        let e = QuiverError::from(ArrowError::InvalidArgumentError(
+            "100.00 is too large to store in a Decimal128 of precision 4. Max is 99.99".into(),
+        ));
+        assert_eq!(e.sqlstate().code(), "22003");
+        assert_eq!(
+            e.to_string(),
+            "numeric field overflow: a field with precision 4, scale 2 must round to an \
+             absolute value less than 10^2"
         );
     }
 

@@ -280,6 +280,13 @@ fn narrow_values(values: Values) -> Result<Transformed<Values>> {
     let mut fields: Vec<_> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
     let mut changed = false;
     for (column, field) in fields.iter_mut().enumerate() {
+        if field.data_type() == &DataType::Decimal128(38, 10) {
+            if let Some(exact) = bare_numeric_values(&mut values, column) {
+                *field = field.clone().with_data_type(exact);
+                changed = true;
+            }
+            continue;
+        }
         if field.data_type() != &DataType::Int64 {
             continue;
         }
@@ -318,6 +325,46 @@ fn narrow_values(values: Values) -> Result<Transformed<Values>> {
     }))
 }
 
+/// A VALUES column of bare numerics (`('1.5'::numeric), ('2.25'::numeric)`)
+/// takes the narrowest type that holds every row exactly, as
+/// [`bare_numeric`] does for one value; None (and the rows unchanged)
+/// where a row is something else.
+fn bare_numeric_values(rows: &mut [Vec<Expr>], column: usize) -> Option<DataType> {
+    let empty = DFSchema::empty();
+    let (mut whole, mut scale) = (0i16, 0i8);
+    for row in rows.iter() {
+        let exact = match &row[column] {
+            Expr::Cast(Cast { expr, field })
+                if field.data_type() == &DataType::Decimal128(38, 10) =>
+            {
+                exact_numeric_type(expr, &empty)?
+            }
+            Expr::Literal(value, _) if value.is_null() => continue,
+            _ => return None,
+        };
+        if let DataType::Decimal128(p, s) = exact {
+            whole = whole.max(p as i16 - s as i16);
+            scale = scale.max(s);
+        }
+    }
+    let precision = (whole + scale as i16).max(1);
+    if precision > 38 {
+        return None;
+    }
+    let exact = DataType::Decimal128(precision as u8, scale);
+    for row in rows.iter_mut() {
+        let cell = &mut row[column];
+        if let Expr::Cast(Cast { expr, .. }) =
+            std::mem::replace(cell, Expr::Literal(ScalarValue::Null, None))
+        {
+            *cell = Expr::Cast(Cast::new(expr, exact.clone()));
+        } else {
+            *cell = Expr::Literal(ScalarValue::try_from(&exact).ok()?, None);
+        }
+    }
+    Some(exact)
+}
+
 /// `CAST(x AS numeric)` without precision keeps the scale of an integer
 /// or a numeric `x`, as PostgreSQL's unconstrained numeric does (7 stays
 /// `7`, 1.50 stays `1.50`); DataFusion plans the bare type as (38, 10).
@@ -343,6 +390,22 @@ fn bare_numeric(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
 /// DataFusion gives a CASE the type of its first branch: `CASE WHEN c THEN
 /// 1.5 ELSE 0.01 END` would be numeric(2,1), and the cast would round 0.01
 /// to 0.0.)
+/// The numeric type that holds a decimal literal's text exactly, with
+/// its own scale (`'1.50'` is numeric(3,2), as PostgreSQL keeps it):
+/// digits, at most one point, an optional sign; no exponent.
+fn decimal_literal_type(text: &str) -> Option<DataType> {
+    let text = text.trim();
+    let unsigned = text.strip_prefix(['-', '+']).unwrap_or(text);
+    let (whole, fraction) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.len() + fraction.len() == 0 || !digits(whole) || !digits(fraction) {
+        return None;
+    }
+    let whole = whole.trim_start_matches('0').len();
+    let precision = (whole + fraction.len()).max(1);
+    (precision <= 38).then(|| DataType::Decimal128(precision as u8, fraction.len() as i8))
+}
+
 fn exact_numeric_type(expr: &Expr, schema: &DFSchema) -> Option<DataType> {
     let branches: Vec<&Expr> = match expr {
         Expr::Case(case) => case
@@ -360,6 +423,7 @@ fn exact_numeric_type(expr: &Expr, schema: &DFSchema) -> Option<DataType> {
             call.args.iter().collect()
         }
         Expr::Alias(alias) => return exact_numeric_type(&alias.expr, schema),
+        Expr::Literal(ScalarValue::Utf8(Some(text)), _) => return decimal_literal_type(text),
         other => {
             return match other.get_type(schema).ok()? {
                 DataType::Int8 | DataType::Int16 => Some(DataType::Decimal128(5, 0)),
@@ -1605,4 +1669,23 @@ fn round_to_int(array: &ArrayRef) -> Result<ArrayRef> {
         }
     };
     Ok(Arc::new(values?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_decimal_literal_is_typed_with_its_own_digits_and_scale() {
+        let typed = |text| decimal_literal_type(text);
+        assert_eq!(typed("1.25"), Some(DataType::Decimal128(3, 2)));
+        assert_eq!(typed(" -007.10 "), Some(DataType::Decimal128(3, 2)));
+        assert_eq!(typed("+3."), Some(DataType::Decimal128(1, 0)));
+        assert_eq!(typed(".5"), Some(DataType::Decimal128(1, 1)));
+        assert_eq!(typed("0"), Some(DataType::Decimal128(1, 0)));
+        for not_plain in ["", ".", "-", "1e3", "1.2.3", "abc", "NaN", "1 2"] {
+            assert_eq!(typed(not_plain), None, "{not_plain:?}");
+        }
+        assert_eq!(typed(&"9".repeat(39)), None);
+    }
 }
