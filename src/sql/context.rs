@@ -118,6 +118,13 @@ impl Planner {
             .set_str("datafusion.sql_parser.dialect", "PostgreSQL")
             // `1.5` is a numeric, as in PostgreSQL (DataFusion: a float).
             .set_bool("datafusion.sql_parser.parse_float_as_decimal", true)
+            // A sorted subquery feeds its rows in order, as PostgreSQL
+            // documents for `string_agg(x) FROM (SELECT ... ORDER BY y)`
+            // (DataFusion drops such an ORDER BY).
+            .set_bool(
+                "datafusion.sql_parser.enable_subquery_sort_elimination",
+                false,
+            )
             // DataFusion 55 builds the dynamic filter of `min(a), max(b)`
             // from the aggregates whose argument is a plain column and
             // ignores the others, so `SELECT max(x), min(-y)` lost rows

@@ -56,6 +56,7 @@ pub mod filter_estimate;
 pub mod join_order;
 pub mod lateral;
 pub mod order_by;
+pub mod ordered_input;
 pub mod outer_using;
 pub mod pg_age;
 pub mod pg_arithmetic;
@@ -93,6 +94,7 @@ pub mod sleep;
 pub mod stream;
 pub mod syntax_error;
 pub mod types;
+pub mod whole_rows;
 
 use std::collections::VecDeque;
 
@@ -194,7 +196,8 @@ pub fn parse_statements(sql: &str) -> Result<VecDeque<DfStatement>> {
         .map(|mut statements| {
             let symmetric = sql.contains(between_symmetric::MARKER);
             let make_interval = sql.to_ascii_lowercase().contains("make_interval");
-            if symmetric || make_interval {
+            let whole_rows = whole_rows::may_apply(sql);
+            if symmetric || make_interval || whole_rows {
                 for statement in statements.iter_mut() {
                     let statement = match statement {
                         DfStatement::Explain(explain) => explain.statement.as_mut(),
@@ -206,6 +209,9 @@ pub fn parse_statements(sql: &str) -> Result<VecDeque<DfStatement>> {
                         }
                         if make_interval {
                             pg_make_interval::positional_arguments(s);
+                        }
+                        if whole_rows {
+                            whole_rows::rewrite(s);
                         }
                     }
                 }

@@ -71,6 +71,9 @@ pub fn session_state(
     rules.push(Arc::new(super::pg_bpchar::Bpchar));
     rules.push(Arc::new(IntegerArithmetic));
     rules.push(Arc::new(super::pg_subqueries::Subqueries));
+    // After the JSON functions' `t.*` became rows (see `IntegerLiterals`):
+    // a hidden sort column must not join them.
+    rules.push(Arc::new(super::ordered_input::OrderedInput));
     let mut planners = state.expr_planners().to_vec();
     planners.insert(0, Arc::new(super::pg_interval::IntervalArithmetic));
     planners.insert(0, Arc::new(super::pg_text::StartsWith));
@@ -142,6 +145,7 @@ impl AnalyzerRule for IntegerLiterals {
                             .transform_data(|e| numeric_aggregates(e, schema))?
                             .transform_data(|e| smallint_shift(e, schema))?
                             .transform_data(|e| Ok(count_star(e)))?
+                            .transform_data(|e| super::whole_rows::expand(e, schema))?
                             .transform_data(|e| {
                                 super::pg_interval_groups::window_order_by_span(e, schema)
                             }),

@@ -114,6 +114,7 @@ const FUNCTIONS: &[(&str, Op, bool)] = {
         ("json_build_array", BuildArray, false),
         ("to_jsonb", To, true),
         ("to_json", To, false),
+        ("row_to_json", To, false),
         ("jsonb_extract_path", Path, true),
         ("json_extract_path", Path, false),
         ("jsonb_extract_path_text", PathText, true),
@@ -567,7 +568,12 @@ impl ScalarUDFImpl for JsonFunction {
                         .iter()
                         .map(|i| i.as_deref().unwrap_or("null"))
                         .collect();
-                    format!("[{}]", items.join(", "))
+                    // Rows (and arrays) go one to a line after the first,
+                    // as PostgreSQL's json_agg writes them.
+                    let rows = arrays
+                        .get(1)
+                        .is_some_and(|a| a.as_boolean_opt().is_some_and(|b| b.value(row)));
+                    format!("[{}]", items.join(if rows { ", \n " } else { ", " }))
                 }))
             })?,
             Op::Pair => {
@@ -1458,22 +1464,36 @@ pub fn rewrite_aggregate(expr: &mut SqlExpr) {
     let FunctionArguments::List(list) = &mut f.args else {
         return;
     };
+    // Plain arguments, or a whole row (`t.*`, see `super::whole_rows`).
     let Some(args) = list
         .args
         .iter()
         .map(|a| match a {
-            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e.clone()),
+            FunctionArg::Unnamed(
+                arg @ (FunctionArgExpr::Expr(_) | FunctionArgExpr::QualifiedWildcard(_)),
+            ) => Some(FunctionArg::Unnamed(arg.clone())),
             _ => None,
         })
         .collect::<Option<Vec<_>>>()
     else {
         return;
     };
-    let element_call = super::function_call(element, args, vec![]);
+    let mut element_call = super::function_call(element, vec![], vec![]);
+    if let SqlExpr::Function(call) = &mut element_call {
+        if let FunctionArguments::List(list) = &mut call.args {
+            list.args = args;
+        }
+    }
     let clauses = std::mem::take(&mut list.clauses)
         .into_iter()
         .filter(|c| matches!(c, FunctionArgumentClause::OrderBy(_)))
         .collect();
+    let rows = list.args.first().is_some_and(|a| {
+        matches!(
+            a,
+            FunctionArg::Unnamed(FunctionArgExpr::QualifiedWildcard(_))
+        )
+    });
     let mut aggregate = super::function_call("array_agg", vec![element_call], clauses);
     if let SqlExpr::Function(agg) = &mut aggregate {
         agg.filter = f.filter.take();
@@ -1481,7 +1501,13 @@ pub fn rewrite_aggregate(expr: &mut SqlExpr) {
             agg_list.duplicate_treatment = list.duplicate_treatment.take();
         }
     }
-    *expr = super::function_call(finish, vec![aggregate], vec![]);
+    let mut finish_args = vec![aggregate];
+    if rows {
+        finish_args.push(SqlExpr::Value(
+            datafusion::sql::sqlparser::ast::Value::Boolean(true).into(),
+        ));
+    }
+    *expr = super::function_call(finish, finish_args, vec![]);
 }
 
 /// The function that gives the values a set-returning `function` yields
