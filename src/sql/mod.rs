@@ -89,6 +89,7 @@ pub mod rows;
 pub mod sequence_ddl;
 pub mod sequences;
 pub mod session_functions;
+pub mod set_operations;
 pub mod settings;
 pub mod sleep;
 pub mod stream;

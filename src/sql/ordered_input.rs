@@ -21,7 +21,6 @@ use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Column, Result};
 use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
-use datafusion::logical_expr::utils::AggregateOrderSensitivity;
 use datafusion::logical_expr::{
     Aggregate, Expr, Filter, Limit, LogicalPlan, Projection, SortExpr, SubqueryAlias,
 };
@@ -44,6 +43,17 @@ impl AnalyzerRule for OrderedInput {
     }
 }
 
+/// The aggregates whose result depends on the order of their rows (the
+/// JSON ones are `array_agg` underneath). DataFusion's own flag says so of
+/// every function that does not declare otherwise, `count` among them.
+const ORDER_SENSITIVE: &[&str] = &[
+    "array_agg",
+    "string_agg",
+    "first_value",
+    "last_value",
+    "nth_value",
+];
+
 /// An aggregate function that depends on the order of its rows and was
 /// given none.
 fn unordered_sensitive(expr: &Expr) -> Option<&AggregateFunction> {
@@ -52,7 +62,7 @@ fn unordered_sensitive(expr: &Expr) -> Option<&AggregateFunction> {
         Expr::AggregateFunction(f)
             if f.params.order_by.is_empty()
                 && !f.params.distinct
-                && f.func.order_sensitivity() != AggregateOrderSensitivity::Insensitive =>
+                && ORDER_SENSITIVE.contains(&f.func.name()) =>
         {
             Some(f)
         }
@@ -76,8 +86,7 @@ fn distinct_unordered(expr: &Expr) -> Option<&AggregateFunction> {
         Expr::AggregateFunction(f)
             if f.params.order_by.is_empty()
                 && f.params.distinct
-                && !f.params.args.is_empty()
-                && f.func.order_sensitivity() != AggregateOrderSensitivity::Insensitive =>
+                && matches!(f.func.name(), "array_agg" | "string_agg") =>
         {
             Some(f)
         }

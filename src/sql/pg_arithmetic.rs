@@ -74,6 +74,7 @@ pub fn session_state(
     // After the JSON functions' `t.*` became rows (see `IntegerLiterals`):
     // a hidden sort column must not join them.
     rules.push(Arc::new(super::ordered_input::OrderedInput));
+    rules.push(Arc::new(super::set_operations::CountedSetOperations));
     let mut planners = state.expr_planners().to_vec();
     planners.insert(0, Arc::new(super::pg_interval::IntervalArithmetic));
     planners.insert(0, Arc::new(super::pg_text::StartsWith));
@@ -118,6 +119,9 @@ impl AnalyzerRule for IntegerLiterals {
                 if let LogicalPlan::Values(values) = node {
                     return narrow_values(values).map(|t| t.update_data(LogicalPlan::Values));
                 }
+                if let LogicalPlan::RecursiveQuery(query) = node {
+                    return recursive_work_table_types(query);
+                }
                 if let LogicalPlan::Union(union) = node {
                     // The planner gave the union its first branch's types
                     // before literals were narrowed: take them again, so
@@ -156,6 +160,53 @@ impl AnalyzerRule for IntegerLiterals {
             .data;
         refresh_outer_references(plan)
     }
+}
+
+/// A recursive query's work table keeps the types it was planned with
+/// (`WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r)`
+/// reads `n` as a bigint): the static term, whose literals may have been
+/// narrowed since, is cast back to them.
+fn recursive_work_table_types(
+    mut query: datafusion::logical_expr::RecursiveQuery,
+) -> Result<Transformed<LogicalPlan>> {
+    let mut work_table = None;
+    query.recursive_term.apply(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            if scan.table_name.table() == query.name {
+                work_table = Some(scan.source.schema());
+                return Ok(TreeNodeRecursion::Stop);
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    let static_schema = query.static_term.schema().clone();
+    let Some(work_table) = work_table.filter(|w| {
+        w.fields().len() == static_schema.fields().len()
+            && w.fields()
+                .iter()
+                .zip(static_schema.fields())
+                .any(|(w, s)| w.data_type() != s.data_type())
+    }) else {
+        return Ok(Transformed::no(LogicalPlan::RecursiveQuery(query)));
+    };
+    let columns = static_schema
+        .iter()
+        .zip(work_table.fields())
+        .map(|((qualifier, field), wanted)| {
+            let column = Expr::Column(Column::new(qualifier.cloned(), field.name()));
+            match field.data_type() == wanted.data_type() {
+                true => column,
+                false => Expr::Cast(Cast::new(Box::new(column), wanted.data_type().clone()))
+                    .alias_qualified(qualifier.cloned(), field.name()),
+            }
+        })
+        .collect();
+    query.static_term = Arc::new(LogicalPlan::Projection(
+        datafusion::logical_expr::Projection::try_new(columns, query.static_term.clone())?,
+    ));
+    Ok(Transformed::yes(
+        LogicalPlan::RecursiveQuery(query).recompute_schema()?,
+    ))
 }
 
 /// Outer references carry the type their column had when the subquery was

@@ -123,7 +123,10 @@ fn read(
     let (mut hour, mut minute, mut second, mut micros) = (0u32, 0u32, 0u32, 0u32);
     let (mut pm, mut twelve_hour) = (None::<bool>, false);
     let (mut offset_hours, mut offset_minutes) = (None::<i32>, 0i32);
-    for item in items {
+    for (i, item) in items.iter().enumerate() {
+        // A field right before another one reads its own width (`YYYYMMDD`);
+        // before a separator or at the end a year reads all its digits.
+        let next_is_field = matches!(items.get(i + 1), Some(Item::Field { .. }));
         match item {
             Item::Literal(literal) => {
                 // A separator in the template skips separators in the
@@ -163,7 +166,10 @@ fn read(
                         Ok((if negative { -value } else { value }, digits))
                     };
                 match pattern {
-                    Pattern::Yyyy => year = Some(number(usize::MAX, "YYYY")?.0 as i32),
+                    Pattern::Yyyy => {
+                        let width = if next_is_field { 4 } else { usize::MAX };
+                        year = Some(number(width, "YYYY")?.0 as i32)
+                    }
                     Pattern::Yyy => year = Some(near_2020(number(3, "YYY")?.0 as i32)),
                     Pattern::Yy => year = Some(near_2020(number(2, "YY")?.0 as i32)),
                     Pattern::Mm => month = number(2, "MM")?.0 as u32,
@@ -304,6 +310,13 @@ mod tests {
             at("2024-03-05 10:00 +05:30", "YYYY-MM-DD HH24:MI TZH:TZM"),
             "2024-03-05 10:00:00 Some(19800)"
         );
+        // Fields without separators read their own widths.
+        assert_eq!(at("20240102", "YYYYMMDD"), "2024-01-02 00:00:00 None");
+        assert_eq!(
+            at("20240102 1530", "YYYYMMDD HH24MI"),
+            "2024-01-02 15:30:00 None"
+        );
+        assert_eq!(at("12345-01-02", "YYYY-MM-DD"), "12345-01-02 00:00:00 None");
         assert!(read("2024-13-01", &parse_template("YYYY-MM-DD")).is_err());
         assert!(read("x", &parse_template("YYYY")).is_err());
     }
