@@ -316,7 +316,10 @@ mod tests {
             at("20240102 1530", "YYYYMMDD HH24MI"),
             "2024-01-02 15:30:00 None"
         );
-        assert_eq!(at("12345-01-02", "YYYY-MM-DD"), "12345-01-02 00:00:00 None");
+        assert_eq!(
+            at("12345-01-02", "YYYY-MM-DD"),
+            "+12345-01-02 00:00:00 None"
+        );
         assert!(read("2024-13-01", &parse_template("YYYY-MM-DD")).is_err());
         assert!(read("x", &parse_template("YYYY")).is_err());
     }
