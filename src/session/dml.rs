@@ -167,6 +167,64 @@ impl Session {
         Ok(Some(plan.data))
     }
 
+    /// `INSERT INTO t SELECT ...` without a column list and with fewer
+    /// columns than `t`: the query fills the first ones and the rest take
+    /// their defaults, as in PostgreSQL (DataFusion requires all of them).
+    /// A query of another width than the columns named is PostgreSQL's
+    /// 42601.
+    pub(super) async fn plan_narrow_insert(
+        &self,
+        statement: &DfStatement,
+    ) -> Result<Option<LogicalPlan>> {
+        use datafusion::sql::sqlparser::ast::{Ident, ObjectName, TableObject};
+        let DfStatement::Statement(s) = statement else {
+            return Ok(None);
+        };
+        let Statement::Insert(insert) = s.as_ref() else {
+            return Ok(None);
+        };
+        let (Some(source), TableObject::TableName(name)) = (&insert.source, &insert.table) else {
+            return Ok(None);
+        };
+        let Some(table) = self.catalog().table(&self.qualified(name)?).cloned() else {
+            return Ok(None);
+        };
+        let state = self.df_state();
+        let query = state
+            .statement_to_plan(DfStatement::Statement(Box::new(Statement::Query(
+                source.clone(),
+            ))))
+            .await?;
+        let width = query.schema().fields().len();
+        let schema = table.schema_ref();
+        let targets = match insert.columns.len() {
+            0 => schema.fields().len(),
+            n => n,
+        };
+        if width > targets {
+            return Err(QuiverError::InvalidStatement(
+                "INSERT has more expressions than target columns".into(),
+            ));
+        }
+        if width == targets {
+            return Ok(None);
+        }
+        if !insert.columns.is_empty() {
+            return Err(QuiverError::InvalidStatement(
+                "INSERT has more target columns than expressions".into(),
+            ));
+        }
+        let mut insert = insert.clone();
+        insert.columns = schema.fields()[..width]
+            .iter()
+            .map(|f| ObjectName::from(vec![Ident::with_quote('"', f.name())]))
+            .collect();
+        let plan = state
+            .statement_to_plan(DfStatement::Statement(Box::new(Statement::Insert(insert))))
+            .await?;
+        Ok(Some(plan))
+    }
+
     fn scratch(&self) -> Scratch {
         Scratch {
             schema: self.scratch_schema.clone(),

@@ -94,7 +94,10 @@ impl Session {
             // (DataFusion plans that VALUES as the target's rows).
             Err(e) => match self.plan_insert_over_values(&statement).await? {
                 Some(plan) => Ok(plan),
-                None => Err(e),
+                None => match self.plan_narrow_insert(&statement).await? {
+                    Some(plan) => Ok(plan),
+                    None => Err(e),
+                },
             },
             planned => planned,
         };
