@@ -676,7 +676,22 @@ fn datafusion_message(e: &DataFusionError) -> String {
                 other => other.to_string(),
             }
         }
-        DataFusionError::NotImplemented(msg) => format!("{msg} is not supported"),
+        DataFusionError::NotImplemented(msg) => match msg
+            .strip_prefix("Query ")
+            .and_then(|m| m.strip_suffix(" not implemented yet"))
+        {
+            // A CTE whose body is not a query.
+            Some(statement)
+                if ["INSERT", "UPDATE", "DELETE", "MERGE"]
+                    .iter()
+                    .any(|k| statement.to_ascii_uppercase().starts_with(k)) =>
+            {
+                "data-modifying statements in WITH are not supported: run the INSERT, UPDATE \
+                 or DELETE ... RETURNING on its own"
+                    .to_string()
+            }
+            _ => format!("{msg} is not supported"),
+        },
         DataFusionError::External(inner) => match inner.downcast_ref::<QuiverError>() {
             Some(ours) => ours.to_string(),
             None => inner.to_string(),

@@ -145,6 +145,7 @@ impl AnalyzerRule for IntegerLiterals {
                             transformed: false,
                             ..
                         } => bare_numeric(data, schema)?
+                            .transform_data(|e| real_meets_integer(e, schema))?
                             .transform_data(|e| float_beats_numeric(e, schema))?
                             .transform_data(|e| numeric_aggregates(e, schema))?
                             .transform_data(|e| smallint_shift(e, schema))?
@@ -713,6 +714,42 @@ fn union_nullability(
 
 fn is_float(t: &DataType) -> bool {
     matches!(t, DataType::Float32 | DataType::Float64)
+}
+
+/// A real (float4) in arithmetic with an integer or a numeric is computed
+/// in double precision, as PostgreSQL's operators for the pair are
+/// (`1::real / 3` is 0.3333333333333333, not 0.33333334). Comparisons are
+/// left to coercion: they answer alike for all but huge integers, and a
+/// cast of the column would hide it from scan pruning.
+fn real_meets_integer(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
+    let Expr::BinaryExpr(BinaryExpr { left, op, right }) = expr else {
+        return Ok(Transformed::no(expr));
+    };
+    let arithmetic = matches!(
+        op,
+        Operator::Plus | Operator::Minus | Operator::Multiply | Operator::Divide | Operator::Modulo
+    );
+    let (l, r) = (left.get_type(schema).ok(), right.get_type(schema).ok());
+    let exact = |t: &Option<DataType>| {
+        matches!(
+            t,
+            Some(DataType::Int16 | DataType::Int32 | DataType::Int64 | DataType::Decimal128(..))
+        )
+    };
+    let real = |t: &Option<DataType>| t == &Some(DataType::Float32);
+    if !arithmetic || !(real(&l) && exact(&r) || exact(&l) && real(&r)) {
+        return Ok(Transformed::no(Expr::BinaryExpr(BinaryExpr {
+            left,
+            op,
+            right,
+        })));
+    }
+    let double = |e: Box<Expr>| Box::new(Expr::Cast(Cast::new(e, DataType::Float64)));
+    Ok(Transformed::yes(Expr::BinaryExpr(BinaryExpr::new(
+        double(left),
+        op,
+        double(right),
+    ))))
 }
 
 /// Where a numeric meets a float (comparison, arithmetic, CASE, COALESCE),
