@@ -10,7 +10,9 @@
 //! ```
 //!
 //! and `e.value` in the query becomes `o.value`. Rows whose call yields
-//! nothing drop out, as in PostgreSQL's (inner) lateral join.
+//! nothing drop out, as in PostgreSQL's (inner) lateral join; under `LEFT
+//! JOIN LATERAL ... ON true` they stay once, with NULL for the call's
+//! column (a second branch of the derived table selects them).
 
 use std::ops::ControlFlow;
 
@@ -97,6 +99,9 @@ enum Place {
 
 struct Found {
     place: Place,
+    /// `LEFT JOIN LATERAL ... ON true`: a row whose call yields nothing
+    /// stays, with NULL for the call's column.
+    left: bool,
     /// The relation the call reads: (item, None) or (item, Some(join)).
     target: (usize, Option<usize>),
 }
@@ -211,24 +216,26 @@ fn find(select: &Select) -> Option<Found> {
     let mut places = Vec::new();
     for (i, item) in select.from.iter().enumerate() {
         if i > 0 && item.joins.is_empty() {
-            places.push((Place::Item(i), &item.relation));
+            places.push((Place::Item(i), &item.relation, false));
         }
         for (j, join) in item.joins.iter().enumerate() {
-            // CROSS JOIN [LATERAL] f(...), or JOIN LATERAL f(...) ON true.
-            let cross = match &join.join_operator {
-                JoinOperator::CrossJoin(JoinConstraint::None) => true,
+            // CROSS JOIN [LATERAL] f(...), [LEFT] JOIN LATERAL f(...) ON true.
+            let on_true =
+                |on: &Expr| matches!(on, Expr::Value(v) if v.value == Value::Boolean(true));
+            let (lateral, left) = match &join.join_operator {
+                JoinOperator::CrossJoin(JoinConstraint::None) => (true, false),
                 JoinOperator::Join(JoinConstraint::On(on))
-                | JoinOperator::Inner(JoinConstraint::On(on)) => {
-                    matches!(on, Expr::Value(v) if v.value == Value::Boolean(true))
-                }
-                _ => false,
+                | JoinOperator::Inner(JoinConstraint::On(on)) => (on_true(on), false),
+                JoinOperator::Left(JoinConstraint::On(on))
+                | JoinOperator::LeftOuter(JoinConstraint::On(on)) => (on_true(on), true),
+                _ => (false, false),
             };
-            if cross && j + 1 == item.joins.len() {
-                places.push((Place::Join(i, j), &join.relation));
+            if lateral && j + 1 == item.joins.len() {
+                places.push((Place::Join(i, j), &join.relation, left));
             }
         }
     }
-    for (place, factor) in places {
+    for (place, factor, left) in places {
         let Some((_, args, _)) = call(factor) else {
             continue;
         };
@@ -254,7 +261,11 @@ fn find(select: &Select) -> Option<Found> {
             _ => None,
         };
         if let Some(target) = target {
-            return Some(Found { place, target });
+            return Some(Found {
+                place,
+                left,
+                target,
+            });
         }
     }
     None
@@ -287,10 +298,16 @@ fn apply(select: &mut Select, found: Found) -> Option<(Ident, Ident, Ident)> {
         (i, Some(j)) => &select.from[i].joins[j].relation,
     };
     let name = relation_name(target)?;
-    let text = format!(
-        "(SELECT {name}.*, {function}({}) AS {column} FROM {target}) AS {name}",
-        arguments.join(", ")
-    );
+    let call = format!("{function}({})", arguments.join(", "));
+    let text = match found.left {
+        false => format!("(SELECT {name}.*, {call} AS {column} FROM {target}) AS {name}"),
+        // The rows whose call yields nothing, once each, with NULL.
+        true => format!(
+            "(SELECT {name}.*, {call} AS {column} FROM {target} \
+             UNION ALL SELECT {name}.*, NULL AS {column} FROM {target} WHERE {}) AS {name}",
+            yields_nothing(function, &arguments)?
+        ),
+    };
     let dialect = super::dialect::Postgres;
     let derived = Parser::new(&dialect)
         .try_with_sql(&text)
@@ -328,6 +345,27 @@ fn apply(select: &mut Select, found: Found) -> Option<(Ident, Ident, Ident)> {
     Some((alias_name, name, column))
 }
 
+/// A condition true exactly when the call yields no rows (a NULL
+/// argument yields none); None for a call whose rows it cannot tell.
+fn yields_nothing(function: &str, args: &[String]) -> Option<String> {
+    Some(match (function, args) {
+        (
+            "jsonb_array_elements" | "jsonb_array_elements_text",
+            [x],
+        ) => format!("coalesce(jsonb_array_length({x}), 0) = 0"),
+        ("json_array_elements" | "json_array_elements_text", [x]) => {
+            format!("coalesce(json_array_length({x}), 0) = 0")
+        }
+        ("jsonb_object_keys", [x]) => format!("coalesce({x} = '{{}}'::jsonb, true)"),
+        ("unnest", [x]) => format!("coalesce(cardinality({x}), 0) = 0"),
+        ("generate_series", [from, to]) => format!("NOT coalesce({from} <= {to}, false)"),
+        ("generate_series", [from, to, step]) => format!(
+            "NOT coalesce(({step} > 0 AND {from} <= {to}) OR ({step} < 0 AND {from} >= {to}), false)"
+        ),
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -360,11 +398,20 @@ mod tests {
     }
 
     #[test]
+    fn a_left_lateral_call_keeps_the_rows_it_yields_nothing_for() {
+        assert_eq!(
+            rewritten("SELECT t.id, x FROM t LEFT JOIN LATERAL unnest(t.a) x ON true"),
+            "SELECT t.id, t.x FROM (SELECT t.*, unnest(t.a) AS x FROM t UNION ALL SELECT t.*, NULL AS x FROM t WHERE coalesce(cardinality(t.a), 0) = 0) AS t"
+        );
+    }
+
+    #[test]
     fn other_calls_are_left_alone() {
         for sql in [
             "SELECT * FROM jsonb_array_elements('[1]')",
             "SELECT * FROM a, b, jsonb_array_elements(x)",
             "SELECT * FROM t, jsonb_each(t.j)",
+            "SELECT * FROM t LEFT JOIN LATERAL json_object_keys(t.j) k ON true",
         ] {
             assert_eq!(rewritten(sql), sql);
         }
