@@ -49,7 +49,21 @@ pub fn interval_in_udf() -> ScalarUDF {
 /// into units and Postgres' unit abbreviations into full names.
 pub(crate) fn parse_interval(text: &str) -> datafusion::error::Result<IntervalMonthDayNano> {
     let mut words = Vec::new();
-    for token in text.split_whitespace() {
+    let mut tokens: Vec<&str> = text.split_whitespace().collect();
+    // PostgreSQL's verbose form: `@ 1 day 2 hours ago`.
+    if tokens.first() == Some(&"@") {
+        tokens.remove(0);
+    }
+    let ago = tokens.len() > 1 && tokens.last().is_some_and(|t| t.eq_ignore_ascii_case("ago"));
+    if ago {
+        tokens.pop();
+    }
+    for token in tokens {
+        // `+2 hours` (PostgreSQL's output writes `-1 days +02:00:00`).
+        let token = match token.strip_prefix('+') {
+            Some(rest) if rest.starts_with(|c: char| c.is_ascii_digit() || c == '.') => rest,
+            _ => token,
+        };
         if token.contains(':') {
             let (sign, body) = match token.strip_prefix('-') {
                 Some(rest) => ("-", rest),
@@ -76,7 +90,12 @@ pub(crate) fn parse_interval(text: &str) -> datafusion::error::Result<IntervalMo
             words.push(word.to_string());
         }
     }
-    parse_interval_month_day_nano(&words.join(" ")).map_err(|_| invalid_interval(text))
+    let value =
+        parse_interval_month_day_nano(&words.join(" ")).map_err(|_| invalid_interval(text))?;
+    Ok(match ago {
+        true => IntervalMonthDayNano::new(-value.months, -value.days, -value.nanoseconds),
+        false => value,
+    })
 }
 
 fn invalid_interval(text: &str) -> DataFusionError {
@@ -395,6 +414,14 @@ mod tests {
         assert_eq!(v.months, 14);
         assert_eq!(v.nanoseconds, -1_500_000_000);
         assert!(parse_interval("soon").is_err());
+        // Signed fields, `@` and `ago`.
+        let v = parse_interval("-1 days +02:00:00").unwrap();
+        assert_eq!((v.days, v.nanoseconds), (-1, 2 * 3_600_000_000_000));
+        let v = parse_interval("+3 hours").unwrap();
+        assert_eq!(v.nanoseconds, 3 * 3_600_000_000_000);
+        let v = parse_interval("@ 1 day 2 hours ago").unwrap();
+        assert_eq!((v.days, v.nanoseconds), (-1, -2 * 3_600_000_000_000));
+        assert!(parse_interval("ago").is_err());
     }
 
     #[test]

@@ -45,8 +45,16 @@ enum Case {
     Initcap,
 }
 
-/// The three functions, replacing DataFusion's of the same names.
+/// The three functions and `to_hex`, replacing DataFusion's of the same
+/// names.
 pub fn udfs() -> Vec<ScalarUDF> {
+    let to_hex = ScalarUDF::new_from_impl(ToHex {
+        signature: Signature::uniform(
+            1,
+            vec![DataType::Int32, DataType::Int64],
+            Volatility::Immutable,
+        ),
+    });
     [Case::Upper, Case::Lower, Case::Initcap]
         .into_iter()
         .map(|case| {
@@ -62,7 +70,53 @@ pub fn udfs() -> Vec<ScalarUDF> {
                 ),
             })
         })
+        .chain(std::iter::once(to_hex))
         .collect()
+}
+
+/// `to_hex(n)`: a negative `integer` is written as its 32 bits
+/// (`to_hex(-1)` is `ffffffff`), a `bigint` as its 64, as PostgreSQL has
+/// one function for each (DataFusion widens to 64 bits).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ToHex {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for ToHex {
+    fn name(&self) -> &str {
+        "to_hex"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        use datafusion::arrow::datatypes::{Int32Type, Int64Type};
+        let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
+        let array = args.args[0].to_array(args.number_rows)?;
+        let out: datafusion::arrow::array::StringArray = match array.data_type() {
+            DataType::Int32 => array
+                .as_primitive::<Int32Type>()
+                .iter()
+                .map(|v| v.map(|v| format!("{:x}", v as u32)))
+                .collect(),
+            _ => array
+                .as_primitive::<Int64Type>()
+                .iter()
+                .map(|v| v.map(|v| format!("{:x}", v as u64)))
+                .collect(),
+        };
+        let out: ArrayRef = Arc::new(out);
+        Ok(match scalar {
+            true => ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?),
+            false => ColumnarValue::Array(out),
+        })
+    }
 }
 
 fn upper(c: char) -> char {

@@ -177,6 +177,32 @@ impl datafusion::sql::sqlparser::ast::VisitorMut for ScalarFunctionAlias {
         factor: &mut datafusion::sql::sqlparser::ast::TableFactor,
     ) -> ControlFlow<()> {
         use datafusion::sql::sqlparser::ast::{TableAlias, TableAliasColumnDef, TableFactor};
+        // `unnest(a) AS x` (the parser's own form of the call) names its
+        // one column after the alias too; unaliased, it is `unnest`.
+        if let TableFactor::UNNEST {
+            alias,
+            array_exprs,
+            with_offset: false,
+            with_ordinality: false,
+            ..
+        } = factor
+        {
+            if array_exprs.len() == 1 {
+                let alias = alias.get_or_insert_with(|| TableAlias {
+                    explicit: true,
+                    name: Ident::new("unnest"),
+                    columns: vec![],
+                    at: None,
+                });
+                if alias.columns.is_empty() {
+                    alias.columns.push(TableAliasColumnDef {
+                        name: alias.name.clone(),
+                        data_type: None,
+                    });
+                }
+            }
+            return ControlFlow::Continue(());
+        }
         if let TableFactor::Table {
             name,
             args: Some(args),
