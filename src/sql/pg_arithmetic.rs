@@ -459,7 +459,7 @@ fn decimal_literal_type(text: &str) -> Option<DataType> {
     }
     let whole = whole.trim_start_matches('0').len();
     let precision = (whole + fraction.len()).max(1);
-    (precision <= 38).then(|| DataType::Decimal128(precision as u8, fraction.len() as i8))
+    (precision <= 38).then_some(DataType::Decimal128(precision as u8, fraction.len() as i8))
 }
 
 fn exact_numeric_type(expr: &Expr, schema: &DFSchema) -> Option<DataType> {

@@ -164,8 +164,6 @@ pub(crate) fn expand(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>>
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     fn rewritten(sql: &str) -> String {
         let mut statement = crate::sql::parse_statements(sql)
             .unwrap()
