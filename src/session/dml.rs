@@ -110,6 +110,22 @@ struct Target {
     alias: String,
 }
 
+/// An INSERT statement and its source query, if `statement` is one.
+fn insert_with_source(
+    statement: &DfStatement,
+) -> Option<(
+    &datafusion::sql::sqlparser::ast::Insert,
+    &datafusion::sql::sqlparser::ast::Query,
+)> {
+    let DfStatement::Statement(s) = statement else {
+        return None;
+    };
+    let Statement::Insert(insert) = s.as_ref() else {
+        return None;
+    };
+    Some((insert, insert.source.as_deref()?))
+}
+
 impl Session {
     /// `INSERT INTO t (a) SELECT p0 FROM (VALUES ($1, 0), ...) AS v(p0, n)
     /// ORDER BY n` (SQLAlchemy's insertmanyvalues): DataFusion plans every
@@ -124,13 +140,7 @@ impl Session {
         use datafusion::common::tree_node::{Transformed, TreeNode};
         use datafusion::logical_expr::SubqueryAlias;
         use datafusion::sql::sqlparser::ast::SetExpr;
-        let DfStatement::Statement(s) = statement else {
-            return Ok(None);
-        };
-        let Statement::Insert(insert) = s.as_ref() else {
-            return Ok(None);
-        };
-        let Some(source) = &insert.source else {
+        let Some((insert, source)) = insert_with_source(statement) else {
             return Ok(None);
         };
         if matches!(source.body.as_ref(), SetExpr::Values(_))
@@ -139,11 +149,7 @@ impl Session {
             return Ok(None);
         }
         let state = self.df_state();
-        let query = state
-            .statement_to_plan(DfStatement::Statement(Box::new(Statement::Query(
-                source.clone(),
-            ))))
-            .await?;
+        let query = self.plan_source(source).await?;
         let mut scratch = self.scratch();
         let schema = Arc::new(query.schema().as_arrow().clone());
         let stand_in = scratch.add(schema, Vec::new())?;
@@ -177,24 +183,16 @@ impl Session {
         statement: &DfStatement,
     ) -> Result<Option<LogicalPlan>> {
         use datafusion::sql::sqlparser::ast::{Ident, ObjectName, TableObject};
-        let DfStatement::Statement(s) = statement else {
+        let Some((insert, source)) = insert_with_source(statement) else {
             return Ok(None);
         };
-        let Statement::Insert(insert) = s.as_ref() else {
-            return Ok(None);
-        };
-        let (Some(source), TableObject::TableName(name)) = (&insert.source, &insert.table) else {
+        let TableObject::TableName(name) = &insert.table else {
             return Ok(None);
         };
         let Some(table) = self.catalog().table(&self.qualified(name)?).cloned() else {
             return Ok(None);
         };
-        let state = self.df_state();
-        let query = state
-            .statement_to_plan(DfStatement::Statement(Box::new(Statement::Query(
-                source.clone(),
-            ))))
-            .await?;
+        let query = self.plan_source(source).await?;
         let width = query.schema().fields().len();
         let schema = table.schema_ref();
         let targets = match insert.columns.len() {
@@ -219,10 +217,24 @@ impl Session {
             .iter()
             .map(|f| ObjectName::from(vec![Ident::with_quote('"', f.name())]))
             .collect();
-        let plan = state
+        let plan = self
+            .df_state()
             .statement_to_plan(DfStatement::Statement(Box::new(Statement::Insert(insert))))
             .await?;
         Ok(Some(plan))
+    }
+
+    /// The plan of an INSERT's source query, on its own.
+    async fn plan_source(
+        &self,
+        source: &datafusion::sql::sqlparser::ast::Query,
+    ) -> Result<LogicalPlan> {
+        Ok(self
+            .df_state()
+            .statement_to_plan(DfStatement::Statement(Box::new(Statement::Query(
+                Box::new(source.clone()),
+            ))))
+            .await?)
     }
 
     fn scratch(&self) -> Scratch {

@@ -176,7 +176,7 @@ impl datafusion::sql::sqlparser::ast::VisitorMut for ScalarFunctionAlias {
         &mut self,
         factor: &mut datafusion::sql::sqlparser::ast::TableFactor,
     ) -> ControlFlow<()> {
-        use datafusion::sql::sqlparser::ast::{TableAlias, TableAliasColumnDef, TableFactor};
+        use datafusion::sql::sqlparser::ast::TableFactor;
         // `unnest(a) AS x` (the parser's own form of the call) names its
         // one column after the alias too; unaliased, it is `unnest`.
         if let TableFactor::UNNEST {
@@ -188,18 +188,7 @@ impl datafusion::sql::sqlparser::ast::VisitorMut for ScalarFunctionAlias {
         } = factor
         {
             if array_exprs.len() == 1 {
-                let alias = alias.get_or_insert_with(|| TableAlias {
-                    explicit: true,
-                    name: Ident::new("unnest"),
-                    columns: vec![],
-                    at: None,
-                });
-                if alias.columns.is_empty() {
-                    alias.columns.push(TableAliasColumnDef {
-                        name: alias.name.clone(),
-                        data_type: None,
-                    });
-                }
+                name_the_column(alias, "unnest");
             }
             return ControlFlow::Continue(());
         }
@@ -238,20 +227,30 @@ impl datafusion::sql::sqlparser::ast::VisitorMut for ScalarFunctionAlias {
             let Some(function) = function.filter(|f| one_column.contains(&f.as_str())) else {
                 return ControlFlow::Continue(());
             };
-            let alias = alias.get_or_insert_with(|| TableAlias {
-                explicit: true,
-                name: Ident::new(function),
-                columns: vec![],
-                at: None,
-            });
-            if alias.columns.is_empty() {
-                alias.columns.push(TableAliasColumnDef {
-                    name: alias.name.clone(),
-                    data_type: None,
-                });
-            }
+            name_the_column(alias, &function);
         }
         ControlFlow::Continue(())
+    }
+}
+
+/// A one-column function in FROM names its column after its alias (or,
+/// without one, after the function), as in PostgreSQL.
+fn name_the_column(
+    alias: &mut Option<datafusion::sql::sqlparser::ast::TableAlias>,
+    function: &str,
+) {
+    use datafusion::sql::sqlparser::ast::{TableAlias, TableAliasColumnDef};
+    let alias = alias.get_or_insert_with(|| TableAlias {
+        explicit: true,
+        name: Ident::new(function),
+        columns: vec![],
+        at: None,
+    });
+    if alias.columns.is_empty() {
+        alias.columns.push(TableAliasColumnDef {
+            name: alias.name.clone(),
+            data_type: None,
+        });
     }
 }
 
