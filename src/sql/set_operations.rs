@@ -51,6 +51,11 @@ fn counts_copies(join: &Join) -> bool {
         && join.filter.is_none()
         && !matches!(join.left.as_ref(), LogicalPlan::Distinct(Distinct::All(_)))
         && !join.on.is_empty()
+        // Not a second time (a plan analyzed again).
+        && !join
+            .on
+            .iter()
+            .any(|(l, _)| matches!(l, Expr::Column(c) if c.name == COPY))
 }
 
 /// The side with each copy of a row numbered, 1, 2, ... among its equals.
