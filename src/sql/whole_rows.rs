@@ -7,7 +7,9 @@
 //! spelled `t.*` after parsing ([`rewrite`]); DataFusion plans `t.*` in a
 //! call as a wildcard it cannot execute, so before type coercion the
 //! wildcard becomes `named_struct('a', t.a, ...)` over the relation's
-//! columns ([`expand`]), which the JSON functions write as an object.
+//! columns ([`expand`]), which the JSON functions write as an object. A
+//! name that is also a column of the query is that column, as PostgreSQL
+//! resolves it.
 
 use std::collections::HashSet;
 use std::ops::ControlFlow;
@@ -121,6 +123,15 @@ pub(crate) fn expand(expr: Expr, schema: &DFSchema) -> Result<Transformed<Expr>>
         else {
             return Ok(false);
         };
+        // A column of that name wins, as PostgreSQL resolves `to_json(t)`
+        // when `t` is both a column and a relation.
+        if let [column] = schema
+            .columns_with_unqualified_name(qualifier.table())
+            .as_slice()
+        {
+            *arg = Expr::Column(column.clone());
+            return Ok(true);
+        }
         let columns = datafusion::logical_expr::utils::expand_qualified_wildcard(
             qualifier,
             schema,
