@@ -568,8 +568,9 @@ impl ScalarUDFImpl for JsonFunction {
                         .iter()
                         .map(|i| i.as_deref().unwrap_or("null"))
                         .collect();
-                    // Rows (and arrays) go one to a line after the first,
-                    // as PostgreSQL's json_agg writes them.
+                    // Whole rows go one to a line after the first, as
+                    // PostgreSQL's json_agg writes them (arrays too there;
+                    // here their type is gone by now).
                     let rows = arrays
                         .get(1)
                         .is_some_and(|a| a.as_boolean_opt().is_some_and(|b| b.value(row)));
