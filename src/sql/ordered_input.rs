@@ -104,36 +104,29 @@ fn ordered(aggregate: Aggregate) -> Result<Transformed<LogicalPlan>> {
             name.restore(Expr::AggregateFunction(f))
         })
     };
-    let Some((input, order)) = order_of(aggregate.input.as_ref())? else {
-        if !aggregate
-            .aggr_expr
-            .iter()
-            .any(|e| distinct_unordered(e).is_some())
-        {
-            return Ok(Transformed::no(LogicalPlan::Aggregate(aggregate)));
-        }
-        let aggr_expr = aggregate
-            .aggr_expr
-            .iter()
-            .map(|e| by_argument(e).unwrap_or_else(|| e.clone()))
-            .collect();
-        let aggregate = Aggregate::try_new(aggregate.input, aggregate.group_expr, aggr_expr)?;
-        return Ok(Transformed::yes(LogicalPlan::Aggregate(aggregate)));
-    };
+    let found = order_of(aggregate.input.as_ref())?;
+    let distinct = aggregate
+        .aggr_expr
+        .iter()
+        .any(|e| distinct_unordered(e).is_some());
+    if found.is_none() && !distinct {
+        return Ok(Transformed::no(LogicalPlan::Aggregate(aggregate)));
+    }
     let aggr_expr = aggregate
         .aggr_expr
         .iter()
-        .map(|e| match unordered_sensitive(e) {
-            Some(f) => {
+        .map(|e| match (unordered_sensitive(e), &found) {
+            (Some(f), Some((_, order))) => {
                 let name = names.save(e);
                 let mut f = f.clone();
                 f.params.order_by = order.clone();
                 name.restore(Expr::AggregateFunction(f))
             }
-            None => by_argument(e).unwrap_or_else(|| e.clone()),
+            _ => by_argument(e).unwrap_or_else(|| e.clone()),
         })
         .collect();
-    let aggregate = Aggregate::try_new(Arc::new(input), aggregate.group_expr, aggr_expr)?;
+    let input = found.map_or(aggregate.input, |(input, _)| Arc::new(input));
+    let aggregate = Aggregate::try_new(input, aggregate.group_expr, aggr_expr)?;
     Ok(Transformed::yes(LogicalPlan::Aggregate(aggregate)))
 }
 

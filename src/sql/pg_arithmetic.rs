@@ -967,47 +967,22 @@ pub(crate) fn keeping_names(
     names: &NamePreserver,
     rewrite: &mut impl FnMut(Expr) -> Result<Transformed<Expr>>,
 ) -> Result<Transformed<Expr>> {
+    use datafusion::common::tree_node::TreeNodeContainer;
     use datafusion::logical_expr::GroupingSet;
     let mut one = |expr: Expr| -> Result<Transformed<Expr>> {
         let name = names.save(&expr);
         Ok(rewrite(expr)?.update_data(|e| name.restore(e)))
     };
-    let mut list = |exprs: Vec<Expr>| -> Result<Transformed<Vec<Expr>>> {
-        let mut transformed = false;
-        let exprs = exprs
-            .into_iter()
-            .map(|e| {
-                one(e).map(|t| {
-                    transformed |= t.transformed;
-                    t.data
-                })
-            })
-            .collect::<Result<_>>()?;
-        Ok(Transformed::new_transformed(exprs, transformed))
-    };
     match expr {
-        Expr::GroupingSet(GroupingSet::Rollup(exprs)) => {
-            Ok(list(exprs)?.update_data(|e| Expr::GroupingSet(GroupingSet::Rollup(e))))
-        }
-        Expr::GroupingSet(GroupingSet::Cube(exprs)) => {
-            Ok(list(exprs)?.update_data(|e| Expr::GroupingSet(GroupingSet::Cube(e))))
-        }
-        Expr::GroupingSet(GroupingSet::GroupingSets(sets)) => {
-            let mut transformed = false;
-            let sets = sets
-                .into_iter()
-                .map(|set| {
-                    list(set).map(|t| {
-                        transformed |= t.transformed;
-                        t.data
-                    })
-                })
-                .collect::<Result<_>>()?;
-            Ok(Transformed::new_transformed(
-                Expr::GroupingSet(GroupingSet::GroupingSets(sets)),
-                transformed,
-            ))
-        }
+        Expr::GroupingSet(GroupingSet::Rollup(exprs)) => Ok(exprs
+            .map_elements(&mut one)?
+            .update_data(|e| Expr::GroupingSet(GroupingSet::Rollup(e)))),
+        Expr::GroupingSet(GroupingSet::Cube(exprs)) => Ok(exprs
+            .map_elements(&mut one)?
+            .update_data(|e| Expr::GroupingSet(GroupingSet::Cube(e)))),
+        Expr::GroupingSet(GroupingSet::GroupingSets(sets)) => Ok(sets
+            .map_elements(&mut one)?
+            .update_data(|e| Expr::GroupingSet(GroupingSet::GroupingSets(e)))),
         other => one(other),
     }
 }

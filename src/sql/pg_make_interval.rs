@@ -11,7 +11,6 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray, IntervalMonthDayNanoArr
 use datafusion::arrow::datatypes::{
     DataType, Float64Type, Int32Type, IntervalMonthDayNano, IntervalUnit,
 };
-use datafusion::common::ScalarValue;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
@@ -172,10 +171,7 @@ impl ScalarUDFImpl for MakeInterval {
             out.push(Some(make(parts, secs)?));
         }
         let out: ArrayRef = Arc::new(IntervalMonthDayNanoArray::from(out));
-        Ok(match scalar {
-            true => ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?),
-            false => ColumnarValue::Array(out),
-        })
+        super::pg_timezone::columnar(out, scalar)
     }
 }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringBuilder};
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::{DFSchema, ScalarValue};
+use datafusion::common::DFSchema;
 use datafusion::error::Result;
 use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExpr};
 use datafusion::logical_expr::{
@@ -112,10 +112,7 @@ impl ScalarUDFImpl for ToHex {
                 .collect(),
         };
         let out: ArrayRef = Arc::new(out);
-        Ok(match scalar {
-            true => ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?),
-            false => ColumnarValue::Array(out),
-        })
+        super::pg_timezone::columnar(out, scalar)
     }
 }
 
@@ -194,10 +191,7 @@ impl ScalarUDFImpl for CaseMap {
             _ => array.as_string::<i32>().iter().for_each(&mut push),
         }
         let out: ArrayRef = Arc::new(out.finish());
-        Ok(match scalar {
-            true => ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?),
-            false => ColumnarValue::Array(out),
-        })
+        super::pg_timezone::columnar(out, scalar)
     }
 }
 
